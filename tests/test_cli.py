@@ -1,0 +1,56 @@
+"""Command line: help is instant (no heavy imports) and every command documents itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+HEAVY = ("torch", "transformers", "sentence_transformers", "gensim", "setfit", "matplotlib")
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "import sys\n"
+        "from pipeline.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    names = list(main.commands)
+    assert "data" in names
+    for name in names:
+        sub = runner.invoke(main, [name, "--help"])
+        assert sub.exit_code == 0, sub.output
+        assert "Usage" in sub.output
+
+
+def test_data_show_rt():
+    result = CliRunner().invoke(main, ["data", "show", "rt", "--rows", "2"])
+    assert result.exit_code == 0, result.output
+    assert "12752 unique" in result.output
+    assert "pool 10327" in result.output and "test 2425" in result.output
+    assert "shared 0" in result.output
+
+
+def test_data_show_bad_file_is_one_clean_line(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("review,stars\ngood,5\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["data", "show", str(path)])
+    assert result.exit_code == 1
+    assert "missing column 'text'" in result.output and "Traceback" not in result.output
+
+
+def test_python_dash_m_runs():
+    out = subprocess.run([sys.executable, "-m", "pipeline", "--version"], capture_output=True, text=True, check=True)
+    assert "review-transfer" in out.stdout

@@ -1,0 +1,243 @@
+"""Data layer: loading every format, label normalisation, every error case, leak-free splits, budgets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.data import DataError, load, sample_budget, split
+
+
+def write(path, text: str):
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+ROWS = [
+    {"text": "A joy from start to finish.", "label": "pos", "movie": "a"},
+    {"text": "Dull and far too long.", "label": "neg", "movie": "b"},
+    {"text": "  Sharp, funny and kind.  ", "label": "pos", "movie": "c"},
+    {"text": "", "label": "neg", "movie": "d"},
+    {"text": "Dull and far too long.", "label": "neg", "movie": "b"},
+]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".json", ".parquet"])
+def test_every_format_loads_the_same(tmp_path, suffix):
+    path = tmp_path / f"reviews{suffix}"
+    if suffix in (".csv", ".tsv"):
+        sep = "," if suffix == ".csv" else "\t"
+        lines = [sep.join(["text", "label", "movie"])]
+        lines += [sep.join([json.dumps(r["text"]), r["label"], r["movie"]]) for r in ROWS]
+        write(path, "\n".join(lines) + "\n")
+    elif suffix == ".jsonl":
+        write(path, "\n".join(json.dumps(r) for r in ROWS) + "\n")
+    elif suffix == ".json":
+        write(path, json.dumps(ROWS))
+    else:
+        pq.write_table(pa.Table.from_pylist(ROWS), path)
+    ds = load(str(path), group_col="movie")
+    assert ds.texts == ["A joy from start to finish.", "Dull and far too long.", "Sharp, funny and kind."]
+    assert ds.labels.tolist() == [1, 0, 1]
+    assert ds.label_names == ("neg", "pos")
+    assert ds.groups == ["a", "b", "c"]
+    assert ds.report.empty_dropped == 1
+    assert ds.report.duplicates_dropped == 1
+
+
+@pytest.mark.parametrize(
+    "values, names",
+    [
+        (["fresh", "rotten"], ("rotten", "fresh")),
+        (["Positive", "Negative"], ("Negative", "Positive")),
+        (["1", "0"], ("0", "1")),
+        (["true", "false"], ("false", "true")),
+    ],
+)
+def test_known_label_pairs(tmp_path, values, names):
+    path = write(tmp_path / "d.csv", f"text,label\ngood,{values[0]}\nbad,{values[1]}\n")
+    ds = load(path)
+    assert ds.labels.tolist() == [1, 0]
+    assert ds.label_names == names
+
+
+def test_json_numbers_and_booleans_are_labels(tmp_path):
+    path = tmp_path / "d.jsonl"
+    write(path, '{"text": "good", "label": 1}\n{"text": "bad", "label": 0}\n{"text": "ok", "label": 1.0}\n')
+    assert load(str(path)).labels.tolist() == [1, 0, 1]
+    write(path, '{"text": "good", "label": true}\n{"text": "bad", "label": false}\n')
+    assert load(str(path)).labels.tolist() == [1, 0]
+
+
+def test_positive_option_for_other_labels(tmp_path):
+    path = write(tmp_path / "d.csv", "text,stars\ngreat,5\nawful,1\nmeh,3\n")
+    with pytest.raises(DataError, match=r"3 classes.*--positive"):
+        load(path, label_col="stars")
+    ds = load(path, label_col="stars", positive="5")
+    assert ds.labels.tolist() == [1, 0, 0]
+    assert ds.label_names == ("not 5", "5")
+    with pytest.raises(DataError, match="--positive '9' is not a value"):
+        load(path, label_col="stars", positive="9")
+
+
+def test_conflicting_duplicate_is_reported(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\nfine,pos\nbad,neg\nfine,neg\n")
+    ds = load(path)
+    assert ds.report.conflicting_duplicates == 1
+    assert "row 4" in ds.report.conflict_examples[0]
+    assert len(ds) == 2
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load(str(tmp_path / "nope.csv"))
+
+
+def test_unknown_format(tmp_path):
+    path = write(tmp_path / "d.xlsx", "x")
+    with pytest.raises(DataError, match=r"unknown format '\.xlsx'.*\.csv"):
+        load(path)
+
+
+def test_missing_column_lists_columns(tmp_path):
+    path = write(tmp_path / "d.csv", "review,sentiment\ngood,pos\n")
+    with pytest.raises(DataError, match=r"missing column 'text'.*\['review', 'sentiment'\].*--text-col"):
+        load(path)
+    with pytest.raises(DataError, match=r"missing column 'label'.*--label-col"):
+        load(path, text_col="review")
+
+
+def test_fewer_than_two_classes(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\ngood,pos\nfine,pos\n")
+    with pytest.raises(DataError, match="only one class"):
+        load(path)
+
+
+def test_unknown_pair_needs_positive(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\ngood,thumbs-up\nbad,thumbs-down\n")
+    with pytest.raises(DataError, match="--positive"):
+        load(path)
+
+
+def test_non_utf8_names_the_line(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\ngood,pos\ncaf\xe9 bad,neg\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"line 3: byte 0xe9 is not valid UTF-8.*iconv"):
+        load(str(path))
+
+
+def test_malformed_json_line(tmp_path):
+    path = write(tmp_path / "d.jsonl", '{"text": "good", "label": "pos"}\n{"text": "bad", "label": \n')
+    with pytest.raises(DataError, match=r"d\.jsonl: line 2: malformed JSON"):
+        load(path)
+
+
+def test_null_text_names_the_row(tmp_path):
+    rows = [{"text": "good", "label": "pos"}, {"text": None, "label": "neg"}]
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    with pytest.raises(DataError, match=r"row 2, column 'text' is null"):
+        load(str(path))
+
+
+def test_nan_text_names_the_row(tmp_path):
+    path = write(tmp_path / "d.jsonl", '{"text": "good", "label": "pos"}\n{"text": NaN, "label": "neg"}\n')
+    with pytest.raises(DataError, match=r"row 2, column 'text' is NaN"):
+        load(path)
+
+
+def test_non_string_text(tmp_path):
+    path = write(tmp_path / "d.jsonl", '{"text": "good", "label": "pos"}\n{"text": 42, "label": "neg"}\n')
+    with pytest.raises(DataError, match=r"line|row 2.*int"):
+        load(path)
+
+
+def test_missing_label_names_the_row(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\ngood,pos\nbad,\n")
+    with pytest.raises(DataError, match=r"row 3, column 'label' has no label"):
+        load(path)
+
+
+def test_unlabelled_source(tmp_path):
+    path = write(tmp_path / "d.csv", "text\nan unlabelled review\nanother one\n")
+    ds = load(path, require_labels=False)
+    assert ds.labels is None and len(ds) == 2
+    with pytest.raises(DataError, match="no labels"):
+        sample_budget(ds, 2, 0)
+
+
+def test_empty_file(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\n")
+    with pytest.raises(DataError, match="no rows"):
+        load(path)
+
+
+def test_hf_source_from_local_files(tmp_path):
+    pytest.importorskip("datasets")
+    folder = tmp_path / "my_reviews"
+    folder.mkdir()
+    write(folder / "train.jsonl", '{"text": "good", "label": "pos"}\n{"text": "bad", "label": "neg"}\n')
+    ds = load(f"hf:{folder}:train")
+    assert ds.texts == ["good", "bad"] and ds.labels.tolist() == [1, 0]
+
+
+def test_hf_source_unreachable_is_clear(monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="could not load dataset 'no-such-user/no-such-set'"):
+        load("hf:no-such-user/no-such-set")
+
+
+def test_rt_corpus_and_split(rt, rt_split):
+    pool, test = rt_split
+    assert len(rt) == 12752
+    assert rt.report.other_dropped == {"plot synopses": 1097}
+    assert rt.label_names == ("rotten", "fresh")
+    assert (len(pool), len(test)) == (10327, 2425)
+    assert not set(pool.groups) & set(test.groups)
+    assert abs(pool.labels.mean() - 0.580) < 0.001
+
+
+def test_rt_film_under_two_titles_is_one_group(rt):
+    amaro = {g for g in rt.groups if "padre_amaro" in g}
+    assert amaro == {"el_crimen_del_padre_amaro"}
+
+
+def test_split_without_groups_is_by_text_and_stable(rt):
+    ds = rt.subset(range(2000))
+    ds = type(ds)(ds.texts, ds.labels, None, ds.label_names, "x")
+    pool, test = split(ds)
+    assert len(pool) + len(test) == 2000
+    assert 0.12 < len(test) / 2000 < 0.28
+    assert split(ds)[1].texts == test.texts
+
+
+def test_sample_budget_is_balanced_deterministic_and_nested(rt_split):
+    pool, _ = rt_split
+    a = sample_budget(pool, 128, seed=3)
+    assert len(a) == 128 and int(a.labels.sum()) == 64
+    assert a.texts == sample_budget(pool, 128, seed=3).texts
+    assert a.texts != sample_budget(pool, 128, seed=4).texts
+    assert set(sample_budget(pool, 32, seed=3).texts) <= set(a.texts)
+    assert sample_budget(pool, None, seed=0) is pool
+
+
+def test_sample_budget_too_large(rt_split):
+    pool, _ = rt_split
+    with pytest.raises(DataError, match=r"budget 10000 needs 5000 'rotten'.*at most 8670"):
+        sample_budget(pool, 10000, seed=0)
+    with pytest.raises(DataError, match="at least 2"):
+        sample_budget(pool, 1, seed=0)
+
+
+def test_fingerprint_tracks_texts_and_labels(rt):
+    a = rt.subset(range(50))
+    b = rt.subset(range(50))
+    assert a.fingerprint() == b.fingerprint()
+    flipped = type(a)(a.texts, 1 - a.labels, a.groups, a.label_names, a.name)
+    assert flipped.fingerprint() != a.fingerprint()
+    assert np.array_equal(a.labels, b.labels)
