@@ -418,14 +418,15 @@ def split(ds: Dataset) -> tuple[Dataset, Dataset]:
     return ds.subset(np.flatnonzero(~in_test)), ds.subset(np.flatnonzero(in_test))
 
 
-def sample_budget(pool: Dataset, n: int | None, seed: int) -> Dataset:
-    """A balanced, seeded sample of ``n`` labelled rows (``n // 2`` negatives, the rest positives).
+def budget_indices(pool: Dataset, n: int | None, seed: int) -> np.ndarray:
+    """Row indices (sorted) of a balanced, seeded sample of ``n`` labelled rows of ``pool``.
 
-    ``n=None`` returns the whole pool. Samples are nested: for one seed, the sample of ``n`` is
-    contained in the sample of any larger budget, so learning curves are paired.
+    ``n // 2`` negatives and the rest positives; ``n=None`` means every row. Samples are nested:
+    for one seed, the sample of ``n`` is contained in the sample of any larger budget, so learning
+    curves are paired.
     """
     if n is None:
-        return pool
+        return np.arange(len(pool))
     if pool.labels is None:
         raise DataError(f"{pool.name}: has no labels to sample a budget from.")
     if n < 2:
@@ -442,4 +443,9 @@ def sample_budget(pool: Dataset, n: int | None, seed: int) -> Dataset:
                 f"has only {len(idx)}; use a budget of at most {most}, or 'all'."
             )
         chosen.append(idx[rng.permutation(len(idx))[:k]])
-    return pool.subset(np.sort(np.concatenate(chosen)))
+    return np.sort(np.concatenate(chosen))
+
+
+def sample_budget(pool: Dataset, n: int | None, seed: int) -> Dataset:
+    """A balanced, seeded sample of ``n`` labelled rows (see :func:`budget_indices`); ``None`` = the pool."""
+    return pool if n is None else pool.subset(budget_indices(pool, n, seed))

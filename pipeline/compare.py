@@ -1,0 +1,299 @@
+"""compare: learning curves over label budgets x seeds x methods, resumable, on paired samples.
+
+A *method* is a frozen encoder with a scikit-learn head (``minilm+logreg``) or a fine-tuning
+recipe (``minilm+finetune-head``). A *cell* is one (method, budget, seed). For a given budget and
+seed every method trains on the same balanced sample of the pool, so differences are paired.
+Each text is encoded at most once per encoder for the whole grid (through the cache), frozen cells
+run in parallel with joblib, and every finished cell is appended to ``results.jsonl`` at once: a
+killed run resumes where it stopped, and a rerun with more seeds or budgets computes only new cells.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.data import Dataset, DataError, budget_indices, split
+
+RESULTS = "results.jsonl"
+RUN_FILE = "run.json"
+SCORES = ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "encoders": ["glove-6b-50d", "minilm"],
+        "heads": ["logreg"],
+        "finetune": [],
+        "budgets": "32,128,1000",
+        "seeds": 3,
+    },
+    "full": {
+        "encoders": ["glove-6b-50d", "w2v-train:rt", "minilm"],
+        "heads": ["logreg", "linear-svm", "rbf-svm", "knn", "mlp"],
+        "finetune": ["head", "setfit"],
+        "budgets": "16,32,64,128,256,512,1000,all",
+        "seeds": 5,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A frozen encoder + scikit-learn head, or an encoder + fine-tuning recipe."""
+
+    encoder: str
+    head: str
+    finetune: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.encoder}+{'finetune-' if self.finetune else ''}{self.head}"
+
+
+def parse_budgets(text: str) -> list[int | None]:
+    """``"16,32,all"`` -> ``[16, 32, None]`` (``None`` = the whole pool), sorted, no repeats."""
+    budgets: list[int | None] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part == "all":
+            budgets.append(None)
+        elif part.isdigit() and int(part) >= 2:
+            budgets.append(int(part))
+        else:
+            raise DataError(f"--budgets: {part!r} is not a label count >= 2 or 'all' (e.g. 16,32,64,all).")
+    if not budgets:
+        raise DataError("--budgets is empty; give label counts such as 32,128,1000 or 'all'.")
+    return sorted(set(budgets), key=lambda b: float("inf") if b is None else b)
+
+
+def budget_label(budget: int | None) -> str:
+    """How a budget is written in results and reports."""
+    return "all" if budget is None else str(budget)
+
+
+def cell_key(method: str, budget: int | None, seed: int) -> tuple[str, str, int]:
+    """The identity of a cell in ``results.jsonl``."""
+    return method, budget_label(budget), seed
+
+
+# ---------------------------------------------------------------------------------------------- log
+class ResultsLog:
+    """Append-only ``results.jsonl``: one JSON row per finished cell, fsynced as it is written.
+
+    A run killed while writing leaves at most one partial last line, which is ignored on reading
+    (and cut off before the next append), so the file never holds a corrupt row.
+    """
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / RESULTS
+
+    def rows(self) -> list[dict[str, Any]]:
+        """All complete rows, in the order written."""
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a partial last line from a killed run
+        return rows
+
+    def done(self) -> set[tuple[str, str, int]]:
+        """Keys of the cells already finished."""
+        return {(r["method"], r["budget"], r["seed"]) for r in self.rows()}
+
+    def _drop_partial_tail(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        keep = data[: data.rfind(b"\n") + 1]
+        if keep != data:
+            with open(self.path, "r+b") as f:
+                f.truncate(len(keep))
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Write one finished cell durably."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._drop_partial_tail()
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset]) -> None:
+    """Refuse to mix results of different data in one ``--out``; record the data on first use."""
+    identity = {
+        "source": source.name,
+        "source_fingerprint": source.fingerprint(),
+        "test_sets": {name: ds.fingerprint() for name, ds in test_sets.items()},
+    }
+    path = Path(out) / RUN_FILE
+    if path.exists():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        if previous != identity:
+            raise DataError(
+                f"{out}: holds results for other data (source {previous['source']!r}, test sets "
+                f"{sorted(previous['test_sets'])}); use a new --out directory, or the same data and --test-set files."
+            )
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(identity, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------- cells
+def _scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float | None]:
+    from pipeline.metrics import evaluate
+
+    metrics = evaluate(y, proba)
+    return {k: metrics[k] for k in SCORES}
+
+
+def fit_frozen_cell(
+    method: Method,
+    budget: int | None,
+    seed: int,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    groups: list[str] | None,
+    tests: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, Any]:
+    """Fit one head on one budget sample and score it on every test set (runs in a joblib worker)."""
+    from pipeline.heads import fit_head
+
+    fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed)
+    return {
+        "method": method.name,
+        "encoder": method.encoder,
+        "head": method.head,
+        "kind": "frozen",
+        "budget": budget_label(budget),
+        "n_train": int(len(y_train)),
+        "seed": seed,
+        "params": fitted.params,
+        "metrics": {name: _scores(y, fitted.estimator.predict_proba(X)[:, 1]) for name, (X, y) in tests.items()},
+        "fit_seconds": round(fitted.fit_seconds, 4),
+    }
+
+
+def _frozen_cells(
+    method: Method, cells: list[tuple[int | None, int]], pool: Dataset, tests: dict[str, Dataset],
+    vectors: np.ndarray,
+) -> Iterator[tuple]:
+    """Arguments of :func:`fit_frozen_cell` for each (budget, seed) of ``method``."""
+    X_pool = vectors[: len(pool)]
+    offset = len(pool)
+    test_xy = {}
+    for name, ds in tests.items():
+        test_xy[name] = (vectors[offset: offset + len(ds)], ds.labels)
+        offset += len(ds)
+    for budget, seed in cells:
+        idx = budget_indices(pool, budget, seed)
+        groups = None if pool.groups is None else [pool.groups[i] for i in idx]
+        yield method, budget, seed, X_pool[idx], pool.labels[idx], groups, test_xy
+
+
+def _finetune_cell(
+    method: Method, budget: int | None, seed: int, pool: Dataset, tests: dict[str, Dataset], cache_dir: Path,
+    work_dir: Path,
+) -> dict[str, Any]:
+    from pipeline.finetune import finetune_and_score
+
+    train = pool.subset(budget_indices(pool, budget, seed))
+    start = time.perf_counter()
+    probas, fit_seconds, encode_seconds = finetune_and_score(
+        train, tests, encoder=method.encoder, method=method.head, seed=seed,
+        work_dir=work_dir / f"{method.name}-b{budget_label(budget)}-s{seed}", cache_dir=cache_dir,
+    )
+    return {
+        "method": method.name,
+        "encoder": method.encoder,
+        "head": method.head,
+        "kind": "finetune",
+        "budget": budget_label(budget),
+        "n_train": len(train),
+        "seed": seed,
+        "params": {},
+        "metrics": {name: _scores(tests[name].labels, p) for name, p in probas.items()},
+        "fit_seconds": round(fit_seconds, 4),
+        "encode_seconds": round(encode_seconds, 4),
+        "total_seconds": round(time.perf_counter() - start, 4),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- run
+def run_compare(
+    source: Dataset,
+    *,
+    encoders: Sequence[str],
+    heads: Sequence[str] = ("logreg",),
+    finetune: Sequence[str] = (),
+    budgets: Sequence[int | None] = (32, 128, 1000),
+    seeds: int = 3,
+    test_sets: dict[str, Dataset] | None = None,
+    out: str | Path = "reports/compare",
+    cache_dir: str | Path | None = None,
+    jobs: int = 1,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run every missing (method, budget, seed) cell, appending each to ``<out>/results.jsonl``.
+
+    ``test_sets`` are extra labelled sets (e.g. another site's reviews) scored besides the held-out
+    test split of ``source``. Returns all rows of the results file (old and new).
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    from pipeline.cache import EmbeddingCache, default_cache_dir
+    from pipeline.encoders import get_encoder
+    from pipeline.heads import get_head
+
+    for head in heads:
+        get_head(head)  # unknown names fail before any work
+    if source.labels is None:
+        raise DataError(f"{source.name}: compare needs labels.")
+    out = Path(out)
+    pool, test = split(source)
+    tests = {"test": test, **(test_sets or {})}
+    check_run_identity(out, source, tests)
+    log = ResultsLog(out)
+    done = log.done()
+    grid = [(b, s) for b in budgets for s in range(seeds)]
+    for b in budgets:  # a budget the pool can't supply fails now, not after hours
+        budget_indices(pool, b, 0)
+    methods = [Method(e, h) for e in encoders for h in heads] + [Method(e, f, True) for e in encoders for f in finetune]
+    todo = {m: [(b, s) for b, s in grid if cell_key(m.name, b, s) not in done] for m in methods}
+    n_todo = sum(map(len, todo.values()))
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    bar = tqdm(total=n_todo, desc="compare", unit="cell", disable=not progress or n_todo == 0)
+    all_texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
+    for encoder_spec in encoders:
+        frozen = [m for m in methods if m.encoder == encoder_spec and not m.finetune and todo[m]]
+        if frozen:
+            encoder = get_encoder(encoder_spec)
+            start = time.perf_counter()
+            vectors = EmbeddingCache(cache_dir).vectors(encoder, all_texts)
+            encode_seconds = time.perf_counter() - start
+            n_cells = sum(len(todo[m]) for m in frozen)
+            cells = (args for m in frozen for args in _frozen_cells(m, todo[m], pool, tests, vectors))
+            for row in Parallel(n_jobs=jobs, return_as="generator_unordered")(
+                delayed(fit_frozen_cell)(*args) for args in cells
+            ):
+                row["encode_seconds"] = round(encode_seconds / n_cells, 4)  # amortised share of this run's encoding
+                log.append(row)
+                bar.update()
+        for m in (m for m in methods if m.encoder == encoder_spec and m.finetune):
+            for b, s in todo[m]:
+                log.append(_finetune_cell(m, b, s, pool, tests, cache_dir, out / "finetune"))
+                bar.update()
+    bar.close()
+    return log.rows()

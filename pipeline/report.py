@@ -1,0 +1,157 @@
+"""Summaries of ``compare`` results: statistics per method and budget, Markdown report, PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SUMMARY = "summary.json"
+REPORT = "report.md"
+PLOT = "learning_curves.png"
+
+
+def _budget_order(label: str) -> float:
+    return math.inf if label == "all" else float(label)
+
+
+def _t95(k: int) -> float:
+    """Two-sided 95% Student-t quantile for ``k - 1`` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, k - 1))
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, Any] | None:
+    """Mean of ``a - b`` over the seeds both have, with a 95% t-interval (None below 2 pairs)."""
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    d = np.array([a[s] - b[s] for s in seeds])
+    half = _t95(len(d)) * d.std(ddof=1) / math.sqrt(len(d))
+    return {"mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half), "pairs": len(d)}
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per test set, per budget: mean/sd accuracy of each method, the best, and best vs runner-up."""
+    by_cell: dict[tuple[str, str, str], dict[int, float]] = defaultdict(dict)
+    n_train: dict[str, int] = {}
+    seconds: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        n_train[r["budget"]] = r["n_train"]
+        seconds[r["method"]].append(r["fit_seconds"] + r.get("encode_seconds", 0.0))
+        for test_name, m in r["metrics"].items():
+            by_cell[(test_name, r["budget"], r["method"])][r["seed"]] = m["accuracy"]
+    tests: dict[str, Any] = {}
+    for test_name in sorted({k[0] for k in by_cell}, key=lambda n: (n != "test", n)):
+        budgets = {}
+        for budget in sorted({k[1] for k in by_cell if k[0] == test_name}, key=_budget_order):
+            methods = {
+                method: {
+                    "mean": float(np.mean(list(acc.values()))),
+                    "sd": float(np.std(list(acc.values()), ddof=1)) if len(acc) > 1 else 0.0,
+                    "seeds": len(acc),
+                }
+                for (t, b, method), acc in by_cell.items()
+                if t == test_name and b == budget
+            }
+            ranked = sorted(methods, key=lambda m: -methods[m]["mean"])
+            entry: dict[str, Any] = {"n_train": n_train[budget], "methods": methods, "best": ranked[0]}
+            if len(ranked) > 1:
+                entry["runner_up"] = ranked[1]
+                entry["best_minus_runner_up"] = paired_difference(
+                    by_cell[(test_name, budget, ranked[0])], by_cell[(test_name, budget, ranked[1])]
+                )
+            budgets[budget] = entry
+        tests[test_name] = budgets
+    return {
+        "tests": tests,
+        "seconds_per_cell": {m: float(np.mean(s)) for m, s in sorted(seconds.items())},
+        "cells": len(rows),
+    }
+
+
+def markdown(summary: dict[str, Any], title: str = "compare") -> str:
+    """The report: a mean ± sd accuracy table per test set (best in bold), paired differences, times."""
+    lines = [f"# {title}", ""]
+    for test_name, budgets in summary["tests"].items():
+        methods = sorted({m for b in budgets.values() for m in b["methods"]})
+        lines += [f"## Accuracy on `{test_name}` (mean ± sd over seeds)", ""]
+        lines.append("| labels | " + " | ".join(f"`{m}`" for m in methods) + " |")
+        lines.append("|---:|" + "---:|" * len(methods))
+        for budget, entry in budgets.items():
+            cells = []
+            for m in methods:
+                s = entry["methods"].get(m)
+                text = "" if s is None else f"{100 * s['mean']:.1f} ± {100 * s['sd']:.1f}"
+                cells.append(f"**{text}**" if m == entry["best"] and text else text)
+            label = f"all ({entry['n_train']})" if budget == "all" else budget
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += ["", "Best vs runner-up, paired over seeds (accuracy points, 95% t-interval):", ""]
+        for budget, entry in budgets.items():
+            d = entry.get("best_minus_runner_up")
+            if "runner_up" not in entry:
+                continue
+            gap = "fewer than 2 paired seeds" if d is None else (
+                f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] over {d['pairs']} seeds"
+            )
+            lines.append(f"- {budget} labels: `{entry['best']}` vs `{entry['runner_up']}`: {gap}")
+        lines.append("")
+    lines += ["## Time per cell (fit + amortised encoding, seconds)", "", "| method | seconds |", "|---|---:|"]
+    lines += [f"| `{m}` | {s:.2f} |" for m, s in summary["seconds_per_cell"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    """Accuracy vs labels (log axis), a ±sd band per method, one panel per test set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tests = summary["tests"]
+    fig, axes = plt.subplots(1, len(tests), figsize=(6.5 * len(tests), 4.5), squeeze=False)
+    for ax, (test_name, budgets) in zip(axes[0], tests.items()):
+        methods = sorted({m for b in budgets.values() for m in b["methods"]})
+        for m in methods:
+            pts = [(e["n_train"], e["methods"][m]) for e in budgets.values() if m in e["methods"]]
+            x = np.array([p[0] for p in pts])
+            mean = np.array([p[1]["mean"] for p in pts]) * 100
+            sd = np.array([p[1]["sd"] for p in pts]) * 100
+            ax.plot(x, mean, marker="o", label=m)
+            ax.fill_between(x, mean - sd, mean + sd, alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled training examples")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"test set: {test_name}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(rows: list[dict[str, Any]], out: Path, title: str = "compare", with_plot: bool = True) -> dict[str, Any]:
+    """Write ``summary.json``, ``report.md`` and (with matplotlib) ``learning_curves.png`` into ``out``."""
+    out = Path(out)
+    summary = summarise(rows)
+    _write(out / SUMMARY, json.dumps(summary, indent=2))
+    text = markdown(summary, title)
+    if with_plot:
+        plot(summary, out / PLOT)
+        text += f"\n![learning curves]({PLOT})\n"
+    _write(out / REPORT, text)
+    return summary
