@@ -16,6 +16,7 @@ install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	$(BIN)/review-transfer data show rt
+	$(BIN)/review-transfer compare rt --preset quick --jobs 2 --out reports/quick
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

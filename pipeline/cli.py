@@ -89,6 +89,318 @@ def data_show(source: str, n_rows: int, **opts: Any) -> None:
     click.echo(format_summary(ds, pool, test, n_rows))
 
 
+# ---------------------------------------------------------------------------------------------- stage two
+def _budget(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None or value == "all":
+        return None
+    if not value.isdigit() or int(value) < 2:
+        raise click.BadParameter(f"{value!r} is not a label count >= 2 or 'all'.", ctx, param)
+    return int(value)
+
+
+_cache_dir_option = click.option(
+    "--cache-dir", default=None, type=click.Path(file_okay=False),
+    help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache).",
+)
+
+
+# ---------------------------------------------------------------------------------------------- stage one
+@main.command()
+@click.argument("source")
+@source_options
+@click.option("--encoder", "encoders", multiple=True, required=True,
+              help="Encoder spec (repeatable): glove-6b-50d, w2v:PATH, glove:PATH, w2v-train:SOURCE, wordllama, "
+                   "minilm, mpnet, st:NAME_OR_PATH, hf:NAME_OR_PATH.")
+@_cache_dir_option
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where transformers run.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
+              help="auto: fp16 on CUDA; bf16 on CPUs with fast bf16 when it keeps cosine >= 0.999; else fp32.")
+@click.option("--max-length", type=click.IntRange(min=2), default=None, help="Truncate transformer inputs to N tokens.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Texts per forward pass (default: 128 CPU, 256 GPU).")
+@click.option("--pooling", type=click.Choice(["mean", "tfidf", "sif", "cls"]), default=None,
+              help="Word vectors: mean (default), tfidf, sif. hf: models: mean (default), cls.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Texts encoded and committed to the cache at a time (a crash loses at most one chunk).")
+@_handle_errors
+def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device: str, precision: str,
+          max_length: int | None, batch_size: int | None, pooling: str | None, chunk_size: int, **opts: Any) -> None:
+    """Encode every text of SOURCE (labelled or not) into the embedding cache, once per encoder.
+
+    Only texts missing from the cache are encoded; a killed run resumes where it stopped.
+
+    \b
+    Examples:
+      review-transfer embed rt --encoder glove-6b-50d --encoder minilm
+      review-transfer embed reviews.csv --text-col review --encoder w2v-train:reviews.csv --pooling sif
+    """
+    from pipeline.cache import EmbeddingCache
+    from pipeline.encoders import get_encoder
+
+    ds = load_source(source, require_labels=False, **opts)
+    cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)
+    for spec in encoders:
+        enc = get_encoder(spec, device=device, precision=precision, max_length=max_length, pooling=pooling,
+                          batch_size=batch_size, work_dir=cache.dir, source_options=opts)
+        click.echo(f"{enc.describe()}", err=True)
+        click.echo(cache.fill(enc, ds.texts).summary())
+
+
+@main.group("cache")
+def cache_group() -> None:
+    """List, inspect, check or delete embedding cache files."""
+
+
+@cache_group.command("ls")
+@_cache_dir_option
+@_handle_errors
+def cache_ls(cache_dir: str | None) -> None:
+    """One line per cache file: fingerprint, encoder spec, dim, rows, size, last change."""
+    import time
+
+    from pipeline.cache import CacheError, list_stores
+
+    stores = list_stores(cache_dir)
+    if not stores:
+        click.echo("no cache files")
+    for store in stores:
+        try:
+            s = store.summary()
+        except CacheError:
+            click.echo(f"{store.fingerprint}  UNREADABLE  (run: review-transfer cache verify {store.fingerprint})")
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["modified"]))
+        settings = ",".join(str(s["params"][k]) for k in ("pooling", "precision", "max_length") if k in s["params"])
+        shards = f" +{s['shards']} shards" if s["shards"] else ""
+        click.echo(f"{s['fingerprint']}  {s['spec']:<20} {settings:<16} {s['dim']:>4}-d {s['rows']:>9,} rows "
+                   f"{s['bytes'] / 1e6:>8.1f} MB  {when}{shards}")
+
+
+@cache_group.command("info")
+@click.argument("fingerprint")
+@_cache_dir_option
+@_handle_errors
+def cache_info(fingerprint: str, cache_dir: str | None) -> None:
+    """Everything about one cache file (FINGERPRINT, a unique prefix of it, or the .h5 path)."""
+    import json
+
+    from pipeline.cache import find_store
+
+    s = find_store(cache_dir, fingerprint).summary()
+    for name in ("fingerprint", "spec", "dim", "rows", "shards", "bytes", "path"):
+        click.echo(f"{name:<12} {s[name]}")
+    click.echo(f"{'encoder':<12} {json.dumps(s['params'], sort_keys=True)}")
+
+
+@cache_group.command("verify")
+@click.argument("fingerprints", nargs=-1)
+@_cache_dir_option
+@_handle_errors
+def cache_verify(fingerprints: tuple[str, ...], cache_dir: str | None) -> None:
+    """Read every row of the given cache files (default: all); exit 1 if any is truncated or corrupted."""
+    from pipeline.cache import find_store, list_stores
+
+    stores = [find_store(cache_dir, f) for f in fingerprints] if fingerprints else list_stores(cache_dir)
+    bad = 0
+    for store in stores:
+        problems = store.verify()
+        if problems:
+            bad += 1
+            click.echo(f"CORRUPTED {store.fingerprint}")
+            for line in problems:
+                click.echo(f"  {line}")
+        else:
+            click.echo(f"ok        {store.fingerprint}")
+    if bad:
+        raise click.ClickException(f"{bad} of {len(stores)} cache files are damaged; rebuild them as shown above.")
+
+
+@cache_group.command("rm")
+@click.argument("fingerprints", nargs=-1)
+@click.option("--all", "remove_all", is_flag=True, help="Remove every cache file.")
+@_cache_dir_option
+@_handle_errors
+def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | None) -> None:
+    """Delete the cache files of FINGERPRINTS (or --all); they are rebuilt by the next embed."""
+    from pipeline.cache import find_store, list_stores
+
+    if bool(fingerprints) == remove_all:
+        raise click.UsageError("give FINGERPRINT arguments or --all (not both).")
+    stores = list_stores(cache_dir) if remove_all else [find_store(cache_dir, f) for f in fingerprints]
+    for store in stores:
+        store.remove()
+        click.echo(f"removed {store.fingerprint}")
+
+
+@main.command()
+@click.argument("source")
+@source_options
+@click.option("--encoder", default="minilm", show_default=True, help="Encoder spec, e.g. glove-6b-50d, minilm, st:PATH.")
+@click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable): logreg (default), linear-svm, "
+              "rbf-svm, knn, random-forest, hist-gb, mlp, ridge, nb.")
+@click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
+@click.option("--seed", default=0, show_default=True, help="Seed of the budget sample, CV folds and heads.")
+@click.option("--class-weight", type=click.Choice(["balanced"]), default=None, help="Weight classes inversely to their frequency.")
+@click.option("--out", default="models", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for the bundles, one per head: OUT/<source>-<encoder>-<head>-b<budget>-s<seed>/.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="Parallel grid-search fits (-1 = all cores).")
+@_cache_dir_option
+@_handle_errors
+def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, seed: int, class_weight: str | None,
+        out: str, jobs: int, cache_dir: str | None, **opts: Any) -> None:
+    """Train scikit-learn heads on cached vectors of SOURCE and save one model bundle per head.
+
+    Splits SOURCE leak-free into pool and test, trains on the pool (or a --budget of it), picks
+    each head's hyperparameters by cross-validation when there are enough labels, scores it on the
+    test split and prints a table. Texts are encoded once per encoder; more heads cost no encoding.
+
+    \b
+    Examples:
+      review-transfer fit rt --encoder minilm --head logreg --head rbf-svm
+      review-transfer fit reviews.csv --encoder glove-6b-50d --budget 200 --seed 1 --out models
+    """
+    from pathlib import Path
+
+    from pipeline.heads import DEFAULT_HEAD
+    from pipeline.train import bundle_name, format_fit_table, iter_fit
+
+    ds = load_source(source, **opts)
+    fitted = []
+    for bundle in iter_fit(ds, encoder=encoder, heads=heads or (DEFAULT_HEAD,), budget=budget, seed=seed,
+                           cache_dir=cache_dir, class_weight=class_weight, n_jobs=jobs):
+        path = bundle.save(Path(out) / bundle_name(bundle))
+        click.echo(f"saved {bundle.manifest['head']['name']}: {path}", err=True)
+        fitted.append(bundle)
+    train = fitted[0].manifest["train"]
+    click.echo(f"{source}: trained on {train['size']} labels, tested on {fitted[0].manifest['metrics']['test_size']} "
+               f"held-out texts, encoder {encoder}")
+    click.echo(format_fit_table(fitted))
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("texts", nargs=-1)
+@click.option("--input", "input_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="File of texts to label (.csv/.tsv/.jsonl/.json/.parquet); duplicates and empty texts are dropped.")
+@click.option("--text-col", default="text", show_default=True, help="Column of --input holding the text.")
+@click.option("--output", default=None, type=click.Path(dir_okay=False),
+              help="Write text, label, p_positive to a .csv or .jsonl file instead of printing.")
+@_cache_dir_option
+@_handle_errors
+def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_col: str, output: str | None,
+            cache_dir: str | None) -> None:
+    """Label TEXTS (or the texts of --input) with the model BUNDLE: label and probability of positive.
+
+    \b
+    Examples:
+      review-transfer predict models/rt-minilm-logreg-ball-s0 "A triumph." "Dull and overlong."
+      review-transfer predict models/rt-minilm-logreg-ball-s0 --input new.csv --output labelled.jsonl
+    """
+    from pipeline.bundle import Bundle
+    from pipeline.train import predict_rows, write_rows
+
+    if bool(texts) == bool(input_file):
+        raise click.UsageError("give either TEXT arguments or --input FILE (not both).")
+    if input_file:
+        texts = tuple(load_source(input_file, require_labels=False, text_col=text_col).texts)
+    rows = predict_rows(Bundle.load(bundle, cache_dir=cache_dir), texts)
+    if output:
+        click.echo(f"wrote {len(rows)} predictions to {write_rows(rows, output)}", err=True)
+    else:
+        for r in rows:
+            click.echo(f"{r['label']}\t{r['p_positive']:.3f}\t{r['text']}")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("source")
+@source_options
+@click.option("--split", "which", type=click.Choice(["test", "all"]), default="test", show_default=True,
+              help="For SOURCE 'rt' only: score its held-out test split (the bundle trained on its pool) or all of it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@_cache_dir_option
+@_handle_errors
+def evaluate(bundle: str, source: str, which: str, as_json: bool, cache_dir: str | None, **opts: Any) -> None:
+    """Score BUNDLE on the labelled SOURCE: accuracy, macro-F1, ROC-AUC, log-loss, ECE, confusion matrix.
+
+    Any labelled file works, e.g. reviews from another site, to measure out-of-domain transfer.
+    """
+    import json
+
+    from pipeline.bundle import Bundle
+    from pipeline.train import evaluation_set, format_scores, score
+
+    model = Bundle.load(bundle, cache_dir=cache_dir)
+    ds = evaluation_set(source, load_source(source, **opts), which)
+    scores = score(model, ds)
+    click.echo(json.dumps(scores, indent=2) if as_json else format_scores(scores, model.label_names))
+
+
+# ---------------------------------------------------------------------------------------------- finetune
+@main.command()
+@click.argument("source")
+@source_options
+@click.option("--encoder", default="minilm", show_default=True, help="Model to fine-tune: minilm, mpnet, st:NAME_OR_PATH, hf:NAME_OR_PATH.")
+@click.option("--method", type=click.Choice(["head", "setfit"]), default="head", show_default=True,
+              help="head: new task head trained end to end; setfit: contrastive pairs, then logistic regression.")
+@click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
+@click.option("--seed", default=0, show_default=True, help="Seed of the budget sample, validation slice, data order and dropout.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle directory to write.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data.  [default: head 4, setfit 1]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Encoder learning rate.  [default: head 3e-5, setfit 2e-5]")
+@click.option("--head-lr", type=click.FloatRange(min=0, min_open=True), default=None, help="head: learning rate of the new head.  [default: 1e-3]")
+@click.option("--head-type", type=click.Choice(["linear", "mlp"]), default=None,
+              help="head: linear (logistic) or mlp (one hidden layer, dropout).  [default: linear]")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Texts (head) or pairs (setfit) per batch.  [default: 16]")
+@click.option("--grad-accum", type=click.IntRange(min=1), default=None, help="Batches per optimizer step.  [default: 1]")
+@click.option("--max-length", type=click.IntRange(min=8), default=None, help="Tokens kept per text, also when predicting.  [default: 64]")
+@click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=None,
+              help="head: share of the budget held out for early stopping; 0 = none.  [default: 0.15]")
+@click.option("--patience", type=click.IntRange(min=1), default=None, help="head: epochs without improvement before stopping.  [default: 2]")
+@click.option("--num-iterations", type=click.IntRange(min=1), default=None, help="setfit: positive (and negative) pairs per label.  [default: 20]")
+@click.option("--max-pairs", type=click.IntRange(min=2), default=None, help="setfit: most pairs to train on, bounding the time.  [default: 10000]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True, help="Where to train.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
+              help="auto: fp16 AMP on CUDA; bf16 autocast on CPUs with native bf16; else fp32.")
+@click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
+              help="Checkpoint after every epoch here; rerunning the command resumes.  [default: OUT.ckpt]")
+@_cache_dir_option
+@_handle_errors
+def finetune(source: str, encoder: str, method: str, budget: int | None, seed: int, out: str, device: str,
+             precision: str, checkpoint_dir: str | None, cache_dir: str | None, **opts: Any) -> None:
+    """Fine-tune ENCODER end to end on a label budget of SOURCE and save a model bundle to OUT.
+
+    Uses the same leak-free split and balanced budget sample as `fit`, scores the result on the
+    test split, and writes a bundle that `predict` and `evaluate` use like any other (its encoder/
+    folder holds the tuned weights). A killed run resumes from its last checkpoint when rerun.
+
+    \b
+    Examples:
+      review-transfer finetune rt --budget 1000 --out models/rt-minilm-ft-b1000
+      review-transfer finetune rt --method setfit --budget 128 --seed 1 --out models/rt-setfit-b128
+    """
+    import dataclasses
+    import logging
+
+    from pipeline.finetune import Recipe
+    from pipeline.finetune import finetune as run_finetune
+    from pipeline.train import format_scores, train_test
+
+    log = logging.getLogger("pipeline.finetune")
+    log.setLevel(logging.INFO)
+    log.addHandler(logging.StreamHandler())
+    settings = {f.name: opts.pop(f.name) for f in dataclasses.fields(Recipe) if f.name in opts}
+    train, test = train_test(load_source(source, **opts), budget, seed)
+    bundle = run_finetune(train, test=test, out=out, encoder=encoder, method=method, seed=seed, checkpoint_dir=checkpoint_dir,
+                          device=device, precision=precision, cache_dir=cache_dir, **settings)
+    details = bundle.manifest["finetune"]
+    click.echo(f"saved {bundle.path}: {method} fine-tuning of {encoder} on {len(train)} labels in "
+               f"{details['fit_seconds']:.0f} s ({bundle.manifest['head']['search']})")
+    if bundle.manifest["metrics"]["test"]:
+        click.echo(f"test split ({len(test)} texts):")
+        click.echo(format_scores(bundle.manifest["metrics"]["test"], bundle.label_names))
+
+
 # ---------------------------------------------------------------------------------------------- compare
 @main.command()
 @click.argument("source")

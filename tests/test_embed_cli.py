@@ -1,0 +1,164 @@
+"""``review-transfer embed`` and ``cache ls|info|verify|rm``, including kill -9 and concurrent writers."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cache import Store
+from pipeline.cli import main
+
+GLOVE = "glove-6b-50d"
+
+
+def _embed_cmd(cache_dir, *extra):
+    return [sys.executable, "-m", "pipeline", "embed", "rt", "--encoder", GLOVE, "--cache-dir", str(cache_dir), *extra]
+
+
+def _rows(store):
+    """{key: vector} over every file of ``store``, and the number of keys."""
+    keys, vectors = [], []
+    with store.locked(exclusive=False):
+        for part in store.parts():
+            with h5py.File(part.path, "r") as f:
+                keys.append(f["keys"][:])
+                vectors.append(f["vectors"][:])
+    keys, vectors = np.concatenate(keys), np.concatenate(vectors)
+    return dict(zip(keys.tolist(), vectors)), len(keys)
+
+
+@pytest.fixture(scope="module")
+def reference(rt, tmp_path_factory):
+    """An uninterrupted `embed rt` run with GloVe: its cache directory and rows."""
+    cache_dir = tmp_path_factory.mktemp("reference")
+    subprocess.run(_embed_cmd(cache_dir), check=True, capture_output=True)
+    (main_file,) = cache_dir.glob("*.h5")
+    rows, n = _rows(Store(cache_dir, main_file.stem))
+    assert n == len(rows) == len(rt.texts)
+    return main_file.stem, rows
+
+
+@pytest.fixture
+def small_csv(rt, tmp_path):
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "score"])
+        for text, label in zip(rt.texts[:300], rt.labels[:300]):
+            w.writerow([text, "pos" if label else "neg"])
+        w.writerow(["A zzqxv blorptastic film.", "pos"])
+    return path
+
+
+def test_embed_prints_hits_misses_rate_oov_and_file(small_csv, tmp_path):
+    runner = CliRunner()
+    args = ["embed", str(small_csv), "--text-col", "review", "--label-col", "score", "--encoder", GLOVE,
+            "--encoder", GLOVE, "--pooling", "sif", "--cache-dir", str(tmp_path / "c")]
+    first = runner.invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "301 texts (301 unique): 0 hits, 301 misses" in first.output
+    assert "301 texts (301 unique): 301 hits, 0 misses" in first.output  # the repeated encoder
+    assert "texts/s" in first.output and "OOV rate" in first.output
+    (h5,) = (tmp_path / "c").glob("*.h5")
+    assert f"file {h5}" in first.output
+
+    listing = runner.invoke(main, ["cache", "ls", "--cache-dir", str(tmp_path / "c")])
+    assert h5.stem in listing.output and GLOVE in listing.output
+    assert "sif" in listing.output and "301 rows" in listing.output
+    info = runner.invoke(main, ["cache", "info", h5.stem[:6], "--cache-dir", str(tmp_path / "c")])
+    assert info.exit_code == 0 and '"pooling": "sif"' in info.output and "rows         301" in info.output
+    ok = runner.invoke(main, ["cache", "verify", "--cache-dir", str(tmp_path / "c")])
+    assert ok.exit_code == 0 and f"ok        {h5.stem}" in ok.output
+    gone = runner.invoke(main, ["cache", "rm", "--all", "--cache-dir", str(tmp_path / "c")])
+    assert gone.exit_code == 0 and [p.suffix for p in (tmp_path / "c").iterdir()] == [".lock"]
+    assert "no cache files" in runner.invoke(main, ["cache", "ls", "--cache-dir", str(tmp_path / "c")]).output
+
+
+def test_embed_errors_are_one_clean_line(small_csv, tmp_path):
+    runner = CliRunner()
+    bad = runner.invoke(main, ["embed", str(small_csv), "--text-col", "review", "--encoder", "bert",
+                               "--cache-dir", str(tmp_path)])
+    assert bad.exit_code == 1 and "unknown encoder spec 'bert'" in bad.output and "Traceback" not in bad.output
+    missing = runner.invoke(main, ["cache", "info", "ffff", "--cache-dir", str(tmp_path)])
+    assert missing.exit_code == 1 and "no cache file for fingerprint 'ffff'" in missing.output
+    usage = runner.invoke(main, ["cache", "rm", "--cache-dir", str(tmp_path)])
+    assert usage.exit_code == 2
+
+
+def test_verify_reports_a_truncated_file_and_how_to_rebuild(small_csv, tmp_path):
+    runner = CliRunner()
+    args = ["embed", str(small_csv), "--text-col", "review", "--encoder", GLOVE, "--cache-dir", str(tmp_path)]
+    assert runner.invoke(main, args).exit_code == 0
+    (h5,) = tmp_path.glob("*.h5")
+    h5.write_bytes(h5.read_bytes()[:5000])
+    res = runner.invoke(main, ["cache", "verify", "--cache-dir", str(tmp_path)])
+    assert res.exit_code == 1
+    assert f"CORRUPTED {h5.stem}" in res.output and str(h5) in res.output
+    assert f"review-transfer cache rm {h5.stem}, then review-transfer embed SOURCE --encoder" in res.output
+    listing = runner.invoke(main, ["cache", "ls", "--cache-dir", str(tmp_path)])
+    assert "UNREADABLE" in listing.output
+
+
+def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(reference, tmp_path):
+    fingerprint, ref_rows = reference
+    store = Store(tmp_path, fingerprint)
+    rng = random.Random(0)
+    kills, committed = 0, 0
+    for _ in range(4):
+        proc = subprocess.Popen(_embed_cmd(tmp_path, "--chunk-size", "100"), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        start = store.shard_count()
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and store.shard_count() <= start and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.4))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += proc.returncode == -signal.SIGKILL
+        assert store.verify() == []  # whatever was committed is whole
+        _, now = _rows(store)
+        assert now >= committed  # and nothing committed earlier was lost
+        committed = now
+    assert kills >= 3 and 0 < committed < len(ref_rows)
+    done = subprocess.run(_embed_cmd(tmp_path, "--chunk-size", "100"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"{committed:,} hits, {len(ref_rows) - committed:,} misses" in done.stdout
+    rows, n = _rows(store)
+    assert n == len(rows) == len(ref_rows)  # no duplicate keys
+    assert rows.keys() == ref_rows.keys()
+    for key, vec in rows.items():
+        np.testing.assert_array_equal(vec, ref_rows[key])
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_two_concurrent_embeds_share_one_cache(reference, tmp_path):
+    fingerprint, ref_rows = reference
+    procs = [subprocess.Popen(_embed_cmd(tmp_path, "--chunk-size", "500"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outs]
+    rows, n = _rows(Store(tmp_path, fingerprint))
+    assert n == len(rows) == len(ref_rows)
+    for key, vec in rows.items():
+        np.testing.assert_array_equal(vec, ref_rows[key])
+    res = subprocess.run([sys.executable, "-m", "pipeline", "cache", "verify", "--cache-dir", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("ok"), res.stdout + res.stderr
+
+
+def test_cli_import_loads_no_heavy_library():
+    heavy = ("torch", "transformers", "sentence_transformers", "gensim", "h5py", "scipy")
+    code = f"import sys, pipeline.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
