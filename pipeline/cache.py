@@ -7,6 +7,8 @@ Layout of a store under the cache directory, for fingerprint ``FP``::
                      ``params`` (encoder JSON), ``dim``, ``spec``, ``merged_upto``
     FP.shards/S.h5   immutable shard files of rows committed since, ``S`` a rising sequence number
     FP.h5.lock       fcntl lock: writers hold it exclusively, readers shared
+    FP.incoming/N.h5 shard files other processes (e.g. Ray workers) staged without the lock; never
+                     read until :meth:`Store.adopt` gives them a sequence number (a rename)
 
 Crash safety: a file is only ever written under a ``*.tmp`` name, fsynced, then renamed into place
 with :func:`os.replace`, so a reader or a later run sees it whole or not at all. Each committed chunk
@@ -23,7 +25,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,7 +98,7 @@ class EmbedReport:
             lines.append(f"  OOV rate {oov:.1%} of {self.stats['tokens']:,} tokens; "
                          f"{self.stats.get('empty_rows', 0):,} texts with no known word (zero vectors)")
         if "truncated" in self.stats:
-            lines.append(f"  truncated: {self.stats['truncated']:,} texts longer than the max length")
+            lines.append(f"  long texts: {self.stats['truncated']:,} encoded texts longer than the max length")
         return "\n".join(lines)
 
 
@@ -107,6 +109,7 @@ class _Part:
     path: Path
     seq: int
     keys: np.ndarray
+    index: tuple[np.ndarray, np.ndarray]  # (argsort of keys, keys sorted): memoised with the keys
 
 
 class Store:
@@ -118,7 +121,8 @@ class Store:
         self.main = self.dir / f"{fingerprint}.h5"
         self.shard_dir = self.dir / f"{fingerprint}.shards"
         self.lock_path = self.dir / f"{fingerprint}.h5.lock"
-        self._memo: dict[_Ident, tuple[np.ndarray, dict[str, Any]]] = {}
+        self.incoming = self.dir / f"{fingerprint}.incoming"
+        self._memo: dict[_Ident, tuple[np.ndarray, dict[str, Any], tuple[np.ndarray, np.ndarray]]] = {}
 
     # ------------------------------------------------------------------------------------ locking
     @contextlib.contextmanager
@@ -146,12 +150,13 @@ class Store:
         parts = []
         used: set[_Ident] = set()
         if self.main.exists():
-            keys, attrs = self._open_keys(self.main, dim, used)
+            keys, attrs, index = self._open_keys(self.main, dim, used)
             merged = int(attrs.get("merged_upto", -1))
-            parts.append(_Part(self.main, merged, keys))
+            parts.append(_Part(self.main, merged, keys, index))
         for seq, path in self._shard_files():
             if seq > merged:
-                parts.append(_Part(path, seq, self._open_keys(path, dim, used)[0]))
+                keys, _, index = self._open_keys(path, dim, used)
+                parts.append(_Part(path, seq, keys, index))
         for ident in set(self._memo) - used:  # files replaced or deleted since
             del self._memo[ident]
         return parts
@@ -164,9 +169,10 @@ class Store:
             return []
         return sorted((int(n[:-3]), self.shard_dir / n) for n in names if n.endswith(".h5") and n[:-3].isdigit())
 
-    def _open_keys(self, path: Path, dim: int | None, used: set[_Ident]) -> tuple[np.ndarray, dict[str, Any]]:
-        """Keys and attrs of one file, checked against this store; memoised per file identity
-        (files are immutable once in place, so a known identity needs no reopening)."""
+    def _open_keys(self, path: Path, dim: int | None, used: set[_Ident]
+                   ) -> tuple[np.ndarray, dict[str, Any], tuple[np.ndarray, np.ndarray]]:
+        """Keys, attrs and sorted key index of one file, checked against this store; memoised per file
+        identity (files are immutable once in place, so a known identity needs no reopening or sorting)."""
         import h5py
 
         try:
@@ -177,14 +183,16 @@ class Store:
                 with h5py.File(path, "r", locking=False) as f:
                     attrs = dict(f.attrs)
                     self._check_file(path, f, attrs)
-                    self._memo[ident] = (f["keys"][:], attrs)
+                    keys = f["keys"][:]
+                order = np.argsort(keys, kind="stable")
+                self._memo[ident] = (keys, attrs, (order, keys[order]))
         except OSError as e:
             raise CacheError(f"{path}: cannot read the cache file ({e}); {rebuild_hint(self.fingerprint)}.") from None
-        keys, attrs = self._memo[ident]
+        keys, attrs, index = self._memo[ident]
         if dim is not None and int(attrs["dim"]) != dim:
             raise CacheError(f"{path}: holds {attrs['dim']}-d vectors, but the encoder gives {dim}-d; "
                              f"{rebuild_hint(self.fingerprint, attrs.get('spec'))}.")
-        return keys, attrs
+        return keys, attrs, index
 
     def _check_file(self, path: Path, f: Any, attrs: dict[str, Any]) -> None:
         problem = None
@@ -201,27 +209,44 @@ class Store:
 
     def read(self, keys: np.ndarray, dim: int) -> np.ndarray:
         """Vectors of ``keys`` (all present) in order; reads only the blocks holding them."""
+        with self.pinned(keys, dim) as (rows, _):
+            return rows(np.arange(len(keys)))
+
+    @contextlib.contextmanager
+    def pinned(self, keys: np.ndarray, dim: int) -> Iterator[tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]]:
+        """Locate ``keys`` (all present) once and hold the shared lock, so the files cannot change;
+        yields ``rows(positions)`` -> vectors of ``keys[positions]``, reading only the blocks holding
+        them, and the positions of ``keys`` in storage order (chunks of it read contiguous blocks).
+
+        For many reads of one key set (e.g. training epochs over chunks of a pool larger than memory).
+        """
         import h5py
 
-        out = np.empty((len(keys), dim), dtype=np.float32)
         with self.locked(exclusive=False):
             parts = self.parts(dim)
             part_of, row_of = _lookup(parts, keys)
             if (part_of < 0).any():
                 missing = int((part_of < 0).sum())
                 raise CacheError(f"{self.main}: {missing} requested rows are not in the cache.")
-            for p, part in enumerate(parts):
-                sel = np.flatnonzero(part_of == p)
-                if not len(sel):
-                    continue
-                try:
-                    with h5py.File(part.path, "r", locking=False) as f:
-                        _read_rows(f["vectors"], row_of[sel], out, sel)
-                except OSError as e:
-                    raise CacheError(
-                        f"{part.path}: cannot read vectors ({e}); {rebuild_hint(self.fingerprint)}."
-                    ) from None
-        return out
+
+            def rows(positions: np.ndarray) -> np.ndarray:
+                positions = np.asarray(positions, dtype=np.int64)
+                out = np.empty((len(positions), dim), dtype=np.float32)
+                owner = part_of[positions]
+                for p, part in enumerate(parts):
+                    sel = np.flatnonzero(owner == p)
+                    if not len(sel):
+                        continue
+                    try:
+                        with h5py.File(part.path, "r", locking=False) as f:
+                            _read_rows(f["vectors"], row_of[positions[sel]], out, sel)
+                    except OSError as e:
+                        raise CacheError(
+                            f"{part.path}: cannot read vectors ({e}); {rebuild_hint(self.fingerprint)}."
+                        ) from None
+                return out
+
+            yield rows, np.lexsort((row_of, part_of))
 
     def missing(self, keys: np.ndarray, dim: int) -> np.ndarray:
         """Boolean mask of the ``keys`` not stored yet."""
@@ -243,6 +268,47 @@ class Store:
             self.shard_dir.mkdir(parents=True, exist_ok=True)
             path = self.shard_dir / f"{seq:08d}.h5"
             _write_atomic(path, meta, [(keys[new], vectors[new])])
+            return int(new.sum())
+
+    def stage(self, name: str, keys: np.ndarray, vectors: np.ndarray, meta: dict[str, Any]) -> Path:
+        """Write rows as ``incoming/<name>.h5`` without the lock (tmp + replace, so a rewrite under the
+        same name, e.g. by a retried worker, replaces the file whole); :meth:`adopt` makes them visible."""
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        path = self.incoming / f"{name}.h5"
+        _write_atomic(path, meta, [(keys, vectors)])
+        return path
+
+    def adopt(self, path: str | Path) -> int:
+        """Make a staged shard file part of the store and return how many of its rows were new.
+
+        Under the lock: the file is checked against this store, renamed to the next shard number
+        when all its keys are new, else only its new rows are copied into a new shard; the staged
+        file is gone afterwards either way, so adopting twice cannot duplicate rows.
+        """
+        import h5py
+
+        path = Path(path)
+        with self.locked(exclusive=True):
+            try:
+                with h5py.File(path, "r", locking=False) as f:
+                    attrs = dict(f.attrs)
+                    self._check_file(path, f, attrs)
+                    keys = f["keys"][:]
+                    part_of, _ = _lookup(self.parts(int(attrs["dim"])), keys)
+                    new = part_of < 0
+                    vectors = f["vectors"][:] if new.any() and not new.all() else None
+            except OSError as e:
+                raise CacheError(f"{path}: cannot read the staged shard ({e}); encode its texts again.") from None
+            if new.any():
+                seq = max([p.seq for p in self.parts()] + [s for s, _ in self._shard_files()] + [-1]) + 1
+                self.shard_dir.mkdir(parents=True, exist_ok=True)
+                target = self.shard_dir / f"{seq:08d}.h5"
+                if vectors is None:
+                    os.replace(path, target)
+                    _fsync(self.shard_dir)
+                else:
+                    _write_atomic(target, attrs, [(keys[new], vectors[new])])
+            path.unlink(missing_ok=True)
             return int(new.sum())
 
     def compact(self, force: bool = False) -> bool:
@@ -346,10 +412,11 @@ class Store:
         with self.locked(exclusive=True):
             for path in [self.main, *self.dir.glob(f"{self.fingerprint}.h5.*.tmp")]:
                 path.unlink(missing_ok=True)
-            if self.shard_dir.is_dir():
-                for path in self.shard_dir.iterdir():
-                    path.unlink()
-                self.shard_dir.rmdir()
+            for folder in (self.shard_dir, self.incoming):
+                if folder.is_dir():
+                    for path in folder.iterdir():
+                        path.unlink()
+                    folder.rmdir()
 
 
 def _is_hex(key: bytes) -> bool:
@@ -367,8 +434,7 @@ def _lookup(parts: list[_Part], keys: np.ndarray) -> tuple[np.ndarray, np.ndarra
     for p, part in enumerate(parts):
         if not len(part.keys):
             continue
-        order = np.argsort(part.keys, kind="stable")
-        sorted_keys = part.keys[order]
+        order, sorted_keys = part.index
         pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
         hit = (sorted_keys[pos] == keys) & (part_of < 0)
         part_of[hit] = p

@@ -79,7 +79,10 @@ def data() -> None:
 @click.argument("source")
 @source_options
 @click.option("--rows", "n_rows", default=5, show_default=True, help="How many example rows to print.")
-def data_show(source: str, n_rows: int, **opts: Any) -> None:
+@click.option("--encoder", "encoders", multiple=True,
+              help="Also count texts longer than this transformer's max length (repeatable), e.g. minilm; loads the model.")
+@_handle_errors
+def data_show(source: str, n_rows: int, encoders: tuple[str, ...], **opts: Any) -> None:
     """Print rows, class balance, text lengths, what was dropped, groups and split sizes of SOURCE."""
     from pipeline.data import split
     from pipeline.data_summary import format_summary
@@ -87,6 +90,13 @@ def data_show(source: str, n_rows: int, **opts: Any) -> None:
     ds = load_source(source, require_labels=False, **opts)
     pool, test = split(ds)
     click.echo(format_summary(ds, pool, test, n_rows))
+    if encoders:
+        from pipeline.encoders import get_encoder
+
+        for spec in encoders:
+            enc = get_encoder(spec)
+            stats = enc.length_stats(ds.texts) if hasattr(enc, "length_stats") else None
+            click.echo(f"{spec}: " + (stats.line() if stats else "a word-vector encoder: sees every text whole"))
 
 
 # ---------------------------------------------------------------------------------------------- stage two
@@ -98,6 +108,27 @@ def _budget(ctx: click.Context, param: click.Parameter, value: str | None) -> in
     return int(value)
 
 
+def _prior(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is None:
+        return None
+    from pipeline.prior import check_prior
+
+    try:
+        return check_prior(value, "the positive rate")
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+
+
+def _prior_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --prior and --adapt-prior (class-prior adaptation of the bundle's probabilities)."""
+    func = click.option("--adapt-prior", is_flag=True,
+                        help="Estimate the positive rate of these texts by EM (on recalibrated probabilities), "
+                             "report it and re-weight the probabilities to it. Needs a few hundred texts.")(func)
+    return click.option("--prior", type=float, default=None, callback=_prior,
+                        help="Known positive rate of these texts, strictly between 0 and 1: re-weight the "
+                             "probabilities from the training rate to it.")(func)
+
+
 _cache_dir_option = click.option(
     "--cache-dir", default=None, type=click.Path(file_okay=False),
     help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache).",
@@ -105,6 +136,16 @@ _cache_dir_option = click.option(
 
 
 # ---------------------------------------------------------------------------------------------- stage one
+def _engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --engine and --address (where the work runs)."""
+    func = click.option("--address", default=None,
+                        help="--engine ray: cluster to join, e.g. auto (a node of a running cluster) or "
+                             "ray://HEAD:10001.  [default: a local Ray instance]")(func)
+    return click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                        help="local: this process; ray: a Ray cluster (pip install 'review-transfer[ray]'; "
+                             "--cache-dir must be on a filesystem every node shares).")(func)
+
+
 @main.command()
 @click.argument("source")
 @source_options
@@ -122,28 +163,58 @@ _cache_dir_option = click.option(
               help="Word vectors: mean (default), tfidf, sif. hf: models: mean (default), cls.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Texts encoded and committed to the cache at a time (a crash loses at most one chunk).")
+@click.option("--long", "long_text", type=click.Choice(["auto", "truncate", "head-tail", "chunk-mean"]), default="auto",
+              show_default=True, help="Transformers, texts over the max length: truncate; head-tail (first 1/4 + last "
+              "3/4); chunk-mean (overlapping windows averaged); auto = chunk-mean, with a notice when texts are long.")
+@_engine_options
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="--engine ray: encoding actors.  [default: one per GPU, else one per CPU of the cluster]")
+@click.option("--shard-size", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="--engine ray: texts per Ray task and staged shard file (what a killed worker redoes).")
 @_handle_errors
 def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device: str, precision: str,
-          max_length: int | None, batch_size: int | None, pooling: str | None, chunk_size: int, **opts: Any) -> None:
+          max_length: int | None, batch_size: int | None, pooling: str | None, chunk_size: int, long_text: str,
+          engine: str, address: str | None, workers: int | None, shard_size: int, **opts: Any) -> None:
     """Encode every text of SOURCE (labelled or not) into the embedding cache, once per encoder.
 
     Only texts missing from the cache are encoded; a killed run resumes where it stopped.
+    .parquet/.csv/.tsv/.jsonl files are read in batches, never whole.
 
     \b
     Examples:
       review-transfer embed rt --encoder glove-6b-50d --encoder minilm
       review-transfer embed reviews.csv --text-col review --encoder w2v-train:reviews.csv --pooling sif
+      review-transfer embed big.parquet --encoder minilm --engine ray --address auto --cache-dir /shared/cache
     """
     from pipeline.cache import EmbeddingCache
     from pipeline.encoders import get_encoder
+    from pipeline.stream import fill_stream, iter_text_batches, streamable
 
-    ds = load_source(source, require_labels=False, **opts)
+    def batches() -> Any:
+        if streamable(source):
+            return iter_text_batches(source, text_col=opts["text_col"])
+        return [load_source(source, require_labels=False, **opts).texts]
+
     cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)
+    settings = {"device": device, "precision": precision, "max_length": max_length, "pooling": pooling,
+                "batch_size": batch_size, "source_options": opts, "long_text": long_text}
     for spec in encoders:
-        enc = get_encoder(spec, device=device, precision=precision, max_length=max_length, pooling=pooling,
-                          batch_size=batch_size, work_dir=cache.dir, source_options=opts)
-        click.echo(f"{enc.describe()}", err=True)
-        click.echo(cache.fill(enc, ds.texts).summary())
+        if engine == "ray":
+            from pipeline.distributed import ray_fill
+
+            report = ray_fill(spec, batches(), cache.dir, options=settings, address=address, workers=workers,
+                              shard_size=shard_size)
+        else:
+            enc = get_encoder(spec, work_dir=cache.dir, **settings)
+            click.echo(f"{enc.describe()}", err=True)
+            report = fill_stream(cache, enc, batches())
+        if not report.texts:
+            raise click.ClickException(f"{source}: no non-empty texts in column {opts['text_col']!r}.")
+        click.echo(report.summary())
+        if engine == "local" and hasattr(enc, "length_stats"):
+            import itertools
+
+            click.echo("  " + enc.length_stats(itertools.chain.from_iterable(batches())).line())
 
 
 @main.group("cache")
@@ -237,7 +308,7 @@ def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | N
 @source_options
 @click.option("--encoder", default="minilm", show_default=True, help="Encoder spec, e.g. glove-6b-50d, minilm, st:PATH.")
 @click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable): logreg (default), linear-svm, "
-              "rbf-svm, knn, random-forest, hist-gb, mlp, ridge, nb.")
+              "rbf-svm, knn, random-forest, hist-gb, mlp, ridge, nb, sgd.")
 @click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
 @click.option("--seed", default=0, show_default=True, help="Seed of the budget sample, CV folds and heads.")
 @click.option("--class-weight", type=click.Choice(["balanced"]), default=None, help="Weight classes inversely to their frequency.")
@@ -285,10 +356,11 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
 @click.option("--text-col", default="text", show_default=True, help="Column of --input holding the text.")
 @click.option("--output", default=None, type=click.Path(dir_okay=False),
               help="Write text, label, p_positive to a .csv or .jsonl file instead of printing.")
+@_prior_options
 @_cache_dir_option
 @_handle_errors
 def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_col: str, output: str | None,
-            cache_dir: str | None) -> None:
+            prior: float | None, adapt_prior: bool, cache_dir: str | None) -> None:
     """Label TEXTS (or the texts of --input) with the model BUNDLE: label and probability of positive.
 
     \b
@@ -297,13 +369,17 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
       review-transfer predict models/rt-minilm-logreg-ball-s0 --input new.csv --output labelled.jsonl
     """
     from pipeline.bundle import Bundle
-    from pipeline.train import predict_rows, write_rows
+    from pipeline.train import positive_proba, predict_rows, write_rows
 
     if bool(texts) == bool(input_file):
         raise click.UsageError("give either TEXT arguments or --input FILE (not both).")
     if input_file:
         texts = tuple(load_source(input_file, require_labels=False, text_col=text_col).texts)
-    rows = predict_rows(Bundle.load(bundle, cache_dir=cache_dir), texts)
+    model = Bundle.load(bundle, cache_dir=cache_dir)
+    p, adapted = positive_proba(model, texts, prior=prior, adapt_prior=adapt_prior)
+    if adapted is not None:
+        click.echo(adapted.describe(), err=True)
+    rows = predict_rows(model, texts, p if adapted is None else adapted.p_pos)
     if output:
         click.echo(f"wrote {len(rows)} predictions to {write_rows(rows, output)}", err=True)
     else:
@@ -318,9 +394,11 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
 @click.option("--split", "which", type=click.Choice(["test", "all"]), default="test", show_default=True,
               help="For SOURCE 'rt' only: score its held-out test split (the bundle trained on its pool) or all of it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@_prior_options
 @_cache_dir_option
 @_handle_errors
-def evaluate(bundle: str, source: str, which: str, as_json: bool, cache_dir: str | None, **opts: Any) -> None:
+def evaluate(bundle: str, source: str, which: str, as_json: bool, prior: float | None, adapt_prior: bool,
+             cache_dir: str | None, **opts: Any) -> None:
     """Score BUNDLE on the labelled SOURCE: accuracy, macro-F1, ROC-AUC, log-loss, ECE, confusion matrix.
 
     Any labelled file works, e.g. reviews from another site, to measure out-of-domain transfer.
@@ -332,7 +410,7 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, cache_dir: str
 
     model = Bundle.load(bundle, cache_dir=cache_dir)
     ds = evaluation_set(source, load_source(source, **opts), which)
-    scores = score(model, ds)
+    scores = score(model, ds, prior=prior, adapt_prior=adapt_prior)
     click.echo(json.dumps(scores, indent=2) if as_json else format_scores(scores, model.label_names))
 
 
@@ -346,7 +424,7 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, cache_dir: str
 @click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
 @click.option("--seed", default=0, show_default=True, help="Seed of the budget sample, validation slice, data order and dropout.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle directory to write.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data.  [default: head 4, setfit 1]")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data.  [default: head 3-10 by budget (at least 120 updates), setfit 1]")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Encoder learning rate.  [default: head 3e-5, setfit 2e-5]")
 @click.option("--head-lr", type=click.FloatRange(min=0, min_open=True), default=None, help="head: learning rate of the new head.  [default: 1e-3]")
 @click.option("--head-type", type=click.Choice(["linear", "mlp"]), default=None,
@@ -388,7 +466,8 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
 
     log = logging.getLogger("pipeline.finetune")
     log.setLevel(logging.INFO)
-    log.addHandler(logging.StreamHandler())
+    if not log.handlers:  # progress lines (epochs, resuming) on stderr
+        log.addHandler(logging.StreamHandler())
     settings = {f.name: opts.pop(f.name) for f in dataclasses.fields(Recipe) if f.name in opts}
     train, test = train_test(load_source(source, **opts), budget, seed)
     bundle = run_finetune(train, test=test, out=out, encoder=encoder, method=method, seed=seed, checkpoint_dir=checkpoint_dir,
@@ -422,10 +501,15 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="Parallel fits (joblib; -1 = all cores).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache).")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG plot (no matplotlib needed).")
+@click.option("--adapt-prior", is_flag=True,
+              help="Also score each frozen cell after class-prior adaptation: the positive rate of every test set "
+                   "is estimated by EM on recalibrated probabilities and the posteriors re-weighted to it.")
+@_engine_options
 @_handle_errors
 def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: tuple[str, ...],
             finetune: tuple[str, ...], budgets: str | None, seeds: int | None, test_sets: tuple[str, ...],
-            out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, **opts: Any) -> None:
+            out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, adapt_prior: bool, engine: str,
+            address: str | None, **opts: Any) -> None:
     """Learning curves: which encoder and head win at each label budget, over several seeds.
 
     Every method trains on the same balanced sample for a given budget and seed (paired), is
@@ -438,6 +522,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
       review-transfer compare rt --preset quick
       review-transfer compare rt --encoder minilm --head logreg --head rbf-svm --budgets 16,64,256,all --seeds 5
       review-transfer compare rt --encoder minilm --head logreg --finetune head --budgets 128,1000
+      review-transfer compare rt --encoder minilm --test-set other_site.csv --adapt-prior
     """
     from pathlib import Path
 
@@ -454,7 +539,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     rows = run_compare(
         ds, encoders=encoders, heads=heads or base["heads"], finetune=finetune or base["finetune"],
         budgets=parse_budgets(budgets or base["budgets"]), seeds=seeds or base["seeds"], test_sets=extra,
-        out=out_dir, cache_dir=cache_dir, jobs=jobs,
+        out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address, adapt_prior=adapt_prior,
     )
     summary = write_report(rows, out_dir, title=f"compare on {source}", with_plot=not no_plot)
     click.echo(markdown(summary, title=f"compare on {source}").split("\n## Time")[0])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -128,20 +129,24 @@ class ResultsLog:
             os.fsync(f.fileno())
 
 
-def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset]) -> None:
-    """Refuse to mix results of different data in one ``--out``; record the data on first use."""
+def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset], adapt_prior: bool = False) -> None:
+    """Refuse to mix results of different data (or with and without --adapt-prior) in one ``--out``;
+    record them on first use."""
     identity = {
         "source": source.name,
         "source_fingerprint": source.fingerprint(),
         "test_sets": {name: ds.fingerprint() for name, ds in test_sets.items()},
     }
+    if adapt_prior:  # rows then carry adapted scores; absent otherwise, so older directories still match
+        identity["adapt_prior"] = True
     path = Path(out) / RUN_FILE
     if path.exists():
         previous = json.loads(path.read_text(encoding="utf-8"))
         if previous != identity:
             raise DataError(
                 f"{out}: holds results for other data (source {previous['source']!r}, test sets "
-                f"{sorted(previous['test_sets'])}); use a new --out directory, or the same data and --test-set files."
+                f"{sorted(previous['test_sets'])}{', with --adapt-prior' if previous.get('adapt_prior') else ''}); "
+                "use a new --out directory, or the same data, --test-set files and --adapt-prior setting."
             )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +163,18 @@ def _scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float | None]:
     return {k: metrics[k] for k in SCORES}
 
 
+def _adapted_scores(y: np.ndarray, proba: np.ndarray, train_prior: float, calibration: Any) -> dict[str, float]:
+    """Accuracy after class-prior adaptation by EM, the estimated prior and the true one."""
+    from pipeline.prior import adapt
+
+    adapted = adapt(proba, train_prior, calibration=calibration)
+    return {
+        "accuracy_adapted": float(((adapted.p_pos >= 0.5) == y).mean()),
+        "estimated_prior": round(adapted.prior, 6),
+        "true_prior": round(float(np.mean(y)), 6),
+    }
+
+
 def fit_frozen_cell(
     method: Method,
     budget: int | None,
@@ -166,11 +183,24 @@ def fit_frozen_cell(
     y_train: np.ndarray,
     groups: list[str] | None,
     tests: dict[str, tuple[np.ndarray, np.ndarray]],
+    adapt_prior: bool = False,
 ) -> dict[str, Any]:
-    """Fit one head on one budget sample and score it on every test set (runs in a joblib worker)."""
+    """Fit one head on one budget sample and score it on every test set (runs in a joblib worker).
+
+    ``adapt_prior`` adds, per test set, the accuracy after EM class-prior adaptation on recalibrated
+    probabilities (out-of-fold Platt scaling on the training sample), the estimated and the true prior.
+    """
     from pipeline.heads import fit_head
 
     fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed)
+    probas = {name: fitted.estimator.predict_proba(X)[:, 1] for name, (X, _) in tests.items()}
+    metrics = {name: _scores(y, probas[name]) for name, (_, y) in tests.items()}
+    if adapt_prior:
+        from pipeline.prior import fit_calibration
+
+        calibration = fit_calibration(fitted.estimator, X_train, y_train, groups=groups, seed=seed)
+        for name, (_, y) in tests.items():
+            metrics[name].update(_adapted_scores(y, probas[name], float(np.mean(y_train)), calibration))
     return {
         "method": method.name,
         "encoder": method.encoder,
@@ -180,7 +210,7 @@ def fit_frozen_cell(
         "n_train": int(len(y_train)),
         "seed": seed,
         "params": fitted.params,
-        "metrics": {name: _scores(y, fitted.estimator.predict_proba(X)[:, 1]) for name, (X, y) in tests.items()},
+        "metrics": metrics,
         "fit_seconds": round(fitted.fit_seconds, 4),
     }
 
@@ -203,8 +233,8 @@ def _frozen_cells(
 
 
 def _finetune_cell(
-    method: Method, budget: int | None, seed: int, pool: Dataset, tests: dict[str, Dataset], cache_dir: Path,
-    work_dir: Path,
+    method: Method, budget: int | None, seed: int, pool: Dataset, tests: dict[str, Dataset], work_dir: Path,
+    options: dict[str, Any],
 ) -> dict[str, Any]:
     from pipeline.finetune import finetune_and_score
 
@@ -212,7 +242,8 @@ def _finetune_cell(
     start = time.perf_counter()
     probas, fit_seconds, encode_seconds = finetune_and_score(
         train, tests, encoder=method.encoder, method=method.head, seed=seed,
-        work_dir=work_dir / f"{method.name}-b{budget_label(budget)}-s{seed}", cache_dir=cache_dir,
+        work_dir=work_dir / re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{method.name}-b{budget_label(budget)}-s{seed}"),
+        **options,
     )
     return {
         "method": method.name,
@@ -237,6 +268,7 @@ def run_compare(
     encoders: Sequence[str],
     heads: Sequence[str] = ("logreg",),
     finetune: Sequence[str] = (),
+    finetune_options: dict[str, Any] | None = None,
     budgets: Sequence[int | None] = (32, 128, 1000),
     seeds: int = 3,
     test_sets: dict[str, Dataset] | None = None,
@@ -244,11 +276,18 @@ def run_compare(
     cache_dir: str | Path | None = None,
     jobs: int = 1,
     progress: bool = True,
+    engine: str = "local",
+    address: str | None = None,
+    adapt_prior: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every missing (method, budget, seed) cell, appending each to ``<out>/results.jsonl``.
 
     ``test_sets`` are extra labelled sets (e.g. another site's reviews) scored besides the held-out
-    test split of ``source``. Returns all rows of the results file (old and new).
+    test split of ``source``. ``finetune_options`` are recipe settings for every fine-tuning cell
+    (e.g. ``{"epochs": 2}``; see :func:`pipeline.finetune.finetune`). ``engine="ray"`` encodes on
+    Ray workers and runs frozen cells as Ray tasks (at ``address``; the cache must be on a shared
+    filesystem; see :mod:`pipeline.distributed`). ``adapt_prior`` also scores frozen cells after
+    class-prior adaptation (see :func:`fit_frozen_cell`). Returns all rows of the results file (old and new).
     """
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
@@ -264,7 +303,9 @@ def run_compare(
     out = Path(out)
     pool, test = split(source)
     tests = {"test": test, **(test_sets or {})}
-    check_run_identity(out, source, tests)
+    if adapt_prior and engine != "local":
+        raise ValueError("--adapt-prior runs with --engine local only.")
+    check_run_identity(out, source, tests, adapt_prior)
     log = ResultsLog(out)
     done = log.done()
     grid = [(b, s) for b in budgets for s in range(seeds)]
@@ -281,19 +322,29 @@ def run_compare(
         if frozen:
             encoder = get_encoder(encoder_spec)
             start = time.perf_counter()
-            vectors = EmbeddingCache(cache_dir).vectors(encoder, all_texts)
+            if engine == "ray":  # cells carry cache keys; Ray tasks read their rows from the shared cache
+                from pipeline.cache import text_keys
+                from pipeline.distributed import ray_fill, run_cells
+
+                ray_fill(encoder_spec, [all_texts], cache_dir, address=address, progress=progress)
+                vectors = text_keys(all_texts)
+            else:
+                vectors = EmbeddingCache(cache_dir).vectors(encoder, all_texts)
             encode_seconds = time.perf_counter() - start
             n_cells = sum(len(todo[m]) for m in frozen)
             cells = (args for m in frozen for args in _frozen_cells(m, todo[m], pool, tests, vectors))
-            for row in Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(fit_frozen_cell)(*args) for args in cells
-            ):
+            if engine == "ray":
+                rows = run_cells(cells, cache_dir, encoder.fingerprint, encoder.dim, address=address)
+            else:
+                rows = Parallel(n_jobs=jobs, return_as="generator_unordered")(
+                    delayed(fit_frozen_cell)(*args, adapt_prior=adapt_prior) for args in cells)
+            for row in rows:
                 row["encode_seconds"] = round(encode_seconds / n_cells, 4)  # amortised share of this run's encoding
                 log.append(row)
                 bar.update()
         for m in (m for m in methods if m.encoder == encoder_spec and m.finetune):
             for b, s in todo[m]:
-                log.append(_finetune_cell(m, b, s, pool, tests, cache_dir, out / "finetune"))
+                log.append(_finetune_cell(m, b, s, pool, tests, out / "finetune", dict(finetune_options or {})))
                 bar.update()
     bar.close()
     return log.rows()

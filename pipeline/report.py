@@ -69,10 +69,37 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 )
             budgets[budget] = entry
         tests[test_name] = budgets
-    return {
+    summary = {
         "tests": tests,
         "seconds_per_cell": {m: float(np.mean(s)) for m, s in sorted(seconds.items())},
         "cells": len(rows),
+    }
+    adaptation = summarise_adaptation(rows)
+    if adaptation:
+        summary["adaptation"] = adaptation
+    return summary
+
+
+ADAPTATION_KEYS = ("accuracy", "accuracy_adapted", "estimated_prior", "true_prior")
+
+
+def summarise_adaptation(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per test set, budget and method: mean accuracy before and after class-prior adaptation, and the
+    mean estimated vs true positive rate, over the rows that carry adapted scores (``compare --adapt-prior``)."""
+    cells: dict[str, dict[str, dict[str, list[dict[str, float]]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for r in rows:
+        for test_name, m in r["metrics"].items():
+            if "accuracy_adapted" in m:
+                cells[test_name][r["budget"]][r["method"]].append(m)
+    return {
+        test_name: {
+            budget: {
+                method: {**{k: float(np.mean([m[k] for m in ms])) for k in ADAPTATION_KEYS}, "seeds": len(ms)}
+                for method, ms in sorted(methods.items())
+            }
+            for budget, methods in sorted(budgets.items(), key=lambda kv: _budget_order(kv[0]))
+        }
+        for test_name, budgets in sorted(cells.items(), key=lambda kv: (kv[0] != "test", kv[0]))
     }
 
 
@@ -101,6 +128,15 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
                 f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] over {d['pairs']} seeds"
             )
             lines.append(f"- {budget} labels: `{entry['best']}` vs `{entry['runner_up']}`: {gap}")
+        lines.append("")
+    for test_name, budgets in summary.get("adaptation", {}).items():
+        lines += [f"## Class-prior adaptation on `{test_name}` (means over seeds)", "",
+                  "| labels | method | true positive rate | estimated | accuracy | adapted accuracy |",
+                  "|---:|---|---:|---:|---:|---:|"]
+        for budget, methods in budgets.items():
+            for method, a in methods.items():
+                lines.append(f"| {budget} | `{method}` | {a['true_prior']:.3f} | {a['estimated_prior']:.3f} | "
+                             f"{100 * a['accuracy']:.1f} | {100 * a['accuracy_adapted']:.1f} |")
         lines.append("")
     lines += ["## Time per cell (fit + amortised encoding, seconds)", "", "| method | seconds |", "|---|---:|"]
     lines += [f"| `{m}` | {s:.2f} |" for m, s in summary["seconds_per_cell"].items()]

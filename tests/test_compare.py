@@ -171,3 +171,17 @@ def test_cli_compare_with_extra_test_set(rt_csv, tmp_path, rt_split):
     assert "Accuracy on `test`" in result.output and "Accuracy on `other_site`" in result.output
     assert (out / "learning_curves.png").exists()
     assert set(ResultsLog(out).rows()[0]["metrics"]) == {"test", "other_site"}
+
+
+def test_finetune_cells_share_budgets_and_test_split(rt_csv, tmp_path):
+    pytest.importorskip("torch")
+    ds = load(rt_csv, group_col="movie")
+    rows = run_compare(ds, encoders=["minilm"], heads=["logreg"], finetune=["head"],
+                       finetune_options={"epochs": 1, "max_length": 32}, budgets=[16], seeds=1,
+                       out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
+    by_kind = {r["kind"]: r for r in rows}
+    assert set(by_kind) == {"frozen", "finetune"}
+    assert by_kind["finetune"]["method"] == "minilm+finetune-head"
+    assert by_kind["finetune"]["n_train"] == by_kind["frozen"]["n_train"] == 16
+    assert 0.3 < by_kind["finetune"]["metrics"]["test"]["accuracy"] <= 1.0
+    assert not any((tmp_path / "r" / "finetune").glob("*/bundle")), "grid bundles are removed after scoring"

@@ -14,8 +14,10 @@ spec                   encoder
 ``hf:NAME_OR_PATH``    plain transformers model, ``--pooling mean`` (default) or ``cls``
 =====================  ==========================================================================
 
-Word-vector encoders take ``pooling`` ``mean``/``tfidf``/``sif`` and ignore device, precision,
-max length and batch size (they run on the CPU in float32 and never truncate).
+Transformer encoders take ``long_text`` ``auto``/``truncate``/``head-tail``/``chunk-mean`` for texts
+longer than their max length (see :mod:`.long_text`). Word-vector encoders take ``pooling``
+``mean``/``tfidf``/``sif`` and ignore device, precision, max length, batch size and long_text (they
+run on the CPU in float32 and always see the whole text).
 """
 
 from __future__ import annotations
@@ -31,18 +33,20 @@ SPECS = ("glove-6b-50d", "w2v:PATH", "glove:PATH", "w2v-train:SOURCE", "wordllam
 
 def get_encoder(spec: str, *, device: str = "auto", precision: str = "auto", max_length: int | None = None,
                 pooling: str | None = None, batch_size: int | None = None, work_dir: str | Path | None = None,
-                source_options: dict[str, Any] | None = None) -> Encoder:
+                source_options: dict[str, Any] | None = None, long_text: str = "auto") -> Encoder:
     """Build the encoder a spec names (see the module table).
 
     ``work_dir`` keeps derived model files (trained Word2Vec vectors, the unpacked mpnet); it defaults
     to the cache directory. ``source_options`` (text_col, ...) are used to read ``w2v-train:SOURCE``.
     """
     from pipeline.cache import default_cache_dir
+    from pipeline.encoders.long_text import resolve_strategy
 
+    resolve_strategy(long_text)  # a typo fails for every encoder, not only transformers
     work = Path(work_dir) if work_dir is not None else default_cache_dir()
     kind, _, arg = spec.partition(":")
     transformer_opts = {"device": device, "precision": precision, "max_length": max_length,
-                        "pooling": pooling, "batch_size": batch_size}
+                        "pooling": pooling, "batch_size": batch_size, "long_text": long_text}
     if spec in ("minilm", "mpnet") or kind in ("st", "hf"):
         from pipeline.encoders import models
         from pipeline.encoders.transformer import HFEncoder, SentenceTransformerEncoder

@@ -1,14 +1,19 @@
 """Transformer encoders: sentence-transformers models (``st:``, ``minilm``, ``mpnet``) and plain
 transformers models with ``mean`` or ``cls`` pooling (``hf:``).
 
-Both run longest-first batches (sorted by token count, so batches pad little) under
+Both tokenize once, cut texts longer than the max length by the encoder's long-text strategy
+(:mod:`.long_text`: truncate, head-tail or overlapping windows averaged), run all model inputs of
+a call in longest-first batches (sorted by word-piece count, so batches pad little) under
 ``torch.inference_mode`` and the autocast of the chosen precision, move each batch to the CPU as
-float32 and count the texts cut at the max length. torch and friends are imported on construction.
+float32, pool windows per text, and count the texts longer than the max length.
+torch and friends are imported on construction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import logging
+from collections.abc import Callable, Iterable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -17,8 +22,10 @@ import numpy as np
 
 from pipeline.encoders.base import Encoder
 from pipeline.encoders.device import PROBE_TEXTS, autocast, default_batch_size, resolve_device, resolve_precision
+from pipeline.encoders.long_text import LengthStats, Windowing, pool, resolve_strategy
 
 HF_POOLINGS = ("mean", "cls")
+log = logging.getLogger(__name__)
 
 
 class TransformerEncoder(Encoder):
@@ -28,7 +35,8 @@ class TransformerEncoder(Encoder):
     normalize = False
 
     def __init__(self, spec: str, model_dir: Path, identity: str, *, device: str = "auto", precision: str = "auto",
-                 max_length: int | None = None, pooling: str | None = None, batch_size: int | None = None) -> None:
+                 max_length: int | None = None, pooling: str | None = None, batch_size: int | None = None,
+                 long_text: str = "auto") -> None:
         super().__init__(spec)
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"{spec}: batch size must be at least 1, got {batch_size}.")
@@ -36,8 +44,13 @@ class TransformerEncoder(Encoder):
             raise ValueError(f"{spec}: max length must be at least 2 tokens, got {max_length}.")
         self.model_dir = model_dir
         self.identity = identity
+        self.long_text = long_text
+        strategy = resolve_strategy(long_text)
         self.device = resolve_device(device)
         self._load(max_length, pooling)
+        self._specials = _special_tokens(self.tokenizer)
+        self.windowing = Windowing(strategy, self.max_length - len(self._specials[0]) - len(self._specials[1]))
+        self._noticed = False
         self.batch_size = batch_size or default_batch_size(self.device)
         self.precision = resolve_precision(self.device, precision, probe=self._probe)
 
@@ -45,7 +58,8 @@ class TransformerEncoder(Encoder):
     def _load(self, max_length: int | None, pooling: str | None) -> None:
         raise NotImplementedError
 
-    def _forward(self, batch: list[str]) -> Any:
+    def _forward(self, features: dict[str, Any]) -> Any:
+        """Sentence vectors (a tensor) of a padded batch: ``input_ids`` and ``attention_mask``."""
         raise NotImplementedError
 
     def fingerprint_params(self) -> dict[str, Any]:
@@ -56,42 +70,83 @@ class TransformerEncoder(Encoder):
             "max_length": self.max_length,
             "precision": self.precision,
             "library": f"{self.library}=={version(self.library)}",
+            "long_text": self.windowing.params(),
         }
 
     def describe(self) -> str:
         return (f"{self.spec} ({self.dim}-d, {self.device}, {self.precision}, max length {self.max_length}, "
-                f"batch {self.batch_size})")
+                f"long texts {self.long_text}, batch {self.batch_size})")
 
     def _check_max_length(self, max_length: int, limit: int | None) -> None:
         if limit is not None and max_length > limit:
             raise ValueError(f"{self.spec}: max length {max_length} exceeds the model's limit of {limit} tokens.")
 
     def _token_counts(self, texts: list[str]) -> np.ndarray:
-        ids = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-        return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(texts))
+        """Word pieces per text, special tokens included."""
+        extra = len(self._specials[0]) + len(self._specials[1])
+        return np.fromiter((len(x) + extra for x in self._content_ids(texts)), dtype=np.int64, count=len(texts))
+
+    def _content_ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+
+    def length_stats(self, texts: Iterable[str]) -> LengthStats:
+        """How many ``texts`` exceed the max length and what share of their word pieces is seen.
+
+        ``texts`` may be a lazy iterable (e.g. a streamed file): it is tokenized block by block.
+        """
+        counts = []
+        it = iter(texts)
+        while block := list(itertools.islice(it, 4096)):
+            counts.append(np.fromiter(map(len, self._content_ids(block)), dtype=np.int64, count=len(block)))
+        return LengthStats.of(np.concatenate(counts) if counts else np.zeros(0, np.int64), self.windowing)
 
     def _probe(self, precision: str) -> np.ndarray:
-        return self._run(list(PROBE_TEXTS), precision, self._token_counts(list(PROBE_TEXTS)))
+        return self._vectors(self._content_ids(list(PROBE_TEXTS)), precision)
 
     def _encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        counts = self._token_counts(texts)
-        self.last_stats = {"truncated": int((counts > self.max_length).sum())}
-        return self._run(texts, self.precision, counts, progress)
+        ids = self._content_ids(texts)
+        n_long = sum(len(x) > self.windowing.window for x in ids)
+        self.last_stats = {"truncated": n_long}  # texts longer than the max length, whatever the strategy
+        if n_long and self.long_text == "auto" and not self._noticed:
+            self._noticed = True
+            log.warning("%s: %d of %d texts exceed the max length of %d word pieces; --long auto encodes them "
+                        "as chunk-mean (overlapping windows, averaged)", self.spec, n_long, len(texts), self.max_length)
+        return self._vectors(ids, self.precision, progress)
 
-    def _run(self, texts: list[str], precision: str, counts: np.ndarray,
-             progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def _vectors(self, ids: list[list[int]], precision: str,
+                 progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Vectors of texts given as content ids: cut into model inputs, encoded together, pooled."""
         import torch
 
-        order = np.argsort(-counts, kind="stable")
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        pieces, owner, weight = self.windowing.split(ids)
+        left = np.bincount(owner, minlength=len(ids))  # model inputs still to encode, per text
+        order = np.argsort(-weight, kind="stable")
+        out = np.empty((len(pieces), self.dim), dtype=np.float32)
         with torch.inference_mode(), autocast(self.device, precision):
-            for start in range(0, len(texts), self.batch_size):
+            for start in range(0, len(pieces), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                emb = self._forward([texts[i] for i in idx])
+                emb = self._forward(self._features([pieces[i] for i in idx]))
                 out[idx] = emb.float().cpu().numpy()
                 if progress is not None:
-                    progress(len(idx))
-        return out
+                    before = int((left == 0).sum())
+                    np.subtract.at(left, owner[idx], 1)
+                    progress(int((left == 0).sum()) - before)
+        return pool(out, owner, weight, len(ids), self.normalize)
+
+    def _features(self, batch: list[list[int]]) -> dict[str, Any]:
+        """Padded ``input_ids``/``attention_mask`` tensors of content ids, special tokens added."""
+        import torch
+
+        prefix, suffix = self._specials
+        rows = [prefix + p + suffix for p in batch]
+        width = max(map(len, rows))
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
 
 
 class SentenceTransformerEncoder(TransformerEncoder):
@@ -121,10 +176,7 @@ class SentenceTransformerEncoder(TransformerEncoder):
         pool = next((m for m in model if type(m).__name__ == "Pooling"), None)
         self.pooling = getattr(pool, "pooling_mode", None) or ("model" if pool is None else "custom")
 
-    def _forward(self, batch: list[str]) -> Any:
-        from sentence_transformers.util import batch_to_device
-
-        features = batch_to_device(self._model.preprocess(batch), self._model.device)
+    def _forward(self, features: dict[str, Any]) -> Any:
         return self._model(features)["sentence_embedding"]
 
 
@@ -146,13 +198,11 @@ class HFEncoder(TransformerEncoder):
         self.max_length = int(max_length or limit or 512)
         self.dim = int(self._model.config.hidden_size)
 
-    def _forward(self, batch: list[str]) -> Any:
-        enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        enc = {k: v.to(self.device) for k, v in enc.items()}
-        hidden = self._model(**enc).last_hidden_state
+    def _forward(self, features: dict[str, Any]) -> Any:
+        hidden = self._model(**features).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
 
@@ -163,3 +213,14 @@ def _model_limit(tokenizer: Any, model: Any) -> int | None:
         return limit
     config = getattr(model, "config", None)
     return getattr(config, "max_position_embeddings", None)
+
+
+def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The ids a tokenizer puts before and after a text's word pieces (e.g. [CLS] and [SEP])."""
+    probe = "review"
+    inner = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for i in range(len(full) - len(inner) + 1):
+        if full[i : i + len(inner)] == inner:
+            return list(full[:i]), list(full[i + len(inner):])
+    raise ValueError(f"cannot find where the tokenizer {type(tokenizer).__name__} puts special tokens.")

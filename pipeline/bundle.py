@@ -1,0 +1,321 @@
+"""Model bundles: a fitted head saved safely with skops, plus a manifest that ties it to its encoder.
+
+A bundle is a directory::
+
+    manifest.json   format version, encoder spec + fingerprint, head name + params, label names,
+                    training-data hash/size, budget, seed, test metrics, package versions, created
+                    time and the sha256 of every other file in the bundle
+    head.skops      the fitted scikit-learn head (skops format: no arbitrary pickle)
+    encoder/        only for fine-tuned encoders: their weights, used as spec "st:encoder"
+
+Trust model: loading runs no pickle. skops only rebuilds types on :data:`TRUSTED_TYPES` (an
+explicit allowlist of scikit-learn/numpy internals our heads need) besides the types skops trusts by
+default; anything else is refused. The sha256 list catches files changed or corrupted since saving;
+it is not a signature (whoever can rewrite the bundle can rewrite the manifest too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+HEAD_FILE = "head.skops"
+ENCODER_DIR = "encoder"
+BUNDLED_ENCODER_SPEC = "st:" + ENCODER_DIR  # spec of weights stored inside the bundle
+REQUIRED_KEYS = ("encoder", "head", "label_names")
+VERSIONED_PACKAGES = ("review-transfer", "scikit-learn", "numpy", "scipy", "skops")
+
+# Types beyond skops' defaults that the registered heads contain (see tests/test_bundle.py).
+TRUSTED_TYPES = frozenset(
+    {
+        "sklearn.calibration._CalibratedClassifier",  # linear-svm, rbf-svm, ridge
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hist-gb
+        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # mlp
+        "sklearn.tree._tree.Tree",  # random-forest
+    }
+)
+
+
+class BundleError(ValueError):
+    """A bundle cannot be saved or loaded; the message names the file and what to do."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def encoder_options(encoder: Any) -> dict[str, Any]:
+    """``get_encoder`` keywords that rebuild ``encoder`` with the same fingerprint on another machine.
+
+    Records the *resolved* precision and max length (``precision='auto'`` may resolve differently
+    elsewhere) and the pooling where the user chooses it (sentence-transformers models bring their own).
+    """
+    options = {k: getattr(encoder, k) for k in ("precision", "max_length", "long_text")
+               if getattr(encoder, k, None) is not None}
+    if getattr(encoder, "pooling", None) is not None and getattr(encoder, "library", None) != "sentence-transformers":
+        options["pooling"] = encoder.pooling
+    return options
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of Python and of the packages a bundle depends on (``None`` if not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@dataclass
+class Bundle:
+    """A fitted head over the vectors of one encoder, with its manifest.
+
+    ``predict``/``predict_proba`` take raw texts and embed them through the embedding cache in
+    ``cache_dir`` (default: :func:`pipeline.cache.default_cache_dir`). :meth:`as_pipeline` gives a
+    plain scikit-learn ``Pipeline`` over raw texts.
+    """
+
+    head: Any  # fitted scikit-learn classifier over vectors, classes_ == [0, 1]
+    manifest: dict[str, Any]
+    path: Path | None = None
+    cache_dir: str | Path | None = None
+    encoder: Any = field(default=None, repr=False, compare=False)  # stage-one encoder; None: resolve on use
+
+    # ------------------------------------------------------------------------------------ manifest
+    @property
+    def label_names(self) -> tuple[str, str]:
+        """Names of class 0 and class 1, e.g. ``("rotten", "fresh")``."""
+        return tuple(self.manifest["label_names"])
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The labels :meth:`predict` returns (0 and 1), as in scikit-learn."""
+        return np.array([0, 1])
+
+    @property
+    def encoder_spec(self) -> str:
+        """The encoder spec to resolve now: bundled weights become an absolute ``st:`` path."""
+        spec = self.manifest["encoder"]["spec"]
+        if spec == BUNDLED_ENCODER_SPEC:
+            if self.path is None:
+                raise BundleError("this bundle keeps its encoder inside its directory; save or load it first.")
+            return "st:" + str(self.path / ENCODER_DIR)
+        return spec
+
+    @property
+    def encoder_options(self) -> dict[str, Any]:
+        """Keyword options that rebuild the encoder (precision, max_length, pooling) for ``get_encoder``."""
+        return dict(self.manifest["encoder"].get("options") or {})
+
+    def get_encoder(self) -> Any:
+        """The stage-one encoder, resolved from the manifest's spec and options on first use."""
+        if self.encoder is None:
+            from pipeline.encoders import get_encoder
+
+            self.encoder = get_encoder(self.encoder_spec, work_dir=self.cache_dir, **self.encoder_options)
+        return self.encoder
+
+    # ------------------------------------------------------------------------------------ predict
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors of ``texts`` from the bundle's encoder, through the embedding cache."""
+        from pipeline.cache import EmbeddingCache, default_cache_dir
+
+        return EmbeddingCache(self.cache_dir or default_cache_dir()).vectors(self.get_encoder(), list(texts))
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """``(n, 2)`` probabilities of class 0 and class 1 for raw ``texts``."""
+        return self.head.predict_proba(self.embed(texts))
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        """0/1 labels (index into :attr:`label_names`) for raw ``texts``."""
+        return self.head.predict(self.embed(texts)).astype(np.int64)
+
+    def as_pipeline(self) -> Any:
+        """A fitted scikit-learn ``Pipeline`` over raw texts: the project's ``Embedder`` + the head steps.
+
+        It predicts exactly like the bundle, and can be cloned and refitted like any estimator.
+        """
+        from sklearn.pipeline import Pipeline
+
+        from pipeline.embedder import Embedder
+
+        embedder = Embedder(self.encoder_spec, cache_dir=self.cache_dir, **self.encoder_options)
+        steps = self.head.steps if isinstance(self.head, Pipeline) else [("head", self.head)]
+        return Pipeline([("embed", embedder), *steps])
+
+    # ------------------------------------------------------------------------------------ save
+    def save(self, path: str | Path, *, encoder_dir: str | Path | None = None) -> Path:
+        """Write the bundle to directory ``path`` atomically and return it.
+
+        Files are written to a temporary sibling directory that then replaces ``path`` by rename, so
+        a crash never leaves a half-written bundle at ``path`` (an old bundle there is renamed aside
+        to ``.NAME.old-*`` first and removed after). ``encoder_dir`` copies fine-tuned encoder weights
+        into the bundle (its spec becomes ``st:encoder``). An existing directory at ``path`` is only
+        replaced if it is a bundle.
+        """
+        import skops.io as sio
+
+        path = Path(path)
+        missing = [k for k in REQUIRED_KEYS if k not in self.manifest]
+        if missing:
+            raise BundleError(f"cannot save bundle {path}: manifest lacks {missing}.")
+        if path.exists() and not (path / MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir())):
+            raise BundleError(f"{path} exists and is not a model bundle; refusing to overwrite it. Choose another --out.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            sio.dump(self.head, tmp / HEAD_FILE)
+            manifest = dict(self.manifest)
+            if encoder_dir is not None:
+                shutil.copytree(encoder_dir, tmp / ENCODER_DIR)
+                manifest["encoder"] = {**manifest["encoder"], "spec": BUNDLED_ENCODER_SPEC}
+            manifest.update(
+                format_version=FORMAT_VERSION,
+                created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                versions=package_versions(),
+                files={rel: sha256_file(tmp / rel) for rel in _bundle_files(tmp)},
+            )
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            _replace_dir(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.manifest, self.path = manifest, path
+        if encoder_dir is not None:
+            self.encoder = None  # now resolved from the copy inside the bundle
+        return path
+
+    # ------------------------------------------------------------------------------------ load
+    @classmethod
+    def load(cls, path: str | Path, *, cache_dir: str | Path | None = None, verify_encoder: bool = True) -> Bundle:
+        """Load and check a bundle directory.
+
+        Refuses (with :class:`BundleError`) a bundle written by a newer incompatible format, one whose
+        files changed since saving, one holding types outside the allowlist, and — unless
+        ``verify_encoder=False`` — one whose encoder spec now resolves to a different fingerprint.
+        """
+        import skops.io as sio
+
+        path = Path(path)
+        manifest = read_manifest(path)
+        verify_files(path, manifest)
+        head_file = path / HEAD_FILE
+        untrusted = sio.get_untrusted_types(file=head_file)
+        refused = sorted(set(untrusted) - TRUSTED_TYPES)
+        if refused:
+            raise BundleError(
+                f"{head_file}: holds types outside the trusted allowlist: {refused}. Loading could run "
+                "untrusted code; refit the model with review-transfer if you did not make this file."
+            )
+        head = sio.load(head_file, trusted=untrusted)
+        _warn_version_drift(path, manifest)
+        bundle = cls(head, manifest, path, cache_dir)
+        if verify_encoder:
+            bundle.verify_encoder()
+        return bundle
+
+    def verify_encoder(self) -> None:
+        """Resolve the encoder spec now; raise :class:`BundleError` if its fingerprint changed."""
+        saved = self.manifest["encoder"]["fingerprint"]
+        now = self.get_encoder().fingerprint
+        if now != saved:
+            raise BundleError(
+                f"{self.path / MANIFEST}: encoder {self.manifest['encoder']['spec']!r} now resolves to "
+                f"fingerprint {now}, but the head was fitted on vectors of fingerprint {saved} (different "
+                "weights, pooling, max length or precision). Its predictions would be wrong: refit the "
+                "bundle with `review-transfer fit`, or restore the encoder it was fitted with."
+            )
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The parsed manifest of bundle ``path``, checked for required keys and a readable format version."""
+    file = path / MANIFEST
+    if not file.is_file():
+        raise BundleError(f"{path}: not a model bundle (no {MANIFEST}). Pass a directory written by `review-transfer fit`.")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{file}: not valid JSON ({e}); the bundle is corrupted: refit it.") from None
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if not isinstance(version, int):
+        raise BundleError(f"{file}: no integer format_version; this is not a review-transfer bundle manifest.")
+    if version > FORMAT_VERSION:
+        raise BundleError(
+            f"{file}: bundle format {version} was written by a newer review-transfer; this version reads "
+            f"format {FORMAT_VERSION} at most. Upgrade review-transfer (`pip install -U review-transfer`)."
+        )
+    missing = [k for k in (*REQUIRED_KEYS, "files") if k not in manifest]
+    if missing:
+        raise BundleError(f"{file}: lacks {missing}; the bundle is incomplete: refit it.")
+    return manifest
+
+
+def verify_files(path: Path, manifest: dict[str, Any]) -> None:
+    """Raise :class:`BundleError` unless the bundle holds exactly the manifest's files, unchanged."""
+    listed: dict[str, str] = manifest["files"]
+    if HEAD_FILE not in listed:
+        raise BundleError(f"{path / MANIFEST}: does not list {HEAD_FILE}; the bundle is incomplete: refit it.")
+    present = set(_bundle_files(path))
+    for rel, digest in sorted(listed.items()):
+        if rel not in present:
+            raise BundleError(f"{path / rel}: missing from the bundle; restore it or refit the bundle.")
+        if sha256_file(path / rel) != digest:
+            raise BundleError(
+                f"{path / rel}: changed since the bundle was saved (sha256 mismatch). It may be corrupted "
+                "or tampered with; restore the original or refit the bundle with `review-transfer fit`."
+            )
+    extra = sorted(present - set(listed))
+    if extra:
+        raise BundleError(
+            f"{path}: holds files that were not saved with it: {extra[:5]}. Remove them (they would not "
+            "be checked) or refit the bundle."
+        )
+
+
+def _bundle_files(root: Path) -> list[str]:
+    """Paths (relative, '/'-separated) of all files under ``root`` except the manifest."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p != root / MANIFEST)
+
+
+def _replace_dir(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path``; an existing ``path`` is renamed aside first and removed after."""
+    old = None
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _warn_version_drift(path: Path, manifest: dict[str, Any]) -> None:
+    saved = (manifest.get("versions") or {}).get("scikit-learn")
+    now = package_versions()["scikit-learn"]
+    if saved and saved != now:
+        warnings.warn(
+            f"{path}: saved with scikit-learn {saved}, loading with {now}; predictions may differ slightly.",
+            stacklevel=3,
+        )

@@ -1,0 +1,229 @@
+"""The Ray engine: encode cache misses on a Ray cluster, and run compare cells as Ray tasks.
+
+Embedding: the driver streams texts, keeps those the cache lacks and cuts them into shards of
+``shard_size`` texts. A pool of :class:`EncodeWorker` actors (one model load each, one GPU each when
+the cluster has GPUs) encodes shards; each worker writes its shard as its own HDF5 file under
+``<cache>/<fingerprint>.incoming/`` (:meth:`Store.stage`, no lock, tmp + replace), and the driver
+adopts each finished file into the store's shard table (:meth:`Store.adopt`), so
+``EmbeddingCache.vectors`` and every reader see the rows with no change. A worker killed mid-shard
+is restarted by Ray and the shard retried; the retry rewrites the same staged file name and a file
+is adopted once, after its task returned, so no row is duplicated or lost.
+
+The cache directory must be on a filesystem every node sees (NFS, Lustre, a mounted bucket with
+POSIX locks). Ray is an optional extra (``pip install 'review-transfer[ray]'``), imported only here,
+inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.cache import SHARDS_BEFORE_MERGE, EmbeddingCache, EmbedReport, Store, _file_meta, text_keys
+
+SHARD_SIZE = 4096  # texts per Ray task: what a killed worker costs again, and the size of a staged file
+IN_FLIGHT_PER_WORKER = 2  # shards queued per worker: keeps GPUs busy while bounding driver memory
+MAX_RETRIES = 3
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("--engine ray needs Ray: pip install 'review-transfer[ray]'.") from None
+    return ray
+
+
+def connect(address: str | None = None) -> Any:
+    """The ``ray`` module, connected: to ``address`` (e.g. ``auto`` or ``ray://head:10001``) or a
+    local instance when None; an already initialised Ray is reused."""
+    ray = _ray()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    return ray
+
+
+class EncodeWorker:
+    """A Ray actor body: builds the encoder once, then encodes shards into staged files."""
+
+    def __init__(self, spec: str, options: dict[str, Any], cache_dir: str, fingerprint: str) -> None:
+        from pipeline.encoders import get_encoder
+
+        self.encoder = get_encoder(spec, work_dir=cache_dir, **options)
+        if self.encoder.fingerprint != fingerprint:
+            raise RuntimeError(
+                f"{spec}: this worker's encoder has fingerprint {self.encoder.fingerprint}, the driver's "
+                f"{fingerprint}; install the same package and model versions on every node."
+            )
+        self.store = Store(cache_dir, fingerprint)
+        self.meta = _file_meta(self.encoder)
+
+    def encode(self, name: str, texts: list[str]) -> tuple[str, dict[str, int]]:
+        """Encode ``texts`` into the staged shard ``name``; returns its path and the encoder's counters."""
+        vectors = self.encoder.encode(texts)
+        path = self.store.stage(name, text_keys(texts), vectors, self.meta)
+        return str(path), dict(self.encoder.last_stats)
+
+
+def _worker_count(ray: Any, workers: int | None, device: str) -> tuple[int, float]:
+    """(actors, GPUs per actor): one actor per GPU (at most) when the cluster has GPUs, else per CPU."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0)) if device in ("auto", "cuda") else 0
+    if gpus:
+        return min(workers or gpus, gpus), 1.0
+    return workers or max(1, int(resources.get("CPU", 1))), 0.0
+
+
+def ray_fill(
+    spec: str,
+    batches: Iterable[Sequence[str]],
+    cache_dir: str | Path | None = None,
+    *,
+    options: dict[str, Any] | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    shard_size: int = SHARD_SIZE,
+    max_retries: int = MAX_RETRIES,
+    progress: bool | None = None,
+    worker_cls: type = EncodeWorker,
+) -> EmbedReport:
+    """Cache the vectors of every text in ``batches`` for encoder ``spec``, encoding misses on Ray.
+
+    ``options`` are :func:`get_encoder` keyword arguments (device, precision, ...); ``worker_cls`` is
+    the actor body (:class:`EncodeWorker` or a subclass). A shard whose worker dies is retried up to
+    ``max_retries`` times. Returns counts and timings like :meth:`EmbeddingCache.fill`.
+    """
+    from tqdm.auto import tqdm
+
+    from pipeline.encoders import get_encoder
+
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be at least 1, got {shard_size}.")
+    start = time.perf_counter()
+    options = dict(options or {})
+    cache = EmbeddingCache(cache_dir)
+    encoder = get_encoder(spec, work_dir=cache.dir, **options)  # fingerprint and dim; weights load lazily
+    store = cache.store(encoder.fingerprint)
+    report = EmbedReport(spec, encoder.fingerprint, store.main)
+    ray = connect(address)
+    n_workers, gpus = _worker_count(ray, workers, options.get("device", "auto"))
+    actor_cls = ray.remote(num_gpus=gpus, num_cpus=0 if gpus else 1, max_restarts=max_retries,
+                           max_task_retries=max_retries)(worker_cls)
+    pool = [actor_cls.remote(spec, options, str(cache.dir), encoder.fingerprint) for _ in range(n_workers)]
+    run = uuid.uuid4().hex[:12]
+    queued: set[bytes] = set()  # keys of shards sent but not adopted yet
+    tasks: dict[Any, tuple[int, list[bytes]]] = {}  # task -> (worker index, keys)
+    bar = tqdm(desc=f"embed {spec} on {n_workers} Ray workers", unit="text",
+               disable=None if progress is None else not progress)
+
+    def finish_one() -> None:
+        (done,), _ = ray.wait(list(tasks), num_returns=1)
+        _, keys = tasks.pop(done)
+        try:
+            path, stats = ray.get(done)
+        except ray.exceptions.RayError as e:
+            raise RuntimeError(f"{spec}: a shard of {len(keys)} texts failed after {max_retries} retries "
+                               f"({type(e).__name__}); rows done so far are cached, rerun to resume.\n{e}") from None
+        store.adopt(path)
+        queued.difference_update(keys)
+        for name, value in stats.items():
+            report.stats[name] = report.stats.get(name, 0) + int(value)
+        bar.update(len(keys))
+        if store.shard_count() >= SHARDS_BEFORE_MERGE:
+            store.compact()
+
+    try:
+        for n, texts in enumerate(_shards(batches, store, encoder.dim, queued, report, shard_size)):
+            busy = [0] * n_workers
+            for w, _ in tasks.values():
+                busy[w] += 1
+            w = int(np.argmin(busy))
+            keys = text_keys(texts).tolist()
+            tasks[pool[w].encode.remote(f"{run}-{n:08d}", texts)] = (w, keys)
+            while len(tasks) >= IN_FLIGHT_PER_WORKER * n_workers:
+                finish_one()
+        while tasks:
+            finish_one()
+    finally:
+        bar.close()
+        for handle in pool:
+            ray.kill(handle)
+        for leftover in store.incoming.glob(f"{run}-*"):
+            leftover.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            store.incoming.rmdir()  # only when empty: another run may be staging there
+    if store.has_shards():
+        store.compact()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _shards(batches: Iterable[Sequence[str]], store: Store, dim: int, queued: set[bytes], report: EmbedReport,
+            shard_size: int) -> Iterator[list[str]]:
+    """Lists of ``shard_size`` texts neither cached nor queued, counting texts, hits and misses in ``report``.
+
+    Each batch is checked against the store when it is read; texts queued by earlier batches (in
+    ``queued`` until adopted) count as hits. Longest texts first within a batch, to cut padding.
+    """
+    shard: list[str] = []
+    for batch in batches:
+        keys = text_keys(batch)
+        _, first = np.unique(keys, return_index=True)
+        todo = first[store.missing(keys[first], dim)] if len(first) else first
+        todo = [i for i in todo if keys[i] not in queued]
+        todo.sort(key=lambda i: -len(batch[i]))
+        queued.update(keys[todo].tolist())
+        report.texts += len(batch)
+        report.unique += len(first)
+        report.hits += len(first) - len(todo)
+        report.misses += len(todo)
+        for i in todo:
+            shard.append(batch[i])
+            if len(shard) == shard_size:
+                yield shard
+                shard = []
+    if shard:
+        yield shard
+
+
+# ---------------------------------------------------------------------------------------------- compare
+@functools.lru_cache(maxsize=8)
+def _worker_store(cache_dir: str, fingerprint: str) -> Store:
+    """One Store per worker process, so its key index is read once, not once per cell."""
+    return Store(cache_dir, fingerprint)
+
+
+def _cached_cell(cache_dir: str, fingerprint: str, dim: int, tests: dict[str, tuple[np.ndarray, np.ndarray]],
+                 method: Any, budget: int | None, seed: int, train_keys: np.ndarray, y: np.ndarray,
+                 groups: list[str] | None) -> dict[str, Any]:
+    """A compare cell whose rows are cache keys: read the vectors from the shared cache, then fit and score."""
+    from pipeline.compare import fit_frozen_cell
+
+    store = _worker_store(cache_dir, fingerprint)
+    test_xy = {name: (store.read(keys, dim), labels) for name, (keys, labels) in tests.items()}
+    return fit_frozen_cell(method, budget, seed, store.read(train_keys, dim), y, groups, test_xy)
+
+
+def run_cells(cells: Iterable[tuple], cache_dir: str | Path, fingerprint: str, dim: int, *,
+              address: str | None = None, max_retries: int = MAX_RETRIES) -> Iterator[dict[str, Any]]:
+    """Rows of :func:`pipeline.compare.fit_frozen_cell` for ``cells`` whose X are cache keys, run as Ray
+    tasks (one CPU each) that read their vectors from the shared cache; yielded as they finish."""
+    ray = connect(address)
+    task = ray.remote(num_cpus=1, max_retries=max_retries)(_cached_cell)
+    shared: dict[int, Any] = {}  # the test sets are one object for every cell: ship it once
+    refs = []
+    for method, budget, seed, keys, y, groups, tests in cells:
+        if id(tests) not in shared:
+            shared[id(tests)] = ray.put(tests)
+        ref = shared[id(tests)]
+        refs.append(task.remote(str(cache_dir), fingerprint, dim, ref, method, budget, seed, keys, y, groups))
+    while refs:
+        (done,), refs = ray.wait(refs, num_returns=1)
+        yield ray.get(done)

@@ -1,0 +1,260 @@
+"""Optional stage: end-to-end fine-tuning of a sentence encoder, saved as a stage-two model bundle.
+
+Two methods, trained on the same budget samples as the frozen heads:
+
+- ``head`` — a new task head (linear or a small MLP) on the pooled embedding, back-propagated through
+  the whole network with binary cross-entropy; early stopping on a stratified validation slice of
+  the budget restores the best epoch's weights.
+- ``setfit`` — SetFit: contrastive fine-tuning on same/different-label pairs, then logistic regression.
+
+The result is a :class:`~pipeline.bundle.Bundle` whose ``encoder/`` holds the tuned weights
+(safetensors) as spec ``st:encoder``; the fingerprint hashes those weights, so no cache of the frozen
+encoder is ever served for it, and ``predict``/``evaluate`` use it unchanged. A killed run resumes
+from its checkpoint directory (default ``<out>.ckpt``), removed once the bundle is saved.
+torch and friends are imported only when :func:`finetune` runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.data import Dataset
+from pipeline.finetune.recipe import (
+    DEFAULT_RECIPES, METHODS, MIN_FIT_PER_CLASS, Recipe, auto_epochs, holdout, make_recipe,
+)
+
+__all__ = [
+    "DEFAULT_RECIPES", "METHODS", "Recipe", "auto_epochs", "default_checkpoint_dir", "finetune", "finetune_and_score",
+    "holdout", "make_recipe",
+]
+logger = logging.getLogger("pipeline.finetune")
+
+PREDICT_LONG_TEXT = "truncate"  # stage-one long-text strategy of a tuned encoder: as in training
+
+
+def default_checkpoint_dir(out: str | Path) -> Path:
+    """Where a run writing bundle ``out`` keeps its checkpoint: the sibling ``<out>.ckpt``."""
+    out = Path(out)
+    return out.parent / f"{out.name}.ckpt"
+
+
+def finetune(
+    train: Dataset,
+    *,
+    out: str | Path,
+    encoder: str = "minilm",
+    method: str = "head",
+    seed: int = 0,
+    test: Dataset | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    head_lr: float | None = None,
+    batch_size: int | None = None,
+    max_length: int | None = None,
+    val_fraction: float | None = None,
+    head_type: str | None = None,
+    grad_accum: int | None = None,
+    patience: int | None = None,
+    num_iterations: int | None = None,
+    max_pairs: int | None = None,
+    checkpoint_dir: str | Path | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Any:
+    """Fine-tune ``encoder`` on the labelled ``train`` set with ``method`` and save the bundle to ``out``.
+
+    ``train`` is the label budget (e.g. :func:`pipeline.data.sample_budget` of the pool); settings left
+    ``None`` take the method's defaults (:data:`DEFAULT_RECIPES`). With ``test``, the manifest records
+    test metrics. Rerunning the same call after a kill resumes from the checkpoint in
+    ``checkpoint_dir`` (default :func:`default_checkpoint_dir`). ``device``: auto|cpu|cuda|mps;
+    ``precision``: auto|fp32|fp16|bf16. Returns the saved :class:`~pipeline.bundle.Bundle`
+    (``cache_dir`` is its embedding cache for ``predict``).
+    """
+    from pipeline.finetune.body import load_body, resolve_runtime
+    from pipeline.finetune.checkpoint import CheckpointStore
+    from pipeline.finetune.loop import LoopSettings
+
+    recipe = make_recipe(
+        method, epochs=epochs, lr=lr, head_lr=head_lr, batch_size=batch_size, max_length=max_length,
+        val_fraction=val_fraction, head_type=head_type, grad_accum=grad_accum, patience=patience,
+        num_iterations=num_iterations, max_pairs=max_pairs,
+    )
+    _check_train(train)
+    out = Path(out)
+    _check_out(out)
+    device, precision = resolve_runtime(device, precision)
+    fit_set, val = holdout(train, recipe.val_fraction or 0.0, seed)
+    if recipe.epochs is None:
+        recipe = replace(recipe, epochs=auto_epochs(len(fit_set), recipe.batch_size, recipe.grad_accum))
+    store = CheckpointStore(
+        Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir(out),
+        run_key(train, encoder, recipe, seed, device, precision),
+    )
+    settings = LoopSettings(
+        epochs=recipe.epochs, grad_accum=recipe.grad_accum, warmup_ratio=recipe.warmup_ratio,
+        weight_decay=recipe.weight_decay, patience=recipe.patience if val is not None else None,
+        device=device, precision=precision, progress=progress,
+    )
+    logger.info(
+        "fine-tuning %s (method %s) on %d labels%s, %s %s", encoder, method, len(fit_set),
+        f" + {len(val)} for validation" if val is not None else "", device, precision,
+    )
+    start = time.perf_counter()
+    body = load_body(encoder, max_length=recipe.max_length, device=device, work_dir=cache_dir)
+    if method == "head":
+        from pipeline.finetune.head import train_head
+
+        head, result, probe = train_head(
+            body, fit_set.texts, fit_set.labels, None if val is None else (val.texts, val.labels),
+            head_type=recipe.head_type, lr=recipe.lr, head_lr=recipe.head_lr, batch_size=recipe.batch_size,
+            seed=seed, settings=settings, store=store,
+        )
+        details = {"val_size": 0 if val is None else len(val), "probe": probe}
+    else:
+        from pipeline.finetune.setfit import train_setfit
+
+        head, result, n_pairs = train_setfit(
+            body, train.texts, train.labels, num_iterations=recipe.num_iterations, max_pairs=recipe.max_pairs,
+            lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, settings=settings, store=store,
+        )
+        details = {"pairs": n_pairs}
+    fit_seconds = time.perf_counter() - start
+    details.update(
+        base_encoder=encoder, recipe=asdict(recipe), device=device, precision=precision, history=result.history,
+        best_epoch=result.best_epoch, resumed_from=result.resumed_from, fit_seconds=round(fit_seconds, 2),
+    )
+    bundle = _save_bundle(body, head, train, test, out, seed=seed, details=details, cache_dir=cache_dir)
+    store.remove()
+    logger.info("saved %s", out)
+    return bundle
+
+
+def run_key(train: Dataset, encoder: str, recipe: Recipe, seed: int, device: str, precision: str) -> str:
+    """Hash of everything that defines a run: a checkpoint resumes only the run it came from."""
+    spec = {
+        "train": train.fingerprint(), "encoder": encoder, "recipe": asdict(recipe), "seed": seed,
+        "device": device.split(":", 1)[0], "precision": precision,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _check_train(train: Dataset) -> None:
+    if train.labels is None:
+        raise ValueError(f"{train.name or 'training data'}: has no labels to fine-tune on; pass --label-col.")
+    counts = np.bincount(train.labels, minlength=2)
+    if counts.min() < MIN_FIT_PER_CLASS:
+        raise ValueError(
+            f"fine-tuning needs at least {MIN_FIT_PER_CLASS} texts of each class; got {counts.tolist()} "
+            f"({'/'.join(train.label_names)}). Use a larger budget."
+        )
+
+
+def _check_out(out: Path) -> None:
+    """Refuse, before any training, an ``out`` that exists and is not a bundle or an empty directory."""
+    from pipeline.bundle import MANIFEST
+
+    if out.exists() and not (out / MANIFEST).is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} exists and is not a model bundle; refusing to overwrite it. Choose another --out.")
+
+
+def _save_bundle(
+    body: Any, head: Any, train: Dataset, test: Dataset | None, out: Path, *, seed: int,
+    details: dict[str, Any], cache_dir: str | Path | None,
+) -> Any:
+    """Save the tuned body and head as a bundle at ``out`` (test metrics in the manifest)."""
+    from pipeline.bundle import Bundle, encoder_options
+    from pipeline.encoders import get_encoder
+    from pipeline.finetune.body import save_body
+    from pipeline.metrics import evaluate
+
+    staging = out.parent / f".{out.name}.encoder-tmp"
+    shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # texts longer than max_length are cut when predicting, as they were in training
+        encoder = get_encoder("st:" + str(save_body(body, staging)), long_text=PREDICT_LONG_TEXT)
+        options = {**encoder_options(encoder), "long_text": PREDICT_LONG_TEXT}
+        metrics = None
+        if test is not None and len(test):
+            metrics = evaluate(test.labels, head.predict_proba(encoder.encode(test.texts)))
+        recipe = details["recipe"]
+        manifest = {
+            "encoder": {"spec": encoder.spec, "fingerprint": encoder.fingerprint, "options": options,
+                        "base": details["base_encoder"]},
+            "head": {
+                "name": f"finetune-{recipe['method']}",
+                "params": {k: v for k, v in recipe.items() if v is not None and k != "method"},
+                "class_weight": None,
+                "search": _search_note(details),
+                "cv_accuracy": None,
+                "fit_seconds": details["fit_seconds"],
+            },
+            "label_names": list(train.label_names),
+            "train": {"source": train.name, "hash": train.fingerprint(), "size": len(train), "budget": len(train), "seed": seed},
+            "metrics": {
+                "test": metrics,
+                "test_hash": None if test is None else test.fingerprint(),
+                "test_size": 0 if test is None else len(test),
+            },
+            "finetune": details,
+        }
+        bundle = Bundle(head, manifest, cache_dir=cache_dir)
+        bundle.save(out, encoder_dir=staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return bundle
+
+
+def _search_note(details: dict[str, Any]) -> str:
+    if details.get("val_size"):
+        return f"early stopping on {details['val_size']} held-out labels, best epoch {details['best_epoch']}"
+    if "pairs" in details:
+        return f"contrastive pairs: {details['pairs']}"
+    return "fixed epochs (no validation slice)"
+
+
+def finetune_and_score(
+    train: Dataset,
+    tests: dict[str, Dataset],
+    *,
+    work_dir: str | Path,
+    encoder: str = "minilm",
+    method: str = "head",
+    seed: int = 0,
+    keep_bundle: bool = False,
+    progress: bool = False,
+    **settings: Any,
+) -> tuple[dict[str, np.ndarray], float, float]:
+    """For experiment grids: fine-tune on ``train``, then score every test set.
+
+    Runs :func:`finetune` with bundle ``work_dir/bundle`` and checkpoint ``work_dir/checkpoint`` (so a
+    killed grid resumes mid-run), and returns ``({name: (n, 2) probabilities}, fit seconds, encode
+    seconds)``. Test texts are encoded by the bundle's own encoder, without the embedding cache (the
+    tuned weights are never reused). The bundle is deleted afterwards unless ``keep_bundle``.
+    ``settings`` are :func:`finetune`'s recipe keywords (epochs, lr, ...).
+    """
+    work_dir = Path(work_dir)
+    start = time.perf_counter()
+    bundle = finetune(
+        train, out=work_dir / "bundle", encoder=encoder, method=method, seed=seed,
+        checkpoint_dir=work_dir / "checkpoint", progress=progress, **settings,
+    )
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    enc = bundle.get_encoder()
+    probas = {name: bundle.head.predict_proba(enc.encode(ds.texts)) for name, ds in tests.items()}
+    encode_seconds = time.perf_counter() - start
+    if not keep_bundle:
+        shutil.rmtree(bundle.path)
+    return probas, fit_seconds, encode_seconds

@@ -1,0 +1,104 @@
+"""The sentence-transformers body being fine-tuned: load it from a spec, feed it texts, save it.
+
+Specs: ``minilm``, ``mpnet``, ``st:NAME_OR_PATH`` (any sentence-transformers model) and
+``hf:NAME_OR_PATH`` (a plain transformers model, given mean pooling).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.finetune.batching import sorted_batches, token_lengths
+
+FINETUNABLE = "minilm, mpnet, st:NAME_OR_PATH or hf:NAME_OR_PATH"
+EMBED_BATCH = 64
+
+
+def load_body(spec: str, *, max_length: int, device: str, work_dir: str | Path | None = None) -> Any:
+    """A trainable ``SentenceTransformer`` for ``spec`` on ``device``, truncating at ``max_length`` tokens.
+
+    Weights are found as stage one finds them (packaged MiniLM, mpnet unpacked under ``work_dir``,
+    default the cache directory; a local directory; the hub). Raises ValueError for specs without a
+    network to train (static word vectors) and FileNotFoundError for a model that cannot be found.
+    """
+    from pipeline.cache import default_cache_dir
+    from pipeline.encoders import models as sources
+
+    kind, _, name = spec.partition(":")
+    if spec == "minilm":
+        model_dir, _ = sources.minilm()
+    elif spec == "mpnet":
+        model_dir, _ = sources.mpnet(Path(work_dir) if work_dir is not None else default_cache_dir())
+    elif kind in ("st", "hf") and name:
+        model_dir, _ = sources.local_or_hub(name, spec)
+    else:
+        raise ValueError(
+            f"encoder {spec!r} cannot be fine-tuned: use {FINETUNABLE} (static word vectors have no "
+            "network to back-propagate through)."
+        )
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    if kind == "hf":
+        transformer = Transformer(str(model_dir), max_seq_length=max_length)
+        pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+        model = SentenceTransformer(modules=[transformer, pooling], device=device)
+    else:
+        model = SentenceTransformer(str(model_dir), device=device)
+    model.max_seq_length = max_length
+    return model
+
+
+def features(model: Any, texts: Sequence[str], device: str) -> dict[str, Any]:
+    """Tokenized, padded model inputs for ``texts``, on ``device``."""
+    batch = model.preprocess(list(texts))
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+
+
+def embed(model: Any, texts: Sequence[str], *, device: str, precision: str) -> np.ndarray:
+    """Sentence embeddings of ``texts`` as float32 ``(n, dim)``, in input order (eval mode, no grad)."""
+    import torch
+
+    from pipeline.encoders.device import autocast
+
+    texts = list(texts)
+    out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
+    model.eval()
+    with torch.inference_mode(), autocast(device, precision):
+        for idx in sorted_batches(token_lengths(model, texts), EMBED_BATCH):
+            emb = model(features(model, [texts[i] for i in idx], device))["sentence_embedding"]
+            out[idx] = emb.float().cpu().numpy()
+    return out
+
+
+def save_body(model: Any, path: Path) -> Path:
+    """Save the body (transformer, pooling, normalisation; safetensors weights) as a
+    sentence-transformers directory, loadable as encoder spec ``st:PATH``."""
+    model.save(str(path), create_model_card=False, safe_serialization=True)
+    return path
+
+
+def resolve_runtime(device: str, precision: str) -> tuple[str, str]:
+    """Concrete ``(device, precision)`` for training.
+
+    ``auto`` precision: fp16 (autocast + gradient scaling) on CUDA; bf16 autocast on a CPU with native
+    bf16 (AVX512-BF16/AMX, where it is faster); fp32 otherwise — on CPUs without it bf16 is emulated
+    and many times slower.
+    """
+    from pipeline.encoders.device import PRECISIONS, cpu_has_fast_bf16, resolve_device
+
+    device = resolve_device(device)
+    kind = device.split(":", 1)[0]
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+    if precision == "auto":
+        if kind == "cuda":
+            return device, "fp16"
+        return device, "bf16" if kind == "cpu" and cpu_has_fast_bf16() else "fp32"
+    if precision == "fp16" and kind != "cuda":
+        raise ValueError(f"precision fp16 needs a CUDA GPU (device is {device}); use bf16 or fp32.")
+    return device, precision

@@ -1,0 +1,289 @@
+"""Stage two: scikit-learn classifiers ("heads") over cached vectors, each with a small grid.
+
+A head is a :class:`~sklearn.pipeline.Pipeline` of an optional ``StandardScaler`` and a classifier,
+so scaling is saved with the model. Heads without ``predict_proba`` (``linear-svm``, ``rbf-svm``,
+``ridge``) are wrapped in ``CalibratedClassifierCV`` (Platt scaling). :func:`fit_head` picks the
+grid point by stratified (group-aware when possible) cross-validated accuracy when the data allow
+it, and falls back to fixed defaults when they are too small to split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, LinearSVC
+from sklearn.utils.validation import check_array
+from threadpoolctl import threadpool_limits
+
+from pipeline.out_of_core import ALPHA as SGD_ALPHA
+from pipeline.out_of_core import make_sgd
+
+DEFAULT_HEAD = "logreg"
+MAX_FOLDS = 5
+LARGE_N, LARGE_N_FOLDS = 2000, 3  # above 2,000 labels, 3 folds rank grid points as well and cost less
+MIN_PER_CLASS_PER_FOLD = 8  # below this a validation fold is too small to rank grid points
+MIN_GROUPS_PER_FOLD = 2  # group-aware CV only when every fold can hold this many groups
+CALIBRATION_FOLDS = 3
+EARLY_STOP_N = 1000  # mlp and hist-gb hold out 10% to stop early from this training size on
+CLASS_WEIGHTS = (None, "balanced")
+
+
+class HeadError(ValueError):
+    """A head cannot be built or fitted as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One registered classifier: how to build it, its grid and its fixed defaults."""
+
+    name: str
+    summary: str
+    factory: Callable[[int, int | None], BaseEstimator]  # (seed, training size) -> unfitted classifier
+    grid: Mapping[str, Sequence[Any]]  # classifier parameter -> candidate values
+    default: Mapping[str, Any]  # used when the data are too small to search
+    scale: bool = False  # put a StandardScaler in front
+    calibrate: bool = False  # no predict_proba: wrap in CalibratedClassifierCV
+    balanced: Mapping[str, Any] | None = field(default_factory=lambda: {"class_weight": "balanced"})
+    at_most_n: str | None = None  # integer parameter that may not exceed the training size
+    epoch_budget: bool = False  # max_iter is a training budget: hitting it is not a convergence failure
+
+
+def _early_stop(n: int | None) -> bool:
+    return n is not None and n >= EARLY_STOP_N
+
+
+HEADS: dict[str, HeadSpec] = {
+    spec.name: spec
+    for spec in (
+        HeadSpec(
+            "logreg", "L2 logistic regression",
+            lambda seed, n: LogisticRegression(max_iter=2000, random_state=seed),
+            {"C": [0.001, 0.01, 0.1, 1.0]}, {"C": 0.1}, scale=True,
+        ),
+        HeadSpec(
+            "linear-svm", "linear SVM, Platt-calibrated",
+            lambda seed, n: LinearSVC(max_iter=10000, random_state=seed),
+            {"C": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]}, {"C": 1e-3}, scale=True, calibrate=True,
+        ),
+        HeadSpec(
+            "rbf-svm", "RBF-kernel SVM, Platt-calibrated",
+            lambda seed, n: SVC(kernel="rbf", gamma="scale", random_state=seed),
+            {"C": [1.0, 10.0]}, {"C": 1.0}, scale=True, calibrate=True,
+        ),
+        HeadSpec(
+            "knn", "k nearest neighbours, cosine, distance-weighted",
+            lambda seed, n: KNeighborsClassifier(metric="cosine", weights="distance"),
+            {"n_neighbors": [5, 15, 45]}, {"n_neighbors": 15}, balanced=None, at_most_n="n_neighbors",
+        ),
+        HeadSpec(
+            "random-forest", "random forest of 100 trees",
+            lambda seed, n: RandomForestClassifier(n_estimators=100, random_state=seed),
+            {"min_samples_leaf": [1, 5]}, {"min_samples_leaf": 1},
+        ),
+        HeadSpec(
+            "hist-gb", "histogram gradient boosting",
+            lambda seed, n: HistGradientBoostingClassifier(
+                max_iter=200, early_stopping=_early_stop(n), random_state=seed
+            ),
+            {"max_leaf_nodes": [7, 31]}, {"max_leaf_nodes": 7},
+        ),
+        HeadSpec(
+            "mlp", "one-hidden-layer perceptron, 128 units",
+            lambda seed, n: MLPClassifier(
+                (128,), max_iter=200, early_stopping=_early_stop(n), random_state=seed
+            ),
+            {"alpha": [1e-4, 1e-2, 1.0]}, {"alpha": 1e-2}, scale=True, balanced=None, epoch_budget=True,
+        ),
+        HeadSpec(
+            "ridge", "ridge classifier, Platt-calibrated",
+            lambda seed, n: RidgeClassifier(),
+            {"alpha": [1.0, 10.0, 100.0, 1000.0, 10000.0]}, {"alpha": 100.0}, scale=True, calibrate=True,
+        ),
+        HeadSpec(
+            "nb", "Gaussian naive Bayes",
+            lambda seed, n: GaussianNB(),
+            {"var_smoothing": [1e-9, 1e-5, 1e-2, 1e-1]}, {"var_smoothing": 1e-9},
+            balanced={"priors": [0.5, 0.5]},
+        ),
+        HeadSpec(
+            "sgd", "logistic regression by averaged SGD; pipeline.out_of_core.fit_sgd trains it out of core",
+            lambda seed, n: make_sgd(seed),
+            {"alpha": [1e-5, 1e-4, 1e-3, 1e-2]}, {"alpha": SGD_ALPHA}, scale=True,
+        ),
+    )
+}
+
+
+def get_head(name: str) -> HeadSpec:
+    """The registered head ``name``; an unknown name raises :class:`HeadError` listing the choices."""
+    try:
+        return HEADS[name]
+    except KeyError:
+        choices = "; ".join(f"{n} ({spec.summary})" for n, spec in HEADS.items())
+        raise HeadError(f"unknown head {name!r}; choose one of: {choices}.") from None
+
+
+def check_class_weight(class_weight: str | None) -> None:
+    """Raise :class:`HeadError` unless ``class_weight`` is ``None`` or ``'balanced'``."""
+    if class_weight not in CLASS_WEIGHTS:
+        raise HeadError(f"class_weight must be None or 'balanced', got {class_weight!r}.")
+
+
+def build_head(
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    class_weight: str | None = None,
+    seed: int = 0,
+    calibration_folds: int | None = CALIBRATION_FOLDS,
+    n_train: int | None = None,
+) -> Pipeline:
+    """An unfitted head: ``[StandardScaler] -> classifier`` with ``params`` (default: the head's defaults).
+
+    ``calibration_folds=None`` leaves out the calibration wrapper (used while searching the grid).
+    ``n_train`` (the training size) caps parameters such as ``n_neighbors`` that may not exceed it.
+    """
+    spec = get_head(name)
+    check_class_weight(class_weight)
+    clf = spec.factory(seed, n_train)
+    values = dict(spec.default if params is None else params)
+    unknown = set(values) - set(clf.get_params())
+    if unknown:
+        raise HeadError(f"head {name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(spec.grid)}.")
+    if spec.at_most_n and n_train is not None and spec.at_most_n in values:
+        values[spec.at_most_n] = min(values[spec.at_most_n], n_train)
+    if class_weight == "balanced":
+        if spec.balanced is None:
+            warnings.warn(f"head {name!r} has no class weights; ignoring class_weight='balanced'.", stacklevel=2)
+        else:
+            values.update(spec.balanced)
+    clf.set_params(**values)
+    if spec.calibrate and calibration_folds is not None:
+        clf = CalibratedClassifierCV(clf, method="sigmoid", cv=calibration_folds, ensemble=False)
+    steps = [("scale", StandardScaler())] if spec.scale else []
+    return Pipeline([*steps, ("clf", clf)])
+
+
+@dataclass(frozen=True)
+class FittedHead:
+    """A fitted head and how it was chosen."""
+
+    name: str
+    estimator: Pipeline
+    params: dict[str, Any]  # chosen grid point (classifier parameter names)
+    search: str  # e.g. "StratifiedGroupKFold(5) over 4 points", or why there was none
+    cv_accuracy: float | None  # mean validation accuracy of the chosen point
+    fit_seconds: float
+
+
+def plan_cv(y: np.ndarray, groups: Sequence[Any] | None, seed: int) -> tuple[Any | None, str]:
+    """A CV splitter for the grid search, or ``None`` with the reason when the data are too small.
+
+    Folds: up to 5 (3 above 2,000 examples), keeping at least 8 examples of the rarer class per
+    validation fold. Group-aware (StratifiedGroupKFold) when groups are given and there are enough of them.
+    """
+    rarer = int(np.bincount(y, minlength=2).min())
+    n_splits = min(LARGE_N_FOLDS if len(y) > LARGE_N else MAX_FOLDS, rarer // MIN_PER_CLASS_PER_FOLD)
+    if n_splits < 2:
+        return None, (
+            f"defaults (rarer class has {rarer} examples; searching needs "
+            f"{2 * MIN_PER_CLASS_PER_FOLD})"
+        )
+    if groups is not None and len(set(groups)) >= MIN_GROUPS_PER_FOLD * n_splits:
+        return StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed), f"StratifiedGroupKFold({n_splits})"
+    return StratifiedKFold(n_splits, shuffle=True, random_state=seed), f"StratifiedKFold({n_splits})"
+
+
+def fit_head(
+    name: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    groups: Sequence[Any] | None = None,
+    class_weight: str | None = None,
+    seed: int = 0,
+    search: bool = True,
+    n_jobs: int | None = None,
+) -> FittedHead:
+    """Fit head ``name`` on vectors ``X`` and 0/1 labels ``y``, choosing its grid point by CV accuracy.
+
+    The search runs on the uncalibrated classifier; the chosen point is then refitted on all the
+    data (with calibration where the head needs it). ``search=False`` uses the fixed defaults.
+    """
+    spec = get_head(name)
+    check_class_weight(class_weight)
+    X = check_array(X, dtype=np.float32, input_name="X")
+    y = np.asarray(y)
+    if y.shape != (len(X),):
+        raise HeadError(f"y has shape {y.shape}; expected ({len(X)},), one 0/1 label per row of X.")
+    counts = np.bincount(y.astype(np.int64), minlength=2) if y.size else np.zeros(2, int)
+    if set(np.unique(y).tolist()) - {0, 1} or counts.min() < 2:
+        raise HeadError(
+            f"head {name!r} needs labels 0/1 with at least 2 examples of each class; got counts "
+            f"{dict(zip(*np.unique(y, return_counts=True)))}. Use a larger or balanced budget."
+        )
+    groups = None if groups is None or any(g is None for g in groups) else list(groups)
+    with _fit_context(spec):
+        return _search_and_fit(spec, X, y, counts, groups, class_weight, seed, search, n_jobs)
+
+
+@contextlib.contextmanager
+def _fit_context(spec: HeadSpec) -> Iterator[None]:
+    """Fit single-threaded (parallelism comes from ``n_jobs`` over grid points); silence max_iter
+    warnings of heads trained to an epoch budget.
+
+    BLAS/OpenMP threads spin when the cores are busy: on 2 shared cores, hist-gb on 7,000 MiniLM
+    vectors took 69 s with 2 threads and 11 s with 1; MLP and hist-gb on 240 rows ran 8x slower.
+    """
+    with threadpool_limits(1), warnings.catch_warnings():
+        if spec.epoch_budget:
+            warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def _search_and_fit(
+    spec: HeadSpec, X: np.ndarray, y: np.ndarray, counts: np.ndarray, groups: list[Any] | None,
+    class_weight: str | None, seed: int, search: bool, n_jobs: int | None,
+) -> FittedHead:
+    name = spec.name
+    start = time.perf_counter()
+    cv, how = plan_cv(y, groups, seed) if search else (None, "defaults (search off)")
+    params, score = dict(spec.default), None
+    if cv is not None:
+        smallest_train = len(y) - int(np.ceil(len(y) / cv.get_n_splits()))
+        grid = {
+            f"clf__{k}": [v for v in vals if not (k == spec.at_most_n and v > smallest_train)] or [min(vals)]
+            for k, vals in spec.grid.items()
+        }
+        base = build_head(name, class_weight=class_weight, seed=seed, calibration_folds=None, n_train=smallest_train)
+        gs = GridSearchCV(base, grid, scoring="accuracy", cv=cv, refit=False, n_jobs=n_jobs, error_score="raise")
+        gs.fit(X, y, groups=groups)
+        params = {k.removeprefix("clf__"): _plain(v) for k, v in gs.best_params_.items()}
+        score = float(gs.best_score_)
+        how = f"{how} over {len(gs.cv_results_['params'])} points"
+    folds = min(CALIBRATION_FOLDS, int(counts.min()))
+    estimator = build_head(name, params, class_weight=class_weight, seed=seed, calibration_folds=folds, n_train=len(y))
+    estimator.fit(X, y)
+    return FittedHead(name, estimator, params, how, score, time.perf_counter() - start)
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars from the grid as plain Python values, for JSON."""
+    return value.item() if isinstance(value, np.generic) else value

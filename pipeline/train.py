@@ -1,0 +1,253 @@
+"""Stage two end to end: split, sample a budget, embed once through the cache, fit heads, score, bundle.
+
+``fit("rt", encoder="minilm", head="logreg")`` returns a :class:`~pipeline.bundle.Bundle`;
+:func:`iter_fit` fits several heads on one set of vectors (each text is encoded at most once,
+and not at all when the cache already holds it). Also the prediction and scoring helpers the CLI uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.bundle import Bundle, encoder_options
+from pipeline.data import DataError, Dataset, load, sample_budget, split
+from pipeline.heads import DEFAULT_HEAD, check_class_weight, fit_head, get_head
+from pipeline.metrics import evaluate
+from pipeline.prior import Adapted, adapt, fit_calibration, from_manifest, manifest_entry
+
+DEFAULT_ENCODER = "minilm"
+OUTPUT_FORMATS = (".csv", ".jsonl")
+
+
+def resolve_encoder(encoder: Any, cache_dir: str | Path | None = None) -> Any:
+    """An encoder object: a spec string goes through ``get_encoder``; an object is used as is."""
+    if isinstance(encoder, str):
+        from pipeline.encoders import get_encoder
+
+        return get_encoder(encoder, work_dir=cache_dir)
+    return encoder
+
+
+def train_test(data: str | Dataset, budget: int | None, seed: int) -> tuple[Dataset, Dataset]:
+    """(training set, test set): the leak-free split of ``data``, with a balanced budget of its pool."""
+    ds = load(data) if isinstance(data, str) else data
+    if ds.labels is None:
+        raise DataError(f"{ds.name or 'data'}: has no labels to train on; pass --label-col (and --positive).")
+    pool, test = split(ds)
+    return sample_budget(pool, budget, seed), test
+
+
+def iter_fit(
+    data: str | Dataset,
+    *,
+    encoder: Any = DEFAULT_ENCODER,
+    heads: Sequence[str] = (DEFAULT_HEAD,),
+    budget: int | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    class_weight: str | None = None,
+    n_jobs: int | None = None,
+) -> Iterator[Bundle]:
+    """Fit each head in ``heads`` on the same vectors and yield an unsaved :class:`Bundle` per head.
+
+    ``data`` is a source string (see :func:`pipeline.data.load`) or a loaded :class:`Dataset`;
+    ``encoder`` a spec string or an encoder object (``spec``, ``fingerprint``, ``encode``). The
+    training and test texts are embedded in one cache call before any head is fitted, so the heads
+    add no encoding. Each bundle's manifest holds its test-split metrics.
+    """
+    from pipeline.cache import EmbeddingCache, default_cache_dir
+
+    heads = list(dict.fromkeys(heads))
+    for name in heads:  # fail on a typo before spending time on encoding
+        get_head(name)
+    check_class_weight(class_weight)
+    train, test = train_test(data, budget, seed)
+    cache_dir = cache_dir or default_cache_dir()
+    enc = resolve_encoder(encoder, cache_dir)
+    vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts)
+    X_train, X_test = vectors[: len(train)], vectors[len(train) :]
+    for name in heads:
+        fitted = fit_head(
+            name, X_train, train.labels, groups=train.groups, class_weight=class_weight, seed=seed, n_jobs=n_jobs
+        )
+        metrics = evaluate(test.labels, fitted.estimator.predict_proba(X_test)) if len(test) else None
+        # for --prior/--adapt-prior: out-of-fold Platt recalibration and the training prior
+        calibration = fit_calibration(fitted.estimator, X_train, train.labels, groups=train.groups, seed=seed)
+        manifest = {
+            "encoder": {"spec": enc.spec, "fingerprint": enc.fingerprint, "options": encoder_options(enc)},
+            "head": {
+                "name": name,
+                "params": fitted.params,
+                "class_weight": class_weight,
+                "search": fitted.search,
+                "cv_accuracy": fitted.cv_accuracy,
+                "fit_seconds": round(fitted.fit_seconds, 3),
+            },
+            "label_names": list(train.label_names),
+            "train": {"source": train.name, "hash": train.fingerprint(), "size": len(train), "budget": budget, "seed": seed},
+            "metrics": {"test": metrics, "test_hash": test.fingerprint(), "test_size": len(test)},
+            "prior": manifest_entry(train.labels, calibration),
+        }
+        yield Bundle(fitted.estimator, manifest, cache_dir=cache_dir, encoder=enc)
+
+
+def fit(
+    source_or_dataset: str | Dataset,
+    encoder: Any = DEFAULT_ENCODER,
+    head: str = DEFAULT_HEAD,
+    budget: int | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    class_weight: str | None = None,
+    *,
+    n_jobs: int | None = None,
+) -> Bundle:
+    """Fit one head on the pool of ``source_or_dataset`` (or a balanced ``budget`` of it), score it on
+    the test split, and return the :class:`Bundle` — saved to directory ``out`` when given."""
+    bundle = next(
+        iter_fit(
+            source_or_dataset, encoder=encoder, heads=[head], budget=budget, seed=seed,
+            cache_dir=cache_dir, class_weight=class_weight, n_jobs=n_jobs,
+        )
+    )
+    if out is not None:
+        bundle.save(out)
+    return bundle
+
+
+def bundle_name(bundle: Bundle) -> str:
+    """Default directory name of a bundle: ``<source>-<encoder>-<head>-b<budget>-s<seed>``."""
+    train = bundle.manifest["train"]
+    source = train["source"]
+    source = Path(source).stem if Path(source).suffix else source
+    kind, _, arg = bundle.manifest["encoder"]["spec"].partition(":")
+    encoder = f"{kind}_{Path(arg).name}" if arg else kind  # st:/models/tuned -> st_tuned
+    budget = "all" if train["budget"] is None else train["budget"]
+    parts = [source, encoder, bundle.manifest["head"]["name"], f"b{budget}", f"s{train['seed']}"]
+    return "-".join(_slug(p) for p in parts)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_.-") or "x"
+
+
+def format_fit_table(bundles: Sequence[Bundle]) -> str:
+    """Plain-text table of fitted heads: head, params, test accuracy, macro-F1, ROC-AUC, fit seconds."""
+    header = ("head", "params", "accuracy", "macro-F1", "ROC-AUC", "fit s")
+    rows = []
+    for b in bundles:
+        m = b.manifest["metrics"]["test"] or {}
+        params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in b.manifest["head"]["params"].items())
+        rows.append((b.manifest["head"]["name"], params, *(_fmt(m.get(k)) for k in ("accuracy", "macro_f1", "roc_auc")), f"{b.manifest['head']['fit_seconds']:.1f}"))
+    return format_table(header, rows)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces, with a rule under the header."""
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in (header, *rows)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+def evaluation_set(source: str, ds: Dataset, which: str = "test") -> Dataset:
+    """The rows of ``ds`` to score: for ``rt`` its test split unless ``which='all'``, else every row."""
+    if which not in ("test", "all"):
+        raise ValueError(f"--split must be 'test' or 'all', got {which!r}.")
+    return split(ds)[1] if source == "rt" and which == "test" else ds
+
+
+def positive_proba(bundle: Bundle, texts: Sequence[str], *, prior: float | None = None,
+                   adapt_prior: bool = False) -> tuple[np.ndarray, Adapted | None]:
+    """The bundle's probability of positive for ``texts``, and, with ``prior`` (a known positive rate)
+    or ``adapt_prior`` (estimated by EM from these texts), those probabilities recalibrated and
+    re-weighted from the bundle's training prior (see :mod:`pipeline.prior`)."""
+    p = bundle.predict_proba(list(texts))[:, 1]
+    if prior is None and not adapt_prior:
+        return p, None
+    if prior is not None and adapt_prior:
+        raise ValueError("give --prior (a known positive rate) or --adapt-prior (estimate it), not both.")
+    train_prior, calibration = from_manifest(bundle.manifest, str(bundle.path or "bundle"))
+    return p, adapt(p, train_prior, target_prior=prior, calibration=calibration)
+
+
+def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prior: bool = False) -> dict[str, Any]:
+    """:func:`pipeline.metrics.evaluate` of ``bundle`` on the labelled dataset ``ds``.
+
+    With ``prior`` or ``adapt_prior`` the scores are those of the re-weighted probabilities (see
+    :func:`positive_proba`), and ``scores["prior"]`` holds the training, target and true positive
+    rates and the accuracy without adaptation.
+    """
+    if ds.labels is None:
+        raise ValueError(f"{ds.name}: has no labels to evaluate against; pass --label-col.")
+    p, adapted = positive_proba(bundle, ds.texts, prior=prior, adapt_prior=adapt_prior)
+    if adapted is None:
+        return evaluate(ds.labels, p)
+    scores = evaluate(ds.labels, adapted.p_pos)
+    scores["prior"] = {"train": adapted.train_prior, "target": adapted.prior, "estimated": adapted.estimated,
+                       "true": float(ds.labels.mean()), "accuracy_unadapted": evaluate(ds.labels, p)["accuracy"]}
+    return scores
+
+
+def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
+    """Human-readable scores with a labelled confusion matrix."""
+    neg, pos = label_names
+    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    lines = [f"{k:<9} {_fmt(scores[k])}" for k in ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")]
+    corner = "true \\ pred"
+    first, width = max(len(corner), len(neg), len(pos)), max(len(neg), len(pos), 6)
+    lines += [
+        f"n         {scores['n']}",
+        "",
+        f"{corner:<{first}}  {neg:>{width}}  {pos:>{width}}",
+        f"{neg:<{first}}  {tn:>{width}}  {fp:>{width}}",
+        f"{pos:<{first}}  {fn:>{width}}  {tp:>{width}}",
+    ]
+    if "prior" in scores:
+        pr = scores["prior"]
+        lines += ["", f"positive rate: training {pr['train']:.3f}, {'estimated' if pr['estimated'] else 'given'} "
+                      f"{pr['target']:.3f}, true {pr['true']:.3f}; accuracy without adaptation {pr['accuracy_unadapted']:.3f}"]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- predict
+def predict_rows(bundle: Bundle, texts: Sequence[str], p_pos: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One dict per text: ``text``, ``label`` (its name) and ``p_positive`` (``p_pos`` when given, e.g.
+    re-weighted by :func:`positive_proba`, else the bundle's own)."""
+    p = bundle.predict_proba(list(texts))[:, 1] if p_pos is None else p_pos
+    names = bundle.label_names
+    return [{"text": t, "label": names[int(q >= 0.5)], "p_positive": round(float(q), 6)} for t, q in zip(texts, p)]
+
+
+def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Write ``rows`` as CSV or JSONL (by extension), atomically (tmp file, then ``os.replace``)."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_FORMATS:
+        raise ValueError(f"--output {path}: unknown format {path.suffix!r}; use one of {', '.join(OUTPUT_FORMATS)}.")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            if path.suffix.lower() == ".csv":
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["text", "label", "p_positive"])
+                writer.writeheader()
+                writer.writerows(rows)
+            else:
+                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

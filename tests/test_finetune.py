@@ -1,0 +1,280 @@
+"""Fine-tuning end to end on a tiny real budget (32 RT labels, short max length), the resumable loop
+on a small torch model, the head export to scikit-learn, and the recipe checks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.neural_network import MLPClassifier
+
+from pipeline.bundle import ENCODER_DIR, Bundle
+from pipeline.cli import main
+from pipeline.data import load
+from pipeline.finetune import default_checkpoint_dir, finetune, holdout, make_recipe
+from pipeline.finetune.batching import length_batches
+from pipeline.finetune.checkpoint import CheckpointError, CheckpointStore
+from pipeline.finetune.head import to_sklearn, to_torch
+from pipeline.finetune.loop import LoopSettings, run_loop
+from pipeline.train import train_test
+
+BUDGET = 32
+TINY = {"epochs": 2, "max_length": 32}  # the recipe of every real fine-tuning run here
+CLI_TINY = ["--epochs", "2", "--max-length", "32"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def reviews_csv(rt, tmp_path_factory):
+    """300 real RT rows (text, label fresh/rotten) as a CSV: a pool of about 240 and a test split of about 60."""
+    idx = np.sort(np.random.default_rng(7).choice(len(rt), 300, replace=False))
+    path = tmp_path_factory.mktemp("ft-data") / "reviews.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows([rt.texts[i], rt.label_names[rt.labels[i]]] for i in idx)
+    return path
+
+
+@pytest.fixture(scope="session")
+def budget(reviews_csv):
+    """(train, test): the 32-label budget and the test split, exactly as the `finetune` command draws them."""
+    return train_test(load(str(reviews_csv)), BUDGET, 0)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("ft-cache")
+
+
+@pytest.fixture(scope="session")
+def tuned(budget, cache_dir, tmp_path_factory):
+    """MiniLM fine-tuned with method head on the budget, uninterrupted; returns the saved bundle."""
+    train, test = budget
+    out = tmp_path_factory.mktemp("ft-head") / "bundle"
+    return finetune(train, test=test, out=out, seed=0, cache_dir=cache_dir, progress=False, **TINY)
+
+
+# ---------------------------------------------------------------------------------------------- method head, real
+def test_training_lowers_the_loss_on_the_training_labels(tuned, budget):
+    fit_set, _ = holdout(budget[0], tuned.manifest["finetune"]["recipe"]["val_fraction"], 0)
+    details = tuned.manifest["finetune"]
+    assert [row["epoch"] for row in details["history"]] == [1, 2]
+    start = details["probe"]["train_loss"]  # the frozen-embedding head training started from
+    after = log_loss(fit_set.labels, tuned.predict_proba(fit_set.texts))
+    assert after < start
+
+
+def test_bundle_loads_and_predicts_through_stage_two(tuned, cache_dir, budget):
+    bundle = Bundle.load(tuned.path, cache_dir=cache_dir)  # verifies files and the encoder fingerprint
+    assert bundle.manifest["encoder"]["spec"] == "st:" + ENCODER_DIR
+    assert (tuned.path / ENCODER_DIR / "model.safetensors").is_file()
+    texts = ["A triumph: moving, funny and beautifully acted.", "Dull, overlong and painfully unfunny."]
+    proba = bundle.predict_proba(texts)
+    assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert set(bundle.predict(texts)) <= {0, 1}
+    _, test = budget
+    scores = bundle.manifest["metrics"]["test"]
+    assert scores["n"] == len(test)
+    assert np.isclose(scores["accuracy"], ((bundle.predict_proba(test.texts)[:, 1] >= 0.5) == test.labels).mean())
+
+
+def test_tuned_fingerprint_differs_from_the_frozen_encoder(tuned, tmp_path):
+    from pipeline.encoders import get_encoder
+    from pipeline.finetune.body import load_body, save_body
+
+    # the frozen weights saved the same way (same max length, same files): only the weights differ
+    frozen = save_body(load_body("minilm", max_length=TINY["max_length"], device="cpu"), tmp_path / "frozen")
+    fingerprint, options = tuned.manifest["encoder"]["fingerprint"], tuned.encoder_options
+    assert get_encoder("st:" + str(frozen), **options).fingerprint != fingerprint
+    assert get_encoder("st:" + str(tuned.path / ENCODER_DIR), **options).fingerprint == fingerprint
+    assert get_encoder("minilm").fingerprint != fingerprint
+
+
+def test_killed_command_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(tuned, reviews_csv, cache_dir, tmp_path):
+    out = tmp_path / "resumed"
+    cmd = [sys.executable, "-m", "pipeline", "finetune", str(reviews_csv), "--budget", str(BUDGET), *CLI_TINY,
+           "--out", str(out), "--cache-dir", str(cache_dir)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    checkpoint = default_checkpoint_dir(out) / "checkpoint.pt"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # right after the first epoch's checkpoint appears
+    stderr = proc.communicate()[1]
+    assert checkpoint.exists(), stderr
+    assert not out.exists()
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming from epoch 1" in rerun.stderr
+    assert not checkpoint.parent.exists()  # removed once the bundle is saved
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["finetune"]["resumed_from"] == "epoch 1"
+    assert [row["epoch"] for row in manifest["finetune"]["history"]] == [1, 2]
+    # same data, seed and settings as the uninterrupted in-process run: the same model
+    resumed = Bundle.load(out, cache_dir=cache_dir, verify_encoder=False)
+    for row, ref in zip(manifest["finetune"]["history"], tuned.manifest["finetune"]["history"]):
+        assert {k: pytest.approx(v, rel=1e-4) for k, v in ref.items() if k != "seconds"} == {k: v for k, v in row.items() if k != "seconds"}
+    assert np.allclose(resumed.head[-1].coef_, tuned.head[-1].coef_, atol=1e-5)
+
+
+def test_setfit_method_trains_pairs_then_a_logistic_regression(budget, cache_dir, tmp_path):
+    train, test = budget
+    bundle = finetune(train, test=test, out=tmp_path / "setfit", method="setfit", num_iterations=1, epochs=1,
+                      max_length=TINY["max_length"], cache_dir=cache_dir, progress=False)
+    details = bundle.manifest["finetune"]
+    assert details["pairs"] == 2 * len(train)  # num_iterations positive + as many negative pairs per text
+    assert isinstance(bundle.head[-1], LogisticRegression)
+    assert len(details["history"]) == 1 and np.isfinite(details["history"][0]["train_loss"])
+    assert bundle.manifest["metrics"]["test"]["n"] == len(test)
+    assert Bundle.load(bundle.path, cache_dir=cache_dir).predict(test.texts[:4]).shape == (4,)
+
+
+def test_command_refuses_a_static_encoder_and_a_foreign_out_dir(reviews_csv, tmp_path):
+    args = ["finetune", str(reviews_csv), "--budget", "32", "--out", str(tmp_path / "b")]
+    result = CliRunner().invoke(main, [*args, "--encoder", "glove-6b-50d"])
+    assert result.exit_code != 0 and "cannot be fine-tuned" in result.output
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "not a model bundle" in result.output
+    result = CliRunner().invoke(main, [*args, "--method", "setfit", "--head-lr", "0.01"])
+    assert result.exit_code != 0 and "head_lr" in result.output
+
+
+# ---------------------------------------------------------------------------------------------- the loop, on a small model
+class Killed(Exception):
+    """Stands in for a kill: raised from inside the training step."""
+
+
+def _toy(seed: int = 0):
+    """A small dropout MLP, its data and a loss function that can 'die' at a given step."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(8, 1))
+    gen = torch.Generator().manual_seed(1)
+    X, y = torch.randn(40, 4, generator=gen), (torch.rand(40, generator=gen) > 0.5).float()
+    lengths = np.arange(40) % 7
+    state = {"steps": 0, "die_at": None}
+
+    def loss_fn(idx):
+        state["steps"] += 1
+        if state["steps"] == state["die_at"]:
+            raise Killed
+        return torch.nn.functional.binary_cross_entropy_with_logits(model(X[idx]).squeeze(-1), y[idx])
+
+    def batches(epoch):
+        return length_batches(lengths, 6, seed, epoch)
+
+    groups = [{"params": list(model.parameters()), "lr": 0.05}]
+    return model, groups, batches, loss_fn, state
+
+
+def _train(store, die_at=None, **settings):
+    model, groups, batches, loss_fn, state = _toy()
+    state["die_at"] = die_at
+    result = run_loop(model, groups, batches, loss_fn, LoopSettings(epochs=3, progress=False, **settings), store)
+    return model, result
+
+
+@pytest.mark.parametrize("die_at, checkpoint_seconds, resumed", [(10, 300.0, "epoch 1"), (12, 0.0, "epoch 2, batch 4/7")])
+def test_loop_resumes_bit_for_bit_after_a_kill(tmp_path, die_at, checkpoint_seconds, resumed):
+    reference, _ = _train(None)
+    store = CheckpointStore(tmp_path / "ckpt", "run-a")
+    with pytest.raises(Killed):
+        _train(store, die_at=die_at, checkpoint_seconds=checkpoint_seconds)  # 7 batches per epoch
+    model, result = _train(store, checkpoint_seconds=checkpoint_seconds)
+    assert result.resumed_from == resumed
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    for a, b in zip(model.state_dict().values(), reference.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_loop_stops_early_and_restores_the_best_epoch(tmp_path):
+    model, groups, batches, loss_fn, _ = _toy()
+    scores, snapshots = iter([0.5, 0.8, 0.6, 0.7]), []
+
+    def validate():
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"loss": 0.5, "accuracy": next(scores)}
+
+    settings = LoopSettings(epochs=6, patience=2, progress=False)
+    result = run_loop(model, groups, batches, loss_fn, settings, None, validate)
+    assert result.best_epoch == 2 and len(result.history) == 4  # epochs 3 and 4 did not beat epoch 2
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshots[1][k])
+
+
+def test_loop_runs_under_bf16_autocast_on_cpu():
+    model, groups, batches, loss_fn, _ = _toy()
+    result = run_loop(model, groups, batches, loss_fn, LoopSettings(epochs=1, precision="bf16", progress=False))
+    assert np.isfinite(result.history[0]["train_loss"])
+
+
+def test_checkpoint_of_another_run_or_a_damaged_file_is_refused(tmp_path):
+    CheckpointStore(tmp_path, "run-a").save({"epoch": 1})
+    assert CheckpointStore(tmp_path, "run-a").load()["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left behind
+    with pytest.raises(CheckpointError, match="different run"):
+        CheckpointStore(tmp_path, "run-b").load()
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        CheckpointStore(tmp_path, "run-a").load()
+
+
+# ---------------------------------------------------------------------------------------------- pieces
+@pytest.mark.parametrize("clf", [LogisticRegression(), MLPClassifier((16,), max_iter=50, random_state=0)])
+def test_head_export_matches_the_torch_head(clf):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 12)), rng.integers(0, 2, 60)
+    head = to_torch(clf.fit(X, y)).eval()
+    with torch.no_grad():
+        p_torch = torch.sigmoid(head(torch.as_tensor(X, dtype=torch.float32)).squeeze(-1)).numpy()
+    exported = to_sklearn(head)
+    assert type(exported[-1]) is type(clf)
+    assert np.allclose(exported.predict_proba(X)[:, 1], p_torch, atol=1e-5)
+    assert np.allclose(exported.predict_proba(X), clf.predict_proba(X), atol=1e-5)
+
+
+def test_length_batches_cover_every_row_once_and_depend_only_on_seed_and_epoch():
+    lengths = np.random.default_rng(0).integers(3, 60, 203)
+    first = length_batches(lengths, 16, seed=3, epoch=0)
+    assert sorted(np.concatenate(first).tolist()) == list(range(203))
+    assert all(np.array_equal(a, b) for a, b in zip(first, length_batches(lengths, 16, seed=3, epoch=0)))
+    other = length_batches(lengths, 16, seed=3, epoch=1)
+    assert len(other) == len(first) and not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_holdout_is_stratified_disjoint_and_skipped_when_too_small(budget):
+    train, _ = budget
+    fit_set, val = holdout(train, 0.25, seed=0)
+    assert len(val) == 8 and np.bincount(val.labels).tolist() == [4, 4]
+    assert sorted(fit_set.texts + val.texts) == sorted(train.texts)
+    tiny = train.subset(np.concatenate([np.flatnonzero(train.labels == c)[:2] for c in (0, 1)]))
+    kept, none = holdout(tiny, 0.25, seed=0)
+    assert kept is tiny and none is None
+
+
+def test_recipe_defaults_overrides_and_errors():
+    assert make_recipe("head").head_type == "linear" and make_recipe("setfit").num_iterations == 20
+    assert make_recipe("head", epochs=7, lr=None).epochs == 7
+    with pytest.raises(ValueError, match="unknown fine-tuning method"):
+        make_recipe("lora")
+    with pytest.raises(ValueError, match=r"\['num_iterations'\] do not apply to method 'head'"):
+        make_recipe("head", num_iterations=5)
+    with pytest.raises(ValueError, match="val_fraction must be between 0 and 0.5"):
+        make_recipe("head", val_fraction=0.9)

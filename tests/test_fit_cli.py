@@ -1,0 +1,166 @@
+"""`fit`, `predict` and `evaluate` end to end on a small real CSV of RT rows, and the encode counter."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.data import DataError, load, split
+from pipeline.encoders import get_encoder
+from pipeline.heads import HEADS, HeadError
+from pipeline.train import bundle_name, fit, iter_fit
+
+ENCODER = "glove-6b-50d"
+
+
+class CountingEncoder:
+    """A real encoder that counts the calls to ``encode`` and the texts it was given."""
+
+    def __init__(self, inner):
+        self.inner, self.calls, self.texts = inner, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode(self, texts, **kwargs):
+        texts = list(texts)
+        self.calls += 1
+        self.texts += len(texts)
+        return self.inner.encode(texts, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def reviews_csv(rt, tmp_path_factory):
+    """400 real RT rows (text, label fresh/rotten, movie) written as a CSV file."""
+    rng = np.random.default_rng(0)
+    idx = np.sort(rng.choice(len(rt), 400, replace=False))
+    path = tmp_path_factory.mktemp("data") / "reviews.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "movie"])
+        for i in idx:
+            writer.writerow([rt.texts[i], rt.label_names[rt.labels[i]], rt.groups[i]])
+    return path
+
+
+@pytest.fixture(scope="session")
+def fitted_dir(reviews_csv, tmp_path_factory):
+    """`review-transfer fit` of two heads on the CSV; returns (models dir, cache dir, CLI output)."""
+    base = tmp_path_factory.mktemp("fit")
+    args = ["fit", str(reviews_csv), "--group-col", "movie", "--encoder", ENCODER, "--head", "logreg",
+            "--head", "nb", "--cache-dir", str(base / "cache"), "--out", str(base / "models")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return base / "models", base / "cache", result.output
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_fit_prints_a_table_and_saves_one_bundle_per_head(fitted_dir, reviews_csv):
+    models, _, output = fitted_dir
+    names = sorted(p.name for p in models.iterdir())
+    assert names == [f"reviews-{ENCODER}-logreg-ball-s0", f"reviews-{ENCODER}-nb-ball-s0"]
+    header = next(line for line in output.splitlines() if line.startswith("head"))
+    assert header.split() == ["head", "params", "accuracy", "macro-F1", "ROC-AUC", "fit", "s"]
+    pool, test = split(load(str(reviews_csv), group_col="movie"))
+    assert f"trained on {len(pool)} labels, tested on {len(test)}" in output
+    for name in names:
+        manifest = json.loads((models / name / "manifest.json").read_text())
+        assert manifest["train"]["hash"] == pool.fingerprint()
+        assert manifest["metrics"]["test_size"] == len(test)
+        row = next(line for line in output.splitlines() if line.startswith(manifest["head"]["name"] + " "))
+        assert f"{manifest['metrics']['test']['accuracy']:.3f}" in row
+
+
+def test_more_heads_cost_zero_encodes(reviews_csv, tmp_path):
+    ds = load(str(reviews_csv), group_col="movie")
+    counter = CountingEncoder(get_encoder(ENCODER))
+    first = list(iter_fit(ds, encoder=counter, heads=["nb"], cache_dir=tmp_path))
+    assert counter.calls >= 1 and counter.texts == len(ds)  # each text encoded exactly once
+    counter.calls = counter.texts = 0
+    bundles = list(iter_fit(ds, encoder=counter, heads=["logreg", "ridge", "knn", "nb"], budget=60, cache_dir=tmp_path))
+    assert (counter.calls, counter.texts) == (0, 0)
+    assert [b.manifest["head"]["name"] for b in bundles] == ["logreg", "ridge", "knn", "nb"]
+    assert bundles[-1].manifest["encoder"] == first[0].manifest["encoder"]
+    assert bundle_name(bundles[0]) == f"reviews-{ENCODER}-logreg-b60-s0"
+
+
+def test_predict_texts_and_files(fitted_dir, reviews_csv, tmp_path):
+    models, cache, _ = fitted_dir
+    bundle = models / f"reviews-{ENCODER}-logreg-ball-s0"
+    result = invoke("predict", bundle, "A triumph: moving, funny and beautifully acted.",
+                    "Dull, overlong and badly written.", "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    lines = [line.split("\t") for line in result.output.strip().splitlines()]
+    assert [len(line) for line in lines] == [3, 3]
+    assert {line[0] for line in lines} <= {"fresh", "rotten"}
+    assert all(0 <= float(line[1]) <= 1 for line in lines)
+
+    texts = load(str(reviews_csv)).texts
+    for suffix in (".jsonl", ".csv"):
+        out = tmp_path / f"pred{suffix}"
+        result = invoke("predict", bundle, "--input", reviews_csv, "--output", out, "--cache-dir", cache)
+        assert result.exit_code == 0, result.output
+        rows = load(str(out), label_col="label").texts
+        assert rows == texts
+    rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
+    assert set(rows[0]) == {"text", "label", "p_positive"}
+    assert {r["label"] for r in rows} == {"fresh", "rotten"}
+
+    result = invoke("predict", bundle, "--cache-dir", cache)
+    assert result.exit_code != 0 and "either TEXT arguments or --input" in result.output
+
+
+def test_evaluate_any_labelled_file_and_rt_test_split(fitted_dir, reviews_csv):
+    models, cache, _ = fitted_dir
+    bundle = models / f"reviews-{ENCODER}-logreg-ball-s0"
+    result = invoke("evaluate", bundle, reviews_csv, "--json", "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert scores["n"] == len(load(str(reviews_csv)))
+    assert set(scores) == {"n", "accuracy", "macro_f1", "roc_auc", "log_loss", "ece", "confusion_matrix"}
+    assert sum(map(sum, scores["confusion_matrix"])) == scores["n"]
+
+    result = invoke("evaluate", bundle, "rt", "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert "n         2425" in result.output and "true \\ pred" in result.output
+
+
+def test_fit_errors_are_clear(reviews_csv, tmp_path):
+    base = ["fit", reviews_csv, "--encoder", ENCODER, "--cache-dir", tmp_path / "c", "--out", tmp_path / "m"]
+    result = invoke(*base, "--head", "logreg", "--head", "xgboost")
+    assert result.exit_code != 0 and "unknown head 'xgboost'" in result.output
+    assert all(name in result.output for name in HEADS) and "Traceback" not in result.output
+    result = invoke(*base, "--budget", "5000")
+    assert result.exit_code != 0 and "budget 5000 needs" in result.output and "at most" in result.output
+    result = invoke(*base, "--budget", "1")
+    assert result.exit_code != 0 and "label count >= 2" in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_single_class_budget_is_refused(reviews_csv, tmp_path):
+    with pytest.raises(HeadError, match="at least 2 examples of each class"):
+        fit(str(reviews_csv), encoder=ENCODER, budget=3, cache_dir=tmp_path)
+    one_class = tmp_path / "fresh_only.csv"
+    one_class.write_text("text,label\nGreat.,fresh\nLovely.,fresh\n")
+    with pytest.raises(DataError, match="only one class"):
+        fit(str(one_class), encoder=ENCODER, cache_dir=tmp_path)
+
+
+def test_predict_refuses_a_tampered_bundle_cleanly(fitted_dir, tmp_path):
+    import shutil
+
+    models, cache, _ = fitted_dir
+    bundle = tmp_path / "b"
+    shutil.copytree(models / f"reviews-{ENCODER}-nb-ball-s0", bundle)
+    (bundle / "head.skops").write_bytes((bundle / "head.skops").read_bytes()[::-1])
+    result = invoke("predict", bundle, "Fine.", "--cache-dir", cache)
+    assert result.exit_code == 1 and "head.skops: changed since the bundle was saved" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,128 @@
+"""Heads and metrics on real cached GloVe vectors of Rotten Tomatoes snippets."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+
+from pipeline.cache import EmbeddingCache
+from pipeline.data import sample_budget
+from pipeline.encoders import get_encoder
+from pipeline.heads import HEADS, HeadError, build_head, fit_head, get_head, plan_cv
+from pipeline.metrics import evaluate, expected_calibration_error
+
+
+@pytest.fixture(scope="session")
+def glove_xy(rt_split, tmp_path_factory):
+    """GloVe vectors (through the project's cache) of 300 balanced pool texts and 400 test texts."""
+    pool, test = rt_split
+    train = sample_budget(pool, 300, seed=0)
+    test = test.subset(np.arange(400))
+    vectors = EmbeddingCache(tmp_path_factory.mktemp("cache")).vectors(
+        get_encoder("glove-6b-50d"), train.texts + test.texts
+    )
+    return train, vectors[: len(train)], test, vectors[len(train) :]
+
+
+@pytest.mark.parametrize("name", list(HEADS))
+def test_each_head_fits_searches_and_beats_chance(name, glove_xy):
+    train, X, test, X_test = glove_xy
+    fitted = fit_head(name, X, train.labels, groups=train.groups, seed=0)
+    proba = fitted.estimator.predict_proba(X_test)
+    assert proba.shape == (len(test), 2) and np.allclose(proba.sum(1), 1)
+    assert list(fitted.estimator.classes_) == [0, 1]
+    # the chosen point comes from the head's grid, by group-aware CV (150 per class, many movies)
+    for key, value in fitted.params.items():
+        assert value in HEADS[name].grid[key]
+    assert fitted.search.startswith("StratifiedGroupKFold(5)") and 0 < fitted.cv_accuracy <= 1
+    scores = evaluate(test.labels, proba)
+    assert scores["roc_auc"] > 0.55, f"{name} is no better than chance: {scores}"
+
+
+def test_calibration_and_scaling_live_inside_the_saved_estimator():
+    for name, spec in HEADS.items():
+        steps = dict(build_head(name).steps)
+        assert isinstance(steps.get("scale"), StandardScaler) == spec.scale
+        assert isinstance(steps["clf"], CalibratedClassifierCV) == spec.calibrate
+        assert hasattr(build_head(name), "predict_proba")
+
+
+def test_small_budget_uses_defaults_without_search(glove_xy):
+    train, X, _, _ = glove_xy
+    idx = np.concatenate([np.flatnonzero(train.labels == c)[:6] for c in (0, 1)])
+    fitted = fit_head("knn", X[idx], train.labels[idx], groups=[train.groups[i] for i in idx])
+    assert fitted.cv_accuracy is None and fitted.search.startswith("defaults")
+    assert fitted.params == dict(HEADS["knn"].default)
+    assert fitted.estimator[-1].n_neighbors == len(idx)  # capped at the training size
+    assert fitted.estimator.predict(X[:5]).shape == (5,)
+
+
+def test_plan_cv_prefers_groups_only_when_there_are_enough():
+    y = np.array([0, 1] * 40)
+    assert plan_cv(y[:20], None, 0)[0] is None  # 10 per class: too few for 2 folds of 8
+    assert isinstance(plan_cv(y, None, 0)[0], StratifiedKFold)
+    assert plan_cv(y, None, 0)[0].get_n_splits() == 5
+    many = [f"movie{i % 20}" for i in range(80)]
+    assert isinstance(plan_cv(y, many, 0)[0], StratifiedGroupKFold)
+    few = [f"movie{i % 3}" for i in range(80)]
+    assert isinstance(plan_cv(y, few, 0)[0], StratifiedKFold)
+
+
+def test_class_weight_balanced(glove_xy):
+    train, X, _, _ = glove_xy
+    idx = np.concatenate([np.flatnonzero(train.labels == 0)[:20], np.flatnonzero(train.labels == 1)])
+    fitted = fit_head("logreg", X[idx], train.labels[idx], class_weight="balanced", search=False)
+    assert fitted.estimator[-1].class_weight == "balanced"
+    assert list(build_head("nb", class_weight="balanced")[-1].priors) == [0.5, 0.5]
+    with pytest.warns(UserWarning, match="knn.*no class weights"):
+        build_head("knn", class_weight="balanced")
+    with pytest.raises(HeadError, match="balanced"):
+        build_head("logreg", class_weight="inverse")
+
+
+def test_unknown_head_lists_choices():
+    with pytest.raises(HeadError) as err:
+        get_head("xgboost")
+    assert "xgboost" in str(err.value)
+    for name in HEADS:
+        assert name in str(err.value)
+
+
+def test_single_class_or_tiny_labels_are_refused(glove_xy):
+    train, X, _, _ = glove_xy
+    with pytest.raises(HeadError, match="at least 2 examples of each class"):
+        fit_head("logreg", X[:50], np.ones(50, dtype=np.int64))
+    with pytest.raises(HeadError, match="one 0/1 label per row"):
+        fit_head("logreg", X[:50], train.labels[:40])
+
+
+def test_metrics_agree_with_definitions():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(y * 0.6 + rng.normal(0.2, 0.25, 500), 0, 1)
+    scores = evaluate(y, np.column_stack([1 - p, p]))
+    pred = (p >= 0.5).astype(int)
+    assert scores["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert scores["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
+    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    assert tp == int(((pred == 1) & (y == 1)).sum()) and tn + fp + fn + tp == 500
+    # ECE: zero for a predictor whose confidence equals its accuracy; |acc - conf| for a constant one
+    assert expected_calibration_error(np.array([1, 1, 0, 1]), np.full(4, 0.75)) == pytest.approx(0.0)
+    assert expected_calibration_error(np.array([1, 0, 0, 0]), np.full(4, 0.9)) == pytest.approx(0.65)
+    assert evaluate(np.ones(3), np.array([0.9, 0.8, 0.4]))["roc_auc"] is None
+    with pytest.raises(ValueError, match="outside"):
+        evaluate(y, p * 3 - 1)
+
+
+def test_all_heads_fit_without_warnings_on_defaults(glove_xy):
+    train, X, _, _ = glove_xy
+    for name in HEADS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fit_head(name, X, train.labels, search=False)

@@ -1,0 +1,127 @@
+"""The Ray engine on a local Ray instance: same vectors as the local engine, killed workers retried,
+compare cells as Ray tasks giving the local engine's results."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cache import EmbeddingCache, Store, text_keys
+from pipeline.cli import main
+from pipeline.encoders import get_encoder
+
+ray = pytest.importorskip("ray")
+
+GLOVE = "glove-6b-50d"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance (2 CPUs) for the whole module: starting Ray costs seconds."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def texts(rt):
+    return rt.texts[:600]
+
+
+@pytest.fixture(scope="module")
+def glove():
+    return get_encoder(GLOVE)
+
+
+def _all_keys(store: Store) -> np.ndarray:
+    with store.locked(exclusive=False):
+        return np.concatenate([p.keys for p in store.parts()])
+
+
+def test_ray_embed_gives_the_local_engines_vectors(local_ray, texts, glove, tmp_path):
+    path = tmp_path / "reviews.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts + texts[:50]), encoding="utf-8")
+    runner = CliRunner()
+    ray_dir, local_dir = tmp_path / "ray", tmp_path / "local"
+    res = runner.invoke(main, ["embed", str(path), "--encoder", GLOVE, "--cache-dir", str(ray_dir),
+                               "--engine", "ray", "--workers", "2", "--shard-size", "128"])
+    assert res.exit_code == 0, res.output
+    assert "650 texts (600 unique): 0 hits, 600 misses" in res.output
+    assert runner.invoke(main, ["embed", str(path), "--encoder", GLOVE, "--cache-dir", str(local_dir)]).exit_code == 0
+
+    from_ray = EmbeddingCache(ray_dir).vectors(glove, texts)
+    np.testing.assert_array_equal(from_ray, EmbeddingCache(local_dir).vectors(glove, texts))
+    np.testing.assert_array_equal(from_ray, glove.encode(texts))
+    store = Store(ray_dir, glove.fingerprint)
+    assert store.verify() == []
+    keys = _all_keys(store)
+    assert len(keys) == len(np.unique(keys)) == len(texts)
+    assert not store.incoming.exists() and not list(ray_dir.rglob("*.tmp"))
+
+    again = runner.invoke(main, ["embed", str(path), "--encoder", GLOVE, "--cache-dir", str(ray_dir), "--engine", "ray"])
+    assert again.exit_code == 0 and "600 hits, 0 misses" in again.output
+
+
+def _crashing_worker(marker: Path, always: bool):
+    """An EncodeWorker that writes half its shard, then dies (os._exit), on its first call or on every call."""
+    from pipeline.distributed import EncodeWorker
+
+    class CrashingWorker(EncodeWorker):
+        def encode(self, name, texts):
+            if always or not marker.exists():
+                marker.touch()
+                half = texts[: len(texts) // 2]
+                self.store.stage(name, text_keys(half), self.encoder.encode(half), self.meta)  # a torn shard
+                os._exit(1)
+            return super().encode(name, texts)
+
+    return CrashingWorker
+
+
+def test_a_worker_killed_mid_shard_is_retried_with_no_duplicate_or_lost_rows(local_ray, texts, glove, tmp_path):
+    from pipeline.distributed import ray_fill
+
+    marker = tmp_path / "crashed"
+    report = ray_fill(GLOVE, [texts], tmp_path / "c", workers=2, shard_size=100, progress=False,
+                      worker_cls=_crashing_worker(marker, always=False))
+    assert marker.exists()  # a worker did die mid-shard
+    assert report.misses == len(texts)
+    store = Store(tmp_path / "c", glove.fingerprint)
+    assert store.verify() == []
+    keys = _all_keys(store)
+    assert len(keys) == len(np.unique(keys)) == len(texts)
+    np.testing.assert_array_equal(store.read(text_keys(texts), glove.dim), glove.encode(texts))
+
+
+def test_a_shard_failing_every_retry_stops_with_a_clear_error_and_keeps_a_sound_cache(local_ray, texts, glove, tmp_path):
+    from pipeline.distributed import ray_fill
+
+    with pytest.raises(RuntimeError, match="failed after 1 retries.*rerun to resume"):
+        ray_fill(GLOVE, [texts[:200]], tmp_path, workers=1, shard_size=100, max_retries=1, progress=False,
+                 worker_cls=_crashing_worker(tmp_path / "m", always=True))
+    store = Store(tmp_path, glove.fingerprint)
+    assert store.verify() == []
+    assert not store.main.exists() and not store.has_shards()  # the torn halves were never adopted
+    assert not list(store.incoming.glob("*.h5"))
+
+
+def test_compare_with_ray_tasks_matches_the_local_engine(local_ray, rt, tmp_path):
+    from pipeline.compare import run_compare
+
+    data = rt.subset(np.arange(1500))
+    common = dict(encoders=[GLOVE], heads=["logreg"], budgets=[32, 128], seeds=2, cache_dir=tmp_path / "cache",
+                  progress=False)
+    local = run_compare(data, out=tmp_path / "local", **common)
+    on_ray = run_compare(data, out=tmp_path / "ray", engine="ray", **common)
+    strip = lambda rows: sorted(  # noqa: E731
+        ((r["method"], r["budget"], r["seed"]), r["metrics"], r["params"]) for r in rows)
+    assert len(on_ray) == 4
+    assert strip(on_ray) == strip(local)
+    with h5py.File(next((tmp_path / "cache").glob("*.h5")), "r") as f:
+        assert f["keys"].shape[0] == len(data)
