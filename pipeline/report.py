@@ -164,7 +164,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("labelled training examples")
         ax.set_ylabel("accuracy (%)")
-        ax.set_title(f"test set: {test_name}")
+        ax.set_title("held-out test split" if test_name == "test" else f"test set: {test_name}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()

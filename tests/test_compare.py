@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import time
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import write_reviews_csv
 
 import pipeline.encoders
 from pipeline.cli import main
@@ -26,14 +26,8 @@ GRID = ["--encoder", "glove-6b-50d", "--head", "logreg", "--head", "knn", "--hea
 @pytest.fixture(scope="module")
 def rt_csv(tmp_path_factory, rt):
     """A real 1,500-review RT file (text, label, movie) so runs are quick."""
-    path = tmp_path_factory.mktemp("data") / "rt_small.csv"
     idx = np.random.default_rng(0).choice(len(rt), 1500, replace=False)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "label", "movie"])
-        for i in idx:
-            w.writerow([rt.texts[i], rt.label_names[rt.labels[i]], rt.groups[i]])
-    return str(path)
+    return write_reviews_csv(tmp_path_factory.mktemp("data") / "rt_small.csv", rt, idx)
 
 
 def _metrics_by_cell(out) -> dict:
@@ -156,17 +150,12 @@ def test_report_statistics_and_files(tmp_path):
 
 def test_cli_compare_with_extra_test_set(rt_csv, tmp_path, rt_split):
     _, test = rt_split
-    other = tmp_path / "other_site.csv"
-    with open(other, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "label", "movie"])
-        for t, y, g in list(zip(test.texts, test.labels, test.groups))[:300]:
-            w.writerow([t, test.label_names[y], g])
+    other = write_reviews_csv(tmp_path / "other_site.csv", test, range(300))
     out = tmp_path / "r"
     env = {"REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
     result = CliRunner(env=env).invoke(main, [
         "compare", rt_csv, "--group-col", "movie", "--encoder", "glove-6b-50d", "--budgets", "16,64",
-        "--seeds", "2", "--test-set", str(other), "--out", str(out)])
+        "--seeds", "2", "--test-set", other, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Accuracy on `test`" in result.output and "Accuracy on `other_site`" in result.output
     assert (out / "learning_curves.png").exists()

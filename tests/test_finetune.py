@@ -3,7 +3,6 @@ on a small torch model, the head export to scikit-learn, and the recipe checks."
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import write_reviews_csv
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.neural_network import MLPClassifier
@@ -41,12 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def reviews_csv(rt, tmp_path_factory):
     """300 real RT rows (text, label fresh/rotten) as a CSV: a pool of about 240 and a test split of about 60."""
     idx = np.sort(np.random.default_rng(7).choice(len(rt), 300, replace=False))
-    path = tmp_path_factory.mktemp("ft-data") / "reviews.csv"
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        writer.writerows([rt.texts[i], rt.label_names[rt.labels[i]]] for i in idx)
-    return path
+    return Path(write_reviews_csv(tmp_path_factory.mktemp("ft-data") / "reviews.csv", rt, idx))
 
 
 @pytest.fixture(scope="session")

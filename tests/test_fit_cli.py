@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import write_reviews_csv
 
 from pipeline.cli import main
 from pipeline.data import DataError, load, split
@@ -39,13 +40,7 @@ def reviews_csv(rt, tmp_path_factory):
     """400 real RT rows (text, label fresh/rotten, movie) written as a CSV file."""
     rng = np.random.default_rng(0)
     idx = np.sort(rng.choice(len(rt), 400, replace=False))
-    path = tmp_path_factory.mktemp("data") / "reviews.csv"
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label", "movie"])
-        for i in idx:
-            writer.writerow([rt.texts[i], rt.label_names[rt.labels[i]], rt.groups[i]])
-    return path
+    return Path(write_reviews_csv(tmp_path_factory.mktemp("data") / "reviews.csv", rt, idx))
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from helpers import write_reviews_csv
 from pipeline.data import budget_indices
 from pipeline.prior import Calibration, adapt, adjust, check_prior, estimate_prior, fit_calibration
 
@@ -111,26 +112,15 @@ def test_calibration_of_a_tiny_sample_is_the_identity():
 
 
 # ------------------------------------------------------------------------------------------ compare
-def _write_csv(path, ds, idx):
-    import csv
-
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "label", "movie"])
-        for i in idx:
-            w.writerow([ds.texts[i], ds.label_names[ds.labels[i]], ds.groups[i]])
-    return str(path)
-
-
 def test_compare_reports_adapted_and_unadapted_side_by_side(rt, rt_split, tmp_path):
     from click.testing import CliRunner
 
     from pipeline.cli import main
 
     test = rt_split[1]
-    source = _write_csv(tmp_path / "rt_small.csv", rt, np.random.default_rng(0).choice(len(rt), 1000, replace=False))
+    source = write_reviews_csv(tmp_path / "rt_small.csv", rt, np.random.default_rng(0).choice(len(rt), 1000, replace=False))
     shifted = np.concatenate([np.flatnonzero(test.labels == 1)[:80], np.flatnonzero(test.labels == 0)[:320]])
-    test_set = _write_csv(tmp_path / "shifted.csv", test, shifted)
+    test_set = write_reviews_csv(tmp_path / "shifted.csv", test, shifted)
     out = tmp_path / "report"
     args = ["compare", source, "--group-col", "movie", "--encoder", "glove-6b-50d", "--budgets", "64",
             "--seeds", "2", "--test-set", test_set, "--no-plot", "--out", str(out), "--cache-dir", str(tmp_path / "c")]
@@ -170,7 +160,7 @@ def test_bundle_records_its_prior_and_predict_evaluate_adapt(rt, rt_split, tmp_p
     bundle = fit(rt, encoder="glove-6b-50d", budget=1000, cache_dir=tmp_path / "c", out=tmp_path / "b")
     assert bundle.manifest["prior"]["train"] == 0.5 and bundle.manifest["prior"]["calibration"]["a"] > 0
     test = rt_split[1]
-    shifted = _write_csv(tmp_path / "shifted.csv", test, np.concatenate(
+    shifted = write_reviews_csv(tmp_path / "shifted.csv", test, np.concatenate(
         [np.flatnonzero(test.labels == 1)[:80], np.flatnonzero(test.labels == 0)[:320]]))
     common = ["--cache-dir", str(tmp_path / "c")]
 

@@ -47,6 +47,7 @@ class TransformerEncoder(Encoder):
         self.long_text = long_text
         strategy = resolve_strategy(long_text)
         self.device = resolve_device(device)
+        _hide_loading_bars()
         self._load(max_length, pooling)
         self._specials = _special_tokens(self.tokenizer)
         self.windowing = Windowing(strategy, self.max_length - len(self._specials[0]) - len(self._specials[1]))
@@ -224,3 +225,10 @@ def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
         if full[i : i + len(inner)] == inner:
             return list(full[:i]), list(full[i + len(inner):])
     raise ValueError(f"cannot find where the tokenizer {type(tokenizer).__name__} puts special tokens.")
+
+
+def _hide_loading_bars() -> None:
+    """transformers draws a 'Loading weights' bar at every model load; an encoder's own bar is enough."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()

@@ -136,7 +136,6 @@ def finetune(
     )
     bundle = _save_bundle(body, head, train, test, out, seed=seed, details=details, cache_dir=cache_dir)
     store.remove()
-    logger.info("saved %s", out)
     return bundle
 
 
