@@ -114,7 +114,7 @@ def test_killed_command_resumes_from_its_checkpoint_and_matches_an_uninterrupted
     assert checkpoint.exists(), stderr
     assert not out.exists()
 
-    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming from epoch 1" in rerun.stderr
     assert not checkpoint.parent.exists()  # removed once the bundle is saved
@@ -232,7 +232,7 @@ def test_checkpoint_of_another_run_or_a_damaged_file_is_refused(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- pieces
-@pytest.mark.parametrize("clf", [LogisticRegression(), MLPClassifier((16,), max_iter=50, random_state=0)])
+@pytest.mark.parametrize("clf", [LogisticRegression(), MLPClassifier((16,), max_iter=500, random_state=0)])
 def test_head_export_matches_the_torch_head(clf):
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(60, 12)), rng.integers(0, 2, 60)

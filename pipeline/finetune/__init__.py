@@ -23,14 +23,23 @@ import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.data import Dataset
 from pipeline.finetune.recipe import (
-    DEFAULT_RECIPES, METHODS, MIN_FIT_PER_CLASS, Recipe, auto_epochs, holdout, make_recipe,
+    DEFAULT_RECIPES,
+    METHODS,
+    MIN_FIT_PER_CLASS,
+    Recipe,
+    auto_epochs,
+    holdout,
+    make_recipe,
 )
+
+if TYPE_CHECKING:
+    from pipeline.bundle import Bundle
 
 __all__ = [
     "DEFAULT_RECIPES", "METHODS", "Recipe", "auto_epochs", "default_checkpoint_dir", "finetune", "finetune_and_score",
@@ -71,7 +80,7 @@ def finetune(
     precision: str = "auto",
     cache_dir: str | Path | None = None,
     progress: bool = True,
-) -> Any:
+) -> Bundle:
     """Fine-tune ``encoder`` on the labelled ``train`` set with ``method`` and save the bundle to ``out``.
 
     ``train`` is the label budget (e.g. :func:`pipeline.data.sample_budget` of the pool); settings left
@@ -170,7 +179,7 @@ def _check_out(out: Path) -> None:
 def _save_bundle(
     body: Any, head: Any, train: Dataset, test: Dataset | None, out: Path, *, seed: int,
     details: dict[str, Any], cache_dir: str | Path | None,
-) -> Any:
+) -> Bundle:
     """Save the tuned body and head as a bundle at ``out`` (test metrics in the manifest)."""
     from pipeline.bundle import Bundle, encoder_options
     from pipeline.encoders import get_encoder

@@ -9,6 +9,7 @@ is never resumed by a different run. Files load with ``torch.load(weights_only=T
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ class CheckpointStore:
             return None
         try:
             state = torch.load(self.file, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises several types for a truncated or foreign file
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:  # truncated or foreign file
             raise CheckpointError(
                 f"{self.file}: unreadable checkpoint ({type(e).__name__}: {e}). Delete {self.directory} to start over."
             ) from None
