@@ -573,7 +573,7 @@ class EmbeddingCache:
         report = EmbedReport(encoder.spec, encoder.fingerprint, store.main, texts=len(texts),
                              unique=len(first), hits=len(first) - len(todo), misses=len(todo))
         if len(todo):
-            meta = _file_meta(encoder)
+            meta = file_meta(encoder)
             # Longest texts first across chunks too: transformer batches then pad little.
             todo = todo[np.argsort([-len(texts[i]) for i in todo], kind="stable")]
             with tqdm(total=len(todo), desc=f"embed {encoder.spec}", unit="text", disable=_quiet(self.progress)) as bar:
@@ -597,7 +597,8 @@ def _quiet(progress: bool | None) -> bool | None:
     return None if progress is None else not progress
 
 
-def _file_meta(encoder: Encoder) -> dict[str, Any]:
+def file_meta(encoder: Encoder) -> dict[str, Any]:
+    """Attributes every HDF5 file of ``encoder`` carries (fingerprint, params), checked on open."""
     return {
         "fingerprint": encoder.fingerprint,
         "params": json.dumps(encoder.full_params(), sort_keys=True),

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.cache import SHARDS_BEFORE_MERGE, EmbeddingCache, EmbedReport, Store, _file_meta, text_keys
+from pipeline.cache import SHARDS_BEFORE_MERGE, EmbeddingCache, EmbedReport, Store, file_meta, text_keys
 
 SHARD_SIZE = 4096  # texts per Ray task: what a killed worker costs again, and the size of a staged file
 IN_FLIGHT_PER_WORKER = 2  # shards queued per worker: keeps GPUs busy while bounding driver memory
@@ -63,7 +63,7 @@ class EncodeWorker:
                 f"{fingerprint}; install the same package and model versions on every node."
             )
         self.store = Store(cache_dir, fingerprint)
-        self.meta = _file_meta(self.encoder)
+        self.meta = file_meta(self.encoder)
 
     def encode(self, name: str, texts: list[str]) -> tuple[str, dict[str, int]]:
         """Encode ``texts`` into the staged shard ``name``; returns its path and the encoder's counters."""
