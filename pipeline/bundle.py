@@ -42,8 +42,8 @@ VERSIONED_PACKAGES = ("review-transfer", "scikit-learn", "numpy", "scipy", "skop
 # Types beyond skops' defaults that the registered heads contain (see tests/test_bundle.py).
 TRUSTED_TYPES = frozenset(
     {
-        "sklearn.calibration._CalibratedClassifier",  # linear-svm, rbf-svm, ridge
-        "sklearn.calibration._SigmoidCalibration",
+        "pipeline.calibration.PlattCalibrated",  # linear-svm, rbf-svm, ridge
+        "pipeline.linear_svm.LinearSVM",  # linear-svm
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hist-gb
         "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # mlp
         "sklearn.tree._tree.Tree",  # random-forest

@@ -183,16 +183,18 @@ def fit_frozen_cell(
     y_train: np.ndarray,
     groups: list[str] | None,
     tests: dict[str, tuple[np.ndarray, np.ndarray]],
+    folds: Any = None,
     adapt_prior: bool = False,
 ) -> dict[str, Any]:
     """Fit one head on one budget sample and score it on every test set (runs in a joblib worker).
 
+    ``folds`` (:func:`pipeline.heads.plan_folds` of the sample) lets heads on one sample share their CV folds.
     ``adapt_prior`` adds, per test set, the accuracy after EM class-prior adaptation on recalibrated
     probabilities (out-of-fold Platt scaling on the training sample), the estimated and the true prior.
     """
     from pipeline.heads import fit_head
 
-    fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed)
+    fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds)
     probas = {name: fitted.estimator.predict_proba(X)[:, 1] for name, (X, _) in tests.items()}
     metrics = {name: _scores(y, probas[name]) for name, (_, y) in tests.items()}
     if adapt_prior:
@@ -216,20 +218,29 @@ def fit_frozen_cell(
 
 
 def _frozen_cells(
-    method: Method, cells: list[tuple[int | None, int]], pool: Dataset, tests: dict[str, Dataset],
-    vectors: np.ndarray,
+    todo: dict[Method, list[tuple[int | None, int]]], pool: Dataset, tests: dict[str, Dataset], vectors: np.ndarray,
 ) -> Iterator[tuple]:
-    """Arguments of :func:`fit_frozen_cell` for each (budget, seed) of ``method``."""
+    """Arguments of :func:`fit_frozen_cell` for each (budget, seed) of each method in ``todo``.
+
+    Each (budget, seed) sample and its CV folds are made once and shared by every method.
+    """
+    from pipeline.heads import plan_folds
+
     X_pool = vectors[: len(pool)]
     offset = len(pool)
     test_xy = {}
     for name, ds in tests.items():
         test_xy[name] = (vectors[offset: offset + len(ds)], ds.labels)
         offset += len(ds)
-    for budget, seed in cells:
-        idx = budget_indices(pool, budget, seed)
-        groups = None if pool.groups is None else [pool.groups[i] for i in idx]
-        yield method, budget, seed, X_pool[idx], pool.labels[idx], groups, test_xy
+    samples: dict[tuple[int | None, int], tuple] = {}
+    for method, cells in todo.items():
+        for budget, seed in cells:
+            if (budget, seed) not in samples:
+                idx = budget_indices(pool, budget, seed)
+                groups = None if pool.groups is None else [pool.groups[i] for i in idx]
+                samples[budget, seed] = idx, groups, plan_folds(pool.labels[idx], groups, seed)
+            idx, groups, folds = samples[budget, seed]
+            yield method, budget, seed, X_pool[idx], pool.labels[idx], groups, test_xy, folds
 
 
 def _finetune_cell(
@@ -332,7 +343,7 @@ def run_compare(
                 vectors = EmbeddingCache(cache_dir).vectors(encoder, all_texts)
             encode_seconds = time.perf_counter() - start
             n_cells = sum(len(todo[m]) for m in frozen)
-            cells = (args for m in frozen for args in _frozen_cells(m, todo[m], pool, tests, vectors))
+            cells = _frozen_cells({m: todo[m] for m in frozen}, pool, tests, vectors)
             if engine == "ray":
                 rows = run_cells(cells, cache_dir, encoder.fingerprint, encoder.dim, address=address)
             else:

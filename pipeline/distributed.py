@@ -202,13 +202,13 @@ def _worker_store(cache_dir: str, fingerprint: str) -> Store:
 
 def _cached_cell(cache_dir: str, fingerprint: str, dim: int, tests: dict[str, tuple[np.ndarray, np.ndarray]],
                  method: Any, budget: int | None, seed: int, train_keys: np.ndarray, y: np.ndarray,
-                 groups: list[str] | None) -> dict[str, Any]:
+                 groups: list[str] | None, folds: Any) -> dict[str, Any]:
     """A compare cell whose rows are cache keys: read the vectors from the shared cache, then fit and score."""
     from pipeline.compare import fit_frozen_cell
 
     store = _worker_store(cache_dir, fingerprint)
     test_xy = {name: (store.read(keys, dim), labels) for name, (keys, labels) in tests.items()}
-    return fit_frozen_cell(method, budget, seed, store.read(train_keys, dim), y, groups, test_xy)
+    return fit_frozen_cell(method, budget, seed, store.read(train_keys, dim), y, groups, test_xy, folds)
 
 
 def run_cells(cells: Iterable[tuple], cache_dir: str | Path, fingerprint: str, dim: int, *,
@@ -219,11 +219,11 @@ def run_cells(cells: Iterable[tuple], cache_dir: str | Path, fingerprint: str, d
     task = ray.remote(num_cpus=1, max_retries=max_retries)(_cached_cell)
     shared: dict[int, Any] = {}  # the test sets are one object for every cell: ship it once
     refs = []
-    for method, budget, seed, keys, y, groups, tests in cells:
+    for method, budget, seed, keys, y, groups, tests, folds in cells:
         if id(tests) not in shared:
             shared[id(tests)] = ray.put(tests)
         ref = shared[id(tests)]
-        refs.append(task.remote(str(cache_dir), fingerprint, dim, ref, method, budget, seed, keys, y, groups))
+        refs.append(task.remote(str(cache_dir), fingerprint, dim, ref, method, budget, seed, keys, y, groups, folds))
     while refs:
         (done,), refs = ray.wait(refs, num_returns=1)
         yield ray.get(done)

@@ -97,7 +97,6 @@ def fit_calibration(estimator: Any, X: np.ndarray, y: np.ndarray, *, groups: Seq
     (:data:`LARGE_N_FOLDS` above :data:`LARGE_N` examples).
     """
     from sklearn.base import clone
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
 
     y = np.asarray(y)
@@ -113,8 +112,9 @@ def fit_calibration(estimator: Any, X: np.ndarray, y: np.ndarray, *, groups: Seq
     else:
         cv, split_groups = StratifiedKFold(k, shuffle=True, random_state=seed), None
     oof = cross_val_predict(clone(estimator), X, y, groups=split_groups, cv=cv, method="predict_proba")[:, 1]
-    platt = LogisticRegression(C=1e6, max_iter=1000).fit(logit(oof)[:, None], y)
-    return Calibration(float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+    from pipeline.calibration import fit_sigmoid
+
+    return Calibration(*fit_sigmoid(logit(oof), y))
 
 
 # ---------------------------------------------------------------------------------------------- adaptation

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from pipeline.data import Dataset, load, split
+from pipeline.cache import EmbeddingCache
+from pipeline.data import Dataset, load, sample_budget, split
+from pipeline.encoders import get_encoder
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +20,15 @@ def rt() -> Dataset:
 def rt_split(rt: Dataset) -> tuple[Dataset, Dataset]:
     """(pool, test) of RT."""
     return split(rt)
+
+
+@pytest.fixture(scope="session")
+def glove_xy(rt_split, tmp_path_factory):
+    """GloVe vectors (through the project's cache) of 300 balanced pool texts and 400 test texts."""
+    pool, test = rt_split
+    train = sample_budget(pool, 300, seed=0)
+    test = test.subset(np.arange(400))
+    vectors = EmbeddingCache(tmp_path_factory.mktemp("cache")).vectors(
+        get_encoder("glove-6b-50d"), train.texts + test.texts
+    )
+    return train, vectors[: len(train)], test, vectors[len(train) :]

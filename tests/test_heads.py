@@ -6,28 +6,13 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.cache import EmbeddingCache
-from pipeline.data import sample_budget
-from pipeline.encoders import get_encoder
+from pipeline.calibration import PlattCalibrated
 from pipeline.heads import HEADS, HeadError, build_head, fit_head, get_head, plan_cv
 from pipeline.metrics import evaluate, expected_calibration_error
-
-
-@pytest.fixture(scope="session")
-def glove_xy(rt_split, tmp_path_factory):
-    """GloVe vectors (through the project's cache) of 300 balanced pool texts and 400 test texts."""
-    pool, test = rt_split
-    train = sample_budget(pool, 300, seed=0)
-    test = test.subset(np.arange(400))
-    vectors = EmbeddingCache(tmp_path_factory.mktemp("cache")).vectors(
-        get_encoder("glove-6b-50d"), train.texts + test.texts
-    )
-    return train, vectors[: len(train)], test, vectors[len(train) :]
 
 
 @pytest.mark.parametrize("name", list(HEADS))
@@ -49,7 +34,7 @@ def test_calibration_and_scaling_live_inside_the_saved_estimator():
     for name, spec in HEADS.items():
         steps = dict(build_head(name).steps)
         assert isinstance(steps.get("scale"), StandardScaler) == spec.scale
-        assert isinstance(steps["clf"], CalibratedClassifierCV) == spec.calibrate
+        assert isinstance(steps["clf"], PlattCalibrated) == spec.calibrate
         assert hasattr(build_head(name), "predict_proba")
 
 
@@ -102,22 +87,32 @@ def test_single_class_or_tiny_labels_are_refused(glove_xy):
         fit_head("logreg", X[:50], train.labels[:40])
 
 
-def test_metrics_agree_with_definitions():
-    rng = np.random.default_rng(0)
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_agree_with_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, 500)
-    p = np.clip(y * 0.6 + rng.normal(0.2, 0.25, 500), 0, 1)
+    p = np.clip(y * 0.6 + rng.normal(0.2, 0.25, 500), 0, 1)  # holds exact 0s, 1s and ties
+    p[:50] = np.round(p[:50], 1)
     scores = evaluate(y, np.column_stack([1 - p, p]))
     pred = (p >= 0.5).astype(int)
     assert scores["accuracy"] == pytest.approx(accuracy_score(y, pred))
     assert scores["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
-    (tn, fp), (fn, tp) = scores["confusion_matrix"]
-    assert tp == int(((pred == 1) & (y == 1)).sum()) and tn + fp + fn + tp == 500
+    assert scores["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert scores["log_loss"] == pytest.approx(log_loss(y, p))
+    assert scores["confusion_matrix"] == confusion_matrix(y, pred).tolist()
+    all_wrong = evaluate(np.zeros(4, int), np.ones(4))
+    assert all_wrong["macro_f1"] == f1_score(np.zeros(4), np.ones(4), average="macro", labels=[0, 1], zero_division=0)
+
+
+def test_metrics_edge_cases():
     # ECE: zero for a predictor whose confidence equals its accuracy; |acc - conf| for a constant one
     assert expected_calibration_error(np.array([1, 1, 0, 1]), np.full(4, 0.75)) == pytest.approx(0.0)
     assert expected_calibration_error(np.array([1, 0, 0, 0]), np.full(4, 0.9)) == pytest.approx(0.65)
     assert evaluate(np.ones(3), np.array([0.9, 0.8, 0.4]))["roc_auc"] is None
     with pytest.raises(ValueError, match="outside"):
-        evaluate(y, p * 3 - 1)
+        evaluate(np.array([0, 1]), np.array([-0.5, 1.5]))
+    with pytest.raises(ValueError, match="0/1"):
+        evaluate(np.array([0, 2]), np.array([0.5, 0.5]))
 
 
 def test_all_heads_fit_without_warnings_on_defaults(glove_xy):
@@ -126,3 +121,33 @@ def test_all_heads_fit_without_warnings_on_defaults(glove_xy):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             fit_head(name, X, train.labels, search=False)
+
+
+def test_knn_grid_path_scores_every_k_as_a_refit_would(glove_xy):
+    from sklearn.base import clone
+    from sklearn.preprocessing import normalize
+
+    from pipeline.heads import _knn_grid_path
+
+    train, X, _, X_test = glove_xy
+    X, X_test = normalize(X), normalize(X_test)
+    template = build_head("knn")[-1]
+    points = [{"n_neighbors": k} for k in (1, 5, 15, 45)]
+    path = _knn_grid_path(template, points, X, train.labels, X_test)
+    for margins, point in zip(path, points):
+        refit = clone(template).set_params(**point).fit(X, train.labels)
+        np.testing.assert_allclose(margins, refit.predict_proba(X_test)[:, 1] - 0.5, atol=1e-12)
+
+
+def test_heads_on_one_sample_can_share_folds(glove_xy):
+    from pipeline.heads import plan_folds
+
+    train, X, _, _ = glove_xy
+    folds = plan_folds(train.labels, train.groups, seed=3)
+    assert folds.how == "StratifiedGroupKFold(5)" and len(folds.splits) == 5
+    for name in ("logreg", "ridge"):
+        shared = fit_head(name, X, train.labels, groups=train.groups, seed=3, folds=folds)
+        own = fit_head(name, X, train.labels, groups=train.groups, seed=3)
+        assert (shared.params, shared.cv_accuracy, shared.search) == (own.params, own.cv_accuracy, own.search)
+    with pytest.raises(HeadError, match="plan_folds on this sample"):
+        fit_head("logreg", X[:100], train.labels[:100], folds=folds)

@@ -1,0 +1,89 @@
+"""Platt scaling: probabilities for margin classifiers (linear SVM, ridge, RBF SVM) from a sigmoid.
+
+:func:`fit_sigmoid` fits ``P(positive | s) = sigmoid(a * s + b)`` to scores ``s`` with Platt's
+smoothed targets (Platt, 1999), which keep ``a`` finite when the scores separate the classes.
+:class:`PlattCalibrated` wraps a classifier that has ``decision_function``; its sigmoid is fitted on
+out-of-fold decision values (passed in by the grid search that already computed them, or computed
+by its own cross-validation), so it is not fooled by the classifier's fit to its own training data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit, log_expit
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.utils.validation import check_is_fitted
+
+CV_FOLDS = 3
+MIN_PER_CLASS_PER_FOLD = 8  # below this a validation fold is too small to rank or calibrate on
+
+
+def fit_sigmoid(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``(a, b)`` of Platt's sigmoid ``sigmoid(a * scores + b)`` for 0/1 labels ``y``, with ``a >= 0``.
+
+    ``a`` is bounded below by 0, so a higher score never means a lower probability: when the scores
+    carry no signal the fit says so (``a = 0``, a constant probability) instead of inverting them.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(y).ravel()
+    n_pos = int((y == 1).sum())
+    n_neg = len(y) - n_pos
+    t = np.where(y == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))  # Platt's targets
+    scale = float(np.std(s)) or 1.0  # optimise on unit-scale scores, so tolerances mean the same for any head
+
+    def loss(ab: np.ndarray) -> tuple[float, np.ndarray]:
+        z = ab[0] * (s / scale) + ab[1]
+        value = -(t * log_expit(z) + (1 - t) * log_expit(-z)).sum()
+        residual = expit(z) - t
+        return float(value), np.array([residual @ (s / scale), residual.sum()])
+
+    prior = np.log((n_pos + 1.0) / (n_neg + 1.0))
+    result = minimize(loss, np.array([1.0, prior]), jac=True, method="L-BFGS-B", bounds=[(0.0, None), (None, None)])
+    return float(result.x[0] / scale), float(result.x[1])
+
+
+class PlattCalibrated(ClassifierMixin, BaseEstimator):
+    """``estimator`` fitted on all the data, with probabilities from a sigmoid of its decision values.
+
+    ``fit(X, y, oof_decision=s)`` fits the sigmoid to out-of-fold decision values ``s`` (one per row
+    of ``X``). Without them it computes them by stratified cross-validation (up to ``cv`` folds with at
+    least 8 examples of each class in every validation fold); on samples too small for two such folds
+    it uses the fitted estimator's own training decisions, which Platt's targets keep from overconfidence.
+    """
+
+    def __init__(self, estimator: BaseEstimator, cv: int = CV_FOLDS):
+        self.estimator = estimator
+        self.cv = cv
+
+    def fit(self, X: np.ndarray, y: np.ndarray, oof_decision: np.ndarray | None = None) -> PlattCalibrated:
+        """Fit the estimator on ``X, y`` and the sigmoid on out-of-fold decision values."""
+        y = np.asarray(y)
+        self.estimator_ = clone(self.estimator).fit(X, y)
+        self.classes_ = self.estimator_.classes_
+        if oof_decision is None:
+            folds = min(self.cv, int(np.bincount(y, minlength=2).min()) // MIN_PER_CLASS_PER_FOLD)
+            if folds >= 2:
+                cv = StratifiedKFold(folds)
+                oof_decision = cross_val_predict(clone(self.estimator), X, y, cv=cv, method="decision_function")
+            else:
+                oof_decision = self.estimator_.decision_function(X)
+        if len(oof_decision) != len(y):
+            raise ValueError(f"oof_decision has {len(oof_decision)} values for {len(y)} rows of X.")
+        self.a_, self.b_ = fit_sigmoid(oof_decision, y == self.classes_[1])
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """The wrapped estimator's decision values."""
+        check_is_fitted(self)
+        return self.estimator_.decision_function(X)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` calibrated probabilities of ``classes_``."""
+        p = expit(self.a_ * self.decision_function(X) + self.b_)
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The second class where its calibrated probability is at least 0.5 (as :mod:`pipeline.metrics` scores)."""
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]

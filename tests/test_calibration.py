@@ -1,0 +1,50 @@
+"""Platt scaling: the sigmoid fit and the PlattCalibrated wrapper, on synthetic scores and real GloVe vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from pipeline.calibration import PlattCalibrated, fit_sigmoid
+from pipeline.linear_svm import LinearSVM
+
+
+def test_fit_sigmoid_recovers_a_known_sigmoid():
+    rng = np.random.default_rng(0)
+    s = rng.normal(0, 3, 50_000)
+    y = rng.random(s.size) < expit(0.8 * s - 0.5)
+    a, b = fit_sigmoid(s, y)
+    assert a == pytest.approx(0.8, abs=0.03) and b == pytest.approx(-0.5, abs=0.05)
+
+
+def test_fit_sigmoid_stays_finite_and_never_inverts():
+    y = np.array([0] * 10 + [1] * 10)
+    a, b = fit_sigmoid(np.where(y == 1, 5.0, -5.0), y)  # separable: Platt's targets keep a finite
+    assert 0 < a < 10
+    a, b = fit_sigmoid(np.where(y == 1, -1.0, 1.0), y)  # scores point the wrong way
+    assert a == 0.0  # no signal: a constant probability, not an inverted one
+    assert expit(b) == pytest.approx(0.5)
+
+
+def test_platt_calibrated_uses_given_out_of_fold_scores(glove_xy):
+    train, X, test, X_test = glove_xy
+    oof = np.where(train.labels == 1, 1.0, -1.0)
+    model = PlattCalibrated(LinearSVM(C=0.01)).fit(X, train.labels, oof_decision=oof)
+    assert (model.a_, model.b_) == pytest.approx(fit_sigmoid(oof, train.labels))
+    proba = model.predict_proba(X_test)
+    assert proba.shape == (len(test), 2) and np.allclose(proba.sum(axis=1), 1)
+    np.testing.assert_array_equal(model.predict(X_test), (proba[:, 1] >= 0.5).astype(int))
+    with pytest.raises(ValueError, match="oof_decision has 3 values"):
+        PlattCalibrated(LinearSVM()).fit(X, train.labels, oof_decision=oof[:3])
+
+
+def test_platt_calibrated_cross_validates_or_falls_back_to_training_scores(glove_xy):
+    train, X, test, X_test = glove_xy
+    cv = PlattCalibrated(LinearSVM(C=0.01)).fit(X, train.labels)  # 150 per class: out of fold
+    auc_order = np.argsort(cv.decision_function(X_test))
+    assert np.all(np.diff(cv.predict_proba(X_test)[auc_order, 1]) >= 0)  # monotone in the margin
+    assert (cv.predict(X_test) == test.labels).mean() > 0.55
+    tiny = np.concatenate([np.flatnonzero(train.labels == c)[:6] for c in (0, 1)])
+    small = PlattCalibrated(LinearSVM(C=0.01)).fit(X[tiny], train.labels[tiny])  # 6 per class: in-sample
+    assert small.a_ > 0  # the classifier's own margins are never read backwards
