@@ -352,7 +352,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
 @click.argument("texts", nargs=-1)
 @click.option("--input", "input_file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="File of texts to label (.csv/.tsv/.jsonl/.json/.parquet); duplicates and empty texts are dropped.")
+              help="File of texts to label (.csv/.tsv/.jsonl/.json/.parquet): one output row per input row, in order.")
 @click.option("--text-col", default="text", show_default=True, help="Column of --input holding the text.")
 @click.option("--output", default=None, type=click.Path(dir_okay=False),
               help="Write text, label, p_positive to a .csv or .jsonl file instead of printing.")
@@ -369,22 +369,26 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
       review-transfer predict models/rt-minilm-logreg-ball-s0 --input new.csv --output labelled.jsonl
     """
     from pipeline.bundle import Bundle
-    from pipeline.train import positive_proba, predict_rows, write_rows
+    from pipeline.data import read_texts
+    from pipeline.train import label_texts, write_rows
 
     if bool(texts) == bool(input_file):
         raise click.UsageError("give either TEXT arguments or --input FILE (not both).")
     if input_file:
-        texts = tuple(load_source(input_file, require_labels=False, text_col=text_col).texts)
+        texts = tuple(read_texts(input_file, text_col))
     model = Bundle.load(bundle, cache_dir=cache_dir)
-    p, adapted = positive_proba(model, texts, prior=prior, adapt_prior=adapt_prior)
+    rows, adapted = label_texts(model, texts, prior=prior, adapt_prior=adapt_prior)
     if adapted is not None:
         click.echo(adapted.describe(), err=True)
-    rows = predict_rows(model, texts, p if adapted is None else adapted.p_pos)
+    empty = sum(r["p_positive"] is None for r in rows)
+    if empty:
+        click.echo(f"{empty} empty text(s) left unlabelled (empty label and probability)", err=True)
     if output:
         click.echo(f"wrote {len(rows)} predictions to {write_rows(rows, output)}", err=True)
     else:
         for r in rows:
-            click.echo(f"{r['label']}\t{r['p_positive']:.3f}\t{r['text']}")
+            p = "" if r["p_positive"] is None else f"{r['p_positive']:.3f}"
+            click.echo(f"{r['label']}\t{p}\t{r['text']}")
 
 
 @main.command()

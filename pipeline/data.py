@@ -103,19 +103,42 @@ def load(
     """
     if source == "rt":
         return _load_rt()
-    if source.startswith("hf:"):
-        records, where = _read_hf(source[3:]), source
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise DataError(f"{source}: no such file. Give a path to a {'/'.join(FORMATS)} file, 'rt' or 'hf:NAME'.")
-        if path.suffix.lower() not in FORMATS:
-            raise DataError(
-                f"{source}: unknown format {path.suffix!r}; expected one of {', '.join(FORMATS)} "
-                "(rename the file or convert it)."
-            )
-        records, where = _read_file(path), str(path)
+    records, where = _records(source)
     return _build(records, where, text_col, label_col, group_col, positive, require_labels, name=source)
+
+
+def read_texts(source: str, text_col: str = "text") -> list[str]:
+    """Every text of ``source`` in row order, duplicates kept and empty ones as ``""``.
+
+    For labelling a file row by row (``predict --input``); :func:`load` drops empty and duplicate
+    texts, which suits training but not output that must line up with the input rows.
+    """
+    if source == "rt":
+        return _load_rt().texts
+    records, where = _records(source)
+    texts = []
+    for row, rec in records:
+        if not texts:
+            _check_columns(rec, where, text_col, None, None)
+        texts.append(_text_of(rec.get(text_col), where, row, text_col))
+    if not texts:
+        raise DataError(f"{where}: no rows found; the file is empty or has only a header.")
+    return texts
+
+
+def _records(source: str) -> tuple[Iterable[tuple[int, dict[str, Any]]], str]:
+    """(row number, record) pairs of an ``hf:`` source or a file, and how to name it in errors."""
+    if source.startswith("hf:"):
+        return _read_hf(source[3:]), source
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"{source}: no such file. Give a path to a {'/'.join(FORMATS)} file, 'rt' or 'hf:NAME'.")
+    if path.suffix.lower() not in FORMATS:
+        raise DataError(
+            f"{source}: unknown format {path.suffix!r}; expected one of {', '.join(FORMATS)} "
+            "(rename the file or convert it)."
+        )
+    return _read_file(path), str(path)
 
 
 def _build(

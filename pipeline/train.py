@@ -225,12 +225,22 @@ def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- predict
-def predict_rows(bundle: Bundle, texts: Sequence[str], p_pos: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """One dict per text: ``text``, ``label`` (its name) and ``p_positive`` (``p_pos`` when given, e.g.
-    re-weighted by :func:`positive_proba`, else the bundle's own)."""
-    p = bundle.predict_proba(list(texts))[:, 1] if p_pos is None else p_pos
+def label_texts(bundle: Bundle, texts: Sequence[str], *, prior: float | None = None,
+                adapt_prior: bool = False) -> tuple[list[dict[str, Any]], Adapted | None]:
+    """One row per text, in order: ``text``, ``label`` (its name) and ``p_positive`` (re-weighted with
+    ``prior``/``adapt_prior`` as in :func:`positive_proba`), and the adaptation, if any. Empty texts
+    get an empty label and ``p_positive`` ``None``, so the rows still line up with the input."""
+    idx = [i for i, t in enumerate(texts) if t.strip()]
+    if not idx:
+        raise ValueError(f"all {len(texts)} texts are empty; nothing to label.")
+    kept = [texts[i] for i in idx]
+    p, adapted = positive_proba(bundle, kept, prior=prior, adapt_prior=adapt_prior)
     names = bundle.label_names
-    return [{"text": t, "label": names[int(q >= 0.5)], "p_positive": round(float(q), 6)} for t, q in zip(texts, p)]
+    labelled = {
+        i: {"text": t, "label": names[int(q >= 0.5)], "p_positive": round(float(q), 6)}
+        for i, t, q in zip(idx, kept, p if adapted is None else adapted.p_pos)
+    }
+    return [labelled.get(i, {"text": t, "label": "", "p_positive": None}) for i, t in enumerate(texts)], adapted
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:

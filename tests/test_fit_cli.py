@@ -113,6 +113,26 @@ def test_predict_texts_and_files(fitted_dir, reviews_csv, tmp_path):
     assert result.exit_code != 0 and "either TEXT arguments or --input" in result.output
 
 
+def test_predict_keeps_one_row_per_input_row(fitted_dir, rt, tmp_path):
+    models, cache, _ = fitted_dir
+    bundle = models / f"reviews-{ENCODER}-logreg-ball-s0"
+    texts = [rt.texts[0], "", rt.texts[1], rt.texts[0]]  # an empty row and a repeated review
+    source = tmp_path / "new.jsonl"
+    source.write_text("".join(json.dumps({"review": t}) + "\n" for t in texts), encoding="utf-8")
+    out = tmp_path / "labelled.jsonl"
+    result = invoke("predict", bundle, "--input", source, "--text-col", "review", "--output", out, "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert "1 empty text(s) left unlabelled" in result.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in rows] == texts
+    assert rows[1] == {"text": "", "label": "", "p_positive": None}
+    assert rows[0] == rows[3] and rows[0]["label"] in {"fresh", "rotten"}
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text\n\"\"\n", encoding="utf-8")
+    result = invoke("predict", bundle, "--input", empty, "--cache-dir", cache)
+    assert result.exit_code != 0 and "all 1 texts are empty" in result.output
+
+
 def test_evaluate_any_labelled_file_and_rt_test_split(fitted_dir, reviews_csv):
     models, cache, _ = fitted_dir
     bundle = models / f"reviews-{ENCODER}-logreg-ball-s0"
