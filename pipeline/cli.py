@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from pipeline import __version__
+from pipeline import EngineError, __version__
 
 
 def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -39,13 +39,13 @@ def load_source(source: str, *, require_labels: bool = True, **opts: Any):
 
 
 def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Show project errors (bad data, bad bundle, bad spec) as one clean line, not a traceback."""
+    """Show project errors (bad data, bad bundle, bad spec, a failed Ray run) as one clean line, not a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ValueError, FileNotFoundError, ImportError) as e:
+        except (ValueError, FileNotFoundError, ImportError, EngineError) as e:
             raise click.ClickException(str(e)) from None
 
     return wrapper

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import EngineError
 from pipeline.cache import SHARDS_BEFORE_MERGE, EmbeddingCache, EmbedReport, Store, file_meta, text_keys
 
 SHARD_SIZE = 4096  # texts per Ray task: what a killed worker costs again, and the size of a staged file
@@ -129,7 +130,7 @@ def ray_fill(
         try:
             path, stats = ray.get(done)
         except ray.exceptions.RayError as e:
-            raise RuntimeError(f"{spec}: a shard of {len(keys)} texts failed after {max_retries} retries "
+            raise EngineError(f"{spec}: a shard of {len(keys)} texts failed after {max_retries} retries "
                                f"({type(e).__name__}); rows done so far are cached, rerun to resume.\n{e}") from None
         store.adopt(path)
         queued.difference_update(keys)
@@ -226,4 +227,8 @@ def run_cells(cells: Iterable[tuple], cache_dir: str | Path, fingerprint: str, d
         refs.append(task.remote(str(cache_dir), fingerprint, dim, ref, method, budget, seed, keys, y, groups, folds))
     while refs:
         (done,), refs = ray.wait(refs, num_returns=1)
-        yield ray.get(done)
+        try:
+            yield ray.get(done)
+        except ray.exceptions.RayError as e:
+            raise EngineError(f"a compare cell failed after {max_retries} retries ({type(e).__name__}); "
+                              f"finished cells are saved in results.jsonl, rerun to resume.\n{e}") from None

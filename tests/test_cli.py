@@ -54,3 +54,19 @@ def test_data_show_bad_file_is_one_clean_line(tmp_path):
 def test_python_dash_m_runs():
     out = subprocess.run([sys.executable, "-m", "pipeline", "--version"], capture_output=True, text=True, check=True)
     assert "review-transfer" in out.stdout
+
+
+def test_engine_failures_are_one_clean_line():
+    import click
+
+    from pipeline import EngineError
+    from pipeline.cli import _handle_errors
+
+    @click.command()
+    @_handle_errors
+    def failing() -> None:
+        raise EngineError("a compare cell failed after 3 retries; rerun to resume.")
+
+    result = CliRunner().invoke(failing)
+    assert result.exit_code == 1
+    assert result.output == "Error: a compare cell failed after 3 retries; rerun to resume.\n"
