@@ -437,7 +437,7 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, prior: float |
 @click.option("--grad-accum", type=click.IntRange(min=1), default=None, help="Batches per optimizer step.  [default: 1]")
 @click.option("--max-length", type=click.IntRange(min=8), default=None, help="Tokens kept per text, also when predicting.  [default: 64]")
 @click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=None,
-              help="head: share of the budget held out for early stopping; 0 = none.  [default: 0.15]")
+              help="head: share of the budget held out for early stopping (e.g. 0.15); 0 = train on all labels.  [default: 0]")
 @click.option("--patience", type=click.IntRange(min=1), default=None, help="head: epochs without improvement before stopping.  [default: 2]")
 @click.option("--num-iterations", type=click.IntRange(min=1), default=None, help="setfit: positive (and negative) pairs per label.  [default: 20]")
 @click.option("--max-pairs", type=click.IntRange(min=2), default=None, help="setfit: most pairs to train on, bounding the time.  [default: 10000]")

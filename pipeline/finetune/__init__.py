@@ -3,8 +3,8 @@
 Two methods, trained on the same budget samples as the frozen heads:
 
 - ``head`` — a new task head (linear or a small MLP) on the pooled embedding, back-propagated through
-  the whole network with binary cross-entropy; early stopping on a stratified validation slice of
-  the budget restores the best epoch's weights.
+  the whole network with binary cross-entropy for a number of epochs set by the budget size; with
+  ``val_fraction``, early stopping on a stratified validation slice restores the best epoch's weights.
 - ``setfit`` — SetFit: contrastive fine-tuning on same/different-label pairs, then logistic regression.
 
 The result is a :class:`~pipeline.bundle.Bundle` whose ``encoder/`` holds the tuned weights

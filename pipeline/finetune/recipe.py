@@ -36,7 +36,9 @@ class Recipe:
     weight_decay: float = 0.01
     head_type: str | None = None  # head: linear | mlp
     head_lr: float | None = None  # head: learning rate of the new head
-    val_fraction: float | None = None  # head: share of the budget held out for early stopping (0: none)
+    # head: share of the budget held out for early stopping. 0 (default) trains on every label: on RT,
+    # 73.8 vs 72.1% at 128 labels and 78.4 vs 77.7% at 1,000 against 0.15 (3 seeds, bench_finetune)
+    val_fraction: float | None = None
     patience: int | None = None  # head: epochs without a better validation score before stopping
     num_iterations: int | None = None  # setfit: positive (and as many negative) pairs per text
     max_pairs: int | None = None  # setfit: cap on the number of pairs, bounding the time
@@ -45,7 +47,7 @@ class Recipe:
 DEFAULT_RECIPES = {
     "head": Recipe(
         "head", epochs=None, lr=3e-5, batch_size=16, max_length=64,
-        head_type="linear", head_lr=1e-3, val_fraction=0.15, patience=2,
+        head_type="linear", head_lr=1e-3, val_fraction=0.0, patience=2,
     ),
     "setfit": Recipe("setfit", epochs=1, lr=2e-5, batch_size=16, max_length=64, num_iterations=20, max_pairs=10_000),
 }
