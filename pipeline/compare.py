@@ -222,7 +222,8 @@ def _frozen_cells(
 ) -> Iterator[tuple]:
     """Arguments of :func:`fit_frozen_cell` for each (budget, seed) of each method in ``todo``.
 
-    Each (budget, seed) sample and its CV folds are made once and shared by every method.
+    Each (budget, seed) sample and its CV folds are made once and shared by every method; the
+    largest budgets come first, so the slowest cells do not finish last on one worker.
     """
     from pipeline.heads import plan_folds
 
@@ -232,15 +233,16 @@ def _frozen_cells(
     for name, ds in tests.items():
         test_xy[name] = (vectors[offset: offset + len(ds)], ds.labels)
         offset += len(ds)
-    samples: dict[tuple[int | None, int], tuple] = {}
-    for method, cells in todo.items():
-        for budget, seed in cells:
-            if (budget, seed) not in samples:
-                idx = budget_indices(pool, budget, seed)
-                groups = None if pool.groups is None else [pool.groups[i] for i in idx]
-                samples[budget, seed] = idx, groups, plan_folds(pool.labels[idx], groups, seed)
-            idx, groups, folds = samples[budget, seed]
-            yield method, budget, seed, X_pool[idx], pool.labels[idx], groups, test_xy, folds
+    wanted = {method: set(cells) for method, cells in todo.items()}
+    # largest budgets first: the slowest cells start early instead of finishing last on one worker
+    order = sorted(set().union(*wanted.values()), key=lambda c: (-(len(pool) if c[0] is None else c[0]), c[1]))
+    for budget, seed in order:
+        idx = budget_indices(pool, budget, seed)
+        groups = None if pool.groups is None else [pool.groups[i] for i in idx]
+        folds = plan_folds(pool.labels[idx], groups, seed)
+        for method, cells in wanted.items():
+            if (budget, seed) in cells:
+                yield method, budget, seed, X_pool[idx], pool.labels[idx], groups, test_xy, folds
 
 
 def _finetune_cell(
