@@ -7,6 +7,7 @@ transformers and sentence-transformers are imported inside the commands that nee
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +68,13 @@ def main() -> None:
     downloaded on first use) or 'hf:NAME[:SPLIT]' (Hugging Face datasets).
     Start with:  review-transfer data show rt
     """
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """Warnings as ``warning: MESSAGE`` lines: the source line and path mean nothing to CLI users."""
+    return f"warning: {message}\n"
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -188,7 +196,10 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
     """
     from pipeline.cache import EmbeddingCache
     from pipeline.encoders import get_encoder
+    from pipeline.encoders.base import ZeroVectorWarning
     from pipeline.stream import fill_stream, iter_text_batches, streamable
+
+    warnings.simplefilter("ignore", ZeroVectorWarning)  # the summary below counts texts with no known word
 
     def batches() -> Any:
         if streamable(source):

@@ -70,3 +70,14 @@ def test_engine_failures_are_one_clean_line():
     result = CliRunner().invoke(failing)
     assert result.exit_code == 1
     assert result.output == "Error: a compare cell failed after 3 retries; rerun to resume.\n"
+
+
+def test_cli_prints_warnings_as_one_line(monkeypatch, tmp_path):
+    import warnings
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored after the test
+    source = tmp_path / "reviews.csv"
+    source.write_text("text,label\nqzxv wkrp,pos\nA fine film.,neg\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["data", "show", str(source)])
+    assert result.exit_code == 0, result.output
+    assert warnings.formatwarning("no known word", UserWarning, "static.py", 1) == "warning: no known word\n"

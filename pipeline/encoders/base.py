@@ -19,6 +19,10 @@ ENCODER_CODE_VERSION = 1
 IGNORED_FILES = {"README.md", ".gitattributes", "desktop.ini", ".DS_Store"}
 
 
+class ZeroVectorWarning(UserWarning):
+    """Some texts had nothing the encoder could represent (no known word) and got zero vectors."""
+
+
 class Encoder(ABC):
     """Turns texts into float32 vectors.
 

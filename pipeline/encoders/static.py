@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.encoders.base import Encoder
+from pipeline.encoders.base import Encoder, ZeroVectorWarning
 
 POOLINGS = ("mean", "tfidf", "sif")
 SIF_A = 1e-3
@@ -107,7 +107,7 @@ class StaticEncoder(Encoder):
             warnings.warn(
                 f"{self.spec}: {int(empty.sum())} of {len(texts)} texts have no word in the vocabulary "
                 f"(rows {first}{'...' if empty.sum() > 5 else ''} of this batch); their vectors are zero.",
-                stacklevel=3,
+                ZeroVectorWarning, stacklevel=3,
             )
         if progress is not None:
             progress(len(texts))
