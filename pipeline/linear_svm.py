@@ -47,8 +47,9 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
             raise ValueError(f"C must be positive, got {self.C}.")
         sign = np.where(y == self.classes_[1], 1.0, -1.0).astype(X.dtype)
         weight = compute_sample_weight(self.class_weight, y).astype(X.dtype)
-        weight /= weight.sum()
-        penalty = 1.0 / (2.0 * self.C * len(y))  # the weights were normalised: sum v_i = n before
+        total = float(weight.sum())
+        weight /= total
+        penalty = 1.0 / (2.0 * self.C * total)
         d = X.shape[1]
 
         def objective(wb: np.ndarray) -> tuple[float, np.ndarray]:

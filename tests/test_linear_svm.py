@@ -24,12 +24,14 @@ def scaled(glove_xy):
     return scaler.transform(X[idx]), train.labels[idx], scaler.transform(X_test)
 
 
-@pytest.mark.parametrize("C", [1e-3, 1e-2, 1e-1, 1.0])
-def test_same_solution_as_liblinear(scaled, C):
+@pytest.mark.parametrize(("C", "class_weight"), [(1e-3, None), (1e-2, None), (1e-1, None), (1.0, None),
+                                                 (1e-2, {0: 1.0, 1: 3.0}), (1e-1, "balanced")])
+def test_same_solution_as_liblinear(scaled, C, class_weight):
     X, y, X_test = scaled
-    ours = LinearSVM(C=C, tol=1e-6).fit(X, y)
+    ours = LinearSVM(C=C, class_weight=class_weight, tol=1e-6).fit(X, y)
     # intercept_scaling=100 makes liblinear's penalty on the intercept negligible, as ours has none
-    ref = LinearSVC(C=C, dual=False, tol=1e-8, max_iter=100_000, intercept_scaling=100).fit(X, y)
+    ref = LinearSVC(C=C, class_weight=class_weight, dual=False, tol=1e-8, max_iter=100_000,
+                    intercept_scaling=100).fit(X, y)
     assert _cosine(ours.coef_[0], ref.coef_[0]) > 0.999
     assert ours.intercept_[0] == pytest.approx(ref.intercept_[0], abs=0.02)
     assert (ours.predict(X_test) == ref.predict(X_test)).mean() > 0.98
