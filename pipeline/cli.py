@@ -325,7 +325,7 @@ def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | N
 @click.option("--class-weight", type=click.Choice(["balanced"]), default=None, help="Weight classes inversely to their frequency.")
 @click.option("--out", default="models", show_default=True, type=click.Path(file_okay=False),
               help="Directory for the bundles, one per head: OUT/<source>-<encoder>-<head>-b<budget>-s<seed>/.")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="Parallel grid-search fits (-1 = all cores).")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="CV folds of the grid search fitted in parallel processes (-1 = all cores).")
 @_cache_dir_option
 @_handle_errors
 def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, seed: int, class_weight: str | None,
@@ -513,7 +513,7 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
               help="Extra labelled file to score every cell on (out-of-domain transfer); same column options.")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Report directory; rerunning with the same --out resumes.  [default: reports/<preset or compare>]")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="Parallel fits (joblib; -1 = all cores).")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="Cells fitted in parallel processes (joblib; -1 = all cores).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache).")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG plot (no matplotlib needed).")
 @click.option("--adapt-prior", is_flag=True,
