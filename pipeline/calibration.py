@@ -32,12 +32,13 @@ def fit_sigmoid(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     n_neg = len(y) - n_pos
     t = np.where(y == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))  # Platt's targets
     scale = float(np.std(s)) or 1.0  # optimise on unit-scale scores, so tolerances mean the same for any head
+    u = s / scale
 
     def loss(ab: np.ndarray) -> tuple[float, np.ndarray]:
-        z = ab[0] * (s / scale) + ab[1]
+        z = ab[0] * u + ab[1]
         value = -(t * log_expit(z) + (1 - t) * log_expit(-z)).sum()
         residual = expit(z) - t
-        return float(value), np.array([residual @ (s / scale), residual.sum()])
+        return float(value), np.array([residual @ u, residual.sum()])
 
     prior = np.log((n_pos + 1.0) / (n_neg + 1.0))
     result = minimize(loss, np.array([1.0, prior]), jac=True, method="L-BFGS-B", bounds=[(0.0, None), (None, None)])

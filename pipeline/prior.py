@@ -99,6 +99,8 @@ def fit_calibration(estimator: Any, X: np.ndarray, y: np.ndarray, *, groups: Seq
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
 
+    from pipeline.calibration import fit_sigmoid
+
     y = np.asarray(y)
     if groups is not None and any(g is None for g in groups):
         groups = None
@@ -112,8 +114,6 @@ def fit_calibration(estimator: Any, X: np.ndarray, y: np.ndarray, *, groups: Seq
     else:
         cv, split_groups = StratifiedKFold(k, shuffle=True, random_state=seed), None
     oof = cross_val_predict(clone(estimator), X, y, groups=split_groups, cv=cv, method="predict_proba")[:, 1]
-    from pipeline.calibration import fit_sigmoid
-
     return Calibration(*fit_sigmoid(logit(oof), y))
 
 
