@@ -120,5 +120,8 @@ def test_streaming_keeps_memory_flat_on_200k_rows(tmp_path):
     whole_growth = peak_whole - peak_small  # what holding the 200k texts costs over streaming 20k
     assert whole_growth > 100  # MB: the corpus is big enough for the comparison to mean something
     assert peak_big - peak_small < whole_growth / 3
-    warm = trend[4]  # after the reader's buffers have filled, memory stays flat batch after batch
-    assert max(trend[4:]) - warm < 16, trend
+    # After the reader's buffers have filled, memory stays flat batch after batch. The allocator grows in
+    # steps of ~10 MB on a shared machine, so the bound is relative: keeping the last 16 batches' texts
+    # would add about 16/20 of whole_growth; streaming must stay under a quarter of it.
+    warm = trend[4]
+    assert max(trend[4:]) - warm < whole_growth / 4, (trend, whole_growth)
