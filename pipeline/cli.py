@@ -168,7 +168,7 @@ def _engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--max-length", type=click.IntRange(min=2), default=None, help="Truncate transformer inputs to N tokens.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Texts per forward pass (default: 128 CPU, 256 GPU).")
 @click.option("--pooling", type=click.Choice(["mean", "tfidf", "sif", "cls"]), default=None,
-              help="Word vectors: mean (default), tfidf, sif. hf: models: mean (default), cls.")
+              help="Word vectors: tfidf (default, idf-weighted mean), mean, sif. hf: models: mean (default), cls.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Texts encoded and committed to the cache at a time (a crash loses at most one chunk).")
 @click.option("--long", "long_text", type=click.Choice(["auto", "truncate", "head-tail", "chunk-mean"]), default="auto",

@@ -16,7 +16,7 @@ spec                   encoder
 
 Transformer encoders take ``long_text`` ``auto``/``truncate``/``head-tail``/``chunk-mean`` for texts
 longer than their max length (see :mod:`.long_text`). Word-vector encoders take ``pooling``
-``mean``/``tfidf``/``sif`` and ignore device, precision, max length, batch size and long_text (they
+``tfidf`` (default)/``mean``/``sif`` and ignore device, precision, max length, batch size and long_text (they
 run on the CPU in float32 and always see the whole text).
 """
 

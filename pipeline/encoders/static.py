@@ -1,6 +1,9 @@
-"""Static word-vector encoders: a text's vector is a weighted mean of its words' vectors.
+"""Static word-vector encoders: a text's vector is a weighted mean of its words' unit-length vectors.
 
-Pooling ``mean`` weighs every known token alike, ``tfidf`` by its inverse frequency ``-log p(w)``,
+Texts are split as GloVe's corpus was (Penn Treebank style: "don't" -> "do", "n't"; punctuation
+kept as tokens), so negations and "!" reach the vectors. Each word vector is scaled to unit length
+before pooling: a vector's norm mostly tracks its word's frequency, not its meaning. Pooling ``tfidf``
+(the default) weighs a token by its inverse frequency ``-log p(w)``, ``mean`` weighs every token alike,
 ``sif`` by ``a / (a + p(w))`` and then removes the common component (Arora et al. 2017).
 ``p(w)`` is the word's unigram probability: from counts when the vectors come with them
 (``w2v-train``), else from its frequency rank by Zipf's law (GloVe and word2vec files are sorted
@@ -21,15 +24,18 @@ import numpy as np
 
 from pipeline.encoders.base import Encoder, ZeroVectorWarning
 
-POOLINGS = ("mean", "tfidf", "sif")
+POOLINGS = ("tfidf", "mean", "sif")
 SIF_A = 1e-3
-TOKEN_RE = re.compile(r"[^\W_]+")
-TOKENIZER = "lower+regex[^\\W_]+"
+# "n't" and clitics ("'s", "'re") split off as in the Penn Treebank; runs of letters and digits; any
+# other non-space character (punctuation) alone. Underscores are dropped.
+TOKEN_RE = re.compile(r"n't|'(?:s|re|ve|ll|d|m)\b|[^\W_]+(?=n't)|[^\W_]+|[^\w\s]")
+TOKENIZER = "lower+ptb-regex:" + TOKEN_RE.pattern
+WORD_NORM = "unit"
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased runs of letters and digits: "Don't stop!" -> ["don", "t", "stop"]."""
-    return TOKEN_RE.findall(text.lower())
+    """Lower-cased Penn-Treebank-style tokens: "Don't stop!" -> ["do", "n't", "stop", "!"]."""
+    return TOKEN_RE.findall(text.lower().replace("\u2019", "'"))
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class StaticEncoder(Encoder):
 
     def __init__(self, spec: str, vectors: WordVectors, pooling: str | None = None) -> None:
         super().__init__(spec)
-        pooling = pooling or "mean"
+        pooling = pooling or POOLINGS[0]
         if pooling not in POOLINGS:
             raise ValueError(f"{spec}: unknown pooling {pooling!r} for word vectors; use one of {', '.join(POOLINGS)}.")
         self.pooling = pooling
@@ -64,7 +70,8 @@ class StaticEncoder(Encoder):
         self._common = _common_component(vectors) if pooling == "sif" else None
 
     def fingerprint_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"vectors": self.vectors.digest, "pooling": self.pooling, "tokenizer": TOKENIZER}
+        params: dict[str, Any] = {"vectors": self.vectors.digest, "pooling": self.pooling, "tokenizer": TOKENIZER,
+                                  "word_norm": WORD_NORM}
         if self.pooling == "sif":
             params["sif_a"] = SIF_A
         return params
@@ -96,7 +103,7 @@ class StaticEncoder(Encoder):
         empty = counts == 0
         if len(col_arr):
             # gather only the rows needed (a memory map reads just those pages), then sum per text
-            weighted = np.asarray(self.vectors.vectors[col_arr], dtype=np.float64) * weights[:, None]
+            weighted = _unit_rows(self.vectors.vectors[col_arr]) * weights[:, None]
             starts = (np.cumsum(counts) - counts)[~empty]
             out[~empty] = np.add.reduceat(weighted, starts, axis=0) / totals[~empty, None]
         if self._common is not None:
@@ -138,13 +145,20 @@ def _token_weights(pooling: str, probs: np.ndarray) -> np.ndarray:
 
 
 def _common_component(vectors: WordVectors) -> np.ndarray:
-    """Unit direction of the expected SIF-weighted word vector, E_p[a/(a+p(w)) v_w]."""
+    """Unit direction of the expected SIF-weighted unit word vector, E_p[a/(a+p(w)) v_w/|v_w|]."""
     w = vectors.probs * (SIF_A / (SIF_A + vectors.probs))
     u = np.zeros(vectors.vectors.shape[1], dtype=np.float64)
     block = 65536  # bounded memory over a memory-mapped matrix
     for start in range(0, len(w), block):
-        u += w[start : start + block] @ np.asarray(vectors.vectors[start : start + block], dtype=np.float64)
+        u += w[start : start + block] @ _unit_rows(vectors.vectors[start : start + block])
     return u / max(np.linalg.norm(u), 1e-12)
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` as float64 rows of length 1 (all-zero rows stay zero)."""
+    out = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1.0)
 
 
 class WordLlamaEncoder(Encoder):
