@@ -28,6 +28,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 from sklearn.svm import SVC
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_array
 from threadpoolctl import threadpool_limits
 
@@ -88,6 +89,32 @@ def _knn_grid_path(template: BaseEstimator, points: list[dict[str, Any]], X_trai
     return np.stack(margins)
 
 
+def _ridge_grid_path(template: BaseEstimator, points: list[dict[str, Any]], X_train: np.ndarray,
+                     y_train: np.ndarray, X_val: np.ndarray) -> np.ndarray:
+    """Margins of a ridge classifier for every ``alpha`` in ``points`` from one eigendecomposition.
+
+    Solves RidgeClassifier's problem (targets -1/+1, a free intercept, class weights as sample
+    weights) for all alphas at once: with centred, weight-scaled data ``Z`` and ``Z Zᵀ = U S Uᵀ``
+    (or ``Zᵀ Z`` when there are more rows than columns), each alpha costs only a rescaling by
+    ``1 / (S + alpha)``.
+    """
+    X_train, X_val = np.asarray(X_train, dtype=np.float64), np.asarray(X_val, dtype=np.float64)
+    weight = compute_sample_weight(template.class_weight, y_train)
+    targets = np.where(y_train == 1, 1.0, -1.0)
+    x_mean, t_mean = weight @ X_train / weight.sum(), weight @ targets / weight.sum()
+    root = np.sqrt(weight)
+    Z, t = (X_train - x_mean) * root[:, None], (targets - t_mean) * root
+    V_val = X_val - x_mean
+    if len(Z) < Z.shape[1]:  # dual form: w = Zᵀ U (S + alpha)⁻¹ Uᵀ t
+        s, U = np.linalg.eigh(Z @ Z.T)
+        proj, basis = U.T @ t, V_val @ Z.T @ U
+    else:  # primal form: w = V (S + alpha)⁻¹ Vᵀ Zᵀ t
+        s, V = np.linalg.eigh(Z.T @ Z)
+        proj, basis = V.T @ (Z.T @ t), V_val @ V
+    s = np.clip(s, 0.0, None)
+    return np.stack([basis @ (proj / (s + p["alpha"])) + t_mean for p in points])
+
+
 HEADS: dict[str, HeadSpec] = {
     spec.name: spec
     for spec in (
@@ -135,6 +162,7 @@ HEADS: dict[str, HeadSpec] = {
             "ridge", "ridge classifier, Platt-calibrated",
             lambda seed, n: RidgeClassifier(),
             {"alpha": [1.0, 10.0, 100.0, 1000.0, 10000.0]}, {"alpha": 100.0}, scale=True, calibrate=True,
+            grid_path=_ridge_grid_path,
         ),
         HeadSpec(
             "nb", "Gaussian naive Bayes",

@@ -139,6 +139,25 @@ def test_knn_grid_path_scores_every_k_as_a_refit_would(glove_xy):
         np.testing.assert_allclose(margins, refit.predict_proba(X_test)[:, 1] - 0.5, atol=1e-12)
 
 
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
+@pytest.mark.parametrize("n_rows", [30, 240])  # fewer rows than dimensions (dual form) and more (primal)
+def test_ridge_grid_path_scores_every_alpha_as_a_refit_would(glove_xy, class_weight, n_rows):
+    from sklearn.base import clone
+
+    from pipeline.heads import _ridge_grid_path
+
+    train, X, _, X_test = glove_xy
+    rows = np.r_[0:n_rows - 10, len(X) - 10:len(X)]  # unbalanced classes, so the weights matter
+    scaler = StandardScaler().fit(X[rows])
+    X_fit, X_val, y = scaler.transform(X[rows]), scaler.transform(X_test), train.labels[rows]
+    template = build_head("ridge", class_weight=class_weight)[-1].estimator
+    points = [{"alpha": a} for a in (0.1, 1.0, 100.0, 1e4)]
+    path = _ridge_grid_path(template, points, X_fit, y, X_val)
+    for margins, point in zip(path, points):
+        refit = clone(template).set_params(**point).fit(X_fit.astype(np.float64), y)
+        np.testing.assert_allclose(margins, refit.decision_function(X_val.astype(np.float64)), atol=1e-8)
+
+
 def test_heads_on_one_sample_can_share_folds(glove_xy):
     from pipeline.heads import plan_folds
 
