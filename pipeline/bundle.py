@@ -254,7 +254,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
     """The parsed manifest of bundle ``path``, checked for required keys and a readable format version."""
     file = path / MANIFEST
     if not file.is_file():
-        raise BundleError(f"{path}: not a model bundle (no {MANIFEST}). Pass a directory written by `review-transfer fit`.")
+        inside = sorted(p.parent.name for p in path.glob(f"*/{MANIFEST}")) if path.is_dir() else []
+        hint = (f"It holds the bundle(s) {', '.join(inside)}: pass one of them, e.g. {path / inside[0]}."
+                if inside else "Pass a directory written by `review-transfer fit`.")
+        raise BundleError(f"{path}: not a model bundle (no {MANIFEST}). {hint}")
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

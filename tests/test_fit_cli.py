@@ -111,6 +111,8 @@ def test_predict_texts_and_files(fitted_dir, reviews_csv, tmp_path):
 
     result = invoke("predict", bundle, "--cache-dir", cache)
     assert result.exit_code != 0 and "either TEXT arguments or --input" in result.output
+    result = invoke("predict", models, "Fine.", "--cache-dir", cache)  # fit's --out, not one of its bundles
+    assert result.exit_code != 0 and f"pass one of them, e.g. {bundle}" in result.output
 
 
 def test_predict_keeps_one_row_per_input_row(fitted_dir, rt, tmp_path):
