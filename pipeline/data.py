@@ -304,15 +304,22 @@ def _read_file(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         return _read_parquet(path)
     text = _decode(path.read_bytes(), path)
     if suffix in (".csv", ".tsv"):
-        return _read_delimited(text, "\t" if suffix == ".tsv" else ",")
+        return _read_delimited(text, "\t" if suffix == ".tsv" else ",", path)
     if suffix == ".jsonl":
         return _read_jsonl(text, path)
     return _read_json(text, path)
 
 
-def _read_delimited(text: str, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_delimited(text: str, delimiter: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     for rec in reader:
+        if None in rec:  # more fields than the header: an unquoted delimiter would cut the text short
+            shown = "tab" if delimiter == "\t" else repr(delimiter)
+            raise DataError(
+                f"{path}: line {reader.line_num}: {len(reader.fieldnames or []) + len(rec[None])} fields but the header "
+                f"has {len(reader.fieldnames or [])}. Quote texts that contain a {shown} (\"like, this\"), as csv "
+                "writers do."
+            )
         yield reader.line_num, rec
 
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.data import DataError, load, sample_budget, split
+from pipeline.data import DataError, load, read_texts, sample_budget, split
 
 
 def write(path, text: str):
@@ -128,6 +128,15 @@ def test_non_utf8_names_the_line(tmp_path):
     path.write_bytes("text,label\ngood,pos\ncaf\xe9 bad,neg\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"line 3: byte 0xe9 is not valid UTF-8.*iconv"):
         load(str(path))
+
+
+def test_unquoted_delimiter_names_the_line(tmp_path):
+    path = write(tmp_path / "d.csv", 'text,label\n"good, really",pos\ndull, lifeless,neg\n')
+    with pytest.raises(DataError, match=r"d\.csv: line 3: 3 fields but the header has 2\. Quote texts"):
+        load(path)
+    assert read_texts(write(tmp_path / "t.csv", 'text\n"one, quoted"\n')) == ["one, quoted"]
+    with pytest.raises(DataError, match=r"t2\.csv: line 2: 2 fields but the header has 1"):
+        read_texts(write(tmp_path / "t2.csv", "text\nA dull, lifeless mess.\n"))
 
 
 def test_malformed_json_line(tmp_path):
