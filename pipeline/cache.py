@@ -547,10 +547,16 @@ class EmbeddingCache:
         return self.store(encoder.fingerprint).main
 
     def vectors(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
-        """float32 ``(n, dim)`` rows for ``texts`` in input order; encodes only texts not cached."""
+        """float32 ``(n, dim)`` rows for ``texts`` in input order; encodes only texts not cached.
+
+        A combined encoder (``A+B``) reads each part from its own store and concatenates them.
+        """
         from pipeline.encoders.base import check_texts
 
         texts = check_texts(texts)
+        parts = getattr(encoder, "parts", None)
+        if parts is not None:
+            return np.hstack([self.vectors(part, texts) for part in parts])
         if not texts:
             return np.zeros((0, encoder.dim), dtype=np.float32)
         keys = text_keys(texts)
@@ -558,7 +564,12 @@ class EmbeddingCache:
         return self.store(encoder.fingerprint).read(keys, encoder.dim)
 
     def fill(self, encoder: Encoder, texts: Sequence[str], *, keys: np.ndarray | None = None) -> EmbedReport:
-        """Make sure every text is cached, chunk by chunk; returns counts and timings."""
+        """Make sure every text is cached, chunk by chunk; returns counts and timings.
+
+        Takes a single encoder: fill each part of a combined one (``A+B``) on its own.
+        """
+        if getattr(encoder, "parts", None) is not None:
+            raise ValueError(f"{encoder.spec}: fill each part ({', '.join(p.spec for p in encoder.parts)}) on its own.")
         from tqdm.auto import tqdm
 
         from pipeline.encoders.base import check_texts

@@ -101,10 +101,17 @@ def data_show(source: str, n_rows: int, encoders: tuple[str, ...], **opts: Any) 
     if encoders:
         from pipeline.encoders import get_encoder
 
-        for spec in encoders:
+        for spec in _single_specs(encoders):
             enc = get_encoder(spec)
             stats = enc.length_stats(ds.texts) if hasattr(enc, "length_stats") else None
             click.echo(f"{spec}: " + (stats.line() if stats else "a word-vector encoder: sees every text whole"))
+
+
+def _single_specs(encoders: tuple[str, ...]) -> list[str]:
+    """The encoder specs with each combination ``A+B`` replaced by its parts, repeats dropped."""
+    from pipeline.encoders.concat import split_spec
+
+    return list(dict.fromkeys(part for spec in encoders for part in split_spec(spec)))
 
 
 # ---------------------------------------------------------------------------------------------- stage two
@@ -159,7 +166,7 @@ def _engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @source_options
 @click.option("--encoder", "encoders", multiple=True, required=True,
               help="Encoder spec (repeatable): glove-6b-50d, w2v:PATH, glove:PATH, w2v-train:SOURCE, wordllama, "
-                   "minilm, mpnet, st:NAME_OR_PATH, hf:NAME_OR_PATH.")
+                   "minilm, mpnet, st:NAME_OR_PATH, hf:NAME_OR_PATH; A+B (e.g. minilm+w2v-train:rt) embeds A and B.")
 @_cache_dir_option
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="Where transformers run.")
@@ -209,7 +216,7 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
     cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)
     settings = {"device": device, "precision": precision, "max_length": max_length, "pooling": pooling,
                 "batch_size": batch_size, "source_options": opts, "long_text": long_text}
-    for spec in encoders:
+    for spec in _single_specs(encoders):  # A+B is cached as A and as B
         if engine == "ray":
             from pipeline.distributed import ray_fill
 
@@ -317,7 +324,8 @@ def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | N
 @main.command()
 @click.argument("source")
 @source_options
-@click.option("--encoder", default="minilm", show_default=True, help="Encoder spec, e.g. glove-6b-50d, minilm, st:PATH.")
+@click.option("--encoder", default="minilm", show_default=True,
+              help="Encoder spec, e.g. glove-6b-50d, minilm, st:PATH; minilm+w2v-train:rt puts both side by side.")
 @click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable): logreg (default), linear-svm, "
               "rbf-svm, knn, random-forest, hist-gb, mlp, ridge, nb, sgd.")
 @click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
@@ -503,7 +511,8 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
               help="quick: GloVe and MiniLM + logreg at 32/128/1000 labels, 3 seeds (~5 min on 2 cores). "
                    "full: static vs transformer features vs fine-tuning over all budgets, 5 seeds (hours). "
                    "Options given explicitly override the preset.")
-@click.option("--encoder", "encoders", multiple=True, help="Encoder spec (repeatable), e.g. glove-6b-50d, minilm.")
+@click.option("--encoder", "encoders", multiple=True,
+              help="Encoder spec (repeatable), e.g. glove-6b-50d, minilm, minilm+w2v-train:rt (both side by side).")
 @click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable), e.g. logreg, rbf-svm.")
 @click.option("--finetune", "finetune", multiple=True, type=click.Choice(["head", "setfit"]),
               help="Also fine-tune each encoder end to end with this method (repeatable).")

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "seeds": 3,
     },
     "full": {
-        "encoders": ["glove-6b-50d", "w2v-train:rt", "minilm"],
+        "encoders": ["glove-6b-50d", "w2v-train:rt", "minilm", "minilm+w2v-train:rt"],
         "heads": ["logreg", "linear-svm", "rbf-svm", "knn", "mlp"],
         "finetune": ["head", "setfit"],
         "budgets": "16,32,64,128,256,512,1000,all",
@@ -245,6 +246,23 @@ def _frozen_cells(
                 yield method, budget, seed, X_pool[idx], pool.labels[idx], groups, test_xy, folds
 
 
+def _finetunable_encoders(encoders: Sequence[str], finetune: Sequence[str]) -> list[str]:
+    """The encoders ``finetune`` methods apply to: those with a network to train; the rest are named
+    in a warning. None at all is an error, so a typo fails before any work."""
+    from pipeline.finetune.body import FINETUNABLE, finetunable
+
+    if not finetune:
+        return []
+    chosen = [e for e in encoders if finetunable(e)]
+    if not chosen:
+        raise ValueError(f"--finetune needs an encoder that can be fine-tuned ({FINETUNABLE}); got {', '.join(encoders)}.")
+    skipped = [e for e in encoders if e not in chosen]
+    if skipped:
+        warnings.warn(f"fine-tuning {', '.join(chosen)} only: {', '.join(skipped)} cannot be fine-tuned "
+                      "(no network to back-propagate through); they get frozen heads alone.", stacklevel=3)
+    return chosen
+
+
 def _finetune_cell(
     method: Method, budget: int | None, seed: int, pool: Dataset, tests: dict[str, Dataset], work_dir: Path,
     options: dict[str, Any],
@@ -324,7 +342,8 @@ def run_compare(
     grid = [(b, s) for b in budgets for s in range(seeds)]
     for b in budgets:  # a budget the pool can't supply fails now, not after hours
         budget_indices(pool, b, 0)
-    methods = [Method(e, h) for e in encoders for h in heads] + [Method(e, f, True) for e in encoders for f in finetune]
+    methods = [Method(e, h) for e in encoders for h in heads] + [
+        Method(e, f, True) for e in _finetunable_encoders(encoders, finetune) for f in finetune]
     todo = {m: [(b, s) for b, s in grid if cell_key(m.name, b, s) not in done] for m in methods}
     n_todo = sum(map(len, todo.values()))
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()

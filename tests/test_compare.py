@@ -162,12 +162,23 @@ def test_cli_compare_with_extra_test_set(rt_csv, tmp_path, rt_split):
     assert set(ResultsLog(out).rows()[0]["metrics"]) == {"test", "other_site"}
 
 
+def test_finetune_of_word_vectors_alone_is_refused_before_any_work(rt_csv, tmp_path):
+    ds = load(rt_csv, group_col="movie")
+    with pytest.raises(ValueError, match="--finetune needs an encoder that can be fine-tuned"):
+        run_compare(ds, encoders=["glove-6b-50d"], heads=["logreg"], finetune=["head"], budgets=[16], seeds=1,
+                    out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
+    assert not (tmp_path / "cache").exists()
+
+
 def test_finetune_cells_share_budgets_and_test_split(rt_csv, tmp_path):
     pytest.importorskip("torch")
     ds = load(rt_csv, group_col="movie")
-    rows = run_compare(ds, encoders=["minilm"], heads=["logreg"], finetune=["head"],
-                       finetune_options={"epochs": 1, "max_length": 32}, budgets=[16], seeds=1,
-                       out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
+    with pytest.warns(UserWarning, match="fine-tuning minilm only: glove-6b-50d cannot be fine-tuned"):
+        rows = run_compare(ds, encoders=["glove-6b-50d", "minilm"], heads=["logreg"], finetune=["head"],
+                           finetune_options={"epochs": 1, "max_length": 32}, budgets=[16], seeds=1,
+                           out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
+    assert sorted(r["method"] for r in rows) == ["glove-6b-50d+logreg", "minilm+finetune-head", "minilm+logreg"]
+    rows = [r for r in rows if r["method"].startswith("minilm")]
     by_kind = {r["kind"]: r for r in rows}
     assert set(by_kind) == {"frozen", "finetune"}
     assert by_kind["finetune"]["method"] == "minilm+finetune-head"

@@ -12,6 +12,7 @@ spec                   encoder
 ``mpnet``              all-mpnet-base-v2, 768-d (extra ``mpnet``)
 ``st:NAME_OR_PATH``    any sentence-transformers model: a directory (e.g. fine-tuned) or hub name
 ``hf:NAME_OR_PATH``    plain transformers model, ``--pooling mean`` (default) or ``cls``
+``A+B``                the vectors of A and B side by side, e.g. ``minilm+w2v-train:rt``
 =====================  ==========================================================================
 
 Transformer encoders take ``long_text`` ``auto``/``truncate``/``head-tail``/``chunk-mean`` for texts
@@ -28,7 +29,7 @@ from typing import Any
 from pipeline.encoders.base import Encoder
 
 SPECS = ("glove-6b-50d", "w2v:PATH", "glove:PATH", "w2v-train:SOURCE", "wordllama", "minilm", "mpnet",
-         "st:NAME_OR_PATH", "hf:NAME_OR_PATH")
+         "st:NAME_OR_PATH", "hf:NAME_OR_PATH", "A+B")
 
 
 def get_encoder(spec: str, *, device: str = "auto", precision: str = "auto", max_length: int | None = None,
@@ -38,9 +39,18 @@ def get_encoder(spec: str, *, device: str = "auto", precision: str = "auto", max
 
     ``work_dir`` keeps derived model files (trained Word2Vec vectors, the unpacked mpnet); it defaults
     to the cache directory. ``source_options`` (text_col, ...) are used to read ``w2v-train:SOURCE``.
+    The parts of ``A+B`` get the same options.
     """
     from pipeline.cache import default_cache_dir
+    from pipeline.encoders.concat import ConcatEncoder, split_spec
     from pipeline.encoders.long_text import resolve_strategy
+
+    parts = split_spec(spec)
+    if len(parts) > 1:
+        options = {"device": device, "precision": precision, "max_length": max_length, "pooling": pooling,
+                   "batch_size": batch_size, "work_dir": work_dir, "source_options": source_options,
+                   "long_text": long_text}
+        return ConcatEncoder(spec, [get_encoder(p, **options) for p in parts])
 
     resolve_strategy(long_text)  # a typo fails for every encoder, not only transformers
     work = Path(work_dir) if work_dir is not None else default_cache_dir()

@@ -18,6 +18,12 @@ FINETUNABLE = "minilm, mpnet, st:NAME_OR_PATH or hf:NAME_OR_PATH"
 EMBED_BATCH = 64
 
 
+def finetunable(spec: str) -> bool:
+    """Whether ``spec`` names a network that fine-tuning can train (not word vectors, not ``A+B``)."""
+    kind, _, name = spec.partition(":")
+    return spec in ("minilm", "mpnet") or (kind in ("st", "hf") and bool(name))
+
+
 def load_body(spec: str, *, max_length: int, device: str, work_dir: str | Path | None = None) -> Any:
     """A trainable ``SentenceTransformer`` for ``spec`` on ``device``, truncating at ``max_length`` tokens.
 
@@ -28,18 +34,18 @@ def load_body(spec: str, *, max_length: int, device: str, work_dir: str | Path |
     from pipeline.cache import default_cache_dir
     from pipeline.encoders import models as sources
 
+    if not finetunable(spec):
+        raise ValueError(
+            f"encoder {spec!r} cannot be fine-tuned: use {FINETUNABLE} (static word vectors have no "
+            "network to back-propagate through)."
+        )
     kind, _, name = spec.partition(":")
     if spec == "minilm":
         model_dir, _ = sources.minilm()
     elif spec == "mpnet":
         model_dir, _ = sources.mpnet(Path(work_dir) if work_dir is not None else default_cache_dir())
-    elif kind in ("st", "hf") and name:
-        model_dir, _ = sources.local_or_hub(name, spec)
     else:
-        raise ValueError(
-            f"encoder {spec!r} cannot be fine-tuned: use {FINETUNABLE} (static word vectors have no "
-            "network to back-propagate through)."
-        )
+        model_dir, _ = sources.local_or_hub(name, spec)
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 

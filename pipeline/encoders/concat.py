@@ -1,0 +1,67 @@
+"""Several encoders side by side: ``minilm+w2v-train:rt`` gives each text MiniLM's 384 numbers
+followed by in-domain Word2Vec's 100.
+
+A general sentence encoder and word vectors trained on the user's own unlabelled reviews know
+different things; a head on both beats either alone. The cache stores each part under its own
+fingerprint (a combination has no store of its own), so combining encoders already cached costs
+no encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from pipeline.encoders.base import Encoder
+
+JOIN = "+"
+
+
+def split_spec(spec: str) -> list[str]:
+    """The encoder specs joined by ``+`` in ``spec`` (``[spec]`` for a single one).
+
+    A ``+`` not followed by the start of a spec (a name such as ``minilm`` or a kind such as ``st:``)
+    belongs to a path or model name: ``st:/models/a+b`` is one spec.
+    """
+    parts: list[str] = []
+    for piece in spec.split(JOIN):
+        if parts and not _starts_a_spec(piece):
+            parts[-1] += JOIN + piece
+        else:
+            parts.append(piece)
+    if len(parts) > 1 and (any(not p.strip() for p in parts) or len(set(parts)) != len(parts)):
+        raise ValueError(f"{spec!r}: join distinct encoder specs with '{JOIN}', e.g. minilm{JOIN}w2v-train:rt.")
+    return parts
+
+
+def _starts_a_spec(piece: str) -> bool:
+    from pipeline.encoders.registry import SPECS
+
+    names = [s for s in SPECS if ":" not in s and JOIN not in s]
+    kinds = tuple(s.split(":")[0] + ":" for s in SPECS if ":" in s)
+    return piece in names or piece.startswith(kinds)
+
+
+class ConcatEncoder(Encoder):
+    """The vectors of ``parts``, concatenated in order."""
+
+    def __init__(self, spec: str, parts: list[Encoder]) -> None:
+        super().__init__(spec)
+        self.parts = parts
+        self.dim = sum(p.dim for p in parts)
+
+    def fingerprint_params(self) -> dict[str, Any]:
+        return {"parts": [p.fingerprint for p in self.parts]}
+
+    def describe(self) -> str:
+        return " + ".join(p.describe() for p in self.parts) + f" ({self.dim}-d together)"
+
+    def _encode(self, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
+        out = []
+        for i, part in enumerate(self.parts):
+            out.append(part.encode(texts, progress=progress if i == len(self.parts) - 1 else None))
+            for name, value in part.last_stats.items():
+                self.last_stats[name] = self.last_stats.get(name, 0) + value
+        return np.hstack(out)

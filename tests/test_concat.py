@@ -1,0 +1,77 @@
+"""Combined encoders (``A+B``): the parts' vectors side by side, each part cached under its own store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from helpers import write_reviews_csv
+
+from pipeline.cache import EmbeddingCache, list_stores
+from pipeline.cli import main
+from pipeline.encoders import get_encoder
+from pipeline.encoders.concat import ConcatEncoder, split_spec
+
+
+@pytest.fixture(scope="module")
+def small_glove(tmp_path_factory):
+    """A real GloVe text file: the 5,000 most frequent words of the packaged GloVe 6B 50d."""
+    glove = get_encoder("glove-6b-50d")
+    path = tmp_path_factory.mktemp("vectors") / "small.txt"
+    with open(path, "w", encoding="utf-8") as f:
+        for word, vec in zip(glove.vectors.words[:5000], np.asarray(glove.vectors.vectors[:5000])):
+            f.write(word + " " + " ".join(f"{x:.6f}" for x in vec) + "\n")
+    return f"glove:{path}"
+
+
+def test_vectors_are_the_parts_side_by_side(small_glove, rt):
+    texts = rt.texts[:50]
+    combined = get_encoder(f"glove-6b-50d+{small_glove}")
+    assert isinstance(combined, ConcatEncoder) and combined.dim == 100
+    parts = [get_encoder("glove-6b-50d"), get_encoder(small_glove)]
+    np.testing.assert_array_equal(combined.encode(texts), np.hstack([p.encode(texts) for p in parts]))
+    assert combined.last_stats["tokens"] == sum(p.last_stats["tokens"] for p in parts)
+    reversed_order = get_encoder(f"{small_glove}+glove-6b-50d")
+    assert len({combined.fingerprint, reversed_order.fingerprint, *(p.fingerprint for p in parts)}) == 4
+
+
+def test_cache_keeps_each_part_in_its_own_store(small_glove, rt, tmp_path):
+    texts = rt.texts[:80]
+    cache = EmbeddingCache(tmp_path)
+    combined = get_encoder(f"glove-6b-50d+{small_glove}")
+    vectors = cache.vectors(combined, texts)
+    np.testing.assert_allclose(vectors, combined.encode(texts), atol=1e-6)
+    assert {s.fingerprint for s in list_stores(tmp_path)} == {p.fingerprint for p in combined.parts}
+    assert cache.fill(get_encoder("glove-6b-50d"), texts).misses == 0  # the part alone reuses those rows
+    with pytest.raises(ValueError, match="fill each part"):
+        cache.fill(combined, texts)
+
+
+def test_bad_combinations_are_refused():
+    assert split_spec("minilm") == ["minilm"]
+    assert split_spec("minilm+w2v-train:rt") == ["minilm", "w2v-train:rt"]
+    # a '+' inside a path or model name does not split it
+    assert split_spec("st:/models/minilm+finetune-head/encoder") == ["st:/models/minilm+finetune-head/encoder"]
+    assert split_spec("w2v:/v/a+b.bin+minilm") == ["w2v:/v/a+b.bin", "minilm"]
+    for spec in ("+minilm", "glove-6b-50d+glove-6b-50d"):
+        with pytest.raises(ValueError, match="join distinct encoder specs"):
+            get_encoder(spec)
+    with pytest.raises(ValueError, match="unknown encoder spec 'minilm\\+'"):
+        get_encoder("minilm+")
+
+
+def test_embed_caches_the_parts_and_fit_predicts_through_the_combination(small_glove, rt, tmp_path):
+    csv = write_reviews_csv(tmp_path / "reviews.csv", rt, range(300))
+    cache, spec = tmp_path / "cache", f"glove-6b-50d+{small_glove}"
+    result = CliRunner().invoke(main, ["embed", csv, "--encoder", spec, "--encoder", "glove-6b-50d",
+                                       "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("texts (") == 2  # one summary per part; the repeated part is embedded once
+    result = CliRunner().invoke(main, ["fit", csv, "--encoder", spec, "--budget", "all", "--cache-dir", str(cache),
+                                       "--out", str(tmp_path / "models")])
+    assert result.exit_code == 0, result.output
+    (bundle,) = (tmp_path / "models").iterdir()
+    result = CliRunner().invoke(main, ["predict", str(bundle), "A moving, beautiful film.", "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert result.output.split("\t")[0] in {"fresh", "rotten"}
+    assert len(list_stores(cache)) == 2  # fitting and predicting read the parts' stores
