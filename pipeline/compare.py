@@ -358,7 +358,9 @@ def run_compare(
                 from pipeline.cache import text_keys
                 from pipeline.distributed import ray_fill, run_cells
 
-                ray_fill(encoder_spec, [all_texts], cache_dir, address=address, progress=progress)
+                parts = getattr(encoder, "parts", [encoder])  # a combined encoder is cached part by part
+                for part in parts:
+                    ray_fill(part.spec, [all_texts], cache_dir, address=address, progress=progress)
                 vectors = text_keys(all_texts)
             else:
                 vectors = EmbeddingCache(cache_dir).vectors(encoder, all_texts)
@@ -366,7 +368,7 @@ def run_compare(
             n_cells = sum(len(todo[m]) for m in frozen)
             cells = _frozen_cells({m: todo[m] for m in frozen}, pool, tests, vectors)
             if engine == "ray":
-                rows = run_cells(cells, cache_dir, encoder.fingerprint, encoder.dim, address=address)
+                rows = run_cells(cells, cache_dir, [(p.fingerprint, p.dim) for p in parts], address=address)
             else:
                 rows = Parallel(n_jobs=jobs, return_as="generator_unordered")(
                     delayed(fit_frozen_cell)(*args, adapt_prior=adapt_prior) for args in cells)

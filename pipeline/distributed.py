@@ -104,9 +104,12 @@ def ray_fill(
     from tqdm.auto import tqdm
 
     from pipeline.encoders import get_encoder
+    from pipeline.encoders.concat import split_spec
 
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, got {shard_size}.")
+    if len(split_spec(spec)) > 1:
+        raise ValueError(f"{spec}: fill each part ({', '.join(split_spec(spec))}) on its own.")
     start = time.perf_counter()
     options = dict(options or {})
     cache = EmbeddingCache(cache_dir)
@@ -201,21 +204,24 @@ def _worker_store(cache_dir: str, fingerprint: str) -> Store:
     return Store(cache_dir, fingerprint)
 
 
-def _cached_cell(cache_dir: str, fingerprint: str, dim: int, tests: dict[str, tuple[np.ndarray, np.ndarray]],
+def _cached_cell(cache_dir: str, stores: list[tuple[str, int]], tests: dict[str, tuple[np.ndarray, np.ndarray]],
                  method: Any, budget: int | None, seed: int, train_keys: np.ndarray, y: np.ndarray,
                  groups: list[str] | None, folds: Any) -> dict[str, Any]:
     """A compare cell whose rows are cache keys: read the vectors from the shared cache, then fit and score."""
     from pipeline.compare import fit_frozen_cell
 
-    store = _worker_store(cache_dir, fingerprint)
-    test_xy = {name: (store.read(keys, dim), labels) for name, (keys, labels) in tests.items()}
-    return fit_frozen_cell(method, budget, seed, store.read(train_keys, dim), y, groups, test_xy, folds)
+    def read(keys: np.ndarray) -> np.ndarray:
+        return np.hstack([_worker_store(cache_dir, fingerprint).read(keys, dim) for fingerprint, dim in stores])
+
+    test_xy = {name: (read(keys), labels) for name, (keys, labels) in tests.items()}
+    return fit_frozen_cell(method, budget, seed, read(train_keys), y, groups, test_xy, folds)
 
 
-def run_cells(cells: Iterable[tuple], cache_dir: str | Path, fingerprint: str, dim: int, *,
+def run_cells(cells: Iterable[tuple], cache_dir: str | Path, stores: list[tuple[str, int]], *,
               address: str | None = None, max_retries: int = MAX_RETRIES) -> Iterator[dict[str, Any]]:
     """Rows of :func:`pipeline.compare.fit_frozen_cell` for ``cells`` whose X are cache keys, run as Ray
-    tasks (one CPU each) that read their vectors from the shared cache; yielded as they finish."""
+    tasks (one CPU each) that read their vectors from the shared cache; yielded as they finish.
+    ``stores`` are the (fingerprint, dim) of the encoder, or of each part of a combined one."""
     ray = connect(address)
     task = ray.remote(num_cpus=1, max_retries=max_retries)(_cached_cell)
     shared: dict[int, Any] = {}  # the test sets are one object for every cell: ship it once
@@ -224,7 +230,7 @@ def run_cells(cells: Iterable[tuple], cache_dir: str | Path, fingerprint: str, d
         if id(tests) not in shared:
             shared[id(tests)] = ray.put(tests)
         ref = shared[id(tests)]
-        refs.append(task.remote(str(cache_dir), fingerprint, dim, ref, method, budget, seed, keys, y, groups, folds))
+        refs.append(task.remote(str(cache_dir), stores, ref, method, budget, seed, keys, y, groups, folds))
     while refs:
         (done,), refs = ray.wait(refs, num_returns=1)
         try:

@@ -13,17 +13,6 @@ from pipeline.encoders import get_encoder
 from pipeline.encoders.concat import ConcatEncoder, split_spec
 
 
-@pytest.fixture(scope="module")
-def small_glove(tmp_path_factory):
-    """A real GloVe text file: the 5,000 most frequent words of the packaged GloVe 6B 50d."""
-    glove = get_encoder("glove-6b-50d")
-    path = tmp_path_factory.mktemp("vectors") / "small.txt"
-    with open(path, "w", encoding="utf-8") as f:
-        for word, vec in zip(glove.vectors.words[:5000], np.asarray(glove.vectors.vectors[:5000])):
-            f.write(word + " " + " ".join(f"{x:.6f}" for x in vec) + "\n")
-    return f"glove:{path}"
-
-
 def test_vectors_are_the_parts_side_by_side(small_glove, rt):
     texts = rt.texts[:50]
     combined = get_encoder(f"glove-6b-50d+{small_glove}")

@@ -111,17 +111,20 @@ def test_a_shard_failing_every_retry_stops_with_a_clear_error_and_keeps_a_sound_
     assert not list(store.incoming.glob("*.h5"))
 
 
-def test_compare_with_ray_tasks_matches_the_local_engine(local_ray, rt, tmp_path):
+def test_compare_with_ray_tasks_matches_the_local_engine(local_ray, rt, small_glove, tmp_path):
     from pipeline.compare import run_compare
 
     data = rt.subset(np.arange(1500))
-    common = dict(encoders=[GLOVE], heads=["logreg"], budgets=[32, 128], seeds=2, cache_dir=tmp_path / "cache",
+    common = dict(encoders=[GLOVE, f"{GLOVE}+{small_glove}"], heads=["logreg"], budgets=[32, 128], seeds=2,
                   progress=False)
-    local = run_compare(data, out=tmp_path / "local", **common)
-    on_ray = run_compare(data, out=tmp_path / "ray", engine="ray", **common)
+    local = run_compare(data, out=tmp_path / "local", cache_dir=tmp_path / "local-cache", **common)
+    on_ray = run_compare(data, out=tmp_path / "ray", engine="ray", cache_dir=tmp_path / "cache", **common)
     strip = lambda rows: sorted(  # noqa: E731
         ((r["method"], r["budget"], r["seed"]), r["metrics"], r["params"]) for r in rows)
-    assert len(on_ray) == 4
+    assert len(on_ray) == 8
     assert strip(on_ray) == strip(local)
-    with h5py.File(next((tmp_path / "cache").glob("*.h5")), "r") as f:
-        assert f["keys"].shape[0] == len(data)
+    stores = sorted((tmp_path / "cache").glob("*.h5"))
+    assert len(stores) == 2  # the combination is cached as its two parts
+    for store in stores:
+        with h5py.File(store, "r") as f:
+            assert f["keys"].shape[0] == len(data)
