@@ -554,7 +554,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     from pipeline.report import markdown, write_report
 
     base = PRESETS[preset] if preset else {"encoders": [], "heads": ["logreg"], "finetune": [], "budgets": "32,128,1000", "seeds": 3}
-    encoders = encoders or tuple(base["encoders"])
+    encoders = encoders or tuple(e.replace("{source}", source) for e in base["encoders"])  # in-domain Word2Vec
     if not encoders:
         raise click.UsageError("give at least one --encoder (e.g. --encoder minilm) or a --preset.")
     ds = load_source(source, **opts)
@@ -564,6 +564,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
         ds, encoders=encoders, heads=heads or base["heads"], finetune=finetune or base["finetune"],
         budgets=parse_budgets(budgets or base["budgets"]), seeds=seeds or base["seeds"], test_sets=extra,
         out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address, adapt_prior=adapt_prior,
+        source_options=opts,
     )
     summary = write_report(rows, out_dir, title=f"compare on {source}", with_plot=not no_plot)
     click.echo(markdown(summary, title=f"compare on {source}").split("\n## Time")[0])

@@ -37,7 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "seeds": 3,
     },
     "full": {
-        "encoders": ["glove-6b-50d", "w2v-train:rt", "minilm", "minilm+w2v-train:rt"],
+        "encoders": ["glove-6b-50d", "w2v-train:{source}", "minilm", "minilm+w2v-train:{source}"],
         "heads": ["logreg", "linear-svm", "rbf-svm", "knn", "mlp"],
         "finetune": ["head", "setfit"],
         "budgets": "16,32,64,128,256,512,1000,all",
@@ -310,6 +310,7 @@ def run_compare(
     engine: str = "local",
     address: str | None = None,
     adapt_prior: bool = False,
+    source_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every missing (method, budget, seed) cell, appending each to ``<out>/results.jsonl``.
 
@@ -318,7 +319,8 @@ def run_compare(
     (e.g. ``{"epochs": 2}``; see :func:`pipeline.finetune.finetune`). ``engine="ray"`` encodes on
     Ray workers and runs frozen cells as Ray tasks (at ``address``; the cache must be on a shared
     filesystem; see :mod:`pipeline.distributed`). ``adapt_prior`` also scores frozen cells after
-    class-prior adaptation (see :func:`fit_frozen_cell`). Returns all rows of the results file (old and new).
+    class-prior adaptation (see :func:`fit_frozen_cell`). ``source_options`` (text_col, ...) read the
+    SOURCE of ``w2v-train:SOURCE`` encoders. Returns all rows of the results file (old and new).
     """
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
@@ -352,7 +354,7 @@ def run_compare(
     for encoder_spec in encoders:
         frozen = [m for m in methods if m.encoder == encoder_spec and not m.finetune and todo[m]]
         if frozen:
-            encoder = get_encoder(encoder_spec)
+            encoder = get_encoder(encoder_spec, source_options=source_options)
             start = time.perf_counter()
             if engine == "ray":  # cells carry cache keys; Ray tasks read their rows from the shared cache
                 from pipeline.cache import text_keys
@@ -360,7 +362,8 @@ def run_compare(
 
                 parts = getattr(encoder, "parts", [encoder])  # a combined encoder is cached part by part
                 for part in parts:
-                    ray_fill(part.spec, [all_texts], cache_dir, address=address, progress=progress)
+                    ray_fill(part.spec, [all_texts], cache_dir, options={"source_options": source_options},
+                             address=address, progress=progress)
                 vectors = text_keys(all_texts)
             else:
                 vectors = EmbeddingCache(cache_dir).vectors(encoder, all_texts)

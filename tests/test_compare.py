@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,6 +161,19 @@ def test_cli_compare_with_extra_test_set(rt_csv, tmp_path, rt_split):
     assert "Accuracy on `test`" in result.output and "Accuracy on `other_site`" in result.output
     assert (out / "learning_curves.png").exists()
     assert set(ResultsLog(out).rows()[0]["metrics"]) == {"test", "other_site"}
+
+
+def test_cli_compare_trains_in_domain_word2vec_with_the_source_columns(rt_csv, tmp_path):
+    renamed = tmp_path / "renamed.csv"  # the text under another column name: w2v-train must read it too
+    renamed.write_text(Path(rt_csv).read_text(encoding="utf-8").replace("text,label,movie", "review,label,movie", 1),
+                       encoding="utf-8")
+    result = CliRunner().invoke(main, [
+        "compare", str(renamed), "--text-col", "review", "--group-col", "movie", "--encoder",
+        f"glove-6b-50d+w2v-train:{renamed}", "--budgets", "16", "--seeds", "1", "--no-plot", "--out", str(tmp_path / "r"),
+        "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    (row,) = ResultsLog(tmp_path / "r").rows()
+    assert row["method"] == f"glove-6b-50d+w2v-train:{renamed}+logreg" and row["n_train"] == 16
 
 
 def test_finetune_of_word_vectors_alone_is_refused_before_any_work(rt_csv, tmp_path):
