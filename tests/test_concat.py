@@ -36,6 +36,16 @@ def test_cache_keeps_each_part_in_its_own_store(small_glove, rt, tmp_path):
         cache.fill(combined, texts)
 
 
+def test_bundle_options_rebuild_each_part(small_glove):
+    from pipeline.bundle import encoder_options
+
+    combined = get_encoder(f"glove-6b-50d+{small_glove}", pooling="mean")
+    options = encoder_options(combined)
+    assert options == {"parts": [{"pooling": "mean"}, {"pooling": "mean"}]}
+    assert get_encoder(combined.spec, **options).fingerprint == combined.fingerprint
+    assert get_encoder(combined.spec).fingerprint != combined.fingerprint  # the default pooling differs
+
+
 def test_bad_combinations_are_refused():
     assert split_spec("minilm") == ["minilm"]
     assert split_spec("minilm+w2v-train:rt") == ["minilm", "w2v-train:rt"]

@@ -34,23 +34,30 @@ SPECS = ("glove-6b-50d", "w2v:PATH", "glove:PATH", "w2v-train:SOURCE", "wordllam
 
 def get_encoder(spec: str, *, device: str = "auto", precision: str = "auto", max_length: int | None = None,
                 pooling: str | None = None, batch_size: int | None = None, work_dir: str | Path | None = None,
-                source_options: dict[str, Any] | None = None, long_text: str = "auto") -> Encoder:
+                source_options: dict[str, Any] | None = None, long_text: str = "auto",
+                parts: list[dict[str, Any]] | None = None) -> Encoder:
     """Build the encoder a spec names (see the module table).
 
     ``work_dir`` keeps derived model files (trained Word2Vec vectors, the unpacked mpnet); it defaults
     to the cache directory. ``source_options`` (text_col, ...) are used to read ``w2v-train:SOURCE``.
-    The parts of ``A+B`` get the same options.
+    The parts of ``A+B`` get the same options, updated by ``parts[i]`` for part i when given (as
+    :func:`pipeline.bundle.encoder_options` records them).
     """
     from pipeline.cache import default_cache_dir
     from pipeline.encoders.concat import ConcatEncoder, split_spec
     from pipeline.encoders.long_text import resolve_strategy
 
-    parts = split_spec(spec)
-    if len(parts) > 1:
+    specs = split_spec(spec)
+    if len(specs) > 1:
+        if parts is not None and len(parts) != len(specs):
+            raise ValueError(f"{spec!r}: {len(parts)} sets of part options for {len(specs)} parts.")
         options = {"device": device, "precision": precision, "max_length": max_length, "pooling": pooling,
                    "batch_size": batch_size, "work_dir": work_dir, "source_options": source_options,
                    "long_text": long_text}
-        return ConcatEncoder(spec, [get_encoder(p, **options) for p in parts])
+        return ConcatEncoder(spec, [get_encoder(s, **{**options, **(parts[i] if parts else {})})
+                                    for i, s in enumerate(specs)])
+    if parts is not None:
+        raise ValueError(f"{spec!r} is a single encoder; part options are for combined specs (A+B).")
 
     resolve_strategy(long_text)  # a typo fails for every encoder, not only transformers
     work = Path(work_dir) if work_dir is not None else default_cache_dir()
