@@ -1,6 +1,6 @@
 """review-transfer: few-shot review sentiment by transfer learning from pretrained models."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 class EngineError(RuntimeError):
