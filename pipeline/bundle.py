@@ -68,8 +68,8 @@ def encoder_options(encoder: Any) -> dict[str, Any]:
     """``get_encoder`` keywords that rebuild ``encoder`` with the same fingerprint on another machine.
 
     Records the *resolved* precision and max length (``precision='auto'`` may resolve differently
-    elsewhere) and the pooling where the user chooses it (sentence-transformers models bring their own);
-    for a combined encoder (``A+B``), those of each part under ``parts``.
+    elsewhere), the pooling where the user chooses it (sentence-transformers models bring their own) and
+    how ``w2v-train:SOURCE`` read SOURCE; for a combined encoder (``A+B``), those of each part under ``parts``.
     """
     if getattr(encoder, "parts", None) is not None:
         return {"parts": [encoder_options(part) for part in encoder.parts]}
@@ -77,6 +77,8 @@ def encoder_options(encoder: Any) -> dict[str, Any]:
                if getattr(encoder, k, None) is not None}
     if getattr(encoder, "pooling", None) is not None and getattr(encoder, "library", None) != "sentence-transformers":
         options["pooling"] = encoder.pooling
+    if getattr(encoder, "source_options", None):
+        options["source_options"] = encoder.source_options
     return options
 
 

@@ -357,7 +357,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     ds = load_source(source, **opts)
     fitted = []
     for bundle in iter_fit(ds, encoder=encoder, heads=heads or (DEFAULT_HEAD,), budget=budget, seed=seed,
-                           cache_dir=cache_dir, class_weight=class_weight, n_jobs=jobs):
+                           cache_dir=cache_dir, class_weight=class_weight, n_jobs=jobs, source_options=opts):
         path = bundle.save(Path(out) / bundle_name(bundle))
         click.echo(f"saved {bundle.manifest['head']['name']}: {path}", err=True)
         fitted.append(bundle)

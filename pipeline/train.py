@@ -27,12 +27,14 @@ DEFAULT_ENCODER = "minilm"
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
 
-def resolve_encoder(encoder: Any, cache_dir: str | Path | None = None) -> Any:
-    """An encoder object: a spec string goes through ``get_encoder``; an object is used as is."""
+def resolve_encoder(encoder: Any, cache_dir: str | Path | None = None,
+                    source_options: dict[str, Any] | None = None) -> Any:
+    """An encoder object: a spec string goes through ``get_encoder`` (``source_options`` read the
+    SOURCE of ``w2v-train:SOURCE``); an object is used as is."""
     if isinstance(encoder, str):
         from pipeline.encoders import get_encoder
 
-        return get_encoder(encoder, work_dir=cache_dir)
+        return get_encoder(encoder, work_dir=cache_dir, source_options=source_options)
     return encoder
 
 
@@ -55,13 +57,15 @@ def iter_fit(
     cache_dir: str | Path | None = None,
     class_weight: str | None = None,
     n_jobs: int | None = None,
+    source_options: dict[str, Any] | None = None,
 ) -> Iterator[Bundle]:
     """Fit each head in ``heads`` on the same vectors and yield an unsaved :class:`Bundle` per head.
 
     ``data`` is a source string (see :func:`pipeline.data.load`) or a loaded :class:`Dataset`;
     ``encoder`` a spec string or an encoder object (``spec``, ``fingerprint``, ``encode``). The
     training and test texts are embedded in one cache call before any head is fitted, so the heads
-    add no encoding. Each bundle's manifest holds its test-split metrics.
+    add no encoding. Each bundle's manifest holds its test-split metrics. ``source_options``
+    (text_col, ...) read the SOURCE of a ``w2v-train:SOURCE`` encoder.
     """
     from pipeline.cache import EmbeddingCache, default_cache_dir
 
@@ -71,7 +75,7 @@ def iter_fit(
     check_class_weight(class_weight)
     train, test = train_test(data, budget, seed)
     cache_dir = cache_dir or default_cache_dir()
-    enc = resolve_encoder(encoder, cache_dir)
+    enc = resolve_encoder(encoder, cache_dir, source_options)
     vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts)
     X_train, X_test = vectors[: len(train)], vectors[len(train) :]
     for name in heads:

@@ -115,6 +115,22 @@ def test_predict_texts_and_files(fitted_dir, reviews_csv, tmp_path):
     assert result.exit_code != 0 and f"pass one of them, e.g. {bundle}" in result.output
 
 
+def test_in_domain_word2vec_bundle_reads_its_source_as_fit_did(reviews_csv, tmp_path):
+    renamed = tmp_path / "renamed.csv"  # the texts under another column name: Word2Vec must be trained on them
+    renamed.write_text(reviews_csv.read_text(encoding="utf-8").replace("text,label,movie", "review,label,movie", 1),
+                       encoding="utf-8")
+    cache, spec = tmp_path / "cache", f"w2v-train:{renamed}"
+    result = invoke("fit", renamed, "--text-col", "review", "--encoder", spec, "--budget", "all", "--cache-dir", cache,
+                    "--out", tmp_path / "models")
+    assert result.exit_code == 0, result.output
+    (bundle,) = (tmp_path / "models").iterdir()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["encoder"]["options"]["source_options"]["text_col"] == "review"
+    result = invoke("predict", bundle, "A moving, beautiful film.", "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert result.output.split("\t")[0] in {"fresh", "rotten"}
+
+
 def test_predict_keeps_one_row_per_input_row(fitted_dir, rt, tmp_path):
     models, cache, _ = fitted_dir
     bundle = models / f"reviews-{ENCODER}-logreg-ball-s0"

@@ -94,5 +94,8 @@ def get_encoder(spec: str, *, device: str = "auto", precision: str = "auto", max
             words = vectors.trained_word2vec(arg, work, source_options)
         else:
             words = vectors.keyed_vectors_file(arg, kind)
-        return StaticEncoder(spec, words, pooling)
+        encoder = StaticEncoder(spec, words, pooling)
+        if kind == "w2v-train" and source_options:
+            encoder.source_options = dict(source_options)  # how SOURCE was read, for bundles to rebuild it
+        return encoder
     raise ValueError(f"unknown encoder spec {spec!r}; use one of: {', '.join(SPECS)}.")
