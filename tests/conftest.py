@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import write_small_glove
 
 from pipeline.cache import EmbeddingCache
 from pipeline.data import Dataset, load, sample_budget, split
@@ -37,9 +38,6 @@ def glove_xy(rt_split, tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_glove(tmp_path_factory) -> str:
     """Spec of a real GloVe text file: the 5,000 most frequent words of the packaged GloVe 6B 50d."""
-    glove = get_encoder("glove-6b-50d")
     path = tmp_path_factory.mktemp("vectors") / "small.txt"
-    with open(path, "w", encoding="utf-8") as f:
-        for word, vec in zip(glove.vectors.words[:5000], np.asarray(glove.vectors.vectors[:5000])):
-            f.write(word + " " + " ".join(f"{x:.6f}" for x in vec) + "\n")
+    write_small_glove(get_encoder("glove-6b-50d"), path)
     return f"glove:{path}"

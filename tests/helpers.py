@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from pipeline.data import Dataset
 
@@ -17,3 +20,13 @@ def write_reviews_csv(path: Path, ds: Dataset, idx: Iterable[int]) -> str:
         for i in idx:
             w.writerow([ds.texts[i], ds.label_names[ds.labels[i]], None if ds.groups is None else ds.groups[i]])
     return str(path)
+
+
+def write_small_glove(glove: Any, path: Path, n_words: int = 5000) -> tuple[list[str], np.ndarray]:
+    """Write the ``n_words`` most frequent words of a GloVe encoder as a real GloVe text file."""
+    words = glove.vectors.words[:n_words]
+    vecs = np.asarray(glove.vectors.vectors[:n_words])
+    with open(path, "w", encoding="utf-8") as f:
+        for w, v in zip(words, vecs):
+            f.write(w + " " + " ".join(f"{x:.6f}" for x in v) + "\n")
+    return words, vecs

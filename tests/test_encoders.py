@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import write_small_glove
 
 from pipeline.encoders import get_encoder
 from pipeline.encoders import device as dev
@@ -80,19 +81,10 @@ def test_poolings_change_vectors_and_fingerprint(glove, rt_texts):
 
 
 # ------------------------------------------------------------------------------------------ word-vector files
-def _write_small_glove(glove, path, n_words=5000):
-    words = glove.vectors.words[:n_words]
-    vecs = np.asarray(glove.vectors.vectors[:n_words])
-    with open(path, "w", encoding="utf-8") as f:
-        for w, v in zip(words, vecs):
-            f.write(w + " " + " ".join(f"{x:.6f}" for x in v) + "\n")
-    return words, vecs
-
-
 def test_glove_and_w2v_files_match_packaged_vectors(glove, tmp_path):
     from gensim.models import KeyedVectors
 
-    words, vecs = _write_small_glove(glove, tmp_path / "small.txt")
+    words, vecs = write_small_glove(glove, tmp_path / "small.txt")
     kv = KeyedVectors(vector_size=50)
     kv.add_vectors(words, vecs)
     kv.save_word2vec_format(str(tmp_path / "small.bin"), binary=True)
