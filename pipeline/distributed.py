@@ -108,8 +108,9 @@ def ray_fill(
 
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, got {shard_size}.")
-    if len(split_spec(spec)) > 1:
-        raise ValueError(f"{spec}: fill each part ({', '.join(split_spec(spec))}) on its own.")
+    parts = split_spec(spec)
+    if len(parts) > 1:
+        raise ValueError(f"{spec}: fill each part ({', '.join(parts)}) on its own.")
     start = time.perf_counter()
     options = dict(options or {})
     cache = EmbeddingCache(cache_dir)
