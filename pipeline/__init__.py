@@ -3,8 +3,20 @@
 __version__ = "0.3.0"
 
 
-class EngineError(RuntimeError):
-    """A run on an execution engine (Ray) failed; the message says what was kept and how to resume.
+class ReviewTransferError(Exception):
+    """Base of this package's user-facing errors: the message names what is wrong and the fix.
 
-    The CLI shows it as one line, like bad data or a bad bundle.
+    The CLI shows these (and only these) as one line; any other exception is a bug and keeps its traceback.
     """
+
+
+class OptionError(ReviewTransferError, ValueError):
+    """An option value or combination that cannot work; the message names the option and what to give."""
+
+
+class MissingExtraError(ReviewTransferError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class EngineError(ReviewTransferError, RuntimeError):
+    """A run on an execution engine (Ray) failed; the message says what was kept and how to resume."""

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import ReviewTransferError
+
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 HEAD_FILE = "head.skops"
@@ -51,7 +53,7 @@ TRUSTED_TYPES = frozenset(
 )
 
 
-class BundleError(ValueError):
+class BundleError(ReviewTransferError, ValueError):
     """A bundle cannot be saved or loaded; the message names the file and what to do."""
 
 

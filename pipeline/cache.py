@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline import ReviewTransferError
+
 if TYPE_CHECKING:
     from pipeline.encoders.base import Encoder
 
@@ -44,7 +46,7 @@ KEY_DTYPE = "S64"
 _Ident = tuple[str, int, int, int]  # (path, inode, mtime_ns, size): one version of one file
 
 
-class CacheError(ValueError):
+class CacheError(ReviewTransferError, ValueError):
     """A cache file is unreadable or does not match its encoder; the message says how to rebuild."""
 
 

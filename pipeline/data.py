@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import ReviewTransferError
+
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 KNOWN_LABELS = {  # lower-cased value -> (class index)
     "fresh": 1, "rotten": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0,
@@ -36,7 +38,7 @@ RT_SHA256 = "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"
 TEST_FOLD = 5  # one group in TEST_FOLD goes to the test split
 
 
-class DataError(ValueError):
+class DataError(ReviewTransferError, ValueError):
     """Bad input data; the message names the file, row or column and what to do."""
 
 

@@ -32,6 +32,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_array
 from threadpoolctl import threadpool_limits
 
+from pipeline import ReviewTransferError
 from pipeline.calibration import MIN_PER_CLASS_PER_FOLD, PlattCalibrated
 from pipeline.linear_svm import LinearSVM
 from pipeline.out_of_core import ALPHA as SGD_ALPHA
@@ -45,7 +46,7 @@ EARLY_STOP_N = 1000  # mlp and hist-gb hold out 10% to stop early from this trai
 CLASS_WEIGHTS = (None, "balanced")
 
 
-class HeadError(ValueError):
+class HeadError(ReviewTransferError, ValueError):
     """A head cannot be built or fitted as asked; the message says what to change."""
 
 
