@@ -63,6 +63,7 @@ def main() -> None:
                 predict   label new texts with a bundle;  evaluate: score a bundle on labelled data
     Optional    finetune  back-propagate through a language model with a new task head
     Study       compare   learning curves over label budgets x seeds x encoders x heads
+    Labelling   suggest   the texts most worth labelling next (active learning), as a CSV
 
     SOURCE is a .csv/.tsv/.jsonl/.json/.parquet file, 'rt' (Rotten Tomatoes critic snippets,
     downloaded on first use) or 'hf:NAME[:SPLIT]' (Hugging Face datasets).
@@ -569,3 +570,9 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     summary = write_report(rows, out_dir, title=f"compare on {source}", with_plot=not no_plot)
     click.echo(markdown(summary, title=f"compare on {source}").split("\n## Time")[0])
     click.echo(f"report: {out_dir / 'report.md'}  ({len(rows)} cells in {out_dir / 'results.jsonl'})")
+
+
+# ---------------------------------------------------------------------------------------------- active learning
+from pipeline.active_cli import suggest  # noqa: E402  (its commands use the helpers above)
+
+main.add_command(suggest)

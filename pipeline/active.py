@@ -1,0 +1,248 @@
+"""Active learning over cached vectors: which unlabelled texts to label next, and why.
+
+Strategies (each picks ``k`` texts per round from the rows not yet labelled):
+
+- ``random``: a uniform draw. (``compare --query random`` uses today's balanced budgets instead,
+  which peek at the labels to balance the classes: a stronger baseline than any real draw.)
+- ``margin``: the texts the current model is least sure of (P(positive) nearest 0.5).
+- ``diverse``: k-means++ seeding on unit-length vectors: each pick is drawn with probability
+  proportional to its squared cosine distance to the nearest text already labelled or picked, so
+  picks spread over the corpus. With no labels this is the cold start.
+- ``hybrid``: uncertain among diverse candidates: ``diverse`` draws ``HYBRID_POOL * k`` candidates and
+  the ``k`` with the smallest margin are kept.
+
+The current model is a head with its default parameters (no search: it refits in milliseconds)
+fitted on the labelled rows; ``margin`` and ``hybrid`` fall back to ``diverse`` until both classes
+have a label. :func:`simulate` replays a strategy on a labelled pool through an :class:`Oracle` that
+reveals a label only once its text is queried.
+
+Written here rather than with small-text (1.4.1): its strategies expect its own classifier and
+dataset wrappers, and importing it loads torch, transformers and sentence-transformers (12 s here),
+which ``suggest`` and ``label`` must not pay; each strategy below is a few lines of numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+STRATEGIES = {
+    "random": "a uniform random draw",
+    "margin": "the least certain texts (P(positive) nearest 0.5)",
+    "diverse": "k-means++ seeding: far, in cosine distance, from every text labelled or picked",
+    "hybrid": "the least certain among HYBRID_POOL x k diverse candidates",
+}
+HYBRID_POOL = 10  # hybrid: diverse candidates per text picked
+QUERY_HEAD = "logreg"
+_BLOCK = 4096  # rows per block when computing distances to the labelled texts
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One text to label: its row, the current model's P(positive) (None before both classes have a
+    label) and why it was chosen."""
+
+    index: int
+    p_positive: float | None
+    reason: str
+
+
+def check_strategy(name: str) -> str:
+    """``name`` if it is a known strategy; otherwise a ValueError listing them."""
+    if name not in STRATEGIES:
+        choices = "; ".join(f"{n} ({d})" for n, d in STRATEGIES.items())
+        raise ValueError(f"unknown strategy {name!r}; choose one of: {choices}.")
+    return name
+
+
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """float32 rows scaled to unit length (zero rows stay zero)."""
+    X = np.asarray(X, dtype=np.float32)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms == 0, 1.0, norms)
+
+
+def nearest_distance(U: np.ndarray, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Cosine distance of every row of unit vectors ``U`` to its nearest row among ``rows`` (1.0 when none)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.ones(len(U), dtype=np.float32)
+    if len(rows) == 0:
+        return out
+    for start in range(0, len(rows), _BLOCK):
+        sims = U @ U[rows[start:start + _BLOCK]].T
+        np.minimum(out, 1.0 - sims.max(axis=1), out=out)
+    return np.clip(out, 0.0, 2.0)
+
+
+def diverse(U: np.ndarray, candidates: np.ndarray, k: int, rng: np.random.Generator,
+            distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """k-means++ seeding: ``k`` rows of ``candidates``, each drawn with probability proportional to its
+    squared distance to the nearest row labelled or already drawn (``distance``: that distance for
+    every row of ``U`` before drawing). Returns the rows and their distances when drawn."""
+    d = distance[candidates].astype(np.float64)
+    Uc = U[candidates]
+    chosen, at = [], []
+    for _ in range(min(k, len(candidates))):
+        weight = d ** 2
+        if chosen:
+            weight[np.asarray(chosen)] = 0.0
+        total = weight.sum()
+        if total > 0:
+            i = int(rng.choice(len(d), p=weight / total))
+        else:  # every candidate left coincides with a labelled text: draw uniformly
+            i = int(rng.choice(np.setdiff1d(np.arange(len(d)), chosen)))
+        chosen.append(i)
+        at.append(float(d[i]))
+        np.minimum(d, 1.0 - Uc @ Uc[i], out=d)
+    return candidates[np.asarray(chosen, dtype=np.int64)], np.asarray(at)
+
+
+def query_model(X: np.ndarray, labelled: np.ndarray, y: np.ndarray, seed: int = 0, head: str = QUERY_HEAD):
+    """``head`` with its default parameters fitted on the labelled rows, or None until both classes have a label."""
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    from pipeline.heads import build_head
+
+    if len(np.unique(y)) < 2:
+        return None
+    import warnings
+
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return build_head(head, seed=seed, n_train=len(y)).fit(X[labelled], y)
+
+
+def propose(
+    strategy: str,
+    X: np.ndarray,
+    labelled: Sequence[int] | np.ndarray,
+    y: Sequence[int] | np.ndarray,
+    k: int,
+    *,
+    rng: np.random.Generator,
+    exclude: Sequence[int] | np.ndarray = (),
+    head: str = QUERY_HEAD,
+    U: np.ndarray | None = None,
+    model=None,
+) -> list[Suggestion]:
+    """The ``k`` rows of ``X`` to label next by ``strategy``, given the rows ``labelled`` so far and their
+    0/1 labels ``y`` (the only labels a strategy ever sees). ``exclude`` rows are never proposed (e.g.
+    skipped, or open in another tab). ``U`` (unit rows of ``X``) and ``model`` (the fitted current
+    model) may be passed to save recomputing them."""
+    check_strategy(strategy)
+    labelled = np.asarray(labelled, dtype=np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    if len(labelled) != len(y):
+        raise ValueError(f"{len(labelled)} labelled rows but {len(y)} labels; give one label per labelled row.")
+    free = np.ones(len(X), dtype=bool)
+    free[labelled] = False
+    free[np.asarray(exclude, dtype=np.int64)] = False
+    candidates = np.flatnonzero(free)
+    k = min(k, len(candidates))
+    if k <= 0:
+        return []
+    model = model if model is not None else query_model(X, labelled, y, head=head)
+    p = None if model is None else model.predict_proba(X[candidates])[:, 1]
+    proba = dict.fromkeys(candidates.tolist()) if p is None else dict(zip(candidates.tolist(), p.tolist()))
+    n_lab = len(labelled)
+
+    def suggestions(rows: np.ndarray, reasons: list[str]) -> list[Suggestion]:
+        return [Suggestion(int(i), proba[int(i)], r) for i, r in zip(rows, reasons)]
+
+    if strategy == "random":
+        rows = rng.choice(candidates, size=k, replace=False)
+        return suggestions(rows, [f"random draw among {len(candidates):,} unlabelled texts"] * k)
+    if strategy in ("margin", "hybrid") and p is not None:
+        if strategy == "margin":
+            order = np.argsort(np.abs(p - 0.5), kind="stable")[:k]
+            return suggestions(candidates[order], [
+                f"uncertain: P(positive) {p[i]:.2f}, rank {r + 1} of {len(candidates):,} by margin"
+                for r, i in enumerate(order)])
+        U = unit_rows(X) if U is None else U
+        pool, _ = diverse(U, candidates, HYBRID_POOL * k, rng, nearest_distance(U, labelled))
+        pool_p = np.array([proba[int(i)] for i in pool])
+        order = np.argsort(np.abs(pool_p - 0.5), kind="stable")[:k]
+        return suggestions(pool[order], [
+            f"uncertain among diverse: P(positive) {pool_p[i]:.2f}, least certain {r + 1} of {len(pool)} "
+            "k-means++ candidates" for r, i in enumerate(order)])
+    U = unit_rows(X) if U is None else U
+    rows, at = diverse(U, candidates, k, rng, nearest_distance(U, labelled))
+    why = "cold start, no labels yet" if n_lab == 0 else (
+        "one class labelled so far" if strategy in ("margin", "hybrid") else "")
+    prefix = f"diverse ({why}): " if why else "diverse: "
+    return suggestions(rows, [
+        f"{prefix}first pick, at random" if n_lab == 0 and j == 0 else
+        f"{prefix}cosine distance {d:.2f} to the nearest labelled or picked text" for j, d in enumerate(at)])
+
+
+# ---------------------------------------------------------------------------------------------- simulation
+class Oracle:
+    """The labels of a pool, revealed only for the rows queried (simulated active learning).
+
+    Strategies see :attr:`labelled` and :attr:`labels` (those rows' labels, in query order) and nothing
+    else; the hidden labels live in a closure, not an attribute, so no code reads them by accident.
+    """
+
+    def __init__(self, labels: Sequence[int] | np.ndarray):
+        hidden = np.asarray(labels, dtype=np.int64).copy()
+        self._reveal = lambda rows: hidden[rows]
+        self._size = len(hidden)
+        self._rows: list[int] = []
+        self._labels: list[int] = []
+
+    def __len__(self) -> int:
+        return self._size
+
+    def query(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Reveal (and record) the labels of ``rows``; a row already queried is refused."""
+        rows = np.asarray(rows, dtype=np.int64)
+        seen = set(self._rows)
+        if len(set(rows.tolist())) != len(rows) or seen & set(rows.tolist()):
+            raise ValueError("a row was queried twice; strategies must propose unlabelled rows only.")
+        values = self._reveal(rows)
+        self._rows += rows.tolist()
+        self._labels += values.tolist()
+        return values
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """Rows queried so far, in query order."""
+        return np.asarray(self._rows, dtype=np.int64)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels of :attr:`labelled`, in the same order."""
+        return np.asarray(self._labels, dtype=np.int64)
+
+
+def simulate(
+    strategy: str,
+    X: np.ndarray,
+    oracle: Oracle,
+    budgets: Sequence[int],
+    *,
+    k: int,
+    seed: int,
+    head: str = QUERY_HEAD,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Replay ``strategy`` on the pool ``X``: yield ``(budget, rows, labels)`` as the labelled set reaches
+    each budget (ascending). The cold start (the first ``min(k, budgets[0])`` rows, drawn by ``diverse``
+    from zero labels) depends on ``seed`` alone, so every strategy of a seed starts from the same rows;
+    later rounds query ``k`` rows each (fewer to land exactly on a budget)."""
+    check_strategy(strategy)
+    budgets = sorted(set(budgets))
+    if budgets[-1] > len(oracle):
+        raise ValueError(f"budget {budgets[-1]} exceeds the {len(oracle)} texts of the pool.")
+    U = unit_rows(X)
+    cold = propose("diverse", X, [], [], min(k, budgets[0]), rng=np.random.default_rng(seed), U=U)
+    oracle.query([s.index for s in cold])
+    rng = np.random.default_rng([seed, 1])
+    for budget in budgets:
+        while len(oracle.labelled) < budget:
+            step = min(k, budget - len(oracle.labelled))
+            picks = propose(strategy, X, oracle.labelled, oracle.labels, step, rng=rng, head=head, U=U)
+            oracle.query([s.index for s in picks])
+        yield budget, oracle.labelled, oracle.labels

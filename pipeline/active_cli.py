@@ -1,0 +1,64 @@
+"""The ``suggest`` and ``label`` commands: choose what to label next (registered in :mod:`pipeline.cli`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pipeline.active import STRATEGIES
+from pipeline.cli import _cache_dir_option, _handle_errors, load_source, source_options
+
+_STRATEGY_HELP = "; ".join(f"{name}: {what}" for name, what in STRATEGIES.items())
+
+
+def _labels_so_far(path: str | None):
+    """The labels file as a Dataset (columns text, label), or None when it does not exist yet."""
+    from pathlib import Path
+
+    if path is None or not Path(path).exists():
+        return None
+    return load_source(path)
+
+
+@click.command()
+@click.argument("source")
+@source_options
+@click.option("--labels", "labels_file", default=None, type=click.Path(dir_okay=False),
+              help="Labels so far: any SOURCE with text and label columns (e.g. the FILE `label` writes, or a "
+                   "filled-in to_label.csv). Missing or not given: no labels yet (a diverse cold start).")
+@click.option("--encoder", default="minilm", show_default=True, help="Encoder spec whose vectors the strategy works on.")
+@click.option("--k", type=click.IntRange(min=1), default=50, show_default=True, help="How many texts to suggest.")
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="hybrid", show_default=True, help=_STRATEGY_HELP)
+@click.option("--head", default="logreg", show_default=True, help="Model whose guesses and certainty the strategy uses (default parameters).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random and k-means++ draws.")
+@click.option("--out", default="to_label.csv", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write the suggestions (.csv or .jsonl).")
+@_cache_dir_option
+@_handle_errors
+def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy: str, head: str, seed: int,
+            out: str, cache_dir: str | None, **opts: Any) -> None:
+    """Write the K texts of SOURCE most worth labelling next, for labelling in a spreadsheet.
+
+    Each row has the text, an empty label column to fill in, the current model's guess and
+    P(positive) (a head fitted on the labels so far) and the reason it was chosen. Texts already in
+    --labels are never suggested. Fill in the label column, append the rows to the labels file and
+    run again; the labels file is a normal SOURCE for `fit` and `compare`.
+
+    \b
+    Examples:
+      review-transfer suggest reviews.csv --text-col review --k 50 --out to_label.csv
+      review-transfer suggest reviews.csv --text-col review --labels labels.csv --strategy margin
+    """
+    from pipeline.labelling import suggest_rows, workspace
+    from pipeline.train import write_rows
+
+    ds = load_source(source, require_labels=False, **opts)
+    ws = workspace(ds, _labels_so_far(labels_file), encoder, cache_dir, source_options=opts)
+    rows = suggest_rows(ws, strategy, k, seed=seed, head=head)
+    if not rows:
+        raise click.ClickException(f"{source}: every text is already labelled; nothing to suggest.")
+    write_rows(rows, out)
+    counts = ", ".join(f"{n} {name}" for name, n in ws.counts().items())
+    click.echo(f"wrote {len(rows)} texts to label to {out} (strategy {strategy}; labels so far: {counts}; "
+               f"{ws.n_source - len([r for r in ws.labels if r < ws.n_source]):,} of {ws.n_source:,} texts unlabelled)")

@@ -1,0 +1,101 @@
+"""Query strategies (pipeline.active) and `suggest`, on real GloVe vectors of RT reviews."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import write_reviews_csv
+
+from pipeline.active import STRATEGIES, Oracle, nearest_distance, propose, simulate, unit_rows
+
+BUDGETS = [16, 40, 64]
+
+
+def _run(strategy, X, labels, seed=0):
+    oracle = Oracle(labels)
+    return [(b, rows.copy(), y.copy()) for b, rows, y in simulate(strategy, X, oracle, BUDGETS, k=8, seed=seed)]
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_strategies_never_read_hidden_labels(glove_xy, strategy):
+    """Flip every label the strategy never queried: if it read any hidden label, its picks would change."""
+    train, X, _, _ = glove_xy
+    first = _run(strategy, X, train.labels)
+    queried = first[-1][1]
+    flipped = 1 - train.labels
+    flipped[queried] = train.labels[queried]
+    second = _run(strategy, X, flipped)
+    for (b1, rows1, y1), (b2, rows2, y2) in zip(first, second):
+        assert b1 == b2 and np.array_equal(rows1, rows2) and np.array_equal(y1, y2)
+    assert [len(rows) for _, rows, _ in first] == BUDGETS
+    assert np.array_equal(first[-1][2], train.labels[queried])  # the oracle revealed the true labels
+
+
+def test_same_cold_start_for_every_strategy_of_a_seed(glove_xy):
+    train, X, _, _ = glove_xy
+    starts = {s: _run(s, X, train.labels, seed=3)[0][1][:8].tolist() for s in STRATEGIES}
+    assert len({tuple(v) for v in starts.values()}) == 1
+    assert _run("margin", X, train.labels, seed=4)[0][1][:8].tolist() != starts["margin"]
+
+
+def test_oracle_reveals_only_queried_rows():
+    labels = np.array([0, 1, 1, 0, 1])
+    oracle = Oracle(labels)
+    assert not any(isinstance(v, np.ndarray) for v in vars(oracle).values())  # nothing to read the labels from
+    assert oracle.query([3, 1]).tolist() == [0, 1]
+    assert oracle.labelled.tolist() == [3, 1] and oracle.labels.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="queried twice"):
+        oracle.query([1])
+
+
+def test_margin_picks_the_least_certain_and_diverse_avoids_labelled_duplicates(glove_xy):
+    train, X, _, _ = glove_xy
+    rng = np.random.default_rng(0)
+    labelled = np.arange(40)
+    picks = propose("margin", X, labelled, train.labels[labelled], 5, rng=rng, exclude=[40, 41])
+    from pipeline.active import query_model
+
+    p = query_model(X, labelled, train.labels[labelled]).predict_proba(X)[:, 1]
+    free = np.setdiff1d(np.arange(len(X)), np.arange(42))
+    expected = free[np.argsort(np.abs(p[free] - 0.5), kind="stable")[:5]]
+    assert [s.index for s in picks] == expected.tolist()
+    assert all(s.reason.startswith("uncertain: P(positive)") for s in picks)
+    # 20 exact copies of labelled rows: at cosine distance 0, k-means++ never draws them
+    Xd = np.vstack([X, X[:20]])
+    picks = propose("diverse", Xd, labelled, train.labels[labelled], 60, rng=rng)
+    assert not {s.index for s in picks} & set(range(len(X), len(Xd)))
+    assert not {s.index for s in picks} & set(labelled.tolist())
+    d = nearest_distance(unit_rows(Xd), labelled)
+    assert np.allclose(d[len(X):], 0, atol=1e-5)
+
+
+def test_hybrid_and_margin_fall_back_to_diverse_with_one_class(glove_xy):
+    train, X, _, _ = glove_xy
+    one_class = np.flatnonzero(train.labels == 1)[:5]
+    picks = propose("hybrid", X, one_class, np.ones(5, int), 3, rng=np.random.default_rng(0))
+    assert len(picks) == 3 and all("one class labelled so far" in s.reason and s.p_positive is None for s in picks)
+
+
+def test_suggest_writes_k_rows_with_reasons(tmp_path, rt, small_glove):
+    source = write_reviews_csv(tmp_path / "reviews.csv", rt, range(400))
+    labels = write_reviews_csv(tmp_path / "labels.csv", rt, range(390, 420))  # 10 inside SOURCE, 20 outside
+    env = {**os.environ, "REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "to_label.csv"
+    cmd = [sys.executable, "-m", "pipeline", "suggest", source, "--labels", labels, "--encoder", small_glove,
+           "--k", "12", "--strategy", "hybrid", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "labels so far:" in done.stdout and "390 of 400 texts unlabelled" in done.stdout
+    rows = list(csv.DictReader(open(out, encoding="utf-8")))
+    assert len(rows) == 12
+    assert not {r["text"] for r in rows} & set(rt.texts[390:420])
+    assert {r["text"] for r in rows} <= set(rt.texts[:390])
+    assert all(r["reason"].startswith("uncertain among diverse") and r["label"] == "" for r in rows)
+    assert all(r["guess"] in rt.label_names and 0 <= float(r["p_positive"]) <= 1 for r in rows)
+    bad = subprocess.run(cmd[:-4] + ["--strategy", "smart"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "'smart' is not one of" in bad.stderr
