@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline import OptionError
+
 STRATEGIES = {
     "random": "a uniform random draw",
     "margin": "the least certain texts (P(positive) nearest 0.5)",
@@ -50,10 +52,10 @@ class Suggestion:
 
 
 def check_strategy(name: str) -> str:
-    """``name`` if it is a known strategy; otherwise a ValueError listing them."""
+    """``name`` if it is a known strategy; otherwise an OptionError listing them."""
     if name not in STRATEGIES:
         choices = "; ".join(f"{n} ({d})" for n, d in STRATEGIES.items())
-        raise ValueError(f"unknown strategy {name!r}; choose one of: {choices}.")
+        raise OptionError(f"unknown strategy {name!r}; choose one of: {choices}.")
     return name
 
 
@@ -235,7 +237,7 @@ def simulate(
     check_strategy(strategy)
     budgets = sorted(set(budgets))
     if budgets[-1] > len(oracle):
-        raise ValueError(f"budget {budgets[-1]} exceeds the {len(oracle)} texts of the pool.")
+        raise OptionError(f"budget {budgets[-1]} exceeds the {len(oracle)} texts of the pool.")
     U = unit_rows(X)
     cold = propose("diverse", X, [], [], min(k, budgets[0]), rng=np.random.default_rng(seed), U=U)
     oracle.query([s.index for s in cold])
