@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,7 @@ class EmbedReport:
     hits: int = 0
     misses: int = 0
     seconds: float = 0.0
+    zero_rows: int = 0  # unique texts whose vector is all zero (no known word), cache hits included
     stats: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -97,8 +99,10 @@ class EmbedReport:
         ]
         if self.stats.get("tokens"):
             oov = self.stats.get("oov_tokens", 0) / self.stats["tokens"]
-            lines.append(f"  OOV rate {oov:.1%} of {self.stats['tokens']:,} tokens; "
-                         f"{self.stats.get('empty_rows', 0):,} texts with no known word (zero vectors)")
+            lines.append(f"  OOV rate {oov:.1%} of the {self.stats['tokens']:,} tokens encoded")
+        if self.zero_rows:
+            lines.append(f"  {self.zero_rows:,} of {self.unique:,} texts have zero vectors (no known word): a model "
+                         "gives them all the same probability")
         if "truncated" in self.stats:
             lines.append(f"  long texts: {self.stats['truncated']:,} encoded texts longer than the max length")
         return "\n".join(lines)
@@ -243,12 +247,25 @@ class Store:
                         with h5py.File(part.path, "r", locking=False) as f:
                             _read_rows(f["vectors"], row_of[positions[sel]], out, sel)
                     except OSError as e:
-                        raise CacheError(
-                            f"{part.path}: cannot read vectors ({e}); {rebuild_hint(self.fingerprint)}."
-                        ) from None
+                        raise CacheError(f"{part.path}: cannot read vectors ({e}); "
+                                         f"{rebuild_hint(self.fingerprint, _spec_of(part.path))}.") from None
+                    bad = int((~np.isfinite(out[sel]).all(axis=1)).sum())
+                    if bad:
+                        raise CacheError(f"{part.path}: {bad} cached vectors hold NaN or infinite values; "
+                                         f"{rebuild_hint(self.fingerprint, _spec_of(part.path))}.")
                 return out
 
             yield rows, np.lexsort((row_of, part_of))
+
+    def scan(self, keys: np.ndarray, dim: int) -> int:
+        """Read the vectors of ``keys`` (all present) block by block, as a hit is served: CacheError when a
+        chunk fails its checksum or a vector holds NaN/inf. Returns how many vectors are all zero."""
+        zero = 0
+        with self.pinned(keys, dim) as (rows, order):
+            step = max(1, READ_BLOCK_BYTES // (4 * dim))
+            for lo in range(0, len(order), step):
+                zero += int((~rows(order[lo : lo + step]).any(axis=1)).sum())
+        return zero
 
     def missing(self, keys: np.ndarray, dim: int) -> np.ndarray:
         """Boolean mask of the ``keys`` not stored yet."""
@@ -463,6 +480,14 @@ def _read_rows(dataset: Any, rows: np.ndarray, out: np.ndarray, out_pos: np.ndar
             out[out_pos[a:b]] = dataset[lo:hi][rows[a:b] - lo]
 
 
+def _spec_of(path: Path) -> str | None:
+    """The encoder spec a store file records, or None when its attributes cannot be read."""
+    try:
+        return _attrs_of(path).get("spec")
+    except OSError:
+        return None
+
+
 def _attrs_of(path: Path) -> dict[str, Any]:
     import h5py
 
@@ -551,7 +576,8 @@ class EmbeddingCache:
     def vectors(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
         """float32 ``(n, dim)`` rows for ``texts`` in input order; encodes only texts not cached.
 
-        A combined encoder (``A+B``) reads each part from its own store and concatenates them.
+        A combined encoder (``A+B``) reads each part from its own store and concatenates them. Texts
+        whose vector is all zero (no known word) raise one :class:`ZeroVectorWarning`, cached or not.
         """
         from pipeline.encoders.base import check_texts
 
@@ -562,19 +588,24 @@ class EmbeddingCache:
         if not texts:
             return np.zeros((0, encoder.dim), dtype=np.float32)
         keys = text_keys(texts)
-        self.fill(encoder, texts, keys=keys)
-        return self.store(encoder.fingerprint).read(keys, encoder.dim)
+        self.fill(encoder, texts, keys=keys, scan_hits=False)
+        out = self.store(encoder.fingerprint).read(keys, encoder.dim)
+        _warn_zero_rows(encoder.spec, out)
+        return out
 
-    def fill(self, encoder: Encoder, texts: Sequence[str], *, keys: np.ndarray | None = None) -> EmbedReport:
+    def fill(self, encoder: Encoder, texts: Sequence[str], *, keys: np.ndarray | None = None,
+             scan_hits: bool = True) -> EmbedReport:
         """Make sure every text is cached, chunk by chunk; returns counts and timings.
 
-        Takes a single encoder: fill each part of a combined one (``A+B``) on its own.
+        Hits are read back (``scan_hits``) so that a damaged chunk or a NaN vector raises CacheError
+        instead of being counted as cached, and zero vectors are counted. Takes a single encoder: fill
+        each part of a combined one (``A+B``) on its own.
         """
         if getattr(encoder, "parts", None) is not None:
             raise ValueError(f"{encoder.spec}: fill each part ({', '.join(p.spec for p in encoder.parts)}) on its own.")
         from tqdm.auto import tqdm
 
-        from pipeline.encoders.base import check_texts
+        from pipeline.encoders.base import ZeroVectorWarning, check_texts
 
         start = time.perf_counter()
         texts = check_texts(texts)
@@ -585,6 +616,8 @@ class EmbeddingCache:
         todo = first[store.missing(keys[first], encoder.dim)] if len(first) else first
         report = EmbedReport(encoder.spec, encoder.fingerprint, store.main, texts=len(texts),
                              unique=len(first), hits=len(first) - len(todo), misses=len(todo))
+        if scan_hits and report.hits:
+            report.zero_rows += store.scan(keys[np.setdiff1d(first, todo)], encoder.dim)
         if len(todo):
             meta = file_meta(encoder)
             # Longest texts first across chunks too: transformer batches then pad little.
@@ -592,7 +625,10 @@ class EmbeddingCache:
             with tqdm(total=len(todo), desc=f"embed {encoder.spec}", unit="text", disable=_quiet(self.progress)) as bar:
                 for lo in range(0, len(todo), self.chunk_size):
                     idx = todo[lo : lo + self.chunk_size]
-                    vecs = encoder.encode([texts[i] for i in idx], progress=bar.update)
+                    with warnings.catch_warnings():  # counted here; vectors() warns in input order
+                        warnings.simplefilter("ignore", ZeroVectorWarning)
+                        vecs = encoder.encode([texts[i] for i in idx], progress=bar.update)
+                    report.zero_rows += int((~vecs.any(axis=1)).sum())
                     for name, value in encoder.last_stats.items():
                         report.stats[name] = report.stats.get(name, 0) + int(value)
                     store.commit(keys[idx], vecs, meta)
@@ -603,6 +639,20 @@ class EmbeddingCache:
         report.seconds = time.perf_counter() - start
         self.last_report = report
         return report
+
+
+def _warn_zero_rows(spec: str, vectors: np.ndarray) -> None:
+    """One ZeroVectorWarning naming how many rows of ``vectors`` are all zero, and the first of them."""
+    from pipeline.encoders.base import ZeroVectorWarning
+
+    zero = np.flatnonzero(~vectors.any(axis=1))
+    if len(zero):
+        first = zero[:5].tolist()
+        warnings.warn(
+            f"{spec}: {len(zero)} of {len(vectors)} texts have no word the encoder knows (texts {first}"
+            f"{'...' if len(zero) > 5 else ''}); their vectors are zero, so a model gives them all the same "
+            "probability.", ZeroVectorWarning, stacklevel=3,
+        )
 
 
 def _quiet(progress: bool | None) -> bool | None:

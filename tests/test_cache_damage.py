@@ -1,0 +1,80 @@
+"""A damaged cache is never served: bad checksums and NaN vectors stop `embed` and `fit` with one line;
+zero vectors are reported on cache hits too."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from helpers import write_reviews_csv
+
+from pipeline.cache import CacheError, EmbeddingCache
+from pipeline.cli import main
+from pipeline.encoders import get_encoder
+from pipeline.encoders.base import ZeroVectorWarning
+
+GLOVE = "glove-6b-50d"
+
+
+@pytest.fixture
+def embedded(rt, tmp_path):
+    """120 real RT rows as a CSV, embedded with GloVe: (csv path, cache dir, the store's main file)."""
+    data = write_reviews_csv(tmp_path / "reviews.csv", rt, range(120))
+    res = CliRunner().invoke(main, ["embed", data, "--encoder", GLOVE, "--cache-dir", str(tmp_path / "c")])
+    assert res.exit_code == 0 and "120 texts (120 unique): 0 hits, 120 misses" in res.output, res.output
+    (h5,) = (tmp_path / "c").glob("*.h5")
+    return data, tmp_path / "c", h5
+
+
+def _error_line(args):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    (line,) = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    return line
+
+
+def test_embed_refuses_hits_whose_chunk_fails_its_checksum(embedded):
+    data, cache, h5 = embedded
+    with h5py.File(h5, "r") as f:
+        info = f["vectors"].id.get_chunk_info(0)
+    with open(h5, "r+b") as f:
+        f.seek(info.byte_offset + 40)
+        f.write(b"\xff" * 8)
+    line = _error_line(["embed", data, "--encoder", GLOVE, "--cache-dir", cache])
+    assert line.startswith(f"Error: {h5}: cannot read vectors (")
+    assert line.endswith(f"rebuild it: review-transfer cache rm {h5.stem}, then review-transfer embed SOURCE "
+                         f"--encoder {GLOVE}.")
+
+
+def test_nan_vectors_with_valid_checksums_are_damage_everywhere(embedded, tmp_path):
+    data, cache, h5 = embedded
+    with h5py.File(h5, "r+") as f:  # rewritten through HDF5, so the chunk checksums stay valid
+        f["vectors"][7] = np.nan
+        f["vectors"][9, 3] = np.inf
+    expected = (f"Error: {h5}: 2 cached vectors hold NaN or infinite values; rebuild it: review-transfer cache rm "
+                f"{h5.stem}, then review-transfer embed SOURCE --encoder {GLOVE}.")
+    assert _error_line(["embed", data, "--encoder", GLOVE, "--cache-dir", cache]) == expected
+    assert _error_line(["fit", data, "--encoder", GLOVE, "--head", "nb", "--cache-dir", cache,
+                        "--out", tmp_path / "m"]) == expected
+    with pytest.raises(CacheError, match="NaN or infinite"):
+        EmbeddingCache(cache).vectors(get_encoder(GLOVE), ["x"] + [t for t in _texts(data)])
+
+
+def _texts(path):
+    from pipeline.data import read_texts
+
+    return read_texts(str(path))
+
+
+def test_zero_vectors_are_reported_on_cache_hits_too(tmp_path):
+    glove, texts = get_encoder(GLOVE), ["A fine and moving film.", "zzqxv blorptastic"]
+    for _ in range(2):  # the first call encodes both texts, the second only reads the cache
+        with pytest.warns(ZeroVectorWarning, match=r"1 of 2 texts have no word the encoder knows \(texts \[1\]\)"):
+            EmbeddingCache(tmp_path).vectors(glove, texts)
+    source = tmp_path / "t.csv"
+    source.write_text("text\n" + "\n".join(texts) + "\n", encoding="utf-8")
+    for hits in ("0 hits", "2 hits"):
+        res = CliRunner().invoke(main, ["embed", str(source), "--encoder", GLOVE, "--cache-dir", str(tmp_path / "c")])
+        assert res.exit_code == 0 and hits in res.output, res.output
+        assert "1 of 2 texts have zero vectors (no known word)" in res.output
