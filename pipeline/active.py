@@ -8,8 +8,9 @@ Strategies (each picks ``k`` texts per round from the rows not yet labelled):
 - ``diverse``: k-means++ seeding on unit-length vectors: each pick is drawn with probability
   proportional to its squared cosine distance to the nearest text already labelled or picked, so
   picks spread over the corpus. With no labels this is the cold start.
-- ``hybrid``: uncertain among diverse candidates: ``diverse`` draws ``HYBRID_POOL * k`` candidates and
-  the ``k`` with the smallest margin are kept.
+- ``hybrid``: diverse among the uncertain (Zhdanov 2019): the ``HYBRID_POOL * k`` least certain texts
+  are clustered into ``k`` by k-means weighted by uncertainty, and the text nearest each centre is
+  picked, so one batch does not spend its labels on near-copies.
 
 The current model is a head with its default parameters (no search: it refits in milliseconds)
 fitted on the labelled rows; ``margin`` and ``hybrid`` fall back to ``diverse`` until both classes
@@ -23,6 +24,7 @@ which ``suggest`` and ``label`` must not pay; each strategy below is a few lines
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -34,9 +36,9 @@ STRATEGIES = {
     "random": "a uniform random draw",
     "margin": "the least certain texts (P(positive) nearest 0.5)",
     "diverse": "k-means++ seeding: far, in cosine distance, from every text labelled or picked",
-    "hybrid": "the least certain among HYBRID_POOL x k diverse candidates",
+    "hybrid": "diverse among the uncertain: k-means over the 10 x k least certain, the text nearest each centre",
 }
-HYBRID_POOL = 10  # hybrid: diverse candidates per text picked
+HYBRID_POOL = 10  # hybrid: uncertain candidates per text picked
 QUERY_HEAD = "logreg"
 _BLOCK = 4096  # rows per block when computing distances to the labelled texts
 
@@ -101,20 +103,38 @@ def diverse(U: np.ndarray, candidates: np.ndarray, k: int, rng: np.random.Genera
     return candidates[np.asarray(chosen, dtype=np.int64)], np.asarray(at)
 
 
+def typical_per_cluster(U: np.ndarray, k: int, rng: np.random.Generator,
+                        weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted k-means of the rows ``U`` into ``k`` clusters: the row nearest each centre, and the
+    cluster sizes (Zhdanov 2019, diverse mini-batch active learning)."""
+    from sklearn.cluster import KMeans
+
+    k = min(k, len(U))
+    weight = None if weight is None else np.clip(weight, 1e-3, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fewer distinct points than clusters
+        km = KMeans(k, n_init=1, random_state=int(rng.integers(2**31 - 1))).fit(U, sample_weight=weight)
+    rows, sizes = [], []
+    for c in range(k):
+        members = np.flatnonzero(km.labels_ == c)
+        if len(members):
+            rows.append(int(members[np.argmin(((U[members] - km.cluster_centers_[c]) ** 2).sum(axis=1))]))
+            sizes.append(len(members))
+    return np.asarray(rows, dtype=np.int64), np.asarray(sizes)
+
+
 def query_model(X: np.ndarray, labelled: np.ndarray, y: np.ndarray, seed: int = 0, head: str = QUERY_HEAD):
-    """``head`` with its default parameters fitted on the labelled rows, or None until both classes have a label."""
-    from sklearn.exceptions import ConvergenceWarning
+    """``head`` with its default parameters and balanced class weights fitted on the labelled rows, or None
+    until both classes have a label."""
     from threadpoolctl import threadpool_limits
 
     from pipeline.heads import build_head
 
     if len(np.unique(y)) < 2:
         return None
-    import warnings
-
     with threadpool_limits(1), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return build_head(head, seed=seed, n_train=len(y)).fit(X[labelled], y)
+        warnings.simplefilter("ignore")  # max_iter on tiny samples; heads without class weights
+        return build_head(head, class_weight="balanced", seed=seed, n_train=len(y)).fit(X[labelled], y)
 
 
 def propose(
@@ -164,12 +184,11 @@ def propose(
                 f"uncertain: P(positive) {p[i]:.2f}, rank {r + 1} of {len(candidates):,} by margin"
                 for r, i in enumerate(order)])
         U = unit_rows(X) if U is None else U
-        pool, _ = diverse(U, candidates, HYBRID_POOL * k, rng, nearest_distance(U, labelled))
-        pool_p = np.array([proba[int(i)] for i in pool])
-        order = np.argsort(np.abs(pool_p - 0.5), kind="stable")[:k]
-        return suggestions(pool[order], [
-            f"uncertain among diverse: P(positive) {pool_p[i]:.2f}, least certain {r + 1} of {len(pool)} "
-            "k-means++ candidates" for r, i in enumerate(order)])
+        top = np.argsort(np.abs(p - 0.5), kind="stable")[: HYBRID_POOL * k]
+        rows, sizes = typical_per_cluster(U[candidates[top]], k, rng, weight=1.0 - 2.0 * np.abs(p[top] - 0.5))
+        return suggestions(candidates[top[rows]], [
+            f"uncertain and typical: P(positive) {p[top[r]]:.2f}, nearest the centre of a cluster of {n} among the "
+            f"{len(top)} least certain" for r, n in zip(rows, sizes)])
     U = unit_rows(X) if U is None else U
     rows, at = diverse(U, candidates, k, rng, nearest_distance(U, labelled))
     why = "cold start, no labels yet" if n_lab == 0 else (

@@ -162,6 +162,18 @@ def _engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
                              "--cache-dir must be on a filesystem every node shares).")(func)
 
 
+def _query_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add compare's --query and --query-batch (simulated active learning; see pipeline.active_compare)."""
+    from pipeline.active import STRATEGIES
+
+    func = click.option("--query-batch", type=click.IntRange(min=1), default=8, show_default=True,
+                        help="--query: texts queried per round.")(func)
+    return click.option("--query", "queries", multiple=True, type=click.Choice(list(STRATEGIES)),
+                        help="Simulate active learning with this strategy (repeatable), beside 'random' (today's "
+                             "balanced budgets): each builds its own sample from the seed's cold start, the pool's "
+                             "labels hidden until queried. Frozen heads only.")(func)
+
+
 @main.command()
 @click.argument("source")
 @source_options
@@ -530,11 +542,12 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
               help="Also score each frozen cell after class-prior adaptation: the positive rate of every test set "
                    "is estimated by EM on recalibrated probabilities and the posteriors re-weighted to it.")
 @_engine_options
+@_query_options
 @_handle_errors
 def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: tuple[str, ...],
             finetune: tuple[str, ...], budgets: str | None, seeds: int | None, test_sets: tuple[str, ...],
             out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, adapt_prior: bool, engine: str,
-            address: str | None, **opts: Any) -> None:
+            address: str | None, queries: tuple[str, ...], query_batch: int, **opts: Any) -> None:
     """Learning curves: which encoder and head win at each label budget, over several seeds.
 
     Every method trains on the same balanced sample for a given budget and seed (paired), is
@@ -548,6 +561,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
       review-transfer compare rt --encoder minilm --head logreg --head rbf-svm --budgets 16,64,256,all --seeds 5
       review-transfer compare rt --encoder minilm --head logreg --finetune head --budgets 128,1000
       review-transfer compare rt --encoder minilm --test-set other_site.csv --adapt-prior
+      review-transfer compare rt --encoder minilm --query margin --query hybrid --budgets 32,128,256 --seeds 10
     """
     from pathlib import Path
 
@@ -561,12 +575,22 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     ds = load_source(source, **opts)
     extra = {Path(p).stem: load_source(p, **opts) for p in test_sets}
     out_dir = Path(out or f"reports/{preset or 'compare'}")
-    rows = run_compare(
-        ds, encoders=encoders, heads=heads or base["heads"], finetune=finetune or base["finetune"],
-        budgets=parse_budgets(budgets or base["budgets"]), seeds=seeds or base["seeds"], test_sets=extra,
-        out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address, adapt_prior=adapt_prior,
-        source_options=opts,
-    )
+    if queries:  # simulated active learning (pipeline.active_compare), always beside balanced random
+        if finetune or adapt_prior or engine != "local":
+            raise click.UsageError("--query runs frozen heads locally: drop --finetune, --adapt-prior and --engine ray.")
+        from pipeline.active_compare import run_active_compare
+
+        rows = run_active_compare(
+            ds, encoders=encoders, heads=heads or base["heads"], queries=("random", *(q for q in queries if q != "random")),
+            k=query_batch, budgets=parse_budgets(budgets or base["budgets"]), seeds=seeds or base["seeds"],
+            test_sets=extra, out=out_dir, cache_dir=cache_dir, jobs=jobs, source_options=opts)
+    else:
+        rows = run_compare(
+            ds, encoders=encoders, heads=heads or base["heads"], finetune=finetune or base["finetune"],
+            budgets=parse_budgets(budgets or base["budgets"]), seeds=seeds or base["seeds"], test_sets=extra,
+            out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address, adapt_prior=adapt_prior,
+            source_options=opts,
+        )
     summary = write_report(rows, out_dir, title=f"compare on {source}", with_plot=not no_plot)
     click.echo(markdown(summary, title=f"compare on {source}").split("\n## Time")[0])
     click.echo(f"report: {out_dir / 'report.md'}  ({len(rows)} cells in {out_dir / 'results.jsonl'})")

@@ -186,16 +186,18 @@ def fit_frozen_cell(
     tests: dict[str, tuple[np.ndarray, np.ndarray]],
     folds: Any = None,
     adapt_prior: bool = False,
+    class_weight: str | None = None,
 ) -> dict[str, Any]:
     """Fit one head on one budget sample and score it on every test set (runs in a joblib worker).
 
     ``folds`` (:func:`pipeline.heads.plan_folds` of the sample) lets heads on one sample share their CV folds.
     ``adapt_prior`` adds, per test set, the accuracy after EM class-prior adaptation on recalibrated
     probabilities (out-of-fold Platt scaling on the training sample), the estimated and the true prior.
+    ``class_weight="balanced"`` reweights classes (``compare --query``: actively chosen samples are unbalanced).
     """
     from pipeline.heads import fit_head
 
-    fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds)
+    fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds, class_weight=class_weight)
     probas = {name: fitted.estimator.predict_proba(X)[:, 1] for name, (X, _) in tests.items()}
     metrics = {name: _scores(y, probas[name]) for name, (_, y) in tests.items()}
     if adapt_prior:

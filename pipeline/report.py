@@ -77,7 +77,22 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     adaptation = summarise_adaptation(rows)
     if adaptation:
         summary["adaptation"] = adaptation
+    active = summarise_active(by_cell)
+    if active:
+        summary["active_vs_random"] = active
     return summary
+
+
+def summarise_active(by_cell: dict[tuple[str, str, str], dict[int, float]]) -> dict[str, Any]:
+    """Per test set and budget: each simulated strategy (``METHOD/STRATEGY``, ``compare --query``) minus
+    ``METHOD/random`` on the same seeds, with a 95% t-interval."""
+    out: dict[str, Any] = defaultdict(dict)
+    for (test_name, budget, method), acc in sorted(by_cell.items(), key=lambda kv: (kv[0][0], _budget_order(kv[0][1]), kv[0][2])):
+        base, _, query = method.rpartition("/")
+        random = by_cell.get((test_name, budget, f"{base}/random"))
+        if base and query != "random" and random is not None:
+            out[test_name].setdefault(budget, {})[method] = paired_difference(acc, random)
+    return dict(out)
 
 
 ADAPTATION_KEYS = ("accuracy", "accuracy_adapted", "estimated_prior", "true_prior")
@@ -103,6 +118,13 @@ def summarise_adaptation(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _gap(d: dict[str, Any] | None) -> str:
+    """A paired difference in accuracy points with its interval."""
+    if d is None:
+        return "fewer than 2 paired seeds"
+    return f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] over {d['pairs']} seeds"
+
+
 def markdown(summary: dict[str, Any], title: str = "compare") -> str:
     """The report: a mean ± sd accuracy table per test set (best in bold), paired differences, times."""
     lines = [f"# {title}", ""]
@@ -124,10 +146,7 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
             d = entry.get("best_minus_runner_up")
             if "runner_up" not in entry:
                 continue
-            gap = "fewer than 2 paired seeds" if d is None else (
-                f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] over {d['pairs']} seeds"
-            )
-            lines.append(f"- {budget} labels: `{entry['best']}` vs `{entry['runner_up']}`: {gap}")
+            lines.append(f"- {budget} labels: `{entry['best']}` vs `{entry['runner_up']}`: {_gap(d)}")
         lines.append("")
     for test_name, budgets in summary.get("adaptation", {}).items():
         lines += [f"## Class-prior adaptation on `{test_name}` (means over seeds)", "",
@@ -137,6 +156,12 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
             for method, a in methods.items():
                 lines.append(f"| {budget} | `{method}` | {a['true_prior']:.3f} | {a['estimated_prior']:.3f} | "
                              f"{100 * a['accuracy']:.1f} | {100 * a['accuracy_adapted']:.1f} |")
+        lines.append("")
+    for test_name, budgets in summary.get("active_vs_random", {}).items():
+        lines += [f"## Active learning vs balanced random on `{test_name}`", "",
+                  "Each strategy minus `random` (balanced budgets) on the same seeds, accuracy points, 95% t-interval:", ""]
+        for budget, methods in budgets.items():
+            lines += [f"- {budget} labels: `{method}`: {_gap(d)}" for method, d in methods.items()]
         lines.append("")
     lines += ["## Time per cell (fit + amortised encoding, seconds)", "", "| method | seconds |", "|---|---:|"]
     lines += [f"| `{m}` | {s:.2f} |" for m, s in summary["seconds_per_cell"].items()]

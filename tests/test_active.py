@@ -95,7 +95,7 @@ def test_suggest_writes_k_rows_with_reasons(tmp_path, rt, small_glove):
     assert len(rows) == 12
     assert not {r["text"] for r in rows} & set(rt.texts[390:420])
     assert {r["text"] for r in rows} <= set(rt.texts[:390])
-    assert all(r["reason"].startswith("uncertain among diverse") and r["label"] == "" for r in rows)
+    assert all(r["reason"].startswith("uncertain and typical") and r["label"] == "" for r in rows)
     assert all(r["guess"] in rt.label_names and 0 <= float(r["p_positive"]) <= 1 for r in rows)
     bad = subprocess.run(cmd[:-4] + ["--strategy", "smart"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "'smart' is not one of" in bad.stderr

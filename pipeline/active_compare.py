@@ -1,0 +1,131 @@
+"""``compare --query``: simulated active learning on a labelled SOURCE, beside balanced random budgets.
+
+For each method (encoder + head), query strategy and seed, the strategy builds its own labelled
+sample round by round (``k`` texts a round) from the seed's cold start, asking an
+:class:`~pipeline.active.Oracle` for each label; the pool's other labels stay hidden. Whenever the
+sample reaches a budget, the head is fitted on it exactly as a ``compare`` cell (same CV search) and
+scored on the test split. ``random`` is today's balanced budget sample of that seed, so every
+strategy is paired with it by seed. Rows go to the same ``results.jsonl`` as other cells, named
+``ENCODER+HEAD/STRATEGY``; a killed run resumes, recomputing only the missing cells.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import OptionError
+from pipeline.active import Oracle, check_strategy, simulate
+from pipeline.compare import Method, ResultsLog, budget_label, check_run_identity, fit_frozen_cell
+from pipeline.data import Dataset, DataError, budget_indices, split
+
+DEFAULT_BATCH = 8
+# an actively chosen sample is rarely balanced: weight classes inversely to their counts (on the balanced
+# random samples this changes nothing, so the pairing with random stays fair)
+CLASS_WEIGHT = "balanced"
+
+
+def query_method(method: Method, query: str) -> str:
+    """How a simulated method is named in results and reports, e.g. ``minilm+logreg/margin``."""
+    return f"{method.name}/{query}"
+
+
+def trajectory_cells(
+    method: Method, query: str, seed: int, budgets: Sequence[int], pool: Dataset, X_pool: np.ndarray,
+    tests: dict[str, tuple[np.ndarray, np.ndarray]], k: int, skip: set[int],
+) -> list[dict[str, Any]]:
+    """The cells of one (method, strategy, seed) at every budget not in ``skip`` (runs in a joblib worker)."""
+    if query == "random":  # the balanced, seeded samples of plain compare cells
+        samples = ((b, budget_indices(pool, b, seed)) for b in budgets)
+        samples = ((b, idx, pool.labels[idx]) for b, idx in samples)
+    else:
+        samples = simulate(query, X_pool, Oracle(pool.labels), budgets, k=k, seed=seed, head=method.head)
+    rows = []
+    for budget, idx, y in samples:
+        if budget in skip:
+            continue
+        groups = None if pool.groups is None else [pool.groups[i] for i in idx]
+        row = fit_frozen_cell(method, budget, seed, X_pool[idx], y, groups, tests, class_weight=CLASS_WEIGHT)
+        row.update(method=query_method(method, query), query=query, query_batch=None if query == "random" else k,
+                   positive_share=round(float(np.mean(y)), 4))
+        rows.append(row)
+    return rows
+
+
+def run_active_compare(
+    source: Dataset,
+    *,
+    encoders: Sequence[str],
+    heads: Sequence[str],
+    queries: Sequence[str],
+    budgets: Sequence[int | None],
+    seeds: int,
+    k: int = DEFAULT_BATCH,
+    test_sets: dict[str, Dataset] | None = None,
+    out: str | Path = "reports/compare",
+    cache_dir: str | Path | None = None,
+    jobs: int = 1,
+    progress: bool = True,
+    source_options: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every missing (method/strategy, budget, seed) cell into ``<out>/results.jsonl``; returns all rows."""
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    from pipeline.cache import EmbeddingCache
+    from pipeline.heads import get_head
+    from pipeline.train import resolve_encoder
+
+    for q in queries:
+        check_strategy(q)
+    for head in heads:
+        get_head(head)
+    if None in budgets:
+        raise OptionError("--query needs label counts in --budgets ('all' labels the whole pool: nothing to choose).")
+    if k < 1:
+        raise OptionError(f"--query-batch must be at least 1, got {k}.")
+    if source.labels is None:
+        raise DataError(f"{source.name}: compare needs labels.")
+    out = Path(out)
+    pool, test = split(source)
+    tests = {"test": test, **(test_sets or {})}
+    for b in budgets:  # a budget the pool can't supply fails now
+        budget_indices(pool, b, 0)
+    check_run_identity(out, source, tests)
+    log = ResultsLog(out)
+    done = log.done()
+    budgets = sorted(budgets)
+    all_texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
+    for encoder_spec in encoders:
+        jobs_todo = []
+        for head in heads:
+            method = Method(encoder_spec, head)
+            for q in queries:
+                for seed in range(seeds):
+                    skip = {b for b in budgets if (query_method(method, q), budget_label(b), seed) in done}
+                    if len(skip) < len(budgets):
+                        jobs_todo.append((method, q, seed, skip))
+        if not jobs_todo:
+            continue
+        start = time.perf_counter()
+        vectors = EmbeddingCache(cache_dir).vectors(resolve_encoder(encoder_spec, cache_dir, source_options), all_texts)
+        encode_seconds = time.perf_counter() - start
+        X_pool, offset, test_xy = vectors[: len(pool)], len(pool), {}
+        for name, ds in tests.items():
+            test_xy[name] = (vectors[offset: offset + len(ds)], ds.labels)
+            offset += len(ds)
+        n_cells = sum(len(budgets) - len(skip) for *_, skip in jobs_todo)
+        bar = tqdm(total=n_cells, desc=f"compare --query ({encoder_spec})", unit="cell", disable=not progress)
+        for rows in Parallel(n_jobs=jobs, return_as="generator_unordered")(
+                delayed(trajectory_cells)(m, q, s, budgets, pool, X_pool, test_xy, k, skip)
+                for m, q, s, skip in jobs_todo):
+            for row in rows:
+                row["encode_seconds"] = round(encode_seconds / n_cells, 4)
+                log.append(row)
+                bar.update()
+        bar.close()
+    return log.rows()
