@@ -149,11 +149,13 @@ def propose(
     head: str = QUERY_HEAD,
     U: np.ndarray | None = None,
     model=None,
+    distance: np.ndarray | None = None,
 ) -> list[Suggestion]:
     """The ``k`` rows of ``X`` to label next by ``strategy``, given the rows ``labelled`` so far and their
     0/1 labels ``y`` (the only labels a strategy ever sees). ``exclude`` rows are never proposed (e.g.
-    skipped, or open in another tab). ``U`` (unit rows of ``X``) and ``model`` (the fitted current
-    model) may be passed to save recomputing them."""
+    skipped, or open in another tab). ``U`` (unit rows of ``X``), ``model`` (the fitted current model)
+    and ``distance`` (:func:`nearest_distance` of every row to the labelled ones) may be passed to save
+    recomputing them."""
     check_strategy(strategy)
     labelled = np.asarray(labelled, dtype=np.int64)
     y = np.asarray(y, dtype=np.int64)
@@ -190,7 +192,7 @@ def propose(
             f"uncertain and typical: P(positive) {p[top[r]]:.2f}, nearest the centre of a cluster of {n} among the "
             f"{len(top)} least certain" for r, n in zip(rows, sizes)])
     U = unit_rows(X) if U is None else U
-    rows, at = diverse(U, candidates, k, rng, nearest_distance(U, labelled))
+    rows, at = diverse(U, candidates, k, rng, nearest_distance(U, labelled) if distance is None else distance)
     why = "cold start, no labels yet" if n_lab == 0 else (
         "one class labelled so far" if strategy in ("margin", "hybrid") else "")
     prefix = f"diverse ({why}): " if why else "diverse: "
@@ -267,3 +269,35 @@ def simulate(
             picks = propose(strategy, X, oracle.labelled, oracle.labels, step, rng=rng, head=head, U=U)
             oracle.query([s.index for s in picks])
         yield budget, oracle.labelled, oracle.labels
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Cross-validated accuracy of the current model on the labels so far, with a 95% Wilson interval."""
+
+    n: int
+    accuracy: float
+    low: float
+    high: float
+    folds: int
+
+
+def cv_estimate(X: np.ndarray, y: np.ndarray, seed: int = 0, head: str = QUERY_HEAD, max_folds: int = 5) -> Estimate | None:
+    """Out-of-fold accuracy of ``head`` (defaults, balanced class weights) on ``X, y`` by stratified k-fold
+    (up to ``max_folds``; None below 2 labels of each class), with a Wilson interval over the ``len(y)``
+    out-of-fold predictions."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y, dtype=np.int64)
+    folds = min(max_folds, int(np.bincount(y, minlength=2).min()))
+    if folds < 2:
+        return None
+    correct = 0
+    for train, val in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
+        model = query_model(X, train, y[train], seed=seed, head=head)
+        correct += int(((model.predict_proba(X[val])[:, 1] >= 0.5) == y[val]).sum())
+    n, z = len(y), 1.96
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return Estimate(n, p, max(0.0, centre - half), min(1.0, centre + half), folds)

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from pipeline import MissingExtraError
 from pipeline.active import STRATEGIES
 from pipeline.cli import _cache_dir_option, _handle_errors, load_source, source_options
 
@@ -62,3 +63,59 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
     counts = ", ".join(f"{n} {name}" for name, n in ws.counts().items())
     click.echo(f"wrote {len(rows)} texts to label to {out} (strategy {strategy}; labels so far: {counts}; "
                f"{ws.n_source - len([r for r in ws.labels if r < ws.n_source]):,} of {ws.n_source:,} texts unlabelled)")
+
+
+@click.command()
+@click.argument("source")
+@source_options
+@click.option("--labels", "labels_file", required=True, type=click.Path(dir_okay=False),
+              help="JSON-lines file each label is appended to at once (created if missing; a restart resumes "
+                   "from it). A normal SOURCE for `fit` and `compare`. Skips go to FILE.skipped.")
+@click.option("--encoder", default="minilm", show_default=True, help="Encoder spec whose vectors the strategy works on.")
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="hybrid", show_default=True, help=_STRATEGY_HELP)
+@click.option("--head", default="logreg", show_default=True, help="Model refitted after every label (default parameters).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (other than loopback, anyone "
+              "who can reach it and has the token can label).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port; 0 = any free port.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random and k-means draws.")
+@_cache_dir_option
+@_handle_errors
+def label(source: str, labels_file: str, encoder: str, strategy: str, head: str, host: str, port: int, seed: int,
+          cache_dir: str | None, **opts: Any) -> None:
+    """Label the texts of SOURCE in a local web page, one at a time, the most useful first.
+
+    Prints a URL with a random token (requests without it are refused). The page shows one review
+    chosen by --strategy with Positive / Negative / Skip (keys P, N, S; arrows) and Undo (U,
+    Backspace), the counts per class and the cross-validated accuracy of the model so far, with
+    its 95% interval, as a learning curve that grows with each label. Each label is appended to
+    --labels and fsynced before the page moves on, so killing the server loses nothing; run the
+    same command again to resume. Several tabs may label at once: none is shown a text open in another.
+
+    \b
+    Examples:
+      review-transfer label reviews.csv --text-col review --labels labels.jsonl
+      review-transfer fit labels.jsonl --encoder minilm          # then train on what you labelled
+    """
+    try:
+        from pipeline.label_app.app import serve
+    except ImportError as e:
+        raise MissingExtraError(f"label needs FastAPI and uvicorn ({e}): pip install 'review-transfer[label]'") from None
+    from pipeline.label_app.session import LabelSession
+    from pipeline.label_app.store import LabelFile
+    from pipeline.labelling import workspace
+
+    if not labels_file.endswith(".jsonl"):
+        raise click.BadParameter(f"{labels_file}: label writes JSON lines; name the file *.jsonl.", param_hint="--labels")
+    store, skips = LabelFile(labels_file), LabelFile(labels_file + ".skipped")
+    so_far = load_source(labels_file) if store.records() else None  # records() first cuts a line a kill left partial
+    ds = load_source(source, require_labels=False, **opts)
+    ws = workspace(ds, so_far, encoder, cache_dir, source_options=opts)
+    row_of = {t: i for i, t in enumerate(ws.texts[: ws.n_source])}
+    skipped = {row_of[r["text"]] for r in skips.records() if r.get("text") in row_of}
+    session = LabelSession(ws.texts, ws.X, ws.n_source, ws.labels, ws.label_names, skipped, store, skips, strategy,
+                           seed=seed, head=head)
+    counts = ", ".join(f"{n} {name}" for name, n in ws.counts().items())
+    click.echo(f"{source}: {ws.n_source:,} texts; labels so far in {labels_file}: {counts}; strategy {strategy}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host}: anyone who can reach it and has the token can label", err=True)
+    serve(session, host, port, echo=click.echo)

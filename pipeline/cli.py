@@ -64,6 +64,7 @@ def main() -> None:
     Optional    finetune  back-propagate through a language model with a new task head
     Study       compare   learning curves over label budgets x seeds x encoders x heads
     Labelling   suggest   the texts most worth labelling next (active learning), as a CSV
+                label     a local web page to label them one at a time, the model refitted after each
 
     SOURCE is a .csv/.tsv/.jsonl/.json/.parquet file, 'rt' (Rotten Tomatoes critic snippets,
     downloaded on first use) or 'hf:NAME[:SPLIT]' (Hugging Face datasets).
@@ -597,6 +598,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
 
 
 # ---------------------------------------------------------------------------------------------- active learning
-from pipeline.active_cli import suggest  # noqa: E402  (its commands use the helpers above)
+from pipeline.active_cli import label, suggest  # noqa: E402  (its commands use the helpers above)
 
 main.add_command(suggest)
+main.add_command(label)

@@ -99,3 +99,37 @@ def test_suggest_writes_k_rows_with_reasons(tmp_path, rt, small_glove):
     assert all(r["guess"] in rt.label_names and 0 <= float(r["p_positive"]) <= 1 for r in rows)
     bad = subprocess.run(cmd[:-4] + ["--strategy", "smart"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "'smart' is not one of" in bad.stderr
+
+
+def test_compare_query_is_paired_resumable_and_reported(tmp_path, rt):
+    from click.testing import CliRunner
+
+    from pipeline.active_compare import run_active_compare
+    from pipeline.cli import main
+    from pipeline.compare import ResultsLog
+    from pipeline.data import load
+    from pipeline.report import write_report
+
+    source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(700)), group_col="movie")
+    kwargs = dict(encoders=["glove-6b-50d"], heads=["logreg"], queries=["random", "margin"], budgets=[16, 40], seeds=2,
+                  k=8, out=tmp_path / "out", cache_dir=tmp_path / "cache", progress=False)
+    rows = run_active_compare(source, **kwargs)
+    cells = {(r["method"], r["budget"], r["seed"]): r for r in rows}
+    assert set(cells) == {(f"glove-6b-50d+logreg/{q}", b, s) for q in ("random", "margin") for b in ("16", "40")
+                          for s in (0, 1)}
+    assert all(cells[("glove-6b-50d+logreg/random", b, s)]["positive_share"] == 0.5 for b in ("16", "40") for s in (0, 1))
+    # a killed run: drop the last cells, rerun, get the same numbers back and nothing twice
+    log = ResultsLog(tmp_path / "out")
+    log.path.write_text("".join(line + "\n" for line in log.path.read_text().splitlines()[:-3]))
+    again = {(r["method"], r["budget"], r["seed"]): r["metrics"] for r in run_active_compare(source, **kwargs)}
+    assert len(ResultsLog(tmp_path / "out").rows()) == 8
+    assert again == {k: r["metrics"] for k, r in cells.items()}
+    summary = write_report(log.rows(), tmp_path / "out", with_plot=False)
+    assert set(summary["active_vs_random"]["test"]["40"]) == {"glove-6b-50d+logreg/margin"}
+    assert summary["active_vs_random"]["test"]["40"]["glove-6b-50d+logreg/margin"]["pairs"] == 2
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Active learning vs balanced random" in report and "`glove-6b-50d+logreg/margin`" in report
+    bad = CliRunner().invoke(main, ["compare", "rt", "--encoder", "glove-6b-50d", "--query", "margin", "--finetune", "head"])
+    assert bad.exit_code == 2 and "--query runs frozen heads locally" in bad.output
+    bad = CliRunner().invoke(main, ["compare", "rt", "--encoder", "glove-6b-50d", "--query", "margin", "--budgets", "32,all"])
+    assert bad.exit_code == 1 and "--query needs label counts" in bad.output
