@@ -70,12 +70,12 @@ def encoder_options(encoder: Any) -> dict[str, Any]:
     """``get_encoder`` keywords that rebuild ``encoder`` with the same fingerprint on another machine.
 
     Records the *resolved* precision and max length (``precision='auto'`` may resolve differently
-    elsewhere), the pooling where the user chooses it (sentence-transformers models bring their own) and
+    elsewhere), the backend and quantization of exported encoders (:mod:`pipeline.encoders.onnx`), the pooling where the user chooses it (sentence-transformers models bring their own) and
     how ``w2v-train:SOURCE`` read SOURCE; for a combined encoder (``A+B``), those of each part under ``parts``.
     """
     if getattr(encoder, "parts", None) is not None:
         return {"parts": [encoder_options(part) for part in encoder.parts]}
-    options = {k: getattr(encoder, k) for k in ("precision", "max_length", "long_text")
+    options = {k: getattr(encoder, k) for k in ("precision", "max_length", "long_text", "backend", "quantize")
                if getattr(encoder, k, None) is not None}
     if getattr(encoder, "pooling", None) is not None and getattr(encoder, "library", None) != "sentence-transformers":
         options["pooling"] = encoder.pooling

@@ -175,6 +175,20 @@ def _query_options(func: Callable[..., Any]) -> Callable[..., Any]:
                              "labels hidden until queried. Frozen heads only.")(func)
 
 
+def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --backend, --quantize and --min-cosine (transformer encoders run from an ONNX/OpenVINO export)."""
+    func = click.option("--min-cosine", type=click.FloatRange(-1, 1), default=0.99, show_default=True,
+                        help="Accuracy guard: refuse an onnx/openvino/int8 encoder whose median cosine to torch "
+                             "fp32 on a sample of your texts is lower.")(func)
+    func = click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
+                        help="int8: quantized weights (backend onnx: dynamic int8; openvino: int8 weights).")(func)
+    return click.option("--backend", type=click.Choice(["torch", "onnx", "openvino", "auto"]), default="torch",
+                        show_default=True,
+                        help="Transformers: torch; onnx (onnxruntime) or openvino, exported once into the cache "
+                             "(pip install 'review-transfer[onnx]' / '[openvino]'); auto: the fastest whose "
+                             "probe keeps --min-cosine.")(func)
+
+
 @main.command()
 @click.argument("source")
 @source_options
@@ -195,6 +209,7 @@ def _query_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--long", "long_text", type=click.Choice(["auto", "truncate", "head-tail", "chunk-mean"]), default="auto",
               show_default=True, help="Transformers, texts over the max length: truncate; head-tail (first 1/4 + last "
               "3/4); chunk-mean (overlapping windows averaged); auto = chunk-mean, with a notice when texts are long.")
+@_backend_options
 @_engine_options
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="--engine ray: encoding actors.  [default: one per GPU, else one per CPU of the cluster]")
@@ -203,7 +218,8 @@ def _query_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @_handle_errors
 def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device: str, precision: str,
           max_length: int | None, batch_size: int | None, pooling: str | None, chunk_size: int, long_text: str,
-          engine: str, address: str | None, workers: int | None, shard_size: int, **opts: Any) -> None:
+          backend: str, quantize: str, min_cosine: float, engine: str, address: str | None, workers: int | None,
+          shard_size: int, **opts: Any) -> None:
     """Encode every text of SOURCE (labelled or not) into the embedding cache, once per encoder.
 
     Only texts missing from the cache are encoded; a killed run resumes where it stopped.
@@ -213,11 +229,14 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
     Examples:
       review-transfer embed rt --encoder glove-6b-50d --encoder minilm
       review-transfer embed reviews.csv --text-col review --encoder w2v-train:reviews.csv --pooling sif
+      review-transfer embed rt --encoder minilm --backend onnx --quantize int8
       review-transfer embed big.parquet --encoder minilm --engine ray --address auto --cache-dir /shared/cache
     """
+    import itertools
+
     from pipeline.cache import EmbeddingCache
-    from pipeline.encoders import get_encoder
     from pipeline.encoders.base import ZeroVectorWarning
+    from pipeline.encoders.probe import guarded_encoder
     from pipeline.stream import fill_stream, iter_text_batches, streamable
 
     warnings.simplefilter("ignore", ZeroVectorWarning)  # the summary below counts texts with no known word
@@ -229,23 +248,29 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
 
     cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)
     settings = {"device": device, "precision": precision, "max_length": max_length, "pooling": pooling,
-                "batch_size": batch_size, "source_options": opts, "long_text": long_text}
+                "batch_size": batch_size, "source_options": opts, "long_text": long_text, "backend": backend,
+                "quantize": quantize}
+    # texts the accuracy guard of exported backends samples (and backend auto is chosen on)
+    probe_texts = list(itertools.islice(itertools.chain.from_iterable(batches()), 20_000)) if backend != "torch" else []
     for spec in _single_specs(encoders):  # A+B is cached as A and as B
+        chosen = {}
+        if engine == "local" or backend != "torch":  # ray actors load torch models themselves
+            enc, lines = guarded_encoder(spec, probe_texts, {**settings, "work_dir": cache.dir}, min_cosine)
+            for line in lines:
+                click.echo(line, err=True)
+            chosen = {"backend": getattr(enc, "backend", "torch"), "quantize": getattr(enc, "quantize", "none")}
         if engine == "ray":
             from pipeline.distributed import ray_fill
 
-            report = ray_fill(spec, batches(), cache.dir, options=settings, address=address, workers=workers,
-                              shard_size=shard_size)
+            report = ray_fill(spec, batches(), cache.dir, options={**settings, **chosen}, address=address,
+                              workers=workers, shard_size=shard_size)
         else:
-            enc = get_encoder(spec, work_dir=cache.dir, **settings)
             click.echo(f"{enc.describe()}", err=True)
             report = fill_stream(cache, enc, batches())
         if not report.texts:
             raise click.ClickException(f"{source}: no non-empty texts in column {opts['text_col']!r}.")
         click.echo(report.summary())
         if engine == "local" and hasattr(enc, "length_stats"):
-            import itertools
-
             click.echo("  " + enc.length_stats(itertools.chain.from_iterable(batches())).line())
 
 
@@ -348,10 +373,12 @@ def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | N
 @click.option("--out", default="models", show_default=True, type=click.Path(file_okay=False),
               help="Directory for the bundles, one per head: OUT/<source>-<encoder>-<head>-b<budget>-s<seed>/.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="CV folds of the grid search fitted in parallel processes (-1 = all cores).")
+@_backend_options
 @_cache_dir_option
 @_handle_errors
 def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, seed: int, class_weight: str | None,
-        out: str, jobs: int, cache_dir: str | None, **opts: Any) -> None:
+        out: str, jobs: int, backend: str, quantize: str, min_cosine: float, cache_dir: str | None,
+        **opts: Any) -> None:
     """Train scikit-learn heads on cached vectors of SOURCE and save one model bundle per head.
 
     Splits SOURCE leak-free into pool and test, trains on the pool (or a --budget of it), picks
@@ -362,13 +389,24 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     Examples:
       review-transfer fit rt --encoder minilm --head logreg --head rbf-svm
       review-transfer fit reviews.csv --encoder glove-6b-50d --budget 200 --seed 1 --out models
+      review-transfer fit rt --encoder minilm --backend onnx --quantize int8   (the bundle records the backend)
     """
     from pathlib import Path
 
+    from pipeline.cache import default_cache_dir
     from pipeline.heads import DEFAULT_HEAD
     from pipeline.train import bundle_name, format_fit_table, iter_fit
 
     ds = load_source(source, **opts)
+    spec = encoder
+    if backend != "torch":  # exported backends: guarded on the texts of SOURCE, recorded in the bundles
+        from pipeline.encoders.probe import guarded_encoder
+
+        options = {"backend": backend, "quantize": quantize, "work_dir": cache_dir or default_cache_dir(),
+                   "source_options": opts}
+        encoder, lines = guarded_encoder(spec, ds.texts, options, min_cosine)
+        for line in lines:
+            click.echo(line, err=True)
     fitted = []
     for bundle in iter_fit(ds, encoder=encoder, heads=heads or (DEFAULT_HEAD,), budget=budget, seed=seed,
                            cache_dir=cache_dir, class_weight=class_weight, n_jobs=jobs, source_options=opts):
@@ -377,7 +415,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
         fitted.append(bundle)
     train = fitted[0].manifest["train"]
     click.echo(f"{source}: trained on {train['size']} labels, tested on {fitted[0].manifest['metrics']['test_size']} "
-               f"held-out texts, encoder {encoder}")
+               f"held-out texts, encoder {spec}")
     click.echo(format_fit_table(fitted))
 
 

@@ -21,7 +21,8 @@ class Embedder(TransformerMixin, BaseEstimator):
 
     def __init__(self, spec: str = "minilm", cache_dir: str | None = None, device: str = "auto",
                  precision: str = "auto", max_length: int | None = None, pooling: str | None = None,
-                 batch_size: int | None = None, long_text: str = "auto") -> None:
+                 batch_size: int | None = None, long_text: str = "auto", backend: str = "torch",
+                 quantize: str = "none") -> None:
         self.spec = spec
         self.cache_dir = cache_dir
         self.device = device
@@ -30,6 +31,8 @@ class Embedder(TransformerMixin, BaseEstimator):
         self.pooling = pooling
         self.batch_size = batch_size
         self.long_text = long_text
+        self.backend = backend
+        self.quantize = quantize
 
     def fit(self, X: Any, y: Any = None) -> Embedder:
         """No-op: the encoder is pretrained."""
@@ -52,7 +55,8 @@ class Embedder(TransformerMixin, BaseEstimator):
             self._encoder = get_encoder(self.spec, device=self.device, precision=self.precision,
                                         max_length=self.max_length, pooling=self.pooling,
                                         batch_size=self.batch_size, work_dir=self.cache_dir,
-                                        long_text=self.long_text)
+                                        long_text=self.long_text, backend=self.backend,
+                                        quantize=self.quantize)
         return self._encoder
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

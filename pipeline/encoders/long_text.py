@@ -18,6 +18,8 @@ strategy       what the model sees of a text longer than its window of ``W`` wor
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +106,42 @@ def pool(vectors: np.ndarray, owner: np.ndarray, weight: np.ndarray, n: int, nor
     if normalize:
         total /= np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
     return total.astype(np.float32)
+
+
+def encode_windows(ids: list[list[int]], windowing: Windowing, batch_size: int, dim: int,
+                   forward: Callable[[list[list[int]]], np.ndarray], normalize: bool,
+                   progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Vectors of texts given as content ids: cut into model inputs, encoded longest first, pooled per text.
+
+    ``forward(batch)`` turns a list of model inputs (content ids, without special tokens) into float32
+    ``(len(batch), dim)`` vectors; batches of similar length pad little. ``progress(k)`` is called as
+    each ``k`` more texts are done.
+    """
+    pieces, owner, weight = windowing.split(ids)
+    left = np.bincount(owner, minlength=len(ids))  # model inputs still to encode, per text
+    order = np.argsort(-weight, kind="stable")
+    out = np.empty((len(pieces), dim), dtype=np.float32)
+    for start in range(0, len(pieces), batch_size):
+        idx = order[start : start + batch_size]
+        out[idx] = forward([pieces[i] for i in idx])
+        if progress is not None:
+            before = int((left == 0).sum())
+            np.subtract.at(left, owner[idx], 1)
+            progress(int((left == 0).sum()) - before)
+    return pool(out, owner, weight, len(ids), normalize)
+
+
+def length_stats(texts: Iterable[str], content_ids: Callable[[list[str]], list[list[int]]],
+                 windowing: Windowing) -> LengthStats:
+    """How many ``texts`` exceed the window and what share of their word pieces is seen.
+
+    ``texts`` may be a lazy iterable (e.g. a streamed file): it is tokenized block by block.
+    """
+    counts = []
+    it = iter(texts)
+    while block := list(itertools.islice(it, 4096)):
+        counts.append(np.fromiter(map(len, content_ids(block)), dtype=np.int64, count=len(block)))
+    return LengthStats.of(np.concatenate(counts) if counts else np.zeros(0, np.int64), windowing)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ torch and friends are imported on construction.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Iterable
 from importlib.metadata import version
@@ -22,7 +21,7 @@ import numpy as np
 
 from pipeline.encoders.base import Encoder
 from pipeline.encoders.device import PROBE_TEXTS, autocast, default_batch_size, resolve_device, resolve_precision
-from pipeline.encoders.long_text import LengthStats, Windowing, pool, resolve_strategy
+from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, length_stats, resolve_strategy
 
 HF_POOLINGS = ("mean", "cls")
 log = logging.getLogger(__name__)
@@ -95,11 +94,7 @@ class TransformerEncoder(Encoder):
 
         ``texts`` may be a lazy iterable (e.g. a streamed file): it is tokenized block by block.
         """
-        counts = []
-        it = iter(texts)
-        while block := list(itertools.islice(it, 4096)):
-            counts.append(np.fromiter(map(len, self._content_ids(block)), dtype=np.int64, count=len(block)))
-        return LengthStats.of(np.concatenate(counts) if counts else np.zeros(0, np.int64), self.windowing)
+        return length_stats(texts, self._content_ids, self.windowing)
 
     def _probe(self, precision: str) -> np.ndarray:
         return self._vectors(self._content_ids(list(PROBE_TEXTS)), precision)
@@ -119,20 +114,11 @@ class TransformerEncoder(Encoder):
         """Vectors of texts given as content ids: cut into model inputs, encoded together, pooled."""
         import torch
 
-        pieces, owner, weight = self.windowing.split(ids)
-        left = np.bincount(owner, minlength=len(ids))  # model inputs still to encode, per text
-        order = np.argsort(-weight, kind="stable")
-        out = np.empty((len(pieces), self.dim), dtype=np.float32)
+        def forward(batch: list[list[int]]) -> np.ndarray:
+            return self._forward(self._features(batch)).float().cpu().numpy()
+
         with torch.inference_mode(), autocast(self.device, precision):
-            for start in range(0, len(pieces), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                emb = self._forward(self._features([pieces[i] for i in idx]))
-                out[idx] = emb.float().cpu().numpy()
-                if progress is not None:
-                    before = int((left == 0).sum())
-                    np.subtract.at(left, owner[idx], 1)
-                    progress(int((left == 0).sum()) - before)
-        return pool(out, owner, weight, len(ids), self.normalize)
+            return encode_windows(ids, self.windowing, self.batch_size, self.dim, forward, self.normalize, progress)
 
     def _features(self, batch: list[list[int]]) -> dict[str, Any]:
         """Padded ``input_ids``/``attention_mask`` tensors of content ids, special tokens added."""

@@ -1,0 +1,450 @@
+"""Transformer encoders run by ONNX Runtime or OpenVINO from a one-time export (``backend=onnx|openvino``).
+
+=========================  =================================================================================
+``backend`` / ``quantize``  what runs
+=========================  =================================================================================
+``onnx`` / ``none``         ``torch.onnx.export`` of the model, graph-optimised offline by onnxruntime's
+                            transformer optimizer (fused attention, layer norm, GELU), fp32
+``onnx`` / ``int8``         the same, then onnxruntime dynamic int8 quantization (QInt8 weights, per channel)
+``openvino`` / ``none``     the ONNX export converted to OpenVINO IR, run at f32 inference precision
+``openvino`` / ``int8``     that IR with int8 weights (NNCF weight compression: data-free, deterministic)
+=========================  =================================================================================
+
+The export is made once per (model, backend, quantize, runtime version) under
+``<cache>/exports/<key>/`` (written to a temporary sibling and renamed into place, so a killed export
+leaves nothing half-made) with ``meta.json``: what was exported, the exporting library versions and
+the accuracy probes against fp32 (:mod:`.probe`). A fine-tuned bundle may carry its export in
+``encoder/exports/<backend>-<quantize>/`` (``finetune --export onnx``): it is used as is.
+
+Running an export needs only numpy, ``tokenizers`` and the runtime: no torch, transformers or
+sentence-transformers. Tokenizing, long-text windows, length-sorted batches, pooling and
+normalisation follow :class:`~pipeline.encoders.transformer.TransformerEncoder`, so the vectors differ
+from the torch path only by the runtime's arithmetic (and int8 rounding), which the probe measures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.encoders.base import Encoder
+from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, length_stats, resolve_strategy
+
+BACKENDS = ("torch", "onnx", "openvino")
+QUANTIZE = ("none", "int8")
+RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}
+EXTRAS = {"onnx": "onnx", "openvino": "openvino"}
+EXPORT_VERSION = 1  # bump when a change here changes what an export holds
+OPSET = 17
+EXPORTS_DIR = "exports"
+META = "meta.json"
+TOKENIZER = "tokenizer.json"
+DEFAULT_BATCH_SIZE = 64  # length-sorted; onnxruntime on 2 cores was no faster with 128
+log = logging.getLogger(__name__)
+
+
+def check_backend(backend: str, quantize: str) -> None:
+    """ValueError unless ``backend``/``quantize`` name a known combination."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)} (or auto).")
+    if quantize not in QUANTIZE:
+        raise ValueError(f"unknown quantize {quantize!r}; use one of {', '.join(QUANTIZE)}.")
+    if backend == "torch" and quantize != "none":
+        raise ValueError("quantize=int8 needs backend onnx or openvino (torch's own dynamic int8 keeps cosine "
+                         "only ~0.92 to fp32 on MiniLM); e.g. --backend onnx --quantize int8.")
+
+
+def runtime_version(backend: str) -> str:
+    """``onnxruntime==1.32.0``-style version of the runtime ``backend`` needs, or ImportError naming the extra."""
+    name = RUNTIMES[backend]
+    try:
+        return f"{name}=={version(name)}"
+    except PackageNotFoundError:
+        raise ImportError(f"backend={backend} needs {name}: pip install 'review-transfer[{EXTRAS[backend]}]'") from None
+
+
+class ExportedEncoder(Encoder):
+    """A sentence-transformers (or ``hf:`` mean/cls-pooled) model run from its ONNX/OpenVINO export.
+
+    Construction finds or makes the export and reads its ``meta.json``; the runtime session and the
+    tokenizer load on the first :meth:`encode`. ``last_probe`` is the newest accuracy probe on record.
+    """
+
+    def __init__(self, spec: str, model_dir: Path, identity: str, *, backend: str, quantize: str = "none",
+                 work_dir: Path, max_length: int | None = None, pooling: str | None = None,
+                 batch_size: int | None = None, long_text: str = "auto", hf: bool = False) -> None:
+        super().__init__(spec)
+        check_backend(backend, quantize)
+        if backend == "torch":
+            raise ValueError("ExportedEncoder runs backend onnx or openvino; torch is TransformerEncoder.")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"{spec}: batch size must be at least 1, got {batch_size}.")
+        self.model_dir, self.identity, self.backend, self.quantize = Path(model_dir), identity, backend, quantize
+        self.runtime = runtime_version(backend)
+        self.library = "transformers" if hf else "sentence-transformers"  # who decides pooling (bundle options)
+        self.hf = hf
+        self.long_text = long_text
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
+        self.export_dir = find_or_export(self, work_dir)
+        self.meta = read_meta(self.export_dir)
+        self.dim = int(self.meta["dim"])
+        self.normalize = bool(self.meta["normalize"])
+        self.pooling = _check_pooling(spec, pooling, self.meta["pooling"], hf)
+        limit = int(self.meta["max_length"])
+        if max_length is not None and max_length > limit:
+            raise ValueError(f"{spec}: max length {max_length} exceeds the model's limit of {limit} tokens.")
+        self.max_length = int(max_length or limit)
+        specials = self.meta["specials"]
+        self._specials = (list(specials[0]), list(specials[1]))
+        self.windowing = Windowing(resolve_strategy(long_text),
+                                   self.max_length - len(self._specials[0]) - len(self._specials[1]))
+        self._session: Any = None
+        self._tokenizer: Any = None
+
+    # ------------------------------------------------------------------------------------ contract
+    def fingerprint_params(self) -> dict[str, Any]:
+        return {
+            "model": self.identity,
+            "backend": self.backend,
+            "quantize": self.quantize,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "max_length": self.max_length,
+            "runtime": self.runtime,
+            "export": self.meta["versions"],
+            "long_text": self.windowing.params(),
+        }
+
+    def describe(self) -> str:
+        return (f"{self.spec} ({self.dim}-d, {self.backend} {self.quantize}, {self.runtime}, max length "
+                f"{self.max_length}, long texts {self.long_text}, batch {self.batch_size})")
+
+    @property
+    def last_probe(self) -> dict[str, Any] | None:
+        """The newest probe against fp32 recorded in the export's metadata, if any."""
+        probes = read_meta(self.export_dir).get("probes") or []
+        return probes[-1] if probes else None
+
+    def record_probe(self, probe: dict[str, Any]) -> None:
+        """Append ``probe`` to the export's ``meta.json`` (atomically; a read-only bundle export is left as is)."""
+        meta = read_meta(self.export_dir)
+        meta["probes"] = [*(meta.get("probes") or [])[-9:], probe]
+        try:
+            write_json(self.export_dir / META, meta)
+        except OSError:
+            pass
+        self.meta = meta
+
+    # ------------------------------------------------------------------------------------ encoding
+    def _encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        ids = self._content_ids(texts)
+        self.last_stats = {"truncated": sum(len(x) > self.windowing.window for x in ids)}
+        run = self._runner()
+
+        def forward(batch: list[list[int]]) -> np.ndarray:
+            input_ids, mask = self._features(batch)
+            return self._pool_batch(run(input_ids, mask), mask)
+
+        return encode_windows(ids, self.windowing, self.batch_size, self.dim, forward, self.normalize, progress)
+
+    def length_stats(self, texts: Iterable[str]) -> LengthStats:
+        """How many ``texts`` exceed the max length and what share of their word pieces is seen."""
+        return length_stats(texts, self._content_ids, self.windowing)
+
+    def _content_ids(self, texts: list[str]) -> list[list[int]]:
+        tok = self._load_tokenizer()
+        return [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
+
+    def _features(self, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        prefix, suffix = self._specials
+        rows = [prefix + p + suffix for p in batch]
+        width = max(map(len, rows))
+        input_ids = np.full((len(rows), width), int(self.meta["pad_id"]), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        return input_ids, mask
+
+    def _pool_batch(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Sentence vectors of one batch: mean over real tokens (or [CLS]), then unit length if the model does."""
+        hidden = hidden.astype(np.float32, copy=False)
+        if self.pooling == "cls":
+            vec = hidden[:, 0]
+        else:
+            m = mask[:, :, None].astype(np.float32)
+            vec = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
+        if self.normalize:
+            vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+        return vec
+
+    def _load_tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(self.export_dir / TOKENIZER))
+            tok.no_truncation()
+            tok.no_padding()
+            self._tokenizer = tok
+        return self._tokenizer
+
+    def _runner(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``run(input_ids, attention_mask) -> last hidden state``, loading the session on first use."""
+        if self._session is None:
+            self._session = load_session(self.export_dir, self.backend)
+        return self._session
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_session"] = state["_tokenizer"] = None
+        return state
+
+
+# ---------------------------------------------------------------------------------------------- export
+def export_key(identity: str, backend: str, quantize: str, runtime: str, hf: bool) -> str:
+    """Directory name of an export: hash of model identity, backend, quantize, runtime and export code."""
+    blob = json.dumps({"model": identity, "backend": backend, "quantize": quantize, "runtime": runtime,
+                       "export_version": EXPORT_VERSION, "hf": hf}, sort_keys=True).encode()
+    return f"{backend}-{quantize}-{hashlib.sha256(blob).hexdigest()[:16]}"
+
+
+def bundled_export(model_dir: Path, backend: str, quantize: str) -> Path:
+    """Where a model directory (a bundle's ``encoder/``) carries its own export."""
+    return model_dir / EXPORTS_DIR / f"{backend}-{quantize}"
+
+
+def find_or_export(encoder: ExportedEncoder, work_dir: Path, quantize: str | None = None) -> Path:
+    """The export directory for ``encoder``: one the model directory carries, a cached one, or a new one.
+
+    An onnx int8 export is quantized from the onnx fp32 export, made first if missing.
+    """
+    quantize = quantize or encoder.quantize
+    own = bundled_export(encoder.model_dir, encoder.backend, quantize)
+    if (own / META).is_file():
+        return own
+    key = export_key(encoder.identity, encoder.backend, quantize, encoder.runtime, encoder.hf)
+    target = Path(work_dir) / EXPORTS_DIR / key
+    if not (target / META).is_file():
+        base = find_or_export(encoder, work_dir, "none") if encoder.backend == "onnx" and quantize == "int8" else None
+        log.warning("%s: exporting for %s %s once, into %s", encoder.spec, encoder.backend, quantize, target)
+        make_export(encoder.model_dir, target, backend=encoder.backend, quantize=quantize, hf=encoder.hf,
+                    identity=encoder.identity, base=base)
+    return target
+
+
+def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, hf: bool, identity: str,
+                base: Path | None = None) -> Path:
+    """Export ``model_dir`` for ``backend``/``quantize`` into ``target`` (atomic rename); return ``target``.
+
+    ``base``: an onnx fp32 export to quantize instead of exporting from torch again.
+    """
+    start = time.perf_counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        with _quiet():
+            if base is not None:
+                for name in ("model.onnx", TOKENIZER):
+                    shutil.copyfile(base / name, tmp / name)
+                meta = {k: v for k, v in read_meta(base).items() if k not in ("probes", "seconds")}
+            else:
+                meta = _export_onnx(Path(model_dir), tmp, hf=hf)
+            if backend == "onnx" and base is None:
+                meta["versions"]["optimizer"] = _optimize(tmp, meta)
+            if backend == "onnx" and quantize == "int8":
+                _quantize_onnx(tmp)
+                meta["versions"]["quantizer"] = f"onnxruntime=={version('onnxruntime')}"
+            if backend == "openvino":
+                meta["versions"]["openvino"] = _to_openvino(tmp, quantize)
+        meta.update(identity=identity, backend=backend, quantize=quantize, export_version=EXPORT_VERSION,
+                    seconds=round(time.perf_counter() - start, 1), probes=[])
+        write_json(tmp / META, meta)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / META).is_file():  # another process may have won the race
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the tracer warnings and log lines of torch.onnx, the optimizer, the quantizer and NNCF."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _export_onnx(model_dir: Path, out: Path, *, hf: bool) -> dict[str, Any]:
+    """``torch.onnx.export`` of the transformer into ``out/model.onnx`` (inputs ids+mask, output hidden states).
+
+    Returns the first metadata: pooling, normalisation, max length, special tokens, versions.
+    """
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from pipeline.encoders.transformer import _model_limit, _special_tokens
+
+    st = _st_config(model_dir) if not hf else None
+    body = model_dir / st["path"] if st else model_dir
+    tokenizer = AutoTokenizer.from_pretrained(str(body))
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{model_dir}: the exported backends need a fast tokenizer (tokenizer.json); use backend=torch.")
+    tokenizer.backend_tokenizer.save(str(out / TOKENIZER))
+    model = AutoModel.from_pretrained(str(body), attn_implementation="eager").eval()
+    sample = tokenizer(["a short review", "a somewhat longer review of a film"], padding=True, return_tensors="pt")
+    args = (sample["input_ids"], sample["attention_mask"])
+    axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+            "last_hidden_state": {0: "batch", 1: "tokens"}}
+
+    class Body(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    with torch.inference_mode():
+        torch.onnx.export(Body(model), args, str(out / "model.onnx"), input_names=["input_ids", "attention_mask"],
+                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    limit = st["max_length"] if st and st["max_length"] else (_model_limit(tokenizer, model) or 512)
+    prefix, suffix = _special_tokens(tokenizer)
+    config = model.config
+    return {
+        "dim": int(config.hidden_size), "heads": int(config.num_attention_heads),
+        "pooling": st["pooling"] if st else None, "normalize": bool(st and st["normalize"]),
+        "max_length": int(limit), "specials": [prefix, suffix], "pad_id": int(tokenizer.pad_token_id or 0),
+        "versions": {"torch": version("torch"), "transformers": version("transformers"), "onnx": version("onnx"),
+                     "opset": OPSET},
+    }
+
+
+def _optimize(out: Path, meta: dict[str, Any]) -> str:
+    """Fuse attention, layer norm and GELU with onnxruntime's offline transformer optimizer, in place."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    model = optimize_model(str(out / "model.onnx"), model_type="bert", num_heads=meta["heads"],
+                           hidden_size=meta["dim"], opt_level=1)
+    model.save_model_to_file(str(out / "model.onnx"))
+    return f"onnxruntime=={version('onnxruntime')}"
+
+
+def _quantize_onnx(out: Path) -> None:
+    """Dynamic int8 (QInt8 weights per channel, activations quantized on the fly), replacing model.onnx."""
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # the fused ops (com.microsoft domain) defeat shape inference: their outputs are float32
+    quantize_dynamic(str(out / "model.onnx"), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8,
+                     per_channel=True, extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    os.replace(out / "model.int8.onnx", out / "model.onnx")
+
+
+def _to_openvino(out: Path, quantize: str) -> str:
+    """Convert ``model.onnx`` to OpenVINO IR (``model.xml``/``.bin``), int8 weights for ``int8``; drop the ONNX."""
+    import openvino as ov
+
+    model = ov.convert_model(str(out / "model.onnx"))
+    tools = f"openvino=={version('openvino')}"
+    if quantize == "int8":
+        import nncf
+
+        model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+        tools += f",nncf=={version('nncf')}"
+    ov.save_model(model, str(out / "model.xml"), compress_to_fp16=False)
+    (out / "model.onnx").unlink()
+    return tools
+
+
+def load_session(export_dir: Path, backend: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A function running the export: ``(input_ids, attention_mask) -> last_hidden_state``."""
+    if backend == "onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(export_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        return lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(str(export_dir / "model.xml"), "CPU",
+                                  {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    return lambda ids, mask: request.infer({"input_ids": ids, "attention_mask": mask})[0].copy()
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def read_meta(export_dir: Path) -> dict[str, Any]:
+    """The parsed ``meta.json`` of an export, or ValueError naming the file and the fix."""
+    file = Path(export_dir) / META
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{file}: unreadable export metadata ({e}); delete {export_dir} to export again.") from None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _st_config(model_dir: Path) -> dict[str, Any]:
+    """Transformer path, pooling, normalisation and max length of a sentence-transformers directory."""
+    modules_file = model_dir / "modules.json"
+    if not modules_file.is_file():
+        raise ValueError(f"{model_dir}: no modules.json, so not a sentence-transformers model; use hf:PATH "
+                         "with --pooling mean|cls, or backend=torch.")
+    modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+    if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
+        raise ValueError(f"{model_dir}: modules {kinds} are more than Transformer, Pooling[, Normalize]; "
+                         "the exported backends run only those. Use backend=torch.")
+    pooling_cfg = json.loads((model_dir / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
+    modes = [k for k, v in pooling_cfg.items() if k.startswith("pooling_mode_") and v]
+    known = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
+    if len(modes) != 1 or modes[0] not in known:
+        raise ValueError(f"{model_dir}: pooling {modes} is not one of mean or cls; use backend=torch.")
+    config_file = model_dir / modules[0]["path"] / "sentence_bert_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    if config.get("do_lower_case"):
+        raise ValueError(f"{model_dir}: do_lower_case in sentence_bert_config.json is not supported by the "
+                         "exported backends; use backend=torch.")
+    return {"path": modules[0]["path"], "pooling": known[modes[0]], "normalize": "Normalize" in kinds,
+            "max_length": config.get("max_seq_length")}
+
+
+def _check_pooling(spec: str, asked: str | None, exported: str | None, hf: bool) -> str:
+    if not hf:
+        if asked not in (None, exported):
+            raise ValueError(f"{spec}: a sentence-transformers model brings its own pooling ({exported}); drop --pooling.")
+        return str(exported)
+    pooling = asked or "mean"
+    if pooling not in ("mean", "cls"):
+        raise ValueError(f"{spec}: unknown pooling {pooling!r}; use one of mean, cls.")
+    return pooling

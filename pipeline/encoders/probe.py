@@ -1,0 +1,186 @@
+"""The accuracy guard of exported/quantized encoders, and ``backend=auto``.
+
+:func:`guard` encodes a seeded sample of the user's own texts with the exported encoder and with the
+same model in torch fp32, and compares them text by text (cosine). The result (min, median, sample
+size, speeds) is printed by the commands and stored in the export's ``meta.json``; an export whose
+median cosine falls below ``min_median`` is refused with :class:`ProbeError`. A probe of the same
+sample is reused from the metadata, so repeat runs need no torch.
+
+:func:`pick_backend` probes every candidate (torch at its auto precision, onnx and openvino, fp32 and
+int8) on the same sample and picks the fastest whose median cosine passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MIN_MEDIAN_COSINE = 0.99
+PROBE_SIZE = 256
+CANDIDATES = (("onnx", "int8"), ("openvino", "int8"), ("onnx", "none"), ("openvino", "none"), ("torch", "none"))
+
+
+class ProbeError(ValueError):
+    """An exported encoder's vectors are too far from fp32 on the user's texts."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Per-text cosine of an encoder to torch fp32 on a sample of texts, and both speeds on it."""
+
+    texts: int
+    sample: str  # sha256 (16 hex) of the sampled texts, so a probe of the same sample is reused
+    min: float
+    median: float
+    texts_per_s: float
+    reference_texts_per_s: float
+
+    def line(self, name: str = "") -> str:
+        """One line for people."""
+        return (f"probe vs torch fp32 on {self.texts} of your texts{' (' + name + ')' if name else ''}: "
+                f"cosine min {self.min:.4f}, median {self.median:.4f}; {self.texts_per_s:,.0f} vs "
+                f"{self.reference_texts_per_s:,.0f} texts/s")
+
+
+def sample_texts(texts: list[str], n: int = PROBE_SIZE, seed: int = 0) -> list[str]:
+    """Up to ``n`` distinct non-empty texts of ``texts``, drawn with a fixed seed, in a stable order."""
+    unique = sorted({t for t in texts if t.strip()})
+    if len(unique) <= n:
+        return unique
+    pick = np.random.default_rng(seed).choice(len(unique), size=n, replace=False)
+    return [unique[i] for i in sorted(pick)]
+
+
+def reference_encoder(encoder: Any) -> Any:
+    """The same model as the exported ``encoder``, in torch fp32 on the CPU, with the same windows."""
+    from pipeline.encoders.transformer import HFEncoder, SentenceTransformerEncoder
+
+    cls = HFEncoder if encoder.hf else SentenceTransformerEncoder
+    return cls(encoder.spec, encoder.model_dir, encoder.identity, device="cpu", precision="fp32",
+               max_length=encoder.max_length, pooling=encoder.pooling if encoder.hf else None,
+               long_text=encoder.long_text)
+
+
+def probe(encoder: Any, texts: list[str], reference: Any | None = None) -> Probe:
+    """Cosine of ``encoder``'s vectors to torch fp32 on ``texts`` (a sample; see :func:`sample_texts`)."""
+    reference = reference or reference_encoder(encoder)
+    start = time.perf_counter()
+    want = reference.encode(texts)
+    t_ref = time.perf_counter() - start
+    encoder.encode(texts[:8])  # warm-up: session load, first-call allocations
+    start = time.perf_counter()
+    got = encoder.encode(texts)
+    t_enc = time.perf_counter() - start
+    cos = cosines(got, want)
+    return Probe(texts=len(texts), sample=text_digest(texts), min=float(cos.min()), median=float(np.median(cos)),
+                 texts_per_s=len(texts) / max(t_enc, 1e-9), reference_texts_per_s=len(texts) / max(t_ref, 1e-9))
+
+
+def guard(encoder: Any, texts: list[str], min_median: float = MIN_MEDIAN_COSINE, *, n: int = PROBE_SIZE) -> Probe | None:
+    """Probe an exported ``encoder`` on a sample of ``texts``; ProbeError if its median cosine < ``min_median``.
+
+    Returns ``None`` for encoders that are not exported (torch, word vectors): nothing to guard.
+    A probe of the same sample on record in the export's metadata is reused.
+    """
+    parts = getattr(encoder, "parts", None)
+    if parts is not None:  # A+B: guard each exported part
+        results = [guard(part, texts, min_median, n=n) for part in parts]
+        return next((r for r in results if r is not None), None)
+    if not hasattr(encoder, "record_probe"):
+        return None
+    sample = sample_texts(texts, n)
+    if not sample:
+        return None
+    digest = text_digest(sample)
+    last = encoder.last_probe
+    if last and last.get("sample") == digest:
+        result = Probe(**{k: last[k] for k in Probe.__dataclass_fields__})
+    else:
+        result = probe(encoder, sample)
+        encoder.record_probe({**result.__dict__, "reference": "torch fp32"})
+    if result.median < min_median:
+        raise ProbeError(
+            f"{encoder.spec} with backend {encoder.backend}, quantize {encoder.quantize}: median cosine "
+            f"{result.median:.4f} (min {result.min:.4f}) to torch fp32 on {result.texts} of your texts is below "
+            f"{min_median}; its vectors would cost accuracy. Use quantize=none, backend=torch, or lower "
+            "--min-cosine if you accept it."
+        )
+    return result
+
+
+def guarded_encoder(spec: str, texts: list[str], options: dict[str, Any],
+                    min_median: float = MIN_MEDIAN_COSINE) -> tuple[Any, list[str]]:
+    """The encoder of ``spec`` with ``options`` (``backend='auto'`` resolved on ``texts``), guarded on ``texts``.
+
+    Returns it with the lines to print: what ``auto`` measured and picked, and the probe's cosines.
+    """
+    from pipeline.encoders import get_encoder
+    from pipeline.encoders.registry import is_transformer
+
+    lines: list[str] = []
+    if options.get("backend") == "auto" and not is_transformer(spec):
+        options = {**options, "backend": "torch", "quantize": "none"}  # word vectors: nothing to choose
+    if options.get("backend") == "auto":
+        backend, quantize, lines = pick_backend(spec, texts, options, min_median)
+        options = {**options, "backend": backend, "quantize": quantize}
+    encoder = get_encoder(spec, **options)
+    result = guard(encoder, texts, min_median)
+    if result is not None:
+        lines.append(result.line())
+    return encoder, lines
+
+
+def pick_backend(spec: str, texts: list[str], options: dict[str, Any], min_median: float = MIN_MEDIAN_COSINE,
+                 *, n: int = PROBE_SIZE) -> tuple[str, str, list[str]]:
+    """``(backend, quantize, lines)``: the fastest candidate whose probe on ``texts`` keeps median >= ``min_median``.
+
+    ``options`` are the other :func:`~pipeline.encoders.get_encoder` keywords. ``lines`` say what each
+    candidate measured and what was picked. A candidate whose runtime is not installed is skipped.
+    """
+    from pipeline.encoders import get_encoder
+
+    sample = sample_texts(texts, n)
+    if not sample:
+        raise ValueError(f"{spec}: backend auto needs texts to probe; none were given.")
+    reference = get_encoder(spec, **{**options, "backend": "torch", "precision": "fp32", "device": "cpu"})
+    rows: list[tuple[float, str, str, str]] = []
+    lines: list[str] = []
+    for backend, quantize in CANDIDATES:
+        name = f"{backend}/{quantize}"
+        try:
+            enc = get_encoder(spec, **{**options, "backend": backend, "quantize": quantize})
+        except ImportError as e:
+            lines.append(f"  {name}: skipped ({e})")
+            continue
+        result = probe(enc, sample, reference)
+        if backend == "torch":
+            name += f" ({enc.precision})"  # its auto precision: bf16 where the CPU has fast bf16, else fp32
+        elif hasattr(enc, "record_probe"):
+            enc.record_probe({**result.__dict__, "reference": "torch fp32"})
+        ok = result.median >= min_median
+        lines.append(f"  {name}: {result.texts_per_s:,.0f} texts/s, cosine min {result.min:.4f}, median "
+                     f"{result.median:.4f}{'' if ok else f'  (refused: median < {min_median})'}")
+        if ok:
+            rows.append((result.texts_per_s, backend, quantize, name))
+    if not rows:
+        raise ProbeError(f"{spec}: no backend kept median cosine >= {min_median} on your texts.\n" + "\n".join(lines))
+    speed, backend, quantize, name = max(rows)
+    lines.append(f"backend auto picked {name}: the fastest ({speed:,.0f} texts/s on {len(sample)} of your texts) "
+                 f"whose median cosine to torch fp32 is >= {min_median}")
+    return backend, quantize, lines
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two equally shaped matrices."""
+    num = (a * b).sum(axis=1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return num / np.maximum(den, 1e-12)
+
+
+def text_digest(texts: list[str]) -> str:
+    """16 hex characters of sha256 over the texts, NUL-separated."""
+    return hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,144 @@
+"""Exported encoders (onnxruntime, dynamic int8) and their accuracy guard, on real MiniLM and RT texts.
+
+One onnx fp32 export and its int8 quantization are made once for the module (about 20 s on 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from helpers import write_reviews_csv
+
+from pipeline.cli import main
+from pipeline.encoders import get_encoder
+from pipeline.encoders import onnx as exported
+from pipeline.encoders.probe import ProbeError, cosines, guard, guarded_encoder
+
+pytest.importorskip("onnxruntime")
+
+# Run in a fresh interpreter: any import of torch (or the libraries that pull it in) fails.
+NO_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "transformers", "sentence_transformers"):
+            raise ImportError(f"blocked import of {name}")
+sys.meta_path.insert(0, Block())
+from pipeline.cli import main
+main()
+"""
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(cache_dir):
+    return get_encoder("minilm", backend="onnx", work_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def onnx_int8(cache_dir, onnx_fp32):
+    return get_encoder("minilm", backend="onnx", quantize="int8", work_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def texts(rt_split) -> list[str]:
+    return rt_split[1].texts[:24]
+
+
+def test_export_is_cached_and_reused(cache_dir, onnx_fp32, monkeypatch):
+    assert onnx_fp32.export_dir.parent == cache_dir / exported.EXPORTS_DIR
+    assert onnx_fp32.export_dir.name.startswith("onnx-none-")
+    assert (onnx_fp32.export_dir / "model.onnx").is_file() and (onnx_fp32.export_dir / "tokenizer.json").is_file()
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(exported, "make_export", no_export)
+    again = get_encoder("minilm", backend="onnx", work_dir=cache_dir)
+    assert again.export_dir == onnx_fp32.export_dir
+    assert again.fingerprint == onnx_fp32.fingerprint
+
+
+def test_vectors_match_torch_fp32_and_the_torch_tokenizer(onnx_fp32, texts):
+    torch_enc = get_encoder("minilm", device="cpu", precision="fp32")
+    long_text = " ".join(texts)  # several windows: chunk-mean pooling as on the torch path
+    batch = [*texts, long_text]
+    assert onnx_fp32._content_ids(batch) == torch_enc._content_ids(batch)
+    got, want = onnx_fp32.encode(batch), torch_enc.encode(batch)
+    assert got.dtype == np.float32 and got.shape == (len(batch), 384)
+    assert cosines(got, want).min() > 0.9999
+    assert onnx_fp32.encode([]).shape == (0, 384)
+
+
+def test_fingerprint_differs_by_backend_and_quantization(onnx_fp32, onnx_int8):
+    torch_params = get_encoder("minilm", device="cpu", precision="fp32").full_params()
+    assert "backend" not in torch_params  # torch fingerprints (and their caches) are unchanged
+    prints = {onnx_fp32.fingerprint, onnx_int8.fingerprint, get_encoder("minilm", device="cpu", precision="fp32").fingerprint}
+    assert len(prints) == 3
+    assert onnx_int8.full_params()["quantize"] == "int8"
+    assert os.path.getsize(onnx_int8.export_dir / "model.onnx") < os.path.getsize(onnx_fp32.export_dir / "model.onnx") / 2
+
+
+def test_guard_refuses_a_probe_that_fails_and_records_one_that_passes(onnx_int8, texts, monkeypatch):
+    with pytest.raises(ProbeError, match="median cosine"):
+        guard(onnx_int8, texts, min_median=0.99999)
+    result = guard(onnx_int8, texts, min_median=0.9)
+    assert 0.9 < result.min <= result.median < 1.0
+    recorded = exported.read_meta(onnx_int8.export_dir)["probes"][-1]
+    assert recorded["median"] == result.median and recorded["texts"] == len(texts)
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr("pipeline.encoders.probe.probe", no_probe)  # the same sample: reused from meta.json
+    assert guard(onnx_int8, texts, min_median=0.9) == result
+
+
+def test_auto_ignores_word_vectors_and_bad_options_are_clear(cache_dir):
+    enc, lines = guarded_encoder("glove-6b-50d", ["a fine film"], {"backend": "auto", "work_dir": cache_dir})
+    assert enc.spec == "glove-6b-50d" and lines == []
+    with pytest.raises(ValueError, match="quantize=int8 needs backend onnx"):
+        get_encoder("minilm", quantize="int8")
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        get_encoder("minilm", backend="onnx", precision="bf16", work_dir=cache_dir)
+
+
+def test_embed_prints_rate_and_probe(cache_dir, onnx_int8, rt, tmp_path):
+    csv = write_reviews_csv(tmp_path / "r.csv", rt, range(40))
+    result = CliRunner().invoke(main, ["embed", csv, "--encoder", "minilm", "--backend", "onnx", "--quantize", "int8",
+                                       "--min-cosine", "0.9", "--cache-dir", str(cache_dir)])
+    assert result.exit_code == 0, result.output
+    assert "probe vs torch fp32 on 40 of your texts: cosine min" in result.output
+    assert "texts/s" in result.output and "onnx int8" in result.output
+    refused = CliRunner().invoke(main, ["embed", csv, "--encoder", "minilm", "--backend", "onnx", "--quantize", "int8",
+                                        "--min-cosine", "0.99999", "--cache-dir", str(cache_dir)])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "is below 0.99999" in refused.output
+
+
+def test_onnx_bundle_predicts_with_torch_blocked(cache_dir, onnx_fp32, rt_split, tmp_path):
+    from pipeline.data import sample_budget
+    from pipeline.train import iter_fit
+
+    pool, _ = rt_split
+    bundle = next(iter_fit(sample_budget(pool, 40, seed=0), encoder=onnx_fp32, cache_dir=cache_dir))
+    path = bundle.save(tmp_path / "bundle")
+    assert bundle.manifest["encoder"]["options"]["backend"] == "onnx"
+    texts = ["A warm, funny and moving film.", "Dull, stale and far too long."]
+    expected = bundle.head.predict_proba(onnx_fp32.encode(texts))[:, 1]  # not through the cache: predict encodes
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", NO_TORCH, "predict", str(path), *texts, "--cache-dir", str(cache_dir)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    probs = [float(line.split("\t")[1]) for line in out.stdout.splitlines()]
+    assert np.allclose(probs, expected, atol=1e-3)
