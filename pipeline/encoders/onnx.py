@@ -266,8 +266,7 @@ def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, h
             if backend == "onnx" and base is None:
                 meta["versions"]["optimizer"] = _optimize(tmp, meta)
             if backend == "onnx" and quantize == "int8":
-                _quantize_onnx(tmp)
-                meta["versions"]["quantizer"] = f"onnxruntime=={version('onnxruntime')}"
+                _quantize_onnx(tmp)  # by the optimizer's onnxruntime, already in meta["versions"]
             if backend == "openvino":
                 meta["versions"]["openvino"] = _to_openvino(tmp, quantize)
         meta.update(identity=identity, backend=backend, quantize=quantize, export_version=EXPORT_VERSION,
