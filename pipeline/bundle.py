@@ -8,6 +8,12 @@ A bundle is a directory::
     head.skops      the fitted scikit-learn head (skops format: no arbitrary pickle)
     encoder/        only for fine-tuned encoders: their weights, used as spec "st:encoder"
 
+Fine-tuned bundles record ``long_text: auto`` with their training window as ``max_length``: texts that
+fit give the vectors the head was trained on, longer ones are read whole through windows of that
+size (chunk-mean). ``Bundle.load(..., long_text=, max_length=)`` (``--long``/``--max-length`` of
+``predict`` and ``evaluate``) overrides both for one run; the recorded encoder is still verified.
+Fine-tuned bundles saved before this recorded ``truncate``: they keep it, with a one-line notice.
+
 Trust model: loading runs no pickle. skops only rebuilds types on :data:`TRUSTED_TYPES` (an
 explicit allowlist of scikit-learn/numpy internals our heads need) besides the types skops trusts by
 default; anything else is refused. The sha256 list catches files changed or corrupted since saving;
@@ -40,6 +46,7 @@ ENCODER_DIR = "encoder"
 BUNDLED_ENCODER_SPEC = "st:" + ENCODER_DIR  # spec of weights stored inside the bundle
 REQUIRED_KEYS = ("encoder", "head", "label_names")
 VERSIONED_PACKAGES = ("review-transfer", "scikit-learn", "numpy", "scipy", "skops")
+OVERRIDABLE = ("long_text", "max_length")  # encoder options a user may change when predicting
 
 # Types beyond skops' defaults that the registered heads contain (see tests/test_bundle.py).
 TRUSTED_TYPES = frozenset(
@@ -101,7 +108,8 @@ class Bundle:
 
     ``predict``/``predict_proba`` take raw texts and embed them through the embedding cache in
     ``cache_dir`` (default: :func:`pipeline.cache.default_cache_dir`). :meth:`as_pipeline` gives a
-    plain scikit-learn ``Pipeline`` over raw texts.
+    plain scikit-learn ``Pipeline`` over raw texts. ``overrides`` (``long_text``, ``max_length``)
+    replace the recorded encoder options when predicting.
     """
 
     head: Any  # fitted scikit-learn classifier over vectors, classes_ == [0, 1]
@@ -109,6 +117,7 @@ class Bundle:
     path: Path | None = None
     cache_dir: str | Path | None = None
     encoder: Any = field(default=None, repr=False, compare=False)  # stage-one encoder; None: resolve on use
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------------ manifest
     @property
@@ -132,17 +141,31 @@ class Bundle:
         return spec
 
     @property
-    def encoder_options(self) -> dict[str, Any]:
-        """Keyword options that rebuild the encoder (precision, max_length, pooling) for ``get_encoder``."""
+    def recorded_options(self) -> dict[str, Any]:
+        """Keyword options that rebuild the encoder the head was fitted on (precision, max_length, ...)."""
         return dict(self.manifest["encoder"].get("options") or {})
+
+    @property
+    def encoder_options(self) -> dict[str, Any]:
+        """Keyword options for ``get_encoder`` when predicting: the recorded ones with :attr:`overrides`
+        applied (to every part of a combined encoder)."""
+        options = self.recorded_options
+        if not self.overrides:
+            return options
+        if "parts" in options:
+            return {**options, "parts": [{**part, **self.overrides} for part in options["parts"]]}
+        return {**options, **self.overrides}
 
     def get_encoder(self) -> Any:
         """The stage-one encoder, resolved from the manifest's spec and options on first use."""
         if self.encoder is None:
-            from pipeline.encoders import get_encoder
-
-            self.encoder = get_encoder(self.encoder_spec, work_dir=self.cache_dir, **self.encoder_options)
+            self.encoder = self._build_encoder(self.encoder_options)
         return self.encoder
+
+    def _build_encoder(self, options: dict[str, Any]) -> Any:
+        from pipeline.encoders import get_encoder
+
+        return get_encoder(self.encoder_spec, work_dir=self.cache_dir, **options)
 
     # ------------------------------------------------------------------------------------ predict
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -217,12 +240,15 @@ class Bundle:
 
     # ------------------------------------------------------------------------------------ load
     @classmethod
-    def load(cls, path: str | Path, *, cache_dir: str | Path | None = None, verify_encoder: bool = True) -> Bundle:
+    def load(cls, path: str | Path, *, cache_dir: str | Path | None = None, verify_encoder: bool = True,
+             long_text: str | None = None, max_length: int | None = None) -> Bundle:
         """Load and check a bundle directory.
 
         Refuses (with :class:`BundleError`) a bundle written by a newer incompatible format, one whose
         files changed since saving, one holding types outside the allowlist, and — unless
         ``verify_encoder=False`` — one whose encoder spec now resolves to a different fingerprint.
+        ``long_text`` and ``max_length``, when given, override the recorded encoder options for
+        prediction (e.g. ``long_text="auto", max_length=128`` for a model fine-tuned at 64).
         """
         import skops.io as sio
 
@@ -239,15 +265,20 @@ class Bundle:
             )
         head = sio.load(head_file, trusted=untrusted)
         _warn_version_drift(path, manifest)
-        bundle = cls(head, manifest, path, cache_dir)
+        overrides = {k: v for k, v in zip(OVERRIDABLE, (long_text, max_length)) if v is not None}
+        _notice_truncating_finetune(path, manifest, overrides)
+        bundle = cls(head, manifest, path, cache_dir, overrides=overrides)
         if verify_encoder:
             bundle.verify_encoder()
         return bundle
 
     def verify_encoder(self) -> None:
-        """Resolve the encoder spec now; raise :class:`BundleError` if its fingerprint changed."""
+        """Resolve the encoder spec now; raise :class:`BundleError` if its fingerprint changed.
+
+        With :attr:`overrides`, the recorded encoder is built and checked; the overridden one is built on use.
+        """
         saved = self.manifest["encoder"]["fingerprint"]
-        now = self.get_encoder().fingerprint
+        now = (self._build_encoder(self.recorded_options) if self.overrides else self.get_encoder()).fingerprint
         if now != saved:
             raise BundleError(
                 f"{self.path / MANIFEST}: encoder {self.manifest['encoder']['spec']!r} now resolves to "
@@ -319,6 +350,18 @@ def _replace_dir(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _notice_truncating_finetune(path: Path, manifest: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """One line for a fine-tuned bundle saved before long texts were read whole (it records ``truncate``)."""
+    options = manifest["encoder"].get("options") or {}
+    if "finetune" in manifest and options.get("long_text") == "truncate" and "long_text" not in overrides:
+        warnings.warn(
+            f"{path}: this fine-tuned bundle predates reading long texts whole: it still cuts texts at "
+            f"{options.get('max_length')} word pieces; pass --long auto (long_text='auto') to read them "
+            "through overlapping windows of that size instead.",
+            stacklevel=3,
+        )
 
 
 def _warn_version_drift(path: Path, manifest: dict[str, Any]) -> None:

@@ -15,6 +15,8 @@ import click
 
 from pipeline import EngineError, __version__
 
+LONG_TEXT_CHOICES = ("auto", "truncate", "head-tail", "chunk-mean")  # long_text.STRATEGIES, without importing numpy
+
 
 def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add the options that say how to read a SOURCE (columns, positive label)."""
@@ -37,6 +39,21 @@ def load_source(source: str, *, require_labels: bool = True, **opts: Any):
         return load(source, require_labels=require_labels, **opts)
     except DataError as e:
         raise click.ClickException(str(e)) from None
+
+
+def _long_text_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--long`` and ``--max-length``: how a transformer bundle reads long texts, for this run only."""
+    options = [
+        click.option("--long", "long_text", type=click.Choice(LONG_TEXT_CHOICES),
+                     default=None, help="Transformer bundles, texts over the window: as `embed --long`.  "
+                     "[default: as the bundle records it: auto (chunk-mean) for fine-tuned bundles]"),
+        click.option("--max-length", type=click.IntRange(min=2), default=None,
+                     help="Transformer bundles: window in word pieces, e.g. 128 for a model fine-tuned at 64 "
+                     "(texts between the two lengths are then seen whole).  [default: as the bundle records it]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -206,7 +223,7 @@ def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Word vectors: tfidf (default, idf-weighted mean), mean, sif. hf: models: mean (default), cls.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Texts encoded and committed to the cache at a time (a crash loses at most one chunk).")
-@click.option("--long", "long_text", type=click.Choice(["auto", "truncate", "head-tail", "chunk-mean"]), default="auto",
+@click.option("--long", "long_text", type=click.Choice(LONG_TEXT_CHOICES), default="auto",
               show_default=True, help="Transformers, texts over the max length: truncate; head-tail (first 1/4 + last "
               "3/4); chunk-mean (overlapping windows averaged); auto = chunk-mean, with a notice when texts are long.")
 @_backend_options
@@ -427,17 +444,20 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
 @click.option("--text-col", default="text", show_default=True, help="Column of --input holding the text.")
 @click.option("--output", default=None, type=click.Path(dir_okay=False),
               help="Write text, label, p_positive to a .csv or .jsonl file instead of printing.")
+@_long_text_options
 @_prior_options
 @_cache_dir_option
 @_handle_errors
 def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_col: str, output: str | None,
-            prior: float | None, adapt_prior: bool, cache_dir: str | None) -> None:
+            long_text: str | None, max_length: int | None, prior: float | None, adapt_prior: bool,
+            cache_dir: str | None) -> None:
     """Label TEXTS (or the texts of --input) with the model BUNDLE: label and probability of positive.
 
     \b
     Examples:
       review-transfer predict models/rt-minilm-logreg-ball-s0 "A triumph." "Dull and overlong."
       review-transfer predict models/rt-minilm-logreg-ball-s0 --input new.csv --output labelled.jsonl
+      review-transfer predict models/rt-minilm-ft-b1000 --input full_reviews.csv --max-length 128
     """
     from pipeline.bundle import Bundle
     from pipeline.data import read_texts
@@ -447,7 +467,7 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
         raise click.UsageError("give either TEXT arguments or --input FILE (not both).")
     if input_file:
         texts = tuple(read_texts(input_file, text_col))
-    model = Bundle.load(bundle, cache_dir=cache_dir)
+    model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length)
     rows, adapted = label_texts(model, texts, prior=prior, adapt_prior=adapt_prior)
     if adapted is not None:
         click.echo(adapted.describe(), err=True)
@@ -469,11 +489,12 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
 @click.option("--split", "which", type=click.Choice(["test", "all"]), default="test", show_default=True,
               help="For SOURCE 'rt' only: score its held-out test split (the bundle trained on its pool) or all of it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@_long_text_options
 @_prior_options
 @_cache_dir_option
 @_handle_errors
-def evaluate(bundle: str, source: str, which: str, as_json: bool, prior: float | None, adapt_prior: bool,
-             cache_dir: str | None, **opts: Any) -> None:
+def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str | None, max_length: int | None,
+             prior: float | None, adapt_prior: bool, cache_dir: str | None, **opts: Any) -> None:
     """Score BUNDLE on the labelled SOURCE: accuracy, macro-F1, ROC-AUC, log-loss, ECE, confusion matrix.
 
     Any labelled file works, e.g. reviews from another site, to measure out-of-domain transfer.
@@ -484,7 +505,7 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, prior: float |
     from pipeline.train import evaluation_set, format_scores, score
 
     ds = evaluation_set(source, load_source(source, **opts), which)  # a bad SOURCE fails before the model loads
-    model = Bundle.load(bundle, cache_dir=cache_dir)
+    model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length)
     scores = score(model, ds, prior=prior, adapt_prior=adapt_prior)
     click.echo(json.dumps(scores, indent=2) if as_json else format_scores(scores, model.label_names))
 
@@ -506,7 +527,8 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, prior: float |
               help="head: linear (logistic) or mlp (one hidden layer, dropout).  [default: linear]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Texts (head) or pairs (setfit) per batch.  [default: 16]")
 @click.option("--grad-accum", type=click.IntRange(min=1), default=None, help="Batches per optimizer step.  [default: 1]")
-@click.option("--max-length", type=click.IntRange(min=8), default=None, help="Tokens kept per text, also when predicting.  [default: 64]")
+@click.option("--max-length", type=click.IntRange(min=8), default=None, help="Training window in word pieces (longer texts are cut); when predicting, longer texts are read "
+              "whole through windows of this size.  [default: 64]")
 @click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=None,
               help="head: share of the budget held out for early stopping (e.g. 0.15); 0 = train on all labels.  [default: 0]")
 @click.option("--patience", type=click.IntRange(min=1), default=None, help="head: epochs without improvement before stopping.  [default: 2]")

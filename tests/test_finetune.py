@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from sklearn.neural_network import MLPClassifier
 from pipeline.bundle import ENCODER_DIR, Bundle
 from pipeline.cli import main
 from pipeline.data import load
+from pipeline.encoders import get_encoder
 from pipeline.finetune import default_checkpoint_dir, finetune, holdout, make_recipe
 from pipeline.finetune.batching import length_batches
 from pipeline.finetune.checkpoint import CheckpointError, CheckpointStore
@@ -89,7 +92,6 @@ def test_bundle_loads_and_predicts_through_stage_two(tuned, cache_dir, budget):
 
 
 def test_tuned_fingerprint_differs_from_the_frozen_encoder(tuned, tmp_path):
-    from pipeline.encoders import get_encoder
     from pipeline.finetune.body import load_body, save_body
 
     # the frozen weights saved the same way (same max length, same files): only the weights differ
@@ -98,6 +100,86 @@ def test_tuned_fingerprint_differs_from_the_frozen_encoder(tuned, tmp_path):
     assert get_encoder("st:" + str(frozen), **options).fingerprint != fingerprint
     assert get_encoder("st:" + str(tuned.path / ENCODER_DIR), **options).fingerprint == fingerprint
     assert get_encoder("minilm").fingerprint != fingerprint
+
+
+# ---------------------------------------------------------------------------------------------- long texts
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def _near(precision: str) -> float:
+    """Cosine at which two vectors of the same text count as equal: bf16 batches round differently."""
+    return 0.99999 if precision == "fp32" else 0.999
+
+
+@pytest.fixture(scope="module")
+def long_and_short(budget):
+    """Six documents of five joined test snippets (well over 32 word pieces) and the test snippets under 20 words."""
+    _, test = budget
+    long = [" ".join(test.texts[i : i + 5]) for i in range(0, 30, 5)]
+    short = [t for t in test.texts if len(t.split()) < 20][:6]
+    return long, short
+
+
+def test_tuned_bundle_reads_a_long_text_through_every_window(tuned, long_and_short):
+    options = tuned.manifest["encoder"]["options"]
+    assert (options["long_text"], options["max_length"]) == ("auto", TINY["max_length"])  # recorded: the training window
+    long, short = long_and_short
+    enc = tuned.get_encoder()
+    assert enc.windowing.strategy == "chunk-mean" and enc.max_length == TINY["max_length"]
+    cut = get_encoder(enc.spec, **{**tuned.encoder_options, "long_text": "truncate"})
+    near = _near(enc.precision)
+    v, v_cut = enc.encode(long + short), cut.encode(long + short)
+    assert _cos(v[len(long):], v_cut[len(long):]).min() > near  # texts that fit: the vectors it was trained on
+    assert _cos(v[: len(long)], v_cut[: len(long)]).max() < 0.99  # long ones: not the first window only
+    for text, vec in zip(long, v):  # each long vector is the word-piece-weighted mean of all its windows
+        windows = enc.windowing.pieces(enc._content_ids([text])[0])
+        assert len(windows) >= 3 and sum(map(len, windows)) > len(enc._content_ids([text])[0])
+        per_window = cut._vectors(windows, enc.precision)
+        mean = np.average(per_window, axis=0, weights=[len(w) for w in windows])
+        assert _cos(vec[None], mean[None])[0] > near
+
+
+def test_predict_can_override_the_strategy_and_widen_the_window(tuned, cache_dir, long_and_short):
+    long, short = long_and_short
+    auto = Bundle.load(tuned.path, cache_dir=cache_dir).predict_proba(long)
+    cut = Bundle.load(tuned.path, cache_dir=cache_dir, long_text="truncate")
+    assert cut.get_encoder().windowing.strategy == "truncate"
+    assert not np.allclose(auto, cut.predict_proba(long), atol=1e-3)
+    wide = Bundle.load(tuned.path, cache_dir=cache_dir, max_length=128)  # 4x the training window: no longer refused
+    assert wide.get_encoder().max_length == 128 and wide.get_encoder().long_text == "auto"
+    assert wide.manifest["encoder"]["options"]["max_length"] == TINY["max_length"]  # the bundle is unchanged
+    runner = CliRunner()
+    base = ["predict", str(tuned.path), long[0], "--cache-dir", str(cache_dir)]
+    p_auto, p_cut = (runner.invoke(main, base + extra) for extra in ([], ["--long", "truncate"]))
+    assert p_auto.exit_code == 0 and p_cut.exit_code == 0, p_auto.output + p_cut.output
+    assert p_auto.output.split("\t")[1] == f"{auto[0, 1]:.3f}" != p_cut.output.split("\t")[1]
+
+
+def test_a_bundle_saved_before_long_text_support_keeps_truncating_with_a_notice(tuned, cache_dir, long_and_short, tmp_path):
+    old = tmp_path / "old-bundle"
+    shutil.copytree(tuned.path, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    # as 0.3.0 wrote it (format 1, unsealed): the tuned encoder recorded with long_text truncate, and
+    # that encoder's fingerprint
+    for key in ("digest", "signature"):
+        manifest.pop(key, None)
+    manifest["format_version"] = 1
+    options = {**manifest["encoder"]["options"], "long_text": "truncate"}
+    manifest["encoder"]["options"] = options
+    manifest["encoder"]["fingerprint"] = get_encoder("st:" + str(old / ENCODER_DIR), **options).fingerprint
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    long, _ = long_and_short
+    with pytest.warns(UserWarning, match=r"predates reading long texts whole: it still cuts texts at 32 word pieces; pass --long auto"):
+        legacy = Bundle.load(old, cache_dir=cache_dir)
+    assert legacy.get_encoder().long_text == "truncate"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        upgraded = Bundle.load(old, cache_dir=cache_dir, long_text="auto")
+    assert not [w for w in caught if "predates" in str(w.message)]  # asked for the new behaviour: no notice
+    near = _near(upgraded.get_encoder().precision)
+    assert _cos(upgraded.embed(long), tuned.embed(long)).min() > near
+    assert _cos(legacy.embed(long), upgraded.embed(long)).max() < 0.99
 
 
 def test_killed_command_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(tuned, reviews_csv, cache_dir, tmp_path):
@@ -139,6 +221,7 @@ def test_setfit_method_trains_pairs_then_a_logistic_regression(budget, cache_dir
     assert len(details["history"]) == 1 and np.isfinite(details["history"][0]["train_loss"])
     assert bundle.manifest["metrics"]["test"]["n"] == len(test)
     assert Bundle.load(bundle.path, cache_dir=cache_dir).predict(test.texts[:4]).shape == (4,)
+    assert bundle.manifest["encoder"]["options"]["long_text"] == "auto"  # long texts read whole, as method head
 
 
 def test_command_refuses_a_static_encoder_and_a_foreign_out_dir(reviews_csv, tmp_path):

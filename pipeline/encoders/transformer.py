@@ -182,7 +182,7 @@ class HFEncoder(TransformerEncoder):
         limit = _model_limit(self.tokenizer, self._model)
         if max_length is not None:
             self._check_max_length(max_length, limit)
-        self.max_length = int(max_length or limit or 512)
+        self.max_length = int(max_length or min(filter(None, (_tokenizer_limit(self.tokenizer), limit)), default=512))
         self.dim = int(self._model.config.hidden_size)
 
     def _forward(self, features: dict[str, Any]) -> Any:
@@ -194,12 +194,27 @@ class HFEncoder(TransformerEncoder):
 
 
 def _model_limit(tokenizer: Any, model: Any) -> int | None:
-    """Most tokens the model takes: the tokenizer's limit when set, else the position embeddings."""
+    """Most tokens the model takes: the rows of its learned position table when it has one, else the
+    tokenizer's limit, else the config's ``max_position_embeddings``.
+
+    The table comes first because a tokenizer saved by fine-tuning records the training window (64),
+    not what the network can read. RoBERTa-style tables (an int ``padding_idx`` beside them, as in
+    MPNet and XLM-R) start counting at ``padding_idx + 1``, as sentence-transformers also assumes.
+    """
+    import torch
+
+    for module in model.modules():
+        table = getattr(module, "position_embeddings", None)
+        if isinstance(table, torch.nn.Embedding):
+            offset = getattr(module, "padding_idx", None)
+            return table.num_embeddings - (offset + 1 if isinstance(offset, int) else 0)
+    return _tokenizer_limit(tokenizer) or getattr(getattr(model, "config", None), "max_position_embeddings", None)
+
+
+def _tokenizer_limit(tokenizer: Any) -> int | None:
+    """The tokenizer's ``model_max_length`` when it is set (not the huge 'unset' sentinel)."""
     limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < 100_000:
-        return limit
-    config = getattr(model, "config", None)
-    return getattr(config, "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and 0 < limit < 100_000 else None
 
 
 def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:

@@ -9,7 +9,9 @@ Two methods, trained on the same budget samples as the frozen heads:
 
 The result is a :class:`~pipeline.bundle.Bundle` whose ``encoder/`` holds the tuned weights
 (safetensors) as spec ``st:encoder``; the fingerprint hashes those weights, so no cache of the frozen
-encoder is ever served for it, and ``predict``/``evaluate`` use it unchanged. A killed run resumes
+encoder is ever served for it, and ``predict``/``evaluate`` use it unchanged. Texts are cut at the
+recipe's ``max_length`` in training; when predicting, longer texts are read whole through windows of
+that length (``long_text: auto``, chunk-mean), which the manifest records. A killed run resumes
 from its checkpoint directory (default ``<out>.ckpt``), removed once the bundle is saved.
 torch and friends are imported only when :func:`finetune` runs.
 """
@@ -47,7 +49,9 @@ __all__ = [
 ]
 logger = logging.getLogger("pipeline.finetune")
 
-PREDICT_LONG_TEXT = "truncate"  # stage-one long-text strategy of a tuned encoder: as in training
+# long-text strategy of a tuned encoder when predicting: texts within the training window get the
+# vectors the head was trained on; longer ones are averaged over windows of it instead of cut
+PREDICT_LONG_TEXT = "auto"
 
 
 def default_checkpoint_dir(out: str | Path) -> Path:
@@ -190,9 +194,8 @@ def _save_bundle(
     shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        # texts longer than max_length are cut when predicting, as they were in training
         encoder = get_encoder("st:" + str(save_body(body, staging)), long_text=PREDICT_LONG_TEXT)
-        options = {**encoder_options(encoder), "long_text": PREDICT_LONG_TEXT}
+        options = encoder_options(encoder)  # long_text auto, max_length the training window
         metrics = None
         if test is not None and len(test):
             metrics = evaluate(test.labels, head.predict_proba(encoder.encode(test.texts)))
