@@ -24,6 +24,7 @@ which ``suggest`` and ``label`` must not pay; each strategy below is a few lines
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -123,16 +124,27 @@ def typical_per_cluster(U: np.ndarray, k: int, rng: np.random.Generator,
     return np.asarray(rows, dtype=np.int64), np.asarray(sizes)
 
 
+@functools.cache
+def _controller():
+    """One threadpoolctl controller (finding the BLAS/OpenMP libraries costs ~7 ms; a refit, less)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _one_thread():
+    """Fit single-threaded: BLAS threads spin on busy cores and these fits are small."""
+    return _controller().limit(limits=1)
+
+
 def query_model(X: np.ndarray, labelled: np.ndarray, y: np.ndarray, seed: int = 0, head: str = QUERY_HEAD):
     """``head`` with its default parameters and balanced class weights fitted on the labelled rows, or None
     until both classes have a label."""
-    from threadpoolctl import threadpool_limits
-
     from pipeline.heads import build_head
 
     if len(np.unique(y)) < 2:
         return None
-    with threadpool_limits(1), warnings.catch_warnings():
+    with _one_thread(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # max_iter on tiny samples; heads without class weights
         return build_head(head, class_weight="balanced", seed=seed, n_train=len(y)).fit(X[labelled], y)
 

@@ -87,12 +87,12 @@ class LabelSession:
 
     def _state(self, client: str, note: str = "") -> dict[str, Any]:
         rows, y = self._arrays()
-        unlabelled = sum(1 for r in range(self.n_source) if self._free(r))
+        answered = int((rows < self.n_source).sum()) + sum(1 for r in self.skipped if r not in self.labels)
         return {
             "item": self._item(client),
             "counts": {name: int((y == i).sum()) for i, name in enumerate(self.label_names)},
             "skipped": len(self.skipped),
-            "unlabelled": unlabelled,
+            "unlabelled": self.n_source - answered,
             "strategy": self.strategy,
             "history": [self.history[n] for n in sorted(self.history)],
             "can_undo": bool(self.actions.get(client)),
