@@ -13,15 +13,6 @@ from pipeline.cli import _cache_dir_option, _handle_errors, load_source, source_
 _STRATEGY_HELP = "; ".join(f"{name}: {what}" for name, what in STRATEGIES.items())
 
 
-def _labels_so_far(path: str | None):
-    """The labels file as a Dataset (columns text, label), or None when it does not exist yet."""
-    from pathlib import Path
-
-    if path is None or not Path(path).exists():
-        return None
-    return load_source(path)
-
-
 @click.command()
 @click.argument("source")
 @source_options
@@ -51,11 +42,11 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
       review-transfer suggest reviews.csv --text-col review --k 50 --out to_label.csv
       review-transfer suggest reviews.csv --text-col review --labels labels.csv --strategy margin
     """
-    from pipeline.labelling import suggest_rows, workspace
+    from pipeline.labelling import read_labels, suggest_rows, workspace
     from pipeline.train import write_rows
 
     ds = load_source(source, require_labels=False, **opts)
-    ws = workspace(ds, _labels_so_far(labels_file), encoder, cache_dir, source_options=opts)
+    ws = workspace(ds, read_labels(labels_file) if labels_file else None, encoder, cache_dir, source_options=opts)
     rows = suggest_rows(ws, strategy, k, seed=seed, head=head)
     if not rows:
         raise click.ClickException(f"{source}: every text is already labelled; nothing to suggest.")
@@ -102,12 +93,12 @@ def label(source: str, labels_file: str, encoder: str, strategy: str, head: str,
         raise MissingExtraError(f"label needs FastAPI and uvicorn ({e}): pip install 'review-transfer[label]'") from None
     from pipeline.label_app.session import LabelSession
     from pipeline.label_app.store import LabelFile
-    from pipeline.labelling import workspace
+    from pipeline.labelling import read_labels, workspace
 
     if not labels_file.endswith(".jsonl"):
         raise click.BadParameter(f"{labels_file}: label writes JSON lines; name the file *.jsonl.", param_hint="--labels")
     store, skips = LabelFile(labels_file), LabelFile(labels_file + ".skipped")
-    so_far = load_source(labels_file) if store.records() else None  # records() first cuts a line a kill left partial
+    so_far = read_labels(labels_file) if store.records() else None  # records() first cuts a line a kill left partial
     ds = load_source(source, require_labels=False, **opts)
     ws = workspace(ds, so_far, encoder, cache_dir, source_options=opts)
     row_of = {t: i for i, t in enumerate(ws.texts[: ws.n_source])}

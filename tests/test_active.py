@@ -133,3 +133,24 @@ def test_compare_query_is_paired_resumable_and_reported(tmp_path, rt):
     assert bad.exit_code == 2 and "--query runs frozen heads locally" in bad.output
     bad = CliRunner().invoke(main, ["compare", "rt", "--encoder", "glove-6b-50d", "--query", "margin", "--budgets", "32,all"])
     assert bad.exit_code == 1 and "--query needs label counts" in bad.output
+
+
+def test_labels_so_far_may_hold_one_class(tmp_path):
+    from pipeline.data import DataError, load
+    from pipeline.labelling import read_labels
+
+    assert read_labels(tmp_path / "missing.jsonl") is None
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"text": "Great.", "label": "positive"}\n{"text": "Superb.", "label": "positive"}\n', encoding="utf-8")
+    ds = read_labels(one)
+    assert ds.texts == ["Great.", "Superb."] and ds.labels.tolist() == [1, 1] and ds.label_names == ("negative", "positive")
+    fresh = tmp_path / "fresh.csv"
+    fresh.write_text("text,label\nA joy.,fresh\n", encoding="utf-8")
+    assert read_labels(fresh).label_names == ("negative", "fresh")
+    odd = tmp_path / "odd.csv"
+    odd.write_text("text,label\nA joy.,meh\n", encoding="utf-8")
+    with pytest.raises(DataError, match="every label so far is 'meh'"):
+        read_labels(odd)
+    both = tmp_path / "both.csv"
+    both.write_text("text,label\nA joy.,fresh\nA bore.,rotten\n", encoding="utf-8")
+    assert read_labels(both).labels.tolist() == load(str(both)).labels.tolist() == [1, 0]
