@@ -18,5 +18,9 @@ class MissingExtraError(ReviewTransferError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 
 
+class NotFoundError(ReviewTransferError, FileNotFoundError):
+    """A file, directory or model the user named does not exist or cannot be fetched; the message says what to give."""
+
+
 class EngineError(ReviewTransferError, RuntimeError):
     """A run on an execution engine (Ray) failed; the message says what was kept and how to resume."""

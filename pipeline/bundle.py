@@ -29,6 +29,7 @@ import platform
 import shutil
 import uuid
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -256,7 +257,11 @@ class Bundle:
         manifest = read_manifest(path)
         verify_files(path, manifest)
         head_file = path / HEAD_FILE
-        untrusted = sio.get_untrusted_types(file=head_file)
+        try:
+            untrusted = sio.get_untrusted_types(file=head_file)
+        except (zipfile.BadZipFile, KeyError, ValueError) as e:  # not a skops file: not a zip, no schema
+            raise BundleError(f"{head_file}: not a skops file ({type(e).__name__}: {e}); refit the model with "
+                              "`review-transfer fit`.") from None
         refused = sorted(set(untrusted) - TRUSTED_TYPES)
         if refused:
             raise BundleError(

@@ -44,6 +44,7 @@ CHUNK_SIZE = 1024  # texts encoded and committed at a time: what a crash can los
 READ_BLOCK_BYTES = 16 << 20  # largest slice read from a file at once
 SHARDS_BEFORE_MERGE = 16  # during a fill, consider merging once this many shards exist
 KEY_DTYPE = "S64"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _Ident = tuple[str, int, int, int]  # (path, inode, mtime_ns, size): one version of one file
 
 
@@ -426,8 +427,30 @@ class Store:
             problems.append(rebuild_hint(self.fingerprint, spec))
         return problems
 
+    def check_ours(self) -> None:
+        """CacheError unless this is one of this package's stores: named by a fingerprint (16 hex digits),
+        its main file (if any) an HDF5 file whose fingerprint attribute is that name. A main file too
+        damaged to open passes: removing it is how a damaged store is rebuilt."""
+        if not is_fingerprint(self.fingerprint):
+            raise CacheError(f"{self.main}: not a review-transfer cache file (its name is not a 16-hex-digit "
+                             "encoder fingerprint); leaving it alone.")
+        if not self.main.exists():
+            return
+        with open(self.main, "rb") as f:
+            if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                raise CacheError(f"{self.main}: not an HDF5 file, so not a review-transfer cache file; leaving it alone.")
+        try:
+            found = _attrs_of(self.main).get("fingerprint")
+        except OSError:
+            return
+        if found != self.fingerprint:
+            raise CacheError(f"{self.main}: its fingerprint attribute is {found!r}, not {self.fingerprint!r}, so it is "
+                             "not a review-transfer cache file; leaving it alone.")
+
     def remove(self) -> None:
-        """Delete every file of this store but the (empty) lock file, which a waiting writer may hold."""
+        """Delete every file of this store but the (empty) lock file, which a waiting writer may hold;
+        CacheError (nothing deleted) when the files are not this package's (see :meth:`check_ours`)."""
+        self.check_ours()
         with self.locked(exclusive=True):
             for path in [self.main, *self.dir.glob(f"{self.fingerprint}.h5.*.tmp")]:
                 path.unlink(missing_ok=True)
@@ -673,14 +696,19 @@ def file_meta(encoder: Encoder) -> dict[str, Any]:
     }
 
 
+def is_fingerprint(name: str) -> bool:
+    """Whether ``name`` has the form of an encoder fingerprint: 16 lower-case hex digits."""
+    return len(name) == 16 and all(c in "0123456789abcdef" for c in name)
+
+
 def list_stores(cache_dir: str | Path | None = None) -> list[Store]:
-    """Every store in ``cache_dir``, by fingerprint."""
+    """Every store in ``cache_dir`` (files named by a fingerprint), by fingerprint."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if not root.is_dir():
         return []
     names = {p.name[: -len(".h5")] for p in root.glob("*.h5")}
     names |= {p.name[: -len(".shards")] for p in root.glob("*.shards") if p.is_dir()}
-    return [Store(root, name) for name in sorted(names)]
+    return [Store(root, name) for name in sorted(names) if is_fingerprint(name)]
 
 
 def find_store(cache_dir: str | Path | None, prefix: str) -> Store:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from pipeline import EngineError, __version__
+from pipeline import ReviewTransferError, __version__
 
 LONG_TEXT_CHOICES = ("auto", "truncate", "head-tail", "chunk-mean")  # long_text.STRATEGIES, without importing numpy
 
@@ -57,13 +57,17 @@ def _long_text_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Show project errors (bad data, bad bundle, bad spec, a failed Ray run) as one clean line, not a traceback."""
+    """Show this package's errors (bad data, bad bundle, bad spec, a failed Ray run) as one clean line.
+
+    Only :class:`ReviewTransferError` and its subclasses: any other exception is a bug, and its traceback
+    is what a bug report needs.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ValueError, FileNotFoundError, ImportError, EngineError) as e:
+        except ReviewTransferError as e:
             raise click.ClickException(str(e)) from None
 
     return wrapper
@@ -135,11 +139,28 @@ def _single_specs(encoders: tuple[str, ...]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- stage two
 def _budget(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    from pipeline.data import MIN_BUDGET
+
     if value is None or value == "all":
         return None
-    if not value.isdigit() or int(value) < 2:
-        raise click.BadParameter(f"{value!r} is not a label count >= 2 or 'all'.", ctx, param)
+    if not value.isdigit() or int(value) < MIN_BUDGET:
+        raise click.BadParameter(f"{value!r} is not a label count >= {MIN_BUDGET} (two per class) or 'all'.", ctx, param)
     return int(value)
+
+
+def _output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check --output before any work: a .csv or .jsonl file in an existing folder."""
+    if value is not None:
+        from pipeline.train import check_output
+
+        try:
+            check_output(value)
+        except ReviewTransferError as e:
+            raise click.BadParameter(str(e).removeprefix(f"--output {value}: "), ctx, param) from None
+    return value
+
+
+SEED = click.IntRange(0, 2**32 - 1)  # what numpy's and torch's generators accept
 
 
 def _prior(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -385,7 +406,7 @@ def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | N
 @click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable): logreg (default), linear-svm, "
               "rbf-svm, knn, random-forest, hist-gb, mlp, ridge, nb, sgd.")
 @click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
-@click.option("--seed", default=0, show_default=True, help="Seed of the budget sample, CV folds and heads.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the budget sample, CV folds and heads.")
 @click.option("--class-weight", type=click.Choice(["balanced"]), default=None, help="Weight classes inversely to their frequency.")
 @click.option("--out", default="models", show_default=True, type=click.Path(file_okay=False),
               help="Directory for the bundles, one per head: OUT/<source>-<encoder>-<head>-b<budget>-s<seed>/.")
@@ -442,7 +463,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
 @click.option("--input", "input_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="File of texts to label (.csv/.tsv/.jsonl/.json/.parquet): one output row per input row, in order.")
 @click.option("--text-col", default="text", show_default=True, help="Column of --input holding the text.")
-@click.option("--output", default=None, type=click.Path(dir_okay=False),
+@click.option("--output", default=None, type=click.Path(dir_okay=False), callback=_output,
               help="Write text, label, p_positive to a .csv or .jsonl file instead of printing.")
 @_long_text_options
 @_prior_options
@@ -518,7 +539,8 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
 @click.option("--method", type=click.Choice(["head", "setfit"]), default="head", show_default=True,
               help="head: new task head trained end to end; setfit: contrastive pairs, then logistic regression.")
 @click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
-@click.option("--seed", default=0, show_default=True, help="Seed of the budget sample, validation slice, data order and dropout.")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Seed of the budget sample, validation slice, data order and dropout.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle directory to write.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data.  [default: head 3-10 by budget (at least 120 updates), setfit 1]")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Encoder learning rate.  [default: head 3e-5, setfit 2e-5]")

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data import Dataset, DataError, budget_indices, split
+from pipeline import OptionError
+from pipeline.data import MIN_BUDGET, Dataset, DataError, budget_indices, split
 
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
@@ -65,10 +66,11 @@ def parse_budgets(text: str) -> list[int | None]:
     for part in (p.strip() for p in text.split(",") if p.strip()):
         if part == "all":
             budgets.append(None)
-        elif part.isdigit() and int(part) >= 2:
+        elif part.isdigit() and int(part) >= MIN_BUDGET:
             budgets.append(int(part))
         else:
-            raise DataError(f"--budgets: {part!r} is not a label count >= 2 or 'all' (e.g. 16,32,64,all).")
+            raise DataError(f"--budgets: {part!r} is not a label count >= {MIN_BUDGET} (two per class) or 'all' "
+                            "(e.g. 16,32,64,all).")
     if not budgets:
         raise DataError("--budgets is empty; give label counts such as 32,128,1000 or 'all'.")
     return sorted(set(budgets), key=lambda b: float("inf") if b is None else b)
@@ -257,7 +259,7 @@ def _finetunable_encoders(encoders: Sequence[str], finetune: Sequence[str]) -> l
         return []
     chosen = [e for e in encoders if finetunable(e)]
     if not chosen:
-        raise ValueError(f"--finetune needs an encoder that can be fine-tuned ({FINETUNABLE}); got {', '.join(encoders)}.")
+        raise OptionError(f"--finetune needs an encoder that can be fine-tuned ({FINETUNABLE}); got {', '.join(encoders)}.")
     skipped = [e for e in encoders if e not in chosen]
     if skipped:
         warnings.warn(f"fine-tuning {', '.join(chosen)} only: {', '.join(skipped)} cannot be fine-tuned "
@@ -339,7 +341,7 @@ def run_compare(
     pool, test = split(source)
     tests = {"test": test, **(test_sets or {})}
     if adapt_prior and engine != "local":
-        raise ValueError("--adapt-prior runs with --engine local only.")
+        raise OptionError("--adapt-prior runs with --engine local only.")
     check_run_identity(out, source, tests, adapt_prior)
     log = ResultsLog(out)
     done = log.done()

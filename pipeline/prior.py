@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import OptionError
+
 EPS = 1e-6
 # Out-of-fold folds for recalibration: 10 keeps each fold's model close to the final one (on RT at
 # 1,000 labels, EM's worst error fell from 0.047 to 0.033 vs 5 folds); above LARGE_N labels 5 suffice.
@@ -28,7 +30,7 @@ def check_prior(value: float, name: str = "--prior") -> float:
     """``value`` as a float strictly inside (0, 1), else a ``ValueError`` saying so."""
     value = float(value)
     if not 0.0 < value < 1.0:
-        raise ValueError(f"{name} must be a positive rate strictly between 0 and 1 (e.g. 0.3), got {value}.")
+        raise OptionError(f"{name} must be a positive rate strictly between 0 and 1 (e.g. 0.3), got {value}.")
     return value
 
 
@@ -46,7 +48,7 @@ def estimate_prior(p_pos: np.ndarray, train_prior: float, *, tol: float = 1e-6, 
     """EM estimate of the positive rate of the set whose posteriors (at ``train_prior``) are ``p_pos``."""
     p = np.asarray(p_pos, dtype=np.float64)
     if p.size == 0:
-        raise ValueError("cannot estimate a prior from zero texts.")
+        raise OptionError("cannot estimate a prior from zero texts.")
     prior = float(train_prior)
     for _ in range(max_iter):
         new = float(np.clip(adjust(p, train_prior, prior).mean(), EPS, 1 - EPS))
@@ -160,7 +162,7 @@ def from_manifest(manifest: dict[str, Any], where: str = "bundle") -> tuple[floa
     """(training prior, calibration) recorded in a bundle manifest, or ValueError saying how to get them."""
     entry = manifest.get("prior")
     if not entry:
-        raise ValueError(
+        raise OptionError(
             f"{where}: records no training prior (fitted before class-prior support, or fine-tuned), so "
             "--prior/--adapt-prior cannot re-weight it exactly; refit it with `review-transfer fit`."
         )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import OptionError
 from pipeline.bundle import Bundle, encoder_options
 from pipeline.data import DataError, Dataset, load, sample_budget, split
 from pipeline.heads import DEFAULT_HEAD, check_class_weight, fit_head, get_head
@@ -171,7 +172,7 @@ def _fmt(value: float | None) -> str:
 def evaluation_set(source: str, ds: Dataset, which: str = "test") -> Dataset:
     """The rows of ``ds`` to score: for ``rt`` its test split unless ``which='all'``, else every row."""
     if which not in ("test", "all"):
-        raise ValueError(f"--split must be 'test' or 'all', got {which!r}.")
+        raise OptionError(f"--split must be 'test' or 'all', got {which!r}.")
     return split(ds)[1] if source == "rt" and which == "test" else ds
 
 
@@ -184,7 +185,7 @@ def positive_proba(bundle: Bundle, texts: Sequence[str], *, prior: float | None 
     if prior is None and not adapt_prior:
         return p, None
     if prior is not None and adapt_prior:
-        raise ValueError("give --prior (a known positive rate) or --adapt-prior (estimate it), not both.")
+        raise OptionError("give --prior (a known positive rate) or --adapt-prior (estimate it), not both.")
     train_prior, calibration = from_manifest(bundle.manifest, str(bundle.path or "bundle"))
     return p, adapt(p, train_prior, target_prior=prior, calibration=calibration)
 
@@ -197,7 +198,7 @@ def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prio
     rates and the accuracy without adaptation.
     """
     if ds.labels is None:
-        raise ValueError(f"{ds.name}: has no labels to evaluate against; pass --label-col.")
+        raise DataError(f"{ds.name}: has no labels to evaluate against; pass --label-col.")
     p, adapted = positive_proba(bundle, ds.texts, prior=prior, adapt_prior=adapt_prior)
     if adapted is None:
         return evaluate(ds.labels, p)
@@ -236,7 +237,7 @@ def label_texts(bundle: Bundle, texts: Sequence[str], *, prior: float | None = N
     get an empty label and ``p_positive`` ``None``, so the rows still line up with the input."""
     idx = [i for i, t in enumerate(texts) if t.strip()]
     if not idx:
-        raise ValueError(f"all {len(texts)} texts are empty; nothing to label.")
+        raise DataError(f"all {len(texts)} texts are empty; nothing to label.")
     kept = [texts[i] for i in idx]
     p, adapted = positive_proba(bundle, kept, prior=prior, adapt_prior=adapt_prior)
     names = bundle.label_names
@@ -247,11 +248,19 @@ def label_texts(bundle: Bundle, texts: Sequence[str], *, prior: float | None = N
     return [labelled.get(i, {"text": t, "label": "", "p_positive": None}) for i, t in enumerate(texts)], adapted
 
 
-def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Write ``rows`` as CSV or JSONL (by extension), atomically (tmp file, then ``os.replace``)."""
+def check_output(path: str | Path) -> Path:
+    """``path`` as a file :func:`write_rows` can write (.csv or .jsonl, in an existing folder), or OptionError."""
     path = Path(path)
     if path.suffix.lower() not in OUTPUT_FORMATS:
-        raise ValueError(f"--output {path}: unknown format {path.suffix!r}; use one of {', '.join(OUTPUT_FORMATS)}.")
+        raise OptionError(f"--output {path}: unknown format {path.suffix!r}; use one of {', '.join(OUTPUT_FORMATS)}.")
+    if not path.parent.is_dir():
+        raise OptionError(f"--output {path}: folder {path.parent} does not exist; create it or choose another path.")
+    return path
+
+
+def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Write ``rows`` as CSV or JSONL (by extension), atomically (tmp file, then ``os.replace``)."""
+    path = check_output(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as f:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import signal
@@ -144,17 +145,51 @@ def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(reference, tmp_
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+WRITER = """
+import json, os, sys, time
+from pipeline.cache import Store
+from pipeline.cli import main
+from pipeline.encoders import get_encoder
+
+log, barrier = sys.argv[1], sys.argv[2]
+commit = Store.commit
+
+
+def timed_commit(self, *args, **kwargs):  # the real commit, with its start and end time written down
+    start = time.time()
+    new = commit(self, *args, **kwargs)
+    with open(log, "a") as f:
+        f.write(json.dumps([start, time.time(), new]) + "\\n")
+    return new
+
+
+Store.commit = timed_commit
+get_encoder("glove-6b-50d")  # load the vectors, then wait for the other writer to be ready too
+open(os.path.join(barrier, str(os.getpid())), "w").close()
+while len(os.listdir(barrier)) < 2:
+    time.sleep(0.01)
+main(sys.argv[3:])
+"""
+
+
 def test_two_concurrent_embeds_share_one_cache(reference, tmp_path):
     fingerprint, ref_rows = reference
-    procs = [subprocess.Popen(_embed_cmd(tmp_path, "--chunk-size", "500"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    barrier, logs = tmp_path / "ready", [tmp_path / f"writer{i}.jsonl" for i in range(2)]
+    barrier.mkdir()  # both writers start embedding once both have loaded
+    args = _embed_cmd(tmp_path / "cache", "--chunk-size", "200")[3:]
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(log), str(barrier), *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for log in logs]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outs]
-    rows, n = _rows(Store(tmp_path, fingerprint))
+    spans = [np.array([json.loads(line) for line in log.read_text().splitlines()]) for log in logs]
+    (a_start, a_end), (b_start, b_end) = [(s[:, 0].min(), s[:, 1].max()) for s in spans]
+    assert max(a_start, b_start) < min(a_end, b_end), spans  # the writers' commit spans overlapped
+    assert sum(s[:, 2].sum() for s in spans) == len(ref_rows)  # every row committed once, by one or the other
+    rows, n = _rows(Store(tmp_path / "cache", fingerprint))
     assert n == len(rows) == len(ref_rows)
     for key, vec in rows.items():
         np.testing.assert_array_equal(vec, ref_rows[key])
-    res = subprocess.run([sys.executable, "-m", "pipeline", "cache", "verify", "--cache-dir", str(tmp_path)],
+    res = subprocess.run([sys.executable, "-m", "pipeline", "cache", "verify", "--cache-dir", str(tmp_path / "cache")],
                          capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("ok"), res.stdout + res.stderr
 

@@ -138,10 +138,10 @@ def test_every_command_refuses_a_bad_file_with_the_same_line(tmp_path, bundle, c
     assert re.search(message, lines["embed"]), lines["embed"]
 
 
-def test_every_command_warns_the_same_about_line_breaks_in_quotes(rt, tmp_path, bundle):
+def test_every_command_reads_long_cells_and_warns_the_same_about_line_breaks(rt, tmp_path, bundle):
     path = write_reviews_csv(tmp_path / "ok.csv", rt, range(200, 280))
     with open(path, "a", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerow(["A film in\ntwo lines.", "fresh", "m"])
+        csv.writer(f).writerows([["A film in\ntwo lines.", "fresh", "m"], ["dull " * 30_000, "rotten", "m"]])
     warned = {}
     for command, args in _commands(path, bundle, tmp_path).items():
         with warnings.catch_warnings(record=True) as caught:
@@ -152,4 +152,14 @@ def test_every_command_warns_the_same_about_line_breaks_in_quotes(rt, tmp_path, 
     assert warned["embed"] == [f"{path}: 1 row(s) hold line breaks inside quotes, each read as one row (first at line "
                                "82); if a quote there is unbalanced, rows were merged: check that line."]
     assert all(w == warned["embed"] for w in warned.values()), warned
-    assert len((tmp_path / "p.csv").read_text(encoding="utf-8").splitlines()) == 1 + 81 + 1  # header, rows, break
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        written = read_texts(str(tmp_path / "p.csv"))
+    assert len(written) == 82 and written[-1] == ("dull " * 30_000).strip()  # a 150,000-character cell
+
+
+def test_rt_written_as_csv_loads_whole_despite_its_line_breaks(rt, tmp_path):
+    path = write_reviews_csv(tmp_path / "rt.csv", rt, range(len(rt)))
+    with pytest.warns(DataWarning, match=r"107 row\(s\) hold line breaks inside quotes"):
+        again = load(path, group_col="movie")
+    assert again.texts == rt.texts and again.labels.tolist() == rt.labels.tolist()

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import OptionError
 from pipeline.encoders.base import Encoder
 
 JOIN = "+"
@@ -32,7 +33,7 @@ def split_spec(spec: str) -> list[str]:
         else:
             parts.append(piece)
     if len(parts) > 1 and (any(not p.strip() for p in parts) or len(set(parts)) != len(parts)):
-        raise ValueError(f"{spec!r}: join distinct encoder specs with '{JOIN}', e.g. minilm{JOIN}w2v-train:rt.")
+        raise OptionError(f"{spec!r}: join distinct encoder specs with '{JOIN}', e.g. minilm{JOIN}w2v-train:rt.")
     return parts
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import OptionError
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 PROBE_MIN_COSINE = 0.999
@@ -42,11 +44,11 @@ def resolve_device(device: str) -> str:
         return "mps" if mps is not None and mps.is_available() else "cpu"
     kind = device.split(":", 1)[0]
     if kind not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}.")
+        raise OptionError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}.")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for but torch sees no CUDA GPU; use --device cpu or auto.")
+        raise OptionError("device 'cuda' asked for but torch sees no CUDA GPU; use --device cpu or auto.")
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' asked for but torch sees no Apple GPU; use --device cpu or auto.")
+        raise OptionError("device 'mps' asked for but torch sees no Apple GPU; use --device cpu or auto.")
     return device
 
 
@@ -58,7 +60,7 @@ def resolve_precision(device: str, precision: str, probe: Callable[[str], np.nda
     to fp32.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+        raise OptionError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
     if precision != "auto":
         return precision
     kind = device.split(":", 1)[0]

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import OptionError
+
 STRATEGIES = ("auto", "truncate", "head-tail", "chunk-mean")
 HEAD_SHARE = 0.25  # head-tail: share of the window taken from the start of the text
 STRIDE_SHARE = 0.75  # chunk-mean: a window starts this share of a window after the previous one
@@ -33,7 +35,7 @@ STRIDE_SHARE = 0.75  # chunk-mean: a window starts this share of a window after 
 def resolve_strategy(name: str) -> str:
     """The strategy ``name`` stands for (``auto`` -> ``chunk-mean``), or ValueError naming the choices."""
     if name not in STRATEGIES:
-        raise ValueError(f"unknown long-text strategy {name!r}; use one of {', '.join(STRATEGIES)}.")
+        raise OptionError(f"unknown long-text strategy {name!r}; use one of {', '.join(STRATEGIES)}.")
     return "chunk-mean" if name == "auto" else name
 
 
@@ -48,7 +50,7 @@ class Windowing:
         if self.strategy not in STRATEGIES[1:]:
             raise ValueError(f"Windowing needs a resolved strategy, got {self.strategy!r}.")
         if self.window < 1:
-            raise ValueError(f"the max length leaves {self.window} word pieces for text; raise --max-length.")
+            raise OptionError(f"the max length leaves {self.window} word pieces for text; raise --max-length.")
 
     @property
     def head(self) -> int:

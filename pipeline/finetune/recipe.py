@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import OptionError
 from pipeline.data import Dataset
 
 METHODS = ("head", "setfit")
@@ -71,7 +72,7 @@ _CHECKS = {  # field -> (test, what it must be)
 def make_recipe(method: str, **overrides: Any) -> Recipe:
     """The default :class:`Recipe` of ``method`` with the non-``None`` ``overrides`` applied and checked."""
     if method not in DEFAULT_RECIPES:
-        raise ValueError(f"unknown fine-tuning method {method!r}; use one of {', '.join(METHODS)}.")
+        raise OptionError(f"unknown fine-tuning method {method!r}; use one of {', '.join(METHODS)}.")
     base = DEFAULT_RECIPES[method]
     given = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(given) - set(asdict(base)))
@@ -79,12 +80,12 @@ def make_recipe(method: str, **overrides: Any) -> Recipe:
         raise TypeError(f"unknown fine-tuning setting(s) {unknown}.")
     unused = sorted(k for other, keys in ONLY_FOR.items() if other != method for k in keys if k in given)
     if unused:
-        raise ValueError(f"setting(s) {unused} do not apply to method {method!r}.")
+        raise OptionError(f"setting(s) {unused} do not apply to method {method!r}.")
     recipe = replace(base, **given)
     for name, (ok, must) in _CHECKS.items():
         value = getattr(recipe, name)
         if value is not None and not ok(value):
-            raise ValueError(f"{name} must be {must}, got {value!r}.")
+            raise OptionError(f"{name} must be {must}, got {value!r}.")
     return recipe
 
 

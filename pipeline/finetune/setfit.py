@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline import MissingExtraError
 from pipeline.finetune.batching import length_batches, token_lengths
 from pipeline.finetune.body import embed, features
 from pipeline.finetune.checkpoint import CheckpointStore
@@ -28,7 +29,7 @@ def contrastive_pairs(labels: np.ndarray, num_iterations: int, max_pairs: int | 
     try:
         from setfit.sampler import ContrastiveDataset
     except ImportError:
-        raise ImportError("method 'setfit' needs the setfit package: pip install 'review-transfer[setfit]'") from None
+        raise MissingExtraError("method 'setfit' needs the setfit package: pip install 'review-transfer[setfit]'") from None
     rows = list(range(len(labels)))
     limit = -1 if max_pairs is None else max_pairs
     pairs = list(ContrastiveDataset(rows, np.asarray(labels).tolist(), False, num_iterations, max_pairs=limit))
