@@ -174,7 +174,7 @@ def test_fit_errors_are_clear(reviews_csv, tmp_path):
     result = invoke(*base, "--budget", "5000")
     assert result.exit_code != 0 and "budget 5000 needs" in result.output and "at most" in result.output
     result = invoke(*base, "--budget", "1")
-    assert result.exit_code != 0 and "label count >= 2" in result.output
+    assert result.exit_code != 0 and "label count >= 4" in result.output
     assert not (tmp_path / "m").exists()
 
 
