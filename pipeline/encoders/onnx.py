@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import MissingExtraError, OptionError, ReviewTransferError
 from pipeline.encoders.base import Encoder
 from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, length_stats, resolve_strategy
 
@@ -59,11 +60,11 @@ log = logging.getLogger(__name__)
 def check_backend(backend: str, quantize: str) -> None:
     """ValueError unless ``backend``/``quantize`` name a known combination."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)} (or auto).")
+        raise OptionError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)} (or auto).")
     if quantize not in QUANTIZE:
-        raise ValueError(f"unknown quantize {quantize!r}; use one of {', '.join(QUANTIZE)}.")
+        raise OptionError(f"unknown quantize {quantize!r}; use one of {', '.join(QUANTIZE)}.")
     if backend == "torch" and quantize != "none":
-        raise ValueError("quantize=int8 needs backend onnx or openvino (torch's own dynamic int8 keeps cosine "
+        raise OptionError("quantize=int8 needs backend onnx or openvino (torch's own dynamic int8 keeps cosine "
                          "only ~0.92 to fp32 on MiniLM); e.g. --backend onnx --quantize int8.")
 
 
@@ -73,7 +74,7 @@ def runtime_version(backend: str) -> str:
     try:
         return f"{name}=={version(name)}"
     except PackageNotFoundError:
-        raise ImportError(f"backend={backend} needs {name}: pip install 'review-transfer[{EXTRAS[backend]}]'") from None
+        raise MissingExtraError(f"backend={backend} needs {name}: pip install 'review-transfer[{EXTRAS[backend]}]'") from None
 
 
 class ExportedEncoder(Encoder):
@@ -91,7 +92,7 @@ class ExportedEncoder(Encoder):
         if backend == "torch":
             raise ValueError("ExportedEncoder runs backend onnx or openvino; torch is TransformerEncoder.")
         if batch_size is not None and batch_size < 1:
-            raise ValueError(f"{spec}: batch size must be at least 1, got {batch_size}.")
+            raise OptionError(f"{spec}: batch size must be at least 1, got {batch_size}.")
         self.model_dir, self.identity, self.backend, self.quantize = Path(model_dir), identity, backend, quantize
         self.runtime = runtime_version(backend)
         self.library = "transformers" if hf else "sentence-transformers"  # who decides pooling (bundle options)
@@ -105,7 +106,7 @@ class ExportedEncoder(Encoder):
         self.pooling = _check_pooling(spec, pooling, self.meta["pooling"], hf)
         limit = int(self.meta["max_length"])
         if max_length is not None and max_length > limit:
-            raise ValueError(f"{spec}: max length {max_length} exceeds the model's limit of {limit} tokens.")
+            raise OptionError(f"{spec}: max length {max_length} exceeds the model's limit of {limit} tokens.")
         self.max_length = int(max_length or limit)
         specials = self.meta["specials"]
         self._specials = (list(specials[0]), list(specials[1]))
@@ -310,7 +311,7 @@ def _export_onnx(model_dir: Path, out: Path, *, hf: bool) -> dict[str, Any]:
     body = model_dir / st["path"] if st else model_dir
     tokenizer = AutoTokenizer.from_pretrained(str(body))
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(f"{model_dir}: the exported backends need a fast tokenizer (tokenizer.json); use backend=torch.")
+        raise OptionError(f"{model_dir}: the exported backends need a fast tokenizer (tokenizer.json); use backend=torch.")
     tokenizer.backend_tokenizer.save(str(out / TOKENIZER))
     model = AutoModel.from_pretrained(str(body), attn_implementation="eager").eval()
     sample = tokenizer(["a short review", "a somewhat longer review of a film"], padding=True, return_tensors="pt")
@@ -403,7 +404,7 @@ def read_meta(export_dir: Path) -> dict[str, Any]:
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{file}: unreadable export metadata ({e}); delete {export_dir} to export again.") from None
+        raise ReviewTransferError(f"{file}: unreadable export metadata ({e}); delete {export_dir} to export again.") from None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -417,22 +418,22 @@ def _st_config(model_dir: Path) -> dict[str, Any]:
     """Transformer path, pooling, normalisation and max length of a sentence-transformers directory."""
     modules_file = model_dir / "modules.json"
     if not modules_file.is_file():
-        raise ValueError(f"{model_dir}: no modules.json, so not a sentence-transformers model; use hf:PATH "
+        raise OptionError(f"{model_dir}: no modules.json, so not a sentence-transformers model; use hf:PATH "
                          "with --pooling mean|cls, or backend=torch.")
     modules = json.loads(modules_file.read_text(encoding="utf-8"))
     kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
     if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
-        raise ValueError(f"{model_dir}: modules {kinds} are more than Transformer, Pooling[, Normalize]; "
+        raise OptionError(f"{model_dir}: modules {kinds} are more than Transformer, Pooling[, Normalize]; "
                          "the exported backends run only those. Use backend=torch.")
     pooling_cfg = json.loads((model_dir / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
     modes = [k for k, v in pooling_cfg.items() if k.startswith("pooling_mode_") and v]
     known = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
     if len(modes) != 1 or modes[0] not in known:
-        raise ValueError(f"{model_dir}: pooling {modes} is not one of mean or cls; use backend=torch.")
+        raise OptionError(f"{model_dir}: pooling {modes} is not one of mean or cls; use backend=torch.")
     config_file = model_dir / modules[0]["path"] / "sentence_bert_config.json"
     config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
     if config.get("do_lower_case"):
-        raise ValueError(f"{model_dir}: do_lower_case in sentence_bert_config.json is not supported by the "
+        raise OptionError(f"{model_dir}: do_lower_case in sentence_bert_config.json is not supported by the "
                          "exported backends; use backend=torch.")
     return {"path": modules[0]["path"], "pooling": known[modes[0]], "normalize": "Normalize" in kinds,
             "max_length": config.get("max_seq_length")}
@@ -441,9 +442,9 @@ def _st_config(model_dir: Path) -> dict[str, Any]:
 def _check_pooling(spec: str, asked: str | None, exported: str | None, hf: bool) -> str:
     if not hf:
         if asked not in (None, exported):
-            raise ValueError(f"{spec}: a sentence-transformers model brings its own pooling ({exported}); drop --pooling.")
+            raise OptionError(f"{spec}: a sentence-transformers model brings its own pooling ({exported}); drop --pooling.")
         return str(exported)
     pooling = asked or "mean"
     if pooling not in ("mean", "cls"):
-        raise ValueError(f"{spec}: unknown pooling {pooling!r}; use one of mean, cls.")
+        raise OptionError(f"{spec}: unknown pooling {pooling!r}; use one of mean, cls.")
     return pooling

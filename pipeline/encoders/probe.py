@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import OptionError
+
 MIN_MEDIAN_COSINE = 0.99
 PROBE_SIZE = 256
 CANDIDATES = (("onnx", "int8"), ("openvino", "int8"), ("onnx", "none"), ("openvino", "none"), ("torch", "none"))

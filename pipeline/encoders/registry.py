@@ -93,7 +93,7 @@ def get_encoder(spec: str, *, device: str = "auto", precision: str = "auto", max
             from pipeline.encoders.onnx import ExportedEncoder
 
             if device not in ("auto", "cpu") or precision not in ("auto", "fp32"):
-                raise ValueError(f"{spec}: backend {backend} runs on the CPU in fp32 (or int8 with --quantize int8); "
+                raise OptionError(f"{spec}: backend {backend} runs on the CPU in fp32 (or int8 with --quantize int8); "
                                  "drop --device/--precision or use backend torch.")
             return ExportedEncoder(spec, model_dir, identity, backend=backend, quantize=quantize, work_dir=work,
                                    max_length=max_length, pooling=pooling, batch_size=batch_size,
