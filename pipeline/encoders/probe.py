@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import OptionError
+from pipeline import OptionError, ReviewTransferError
 
 MIN_MEDIAN_COSINE = 0.99
 PROBE_SIZE = 256
 CANDIDATES = (("onnx", "int8"), ("openvino", "int8"), ("onnx", "none"), ("openvino", "none"), ("torch", "none"))
 
 
-class ProbeError(ValueError):
+class ProbeError(ReviewTransferError, ValueError):
     """An exported encoder's vectors are too far from fp32 on the user's texts."""
 
 
