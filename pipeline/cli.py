@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from pipeline import ReviewTransferError, __version__
+from pipeline.cli_unlabelled import adapt, pop_unlabelled, unlabelled_options
 
 LONG_TEXT_CHOICES = ("auto", "truncate", "head-tail", "chunk-mean")  # long_text.STRATEGIES, without importing numpy
 
@@ -412,6 +413,7 @@ def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | N
               help="Directory for the bundles, one per head: OUT/<source>-<encoder>-<head>-b<budget>-s<seed>/.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="CV folds of the grid search fitted in parallel processes (-1 = all cores).")
 @_backend_options
+@unlabelled_options
 @_cache_dir_option
 @_handle_errors
 def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, seed: int, class_weight: str | None,
@@ -428,6 +430,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
       review-transfer fit rt --encoder minilm --head logreg --head rbf-svm
       review-transfer fit reviews.csv --encoder glove-6b-50d --budget 200 --seed 1 --out models
       review-transfer fit rt --encoder minilm --backend onnx --quantize int8   (the bundle records the backend)
+      review-transfer fit rt --budget 1000 --self-train --unlabelled more_reviews.csv
     """
     from pathlib import Path
 
@@ -435,6 +438,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     from pipeline.heads import DEFAULT_HEAD
     from pipeline.train import bundle_name, format_fit_table, iter_fit
 
+    self_train, unlabelled = pop_unlabelled(opts)
     ds = load_source(source, **opts)
     spec = encoder
     if backend != "torch":  # exported backends: guarded on the texts of SOURCE, recorded in the bundles
@@ -447,13 +451,20 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
             click.echo(line, err=True)
     fitted = []
     for bundle in iter_fit(ds, encoder=encoder, heads=heads or (DEFAULT_HEAD,), budget=budget, seed=seed,
-                           cache_dir=cache_dir, class_weight=class_weight, n_jobs=jobs, source_options=opts):
+                           cache_dir=cache_dir, class_weight=class_weight, n_jobs=jobs, source_options=opts,
+                           self_train=self_train, unlabelled=unlabelled):
         path = bundle.save(Path(out) / bundle_name(bundle))
         click.echo(f"saved {bundle.manifest['head']['name']}: {path}", err=True)
         fitted.append(bundle)
     train = fitted[0].manifest["train"]
     click.echo(f"{source}: trained on {train['size']} labels, tested on {fitted[0].manifest['metrics']['test_size']} "
                f"held-out texts, encoder {spec}")
+    if "self_train" in fitted[0].manifest:
+        from pipeline.unlabelled.texts import describe
+
+        rounds = fitted[0].manifest["self_train"]["rounds_run"]
+        click.echo(describe(fitted[0].manifest["unlabelled"]) + "; pseudo-labels per round: "
+                   + ", ".join(str(r["pseudo_labels"]) for r in rounds))
     click.echo(format_fit_table(fitted))
 
 
@@ -561,6 +572,7 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
               help="auto: fp16 AMP on CUDA; bf16 autocast on CPUs with native bf16; else fp32.")
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
               help="Checkpoint after every epoch here; rerunning the command resumes.  [default: OUT.ckpt]")
+@unlabelled_options
 @_cache_dir_option
 @_handle_errors
 def finetune(source: str, encoder: str, method: str, budget: int | None, seed: int, out: str, device: str,
@@ -575,6 +587,13 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     Examples:
       review-transfer finetune rt --budget 1000 --out models/rt-minilm-ft-b1000
       review-transfer finetune rt --method setfit --budget 128 --seed 1 --out models/rt-setfit-b128
+      review-transfer finetune rt --budget 128 --self-train --out models/rt-minilm-distil-b128
+
+    \b
+    --self-train distils: the model fine-tuned on the labels (--method) labels the unlabelled texts (the
+    pool outside the budget, plus --unlabelled), then a `head` student, starting from the teacher's
+    tuned encoder, trains one epoch on the labels plus confident, balanced pseudo-labels (as many as
+    the teacher's training passes, so the run costs at most about 3 teachers). Work files: OUT.self-train/.
     """
     import dataclasses
     import logging
@@ -588,18 +607,61 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     if not log.handlers:  # progress lines (epochs, resuming) on stderr
         log.addHandler(logging.StreamHandler())
     settings = {f.name: opts.pop(f.name) for f in dataclasses.fields(Recipe) if f.name in opts}
-    train, test = train_test(load_source(source, **opts), budget, seed)
-    bundle = run_finetune(train, test=test, out=out, encoder=encoder, method=method, seed=seed, checkpoint_dir=checkpoint_dir,
-                          device=device, precision=precision, cache_dir=cache_dir, **settings)
-    details = bundle.manifest["finetune"]
-    click.echo(f"saved {bundle.path}: {method} fine-tuning of {encoder} on {len(train)} labels in "
-               f"{details['fit_seconds']:.0f} s ({bundle.manifest['head']['search']})")
+    self_train, unlabelled = pop_unlabelled(opts)
+    if self_train is None and unlabelled:
+        raise click.UsageError("--unlabelled is used by --self-train here; add --self-train.")
+    if self_train is not None:
+        bundle = _distil(source, budget, seed, out, encoder, method, self_train, unlabelled, device=device,
+                         precision=precision, cache_dir=cache_dir, settings=settings, opts=opts)
+    else:
+        train, test = train_test(load_source(source, **opts), budget, seed)
+        bundle = run_finetune(train, test=test, out=out, encoder=encoder, method=method, seed=seed,
+                              checkpoint_dir=checkpoint_dir, device=device, precision=precision, cache_dir=cache_dir,
+                              **settings)
+    details, n_test = bundle.manifest["finetune"], bundle.manifest["metrics"]["test_size"]
+    click.echo(f"saved {bundle.path}: {method} fine-tuning of {encoder} on {bundle.manifest['train']['size']} "
+               f"labels{' and pseudo-labels' if self_train else ''} in {details['fit_seconds']:.0f} s "
+               f"({bundle.manifest['head']['search']})")
     if bundle.manifest["metrics"]["test"]:
-        click.echo(f"test split ({len(test)} texts):")
+        click.echo(f"test split ({n_test} texts):")
         click.echo(format_scores(bundle.manifest["metrics"]["test"], bundle.label_names))
 
 
+def _distil(source: str, budget: int | None, seed: int, out: str, encoder: str, method: str, self_train: Any,
+            unlabelled: dict[str, list[str]], *, settings: dict[str, Any], opts: dict[str, Any], **runtime: Any) -> Any:
+    """finetune --self-train: teacher, pseudo-labels, student (see pipeline.unlabelled.self_train.distil)."""
+    import shutil
+    from pathlib import Path
+
+    from pipeline.unlabelled.self_train import distil
+    from pipeline.unlabelled.texts import describe, for_budget
+
+    train, test, unl = for_budget(load_source(source, **opts), budget, seed, unlabelled)
+    click.echo(describe(unl.record), err=True)
+    work = Path(f"{out}.self-train")
+    bundle = distil(train, unl.texts, out=out, work_dir=work, encoder=encoder, teacher_method=method,
+                    settings=self_train, seed=seed, test=test, unlabelled_record=unl.record, **runtime, **settings)
+    shutil.rmtree(work, ignore_errors=True)
+    record = bundle.manifest["self_train"]
+    click.echo(f"teacher ({method}): test accuracy {record['teacher']['test_metrics']['accuracy']:.3f} in "
+               f"{record['teacher']['seconds']:.0f} s; pseudo-labels per round: "
+               f"{', '.join(str(r['pseudo_labels']) for r in record['rounds_run'])}; whole run "
+               f"{record['cost_vs_teacher']:.1f}x the teacher's time", err=True)
+    return bundle
+
+
 # ---------------------------------------------------------------------------------------------- compare
+def _transductive_note(ds: Any, unlabelled: dict[str, list[str]]) -> str:
+    """A title suffix when --unlabelled texts include test-split texts of ``ds`` (else empty)."""
+    from pipeline.data import split
+
+    test = set(split(ds)[1].texts)
+    n = sum(t in test for texts in unlabelled.values() for t in set(texts))
+    if n:
+        click.echo(f"warning: --unlabelled includes {n:,} test-split texts: self-training is transductive.", err=True)
+    return f" (transductive: {n:,} test-split texts among the unlabelled)" if n else ""
+
+
 @main.command()
 @click.argument("source")
 @source_options
@@ -624,6 +686,7 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
 @click.option("--adapt-prior", is_flag=True,
               help="Also score each frozen cell after class-prior adaptation: the positive rate of every test set "
                    "is estimated by EM on recalibrated probabilities and the posteriors re-weighted to it.")
+@unlabelled_options
 @_engine_options
 @_query_options
 @_handle_errors
@@ -645,6 +708,11 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
       review-transfer compare rt --encoder minilm --head logreg --finetune head --budgets 128,1000
       review-transfer compare rt --encoder minilm --test-set other_site.csv --adapt-prior
       review-transfer compare rt --encoder minilm --query margin --query hybrid --budgets 32,128,256 --seeds 10
+      review-transfer compare rt --encoder minilm --finetune head --self-train --budgets 128,1000
+
+    \b
+    --self-train adds METHOD+self-train for every method: the pool texts outside each budget sample are
+    its unlabelled texts (their labels hidden from it), plus any --unlabelled SOURCE.
     """
     from pathlib import Path
 
@@ -655,12 +723,15 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     encoders = encoders or tuple(e.replace("{source}", source) for e in base["encoders"])  # in-domain Word2Vec
     if not encoders:
         raise click.UsageError("give at least one --encoder (e.g. --encoder minilm) or a --preset.")
+    self_train, unlabelled = pop_unlabelled(opts)
     ds = load_source(source, **opts)
     extra = {Path(p).stem: load_source(p, **opts) for p in test_sets}
     out_dir = Path(out or f"reports/{preset or 'compare'}")
+    title = f"compare on {source}" + _transductive_note(ds, unlabelled)
     if queries:  # simulated active learning (pipeline.active_compare), always beside balanced random
-        if finetune or adapt_prior or engine != "local":
-            raise click.UsageError("--query runs frozen heads locally: drop --finetune, --adapt-prior and --engine ray.")
+        if finetune or adapt_prior or engine != "local" or self_train:
+            raise click.UsageError("--query runs frozen heads locally: drop --finetune, --adapt-prior, --self-train "
+                                   "and --engine ray.")
         from pipeline.active_compare import run_active_compare
 
         rows = run_active_compare(
@@ -672,10 +743,10 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
             ds, encoders=encoders, heads=heads or base["heads"], finetune=finetune or base["finetune"],
             budgets=parse_budgets(budgets or base["budgets"]), seeds=seeds or base["seeds"], test_sets=extra,
             out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address, adapt_prior=adapt_prior,
-            source_options=opts,
+            source_options=opts, self_train=self_train, unlabelled=unlabelled,
         )
-    summary = write_report(rows, out_dir, title=f"compare on {source}", with_plot=not no_plot)
-    click.echo(markdown(summary, title=f"compare on {source}").split("\n## Time")[0])
+    summary = write_report(rows, out_dir, title=title, with_plot=not no_plot)
+    click.echo(markdown(summary, title=title).split("\n## Time")[0])
     click.echo(f"report: {out_dir / 'report.md'}  ({len(rows)} cells in {out_dir / 'results.jsonl'})")
 
 
@@ -684,3 +755,5 @@ from pipeline.active_cli import label, suggest  # noqa: E402  (its commands use 
 
 main.add_command(suggest)
 main.add_command(label)
+adapt.callback = _handle_errors(adapt.callback)  # the command lives in pipeline/cli_unlabelled.py
+main.add_command(adapt)

@@ -54,10 +54,13 @@ class Method:
     encoder: str
     head: str
     finetune: bool = False
+    self_train: bool = False  # frozen: a self-trained head; fine-tuned: distilled into a fine-tuned student
+    self_train_tag: str = ""  # non-default self-training settings, e.g. "[threshold=0.8]"
 
     @property
     def name(self) -> str:
-        return f"{self.encoder}+{'finetune-' if self.finetune else ''}{self.head}"
+        suffix = f"+self-train{self.self_train_tag}" if self.self_train else ""
+        return f"{self.encoder}+{'finetune-' if self.finetune else ''}{self.head}{suffix}"
 
 
 def parse_budgets(text: str) -> list[int | None]:
@@ -132,14 +135,19 @@ class ResultsLog:
             os.fsync(f.fileno())
 
 
-def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset], adapt_prior: bool = False) -> None:
-    """Refuse to mix results of different data (or with and without --adapt-prior) in one ``--out``;
-    record them on first use."""
-    identity = {
+def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset], adapt_prior: bool = False,
+                       unlabelled: dict[str, list[str]] | None = None) -> None:
+    """Refuse to mix results of different data (or with and without --adapt-prior, or other --unlabelled
+    texts) in one ``--out``; record them on first use."""
+    identity: dict[str, Any] = {
         "source": source.name,
         "source_fingerprint": source.fingerprint(),
         "test_sets": {name: ds.fingerprint() for name, ds in test_sets.items()},
     }
+    if unlabelled:  # absent otherwise, so older directories still match
+        from pipeline.unlabelled.texts import texts_hash
+
+        identity["unlabelled"] = {name: texts_hash(texts) for name, texts in unlabelled.items()}
     if adapt_prior:  # rows then carry adapted scores; absent otherwise, so older directories still match
         identity["adapt_prior"] = True
     path = Path(out) / RUN_FILE
@@ -148,8 +156,9 @@ def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset]
         if previous != identity:
             raise DataError(
                 f"{out}: holds results for other data (source {previous['source']!r}, test sets "
-                f"{sorted(previous['test_sets'])}{', with --adapt-prior' if previous.get('adapt_prior') else ''}); "
-                "use a new --out directory, or the same data, --test-set files and --adapt-prior setting."
+                f"{sorted(previous['test_sets'])}{', with --adapt-prior' if previous.get('adapt_prior') else ''}"
+                f"{', --unlabelled ' + ' '.join(previous['unlabelled']) if previous.get('unlabelled') else ''}); "
+                "use a new --out directory, or the same data, --test-set, --unlabelled files and --adapt-prior setting."
             )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,6 +198,8 @@ def fit_frozen_cell(
     folds: Any = None,
     adapt_prior: bool = False,
     class_weight: str | None = None,
+    X_unlabelled: np.ndarray | None = None,
+    self_train: Any = None,
 ) -> dict[str, Any]:
     """Fit one head on one budget sample and score it on every test set (runs in a joblib worker).
 
@@ -196,10 +207,20 @@ def fit_frozen_cell(
     ``adapt_prior`` adds, per test set, the accuracy after EM class-prior adaptation on recalibrated
     probabilities (out-of-fold Platt scaling on the training sample), the estimated and the true prior.
     ``class_weight="balanced"`` reweights classes (``compare --query``: actively chosen samples are unbalanced).
+    A ``method.self_train`` cell self-trains the head with ``self_train`` settings on the vectors
+    ``X_unlabelled`` (vectors only: no label of the unlabelled texts reaches this function).
     """
     from pipeline.heads import fit_head
 
-    fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds, class_weight=class_weight)
+    extra: dict[str, Any] = {}
+    if method.self_train:
+        from pipeline.unlabelled.self_train import self_train_head
+
+        fitted, record = self_train_head(method.head, X_train, y_train, X_unlabelled, settings=self_train,
+                                         groups=groups, seed=seed, folds=folds, class_weight=class_weight)
+        extra["self_train"] = {k: record[k] for k in ("threshold", "rounds", "rounds_run", "cost_vs_teacher")}
+    else:
+        fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds, class_weight=class_weight)
     probas = {name: fitted.estimator.predict_proba(X)[:, 1] for name, (X, _) in tests.items()}
     metrics = {name: _scores(y, probas[name]) for name, (_, y) in tests.items()}
     if adapt_prior:
@@ -219,6 +240,7 @@ def fit_frozen_cell(
         "params": fitted.params,
         "metrics": metrics,
         "fit_seconds": round(fitted.fit_seconds, 4),
+        **extra,
     }
 
 
@@ -267,19 +289,48 @@ def _finetunable_encoders(encoders: Sequence[str], finetune: Sequence[str]) -> l
     return chosen
 
 
+def _with_unlabelled(cells: Iterator[tuple], pool: Dataset, unlabelled: Any) -> Iterator[tuple[tuple, dict[str, Any]]]:
+    """(arguments, keywords) of :func:`fit_frozen_cell`: self-training cells get the vectors of their
+    unlabelled texts (``unlabelled(idx)``: rows of the vectors for a budget sample ``idx``); only vectors."""
+    for args in cells:
+        method, budget, seed = args[:3]
+        extra = {"X_unlabelled": unlabelled(budget_indices(pool, budget, seed))} if method.self_train else {}
+        yield args, extra
+
+
 def _finetune_cell(
     method: Method, budget: int | None, seed: int, pool: Dataset, tests: dict[str, Dataset], work_dir: Path,
-    options: dict[str, Any],
+    options: dict[str, Any], unlabelled: Any = None, self_train: Any = None,
 ) -> dict[str, Any]:
+    """Fine-tune (or, for a self-training method, distil with the texts ``unlabelled(idx)``) and score."""
     from pipeline.finetune import finetune_and_score
 
-    train = pool.subset(budget_indices(pool, budget, seed))
+    idx = budget_indices(pool, budget, seed)
+    train = pool.subset(idx)
+    work = work_dir / re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{method.name}-b{budget_label(budget)}-s{seed}")
     start = time.perf_counter()
-    probas, fit_seconds, encode_seconds = finetune_and_score(
-        train, tests, encoder=method.encoder, method=method.head, seed=seed,
-        work_dir=work_dir / re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{method.name}-b{budget_label(budget)}-s{seed}"),
-        **options,
-    )
+    extra: dict[str, Any] = {}
+    if method.self_train:
+        from pipeline.unlabelled.self_train import distil
+
+        bundle = distil(train, unlabelled(idx), out=work / "bundle", work_dir=work / "work", encoder=method.encoder,
+                        teacher_method=method.head, settings=self_train, seed=seed, test=tests["test"],
+                        progress=False, **options)
+        record = bundle.manifest["self_train"]
+        fit_seconds, start_encode = record["seconds"], time.perf_counter()
+        enc = bundle.get_encoder()  # the test split was scored by distil; the other sets are scored here
+        probas = {name: bundle.head.predict_proba(enc.encode(ds.texts)) for name, ds in tests.items() if name != "test"}
+        encode_seconds = time.perf_counter() - start_encode
+        extra["self_train"] = {k: record[k] for k in ("threshold", "rounds", "rounds_run", "pseudo_cap", "cost_vs_teacher")}
+        extra["self_train"].update(teacher_seconds=record["teacher"]["seconds"],
+                                   teacher_test={k: record["teacher"]["test_metrics"][k] for k in SCORES})
+        extra["metrics"] = {"test": {k: bundle.manifest["metrics"]["test"][k] for k in SCORES}}
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        probas, fit_seconds, encode_seconds = finetune_and_score(
+            train, tests, encoder=method.encoder, method=method.head, seed=seed, work_dir=work, **options)
     return {
         "method": method.name,
         "encoder": method.encoder,
@@ -289,11 +340,42 @@ def _finetune_cell(
         "n_train": len(train),
         "seed": seed,
         "params": {},
-        "metrics": {name: _scores(tests[name].labels, p) for name, p in probas.items()},
         "fit_seconds": round(fit_seconds, 4),
         "encode_seconds": round(encode_seconds, 4),
         "total_seconds": round(time.perf_counter() - start, 4),
+        **extra,
+        "metrics": {**extra.get("metrics", {}), **{name: _scores(tests[name].labels, p) for name, p in probas.items()}},
     }
+
+
+def _settings_tag(settings: Any) -> str:
+    """``[name=value,...]`` of the self-training settings that differ from the defaults ("" if none)."""
+    from dataclasses import asdict
+
+    from pipeline.unlabelled.self_train import SelfTrainSettings
+
+    default = asdict(SelfTrainSettings())
+    changed = {k: v for k, v in asdict(settings).items() if v != default[k]}
+    return "[" + ",".join(f"{k}={v}" for k, v in changed.items()) + "]" if changed else ""
+
+
+def _unlabelled_sets(pool: Dataset, test: Dataset, extra: dict[str, list[str]] | None, texts: list[str]) -> Any:
+    """A function of a budget sample ``idx``: its unlabelled texts (:func:`pipeline.unlabelled.texts.gather`:
+    the rest of the pool, labels hidden, plus ``extra``) and their row numbers in ``texts`` (the texts
+    whose vectors the run holds; ``extra`` texts are appended to ``texts``)."""
+    from pipeline.unlabelled.texts import gather
+
+    row = {t: i for i, t in reversed(list(enumerate(texts)))}
+    for t in (t for source in (extra or {}).values() for t in source):
+        if t not in row:
+            row[t] = len(texts)
+            texts.append(t)
+
+    def unlabelled(idx: np.ndarray) -> tuple[list[str], np.ndarray]:
+        unl = gather(pool, idx if len(idx) < len(pool) else None, test, extra)
+        return unl.texts, np.array([row[t] for t in unl.texts], dtype=np.int64)
+
+    return unlabelled
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -315,6 +397,8 @@ def run_compare(
     address: str | None = None,
     adapt_prior: bool = False,
     source_options: dict[str, Any] | None = None,
+    self_train: Any = None,
+    unlabelled: dict[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every missing (method, budget, seed) cell, appending each to ``<out>/results.jsonl``.
 
@@ -324,7 +408,11 @@ def run_compare(
     Ray workers and runs frozen cells as Ray tasks (at ``address``; the cache must be on a shared
     filesystem; see :mod:`pipeline.distributed`). ``adapt_prior`` also scores frozen cells after
     class-prior adaptation (see :func:`fit_frozen_cell`). ``source_options`` (text_col, ...) read the
-    SOURCE of ``w2v-train:SOURCE`` encoders. Returns all rows of the results file (old and new).
+    SOURCE of ``w2v-train:SOURCE`` encoders. With ``self_train`` (a
+    :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) every method also runs self-trained
+    (``...+self-train``; fine-tuning methods distil): its unlabelled texts are the pool texts outside
+    each budget sample, labels hidden (only texts or vectors reach the self-training code), plus the
+    ``unlabelled`` texts by source. Returns all rows of the results file (old and new).
     """
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
@@ -342,7 +430,7 @@ def run_compare(
     tests = {"test": test, **(test_sets or {})}
     if adapt_prior and engine != "local":
         raise OptionError("--adapt-prior runs with --engine local only.")
-    check_run_identity(out, source, tests, adapt_prior)
+    check_run_identity(out, source, tests, adapt_prior, unlabelled)
     log = ResultsLog(out)
     done = log.done()
     grid = [(b, s) for b in budgets for s in range(seeds)]
@@ -350,11 +438,19 @@ def run_compare(
         budget_indices(pool, b, 0)
     methods = [Method(e, h) for e in encoders for h in heads] + [
         Method(e, f, True) for e in _finetunable_encoders(encoders, finetune) for f in finetune]
+    if self_train is not None:
+        if engine != "local":
+            raise OptionError("self-training runs with --engine local only.")
+        tag = _settings_tag(self_train)
+        methods += [Method(m.encoder, m.head, m.finetune, True, tag) for m in methods]
+    elif unlabelled:
+        raise OptionError("unlabelled texts are used by self-training: add --self-train.")
     todo = {m: [(b, s) for b, s in grid if cell_key(m.name, b, s) not in done] for m in methods}
     n_todo = sum(map(len, todo.values()))
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     bar = tqdm(total=n_todo, desc="compare", unit="cell", disable=not progress or n_todo == 0)
     all_texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
+    unlabelled_texts = _unlabelled_sets(pool, test, unlabelled, all_texts)
     for encoder_spec in encoders:
         frozen = [m for m in methods if m.encoder == encoder_spec and not m.finetune and todo[m]]
         if frozen:
@@ -378,14 +474,16 @@ def run_compare(
                 rows = run_cells(cells, cache_dir, [(p.fingerprint, p.dim) for p in parts], address=address)
             else:
                 rows = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                    delayed(fit_frozen_cell)(*args, adapt_prior=adapt_prior) for args in cells)
+                    delayed(fit_frozen_cell)(*args, adapt_prior=adapt_prior, self_train=self_train, **extra)
+                    for args, extra in _with_unlabelled(cells, pool, lambda idx: vectors[unlabelled_texts(idx)[1]]))
             for row in rows:
                 row["encode_seconds"] = round(encode_seconds / n_cells, 4)  # amortised share of this run's encoding
                 log.append(row)
                 bar.update()
         for m in (m for m in methods if m.encoder == encoder_spec and m.finetune):
             for b, s in todo[m]:
-                log.append(_finetune_cell(m, b, s, pool, tests, out / "finetune", dict(finetune_options or {})))
+                log.append(_finetune_cell(m, b, s, pool, tests, out / "finetune", dict(finetune_options or {}),
+                                          lambda idx: unlabelled_texts(idx)[0], self_train))
                 bar.update()
     bar.close()
     return log.rows()

@@ -59,6 +59,8 @@ def iter_fit(
     class_weight: str | None = None,
     n_jobs: int | None = None,
     source_options: dict[str, Any] | None = None,
+    self_train: Any = None,
+    unlabelled: dict[str, list[str]] | None = None,
 ) -> Iterator[Bundle]:
     """Fit each head in ``heads`` on the same vectors and yield an unsaved :class:`Bundle` per head.
 
@@ -66,7 +68,10 @@ def iter_fit(
     ``encoder`` a spec string or an encoder object (``spec``, ``fingerprint``, ``encode``). The
     training and test texts are embedded in one cache call before any head is fitted, so the heads
     add no encoding. Each bundle's manifest holds its test-split metrics. ``source_options``
-    (text_col, ...) read the SOURCE of a ``w2v-train:SOURCE`` encoder.
+    (text_col, ...) read the SOURCE of a ``w2v-train:SOURCE`` encoder. With ``self_train`` (a
+    :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) each head is self-trained on the pool
+    texts outside the budget (labels dropped) plus the ``unlabelled`` texts (by source); the manifest
+    records it under ``self_train`` and ``unlabelled``.
     """
     from pipeline.cache import EmbeddingCache, default_cache_dir
 
@@ -74,15 +79,33 @@ def iter_fit(
     for name in heads:  # fail on a typo before spending time on encoding
         get_head(name)
     check_class_weight(class_weight)
-    train, test = train_test(data, budget, seed)
+    if self_train is None and unlabelled:
+        raise OptionError("unlabelled texts are used by self-training: add --self-train (or use them with "
+                         "`review-transfer adapt`).")
+    if self_train is not None:
+        from pipeline.unlabelled.texts import for_budget
+
+        train, test, unl = for_budget(load(data) if isinstance(data, str) else data, budget, seed, unlabelled)
+    else:
+        train, test = train_test(data, budget, seed)
+        unl = None
     cache_dir = cache_dir or default_cache_dir()
     enc = resolve_encoder(encoder, cache_dir, source_options)
-    vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts)
-    X_train, X_test = vectors[: len(train)], vectors[len(train) :]
+    vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts + (unl.texts if unl else []))
+    X_train, X_test = vectors[: len(train)], vectors[len(train) : len(train) + len(test)]
     for name in heads:
-        fitted = fit_head(
-            name, X_train, train.labels, groups=train.groups, class_weight=class_weight, seed=seed, n_jobs=n_jobs
-        )
+        extra: dict[str, Any] = {}
+        if unl is not None:
+            from pipeline.unlabelled.self_train import self_train_head
+
+            fitted, record = self_train_head(name, X_train, train.labels, vectors[len(train) + len(test):],
+                                             settings=self_train, groups=train.groups, class_weight=class_weight,
+                                             seed=seed, n_jobs=n_jobs)
+            extra = {"self_train": record, "unlabelled": unl.record}
+        else:
+            fitted = fit_head(
+                name, X_train, train.labels, groups=train.groups, class_weight=class_weight, seed=seed, n_jobs=n_jobs
+            )
         metrics = evaluate(test.labels, fitted.estimator.predict_proba(X_test)) if len(test) else None
         # for --prior/--adapt-prior: out-of-fold Platt recalibration and the training prior
         calibration = fit_calibration(fitted.estimator, X_train, train.labels, groups=train.groups, seed=seed)
@@ -100,6 +123,7 @@ def iter_fit(
             "train": {"source": train.name, "hash": train.fingerprint(), "size": len(train), "budget": budget, "seed": seed},
             "metrics": {"test": metrics, "test_hash": test.fingerprint(), "test_size": len(test)},
             "prior": manifest_entry(train.labels, calibration),
+            **extra,
         }
         yield Bundle(fitted.estimator, manifest, cache_dir=cache_dir, encoder=enc)
 

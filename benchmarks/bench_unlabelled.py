@@ -1,0 +1,194 @@
+"""Unlabelled-text benchmark: do RT's unlabelled pool texts raise accuracy, and at what cost?
+
+For each label budget and seed, on the same balanced RT sample (paired), scored on RT's test split:
+
+- ``frozen``           MiniLM vectors + logreg (the stage-two baseline)
+- ``frozen+self-train`` the same head self-trained on the pool texts outside the sample (labels hidden)
+- ``ft-head``          fine-tuned ``head`` (today's best at 1,000 labels and on the whole pool)
+- ``distil``           ``ft-head`` as teacher, pseudo-labels of the rest of the pool, fine-tuned student
+- ``adapted``          an adapted MiniLM (``--adapted st:DIR``, from ``review-transfer adapt``) + logreg
+- ``adapted+ft-head``  ``head`` fine-tuning starting from the adapted MiniLM
+
+Prints per budget and method the mean test accuracy ± sd over seeds, the mean wall time, and the paired
+difference to ``ft-head`` (95% t-interval). Every finished cell is appended to ``--out`` (JSON lines); a
+rerun with the same file computes only the missing cells. "all" trains on the whole pool, which leaves
+no unlabelled text: self-training is skipped there unless ``--unlabelled`` adds texts.
+
+Run:  .venv/bin/python benchmarks/bench_unlabelled.py [--budgets 32,128,1000,all] [--seeds 3]
+      [--methods frozen,frozen+self-train,ft-head,distil,adapted,adapted+ft-head] [--adapted st:models/minilm-rt]
+      [--out bench_unlabelled.jsonl] [--cache-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+METHODS = ("frozen", "frozen+self-train", "ft-head", "distil", "adapted", "adapted+ft-head")
+BASELINE = "ft-head"
+
+
+def frozen_cells(encoder: str, train, test, unlabelled: list[str], seed: int, cache_dir: str,
+                 self_train: bool) -> dict[str, dict]:
+    """logreg on cached vectors of ``encoder`` (and, with ``self_train``, the self-trained logreg)."""
+    from pipeline.cache import EmbeddingCache
+    from pipeline.encoders import get_encoder
+    from pipeline.heads import fit_head
+    from pipeline.unlabelled.self_train import self_train_head
+
+    enc = get_encoder(encoder, work_dir=cache_dir)
+    start = time.perf_counter()
+    V = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts + (unlabelled if self_train else []))
+    X, Xt, Xu = V[: len(train)], V[len(train): len(train) + len(test)], V[len(train) + len(test):]
+    embed_s = time.perf_counter() - start
+    fitted = fit_head("logreg", X, train.labels, groups=train.groups, seed=seed)
+    rows = {"": {"accuracy": _accuracy(test.labels, fitted.estimator.predict_proba(Xt)),
+                 "seconds": embed_s + fitted.fit_seconds}}
+    if self_train:
+        student, record = self_train_head("logreg", X, train.labels, Xu, groups=train.groups, seed=seed)
+        rows["+self-train"] = {"accuracy": _accuracy(test.labels, student.estimator.predict_proba(Xt)),
+                               "seconds": embed_s + student.fit_seconds,
+                               "pseudo_labels": record["rounds_run"][0]["pseudo_labels"] if record["rounds_run"] else 0}
+    return rows
+
+
+def distil_cells(train, test, unlabelled: list[str], seed: int, cache_dir: str) -> dict[str, dict]:
+    """The fine-tuned ``head`` teacher and its distilled student (one run gives both)."""
+    from pipeline.unlabelled.self_train import distil
+
+    with tempfile.TemporaryDirectory(prefix="bench-distil-") as work:
+        start = time.perf_counter()
+        bundle = distil(train, unlabelled, out=Path(work) / "student", work_dir=Path(work) / "work", seed=seed,
+                        test=test, cache_dir=cache_dir, progress=False)
+        wall = time.perf_counter() - start
+    record = bundle.manifest["self_train"]
+    return {
+        "ft-head": {"accuracy": record["teacher"]["test_metrics"]["accuracy"], "seconds": record["teacher"]["seconds"]},
+        "distil": {"accuracy": bundle.manifest["metrics"]["test"]["accuracy"], "seconds": record["seconds"],
+                   "wall_seconds": wall, "cost_vs_teacher": record["cost_vs_teacher"],
+                   "pseudo_labels": [r["pseudo_labels"] for r in record["rounds_run"]]},
+    }
+
+
+def finetune_cell(encoder: str, train, test, seed: int) -> dict:
+    """``head`` fine-tuning of ``encoder`` scored on ``test``."""
+    from pipeline.finetune import finetune_and_score
+
+    with tempfile.TemporaryDirectory(prefix="bench-ft-") as work:
+        probas, fit_s, _ = finetune_and_score(train, {"test": test}, work_dir=work, encoder=encoder, seed=seed,
+                                              progress=False)
+    return {"accuracy": _accuracy(test.labels, probas["test"]), "seconds": fit_s}
+
+
+def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    return float(((proba[:, 1] >= 0.5) == y).mean())
+
+
+def run_cell(method: str, budget: int | None, seed: int, ds, extra: dict, adapted: str | None,
+             cache_dir: str) -> dict[str, dict]:
+    """The rows (by method name) one (method, budget, seed) cell produces."""
+    from pipeline.unlabelled.texts import for_budget
+
+    train, test, unl = for_budget(ds, budget, seed, extra)
+    if method in ("frozen", "frozen+self-train"):
+        rows = frozen_cells("minilm", train, test, unl.texts, seed, cache_dir, method.endswith("self-train"))
+        return {f"frozen{k}": v for k, v in rows.items()}
+    if method in ("ft-head", "distil"):
+        if not len(unl):
+            return {"ft-head": finetune_cell("minilm", train, test, seed)}
+        return distil_cells(train, test, unl.texts, seed, cache_dir)
+    if adapted is None:
+        raise SystemExit(f"method {method} needs --adapted st:DIR (make one with `review-transfer adapt rt`).")
+    if method == "adapted":
+        return {"adapted": frozen_cells(adapted, train, test, [], seed, cache_dir, False)[""]}
+    return {"adapted+ft-head": finetune_cell(adapted, train, test, seed)}
+
+
+def summarise(rows: list[dict], budgets: list[str]) -> str:
+    """Per budget: mean ± sd accuracy, mean seconds, and the paired difference to ft-head."""
+    from scipy import stats
+
+    from pipeline.train import format_table
+
+    table = []
+    for b in budgets:
+        by = {}
+        for r in rows:
+            if r["budget"] == b:
+                by.setdefault(r["method"], {})[r["seed"]] = r
+        base = by.get(BASELINE, {})
+        for method in sorted(by, key=lambda m: METHODS.index(m) if m in METHODS else 99):
+            cells = by[method]
+            acc = np.array([c["accuracy"] for c in cells.values()]) * 100
+            diff = "-"
+            seeds = sorted(set(cells) & set(base))
+            if method != BASELINE and len(seeds) >= 2:
+                d = np.array([cells[s]["accuracy"] - base[s]["accuracy"] for s in seeds]) * 100
+                half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+                diff = f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}] ({len(d)} seeds)"
+            elif method != BASELINE and len(seeds) == 1:
+                diff = f"{(cells[seeds[0]]['accuracy'] - base[seeds[0]]['accuracy']) * 100:+.1f} (1 seed)"
+            sd = f" ± {acc.std(ddof=1):.1f}" if len(acc) > 1 else ""
+            table.append((b, method, f"{acc.mean():.1f}{sd}", str(len(acc)),
+                          f"{np.mean([c['seconds'] for c in cells.values()]):.0f}", diff))
+    return format_table(("labels", "method", "accuracy %", "seeds", "seconds", f"paired vs {BASELINE}"), table)
+
+
+def main() -> None:
+    from pipeline.cache import default_cache_dir
+    from pipeline.compare import budget_label, parse_budgets
+    from pipeline.data import load
+    from pipeline.unlabelled.texts import read_unlabelled
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", default="32,128,1000,all", help="comma-separated label budgets ('all' = the pool)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per budget (0..N-1)")
+    parser.add_argument("--methods", default="frozen,frozen+self-train,ft-head,distil",
+                        help=f"comma-separated, of: {', '.join(METHODS)} (distil also gives ft-head)")
+    parser.add_argument("--adapted", default=None, help="st:DIR of an adapted MiniLM (review-transfer adapt)")
+    parser.add_argument("--unlabelled", action="append", default=[], help="more unlabelled texts (SOURCE)")
+    parser.add_argument("--out", default="bench_unlabelled.jsonl", help="JSON-lines file of finished cells (resumes)")
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args()
+    cache_dir = str(args.cache_dir or default_cache_dir())
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; use {', '.join(METHODS)}.")
+    if "distil" in methods and "ft-head" in methods:
+        methods.remove("ft-head")  # the distil cell trains and scores its ft-head teacher
+    ds = load("rt")
+    extra = read_unlabelled(args.unlabelled)
+    out = Path(args.out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    done = {(r["method"], r["budget"], r["seed"]) for r in rows}
+    produces = {"distil": ("distil",), "frozen+self-train": ("frozen+self-train",)}
+    budgets = parse_budgets(args.budgets)
+    print(f"load: {os.getloadavg()[0]:.1f} (1-min average; 2 cores shared)", flush=True)
+    for budget in budgets:
+        for seed in range(args.seeds):
+            for method in methods:
+                wanted = produces.get(method, (method,))
+                if all((m, budget_label(budget), seed) in done for m in wanted):
+                    continue
+                for name, row in run_cell(method, budget, seed, ds, extra, args.adapted, cache_dir).items():
+                    if (name, budget_label(budget), seed) in done:
+                        continue
+                    row = {"method": name, "budget": budget_label(budget), "seed": seed, **row,
+                           "load": round(os.getloadavg()[0], 1)}
+                    rows.append(row)
+                    done.add((name, row["budget"], seed))
+                    with open(out, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(json.dumps(row), flush=True)
+    print(summarise(rows, [budget_label(b) for b in budgets]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Learning from unlabelled texts: which texts (:mod:`.texts`), self-training and distillation
+(:mod:`.self_train`) and domain-adaptive pretraining of an encoder (:mod:`.adapt`).
+
+Everything here receives unlabelled texts (or their vectors) only: labels of the unlabelled set are
+never passed in, so they cannot be read.
+"""

@@ -1,0 +1,66 @@
+"""adapt: domain-adaptive pretraining of MiniLM on a tiny real corpus: keyed by recipe and corpus, a cache
+hit the second time, usable as st:DIR, and resumed after a real kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.data import load, split
+from pipeline.unlabelled.adapt import AdaptRecipe, adapt, corpus_hash, fingerprint
+
+
+@pytest.fixture(scope="module")
+def corpus(rt_split) -> list[str]:
+    """24 real RT pool texts."""
+    return rt_split[0].texts[:24]
+
+
+def test_fingerprint_changes_with_corpus_and_recipe(corpus):
+    base = fingerprint("minilm-id", AdaptRecipe(), corpus_hash(corpus))
+    assert fingerprint("minilm-id", AdaptRecipe(), corpus_hash(corpus[:-1] + ["another review"])) != base
+    assert fingerprint("minilm-id", AdaptRecipe(method="simcse"), corpus_hash(corpus)) != base
+    assert fingerprint("minilm-id", AdaptRecipe(seed=1), corpus_hash(corpus)) != base
+    assert fingerprint("minilm-id", AdaptRecipe(), corpus_hash(list(corpus))) == base
+    with pytest.raises(ValueError, match="tsdae, simcse, mlm"):
+        AdaptRecipe(method="bert")
+
+
+def test_adapt_resumes_after_kill_then_is_a_cache_hit(corpus, tmp_path):
+    data = tmp_path / "texts.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in corpus))
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "pipeline", "adapt", str(data), "--method", "simcse", "--epochs", "4",
+           "--batch-size", "4", "--max-length", "32", "--checkpoint-every", "0", "--cache-dir", str(cache),
+           "--out", str(tmp_path / "adapted")]
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while not list(cache.glob("adapted/*.ckpt/checkpoint.pt")) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.2)
+    assert run.poll() is None, "adapt finished before it could be killed"
+    os.kill(run.pid, signal.SIGKILL)  # a real kill -9, mid-training
+    run.wait()
+    assert not list(cache.glob("adapted/*/adapt.json")), "a killed run must not leave a model"
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stderr
+    record = json.loads((tmp_path / "adapted" / "adapt.json").read_text())
+    pool = split(load(str(data), require_labels=False))[0].texts  # SOURCE's pool only: never its test split
+    assert record["resumed_from"] and len(record["history"]) == 4 and record["corpus_size"] == len(pool) < 24
+    assert not list(cache.glob("adapted/*.ckpt")), "the checkpoint is removed once the model is saved"
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "cache hit" in again.stdout, again.stdout + again.stderr
+
+    from pipeline.encoders import get_encoder
+
+    enc = get_encoder(f"st:{tmp_path / 'adapted'}")
+    assert enc.encode(corpus[:2]).shape == (2, 384)
+    assert adapt(pool, recipe=AdaptRecipe(method="simcse", epochs=4, batch_size=4, max_length=32),
+                 cache_dir=cache).cached  # the Python API finds the same model

@@ -1,0 +1,111 @@
+"""Learning from unlabelled texts: which texts are used (never the test split unless passed), self-trained
+heads through fit and compare, and a compare whose self-training cannot see the hidden pool labels."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from helpers import write_reviews_csv
+
+import pipeline.compare
+from pipeline.bundle import Bundle
+from pipeline.cli import main
+from pipeline.compare import ResultsLog, run_compare
+from pipeline.data import budget_indices, load, split
+from pipeline.unlabelled.self_train import SelfTrainSettings, select_pseudo
+from pipeline.unlabelled.texts import for_budget, gather, read_unlabelled
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory, rt):
+    """A real 800-review RT file (text, label, movie) and the dataset loaded from it."""
+    idx = np.random.default_rng(1).choice(len(rt), 800, replace=False)
+    path = write_reviews_csv(tmp_path_factory.mktemp("data") / "reviews.csv", rt, idx)
+    return path, load(path, group_col="movie")
+
+
+def test_default_unlabelled_set_is_the_rest_of_the_pool_and_never_the_test_split(reviews):
+    _, ds = reviews
+    pool, test = split(ds)
+    train, test2, unl = for_budget(ds, 40, 0)
+    assert test2.texts == test.texts
+    assert not set(unl.texts) & set(test.texts)
+    assert not set(unl.texts) & set(train.texts)
+    assert set(unl.texts) | set(train.texts) == set(pool.texts)
+    assert unl.record["transductive"] is False and unl.record["test_split_texts"] == 0
+    assert len(for_budget(ds, None, 0)[2]) == 0  # the whole pool labelled: nothing left
+
+
+def test_test_texts_are_used_only_when_passed_and_then_reported(reviews, tmp_path):
+    path, ds = reviews
+    pool, test = split(ds)
+    passed = tmp_path / "test_texts.jsonl"  # a file of the test split's texts, with a label column that is not read
+    passed.write_text("".join(json.dumps({"text": t, "label": "???"}) + "\n" for t in test.texts[:30]))
+    extra = read_unlabelled([str(passed)])
+    unl = gather(pool, budget_indices(pool, 40, 0), test, extra)
+    assert unl.record["test_split_texts"] == 30 and unl.record["transductive"] is True
+    assert unl.record["sources"][str(passed)] == 30
+
+
+def test_pseudo_labels_are_balanced_and_confident():
+    p = np.array([0.99, 0.95, 0.92, 0.6, 0.4, 0.05, 0.5])
+    idx, y = select_pseudo(p, 0.9)
+    assert idx.tolist() == [5, 0] and y.tolist() == [0, 1]  # one confident negative: the top positive only
+    assert len(select_pseudo(p, 0.9, max_pseudo=2)[0]) == 2
+    with pytest.raises(ValueError, match="threshold"):
+        SelfTrainSettings(threshold=0.3)
+
+
+def test_fit_self_train_saves_a_bundle_that_predict_uses(reviews, small_glove, tmp_path):
+    path, _ = reviews
+    unlabelled = tmp_path / "more.csv"  # extra unlabelled texts; its label column holds junk that must not be read
+    with open(unlabelled, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows([[f"an extra review number {i}, quite good", "not-a-label"] for i in range(20)])
+    env = {"REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
+    r = CliRunner().invoke(main, ["fit", path, "--group-col", "movie", "--encoder", small_glove, "--budget", "60",
+                                  "--self-train", "--threshold", "0.7", "--unlabelled", str(unlabelled),
+                                  "--out", str(tmp_path / "m")], env=env)
+    assert r.exit_code == 0, r.output
+    assert "unlabelled:" in r.output and "20 from" in r.output
+    (bundle_dir,) = (tmp_path / "m").iterdir()
+    bundle = Bundle.load(bundle_dir, cache_dir=tmp_path / "cache")
+    record = bundle.manifest["self_train"]
+    assert record["threshold"] == 0.7 and record["teacher"]["head"] == "logreg"
+    assert record["rounds_run"][0]["pseudo_labels"] == 2 * record["rounds_run"][0]["positive"]
+    assert bundle.manifest["unlabelled"]["transductive"] is False
+    r = CliRunner().invoke(main, ["predict", str(bundle_dir), "A triumph.", "Dull."], env=env)
+    assert r.exit_code == 0 and len(r.output.splitlines()) == 2, r.output
+    r = CliRunner().invoke(main, ["fit", path, "--encoder", small_glove, "--unlabelled", str(unlabelled),
+                                  "--out", str(tmp_path / "m2")], env=env)
+    assert r.exit_code != 0 and "--self-train" in r.output
+
+
+def test_compare_self_training_cannot_read_the_hidden_pool_labels(reviews, small_glove, tmp_path, monkeypatch):
+    """Flip the labels of every pool text outside the budget sample: a self-training cell that read them
+    (as gold labels or to pick pseudo-labels) would change; it must give identical scores."""
+    _, ds = reviews
+    pool, _ = split(ds)
+    fixed = budget_indices(pool, 60, 0)
+    monkeypatch.setattr(pipeline.compare, "budget_indices", lambda p, n, seed: fixed)  # the same sample for both
+    in_pool = np.isin(np.arange(len(ds)), [ds.texts.index(t) for t in pool.texts])
+    hidden = np.flatnonzero(in_pool)[np.setdiff1d(np.arange(len(pool)), fixed)]
+    # pool rows keep their order in ds, so rows of pool map to in_pool's rows in order
+    flipped_labels = ds.labels.copy()
+    flipped_labels[hidden] = 1 - flipped_labels[hidden]
+    flipped = dataclasses.replace(ds, labels=flipped_labels)
+    rows = {}
+    for name, data in (("true", ds), ("flipped", flipped)):
+        run_compare(data, encoders=[small_glove], heads=["logreg"], budgets=[60], seeds=1, out=tmp_path / name,
+                    cache_dir=tmp_path / "cache", progress=False, self_train=SelfTrainSettings(threshold=0.6))
+        rows[name] = {r["method"]: r for r in ResultsLog(tmp_path / name).rows()}
+    method = f"{small_glove}+logreg+self-train[threshold=0.6]"
+    assert rows["true"][method]["self_train"]["rounds_run"][0]["pseudo_labels"] > 0
+    assert rows["true"][method]["metrics"] == rows["flipped"][method]["metrics"]
+    assert rows["true"][method]["self_train"]["rounds_run"] == rows["flipped"][method]["self_train"]["rounds_run"]
