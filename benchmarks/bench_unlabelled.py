@@ -16,7 +16,7 @@ no unlabelled text: self-training is skipped there unless ``--unlabelled`` adds 
 
 Run:  .venv/bin/python benchmarks/bench_unlabelled.py [--budgets 32,128,1000,all] [--seeds 3]
       [--methods frozen,frozen+self-train,ft-head,distil,adapted,adapted+ft-head] [--adapted st:models/minilm-rt]
-      [--out bench_unlabelled.jsonl] [--cache-dir DIR]
+      [--split test|validation] [--out bench_unlabelled.jsonl] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -90,12 +90,23 @@ def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
     return float(((proba[:, 1] >= 0.5) == y).mean())
 
 
-def run_cell(method: str, budget: int | None, seed: int, ds, extra: dict, adapted: str | None,
+def validation_split(pool):
+    """(inner pool, validation set): one film in five of RT's pool, by a salted hash of the film, held out
+    for choosing settings without touching the test split."""
+    import hashlib
+
+    held = np.array([int(hashlib.sha256(f"validation:{g}".encode()).hexdigest(), 16) % 5 == 0 for g in pool.groups])
+    return pool.subset(np.flatnonzero(~held)), pool.subset(np.flatnonzero(held))
+
+
+def run_cell(method: str, budget: int | None, seed: int, pool, test, extra: dict, adapted: str | None,
              cache_dir: str) -> dict[str, dict]:
     """The rows (by method name) one (method, budget, seed) cell produces."""
-    from pipeline.unlabelled.texts import for_budget
+    from pipeline.data import budget_indices
+    from pipeline.unlabelled.texts import gather
 
-    train, test, unl = for_budget(ds, budget, seed, extra)
+    idx = budget_indices(pool, budget, seed)
+    train, unl = pool.subset(idx), gather(pool, None if budget is None else idx, test, extra)
     if method in ("frozen", "frozen+self-train"):
         rows = frozen_cells("minilm", train, test, unl.texts, seed, cache_dir, method.endswith("self-train"))
         return {f"frozen{k}": v for k, v in rows.items()}
@@ -143,7 +154,7 @@ def summarise(rows: list[dict], budgets: list[str]) -> str:
 def main() -> None:
     from pipeline.cache import default_cache_dir
     from pipeline.compare import budget_label, parse_budgets
-    from pipeline.data import load
+    from pipeline.data import load, split
     from pipeline.unlabelled.texts import read_unlabelled
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -153,7 +164,10 @@ def main() -> None:
                         help=f"comma-separated, of: {', '.join(METHODS)} (distil also gives ft-head)")
     parser.add_argument("--adapted", default=None, help="st:DIR of an adapted MiniLM (review-transfer adapt)")
     parser.add_argument("--unlabelled", action="append", default=[], help="more unlabelled texts (SOURCE)")
-    parser.add_argument("--out", default="bench_unlabelled.jsonl", help="JSON-lines file of finished cells (resumes)")
+    parser.add_argument("--out", default=None,
+                        help="JSON-lines file of finished cells (resumes)  [default: bench_unlabelled_SPLIT.jsonl]")
+    parser.add_argument("--split", choices=["test", "validation"], default="test",
+                        help="score on RT's test split, or on a validation split of the pool (for choosing settings)")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
     cache_dir = str(args.cache_dir or default_cache_dir())
@@ -163,21 +177,24 @@ def main() -> None:
         raise SystemExit(f"unknown method(s) {unknown}; use {', '.join(METHODS)}.")
     if "distil" in methods and "ft-head" in methods:
         methods.remove("ft-head")  # the distil cell trains and scores its ft-head teacher
-    ds = load("rt")
+    pool, test = split(load("rt"))
+    if args.split == "validation":
+        pool, test = validation_split(pool)
     extra = read_unlabelled(args.unlabelled)
-    out = Path(args.out)
+    out = Path(args.out or f"bench_unlabelled_{args.split}.jsonl")
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     done = {(r["method"], r["budget"], r["seed"]) for r in rows}
     produces = {"distil": ("distil",), "frozen+self-train": ("frozen+self-train",)}
     budgets = parse_budgets(args.budgets)
-    print(f"load: {os.getloadavg()[0]:.1f} (1-min average; 2 cores shared)", flush=True)
+    print(f"scoring on the {args.split} split ({len(test):,} texts); pool {len(pool):,}; "
+          f"load {os.getloadavg()[0]:.1f} (1-min average; 2 cores shared)", flush=True)
     for budget in budgets:
         for seed in range(args.seeds):
             for method in methods:
                 wanted = produces.get(method, (method,))
                 if all((m, budget_label(budget), seed) in done for m in wanted):
                     continue
-                for name, row in run_cell(method, budget, seed, ds, extra, args.adapted, cache_dir).items():
+                for name, row in run_cell(method, budget, seed, pool, test, extra, args.adapted, cache_dir).items():
                     if (name, budget_label(budget), seed) in done:
                         continue
                     row = {"method": name, "budget": budget_label(budget), "seed": seed, **row,

@@ -84,6 +84,7 @@ def main() -> None:
     Stage two   fit       train scikit-learn heads on cached vectors, save model bundles
                 predict   label new texts with a bundle;  evaluate: score a bundle on labelled data
     Optional    finetune  back-propagate through a language model with a new task head
+                adapt     continue pretraining an encoder on unlabelled texts (--self-train: fit/finetune)
     Study       compare   learning curves over label budgets x seeds x encoders x heads
     Labelling   suggest   the texts most worth labelling next (active learning), as a CSV
                 label     a local web page to label them one at a time, the model refitted after each
@@ -254,11 +255,14 @@ def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
               help="--engine ray: encoding actors.  [default: one per GPU, else one per CPU of the cluster]")
 @click.option("--shard-size", type=click.IntRange(min=1), default=4096, show_default=True,
               help="--engine ray: texts per Ray task and staged shard file (what a killed worker redoes).")
+@click.option("--unlabelled", "unlabelled", multiple=True, metavar="SOURCE",
+              help="Also embed the texts of SOURCE (repeatable; read with --text-col; labels not read), e.g. "
+                   "the unlabelled reviews a later fit --self-train --unlabelled SOURCE will use.")
 @_handle_errors
 def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device: str, precision: str,
           max_length: int | None, batch_size: int | None, pooling: str | None, chunk_size: int, long_text: str,
           backend: str, quantize: str, min_cosine: float, engine: str, address: str | None, workers: int | None,
-          shard_size: int, **opts: Any) -> None:
+          shard_size: int, unlabelled: tuple[str, ...], **opts: Any) -> None:
     """Encode every text of SOURCE (labelled or not) into the embedding cache, once per encoder.
 
     Only texts missing from the cache are encoded; a killed run resumes where it stopped.
@@ -276,14 +280,13 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
     from pipeline.cache import EmbeddingCache
     from pipeline.encoders.base import ZeroVectorWarning
     from pipeline.encoders.probe import guarded_encoder
-    from pipeline.stream import fill_stream, iter_text_batches, streamable
+    from pipeline.stream import fill_stream
 
     warnings.simplefilter("ignore", ZeroVectorWarning)  # the summary below counts texts with no known word
 
     def batches() -> Any:
-        if streamable(source):
-            return iter_text_batches(source, text_col=opts["text_col"])
-        return [load_source(source, require_labels=False, **opts).texts]
+        return itertools.chain(_text_batches(source, opts), *(_text_batches(u, {"text_col": opts["text_col"]}, False)
+                                                               for u in unlabelled))
 
     cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)
     settings = {"device": device, "precision": precision, "max_length": max_length, "pooling": pooling,
@@ -311,6 +314,20 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
         click.echo(report.summary())
         if engine == "local" and hasattr(enc, "length_stats"):
             click.echo("  " + enc.length_stats(itertools.chain.from_iterable(batches())).line())
+
+
+def _text_batches(source: str, opts: dict[str, Any], labelled_source: bool = True) -> Any:
+    """Batches of the texts of ``source``: streamed from a file where possible, else loaded whole
+    (only the text column of an unlabelled source is read)."""
+    from pipeline.stream import iter_text_batches, streamable
+
+    if streamable(source):
+        return iter_text_batches(source, text_col=opts["text_col"])
+    if labelled_source:
+        return [load_source(source, require_labels=False, **opts).texts]
+    from pipeline.unlabelled.texts import read_unlabelled
+
+    return list(read_unlabelled([source], text_col=opts["text_col"]).values())
 
 
 @main.group("cache")

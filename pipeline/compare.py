@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -325,8 +326,6 @@ def _finetune_cell(
         extra["self_train"].update(teacher_seconds=record["teacher"]["seconds"],
                                    teacher_test={k: record["teacher"]["test_metrics"][k] for k in SCORES})
         extra["metrics"] = {"test": {k: bundle.manifest["metrics"]["test"][k] for k in SCORES}}
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
     else:
         probas, fit_seconds, encode_seconds = finetune_and_score(

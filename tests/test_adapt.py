@@ -37,10 +37,10 @@ def test_adapt_resumes_after_kill_then_is_a_cache_hit(corpus, tmp_path):
     data = tmp_path / "texts.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in corpus))
     cache = tmp_path / "cache"
-    cmd = [sys.executable, "-m", "pipeline", "adapt", str(data), "--method", "simcse", "--epochs", "4",
-           "--batch-size", "4", "--max-length", "32", "--checkpoint-every", "0", "--cache-dir", str(cache),
-           "--out", str(tmp_path / "adapted")]
-    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cmd = [sys.executable, "-m", "pipeline", "adapt", str(data), "--method", "simcse", "--epochs", "2",
+           "--batch-size", "8", "--max-length", "32", "--cache-dir", str(cache), "--out", str(tmp_path / "adapted")]
+    # the first run checkpoints after every step, so it is killed mid-epoch
+    run = subprocess.Popen([*cmd, "--checkpoint-every", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
     while not list(cache.glob("adapted/*.ckpt/checkpoint.pt")) and time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.2)
@@ -53,7 +53,7 @@ def test_adapt_resumes_after_kill_then_is_a_cache_hit(corpus, tmp_path):
     assert "resuming from" in resumed.stderr
     record = json.loads((tmp_path / "adapted" / "adapt.json").read_text())
     pool = split(load(str(data), require_labels=False))[0].texts  # SOURCE's pool only: never its test split
-    assert record["resumed_from"] and len(record["history"]) == 4 and record["corpus_size"] == len(pool) < 24
+    assert record["resumed_from"] and len(record["history"]) == 2 and record["corpus_size"] == len(pool) < 24
     assert not list(cache.glob("adapted/*.ckpt")), "the checkpoint is removed once the model is saved"
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "cache hit" in again.stdout, again.stdout + again.stderr
@@ -62,5 +62,5 @@ def test_adapt_resumes_after_kill_then_is_a_cache_hit(corpus, tmp_path):
 
     enc = get_encoder(f"st:{tmp_path / 'adapted'}")
     assert enc.encode(corpus[:2]).shape == (2, 384)
-    assert adapt(pool, recipe=AdaptRecipe(method="simcse", epochs=4, batch_size=4, max_length=32),
+    assert adapt(pool, recipe=AdaptRecipe(method="simcse", epochs=2, batch_size=8, max_length=32),
                  cache_dir=cache).cached  # the Python API finds the same model

@@ -69,6 +69,8 @@ def test_fit_self_train_saves_a_bundle_that_predict_uses(reviews, small_glove, t
         w.writerow(["text", "label"])
         w.writerows([[f"an extra review number {i}, quite good", "not-a-label"] for i in range(20)])
     env = {"REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
+    r = CliRunner().invoke(main, ["embed", path, "--encoder", small_glove, "--unlabelled", str(unlabelled)], env=env)
+    assert r.exit_code == 0 and "820 texts" in r.output, r.output  # 800 reviews + 20 unlabelled texts
     r = CliRunner().invoke(main, ["fit", path, "--group-col", "movie", "--encoder", small_glove, "--budget", "60",
                                   "--self-train", "--threshold", "0.7", "--unlabelled", str(unlabelled),
                                   "--out", str(tmp_path / "m")], env=env)
@@ -109,3 +111,22 @@ def test_compare_self_training_cannot_read_the_hidden_pool_labels(reviews, small
     assert rows["true"][method]["self_train"]["rounds_run"][0]["pseudo_labels"] > 0
     assert rows["true"][method]["metrics"] == rows["flipped"][method]["metrics"]
     assert rows["true"][method]["self_train"]["rounds_run"] == rows["flipped"][method]["self_train"]["rounds_run"]
+
+
+def test_finetune_self_train_distils_into_a_bundle_evaluate_uses(reviews, tmp_path):
+    """Teacher fine-tuned on 16 labels, pseudo-labels of the rest of the pool, student from the teacher's
+    encoder (one epoch each: a small real run of the whole path)."""
+    path, _ = reviews
+    out = tmp_path / "distilled"
+    env = {"REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
+    r = CliRunner().invoke(main, ["finetune", path, "--group-col", "movie", "--budget", "16", "--epochs", "1",
+                                  "--max-length", "32", "--self-train", "--threshold", "0.5", "--out", str(out)], env=env)
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "distilled.self-train").exists()  # work files removed
+    bundle = Bundle.load(out, cache_dir=tmp_path / "cache")
+    record = bundle.manifest["self_train"]
+    assert record["teacher"]["method"] == "head" and record["student"]["from"] == "teacher"
+    assert record["rounds_run"][0]["pseudo_labels"] == record["pseudo_cap"] == 2  # 16 labels x 1 epoch - 16, at least 2
+    assert bundle.manifest["train"]["size"] == 18 and bundle.manifest["unlabelled"]["test_split_texts"] == 0
+    r = CliRunner().invoke(main, ["evaluate", str(out), path, "--json"], env=env)
+    assert r.exit_code == 0 and json.loads(r.output)["n"] == 800, r.output

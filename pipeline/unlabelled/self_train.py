@@ -10,7 +10,7 @@ teacher. Two students:
   (no second search, so a round costs one fit).
 - :func:`distil` — a fine-tuned encoder: a fine-tuned teacher (``head`` or ``setfit``) labels the
   unlabelled texts and a fine-tuned ``head`` student trains on labels + pseudo-labels (distillation),
-  its size capped so the whole run costs about :data:`COST_RATIO` teachers.
+  its size capped so the whole run costs about three teachers (teacher, labelling, student).
 
 Both take unlabelled texts or vectors only: the functions have no parameter through which labels of
 the unlabelled set could arrive.
@@ -27,9 +27,6 @@ import numpy as np
 
 from pipeline import OptionError
 from pipeline.data import Dataset
-
-COST_RATIO = 3  # a self-training run should cost at most this many teachers
-
 
 @dataclass(frozen=True)
 class SelfTrainSettings:
@@ -139,7 +136,8 @@ def distil(
     the unlabelled texts; the student, a ``head`` fine-tuning of the teacher's tuned encoder
     (``student_from="teacher"``) or of ``encoder`` afresh (``"base"``), trains for one epoch on the labels
     plus balanced confident pseudo-labels. Unless ``settings.max_pseudo`` says otherwise, the
-    pseudo-labels are capped at the teacher's number of training passes (epochs x labels), so the student
+    pseudo-labels are capped at the teacher's number of training passes (epochs x labels, or the texts
+    of its setfit pairs) less the labels, so the student
     costs about one teacher; the run's cost (teacher, labelling, students) is recorded against the teacher's.
     A teacher already saved under ``work_dir`` by a killed run of the same data is reused. ``recipe``
     settings apply to the teacher; with ``test``, both are scored on it. Returns the student bundle,
@@ -148,7 +146,7 @@ def distil(
     from dataclasses import replace
 
     from pipeline.bundle import ENCODER_DIR
-    from pipeline.finetune import auto_epochs, finetune, make_recipe
+    from pipeline.finetune import finetune
 
     if student_from not in ("teacher", "base"):
         raise OptionError(f"student_from must be 'teacher' or 'base', got {student_from!r}.")
@@ -158,9 +156,8 @@ def distil(
         train, out=work_dir / "teacher", encoder=encoder, method=teacher_method, seed=seed, test=test,
         device=device, precision=precision, cache_dir=cache_dir, progress=progress, **recipe)
     teacher_seconds = teacher.manifest["finetune"]["fit_seconds"]
-    passes = len(train) * auto_epochs(len(train), make_recipe("head").batch_size)
-    if teacher_method != "head":
-        passes = 2 * teacher.manifest["finetune"].get("pairs", len(train))  # texts seen in setfit's pairs
+    details = teacher.manifest["finetune"]  # texts the teacher trained on: epochs x labels, or setfit's pairs
+    passes = 2 * details["pairs"] if "pairs" in details else len(train) * details["recipe"]["epochs"]
     cap = settings.max_pseudo if settings.max_pseudo is not None else max(2, passes - len(train))
     current, rounds, seconds = teacher, [], teacher_seconds
     for r in range(settings.rounds):
