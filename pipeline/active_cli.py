@@ -8,7 +8,7 @@ import click
 
 from pipeline import MissingExtraError
 from pipeline.active import STRATEGIES
-from pipeline.cli import _cache_dir_option, _handle_errors, load_source, source_options
+from pipeline.cli import SEED, _cache_dir_option, _handle_errors, load_source, source_options
 
 _STRATEGY_HELP = "; ".join(f"{name}: {what}" for name, what in STRATEGIES.items())
 
@@ -23,7 +23,7 @@ _STRATEGY_HELP = "; ".join(f"{name}: {what}" for name, what in STRATEGIES.items(
 @click.option("--k", type=click.IntRange(min=1), default=50, show_default=True, help="How many texts to suggest.")
 @click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="hybrid", show_default=True, help=_STRATEGY_HELP)
 @click.option("--head", default="logreg", show_default=True, help="Model whose guesses and certainty the strategy uses (default parameters).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random and k-means++ draws.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random and k-means++ draws.")
 @click.option("--out", default="to_label.csv", show_default=True, type=click.Path(dir_okay=False),
               help="Where to write the suggestions (.csv or .jsonl).")
 @_cache_dir_option
@@ -68,7 +68,7 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (other than loopback, anyone "
               "who can reach it and has the token can label).")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port; 0 = any free port.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random and k-means draws.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random and k-means draws.")
 @_cache_dir_option
 @_handle_errors
 def label(source: str, labels_file: str, encoder: str, strategy: str, head: str, host: str, port: int, seed: int,

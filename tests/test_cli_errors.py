@@ -72,8 +72,9 @@ def test_budgets_under_two_per_class_are_refused_as_options(fitted, tmp_path):
 
 def test_seed_out_of_range_names_the_option(fitted, tmp_path):
     data, _, cache = fitted
-    for command in ("fit", "finetune"):
-        res = invoke(command, data, "--seed", "-1", "--out", tmp_path / "m", "--cache-dir", cache)
+    for command, *extra in (("fit", "--out", tmp_path / "m"), ("finetune", "--out", tmp_path / "m"), ("suggest",),
+                            ("label", "--labels", tmp_path / "l.jsonl")):
+        res = invoke(command, data, "--seed", "-1", *extra, "--cache-dir", cache)
         assert res.exit_code == 2 and "Invalid value for '--seed': -1 is not in the range 0<=x<=4294967295" in res.output
 
 
