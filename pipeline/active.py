@@ -5,9 +5,10 @@ Strategies (each picks ``k`` texts per round from the rows not yet labelled):
 - ``random``: a uniform draw. (``compare --query random`` uses today's balanced budgets instead,
   which peek at the labels to balance the classes: a stronger baseline than any real draw.)
 - ``margin``: the texts the current model is least sure of (P(positive) nearest 0.5).
-- ``diverse``: k-means++ seeding on unit-length vectors: each pick is drawn with probability
-  proportional to its squared cosine distance to the nearest text already labelled or picked, so
-  picks spread over the corpus. With no labels this is the cold start.
+- ``diverse``: k-means++ seeding on unit-length vectors, weighted by typicality: each pick is drawn
+  with probability proportional to its squared cosine distance to the nearest text already labelled
+  or picked, times its density (mean cosine similarity to its 20 nearest texts) to the 4th power, so
+  picks spread over the corpus without chasing outliers. With no labels this is the cold start.
 - ``hybrid``: diverse among the uncertain (Zhdanov 2019): the ``HYBRID_POOL * k`` least certain texts
   are clustered into ``k`` by k-means weighted by uncertainty, and the text nearest each centre is
   picked, so one batch does not spend its labels on near-copies.
@@ -36,10 +37,13 @@ from pipeline import OptionError
 STRATEGIES = {
     "random": "a uniform random draw",
     "margin": "the least certain texts (P(positive) nearest 0.5)",
-    "diverse": "k-means++ seeding: far, in cosine distance, from every text labelled or picked",
+    "diverse": "k-means++ seeding weighted by typicality: far from every text labelled or picked, like many others",
     "hybrid": "diverse among the uncertain: k-means over the 10 x k least certain, the text nearest each centre",
 }
 HYBRID_POOL = 10  # hybrid: uncertain candidates per text picked
+DENSITY_NEIGHBOURS = 20  # diverse: typicality = mean cosine similarity to this many nearest texts
+DENSITY_REFERENCE = 20_000  # ... among at most this many (a seeded sample of larger pools)
+TYPICAL_POWER = 4  # diverse draws with probability ∝ distance² × typicality⁴
 QUERY_HEAD = "logreg"
 _BLOCK = 4096  # rows per block when computing distances to the labelled texts
 
@@ -81,16 +85,41 @@ def nearest_distance(U: np.ndarray, rows: Sequence[int] | np.ndarray) -> np.ndar
     return np.clip(out, 0.0, 2.0)
 
 
+def density(U: np.ndarray, neighbours: int = DENSITY_NEIGHBOURS, seed: int = 0) -> np.ndarray:
+    """Typicality of each unit row: its mean cosine similarity to its ``neighbours`` nearest other rows
+    (among a seeded sample of ``DENSITY_REFERENCE`` rows when there are more)."""
+    rows = np.arange(len(U))
+    if len(U) > DENSITY_REFERENCE:
+        rows = np.sort(np.random.default_rng(seed).choice(len(U), DENSITY_REFERENCE, replace=False))
+    ref = U[rows]
+    k = min(neighbours, len(rows) - 1)
+    out = np.zeros(len(U), dtype=np.float32)
+    if k < 1:
+        return out + 1.0
+    for start in range(0, len(U), 1024):
+        sims = U[start:start + 1024] @ ref.T
+        out[start:start + 1024] = np.sort(sims, axis=1)[:, -k - 1:-1].mean(axis=1)  # the largest is itself
+    return out
+
+
+def typicality(U: np.ndarray) -> np.ndarray:
+    """The weight ``diverse`` gives each row: :func:`density` to the power ``TYPICAL_POWER``, so draws
+    favour texts like many others over outliers (one-off phrasings, foreign-language snippets)."""
+    return np.clip(density(U), 1e-3, None) ** TYPICAL_POWER
+
+
 def diverse(U: np.ndarray, candidates: np.ndarray, k: int, rng: np.random.Generator,
-            distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            distance: np.ndarray, typical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """k-means++ seeding: ``k`` rows of ``candidates``, each drawn with probability proportional to its
     squared distance to the nearest row labelled or already drawn (``distance``: that distance for
-    every row of ``U`` before drawing). Returns the rows and their distances when drawn."""
+    every row of ``U`` before drawing), times ``typical`` (a weight per row of ``U``; None: 1).
+    Returns the rows and their distances when drawn."""
     d = distance[candidates].astype(np.float64)
     Uc = U[candidates]
+    w = np.ones(len(candidates)) if typical is None else typical[candidates].astype(np.float64)
     chosen, at = [], []
     for _ in range(min(k, len(candidates))):
-        weight = d ** 2
+        weight = d ** 2 * w
         if chosen:
             weight[np.asarray(chosen)] = 0.0
         total = weight.sum()
@@ -162,12 +191,13 @@ def propose(
     U: np.ndarray | None = None,
     model=None,
     distance: np.ndarray | None = None,
+    typical: np.ndarray | None = None,
 ) -> list[Suggestion]:
     """The ``k`` rows of ``X`` to label next by ``strategy``, given the rows ``labelled`` so far and their
     0/1 labels ``y`` (the only labels a strategy ever sees). ``exclude`` rows are never proposed (e.g.
     skipped, or open in another tab). ``U`` (unit rows of ``X``), ``model`` (the fitted current model)
-    and ``distance`` (:func:`nearest_distance` of every row to the labelled ones) may be passed to save
-    recomputing them."""
+    ``distance`` (:func:`nearest_distance` of every row to the labelled ones) and ``typical``
+    (:func:`typicality`) may be passed to save recomputing them."""
     check_strategy(strategy)
     labelled = np.asarray(labelled, dtype=np.int64)
     y = np.asarray(y, dtype=np.int64)
@@ -204,7 +234,8 @@ def propose(
             f"uncertain and typical: P(positive) {p[top[r]]:.2f}, nearest the centre of a cluster of {n} among the "
             f"{len(top)} least certain" for r, n in zip(rows, sizes)])
     U = unit_rows(X) if U is None else U
-    rows, at = diverse(U, candidates, k, rng, nearest_distance(U, labelled) if distance is None else distance)
+    typical = typicality(U) if typical is None else typical
+    rows, at = diverse(U, candidates, k, rng, nearest_distance(U, labelled) if distance is None else distance, typical)
     why = "cold start, no labels yet" if n_lab == 0 else (
         "one class labelled so far" if strategy in ("margin", "hybrid") else "")
     prefix = f"diverse ({why}): " if why else "diverse: "
@@ -262,23 +293,26 @@ def simulate(
     k: int,
     seed: int,
     head: str = QUERY_HEAD,
+    typical: np.ndarray | None = None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Replay ``strategy`` on the pool ``X``: yield ``(budget, rows, labels)`` as the labelled set reaches
     each budget (ascending). The cold start (the first ``min(k, budgets[0])`` rows, drawn by ``diverse``
     from zero labels) depends on ``seed`` alone, so every strategy of a seed starts from the same rows;
-    later rounds query ``k`` rows each (fewer to land exactly on a budget)."""
+    later rounds query ``k`` rows each (fewer to land exactly on a budget). ``typical``: :func:`typicality`
+    of ``X``'s unit rows, when already computed."""
     check_strategy(strategy)
     budgets = sorted(set(budgets))
     if budgets[-1] > len(oracle):
         raise OptionError(f"budget {budgets[-1]} exceeds the {len(oracle)} texts of the pool.")
     U = unit_rows(X)
-    cold = propose("diverse", X, [], [], min(k, budgets[0]), rng=np.random.default_rng(seed), U=U)
+    typical = typicality(U) if typical is None else typical
+    cold = propose("diverse", X, [], [], min(k, budgets[0]), rng=np.random.default_rng(seed), U=U, typical=typical)
     oracle.query([s.index for s in cold])
     rng = np.random.default_rng([seed, 1])
     for budget in budgets:
         while len(oracle.labelled) < budget:
             step = min(k, budget - len(oracle.labelled))
-            picks = propose(strategy, X, oracle.labelled, oracle.labels, step, rng=rng, head=head, U=U)
+            picks = propose(strategy, X, oracle.labelled, oracle.labels, step, rng=rng, head=head, U=U, typical=typical)
             oracle.query([s.index for s in picks])
         yield budget, oracle.labelled, oracle.labels
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.active import Oracle, check_strategy, simulate
+from pipeline.active import Oracle, check_strategy, simulate, typicality, unit_rows
 from pipeline.compare import Method, ResultsLog, budget_label, check_run_identity, fit_frozen_cell
 from pipeline.data import Dataset, DataError, budget_indices, split
 
@@ -36,14 +36,16 @@ def query_method(method: Method, query: str) -> str:
 
 def trajectory_cells(
     method: Method, query: str, seed: int, budgets: Sequence[int], pool: Dataset, X_pool: np.ndarray,
-    tests: dict[str, tuple[np.ndarray, np.ndarray]], k: int, skip: set[int],
+    tests: dict[str, tuple[np.ndarray, np.ndarray]], k: int, skip: set[int], typical: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """The cells of one (method, strategy, seed) at every budget not in ``skip`` (runs in a joblib worker)."""
+    """The cells of one (method, strategy, seed) at every budget not in ``skip`` (runs in a joblib worker);
+    ``typical``: :func:`~pipeline.active.typicality` of the pool, computed once for all of them."""
     if query == "random":  # the balanced, seeded samples of plain compare cells
         samples = ((b, budget_indices(pool, b, seed)) for b in budgets)
         samples = ((b, idx, pool.labels[idx]) for b, idx in samples)
     else:
-        samples = simulate(query, X_pool, Oracle(pool.labels), budgets, k=k, seed=seed, head=method.head)
+        samples = simulate(query, X_pool, Oracle(pool.labels), budgets, k=k, seed=seed, head=method.head,
+                           typical=typical)
     rows = []
     for budget, idx, y in samples:
         if budget in skip:
@@ -118,10 +120,11 @@ def run_active_compare(
         for name, ds in tests.items():
             test_xy[name] = (vectors[offset: offset + len(ds)], ds.labels)
             offset += len(ds)
+        typical = typicality(unit_rows(X_pool))
         n_cells = sum(len(budgets) - len(skip) for *_, skip in jobs_todo)
         bar = tqdm(total=n_cells, desc=f"compare --query ({encoder_spec})", unit="cell", disable=not progress)
         for rows in Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(trajectory_cells)(m, q, s, budgets, pool, X_pool, test_xy, k, skip)
+                delayed(trajectory_cells)(m, q, s, budgets, pool, X_pool, test_xy, k, skip, typical)
                 for m, q, s, skip in jobs_todo):
             for row in rows:
                 row["encode_seconds"] = round(encode_seconds / n_cells, 4)

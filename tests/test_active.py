@@ -154,3 +154,20 @@ def test_labels_so_far_may_hold_one_class(tmp_path):
     both = tmp_path / "both.csv"
     both.write_text("text,label\nA joy.,fresh\nA bore.,rotten\n", encoding="utf-8")
     assert read_labels(both).labels.tolist() == load(str(both)).labels.tolist() == [1, 0]
+
+
+def test_typicality_favours_texts_like_many_others(glove_xy):
+    from pipeline.active import density, typicality
+
+    _, X, _, _ = glove_xy
+    U = unit_rows(X)
+    outlier = unit_rows(np.random.default_rng(0).normal(size=(1, X.shape[1])))
+    Uo = np.vstack([U, outlier])
+    d = density(Uo)
+    assert d[-1] < np.percentile(d[:-1], 1)  # a random direction is like none of the reviews
+    assert np.allclose(density(U[:50]), [np.sort(U[i] @ U[:50].T)[-21:-1].mean() for i in range(50)], atol=1e-5)
+    # far from everything, the outlier has the largest k-means++ weight; typicality cuts it below a tenth of a review's
+    t = typicality(Uo)
+    assert t[-1] < 0.1 * np.median(t[:-1])
+    dist = nearest_distance(Uo, np.arange(40))
+    assert dist[-1] == dist.max()

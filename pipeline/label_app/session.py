@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.active import cv_estimate, nearest_distance, propose, query_model, unit_rows
+from pipeline.active import cv_estimate, nearest_distance, propose, query_model, typicality, unit_rows
 from pipeline.label_app.store import LabelFile
 
 LEASE_SECONDS = 600.0
@@ -34,6 +34,7 @@ class LabelSession:
         self.store, self.skips, self.strategy, self.head = store, skips, strategy, head
         self.rng = np.random.default_rng(seed)
         self.U = unit_rows(X)
+        self.typical = typicality(self.U)
         self.lock = threading.Lock()
         self.leases: dict[str, tuple[int, float, dict[str, Any]]] = {}  # client -> (row, when, how it was chosen)
         self.actions: dict[str, list[tuple[str, int]]] = {}  # client -> its labels and skips, for undo
@@ -74,7 +75,7 @@ class LabelSession:
             rows, y = self._arrays()
             exclude = [*self.skipped, *self._leased_elsewhere(client), *range(self.n_source, len(self.texts))]
             picks = propose(self.strategy, self.X, rows, y, 1, rng=self.rng, exclude=exclude, head=self.head,
-                            U=self.U, model=self.model, distance=self.distance)
+                            U=self.U, model=self.model, distance=self.distance, typical=self.typical)
             if not picks:
                 self.leases.pop(client, None)
                 return None
