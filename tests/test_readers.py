@@ -38,9 +38,6 @@ BAD = [
     ("unclosed-quote", "q.csv", HEADER + GOOD + '"Service was very prompt.,fresh\nBad food,rotten\n',
      r"q\.csv: line 4: a quote opened on this line is never closed \(the file ends inside it\), so lines 4-5 "
      r"would merge"),
-    ("quote-swallows-a-row", "s.csv", HEADER + GOOD + '"Service was very prompt.,fresh\nBad food,rotten\n'
-     'Really good",fresh\nFine.,rotten\n',
-     r"s\.csv: line 4: the quoted text opened on this line runs to line 6 and swallows line 5 \('Bad food,rotten'\)"),
     ("text-after-closing-quote", "j.csv", HEADER + GOOD + '"Nice" and warm,fresh\n',
      r"j\.csv: line 4: a closing quote is followed by more text"),
     ("duplicated-header", "h.csv", "text,text,label\na,b,fresh\n",
@@ -142,6 +139,7 @@ def test_every_command_reads_long_cells_and_warns_the_same_about_line_breaks(rt,
     path = write_reviews_csv(tmp_path / "ok.csv", rt, range(200, 280))
     with open(path, "a", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([["A film in\ntwo lines.", "fresh", "m"], ["dull " * 30_000, "rotten", "m"]])
+        f.write('"Service was very prompt.,fresh,m\nBad food,rotten,m\nReally good",fresh,m\n')  # a quote left open
     warned = {}
     for command, args in _commands(path, bundle, tmp_path).items():
         with warnings.catch_warnings(record=True) as caught:
@@ -149,17 +147,25 @@ def test_every_command_reads_long_cells_and_warns_the_same_about_line_breaks(rt,
             res = CliRunner().invoke(main, [str(a) for a in args])
         assert res.exit_code == 0, (command, res.output)
         warned[command] = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
-    assert warned["embed"] == [f"{path}: 1 row(s) hold line breaks inside quotes, each read as one row (first at line "
-                               "82); if a quote there is unbalanced, rows were merged: check that line."]
+    assert warned["embed"] == [
+        f"{path}: 2 row(s) hold line breaks inside quotes, each read as one row (line 85: the quoted text opened there "
+        "runs to line 87 and holds line 86 ('Bad food,rotten,m'), which reads as a row of its own: if a quote is "
+        'unbalanced there, rows were merged. Close it (write "" for a quote inside a text)).']
     assert all(w == warned["embed"] for w in warned.values()), warned
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         written = read_texts(str(tmp_path / "p.csv"))
-    assert len(written) == 82 and written[-1] == ("dull " * 30_000).strip()  # a 150,000-character cell
+    assert len(written) == 83 and written[-2] == ("dull " * 30_000).strip()  # a 150,000-character cell
 
 
 def test_rt_written_as_csv_loads_whole_despite_its_line_breaks(rt, tmp_path):
     path = write_reviews_csv(tmp_path / "rt.csv", rt, range(len(rt)))
-    with pytest.warns(DataWarning, match=r"107 row\(s\) hold line breaks inside quotes"):
+    with pytest.warns(DataWarning, match=r"107 row\(s\) hold line breaks inside quotes.*\(first at line"):
         again = load(path, group_col="movie")
     assert again.texts == rt.texts and again.labels.tolist() == rt.labels.tolist()
+    two_columns = tmp_path / "rt2.csv"  # as text,label a few texts look like rows merged by an open quote
+    with open(two_columns, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["text", "label"], *zip(rt.texts, rt.labels.tolist())])
+    with pytest.warns(DataWarning, match=r"107 row\(s\) .*which reads as a row of its own: if a quote is unbalanced"):
+        assert load(str(two_columns)).texts == rt.texts  # warned, not refused
+
