@@ -104,6 +104,10 @@ def test_token_required_and_two_tabs_lose_and_duplicate_nothing(tmp_path, source
         records = _records(labels)
         assert len(records) == 24 and len({r["text"] for r in records}) == 24
         assert sorted(r["label"] for r in records) == ["negative"] * 12 + ["positive"] * 12
+        from pipeline.data import load
+
+        as_source = load(str(labels))  # FILE is a normal SOURCE for fit and compare
+        assert len(as_source) == 24 and as_source.labels.sum() == 12 and as_source.label_names == ("negative", "positive")
         # an answer for a review already answered (a stale tab) is not written twice
         state = server.call("/api/answer", {"client": "c", "row": shown["a"][0], "choice": "negative"})
         assert "not written again" in state["note"] and len(_records(labels)) == 24
