@@ -10,7 +10,7 @@ For each label budget and seed, on the same balanced RT sample (paired), scored 
 - ``adapted+ft-head``  ``head`` fine-tuning starting from the adapted MiniLM
 
 Prints per budget and method the mean test accuracy ± sd over seeds, the mean wall time, and the paired
-difference to ``ft-head`` (95% t-interval). Every finished cell is appended to ``--out`` (JSON lines); a
+difference to ``ft-head`` (95% t-interval; to ``frozen`` where ft-head was not run). Every finished cell is appended to ``--out`` (JSON lines); a
 rerun with the same file computes only the missing cells. "all" trains on the whole pool, which leaves
 no unlabelled text: self-training is skipped there unless ``--unlabelled`` adds texts.
 
@@ -122,33 +122,35 @@ def run_cell(method: str, budget: int | None, seed: int, pool, test, extra: dict
 
 
 def summarise(rows: list[dict], budgets: list[str]) -> str:
-    """Per budget: mean ± sd accuracy, mean seconds, and the paired difference to ft-head."""
+    """Per budget: mean ± sd accuracy, mean seconds, and the paired difference to ft-head (or, where
+    ft-head was not run, to frozen)."""
     from scipy import stats
 
     from pipeline.train import format_table
 
     table = []
     for b in budgets:
-        by = {}
+        by: dict[str, dict[int, dict]] = {}
         for r in rows:
             if r["budget"] == b:
                 by.setdefault(r["method"], {})[r["seed"]] = r
-        base = by.get(BASELINE, {})
+        base_name = BASELINE if BASELINE in by else "frozen"
+        base = by.get(base_name, {})
         for method in sorted(by, key=lambda m: METHODS.index(m) if m in METHODS else 99):
             cells = by[method]
             acc = np.array([c["accuracy"] for c in cells.values()]) * 100
-            diff = "-"
             seeds = sorted(set(cells) & set(base))
-            if method != BASELINE and len(seeds) >= 2:
-                d = np.array([cells[s]["accuracy"] - base[s]["accuracy"] for s in seeds]) * 100
+            d = np.array([cells[s]["accuracy"] - base[s]["accuracy"] for s in seeds]) * 100
+            diff = "-"
+            if method != base_name and len(d) >= 2:
                 half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-                diff = f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}] ({len(d)} seeds)"
-            elif method != BASELINE and len(seeds) == 1:
-                diff = f"{(cells[seeds[0]]['accuracy'] - base[seeds[0]]['accuracy']) * 100:+.1f} (1 seed)"
+                diff = f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}] vs {base_name} ({len(d)} seeds)"
+            elif method != base_name and len(d) == 1:
+                diff = f"{d[0]:+.1f} vs {base_name} (1 seed)"
             sd = f" ± {acc.std(ddof=1):.1f}" if len(acc) > 1 else ""
             table.append((b, method, f"{acc.mean():.1f}{sd}", str(len(acc)),
                           f"{np.mean([c['seconds'] for c in cells.values()]):.0f}", diff))
-    return format_table(("labels", "method", "accuracy %", "seeds", "seconds", f"paired vs {BASELINE}"), table)
+    return format_table(("labels", "method", "accuracy %", "seeds", "seconds", "paired difference"), table)
 
 
 def main() -> None:
