@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import uuid
 import warnings
 import zipfile
@@ -251,8 +252,7 @@ class Bundle:
         ``long_text`` and ``max_length``, when given, override the recorded encoder options for
         prediction (e.g. ``long_text="auto", max_length=128`` for a model fine-tuned at 64).
         """
-        import skops.io as sio
-
+        sio = _skops_io()
         path = Path(path)
         manifest = read_manifest(path)
         verify_files(path, manifest)
@@ -291,6 +291,35 @@ class Bundle:
                 "weights, pooling, max length or precision). Its predictions would be wrong: refit the "
                 "bundle with `review-transfer fit`, or restore the encoder it was fitted with."
             )
+
+
+class _BlockTorchNamespace:
+    """Import finder refusing sklearn's torch array namespace (see :func:`_skops_io`)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.startswith("sklearn.externals.array_api_compat.torch"):
+            raise ImportError(f"{name} skipped while skops.io builds its trusted types")
+
+
+def _skops_io() -> Any:
+    """``skops.io``, imported without importing torch.
+
+    On import, skops lists its default trusted types with ``sklearn.utils.all_estimators``, whose package
+    walk imports ``sklearn.externals.array_api_compat.torch`` and so torch (seconds of a cold ``predict``,
+    and a GloVe or ONNX bundle never needs torch). The walk ignores packages that fail to import, so that
+    one is refused while skops loads; no type it holds is one a bundle's head needs.
+    """
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io
+
+        return skops.io
+    blocker = _BlockTorchNamespace()
+    sys.meta_path.insert(0, blocker)
+    try:
+        import skops.io
+    finally:
+        sys.meta_path.remove(blocker)
+    return skops.io
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -590,10 +590,14 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
               help="Checkpoint after every epoch here; rerunning the command resumes.  [default: OUT.ckpt]")
 @unlabelled_options
+@click.option("--export", type=click.Choice(["onnx"]), default=None,
+              help="Also save the tuned encoder as ONNX in the bundle (checked against torch fp32), so predict "
+                   "runs it with onnxruntime, without importing torch.")
 @_cache_dir_option
 @_handle_errors
 def finetune(source: str, encoder: str, method: str, budget: int | None, seed: int, out: str, device: str,
-             precision: str, checkpoint_dir: str | None, cache_dir: str | None, **opts: Any) -> None:
+             precision: str, checkpoint_dir: str | None, export: str | None, cache_dir: str | None,
+             **opts: Any) -> None:
     """Fine-tune ENCODER end to end on a label budget of SOURCE and save a model bundle to OUT.
 
     Uses the same leak-free split and balanced budget sample as `fit`, scores the result on the
@@ -605,6 +609,7 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
       review-transfer finetune rt --budget 1000 --out models/rt-minilm-ft-b1000
       review-transfer finetune rt --method setfit --budget 128 --seed 1 --out models/rt-setfit-b128
       review-transfer finetune rt --budget 128 --self-train --out models/rt-minilm-distil-b128
+      review-transfer finetune rt --budget 1000 --export onnx --out models/rt-minilm-ft-onnx
 
     \b
     --self-train distils: the model fine-tuned on the labels (--method) labels the unlabelled texts (the
@@ -627,6 +632,8 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     self_train, unlabelled = pop_unlabelled(opts)
     if self_train is None and unlabelled:
         raise click.UsageError("--unlabelled is used by --self-train here; add --self-train.")
+    if self_train is not None and export:
+        raise click.UsageError("--export onnx is not yet available with --self-train; fine-tune without it.")
     if self_train is not None:
         bundle = _distil(source, budget, seed, out, encoder, method, self_train, unlabelled, device=device,
                          precision=precision, cache_dir=cache_dir, settings=settings, opts=opts)
@@ -634,7 +641,7 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
         train, test = train_test(load_source(source, **opts), budget, seed)
         bundle = run_finetune(train, test=test, out=out, encoder=encoder, method=method, seed=seed,
                               checkpoint_dir=checkpoint_dir, device=device, precision=precision, cache_dir=cache_dir,
-                              **settings)
+                              export=export, **settings)
     details, n_test = bundle.manifest["finetune"], bundle.manifest["metrics"]["test_size"]
     click.echo(f"saved {bundle.path}: {method} fine-tuning of {encoder} on {bundle.manifest['train']['size']} "
                f"labels{' and pseudo-labels' if self_train else ''} in {details['fit_seconds']:.0f} s "

@@ -126,6 +126,14 @@ def test_embed_prints_rate_and_probe(cache_dir, onnx_int8, rt, tmp_path):
     assert "is below 0.99999" in refused.output
 
 
+def _predict_without_torch(bundle: Path, texts: list[str], cache_dir: Path) -> list[float]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", NO_TORCH, "predict", str(bundle), *texts, "--cache-dir", str(cache_dir)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return [float(line.split("\t")[1]) for line in out.stdout.splitlines()]
+
+
 def test_onnx_bundle_predicts_with_torch_blocked(cache_dir, onnx_fp32, rt_split, tmp_path):
     from pipeline.data import sample_budget
     from pipeline.train import iter_fit
@@ -136,9 +144,38 @@ def test_onnx_bundle_predicts_with_torch_blocked(cache_dir, onnx_fp32, rt_split,
     assert bundle.manifest["encoder"]["options"]["backend"] == "onnx"
     texts = ["A warm, funny and moving film.", "Dull, stale and far too long."]
     expected = bundle.head.predict_proba(onnx_fp32.encode(texts))[:, 1]  # not through the cache: predict encodes
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    out = subprocess.run([sys.executable, "-c", NO_TORCH, "predict", str(path), *texts, "--cache-dir", str(cache_dir)],
-                         capture_output=True, text=True, env=env, timeout=120)
+    assert np.allclose(_predict_without_torch(path, texts, cache_dir), expected, atol=1e-3)
+
+
+def test_bundle_with_its_own_onnx_encoder_predicts_with_torch_blocked(onnx_fp32, rt_split, tmp_path):
+    """As ``finetune --export onnx`` saves it: the export inside the bundle's encoder/, no cached export."""
+    import shutil
+
+    from pipeline.bundle import Bundle
+    from pipeline.data import sample_budget
+    from pipeline.encoders.models import minilm
+    from pipeline.finetune import PREDICT_LONG_TEXT, _export
+    from pipeline.train import iter_fit
+
+    pool, test = rt_split
+    staging = tmp_path / "tuned"  # stands in for tuned weights: the packaged MiniLM, copied
+    shutil.copytree(minilm()[0], staging)
+    assert _export(staging, "onnx", test.texts[:16]) == "onnx"
+    assert exported.read_meta(staging / "exports" / "onnx-none")["probes"][-1]["median"] > 0.9999
+    enc = get_encoder(f"st:{staging}", backend="onnx", long_text=PREDICT_LONG_TEXT, work_dir=tmp_path / "unused")
+    bundle = next(iter_fit(sample_budget(pool, 40, seed=0), encoder=enc, cache_dir=tmp_path / "c1"))
+    path = bundle.save(tmp_path / "bundle", encoder_dir=staging)
+    assert not (tmp_path / "unused").exists()  # the bundled export was used, nothing exported to the cache
+    loaded = Bundle.load(path, cache_dir=tmp_path / "c2")
+    assert loaded.get_encoder().export_dir == path / "encoder" / "exports" / "onnx-none"
+    texts = ["A warm, funny and moving film.", "Dull, stale and far too long."]
+    expected = bundle.head.predict_proba(enc.encode(texts))[:, 1]
+    assert np.allclose(_predict_without_torch(path, texts, tmp_path / "c3"), expected, atol=1e-3)
+
+
+def test_loading_a_bundle_head_does_not_import_torch():
+    code = "import sys; from pipeline.bundle import _skops_io; _skops_io(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert out.returncode == 0, out.stderr
-    probs = [float(line.split("\t")[1]) for line in out.stdout.splitlines()]
-    assert np.allclose(probs, expected, atol=1e-3)
+    assert out.stdout.strip() == "False"

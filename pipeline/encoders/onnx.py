@@ -140,14 +140,11 @@ class ExportedEncoder(Encoder):
         return probes[-1] if probes else None
 
     def record_probe(self, probe: dict[str, Any]) -> None:
-        """Append ``probe`` to the export's ``meta.json`` (atomically; a read-only bundle export is left as is)."""
-        meta = read_meta(self.export_dir)
-        meta["probes"] = [*(meta.get("probes") or [])[-9:], probe]
-        try:
-            write_json(self.export_dir / META, meta)
-        except OSError:
-            pass
-        self.meta = meta
+        """Append ``probe`` to the cached export's ``meta.json``; a bundle's own export is never changed."""
+        if self.export_dir.parent == self.model_dir / EXPORTS_DIR:
+            return
+        add_probe(self.export_dir, probe)
+        self.meta = read_meta(self.export_dir)
 
     # ------------------------------------------------------------------------------------ encoding
     def _encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -244,6 +241,23 @@ def find_or_export(encoder: ExportedEncoder, work_dir: Path, quantize: str | Non
         make_export(encoder.model_dir, target, backend=encoder.backend, quantize=quantize, hf=encoder.hf,
                     identity=encoder.identity, base=base)
     return target
+
+
+def export_into(model_dir: Path, backend: str = "onnx", quantize: str = "none") -> Path:
+    """Export a sentence-transformers directory (e.g. tuned weights going into a bundle) into itself."""
+    from pipeline.encoders.base import dir_digest
+
+    check_backend(backend, quantize)
+    identity = dir_digest(model_dir)
+    return make_export(model_dir, bundled_export(model_dir, backend, quantize), backend=backend, quantize=quantize,
+                       hf=False, identity=identity)
+
+
+def add_probe(export_dir: Path, probe: dict[str, Any]) -> None:
+    """Append ``probe`` to the probes in an export's ``meta.json`` (the last ten are kept)."""
+    meta = read_meta(export_dir)
+    meta["probes"] = [*(meta.get("probes") or [])[-9:], probe]
+    write_json(export_dir / META, meta)
 
 
 def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, hf: bool, identity: str,

@@ -86,6 +86,7 @@ def finetune(
     precision: str = "auto",
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    export: str | None = None,
 ) -> Bundle:
     """Fine-tune ``encoder`` on the labelled ``train`` set with ``method`` and save the bundle to ``out``.
 
@@ -94,7 +95,8 @@ def finetune(
     test metrics. Rerunning the same call after a kill resumes from the checkpoint in
     ``checkpoint_dir`` (default :func:`default_checkpoint_dir`). ``device``: auto|cpu|cuda|mps;
     ``precision``: auto|fp32|fp16|bf16. Returns the saved :class:`~pipeline.bundle.Bundle`
-    (``cache_dir`` is its embedding cache for ``predict``).
+    (``cache_dir`` is its embedding cache for ``predict``). ``export='onnx'`` also saves the tuned encoder
+    as ONNX in the bundle (probed against its torch fp32 vectors), so ``predict`` runs it without torch.
     """
     from pipeline.finetune.body import load_body, resolve_runtime
     from pipeline.finetune.checkpoint import CheckpointStore
@@ -106,6 +108,8 @@ def finetune(
         num_iterations=num_iterations, max_pairs=max_pairs,
     )
     _check_train(train)
+    if export not in (None, "onnx"):
+        raise ValueError(f"unknown export {export!r}; use 'onnx' (or none).")
     out = Path(out)
     _check_out(out)
     device, precision = resolve_runtime(device, precision)
@@ -149,7 +153,8 @@ def finetune(
         base_encoder=encoder, recipe=asdict(recipe), device=device, precision=precision, history=result.history,
         best_epoch=result.best_epoch, resumed_from=result.resumed_from, fit_seconds=round(fit_seconds, 2),
     )
-    bundle = _save_bundle(body, head, train, test, out, seed=seed, details=details, cache_dir=cache_dir)
+    bundle = _save_bundle(body, head, train, test, out, seed=seed, details=details, cache_dir=cache_dir,
+                          export=export)
     store.remove()
     return bundle
 
@@ -184,9 +189,10 @@ def _check_out(out: Path) -> None:
 
 def _save_bundle(
     body: Any, head: Any, train: Dataset, test: Dataset | None, out: Path, *, seed: int,
-    details: dict[str, Any], cache_dir: str | Path | None,
+    details: dict[str, Any], cache_dir: str | Path | None, export: str | None = None,
 ) -> Bundle:
-    """Save the tuned body and head as a bundle at ``out`` (test metrics in the manifest)."""
+    """Save the tuned body and head as a bundle at ``out`` (test metrics in the manifest; ``export``: see
+    :func:`finetune`)."""
     from pipeline.bundle import Bundle, encoder_options
     from pipeline.encoders import get_encoder
     from pipeline.finetune.body import save_body
@@ -196,7 +202,9 @@ def _save_bundle(
     shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        encoder = get_encoder("st:" + str(save_body(body, staging)), long_text=PREDICT_LONG_TEXT)
+        save_body(body, staging)
+        backend = _export(staging, export, (test or train).texts) if export else "torch"
+        encoder = get_encoder("st:" + str(staging), long_text=PREDICT_LONG_TEXT, backend=backend, work_dir=cache_dir)
         options = encoder_options(encoder)  # long_text auto, max_length the training window
         metrics = None
         if test is not None and len(test):
@@ -227,6 +235,29 @@ def _save_bundle(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return bundle
+
+
+def _export(model_dir: Path, backend: str, texts: list[str]) -> str:
+    """Export the tuned encoder in ``model_dir`` for ``backend`` into itself, probed on ``texts``.
+
+    Returns the backend the bundle will use: ``backend``, or ``torch`` (export removed, with a warning)
+    when the probe's median cosine to torch fp32 is below the guard's threshold.
+    """
+    from pipeline.encoders import get_encoder
+    from pipeline.encoders.onnx import add_probe, export_into
+    from pipeline.encoders.probe import MIN_MEDIAN_COSINE, probe, sample_texts
+
+    export_dir = export_into(model_dir, backend)
+    encoder = get_encoder("st:" + str(model_dir), long_text=PREDICT_LONG_TEXT, backend=backend)
+    result = probe(encoder, sample_texts(texts))
+    logger.info("%s", result.line("tuned encoder exported to " + backend))
+    if result.median < MIN_MEDIAN_COSINE:
+        logger.warning("the %s export of the tuned encoder keeps median cosine %.4f < %s to torch fp32: "
+                       "not kept; the bundle runs torch", backend, result.median, MIN_MEDIAN_COSINE)
+        shutil.rmtree(export_dir.parent)
+        return "torch"
+    add_probe(export_dir, {**result.__dict__, "reference": "torch fp32"})
+    return backend
 
 
 def _search_note(details: dict[str, Any]) -> str:
