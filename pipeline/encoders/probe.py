@@ -147,7 +147,7 @@ def pick_backend(spec: str, texts: list[str], options: dict[str, Any], min_media
 
     sample = sample_texts(texts, n)
     if not sample:
-        raise ValueError(f"{spec}: backend auto needs texts to probe; none were given.")
+        raise OptionError(f"{spec}: backend auto needs texts to probe; none were given.")
     reference = get_encoder(spec, **{**options, "backend": "torch", "precision": "fp32", "device": "cpu"})
     rows: list[tuple[float, str, str, str]] = []
     lines: list[str] = []

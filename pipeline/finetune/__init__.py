@@ -109,7 +109,7 @@ def finetune(
     )
     _check_train(train)
     if export not in (None, "onnx"):
-        raise ValueError(f"unknown export {export!r}; use 'onnx' (or none).")
+        raise OptionError(f"unknown export {export!r}; use --export onnx (or leave it out).")
     out = Path(out)
     _check_out(out)
     device, precision = resolve_runtime(device, precision)
