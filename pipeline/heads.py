@@ -3,8 +3,9 @@
 A head is a :class:`~sklearn.pipeline.Pipeline` of an optional ``StandardScaler`` (or ``Normalizer``)
 and a classifier, so preprocessing is saved with the model. Heads without ``predict_proba``
 (``linear-svm``, ``rbf-svm``, ``ridge``) are wrapped in :class:`~pipeline.calibration.PlattCalibrated`.
-:func:`fit_head` picks the grid point by stratified (group-aware when possible) cross-validated
-accuracy when the data allow it, and falls back to fixed defaults when they are too small to split.
+:func:`fit_head` picks the grid point by repeated stratified (group-aware when possible)
+cross-validation with the one-standard-error rule (see :class:`Selection`) when the data allow it,
+and falls back to fixed defaults when they are too small to split.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,30 @@ EARLY_STOP_N = 1000  # mlp and hist-gb hold out 10% to stop early from this trai
 CLASS_WEIGHTS = (None, "balanced")
 
 
+@dataclass(frozen=True)
+class Selection:
+    """How :func:`fit_head` picks a grid point by cross-validation.
+
+    The K-fold split is repeated with fresh shuffles until about ``rows`` validation predictions have
+    been made (``ceil(rows / n)`` repeats, at most ``max_repeats``): small samples get several
+    splits at little cost, large ones one. The point chosen is the most strongly regularised
+    (the first in grid order) whose mean accuracy is within ``one_se`` standard errors of the best
+    point's (its fold accuracies' sd over the square root of K). ``Selection(max_repeats=1, one_se=0)``
+    is a single K-fold split and the best mean, as scikit-learn's ``GridSearchCV`` picks.
+    """
+
+    rows: int = 1000
+    max_repeats: int = 4
+    one_se: float = 0.5
+
+    def repeats(self, n: int) -> int:
+        """How many K-fold splits a sample of ``n`` rows gets."""
+        return int(min(self.max_repeats, max(1, -(-self.rows // max(n, 1)))))
+
+
+SELECTION = Selection()
+
+
 class HeadError(ReviewTransferError, ValueError):
     """A head cannot be built or fitted as asked; the message says what to change."""
 
@@ -57,9 +82,14 @@ class HeadSpec:
     name: str
     summary: str
     factory: Callable[[int, int | None], BaseEstimator]  # (seed, training size) -> unfitted classifier
-    grid: Mapping[str, Sequence[Any]]  # classifier parameter -> candidate values
+    # classifier parameter -> candidate values, from the strongest regularisation to the weakest
+    # (the one-standard-error rule prefers earlier points)
+    grid: Mapping[str, Sequence[Any]]
     default: Mapping[str, Any]  # used when the data are too small to search
     scale: bool = False  # put a StandardScaler in front
+    # rows of unit length (see unit_rows) go unscaled instead, searched over this grid, with this default
+    unit_grid: Mapping[str, Sequence[Any]] | None = None
+    unit_default: Mapping[str, Any] | None = None
     normalize: bool = False  # put a Normalizer (unit L2 norm) in front instead
     calibrate: bool = False  # no predict_proba: wrap in PlattCalibrated
     balanced: Mapping[str, Any] | None = field(default_factory=lambda: {"class_weight": "balanced"})
@@ -67,6 +97,12 @@ class HeadSpec:
     epoch_budget: bool = False  # max_iter is a training budget: hitting it is not a convergence failure
     # scores every grid point of a fold from one fit: (template, points, X_train, y_train, X_val) -> margins
     grid_path: Callable[..., np.ndarray] | None = None
+
+    def for_rows(self, unit: bool) -> HeadSpec:
+        """This head as fitted on rows of unit length (``unit``; see :func:`unit_rows`) or not."""
+        if not (unit and self.scale and self.unit_grid):
+            return self
+        return replace(self, grid=self.unit_grid, default=self.unit_default or self.default, scale=False)
 
 
 def _early_stop(n: int | None) -> bool:
@@ -123,6 +159,7 @@ HEADS: dict[str, HeadSpec] = {
             "logreg", "L2 logistic regression",
             lambda seed, n: LogisticRegression(max_iter=2000, random_state=seed),
             {"C": [0.001, 0.01, 0.1, 1.0]}, {"C": 0.1}, scale=True,
+            unit_grid={"C": [1.0, 3.0, 10.0, 30.0, 100.0]}, unit_default={"C": 1.0},
         ),
         HeadSpec(
             "linear-svm", "linear SVM (squared hinge, by L-BFGS), Platt-calibrated",
@@ -137,13 +174,13 @@ HEADS: dict[str, HeadSpec] = {
         HeadSpec(
             "knn", "k nearest neighbours by cosine (euclidean on unit vectors), distance-weighted",
             lambda seed, n: KNeighborsClassifier(weights="distance", algorithm="brute"),
-            {"n_neighbors": [5, 15, 45]}, {"n_neighbors": 15}, normalize=True, balanced=None,
+            {"n_neighbors": [95, 45, 15]}, {"n_neighbors": 45}, normalize=True, balanced=None,
             at_most_n="n_neighbors", grid_path=_knn_grid_path,
         ),
         HeadSpec(
             "random-forest", "random forest of 100 trees",
             lambda seed, n: RandomForestClassifier(n_estimators=100, random_state=seed),
-            {"min_samples_leaf": [1, 5]}, {"min_samples_leaf": 1},
+            {"min_samples_leaf": [5, 1]}, {"min_samples_leaf": 1},
         ),
         HeadSpec(
             "hist-gb", "histogram gradient boosting",
@@ -157,24 +194,25 @@ HEADS: dict[str, HeadSpec] = {
             lambda seed, n: MLPClassifier(
                 (128,), max_iter=200, early_stopping=_early_stop(n), random_state=seed
             ),
-            {"alpha": [1e-4, 1e-2, 1.0]}, {"alpha": 1e-2}, scale=True, balanced=None, epoch_budget=True,
+            {"alpha": [1.0, 1e-2, 1e-4]}, {"alpha": 1e-2}, scale=True, balanced=None, epoch_budget=True,
         ),
         HeadSpec(
             "ridge", "ridge classifier, Platt-calibrated",
             lambda seed, n: RidgeClassifier(),
-            {"alpha": [1.0, 10.0, 100.0, 1000.0, 10000.0]}, {"alpha": 100.0}, scale=True, calibrate=True,
+            {"alpha": [10000.0, 1000.0, 100.0, 10.0, 1.0]}, {"alpha": 100.0}, scale=True, calibrate=True,
+            unit_grid={"alpha": [10000.0, 1000.0, 100.0, 10.0, 1.0]}, unit_default={"alpha": 10.0},
             grid_path=_ridge_grid_path,
         ),
         HeadSpec(
             "nb", "Gaussian naive Bayes",
             lambda seed, n: GaussianNB(),
-            {"var_smoothing": [1e-9, 1e-5, 1e-2, 1e-1]}, {"var_smoothing": 1e-9},
+            {"var_smoothing": [1e-1, 1e-2, 1e-5, 1e-9]}, {"var_smoothing": 1e-9},
             balanced={"priors": [0.5, 0.5]},
         ),
         HeadSpec(
             "sgd", "logistic regression by averaged SGD; pipeline.out_of_core.fit_sgd trains it out of core",
             lambda seed, n: make_sgd(seed),
-            {"alpha": [1e-5, 1e-4, 1e-3, 1e-2]}, {"alpha": SGD_ALPHA}, scale=True,
+            {"alpha": [1e-2, 1e-3, 1e-4, 1e-5]}, {"alpha": SGD_ALPHA}, scale=True,
         ),
     )
 }
@@ -213,6 +251,16 @@ def _classifier(spec: HeadSpec, params: Mapping[str, Any] | None, class_weight: 
     return clf.set_params(**values)
 
 
+def unit_rows(X: np.ndarray) -> bool:
+    """Whether every row of ``X`` has unit L2 norm (to 1e-3), as sentence embeddings such as MiniLM's do.
+
+    Linear heads leave such rows unscaled: standardising gives each of their dimensions unit
+    variance, blowing up the near-constant ones (noise) to the weight of the informative ones.
+    """
+    X = np.asarray(X)
+    return len(X) > 0 and bool(np.all(np.abs(np.einsum("ij,ij->i", X, X) - 1.0) < 2e-3))
+
+
 def _preprocessing(spec: HeadSpec) -> list[tuple[str, BaseEstimator]]:
     """The steps in front of the classifier: L2 normalisation or standard scaling, or none."""
     if spec.normalize:
@@ -227,14 +275,20 @@ def build_head(
     class_weight: str | None = None,
     seed: int = 0,
     n_train: int | None = None,
+    unit: bool = False,
 ) -> Pipeline:
     """An unfitted head: ``[StandardScaler | Normalizer] -> classifier`` with ``params`` (default: the
     head's defaults); margin classifiers are wrapped in :class:`~pipeline.calibration.PlattCalibrated`.
 
     ``n_train`` (the training size) caps parameters such as ``n_neighbors`` that may not exceed it.
+    ``unit=True`` builds it for training rows of unit length (unscaled, for heads with a ``unit_grid``).
     """
-    spec = get_head(name)
     check_class_weight(class_weight)
+    return _build(get_head(name).for_rows(unit), params, class_weight, seed, n_train)
+
+
+def _build(spec: HeadSpec, params: Mapping[str, Any] | None, class_weight: str | None, seed: int,
+           n_train: int | None) -> Pipeline:
     clf = _classifier(spec, params, class_weight, seed, n_train)
     return Pipeline([*_preprocessing(spec), ("clf", PlattCalibrated(clf) if spec.calibrate else clf)])
 
@@ -246,9 +300,10 @@ class FittedHead:
     name: str
     estimator: Pipeline
     params: dict[str, Any]  # chosen grid point (classifier parameter names)
-    search: str  # e.g. "StratifiedGroupKFold(5) over 4 points", or why there was none
+    search: str  # e.g. "StratifiedGroupKFold(5) x 3 over 4 points, one-SE rule", or why there was none
     cv_accuracy: float | None  # mean validation accuracy of the chosen point
     fit_seconds: float
+    cv_sd: float | None = None  # sd of the chosen point's accuracy over all validation folds
 
 
 def plan_cv(y: np.ndarray, groups: Sequence[Any] | None, seed: int) -> tuple[Any | None, str]:
@@ -271,23 +326,32 @@ def plan_cv(y: np.ndarray, groups: Sequence[Any] | None, seed: int) -> tuple[Any
 
 @dataclass(frozen=True)
 class Folds:
-    """The validation folds of one training sample (``None`` when it is too small to split), and how made."""
+    """The validation folds of one training sample (``None`` when it is too small to split), and how made.
+
+    ``splits`` holds ``repeats`` K-fold splits one after another; each row is validated once per repeat.
+    """
 
     splits: list[tuple[np.ndarray, np.ndarray]] | None
     how: str
+    repeats: int = 1
 
 
-def plan_folds(y: np.ndarray, groups: Sequence[Any] | None, seed: int) -> Folds:
-    """The folds :func:`plan_cv`'s splitter makes for ``y`` and ``groups``, made once so that every head
+def plan_folds(y: np.ndarray, groups: Sequence[Any] | None, seed: int, selection: Selection = SELECTION) -> Folds:
+    """The folds :func:`plan_cv`'s splitter makes for ``y`` and ``groups``, repeated with fresh shuffles
+    as ``selection`` asks (repeat ``r`` shuffles with ``seed + 1000 r``), made once so that every head
     fitted on the same sample can share them (group-aware splitting of a large sample takes 0.1 s)."""
     y = np.asarray(y)
     groups = None if groups is None or any(g is None for g in groups) else list(groups)
     cv, how = plan_cv(y, groups, seed)
-    return Folds(None if cv is None else list(cv.split(np.zeros((len(y), 1)), y, groups)), how)
+    if cv is None:
+        return Folds(None, how)
+    repeats = selection.repeats(len(y))
+    splits = [s for r in range(repeats) for s in plan_cv(y, groups, seed + 1000 * r)[0].split(np.zeros((len(y), 1)), y, groups)]
+    return Folds(splits, f"{how} x {repeats}" if repeats > 1 else how, repeats)
 
 
 def fit_head(
-    name: str,
+    head: str | HeadSpec,
     X: np.ndarray,
     y: np.ndarray,
     *,
@@ -297,16 +361,18 @@ def fit_head(
     search: bool = True,
     n_jobs: int | None = None,
     folds: Folds | None = None,
+    selection: Selection = SELECTION,
 ) -> FittedHead:
-    """Fit head ``name`` on vectors ``X`` and 0/1 labels ``y``, choosing its grid point by CV accuracy.
+    """Fit ``head`` (a registered name, or a :class:`HeadSpec`) on vectors ``X`` and 0/1 labels ``y``,
+    choosing its grid point by cross-validated accuracy as ``selection`` says.
 
-    The folds are :func:`plan_folds` of ``y``, ``groups`` and ``seed`` (pass ``folds`` to reuse them
-    across heads). Each fold fits its scaler once and every grid point on it; the chosen point is
-    then refitted on all the data. Margin heads are Platt-calibrated on the chosen point's
-    out-of-fold decision values from those same folds, so calibration costs no extra fits.
-    ``search=False`` uses the fixed defaults. ``n_jobs`` runs the folds in parallel.
+    The folds are :func:`plan_folds` of ``y``, ``groups``, ``seed`` and ``selection`` (pass ``folds``
+    to reuse them across heads). Each fold fits its scaler once and every grid point on it; the
+    chosen point is then refitted on all the data. Margin heads are Platt-calibrated on the chosen
+    point's out-of-fold decision values from the first repeat of those folds, so calibration costs
+    no extra fits. ``search=False`` uses the fixed defaults. ``n_jobs`` runs the folds in parallel.
     """
-    spec = get_head(name)
+    spec = head if isinstance(head, HeadSpec) else get_head(head)
     check_class_weight(class_weight)
     X = check_array(X, dtype=np.float32, input_name="X")
     y = np.asarray(y)
@@ -315,15 +381,15 @@ def fit_head(
     counts = np.bincount(y.astype(np.int64), minlength=2) if y.size else np.zeros(2, int)
     if set(np.unique(y).tolist()) - {0, 1} or counts.min() < 2:
         raise HeadError(
-            f"head {name!r} needs labels 0/1 with at least 2 examples of each class; got counts "
+            f"head {spec.name!r} needs labels 0/1 with at least 2 examples of each class; got counts "
             f"{ {int(k): int(v) for k, v in zip(*np.unique(y, return_counts=True))} }. Use a larger or balanced budget."
         )
     if folds is None:
-        folds = plan_folds(y, groups, seed) if search or spec.calibrate else Folds(None, "")
+        folds = plan_folds(y, groups, seed, selection) if search or spec.calibrate else Folds(None, "")
     elif folds.splits is not None and max(max(t.max(), v.max()) for t, v in folds.splits) >= len(y):
         raise HeadError(f"folds index rows beyond the {len(y)} of X; make them with plan_folds on this sample.")
     with _fit_context(spec):
-        return _search_and_fit(spec, X, y, folds, class_weight, seed, search, n_jobs)
+        return _search_and_fit(spec, X, y, folds, class_weight, seed, search, n_jobs, selection)
 
 
 @contextlib.contextmanager
@@ -342,11 +408,12 @@ def _fit_context(spec: HeadSpec) -> Iterator[None]:
 
 def _search_and_fit(
     spec: HeadSpec, X: np.ndarray, y: np.ndarray, folds: Folds,
-    class_weight: str | None, seed: int, search: bool, n_jobs: int | None,
+    class_weight: str | None, seed: int, search: bool, n_jobs: int | None, selection: Selection,
 ) -> FittedHead:
     start = time.perf_counter()
     splits, how = folds.splits, folds.how if search else "defaults (search off)"
-    params, score, oof = dict(spec.default), None, None
+    spec = spec.for_rows(unit_rows(X))
+    params, score, spread, oof = dict(spec.default), None, None, None
     if splits is not None and (search or spec.calibrate):  # margin heads cross-validate the defaults to calibrate
         smallest_train = min(len(train) for train, _ in splits)
         grid = {
@@ -355,24 +422,39 @@ def _search_and_fit(
         } if search else {k: [v] for k, v in spec.default.items()}
         points = list(ParameterGrid(grid))
         template = _classifier(spec, None, class_weight, seed, smallest_train)
-        scores, decisions = _cross_validate(spec, template, points, X, y, splits, n_jobs)
-        best = int(np.argmax(scores))  # the first of equal scores, as GridSearchCV picks
+        accuracy, decisions = _cross_validate(spec, template, points, X, y, splits, folds.repeats, n_jobs)
+        chosen = choose_point(accuracy, len(splits) // folds.repeats, selection.one_se)
         if search:
-            params = {k: _plain(v) for k, v in points[best].items()}
-            score = float(scores[best])
-            how = f"{how} over {len(points)} points"
-        oof = decisions[best]
-    estimator = build_head(spec.name, params, class_weight=class_weight, seed=seed, n_train=len(y))
+            params = {k: _plain(v) for k, v in points[chosen].items()}
+            score, spread = float(accuracy[:, chosen].mean()), float(accuracy[:, chosen].std())
+            rule = f", one-SE rule ({selection.one_se:g} SE)" if selection.one_se else ""
+            how = f"{how} over {len(points)} points{rule}"
+        oof = decisions[chosen]
+    estimator = _build(spec, params, class_weight, seed, len(y))
     estimator.fit(X, y, **({"clf__oof_decision": oof} if spec.calibrate else {}))
-    return FittedHead(spec.name, estimator, params, how, score, time.perf_counter() - start)
+    return FittedHead(spec.name, estimator, params, how, score, time.perf_counter() - start, spread)
+
+
+def choose_point(accuracy: np.ndarray, k: int, one_se: float) -> int:
+    """Index of the grid point to use, from validation ``accuracy`` of shape (folds, points) whose
+    folds come from K-fold splits of ``k`` folds: the first point whose mean is within ``one_se``
+    standard errors of the best mean (the first best when ``one_se`` is 0, as ``GridSearchCV`` picks).
+    """
+    mean = accuracy.mean(axis=0)
+    best = int(np.argmax(mean))
+    if not one_se or len(accuracy) < 2:
+        return best
+    se = accuracy[:, best].std(ddof=1) / np.sqrt(k)
+    return int(np.flatnonzero(mean >= mean[best] - one_se * se - 1e-12)[0])
 
 
 def _cross_validate(
     spec: HeadSpec, template: BaseEstimator, points: list[dict[str, Any]], X: np.ndarray, y: np.ndarray,
-    splits: list[tuple[np.ndarray, np.ndarray]], n_jobs: int | None,
+    splits: list[tuple[np.ndarray, np.ndarray]], repeats: int, n_jobs: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean validation accuracy of each grid point over ``splits``, and each point's out-of-fold margins
-    (decision values, or P(positive) - 0.5), shape ``(len(points), len(y))``."""
+    """Validation accuracy of each grid point on each of ``splits``, shape ``(len(splits), len(points))``,
+    and each point's out-of-fold margins from the first of the ``repeats`` K-fold splits (decision
+    values, or P(positive) - 0.5), shape ``(len(points), len(y))``."""
     from joblib import Parallel, delayed
 
     per_fold = Parallel(n_jobs=n_jobs)(
@@ -380,10 +462,12 @@ def _cross_validate(
     )
     margins = np.empty((len(points), len(y)))
     accuracy = np.empty((len(splits), len(points)))
+    first = len(splits) // repeats
     for i, ((_, val), fold) in enumerate(zip(splits, per_fold)):
-        margins[:, val] = fold
+        if i < first:
+            margins[:, val] = fold
         accuracy[i] = ((fold > 0) == y[val]).mean(axis=1)
-    return accuracy.mean(axis=0), margins
+    return accuracy, margins
 
 
 def _fold_margins(spec: HeadSpec, template: BaseEstimator, points: list[dict[str, Any]], X_train: np.ndarray,

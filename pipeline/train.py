@@ -117,6 +117,7 @@ def iter_fit(
                 "class_weight": class_weight,
                 "search": fitted.search,
                 "cv_accuracy": fitted.cv_accuracy,
+                "cv_sd": fitted.cv_sd,
                 "fit_seconds": round(fitted.fit_seconds, 3),
             },
             "label_names": list(train.label_names),
@@ -170,14 +171,24 @@ def _slug(text: str) -> str:
 
 
 def format_fit_table(bundles: Sequence[Bundle]) -> str:
-    """Plain-text table of fitted heads: head, params, test accuracy, macro-F1, ROC-AUC, fit seconds."""
-    header = ("head", "params", "accuracy", "macro-F1", "ROC-AUC", "fit s")
+    """Plain-text table of fitted heads: head, params, CV accuracy of the chosen point ± its sd over the
+    validation folds, test accuracy, macro-F1, ROC-AUC, fit seconds."""
+    header = ("head", "params", "CV accuracy ± sd", "accuracy", "macro-F1", "ROC-AUC", "fit s")
     rows = []
     for b in bundles:
         m = b.manifest["metrics"]["test"] or {}
-        params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in b.manifest["head"]["params"].items())
-        rows.append((b.manifest["head"]["name"], params, *(_fmt(m.get(k)) for k in ("accuracy", "macro_f1", "roc_auc")), f"{b.manifest['head']['fit_seconds']:.1f}"))
+        head = b.manifest["head"]
+        params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in head["params"].items())
+        rows.append((head["name"], params, _fmt_cv(head.get("cv_accuracy"), head.get("cv_sd")),
+                     *(_fmt(m.get(k)) for k in ("accuracy", "macro_f1", "roc_auc")), f"{head['fit_seconds']:.1f}"))
     return format_table(header, rows)
+
+
+def _fmt_cv(mean: float | None, sd: float | None) -> str:
+    """``0.715 ± 0.032``; ``-`` when nothing was searched (defaults, or a fine-tuned head)."""
+    if mean is None:
+        return "-"
+    return f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -63,7 +63,7 @@ def test_fit_prints_a_table_and_saves_one_bundle_per_head(fitted_dir, reviews_cs
     names = sorted(p.name for p in models.iterdir())
     assert names == [f"reviews-{ENCODER}-logreg-ball-s0", f"reviews-{ENCODER}-nb-ball-s0"]
     header = next(line for line in output.splitlines() if line.startswith("head"))
-    assert header.split() == ["head", "params", "accuracy", "macro-F1", "ROC-AUC", "fit", "s"]
+    assert header.split() == ["head", "params", "CV", "accuracy", "±", "sd", "accuracy", "macro-F1", "ROC-AUC", "fit", "s"]
     pool, test = split(load(str(reviews_csv), group_col="movie"))
     assert f"trained on {len(pool)} labels, tested on {len(test)}" in output
     for name in names:
@@ -72,6 +72,9 @@ def test_fit_prints_a_table_and_saves_one_bundle_per_head(fitted_dir, reviews_cs
         assert manifest["metrics"]["test_size"] == len(test)
         row = next(line for line in output.splitlines() if line.startswith(manifest["head"]["name"] + " "))
         assert f"{manifest['metrics']['test']['accuracy']:.3f}" in row
+        head = manifest["head"]  # the CV spread of the chosen point, in the manifest and the table
+        if head["cv_accuracy"] is not None:
+            assert 0 <= head["cv_sd"] < 0.5 and f"{head['cv_accuracy']:.3f} ± {head['cv_sd']:.3f}" in row
 
 
 def test_more_heads_cost_zero_encodes(reviews_csv, tmp_path):

@@ -36,6 +36,39 @@ def test_calibration_and_scaling_live_inside_the_saved_estimator():
         assert isinstance(steps.get("scale"), StandardScaler) == spec.scale
         assert isinstance(steps["clf"], PlattCalibrated) == spec.calibrate
         assert hasattr(build_head(name), "predict_proba")
+        # on unit-length rows (sentence embeddings) the linear heads with a unit grid go unscaled
+        unit_steps = dict(build_head(name, unit=True).steps)
+        assert isinstance(unit_steps.get("scale"), StandardScaler) == (spec.scale and spec.unit_grid is None)
+
+
+def test_unit_length_rows_are_fitted_unscaled_over_the_unit_grid(glove_xy):
+    from sklearn.preprocessing import normalize
+
+    from pipeline.heads import unit_rows
+
+    train, X, _, _ = glove_xy
+    assert not unit_rows(X) and unit_rows(normalize(X)) and not unit_rows(2 * normalize(X))
+    for name in ("logreg", "ridge"):
+        fitted = fit_head(name, normalize(X), train.labels, groups=train.groups, seed=0)
+        assert "scale" not in dict(fitted.estimator.steps)
+        key, value = next(iter(fitted.params.items()))
+        assert value in HEADS[name].unit_grid[key]
+        assert "scale" in dict(fit_head(name, X, train.labels, groups=train.groups, seed=0).estimator.steps)
+
+
+def test_selection_repeats_small_samples_and_prefers_stronger_regularisation():
+    from pipeline.heads import Selection, choose_point
+
+    rule = Selection(rows=1000, max_repeats=4, one_se=0.5)
+    assert [rule.repeats(n) for n in (32, 256, 300, 512, 1000, 10_000)] == [4, 4, 4, 2, 1, 1]
+    # 5 folds x 3 points (strongest regularisation first): the best mean is point 2, but point 1 is
+    # within half a standard error of it, and point 0 is not
+    accuracy = np.array([[0.60, 0.70, 0.80], [0.60, 0.72, 0.64], [0.62, 0.71, 0.76],
+                         [0.61, 0.72, 0.70], [0.60, 0.70, 0.70]])
+    se = accuracy[:, 2].std(ddof=1) / np.sqrt(5)
+    assert accuracy[:, 2].mean() - 0.5 * se < accuracy[:, 1].mean() < accuracy[:, 2].mean()
+    assert choose_point(accuracy, 5, 0.5) == 1
+    assert choose_point(accuracy, 5, 0.0) == 2  # the best mean, as GridSearchCV picks
 
 
 def test_small_budget_uses_defaults_without_search(glove_xy):
@@ -163,10 +196,14 @@ def test_heads_on_one_sample_can_share_folds(glove_xy):
 
     train, X, _, _ = glove_xy
     folds = plan_folds(train.labels, train.groups, seed=3)
-    assert folds.how == "StratifiedGroupKFold(5)" and len(folds.splits) == 5
+    assert folds.how == "StratifiedGroupKFold(5) x 4" and len(folds.splits) == 20 and folds.repeats == 4
+    for r in range(4):  # each repeat validates every row exactly once
+        rows = np.sort(np.concatenate([val for _, val in folds.splits[5 * r:5 * r + 5]]))
+        np.testing.assert_array_equal(rows, np.arange(len(train.labels)))
     for name in ("logreg", "ridge"):
         shared = fit_head(name, X, train.labels, groups=train.groups, seed=3, folds=folds)
         own = fit_head(name, X, train.labels, groups=train.groups, seed=3)
-        assert (shared.params, shared.cv_accuracy, shared.search) == (own.params, own.cv_accuracy, own.search)
+        assert (shared.params, shared.cv_accuracy, shared.cv_sd, shared.search) == (
+            own.params, own.cv_accuracy, own.cv_sd, own.search)
     with pytest.raises(HeadError, match="plan_folds on this sample"):
         fit_head("logreg", X[:100], train.labels[:100], folds=folds)

@@ -1,0 +1,122 @@
+"""Benchmark head selection: accuracy per budget and head, before and after, beside a fixed-C baseline.
+
+For each encoder, budget and seed, one balanced sample of the pool is drawn (as ``compare`` draws it)
+and every head is fitted on it twice: with the selection of ``pipeline.heads`` as it is now
+("after") and with the rule it replaced ("before": one K-fold split, the best mean, the old grids,
+always standardised; rebuilt here from parameters). Beside them, an unscaled
+``LogisticRegression(C=1)`` on the same sample. Prints, per encoder, head and budget, the mean, the sd
+and the worst seed of each (in accuracy points), and how far the worst seed falls below its mean.
+
+``--split test`` (default) scores on RT's held-out test split. ``--split validation`` holds out a
+quarter of the pool's films (by a hash of the film) and scores on them, training on the rest: the
+split on which the selection was designed, so the test split is never used to tune it.
+
+    python benchmarks/bench_selection.py [--split test|validation] [--encoders minilm,glove-6b-50d]
+        [--heads logreg,linear-svm,ridge,knn] [--budgets 16,32,64,128,256,512,1000] [--seeds 10] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from pipeline.heads import HEADS, HeadSpec, Selection, fit_head, plan_folds
+
+# the rule before: one K-fold split, the best mean, these grids and defaults, always standardised
+BEFORE = Selection(max_repeats=1, one_se=0.0)
+BEFORE_GRIDS = {
+    "logreg": ({"C": [0.001, 0.01, 0.1, 1.0]}, {"C": 0.1}),
+    "linear-svm": ({"C": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]}, {"C": 1e-3}),
+    "ridge": ({"alpha": [1.0, 10.0, 100.0, 1000.0, 10000.0]}, {"alpha": 100.0}),
+    "knn": ({"n_neighbors": [5, 15, 45]}, {"n_neighbors": 15}),
+}
+VALIDATION_SHARE = 4  # --split validation holds out the pool's films with sha256("val:" + film) % 4 == 0
+
+
+def before_spec(name: str) -> HeadSpec:
+    """Head ``name`` as it was selected before: its old grid and default, standardised even on unit rows."""
+    grid, default = BEFORE_GRIDS.get(name, (HEADS[name].grid, HEADS[name].default))
+    return replace(HEADS[name], grid=grid, default=default, unit_grid=None)
+
+
+def data(split_name: str, encoder: str):
+    """(training pool, its vectors, evaluation labels, their vectors) for ``--split``."""
+    from pipeline.cache import EmbeddingCache, default_cache_dir
+    from pipeline.data import load, split
+    from pipeline.encoders import get_encoder
+
+    pool, test = split(load("rt"))
+    vectors = EmbeddingCache(default_cache_dir()).vectors(get_encoder(encoder), pool.texts + test.texts)
+    X_pool, X_test = vectors[: len(pool)], vectors[len(pool):]
+    if split_name == "test":
+        return pool, X_pool, test.labels, X_test
+    held = np.array([int(hashlib.sha256(f"val:{g}".encode()).hexdigest(), 16) % VALIDATION_SHARE == 0
+                     for g in pool.groups])
+    return pool.subset(np.flatnonzero(~held)), X_pool[~held], pool.labels[held], X_pool[held]
+
+
+def cell(budget: int, seed: int, pool, X_pool, y_eval, X_eval, heads: list[str]) -> dict:
+    """Accuracy (points) of each head before and after, and of the fixed-C baseline, on one sample."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    from pipeline.data import budget_indices
+
+    idx = budget_indices(pool, budget, seed)
+    X, y, groups = X_pool[idx], pool.labels[idx], [pool.groups[i] for i in idx]
+    acc = lambda est: 100 * float((est.predict(X_eval) == y_eval).mean())  # noqa: E731
+    out = {}
+    with threadpool_limits(1):
+        out["baseline"] = acc(LogisticRegression(C=1.0, max_iter=2000).fit(X, y))
+    before_folds, after_folds = plan_folds(y, groups, seed, BEFORE), plan_folds(y, groups, seed)
+    for name in heads:
+        old = fit_head(before_spec(name), X, y, groups=groups, seed=seed, folds=before_folds, selection=BEFORE)
+        new = fit_head(name, X, y, groups=groups, seed=seed, folds=after_folds)
+        out[name] = (acc(old.estimator), acc(new.estimator), new.fit_seconds / max(old.fit_seconds, 1e-9))
+    return out
+
+
+def summary(values: np.ndarray) -> str:
+    return f"{values.mean():5.1f} {values.std():4.1f} {values.min():5.1f} {values.mean() - values.min():4.1f}"
+
+
+def main() -> None:
+    from joblib import Parallel, delayed
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=("test", "validation"), default="test")
+    parser.add_argument("--encoders", default="minilm,glove-6b-50d")
+    parser.add_argument("--heads", default="logreg,linear-svm,ridge,knn")
+    parser.add_argument("--budgets", default="16,32,64,128,256,512,1000")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    heads, budgets = args.heads.split(","), [int(b) for b in args.budgets.split(",")]
+
+    start = time.perf_counter()
+    print(f"RT, scored on the {args.split} split; {args.seeds} seeds; accuracy in points: "
+          "mean, sd, worst seed, worst seed's drop below the mean")
+    for encoder in args.encoders.split(","):
+        pool, X_pool, y_eval, X_eval = data(args.split, encoder)
+        cells = Parallel(n_jobs=args.jobs)(
+            delayed(cell)(b, s, pool, X_pool, y_eval, X_eval, heads) for b in budgets for s in range(args.seeds))
+        by_budget = {b: cells[i * args.seeds:(i + 1) * args.seeds] for i, b in enumerate(budgets)}
+        for name in heads:
+            print(f"\n{encoder} + {name} (training pool {len(pool):,} texts, evaluated on {len(y_eval):,})")
+            print(f"{'labels':>6}  {'before: mean   sd worst drop':28s}  {'after: mean   sd worst drop':27s}  "
+                  f"{'LR C=1 unscaled: mean sd worst':30s}  after/before fit time")
+            for b, rows in by_budget.items():
+                old, new, ratio = (np.array([r[name][i] for r in rows]) for i in range(3))
+                base = np.array([r["baseline"] for r in rows])
+                print(f"{b:>6}  {summary(old):28s}  {summary(new):27s}  {summary(base):30s}  {np.median(ratio):.1f}x")
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"\nwall time {time.perf_counter() - start:.0f} s with --jobs {args.jobs}; uptime: {load}")
+
+
+if __name__ == "__main__":
+    main()
