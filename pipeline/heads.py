@@ -385,7 +385,8 @@ def fit_head(
             f"{ {int(k): int(v) for k, v in zip(*np.unique(y, return_counts=True))} }. Use a larger or balanced budget."
         )
     if folds is None:
-        folds = plan_folds(y, groups, seed, selection) if search or spec.calibrate else Folds(None, "")
+        folds = plan_folds(y, groups, seed, selection if search else Selection(max_repeats=1)) \
+            if search or spec.calibrate else Folds(None, "")
     elif folds.splits is not None and max(max(t.max(), v.max()) for t, v in folds.splits) >= len(y):
         raise HeadError(f"folds index rows beyond the {len(y)} of X; make them with plan_folds on this sample.")
     with _fit_context(spec):
@@ -411,7 +412,9 @@ def _search_and_fit(
     class_weight: str | None, seed: int, search: bool, n_jobs: int | None, selection: Selection,
 ) -> FittedHead:
     start = time.perf_counter()
-    splits, how = folds.splits, folds.how if search else "defaults (search off)"
+    splits, how, repeats = folds.splits, folds.how if search else "defaults (search off)", folds.repeats
+    if splits is not None and not search:  # calibrating the defaults needs one K-fold split
+        splits, repeats = splits[: len(splits) // repeats], 1
     spec = spec.for_rows(unit_rows(X))
     params, score, spread, oof = dict(spec.default), None, None, None
     if splits is not None and (search or spec.calibrate):  # margin heads cross-validate the defaults to calibrate
@@ -422,8 +425,8 @@ def _search_and_fit(
         } if search else {k: [v] for k, v in spec.default.items()}
         points = list(ParameterGrid(grid))
         template = _classifier(spec, None, class_weight, seed, smallest_train)
-        accuracy, decisions = _cross_validate(spec, template, points, X, y, splits, folds.repeats, n_jobs)
-        chosen = choose_point(accuracy, len(splits) // folds.repeats, selection.one_se)
+        accuracy, decisions = _cross_validate(spec, template, points, X, y, splits, repeats, n_jobs)
+        chosen = choose_point(accuracy, len(splits) // repeats, selection.one_se)
         if search:
             params = {k: _plain(v) for k, v in points[chosen].items()}
             score, spread = float(accuracy[:, chosen].mean()), float(accuracy[:, chosen].std())
