@@ -440,7 +440,9 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
 
     Splits SOURCE leak-free into pool and test, trains on the pool (or a --budget of it), picks
     each head's hyperparameters by cross-validation when there are enough labels, scores it on the
-    test split and prints a table. Texts are encoded once per encoder; more heads cost no encoding.
+    test split and prints a table. The table's CV column is the chosen point's cross-validated
+    accuracy ± its sd over the validation folds: a wide sd means the pick was uncertain. Texts are
+    encoded once per encoder; more heads cost no encoding.
 
     \b
     Examples:
