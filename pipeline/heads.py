@@ -346,7 +346,8 @@ def plan_folds(y: np.ndarray, groups: Sequence[Any] | None, seed: int, selection
     if cv is None:
         return Folds(None, how)
     repeats = selection.repeats(len(y))
-    splits = [s for r in range(repeats) for s in plan_cv(y, groups, seed + 1000 * r)[0].split(np.zeros((len(y), 1)), y, groups)]
+    rows = np.zeros((len(y), 1))
+    splits = [s for r in range(repeats) for s in plan_cv(y, groups, seed + 1000 * r)[0].split(rows, y, groups)]
     return Folds(splits, f"{how} x {repeats}" if repeats > 1 else how, repeats)
 
 
