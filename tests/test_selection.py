@@ -52,3 +52,14 @@ def test_old_rule_picks_by_the_fold_shuffle_and_the_new_one_does_not(minilm_256)
     assert new_accuracy >= np.mean(old_accuracy) + 0.01 and new_accuracy >= max(old_accuracy) - 0.01
     # its CV spread is reported: the sd over 4 x 5 group-aware validation folds
     assert fitted.search.startswith("StratifiedGroupKFold(5) x 4") and 0 < fitted.cv_sd < 0.2
+
+
+def test_self_trained_students_keep_the_teachers_preprocessing(minilm_256):
+    from pipeline.unlabelled.self_train import SelfTrainSettings, self_train_head
+
+    train, X, _, X_other = minilm_256  # the other texts stand in for unlabelled ones here
+    fitted, record = self_train_head("logreg", X, train.labels, X_other, groups=train.groups,
+                                     settings=SelfTrainSettings(threshold=0.6))
+    assert record["rounds_run"][0]["pseudo_labels"] > 0  # a student was trained
+    assert "scale" not in dict(fitted.estimator.steps)  # unit-length rows: unscaled, as the teacher
+    assert fitted.estimator[-1].C == record["teacher"]["params"]["C"]

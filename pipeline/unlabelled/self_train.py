@@ -85,7 +85,7 @@ def self_train_head(
     """
     from dataclasses import replace
 
-    from pipeline.heads import build_head, fit_head
+    from pipeline.heads import build_head, fit_head, unit_rows
 
     start = time.perf_counter()
     teacher = fit_head(head, X, y, groups=groups, class_weight=class_weight, seed=seed, folds=folds, n_jobs=n_jobs)
@@ -97,7 +97,8 @@ def self_train_head(
         rounds.append(_round_record(p_pos, idx, y_pseudo))
         if not len(idx):
             break
-        student = build_head(head, teacher.params, class_weight=class_weight, seed=seed, n_train=len(y) + len(idx))
+        student = build_head(head, teacher.params, class_weight=class_weight, seed=seed, n_train=len(y) + len(idx),
+                             unit=unit_rows(X))  # the teacher's preprocessing: unscaled on unit-length rows
         current = student.fit(np.vstack([X, X_unlabelled[idx]]), np.concatenate([y, y_pseudo]))
     seconds = time.perf_counter() - start
     record = {
