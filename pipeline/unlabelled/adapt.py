@@ -202,9 +202,16 @@ def _tsdae(body: Any, texts: list[str], recipe: AdaptRecipe, device: str) -> tup
 
     from pipeline.finetune.body import features
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "some weights newly initialised": the decoder's cross-attention
-        model = DenoisingAutoEncoderLoss(body, tie_encoder_decoder=True).to(device)
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report lists the new cross-attention weights: expected here
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = DenoisingAutoEncoderLoss(body, tie_encoder_decoder=True).to(device)
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
     def loss_fn(batch: tuple[int, np.ndarray]) -> Any:
         epoch, idx = batch
