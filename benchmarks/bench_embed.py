@@ -4,13 +4,21 @@
    ``SentenceTransformer.encode`` in fp32 at its default batch size; mean cosine between the two;
 2. warm ``embed`` (every text a cache hit) vs the same plain encode;
 3. GloVe texts/s through the cache;
-4. peak RSS of an ``embed`` of 20,000 texts vs 2,000 (GloVe, separate processes).
+4. peak RSS of an ``embed`` of 20,000 texts vs 2,000 (GloVe, separate processes);
+5. the backend table: a cold ``embed`` of all 12,752 RT texts per MiniLM backend (torch at its auto
+   precision, onnx and openvino, fp32 and int8): texts/s, ratio to plain ``SentenceTransformer.encode``
+   fp32 of the same texts in the same run (timed before and after the backends, the mean used), per-text
+   cosine to it (min, median) and logistic-regression accuracy at 1,000 labels on the RT test split,
+   paired with the fp32 vectors over 5 seeds.
 
-Run:  .venv/bin/python benchmarks/bench_embed.py
+Run:  .venv/bin/python benchmarks/bench_embed.py            (all parts)
+      .venv/bin/python benchmarks/bench_embed.py --backends  (the backend table only)
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,7 +57,86 @@ def peak_rss_mb(n: int) -> float:
     return int(out.stdout.split()[-1]) / 1024
 
 
+def backend_table(names: list[str], seeds: int, budget: int, limit: int | None) -> None:
+    """Print the backend table (part 5)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from pipeline.cache import EmbeddingCache
+    from pipeline.data import load, sample_budget, split
+    from pipeline.encoders import get_encoder
+    from pipeline.encoders.models import minilm
+    from pipeline.encoders.probe import cosines
+    from pipeline.heads import fit_head
+
+    ds = load("rt")
+    if limit:
+        ds = ds.subset(np.random.default_rng(0).permutation(len(ds))[:limit])
+    pool, test = split(ds)
+    texts = ds.texts
+    print(f"backend table: {len(texts):,} RT texts, cold embed each, torch {torch.get_num_threads()} threads, "
+          f"load {_load()}")
+    plain_model = SentenceTransformer(str(minilm()[0]), device="cpu")
+    plain_model.encode(texts[:32])
+    plain, t_before = timed(lambda: plain_model.encode(texts))
+    print(f"  plain SentenceTransformer.encode fp32: {len(texts) / t_before:.0f} texts/s", flush=True)
+    rows = []
+    vectors = {}
+    for name in names:
+        backend, _, quantize = name.partition("/")
+        with tempfile.TemporaryDirectory() as tmp:  # cold cache; exports are kept in the shared cache dir
+            enc = get_encoder("minilm", backend=backend, quantize=quantize or "none")
+            vecs, seconds = timed(lambda: EmbeddingCache(tmp).vectors(enc, texts))
+        label = f"{backend} {quantize or 'none'}" + (f" ({enc.precision})" if backend == "torch" else "")
+        vectors[label] = vecs
+        rows.append((label, len(texts) / seconds, seconds, cosines(vecs, plain), _load()))
+        print(f"  {label}: {len(texts) / seconds:.0f} texts/s (load {rows[-1][-1]})", flush=True)
+    _, t_after = timed(lambda: plain_model.encode(texts))
+    t_plain = (t_before + t_after) / 2
+    print(f"plain SentenceTransformer.encode fp32: {len(texts) / t_before:.0f} texts/s before the backends, "
+          f"{len(texts) / t_after:.0f} after; ratios below use the mean time")
+    index = {t: i for i, t in enumerate(texts)}
+    test_rows = [index[t] for t in test.texts]
+
+    def accuracy(X: np.ndarray, seed: int) -> float:
+        train = sample_budget(pool, budget, seed)
+        head = fit_head("logreg", X[[index[t] for t in train.texts]], train.labels, groups=train.groups, seed=seed)
+        return float((head.estimator.predict(X[test_rows]) == test.labels).mean())
+
+    base = np.array([accuracy(plain, s) for s in range(seeds)])
+    print(f"\n| backend | texts/s | x plain fp32 | cosine min | cosine median | acc@{budget} | paired diff (pts) | load |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| plain ST fp32 | {len(texts) / t_plain:.0f} | 1.00 | 1.0000 | 1.0000 | {base.mean():.1%} | 0 | |")
+    for label, rate, seconds, cos, load in rows:
+        acc = np.array([accuracy(vectors[label], s) for s in range(seeds)])
+        diff = (acc - base) * 100
+        print(f"| {label} | {rate:.0f} | {t_plain / seconds:.2f} | {cos.min():.4f} | {np.median(cos):.4f} | "
+              f"{acc.mean():.1%} | {diff.mean():+.2f} ± {diff.std(ddof=1):.2f} | {load} |")
+    print(f"({seeds} seeds of {budget} balanced pool labels, logreg with its CV grid, {len(test):,} test texts; "
+          f"load average now {_load()})")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", action="store_true", help="Print only the backend table (part 5).")
+    parser.add_argument("--backend", action="append", dest="names",
+                        help="Backend/quantize to measure (repeatable), e.g. onnx/int8.  [default: all]")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budget", type=int, default=1000)
+    parser.add_argument("--texts", type=int, default=None, help="A random subset of RT (quick runs).")
+    args = parser.parse_args()
+    names = args.names or ["torch", "onnx/none", "onnx/int8", "openvino/none", "openvino/int8"]
+    if not args.backends:
+        stage_one()
+    backend_table(names, args.seeds, args.budget, args.texts)
+
+
+def stage_one() -> None:
+    """Parts 1-4."""
     small, large = peak_rss_mb(2_000), peak_rss_mb(20_000)
     rss_line = (f"peak RSS of a GloVe embed: 2k texts {small:.0f} MB, 20k texts {large:.0f} MB, "
                 f"ratio {large / small:.2f}x")

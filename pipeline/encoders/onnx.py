@@ -386,6 +386,7 @@ def _to_openvino(out: Path, quantize: str) -> str:
     if quantize == "int8":
         import nncf
 
+        nncf.set_log_level(logging.ERROR)  # its per-layer bit-width table
         model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
         tools += f",nncf=={version('nncf')}"
     ov.save_model(model, str(out / "model.xml"), compress_to_fp16=False)
