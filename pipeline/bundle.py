@@ -6,6 +6,8 @@ A bundle is a directory::
                     training-data hash/size, budget, seed, test metrics, package versions, created
                     time and the sha256 of every other file in the bundle
     head.skops      the fitted scikit-learn head (skops format: no arbitrary pickle)
+    shift_sample.npy  a seeded sample of training vectors (float16, no texts) for the domain-shift check;
+                    absent in bundles made before it (see :mod:`pipeline.shift`)
     encoder/        only for fine-tuned encoders: their weights, used as spec "st:encoder"
 
 Fine-tuned bundles record ``long_text: auto`` with their training window as ``max_length``: texts that
@@ -40,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import ReviewTransferError
+from pipeline.shift import SAMPLE_FILE
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -120,6 +123,7 @@ class Bundle:
     cache_dir: str | Path | None = None
     encoder: Any = field(default=None, repr=False, compare=False)  # stage-one encoder; None: resolve on use
     overrides: dict[str, Any] = field(default_factory=dict)
+    shift_sample: np.ndarray | None = field(default=None, repr=False, compare=False)  # training vectors kept
 
     # ------------------------------------------------------------------------------------ manifest
     @property
@@ -220,6 +224,8 @@ class Bundle:
         tmp.mkdir()
         try:
             sio.dump(self.head, tmp / HEAD_FILE)
+            if self.shift_sample is not None:
+                np.save(tmp / SAMPLE_FILE, self.shift_sample, allow_pickle=False)
             manifest = dict(self.manifest)
             if encoder_dir is not None:
                 shutil.copytree(encoder_dir, tmp / ENCODER_DIR)
@@ -272,7 +278,8 @@ class Bundle:
         _warn_version_drift(path, manifest)
         overrides = {k: v for k, v in zip(OVERRIDABLE, (long_text, max_length)) if v is not None}
         _notice_truncating_finetune(path, manifest, overrides)
-        bundle = cls(head, manifest, path, cache_dir, overrides=overrides)
+        sample = np.load(path / SAMPLE_FILE, allow_pickle=False) if SAMPLE_FILE in manifest["files"] else None
+        bundle = cls(head, manifest, path, cache_dir, overrides=overrides, shift_sample=sample)
         if verify_encoder:
             bundle.verify_encoder()
         return bundle

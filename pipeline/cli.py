@@ -179,8 +179,10 @@ def _prior(ctx: click.Context, param: click.Parameter, value: float | None) -> f
 def _prior_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add --prior and --adapt-prior (class-prior adaptation of the bundle's probabilities)."""
     func = click.option("--adapt-prior", is_flag=True,
-                        help="Estimate the positive rate of these texts by EM (on recalibrated probabilities), "
-                             "report it and re-weight the probabilities to it. Needs a few hundred texts.")(func)
+                        help="Estimate the positive rate of these texts (EM and BBSE, with bootstrap intervals) "
+                             "and re-weight the probabilities to it only when the texts look like the training "
+                             "texts and the estimates agree and exclude the training rate; otherwise keep them "
+                             "and say why. Needs a few hundred texts.")(func)
     return click.option("--prior", type=float, default=None, callback=_prior,
                         help="Known positive rate of these texts, strictly between 0 and 1: re-weight the "
                              "probabilities from the training rate to it.")(func)
@@ -519,9 +521,11 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
     if input_file:
         texts = tuple(read_texts(input_file, text_col))
     model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length)
-    rows, adapted = label_texts(model, texts, prior=prior, adapt_prior=adapt_prior)
+    rows, adapted, shift = label_texts(model, texts, prior=prior, adapt_prior=adapt_prior)
     if adapted is not None:
         click.echo(adapted.describe(), err=True)
+    if shift.get("line"):
+        click.echo(shift["line"], err=True)
     empty = sum(r["p_positive"] is None for r in rows)
     if empty:
         click.echo(f"{empty} empty text(s) left unlabelled (empty label and probability)", err=True)
@@ -548,7 +552,9 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
              prior: float | None, adapt_prior: bool, cache_dir: str | None, **opts: Any) -> None:
     """Score BUNDLE on the labelled SOURCE: accuracy, macro-F1, ROC-AUC, log-loss, ECE, confusion matrix.
 
-    Any labelled file works, e.g. reviews from another site, to measure out-of-domain transfer.
+    Any labelled file works, e.g. reviews from another site, to measure out-of-domain transfer. The
+    domain-shift check (how well a classifier tells these texts from the bundle's training texts;
+    0.5 = alike) is reported too, with a warning above 0.75 (--json: "domain_shift").
     """
     import json
 
@@ -710,8 +716,8 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]]) -> str:
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache).")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG plot (no matplotlib needed).")
 @click.option("--adapt-prior", is_flag=True,
-              help="Also score each frozen cell after class-prior adaptation: the positive rate of every test set "
-                   "is estimated by EM on recalibrated probabilities and the posteriors re-weighted to it.")
+              help="Also score each frozen cell with guarded class-prior adaptation (as evaluate --adapt-prior): "
+                   "adapted and plain accuracy side by side, with the decision and why, per test set.")
 @unlabelled_options
 @_engine_options
 @_query_options

@@ -176,14 +176,17 @@ def _scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float | None]:
     return {k: metrics[k] for k in SCORES}
 
 
-def _adapted_scores(y: np.ndarray, proba: np.ndarray, train_prior: float, calibration: Any) -> dict[str, float]:
-    """Accuracy after class-prior adaptation by EM, the estimated prior and the true one."""
-    from pipeline.prior import adapt
-
-    adapted = adapt(proba, train_prior, calibration=calibration)
+def _adapted_scores(y: np.ndarray, proba: np.ndarray, model: Any, shift: dict[str, Any] | None) -> dict[str, Any]:
+    """Accuracy after guarded class-prior adaptation (the plain accuracy when it declines), whether it
+    adapted and why, the EM and BBSE estimates and the true prior."""
+    adapted = model.adapt(proba, shift=shift)
+    found = {e.method: round(e.value, 6) for e in adapted.decision.estimates}
     return {
         "accuracy_adapted": float(((adapted.p_pos >= 0.5) == y).mean()),
-        "estimated_prior": round(adapted.prior, 6),
+        "adapted": adapted.decision.adapt,
+        "decision": adapted.decision.reason,
+        "estimated_prior": found["EM"],
+        "bbse_prior": found.get("BBSE"),
         "true_prior": round(float(np.mean(y)), 6),
     }
 
@@ -201,12 +204,14 @@ def fit_frozen_cell(
     class_weight: str | None = None,
     X_unlabelled: np.ndarray | None = None,
     self_train: Any = None,
+    shift: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Fit one head on one budget sample and score it on every test set (runs in a joblib worker).
 
     ``folds`` (:func:`pipeline.heads.plan_folds` of the sample) lets heads on one sample share their CV folds.
-    ``adapt_prior`` adds, per test set, the accuracy after EM class-prior adaptation on recalibrated
-    probabilities (out-of-fold Platt scaling on the training sample), the estimated and the true prior.
+    ``adapt_prior`` adds, per test set, the accuracy after guarded class-prior adaptation (see
+    :meth:`pipeline.prior.PriorModel.adapt`, given ``shift``, each test set's domain-shift check), its
+    decision and reason, the estimates and the true prior.
     ``class_weight="balanced"`` reweights classes (``compare --query``: actively chosen samples are unbalanced).
     A ``method.self_train`` cell self-trains the head with ``self_train`` settings on the vectors
     ``X_unlabelled`` (vectors only: no label of the unlabelled texts reaches this function).
@@ -225,11 +230,11 @@ def fit_frozen_cell(
     probas = {name: fitted.estimator.predict_proba(X)[:, 1] for name, (X, _) in tests.items()}
     metrics = {name: _scores(y, probas[name]) for name, (_, y) in tests.items()}
     if adapt_prior:
-        from pipeline.prior import fit_calibration
+        from pipeline.prior import PriorModel
 
-        calibration = fit_calibration(fitted.estimator, X_train, y_train, groups=groups, seed=seed)
+        model = PriorModel.fit(fitted.estimator, X_train, y_train, groups=groups, seed=seed)
         for name, (_, y) in tests.items():
-            metrics[name].update(_adapted_scores(y, probas[name], float(np.mean(y_train)), calibration))
+            metrics[name].update(_adapted_scores(y, probas[name], model, (shift or {}).get(name)))
     return {
         "method": method.name,
         "encoder": method.encoder,
@@ -243,6 +248,24 @@ def fit_frozen_cell(
         "fit_seconds": round(fitted.fit_seconds, 4),
         **extra,
     }
+
+
+def _domain_shift(encoder: Any, cache_dir: Path, pool: Dataset, tests: dict[str, Dataset]) -> dict[str, dict[str, Any]]:
+    """Per test set, the two-sample shift check (see :mod:`pipeline.shift`) of a seeded sample of its
+    vectors against one of the pool's, read from the filled cache (so both engines get the same figure)."""
+    from pipeline.cache import EmbeddingCache
+    from pipeline.shift import MIN_TEXTS, SAMPLE, no_check, two_sample_auc
+
+    cache = EmbeddingCache(cache_dir)
+
+    def sample(texts: list[str]) -> np.ndarray:
+        idx = np.sort(np.random.default_rng(0).permutation(len(texts))[:SAMPLE])
+        return cache.vectors(encoder, [texts[i] for i in idx])
+
+    X_pool = sample(pool.texts)
+    checks = {name: two_sample_auc(X_pool, sample(ds.texts)) for name, ds in tests.items()}
+    return {name: c.to_dict() if c is not None else no_check(f"fewer than {MIN_TEXTS} texts")
+            for name, c in checks.items()}
 
 
 def _frozen_cells(
@@ -377,6 +400,14 @@ def _unlabelled_sets(pool: Dataset, test: Dataset, extra: dict[str, list[str]] |
     return unlabelled
 
 
+def _with_shift(row: dict[str, Any], shift: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """``row`` with each test set's ``domain_shift`` entry for its encoder (fine-tuned cells: the frozen
+    encoder's vectors, when this run computed them)."""
+    for name, entry in shift.get(row["encoder"], {}).items():
+        row["metrics"][name]["domain_shift"] = entry
+    return row
+
+
 # ---------------------------------------------------------------------------------------------- run
 def run_compare(
     source: Dataset,
@@ -450,6 +481,7 @@ def run_compare(
     bar = tqdm(total=n_todo, desc="compare", unit="cell", disable=not progress or n_todo == 0)
     all_texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
     unlabelled_texts = _unlabelled_sets(pool, test, unlabelled, all_texts)
+    shift: dict[str, dict[str, dict[str, Any]]] = {}  # encoder -> test set -> domain_shift entry
     for encoder_spec in encoders:
         frozen = [m for m in methods if m.encoder == encoder_spec and not m.finetune and todo[m]]
         if frozen:
@@ -467,22 +499,25 @@ def run_compare(
             else:
                 vectors = EmbeddingCache(cache_dir).vectors(encoder, all_texts)
             encode_seconds = time.perf_counter() - start
+            shift[encoder_spec] = _domain_shift(encoder, cache_dir, pool, tests)
             n_cells = sum(len(todo[m]) for m in frozen)
             cells = _frozen_cells({m: todo[m] for m in frozen}, pool, tests, vectors)
             if engine == "ray":
                 rows = run_cells(cells, cache_dir, [(p.fingerprint, p.dim) for p in parts], address=address)
             else:
                 rows = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                    delayed(fit_frozen_cell)(*args, adapt_prior=adapt_prior, self_train=self_train, **extra)
+                    delayed(fit_frozen_cell)(*args, adapt_prior=adapt_prior, self_train=self_train,
+                                             shift=shift[encoder_spec], **extra)
                     for args, extra in _with_unlabelled(cells, pool, lambda idx: vectors[unlabelled_texts(idx)[1]]))
             for row in rows:
                 row["encode_seconds"] = round(encode_seconds / n_cells, 4)  # amortised share of this run's encoding
-                log.append(row)
+                log.append(_with_shift(row, shift))
                 bar.update()
         for m in (m for m in methods if m.encoder == encoder_spec and m.finetune):
             for b, s in todo[m]:
-                log.append(_finetune_cell(m, b, s, pool, tests, out / "finetune", dict(finetune_options or {}),
-                                          lambda idx: unlabelled_texts(idx)[0], self_train))
+                row = _finetune_cell(m, b, s, pool, tests, out / "finetune", dict(finetune_options or {}),
+                                     lambda idx: unlabelled_texts(idx)[0], self_train)
+                log.append(_with_shift(row, shift))
                 bar.update()
     bar.close()
     return log.rows()

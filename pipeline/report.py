@@ -80,6 +80,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     active = summarise_active(by_cell)
     if active:
         summary["active_vs_random"] = active
+    shift = summarise_shift(rows)
+    if shift:
+        summary["domain_shift"] = shift
     return summary
 
 
@@ -99,17 +102,19 @@ ADAPTATION_KEYS = ("accuracy", "accuracy_adapted", "estimated_prior", "true_prio
 
 
 def summarise_adaptation(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per test set, budget and method: mean accuracy before and after class-prior adaptation, and the
-    mean estimated vs true positive rate, over the rows that carry adapted scores (``compare --adapt-prior``)."""
-    cells: dict[str, dict[str, dict[str, list[dict[str, float]]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for r in rows:
+    """Per test set, budget and method: mean accuracy plain and with guarded class-prior adaptation, the
+    mean estimated vs true positive rate, in how many seeds it adapted, and the first seed's reason,
+    over the rows that carry adapted scores (``compare --adapt-prior``)."""
+    cells: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for r in sorted(rows, key=lambda r: r["seed"]):
         for test_name, m in r["metrics"].items():
             if "accuracy_adapted" in m:
                 cells[test_name][r["budget"]][r["method"]].append(m)
     return {
         test_name: {
             budget: {
-                method: {**{k: float(np.mean([m[k] for m in ms])) for k in ADAPTATION_KEYS}, "seeds": len(ms)}
+                method: {**{k: float(np.mean([m[k] for m in ms])) for k in ADAPTATION_KEYS}, "seeds": len(ms),
+                         "adapted": sum(bool(m.get("adapted", True)) for m in ms), "reason": ms[0].get("decision", "")}
                 for method, ms in sorted(methods.items())
             }
             for budget, methods in sorted(budgets.items(), key=lambda kv: _budget_order(kv[0]))
@@ -123,6 +128,17 @@ def _gap(d: dict[str, Any] | None) -> str:
     if d is None:
         return "fewer than 2 paired seeds"
     return f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] over {d['pairs']} seeds"
+
+
+def summarise_shift(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per test set and encoder: the domain-shift check against the source's pool (one figure per
+    encoder: it does not depend on the head, budget or seed)."""
+    found: dict[str, dict[str, Any]] = defaultdict(dict)
+    for r in rows:
+        for test_name, m in r["metrics"].items():
+            if m.get("domain_shift"):
+                found[test_name][r["encoder"]] = m["domain_shift"]
+    return {name: dict(sorted(by_encoder.items())) for name, by_encoder in sorted(found.items(), key=lambda kv: (kv[0] != "test", kv[0]))}
 
 
 def markdown(summary: dict[str, Any], title: str = "compare") -> str:
@@ -150,12 +166,23 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
         lines.append("")
     for test_name, budgets in summary.get("adaptation", {}).items():
         lines += [f"## Class-prior adaptation on `{test_name}` (means over seeds)", "",
-                  "| labels | method | true positive rate | estimated | accuracy | adapted accuracy |",
-                  "|---:|---|---:|---:|---:|---:|"]
+                  "| labels | method | true positive rate | EM estimate | accuracy | with --adapt-prior | adapted in | "
+                  "decision (first seed) |",
+                  "|---:|---|---:|---:|---:|---:|---:|---|"]
         for budget, methods in budgets.items():
             for method, a in methods.items():
                 lines.append(f"| {budget} | `{method}` | {a['true_prior']:.3f} | {a['estimated_prior']:.3f} | "
-                             f"{100 * a['accuracy']:.1f} | {100 * a['accuracy_adapted']:.1f} |")
+                             f"{100 * a['accuracy']:.1f} | {100 * a['accuracy_adapted']:.1f} | "
+                             f"{a['adapted']}/{a['seeds']} seeds | {a['reason']} |")
+        lines.append("")
+    if summary.get("domain_shift"):
+        lines += ["## Domain shift (classifier two-sample AUC of each test set vs the source's pool; 0.5 = alike)", "",
+                  "| test set | encoder | AUC | warning |", "|---|---|---:|---|"]
+        for test_name, by_encoder in summary["domain_shift"].items():
+            for encoder, d in by_encoder.items():
+                auc = "-" if d["auc"] is None else f"{d['auc']:.2f}"
+                warn = d.get("reason") or ("yes (above " + f"{d['threshold']:.2f})" if d["warning"] else "no")
+                lines.append(f"| `{test_name}` | `{encoder}` | {auc} | {warn} |")
         lines.append("")
     for test_name, budgets in summary.get("active_vs_random", {}).items():
         lines += [f"## Active learning vs balanced random on `{test_name}`", "",

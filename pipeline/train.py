@@ -22,7 +22,9 @@ from pipeline.bundle import Bundle, encoder_options
 from pipeline.data import DataError, Dataset, load, sample_budget, split
 from pipeline.heads import DEFAULT_HEAD, check_class_weight, fit_head, get_head
 from pipeline.metrics import evaluate
-from pipeline.prior import Adapted, adapt, fit_calibration, from_manifest, manifest_entry
+from pipeline.prior import Adapted, PriorModel
+from pipeline.shift import MIN_TEXTS as MIN_SHIFT_TEXTS
+from pipeline.shift import SAMPLE_FILE, keep_sample, no_check, two_sample_auc
 
 DEFAULT_ENCODER = "minilm"
 OUTPUT_FORMATS = (".csv", ".jsonl")
@@ -107,8 +109,9 @@ def iter_fit(
                 name, X_train, train.labels, groups=train.groups, class_weight=class_weight, seed=seed, n_jobs=n_jobs
             )
         metrics = evaluate(test.labels, fitted.estimator.predict_proba(X_test)) if len(test) else None
-        # for --prior/--adapt-prior: out-of-fold Platt recalibration and the training prior
-        calibration = fit_calibration(fitted.estimator, X_train, train.labels, groups=train.groups, seed=seed)
+        # for --prior/--adapt-prior: training prior, out-of-fold recalibration and confusion
+        prior = PriorModel.fit(fitted.estimator, X_train, train.labels, groups=train.groups, seed=seed)
+        sample = keep_sample(X_train, seed)  # for the domain-shift check
         manifest = {
             "encoder": {"spec": enc.spec, "fingerprint": enc.fingerprint, "options": encoder_options(enc)},
             "head": {
@@ -123,10 +126,11 @@ def iter_fit(
             "label_names": list(train.label_names),
             "train": {"source": train.name, "hash": train.fingerprint(), "size": len(train), "budget": budget, "seed": seed},
             "metrics": {"test": metrics, "test_hash": test.fingerprint(), "test_size": len(test)},
-            "prior": manifest_entry(train.labels, calibration),
+            "prior": prior.to_dict(),
+            "shift": {"file": SAMPLE_FILE, "rows": len(sample), "of": len(train)},
             **extra,
         }
-        yield Bundle(fitted.estimator, manifest, cache_dir=cache_dir, encoder=enc)
+        yield Bundle(fitted.estimator, manifest, cache_dir=cache_dir, encoder=enc, shift_sample=sample)
 
 
 def fit(
@@ -211,35 +215,55 @@ def evaluation_set(source: str, ds: Dataset, which: str = "test") -> Dataset:
     return split(ds)[1] if source == "rt" and which == "test" else ds
 
 
+def domain_shift(bundle: Bundle, X: np.ndarray) -> dict[str, Any]:
+    """The ``domain_shift`` entry for vectors ``X`` of target texts: the two-sample AUC against the
+    bundle's training sample (see :mod:`pipeline.shift`), or nulls and the reason it could not run."""
+    if bundle.shift_sample is None:
+        return no_check("the bundle keeps no training sample (made before the shift check); refit it to get one")
+    check = two_sample_auc(bundle.shift_sample, X)
+    if check is None:
+        small = (f"only {len(X)} texts" if len(X) < MIN_SHIFT_TEXTS else
+                 f"the model's training sample has only {len(bundle.shift_sample)} texts")
+        return no_check(f"{small}; the check needs {MIN_SHIFT_TEXTS}")
+    return {**check.to_dict(), "line": check.line()}
+
+
 def positive_proba(bundle: Bundle, texts: Sequence[str], *, prior: float | None = None,
-                   adapt_prior: bool = False) -> tuple[np.ndarray, Adapted | None]:
-    """The bundle's probability of positive for ``texts``, and, with ``prior`` (a known positive rate)
-    or ``adapt_prior`` (estimated by EM from these texts), those probabilities recalibrated and
-    re-weighted from the bundle's training prior (see :mod:`pipeline.prior`)."""
-    p = bundle.predict_proba(list(texts))[:, 1]
-    if prior is None and not adapt_prior:
-        return p, None
+                   adapt_prior: bool = False) -> tuple[np.ndarray, Adapted | None, dict[str, Any]]:
+    """The bundle's probability of positive for ``texts``; with ``prior`` (a known positive rate) or
+    ``adapt_prior`` (estimated from these texts, applied only when the estimates agree) those
+    probabilities adapted from the bundle's training prior (see :mod:`pipeline.prior`); and the
+    domain-shift check of the texts (:func:`domain_shift`)."""
     if prior is not None and adapt_prior:
         raise OptionError("give --prior (a known positive rate) or --adapt-prior (estimate it), not both.")
-    train_prior, calibration = from_manifest(bundle.manifest, str(bundle.path or "bundle"))
-    return p, adapt(p, train_prior, target_prior=prior, calibration=calibration)
+    model = PriorModel.from_manifest(bundle.manifest, str(bundle.path or "bundle")) if (
+        prior is not None or adapt_prior) else None
+    X = bundle.embed(list(texts))
+    p = bundle.head.predict_proba(X)[:, 1]
+    shift = domain_shift(bundle, X)
+    return p, None if model is None else model.adapt(p, prior, shift=shift), shift
 
 
 def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prior: bool = False) -> dict[str, Any]:
-    """:func:`pipeline.metrics.evaluate` of ``bundle`` on the labelled dataset ``ds``.
+    """:func:`pipeline.metrics.evaluate` of ``bundle`` on the labelled dataset ``ds``, with the
+    domain-shift check under ``"domain_shift"``.
 
-    With ``prior`` or ``adapt_prior`` the scores are those of the re-weighted probabilities (see
-    :func:`positive_proba`), and ``scores["prior"]`` holds the training, target and true positive
-    rates and the accuracy without adaptation.
+    With ``prior`` or ``adapt_prior`` the scores are those of the adapted probabilities (see
+    :func:`positive_proba`; the plain ones when adaptation was declined), and ``scores["prior"]``
+    holds the training, target and true positive rates, the decision and the plain accuracy.
     """
     if ds.labels is None:
         raise DataError(f"{ds.name}: has no labels to evaluate against; pass --label-col.")
-    p, adapted = positive_proba(bundle, ds.texts, prior=prior, adapt_prior=adapt_prior)
+    p, adapted, shift = positive_proba(bundle, ds.texts, prior=prior, adapt_prior=adapt_prior)
     if adapted is None:
-        return evaluate(ds.labels, p)
+        return {**evaluate(ds.labels, p), "domain_shift": shift}
     scores = evaluate(ds.labels, adapted.p_pos)
     scores["prior"] = {"train": adapted.train_prior, "target": adapted.prior, "estimated": adapted.estimated,
-                       "true": float(ds.labels.mean()), "accuracy_unadapted": evaluate(ds.labels, p)["accuracy"]}
+                       "true": float(ds.labels.mean()), "accuracy_unadapted": evaluate(ds.labels, p)["accuracy"],
+                       "line": adapted.describe()}
+    if adapted.decision is not None:
+        scores["prior"]["decision"] = adapted.decision.to_dict()
+    scores["domain_shift"] = shift
     return scores
 
 
@@ -259,28 +283,34 @@ def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
     ]
     if "prior" in scores:
         pr = scores["prior"]
-        lines += ["", f"positive rate: training {pr['train']:.3f}, {'estimated' if pr['estimated'] else 'given'} "
-                      f"{pr['target']:.3f}, true {pr['true']:.3f}; accuracy without adaptation {pr['accuracy_unadapted']:.3f}"]
+        used = "not adapted" if pr["target"] is None else f"{'estimated' if pr['estimated'] else 'given'} {pr['target']:.3f}"
+        lines += ["", f"positive rate: training {pr['train']:.3f}, {used}, true {pr['true']:.3f}; "
+                      f"accuracy without adaptation {pr['accuracy_unadapted']:.3f}", pr["line"]]
+    shift = scores.get("domain_shift")
+    if shift:
+        lines += ["", shift.get("line") or f"domain shift: not checked ({shift['reason']})"]
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- predict
 def label_texts(bundle: Bundle, texts: Sequence[str], *, prior: float | None = None,
-                adapt_prior: bool = False) -> tuple[list[dict[str, Any]], Adapted | None]:
-    """One row per text, in order: ``text``, ``label`` (its name) and ``p_positive`` (re-weighted with
-    ``prior``/``adapt_prior`` as in :func:`positive_proba`), and the adaptation, if any. Empty texts
+                adapt_prior: bool = False) -> tuple[list[dict[str, Any]], Adapted | None, dict[str, Any]]:
+    """One row per text, in order: ``text``, ``label`` (its name) and ``p_positive`` (adapted with
+    ``prior``/``adapt_prior`` as in :func:`positive_proba`), the adaptation, if any, and the
+    domain-shift check. Empty texts
     get an empty label and ``p_positive`` ``None``, so the rows still line up with the input."""
     idx = [i for i, t in enumerate(texts) if t.strip()]
     if not idx:
         raise DataError(f"all {len(texts)} texts are empty; nothing to label.")
     kept = [texts[i] for i in idx]
-    p, adapted = positive_proba(bundle, kept, prior=prior, adapt_prior=adapt_prior)
+    p, adapted, shift = positive_proba(bundle, kept, prior=prior, adapt_prior=adapt_prior)
     names = bundle.label_names
     labelled = {
         i: {"text": t, "label": names[int(q >= 0.5)], "p_positive": round(float(q), 6)}
         for i, t, q in zip(idx, kept, p if adapted is None else adapted.p_pos)
     }
-    return [labelled.get(i, {"text": t, "label": "", "p_positive": None}) for i, t in enumerate(texts)], adapted
+    rows = [labelled.get(i, {"text": t, "label": "", "p_positive": None}) for i, t in enumerate(texts)]
+    return rows, adapted, shift
 
 
 def check_output(path: str | Path) -> Path:

@@ -41,3 +41,13 @@ def small_glove(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("vectors") / "small.txt"
     write_small_glove(get_encoder("glove-6b-50d"), path)
     return f"glove:{path}"
+
+
+@pytest.fixture(scope="session")
+def glove_bundle(rt, tmp_path_factory):
+    """(bundle directory, cache directory): GloVe + logreg fitted on 1,000 RT labels and saved by `fit`."""
+    from pipeline.train import fit
+
+    root = tmp_path_factory.mktemp("glove-bundle")
+    fit(rt, encoder="glove-6b-50d", budget=1000, cache_dir=root / "cache", out=root / "bundle")
+    return root / "bundle", root / "cache"

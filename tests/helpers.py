@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,16 @@ def write_reviews_csv(path: Path, ds: Dataset, idx: Iterable[int]) -> str:
         w.writerow(["text", "label", "movie"])
         for i in idx:
             w.writerow([ds.texts[i], ds.label_names[ds.labels[i]], None if ds.groups is None else ds.groups[i]])
+    return str(path)
+
+
+def write_reviews_jsonl(path: Path, ds: Dataset, idx: Iterable[int]) -> str:
+    """Write rows ``idx`` of a labelled dataset as a real JSONL file with keys text, label, movie (JSON keeps
+    line breaks inside texts, which CSV readers may take for a broken quote)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for i in idx:
+            group = None if ds.groups is None else ds.groups[i]
+            f.write(json.dumps({"text": ds.texts[i], "label": ds.label_names[ds.labels[i]], "movie": group}) + "\n")
     return str(path)
 
 

@@ -19,6 +19,7 @@ from pipeline.bundle import FORMAT_VERSION, HEAD_FILE, MANIFEST, TRUSTED_TYPES, 
 from pipeline.data import sample_budget
 from pipeline.encoders.static import tokenize
 from pipeline.heads import HEADS, fit_head
+from pipeline.shift import SAMPLE_FILE
 from pipeline.train import fit
 
 
@@ -86,7 +87,7 @@ def test_manifest_records_what_made_the_model(saved, small_rt):
     assert manifest["train"]["seed"] == 0 and manifest["train"]["budget"] is None
     assert set(manifest["metrics"]["test"]) >= {"accuracy", "macro_f1", "roc_auc", "log_loss", "ece"}
     assert manifest["versions"]["scikit-learn"] and manifest["created"]
-    assert manifest["files"] == {HEAD_FILE: sha256_file(out / HEAD_FILE)}
+    assert manifest["files"] == {HEAD_FILE: sha256_file(out / HEAD_FILE), SAMPLE_FILE: sha256_file(out / SAMPLE_FILE)}
     assert not [p for p in out.parent.iterdir() if ".tmp-" in p.name]
 
 
@@ -97,6 +98,7 @@ def test_round_trip_predicts_identically(saved, small_rt):
     np.testing.assert_array_equal(loaded.predict_proba(test.texts), bundle.predict_proba(test.texts))
     np.testing.assert_array_equal(loaded.predict(test.texts), bundle.predict(test.texts))
     assert loaded.manifest == bundle.manifest
+    np.testing.assert_array_equal(loaded.shift_sample, bundle.shift_sample)  # the domain-shift check's sample
 
 
 def test_as_pipeline_is_a_scikit_learn_estimator_over_raw_texts(saved, small_rt):

@@ -358,3 +358,17 @@ def test_recipe_defaults_overrides_and_errors():
         make_recipe("head", num_iterations=5)
     with pytest.raises(ValueError, match="val_fraction must be between 0 and 0.5"):
         make_recipe("head", val_fraction=0.9)
+
+
+def test_tuned_bundle_takes_prior_options_and_the_shift_check(tuned, reviews_csv, cache_dir):
+    prior = tuned.manifest["prior"]
+    assert prior["train"] == 0.5 and set(prior["confusion"]) == {"tpr", "fpr", "n_pos", "n_neg"}
+    assert Bundle.load(tuned.path, cache_dir=cache_dir).shift_sample.shape[0] == BUDGET
+    common = [str(tuned.path), str(reviews_csv), "--json", "--cache-dir", str(cache_dir)]
+    result = CliRunner().invoke(main, ["evaluate", *common, "--adapt-prior"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert scores["domain_shift"]["n_train"] == BUDGET and 0 <= scores["domain_shift"]["auc"] <= 1
+    assert scores["prior"]["decision"]["reason"] == scores["prior"]["line"].removeprefix("class prior: ")
+    given = CliRunner().invoke(main, ["evaluate", *common, "--prior", "0.3"])
+    assert given.exit_code == 0 and json.loads(given.stdout)["prior"]["target"] == 0.3, given.output

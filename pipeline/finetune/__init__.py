@@ -197,6 +197,8 @@ def _save_bundle(
     from pipeline.encoders import get_encoder
     from pipeline.finetune.body import save_body
     from pipeline.metrics import evaluate
+    from pipeline.prior import PriorModel
+    from pipeline.shift import SAMPLE_FILE, keep_sample
 
     staging = out.parent / f".{out.name}.encoder-tmp"
     shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
@@ -209,6 +211,11 @@ def _save_bundle(
         metrics = None
         if test is not None and len(test):
             metrics = evaluate(test.labels, head.predict_proba(encoder.encode(test.texts)))
+        # for --prior/--adapt-prior and the shift check: the head refitted out of fold on the tuned vectors
+        # of its own training texts (optimistic: the body saw them all), and a sample of those vectors
+        X_train = encoder.encode(train.texts)
+        prior = PriorModel.fit(head, X_train, train.labels, seed=seed)
+        sample = keep_sample(X_train, seed)
         recipe = details["recipe"]
         manifest = {
             "encoder": {"spec": encoder.spec, "fingerprint": encoder.fingerprint, "options": options,
@@ -229,8 +236,10 @@ def _save_bundle(
                 "test_size": 0 if test is None else len(test),
             },
             "finetune": details,
+            "prior": prior.to_dict(),
+            "shift": {"file": SAMPLE_FILE, "rows": len(sample), "of": len(train)},
         }
-        bundle = Bundle(head, manifest, cache_dir=cache_dir)
+        bundle = Bundle(head, manifest, cache_dir=cache_dir, shift_sample=sample)
         bundle.save(out, encoder_dir=staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
