@@ -161,7 +161,8 @@ def test_evaluate_any_labelled_file_and_rt_test_split(fitted_dir, reviews_csv):
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output)
     assert scores["n"] == len(load(str(reviews_csv)))
-    assert set(scores) == {"n", "accuracy", "macro_f1", "roc_auc", "log_loss", "ece", "confusion_matrix"}
+    assert set(scores) == {"n", "accuracy", "macro_f1", "roc_auc", "log_loss", "ece", "confusion_matrix", "domain_shift"}
+    assert {"auc", "warning"} <= set(scores["domain_shift"])  # the shift check vs the bundle's training sample
     assert sum(map(sum, scores["confusion_matrix"])) == scores["n"]
 
     result = invoke("evaluate", bundle, "rt", "--cache-dir", cache)
