@@ -4,11 +4,13 @@ A bundle is a directory::
 
     manifest.json   format version, encoder spec + fingerprint, head name + params, label names,
                     training-data hash/size, budget, seed, test metrics, package versions, created
-                    time and the sha256 of every other file in the bundle
+                    time, the sha256 of every other file, and a digest (and, with a signing key, an
+                    HMAC signature) of the manifest itself; the schema is :mod:`pipeline.manifest`
     head.skops      the fitted scikit-learn head (skops format: no arbitrary pickle)
     shift_sample.npy  a seeded sample of training vectors (float16, no texts) for the domain-shift check;
                     absent in bundles made before it (see :mod:`pipeline.shift`)
-    encoder/        only for fine-tuned encoders: their weights, used as spec "st:encoder"
+    encoder/        the bundle's own encoder files: fine-tuned weights (spec "st:encoder"), or the
+                    trained vectors of a ``w2v-train`` encoder (``w2v-train-N.npz``, no pickle)
 
 Fine-tuned bundles record ``long_text: auto`` with their training window as ``max_length``: texts that
 fit give the vectors the head was trained on, longer ones are read whole through windows of that
@@ -16,10 +18,14 @@ size (chunk-mean). ``Bundle.load(..., long_text=, max_length=)`` (``--long``/``-
 ``predict`` and ``evaluate``) overrides both for one run; the recorded encoder is still verified.
 Fine-tuned bundles saved before this recorded ``truncate``: they keep it, with a one-line notice.
 
-Trust model: loading runs no pickle. skops only rebuilds types on :data:`TRUSTED_TYPES` (an
-explicit allowlist of scikit-learn/numpy internals our heads need) besides the types skops trusts by
-default; anything else is refused. The sha256 list catches files changed or corrupted since saving;
-it is not a signature (whoever can rewrite the bundle can rewrite the manifest too).
+Trust model, checked in this order before anything is resolved or unpickled: the manifest is
+validated against its schema and its digest (and signature, when ``$REVIEW_TRANSFER_SIGNING_KEY`` is
+set); every listed file's sha256 must match and no unlisted file may be present; the encoder spec may
+resolve only to a packaged model, the bundle's own ``encoder/`` or what the user names
+(``encoder_path``, ``trust_encoder``; see :class:`pipeline.spec.Trust`), so loading never downloads and
+never unpickles; skops rebuilds only the types on :data:`TRUSTED_TYPES` besides its defaults; and the
+head's structure must be the one its manifest names. Without a signing key, the digests catch edits
+and corruption but not someone who recomputes them; with one, only bundles signed with it load.
 """
 
 from __future__ import annotations
@@ -43,13 +49,14 @@ import numpy as np
 
 from pipeline import ReviewTransferError
 from pipeline.shift import SAMPLE_FILE
+from pipeline.manifest import FORMAT_VERSION, ManifestError, check_seal, encoder_options, encoder_spec, seal, validate
+from pipeline.spec import BUNDLE_ENCODER_DIR, W2V_FILE, Trust, check_trusted
 
-FORMAT_VERSION = 1
+__all__ = ["Bundle", "BundleError", "check_out_dir", "encoder_options", "read_manifest", "verify_files"]
 MANIFEST = "manifest.json"
 HEAD_FILE = "head.skops"
-ENCODER_DIR = "encoder"
+ENCODER_DIR = BUNDLE_ENCODER_DIR
 BUNDLED_ENCODER_SPEC = "st:" + ENCODER_DIR  # spec of weights stored inside the bundle
-REQUIRED_KEYS = ("encoder", "head", "label_names")
 VERSIONED_PACKAGES = ("review-transfer", "scikit-learn", "numpy", "scipy", "skops")
 OVERRIDABLE = ("long_text", "max_length")  # encoder options a user may change when predicting
 
@@ -78,24 +85,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def encoder_options(encoder: Any) -> dict[str, Any]:
-    """``get_encoder`` keywords that rebuild ``encoder`` with the same fingerprint on another machine.
-
-    Records the *resolved* precision and max length (``precision='auto'`` may resolve differently
-    elsewhere), the backend and quantization of exported encoders (:mod:`pipeline.encoders.onnx`), the pooling where the user chooses it (sentence-transformers models bring their own) and
-    how ``w2v-train:SOURCE`` read SOURCE; for a combined encoder (``A+B``), those of each part under ``parts``.
-    """
-    if getattr(encoder, "parts", None) is not None:
-        return {"parts": [encoder_options(part) for part in encoder.parts]}
-    options = {k: getattr(encoder, k) for k in ("precision", "max_length", "long_text", "backend", "quantize")
-               if getattr(encoder, k, None) is not None}
-    if getattr(encoder, "pooling", None) is not None and getattr(encoder, "library", None) != "sentence-transformers":
-        options["pooling"] = encoder.pooling
-    if getattr(encoder, "source_options", None):
-        options["source_options"] = encoder.source_options
-    return options
-
-
 def package_versions() -> dict[str, str | None]:
     """Versions of Python and of the packages a bundle depends on (``None`` if not installed)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
@@ -114,7 +103,8 @@ class Bundle:
     ``predict``/``predict_proba`` take raw texts and embed them through the embedding cache in
     ``cache_dir`` (default: :func:`pipeline.cache.default_cache_dir`). :meth:`as_pipeline` gives a
     plain scikit-learn ``Pipeline`` over raw texts. ``overrides`` (``long_text``, ``max_length``)
-    replace the recorded encoder options when predicting.
+    replace the recorded encoder options when predicting. ``trust`` says where the encoder may resolve
+    (set by :meth:`load`; a bundle built in this process resolves its encoder as the user gave it).
     """
 
     head: Any  # fitted scikit-learn classifier over vectors, classes_ == [0, 1]
@@ -124,6 +114,7 @@ class Bundle:
     encoder: Any = field(default=None, repr=False, compare=False)  # stage-one encoder; None: resolve on use
     overrides: dict[str, Any] = field(default_factory=dict)
     shift_sample: np.ndarray | None = field(default=None, repr=False, compare=False)  # training vectors kept
+    trust: Trust = field(default_factory=Trust, repr=False, compare=False)
 
     # ------------------------------------------------------------------------------------ manifest
     @property
@@ -163,15 +154,26 @@ class Bundle:
         return {**options, **self.overrides}
 
     def get_encoder(self) -> Any:
-        """The stage-one encoder, resolved from the manifest's spec and options on first use."""
+        """The stage-one encoder, resolved from the manifest's spec and options on first use, under
+        :attr:`trust`."""
         if self.encoder is None:
-            self.encoder = self._build_encoder(self.encoder_options)
+            self.encoder = self._build_encoder(self.overrides)
         return self.encoder
 
-    def _build_encoder(self, options: dict[str, Any]) -> Any:
+    def _build_encoder(self, overrides: dict[str, Any]) -> Any:
+        """The encoder of the manifest's spec and recorded options, with ``overrides`` set on every part
+        that takes them, resolved under :attr:`trust`."""
         from pipeline.encoders import get_encoder
 
-        return get_encoder(self.encoder_spec, work_dir=self.cache_dir, **options)
+        options = self.recorded_options
+        spec = encoder_spec(self.manifest["encoder"], self._where).overridden(**overrides)
+        found = [options.get("source_options")] + [p.get("source_options") for p in options.get("parts", [])]
+        source_options = next((o for o in found if o), None)
+        return get_encoder(spec, work_dir=self.cache_dir, source_options=source_options, trust=self.trust)
+
+    @property
+    def _where(self) -> str:
+        return str(self.path / MANIFEST) if self.path is not None else MANIFEST
 
     # ------------------------------------------------------------------------------------ predict
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -197,7 +199,8 @@ class Bundle:
 
         from pipeline.embedder import Embedder
 
-        embedder = Embedder(self.encoder_spec, cache_dir=self.cache_dir, **self.encoder_options)
+        options = {k: v for k, v in self.encoder_options.items() if k not in ("parts", "source_options")}
+        embedder = Embedder(self.encoder_spec, cache_dir=self.cache_dir, **options)
         steps = self.head.steps if isinstance(self.head, Pipeline) else [("head", self.head)]
         return Pipeline([("embed", embedder), *steps])
 
@@ -208,17 +211,13 @@ class Bundle:
         Files are written to a temporary sibling directory that then replaces ``path`` by rename, so
         a crash never leaves a half-written bundle at ``path`` (an old bundle there is renamed aside
         to ``.NAME.old-*`` first and removed after). ``encoder_dir`` copies fine-tuned encoder weights
-        into the bundle (its spec becomes ``st:encoder``). An existing directory at ``path`` is only
-        replaced if it is a bundle.
+        into the bundle (its spec becomes ``st:encoder``); the trained vectors of ``w2v-train`` encoders
+        are copied in too. An existing directory at ``path`` is only replaced if it is a bundle.
         """
         import skops.io as sio
 
         path = Path(path)
-        missing = [k for k in REQUIRED_KEYS if k not in self.manifest]
-        if missing:
-            raise BundleError(f"cannot save bundle {path}: manifest lacks {missing}.")
-        if path.exists() and not (path / MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir())):
-            raise BundleError(f"{path} exists and is not a model bundle; refusing to overwrite it. Choose another --out.")
+        check_out_dir(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
@@ -230,56 +229,72 @@ class Bundle:
             if encoder_dir is not None:
                 shutil.copytree(encoder_dir, tmp / ENCODER_DIR)
                 manifest["encoder"] = {**manifest["encoder"], "spec": BUNDLED_ENCODER_SPEC}
+            else:
+                self._copy_trained_vectors(tmp / ENCODER_DIR)
             manifest.update(
                 format_version=FORMAT_VERSION,
                 created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 versions=package_versions(),
                 files={rel: sha256_file(tmp / rel) for rel in _bundle_files(tmp)},
             )
+            manifest = seal(validate(manifest, str(path / MANIFEST)))
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
             _replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        # a bundle built here keeps the user's trust; its spec may now name its own encoder/ directory
+        self.trust = Trust(bundle=path, encoder_path=self.trust.encoder_path, trust_all=not self.trust.restricted,
+                           where=str(path / MANIFEST))
         self.manifest, self.path = manifest, path
         if encoder_dir is not None:
             self.encoder = None  # now resolved from the copy inside the bundle
         return path
 
+    def _copy_trained_vectors(self, target: Path) -> None:
+        """Copy the vectors of each ``w2v-train`` part into ``target``, so predicting needs no SOURCE."""
+        if "w2v-train:" not in self.manifest["encoder"]["spec"]:
+            return
+        encoder = self.get_encoder()
+        for index, part in enumerate(getattr(encoder, "parts", None) or [encoder]):
+            file = getattr(getattr(part, "vectors", None), "file", None)
+            if part.spec.startswith("w2v-train:") and file is not None:
+                target.mkdir(exist_ok=True)
+                shutil.copyfile(file, target / W2V_FILE.format(index=index))
+
     # ------------------------------------------------------------------------------------ load
     @classmethod
     def load(cls, path: str | Path, *, cache_dir: str | Path | None = None, verify_encoder: bool = True,
-             long_text: str | None = None, max_length: int | None = None) -> Bundle:
+             long_text: str | None = None, max_length: int | None = None, encoder_path: str | Path | None = None,
+             trust_encoder: bool = False) -> Bundle:
         """Load and check a bundle directory.
 
-        Refuses (with :class:`BundleError`) a bundle written by a newer incompatible format, one whose
-        files changed since saving, one holding types outside the allowlist, and — unless
-        ``verify_encoder=False`` — one whose encoder spec now resolves to a different fingerprint.
-        ``long_text`` and ``max_length``, when given, override the recorded encoder options for
-        prediction (e.g. ``long_text="auto", max_length=128`` for a model fine-tuned at 64).
+        Before the encoder is resolved, refuses (with :class:`BundleError`) a manifest that breaks the
+        schema, its digest or (with a signing key set) its signature; files changed since saving; a head
+        holding types outside the allowlist or not of the kind its manifest names; an encoder spec outside
+        the trust policy (``encoder_path`` stands in for a model outside the bundle, ``trust_encoder``
+        resolves the spec as the user's own); and, unless ``verify_encoder=False``, an encoder that now
+        resolves to a different fingerprint. ``long_text`` and ``max_length``, when given, override the
+        recorded encoder options for prediction (e.g. ``long_text="auto", max_length=128`` for a model
+        fine-tuned at 64).
         """
-        sio = _skops_io()
         path = Path(path)
+        where = str(path / MANIFEST)
         manifest = read_manifest(path)
         verify_files(path, manifest)
-        head_file = path / HEAD_FILE
+        head = _load_head(path / HEAD_FILE)
+        check_head_identity(head, manifest["head"]["name"], where)
+        trust = Trust(bundle=path, encoder_path=Path(encoder_path) if encoder_path else None,
+                      trust_all=trust_encoder, where=where)
         try:
-            untrusted = sio.get_untrusted_types(file=head_file)
-        except (zipfile.BadZipFile, KeyError, ValueError) as e:  # not a skops file: not a zip, no schema
-            raise BundleError(f"{head_file}: not a skops file ({type(e).__name__}: {e}); refit the model with "
-                              "`review-transfer fit`.") from None
-        refused = sorted(set(untrusted) - TRUSTED_TYPES)
-        if refused:
-            raise BundleError(
-                f"{head_file}: holds types outside the trusted allowlist: {refused}. Loading could run "
-                "untrusted code; refit the model with review-transfer if you did not make this file."
-            )
-        head = sio.load(head_file, trusted=untrusted)
+            check_trusted(encoder_spec(manifest["encoder"], where), trust)
+        except ReviewTransferError as e:
+            raise BundleError(str(e)) from None
         _warn_version_drift(path, manifest)
         overrides = {k: v for k, v in zip(OVERRIDABLE, (long_text, max_length)) if v is not None}
         _notice_truncating_finetune(path, manifest, overrides)
         sample = np.load(path / SAMPLE_FILE, allow_pickle=False) if SAMPLE_FILE in manifest["files"] else None
-        bundle = cls(head, manifest, path, cache_dir, overrides=overrides, shift_sample=sample)
+        bundle = cls(head, manifest, path, cache_dir, overrides=overrides, shift_sample=sample, trust=trust)
         if verify_encoder:
             bundle.verify_encoder()
         return bundle
@@ -290,10 +305,10 @@ class Bundle:
         With :attr:`overrides`, the recorded encoder is built and checked; the overridden one is built on use.
         """
         saved = self.manifest["encoder"]["fingerprint"]
-        now = (self._build_encoder(self.recorded_options) if self.overrides else self.get_encoder()).fingerprint
+        now = (self._build_encoder({}) if self.overrides else self.get_encoder()).fingerprint
         if now != saved:
             raise BundleError(
-                f"{self.path / MANIFEST}: encoder {self.manifest['encoder']['spec']!r} now resolves to "
+                f"{self._where}: encoder {self.manifest['encoder']['spec']!r} now resolves to "
                 f"fingerprint {now}, but the head was fitted on vectors of fingerprint {saved} (different "
                 "weights, pooling, max length or precision). Its predictions would be wrong: refit the "
                 "bundle with `review-transfer fit`, or restore the encoder it was fitted with."
@@ -329,8 +344,58 @@ def _skops_io() -> Any:
     return skops.io
 
 
+def check_out_dir(path: str | Path) -> None:
+    """Refuse, before any work, an output path that exists and is neither a bundle nor an empty directory."""
+    path = Path(path)
+    if path.exists() and not (path / MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir())):
+        raise BundleError(f"{path} exists and is not a model bundle; refusing to overwrite it. Choose another --out.")
+
+
+def _load_head(head_file: Path) -> Any:
+    """The head in ``head_file``, rebuilt by skops with only the allowlisted types."""
+    sio = _skops_io()
+    try:
+        untrusted = sio.get_untrusted_types(file=head_file)
+    except (zipfile.BadZipFile, KeyError, ValueError) as e:  # not a skops file: not a zip, no schema
+        raise BundleError(f"{head_file}: not a skops file ({type(e).__name__}: {e}); refit the model with "
+                          "`review-transfer fit`.") from None
+    refused = sorted(set(untrusted) - TRUSTED_TYPES)
+    if refused:
+        raise BundleError(
+            f"{head_file}: holds types outside the trusted allowlist: {refused}. Loading could run "
+            "untrusted code; refit the model with review-transfer if you did not make this file."
+        )
+    return sio.load(head_file, trusted=untrusted)
+
+
+def head_identity(estimator: Any) -> list[str]:
+    """The structure of a head: each pipeline step's name and class (and the estimator a calibration
+    wrapper holds), e.g. ``["scale:StandardScaler", "clf:PlattCalibrated(SVC)"]``."""
+    steps = estimator.steps if hasattr(estimator, "steps") else [("head", estimator)]
+    out = []
+    for name, step in steps:
+        inner = getattr(step, "estimator", None)
+        out.append(f"{name}:{type(step).__name__}" + (f"({type(inner).__name__})" if inner is not None else ""))
+    return out
+
+
+def check_head_identity(head: Any, name: str, where: str) -> None:
+    """Raise :class:`BundleError` unless ``head`` has the structure of head ``name`` (its manifest's)."""
+    from pipeline.heads import build_head
+
+    if name.startswith("finetune-"):
+        expected = [["clf:LogisticRegression"], ["clf:MLPClassifier"]]
+    else:
+        expected = [head_identity(build_head(name))]
+    found = head_identity(head)
+    if found not in expected:
+        raise BundleError(f"{where}: head.name is {name!r}, but head.skops holds {' -> '.join(found)}, which is "
+                          "not that head. The manifest was edited: restore it or refit the bundle.")
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
-    """The parsed manifest of bundle ``path``, checked for required keys and a readable format version."""
+    """The parsed manifest of bundle ``path``, validated against :mod:`pipeline.manifest`'s schema and
+    seal (digest; signature when a signing key is set)."""
     file = path / MANIFEST
     if not file.is_file():
         inside = sorted(p.parent.name for p in path.glob(f"*/{MANIFEST}")) if path.is_dir() else []
@@ -342,16 +407,21 @@ def read_manifest(path: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{file}: not valid JSON ({e}); the bundle is corrupted: refit it.") from None
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise BundleError(f"{file}: no integer format_version; this is not a review-transfer bundle manifest.")
     if version > FORMAT_VERSION:
         raise BundleError(
             f"{file}: bundle format {version} was written by a newer review-transfer; this version reads "
             f"format {FORMAT_VERSION} at most. Upgrade review-transfer (`pip install -U review-transfer`)."
         )
-    missing = [k for k in (*REQUIRED_KEYS, "files") if k not in manifest]
-    if missing:
-        raise BundleError(f"{file}: lacks {missing}; the bundle is incomplete: refit it.")
+    try:
+        validate(manifest, str(file))
+        check_seal(manifest, str(file))
+    except ManifestError as e:
+        raise BundleError(str(e)) from None
+    if version < 2:
+        warnings.warn(f"{path}: saved by review-transfer 0.3: its manifest has no digest, so edits to it (e.g. "
+                      "label names) go unnoticed. Refit it to protect it.", stacklevel=3)
     return manifest
 
 

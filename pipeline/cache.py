@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import ReviewTransferError
+from pipeline.paths import ENV_VAR, default_cache_dir  # noqa: F401  (ENV_VAR: part of this module's API)
 
 if TYPE_CHECKING:
     from pipeline.encoders.base import Encoder
 
-ENV_VAR = "REVIEW_TRANSFER_CACHE"
 FORMAT_VERSION = 1
 CHUNK_SIZE = 1024  # texts encoded and committed at a time: what a crash can lose, and the memory bound
 READ_BLOCK_BYTES = 16 << 20  # largest slice read from a file at once
@@ -50,11 +50,6 @@ _Ident = tuple[str, int, int, int]  # (path, inode, mtime_ns, size): one version
 
 class CacheError(ReviewTransferError, ValueError):
     """A cache file is unreadable or does not match its encoder; the message says how to rebuild."""
-
-
-def default_cache_dir() -> Path:
-    """``$REVIEW_TRANSFER_CACHE`` if set, else ``./cache``."""
-    return Path(os.environ.get(ENV_VAR) or "cache")
 
 
 def text_keys(texts: Sequence[str]) -> np.ndarray:

@@ -120,23 +120,53 @@ def data_show(source: str, n_rows: int, encoders: tuple[str, ...], **opts: Any) 
     from pipeline.data import split
     from pipeline.data_summary import format_summary
 
+    specs = _single_specs(encoders)  # a typo fails before the data are read
     ds = load_source(source, require_labels=False, **opts)
     pool, test = split(ds)
     click.echo(format_summary(ds, pool, test, n_rows))
-    if encoders:
+    if specs:
         from pipeline.encoders import get_encoder
 
-        for spec in _single_specs(encoders):
+        for spec in specs:
             enc = get_encoder(spec)
             stats = enc.length_stats(ds.texts) if hasattr(enc, "length_stats") else None
             click.echo(f"{spec}: " + (stats.line() if stats else "a word-vector encoder: sees every text whole"))
 
 
-def _single_specs(encoders: tuple[str, ...]) -> list[str]:
-    """The encoder specs with each combination ``A+B`` replaced by its parts, repeats dropped."""
-    from pipeline.encoders.concat import split_spec
+def _single_specs(encoders: tuple[str, ...], **flags: Any) -> list[Any]:
+    """The parsed encoder specs (flags fill their unset options) with each combination ``A+B`` replaced
+    by its parts, repeats dropped. Raises SpecError (shown as one line) before any work."""
+    from pipeline.spec import apply_flags
 
-    return list(dict.fromkeys(part for spec in encoders for part in split_spec(spec)))
+    singles = [part for spec in apply_flags(list(encoders), **flags) for part in (spec.parts or (spec,))]
+    return list({str(s): s for s in singles}.values())
+
+
+def _encoder_flags(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --precision, --max-length, --pooling and --long: values for the options an encoder spec leaves
+    unset (``minilm[long=truncate]`` sets its own)."""
+    options = [
+        click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=None,
+                     help="Transformers: auto (fp16 on CUDA; bf16 on CPUs with fast bf16 when it keeps cosine "
+                          ">= 0.999; else fp32), fp32, fp16, bf16. Spec key: precision.  [default: auto]"),
+        click.option("--max-length", type=click.IntRange(min=2), default=None,
+                     help="Transformers: tokens per model input. Spec key: max_length.  [default: the model's]"),
+        click.option("--pooling", type=click.Choice(["mean", "tfidf", "sif", "cls"]), default=None,
+                     help="Word vectors: tfidf (default, idf-weighted mean), mean, sif. hf: models: mean "
+                          "(default), cls. Spec key: pooling."),
+        click.option("--long", "long_text", type=click.Choice(["auto", "truncate", "head-tail", "chunk-mean"]),
+                     default=None, help="Transformers, texts over the max length: truncate; head-tail (first 1/4 "
+                     "+ last 3/4); chunk-mean (overlapping windows averaged); auto = chunk-mean, with a notice "
+                     "when texts are long. Spec key: long.  [default: auto]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+ENCODER_HELP = ("Encoder spec, with options in brackets: glove-6b-50d, w2v:PATH, glove:PATH, w2v-train:SOURCE, "
+                "wordllama, minilm, mpnet, st:NAME_OR_PATH, hf:NAME_OR_PATH; A+B puts both side by side; e.g. "
+                "minilm[long=truncate,max_length=128], glove-6b-50d[pooling=sif]+minilm.")
 
 
 # ---------------------------------------------------------------------------------------------- stage two
@@ -188,6 +218,17 @@ def _prior_options(func: Callable[..., Any]) -> Callable[..., Any]:
                              "probabilities from the training rate to it.")(func)
 
 
+def _trust_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --encoder-path and --trust-encoder: what a bundle's encoder may resolve to beyond packaged
+    models and the bundle's own encoder/ directory."""
+    func = click.option("--trust-encoder", is_flag=True,
+                        help="Resolve the bundle's encoder spec as if you typed it: its local paths, hub names, "
+                             "pickled .kv files, retraining w2v-train from SOURCE. Only for bundles you made.")(func)
+    return click.option("--encoder-path", default=None, type=click.Path(exists=True),
+                        help="The model directory or vector file to use for a bundle whose encoder was a path "
+                             "outside it (st:, hf:, w2v:, glove:); its fingerprint must still match.")(func)
+
+
 _cache_dir_option = click.option(
     "--cache-dir", default=None, type=click.Path(file_okay=False),
     help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache).",
@@ -234,23 +275,14 @@ def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @main.command()
 @click.argument("source")
 @source_options
-@click.option("--encoder", "encoders", multiple=True, required=True,
-              help="Encoder spec (repeatable): glove-6b-50d, w2v:PATH, glove:PATH, w2v-train:SOURCE, wordllama, "
-                   "minilm, mpnet, st:NAME_OR_PATH, hf:NAME_OR_PATH; A+B (e.g. minilm+w2v-train:rt) embeds A and B.")
+@click.option("--encoder", "encoders", multiple=True, required=True, help=ENCODER_HELP + " Repeatable.")
 @_cache_dir_option
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="Where transformers run.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
-              help="auto: fp16 on CUDA; bf16 on CPUs with fast bf16 when it keeps cosine >= 0.999; else fp32.")
-@click.option("--max-length", type=click.IntRange(min=2), default=None, help="Truncate transformer inputs to N tokens.")
+@_encoder_flags
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Texts per forward pass (default: 128 CPU, 256 GPU).")
-@click.option("--pooling", type=click.Choice(["mean", "tfidf", "sif", "cls"]), default=None,
-              help="Word vectors: tfidf (default, idf-weighted mean), mean, sif. hf: models: mean (default), cls.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Texts encoded and committed to the cache at a time (a crash loses at most one chunk).")
-@click.option("--long", "long_text", type=click.Choice(LONG_TEXT_CHOICES), default="auto",
-              show_default=True, help="Transformers, texts over the max length: truncate; head-tail (first 1/4 + last "
-              "3/4); chunk-mean (overlapping windows averaged); auto = chunk-mean, with a notice when texts are long.")
 @_backend_options
 @_engine_options
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -261,8 +293,8 @@ def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Also embed the texts of SOURCE (repeatable; read with --text-col; labels not read), e.g. "
                    "the unlabelled reviews a later fit --self-train --unlabelled SOURCE will use.")
 @_handle_errors
-def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device: str, precision: str,
-          max_length: int | None, batch_size: int | None, pooling: str | None, chunk_size: int, long_text: str,
+def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device: str, precision: str | None,
+          max_length: int | None, batch_size: int | None, pooling: str | None, chunk_size: int, long_text: str | None,
           backend: str, quantize: str, min_cosine: float, engine: str, address: str | None, workers: int | None,
           shard_size: int, unlabelled: tuple[str, ...], **opts: Any) -> None:
     """Encode every text of SOURCE (labelled or not) into the embedding cache, once per encoder.
@@ -273,7 +305,8 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
     \b
     Examples:
       review-transfer embed rt --encoder glove-6b-50d --encoder minilm
-      review-transfer embed reviews.csv --text-col review --encoder w2v-train:reviews.csv --pooling sif
+      review-transfer embed reviews.csv --text-col review --encoder "w2v-train:reviews.csv[pooling=sif]"
+      review-transfer embed rt --encoder "minilm[long=truncate]" --encoder minilm
       review-transfer embed rt --encoder minilm --backend onnx --quantize int8
       review-transfer embed big.parquet --encoder minilm --engine ray --address auto --cache-dir /shared/cache
     """
@@ -290,23 +323,25 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
         return itertools.chain(_text_batches(source, opts), *(_text_batches(u, {"text_col": opts["text_col"]}, False)
                                                                for u in unlabelled))
 
+    exported = {} if backend == "auto" else {"backend": backend, "quantize": quantize}
+    specs = _single_specs(encoders, precision=precision, max_length=max_length, pooling=pooling,
+                          long_text=long_text, **exported)  # A+B is cached as A and as B
     cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)
-    settings = {"device": device, "precision": precision, "max_length": max_length, "pooling": pooling,
-                "batch_size": batch_size, "source_options": opts, "long_text": long_text, "backend": backend,
-                "quantize": quantize}
+    settings = {"device": device, "batch_size": batch_size, "source_options": opts}
+    auto = {"backend": "auto", "quantize": quantize} if backend == "auto" else {}  # chosen per spec by the guard
     # texts the accuracy guard of exported backends samples (and backend auto is chosen on)
     probe_texts = list(itertools.islice(itertools.chain.from_iterable(batches()), 20_000)) if backend != "torch" else []
-    for spec in _single_specs(encoders):  # A+B is cached as A and as B
+    for spec in specs:
         chosen = {}
         if engine == "local" or backend != "torch":  # ray actors load torch models themselves
-            enc, lines = guarded_encoder(spec, probe_texts, {**settings, "work_dir": cache.dir}, min_cosine)
+            enc, lines = guarded_encoder(spec, probe_texts, {**settings, **auto, "work_dir": cache.dir}, min_cosine)
             for line in lines:
                 click.echo(line, err=True)
             chosen = {"backend": getattr(enc, "backend", "torch"), "quantize": getattr(enc, "quantize", "none")}
         if engine == "ray":
             from pipeline.distributed import ray_fill
 
-            report = ray_fill(spec, batches(), cache.dir, options={**settings, **chosen}, address=address,
+            report = ray_fill(str(spec), batches(), cache.dir, options={**settings, **chosen}, address=address,
                               workers=workers, shard_size=shard_size)
         else:
             click.echo(f"{enc.describe()}", err=True)
@@ -421,8 +456,8 @@ def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | N
 @main.command()
 @click.argument("source")
 @source_options
-@click.option("--encoder", default="minilm", show_default=True,
-              help="Encoder spec, e.g. glove-6b-50d, minilm, st:PATH; minilm+w2v-train:rt puts both side by side.")
+@click.option("--encoder", default="minilm", show_default=True, help=ENCODER_HELP)
+@_encoder_flags
 @click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable): logreg (default), linear-svm, "
               "rbf-svm, knn, random-forest, hist-gb, mlp, ridge, nb, sgd.")
 @click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
@@ -437,6 +472,7 @@ def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | N
 @_handle_errors
 def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, seed: int, class_weight: str | None,
         out: str, jobs: int, backend: str, quantize: str, min_cosine: float, cache_dir: str | None,
+        precision: str | None, max_length: int | None, pooling: str | None, long_text: str | None,
         **opts: Any) -> None:
     """Train scikit-learn heads on cached vectors of SOURCE and save one model bundle per head.
 
@@ -452,21 +488,26 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
       review-transfer fit reviews.csv --encoder glove-6b-50d --budget 200 --seed 1 --out models
       review-transfer fit rt --encoder minilm --backend onnx --quantize int8   (the bundle records the backend)
       review-transfer fit rt --budget 1000 --self-train --unlabelled more_reviews.csv
+      review-transfer fit rt --encoder "minilm[long=truncate]" --head logreg
     """
     from pathlib import Path
 
     from pipeline.cache import default_cache_dir
     from pipeline.heads import DEFAULT_HEAD
+    from pipeline.spec import apply_flags
     from pipeline.train import bundle_name, format_fit_table, iter_fit
 
     self_train, unlabelled = pop_unlabelled(opts)
+    exported = {} if backend == "auto" else {"backend": backend, "quantize": quantize}
+    spec = apply_flags([encoder], precision=precision, max_length=max_length, pooling=pooling, long_text=long_text,
+                       **exported)[0]
     ds = load_source(source, **opts)
-    spec = encoder
+    encoder = spec
     if backend != "torch":  # exported backends: guarded on the texts of SOURCE, recorded in the bundles
         from pipeline.encoders.probe import guarded_encoder
 
-        options = {"backend": backend, "quantize": quantize, "work_dir": cache_dir or default_cache_dir(),
-                   "source_options": opts}
+        options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts,
+                   **({"backend": "auto", "quantize": quantize} if backend == "auto" else {})}
         encoder, lines = guarded_encoder(spec, ds.texts, options, min_cosine)
         for line in lines:
             click.echo(line, err=True)
@@ -499,10 +540,12 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
               help="Write text, label, p_positive to a .csv or .jsonl file instead of printing.")
 @_long_text_options
 @_prior_options
+@_trust_options
 @_cache_dir_option
 @_handle_errors
 def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_col: str, output: str | None,
             long_text: str | None, max_length: int | None, prior: float | None, adapt_prior: bool,
+            encoder_path: str | None, trust_encoder: bool,
             cache_dir: str | None) -> None:
     """Label TEXTS (or the texts of --input) with the model BUNDLE: label and probability of positive.
 
@@ -520,7 +563,8 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
         raise click.UsageError("give either TEXT arguments or --input FILE (not both).")
     if input_file:
         texts = tuple(read_texts(input_file, text_col))
-    model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length)
+    model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length,
+                        encoder_path=encoder_path, trust_encoder=trust_encoder)
     rows, adapted, shift = label_texts(model, texts, prior=prior, adapt_prior=adapt_prior)
     if adapted is not None:
         click.echo(adapted.describe(), err=True)
@@ -546,10 +590,12 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @_long_text_options
 @_prior_options
+@_trust_options
 @_cache_dir_option
 @_handle_errors
 def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str | None, max_length: int | None,
-             prior: float | None, adapt_prior: bool, cache_dir: str | None, **opts: Any) -> None:
+             prior: float | None, adapt_prior: bool, encoder_path: str | None, trust_encoder: bool,
+             cache_dir: str | None, **opts: Any) -> None:
     """Score BUNDLE on the labelled SOURCE: accuracy, macro-F1, ROC-AUC, log-loss, ECE, confusion matrix.
 
     Any labelled file works, e.g. reviews from another site, to measure out-of-domain transfer. The
@@ -562,7 +608,8 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
     from pipeline.train import evaluation_set, format_scores, score
 
     ds = evaluation_set(source, load_source(source, **opts), which)  # a bad SOURCE fails before the model loads
-    model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length)
+    model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length,
+                        encoder_path=encoder_path, trust_encoder=trust_encoder)
     scores = score(model, ds, prior=prior, adapt_prior=adapt_prior)
     click.echo(json.dumps(scores, indent=2) if as_json else format_scores(scores, model.label_names))
 
@@ -571,7 +618,10 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
 @main.command()
 @click.argument("source")
 @source_options
-@click.option("--encoder", default="minilm", show_default=True, help="Model to fine-tune: minilm, mpnet, st:NAME_OR_PATH, hf:NAME_OR_PATH.")
+@click.option("--encoder", default="minilm", show_default=True,
+              help="Model to fine-tune: minilm, mpnet, st:NAME_OR_PATH, hf:NAME_OR_PATH, with options in brackets: "
+                   "max_length and precision (as --max-length, --precision), long (how the tuned model treats "
+                   "long texts when predicting; default truncate), e.g. minilm[max_length=128].")
 @click.option("--method", type=click.Choice(["head", "setfit"]), default="head", show_default=True,
               help="head: new task head trained end to end; setfit: contrastive pairs, then logistic regression.")
 @click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
@@ -630,6 +680,7 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
 
     from pipeline.finetune import Recipe
     from pipeline.finetune import finetune as run_finetune
+    from pipeline.spec import parse_spec
     from pipeline.train import format_scores, train_test
 
     log = logging.getLogger("pipeline.finetune")
@@ -638,20 +689,21 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
         log.addHandler(logging.StreamHandler())
     settings = {f.name: opts.pop(f.name) for f in dataclasses.fields(Recipe) if f.name in opts}
     self_train, unlabelled = pop_unlabelled(opts)
+    spec = parse_spec(encoder)  # a typo fails before the data are read
     if self_train is None and unlabelled:
         raise click.UsageError("--unlabelled is used by --self-train here; add --self-train.")
     if self_train is not None and export:
         raise click.UsageError("--export onnx is not yet available with --self-train; fine-tune without it.")
     if self_train is not None:
-        bundle = _distil(source, budget, seed, out, encoder, method, self_train, unlabelled, device=device,
+        bundle = _distil(source, budget, seed, out, str(spec), method, self_train, unlabelled, device=device,
                          precision=precision, cache_dir=cache_dir, settings=settings, opts=opts)
     else:
         train, test = train_test(load_source(source, **opts), budget, seed)
-        bundle = run_finetune(train, test=test, out=out, encoder=encoder, method=method, seed=seed,
+        bundle = run_finetune(train, test=test, out=out, encoder=spec, method=method, seed=seed,
                               checkpoint_dir=checkpoint_dir, device=device, precision=precision, cache_dir=cache_dir,
                               export=export, **settings)
     details, n_test = bundle.manifest["finetune"], bundle.manifest["metrics"]["test_size"]
-    click.echo(f"saved {bundle.path}: {method} fine-tuning of {encoder} on {bundle.manifest['train']['size']} "
+    click.echo(f"saved {bundle.path}: {method} fine-tuning of {spec} on {bundle.manifest['train']['size']} "
                f"labels{' and pseudo-labels' if self_train else ''} in {details['fit_seconds']:.0f} s "
                f"({bundle.manifest['head']['search']})")
     if bundle.manifest["metrics"]["test"]:
@@ -702,7 +754,9 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]]) -> str:
                    "full: static vs transformer features vs fine-tuning over all budgets, 5 seeds (hours). "
                    "Options given explicitly override the preset.")
 @click.option("--encoder", "encoders", multiple=True,
-              help="Encoder spec (repeatable), e.g. glove-6b-50d, minilm, minilm+w2v-train:rt (both side by side).")
+              help=ENCODER_HELP + " Repeatable: variants of one encoder (minilm[long=truncate] and minilm) are "
+                                  "compared side by side, each with its own cache.")
+@_encoder_flags
 @click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable), e.g. logreg, rbf-svm.")
 @click.option("--finetune", "finetune", multiple=True, type=click.Choice(["head", "setfit"]),
               help="Also fine-tune each encoder end to end with this method (repeatable).")
@@ -725,7 +779,8 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]]) -> str:
 def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: tuple[str, ...],
             finetune: tuple[str, ...], budgets: str | None, seeds: int | None, test_sets: tuple[str, ...],
             out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, adapt_prior: bool, engine: str,
-            address: str | None, queries: tuple[str, ...], query_batch: int, **opts: Any) -> None:
+            address: str | None, queries: tuple[str, ...], query_batch: int, precision: str | None,
+            max_length: int | None, pooling: str | None, long_text: str | None, **opts: Any) -> None:
     """Learning curves: which encoder and head win at each label budget, over several seeds.
 
     Every method trains on the same balanced sample for a given budget and seed (paired), is
@@ -741,6 +796,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
       review-transfer compare rt --encoder minilm --test-set other_site.csv --adapt-prior
       review-transfer compare rt --encoder minilm --query margin --query hybrid --budgets 32,128,256 --seeds 10
       review-transfer compare rt --encoder minilm --finetune head --self-train --budgets 128,1000
+      review-transfer compare rt --encoder "minilm[long=truncate]" --encoder minilm --budgets 128 --seeds 2
 
     \b
     --self-train adds METHOD+self-train for every method: the pool texts outside each budget sample are
@@ -750,12 +806,17 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
 
     from pipeline.compare import PRESETS, parse_budgets, run_compare
     from pipeline.report import markdown, write_report
+    from pipeline.spec import apply_flags
 
     base = PRESETS[preset] if preset else {"encoders": [], "heads": ["logreg"], "finetune": [], "budgets": "32,128,1000", "seeds": 3}
     encoders = encoders or tuple(e.replace("{source}", source) for e in base["encoders"])  # in-domain Word2Vec
     if not encoders:
         raise click.UsageError("give at least one --encoder (e.g. --encoder minilm) or a --preset.")
     self_train, unlabelled = pop_unlabelled(opts)
+    # specs and budgets fail before the data are read
+    specs = apply_flags(list(encoders), precision=precision, max_length=max_length, pooling=pooling,
+                        long_text=long_text)
+    budget_list = parse_budgets(budgets or base["budgets"])
     ds = load_source(source, **opts)
     extra = {Path(p).stem: load_source(p, **opts) for p in test_sets}
     out_dir = Path(out or f"reports/{preset or 'compare'}")
@@ -767,13 +828,14 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
         from pipeline.active_compare import run_active_compare
 
         rows = run_active_compare(
-            ds, encoders=encoders, heads=heads or base["heads"], queries=("random", *(q for q in queries if q != "random")),
-            k=query_batch, budgets=parse_budgets(budgets or base["budgets"]), seeds=seeds or base["seeds"],
-            test_sets=extra, out=out_dir, cache_dir=cache_dir, jobs=jobs, source_options=opts)
+            ds, encoders=[str(s) for s in specs], heads=heads or base["heads"],
+            queries=("random", *(q for q in queries if q != "random")), k=query_batch, budgets=budget_list,
+            seeds=seeds or base["seeds"], test_sets=extra, out=out_dir, cache_dir=cache_dir, jobs=jobs,
+            source_options=opts)
     else:
         rows = run_compare(
-            ds, encoders=encoders, heads=heads or base["heads"], finetune=finetune or base["finetune"],
-            budgets=parse_budgets(budgets or base["budgets"]), seeds=seeds or base["seeds"], test_sets=extra,
+            ds, encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],
+            budgets=budget_list, seeds=seeds or base["seeds"], test_sets=extra,
             out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address, adapt_prior=adapt_prior,
             source_options=opts, self_train=self_train, unlabelled=unlabelled,
         )

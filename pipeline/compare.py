@@ -450,9 +450,11 @@ def run_compare(
     from pipeline.cache import EmbeddingCache, default_cache_dir
     from pipeline.encoders import get_encoder
     from pipeline.heads import get_head
+    from pipeline.spec import parse_spec
 
+    encoders = [str(spec) for spec in map(parse_spec, encoders)]  # typos fail before any work
     for head in heads:
-        get_head(head)  # unknown names fail before any work
+        get_head(head)
     if source.labels is None:
         raise DataError(f"{source.name}: compare needs labels.")
     out = Path(out)
@@ -485,7 +487,7 @@ def run_compare(
     for encoder_spec in encoders:
         frozen = [m for m in methods if m.encoder == encoder_spec and not m.finetune and todo[m]]
         if frozen:
-            encoder = get_encoder(encoder_spec, source_options=source_options)
+            encoder = get_encoder(encoder_spec, work_dir=cache_dir, source_options=source_options)
             start = time.perf_counter()
             if engine == "ray":  # cells carry cache keys; Ray tasks read their rows from the shared cache
                 from pipeline.cache import text_keys

@@ -104,17 +104,17 @@ def ray_fill(
     from tqdm.auto import tqdm
 
     from pipeline.encoders import get_encoder
-    from pipeline.encoders.concat import split_spec
+    from pipeline.spec import parse_spec
 
     if shard_size < 1:
         raise OptionError(f"shard_size must be at least 1, got {shard_size}.")
-    parts = split_spec(spec)
-    if len(parts) > 1:
-        raise OptionError(f"{spec}: fill each part ({', '.join(parts)}) on its own.")
+    parts = parse_spec(spec).parts
+    if parts:
+        raise OptionError(f"{spec}: fill each part ({', '.join(map(str, parts))}) on its own.")
     start = time.perf_counter()
     options = dict(options or {})
     cache = EmbeddingCache(cache_dir)
-    encoder = get_encoder(spec, work_dir=cache.dir, **options)  # fingerprint and dim; weights load lazily
+    encoder = get_encoder(spec, work_dir=cache.dir, **options)  # the driver's fingerprint and dim (loads the model)
     store = cache.store(encoder.fingerprint)
     report = EmbedReport(spec, encoder.fingerprint, store.main)
     ray = connect(address)

@@ -15,8 +15,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 class Embedder(TransformerMixin, BaseEstimator):
     """Texts -> float32 ``(n, dim)`` vectors of the encoder ``spec``, through the cache in ``cache_dir``.
 
-    ``fit`` does nothing; the encoder and cache handle are built on the first ``transform`` and are
-    not pickled (clones and unpickled copies rebuild them from the parameters).
+    ``spec`` may carry options (``minilm[long=truncate]``); ``precision``, ``max_length``, ``pooling``,
+    ``long_text``, ``backend`` and ``quantize`` fill those it leaves unset. ``fit`` does nothing; the
+    encoder and cache handle are built on the first ``transform`` and are not pickled (clones and unpickled copies rebuild them from the parameters).
     """
 
     def __init__(self, spec: str = "minilm", cache_dir: str | None = None, device: str = "auto",

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.bundle import Bundle, encoder_options
+from pipeline.bundle import Bundle
 from pipeline.data import DataError, Dataset, load, sample_budget, split
 from pipeline.heads import DEFAULT_HEAD, check_class_weight, fit_head, get_head
+from pipeline.manifest import build, metrics_section, train_section
 from pipeline.metrics import evaluate
 from pipeline.prior import Adapted, PriorModel
 from pipeline.shift import MIN_TEXTS as MIN_SHIFT_TEXTS
@@ -32,9 +33,11 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
 
 def resolve_encoder(encoder: Any, cache_dir: str | Path | None = None,
                     source_options: dict[str, Any] | None = None) -> Any:
-    """An encoder object: a spec string goes through ``get_encoder`` (``source_options`` read the
-    SOURCE of ``w2v-train:SOURCE``); an object is used as is."""
-    if isinstance(encoder, str):
+    """An encoder object: a spec (a string or :class:`~pipeline.spec.EncoderSpec`) goes through
+    ``get_encoder`` (``source_options`` read the SOURCE of ``w2v-train:SOURCE``); an encoder is used as is."""
+    from pipeline.spec import EncoderSpec
+
+    if isinstance(encoder, (str, EncoderSpec)):
         from pipeline.encoders import get_encoder
 
         return get_encoder(encoder, work_dir=cache_dir, source_options=source_options)
@@ -112,24 +115,17 @@ def iter_fit(
         # for --prior/--adapt-prior: training prior, out-of-fold recalibration and confusion
         prior = PriorModel.fit(fitted.estimator, X_train, train.labels, groups=train.groups, seed=seed)
         sample = keep_sample(X_train, seed)  # for the domain-shift check
-        manifest = {
-            "encoder": {"spec": enc.spec, "fingerprint": enc.fingerprint, "options": encoder_options(enc)},
-            "head": {
-                "name": name,
-                "params": fitted.params,
-                "class_weight": class_weight,
-                "search": fitted.search,
-                "cv_accuracy": fitted.cv_accuracy,
-                "cv_sd": fitted.cv_sd,
-                "fit_seconds": round(fitted.fit_seconds, 3),
-            },
-            "label_names": list(train.label_names),
-            "train": {"source": train.name, "hash": train.fingerprint(), "size": len(train), "budget": budget, "seed": seed},
-            "metrics": {"test": metrics, "test_hash": test.fingerprint(), "test_size": len(test)},
-            "prior": prior.to_dict(),
-            "shift": {"file": SAMPLE_FILE, "rows": len(sample), "of": len(train)},
+        manifest = build(
+            encoder=enc,
+            head={"name": name, "params": fitted.params, "class_weight": class_weight, "search": fitted.search,
+                  "cv_accuracy": fitted.cv_accuracy, "cv_sd": fitted.cv_sd, "fit_seconds": round(fitted.fit_seconds, 3)},
+            label_names=list(train.label_names),
+            train=train_section(train, budget, seed),
+            metrics=metrics_section(metrics, test),
+            prior=prior.to_dict(),
+            shift={"file": SAMPLE_FILE, "rows": len(sample), "of": len(train)},
             **extra,
-        }
+        )
         yield Bundle(fitted.estimator, manifest, cache_dir=cache_dir, encoder=enc, shift_sample=sample)
 
 

@@ -20,6 +20,7 @@ from pipeline.data import sample_budget
 from pipeline.encoders.static import tokenize
 from pipeline.heads import HEADS, fit_head
 from pipeline.shift import SAMPLE_FILE
+from pipeline.manifest import seal
 from pipeline.train import fit
 
 
@@ -94,7 +95,9 @@ def test_manifest_records_what_made_the_model(saved, small_rt):
 def test_round_trip_predicts_identically(saved, small_rt):
     bundle, out, cache = saved
     _, _, test = small_rt
-    loaded = Bundle.load(out, cache_dir=cache)
+    with pytest.raises(BundleError, match="outside the bundle"):  # a vectors file the bundle does not carry
+        Bundle.load(out, cache_dir=cache)
+    loaded = Bundle.load(out, cache_dir=cache, encoder_path=bundle.get_encoder().spec.partition(":")[2])
     np.testing.assert_array_equal(loaded.predict_proba(test.texts), bundle.predict_proba(test.texts))
     np.testing.assert_array_equal(loaded.predict(test.texts), bundle.predict(test.texts))
     assert loaded.manifest == bundle.manifest
@@ -141,8 +144,8 @@ def test_changed_encoder_fingerprint_is_refused(small_rt, glove_file, saved, tmp
     lines[0] = " ".join([word, *(f"{-float(v):.5f}" for v in values)])
     vectors.write_text("\n".join(lines) + "\n")
     with pytest.raises(BundleError, match="now resolves to fingerprint .* refit the bundle"):
-        Bundle.load(tmp_path / "b", cache_dir=cache)
-    assert Bundle.load(tmp_path / "b", cache_dir=cache, verify_encoder=False).head is not None
+        Bundle.load(tmp_path / "b", cache_dir=cache, encoder_path=vectors)
+    assert Bundle.load(tmp_path / "b", cache_dir=cache, encoder_path=vectors, verify_encoder=False).head is not None
 
 
 def test_newer_format_is_refused(copy_of):
@@ -163,7 +166,7 @@ def test_untrusted_types_are_refused_even_with_matching_hashes(copy_of):
     sio.dump(make_pipeline(FunctionTransformer(os.system)), path / HEAD_FILE)
     manifest = json.loads((path / MANIFEST).read_text())
     manifest["files"][HEAD_FILE] = sha256_file(path / HEAD_FILE)
-    (path / MANIFEST).write_text(json.dumps(manifest))
+    (path / MANIFEST).write_text(json.dumps(seal(manifest)))  # the attacker recomputes the digest too
     with pytest.raises(BundleError, match="outside the trusted allowlist.*system"):
         Bundle.load(path, cache_dir=cache)
 

@@ -10,7 +10,8 @@ from helpers import write_reviews_csv
 from pipeline.cache import EmbeddingCache, list_stores
 from pipeline.cli import main
 from pipeline.encoders import get_encoder
-from pipeline.encoders.concat import ConcatEncoder, split_spec
+from pipeline.encoders.concat import ConcatEncoder
+from pipeline.spec import split_spec
 
 
 def test_vectors_are_the_parts_side_by_side(small_glove, rt):
@@ -42,8 +43,11 @@ def test_bundle_options_rebuild_each_part(small_glove):
     combined = get_encoder(f"glove-6b-50d+{small_glove}", pooling="mean")
     options = encoder_options(combined)
     assert options == {"parts": [{"pooling": "mean"}, {"pooling": "mean"}]}
-    assert get_encoder(combined.spec, **options).fingerprint == combined.fingerprint
-    assert get_encoder(combined.spec).fingerprint != combined.fingerprint  # the default pooling differs
+    base = f"glove-6b-50d+{small_glove}"
+    assert combined.spec == f"glove-6b-50d[pooling=mean]+{small_glove}[pooling=mean]"  # the spec says it all
+    assert get_encoder(base, **options).fingerprint == combined.fingerprint
+    assert get_encoder(combined.spec).fingerprint == combined.fingerprint
+    assert get_encoder(base).fingerprint != combined.fingerprint  # the default pooling differs
 
 
 def test_bad_combinations_are_refused():
@@ -70,7 +74,11 @@ def test_embed_caches_the_parts_and_fit_predicts_through_the_combination(small_g
                                        "--out", str(tmp_path / "models")])
     assert result.exit_code == 0, result.output
     (bundle,) = (tmp_path / "models").iterdir()
-    result = CliRunner().invoke(main, ["predict", str(bundle), "A moving, beautiful film.", "--cache-dir", str(cache)])
+    text = "A moving, beautiful film."
+    result = CliRunner().invoke(main, ["predict", str(bundle), text, "--cache-dir", str(cache)])
+    assert result.exit_code == 1 and "outside the bundle" in result.output  # the vector file is not in the bundle
+    vectors_file = small_glove.partition(":")[2]
+    result = CliRunner().invoke(main, ["predict", str(bundle), text, "--cache-dir", str(cache), "--encoder-path", vectors_file])
     assert result.exit_code == 0, result.output
     assert result.output.split("\t")[0] in {"fresh", "rotten"}
     assert len(list_stores(cache)) == 2  # fitting and predicting read the parts' stores

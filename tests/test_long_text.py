@@ -73,8 +73,10 @@ def test_length_stats_report_long_texts_and_share_seen():
 
 
 def test_unknown_strategy_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown long-text strategy 'middle'.*chunk-mean"):
-        get_encoder("glove-6b-50d", long_text="middle")
+    with pytest.raises(ValueError, match="long=middle: 'middle' is not one of auto, truncate, head-tail, chunk-mean"):
+        get_encoder("minilm", long_text="middle")  # refused before the model loads
+    with pytest.raises(ValueError, match=r"long_text \(--long\) does not apply to encoder glove-6b-50d"):
+        get_encoder("glove-6b-50d", long_text="truncate")
 
 
 # ------------------------------------------------------------------------------------------ encoders

@@ -4,7 +4,7 @@ followed by in-domain Word2Vec's 100.
 A general sentence encoder and word vectors trained on the user's own unlabelled reviews know
 different things; a head on both beats either alone. The cache stores each part under its own
 fingerprint (a combination has no store of its own), so combining encoders already cached costs
-no encoding.
+no encoding. Specs are split and parsed in :mod:`pipeline.spec`.
 """
 
 from __future__ import annotations
@@ -14,35 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import OptionError
 from pipeline.encoders.base import Encoder
-
-JOIN = "+"
-
-
-def split_spec(spec: str) -> list[str]:
-    """The encoder specs joined by ``+`` in ``spec`` (``[spec]`` for a single one).
-
-    A ``+`` not followed by the start of a spec (a name such as ``minilm`` or a kind such as ``st:``)
-    belongs to a path or model name: ``st:/models/a+b`` is one spec.
-    """
-    parts: list[str] = []
-    for piece in spec.split(JOIN):
-        if parts and not _starts_a_spec(piece):
-            parts[-1] += JOIN + piece
-        else:
-            parts.append(piece)
-    if len(parts) > 1 and (any(not p.strip() for p in parts) or len(set(parts)) != len(parts)):
-        raise OptionError(f"{spec!r}: join distinct encoder specs with '{JOIN}', e.g. minilm{JOIN}w2v-train:rt.")
-    return parts
-
-
-def _starts_a_spec(piece: str) -> bool:
-    from pipeline.encoders.registry import SPECS
-
-    names = [s for s in SPECS if ":" not in s and JOIN not in s]
-    kinds = tuple(s.split(":")[0] + ":" for s in SPECS if ":" in s)
-    return piece in names or piece.startswith(kinds)
 
 
 class ConcatEncoder(Encoder):

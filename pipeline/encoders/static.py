@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ class WordVectors:
     vectors: np.ndarray  # (V, d) float32, may be a read-only memory map
     probs: np.ndarray  # (V,) float64, sums to 1
     digest: str
+    file: Path | None = field(default=None, compare=False)  # the saved trained vectors, which bundles copy
 
     @staticmethod
     def zipf_probs(n_words: int) -> np.ndarray:

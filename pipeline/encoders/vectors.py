@@ -75,7 +75,8 @@ def trained_word2vec(source: str, work_dir: Path, source_options: dict[str, Any]
     """Word2Vec trained on the pool (never the test split) of ``source``; trained once, then loaded.
 
     The vectors are saved as ``<work_dir>/w2v-train/<key>.npz``, ``key`` hashing the corpus, the
-    training parameters and the gensim version.
+    training parameters and the gensim version; ``WordVectors.file`` keeps that path so a bundle can
+    carry a copy.
     """
     from pipeline.data import load, split
 
@@ -84,10 +85,21 @@ def trained_word2vec(source: str, work_dir: Path, source_options: dict[str, Any]
     path = work_dir / "w2v-train" / f"{key}.npz"
     if not path.exists():
         _train_and_save(pool.texts, path)
-    with np.load(path) as data:
-        words, vecs, counts = data["words"].tolist(), data["vectors"], data["counts"]
+    return load_trained(path)
+
+
+def load_trained(path: Path) -> WordVectors:
+    """Vectors saved by :func:`trained_word2vec` (an ``.npz`` of words, vectors and counts; no pickle).
+
+    The digest hashes the content, so a copy (e.g. inside a bundle) gives the same fingerprint.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            words, vecs, counts = data["words"].tolist(), data["vectors"], data["counts"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{path}: not a trained Word2Vec file ({e}); delete it to retrain.") from None
     digest = hashlib.sha256("\n".join(words).encode() + vecs.tobytes()).hexdigest()
-    return WordVectors(words, vecs, counts / counts.sum(), f"w2v-train:{digest}")
+    return WordVectors(words, vecs, counts / counts.sum(), f"w2v-train:{digest}", file=Path(path))
 
 
 def _training_key(texts: list[str]) -> str:

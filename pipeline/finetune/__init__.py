@@ -32,6 +32,7 @@ import numpy as np
 from pipeline import OptionError
 from pipeline.readers import DataError
 from pipeline.data import Dataset
+from pipeline.spec import EncoderSpec, parse_spec
 from pipeline.finetune.recipe import (
     DEFAULT_RECIPES,
     METHODS,
@@ -66,7 +67,7 @@ def finetune(
     train: Dataset,
     *,
     out: str | Path,
-    encoder: str = "minilm",
+    encoder: str | EncoderSpec = "minilm",
     method: str = "head",
     seed: int = 0,
     test: Dataset | None = None,
@@ -98,10 +99,17 @@ def finetune(
     (``cache_dir`` is its embedding cache for ``predict``). ``export='onnx'`` also saves the tuned encoder
     as ONNX in the bundle (probed against its torch fp32 vectors), so ``predict`` runs it without torch.
     """
+    from pipeline.bundle import check_out_dir
     from pipeline.finetune.body import load_body, resolve_runtime
     from pipeline.finetune.checkpoint import CheckpointStore
     from pipeline.finetune.loop import LoopSettings
 
+    spec = parse_spec(encoder)
+    options = spec.kwargs  # minilm[max_length=128,precision=fp32,long=head-tail]: flags win over them
+    max_length = max_length if max_length is not None else options.get("max_length")
+    precision = precision if precision != "auto" else options.get("precision", "auto")
+    long_text = options.get("long_text", PREDICT_LONG_TEXT)
+    encoder = str(spec)
     recipe = make_recipe(
         method, epochs=epochs, lr=lr, head_lr=head_lr, batch_size=batch_size, max_length=max_length,
         val_fraction=val_fraction, head_type=head_type, grad_accum=grad_accum, patience=patience,
@@ -111,7 +119,7 @@ def finetune(
     if export not in (None, "onnx"):
         raise OptionError(f"unknown export {export!r}; use --export onnx (or leave it out).")
     out = Path(out)
-    _check_out(out)
+    check_out_dir(out)
     device, precision = resolve_runtime(device, precision)
     fit_set, val = holdout(train, recipe.val_fraction or 0.0, seed)
     if recipe.epochs is None:
@@ -130,7 +138,7 @@ def finetune(
         f" + {len(val)} for validation" if val is not None else "", device, precision,
     )
     start = time.perf_counter()
-    body = load_body(encoder, max_length=recipe.max_length, device=device, work_dir=cache_dir)
+    body = load_body(EncoderSpec(spec.name), max_length=recipe.max_length, device=device, work_dir=cache_dir)
     if method == "head":
         from pipeline.finetune.head import train_head
 
@@ -154,7 +162,7 @@ def finetune(
         best_epoch=result.best_epoch, resumed_from=result.resumed_from, fit_seconds=round(fit_seconds, 2),
     )
     bundle = _save_bundle(body, head, train, test, out, seed=seed, details=details, cache_dir=cache_dir,
-                          export=export)
+                          long_text=long_text, export=export)
     store.remove()
     return bundle
 
@@ -179,22 +187,16 @@ def _check_train(train: Dataset) -> None:
         )
 
 
-def _check_out(out: Path) -> None:
-    """Refuse, before any training, an ``out`` that exists and is not a bundle or an empty directory."""
-    from pipeline.bundle import MANIFEST
-
-    if out.exists() and not (out / MANIFEST).is_file() and (not out.is_dir() or any(out.iterdir())):
-        raise OptionError(f"{out} exists and is not a model bundle; refusing to overwrite it. Choose another --out.")
-
-
 def _save_bundle(
     body: Any, head: Any, train: Dataset, test: Dataset | None, out: Path, *, seed: int,
-    details: dict[str, Any], cache_dir: str | Path | None, export: str | None = None,
+    details: dict[str, Any], cache_dir: str | Path | None, long_text: str = PREDICT_LONG_TEXT,
+    export: str | None = None,
 ) -> Bundle:
     """Save the tuned body and head as a bundle at ``out`` (test metrics in the manifest; ``export``: see
-    :func:`finetune`)."""
-    from pipeline.bundle import Bundle, encoder_options
+    :func:`finetune`); the tuned encoder treats texts over its max length by ``long_text`` when predicting."""
+    from pipeline.bundle import Bundle
     from pipeline.encoders import get_encoder
+    from pipeline.manifest import build, encoder_options, metrics_section, train_section
     from pipeline.finetune.body import save_body
     from pipeline.metrics import evaluate
     from pipeline.prior import PriorModel
@@ -206,8 +208,8 @@ def _save_bundle(
     try:
         save_body(body, staging)
         backend = _export(staging, export, (test or train).texts) if export else "torch"
-        encoder = get_encoder("st:" + str(staging), long_text=PREDICT_LONG_TEXT, backend=backend, work_dir=cache_dir)
-        options = encoder_options(encoder)  # long_text auto, max_length the training window
+        encoder = get_encoder("st:" + str(staging), long_text=long_text, backend=backend, work_dir=cache_dir)
+        options = encoder_options(encoder)  # long_text (default auto), max_length the training window
         metrics = None
         if test is not None and len(test):
             metrics = evaluate(test.labels, head.predict_proba(encoder.encode(test.texts)))
@@ -217,28 +219,19 @@ def _save_bundle(
         prior = PriorModel.fit(head, X_train, train.labels, seed=seed)
         sample = keep_sample(X_train, seed)
         recipe = details["recipe"]
-        manifest = {
-            "encoder": {"spec": encoder.spec, "fingerprint": encoder.fingerprint, "options": options,
-                        "base": details["base_encoder"]},
-            "head": {
-                "name": f"finetune-{recipe['method']}",
-                "params": {k: v for k, v in recipe.items() if v is not None and k != "method"},
-                "class_weight": None,
-                "search": _search_note(details),
-                "cv_accuracy": None,
-                "fit_seconds": details["fit_seconds"],
-            },
-            "label_names": list(train.label_names),
-            "train": {"source": train.name, "hash": train.fingerprint(), "size": len(train), "budget": len(train), "seed": seed},
-            "metrics": {
-                "test": metrics,
-                "test_hash": None if test is None else test.fingerprint(),
-                "test_size": 0 if test is None else len(test),
-            },
-            "finetune": details,
-            "prior": prior.to_dict(),
-            "shift": {"file": SAMPLE_FILE, "rows": len(sample), "of": len(train)},
-        }
+        manifest = build(
+            encoder=encoder,
+            head={"name": f"finetune-{recipe['method']}", "search": _search_note(details),
+                  "params": {k: v for k, v in recipe.items() if v is not None and k != "method"},
+                  "fit_seconds": details["fit_seconds"]},
+            label_names=list(train.label_names),
+            train=train_section(train, len(train), seed),
+            metrics=metrics_section(metrics, test),
+            finetune=details,
+            prior=prior.to_dict(),
+            shift={"file": SAMPLE_FILE, "rows": len(sample), "of": len(train)},
+        )
+        manifest["encoder"].update(options=options, base=details["base_encoder"])
         bundle = Bundle(head, manifest, cache_dir=cache_dir, shift_sample=sample)
         bundle.save(out, encoder_dir=staging)
     finally:

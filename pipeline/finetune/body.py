@@ -14,45 +14,41 @@ import numpy as np
 
 from pipeline import OptionError
 from pipeline.finetune.batching import sorted_batches, token_lengths
+from pipeline.spec import EncoderSpec, model_files, parse_spec
 
 FINETUNABLE = "minilm, mpnet, st:NAME_OR_PATH or hf:NAME_OR_PATH"
 EMBED_BATCH = 64
 
 
-def finetunable(spec: str) -> bool:
+def finetunable(spec: str | EncoderSpec) -> bool:
     """Whether ``spec`` names a network that fine-tuning can train (not word vectors, not ``A+B``)."""
-    kind, _, name = spec.partition(":")
-    return spec in ("minilm", "mpnet") or (kind in ("st", "hf") and bool(name))
+    parsed = parse_spec(spec)
+    return parsed.is_transformer and not parsed.parts
 
 
-def load_body(spec: str, *, max_length: int, device: str, work_dir: str | Path | None = None) -> Any:
+def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir: str | Path | None = None) -> Any:
     """A trainable ``SentenceTransformer`` for ``spec`` on ``device``, truncating at ``max_length`` tokens.
 
-    Weights are found as stage one finds them (packaged MiniLM, mpnet unpacked under ``work_dir``,
-    default the cache directory; a local directory; the hub). Raises ValueError for specs without a
-    network to train (static word vectors) and FileNotFoundError for a model that cannot be found.
+    Weights are found where stage one finds them (:func:`pipeline.spec.model_files`: packaged MiniLM,
+    mpnet unpacked under ``work_dir``, default the cache directory; a local directory; the hub). Raises
+    ValueError for specs without a network to train (static word vectors) and FileNotFoundError for a
+    model that cannot be found.
     """
-    from pipeline.cache import default_cache_dir
-    from pipeline.encoders import models as sources
+    from pipeline.paths import default_cache_dir
 
-    if not finetunable(spec):
+    parsed = parse_spec(spec)
+    if not finetunable(parsed):
         raise OptionError(
-            f"encoder {spec!r} cannot be fine-tuned: use {FINETUNABLE} (static word vectors have no "
+            f"encoder {str(parsed)!r} cannot be fine-tuned: use {FINETUNABLE} (static word vectors have no "
             "network to back-propagate through)."
         )
-    kind, _, name = spec.partition(":")
-    if spec == "minilm":
-        model_dir, _ = sources.minilm()
-    elif spec == "mpnet":
-        model_dir, _ = sources.mpnet(Path(work_dir) if work_dir is not None else default_cache_dir())
-    else:
-        model_dir, _ = sources.local_or_hub(name, spec)
+    model_dir, _ = model_files(parsed, Path(work_dir) if work_dir is not None else default_cache_dir())
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
-    if kind == "hf":
+    if parsed.kind == "hf":
         transformer = Transformer(str(model_dir), max_seq_length=max_length)
-        pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+        pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode=parsed.kwargs.get("pooling", "mean"))
         model = SentenceTransformer(modules=[transformer, pooling], device=device)
     else:
         model = SentenceTransformer(str(model_dir), device=device)
