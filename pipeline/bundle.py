@@ -166,7 +166,7 @@ class Bundle:
         from pipeline.encoders import get_encoder
 
         options = self.recorded_options
-        spec = encoder_spec(self.manifest["encoder"], self._where).overridden(**overrides)
+        spec = encoder_spec({**self.manifest["encoder"], "spec": self.encoder_spec}, self._where).overridden(**overrides)
         found = [options.get("source_options")] + [p.get("source_options") for p in options.get("parts", [])]
         source_options = next((o for o in found if o), None)
         return get_encoder(spec, work_dir=self.cache_dir, source_options=source_options, trust=self.trust)

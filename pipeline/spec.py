@@ -171,7 +171,8 @@ class EncoderSpec:
             if override or kwarg not in merged:
                 merged[kwarg] = _checked(option, key, value, where or self.name)
         order = [o.kwarg for o in table.values()]
-        return replace(self, options=tuple(sorted(merged.items(), key=lambda kv: order.index(kv[0]))))
+        kept = [(k, v) for k, v in merged.items() if NEUTRAL.get(k, object()) != v]  # defaults go unsaid
+        return replace(self, options=tuple(sorted(kept, key=lambda kv: order.index(kv[0]))))
 
     def with_defaults(self, **defaults: Any) -> EncoderSpec:
         """Fill unset options from command-line flags (keyword -> value; ``None`` or a :data:`NEUTRAL` value
@@ -365,11 +366,21 @@ def _outside_bundle(part: EncoderSpec, index: int, trust: Trust) -> bool:
     bundle's own files."""
     if part.kind in NAMED:
         return False
-    if part.kind == "st" and part.arg == BUNDLE_ENCODER_DIR:
+    if _bundle_model(part, trust) is not None:
         return False
     if part.kind == "w2v-train":
         return not bundle_vectors(trust, index).is_file()
     return True
+
+
+def _bundle_model(part: EncoderSpec, trust: Trust) -> Path | None:
+    """The bundle's own model directory when ``part`` names it (``st:encoder`` or its path), else None."""
+    if trust.bundle is None or part.kind != "st":
+        return None
+    own = trust.bundle / BUNDLE_ENCODER_DIR
+    if part.arg == BUNDLE_ENCODER_DIR or Path(part.arg).expanduser().resolve() == own.resolve():
+        return own
+    return None
 
 
 def _refusal(part: EncoderSpec, trust: Trust) -> str:
@@ -408,9 +419,9 @@ def model_files(spec: EncoderSpec, work_dir: Path, trust: Trust = USER) -> tuple
         return models.minilm()
     if spec.kind == "mpnet":
         return models.mpnet(work_dir)
-    if trust.bundle is not None and spec.arg == BUNDLE_ENCODER_DIR and spec.kind == "st":
-        path = trust.bundle / BUNDLE_ENCODER_DIR
-        return path, models.dir_digest(path)
+    own = _bundle_model(spec, trust)
+    if own is not None:
+        return models.local_dir(own, spec.name)
     if trust.restricted:  # check_trusted passed: the user named the model
         return models.local_dir(trust.encoder_path, spec.name)
     return models.local_or_hub(spec.arg, spec.name)
