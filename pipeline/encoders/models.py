@@ -88,7 +88,7 @@ def local_dir(path: str | Path, spec: str) -> tuple[Path, str]:
     """A local model directory and the content hash of its files (never the hub)."""
     path = Path(path).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"{spec}: {path} is not a model directory; give the directory of a saved model.")
+        raise NotFoundError(f"{spec}: {path} is not a model directory; give the directory of a saved model.")
     return path, dir_digest(path)
 
 

@@ -97,7 +97,7 @@ def load_trained(path: Path) -> WordVectors:
         with np.load(path, allow_pickle=False) as data:
             words, vecs, counts = data["words"].tolist(), data["vectors"], data["counts"]
     except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"{path}: not a trained Word2Vec file ({e}); delete it to retrain.") from None
+        raise DataError(f"{path}: not a trained Word2Vec file ({e}); delete it to retrain.") from None
     digest = hashlib.sha256("\n".join(words).encode() + vecs.tobytes()).hexdigest()
     return WordVectors(words, vecs, counts / counts.sum(), f"w2v-train:{digest}", file=Path(path))
 
