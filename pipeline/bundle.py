@@ -30,7 +30,6 @@ and corruption but not someone who recomputes them; with one, only bundles signe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import ReviewTransferError
+from pipeline.encoders.base import sha256_file
 from pipeline.shift import SAMPLE_FILE
 from pipeline.manifest import FORMAT_VERSION, ManifestError, check_seal, encoder_options, encoder_spec, seal, validate
 from pipeline.spec import BUNDLE_ENCODER_DIR, W2V_FILE, Trust, check_trusted
@@ -74,15 +74,6 @@ TRUSTED_TYPES = frozenset(
 
 class BundleError(ReviewTransferError, ValueError):
     """A bundle cannot be saved or loaded; the message names the file and what to do."""
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def package_versions() -> dict[str, str | None]:

@@ -14,6 +14,7 @@ from helpers import write_reviews_csv
 
 from pipeline import OptionError
 from pipeline.bundle import HEAD_FILE, MANIFEST, sha256_file
+from pipeline.manifest import seal
 from pipeline.cli import _handle_errors, main
 from pipeline.compare import parse_budgets
 from pipeline.data import DataError, _in_test
@@ -98,7 +99,7 @@ def test_a_head_file_that_is_not_skops_is_one_line(fitted, tmp_path):
     (copy / HEAD_FILE).write_bytes(b"not a zip archive")
     manifest = json.loads((copy / MANIFEST).read_text())
     manifest["files"][HEAD_FILE] = sha256_file(copy / HEAD_FILE)  # as if the hash had been updated too
-    (copy / MANIFEST).write_text(json.dumps(manifest))
+    (copy / MANIFEST).write_text(json.dumps(seal(manifest)))  # and the manifest's digest
     res = invoke("predict", copy, "Fine.", "--cache-dir", cache)
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert f"Error: {copy / HEAD_FILE}: not a skops file (BadZipFile" in res.output

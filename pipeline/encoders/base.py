@@ -114,9 +114,17 @@ def file_digest(path: str | Path) -> str:
     st = os.stat(real)
     key = (real, st.st_size, st.st_mtime_ns)
     if key not in _DIGESTS:
-        with open(real, "rb") as f:
-            _DIGESTS[key] = hashlib.file_digest(f, "sha256").hexdigest()
+        _DIGESTS[key] = sha256_file(real)
     return _DIGESTS[key]
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks (``hashlib.file_digest`` needs Python 3.11)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def dir_digest(path: str | Path) -> str:
