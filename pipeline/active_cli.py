@@ -8,7 +8,7 @@ import click
 
 from pipeline import MissingExtraError
 from pipeline.active import STRATEGIES
-from pipeline.cli import SEED, _cache_dir_option, _handle_errors, load_source, source_options
+from pipeline.cli_options import SEED, _cache_dir_option, _handle_errors, load_source, source_options
 
 _STRATEGY_HELP = "; ".join(f"{name}: {what}" for name, what in STRATEGIES.items())
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from pipeline import OptionError
 from pipeline.active import Oracle, check_strategy, simulate, typicality, unit_rows
-from pipeline.compare import Method, ResultsLog, budget_label, check_run_identity, fit_frozen_cell
+from pipeline.cells import Method, budget_label, fit_frozen_cell
+from pipeline.compare import ResultsLog, check_run_identity
 from pipeline.data import Dataset, DataError, budget_indices, split
 
 DEFAULT_BATCH = 8

@@ -6,7 +6,6 @@ transformers and sentence-transformers are imported inside the commands that nee
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -14,32 +13,10 @@ from typing import Any
 import click
 
 from pipeline import ReviewTransferError, __version__
+from pipeline.cli_options import SEED, _cache_dir_option, _handle_errors, load_source, source_options
 from pipeline.cli_unlabelled import adapt, pop_unlabelled, unlabelled_options
 
 LONG_TEXT_CHOICES = ("auto", "truncate", "head-tail", "chunk-mean")  # long_text.STRATEGIES, without importing numpy
-
-
-def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the options that say how to read a SOURCE (columns, positive label)."""
-    options = [
-        click.option("--text-col", default="text", show_default=True, help="Column holding the review text."),
-        click.option("--label-col", default="label", show_default=True, help="Column holding the label."),
-        click.option("--group-col", default=None, help="Column grouping rows (e.g. movie) for a leak-free split."),
-        click.option("--positive", default=None, help="Label value meaning positive, when labels are not a known pair."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def load_source(source: str, *, require_labels: bool = True, **opts: Any):
-    """Load SOURCE with the ``source_options`` values, turning data errors into click errors."""
-    from pipeline.data import DataError, load
-
-    try:
-        return load(source, require_labels=require_labels, **opts)
-    except DataError as e:
-        raise click.ClickException(str(e)) from None
 
 
 def _long_text_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,23 +32,6 @@ def _long_text_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Show this package's errors (bad data, bad bundle, bad spec, a failed Ray run) as one clean line.
-
-    Only :class:`ReviewTransferError` and its subclasses: any other exception is a bug, and its traceback
-    is what a bug report needs.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ReviewTransferError as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -192,9 +152,6 @@ def _output(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     return value
 
 
-SEED = click.IntRange(0, 2**32 - 1)  # what numpy's and torch's generators accept
-
-
 def _prior(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     if value is None:
         return None
@@ -227,12 +184,6 @@ def _trust_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--encoder-path", default=None, type=click.Path(exists=True),
                         help="The model directory or vector file to use for a bundle whose encoder was a path "
                              "outside it (st:, hf:, w2v:, glove:); its fingerprint must still match.")(func)
-
-
-_cache_dir_option = click.option(
-    "--cache-dir", default=None, type=click.Path(file_okay=False),
-    help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache).",
-)
 
 
 # ---------------------------------------------------------------------------------------------- stage one

@@ -209,7 +209,7 @@ def _cached_cell(cache_dir: str, stores: list[tuple[str, int]], tests: dict[str,
                  method: Any, budget: int | None, seed: int, train_keys: np.ndarray, y: np.ndarray,
                  groups: list[str] | None, folds: Any) -> dict[str, Any]:
     """A compare cell whose rows are cache keys: read the vectors from the shared cache, then fit and score."""
-    from pipeline.compare import fit_frozen_cell
+    from pipeline.cells import fit_frozen_cell
 
     def read(keys: np.ndarray) -> np.ndarray:
         return np.hstack([_worker_store(cache_dir, fingerprint).read(keys, dim) for fingerprint, dim in stores])
@@ -220,7 +220,7 @@ def _cached_cell(cache_dir: str, stores: list[tuple[str, int]], tests: dict[str,
 
 def run_cells(cells: Iterable[tuple], cache_dir: str | Path, stores: list[tuple[str, int]], *,
               address: str | None = None, max_retries: int = MAX_RETRIES) -> Iterator[dict[str, Any]]:
-    """Rows of :func:`pipeline.compare.fit_frozen_cell` for ``cells`` whose X are cache keys, run as Ray
+    """Rows of :func:`pipeline.cells.fit_frozen_cell` for ``cells`` whose X are cache keys, run as Ray
     tasks (one CPU each) that read their vectors from the shared cache; yielded as they finish.
     ``stores`` are the (fingerprint, dim) of the encoder, or of each part of a combined one."""
     ray = connect(address)
