@@ -377,7 +377,8 @@ def run_compare(
     todo = {m: [(b, s) for b, s in grid if cell_key(m.name, b, s) not in done] for m in methods}
     n_todo = sum(map(len, todo.values()))
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    bar = tqdm(total=n_todo, desc="compare", unit="cell", disable=not progress or n_todo == 0)
+    # off a terminal (disable=None) no bar: results.jsonl and the report say what was done
+    bar = tqdm(total=n_todo, desc="compare", unit="cell", disable=None if progress and n_todo else True)
     all_texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
     unlabelled_texts = _unlabelled_sets(pool, test, unlabelled, all_texts)
     shift: dict[str, dict[str, dict[str, Any]]] = {}  # encoder -> test set -> domain_shift entry

@@ -102,7 +102,8 @@ def run_loop(
         epoch_batches = batches(epoch)
         last_save, epoch_start = time.monotonic(), time.perf_counter()
         bar = tqdm(total=len(epoch_batches), initial=start_batch, desc=f"epoch {epoch + 1}/{s.epochs}",
-                   disable=not s.progress, leave=False)
+                   disable=None if s.progress else True, leave=False)  # None: no bar off a terminal, where
+        # the epoch line logged below is the progress (a redirected 6-minute run once logged thousands of bars)
         for i in range(start_batch, len(epoch_batches)):
             with autocast(s.device, s.precision):
                 loss = loss_fn(epoch_batches[i])
