@@ -25,6 +25,7 @@ import numpy as np
 from pipeline import OptionError
 from pipeline.cells import SCORES, Method, budget_label, fit_frozen_cell, scores
 from pipeline.data import MIN_BUDGET, Dataset, DataError, budget_indices, split
+from pipeline.jsonlines import drop_partial_line
 
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
@@ -95,19 +96,10 @@ class ResultsLog:
         """Keys of the cells already finished."""
         return {(r["method"], r["budget"], r["seed"]) for r in self.rows()}
 
-    def _drop_partial_tail(self) -> None:
-        if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        keep = data[: data.rfind(b"\n") + 1]
-        if keep != data:
-            with open(self.path, "r+b") as f:
-                f.truncate(len(keep))
-
     def append(self, row: dict[str, Any]) -> None:
         """Write one finished cell durably."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._drop_partial_tail()
+        drop_partial_line(self.path)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")
             f.flush()

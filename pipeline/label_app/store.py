@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pipeline.jsonlines import drop_partial_line
+
 
 class LabelFile:
     """Append-only JSON lines with a durable append and an atomic removal of one record."""
@@ -23,14 +25,7 @@ class LabelFile:
 
     def repair(self) -> None:
         """Cut a partial last line (from a kill mid-write), so the file parses."""
-        if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        keep = data[: data.rfind(b"\n") + 1]
-        if keep != data:
-            with open(self.path, "r+b") as f:
-                f.truncate(len(keep))
-                os.fsync(f.fileno())
+        drop_partial_line(self.path)
 
     def records(self) -> list[dict[str, Any]]:
         """Every record, in order (after :meth:`repair`)."""
