@@ -377,7 +377,7 @@ def check_head_identity(head: Any, name: str, where: str) -> None:
     if name.startswith("finetune-"):
         expected = [["clf:LogisticRegression"], ["clf:MLPClassifier"]]
     else:
-        expected = [head_identity(build_head(name))]
+        expected = [head_identity(build_head(name, unit=unit)) for unit in (False, True)]  # unit: unscaled rows
     found = head_identity(head)
     if found not in expected:
         raise BundleError(f"{where}: head.name is {name!r}, but head.skops holds {' -> '.join(found)}, which is "

@@ -219,3 +219,19 @@ def test_a_w2v_train_bundle_carries_its_vectors(made, tmp_path, no_network):
     edit(out, legacy, reseal=True)
     line = one_line_error(predict(out, cache))
     assert "does not carry the trained vectors" in line and "--trust-encoder" in line
+
+
+@pytest.mark.parametrize("name", ["logreg", "ridge", "linear-svm"])
+def test_heads_fitted_on_unit_length_rows_pass_the_identity_check(name):
+    """Sentence-embedding rows (unit length) give logreg and ridge no scaler: still their own head."""
+    from pipeline.bundle import check_head_identity
+    from pipeline.heads import fit_head
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 8)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = (X[:, 0] > 0).astype(int)
+    fitted = fit_head(name, X, y, search=False)
+    check_head_identity(fitted.estimator, name, "manifest.json")
+    with pytest.raises(BundleError, match="which is not that head"):
+        check_head_identity(fitted.estimator, "knn", "manifest.json")
