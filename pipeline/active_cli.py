@@ -11,6 +11,10 @@ from pipeline.active import STRATEGIES
 from pipeline.cli_options import SEED, _cache_dir_option, _handle_errors, load_source, source_options
 
 _STRATEGY_HELP = "; ".join(f"{name}: {what}" for name, what in STRATEGIES.items())
+_encoder_option = click.option("--encoder", default="minilm", show_default=True,
+                               help="Encoder spec whose vectors the strategy works on.")
+_strategy_option = click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="hybrid",
+                                show_default=True, help=_STRATEGY_HELP)
 
 
 @click.command()
@@ -19,9 +23,9 @@ _STRATEGY_HELP = "; ".join(f"{name}: {what}" for name, what in STRATEGIES.items(
 @click.option("--labels", "labels_file", default=None, type=click.Path(dir_okay=False),
               help="Labels so far: any SOURCE with text and label columns (e.g. the FILE `label` writes, or a "
                    "filled-in to_label.csv). Missing or not given: no labels yet (a diverse cold start).")
-@click.option("--encoder", default="minilm", show_default=True, help="Encoder spec whose vectors the strategy works on.")
+@_encoder_option
 @click.option("--k", type=click.IntRange(min=1), default=50, show_default=True, help="How many texts to suggest.")
-@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="hybrid", show_default=True, help=_STRATEGY_HELP)
+@_strategy_option
 @click.option("--head", default="logreg", show_default=True, help="Model whose guesses and certainty the strategy uses (default parameters).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random and k-means++ draws.")
 @click.option("--out", default="to_label.csv", show_default=True, type=click.Path(dir_okay=False),
@@ -62,8 +66,8 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
 @click.option("--labels", "labels_file", required=True, type=click.Path(dir_okay=False),
               help="JSON-lines file each label is appended to at once (created if missing; a restart resumes "
                    "from it). A normal SOURCE for `fit` and `compare`. Skips go to FILE.skipped.")
-@click.option("--encoder", default="minilm", show_default=True, help="Encoder spec whose vectors the strategy works on.")
-@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="hybrid", show_default=True, help=_STRATEGY_HELP)
+@_encoder_option
+@_strategy_option
 @click.option("--head", default="logreg", show_default=True, help="Model refitted after every label (default parameters).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (other than loopback, anyone "
               "who can reach it and has the token can label).")
