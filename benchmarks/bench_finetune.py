@@ -67,7 +67,7 @@ def main() -> None:
 
     from pipeline.cache import default_cache_dir
     from pipeline.data import load, sample_budget, split
-    from pipeline.train import format_table
+    from pipeline.tables import format_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="128,1000", help="comma-separated label budgets")

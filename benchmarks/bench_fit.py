@@ -26,7 +26,7 @@ def main() -> None:
     from pipeline.data import load, split
     from pipeline.encoders import get_encoder
     from pipeline.heads import HEADS, fit_head
-    from pipeline.train import format_table
+    from pipeline.tables import format_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="minilm")

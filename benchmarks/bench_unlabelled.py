@@ -126,7 +126,7 @@ def summarise(rows: list[dict], budgets: list[str]) -> str:
     ft-head was not run, to frozen)."""
     from scipy import stats
 
-    from pipeline.train import format_table
+    from pipeline.tables import format_table
 
     table = []
     for b in budgets:

@@ -446,7 +446,8 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     from pipeline.cache import default_cache_dir
     from pipeline.heads import DEFAULT_HEAD
     from pipeline.spec import apply_flags
-    from pipeline.train import bundle_name, format_fit_table, iter_fit
+    from pipeline.tables import format_fit_table
+    from pipeline.train import bundle_name, iter_fit
 
     self_train, unlabelled = pop_unlabelled(opts)
     exported = {} if backend == "auto" else {"backend": backend, "quantize": quantize}
@@ -556,7 +557,8 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
     import json
 
     from pipeline.bundle import Bundle
-    from pipeline.train import evaluation_set, format_scores, score
+    from pipeline.tables import format_scores
+    from pipeline.train import evaluation_set, score
 
     ds = evaluation_set(source, load_source(source, **opts), which)  # a bad SOURCE fails before the model loads
     model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length,
@@ -632,7 +634,8 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     from pipeline.finetune import Recipe
     from pipeline.finetune import finetune as run_finetune
     from pipeline.spec import parse_spec
-    from pipeline.train import format_scores, train_test
+    from pipeline.tables import format_scores
+    from pipeline.train import train_test
 
     log = logging.getLogger("pipeline.finetune")
     log.setLevel(logging.INFO)

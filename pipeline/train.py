@@ -2,7 +2,8 @@
 
 ``fit("rt", encoder="minilm", head="logreg")`` returns a :class:`~pipeline.bundle.Bundle`;
 :func:`iter_fit` fits several heads on one set of vectors (each text is encoded at most once,
-and not at all when the cache already holds it). Also the prediction and scoring helpers the CLI uses.
+and not at all when the cache already holds it). Also the prediction and scoring helpers the CLI uses
+(their text formatting lives in :mod:`pipeline.tables`).
 """
 
 from __future__ import annotations
@@ -81,19 +82,8 @@ def iter_fit(
     from pipeline.cache import EmbeddingCache, default_cache_dir
 
     heads = list(dict.fromkeys(heads))
-    for name in heads:  # fail on a typo before spending time on encoding
-        get_head(name)
-    check_class_weight(class_weight)
-    if self_train is None and unlabelled:
-        raise OptionError("unlabelled texts are used by self-training: add --self-train (or use them with "
-                         "`review-transfer adapt`).")
-    if self_train is not None:
-        from pipeline.unlabelled.texts import for_budget
-
-        train, test, unl = for_budget(load(data) if isinstance(data, str) else data, budget, seed, unlabelled)
-    else:
-        train, test = train_test(data, budget, seed)
-        unl = None
+    _check_fit_options(heads, class_weight, self_train, unlabelled)
+    train, test, unl = _fit_sets(data, budget, seed, self_train, unlabelled)
     cache_dir = cache_dir or default_cache_dir()
     enc = resolve_encoder(encoder, cache_dir, source_options)
     vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts + (unl.texts if unl else []))
@@ -111,22 +101,52 @@ def iter_fit(
             fitted = fit_head(
                 name, X_train, train.labels, groups=train.groups, class_weight=class_weight, seed=seed, n_jobs=n_jobs
             )
-        metrics = evaluate(test.labels, fitted.estimator.predict_proba(X_test)) if len(test) else None
-        # for --prior/--adapt-prior: training prior, out-of-fold recalibration and confusion
-        prior = PriorModel.fit(fitted.estimator, X_train, train.labels, groups=train.groups, seed=seed)
-        sample = keep_sample(X_train, seed)  # for the domain-shift check
-        manifest = build(
-            encoder=enc,
-            head={"name": name, "params": fitted.params, "class_weight": class_weight, "search": fitted.search,
-                  "cv_accuracy": fitted.cv_accuracy, "cv_sd": fitted.cv_sd, "fit_seconds": round(fitted.fit_seconds, 3)},
-            label_names=list(train.label_names),
-            train=train_section(train, budget, seed),
-            metrics=metrics_section(metrics, test),
-            prior=prior.to_dict(),
-            shift={"file": SAMPLE_FILE, "rows": len(sample), "of": len(train)},
-            **extra,
-        )
-        yield Bundle(fitted.estimator, manifest, cache_dir=cache_dir, encoder=enc, shift_sample=sample)
+        yield _bundle(name, fitted, enc, train, test, X_train, X_test, budget=budget, seed=seed,
+                      class_weight=class_weight, cache_dir=cache_dir, extra=extra)
+
+
+def _check_fit_options(heads: Sequence[str], class_weight: str | None, self_train: Any,
+                       unlabelled: dict[str, list[str]] | None) -> None:
+    """Fail on a head typo, a bad class weight or unlabelled texts without self-training, before any encoding."""
+    for name in heads:
+        get_head(name)
+    check_class_weight(class_weight)
+    if self_train is None and unlabelled:
+        raise OptionError("unlabelled texts are used by self-training: add --self-train (or use them with "
+                         "`review-transfer adapt`).")
+
+
+def _fit_sets(data: str | Dataset, budget: int | None, seed: int, self_train: Any,
+              unlabelled: dict[str, list[str]] | None) -> tuple[Dataset, Dataset, Any]:
+    """(training set, test set, unlabelled set or None): the latter only for self-training."""
+    if self_train is None:
+        return (*train_test(data, budget, seed), None)
+    from pipeline.unlabelled.texts import for_budget
+
+    return for_budget(load(data) if isinstance(data, str) else data, budget, seed, unlabelled)
+
+
+def _bundle(name: str, fitted: Any, enc: Any, train: Dataset, test: Dataset, X_train: np.ndarray, X_test: np.ndarray, *,
+            budget: int | None, seed: int, class_weight: str | None, cache_dir: str | Path,
+            extra: dict[str, Any]) -> Bundle:
+    """An unsaved bundle of a fitted head: test metrics, the prior model (for --prior/--adapt-prior) and the
+    training sample of the domain-shift check go into its manifest."""
+    metrics = evaluate(test.labels, fitted.estimator.predict_proba(X_test)) if len(test) else None
+    prior = PriorModel.fit(fitted.estimator, X_train, train.labels, groups=train.groups, seed=seed)
+    sample = keep_sample(X_train, seed)
+    manifest = build(
+        encoder=enc,
+        head={"name": name, "params": fitted.params,
+              "class_weight": class_weight, "search": fitted.search, "cv_accuracy": fitted.cv_accuracy,
+              "cv_sd": fitted.cv_sd, "fit_seconds": round(fitted.fit_seconds, 3)},
+        label_names=list(train.label_names),
+        train=train_section(train, budget, seed),
+        metrics=metrics_section(metrics, test),
+        prior=prior.to_dict(),
+        shift={"file": SAMPLE_FILE, "rows": len(sample), "of": len(train)},
+        **extra,
+    )
+    return Bundle(fitted.estimator, manifest, cache_dir=cache_dir, encoder=enc, shift_sample=sample)
 
 
 def fit(
@@ -168,39 +188,6 @@ def bundle_name(bundle: Bundle) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_.-") or "x"
-
-
-def format_fit_table(bundles: Sequence[Bundle]) -> str:
-    """Plain-text table of fitted heads: head, params, CV accuracy of the chosen point ± its sd over the
-    validation folds, test accuracy, macro-F1, ROC-AUC, fit seconds."""
-    header = ("head", "params", "CV accuracy ± sd", "accuracy", "macro-F1", "ROC-AUC", "fit s")
-    rows = []
-    for b in bundles:
-        m = b.manifest["metrics"]["test"] or {}
-        head = b.manifest["head"]
-        params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in head["params"].items())
-        rows.append((head["name"], params, _fmt_cv(head.get("cv_accuracy"), head.get("cv_sd")),
-                     *(_fmt(m.get(k)) for k in ("accuracy", "macro_f1", "roc_auc")), f"{head['fit_seconds']:.1f}"))
-    return format_table(header, rows)
-
-
-def _fmt_cv(mean: float | None, sd: float | None) -> str:
-    """``0.715 ± 0.032``; ``-`` when nothing was searched (defaults, or a fine-tuned head)."""
-    if mean is None:
-        return "-"
-    return f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
-
-
-def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces, with a rule under the header."""
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in (header, *rows)]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -261,31 +248,6 @@ def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prio
         scores["prior"]["decision"] = adapted.decision.to_dict()
     scores["domain_shift"] = shift
     return scores
-
-
-def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
-    """Human-readable scores with a labelled confusion matrix."""
-    neg, pos = label_names
-    (tn, fp), (fn, tp) = scores["confusion_matrix"]
-    lines = [f"{k:<9} {_fmt(scores[k])}" for k in ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")]
-    corner = "true \\ pred"
-    first, width = max(len(corner), len(neg), len(pos)), max(len(neg), len(pos), 6)
-    lines += [
-        f"n         {scores['n']}",
-        "",
-        f"{corner:<{first}}  {neg:>{width}}  {pos:>{width}}",
-        f"{neg:<{first}}  {tn:>{width}}  {fp:>{width}}",
-        f"{pos:<{first}}  {fn:>{width}}  {tp:>{width}}",
-    ]
-    if "prior" in scores:
-        pr = scores["prior"]
-        used = "not adapted" if pr["target"] is None else f"{'estimated' if pr['estimated'] else 'given'} {pr['target']:.3f}"
-        lines += ["", f"positive rate: training {pr['train']:.3f}, {used}, true {pr['true']:.3f}; "
-                      f"accuracy without adaptation {pr['accuracy_unadapted']:.3f}", pr["line"]]
-    shift = scores.get("domain_shift")
-    if shift:
-        lines += ["", shift.get("line") or f"domain shift: not checked ({shift['reason']})"]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- predict
