@@ -155,8 +155,8 @@ def summarise(rows: list[dict], budgets: list[str]) -> str:
 
 def main() -> None:
     from pipeline.cache import default_cache_dir
-    from pipeline.compare import budget_label, parse_budgets
-    from pipeline.data import load, split
+    from pipeline.compare import budget_label
+    from pipeline.data import load, parse_budgets, split
     from pipeline.unlabelled.texts import read_unlabelled
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -131,13 +131,12 @@ ENCODER_HELP = ("Encoder spec, with options in brackets: glove-6b-50d, w2v:PATH,
 
 # ---------------------------------------------------------------------------------------------- stage two
 def _budget(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    from pipeline.data import MIN_BUDGET
+    from pipeline.data import parse_budget
 
-    if value is None or value == "all":
-        return None
-    if not value.isdigit() or int(value) < MIN_BUDGET:
-        raise click.BadParameter(f"{value!r} is not a label count >= {MIN_BUDGET} (two per class) or 'all'.", ctx, param)
-    return int(value)
+    try:
+        return None if value is None else parse_budget(value)
+    except ReviewTransferError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
 
 
 def _output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -758,7 +757,8 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     """
     from pathlib import Path
 
-    from pipeline.compare import PRESETS, parse_budgets, run_compare
+    from pipeline.compare import PRESETS, run_compare
+    from pipeline.data import parse_budgets
     from pipeline.report import markdown, write_report
     from pipeline.spec import apply_flags
 

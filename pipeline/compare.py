@@ -24,7 +24,7 @@ import numpy as np
 
 from pipeline import OptionError
 from pipeline.cells import SCORES, Method, budget_label, fit_frozen_cell, scores
-from pipeline.data import MIN_BUDGET, Dataset, DataError, budget_indices, split
+from pipeline.data import Dataset, DataError, budget_indices, split
 from pipeline.jsonlines import drop_partial_line
 
 RESULTS = "results.jsonl"
@@ -46,22 +46,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "seeds": 5,
     },
 }
-
-
-def parse_budgets(text: str) -> list[int | None]:
-    """``"16,32,all"`` -> ``[16, 32, None]`` (``None`` = the whole pool), sorted, no repeats."""
-    budgets: list[int | None] = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        if part == "all":
-            budgets.append(None)
-        elif part.isdigit() and int(part) >= MIN_BUDGET:
-            budgets.append(int(part))
-        else:
-            raise DataError(f"--budgets: {part!r} is not a label count >= {MIN_BUDGET} (two per class) or 'all' "
-                            "(e.g. 16,32,64,all).")
-    if not budgets:
-        raise DataError("--budgets is empty; give label counts such as 32,128,1000 or 'all'.")
-    return sorted(set(budgets), key=lambda b: float("inf") if b is None else b)
 
 
 def cell_key(method: str, budget: int | None, seed: int) -> tuple[str, str, int]:

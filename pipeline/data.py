@@ -27,8 +27,8 @@ from pipeline.readers import FORMATS, DataError, check_columns, file_path, is_mi
 from pipeline.readers import read_texts as read_file_texts
 from pipeline.readers import unit as unit_of
 
-__all__ = ["FORMATS", "DataError", "Dataset", "LoadReport", "budget_indices", "load", "read_texts", "sample_budget",
-           "split"]
+__all__ = ["FORMATS", "DataError", "Dataset", "LoadReport", "budget_indices", "load", "parse_budget",
+           "parse_budgets", "read_texts", "sample_budget", "split"]
 KNOWN_LABELS = {  # lower-cased value -> (class index)
     "fresh": 1, "rotten": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0,
     "1": 1, "0": 0, "true": 1, "false": 0,
@@ -344,6 +344,29 @@ def split(ds: Dataset) -> tuple[Dataset, Dataset]:
     keys = ds.groups if ds.groups is not None else [None] * len(ds)
     in_test = np.array([_in_test(g if g is not None else "text:" + t) for g, t in zip(keys, ds.texts)])
     return ds.subset(np.flatnonzero(~in_test)), ds.subset(np.flatnonzero(in_test))
+
+
+def parse_budget(text: str) -> int | None:
+    """A label budget as typed: ``"128"`` -> 128, ``"all"`` -> ``None`` (the whole pool); DataError otherwise."""
+    text = text.strip()
+    if text == "all":
+        return None
+    if text.isdigit() and int(text) >= MIN_BUDGET:
+        return int(text)
+    raise DataError(f"{text!r} is not a label count >= {MIN_BUDGET} (two per class) or 'all'.")
+
+
+def parse_budgets(text: str) -> list[int | None]:
+    """``"16,32,all"`` -> ``[16, 32, None]`` (``None`` = the whole pool), sorted, no repeats."""
+    budgets: list[int | None] = []
+    for part in (p for p in text.split(",") if p.strip()):
+        try:
+            budgets.append(parse_budget(part))
+        except DataError as e:
+            raise DataError(f"--budgets: {e} Give e.g. 16,32,64,all.") from None
+    if not budgets:
+        raise DataError("--budgets is empty; give label counts such as 32,128,1000 or 'all'.")
+    return sorted(set(budgets), key=lambda b: float("inf") if b is None else b)
 
 
 def budget_indices(pool: Dataset, n: int | None, seed: int) -> np.ndarray:

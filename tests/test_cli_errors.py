@@ -16,8 +16,7 @@ from pipeline import OptionError
 from pipeline.bundle import HEAD_FILE, MANIFEST, sha256_file
 from pipeline.manifest import seal
 from pipeline.cli import _handle_errors, main
-from pipeline.compare import parse_budgets
-from pipeline.data import DataError, _in_test
+from pipeline.data import DataError, _in_test, parse_budgets
 
 GLOVE = "glove-6b-50d"
 

@@ -16,8 +16,8 @@ from helpers import write_reviews_csv
 
 import pipeline.encoders
 from pipeline.cli import main
-from pipeline.compare import ResultsLog, parse_budgets, run_compare
-from pipeline.data import DataError, load
+from pipeline.compare import ResultsLog, run_compare
+from pipeline.data import DataError, load, parse_budgets
 from pipeline.report import summarise, write_report
 
 GRID = ["--encoder", "glove-6b-50d", "--head", "logreg", "--head", "knn", "--head", "rbf-svm",
