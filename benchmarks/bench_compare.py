@@ -15,8 +15,8 @@ import tempfile
 import time
 
 from pipeline.cache import EmbeddingCache, default_cache_dir
-from pipeline.compare import parse_budgets, run_compare
-from pipeline.data import load, split
+from pipeline.compare import run_compare
+from pipeline.data import load, parse_budgets, split
 from pipeline.encoders import get_encoder
 
 HEADS = ["logreg", "linear-svm", "ridge", "knn", "nb"]
