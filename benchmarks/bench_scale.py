@@ -32,7 +32,7 @@ def embed_rates(spec: str, n: int) -> dict[str, float]:
 
     from pipeline.cache import EmbeddingCache
     from pipeline.data import load
-    from pipeline.distributed import ray_fill
+    from pipeline.engines.ray import ray_fill
     from pipeline.encoders import get_encoder
 
     base = load("rt").texts

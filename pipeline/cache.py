@@ -568,7 +568,8 @@ class EmbeddingCache:
     """Vectors of texts for an encoder, encoding only what the cache lacks.
 
     ``chunk_size`` texts are encoded and committed at a time, which bounds memory and what a crash
-    can lose. ``progress`` shows a tqdm bar (None: only on a terminal).
+    can lose. ``progress``: see :func:`pipeline.progress.progress_bar` (None: a bar on a terminal, a line
+    every half minute elsewhere).
     """
 
     def __init__(self, cache_dir: str | Path | None = None, chunk_size: int = CHUNK_SIZE,
@@ -621,9 +622,8 @@ class EmbeddingCache:
         """
         if getattr(encoder, "parts", None) is not None:
             raise ValueError(f"{encoder.spec}: fill each part ({', '.join(p.spec for p in encoder.parts)}) on its own.")
-        from tqdm.auto import tqdm
-
         from pipeline.encoders.base import ZeroVectorWarning, check_texts
+        from pipeline.progress import progress_bar
 
         start = time.perf_counter()
         texts = check_texts(texts)
@@ -640,7 +640,7 @@ class EmbeddingCache:
             meta = file_meta(encoder)
             # Longest texts first across chunks too: transformer batches then pad little.
             todo = todo[np.argsort([-len(texts[i]) for i in todo], kind="stable")]
-            with tqdm(total=len(todo), desc=f"embed {encoder.spec}", unit="text", disable=_quiet(self.progress)) as bar:
+            with progress_bar(len(todo), f"embed {encoder.spec}", "text", self.progress) as bar:
                 for lo in range(0, len(todo), self.chunk_size):
                     idx = todo[lo : lo + self.chunk_size]
                     with warnings.catch_warnings():  # counted here; vectors() warns in input order
@@ -671,11 +671,6 @@ def _warn_zero_rows(spec: str, vectors: np.ndarray) -> None:
             f"{'...' if len(zero) > 5 else ''}); their vectors are zero, so a model gives them all the same "
             "probability.", ZeroVectorWarning, stacklevel=3,
         )
-
-
-def _quiet(progress: bool | None) -> bool | None:
-    """tqdm's ``disable``: None lets tqdm hide the bar when not on a terminal."""
-    return None if progress is None else not progress
 
 
 def file_meta(encoder: Encoder) -> dict[str, Any]:

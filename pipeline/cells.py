@@ -1,7 +1,7 @@
 """A compare cell: one head fitted on one budget sample and scored on every test set.
 
-It sits below :mod:`pipeline.compare` and the Ray engine (:mod:`pipeline.distributed`), which both run
-cells, so no engine imports compare.
+It sits below :mod:`pipeline.compare` and the engines (:mod:`pipeline.engines`), which run cells, so no
+engine imports compare.
 """
 
 from __future__ import annotations

@@ -289,7 +289,7 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
                 click.echo(line, err=True)
             chosen = {"backend": getattr(enc, "backend", "torch"), "quantize": getattr(enc, "quantize", "none")}
         if engine == "ray":
-            from pipeline.distributed import ray_fill
+            from pipeline.engines.ray import ray_fill
 
             report = ray_fill(str(spec), batches(), cache.dir, options={**settings, **chosen}, address=address,
                               workers=workers, shard_size=shard_size)

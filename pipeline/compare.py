@@ -4,7 +4,7 @@ A *method* is a frozen encoder with a scikit-learn head (``minilm+logreg``) or a
 recipe (``minilm+finetune-head``). A *cell* is one (method, budget, seed). For a given budget and
 seed every method trains on the same balanced sample of the pool, so differences are paired.
 Each text is encoded at most once per encoder for the whole grid (through the cache), frozen cells
-run in parallel with joblib, and every finished cell is appended to ``results.jsonl`` at once: a
+go to an engine (:mod:`pipeline.engines`: joblib workers, or Ray tasks), and every finished cell is appended to ``results.jsonl`` at once: a
 killed run resumes where it stopped, and a rerun with more seeds or budgets computes only new cells.
 """
 
@@ -17,14 +17,16 @@ import shutil
 import time
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.cells import SCORES, Method, budget_label, fit_frozen_cell, scores
+from pipeline.cells import SCORES, Method, budget_label, scores
 from pipeline.data import Dataset, DataError, budget_indices, split
+from pipeline.engines.base import Cell
 from pipeline.jsonlines import drop_partial_line
 
 RESULTS = "results.jsonl"
@@ -142,23 +144,25 @@ def _domain_shift(encoder: Any, cache_dir: Path, pool: Dataset, tests: dict[str,
 
 
 def _frozen_cells(
-    todo: dict[Method, list[tuple[int | None, int]]], pool: Dataset, tests: dict[str, Dataset], vectors: np.ndarray,
-) -> Iterator[tuple]:
-    """Arguments of :func:`fit_frozen_cell` for each (budget, seed) of each method in ``todo``.
+    todo: dict[Method, list[tuple[int | None, int]]], pool: Dataset, tests: dict[str, Dataset], rows: np.ndarray,
+    options: dict[str, Any], unlabelled: Any,
+) -> Iterator[Cell]:
+    """The cells of each (budget, seed) of each method in ``todo``; ``rows`` are what the engine's cells
+    carry for the run's texts (pool, then each test set, then extra unlabelled texts).
 
     Each (budget, seed) sample and its CV folds are made once and shared by every method; the
-    largest budgets come first, so the slowest cells do not finish last on one worker.
+    largest budgets come first, so the slowest cells do not finish last on one worker. Self-training
+    cells get the rows of their unlabelled texts (``unlabelled(idx)[1]``: row numbers for a sample ``idx``).
     """
     from pipeline.heads import plan_folds
 
-    X_pool = vectors[: len(pool)]
+    X_pool = rows[: len(pool)]
     offset = len(pool)
     test_xy = {}
     for name, ds in tests.items():
-        test_xy[name] = (vectors[offset: offset + len(ds)], ds.labels)
+        test_xy[name] = (rows[offset: offset + len(ds)], ds.labels)
         offset += len(ds)
     wanted = {method: set(cells) for method, cells in todo.items()}
-    # largest budgets first: the slowest cells start early instead of finishing last on one worker
     order = sorted(set().union(*wanted.values()), key=lambda c: (-(len(pool) if c[0] is None else c[0]), c[1]))
     for budget, seed in order:
         idx = budget_indices(pool, budget, seed)
@@ -166,7 +170,9 @@ def _frozen_cells(
         folds = plan_folds(pool.labels[idx], groups, seed)
         for method, cells in wanted.items():
             if (budget, seed) in cells:
-                yield method, budget, seed, X_pool[idx], pool.labels[idx], groups, test_xy, folds
+                extra = {"X_unlabelled": rows[unlabelled(idx)[1]]} if method.self_train else {}
+                yield Cell(method, budget, seed, X_pool[idx], pool.labels[idx], groups, test_xy, folds,
+                           {**options, **extra})
 
 
 def _finetunable_encoders(encoders: Sequence[str], finetune: Sequence[str]) -> list[str]:
@@ -184,15 +190,6 @@ def _finetunable_encoders(encoders: Sequence[str], finetune: Sequence[str]) -> l
         warnings.warn(f"fine-tuning {', '.join(chosen)} only: {', '.join(skipped)} cannot be fine-tuned "
                       "(no network to back-propagate through); they get frozen heads alone.", stacklevel=3)
     return chosen
-
-
-def _with_unlabelled(cells: Iterator[tuple], pool: Dataset, unlabelled: Any) -> Iterator[tuple[tuple, dict[str, Any]]]:
-    """(arguments, keywords) of :func:`fit_frozen_cell`: self-training cells get the vectors of their
-    unlabelled texts (``unlabelled(idx)``: rows of the vectors for a budget sample ``idx``); only vectors."""
-    for args in cells:
-        method, budget, seed = args[:3]
-        extra = {"X_unlabelled": unlabelled(budget_indices(pool, budget, seed))} if method.self_train else {}
-        yield args, extra
 
 
 def _finetune_cell(
@@ -309,7 +306,7 @@ def run_compare(
     test split of ``source``. ``finetune_options`` are recipe settings for every fine-tuning cell
     (e.g. ``{"epochs": 2}``; see :func:`pipeline.finetune.finetune`). ``engine="ray"`` encodes on
     Ray workers and runs frozen cells as Ray tasks (at ``address``; the cache must be on a shared
-    filesystem; see :mod:`pipeline.distributed`). ``adapt_prior`` also scores frozen cells after
+    filesystem; see :mod:`pipeline.engines`). ``adapt_prior`` also scores frozen cells after
     class-prior adaptation (see :func:`fit_frozen_cell`). ``source_options`` (text_col, ...) read the
     SOURCE of ``w2v-train:SOURCE`` encoders. With ``self_train`` (a
     :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) every method also runs self-trained
@@ -317,83 +314,95 @@ def run_compare(
     each budget sample, labels hidden (only texts or vectors reach the self-training code), plus the
     ``unlabelled`` texts by source. Returns all rows of the results file (old and new).
     """
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+    from pipeline.cache import default_cache_dir
+    from pipeline.engines import get_engine
+    from pipeline.progress import progress_bar
 
-    from pipeline.cache import EmbeddingCache, default_cache_dir
-    from pipeline.encoders import get_encoder
-    from pipeline.heads import get_head
-    from pipeline.spec import parse_spec
-
-    encoders = [str(spec) for spec in map(parse_spec, encoders)]  # typos fail before any work
-    for head in heads:
-        get_head(head)
     if source.labels is None:
         raise DataError(f"{source.name}: compare needs labels.")
-    out = Path(out)
+    encoders, methods = _methods(encoders, heads, finetune, engine, adapt_prior, self_train, unlabelled)
     pool, test = split(source)
+    for b in budgets:  # a budget the pool can't supply fails now, not after hours
+        budget_indices(pool, b, 0)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    quiet = None if progress else False  # None: a bar on a terminal, a line now and then elsewhere
+    runner = get_engine(engine, cache_dir, jobs=jobs, address=address, progress=quiet, source_options=source_options)
     tests = {"test": test, **(test_sets or {})}
-    if adapt_prior and engine != "local":
-        raise OptionError("--adapt-prior runs with --engine local only.")
+    out = Path(out)
     check_run_identity(out, source, tests, adapt_prior, unlabelled)
     log = ResultsLog(out)
     done = log.done()
-    grid = [(b, s) for b in budgets for s in range(seeds)]
-    for b in budgets:  # a budget the pool can't supply fails now, not after hours
-        budget_indices(pool, b, 0)
+    todo = {m: [(b, s) for b in budgets for s in range(seeds) if cell_key(m.name, b, s) not in done] for m in methods}
+    texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
+    run = _Run(pool, tests, texts, _unlabelled_sets(pool, test, unlabelled, texts), cache_dir, runner, log,
+               progress_bar(sum(map(len, todo.values())), "compare", "cell", quiet if any(todo.values()) else False))
+    with run.bar:
+        for encoder_spec in encoders:
+            frozen = {m: todo[m] for m in methods if m.encoder == encoder_spec and not m.finetune and todo[m]}
+            if frozen:
+                _run_frozen(run, encoder_spec, frozen, source_options, {"adapt_prior": adapt_prior,
+                                                                        "self_train": self_train})
+            for m in (m for m in methods if m.encoder == encoder_spec and m.finetune):
+                for b, s in todo[m]:
+                    run.record(_finetune_cell(m, b, s, pool, tests, out / "finetune", dict(finetune_options or {}),
+                                              lambda idx: run.unlabelled(idx)[0], self_train))
+    return log.rows()
+
+
+def _methods(encoders: Sequence[str], heads: Sequence[str], finetune: Sequence[str], engine: str, adapt_prior: bool,
+             self_train: Any, unlabelled: dict[str, list[str]] | None) -> tuple[list[str], list[Method]]:
+    """(encoder specs, methods) of a run, every spec, head and option checked before any work."""
+    from pipeline.heads import get_head
+    from pipeline.spec import parse_spec
+
+    encoders = [str(spec) for spec in map(parse_spec, encoders)]
+    for head in heads:
+        get_head(head)
+    if engine != "local" and (adapt_prior or self_train is not None):
+        raise OptionError(f"{'--adapt-prior' if adapt_prior else 'self-training'} runs with --engine local only.")
+    if self_train is None and unlabelled:
+        raise OptionError("unlabelled texts are used by self-training: add --self-train.")
     methods = [Method(e, h) for e in encoders for h in heads] + [
         Method(e, f, True) for e in _finetunable_encoders(encoders, finetune) for f in finetune]
     if self_train is not None:
-        if engine != "local":
-            raise OptionError("self-training runs with --engine local only.")
         tag = _settings_tag(self_train)
         methods += [Method(m.encoder, m.head, m.finetune, True, tag) for m in methods]
-    elif unlabelled:
-        raise OptionError("unlabelled texts are used by self-training: add --self-train.")
-    todo = {m: [(b, s) for b, s in grid if cell_key(m.name, b, s) not in done] for m in methods}
-    n_todo = sum(map(len, todo.values()))
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    # off a terminal (disable=None) no bar: results.jsonl and the report say what was done
-    bar = tqdm(total=n_todo, desc="compare", unit="cell", disable=None if progress and n_todo else True)
-    all_texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
-    unlabelled_texts = _unlabelled_sets(pool, test, unlabelled, all_texts)
-    shift: dict[str, dict[str, dict[str, Any]]] = {}  # encoder -> test set -> domain_shift entry
-    for encoder_spec in encoders:
-        frozen = [m for m in methods if m.encoder == encoder_spec and not m.finetune and todo[m]]
-        if frozen:
-            encoder = get_encoder(encoder_spec, work_dir=cache_dir, source_options=source_options)
-            start = time.perf_counter()
-            if engine == "ray":  # cells carry cache keys; Ray tasks read their rows from the shared cache
-                from pipeline.cache import text_keys
-                from pipeline.distributed import ray_fill, run_cells
+    return encoders, methods
 
-                parts = getattr(encoder, "parts", [encoder])  # a combined encoder is cached part by part
-                for part in parts:
-                    ray_fill(part.spec, [all_texts], cache_dir, options={"source_options": source_options},
-                             address=address, progress=progress)
-                vectors = text_keys(all_texts)
-            else:
-                vectors = EmbeddingCache(cache_dir).vectors(encoder, all_texts)
-            encode_seconds = time.perf_counter() - start
-            shift[encoder_spec] = _domain_shift(encoder, cache_dir, pool, tests)
-            n_cells = sum(len(todo[m]) for m in frozen)
-            cells = _frozen_cells({m: todo[m] for m in frozen}, pool, tests, vectors)
-            if engine == "ray":
-                rows = run_cells(cells, cache_dir, [(p.fingerprint, p.dim) for p in parts], address=address)
-            else:
-                rows = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                    delayed(fit_frozen_cell)(*args, adapt_prior=adapt_prior, self_train=self_train,
-                                             shift=shift[encoder_spec], **extra)
-                    for args, extra in _with_unlabelled(cells, pool, lambda idx: vectors[unlabelled_texts(idx)[1]]))
-            for row in rows:
-                row["encode_seconds"] = round(encode_seconds / n_cells, 4)  # amortised share of this run's encoding
-                log.append(_with_shift(row, shift))
-                bar.update()
-        for m in (m for m in methods if m.encoder == encoder_spec and m.finetune):
-            for b, s in todo[m]:
-                row = _finetune_cell(m, b, s, pool, tests, out / "finetune", dict(finetune_options or {}),
-                                     lambda idx: unlabelled_texts(idx)[0], self_train)
-                log.append(_with_shift(row, shift))
-                bar.update()
-    bar.close()
-    return log.rows()
+
+@dataclass
+class _Run:
+    """What every cell of one compare run shares, and where finished rows go."""
+
+    pool: Dataset
+    tests: dict[str, Dataset]
+    texts: list[str]  # pool, then each test set, then extra unlabelled texts: the rows engines return
+    unlabelled: Any  # budget sample idx -> (its unlabelled texts, their row numbers in ``texts``)
+    cache_dir: Path
+    engine: Any  # pipeline.engines.Engine
+    log: ResultsLog
+    bar: Any
+    shift: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # encoder -> test set -> entry
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Save a finished cell (with its encoder's domain-shift checks) and count it."""
+        self.log.append(_with_shift(row, self.shift))
+        self.bar.update()
+
+
+def _run_frozen(run: _Run, encoder_spec: str, todo: dict[Method, list[tuple[int | None, int]]],
+                source_options: dict[str, Any] | None, options: dict[str, Any]) -> None:
+    """Cache the run's texts for one encoder, then hand its frozen cells in ``todo`` to the engine."""
+    from pipeline.encoders import get_encoder
+
+    encoder = get_encoder(encoder_spec, work_dir=run.cache_dir, source_options=source_options)
+    start = time.perf_counter()
+    rows = run.engine.rows(encoder, run.texts)
+    encode_seconds = time.perf_counter() - start
+    run.shift[encoder_spec] = _domain_shift(encoder, run.cache_dir, run.pool, run.tests)
+    n_cells = sum(map(len, todo.values()))
+    cells = _frozen_cells(todo, run.pool, run.tests, rows, {**options, "shift": run.shift[encoder_spec]},
+                          run.unlabelled)
+    for row in run.engine.run(encoder, cells):
+        row["encode_seconds"] = round(encode_seconds / n_cells, 4)  # amortised share of this run's encoding
+        run.record(row)

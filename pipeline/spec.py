@@ -308,11 +308,14 @@ def _parse_one(text: str) -> EncoderSpec:
 
 
 def apply_flags(specs: list[str | EncoderSpec], **flags: Any) -> list[EncoderSpec]:
-    """Parse every spec and fill its unset options from ``flags``; a flag no spec takes raises SpecError.
+    """Parse every spec, check its local files (:func:`check_files`) and fill its unset options from
+    ``flags``; a flag no spec takes raises SpecError. So a command fails on any of its specs before work.
 
     For commands with several ``--encoder``: ``--pooling sif`` fills the word-vector specs only.
     """
     parsed = [parse_spec(s) for s in specs]
+    for spec in parsed:
+        check_files(spec)
     given = _given(flags)
     used = set().union(*(p._takes(set(given)) for p in parsed)) if parsed else set()
     unused = sorted(set(given) - used)
@@ -425,6 +428,20 @@ def model_files(spec: EncoderSpec, work_dir: Path, trust: Trust = USER) -> tuple
     if trust.restricted:  # check_trusted passed: the user named the model
         return models.local_dir(trust.encoder_path, spec.name)
     return models.local_or_hub(spec.arg, spec.name)
+
+
+def check_files(spec: EncoderSpec) -> None:
+    """NotFoundError, naming the part and the path, when a part of a user's ``spec`` names a local file or
+    model directory that is not there (``w2v:``/``glove:`` files, ``st:``/``hf:`` paths). Cheap: no model
+    is loaded; hub names and ``w2v-train`` SOURCEs are checked when the encoder is built."""
+    from pipeline import NotFoundError
+    from pipeline.encoders.models import check_local
+
+    for part in spec.parts or (spec,):
+        if part.kind in ("w2v", "glove") and not Path(part.arg).expanduser().is_file():
+            raise NotFoundError(f"{part.kind}:{part.arg}: no such file; give the path of a word-vector file.")
+        if part.kind in ("st", "hf"):
+            check_local(part.arg, part.name)
 
 
 def word_vectors(spec: EncoderSpec, work_dir: Path, trust: Trust = USER,

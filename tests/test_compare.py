@@ -61,7 +61,8 @@ def test_killed_run_resumes_to_identical_results(rt_csv, tmp_path):
     cache = tmp_path / "cache"
     full, killed = tmp_path / "full", tmp_path / "killed"
     cmd, env = _compare(rt_csv, "--group-col", "movie", *GRID, "--out", str(full), cache=cache)
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    done = subprocess.run(cmd, env=env, check=True, capture_output=True)
+    assert b"\r" not in done.stderr  # stderr is a pipe: no bar redrawing itself
     total = len(ResultsLog(full).rows())
     assert total == 3 * 4 * 4
 

@@ -84,6 +84,20 @@ def test_a_typo_fails_before_any_work(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_missing_model_in_the_second_encoder_fails_before_any_work(tmp_path):
+    """Every spec of a command is checked (local files included) before data, encoding or a progress line."""
+    missing = tmp_path / "no-such-model"
+    for second, named in ((f"st:{missing}", str(missing)), (f"w2v:{tmp_path / 'vectors.bin'}", "vectors.bin")):
+        for command in (["compare", "rt", "--encoder", "glove-6b-50d", "--encoder", second, "--out", str(tmp_path / "r")],
+                        ["embed", "rt", "--encoder", "glove-6b-50d", "--encoder", second],
+                        ["fit", "rt", "--encoder", f"glove-6b-50d+{second}", "--out", str(tmp_path / "m")],
+                        ["finetune", "rt", "--encoder", second, "--out", str(tmp_path / "f")]):
+            result = CliRunner().invoke(main, [*command, "--cache-dir", str(tmp_path / "cache")])
+            assert result.exit_code == 1 and named in result.output, (command, result.output)
+            assert result.output.count("\n") == 1, result.output  # the error line only: no progress, no summary
+    assert not (tmp_path / "r").exists() and not (tmp_path / "cache").exists()
+
+
 def test_embed_and_fit_take_the_same_specs(rt_split, tmp_path):
     pool, _ = rt_split
     train = sample_budget(pool, 120, seed=0)

@@ -92,6 +92,14 @@ def local_dir(path: str | Path, spec: str) -> tuple[Path, str]:
     return path, dir_digest(path)
 
 
+def check_local(name: str, spec: str) -> None:
+    """NotFoundError when ``name`` is meant as a local model directory (a path, or more than ``org/model``)
+    but is not one; a hub name passes (it is fetched when the encoder is built)."""
+    path = Path(name).expanduser()
+    if not path.is_dir() and (path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise NotFoundError(f"{spec}: {name} is not a model directory; give a directory or a hub name like org/model.")
+
+
 def local_or_hub(name: str, spec: str) -> tuple[Path, str]:
     """A local model directory, or a hub model downloaded (or found in the hub cache) by name.
 
@@ -101,10 +109,7 @@ def local_or_hub(name: str, spec: str) -> tuple[Path, str]:
     path = Path(name).expanduser()
     if path.is_dir():
         return local_dir(path, spec)
-    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise NotFoundError(
-            f"{spec}: {name} is not a model directory; give a directory or a hub name like org/model."
-        )
+    check_local(name, spec)
     try:
         from huggingface_hub import snapshot_download
 

@@ -1,4 +1,5 @@
-"""The Ray engine: encode cache misses on a Ray cluster, and run compare cells as Ray tasks.
+"""The Ray engine: encode cache misses on a Ray cluster (:func:`ray_fill`, also behind ``embed --engine ray``),
+and run compare cells as Ray tasks (:class:`RayEngine`).
 
 Embedding: the driver streams texts, keeps those the cache lacks and cuts them into shards of
 ``shard_size`` texts. A pool of :class:`EncodeWorker` actors (one model load each, one GPU each when
@@ -21,6 +22,7 @@ import functools
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ import numpy as np
 
 from pipeline import EngineError, MissingExtraError, OptionError
 from pipeline.cache import SHARDS_BEFORE_MERGE, EmbeddingCache, EmbedReport, Store, file_meta, text_keys
+from pipeline.engines.base import Cell
 
 SHARD_SIZE = 4096  # texts per Ray task: what a killed worker costs again, and the size of a staged file
 IN_FLIGHT_PER_WORKER = 2  # shards queued per worker: keeps GPUs busy while bounding driver memory
@@ -101,9 +104,8 @@ def ray_fill(
     the actor body (:class:`EncodeWorker` or a subclass). A shard whose worker dies is retried up to
     ``max_retries`` times. Returns counts and timings like :meth:`EmbeddingCache.fill`.
     """
-    from tqdm.auto import tqdm
-
     from pipeline.encoders import get_encoder
+    from pipeline.progress import progress_bar
     from pipeline.spec import parse_spec
 
     if shard_size < 1:
@@ -117,25 +119,13 @@ def ray_fill(
     encoder = get_encoder(spec, work_dir=cache.dir, **options)  # the driver's fingerprint and dim (loads the model)
     store = cache.store(encoder.fingerprint)
     report = EmbedReport(spec, encoder.fingerprint, store.main)
-    ray = connect(address)
-    n_workers, gpus = _worker_count(ray, workers, options.get("device", "auto"))
-    actor_cls = ray.remote(num_gpus=gpus, num_cpus=0 if gpus else 1, max_restarts=max_retries,
-                           max_task_retries=max_retries)(worker_cls)
-    pool = [actor_cls.remote(spec, options, str(cache.dir), encoder.fingerprint) for _ in range(n_workers)]
+    actors = _ShardPool(connect(address), worker_cls, spec, options, cache.dir, encoder.fingerprint, workers,
+                        max_retries)
     run = uuid.uuid4().hex[:12]
     queued: set[bytes] = set()  # keys of shards sent but not adopted yet
-    tasks: dict[Any, tuple[int, list[bytes]]] = {}  # task -> (worker index, keys)
-    bar = tqdm(desc=f"embed {spec} on {n_workers} Ray workers", unit="text",
-               disable=None if progress is None else not progress)
+    bar = progress_bar(None, f"embed {spec} on {len(actors.actors)} Ray workers", "text", progress)
 
-    def finish_one() -> None:
-        (done,), _ = ray.wait(list(tasks), num_returns=1)
-        _, keys = tasks.pop(done)
-        try:
-            path, stats = ray.get(done)
-        except ray.exceptions.RayError as e:
-            raise EngineError(f"{spec}: a shard of {len(keys)} texts failed after {max_retries} retries "
-                               f"({type(e).__name__}); rows done so far are cached, rerun to resume.\n{e}") from None
+    def adopt(path: str, stats: dict[str, int], keys: list[bytes]) -> None:
         store.adopt(path)
         queued.difference_update(keys)
         for name, value in stats.items():
@@ -146,28 +136,69 @@ def ray_fill(
 
     try:
         for n, texts in enumerate(_shards(batches, store, encoder.dim, queued, report, shard_size)):
-            busy = [0] * n_workers
-            for w, _ in tasks.values():
-                busy[w] += 1
-            w = int(np.argmin(busy))
-            keys = text_keys(texts).tolist()
-            tasks[pool[w].encode.remote(f"{run}-{n:08d}", texts)] = (w, keys)
-            while len(tasks) >= IN_FLIGHT_PER_WORKER * n_workers:
-                finish_one()
-        while tasks:
-            finish_one()
+            actors.submit(f"{run}-{n:08d}", texts)
+            while actors.full:
+                adopt(*actors.finished())
+        while actors.tasks:
+            adopt(*actors.finished())
     finally:
         bar.close()
-        for handle in pool:
-            ray.kill(handle)
-        for leftover in store.incoming.glob(f"{run}-*"):
-            leftover.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            store.incoming.rmdir()  # only when empty: another run may be staging there
+        actors.close()
+        _drop_staged(store, run)
     if store.has_shards():
         store.compact()
     report.seconds = time.perf_counter() - start
     return report
+
+
+class _ShardPool:
+    """Encoding actors and the shards in flight on them: a shard goes to the least busy actor."""
+
+    def __init__(self, ray: Any, worker_cls: type, spec: str, options: dict[str, Any], cache_dir: Path,
+                 fingerprint: str, workers: int | None, max_retries: int) -> None:
+        self.ray, self.spec, self.max_retries = ray, spec, max_retries
+        n_workers, gpus = _worker_count(ray, workers, options.get("device", "auto"))
+        actor_cls = ray.remote(num_gpus=gpus, num_cpus=0 if gpus else 1, max_restarts=max_retries,
+                               max_task_retries=max_retries)(worker_cls)
+        self.actors = [actor_cls.remote(spec, options, str(cache_dir), fingerprint) for _ in range(n_workers)]
+        self.tasks: dict[Any, tuple[int, list[bytes]]] = {}  # task -> (actor index, keys of its texts)
+
+    @property
+    def full(self) -> bool:
+        """Whether enough shards are queued to keep every actor busy."""
+        return len(self.tasks) >= IN_FLIGHT_PER_WORKER * len(self.actors)
+
+    def submit(self, name: str, texts: list[str]) -> None:
+        """Send shard ``name`` to the actor with the fewest shards in flight."""
+        busy = [0] * len(self.actors)
+        for w, _ in self.tasks.values():
+            busy[w] += 1
+        w = int(np.argmin(busy))
+        self.tasks[self.actors[w].encode.remote(name, texts)] = (w, text_keys(texts).tolist())
+
+    def finished(self) -> tuple[str, dict[str, int], list[bytes]]:
+        """(staged file, encoder counters, keys) of the next shard to finish; EngineError when it failed every retry."""
+        (done,), _ = self.ray.wait(list(self.tasks), num_returns=1)
+        _, keys = self.tasks.pop(done)
+        try:
+            path, stats = self.ray.get(done)
+        except self.ray.exceptions.RayError as e:
+            raise EngineError(f"{self.spec}: a shard of {len(keys)} texts failed after {self.max_retries} retries "
+                              f"({type(e).__name__}); rows done so far are cached, rerun to resume.\n{e}") from None
+        return path, stats, keys
+
+    def close(self) -> None:
+        """Stop the actors."""
+        for handle in self.actors:
+            self.ray.kill(handle)
+
+
+def _drop_staged(store: Store, run: str) -> None:
+    """Remove the staged files of ``run`` that were never adopted, and the staging folder when empty."""
+    for leftover in store.incoming.glob(f"{run}-*"):
+        leftover.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        store.incoming.rmdir()  # only when empty: another run may be staging there
 
 
 def _shards(batches: Iterable[Sequence[str]], store: Store, dim: int, queued: set[bytes], report: EmbedReport,
@@ -198,7 +229,35 @@ def _shards(batches: Iterable[Sequence[str]], store: Store, dim: int, queued: se
         yield shard
 
 
-# ---------------------------------------------------------------------------------------------- compare
+# ---------------------------------------------------------------------------------------------- compare cells
+class RayEngine:
+    """The Ray engine of compare: misses encoded by :func:`ray_fill` (a combined encoder part by part);
+    cells carry cache keys and run as Ray tasks (one CPU each) that read their rows from the shared cache."""
+
+    name = "ray"
+
+    def __init__(self, cache_dir: str | Path, *, address: str | None = None, progress: bool | None = None,
+                 source_options: dict[str, Any] | None = None, max_retries: int = MAX_RETRIES) -> None:
+        _ray()  # a missing extra fails before any work
+        self.cache_dir = Path(cache_dir)
+        self.address = address
+        self.progress = progress
+        self.source_options = source_options
+        self.max_retries = max_retries
+
+    def rows(self, encoder: Any, texts: list[str]) -> np.ndarray:
+        """Fill the cache for ``texts`` on Ray; their cache keys (tasks read the vectors themselves)."""
+        for part in getattr(encoder, "parts", [encoder]):  # a combined encoder is cached part by part
+            ray_fill(part.spec, [texts], self.cache_dir, options={"source_options": self.source_options},
+                     address=self.address, progress=self.progress)
+        return text_keys(texts)
+
+    def run(self, encoder: Any, cells: Iterable[Cell]) -> Iterator[dict[str, Any]]:
+        """Result rows of ``cells`` (X: cache keys), as the Ray tasks finish."""
+        stores = [(p.fingerprint, p.dim) for p in getattr(encoder, "parts", [encoder])]
+        return run_cells(cells, self.cache_dir, stores, address=self.address, max_retries=self.max_retries)
+
+
 @functools.lru_cache(maxsize=8)
 def _worker_store(cache_dir: str, fingerprint: str) -> Store:
     """One Store per worker process, so its key index is read once, not once per cell."""
@@ -206,32 +265,28 @@ def _worker_store(cache_dir: str, fingerprint: str) -> Store:
 
 
 def _cached_cell(cache_dir: str, stores: list[tuple[str, int]], tests: dict[str, tuple[np.ndarray, np.ndarray]],
-                 method: Any, budget: int | None, seed: int, train_keys: np.ndarray, y: np.ndarray,
-                 groups: list[str] | None, folds: Any) -> dict[str, Any]:
-    """A compare cell whose rows are cache keys: read the vectors from the shared cache, then fit and score."""
-    from pipeline.cells import fit_frozen_cell
+                 cell: Cell) -> dict[str, Any]:
+    """A cell whose rows are cache keys: read the vectors from the shared cache, then fit and score."""
 
     def read(keys: np.ndarray) -> np.ndarray:
         return np.hstack([_worker_store(cache_dir, fingerprint).read(keys, dim) for fingerprint, dim in stores])
 
-    test_xy = {name: (read(keys), labels) for name, (keys, labels) in tests.items()}
-    return fit_frozen_cell(method, budget, seed, read(train_keys), y, groups, test_xy, folds)
+    return cell.fit(read(cell.X), {name: (read(keys), labels) for name, (keys, labels) in tests.items()})
 
 
-def run_cells(cells: Iterable[tuple], cache_dir: str | Path, stores: list[tuple[str, int]], *,
+def run_cells(cells: Iterable[Cell], cache_dir: str | Path, stores: list[tuple[str, int]], *,
               address: str | None = None, max_retries: int = MAX_RETRIES) -> Iterator[dict[str, Any]]:
-    """Rows of :func:`pipeline.cells.fit_frozen_cell` for ``cells`` whose X are cache keys, run as Ray
-    tasks (one CPU each) that read their vectors from the shared cache; yielded as they finish.
-    ``stores`` are the (fingerprint, dim) of the encoder, or of each part of a combined one."""
+    """Rows of ``cells`` whose X are cache keys, run as Ray tasks (one CPU each) that read their vectors
+    from the shared cache; yielded as they finish. ``stores`` are the (fingerprint, dim) of the encoder,
+    or of each part of a combined one."""
     ray = connect(address)
     task = ray.remote(num_cpus=1, max_retries=max_retries)(_cached_cell)
     shared: dict[int, Any] = {}  # the test sets are one object for every cell: ship it once
     refs = []
-    for method, budget, seed, keys, y, groups, tests, folds in cells:
-        if id(tests) not in shared:
-            shared[id(tests)] = ray.put(tests)
-        ref = shared[id(tests)]
-        refs.append(task.remote(str(cache_dir), stores, ref, method, budget, seed, keys, y, groups, folds))
+    for cell in cells:
+        if id(cell.tests) not in shared:
+            shared[id(cell.tests)] = ray.put(cell.tests)
+        refs.append(task.remote(str(cache_dir), stores, shared[id(cell.tests)], replace(cell, tests={})))
     while refs:
         (done,), refs = ray.wait(refs, num_returns=1)
         try:

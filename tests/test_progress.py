@@ -1,0 +1,51 @@
+"""Progress off a terminal: no bar redrawing itself into a log, a plain line now and then for long work."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+from helpers import write_reviews_csv
+
+from pipeline.progress import LineProgress, progress_bar
+
+
+def test_off_a_terminal_progress_is_lines_not_a_bar():
+    bar = progress_bar(100, "embed x", "text")  # pytest's stderr is not a terminal
+    assert isinstance(bar, LineProgress)
+    out = io.StringIO()
+    short = LineProgress(100, "embed x", "text", stream=out)
+    short.update(100)
+    short.close()
+    assert out.getvalue() == ""  # short work stays silent
+
+    long = LineProgress(2000, "embed x", "text", every=0, stream=out)
+    for _ in range(4):
+        long.update(500)
+    long.set_postfix(loss="0.31")
+    long.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 5 and "\r" not in out.getvalue()
+    assert lines[0].startswith("embed x: 500/2,000 text (25%)") and lines[-1].startswith("embed x: 2,000/2,000")
+    assert lines[-1].endswith("loss=0.31")
+
+
+def test_silent_when_asked():
+    out = io.StringIO()
+    bar = progress_bar(10, "x", progress=False)
+    bar.stream = out
+    bar.update(10)
+    bar.close()
+    assert out.getvalue() == ""
+
+
+def test_embed_to_a_pipe_writes_no_bar(rt_split, tmp_path):
+    pool, _ = rt_split
+    csv = write_reviews_csv(tmp_path / "reviews.csv", pool, range(0, 3000))
+    env = {**os.environ, "REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "pipeline", "embed", csv, "--encoder", "glove-6b-50d",
+                           "--chunk-size", "256"], env=env, capture_output=True, check=True)
+    assert b"3,000 texts" in done.stdout or b"3000 texts" in done.stdout, done.stdout
+    assert b"\r" not in done.stderr and b"it/s" not in done.stderr, done.stderr
