@@ -307,7 +307,7 @@ def run_compare(
     (e.g. ``{"epochs": 2}``; see :func:`pipeline.finetune.finetune`). ``engine="ray"`` encodes on
     Ray workers and runs frozen cells as Ray tasks (at ``address``; the cache must be on a shared
     filesystem; see :mod:`pipeline.engines`). ``adapt_prior`` also scores frozen cells after
-    class-prior adaptation (see :func:`fit_frozen_cell`). ``source_options`` (text_col, ...) read the
+    class-prior adaptation (see :func:`pipeline.cells.fit_frozen_cell`). ``source_options`` (text_col, ...) read the
     SOURCE of ``w2v-train:SOURCE`` encoders. With ``self_train`` (a
     :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) every method also runs self-trained
     (``...+self-train``; fine-tuning methods distil): its unlabelled texts are the pool texts outside
