@@ -7,14 +7,21 @@ Strategies (each picks ``k`` texts per round from the rows not yet labelled):
 - ``margin``: the texts the current model is least sure of (P(positive) nearest 0.5).
 - ``diverse``: k-means++ seeding on unit-length vectors, weighted by typicality: each pick is drawn
   with probability proportional to its squared cosine distance to the nearest text already labelled
-  or picked, times its density (mean cosine similarity to its 20 nearest texts) to the 4th power, so
-  picks spread over the corpus without chasing outliers. With no labels this is the cold start.
-- ``hybrid``: diverse among the uncertain (Zhdanov 2019): the ``HYBRID_POOL * k`` least certain texts
+  or picked, times its density (mean cosine similarity to its 20 nearest texts) to a power, so
+  picks spread over the corpus without chasing outliers. With no labels this is the cold start
+  (or ``typiclust``: the most typical text of each of k k-means clusters).
+- ``hybrid``: diverse among the uncertain (Zhdanov 2019): the ``hybrid_pool * k`` least certain texts
   are clustered into ``k`` by k-means weighted by uncertainty, and the text nearest each centre is
   picked, so one batch does not spend its labels on near-copies.
+- ``typical-margin``: ``diverse``'s draws, each weight also times the uncertainty (1 - |2p - 1|) to a
+  power, and each draw among the texts predicted to be of the class with fewer labels so far, so the
+  labels stay balanced as the balanced random baseline's are.
+
+The knobs (typicality power, hybrid pool, uncertainty power and ramp, class balance, cold start) are
+a :class:`QuerySettings`; the defaults were chosen on a validation split of RT's pool.
 
 The current model is a head with its default parameters (no search: it refits in milliseconds)
-fitted on the labelled rows; ``margin`` and ``hybrid`` fall back to ``diverse`` until both classes
+fitted on the labelled rows; ``margin``, ``hybrid`` and ``typical-margin`` fall back to ``diverse`` until both classes
 have a label. :func:`simulate` replays a strategy on a labelled pool through an :class:`Oracle` that
 reveals a label only once its text is queried.
 
@@ -39,12 +46,33 @@ STRATEGIES = {
     "margin": "the least certain texts (P(positive) nearest 0.5)",
     "diverse": "k-means++ seeding weighted by typicality: far from every text labelled or picked, like many others",
     "hybrid": "diverse among the uncertain: k-means over the 10 x k least certain, the text nearest each centre",
+    "typical-margin": "k-means++ draws weighted by typicality and uncertainty, alternating the predicted classes",
 }
-HYBRID_POOL = 10  # hybrid: uncertain candidates per text picked
 DENSITY_NEIGHBOURS = 20  # diverse: typicality = mean cosine similarity to this many nearest texts
 DENSITY_REFERENCE = 20_000  # ... among at most this many (a seeded sample of larger pools)
-TYPICAL_POWER = 4  # diverse draws with probability ∝ distance² × typicality⁴
 QUERY_HEAD = "logreg"
+COLD_STARTS = ("diverse", "typiclust")
+
+
+@dataclass(frozen=True)
+class QuerySettings:
+    """The strategies' knobs. The defaults were chosen on a validation split carved out of RT's pool
+    (whole movies; the test split never looked at): see ``benchmarks/tune_active.py`` and the README."""
+
+    typical_power: float = 4.0  # diverse, typical-margin: draws ∝ distance² × density^typical_power
+    hybrid_pool: int = 10  # hybrid: uncertain candidates per text picked
+    uncertainty_power: float = 1.0  # typical-margin: ... × (1 - |2p - 1|)^uncertainty_power
+    ramp: int = 0  # typical-margin: the uncertainty power grows linearly to full over this many labels (0: at once)
+    balance: bool = True  # typical-margin: each pick from the class predicted for fewer labels so far
+    cold: str = "diverse"  # the cold start from zero labels: diverse, or typiclust (Hacohen et al. 2022)
+    cold_size: int = 0  # compare --query: texts in the cold start (0: one batch)
+
+    def __post_init__(self) -> None:
+        if self.cold not in COLD_STARTS:
+            raise OptionError(f"unknown cold start {self.cold!r}; choose one of {', '.join(COLD_STARTS)}.")
+
+
+SETTINGS = QuerySettings()
 _BLOCK = 4096  # rows per block when computing distances to the labelled texts
 
 
@@ -102,26 +130,32 @@ def density(U: np.ndarray, neighbours: int = DENSITY_NEIGHBOURS, seed: int = 0) 
     return out
 
 
-def typicality(U: np.ndarray) -> np.ndarray:
-    """The weight ``diverse`` gives each row: :func:`density` to the power ``TYPICAL_POWER``, so draws
-    favour texts like many others over outliers (one-off phrasings, foreign-language snippets)."""
-    return np.clip(density(U), 1e-3, None) ** TYPICAL_POWER
+def typicality(U: np.ndarray, power: float = SETTINGS.typical_power) -> np.ndarray:
+    """The weight ``diverse`` gives each row: :func:`density` to the ``power``, so draws favour texts
+    like many others over outliers (one-off phrasings, foreign-language snippets)."""
+    return np.clip(density(U), 1e-3, None) ** power
 
 
-def diverse(U: np.ndarray, candidates: np.ndarray, k: int, rng: np.random.Generator,
-            distance: np.ndarray, typical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def diverse(U: np.ndarray, candidates: np.ndarray, k: int, rng: np.random.Generator, distance: np.ndarray,
+            weight: np.ndarray | None = None, classes: np.ndarray | None = None,
+            counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """k-means++ seeding: ``k`` rows of ``candidates``, each drawn with probability proportional to its
     squared distance to the nearest row labelled or already drawn (``distance``: that distance for
-    every row of ``U`` before drawing), times ``typical`` (a weight per row of ``U``; None: 1).
+    every row of ``U`` before drawing), times ``weight`` (one per candidate; None: 1). With ``classes``
+    (a predicted 0/1 class per candidate) each draw is among the class with fewer texts so far
+    (``counts`` of labels per class, plus the draws), so batches keep the labels balanced.
     Returns the rows and their distances when drawn."""
     d = distance[candidates].astype(np.float64)
     Uc = U[candidates]
-    w = np.ones(len(candidates)) if typical is None else typical[candidates].astype(np.float64)
+    w = np.ones(len(candidates)) if weight is None else np.asarray(weight, dtype=np.float64)
+    tally = np.zeros(2) if counts is None else np.asarray(counts, dtype=np.float64).copy()
     chosen, at = [], []
     for _ in range(min(k, len(candidates))):
         weight = d ** 2 * w
         if chosen:
             weight[np.asarray(chosen)] = 0.0
+        if classes is not None and (weight * (classes == np.argmin(tally))).sum() > 0:
+            weight = weight * (classes == np.argmin(tally))
         total = weight.sum()
         if total > 0:
             i = int(rng.choice(len(d), p=weight / total))
@@ -129,14 +163,17 @@ def diverse(U: np.ndarray, candidates: np.ndarray, k: int, rng: np.random.Genera
             i = int(rng.choice(np.setdiff1d(np.arange(len(d)), chosen)))
         chosen.append(i)
         at.append(float(d[i]))
+        if classes is not None:
+            tally[classes[i]] += 1
         np.minimum(d, 1.0 - Uc @ Uc[i], out=d)
     return candidates[np.asarray(chosen, dtype=np.int64)], np.asarray(at)
 
 
-def typical_per_cluster(U: np.ndarray, k: int, rng: np.random.Generator,
-                        weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted k-means of the rows ``U`` into ``k`` clusters: the row nearest each centre, and the
-    cluster sizes (Zhdanov 2019, diverse mini-batch active learning)."""
+def typical_per_cluster(U: np.ndarray, k: int, rng: np.random.Generator, weight: np.ndarray | None = None,
+                        typical: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted k-means of the rows ``U`` into ``k`` clusters: the row nearest each centre (Zhdanov 2019,
+    diverse mini-batch active learning), or with ``typical`` (a weight per row) the most typical row of
+    each cluster (TypiClust, Hacohen et al. 2022); and the cluster sizes."""
     from sklearn.cluster import KMeans
 
     k = min(k, len(U))
@@ -148,7 +185,9 @@ def typical_per_cluster(U: np.ndarray, k: int, rng: np.random.Generator,
     for c in range(k):
         members = np.flatnonzero(km.labels_ == c)
         if len(members):
-            rows.append(int(members[np.argmin(((U[members] - km.cluster_centers_[c]) ** 2).sum(axis=1))]))
+            best = np.argmax(typical[members]) if typical is not None else \
+                np.argmin(((U[members] - km.cluster_centers_[c]) ** 2).sum(axis=1))
+            rows.append(int(members[best]))
             sizes.append(len(members))
     return np.asarray(rows, dtype=np.int64), np.asarray(sizes)
 
@@ -178,6 +217,81 @@ def query_model(X: np.ndarray, labelled: np.ndarray, y: np.ndarray, seed: int = 
         return build_head(head, class_weight="balanced", seed=seed, n_train=len(y)).fit(X[labelled], y)
 
 
+@dataclass(frozen=True)
+class _Round:
+    """What every strategy of one round sees: the vectors, the unlabelled candidates, the labels so far
+    and the current model's P(positive) of each candidate (None before both classes have a label)."""
+
+    X: np.ndarray
+    U: np.ndarray
+    candidates: np.ndarray
+    labelled: np.ndarray
+    y: np.ndarray
+    p: np.ndarray | None
+    k: int
+    rng: np.random.Generator
+    distance: np.ndarray
+    typical: np.ndarray
+    settings: QuerySettings
+
+    def suggest(self, rows: np.ndarray, reasons: Sequence[str]) -> list[Suggestion]:
+        proba = {} if self.p is None else dict(zip(self.candidates.tolist(), self.p.tolist()))
+        return [Suggestion(int(i), proba.get(int(i)), r) for i, r in zip(rows, reasons)]
+
+
+def _random(r: _Round) -> list[Suggestion]:
+    rows = r.rng.choice(r.candidates, size=r.k, replace=False)
+    return r.suggest(rows, [f"random draw among {len(r.candidates):,} unlabelled texts"] * r.k)
+
+
+def _margin(r: _Round) -> list[Suggestion]:
+    order = np.argsort(np.abs(r.p - 0.5), kind="stable")[: r.k]
+    return r.suggest(r.candidates[order], [
+        f"uncertain: P(positive) {r.p[i]:.2f}, rank {rank + 1} of {len(r.candidates):,} by margin"
+        for rank, i in enumerate(order)])
+
+
+def _hybrid(r: _Round) -> list[Suggestion]:
+    top = np.argsort(np.abs(r.p - 0.5), kind="stable")[: r.settings.hybrid_pool * r.k]
+    rows, sizes = typical_per_cluster(r.U[r.candidates[top]], r.k, r.rng, weight=1.0 - 2.0 * np.abs(r.p[top] - 0.5))
+    return r.suggest(r.candidates[top[rows]], [
+        f"uncertain and typical: P(positive) {r.p[top[i]]:.2f}, nearest the centre of a cluster of {n} among the "
+        f"{len(top)} least certain" for i, n in zip(rows, sizes)])
+
+
+def _typical_margin(r: _Round) -> list[Suggestion]:
+    s = r.settings
+    ramp = 1.0 if s.ramp <= 0 else min(1.0, len(r.labelled) / s.ramp)
+    weight = r.typical[r.candidates] * (1.0 - np.abs(2.0 * r.p - 1.0)) ** (s.uncertainty_power * ramp)
+    predicted = (r.p >= 0.5).astype(np.int64) if s.balance else None
+    rows, at = diverse(r.U, r.candidates, r.k, r.rng, r.distance, weight, classes=predicted,
+                       counts=np.bincount(r.y, minlength=2))
+    return r.suggest(rows, [
+        f"uncertain, typical and spread: P(positive) {r.p[np.searchsorted(r.candidates, i)]:.2f}, cosine distance "
+        f"{d:.2f} to the nearest labelled or picked text" for i, d in zip(rows, at)])
+
+
+def _typiclust(r: _Round) -> list[Suggestion]:
+    rows, sizes = typical_per_cluster(r.U[r.candidates], r.k, r.rng, typical=r.typical[r.candidates])
+    return r.suggest(r.candidates[rows], [
+        f"cold start, no labels yet: the most typical text of a cluster of {n} (k-means into {r.k})" for n in sizes])
+
+
+def _diverse(r: _Round, strategy: str) -> list[Suggestion]:
+    n_lab = len(r.labelled)
+    if n_lab == 0 and r.settings.cold == "typiclust":
+        return _typiclust(r)
+    rows, at = diverse(r.U, r.candidates, r.k, r.rng, r.distance, r.typical[r.candidates])
+    why = "cold start, no labels yet" if n_lab == 0 else ("one class labelled so far" if strategy != "diverse" else "")
+    prefix = f"diverse ({why}): " if why else "diverse: "
+    return r.suggest(rows, [
+        f"{prefix}first pick, at random" if n_lab == 0 and j == 0 else
+        f"{prefix}cosine distance {d:.2f} to the nearest labelled or picked text" for j, d in enumerate(at)])
+
+
+_NEEDS_MODEL = {"margin": _margin, "hybrid": _hybrid, "typical-margin": _typical_margin}
+
+
 def propose(
     strategy: str,
     X: np.ndarray,
@@ -192,13 +306,18 @@ def propose(
     model=None,
     distance: np.ndarray | None = None,
     typical: np.ndarray | None = None,
+    settings: QuerySettings | None = None,
+    guess: bool = True,
 ) -> list[Suggestion]:
     """The ``k`` rows of ``X`` to label next by ``strategy``, given the rows ``labelled`` so far and their
     0/1 labels ``y`` (the only labels a strategy ever sees). ``exclude`` rows are never proposed (e.g.
     skipped, or open in another tab). ``U`` (unit rows of ``X``), ``model`` (the fitted current model)
     ``distance`` (:func:`nearest_distance` of every row to the labelled ones) and ``typical``
-    (:func:`typicality`) may be passed to save recomputing them."""
+    (:func:`typicality`) may be passed to save recomputing them; ``settings``: the strategies' knobs
+    (default :data:`SETTINGS`). ``guess=False`` skips fitting the current model for strategies that do not
+    use it (``random``, ``diverse``): their suggestions then carry no P(positive)."""
     check_strategy(strategy)
+    settings = settings or SETTINGS
     labelled = np.asarray(labelled, dtype=np.int64)
     y = np.asarray(y, dtype=np.int64)
     if len(labelled) != len(y):
@@ -210,38 +329,17 @@ def propose(
     k = min(k, len(candidates))
     if k <= 0:
         return []
-    model = model if model is not None else query_model(X, labelled, y, head=head)
-    p = None if model is None else model.predict_proba(X[candidates])[:, 1]
-    proba = dict.fromkeys(candidates.tolist()) if p is None else dict(zip(candidates.tolist(), p.tolist()))
-    n_lab = len(labelled)
-
-    def suggestions(rows: np.ndarray, reasons: list[str]) -> list[Suggestion]:
-        return [Suggestion(int(i), proba[int(i)], r) for i, r in zip(rows, reasons)]
-
-    if strategy == "random":
-        rows = rng.choice(candidates, size=k, replace=False)
-        return suggestions(rows, [f"random draw among {len(candidates):,} unlabelled texts"] * k)
-    if strategy in ("margin", "hybrid") and p is not None:
-        if strategy == "margin":
-            order = np.argsort(np.abs(p - 0.5), kind="stable")[:k]
-            return suggestions(candidates[order], [
-                f"uncertain: P(positive) {p[i]:.2f}, rank {r + 1} of {len(candidates):,} by margin"
-                for r, i in enumerate(order)])
-        U = unit_rows(X) if U is None else U
-        top = np.argsort(np.abs(p - 0.5), kind="stable")[: HYBRID_POOL * k]
-        rows, sizes = typical_per_cluster(U[candidates[top]], k, rng, weight=1.0 - 2.0 * np.abs(p[top] - 0.5))
-        return suggestions(candidates[top[rows]], [
-            f"uncertain and typical: P(positive) {p[top[r]]:.2f}, nearest the centre of a cluster of {n} among the "
-            f"{len(top)} least certain" for r, n in zip(rows, sizes)])
+    if model is None and (guess or strategy in _NEEDS_MODEL):
+        model = query_model(X, labelled, y, head=head)
     U = unit_rows(X) if U is None else U
-    typical = typicality(U) if typical is None else typical
-    rows, at = diverse(U, candidates, k, rng, nearest_distance(U, labelled) if distance is None else distance, typical)
-    why = "cold start, no labels yet" if n_lab == 0 else (
-        "one class labelled so far" if strategy in ("margin", "hybrid") else "")
-    prefix = f"diverse ({why}): " if why else "diverse: "
-    return suggestions(rows, [
-        f"{prefix}first pick, at random" if n_lab == 0 and j == 0 else
-        f"{prefix}cosine distance {d:.2f} to the nearest labelled or picked text" for j, d in enumerate(at)])
+    r = _Round(X, U, candidates, labelled, y, None if model is None else model.predict_proba(X[candidates])[:, 1],
+               k, rng, nearest_distance(U, labelled) if distance is None else distance,
+               typicality(U, settings.typical_power) if typical is None else typical, settings)
+    if strategy == "random":
+        return _random(r)
+    if strategy in _NEEDS_MODEL and r.p is not None:
+        return _NEEDS_MODEL[strategy](r)
+    return _diverse(r, strategy)
 
 
 # ---------------------------------------------------------------------------------------------- simulation
@@ -294,26 +392,33 @@ def simulate(
     seed: int,
     head: str = QUERY_HEAD,
     typical: np.ndarray | None = None,
+    settings: QuerySettings | None = None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Replay ``strategy`` on the pool ``X``: yield ``(budget, rows, labels)`` as the labelled set reaches
-    each budget (ascending). The cold start (the first ``min(k, budgets[0])`` rows, drawn by ``diverse``
-    from zero labels) depends on ``seed`` alone, so every strategy of a seed starts from the same rows;
-    later rounds query ``k`` rows each (fewer to land exactly on a budget). ``typical``: :func:`typicality`
-    of ``X``'s unit rows, when already computed."""
+    each budget (ascending). The cold start (the first ``min(settings.cold_size or k, budgets[0])`` rows,
+    chosen from zero labels as ``settings.cold`` says) depends on ``seed`` alone, so every strategy of a
+    seed starts from the same rows; later rounds query ``k`` rows each (fewer to land exactly on a
+    budget). ``typical``: :func:`typicality` of ``X``'s unit rows, when already computed; ``settings``:
+    the strategies' knobs."""
     check_strategy(strategy)
     budgets = sorted(set(budgets))
     if budgets[-1] > len(oracle):
         raise OptionError(f"budget {budgets[-1]} exceeds the {len(oracle)} texts of the pool.")
+    settings = settings or SETTINGS
     U = unit_rows(X)
-    typical = typicality(U) if typical is None else typical
-    cold = propose("diverse", X, [], [], min(k, budgets[0]), rng=np.random.default_rng(seed), U=U, typical=typical)
+    typical = typicality(U, settings.typical_power) if typical is None else typical
+    cold = propose("diverse", X, [], [], min(settings.cold_size or k, budgets[0]), rng=np.random.default_rng(seed),
+                   U=U, typical=typical, settings=settings)
     oracle.query([s.index for s in cold])
+    distance = nearest_distance(U, oracle.labelled)
     rng = np.random.default_rng([seed, 1])
     for budget in budgets:
         while len(oracle.labelled) < budget:
             step = min(k, budget - len(oracle.labelled))
-            picks = propose(strategy, X, oracle.labelled, oracle.labels, step, rng=rng, head=head, U=U, typical=typical)
-            oracle.query([s.index for s in picks])
+            picks = [s.index for s in propose(strategy, X, oracle.labelled, oracle.labels, step, rng=rng, head=head,
+                                              U=U, distance=distance, typical=typical, settings=settings, guess=False)]
+            oracle.query(picks)
+            np.minimum(distance, nearest_distance(U, picks), out=distance)
         yield budget, oracle.labelled, oracle.labels
 
 

@@ -6,11 +6,17 @@ sample round by round (``k`` texts a round) from the seed's cold start, asking a
 sample reaches a budget, the head is fitted on it exactly as a ``compare`` cell (same CV search) and
 scored on the test split. ``random`` is today's balanced budget sample of that seed, so every
 strategy is paired with it by seed. Rows go to the same ``results.jsonl`` as other cells, named
-``ENCODER+HEAD/STRATEGY``; a killed run resumes, recomputing only the missing cells.
+``ENCODER+HEAD/STRATEGY`` (plus ``[setting=value,...]`` for settings other than the defaults); a killed
+run resumes, recomputing only the missing cells.
+
+``split="validation"`` scores on a validation split carved out of the pool instead
+(:func:`~pipeline.data.validation_split`, whole groups), the strategies drawing from the rest: the
+test split is never read, so settings can be chosen on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,25 +25,36 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.active import Oracle, check_strategy, simulate, typicality, unit_rows
+from pipeline.active import SETTINGS, Oracle, QuerySettings, check_strategy, simulate, typicality, unit_rows
 from pipeline.cells import Method, budget_label, fit_frozen_cell
 from pipeline.compare import ResultsLog, check_run_identity
-from pipeline.data import Dataset, DataError, budget_indices, split
+from pipeline.data import Dataset, DataError, budget_indices, split, validation_split
 
 DEFAULT_BATCH = 8
+SPLITS = ("test", "validation")
 # an actively chosen sample is rarely balanced: weight classes inversely to their counts (on the balanced
 # random samples this changes nothing, so the pairing with random stays fair)
 CLASS_WEIGHT = "balanced"
 
 
-def query_method(method: Method, query: str) -> str:
-    """How a simulated method is named in results and reports, e.g. ``minilm+logreg/margin``."""
-    return f"{method.name}/{query}"
+def settings_tag(settings: QuerySettings, k: int = DEFAULT_BATCH) -> str:
+    """``[name=value,...]`` for the settings (and batch ``k``) that differ from the defaults, else ``""``."""
+    changed = [f"{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings)
+               if getattr(settings, f.name) != getattr(SETTINGS, f.name)]
+    changed += [f"batch={k}"] if k != DEFAULT_BATCH else []
+    return f"[{','.join(changed)}]" if changed else ""
+
+
+def query_method(method: Method, query: str, tag: str = "") -> str:
+    """How a simulated method is named in results and reports, e.g. ``minilm+logreg/margin``; ``random``
+    (balanced budgets) takes no settings ``tag``."""
+    return f"{method.name}/{query}{'' if query == 'random' else tag}"
 
 
 def trajectory_cells(
     method: Method, query: str, seed: int, budgets: Sequence[int], pool: Dataset, X_pool: np.ndarray,
     tests: dict[str, tuple[np.ndarray, np.ndarray]], k: int, skip: set[int], typical: np.ndarray | None = None,
+    settings: QuerySettings = SETTINGS,
 ) -> list[dict[str, Any]]:
     """The cells of one (method, strategy, seed) at every budget not in ``skip`` (runs in a joblib worker);
     ``typical``: :func:`~pipeline.active.typicality` of the pool, computed once for all of them."""
@@ -46,17 +63,68 @@ def trajectory_cells(
         samples = ((b, idx, pool.labels[idx]) for b, idx in samples)
     else:
         samples = simulate(query, X_pool, Oracle(pool.labels), budgets, k=k, seed=seed, head=method.head,
-                           typical=typical)
+                           typical=typical, settings=settings)
     rows = []
     for budget, idx, y in samples:
         if budget in skip:
             continue
         groups = None if pool.groups is None else [pool.groups[i] for i in idx]
         row = fit_frozen_cell(method, budget, seed, X_pool[idx], y, groups, tests, class_weight=CLASS_WEIGHT)
-        row.update(method=query_method(method, query), query=query, query_batch=None if query == "random" else k,
-                   positive_share=round(float(np.mean(y)), 4))
+        row.update(method=query_method(method, query, settings_tag(settings, k)), query=query,
+                   query_batch=None if query == "random" else k, positive_share=round(float(np.mean(y)), 4))
         rows.append(row)
     return rows
+
+
+def _check_options(source: Dataset, heads: Sequence[str], queries: Sequence[str], budgets: Sequence[int | None],
+                   k: int, which: str) -> None:
+    """Fail before any work on an unknown strategy, head or split, a budget 'all', a bad batch or no labels."""
+    from pipeline.heads import get_head
+
+    for q in queries:
+        check_strategy(q)
+    for head in heads:
+        get_head(head)
+    if which not in SPLITS:
+        raise OptionError(f"unknown split {which!r}; choose one of {', '.join(SPLITS)}.")
+    if None in budgets:
+        raise OptionError("--query needs label counts in --budgets ('all' labels the whole pool: nothing to choose).")
+    if k < 1:
+        raise OptionError(f"--query-batch must be at least 1, got {k}.")
+    if source.labels is None:
+        raise DataError(f"{source.name}: compare needs labels.")
+
+
+def _todo(encoder: str, heads: Sequence[str], queries: Sequence[str], seeds: int, budgets: Sequence[int],
+          done: set[tuple[str, str, int]], tag: str) -> list[tuple[Method, str, int, set[int]]]:
+    """(method, strategy, seed, budgets already done) of every trajectory with a cell still to run."""
+    todo = []
+    for head in heads:
+        method = Method(encoder, head)
+        for q in queries:
+            for seed in range(seeds):
+                skip = {b for b in budgets if (query_method(method, q, tag), budget_label(b), seed) in done}
+                if len(skip) < len(budgets):
+                    todo.append((method, q, seed, skip))
+    return todo
+
+
+def _vectors(
+    encoder: str, pool: Dataset, tests: dict[str, Dataset], cache_dir: str | Path | None,
+    source_options: dict[str, Any] | None,
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], float]:
+    """The pool's vectors, each test set's (vectors, labels), and the seconds spent encoding (through the cache)."""
+    from pipeline.cache import EmbeddingCache
+    from pipeline.train import resolve_encoder
+
+    start = time.perf_counter()
+    texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
+    vectors = EmbeddingCache(cache_dir).vectors(resolve_encoder(encoder, cache_dir, source_options), texts)
+    X_pool, offset, test_xy = vectors[: len(pool)], len(pool), {}
+    for name, ds in tests.items():
+        test_xy[name] = (vectors[offset: offset + len(ds)], ds.labels)
+        offset += len(ds)
+    return X_pool, test_xy, time.perf_counter() - start
 
 
 def run_active_compare(
@@ -74,59 +142,36 @@ def run_active_compare(
     jobs: int = 1,
     progress: bool = True,
     source_options: dict[str, Any] | None = None,
+    settings: QuerySettings = SETTINGS,
+    split_name: str = "test",
 ) -> list[dict[str, Any]]:
-    """Run every missing (method/strategy, budget, seed) cell into ``<out>/results.jsonl``; returns all rows."""
+    """Run every missing (method/strategy, budget, seed) cell into ``<out>/results.jsonl``; returns all rows.
+    ``split_name="validation"`` scores on a validation split of the pool instead of the test split."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
-    from pipeline.cache import EmbeddingCache
-    from pipeline.heads import get_head
-    from pipeline.train import resolve_encoder
-
-    for q in queries:
-        check_strategy(q)
-    for head in heads:
-        get_head(head)
-    if None in budgets:
-        raise OptionError("--query needs label counts in --budgets ('all' labels the whole pool: nothing to choose).")
-    if k < 1:
-        raise OptionError(f"--query-batch must be at least 1, got {k}.")
-    if source.labels is None:
-        raise DataError(f"{source.name}: compare needs labels.")
-    out = Path(out)
+    _check_options(source, heads, queries, budgets, k, split_name)
     pool, test = split(source)
-    tests = {"test": test, **(test_sets or {})}
+    if split_name == "validation":
+        pool, test = validation_split(pool)
+    tests = {split_name: test, **(test_sets or {})}
     for b in budgets:  # a budget the pool can't supply fails now
         budget_indices(pool, b, 0)
+    out = Path(out)
     check_run_identity(out, source, tests)
     log = ResultsLog(out)
-    done = log.done()
-    budgets = sorted(budgets)
-    all_texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
-    for encoder_spec in encoders:
-        jobs_todo = []
-        for head in heads:
-            method = Method(encoder_spec, head)
-            for q in queries:
-                for seed in range(seeds):
-                    skip = {b for b in budgets if (query_method(method, q), budget_label(b), seed) in done}
-                    if len(skip) < len(budgets):
-                        jobs_todo.append((method, q, seed, skip))
-        if not jobs_todo:
+    budgets, tag = sorted(budgets), settings_tag(settings, k)
+    for encoder in encoders:
+        todo = _todo(encoder, heads, queries, seeds, budgets, log.done(), tag)
+        if not todo:
             continue
-        start = time.perf_counter()
-        vectors = EmbeddingCache(cache_dir).vectors(resolve_encoder(encoder_spec, cache_dir, source_options), all_texts)
-        encode_seconds = time.perf_counter() - start
-        X_pool, offset, test_xy = vectors[: len(pool)], len(pool), {}
-        for name, ds in tests.items():
-            test_xy[name] = (vectors[offset: offset + len(ds)], ds.labels)
-            offset += len(ds)
-        typical = typicality(unit_rows(X_pool))
-        n_cells = sum(len(budgets) - len(skip) for *_, skip in jobs_todo)
-        bar = tqdm(total=n_cells, desc=f"compare --query ({encoder_spec})", unit="cell", disable=not progress)
+        X_pool, test_xy, encode_seconds = _vectors(encoder, pool, tests, cache_dir, source_options)
+        typical = typicality(unit_rows(X_pool), settings.typical_power)
+        n_cells = sum(len(budgets) - len(skip) for *_, skip in todo)
+        bar = tqdm(total=n_cells, desc=f"compare --query ({encoder})", unit="cell", disable=not progress)
         for rows in Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(trajectory_cells)(m, q, s, budgets, pool, X_pool, test_xy, k, skip, typical)
-                for m, q, s, skip in jobs_todo):
+                delayed(trajectory_cells)(m, q, s, budgets, pool, X_pool, test_xy, k, skip, typical, settings)
+                for m, q, s, skip in todo):
             for row in rows:
                 row["encode_seconds"] = round(encode_seconds / n_cells, 4)
                 log.append(row)

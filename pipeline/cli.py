@@ -197,9 +197,14 @@ def _engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _query_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add compare's --query and --query-batch (simulated active learning; see pipeline.active_compare)."""
+    """Add compare's --query, --query-batch and --split (simulated active learning; see pipeline.active_compare)."""
     from pipeline.active import STRATEGIES
 
+    func = click.option("--split", "split_name", type=click.Choice(["test", "validation"]), default="test",
+                        show_default=True,
+                        help="--query: score on the test split, or on a validation split carved out of the pool "
+                             "(whole groups, about one in five; the strategies draw from the rest and the test split "
+                             "is never read), to choose settings.")(func)
     func = click.option("--query-batch", type=click.IntRange(min=1), default=8, show_default=True,
                         help="--query: texts queried per round.")(func)
     return click.option("--query", "queries", multiple=True, type=click.Choice(list(STRATEGIES)),
@@ -732,7 +737,7 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]]) -> str:
 def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: tuple[str, ...],
             finetune: tuple[str, ...], budgets: str | None, seeds: int | None, test_sets: tuple[str, ...],
             out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, adapt_prior: bool, engine: str,
-            address: str | None, queries: tuple[str, ...], query_batch: int, precision: str | None,
+            address: str | None, queries: tuple[str, ...], query_batch: int, split_name: str, precision: str | None,
             max_length: int | None, pooling: str | None, long_text: str | None, **opts: Any) -> None:
     """Learning curves: which encoder and head win at each label budget, over several seeds.
 
@@ -748,6 +753,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
       review-transfer compare rt --encoder minilm --head logreg --finetune head --budgets 128,1000
       review-transfer compare rt --encoder minilm --test-set other_site.csv --adapt-prior
       review-transfer compare rt --encoder minilm --query margin --query hybrid --budgets 32,128,256 --seeds 10
+      review-transfer compare rt --encoder minilm --query diverse --split validation --out reports/tune
       review-transfer compare rt --encoder minilm --finetune head --self-train --budgets 128,1000
       review-transfer compare rt --encoder "minilm[long=truncate]" --encoder minilm --budgets 128 --seeds 2
 
@@ -767,6 +773,8 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     if not encoders:
         raise click.UsageError("give at least one --encoder (e.g. --encoder minilm) or a --preset.")
     self_train, unlabelled = pop_unlabelled(opts)
+    if split_name != "test" and not queries:
+        raise click.UsageError("--split validation is for --query runs; plain compare scores the test split.")
     # specs and budgets fail before the data are read
     specs = apply_flags(list(encoders), precision=precision, max_length=max_length, pooling=pooling,
                         long_text=long_text)
@@ -785,7 +793,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
             ds, encoders=[str(s) for s in specs], heads=heads or base["heads"],
             queries=("random", *(q for q in queries if q != "random")), k=query_batch, budgets=budget_list,
             seeds=seeds or base["seeds"], test_sets=extra, out=out_dir, cache_dir=cache_dir, jobs=jobs,
-            source_options=opts)
+            source_options=opts, split_name=split_name)
     else:
         rows = run_compare(
             ds, encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],

@@ -28,7 +28,7 @@ from pipeline.readers import read_texts as read_file_texts
 from pipeline.readers import unit as unit_of
 
 __all__ = ["FORMATS", "DataError", "Dataset", "LoadReport", "budget_indices", "load", "parse_budget",
-           "parse_budgets", "read_texts", "sample_budget", "split"]
+           "parse_budgets", "read_texts", "sample_budget", "split", "validation_split"]
 KNOWN_LABELS = {  # lower-cased value -> (class index)
     "fresh": 1, "rotten": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0,
     "1": 1, "0": 0, "true": 1, "false": 0,
@@ -334,6 +334,18 @@ def _sha256(data: bytes) -> str:
 # ---------------------------------------------------------------------------------------------- split
 def _in_test(key: str) -> bool:
     return int(_sha256(key.encode("utf-8")), 16) % TEST_FOLD == 0
+
+
+def validation_split(pool: Dataset) -> tuple[Dataset, Dataset]:
+    """Leak-free (train, validation) split of a pool, for choosing settings without the test split:
+    whole groups go to validation when sha256("validation:" + group) % 5 == 0, about one in five.
+
+    Rows without a group are assigned by the hash of their text.
+    """
+    keys = pool.groups if pool.groups is not None else [None] * len(pool)
+    held = np.array([_in_test("validation:" + (g if g is not None else "text:" + t))
+                     for g, t in zip(keys, pool.texts)])
+    return pool.subset(np.flatnonzero(~held)), pool.subset(np.flatnonzero(held))
 
 
 def split(ds: Dataset) -> tuple[Dataset, Dataset]:

@@ -171,3 +171,63 @@ def test_typicality_favours_texts_like_many_others(glove_xy):
     assert t[-1] < 0.1 * np.median(t[:-1])
     dist = nearest_distance(Uo, np.arange(40))
     assert dist[-1] == dist.max()
+
+
+def test_validation_split_holds_whole_movies_out_of_the_pool(rt_split):
+    from pipeline.data import validation_split
+
+    pool, test = rt_split
+    train, val = validation_split(pool)
+    assert len(train) + len(val) == len(pool) and 0.1 < len(val) / len(pool) < 0.3
+    assert not set(train.groups) & set(val.groups)  # no movie on both sides
+    assert not set(val.texts) & set(test.texts) and not set(val.groups) & set(test.groups)
+    assert validation_split(pool)[1].texts == val.texts  # deterministic
+
+
+def test_compare_query_on_validation_never_reads_the_test_split(tmp_path, rt):
+    from click.testing import CliRunner
+
+    from pipeline.active import QuerySettings
+    from pipeline.active_compare import run_active_compare
+    from pipeline.cli import main
+    from pipeline.data import load, split, validation_split
+
+    source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(900)), group_col="movie")
+    settings = QuerySettings(typical_power=2.0, cold="typiclust", cold_size=16)
+    rows = run_active_compare(source, encoders=["glove-6b-50d"], heads=["logreg"], queries=["random", "typical-margin"],
+                              budgets=[16, 40], seeds=2, k=4, out=tmp_path / "out", cache_dir=tmp_path / "cache",
+                              progress=False, settings=settings, split_name="validation")
+    assert {r["method"] for r in rows} == {
+        "glove-6b-50d+logreg/random",
+        "glove-6b-50d+logreg/typical-margin[typical_power=2.0,cold=typiclust,cold_size=16,batch=4]"}
+    assert all(set(r["metrics"]) == {"validation"} for r in rows)
+    # the test split's texts were never even encoded: the cache holds exactly the pool's
+    from pipeline.cache import EmbeddingCache
+    from pipeline.encoders import get_encoder
+
+    pool, test = split(source)
+    assert len(test) > 0 and len(validation_split(pool)[1]) > 0
+    store = EmbeddingCache(tmp_path / "cache").store(get_encoder("glove-6b-50d").fingerprint)
+    assert store.summary()["rows"] == len(pool)
+    bad = CliRunner().invoke(main, ["compare", "rt", "--encoder", "glove-6b-50d", "--split", "validation"])
+    assert bad.exit_code == 2 and "--split validation is for --query runs" in bad.output
+
+
+def test_typical_margin_keeps_classes_balanced_and_typiclust_starts_cold(glove_xy):
+    from pipeline.active import QuerySettings, query_model
+
+    train, X, _, _ = glove_xy
+    labelled = np.concatenate([np.flatnonzero(train.labels == 1)[:30], np.flatnonzero(train.labels == 0)[:10]])
+    y = train.labels[labelled]
+    picks = propose("typical-margin", X, labelled, y, 10, rng=np.random.default_rng(0))
+    p = query_model(X, labelled, y).predict_proba(X)[:, 1]
+    assert len(picks) == 10 and all(p[s.index] < 0.5 for s in picks)  # 30 positives vs 10: negatives are owed
+    assert all(s.reason.startswith("uncertain, typical and spread") for s in picks)
+    free = np.setdiff1d(np.arange(len(X)), labelled)
+    unbalanced = propose("typical-margin", X, labelled, y, 40, rng=np.random.default_rng(0),
+                         settings=QuerySettings(balance=False))
+    assert {s.index for s in unbalanced} <= set(free.tolist())
+    cold = propose("diverse", X, [], [], 6, rng=np.random.default_rng(0), settings=QuerySettings(cold="typiclust"))
+    assert len({s.index for s in cold}) == 6 and all("the most typical text of a cluster" in s.reason for s in cold)
+    with pytest.raises(Exception, match="unknown cold start"):
+        QuerySettings(cold="smart")

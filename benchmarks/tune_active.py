@@ -1,0 +1,78 @@
+"""Choose the active-learning strategies' settings on a validation split, never the test split.
+
+RT's pool is split again by movie (:func:`pipeline.data.validation_split`: whole movies, about one in
+five, to validation); each candidate setting runs ``compare --query`` on the rest and is scored on
+validation, 10 seeds, paired by seed with balanced random (run once: its samples do not depend on the
+settings). Cells go to one ``results.jsonl`` (``--out``), named ``minilm+logreg/STRATEGY[changed
+settings]``, so a killed run resumes and a later stage reuses earlier cells. Prints, per candidate,
+the mean accuracy difference to random with its 95% t-interval at each budget. Run with the MiniLM
+vectors cached (``REVIEW_TRANSFER_CACHE=/work/shared-cache`` here):
+
+    python benchmarks/tune_active.py --stage typicality
+    python benchmarks/tune_active.py --stage batch --stage uncertain --stage cold
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from pipeline.active import SETTINGS, QuerySettings
+from pipeline.active_compare import DEFAULT_BATCH, run_active_compare, settings_tag
+from pipeline.data import load
+from pipeline.report import summarise
+
+# candidate (strategy, settings, batch) per stage; every stage's table also shows the defaults
+STAGES: dict[str, list[tuple[str, QuerySettings, int]]] = {
+    "typicality": [("diverse", replace(SETTINGS, typical_power=p), DEFAULT_BATCH) for p in (0.0, 1.0, 2.0, 8.0)],
+    "cold": [("diverse", replace(SETTINGS, cold="typiclust"), DEFAULT_BATCH),
+             ("diverse", replace(SETTINGS, cold="typiclust", cold_size=32), DEFAULT_BATCH)],
+    "uncertain": [("typical-margin", replace(SETTINGS, uncertainty_power=q, balance=b), DEFAULT_BATCH)
+                  for q in (1.0, 3.0) for b in (True, False)]
+    + [("typical-margin", replace(SETTINGS, uncertainty_power=3.0, ramp=128), DEFAULT_BATCH)],
+    "batch": [(q, SETTINGS, 32) for q in ("margin", "hybrid")]
+    + [("hybrid", replace(SETTINGS, hybrid_pool=n), DEFAULT_BATCH) for n in (3, 30)],
+}
+
+
+def table(rows: list[dict], budgets: list[int]) -> str:
+    """Markdown: random's mean accuracy, then each candidate minus random [95% t-interval] per budget."""
+    summary = summarise(rows)
+    tests = summary["tests"]["validation"]
+    active = summary.get("active_vs_random", {}).get("validation", {})
+    lines = ["| candidate | " + " | ".join(f"{b} labels" for b in budgets) + " |", "|---|" + "---:|" * len(budgets)]
+    random = next(m for m in tests[str(budgets[0])]["methods"] if m.endswith("/random"))
+    lines.append(f"| `{random}` (accuracy) | " + " | ".join(
+        f"{100 * tests[str(b)]['methods'][random]['mean']:.1f}" for b in budgets) + " |")
+    for method in sorted({m for b in budgets for m in active.get(str(b), {})}):
+        cells = []
+        for b in budgets:
+            d = active.get(str(b), {}).get(method)
+            cells.append("" if d is None else f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]")
+        lines.append(f"| `{method.split('/', 1)[1]}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stage", action="append", choices=list(STAGES), required=True)
+    ap.add_argument("--budgets", default="32,128,256")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default="reports/tune-active")
+    args = ap.parse_args()
+    budgets = [int(b) for b in args.budgets.split(",")]
+    source = load("rt")
+    common = dict(encoders=["minilm"], heads=["logreg"], budgets=budgets, seeds=args.seeds, out=args.out,
+                  jobs=args.jobs, split_name="validation", progress=False)
+    rows = run_active_compare(source, queries=["random", "margin", "diverse", "hybrid", "typical-margin"], **common)
+    for stage in args.stage:
+        for query, settings, k in STAGES[stage]:
+            print(f"{stage}: {query}{settings_tag(settings, k)}", flush=True)
+            rows = run_active_compare(source, queries=["random", query], k=k, settings=settings, **common)
+    print(f"validation split of RT's pool, minilm + logreg, {args.seeds} seeds; defaults: {SETTINGS}")
+    print(table(rows, budgets))
+
+
+if __name__ == "__main__":
+    main()
