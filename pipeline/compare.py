@@ -312,7 +312,8 @@ def run_compare(
     :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) every method also runs self-trained
     (``...+self-train``; fine-tuning methods distil): its unlabelled texts are the pool texts outside
     each budget sample, labels hidden (only texts or vectors reach the self-training code), plus the
-    ``unlabelled`` texts by source. Returns all rows of the results file (old and new).
+    ``unlabelled`` texts by source. Returns all rows of the results file (old and new). Long only in its
+    keywords and their documentation: the body is checks, then one loop over encoders.
     """
     from pipeline.cache import default_cache_dir
     from pipeline.engines import get_engine

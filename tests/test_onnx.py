@@ -154,7 +154,7 @@ def test_bundle_with_its_own_onnx_encoder_predicts_with_torch_blocked(onnx_fp32,
     from pipeline.bundle import Bundle
     from pipeline.data import sample_budget
     from pipeline.encoders.models import minilm
-    from pipeline.finetune import PREDICT_LONG_TEXT, _export
+    from pipeline.finetune.run import PREDICT_LONG_TEXT, _export
     from pipeline.train import iter_fit
 
     pool, test = rt_split

@@ -62,82 +62,116 @@ def run_loop(
     returns the scalar loss; ``validate()`` returns ``{"loss", "accuracy"}`` on held-out data (higher
     accuracy wins, lower loss breaks ties). With a ``store`` the run checkpoints and resumes.
     """
-    import torch
-    from tqdm.auto import tqdm
+    loop = _Loop(model, param_groups, settings, len(batches(0)), store)
+    loop.resume()
+    while loop.epoch < settings.epochs and not _patience_spent(loop.result, settings.patience):
+        model.train()
+        epoch_batches = batches(loop.epoch)
+        epoch_start = time.perf_counter()
+        loop.train_epoch(epoch_batches, loss_fn)
+        loop.end_epoch(len(epoch_batches), validate, epoch_start)
+    if loop.best_state is not None:
+        model.load_state_dict(loop.best_state)
+    return loop.result
 
-    from pipeline.encoders.device import autocast
 
-    s = settings
-    n_batches = len(batches(0))
-    total_steps = s.epochs * math.ceil(n_batches / s.grad_accum)
-    optimizer = torch.optim.AdamW(list(param_groups), weight_decay=s.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_decay(total_steps, s.warmup_ratio))
-    scaler = torch.amp.GradScaler("cuda", enabled=s.precision == "fp16" and s.device.startswith("cuda"))
-    result = LoopResult()
-    epoch, start_batch, loss_sum, best_score, best_state = 0, 0, 0.0, None, None
-    saved = store.load() if store is not None else None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        scaler.load_state_dict(saved["scaler"])
+class _Loop:
+    """One run's optimiser, learning-rate schedule and gradient scaler, and where it stands: epoch, batch,
+    running loss, best score and weights. All of it goes into each checkpoint."""
+
+    def __init__(self, model: Any, param_groups: Sequence[dict[str, Any]], settings: LoopSettings, n_batches: int,
+                 store: CheckpointStore | None) -> None:
+        import torch
+
+        s = settings
+        self.model, self.s, self.store, self.n_batches = model, settings, store, n_batches
+        total_steps = s.epochs * math.ceil(n_batches / s.grad_accum)
+        self.optimizer = torch.optim.AdamW(list(param_groups), weight_decay=s.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _warmup_then_decay(total_steps, s.warmup_ratio))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=s.precision == "fp16" and s.device.startswith("cuda"))
+        self.result = LoopResult()
+        self.epoch, self.start_batch, self.loss_sum = 0, 0, 0.0
+        self.best_score: list[float] | None = None
+        self.best_state: dict[str, Any] | None = None
+
+    def resume(self) -> None:
+        """Continue from the store's checkpoint, if it holds one of this run."""
+        saved = self.store.load() if self.store is not None else None
+        if saved is None:
+            return
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
         set_rng_state(saved["rng"])
-        epoch, start_batch, loss_sum = saved["epoch"], saved["batch"], saved["loss_sum"]
-        result.history, result.best_epoch = saved["history"], saved["best_epoch"]
-        best_score, best_state = saved["best_score"], saved["best_state"]
-        result.resumed_from = f"epoch {epoch + 1}, batch {start_batch}/{n_batches}" if start_batch else f"epoch {epoch}"
-        logger.info("resuming from %s (checkpoint %s)", result.resumed_from, store.file)
+        self.epoch, self.start_batch, self.loss_sum = saved["epoch"], saved["batch"], saved["loss_sum"]
+        self.result.history, self.result.best_epoch = saved["history"], saved["best_epoch"]
+        self.best_score, self.best_state = saved["best_score"], saved["best_state"]
+        self.result.resumed_from = (f"epoch {self.epoch + 1}, batch {self.start_batch}/{self.n_batches}"
+                                    if self.start_batch else f"epoch {self.epoch}")
+        logger.info("resuming from %s (checkpoint %s)", self.result.resumed_from, self.store.file)
 
-    def checkpoint(next_epoch: int, next_batch: int, running: float) -> None:
-        if store is not None:
-            store.save({
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
-                "epoch": next_epoch, "batch": next_batch, "loss_sum": running, "history": result.history,
-                "best_epoch": result.best_epoch, "best_score": best_score, "best_state": best_state,
+    def checkpoint(self, next_epoch: int, next_batch: int, running: float) -> None:
+        """Save everything needed to continue at batch ``next_batch`` of epoch ``next_epoch``."""
+        if self.store is not None:
+            self.store.save({
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
+                "epoch": next_epoch, "batch": next_batch, "loss_sum": running, "history": self.result.history,
+                "best_epoch": self.result.best_epoch, "best_score": self.best_score, "best_state": self.best_state,
             })
 
-    while epoch < s.epochs and not _patience_spent(result, s.patience):
-        model.train()
-        epoch_batches = batches(epoch)
-        last_save, epoch_start = time.monotonic(), time.perf_counter()
-        bar = tqdm(total=len(epoch_batches), initial=start_batch, desc=f"epoch {epoch + 1}/{s.epochs}",
-                   disable=None if s.progress else True, leave=False)  # None: no bar off a terminal, where
-        # the epoch line logged below is the progress (a redirected 6-minute run once logged thousands of bars)
-        for i in range(start_batch, len(epoch_batches)):
+    def train_epoch(self, epoch_batches: list[Any], loss_fn: Callable[[Any], Any]) -> None:
+        """The batches of the current epoch from ``start_batch`` on, checkpointing every ``checkpoint_seconds``."""
+        from pipeline.encoders.device import autocast
+        from pipeline.progress import progress_bar
+
+        s = self.s
+        last_save = time.monotonic()
+        # off a terminal no bar: a line now and then, and the epoch line logged by end_epoch
+        bar = progress_bar(len(epoch_batches), f"epoch {self.epoch + 1}/{s.epochs}", "batch",
+                           None if s.progress else False, leave=False, initial=self.start_batch)
+        for i in range(self.start_batch, len(epoch_batches)):
             with autocast(s.device, s.precision):
                 loss = loss_fn(epoch_batches[i])
-            scaler.scale(loss / s.grad_accum).backward()
-            loss_sum += float(loss.detach())
+            self.scaler.scale(loss / s.grad_accum).backward()
+            self.loss_sum += float(loss.detach())
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / (i + 1):.4f}", **_last_val(result))
+            bar.set_postfix(loss=f"{self.loss_sum / (i + 1):.4f}", **_last_val(self.result))
             if (i + 1) % s.grad_accum and i + 1 < len(epoch_batches):
                 continue
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), s.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            self._step()
             if time.monotonic() - last_save >= s.checkpoint_seconds and i + 1 < len(epoch_batches):
-                checkpoint(epoch, i + 1, loss_sum)
+                self.checkpoint(self.epoch, i + 1, self.loss_sum)
                 last_save = time.monotonic()
         bar.close()
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss_sum / max(len(epoch_batches), 1)}
+
+    def _step(self) -> None:
+        """One optimiser step on the accumulated gradients (unscaled, clipped), then the schedule."""
+        import torch
+
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def end_epoch(self, n_batches: int, validate: Callable[[], dict[str, float]] | None, epoch_start: float) -> None:
+        """Record the epoch (validation score, best weights so far), log its line, move on and checkpoint."""
+        row: dict[str, Any] = {"epoch": self.epoch + 1, "train_loss": self.loss_sum / max(n_batches, 1)}
         if validate is not None:
             row.update({f"val_{k}": v for k, v in validate().items()})
             score = [row["val_accuracy"], -row["val_loss"]]
-            if best_score is None or score > best_score:
-                best_score, result.best_epoch = score, epoch + 1
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            if self.best_score is None or score > self.best_score:
+                self.best_score, self.result.best_epoch = score, self.epoch + 1
+                self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
         row["seconds"] = round(time.perf_counter() - epoch_start, 2)
-        result.history.append(row)
-        logger.info("epoch %d/%d: %s", epoch + 1, s.epochs, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
-        epoch, start_batch, loss_sum = epoch + 1, 0, 0.0
-        checkpoint(epoch, 0, 0.0)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return result
+        self.result.history.append(row)
+        logger.info("epoch %d/%d: %s", self.epoch + 1, self.s.epochs,
+                    ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+        self.epoch, self.start_batch, self.loss_sum = self.epoch + 1, 0, 0.0
+        self.checkpoint(self.epoch, 0, 0.0)
 
 
 def _patience_spent(result: LoopResult, patience: int | None) -> bool:

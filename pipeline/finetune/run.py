@@ -1,0 +1,308 @@
+"""Fine-tuning runs: :func:`finetune` (train, then save a bundle with the tuned weights) and
+:func:`finetune_and_score` (for experiment grids). The pieces live beside it: ``recipe`` (settings),
+``body`` (load the encoder network), ``head``/``setfit`` (the two methods), ``loop`` (the training
+loop with checkpoints), ``checkpoint`` and ``batching``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline import OptionError
+from pipeline.readers import DataError
+from pipeline.data import Dataset
+from pipeline.spec import EncoderSpec, parse_spec
+from pipeline.finetune.recipe import MIN_FIT_PER_CLASS, Recipe, auto_epochs, holdout, make_recipe
+
+if TYPE_CHECKING:
+    from pipeline.bundle import Bundle
+
+logger = logging.getLogger("pipeline.finetune")
+
+# long-text strategy of a tuned encoder when predicting: texts within the training window get the
+# vectors the head was trained on; longer ones are averaged over windows of it instead of cut
+PREDICT_LONG_TEXT = "auto"
+
+
+def default_checkpoint_dir(out: str | Path) -> Path:
+    """Where a run writing bundle ``out`` keeps its checkpoint: the sibling ``<out>.ckpt``."""
+    out = Path(out)
+    return out.parent / f"{out.name}.ckpt"
+
+
+def finetune(
+    train: Dataset,
+    *,
+    out: str | Path,
+    encoder: str | EncoderSpec = "minilm",
+    method: str = "head",
+    seed: int = 0,
+    test: Dataset | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    head_lr: float | None = None,
+    batch_size: int | None = None,
+    max_length: int | None = None,
+    val_fraction: float | None = None,
+    head_type: str | None = None,
+    grad_accum: int | None = None,
+    patience: int | None = None,
+    num_iterations: int | None = None,
+    max_pairs: int | None = None,
+    checkpoint_dir: str | Path | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    export: str | None = None,
+) -> Bundle:
+    """Fine-tune ``encoder`` on the labelled ``train`` set with ``method`` and save the bundle to ``out``.
+
+    ``train`` is the label budget (e.g. :func:`pipeline.data.sample_budget` of the pool); settings left
+    ``None`` take the method's defaults (:data:`DEFAULT_RECIPES`). With ``test``, the manifest records
+    test metrics. Rerunning the same call after a kill resumes from the checkpoint in
+    ``checkpoint_dir`` (default :func:`default_checkpoint_dir`). ``device``: auto|cpu|cuda|mps;
+    ``precision``: auto|fp32|fp16|bf16. Returns the saved :class:`~pipeline.bundle.Bundle`
+    (``cache_dir`` is its embedding cache for ``predict``). ``export='onnx'`` also saves the tuned encoder
+    as ONNX in the bundle (probed against its torch fp32 vectors), so ``predict`` runs it without torch.
+    Long only in its signature (each recipe setting is a keyword); the body is checks, then train and save.
+    """
+    from pipeline.bundle import check_out_dir
+    from pipeline.finetune.body import load_body, resolve_runtime
+
+    spec = parse_spec(encoder)
+    options = spec.kwargs  # minilm[max_length=128,precision=fp32,long=head-tail]: flags win over them
+    precision = precision if precision != "auto" else options.get("precision", "auto")
+    recipe = make_recipe(
+        method, epochs=epochs, lr=lr, head_lr=head_lr, batch_size=batch_size,
+        max_length=max_length if max_length is not None else options.get("max_length"),
+        val_fraction=val_fraction, head_type=head_type, grad_accum=grad_accum, patience=patience,
+        num_iterations=num_iterations, max_pairs=max_pairs,
+    )
+    _check_train(train)
+    if export not in (None, "onnx"):
+        raise OptionError(f"unknown export {export!r}; use --export onnx (or leave it out).")
+    out = Path(out)
+    check_out_dir(out)
+    device, precision = resolve_runtime(device, precision)
+    fit_set, val = holdout(train, recipe.val_fraction or 0.0, seed)
+    if recipe.epochs is None:
+        recipe = replace(recipe, epochs=auto_epochs(len(fit_set), recipe.batch_size, recipe.grad_accum))
+    run = _Run(str(spec), recipe, seed, device, precision, progress, val is not None)
+    store = run.checkpoints(Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir(out), train)
+    logger.info(
+        "fine-tuning %s (method %s) on %d labels%s, %s %s", run.encoder, method, len(fit_set),
+        f" + {len(val)} for validation" if val is not None else "", device, precision,
+    )
+    start = time.perf_counter()
+    body = load_body(EncoderSpec(spec.name), max_length=recipe.max_length, device=device, work_dir=cache_dir)
+    head, result, details = _train(body, train, fit_set, val, run, store)
+    details.update(
+        base_encoder=run.encoder, recipe=asdict(recipe), device=device, precision=precision, history=result.history,
+        best_epoch=result.best_epoch, resumed_from=result.resumed_from,
+        fit_seconds=round(time.perf_counter() - start, 2),
+    )
+    bundle = _save_bundle(body, head, train, test, out, seed=seed, details=details, cache_dir=cache_dir,
+                          long_text=options.get("long_text", PREDICT_LONG_TEXT), export=export)
+    store.remove()
+    return bundle
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The settings of one fine-tuning run, resolved (epochs, device, precision)."""
+
+    encoder: str
+    recipe: Recipe
+    seed: int
+    device: str
+    precision: str
+    progress: bool
+    validated: bool  # a validation slice is held out: patience applies
+
+    def checkpoints(self, directory: Path, train: Dataset) -> Any:
+        """The run's :class:`~pipeline.finetune.checkpoint.CheckpointStore` (it resumes only this run)."""
+        from pipeline.finetune.checkpoint import CheckpointStore
+
+        return CheckpointStore(directory, run_key(train, self.encoder, self.recipe, self.seed, self.device,
+                                                  self.precision))
+
+    def loop_settings(self) -> Any:
+        """The :class:`~pipeline.finetune.loop.LoopSettings` of the recipe on this device."""
+        from pipeline.finetune.loop import LoopSettings
+
+        r = self.recipe
+        return LoopSettings(epochs=r.epochs, grad_accum=r.grad_accum, warmup_ratio=r.warmup_ratio,
+                            weight_decay=r.weight_decay, patience=r.patience if self.validated else None,
+                            device=self.device, precision=self.precision, progress=self.progress)
+
+
+def _train(body: Any, train: Dataset, fit_set: Dataset, val: Dataset | None, run: _Run,
+           store: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """(head, loop result, method details): train ``body`` with the run's method (``head``: on ``fit_set``,
+    validated on ``val``; ``setfit``: on pairs of all of ``train``)."""
+    r = run.recipe
+    if r.method == "head":
+        from pipeline.finetune.head import train_head
+
+        head, result, probe = train_head(
+            body, fit_set.texts, fit_set.labels, None if val is None else (val.texts, val.labels),
+            head_type=r.head_type, lr=r.lr, head_lr=r.head_lr, batch_size=r.batch_size,
+            seed=run.seed, settings=run.loop_settings(), store=store,
+        )
+        return head, result, {"val_size": 0 if val is None else len(val), "probe": probe}
+    from pipeline.finetune.setfit import train_setfit
+
+    head, result, n_pairs = train_setfit(
+        body, train.texts, train.labels, num_iterations=r.num_iterations, max_pairs=r.max_pairs,
+        lr=r.lr, batch_size=r.batch_size, seed=run.seed, settings=run.loop_settings(), store=store,
+    )
+    return head, result, {"pairs": n_pairs}
+
+
+def run_key(train: Dataset, encoder: str, recipe: Recipe, seed: int, device: str, precision: str) -> str:
+    """Hash of everything that defines a run: a checkpoint resumes only the run it came from."""
+    spec = {
+        "train": train.fingerprint(), "encoder": encoder, "recipe": asdict(recipe), "seed": seed,
+        "device": device.split(":", 1)[0], "precision": precision,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _check_train(train: Dataset) -> None:
+    if train.labels is None:
+        raise DataError(f"{train.name or 'training data'}: has no labels to fine-tune on; pass --label-col.")
+    counts = np.bincount(train.labels, minlength=2)
+    if counts.min() < MIN_FIT_PER_CLASS:
+        raise DataError(
+            f"fine-tuning needs at least {MIN_FIT_PER_CLASS} texts of each class; got {counts.tolist()} "
+            f"({'/'.join(train.label_names)}). Use a larger budget."
+        )
+
+
+def _save_bundle(
+    body: Any, head: Any, train: Dataset, test: Dataset | None, out: Path, *, seed: int,
+    details: dict[str, Any], cache_dir: str | Path | None, long_text: str = PREDICT_LONG_TEXT,
+    export: str | None = None,
+) -> Bundle:
+    """Save the tuned body and head as a bundle at ``out`` (test metrics in the manifest; ``export``: see
+    :func:`finetune`); the tuned encoder treats texts over its max length by ``long_text`` when predicting."""
+    from pipeline.bundle import Bundle
+    from pipeline.encoders import get_encoder
+    from pipeline.manifest import build, encoder_options, metrics_section, train_section
+    from pipeline.finetune.body import save_body
+    from pipeline.metrics import evaluate
+    from pipeline.prior import PriorModel
+    from pipeline.shift import SAMPLE_FILE, keep_sample
+
+    staging = out.parent / f".{out.name}.encoder-tmp"
+    shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        save_body(body, staging)
+        backend = _export(staging, export, (test or train).texts) if export else "torch"
+        encoder = get_encoder("st:" + str(staging), long_text=long_text, backend=backend, work_dir=cache_dir)
+        options = encoder_options(encoder)  # long_text (default auto), max_length the training window
+        metrics = None
+        if test is not None and len(test):
+            metrics = evaluate(test.labels, head.predict_proba(encoder.encode(test.texts)))
+        # for --prior/--adapt-prior and the shift check: the head refitted out of fold on the tuned vectors
+        # of its own training texts (optimistic: the body saw them all), and a sample of those vectors
+        X_train = encoder.encode(train.texts)
+        prior = PriorModel.fit(head, X_train, train.labels, seed=seed)
+        sample = keep_sample(X_train, seed)
+        recipe = details["recipe"]
+        manifest = build(
+            encoder=encoder,
+            head={"name": f"finetune-{recipe['method']}", "search": _search_note(details),
+                  "params": {k: v for k, v in recipe.items() if v is not None and k != "method"},
+                  "fit_seconds": details["fit_seconds"]},
+            label_names=list(train.label_names),
+            train=train_section(train, len(train), seed),
+            metrics=metrics_section(metrics, test),
+            finetune=details,
+            prior=prior.to_dict(),
+            shift={"file": SAMPLE_FILE, "rows": len(sample), "of": len(train)},
+        )
+        manifest["encoder"].update(options=options, base=details["base_encoder"])
+        bundle = Bundle(head, manifest, cache_dir=cache_dir, shift_sample=sample)
+        bundle.save(out, encoder_dir=staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return bundle
+
+
+def _export(model_dir: Path, backend: str, texts: list[str]) -> str:
+    """Export the tuned encoder in ``model_dir`` for ``backend`` into itself, probed on ``texts``.
+
+    Returns the backend the bundle will use: ``backend``, or ``torch`` (export removed, with a warning)
+    when the probe's median cosine to torch fp32 is below the guard's threshold.
+    """
+    from pipeline.encoders import get_encoder
+    from pipeline.encoders.onnx import add_probe, export_into
+    from pipeline.encoders.probe import MIN_MEDIAN_COSINE, probe, sample_texts
+
+    export_dir = export_into(model_dir, backend)
+    encoder = get_encoder("st:" + str(model_dir), long_text=PREDICT_LONG_TEXT, backend=backend)
+    result = probe(encoder, sample_texts(texts))
+    logger.info("%s", result.line("tuned encoder exported to " + backend))
+    if result.median < MIN_MEDIAN_COSINE:
+        logger.warning("the %s export of the tuned encoder keeps median cosine %.4f < %s to torch fp32: "
+                       "not kept; the bundle runs torch", backend, result.median, MIN_MEDIAN_COSINE)
+        shutil.rmtree(export_dir.parent)
+        return "torch"
+    add_probe(export_dir, {**result.__dict__, "reference": "torch fp32"})
+    return backend
+
+
+def _search_note(details: dict[str, Any]) -> str:
+    if details.get("val_size"):
+        return f"early stopping on {details['val_size']} held-out labels, best epoch {details['best_epoch']}"
+    if "pairs" in details:
+        return f"contrastive pairs: {details['pairs']}"
+    return "fixed epochs (no validation slice)"
+
+
+def finetune_and_score(
+    train: Dataset,
+    tests: dict[str, Dataset],
+    *,
+    work_dir: str | Path,
+    encoder: str = "minilm",
+    method: str = "head",
+    seed: int = 0,
+    keep_bundle: bool = False,
+    progress: bool = False,
+    **settings: Any,
+) -> tuple[dict[str, np.ndarray], float, float]:
+    """For experiment grids: fine-tune on ``train``, then score every test set.
+
+    Runs :func:`finetune` with bundle ``work_dir/bundle`` and checkpoint ``work_dir/checkpoint`` (so a
+    killed grid resumes mid-run), and returns ``({name: (n, 2) probabilities}, fit seconds, encode
+    seconds)``. Test texts are encoded by the bundle's own encoder, without the embedding cache (the
+    tuned weights are never reused). The bundle is deleted afterwards unless ``keep_bundle``.
+    ``settings`` are :func:`finetune`'s recipe keywords (epochs, lr, ...).
+    """
+    work_dir = Path(work_dir)
+    start = time.perf_counter()
+    bundle = finetune(
+        train, out=work_dir / "bundle", encoder=encoder, method=method, seed=seed,
+        checkpoint_dir=work_dir / "checkpoint", progress=progress, **settings,
+    )
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    enc = bundle.get_encoder()
+    probas = {name: bundle.head.predict_proba(enc.encode(ds.texts)) for name, ds in tests.items()}
+    encode_seconds = time.perf_counter() - start
+    if not keep_bundle:
+        shutil.rmtree(bundle.path)
+    return probas, fit_seconds, encode_seconds
