@@ -97,6 +97,9 @@ class HeadSpec:
     epoch_budget: bool = False  # max_iter is a training budget: hitting it is not a convergence failure
     # scores every grid point of a fold from one fit: (template, points, X_train, y_train, X_val) -> margins
     grid_path: Callable[..., np.ndarray] | None = None
+    # the grid is a regularisation path of a convex problem: each fold fits it in grid order, every
+    # point warm-started from the previous one's solution (same optimum, fewer iterations)
+    warm_path: bool = False
 
     def for_rows(self, unit: bool) -> HeadSpec:
         """This head as fitted on rows of unit length (``unit``; see :func:`unit_rows`) or not."""
@@ -123,6 +126,19 @@ def _knn_grid_path(template: BaseEstimator, points: list[dict[str, Any]], X_trai
         with np.errstate(divide="ignore"):
             w = np.where(exact.any(axis=1, keepdims=True), exact, 1.0 / d)
         margins.append((w * positive[:, :k]).sum(axis=1) / w.sum(axis=1) - 0.5)
+    return np.stack(margins)
+
+
+def _nb_grid_path(template: BaseEstimator, points: list[dict[str, Any]], X_train: np.ndarray,
+                  y_train: np.ndarray, X_val: np.ndarray) -> np.ndarray:
+    """Margins of Gaussian naive Bayes for every ``var_smoothing`` in ``points`` from one fit: smoothing
+    only adds ``var_smoothing`` times the largest feature variance to every class variance."""
+    nb = clone(template).set_params(var_smoothing=0.0).fit(X_train, y_train)
+    raw, largest = nb.var_.copy(), float(np.var(X_train, axis=0).max())
+    margins = []
+    for p in points:
+        nb.var_ = raw + p["var_smoothing"] * largest
+        margins.append(nb.predict_proba(X_val)[:, 1] - 0.5)
     return np.stack(margins)
 
 
@@ -159,12 +175,12 @@ HEADS: dict[str, HeadSpec] = {
             "logreg", "L2 logistic regression",
             lambda seed, n: LogisticRegression(max_iter=2000, random_state=seed),
             {"C": [0.001, 0.01, 0.1, 1.0]}, {"C": 0.1}, scale=True,
-            unit_grid={"C": [1.0, 3.0, 10.0, 30.0, 100.0]}, unit_default={"C": 1.0},
+            unit_grid={"C": [1.0, 3.0, 10.0, 30.0, 100.0]}, unit_default={"C": 1.0}, warm_path=True,
         ),
         HeadSpec(
             "linear-svm", "linear SVM (squared hinge, by L-BFGS), Platt-calibrated",
             lambda seed, n: LinearSVM(),
-            {"C": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]}, {"C": 1e-3}, scale=True, calibrate=True,
+            {"C": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]}, {"C": 1e-3}, scale=True, calibrate=True, warm_path=True,
         ),
         HeadSpec(
             "rbf-svm", "RBF-kernel SVM, Platt-calibrated",
@@ -207,7 +223,7 @@ HEADS: dict[str, HeadSpec] = {
             "nb", "Gaussian naive Bayes",
             lambda seed, n: GaussianNB(),
             {"var_smoothing": [1e-1, 1e-2, 1e-5, 1e-9]}, {"var_smoothing": 1e-9},
-            balanced={"priors": [0.5, 0.5]},
+            balanced={"priors": [0.5, 0.5]}, grid_path=_nb_grid_path,
         ),
         HeadSpec(
             "sgd", "logistic regression by averaged SGD; pipeline.out_of_core.fit_sgd trains it out of core",
@@ -293,6 +309,25 @@ def _build(spec: HeadSpec, params: Mapping[str, Any] | None, class_weight: str |
     return Pipeline([*_preprocessing(spec), ("clf", PlattCalibrated(clf) if spec.calibrate else clf)])
 
 
+class _StratifiedGroupKFold(StratifiedGroupKFold):
+    """scikit-learn's ``StratifiedGroupKFold``, making the same folds, with its choice of a fold for
+    each group vectorised over the candidate folds (its per-fold loop took 80% of the 0.3 s that
+    splitting a 10,000-row sample cost)."""
+
+    def _find_best_fold(self, y_counts_per_fold: np.ndarray, y_cnt: np.ndarray, group_y_counts: np.ndarray) -> int:
+        k = self.n_splits
+        trial = np.repeat(y_counts_per_fold[None], k, axis=0)  # trial[i]: the folds with the group put in fold i
+        trial[np.arange(k), np.arange(k)] += group_y_counts
+        evals = np.std(trial / y_cnt.reshape(1, 1, -1), axis=1).mean(axis=1).tolist()
+        sizes = y_counts_per_fold.sum(axis=1).tolist()
+        best, low, smallest = 0, np.inf, np.inf
+        for i, (value, size) in enumerate(zip(evals, sizes)):  # the parent's rule: lowest spread, ties to the smaller fold
+            close = np.isfinite(low) and abs(value - low) <= 1e-8 + 1e-5 * abs(low)  # np.isclose
+            if value < low or (close and size < smallest):
+                best, low, smallest = i, value, size
+        return best
+
+
 @dataclass(frozen=True)
 class FittedHead:
     """A fitted head and how it was chosen."""
@@ -320,7 +355,7 @@ def plan_cv(y: np.ndarray, groups: Sequence[Any] | None, seed: int) -> tuple[Any
             f"{2 * MIN_PER_CLASS_PER_FOLD})"
         )
     if groups is not None and len(set(groups)) >= MIN_GROUPS_PER_FOLD * n_splits:
-        return StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed), f"StratifiedGroupKFold({n_splits})"
+        return _StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed), f"StratifiedGroupKFold({n_splits})"
     return StratifiedKFold(n_splits, shuffle=True, random_state=seed), f"StratifiedKFold({n_splits})"
 
 
@@ -483,6 +518,9 @@ def _fold_margins(spec: HeadSpec, template: BaseEstimator, points: list[dict[str
         X_train, X_val = prep.transform(X_train), prep.transform(X_val)
     if spec.grid_path is not None:
         return spec.grid_path(template, points, X_train, y_train, X_val)
+    if spec.warm_path:
+        clf = clone(template).set_params(warm_start=True)
+        return np.stack([_margin(clf.set_params(**p).fit(X_train, y_train), X_val) for p in points])
     return np.stack([_margin(clone(template).set_params(**p).fit(X_train, y_train), X_val) for p in points])
 
 

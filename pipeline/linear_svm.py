@@ -26,15 +26,17 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
     Minimises ``sum_i v_i max(0, 1 - s_i (x_i . w + b))^2 / sum_i v_i + ||w||^2 / (2 C sum_i v_i)``,
     i.e. LinearSVC's ``0.5 ||w||^2 + C sum_i v_i loss_i`` divided by ``C sum_i v_i``, where
     ``s_i = +-1`` is the label and ``v_i`` its class weight. ``tol`` bounds the projected gradient
-    of that scaled objective.
+    of that scaled objective. ``warm_start=True`` starts from the previous fit's solution (as
+    scikit-learn's linear models do), so a path of C values costs fewer iterations.
     """
 
     def __init__(self, C: float = 1.0, class_weight: dict[Any, float] | str | None = None, tol: float = 1e-4,
-                 max_iter: int = 1000):
+                 max_iter: int = 1000, warm_start: bool = False):
         self.C = C
         self.class_weight = class_weight
         self.tol = tol
         self.max_iter = max_iter
+        self.warm_start = warm_start
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> LinearSVM:
         """Fit on features ``X`` and two-class labels ``y``."""
@@ -60,7 +62,10 @@ class LinearSVM(ClassifierMixin, BaseEstimator):
             g = -2.0 * sign * residual
             return value, np.concatenate([X.T @ g + 2.0 * penalty * wb[:d], [g.sum()]])
 
-        result = minimize(objective, np.zeros(d + 1), jac=True, method="L-BFGS-B",
+        start = np.zeros(d + 1)
+        if self.warm_start and getattr(self, "coef_", None) is not None and self.coef_.shape[1] == d:
+            start = np.concatenate([self.coef_[0], self.intercept_])  # the previous fit's solution
+        result = minimize(objective, start, jac=True, method="L-BFGS-B",
                           options={"maxiter": self.max_iter, "gtol": self.tol})
         if result.nit >= self.max_iter:
             warnings.warn(f"LinearSVM did not converge in {self.max_iter} iterations; raise max_iter.",

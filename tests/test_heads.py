@@ -174,6 +174,36 @@ def test_knn_grid_path_scores_every_k_as_a_refit_would(glove_xy):
 
 
 @pytest.mark.parametrize("class_weight", [None, "balanced"])
+def test_nb_grid_path_scores_every_var_smoothing_as_a_refit_would(glove_xy, class_weight):
+    from sklearn.base import clone
+
+    from pipeline.heads import _nb_grid_path
+
+    train, X, _, X_test = glove_xy
+    template = build_head("nb", class_weight=class_weight)[-1]
+    points = [{"var_smoothing": v} for v in (1e-1, 1e-2, 1e-5, 1e-9)]
+    path = _nb_grid_path(template, points, X, train.labels, X_test)
+    for margins, point in zip(path, points):
+        refit = clone(template).set_params(**point).fit(X, train.labels)
+        np.testing.assert_allclose(margins, refit.predict_proba(X_test)[:, 1] - 0.5, atol=1e-9)
+
+
+def test_group_folds_are_scikit_learns(rt_split):
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from pipeline.data import budget_indices
+    from pipeline.heads import _StratifiedGroupKFold
+
+    pool, _ = rt_split
+    for budget, seed, k in [(64, 0, 5), (256, 1, 5), (1000, 2, 5), (None, 3, 3)]:
+        idx = budget_indices(pool, budget, seed)
+        y, groups = pool.labels[idx], [pool.groups[i] for i in idx]
+        ours = [val.tolist() for _, val in _StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(y, y, groups)]
+        ref = [val.tolist() for _, val in StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(y, y, groups)]
+        assert ours == ref
+
+
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
 @pytest.mark.parametrize("n_rows", [30, 240])  # fewer rows than dimensions (dual form) and more (primal)
 def test_ridge_grid_path_scores_every_alpha_as_a_refit_would(glove_xy, class_weight, n_rows):
     from sklearn.base import clone

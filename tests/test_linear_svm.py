@@ -61,3 +61,11 @@ def test_labels_and_errors(scaled):
         fitted.decision_function(X[:, :10])
     with pytest.warns(Warning, match="did not converge"):
         LinearSVM(C=10.0, max_iter=2).fit(X, y)
+
+
+def test_warm_start_reaches_the_same_solution_in_fewer_iterations(scaled):
+    X, y, _ = scaled
+    cold = LinearSVM(C=0.1, tol=1e-6).fit(X, y)
+    warm = LinearSVM(C=0.03, tol=1e-6, warm_start=True).fit(X, y).set_params(C=0.1).fit(X, y)
+    assert _cosine(warm.coef_[0], cold.coef_[0]) > 0.9999
+    assert warm.n_iter_ < cold.n_iter_
