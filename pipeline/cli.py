@@ -637,7 +637,7 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
 
     from pipeline.finetune import Recipe
     from pipeline.finetune import finetune as run_finetune
-    from pipeline.spec import parse_spec
+    from pipeline.spec import apply_flags
     from pipeline.tables import format_scores
     from pipeline.train import train_test
 
@@ -647,7 +647,7 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
         log.addHandler(logging.StreamHandler())
     settings = {f.name: opts.pop(f.name) for f in dataclasses.fields(Recipe) if f.name in opts}
     self_train, unlabelled = pop_unlabelled(opts)
-    spec = parse_spec(encoder)  # a typo fails before the data are read
+    (spec,) = apply_flags([encoder])  # a typo or a missing model fails before the data are read
     if self_train is None and unlabelled:
         raise click.UsageError("--unlabelled is used by --self-train here; add --self-train.")
     if self_train is not None and export:

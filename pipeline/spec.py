@@ -431,13 +431,16 @@ def model_files(spec: EncoderSpec, work_dir: Path, trust: Trust = USER) -> tuple
 
 
 def check_files(spec: EncoderSpec) -> None:
-    """NotFoundError, naming the part and the path, when a part of a user's ``spec`` names a local file or
-    model directory that is not there (``w2v:``/``glove:`` files, ``st:``/``hf:`` paths). Cheap: no model
-    is loaded; hub names and ``w2v-train`` SOURCEs are checked when the encoder is built."""
+    """An error naming the part and the path when a part of a user's ``spec`` names a local file or model
+    directory that is not there (``w2v:``/``glove:`` files, ``st:``/``hf:`` paths, a ``w2v-train`` SOURCE
+    file). Cheap: no model is loaded, no file read; hub names are checked when the encoder is built."""
     from pipeline import NotFoundError
     from pipeline.encoders.models import check_local
+    from pipeline.readers import file_path
 
     for part in spec.parts or (spec,):
+        if part.kind == "w2v-train" and part.arg != "rt" and not part.arg.startswith("hf:"):
+            file_path(part.arg)
         if part.kind in ("w2v", "glove") and not Path(part.arg).expanduser().is_file():
             raise NotFoundError(f"{part.kind}:{part.arg}: no such file; give the path of a word-vector file.")
         if part.kind in ("st", "hf"):

@@ -87,7 +87,8 @@ def test_a_typo_fails_before_any_work(tmp_path):
 def test_a_missing_model_in_the_second_encoder_fails_before_any_work(tmp_path):
     """Every spec of a command is checked (local files included) before data, encoding or a progress line."""
     missing = tmp_path / "no-such-model"
-    for second, named in ((f"st:{missing}", str(missing)), (f"w2v:{tmp_path / 'vectors.bin'}", "vectors.bin")):
+    for second, named in ((f"st:{missing}", str(missing)), (f"w2v:{tmp_path / 'vectors.bin'}", "vectors.bin"),
+                          (f"w2v-train:{tmp_path / 'reviews.csv'}", "reviews.csv: no such file")):
         for command in (["compare", "rt", "--encoder", "glove-6b-50d", "--encoder", second, "--out", str(tmp_path / "r")],
                         ["embed", "rt", "--encoder", "glove-6b-50d", "--encoder", second],
                         ["fit", "rt", "--encoder", f"glove-6b-50d+{second}", "--out", str(tmp_path / "m")],

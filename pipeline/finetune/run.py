@@ -20,7 +20,7 @@ import numpy as np
 from pipeline import OptionError
 from pipeline.readers import DataError
 from pipeline.data import Dataset
-from pipeline.spec import EncoderSpec, parse_spec
+from pipeline.spec import EncoderSpec, check_files, parse_spec
 from pipeline.finetune.recipe import MIN_FIT_PER_CLASS, Recipe, auto_epochs, holdout, make_recipe
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ def finetune(
     from pipeline.finetune.body import load_body, resolve_runtime
 
     spec = parse_spec(encoder)
+    check_files(spec)
     options = spec.kwargs  # minilm[max_length=128,precision=fp32,long=head-tail]: flags win over them
     precision = precision if precision != "auto" else options.get("precision", "auto")
     recipe = make_recipe(
