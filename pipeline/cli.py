@@ -765,6 +765,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
 
     from pipeline.compare import PRESETS, run_compare
     from pipeline.data import parse_budgets
+    from pipeline.heads import get_head
     from pipeline.report import markdown, write_report
     from pipeline.spec import apply_flags
 
@@ -775,18 +776,20 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     self_train, unlabelled = pop_unlabelled(opts)
     if split_name != "test" and not queries:
         raise click.UsageError("--split validation is for --query runs; plain compare scores the test split.")
-    # specs and budgets fail before the data are read
+    if queries and (finetune or adapt_prior or engine != "local" or self_train):
+        raise click.UsageError("--query runs frozen heads locally: drop --finetune, --adapt-prior, --self-train "
+                               "and --engine ray.")
+    # specs, heads and budgets fail before the data are read
     specs = apply_flags(list(encoders), precision=precision, max_length=max_length, pooling=pooling,
                         long_text=long_text)
+    for head in heads:
+        get_head(head)
     budget_list = parse_budgets(budgets or base["budgets"])
     ds = load_source(source, **opts)
     extra = {Path(p).stem: load_source(p, **opts) for p in test_sets}
     out_dir = Path(out or f"reports/{preset or 'compare'}")
     title = f"compare on {source}" + _transductive_note(ds, unlabelled)
     if queries:  # simulated active learning (pipeline.active_compare), always beside balanced random
-        if finetune or adapt_prior or engine != "local" or self_train:
-            raise click.UsageError("--query runs frozen heads locally: drop --finetune, --adapt-prior, --self-train "
-                                   "and --engine ray.")
         from pipeline.active_compare import run_active_compare
 
         rows = run_active_compare(

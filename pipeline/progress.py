@@ -63,8 +63,9 @@ class LineProgress:
         self.every = None
 
     def line(self) -> str:
-        """``desc: n/total unit (p%), s elapsed[, postfix]``."""
-        done = f"{self.n:,}/{self.total:,} {self.unit} ({self.n / self.total:.0%})" if self.total else f"{self.n:,} {self.unit}"
+        """``desc: n/total units (p%), s elapsed[, postfix]``."""
+        units = self.unit + ("es" if self.unit.endswith(("s", "x", "ch", "sh")) else "s")
+        done = f"{self.n:,}/{self.total:,} {units} ({self.n / self.total:.0%})" if self.total else f"{self.n:,} {units}"
         tail = f", {self.postfix}" if self.postfix else ""
         return f"{self.desc}: {done}, {time.monotonic() - self._start:.0f} s{tail}"
 

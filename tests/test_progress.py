@@ -28,7 +28,7 @@ def test_off_a_terminal_progress_is_lines_not_a_bar():
     long.close()
     lines = out.getvalue().splitlines()
     assert len(lines) == 5 and "\r" not in out.getvalue()
-    assert lines[0].startswith("embed x: 500/2,000 text (25%)") and lines[-1].startswith("embed x: 2,000/2,000")
+    assert lines[0].startswith("embed x: 500/2,000 texts (25%)") and lines[-1].startswith("embed x: 2,000/2,000")
     assert lines[-1].endswith("loss=0.31")
 
 

@@ -96,6 +96,9 @@ def test_a_missing_model_in_the_second_encoder_fails_before_any_work(tmp_path):
             result = CliRunner().invoke(main, [*command, "--cache-dir", str(tmp_path / "cache")])
             assert result.exit_code == 1 and named in result.output, (command, result.output)
             assert result.output.count("\n") == 1, result.output  # the error line only: no progress, no summary
+    result = CliRunner().invoke(main, ["compare", "rt", "--encoder", "glove-6b-50d", "--head", "logreg", "--head",
+                                       "logregg", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "logregg" in result.output and result.output.count("\n") == 1, result.output
     assert not (tmp_path / "r").exists() and not (tmp_path / "cache").exists()
 
 
