@@ -38,7 +38,7 @@ def test_sets() -> dict:
 
 def run_set(bundle, ds) -> dict:
     from pipeline.prior import PriorModel, adjust
-    from pipeline.train import positive_proba
+    from pipeline.predict import positive_proba
 
     p, adapted, shift = positive_proba(bundle, ds.texts, adapt_prior=True)
     model = PriorModel.from_manifest(bundle.manifest)

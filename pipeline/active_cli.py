@@ -47,7 +47,7 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
       review-transfer suggest reviews.csv --text-col review --labels labels.csv --strategy margin
     """
     from pipeline.labelling import read_labels, suggest_rows, workspace
-    from pipeline.train import write_rows
+    from pipeline.predict import write_rows
 
     ds = load_source(source, require_labels=False, **opts)
     ws = workspace(ds, read_labels(labels_file) if labels_file else None, encoder, cache_dir, source_options=opts)

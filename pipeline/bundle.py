@@ -7,6 +7,8 @@ A bundle is a directory::
                     time, the sha256 of every other file, and a digest (and, with a signing key, an
                     HMAC signature) of the manifest itself; the schema is :mod:`pipeline.manifest`
     head.skops      the fitted scikit-learn head (skops format: no arbitrary pickle)
+    head.npz        linear heads only: their parameters as plain arrays, so ``predict`` needs neither
+                    scikit-learn nor skops (:mod:`pipeline.linear_head`); absent in older bundles
     shift_sample.npy  a seeded sample of training vectors (float16, no texts) for the domain-shift check;
                     absent in bundles made before it (see :mod:`pipeline.shift`)
     encoder/        the bundle's own encoder files: fine-tuned weights (spec "st:encoder"), or the
@@ -48,6 +50,8 @@ import numpy as np
 
 from pipeline import ReviewTransferError
 from pipeline.encoders.base import sha256_file
+from pipeline.linear_head import LINEAR_FILE, LinearHead, LinearHeadError, from_estimator, plain_skops
+from pipeline.linear_head import load as load_linear_head
 from pipeline.shift import SAMPLE_FILE
 from pipeline.manifest import FORMAT_VERSION, ManifestError, check_seal, encoder_options, encoder_spec, seal, validate
 from pipeline.spec import BUNDLE_ENCODER_DIR, W2V_FILE, Trust, check_trusted
@@ -92,13 +96,14 @@ class Bundle:
     """A fitted head over the vectors of one encoder, with its manifest.
 
     ``predict``/``predict_proba`` take raw texts and embed them through the embedding cache in
-    ``cache_dir`` (default: :func:`pipeline.cache.default_cache_dir`). :meth:`as_pipeline` gives a
+    ``cache_dir`` (default: :func:`pipeline.cache.default_cache_dir`), or straight through the encoder
+    with ``use_cache=False`` (a few new texts: opening the cache costs more than it saves). :meth:`as_pipeline` gives a
     plain scikit-learn ``Pipeline`` over raw texts. ``overrides`` (``long_text``, ``max_length``)
     replace the recorded encoder options when predicting. ``trust`` says where the encoder may resolve
     (set by :meth:`load`; a bundle built in this process resolves its encoder as the user gave it).
     """
 
-    head: Any  # fitted scikit-learn classifier over vectors, classes_ == [0, 1]
+    head: Any  # what predicts: the fitted scikit-learn classifier, or a loaded bundle's LinearHead (see estimator)
     manifest: dict[str, Any]
     path: Path | None = None
     cache_dir: str | Path | None = None
@@ -106,6 +111,8 @@ class Bundle:
     overrides: dict[str, Any] = field(default_factory=dict)
     shift_sample: np.ndarray | None = field(default=None, repr=False, compare=False)  # training vectors kept
     trust: Trust = field(default_factory=Trust, repr=False, compare=False)
+    use_cache: bool = True
+    _estimator: Any = field(default=None, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------------------------ manifest
     @property
@@ -117,6 +124,20 @@ class Bundle:
     def classes_(self) -> np.ndarray:
         """The labels :meth:`predict` returns (0 and 1), as in scikit-learn."""
         return np.array([0, 1])
+
+    @property
+    def estimator(self) -> Any:
+        """The fitted scikit-learn head. A bundle loaded with its linear head (:attr:`head` a
+        :class:`~pipeline.linear_head.LinearHead`) rebuilds it from ``head.skops`` on first use, through
+        the same allowlist and structure checks as :meth:`load`."""
+        if not isinstance(self.head, LinearHead):
+            return self.head
+        if self._estimator is None:
+            if self.path is None:
+                raise BundleError("this bundle's scikit-learn head lives in its head.skops; load the bundle from disk.")
+            self._estimator = _load_head(self.path / HEAD_FILE)
+            check_head_identity(self._estimator, self.manifest["head"]["name"], self._where)
+        return self._estimator
 
     @property
     def encoder_spec(self) -> str:
@@ -168,7 +189,9 @@ class Bundle:
 
     # ------------------------------------------------------------------------------------ predict
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Vectors of ``texts`` from the bundle's encoder, through the embedding cache."""
+        """Vectors of ``texts`` from the bundle's encoder, through the embedding cache (see :attr:`use_cache`)."""
+        if not self.use_cache:
+            return self.get_encoder().encode(list(texts))
         from pipeline.cache import EmbeddingCache, default_cache_dir
 
         return EmbeddingCache(self.cache_dir or default_cache_dir()).vectors(self.get_encoder(), list(texts))
@@ -192,7 +215,8 @@ class Bundle:
 
         options = {k: v for k, v in self.encoder_options.items() if k not in ("parts", "source_options")}
         embedder = Embedder(self.encoder_spec, cache_dir=self.cache_dir, **options)
-        steps = self.head.steps if isinstance(self.head, Pipeline) else [("head", self.head)]
+        head = self.estimator
+        steps = head.steps if isinstance(head, Pipeline) else [("head", head)]
         return Pipeline([("embed", embedder), *steps])
 
     # ------------------------------------------------------------------------------------ save
@@ -201,7 +225,8 @@ class Bundle:
 
         Files are written to a temporary sibling directory that then replaces ``path`` by rename, so
         a crash never leaves a half-written bundle at ``path`` (an old bundle there is renamed aside
-        to ``.NAME.old-*`` first and removed after). ``encoder_dir`` copies fine-tuned encoder weights
+        to ``.NAME.old-*`` first and removed after). A linear head is also written as plain arrays
+        (``head.npz``, :mod:`pipeline.linear_head`) when they reproduce its probabilities. ``encoder_dir`` copies fine-tuned encoder weights
         into the bundle (its spec becomes ``st:encoder``); the trained vectors of ``w2v-train`` encoders
         are copied in too. An existing directory at ``path`` is only replaced if it is a bundle.
         """
@@ -213,7 +238,10 @@ class Bundle:
         tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            sio.dump(self.head, tmp / HEAD_FILE)
+            sio.dump(self.estimator, tmp / HEAD_FILE)
+            linear = self._linear_head()
+            if linear is not None:
+                linear.save(tmp / LINEAR_FILE)
             if self.shift_sample is not None:
                 np.save(tmp / SAMPLE_FILE, self.shift_sample, allow_pickle=False)
             manifest = dict(self.manifest)
@@ -241,6 +269,18 @@ class Bundle:
         if encoder_dir is not None:
             self.encoder = None  # now resolved from the copy inside the bundle
         return path
+
+    def _linear_head(self) -> LinearHead | None:
+        """The head as a :class:`LinearHead`, checked on the kept training vectors (or random rows), or None."""
+        head = self.estimator
+        dim = int(getattr(head, "n_features_in_", 0))
+        if self.shift_sample is not None and len(self.shift_sample):
+            rows = np.asarray(self.shift_sample, dtype=np.float32)
+        elif dim:
+            rows = np.random.default_rng(0).standard_normal((64, dim)).astype(np.float32)
+        else:
+            return None
+        return from_estimator(head, self.manifest["head"]["name"], head_identity(head), rows)
 
     def _copy_trained_vectors(self, target: Path) -> None:
         """Copy the vectors of each ``w2v-train`` part into ``target``, so predicting needs no SOURCE."""
@@ -273,8 +313,7 @@ class Bundle:
         where = str(path / MANIFEST)
         manifest = read_manifest(path)
         verify_files(path, manifest)
-        head = _load_head(path / HEAD_FILE)
-        check_head_identity(head, manifest["head"]["name"], where)
+        head = _load_predictor(path, manifest["head"]["name"], manifest["files"], where)
         trust = Trust(bundle=path, encoder_path=Path(encoder_path) if encoder_path else None,
                       trust_all=trust_encoder, where=where)
         try:
@@ -340,6 +379,19 @@ def check_out_dir(path: str | Path) -> None:
     path = Path(path)
     if path.exists() and not (path / MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir())):
         raise BundleError(f"{path} exists and is not a model bundle; refusing to overwrite it. Choose another --out.")
+
+
+def _load_predictor(path: Path, name: str, files: dict[str, str], where: str) -> Any:
+    """What predicts for bundle ``path``: its :class:`LinearHead` when it has one and ``head.skops`` holds
+    only plain types (numpy alone, no scikit-learn or skops import), else the skops head, checked."""
+    if LINEAR_FILE in files and plain_skops(path / HEAD_FILE):
+        try:
+            return load_linear_head(path / LINEAR_FILE, name)
+        except LinearHeadError as e:
+            raise BundleError(str(e)) from None
+    head = _load_head(path / HEAD_FILE)
+    check_head_identity(head, name, where)
+    return head
 
 
 def _load_head(head_file: Path) -> Any:

@@ -142,7 +142,7 @@ def _budget(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 def _output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Check --output before any work: a .csv or .jsonl file in an existing folder."""
     if value is not None:
-        from pipeline.train import check_output
+        from pipeline.predict import check_output
 
         try:
             check_output(value)
@@ -513,7 +513,7 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
     """
     from pipeline.bundle import Bundle
     from pipeline.data import read_texts
-    from pipeline.train import label_texts, write_rows
+    from pipeline.predict import label_texts, write_rows
 
     if bool(texts) == bool(input_file):
         raise click.UsageError("give either TEXT arguments or --input FILE (not both).")
@@ -521,6 +521,7 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
         texts = tuple(read_texts(input_file, text_col))
     model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length,
                         encoder_path=encoder_path, trust_encoder=trust_encoder)
+    model.use_cache = input_file is not None  # TEXT arguments are new: encoding them beats opening the cache
     rows, adapted, shift = label_texts(model, texts, prior=prior, adapt_prior=adapt_prior)
     if adapted is not None:
         click.echo(adapted.describe(), err=True)

@@ -30,6 +30,8 @@ FORMAT_VERSION = 2  # 2: digest (and signature) over the manifest; w2v-train vec
 SIGNING_KEY_ENV = "REVIEW_TRANSFER_SIGNING_KEY"
 SEAL_KEYS = ("digest", "signature")
 FINETUNE_HEADS = ("finetune-head", "finetune-setfit")
+# the names of pipeline.heads.HEADS, so that validating a manifest imports no scikit-learn (tested equal)
+HEAD_NAMES = ("logreg", "linear-svm", "rbf-svm", "knn", "random-forest", "hist-gb", "mlp", "ridge", "nb", "sgd")
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
@@ -132,14 +134,12 @@ def check_encoder(value: Any, where: str, field: str = "encoder") -> None:
 
 def check_head(value: Any, where: str, field: str = "head") -> None:
     """A registered head name (or a fine-tuning head) with its parameters."""
-    from pipeline.heads import HEADS
-
     _fields(value, where, field, {"name": _str, "params": _dict},
             {"class_weight": _opt_str, "search": _opt_str, "cv_accuracy": _opt_number, "cv_sd": _opt_number,
              "fit_seconds": _number})
-    if value["name"] not in HEADS and value["name"] not in FINETUNE_HEADS:
+    if value["name"] not in HEAD_NAMES and value["name"] not in FINETUNE_HEADS:
         _fail(where, f"{field}.name", f"is {value['name']!r}, not a head this version knows "
-                                      f"({', '.join([*HEADS, *FINETUNE_HEADS])})")
+                                      f"({', '.join([*HEAD_NAMES, *FINETUNE_HEADS])})")
     if value.get("class_weight") not in (None, "balanced"):
         _fail(where, f"{field}.class_weight", f"is {value['class_weight']!r}, expected null or 'balanced'")
 

@@ -79,16 +79,16 @@ def two_sample_auc(X_train: np.ndarray, X_target: np.ndarray, *, seed: int = 0) 
     like a bundle's stored sample (so storage leaves no trace to detect), and standardised inside
     each fold. ``None`` when either side has fewer than :data:`MIN_TEXTS` rows.
     """
+    start = time.perf_counter()
+    n = min(len(X_train), len(X_target), SAMPLE)
+    if n < MIN_TEXTS:
+        return None  # before importing scikit-learn: predicting a few texts needs none of it
     from sklearn.linear_model import RidgeClassifier
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    start = time.perf_counter()
-    n = min(len(X_train), len(X_target), SAMPLE)
-    if n < MIN_TEXTS:
-        return None
     rng = np.random.default_rng(seed)
     a = np.asarray(X_train[rng.permutation(len(X_train))[:n]], dtype=np.float16)
     b = np.asarray(X_target[rng.permutation(len(X_target))[:n]], dtype=np.float16)

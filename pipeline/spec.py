@@ -457,7 +457,7 @@ def word_vectors(spec: EncoderSpec, work_dir: Path, trust: Trust = USER,
     from pipeline.encoders import vectors
 
     if spec.kind == "glove-6b-50d":
-        return vectors.glove_package()
+        return vectors.glove_package(work_dir)
     if spec.kind == "w2v-train":
         if trust.bundle is not None and bundle_vectors(trust, index).is_file():
             return vectors.load_trained(bundle_vectors(trust, index))

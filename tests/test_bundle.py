@@ -19,6 +19,7 @@ from pipeline.bundle import FORMAT_VERSION, HEAD_FILE, MANIFEST, TRUSTED_TYPES, 
 from pipeline.data import sample_budget
 from pipeline.encoders.static import tokenize
 from pipeline.heads import HEADS, fit_head
+from pipeline.linear_head import LINEAR_FILE, LinearHead
 from pipeline.shift import SAMPLE_FILE
 from pipeline.manifest import seal
 from pipeline.train import fit
@@ -88,7 +89,7 @@ def test_manifest_records_what_made_the_model(saved, small_rt):
     assert manifest["train"]["seed"] == 0 and manifest["train"]["budget"] is None
     assert set(manifest["metrics"]["test"]) >= {"accuracy", "macro_f1", "roc_auc", "log_loss", "ece"}
     assert manifest["versions"]["scikit-learn"] and manifest["created"]
-    assert manifest["files"] == {HEAD_FILE: sha256_file(out / HEAD_FILE), SAMPLE_FILE: sha256_file(out / SAMPLE_FILE)}
+    assert manifest["files"] == {name: sha256_file(out / name) for name in (HEAD_FILE, LINEAR_FILE, SAMPLE_FILE)}
     assert not [p for p in out.parent.iterdir() if ".tmp-" in p.name]
 
 
@@ -98,8 +99,12 @@ def test_round_trip_predicts_identically(saved, small_rt):
     with pytest.raises(BundleError, match="outside the bundle"):  # a vectors file the bundle does not carry
         Bundle.load(out, cache_dir=cache)
     loaded = Bundle.load(out, cache_dir=cache, encoder_path=bundle.get_encoder().spec.partition(":")[2])
-    np.testing.assert_array_equal(loaded.predict_proba(test.texts), bundle.predict_proba(test.texts))
+    assert isinstance(loaded.head, LinearHead)  # logreg predicts from head.npz, in numpy
+    # numpy in float64 vs scikit-learn scaling float32 rows in float32: equal to rounding
+    np.testing.assert_allclose(loaded.predict_proba(test.texts), bundle.predict_proba(test.texts), rtol=0, atol=1e-6)
     np.testing.assert_array_equal(loaded.predict(test.texts), bundle.predict(test.texts))
+    # the scikit-learn head is still there for whoever needs the estimator
+    np.testing.assert_array_equal(loaded.as_pipeline().predict_proba(test.texts), bundle.predict_proba(test.texts))
     assert loaded.manifest == bundle.manifest
     np.testing.assert_array_equal(loaded.shift_sample, bundle.shift_sample)  # the domain-shift check's sample
 

@@ -102,6 +102,35 @@ def test_glove_and_w2v_files_match_packaged_vectors(glove, tmp_path):
     assert get_encoder(f"glove:{tmp_path}/small.txt").fingerprint != before
 
 
+def test_packaged_glove_words_come_from_a_checked_text_copy(glove, rt_texts, tmp_path, monkeypatch):
+    """The first build copies the parquet word list to the cache as text; later ones read the copy
+    (no pyarrow); a damaged copy is rebuilt. Vectors and fingerprint are those of the parquet."""
+    import sys
+
+    from pipeline.encoders.vectors import WORDS_DIR, glove_package
+
+    first = get_encoder("glove-6b-50d", work_dir=tmp_path)
+    (copy,) = (tmp_path / WORDS_DIR).iterdir()
+    assert first.vectors.words == glove_package().words and first.fingerprint == glove.fingerprint
+    np.testing.assert_array_equal(first.encode(rt_texts), glove.encode(rt_texts))
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # importing it now fails
+    assert glove_package(tmp_path).words == first.vectors.words
+    copy.write_text(copy.read_text(encoding="utf-8").replace("\nthe\n", "\nteh\n", 1), encoding="utf-8")
+    with pytest.raises(ImportError):  # the edit breaks the copy's checksum: back to the parquet
+        glove_package(tmp_path)
+    monkeypatch.delitem(sys.modules, "pyarrow.parquet")
+    assert glove_package(tmp_path).words == first.vectors.words  # and the copy is rewritten whole
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    assert glove_package(tmp_path).words[:3] == first.vectors.words[:3]
+
+
+def test_word_index_keeps_the_first_spelling_of_each_lower_case_form():
+    from pipeline.encoders.static import _lowercase_index
+
+    assert _lowercase_index(["the", "film", "a"]) == {"the": 0, "film": 1, "a": 2}  # fast path
+    assert _lowercase_index(["the", "The", "Paris", "paris", "the"]) == {"the": 0, "paris": 2}
+
+
 def test_bad_vector_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such file"):
         get_encoder(f"w2v:{tmp_path}/missing.bin")

