@@ -8,8 +8,7 @@ settings]``, so a killed run resumes and a later stage reuses earlier cells. Pri
 the mean accuracy difference to random with its 95% t-interval at each budget. Run with the MiniLM
 vectors cached (``REVIEW_TRANSFER_CACHE=/work/shared-cache`` here):
 
-    python benchmarks/tune_active.py --stage typicality
-    python benchmarks/tune_active.py --stage batch --stage uncertain --stage cold
+    python benchmarks/tune_active.py --stage typicality --stage refit --stage hybrid --stage cold --stage uncertain
 """
 
 from __future__ import annotations
@@ -22,34 +21,37 @@ from pipeline.active_compare import DEFAULT_BATCH, run_active_compare, settings_
 from pipeline.data import load
 from pipeline.report import summarise
 
-# candidate (strategy, settings, batch) per stage; every stage's table also shows the defaults
-STAGES: dict[str, list[tuple[str, QuerySettings, int]]] = {
-    "typicality": [("diverse", replace(SETTINGS, typical_power=p), DEFAULT_BATCH) for p in (0.0, 1.0, 2.0, 8.0)],
-    "cold": [("diverse", replace(SETTINGS, cold="typiclust"), DEFAULT_BATCH),
-             ("diverse", replace(SETTINGS, cold="typiclust", cold_size=32), DEFAULT_BATCH)],
-    "uncertain": [("typical-margin", replace(SETTINGS, uncertainty_power=q, balance=b), DEFAULT_BATCH)
-                  for q in (1.0, 3.0) for b in (True, False)]
-    + [("typical-margin", replace(SETTINGS, uncertainty_power=3.0, ramp=128), DEFAULT_BATCH)],
-    "batch": [(q, SETTINGS, 32) for q in ("margin", "hybrid")]
-    + [("hybrid", replace(SETTINGS, hybrid_pool=n), DEFAULT_BATCH) for n in (3, 30)],
+# candidate (strategy, settings, batch, refit) per stage, in the order they were run: each stage after
+# "refit" fits the heads with the head's defaults, which that stage chose
+STAGES: dict[str, list[tuple[str, QuerySettings, int, str]]] = {
+    "typicality": [("diverse", replace(SETTINGS, typical_power=p), DEFAULT_BATCH, "cv") for p in (0.0, 1.0, 2.0, 8.0)],
+    "refit": [(q, SETTINGS, DEFAULT_BATCH, "default") for q in ("margin", "diverse", "hybrid", "typical-margin")],
+    "hybrid": [("hybrid", replace(SETTINGS, hybrid_pool=n), DEFAULT_BATCH, "default") for n in (3, 30)]
+    + [("hybrid", SETTINGS, 32, "default")],
+    "cold": [("hybrid", replace(SETTINGS, cold="typiclust"), DEFAULT_BATCH, "default"),
+             ("hybrid", replace(SETTINGS, cold="typiclust", cold_size=32), DEFAULT_BATCH, "default")],
+    "uncertain": [("typical-margin", replace(SETTINGS, uncertainty_power=q, balance=b), DEFAULT_BATCH, "default")
+                  for q, b in ((1.0, False), (3.0, True), (3.0, False))]
+    + [("typical-margin", replace(SETTINGS, ramp=128), DEFAULT_BATCH, "default")],
 }
 
 
-def table(rows: list[dict], budgets: list[int]) -> str:
-    """Markdown: random's mean accuracy, then each candidate minus random [95% t-interval] per budget."""
+def table(rows: list[dict], budgets: list[int], split: str = "validation") -> str:
+    """Markdown: each random baseline's mean accuracy, then each candidate minus the random baseline fitted
+    the same way [95% t-interval] per budget."""
     summary = summarise(rows)
-    tests = summary["tests"]["validation"]
-    active = summary.get("active_vs_random", {}).get("validation", {})
+    tests = summary["tests"][split]
+    active = summary.get("active_vs_random", {}).get(split, {})
     lines = ["| candidate | " + " | ".join(f"{b} labels" for b in budgets) + " |", "|---|" + "---:|" * len(budgets)]
-    random = next(m for m in tests[str(budgets[0])]["methods"] if m.endswith("/random"))
-    lines.append(f"| `{random}` (accuracy) | " + " | ".join(
-        f"{100 * tests[str(b)]['methods'][random]['mean']:.1f}" for b in budgets) + " |")
+    for random in sorted(m for m in tests[str(budgets[0])]["methods"] if m.endswith("/random")):
+        lines.append(f"| `{random}` (accuracy) | " + " | ".join(
+            f"{100 * tests[str(b)]['methods'][random]['mean']:.1f}" for b in budgets) + " |")
     for method in sorted({m for b in budgets for m in active.get(str(b), {})}):
         cells = []
         for b in budgets:
             d = active.get(str(b), {}).get(method)
             cells.append("" if d is None else f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]")
-        lines.append(f"| `{method.split('/', 1)[1]}` | " + " | ".join(cells) + " |")
+        lines.append(f"| `{method.split('+', 1)[1]}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -67,9 +69,9 @@ def main() -> None:
                   jobs=args.jobs, split_name="validation", progress=False)
     rows = run_active_compare(source, queries=["random", "margin", "diverse", "hybrid", "typical-margin"], **common)
     for stage in args.stage:
-        for query, settings, k in STAGES[stage]:
-            print(f"{stage}: {query}{settings_tag(settings, k)}", flush=True)
-            rows = run_active_compare(source, queries=["random", query], k=k, settings=settings, **common)
+        for query, settings, k, refit in STAGES[stage]:
+            print(f"{stage}: {query}{settings_tag(settings, k)} refit={refit}", flush=True)
+            rows = run_active_compare(source, queries=["random", query], k=k, settings=settings, refit=refit, **common)
     print(f"validation split of RT's pool, minilm + logreg, {args.seeds} seeds; defaults: {SETTINGS}")
     print(table(rows, budgets))
 

@@ -48,6 +48,11 @@ STRATEGIES = {
     "hybrid": "diverse among the uncertain: k-means over the 10 x k least certain, the text nearest each centre",
     "typical-margin": "k-means++ draws weighted by typicality and uncertainty, alternating the predicted classes",
 }
+REFITS = {  # compare --query: how the head is fitted on each sample
+    "cv": "the grid point chosen by cross-validation, as plain compare cells",
+    "default": "the head's fixed defaults (CV on an actively chosen sample is biased: it is not i.i.d.)",
+}
+DEFAULT_REFIT = "cv"
 DENSITY_NEIGHBOURS = 20  # diverse: typicality = mean cosine similarity to this many nearest texts
 DENSITY_REFERENCE = 20_000  # ... among at most this many (a seeded sample of larger pools)
 QUERY_HEAD = "logreg"

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.active import SETTINGS, Oracle, QuerySettings, check_strategy, simulate, typicality, unit_rows
+from pipeline.active import (DEFAULT_REFIT, REFITS, SETTINGS, Oracle, QuerySettings, check_strategy, simulate, typicality,
+                             unit_rows)
 from pipeline.cells import Method, budget_label, fit_frozen_cell
 from pipeline.compare import ResultsLog, check_run_identity
 from pipeline.data import Dataset, DataError, budget_indices, split, validation_split
@@ -45,19 +46,23 @@ def settings_tag(settings: QuerySettings, k: int = DEFAULT_BATCH) -> str:
     return f"[{','.join(changed)}]" if changed else ""
 
 
-def query_method(method: Method, query: str, tag: str = "") -> str:
+def query_method(method: Method, query: str, tag: str = "", refit: str = DEFAULT_REFIT) -> str:
     """How a simulated method is named in results and reports, e.g. ``minilm+logreg/margin``; ``random``
-    (balanced budgets) takes no settings ``tag``."""
-    return f"{method.name}/{query}{'' if query == 'random' else tag}"
+    (balanced budgets) takes no settings ``tag``; a ``refit`` other than CV names the head, e.g.
+    ``minilm+logreg[refit=default]/margin``, so each is paired with random fitted the same way."""
+    head = method.name if refit == DEFAULT_REFIT else f"{method.name}[refit={refit}]"
+    return f"{head}/{query}{'' if query == 'random' else tag}"
 
 
 def trajectory_cells(
     method: Method, query: str, seed: int, budgets: Sequence[int], pool: Dataset, X_pool: np.ndarray,
     tests: dict[str, tuple[np.ndarray, np.ndarray]], k: int, skip: set[int], typical: np.ndarray | None = None,
     settings: QuerySettings = SETTINGS,
+    refit: str = DEFAULT_REFIT,
 ) -> list[dict[str, Any]]:
     """The cells of one (method, strategy, seed) at every budget not in ``skip`` (runs in a joblib worker);
-    ``typical``: :func:`~pipeline.active.typicality` of the pool, computed once for all of them."""
+    ``typical``: :func:`~pipeline.active.typicality` of the pool, computed once for all of them; ``refit``:
+    how the head is fitted on each sample (:data:`REFITS`)."""
     if query == "random":  # the balanced, seeded samples of plain compare cells
         samples = ((b, budget_indices(pool, b, seed)) for b in budgets)
         samples = ((b, idx, pool.labels[idx]) for b, idx in samples)
@@ -69,16 +74,17 @@ def trajectory_cells(
         if budget in skip:
             continue
         groups = None if pool.groups is None else [pool.groups[i] for i in idx]
-        row = fit_frozen_cell(method, budget, seed, X_pool[idx], y, groups, tests, class_weight=CLASS_WEIGHT)
-        row.update(method=query_method(method, query, settings_tag(settings, k)), query=query,
+        row = fit_frozen_cell(method, budget, seed, X_pool[idx], y, groups, tests, class_weight=CLASS_WEIGHT,
+                              search=refit == "cv")
+        row.update(method=query_method(method, query, settings_tag(settings, k), refit), query=query,
                    query_batch=None if query == "random" else k, positive_share=round(float(np.mean(y)), 4))
         rows.append(row)
     return rows
 
 
 def _check_options(source: Dataset, heads: Sequence[str], queries: Sequence[str], budgets: Sequence[int | None],
-                   k: int, which: str) -> None:
-    """Fail before any work on an unknown strategy, head or split, a budget 'all', a bad batch or no labels."""
+                   k: int, which: str, refit: str) -> None:
+    """Fail before any work on an unknown strategy, head, split or refit, a budget 'all', a bad batch or no labels."""
     from pipeline.heads import get_head
 
     for q in queries:
@@ -87,6 +93,8 @@ def _check_options(source: Dataset, heads: Sequence[str], queries: Sequence[str]
         get_head(head)
     if which not in SPLITS:
         raise OptionError(f"unknown split {which!r}; choose one of {', '.join(SPLITS)}.")
+    if refit not in REFITS:
+        raise OptionError(f"unknown refit {refit!r}; choose one of {', '.join(REFITS)}.")
     if None in budgets:
         raise OptionError("--query needs label counts in --budgets ('all' labels the whole pool: nothing to choose).")
     if k < 1:
@@ -96,14 +104,14 @@ def _check_options(source: Dataset, heads: Sequence[str], queries: Sequence[str]
 
 
 def _todo(encoder: str, heads: Sequence[str], queries: Sequence[str], seeds: int, budgets: Sequence[int],
-          done: set[tuple[str, str, int]], tag: str) -> list[tuple[Method, str, int, set[int]]]:
+          done: set[tuple[str, str, int]], tag: str, refit: str) -> list[tuple[Method, str, int, set[int]]]:
     """(method, strategy, seed, budgets already done) of every trajectory with a cell still to run."""
     todo = []
     for head in heads:
         method = Method(encoder, head)
         for q in queries:
             for seed in range(seeds):
-                skip = {b for b in budgets if (query_method(method, q, tag), budget_label(b), seed) in done}
+                skip = {b for b in budgets if (query_method(method, q, tag, refit), budget_label(b), seed) in done}
                 if len(skip) < len(budgets):
                     todo.append((method, q, seed, skip))
     return todo
@@ -144,13 +152,15 @@ def run_active_compare(
     source_options: dict[str, Any] | None = None,
     settings: QuerySettings = SETTINGS,
     split_name: str = "test",
+    refit: str = DEFAULT_REFIT,
 ) -> list[dict[str, Any]]:
     """Run every missing (method/strategy, budget, seed) cell into ``<out>/results.jsonl``; returns all rows.
-    ``split_name="validation"`` scores on a validation split of the pool instead of the test split."""
+    ``split_name="validation"`` scores on a validation split of the pool instead of the test split;
+    ``refit`` says how each sample's head is fitted (:data:`REFITS`), random's included."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
-    _check_options(source, heads, queries, budgets, k, split_name)
+    _check_options(source, heads, queries, budgets, k, split_name, refit)
     pool, test = split(source)
     if split_name == "validation":
         pool, test = validation_split(pool)
@@ -162,7 +172,7 @@ def run_active_compare(
     log = ResultsLog(out)
     budgets, tag = sorted(budgets), settings_tag(settings, k)
     for encoder in encoders:
-        todo = _todo(encoder, heads, queries, seeds, budgets, log.done(), tag)
+        todo = _todo(encoder, heads, queries, seeds, budgets, log.done(), tag, refit)
         if not todo:
             continue
         X_pool, test_xy, encode_seconds = _vectors(encoder, pool, tests, cache_dir, source_options)
@@ -170,7 +180,7 @@ def run_active_compare(
         n_cells = sum(len(budgets) - len(skip) for *_, skip in todo)
         bar = tqdm(total=n_cells, desc=f"compare --query ({encoder})", unit="cell", disable=not progress)
         for rows in Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(trajectory_cells)(m, q, s, budgets, pool, X_pool, test_xy, k, skip, typical, settings)
+                delayed(trajectory_cells)(m, q, s, budgets, pool, X_pool, test_xy, k, skip, typical, settings, refit)
                 for m, q, s, skip in todo):
             for row in rows:
                 row["encode_seconds"] = round(encode_seconds / n_cells, 4)

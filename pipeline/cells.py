@@ -72,6 +72,7 @@ def fit_frozen_cell(
     X_unlabelled: np.ndarray | None = None,
     self_train: Any = None,
     shift: dict[str, dict[str, Any]] | None = None,
+    search: bool = True,
 ) -> dict[str, Any]:
     """Fit one head on one budget sample and score it on every test set (runs in a joblib worker).
 
@@ -82,6 +83,7 @@ def fit_frozen_cell(
     ``class_weight="balanced"`` reweights classes (``compare --query``: actively chosen samples are unbalanced).
     A ``method.self_train`` cell self-trains the head with ``self_train`` settings on the vectors
     ``X_unlabelled`` (vectors only: no label of the unlabelled texts reaches this function).
+    ``search=False`` fits the head's fixed defaults instead of searching its grid by cross-validation.
     """
     from pipeline.heads import fit_head
 
@@ -93,7 +95,8 @@ def fit_frozen_cell(
                                          groups=groups, seed=seed, folds=folds, class_weight=class_weight)
         extra["self_train"] = {k: record[k] for k in ("threshold", "rounds", "rounds_run", "cost_vs_teacher")}
     else:
-        fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds, class_weight=class_weight)
+        fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds,
+                          class_weight=class_weight, search=search)
     probas = {name: fitted.estimator.predict_proba(X)[:, 1] for name, (X, _) in tests.items()}
     metrics = {name: scores(y, probas[name]) for name, (_, y) in tests.items()}
     if adapt_prior:

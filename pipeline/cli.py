@@ -197,14 +197,18 @@ def _engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _query_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add compare's --query, --query-batch and --split (simulated active learning; see pipeline.active_compare)."""
-    from pipeline.active import STRATEGIES
+    """Add compare's --query, --query-batch, --query-refit and --split (simulated active learning; see
+    pipeline.active_compare)."""
+    from pipeline.active import DEFAULT_REFIT, REFITS, STRATEGIES
 
     func = click.option("--split", "split_name", type=click.Choice(["test", "validation"]), default="test",
                         show_default=True,
                         help="--query: score on the test split, or on a validation split carved out of the pool "
                              "(whole groups, about one in five; the strategies draw from the rest and the test split "
                              "is never read), to choose settings.")(func)
+    func = click.option("--query-refit", type=click.Choice(list(REFITS)), default=DEFAULT_REFIT, show_default=True,
+                        help="--query: how each sample's head is fitted, random's included: "
+                             + "; ".join(f"{k}: {v}" for k, v in REFITS.items()) + ".")(func)
     func = click.option("--query-batch", type=click.IntRange(min=1), default=8, show_default=True,
                         help="--query: texts queried per round.")(func)
     return click.option("--query", "queries", multiple=True, type=click.Choice(list(STRATEGIES)),
@@ -738,7 +742,8 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]]) -> str:
 def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: tuple[str, ...],
             finetune: tuple[str, ...], budgets: str | None, seeds: int | None, test_sets: tuple[str, ...],
             out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, adapt_prior: bool, engine: str,
-            address: str | None, queries: tuple[str, ...], query_batch: int, split_name: str, precision: str | None,
+            address: str | None, queries: tuple[str, ...], query_batch: int, query_refit: str, split_name: str,
+            precision: str | None,
             max_length: int | None, pooling: str | None, long_text: str | None, **opts: Any) -> None:
     """Learning curves: which encoder and head win at each label budget, over several seeds.
 
@@ -797,7 +802,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
             ds, encoders=[str(s) for s in specs], heads=heads or base["heads"],
             queries=("random", *(q for q in queries if q != "random")), k=query_batch, budgets=budget_list,
             seeds=seeds or base["seeds"], test_sets=extra, out=out_dir, cache_dir=cache_dir, jobs=jobs,
-            source_options=opts, split_name=split_name)
+            source_options=opts, split_name=split_name, refit=query_refit)
     else:
         rows = run_compare(
             ds, encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],

@@ -213,6 +213,26 @@ def test_compare_query_on_validation_never_reads_the_test_split(tmp_path, rt):
     assert bad.exit_code == 2 and "--split validation is for --query runs" in bad.output
 
 
+def test_refit_default_fits_every_sample_with_the_head_defaults_random_included(tmp_path, rt):
+    from pipeline.active_compare import run_active_compare
+    from pipeline.data import load
+    from pipeline.heads import get_head
+    from pipeline.report import summarise
+
+    source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(700)), group_col="movie")
+    rows = run_active_compare(source, encoders=["glove-6b-50d"], heads=["logreg"], queries=["random", "margin"],
+                              budgets=[16, 40], seeds=2, out=tmp_path / "out", cache_dir=tmp_path / "cache",
+                              progress=False, refit="default")
+    assert {r["method"] for r in rows} == {"glove-6b-50d+logreg[refit=default]/random",
+                                            "glove-6b-50d+logreg[refit=default]/margin"}
+    assert all(r["params"] == get_head("logreg").default for r in rows)  # GloVe rows are not unit length
+    paired = summarise(rows)["active_vs_random"]["test"]["40"]
+    assert set(paired) == {"glove-6b-50d+logreg[refit=default]/margin"} and paired[next(iter(paired))]["pairs"] == 2
+    with pytest.raises(Exception, match="unknown refit 'best'"):
+        run_active_compare(source, encoders=["glove-6b-50d"], heads=["logreg"], queries=["margin"], budgets=[16],
+                           seeds=1, out=tmp_path / "out2", refit="best")
+
+
 def test_typical_margin_keeps_classes_balanced_and_typiclust_starts_cold(glove_xy):
     from pipeline.active import QuerySettings, query_model
 
