@@ -274,6 +274,7 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
     from pipeline.cache import EmbeddingCache
     from pipeline.encoders.base import ZeroVectorWarning
     from pipeline.encoders.probe import guarded_encoder
+    from pipeline.readers import check_source
     from pipeline.stream import fill_stream
 
     warnings.simplefilter("ignore", ZeroVectorWarning)  # the summary below counts texts with no known word
@@ -285,6 +286,8 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
     exported = {} if backend == "auto" else {"backend": backend, "quantize": quantize}
     specs = _single_specs(encoders, precision=precision, max_length=max_length, pooling=pooling,
                           long_text=long_text, **exported)  # A+B is cached as A and as B
+    for path in (source, *unlabelled):  # a missing file fails before any model loads
+        check_source(path)
     cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)
     settings = {"device": device, "batch_size": batch_size, "source_options": opts}
     auto = {"backend": "auto", "quantize": quantize} if backend == "auto" else {}  # chosen per spec by the guard

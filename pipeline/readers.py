@@ -57,6 +57,13 @@ def file_path(source: str) -> Path:
     return path
 
 
+def check_source(source: str) -> None:
+    """DataError naming ``source`` unless it is ``rt``, ``hf:NAME`` or an existing file of a known format
+    (cheap: nothing is read), so a command fails on a missing file before any work."""
+    if source != "rt" and not source.startswith("hf:"):
+        file_path(source)
+
+
 def unit(source: str | Path) -> str:
     """What a record position counts in ``source``: ``line`` (CSV, TSV, JSONL) or ``row``."""
     return "line" if Path(source).suffix.lower() in LINE_FORMATS else "row"

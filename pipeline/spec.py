@@ -436,11 +436,11 @@ def check_files(spec: EncoderSpec) -> None:
     file). Cheap: no model is loaded, no file read; hub names are checked when the encoder is built."""
     from pipeline import NotFoundError
     from pipeline.encoders.models import check_local
-    from pipeline.readers import file_path
+    from pipeline.readers import check_source
 
     for part in spec.parts or (spec,):
-        if part.kind == "w2v-train" and part.arg != "rt" and not part.arg.startswith("hf:"):
-            file_path(part.arg)
+        if part.kind == "w2v-train":
+            check_source(part.arg)
         if part.kind in ("w2v", "glove") and not Path(part.arg).expanduser().is_file():
             raise NotFoundError(f"{part.kind}:{part.arg}: no such file; give the path of a word-vector file.")
         if part.kind in ("st", "hf"):

@@ -96,6 +96,10 @@ def test_embed_errors_are_one_clean_line(small_csv, tmp_path):
     assert missing.exit_code == 1 and "no cache file for fingerprint 'ffff'" in missing.output
     usage = runner.invoke(main, ["cache", "rm", "--cache-dir", str(tmp_path)])
     assert usage.exit_code == 2
+    gone = runner.invoke(main, ["embed", str(small_csv), "--text-col", "review", "--encoder", GLOVE, "--unlabelled",
+                                str(tmp_path / "more.csv"), "--cache-dir", str(tmp_path / "c")])
+    assert gone.exit_code == 1 and "more.csv: no such file" in gone.output and gone.output.count("\n") == 1
+    assert not (tmp_path / "c").exists()  # failed before anything was encoded
 
 
 def test_verify_reports_a_truncated_file_and_how_to_rebuild(small_csv, tmp_path):
