@@ -1,11 +1,13 @@
-"""Cold ``predict`` of one review in a fresh process: wall time per bundle kind, and whether torch was imported.
+"""Cold ``predict`` of one review in a fresh process: wall time per bundle kind, and what it imported.
 
 Fits three logreg bundles on 300 RT texts (GloVe; MiniLM torch; MiniLM onnx) into a temporary directory,
-then runs ``python -m pipeline predict BUNDLE "<new text>"`` ``--runs`` times each in fresh processes (a
-new text every run, so the encoder really runs), and prints the median wall time, the CPU time and the load
+then runs ``python -m pipeline predict BUNDLE "<new text>"`` in fresh processes, ``--runs`` rounds that
+take the bundles in turn (so a change in machine load falls on all of them alike), a new text every run
+(so the encoder really runs), after one untimed warm-up run each (the OS file cache, the GloVe word list
+copy). Prints the median wall and CPU seconds, which heavy libraries the process imported, and the load
 average. Targets (issue 19): < 1.5 s with an ONNX encoder, < 1 s with GloVe.
 
-Run:  .venv/bin/python benchmarks/bench_predict.py [--runs 3]
+Run:  .venv/bin/python benchmarks/bench_predict.py [--runs 5]
 """
 
 from __future__ import annotations
@@ -20,6 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "skops", "scipy", "pandas", "h5py", "pyarrow",
+         "onnxruntime")
+# the CLI, then the heavy top-level packages left in sys.modules, on stderr's last line
+CHILD = f"""
+import atexit, sys
+atexit.register(lambda: print("imported:", ",".join(m for m in {HEAVY!r} if m in sys.modules) or "-", file=sys.stderr))
+sys.argv[0] = "review-transfer"
+from pipeline.cli import main
+main()
+"""
+
 
 def fit_bundles(work: Path, cache: str) -> dict[str, Path]:
     from pipeline.data import load, sample_budget, split
@@ -27,39 +41,50 @@ def fit_bundles(work: Path, cache: str) -> dict[str, Path]:
     from pipeline.train import iter_fit
 
     train = sample_budget(split(load("rt"))[0], 300, seed=0)
-    kinds = {"glove": get_encoder("glove-6b-50d"), "minilm torch": get_encoder("minilm", device="cpu"),
-             "minilm onnx": get_encoder("minilm", backend="onnx", work_dir=cache)}
-    return {name: next(iter_fit(train, encoder=enc, cache_dir=cache)).save(work / name.replace(" ", "-"))
+    kinds = {"GloVe": get_encoder("glove-6b-50d", work_dir=cache),
+             "MiniLM, onnx": get_encoder("minilm", backend="onnx", work_dir=cache),
+             "MiniLM, torch": get_encoder("minilm", device="cpu", work_dir=cache)}
+    return {name: next(iter_fit(train, encoder=enc, cache_dir=cache)).save(work / name.replace(", ", "-"))
             for name, enc in kinds.items()}
 
 
-def run_once(bundle: Path, cache: str, i: int) -> tuple[float, float]:
-    """Wall and CPU seconds of one fresh ``predict`` process."""
+def run_once(bundle: Path, cache: str, text: str) -> tuple[float, float, str]:
+    """Wall and CPU seconds of one fresh ``predict`` process, and the heavy packages it imported."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline", "predict", str(bundle), f"A brand new review, number {i}.",
-                    "--cache-dir", cache], check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, "predict", str(bundle), text, "--cache-dir", cache],
+                         check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, out.stderr.strip().splitlines()[-1].removeprefix("imported: ")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cache = os.environ.get("REVIEW_TRANSFER_CACHE") or str(work / "cache")
         bundles = fit_bundles(work, cache)
-        print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        print("| bundle | wall s (median) | CPU s (median) | runs |")
-        print("|---|---|---|---|")
-        for name, path in bundles.items():
-            times = [run_once(path, cache, time.time_ns() + i) for i in range(args.runs)]
-            print(f"| {name} | {statistics.median(t[0] for t in times):.2f} | "
-                  f"{statistics.median(t[1] for t in times):.2f} | {args.runs} |")
-        print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        for path in bundles.values():
+            run_once(path, cache, "A warm-up review.")
+        print(f"load average before: {_load()}")
+        times: dict[str, list[tuple[float, float, str]]] = {name: [] for name in bundles}
+        for i in range(args.runs):
+            for name, path in bundles.items():
+                times[name].append(run_once(path, cache, f"A brand new review, number {time.time_ns()}."))
+        print("| bundle | wall s (median) | CPU s (median) | heavy imports | runs |")
+        print("|---|---|---|---|---|")
+        for name, rows in times.items():
+            print(f"| {name} | {statistics.median(t[0] for t in rows):.2f} | {statistics.median(t[1] for t in rows):.2f} "
+                  f"| {rows[-1][2]} | {len(rows)} |")
+        print(f"load average after: {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -113,6 +113,17 @@ def test_auto_ignores_word_vectors_and_bad_options_are_clear(cache_dir):
         get_encoder("minilm", backend="onnx", precision="bf16", work_dir=cache_dir)
 
 
+def test_auto_probes_every_backend_and_picks_one_that_passes(cache_dir, onnx_fp32, onnx_int8, texts):
+    from pipeline.encoders.probe import CANDIDATES, pick_backend
+
+    backend, quantize, lines = pick_backend("minilm", texts, {"work_dir": cache_dir})
+    named = [line.strip().split(":")[0].split(" (")[0] for line in lines[:-1]]
+    assert sorted(named) == sorted(f"{b}/{q}" for b, q in CANDIDATES)  # each measured, or skipped saying why
+    chosen = next(line for line in lines[:-1] if line.strip().startswith(f"{backend}/{quantize}"))
+    assert "texts/s" in chosen and "refused" not in chosen
+    assert lines[-1].startswith(f"backend auto picked {backend}/{quantize}")
+
+
 def test_embed_prints_rate_and_probe(cache_dir, onnx_int8, rt, tmp_path):
     csv = write_reviews_csv(tmp_path / "r.csv", rt, range(40))
     result = CliRunner().invoke(main, ["embed", csv, "--encoder", "minilm", "--backend", "onnx", "--quantize", "int8",

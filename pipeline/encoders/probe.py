@@ -149,7 +149,7 @@ def pick_backend(spec: str, texts: list[str], options: dict[str, Any], min_media
     if not sample:
         raise OptionError(f"{spec}: backend auto needs texts to probe; none were given.")
     reference = get_encoder(spec, **{**options, "backend": "torch", "precision": "fp32", "device": "cpu"})
-    rows: list[tuple[float, str, str, str]] = []
+    measured: list[tuple[str, str, str, Probe]] = []
     lines: list[str] = []
     for backend, quantize in CANDIDATES:
         name = f"{backend}/{quantize}"
@@ -163,16 +163,24 @@ def pick_backend(spec: str, texts: list[str], options: dict[str, Any], min_media
             name += f" ({enc.precision})"  # its auto precision: bf16 where the CPU has fast bf16, else fp32
         elif hasattr(enc, "record_probe"):
             enc.record_probe({**result.__dict__, "reference": "torch fp32"})
-        ok = result.median >= min_median
-        lines.append(f"  {name}: {result.texts_per_s:,.0f} texts/s, cosine min {result.min:.4f}, median "
-                     f"{result.median:.4f}{'' if ok else f'  (refused: median < {min_median})'}")
-        if ok:
-            rows.append((result.texts_per_s, backend, quantize, name))
-    if not rows:
+        measured.append((backend, quantize, name, result))
+    backend, quantize, more = choose(spec, measured, min_median)
+    return backend, quantize, lines + more
+
+
+def choose(spec: str, measured: list[tuple[str, str, str, Probe]],
+           min_median: float = MIN_MEDIAN_COSINE) -> tuple[str, str, list[str]]:
+    """``(backend, quantize, lines)`` of ``auto``'s choice among ``measured`` (backend, quantize, name, probe):
+    the fastest whose median cosine to torch fp32 is >= ``min_median``; the first measured wins a tie.
+    :class:`ProbeError` when none passes. ``lines`` give each one's figures and the choice."""
+    lines = [f"  {name}: {p.texts_per_s:,.0f} texts/s, cosine min {p.min:.4f}, median {p.median:.4f}"
+             + ("" if p.median >= min_median else f"  (refused: median < {min_median})") for _, _, name, p in measured]
+    passing = [m for m in measured if m[3].median >= min_median]
+    if not passing:
         raise ProbeError(f"{spec}: no backend kept median cosine >= {min_median} on your texts.\n" + "\n".join(lines))
-    speed, backend, quantize, name = max(rows)
-    lines.append(f"backend auto picked {name}: the fastest ({speed:,.0f} texts/s on {len(sample)} of your texts) "
-                 f"whose median cosine to torch fp32 is >= {min_median}")
+    backend, quantize, name, best = max(passing, key=lambda m: m[3].texts_per_s)
+    lines.append(f"backend auto picked {name}: the fastest ({best.texts_per_s:,.0f} texts/s on {best.texts} of your "
+                 f"texts) whose median cosine to torch fp32 is >= {min_median}")
     return backend, quantize, lines
 
 
