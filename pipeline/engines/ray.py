@@ -104,19 +104,12 @@ def ray_fill(
     the actor body (:class:`EncodeWorker` or a subclass). A shard whose worker dies is retried up to
     ``max_retries`` times. Returns counts and timings like :meth:`EmbeddingCache.fill`.
     """
-    from pipeline.encoders import get_encoder
     from pipeline.progress import progress_bar
-    from pipeline.spec import parse_spec
 
-    if shard_size < 1:
-        raise OptionError(f"shard_size must be at least 1, got {shard_size}.")
-    parts = parse_spec(spec).parts
-    if parts:
-        raise OptionError(f"{spec}: fill each part ({', '.join(map(str, parts))}) on its own.")
     start = time.perf_counter()
     options = dict(options or {})
     cache = EmbeddingCache(cache_dir)
-    encoder = get_encoder(spec, work_dir=cache.dir, **options)  # the driver's fingerprint and dim (loads the model)
+    encoder = _driver_encoder(spec, cache.dir, options, shard_size)
     store = cache.store(encoder.fingerprint)
     report = EmbedReport(spec, encoder.fingerprint, store.main)
     actors = _ShardPool(connect(address), worker_cls, spec, options, cache.dir, encoder.fingerprint, workers,
@@ -149,6 +142,20 @@ def ray_fill(
         store.compact()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _driver_encoder(spec: str, cache_dir: Path, options: dict[str, Any], shard_size: int) -> Any:
+    """The driver's encoder of ``spec``, for its fingerprint and dim (it loads the model), once the
+    arguments are checked: one encoder (not ``A+B``), shards of at least one text."""
+    from pipeline.encoders import get_encoder
+    from pipeline.spec import parse_spec
+
+    if shard_size < 1:
+        raise OptionError(f"shard_size must be at least 1, got {shard_size}.")
+    parts = parse_spec(spec).parts
+    if parts:
+        raise OptionError(f"{spec}: fill each part ({', '.join(map(str, parts))}) on its own.")
+    return get_encoder(spec, work_dir=cache_dir, **options)
 
 
 class _ShardPool:
