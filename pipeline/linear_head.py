@@ -1,9 +1,9 @@
 """Linear heads as plain arrays, so a bundle predicts with numpy alone: no scikit-learn, no skops.
 
 Importing scikit-learn and skops takes seconds, most of a cold ``predict``. A bundle whose head is
-linear (``logreg``, ``sgd``, ``ridge``, ``linear-svm`` or a fine-tuned linear head) therefore also keeps
-``head.npz`` beside ``head.skops``: the scaler's mean and scale, the weights, the intercept and the
-sigmoid that turns the score into a probability,
+linear (``logreg``, ``sgd``, ``ridge``, ``linear-svm``, or the linear head of a fine-tuned or SetFit
+bundle) therefore also keeps ``head.npz`` beside ``head.skops``: the scaler's mean and scale, the
+weights, the intercept and the sigmoid that turns the score into a probability,
 
     p(positive | x) = sigmoid(a * (coef · (x - mean) / scale + intercept) + b)
 
@@ -38,7 +38,8 @@ CLASSIFIERS = {
     "sgd": "clf:SGDClassifier",
     "ridge": "clf:PlattCalibrated(RidgeClassifier)",
     "linear-svm": "clf:PlattCalibrated(LinearSVM)",
-    "finetune-head": "clf:LogisticRegression",
+    "finetune-head": "clf:LogisticRegression",  # a fine-tuned linear head (an MLP head has no arrays)
+    "finetune-setfit": "clf:LogisticRegression",
 }
 # (module, class, skops loader) of every node the skops files of those heads hold (tests/test_linear_head.py)
 PLAIN_NODES = frozenset({

@@ -67,6 +67,21 @@ def test_linear_heads_predict_like_scikit_learn_and_round_trip(name, unit, tmp_p
     assert loaded.identity == tuple(head_identity(estimator))
 
 
+@pytest.mark.parametrize("name", ["finetune-head", "finetune-setfit"])
+def test_fine_tuned_logistic_heads_get_arrays_and_mlp_heads_do_not(name):
+    """As pipeline.finetune saves them: Pipeline([("clf", LogisticRegression | MLPClassifier)]) on unit rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+
+    X, y = _data(True)
+    logistic = Pipeline([("clf", LogisticRegression(max_iter=1000))]).fit(X, y)
+    head = from_estimator(logistic, name, head_identity(logistic), X)
+    np.testing.assert_allclose(head.predict_proba(X), logistic.predict_proba(X), rtol=0, atol=TOLERANCE)
+    mlp = Pipeline([("clf", MLPClassifier((8,), max_iter=50))]).fit(X, y)
+    assert from_estimator(mlp, name, head_identity(mlp), X) is None
+
+
 @pytest.mark.parametrize("name", list(HEADS))
 def test_only_linear_heads_get_arrays(name):
     X, y = _data(False)
