@@ -6,16 +6,21 @@ For each label budget and seed, on the same balanced RT sample (paired), scored 
 - ``frozen+self-train`` the same head self-trained on the pool texts outside the sample (labels hidden)
 - ``ft-head``          fine-tuned ``head`` (today's best at 1,000 labels and on the whole pool)
 - ``distil``           ``ft-head`` as teacher, pseudo-labels of the rest of the pool, fine-tuned student
+- ``distil-setfit``    SetFit (today's best at 128 labels) as teacher, the same student; gives ``setfit`` too
 - ``adapted``          an adapted MiniLM (``--adapted st:DIR``, from ``review-transfer adapt``) + logreg
 - ``adapted+ft-head``  ``head`` fine-tuning starting from the adapted MiniLM
 
 Prints per budget and method the mean test accuracy ± sd over seeds, the mean wall time, and the paired
-difference to ``ft-head`` (95% t-interval; to ``frozen`` where ft-head was not run). Every finished cell is appended to ``--out`` (JSON lines); a
-rerun with the same file computes only the missing cells. "all" trains on the whole pool, which leaves
-no unlabelled text: self-training is skipped there unless ``--unlabelled`` adds texts.
+differences (95% t-interval) to ``ft-head`` (to ``frozen`` where ft-head was not run) and, for a student,
+to its own teacher. Every finished cell is appended to ``--out`` (JSON lines); a rerun with the same file
+computes only the missing cells. "all" trains on the whole pool, which leaves no unlabelled text:
+self-training is skipped there unless ``--unlabelled`` adds texts. ``--fraction/--threshold/--hard``
+set the pseudo-labels (non-default settings tag the method name, e.g. ``distil[soft=False]``); with
+``--work-dir`` the teachers and their pool probabilities are kept, so runs of other settings reuse them.
 
 Run:  .venv/bin/python benchmarks/bench_unlabelled.py [--budgets 32,128,1000,all] [--seeds 3]
-      [--methods frozen,frozen+self-train,ft-head,distil,adapted,adapted+ft-head] [--adapted st:models/minilm-rt]
+      [--methods frozen,frozen+self-train,ft-head,distil,distil-setfit,adapted,adapted+ft-head]
+      [--adapted st:models/minilm-rt] [--fraction F] [--threshold T] [--hard] [--work-dir DIR]
       [--split test|validation] [--out bench_unlabelled.jsonl] [--cache-dir DIR]
 """
 
@@ -27,16 +32,18 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-METHODS = ("frozen", "frozen+self-train", "ft-head", "distil", "adapted", "adapted+ft-head")
+METHODS = ("frozen", "frozen+self-train", "ft-head", "setfit", "distil", "distil-setfit", "adapted", "adapted+ft-head")
 BASELINE = "ft-head"
+TEACHERS = {"distil": ("head", "ft-head"), "distil-setfit": ("setfit", "setfit")}  # method -> (fine-tuning, row)
 
 
 def frozen_cells(encoder: str, train, test, unlabelled: list[str], seed: int, cache_dir: str,
-                 self_train: bool) -> dict[str, dict]:
-    """logreg on cached vectors of ``encoder`` (and, with ``self_train``, the self-trained logreg)."""
+                 self_train: Any = None) -> dict[str, dict]:
+    """logreg on cached vectors of ``encoder`` (and, with ``self_train`` settings, the self-trained logreg)."""
     from pipeline.cache import EmbeddingCache
     from pipeline.encoders import get_encoder
     from pipeline.heads import fit_head
@@ -51,38 +58,44 @@ def frozen_cells(encoder: str, train, test, unlabelled: list[str], seed: int, ca
     rows = {"": {"accuracy": _accuracy(test.labels, fitted.estimator.predict_proba(Xt)),
                  "seconds": embed_s + fitted.fit_seconds}}
     if self_train:
-        student, record = self_train_head("logreg", X, train.labels, Xu, groups=train.groups, seed=seed)
-        rows["+self-train"] = {"accuracy": _accuracy(test.labels, student.estimator.predict_proba(Xt)),
+        student, record = self_train_head("logreg", X, train.labels, Xu, settings=self_train, groups=train.groups,
+                                          seed=seed)
+        rows["+self-train" + self_train.tag] = {"accuracy": _accuracy(test.labels, student.estimator.predict_proba(Xt)),
                                "seconds": embed_s + student.fit_seconds,
                                "pseudo_labels": record["rounds_run"][0]["pseudo_labels"] if record["rounds_run"] else 0}
     return rows
 
 
-def distil_cells(train, test, unlabelled: list[str], seed: int, cache_dir: str) -> dict[str, dict]:
-    """The fine-tuned ``head`` teacher and its distilled student (one run gives both)."""
+def distil_cells(method: str, train, test, unlabelled: list[str], seed: int, cache_dir: str, settings: Any,
+                 work_dir: Path) -> dict[str, dict]:
+    """The fine-tuned teacher of ``method`` and its distilled student (one run gives both); the teacher
+    and its pool probabilities are kept in ``work_dir`` (a rerun with other settings reuses them)."""
     from pipeline.unlabelled.self_train import distil
 
-    with tempfile.TemporaryDirectory(prefix="bench-distil-") as work:
+    teacher_method, teacher_row = TEACHERS[method]
+    with tempfile.TemporaryDirectory(prefix="bench-distil-") as out:
         start = time.perf_counter()
-        bundle = distil(train, unlabelled, out=Path(work) / "student", work_dir=Path(work) / "work", seed=seed,
-                        test=test, cache_dir=cache_dir, progress=False)
+        bundle = distil(train, unlabelled, out=Path(out) / "student", work_dir=work_dir, teacher_method=teacher_method,
+                        settings=settings, seed=seed, test=test, cache_dir=cache_dir, progress=False)
         wall = time.perf_counter() - start
     record = bundle.manifest["self_train"]
     return {
-        "ft-head": {"accuracy": record["teacher"]["test_metrics"]["accuracy"], "seconds": record["teacher"]["seconds"]},
-        "distil": {"accuracy": bundle.manifest["metrics"]["test"]["accuracy"], "seconds": record["seconds"],
-                   "wall_seconds": wall, "cost_vs_teacher": record["cost_vs_teacher"],
-                   "pseudo_labels": [r["pseudo_labels"] for r in record["rounds_run"]]},
+        teacher_row: {"accuracy": record["teacher"]["test_metrics"]["accuracy"], "seconds": record["teacher"]["seconds"]},
+        method + settings.tag: {
+            "accuracy": bundle.manifest["metrics"]["test"]["accuracy"], "seconds": record["seconds"],
+            "wall_seconds": wall, "cost_vs_teacher": record["cost_vs_teacher"],
+            "pseudo_labels": [r["pseudo_labels"] for r in record["rounds_run"]],
+            "least_confidence": [r["least_confidence"] for r in record["rounds_run"]]},
     }
 
 
-def finetune_cell(encoder: str, train, test, seed: int) -> dict:
-    """``head`` fine-tuning of ``encoder`` scored on ``test``."""
+def finetune_cell(encoder: str, train, test, seed: int, method: str = "head") -> dict:
+    """``method`` fine-tuning of ``encoder`` scored on ``test``."""
     from pipeline.finetune import finetune_and_score
 
     with tempfile.TemporaryDirectory(prefix="bench-ft-") as work:
-        probas, fit_s, _ = finetune_and_score(train, {"test": test}, work_dir=work, encoder=encoder, seed=seed,
-                                              progress=False)
+        probas, fit_s, _ = finetune_and_score(train, {"test": test}, work_dir=work, encoder=encoder, method=method,
+                                              seed=seed, progress=False)
     return {"accuracy": _accuracy(test.labels, probas["test"]), "seconds": fit_s}
 
 
@@ -99,33 +112,50 @@ def validation_split(pool):
     return pool.subset(np.flatnonzero(~held)), pool.subset(np.flatnonzero(held))
 
 
-def run_cell(method: str, budget: int | None, seed: int, pool, test, extra: dict, adapted: str | None,
-             cache_dir: str) -> dict[str, dict]:
+def run_cell(method: str, budget: int | None, seed: int, pool, test, extra: dict, args: argparse.Namespace,
+             settings: Any, cache_dir: str) -> dict[str, dict]:
     """The rows (by method name) one (method, budget, seed) cell produces."""
+    from pipeline.compare import budget_label
     from pipeline.data import budget_indices
     from pipeline.unlabelled.texts import gather
 
     idx = budget_indices(pool, budget, seed)
     train, unl = pool.subset(idx), gather(pool, None if budget is None else idx, test, extra)
     if method in ("frozen", "frozen+self-train"):
-        rows = frozen_cells("minilm", train, test, unl.texts, seed, cache_dir, method.endswith("self-train"))
+        rows = frozen_cells("minilm", train, test, unl.texts, seed, cache_dir,
+                            settings if method.endswith("self-train") else None)
         return {f"frozen{k}": v for k, v in rows.items()}
-    if method in ("ft-head", "distil"):
-        if not len(unl):
-            return {"ft-head": finetune_cell("minilm", train, test, seed)}
-        return distil_cells(train, test, unl.texts, seed, cache_dir)
-    if adapted is None:
+    if method in ("ft-head", "setfit", "distil", "distil-setfit"):
+        if method in ("ft-head", "setfit") or not len(unl):
+            method = "ft-head" if method in ("ft-head", "distil") else "setfit"
+            return {method: finetune_cell("minilm", train, test, seed, "head" if method == "ft-head" else "setfit")}
+        with tempfile.TemporaryDirectory(prefix="bench-teacher-") as scratch:
+            work = Path(args.work_dir or scratch) / f"{method}-{args.split}-b{budget_label(budget)}-s{seed}"
+            return distil_cells(method, train, test, unl.texts, seed, cache_dir, settings, work)
+    if args.adapted is None:
         raise SystemExit(f"method {method} needs --adapted st:DIR (make one with `review-transfer adapt rt`).")
     if method == "adapted":
-        return {"adapted": frozen_cells(adapted, train, test, [], seed, cache_dir, False)[""]}
-    return {"adapted+ft-head": finetune_cell(adapted, train, test, seed)}
+        return {"adapted": frozen_cells(args.adapted, train, test, [], seed, cache_dir)[""]}
+    return {"adapted+ft-head": finetune_cell(args.adapted, train, test, seed)}
+
+
+def _paired(cells: dict[int, dict], base: dict[int, dict], name: str) -> str:
+    """Mean paired difference of ``cells`` to ``base`` over their common seeds, with a 95% t-interval."""
+    from scipy import stats
+
+    seeds = sorted(set(cells) & set(base))
+    d = np.array([cells[s]["accuracy"] - base[s]["accuracy"] for s in seeds]) * 100
+    if len(d) == 1:
+        return f"{d[0]:+.1f} vs {name} (1 seed)"
+    if not len(d):
+        return "-"
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}] vs {name} ({len(d)} seeds)"
 
 
 def summarise(rows: list[dict], budgets: list[str]) -> str:
-    """Per budget: mean ± sd accuracy, mean seconds, and the paired difference to ft-head (or, where
-    ft-head was not run, to frozen)."""
-    from scipy import stats
-
+    """Per budget: mean ± sd accuracy, mean seconds, the paired difference to ft-head (or, where ft-head
+    was not run, to frozen) and, for a student, to its teacher."""
     from pipeline.tables import format_table
 
     table = []
@@ -135,50 +165,57 @@ def summarise(rows: list[dict], budgets: list[str]) -> str:
             if r["budget"] == b:
                 by.setdefault(r["method"], {})[r["seed"]] = r
         base_name = BASELINE if BASELINE in by else "frozen"
-        base = by.get(base_name, {})
-        for method in sorted(by, key=lambda m: METHODS.index(m) if m in METHODS else 99):
+        for method in sorted(by, key=lambda m: (METHODS.index(m.split("[")[0]) if m.split("[")[0] in METHODS else 99, m)):
             cells = by[method]
             acc = np.array([c["accuracy"] for c in cells.values()]) * 100
-            seeds = sorted(set(cells) & set(base))
-            d = np.array([cells[s]["accuracy"] - base[s]["accuracy"] for s in seeds]) * 100
-            diff = "-"
-            if method != base_name and len(d) >= 2:
-                half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-                diff = f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}] vs {base_name} ({len(d)} seeds)"
-            elif method != base_name and len(d) == 1:
-                diff = f"{d[0]:+.1f} vs {base_name} (1 seed)"
+            teacher = TEACHERS.get(method.split("[")[0], (None, None))[1]
             sd = f" ± {acc.std(ddof=1):.1f}" if len(acc) > 1 else ""
             table.append((b, method, f"{acc.mean():.1f}{sd}", str(len(acc)),
-                          f"{np.mean([c['seconds'] for c in cells.values()]):.0f}", diff))
-    return format_table(("labels", "method", "accuracy %", "seeds", "seconds", "paired difference"), table)
+                          f"{np.mean([c['seconds'] for c in cells.values()]):.0f}",
+                          "-" if method == base_name else _paired(cells, by.get(base_name, {}), base_name),
+                          "-" if teacher is None or teacher == base_name else _paired(cells, by.get(teacher, {}), teacher)))
+    return format_table(("labels", "method", "accuracy %", "seeds", "seconds", "paired difference", "vs teacher"), table)
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", default="32,128,1000,all", help="comma-separated label budgets ('all' = the pool)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per budget (0..N-1)")
+    parser.add_argument("--methods", default="frozen,frozen+self-train,ft-head,distil",
+                        help=f"comma-separated, of: {', '.join(METHODS)} (distil also gives ft-head, distil-setfit setfit)")
+    parser.add_argument("--adapted", default=None, help="st:DIR of an adapted MiniLM (review-transfer adapt)")
+    parser.add_argument("--unlabelled", action="append", default=[], help="more unlabelled texts (SOURCE)")
+    parser.add_argument("--fraction", type=float, default=None, help="self-training: share of the unlabelled texts pseudo-labelled")
+    parser.add_argument("--threshold", type=float, default=None, help="self-training: least class probability kept")
+    parser.add_argument("--hard", action="store_true", help="distillation: 0/1 pseudo-labels instead of the teacher's probabilities")
+    parser.add_argument("--work-dir", default=None, help="keep teachers here (other settings reuse them)  [default: temporary]")
+    parser.add_argument("--out", default=None,
+                        help="JSON-lines file of finished cells (resumes)  [default: bench_unlabelled_SPLIT.jsonl]")
+    parser.add_argument("--split", choices=["test", "validation"], default="test",
+                        help="score on RT's test split, or on a validation split of the pool (for choosing settings)")
+    parser.add_argument("--cache-dir", default=None)
+    return parser.parse_args()
 
 
 def main() -> None:
     from pipeline.cache import default_cache_dir
     from pipeline.compare import budget_label
     from pipeline.data import load, parse_budgets, split
+    from pipeline.unlabelled.self_train import SelfTrainSettings
     from pipeline.unlabelled.texts import read_unlabelled
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budgets", default="32,128,1000,all", help="comma-separated label budgets ('all' = the pool)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per budget (0..N-1)")
-    parser.add_argument("--methods", default="frozen,frozen+self-train,ft-head,distil",
-                        help=f"comma-separated, of: {', '.join(METHODS)} (distil also gives ft-head)")
-    parser.add_argument("--adapted", default=None, help="st:DIR of an adapted MiniLM (review-transfer adapt)")
-    parser.add_argument("--unlabelled", action="append", default=[], help="more unlabelled texts (SOURCE)")
-    parser.add_argument("--out", default=None,
-                        help="JSON-lines file of finished cells (resumes)  [default: bench_unlabelled_SPLIT.jsonl]")
-    parser.add_argument("--split", choices=["test", "validation"], default="test",
-                        help="score on RT's test split, or on a validation split of the pool (for choosing settings)")
-    parser.add_argument("--cache-dir", default=None)
-    args = parser.parse_args()
+    args = parse_args()
     cache_dir = str(args.cache_dir or default_cache_dir())
+    settings = SelfTrainSettings(**{k: v for k, v in (("fraction", args.fraction), ("threshold", args.threshold))
+                                    if v is not None}, soft=not args.hard)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise SystemExit(f"unknown method(s) {unknown}; use {', '.join(METHODS)}.")
-    if "distil" in methods and "ft-head" in methods:
-        methods.remove("ft-head")  # the distil cell trains and scores its ft-head teacher
+    for student, (_, teacher) in TEACHERS.items():
+        if student in methods and teacher in methods:
+            methods.remove(teacher)  # the distil cell trains and scores its teacher
     pool, test = split(load("rt"))
     if args.split == "validation":
         pool, test = validation_split(pool)
@@ -186,17 +223,16 @@ def main() -> None:
     out = Path(args.out or f"bench_unlabelled_{args.split}.jsonl")
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     done = {(r["method"], r["budget"], r["seed"]) for r in rows}
-    produces = {"distil": ("distil",), "frozen+self-train": ("frozen+self-train",)}
     budgets = parse_budgets(args.budgets)
     print(f"scoring on the {args.split} split ({len(test):,} texts); pool {len(pool):,}; "
           f"load {os.getloadavg()[0]:.1f} (1-min average; 2 cores shared)", flush=True)
     for budget in budgets:
         for seed in range(args.seeds):
             for method in methods:
-                wanted = produces.get(method, (method,))
-                if all((m, budget_label(budget), seed) in done for m in wanted):
+                wanted = method + settings.tag if method in TEACHERS or method.endswith("self-train") else method
+                if (wanted, budget_label(budget), seed) in done:
                     continue
-                for name, row in run_cell(method, budget, seed, pool, test, extra, args.adapted, cache_dir).items():
+                for name, row in run_cell(method, budget, seed, pool, test, extra, args, settings, cache_dir).items():
                     if (name, budget_label(budget), seed) in done:
                         continue
                     row = {"method": name, "budget": budget_label(budget), "seed": seed, **row,

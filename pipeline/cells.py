@@ -93,7 +93,7 @@ def fit_frozen_cell(
 
         fitted, record = self_train_head(method.head, X_train, y_train, X_unlabelled, settings=self_train,
                                          groups=groups, seed=seed, folds=folds, class_weight=class_weight)
-        extra["self_train"] = {k: record[k] for k in ("threshold", "rounds", "rounds_run", "cost_vs_teacher")}
+        extra["self_train"] = {k: record[k] for k in ("fraction", "threshold", "rounds", "rounds_run", "cost_vs_teacher")}
     else:
         fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds,
                           class_weight=class_weight, search=search)

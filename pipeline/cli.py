@@ -637,8 +637,9 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     \b
     --self-train distils: the model fine-tuned on the labels (--method) labels the unlabelled texts (the
     pool outside the budget, plus --unlabelled), then a `head` student, starting from the teacher's
-    tuned encoder, trains one epoch on the labels plus confident, balanced pseudo-labels (as many as
-    the teacher's training passes, so the run costs at most about 3 teachers). Work files: OUT.self-train/.
+    tuned encoder, trains one epoch on the labels plus balanced pseudo-labelled texts (drawn from the
+    --fraction the teacher is surest of, as many as the teacher's training passes, so the run costs
+    about 3 teachers), aiming at the teacher's probabilities (--soft). Work files: OUT.self-train/.
     """
     import dataclasses
     import logging
@@ -717,7 +718,8 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]]) -> str:
 @source_options
 @click.option("--preset", type=click.Choice(["quick", "full"]), default=None,
               help="quick: GloVe and MiniLM + logreg at 32/128/1000 labels, 3 seeds (~5 min on 2 cores). "
-                   "full: static vs transformer features vs fine-tuning over all budgets, 5 seeds (hours). "
+                   "full: static vs transformer features vs fine-tuning, each also self-trained on the rest of the "
+                   "pool (--self-train), over all budgets, 5 seeds (hours). "
                    "Options given explicitly override the preset.")
 @click.option("--encoder", "encoders", multiple=True,
               help=ENCODER_HELP + " Repeatable: variants of one encoder (minilm[long=truncate] and minilm) are "
@@ -785,6 +787,10 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     self_train, unlabelled = pop_unlabelled(opts)
     if split_name != "test" and not queries:
         raise click.UsageError("--split validation is for --query runs; plain compare scores the test split.")
+    if self_train is None and base.get("self_train") and engine == "local" and not queries:
+        from pipeline.unlabelled.self_train import SelfTrainSettings
+
+        self_train = SelfTrainSettings()
     if queries and (finetune or adapt_prior or engine != "local" or self_train):
         raise click.UsageError("--query runs frozen heads locally: drop --finetune, --adapt-prior, --self-train "
                                "and --engine ray.")

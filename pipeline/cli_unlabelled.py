@@ -13,7 +13,8 @@ import click
 
 
 def unlabelled_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --unlabelled, --self-train, --threshold and --rounds (popped by :func:`pop_unlabelled`)."""
+    """Add --unlabelled, --self-train, --fraction, --threshold, --soft/--hard and --rounds (popped by
+    :func:`pop_unlabelled`)."""
     options = [
         click.option("--unlabelled", "unlabelled", multiple=True, metavar="SOURCE",
                      help="Unlabelled texts to learn from (repeatable; any SOURCE format, read with --text-col; "
@@ -22,8 +23,16 @@ def unlabelled_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--self-train", "self_train", is_flag=True,
                      help="Self-training: the model trained on the labels (teacher) labels the unlabelled texts; "
                           "a student learns from the labels plus the confident, class-balanced pseudo-labels."),
-        click.option("--threshold", type=click.FloatRange(0.5, 1, max_open=True), default=0.9, show_default=True,
-                     help="--self-train: keep pseudo-labels whose class probability is at least this."),
+        click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+                     help="--self-train: share of the unlabelled texts given pseudo-labels, the ones the teacher is "
+                          "surest of, half per class (fine-tuned students take at most about the teacher's passes, "
+                          "drawn from these)."),
+        click.option("--threshold", type=click.FloatRange(0.5, 1, max_open=True), default=None,
+                     help="--self-train: also keep only pseudo-labels whose class probability is at least this.  "
+                          "[default: no floor]"),
+        click.option("--soft/--hard", "soft", default=True, show_default=True,
+                     help="--self-train on finetune: the student aims at the teacher's probabilities (soft) or at "
+                          "its 0/1 labels (hard); frozen heads always learn 0/1 labels."),
         click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
                      help="--self-train: teacher -> student passes (each student labels for the next)."),
     ]
@@ -39,8 +48,8 @@ def pop_unlabelled(opts: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
     from pipeline.unlabelled.texts import read_unlabelled
 
     sources, on = opts.pop("unlabelled"), opts.pop("self_train")
-    threshold, rounds = opts.pop("threshold"), opts.pop("rounds")
-    settings = SelfTrainSettings(threshold=threshold, rounds=rounds) if on else None
+    chosen = {k: opts.pop(k) for k in ("fraction", "threshold", "soft", "rounds")}
+    settings = SelfTrainSettings(**chosen) if on else None
     return settings, read_unlabelled(sources, text_col=opts.get("text_col", "text"))
 
 

@@ -46,6 +46,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "finetune": ["head", "setfit"],
         "budgets": "16,32,64,128,256,512,1000,all",
         "seeds": 5,
+        "self_train": True,  # every method also self-trained (distilled, if fine-tuned) on the rest of the pool
     },
 }
 
@@ -215,7 +216,8 @@ def _finetune_cell(
         enc = bundle.get_encoder()  # the test split was scored by distil; the other sets are scored here
         probas = {name: bundle.head.predict_proba(enc.encode(ds.texts)) for name, ds in tests.items() if name != "test"}
         encode_seconds = time.perf_counter() - start_encode
-        extra["self_train"] = {k: record[k] for k in ("threshold", "rounds", "rounds_run", "pseudo_cap", "cost_vs_teacher")}
+        extra["self_train"] = {k: record[k] for k in ("fraction", "threshold", "soft", "rounds", "rounds_run", "pseudo_cap",
+                                                     "cost_vs_teacher")}
         extra["self_train"].update(teacher_seconds=record["teacher"]["seconds"],
                                    teacher_test={k: record["teacher"]["test_metrics"][k] for k in SCORES})
         extra["metrics"] = {"test": {k: bundle.manifest["metrics"]["test"][k] for k in SCORES}}
@@ -238,17 +240,6 @@ def _finetune_cell(
         **extra,
         "metrics": {**extra.get("metrics", {}), **{name: scores(tests[name].labels, p) for name, p in probas.items()}},
     }
-
-
-def _settings_tag(settings: Any) -> str:
-    """``[name=value,...]`` of the self-training settings that differ from the defaults ("" if none)."""
-    from dataclasses import asdict
-
-    from pipeline.unlabelled.self_train import SelfTrainSettings
-
-    default = asdict(SelfTrainSettings())
-    changed = {k: v for k, v in asdict(settings).items() if v != default[k]}
-    return "[" + ",".join(f"{k}={v}" for k, v in changed.items()) + "]" if changed else ""
 
 
 def _unlabelled_sets(pool: Dataset, test: Dataset, extra: dict[str, list[str]] | None, texts: list[str]) -> Any:
@@ -333,7 +324,9 @@ def run_compare(
     check_run_identity(out, source, tests, adapt_prior, unlabelled)
     log = ResultsLog(out)
     done = log.done()
-    todo = {m: [(b, s) for b in budgets for s in range(seeds) if cell_key(m.name, b, s) not in done] for m in methods}
+    todo = {m: [(b, s) for b in budgets for s in range(seeds) if cell_key(m.name, b, s) not in done
+                and not (m.self_train and b is None and not unlabelled)]  # the whole pool labelled: none left
+            for m in methods}
     texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
     run = _Run(pool, tests, texts, _unlabelled_sets(pool, test, unlabelled, texts), cache_dir, runner, log,
                progress_bar(sum(map(len, todo.values())), "compare", "cell", quiet if any(todo.values()) else False))
@@ -366,7 +359,7 @@ def _methods(encoders: Sequence[str], heads: Sequence[str], finetune: Sequence[s
     methods = [Method(e, h) for e in encoders for h in heads] + [
         Method(e, f, True) for e in _finetunable_encoders(encoders, finetune) for f in finetune]
     if self_train is not None:
-        tag = _settings_tag(self_train)
+        tag = self_train.tag
         methods += [Method(m.encoder, m.head, m.finetune, True, tag) for m in methods]
     return encoders, methods
 

@@ -52,13 +52,45 @@ def test_test_texts_are_used_only_when_passed_and_then_reported(reviews, tmp_pat
     assert unl.record["sources"][str(passed)] == 30
 
 
-def test_pseudo_labels_are_balanced_and_confident():
-    p = np.array([0.99, 0.95, 0.92, 0.6, 0.4, 0.05, 0.5])
-    idx, y = select_pseudo(p, 0.9)
-    assert idx.tolist() == [5, 0] and y.tolist() == [0, 1]  # one confident negative: the top positive only
-    assert len(select_pseudo(p, 0.9, max_pseudo=2)[0]) == 2
+def test_pseudo_labels_are_balanced_the_surest_and_never_none():
+    p = np.array([0.99, 0.95, 0.92, 0.6, 0.4, 0.05, 0.55, 0.7])
+    idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5))
+    assert idx.tolist() == [5, 4, 0, 1] and y.tolist() == [0, 0, 1, 1]  # the two surest of each class
+    idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5, threshold=0.9))
+    assert idx.tolist() == [5, 0] and y.tolist() == [0, 1]  # one sure negative: one of each
+    # a teacher that thinks every text positive still gives both classes: the least positive as negatives
+    idx, y = select_pseudo(np.linspace(0.6, 0.99, 100), SelfTrainSettings(fraction=0.2))
+    assert idx.tolist() == list(range(10)) + list(range(99, 89, -1)) and y.sum() == 10
+    # over the cap, half the cap of each class drawn from the surest fraction
+    idx, y = select_pseudo(np.linspace(0, 1, 100), SelfTrainSettings(fraction=0.4), cap=10, seed=3)
+    assert len(idx) == 10 and y.sum() == 5 and set(idx[y == 1]) <= set(range(80, 100)) and set(idx[y == 0]) < set(range(20))
+    assert len(select_pseudo(p, SelfTrainSettings(fraction=1.0, max_pseudo=2))[0]) == 2
     with pytest.raises(ValueError, match="threshold"):
         SelfTrainSettings(threshold=0.3)
+    with pytest.raises(ValueError, match="fraction"):
+        SelfTrainSettings(fraction=0)
+
+
+def test_distillation_targets_are_the_labels_then_the_teachers_probabilities(reviews, tmp_path):
+    from pipeline.finetune import finetune
+    from pipeline.unlabelled.self_train import _student_set
+
+    _, ds = reviews
+    train, _, unl = for_budget(ds, 20, 0)
+    p_pos = np.linspace(0.01, 0.99, len(unl))
+    idx, y = select_pseudo(p_pos, SelfTrainSettings(fraction=0.1))
+    student, targets = _student_set(train, unl.texts, idx, y, p_pos)
+    assert student.texts == train.texts + [unl.texts[i] for i in idx]
+    assert targets.tolist() == pytest.approx(list(train.labels) + list(p_pos[idx]))
+    assert student.labels.tolist() == list(train.labels) + [int(p >= 0.5) for p in p_pos[idx]]
+    assert _student_set(train, unl.texts, idx, y, None)[1] is None  # --hard: the 0/1 labels only
+    # soft targets are checked before any model loads
+    with pytest.raises(ValueError, match="20 probabilities"):
+        finetune(train, out=tmp_path / "x", targets=np.full(19, 0.5))
+    with pytest.raises(ValueError, match="20 probabilities"):
+        finetune(train, out=tmp_path / "x", targets=np.full(20, 1.5))
+    with pytest.raises(ValueError, match="method 'head'"):
+        finetune(train, out=tmp_path / "x", method="setfit", targets=np.full(20, 0.5))
 
 
 def test_fit_self_train_saves_a_bundle_that_predict_uses(reviews, small_glove, tmp_path):
@@ -115,6 +147,25 @@ def test_compare_self_training_cannot_read_the_hidden_pool_labels(reviews, small
     assert rows["true"][method]["self_train"]["rounds_run"] == rows["flipped"][method]["self_train"]["rounds_run"]
 
 
+def test_full_preset_self_trains_every_method_but_not_on_the_whole_pool(reviews, small_glove, tmp_path, monkeypatch):
+    path, _ = reviews
+    seen = {}
+
+    def stop(ds, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(pipeline.compare, "run_compare", stop)
+    CliRunner().invoke(main, ["compare", path, "--preset", "full", "--out", str(tmp_path / "r")])
+    assert seen["self_train"] == SelfTrainSettings() and seen["finetune"] == ["head", "setfit"]
+    monkeypatch.undo()
+    # on the whole pool nothing is left unlabelled: no self-trained cell (it would only repeat its teacher)
+    rows = run_compare(load(path, group_col="movie"), encoders=[small_glove], heads=["logreg"], budgets=[None],
+                       seeds=1, out=tmp_path / "all", cache_dir=tmp_path / "cache", progress=False,
+                       self_train=SelfTrainSettings())
+    assert [r["method"] for r in rows] == [f"{small_glove}+logreg"]
+
+
 def test_finetune_self_train_distils_into_a_bundle_evaluate_uses(reviews, tmp_path):
     """Teacher fine-tuned on 16 labels, pseudo-labels of the rest of the pool, student from the teacher's
     encoder (one epoch each: a small real run of the whole path)."""
@@ -122,13 +173,14 @@ def test_finetune_self_train_distils_into_a_bundle_evaluate_uses(reviews, tmp_pa
     out = tmp_path / "distilled"
     env = {"REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
     r = CliRunner().invoke(main, ["finetune", path, "--group-col", "movie", "--budget", "16", "--epochs", "1",
-                                  "--max-length", "32", "--self-train", "--threshold", "0.5", "--out", str(out)], env=env)
+                                  "--max-length", "32", "--self-train", "--out", str(out)], env=env)
     assert r.exit_code == 0, r.output
     assert not (tmp_path / "distilled.self-train").exists()  # work files removed
     bundle = Bundle.load(out, cache_dir=tmp_path / "cache")
     record = bundle.manifest["self_train"]
     assert record["teacher"]["method"] == "head" and record["student"]["from"] == "teacher"
     assert record["rounds_run"][0]["pseudo_labels"] == record["pseudo_cap"] == 2  # 16 labels x 1 epoch - 16, at least 2
+    assert record["soft"] is True and bundle.manifest["finetune"]["soft_targets"] is True
     assert bundle.manifest["train"]["size"] == 18 and bundle.manifest["unlabelled"]["test_split_texts"] == 0
     r = CliRunner().invoke(main, ["evaluate", str(out), path, "--json"], env=env)
     assert r.exit_code == 0 and json.loads(r.output)["n"] == 800, r.output

@@ -55,8 +55,11 @@ def train_head(
     seed: int,
     settings: LoopSettings,
     store: CheckpointStore | None,
+    targets: np.ndarray | None = None,
 ) -> tuple[Any, LoopResult, dict[str, float]]:
-    """Fine-tune ``body`` with a new head on ``texts``/``labels`` (early stopping on ``val`` when given).
+    """Fine-tune ``body`` with a new head on ``texts``/``labels`` (early stopping on ``val`` when given);
+    with ``targets`` (probabilities of the positive class, one per text), the loss aims at those instead
+    of the 0/1 labels, which the probe still fits (distillation).
 
     Returns the head as a fitted scikit-learn ``Pipeline`` over the tuned body's embeddings, the
     loop's result, and the probe's loss and accuracy on ``texts`` (the starting point). ``body`` is
@@ -71,7 +74,7 @@ def train_head(
     start = {"train_loss": float(log_loss(labels, probe.predict_proba(frozen))), "train_accuracy": probe.score(frozen, labels)}
     torch.manual_seed(seed)
     model = Classifier(body, to_torch(probe)).to(device)
-    y = torch.as_tensor(labels, dtype=torch.float32)
+    y = torch.as_tensor(labels if targets is None else targets, dtype=torch.float32)
     lengths = token_lengths(body, texts)
 
     def loss_fn(idx: np.ndarray) -> torch.Tensor:

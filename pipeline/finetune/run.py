@@ -64,6 +64,7 @@ def finetune(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     export: str | None = None,
+    targets: np.ndarray | None = None,
 ) -> Bundle:
     """Fine-tune ``encoder`` on the labelled ``train`` set with ``method`` and save the bundle to ``out``.
 
@@ -74,6 +75,8 @@ def finetune(
     ``precision``: auto|fp32|fp16|bf16. Returns the saved :class:`~pipeline.bundle.Bundle`
     (``cache_dir`` is its embedding cache for ``predict``). ``export='onnx'`` also saves the tuned encoder
     as ONNX in the bundle (probed against its torch fp32 vectors), so ``predict`` runs it without torch.
+    ``targets`` (method ``head``, no validation slice): each training text's probability of the positive
+    class, trained on in place of its 0/1 label (distillation's soft labels; the probe still fits the labels).
     Long only in its signature (each recipe setting is a keyword); the body is checks, then train and save.
     """
     from pipeline.bundle import check_out_dir
@@ -90,6 +93,7 @@ def finetune(
         num_iterations=num_iterations, max_pairs=max_pairs,
     )
     _check_train(train)
+    targets = _check_targets(targets, train, recipe)
     if export not in (None, "onnx"):
         raise OptionError(f"unknown export {export!r}; use --export onnx (or leave it out).")
     out = Path(out)
@@ -98,7 +102,7 @@ def finetune(
     fit_set, val = holdout(train, recipe.val_fraction or 0.0, seed)
     if recipe.epochs is None:
         recipe = replace(recipe, epochs=auto_epochs(len(fit_set), recipe.batch_size, recipe.grad_accum))
-    run = _Run(str(spec), recipe, seed, device, precision, progress, val is not None)
+    run = _Run(str(spec), recipe, seed, device, precision, progress, val is not None, targets)
     store = run.checkpoints(Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir(out), train)
     logger.info(
         "fine-tuning %s (method %s) on %d labels%s, %s %s", run.encoder, method, len(fit_set),
@@ -129,13 +133,14 @@ class _Run:
     precision: str
     progress: bool
     validated: bool  # a validation slice is held out: patience applies
+    targets: np.ndarray | None = None  # head: soft targets, one per training text (distillation)
 
     def checkpoints(self, directory: Path, train: Dataset) -> Any:
         """The run's :class:`~pipeline.finetune.checkpoint.CheckpointStore` (it resumes only this run)."""
         from pipeline.finetune.checkpoint import CheckpointStore
 
         return CheckpointStore(directory, run_key(train, self.encoder, self.recipe, self.seed, self.device,
-                                                  self.precision))
+                                                  self.precision, self.targets))
 
     def loop_settings(self) -> Any:
         """The :class:`~pipeline.finetune.loop.LoopSettings` of the recipe on this device."""
@@ -158,9 +163,10 @@ def _train(body: Any, train: Dataset, fit_set: Dataset, val: Dataset | None, run
         head, result, probe = train_head(
             body, fit_set.texts, fit_set.labels, None if val is None else (val.texts, val.labels),
             head_type=r.head_type, lr=r.lr, head_lr=r.head_lr, batch_size=r.batch_size,
-            seed=run.seed, settings=run.loop_settings(), store=store,
+            seed=run.seed, settings=run.loop_settings(), store=store, targets=run.targets,
         )
-        return head, result, {"val_size": 0 if val is None else len(val), "probe": probe}
+        return head, result, {"val_size": 0 if val is None else len(val), "probe": probe,
+                              "soft_targets": run.targets is not None}
     from pipeline.finetune.setfit import train_setfit
 
     head, result, n_pairs = train_setfit(
@@ -170,13 +176,29 @@ def _train(body: Any, train: Dataset, fit_set: Dataset, val: Dataset | None, run
     return head, result, {"pairs": n_pairs}
 
 
-def run_key(train: Dataset, encoder: str, recipe: Recipe, seed: int, device: str, precision: str) -> str:
+def run_key(train: Dataset, encoder: str, recipe: Recipe, seed: int, device: str, precision: str,
+            targets: np.ndarray | None = None) -> str:
     """Hash of everything that defines a run: a checkpoint resumes only the run it came from."""
     spec = {
         "train": train.fingerprint(), "encoder": encoder, "recipe": asdict(recipe), "seed": seed,
         "device": device.split(":", 1)[0], "precision": precision,
     }
+    if targets is not None:
+        spec["targets"] = hashlib.sha256(targets.tobytes()).hexdigest()
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _check_targets(targets: Any, train: Dataset, recipe: Recipe) -> np.ndarray | None:
+    """``targets`` as float32, checked against ``train`` and the recipe (``None`` stays ``None``)."""
+    if targets is None:
+        return None
+    if recipe.method != "head" or recipe.val_fraction:
+        raise OptionError("soft targets need method 'head' without a validation slice (val_fraction 0).")
+    targets = np.asarray(targets, dtype=np.float32)
+    if targets.shape != (len(train),) or not np.all((targets >= 0) & (targets <= 1)):
+        raise OptionError(f"targets must be {len(train)} probabilities in [0, 1], one per training text; "
+                          f"got shape {targets.shape}.")
+    return targets
 
 
 def _check_train(train: Dataset) -> None:

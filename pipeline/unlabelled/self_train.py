@@ -1,8 +1,9 @@
 """Self-training: a teacher labels unlabelled texts, a student learns from the labels plus the
-teacher's confident pseudo-labels.
+teacher's pseudo-labels.
 
-Pseudo-labels are class-balanced (as many positives as negatives, the most confident of each) and
-kept only above a confidence ``threshold``; with ``rounds`` > 1 the student becomes the next
+Pseudo-labels are class-balanced and never empty: the teacher ranks the unlabelled texts by its
+probability of each class, and the most confident ``fraction`` of them (half as each class) is kept,
+optionally only above a confidence ``threshold``; with ``rounds`` > 1 the student becomes the next
 teacher. Two students:
 
 - :func:`self_train_head` — a frozen-encoder scikit-learn head. The teacher's grid point is chosen by
@@ -10,7 +11,8 @@ teacher. Two students:
   (no second search, so a round costs one fit).
 - :func:`distil` — a fine-tuned encoder: a fine-tuned teacher (``head`` or ``setfit``) labels the
   unlabelled texts and a fine-tuned ``head`` student trains on labels + pseudo-labels (distillation),
-  its size capped so the whole run costs about three teachers (teacher, labelling, student).
+  aiming at the teacher's probabilities (soft targets) unless ``soft`` is off, its training set capped
+  so the whole run costs about three teachers (teacher, labelling, student).
 
 Both take unlabelled texts or vectors only: the functions have no parameter through which labels of
 the unlabelled set could arrive.
@@ -18,6 +20,8 @@ the unlabelled set could arrive.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,16 +32,33 @@ import numpy as np
 from pipeline import OptionError
 from pipeline.data import Dataset
 
+
 @dataclass(frozen=True)
 class SelfTrainSettings:
-    """How pseudo-labels are chosen."""
+    """How pseudo-labels are chosen and learnt."""
 
-    threshold: float = 0.9  # keep pseudo-labels whose probability of the class is at least this
+    fraction: float = 0.5  # share of the unlabelled texts pseudo-labelled: the most confident, half per class
+    threshold: float | None = None  # also keep only those whose class probability is at least this
+    soft: bool = True  # distillation: the student aims at the teacher's probabilities, not at 0/1
     rounds: int = 1  # teacher -> student passes; each student labels the unlabelled texts for the next
-    max_pseudo: int | None = None  # most pseudo-labels per round (half per class); None: all confident ones
+    max_pseudo: int | None = None  # most pseudo-labels per round (half per class); None: as the fraction gives
+
+    @property
+    def tag(self) -> str:
+        """``[name=value,...]`` of the settings that differ from the defaults ("" if none), for method names."""
+        default = asdict(SelfTrainSettings())
+        changed = {k: v for k, v in asdict(self).items() if v != default[k]}
+        return "[" + ",".join(f"{k}={v}" for k, v in changed.items()) + "]" if changed else ""
+
+    @property
+    def key(self) -> str:
+        """A short hash of the settings (work files of runs with other settings do not collide)."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
 
     def __post_init__(self) -> None:
-        if not 0.5 <= self.threshold < 1:
+        if not 0 < self.fraction <= 1:
+            raise OptionError(f"self-training fraction must be in (0, 1], got {self.fraction}.")
+        if self.threshold is not None and not 0.5 <= self.threshold < 1:
             raise OptionError(f"self-training threshold must be in [0.5, 1), got {self.threshold}.")
         if self.rounds < 1:
             raise OptionError(f"self-training rounds must be at least 1, got {self.rounds}.")
@@ -45,24 +66,39 @@ class SelfTrainSettings:
             raise OptionError(f"max_pseudo must be at least 2, got {self.max_pseudo}.")
 
 
-def select_pseudo(p_pos: np.ndarray, threshold: float, max_pseudo: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, 0/1 pseudo-labels): the most confident ``k`` of each class with confidence >= ``threshold``,
-    ``k`` the smaller class's count (and at most ``max_pseudo // 2``), so the pseudo-labels are balanced."""
+def select_pseudo(p_pos: np.ndarray, settings: SelfTrainSettings, cap: int | None = None,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, 0/1 pseudo-labels) of unlabelled texts with teacher probabilities of positive ``p_pos``.
+
+    The ``k`` most positive and the ``k`` most negative texts, ``k`` half ``settings.fraction`` of the
+    texts (at least one each while there are two texts), less those under ``settings.threshold``, then
+    as many of each class as the scarcer has. Over ``cap`` (or ``settings.max_pseudo``), ``cap // 2`` of
+    each class are drawn at random (``seed``) from those, so a small fraction means the most confident
+    and a large one a spread of confidence.
+    """
     p_pos = np.asarray(p_pos, dtype=np.float64)
-    pos = np.flatnonzero(p_pos >= threshold)
-    neg = np.flatnonzero(p_pos <= 1 - threshold)
+    k = min(len(p_pos) // 2, max(1, int(settings.fraction * len(p_pos) / 2)))
+    order = np.argsort(-p_pos, kind="stable")
+    pos, neg = order[:k], order[::-1][:k]
+    if settings.threshold is not None:
+        pos, neg = pos[p_pos[pos] >= settings.threshold], neg[p_pos[neg] <= 1 - settings.threshold]
     k = min(len(pos), len(neg))
-    if max_pseudo is not None:
-        k = min(k, max_pseudo // 2)
-    pos = pos[np.argsort(-p_pos[pos], kind="stable")[:k]]
-    neg = neg[np.argsort(p_pos[neg], kind="stable")[:k]]
+    pos, neg = pos[:k], neg[:k]
+    limit = min((c for c in (cap, settings.max_pseudo) if c is not None), default=None)
+    if limit is not None and 2 * k > limit:
+        rng = np.random.default_rng(seed)
+        k = limit // 2
+        pos, neg = (np.sort(rng.choice(side, k, replace=False)) for side in (pos, neg))
     idx = np.concatenate([neg, pos])
     return idx, np.concatenate([np.zeros(k, np.int64), np.ones(k, np.int64)])
 
 
 def _round_record(p_pos: np.ndarray, idx: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Pseudo-label counts of a round, and the teacher's least confidence among those kept."""
+    sure = np.maximum(p_pos[idx], 1 - p_pos[idx])
     return {"pseudo_labels": int(len(idx)), "positive": int(y.sum()), "negative": int(len(y) - y.sum()),
-            "confident_positive": int((p_pos >= 0.5).sum()), "unlabelled": int(len(p_pos))}
+            "least_confidence": round(float(sure.min()), 4) if len(idx) else None,
+            "predicted_positive": int((p_pos >= 0.5).sum()), "unlabelled": int(len(p_pos))}
 
 
 def self_train_head(
@@ -93,7 +129,7 @@ def self_train_head(
     current, rounds = teacher.estimator, []
     for _ in range(settings.rounds):
         p_pos = current.predict_proba(X_unlabelled)[:, 1] if len(X_unlabelled) else np.zeros(0)
-        idx, y_pseudo = select_pseudo(p_pos, settings.threshold, settings.max_pseudo)
+        idx, y_pseudo = select_pseudo(p_pos, settings, seed=seed)
         rounds.append(_round_record(p_pos, idx, y_pseudo))
         if not len(idx):
             break
@@ -134,52 +170,40 @@ def distil(
     """Fine-tuned teacher -> pseudo-labels of ``unlabelled`` -> fine-tuned ``head`` student, saved at ``out``.
 
     The teacher (``teacher_method`` on ``train``, kept under ``work_dir`` so a killed run resumes) labels
-    the unlabelled texts; the student, a ``head`` fine-tuning of the teacher's tuned encoder
-    (``student_from="teacher"``) or of ``encoder`` afresh (``"base"``), trains for one epoch on the labels
-    plus balanced confident pseudo-labels. Unless ``settings.max_pseudo`` says otherwise, the
-    pseudo-labels are capped at the teacher's number of training passes (epochs x labels, or the texts
-    of its setfit pairs) less the labels, so the student
-    costs about one teacher; the run's cost (teacher, labelling, students) is recorded against the teacher's.
-    A teacher already saved under ``work_dir`` by a killed run of the same data is reused. ``recipe``
+    the unlabelled texts (:func:`select_pseudo`); the student, a ``head`` fine-tuning of the teacher's
+    tuned encoder (``student_from="teacher"``) or of ``encoder`` afresh (``"base"``), trains for one epoch
+    on the labels plus the pseudo-labelled texts, aiming at the teacher's probabilities when
+    ``settings.soft``. The pseudo-labels are capped at the teacher's number of training passes (epochs x
+    labels, or the texts of its setfit pairs) less the labels, so the student costs about one teacher;
+    the run's cost (teacher, labelling, students) is recorded against the teacher's. ``recipe``
     settings apply to the teacher; with ``test``, both are scored on it. Returns the student bundle,
     whose manifest has a ``self_train`` entry (and ``unlabelled``: ``unlabelled_record``).
     """
-    from dataclasses import replace
-
     from pipeline.bundle import ENCODER_DIR
-    from pipeline.finetune import finetune
 
     if student_from not in ("teacher", "base"):
         raise OptionError(f"student_from must be 'teacher' or 'base', got {student_from!r}.")
-
     work_dir = Path(work_dir)
-    teacher = _finished_teacher(work_dir / "teacher", train, encoder, teacher_method, seed) or finetune(
-        train, out=work_dir / "teacher", encoder=encoder, method=teacher_method, seed=seed, test=test,
-        device=device, precision=precision, cache_dir=cache_dir, progress=progress, **recipe)
+    runtime = {"device": device, "precision": precision, "cache_dir": cache_dir, "progress": progress}
+    teacher = _teacher(train, work_dir / "teacher", encoder, teacher_method, seed, test, runtime, recipe)
     teacher_seconds = teacher.manifest["finetune"]["fit_seconds"]
-    details = teacher.manifest["finetune"]  # texts the teacher trained on: epochs x labels, or setfit's pairs
-    passes = 2 * details["pairs"] if "pairs" in details else len(train) * details["recipe"]["epochs"]
-    cap = settings.max_pseudo if settings.max_pseudo is not None else max(2, passes - len(train))
+    cap = _pseudo_cap(teacher.manifest["finetune"], len(train))
     current, rounds, seconds = teacher, [], teacher_seconds
     for r in range(settings.rounds):
         start = time.perf_counter()
-        p_pos = current.head.predict_proba(current.get_encoder().encode(unlabelled))[:, 1] if unlabelled else np.zeros(0)
-        idx, y_pseudo = select_pseudo(p_pos, settings.threshold, cap)
+        p_pos = _pool_probabilities(current, unlabelled)
+        idx, y_pseudo = select_pseudo(p_pos, settings, cap, seed)
         rounds.append({**_round_record(p_pos, idx, y_pseudo), "label_seconds": round(time.perf_counter() - start, 2)})
         seconds += time.perf_counter() - start
         if not len(idx):
             break
-        student_train = replace(
-            train, texts=train.texts + [unlabelled[i] for i in idx], labels=np.concatenate([train.labels, y_pseudo]),
-            groups=None if train.groups is None else list(train.groups) + [None] * len(idx))
-        last = r == settings.rounds - 1
-        start_from = encoder if student_from == "base" else f"st:{current.path / ENCODER_DIR}"
-        current = finetune(student_train, out=Path(out) if last else work_dir / f"student-{r}", encoder=start_from,
-                           method="head", seed=seed, epochs=1, test=test if last else None, device=device,
-                           precision=precision, cache_dir=cache_dir, progress=progress,
-                           checkpoint_dir=work_dir / f"student-{r}.ckpt")
+        student_train, targets = _student_set(train, unlabelled, idx, y_pseudo, p_pos if settings.soft else None)
+        last, name = r == settings.rounds - 1, f"student-{r}-{settings.key}"  # other settings: other files
+        current = _student(student_train, targets, Path(out) if last else work_dir / name,
+                           encoder if student_from == "base" else f"st:{current.path / ENCODER_DIR}",
+                           work_dir / f"{name}.ckpt", seed, test if last else None, runtime)
         seconds += current.manifest["finetune"]["fit_seconds"]
-    if current is teacher:  # no confident pseudo-label: the teacher is the result
+    if current is teacher:  # no text to pseudo-label: the teacher is the result
         teacher.save(Path(out), encoder_dir=teacher.path / ENCODER_DIR)
     current.manifest["self_train"] = {
         "teacher": {"kind": "finetune", "method": teacher_method, "encoder": encoder, "seconds": teacher_seconds,
@@ -194,15 +218,67 @@ def distil(
     return current
 
 
-def _finished_teacher(path: Path, train: Dataset, encoder: str, method: str, seed: int) -> Any:
-    """The teacher bundle a killed run already saved at ``path``, if it was trained on ``train`` the same way."""
+def _teacher(train: Dataset, path: Path, encoder: str, method: str, seed: int, test: Dataset | None,
+             runtime: dict[str, Any], recipe: dict[str, Any]) -> Any:
+    """The teacher bundle at ``path``: one a killed run already saved there for the same data, or a new
+    fine-tuning (``method`` on ``train``, scored on ``test``)."""
     from pipeline.bundle import Bundle, BundleError
+    from pipeline.finetune import finetune
 
     try:
         bundle = Bundle.load(path)
+        m = bundle.manifest
+        if (m["train"]["hash"] == train.fingerprint() and m["train"]["seed"] == seed
+                and m["head"]["name"] == f"finetune-{method}" and m.get("finetune", {}).get("base_encoder") == encoder):
+            return bundle
     except (BundleError, OSError):
-        return None
-    m = bundle.manifest
-    same = (m["train"]["hash"] == train.fingerprint() and m["train"]["seed"] == seed
-            and m["head"]["name"] == f"finetune-{method}" and m.get("finetune", {}).get("base_encoder") == encoder)
-    return bundle if same else None
+        pass
+    return finetune(train, out=path, encoder=encoder, method=method, seed=seed, test=test, **runtime, **recipe)
+
+
+def _pseudo_cap(details: dict[str, Any], n_labels: int) -> int:
+    """Pseudo-labels that cost the student about what the teacher cost: the teacher's training passes
+    (``details``: its manifest's ``finetune``; setfit's pair texts, or epochs x labels) less the labels."""
+    passes = 2 * details["pairs"] if "pairs" in details else n_labels * details["recipe"]["epochs"]
+    return max(2, passes - n_labels)
+
+
+def _pool_probabilities(bundle: Any, texts: list[str]) -> np.ndarray:
+    """``bundle``'s probability of positive for each of ``texts``, kept beside the bundle under the tuned
+    encoder's fingerprint and the texts' hash (a rerun, or another student of the same teacher, reads it
+    instead of encoding the texts again)."""
+    from pipeline.unlabelled.texts import texts_hash
+
+    if not texts:
+        return np.zeros(0)
+    key = f"{bundle.manifest['encoder']['fingerprint'][:16]}-{texts_hash(texts)[:16]}"
+    saved = bundle.path.with_name(f"{bundle.path.name}.proba-{key}.npy")
+    if saved.exists():
+        return np.load(saved)
+    p_pos = bundle.head.predict_proba(bundle.get_encoder().encode(texts))[:, 1]
+    tmp = saved.with_suffix(".tmp.npy")
+    np.save(tmp, p_pos)
+    tmp.replace(saved)
+    return p_pos
+
+
+def _student_set(train: Dataset, unlabelled: list[str], idx: np.ndarray, y_pseudo: np.ndarray,
+                 p_pos: np.ndarray | None) -> tuple[Dataset, np.ndarray | None]:
+    """The student's training set (labels, then the pseudo-labelled texts) and, given the teacher's
+    probabilities ``p_pos``, its soft targets (the labels as 0/1, the pseudo-labelled texts as ``p_pos``)."""
+    from dataclasses import replace
+
+    student = replace(
+        train, texts=train.texts + [unlabelled[i] for i in idx], labels=np.concatenate([train.labels, y_pseudo]),
+        groups=None if train.groups is None else list(train.groups) + [None] * len(idx))
+    targets = None if p_pos is None else np.concatenate([train.labels, p_pos[idx]]).astype(np.float32)
+    return student, targets
+
+
+def _student(train: Dataset, targets: np.ndarray | None, out: Path, start_from: str, checkpoint: Path, seed: int,
+             test: Dataset | None, runtime: dict[str, Any]) -> Any:
+    """One epoch of ``head`` fine-tuning of ``start_from`` on ``train`` (aiming at ``targets`` if given)."""
+    from pipeline.finetune import finetune
+
+    return finetune(train, out=out, encoder=start_from, method="head", seed=seed, epochs=1, test=test,
+                    checkpoint_dir=checkpoint, targets=targets, **runtime)
