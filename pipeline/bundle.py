@@ -97,10 +97,11 @@ class Bundle:
 
     ``predict``/``predict_proba`` take raw texts and embed them through the embedding cache in
     ``cache_dir`` (default: :func:`pipeline.cache.default_cache_dir`), or straight through the encoder
-    with ``use_cache=False`` (a few new texts: opening the cache costs more than it saves). :meth:`as_pipeline` gives a
-    plain scikit-learn ``Pipeline`` over raw texts. ``overrides`` (``long_text``, ``max_length``)
-    replace the recorded encoder options when predicting. ``trust`` says where the encoder may resolve
-    (set by :meth:`load`; a bundle built in this process resolves its encoder as the user gave it).
+    with ``use_cache=False`` (a few new texts: opening the cache costs more than it saves).
+    :meth:`as_pipeline` gives a plain scikit-learn ``Pipeline`` over raw texts. ``overrides``
+    (``long_text``, ``max_length``) replace the recorded encoder options when predicting. ``trust``
+    says where the encoder may resolve (set by :meth:`load`; a bundle built in this process resolves
+    its encoder as the user gave it).
     """
 
     head: Any  # what predicts: the fitted scikit-learn classifier, or a loaded bundle's LinearHead (see estimator)
@@ -226,9 +227,10 @@ class Bundle:
         Files are written to a temporary sibling directory that then replaces ``path`` by rename, so
         a crash never leaves a half-written bundle at ``path`` (an old bundle there is renamed aside
         to ``.NAME.old-*`` first and removed after). A linear head is also written as plain arrays
-        (``head.npz``, :mod:`pipeline.linear_head`) when they reproduce its probabilities. ``encoder_dir`` copies fine-tuned encoder weights
-        into the bundle (its spec becomes ``st:encoder``); the trained vectors of ``w2v-train`` encoders
-        are copied in too. An existing directory at ``path`` is only replaced if it is a bundle.
+        (``head.npz``, :mod:`pipeline.linear_head`) when they reproduce its probabilities.
+        ``encoder_dir`` copies fine-tuned encoder weights into the bundle (its spec becomes
+        ``st:encoder``); the trained vectors of ``w2v-train`` encoders are copied in too. An existing
+        directory at ``path`` is only replaced if it is a bundle.
         """
         import skops.io as sio
 

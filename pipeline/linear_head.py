@@ -139,7 +139,8 @@ def load(path: Path, name: str) -> LinearHead:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise LinearHeadError(f"{path}: not a linear head file ({type(e).__name__}: {e}); refit the bundle.") from None
     if int(arrays["format"]) > FORMAT:
-        raise LinearHeadError(f"{path}: written by a newer review-transfer (format {int(arrays['format'])}); upgrade it.")
+        raise LinearHeadError(f"{path}: written by a newer review-transfer (format {int(arrays['format'])}); "
+                              "upgrade review-transfer.")
     identity = tuple(str(s) for s in arrays["identity"].reshape(-1))
     if str(arrays["name"]) != name or not _known(name, identity):
         raise LinearHeadError(f"{path.parent / 'manifest.json'}: head.name is {name!r}, but {path.name} holds "
