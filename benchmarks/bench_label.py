@@ -53,13 +53,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--labels", default="20,200,1000", help="labels already given when timing starts")
     ap.add_argument("--answers", type=int, default=15, help="labels posted and timed per setting")
-    ap.add_argument("--strategies", default="hybrid,margin,diverse,random")
+    ap.add_argument("--strategies", default="typical-margin,hybrid,margin,diverse,random")
     args = ap.parse_args()
     pool, _ = split(load("rt"))
     ws = workspace(pool, None, "minilm")
     print(f"{ws.n_source:,} texts, vectors {ws.X.shape} from the cache; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'strategy':<9} {'labels':>6} {'wall median ms':>15} {'wall p95 ms':>12} {'CPU median ms':>14} {'CPU p95 ms':>11}")
+    print(f"{'strategy':<14} {'labels':>6} {'wall median ms':>15} {'wall p95 ms':>12} {'CPU median ms':>14} {'CPU p95 ms':>11}")
     for strategy in args.strategies.split(","):
         for n in (int(x) for x in args.labels.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +81,7 @@ def main() -> None:
                     times.append(1000 * (time.perf_counter() - t))
                     cpu.append(1000 * (time.process_time() - c))
                 assert len(store.records()) == args.answers and sum(state["counts"].values()) == n + args.answers
-            print(f"{strategy:<9} {n:>6} {np.median(times):>15.0f} {np.percentile(times, 95):>12.0f} "
+            print(f"{strategy:<14} {n:>6} {np.median(times):>15.0f} {np.percentile(times, 95):>12.0f} "
                   f"{np.median(cpu):>14.0f} {np.percentile(cpu, 95):>11.0f}", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 

@@ -3,12 +3,17 @@
 RT's pool is split again by movie (:func:`pipeline.data.validation_split`: whole movies, about one in
 five, to validation); each candidate setting runs ``compare --query`` on the rest and is scored on
 validation, 10 seeds, paired by seed with balanced random (run once: its samples do not depend on the
-settings). Cells go to one ``results.jsonl`` (``--out``), named ``minilm+logreg/STRATEGY[changed
-settings]``, so a killed run resumes and a later stage reuses earlier cells. Prints, per candidate,
+settings). Cells go to one ``results.jsonl`` (``--out``), named ``minilm+logreg[refit=...]/STRATEGY[settings
+that differ from the defaults]``, so a killed run resumes and a later stage reuses earlier cells. (The
+names are relative to the defaults of the code that ran them: the defaults changed after the search,
+so the log it wrote names the candidates relative to ``START``.) Prints, per candidate,
 the mean accuracy difference to random with its 95% t-interval at each budget. Run with the MiniLM
 vectors cached (``REVIEW_TRANSFER_CACHE=/work/shared-cache`` here):
 
-    python benchmarks/tune_active.py --stage typicality --stage refit --stage hybrid --stage cold --stage uncertain
+    python benchmarks/tune_active.py --stage start --stage typicality --stage refit --stage hybrid --stage cold \
+        --stage uncertain
+    python benchmarks/tune_active.py --stage confirm --seeds 20
+    python benchmarks/tune_active.py --stage final --seeds 20 --out reports/tune-active-final
 """
 
 from __future__ import annotations
@@ -16,23 +21,34 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from pipeline.active import SETTINGS, QuerySettings
+from pipeline.active import DEFAULT_REFIT, SETTINGS, QuerySettings
 from pipeline.active_compare import DEFAULT_BATCH, run_active_compare, settings_tag
 from pipeline.data import load
 from pipeline.report import summarise
 
-# candidate (strategy, settings, batch, refit) per stage, in the order they were run: each stage after
-# "refit" fits the heads with the head's defaults, which that stage chose
+# the settings the search started from (the defaults before it); each stage's candidates change them
+START = QuerySettings(typical_power=4.0, hybrid_pool=10, uncertainty_power=1.0, ramp=0, balance=True, cold="diverse")
+STRATEGIES = ("margin", "diverse", "hybrid", "typical-margin")
+# candidate (strategy, settings, batch, refit) per stage, in the order they were run; each stage from
+# "refit" on fits the heads with the head's defaults, which that stage chose
 STAGES: dict[str, list[tuple[str, QuerySettings, int, str]]] = {
-    "typicality": [("diverse", replace(SETTINGS, typical_power=p), DEFAULT_BATCH, "cv") for p in (0.0, 1.0, 2.0, 8.0)],
-    "refit": [(q, SETTINGS, DEFAULT_BATCH, "default") for q in ("margin", "diverse", "hybrid", "typical-margin")],
-    "hybrid": [("hybrid", replace(SETTINGS, hybrid_pool=n), DEFAULT_BATCH, "default") for n in (3, 30)]
-    + [("hybrid", SETTINGS, 32, "default")],
-    "cold": [("hybrid", replace(SETTINGS, cold="typiclust"), DEFAULT_BATCH, "default"),
-             ("hybrid", replace(SETTINGS, cold="typiclust", cold_size=32), DEFAULT_BATCH, "default")],
-    "uncertain": [("typical-margin", replace(SETTINGS, uncertainty_power=q, balance=b), DEFAULT_BATCH, "default")
+    "start": [(q, START, DEFAULT_BATCH, "cv") for q in STRATEGIES],
+    "typicality": [("diverse", replace(START, typical_power=p), DEFAULT_BATCH, "cv") for p in (0.0, 1.0, 2.0, 8.0)],
+    "refit": [(q, START, DEFAULT_BATCH, "default") for q in STRATEGIES],
+    "hybrid": [("hybrid", replace(START, hybrid_pool=n), DEFAULT_BATCH, "default") for n in (3, 30)]
+    + [("hybrid", START, 32, "default")],
+    "cold": [("hybrid", replace(START, cold="typiclust"), DEFAULT_BATCH, "default"),
+             ("hybrid", replace(START, cold="typiclust", cold_size=32), DEFAULT_BATCH, "default")],
+    "uncertain": [("typical-margin", replace(START, uncertainty_power=q, balance=b), DEFAULT_BATCH, "default")
                   for q, b in ((1.0, False), (3.0, True), (3.0, False))]
-    + [("typical-margin", replace(SETTINGS, ramp=128), DEFAULT_BATCH, "default")],
+    + [("typical-margin", replace(START, ramp=128), DEFAULT_BATCH, "default")],
+    # the leaders so far, re-run with --seeds 20 to tell them apart
+    "confirm": [("hybrid", START, DEFAULT_BATCH, "default"),
+                ("hybrid", replace(START, cold="typiclust"), DEFAULT_BATCH, "default"),
+                ("hybrid", replace(START, cold="typiclust"), 4, "default"),
+                ("diverse", replace(START, cold="typiclust"), DEFAULT_BATCH, "default")],
+    # every strategy with the defaults the stages above chose (SETTINGS, DEFAULT_REFIT)
+    "final": [(q, SETTINGS, DEFAULT_BATCH, DEFAULT_REFIT) for q in STRATEGIES],
 }
 
 
@@ -67,7 +83,7 @@ def main() -> None:
     source = load("rt")
     common = dict(encoders=["minilm"], heads=["logreg"], budgets=budgets, seeds=args.seeds, out=args.out,
                   jobs=args.jobs, split_name="validation", progress=False)
-    rows = run_active_compare(source, queries=["random", "margin", "diverse", "hybrid", "typical-margin"], **common)
+    rows = []
     for stage in args.stage:
         for query, settings, k, refit in STAGES[stage]:
             print(f"{stage}: {query}{settings_tag(settings, k)} refit={refit}", flush=True)

@@ -48,11 +48,12 @@ STRATEGIES = {
     "hybrid": "diverse among the uncertain: k-means over the 10 x k least certain, the text nearest each centre",
     "typical-margin": "k-means++ draws weighted by typicality and uncertainty, alternating the predicted classes",
 }
+DEFAULT_STRATEGY = "typical-margin"  # suggest and label: the best on the validation split (README)
 REFITS = {  # compare --query: how the head is fitted on each sample
     "cv": "the grid point chosen by cross-validation, as plain compare cells",
     "default": "the head's fixed defaults (CV on an actively chosen sample is biased: it is not i.i.d.)",
 }
-DEFAULT_REFIT = "cv"
+DEFAULT_REFIT = "default"  # chosen on the validation split, as the QuerySettings defaults
 DENSITY_NEIGHBOURS = 20  # diverse: typicality = mean cosine similarity to this many nearest texts
 DENSITY_REFERENCE = 20_000  # ... among at most this many (a seeded sample of larger pools)
 QUERY_HEAD = "logreg"
@@ -64,10 +65,10 @@ class QuerySettings:
     """The strategies' knobs. The defaults were chosen on a validation split carved out of RT's pool
     (whole movies; the test split never looked at): see ``benchmarks/tune_active.py`` and the README."""
 
-    typical_power: float = 4.0  # diverse, typical-margin: draws ∝ distance² × density^typical_power
+    typical_power: float = 8.0  # diverse, typical-margin: draws ∝ distance² × density^typical_power
     hybrid_pool: int = 10  # hybrid: uncertain candidates per text picked
     uncertainty_power: float = 1.0  # typical-margin: ... × (1 - |2p - 1|)^uncertainty_power
-    ramp: int = 0  # typical-margin: the uncertainty power grows linearly to full over this many labels (0: at once)
+    ramp: int = 128  # typical-margin: the uncertainty power grows linearly to full over this many labels (0: at once)
     balance: bool = True  # typical-margin: each pick from the class predicted for fewer labels so far
     cold: str = "diverse"  # the cold start from zero labels: diverse, or typiclust (Hacohen et al. 2022)
     cold_size: int = 0  # compare --query: texts in the cold start (0: one batch)

@@ -3,11 +3,12 @@
 For each method (encoder + head), query strategy and seed, the strategy builds its own labelled
 sample round by round (``k`` texts a round) from the seed's cold start, asking an
 :class:`~pipeline.active.Oracle` for each label; the pool's other labels stay hidden. Whenever the
-sample reaches a budget, the head is fitted on it exactly as a ``compare`` cell (same CV search) and
-scored on the test split. ``random`` is today's balanced budget sample of that seed, so every
-strategy is paired with it by seed. Rows go to the same ``results.jsonl`` as other cells, named
-``ENCODER+HEAD/STRATEGY`` (plus ``[setting=value,...]`` for settings other than the defaults); a killed
-run resumes, recomputing only the missing cells.
+sample reaches a budget, the head is fitted on it (``refit``: its fixed defaults, or ``compare``'s CV
+search, which is biased on a sample that is not i.i.d.) and scored on the test split. ``random`` is
+today's balanced budget sample of that seed, so every strategy is paired with it by seed. Rows go to
+the same ``results.jsonl`` as other cells, named ``ENCODER+HEAD[refit=...]/STRATEGY[setting=value,...]``
+(the refit unless ``cv``, the settings that differ from the defaults); a killed run resumes,
+recomputing only the missing cells.
 
 ``split="validation"`` scores on a validation split carved out of the pool instead
 (:func:`~pipeline.data.validation_split`, whole groups), the strategies drawing from the rest: the
@@ -48,9 +49,10 @@ def settings_tag(settings: QuerySettings, k: int = DEFAULT_BATCH) -> str:
 
 def query_method(method: Method, query: str, tag: str = "", refit: str = DEFAULT_REFIT) -> str:
     """How a simulated method is named in results and reports, e.g. ``minilm+logreg/margin``; ``random``
-    (balanced budgets) takes no settings ``tag``; a ``refit`` other than CV names the head, e.g.
-    ``minilm+logreg[refit=default]/margin``, so each is paired with random fitted the same way."""
-    head = method.name if refit == DEFAULT_REFIT else f"{method.name}[refit={refit}]"
+    (balanced budgets) takes no settings ``tag``; a ``refit`` other than a CV search (how plain compare
+    fits ``minilm+logreg``) names the head, e.g. ``minilm+logreg[refit=default]/margin``, so each strategy
+    is paired with random fitted the same way."""
+    head = method.name if refit == "cv" else f"{method.name}[refit={refit}]"
     return f"{head}/{query}{'' if query == 'random' else tag}"
 
 

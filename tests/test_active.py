@@ -112,7 +112,7 @@ def test_compare_query_is_paired_resumable_and_reported(tmp_path, rt):
 
     source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(700)), group_col="movie")
     kwargs = dict(encoders=["glove-6b-50d"], heads=["logreg"], queries=["random", "margin"], budgets=[16, 40], seeds=2,
-                  k=8, out=tmp_path / "out", cache_dir=tmp_path / "cache", progress=False)
+                  k=8, out=tmp_path / "out", cache_dir=tmp_path / "cache", progress=False, refit="cv")
     rows = run_active_compare(source, **kwargs)
     cells = {(r["method"], r["budget"], r["seed"]): r for r in rows}
     assert set(cells) == {(f"glove-6b-50d+logreg/{q}", b, s) for q in ("random", "margin") for b in ("16", "40")
@@ -198,8 +198,8 @@ def test_compare_query_on_validation_never_reads_the_test_split(tmp_path, rt):
                               budgets=[16, 40], seeds=2, k=4, out=tmp_path / "out", cache_dir=tmp_path / "cache",
                               progress=False, settings=settings, split_name="validation")
     assert {r["method"] for r in rows} == {
-        "glove-6b-50d+logreg/random",
-        "glove-6b-50d+logreg/typical-margin[typical_power=2.0,cold=typiclust,cold_size=16,batch=4]"}
+        "glove-6b-50d+logreg[refit=default]/random",
+        "glove-6b-50d+logreg[refit=default]/typical-margin[typical_power=2.0,cold=typiclust,cold_size=16,batch=4]"}
     assert all(set(r["metrics"]) == {"validation"} for r in rows)
     # the test split's texts were never even encoded: the cache holds exactly the pool's
     from pipeline.cache import EmbeddingCache
@@ -214,6 +214,8 @@ def test_compare_query_on_validation_never_reads_the_test_split(tmp_path, rt):
 
 
 def test_refit_default_fits_every_sample_with_the_head_defaults_random_included(tmp_path, rt):
+    """The default refit (chosen on validation): no CV search, random's samples included; plain names
+    (``refit="cv"``) are tested above."""
     from pipeline.active_compare import run_active_compare
     from pipeline.data import load
     from pipeline.heads import get_head
@@ -222,7 +224,7 @@ def test_refit_default_fits_every_sample_with_the_head_defaults_random_included(
     source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(700)), group_col="movie")
     rows = run_active_compare(source, encoders=["glove-6b-50d"], heads=["logreg"], queries=["random", "margin"],
                               budgets=[16, 40], seeds=2, out=tmp_path / "out", cache_dir=tmp_path / "cache",
-                              progress=False, refit="default")
+                              progress=False)
     assert {r["method"] for r in rows} == {"glove-6b-50d+logreg[refit=default]/random",
                                             "glove-6b-50d+logreg[refit=default]/margin"}
     assert all(r["params"] == get_head("logreg").default for r in rows)  # GloVe rows are not unit length
