@@ -28,7 +28,7 @@ import numpy as np
 from pipeline.heads import HEADS, HeadSpec, Selection, fit_head, plan_folds
 
 # the rule before: one K-fold split, the best mean, these grids and defaults, always standardised
-BEFORE = Selection(max_repeats=1, one_se=0.0)
+BEFORE = Selection(max_repeats=1, one_se=0.0, keep_default_se=0.0)
 BEFORE_GRIDS = {
     "logreg": ({"C": [0.001, 0.01, 0.1, 1.0]}, {"C": 0.1}),
     "linear-svm": ({"C": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]}, {"C": 1e-3}),

@@ -4,8 +4,8 @@ A head is a :class:`~sklearn.pipeline.Pipeline` of an optional ``StandardScaler`
 and a classifier, so preprocessing is saved with the model. Heads without ``predict_proba``
 (``linear-svm``, ``rbf-svm``, ``ridge``) are wrapped in :class:`~pipeline.calibration.PlattCalibrated`.
 :func:`fit_head` picks the grid point by repeated stratified (group-aware when possible)
-cross-validation with the one-standard-error rule (see :class:`Selection`) when the data allow it,
-and falls back to fixed defaults when they are too small to split.
+cross-validation, keeping the head's default unless another point beats it clearly (see
+:class:`Selection`), when the data allow it, and falls back to the defaults when they are too small to split.
 """
 
 from __future__ import annotations
@@ -52,16 +52,20 @@ class Selection:
     """How :func:`fit_head` picks a grid point by cross-validation.
 
     The K-fold split is repeated with fresh shuffles until about ``rows`` validation predictions have
-    been made (``ceil(rows / n)`` repeats, at most ``max_repeats``): small samples get several
-    splits at little cost, large ones one. The point chosen is the most strongly regularised
-    (the first in grid order) whose mean accuracy is within ``one_se`` standard errors of the best
-    point's (its fold accuracies' sd over the square root of K). ``Selection(max_repeats=1, one_se=0)``
-    is a single K-fold split and the best mean, as scikit-learn's ``GridSearchCV`` picks.
+    been made (``ceil(rows / n)`` repeats, at most ``max_repeats``): small samples get two splits,
+    large ones one. A standard error (SE) is the best point's fold accuracies' sd over the square
+    root of K. The head's default is kept unless the best point's mean beats it by more than
+    ``keep_default_se`` SEs: on few labels most of a grid's differences are fold noise, and the
+    defaults are the points that did best across budgets on a validation split. Otherwise the point
+    is the most strongly regularised (the first in grid order) within ``one_se`` SEs of the best.
+    ``Selection(max_repeats=1, one_se=0, keep_default_se=0)`` is a single K-fold split and the best
+    mean, as scikit-learn's ``GridSearchCV`` picks.
     """
 
     rows: int = 1000
-    max_repeats: int = 4
+    max_repeats: int = 2
     one_se: float = 0.5
+    keep_default_se: float = 2.0
 
     def repeats(self, n: int) -> int:
         """How many K-fold splits a sample of ``n`` rows gets."""
@@ -174,13 +178,14 @@ HEADS: dict[str, HeadSpec] = {
         HeadSpec(
             "logreg", "L2 logistic regression",
             lambda seed, n: LogisticRegression(max_iter=2000, random_state=seed),
-            {"C": [0.001, 0.01, 0.1, 1.0]}, {"C": 0.1}, scale=True,
+            {"C": [0.001, 0.01, 0.1, 1.0]}, {"C": 0.01}, scale=True,
             unit_grid={"C": [1.0, 3.0, 10.0, 30.0, 100.0]}, unit_default={"C": 1.0}, warm_path=True,
         ),
         HeadSpec(
             "linear-svm", "linear SVM (squared hinge, by L-BFGS), Platt-calibrated",
             lambda seed, n: LinearSVM(),
             {"C": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]}, {"C": 1e-3}, scale=True, calibrate=True, warm_path=True,
+            unit_grid={"C": [0.03, 0.1, 0.3, 1.0]}, unit_default={"C": 0.3},
         ),
         HeadSpec(
             "rbf-svm", "RBF-kernel SVM, Platt-calibrated",
@@ -215,8 +220,8 @@ HEADS: dict[str, HeadSpec] = {
         HeadSpec(
             "ridge", "ridge classifier, Platt-calibrated",
             lambda seed, n: RidgeClassifier(),
-            {"alpha": [10000.0, 1000.0, 100.0, 10.0, 1.0]}, {"alpha": 100.0}, scale=True, calibrate=True,
-            unit_grid={"alpha": [10000.0, 1000.0, 100.0, 10.0, 1.0]}, unit_default={"alpha": 10.0},
+            {"alpha": [10000.0, 3000.0, 1000.0, 300.0, 100.0, 30.0, 10.0, 1.0]}, {"alpha": 300.0}, scale=True, calibrate=True,
+            unit_grid={"alpha": [10.0, 3.0, 1.0, 0.3]}, unit_default={"alpha": 3.0},
             grid_path=_ridge_grid_path,
         ),
         HeadSpec(
@@ -455,35 +460,56 @@ def _search_and_fit(
     params, score, spread, oof = dict(spec.default), None, None, None
     if splits is not None and (search or spec.calibrate):  # margin heads cross-validate the defaults to calibrate
         smallest_train = min(len(train) for train, _ in splits)
-        grid = {
-            k: [v for v in vals if not (k == spec.at_most_n and v > smallest_train)] or [min(vals)]
-            for k, vals in spec.grid.items()
-        } if search else {k: [v] for k, v in spec.default.items()}
+        cap = _capped(spec, smallest_train)
+        grid = {k: list(dict.fromkeys(cap(k, v) for v in vals)) for k, vals in spec.grid.items()} if search \
+            else {k: [v] for k, v in spec.default.items()}
         points = list(ParameterGrid(grid))
+        default = {k: cap(k, v) for k, v in spec.default.items()}
         template = _classifier(spec, None, class_weight, seed, smallest_train)
         accuracy, decisions = _cross_validate(spec, template, points, X, y, splits, repeats, n_jobs)
-        chosen = choose_point(accuracy, len(splits) // repeats, selection.one_se)
+        chosen = choose_point(accuracy, len(splits) // repeats, selection.one_se,
+                              default=points.index(default) if default in points else None,
+                              keep_default_se=selection.keep_default_se)
         if search:
-            params = {k: _plain(v) for k, v in points[chosen].items()}
+            # a capped point (k = the training folds' size) means every neighbour: the refit caps it at its own size
+            params = {k: _plain(max(spec.grid[k]) if k == spec.at_most_n and v not in spec.grid[k] else v)
+                      for k, v in points[chosen].items()}
             score, spread = float(accuracy[:, chosen].mean()), float(accuracy[:, chosen].std())
-            rule = f", one-SE rule ({selection.one_se:g} SE)" if selection.one_se else ""
-            how = f"{how} over {len(points)} points{rule}"
+            how = f"{how} over {len(points)} points{_rule_text(selection)}"
         oof = decisions[chosen]
     estimator = _build(spec, params, class_weight, seed, len(y))
     estimator.fit(X, y, **({"clf__oof_decision": oof} if spec.calibrate else {}))
     return FittedHead(spec.name, estimator, params, how, score, time.perf_counter() - start, spread)
 
 
-def choose_point(accuracy: np.ndarray, k: int, one_se: float) -> int:
+def _capped(spec: HeadSpec, n_train: int) -> Callable[[str, Any], Any]:
+    """``(parameter, value) -> value``, capping the head's ``at_most_n`` parameter at ``n_train``."""
+    return lambda k, v: min(v, n_train) if k == spec.at_most_n else v
+
+
+def _rule_text(selection: Selection) -> str:
+    """How ``selection`` picks, for the search description in ``fit``'s table and the manifest."""
+    parts = [f"default kept unless beaten by {selection.keep_default_se:g} SE"] if selection.keep_default_se else []
+    parts += [f"one-SE rule ({selection.one_se:g} SE)"] if selection.one_se else []
+    return ", " + ", else ".join(parts) if parts else ""
+
+
+def choose_point(accuracy: np.ndarray, k: int, one_se: float, default: int | None = None,
+                 keep_default_se: float = 0.0) -> int:
     """Index of the grid point to use, from validation ``accuracy`` of shape (folds, points) whose
-    folds come from K-fold splits of ``k`` folds: the first point whose mean is within ``one_se``
-    standard errors of the best mean (the first best when ``one_se`` is 0, as ``GridSearchCV`` picks).
+    folds come from K-fold splits of ``k`` folds. The point ``default`` when its mean is within
+    ``keep_default_se`` standard errors of the best mean; otherwise the first point within ``one_se``
+    standard errors of it (the first best when ``one_se`` is 0, as ``GridSearchCV`` picks).
     """
     mean = accuracy.mean(axis=0)
     best = int(np.argmax(mean))
-    if not one_se or len(accuracy) < 2:
+    if len(accuracy) < 2:
         return best
     se = accuracy[:, best].std(ddof=1) / np.sqrt(k)
+    if default is not None and keep_default_se and mean[default] >= mean[best] - keep_default_se * se - 1e-12:
+        return default
+    if not one_se:
+        return best
     return int(np.flatnonzero(mean >= mean[best] - one_se * se - 1e-12)[0])
 
 
