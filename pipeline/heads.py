@@ -185,7 +185,7 @@ HEADS: dict[str, HeadSpec] = {
             "linear-svm", "linear SVM (squared hinge, by L-BFGS), Platt-calibrated",
             lambda seed, n: LinearSVM(),
             {"C": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]}, {"C": 1e-3}, scale=True, calibrate=True, warm_path=True,
-            unit_grid={"C": [0.03, 0.1, 0.3, 1.0]}, unit_default={"C": 0.3},
+            unit_grid={"C": [0.03, 0.1, 0.3, 1.0]}, unit_default={"C": 0.1},
         ),
         HeadSpec(
             "rbf-svm", "RBF-kernel SVM, Platt-calibrated",
@@ -220,7 +220,8 @@ HEADS: dict[str, HeadSpec] = {
         HeadSpec(
             "ridge", "ridge classifier, Platt-calibrated",
             lambda seed, n: RidgeClassifier(),
-            {"alpha": [10000.0, 3000.0, 1000.0, 300.0, 100.0, 30.0, 10.0, 1.0]}, {"alpha": 300.0}, scale=True, calibrate=True,
+            {"alpha": [10000.0, 3000.0, 1000.0, 300.0, 100.0, 30.0, 10.0, 1.0]}, {"alpha": 300.0},
+            scale=True, calibrate=True,
             unit_grid={"alpha": [10.0, 3.0, 1.0, 0.3]}, unit_default={"alpha": 3.0},
             grid_path=_ridge_grid_path,
         ),
@@ -326,8 +327,9 @@ class _StratifiedGroupKFold(StratifiedGroupKFold):
         evals = np.std(trial / y_cnt.reshape(1, 1, -1), axis=1).mean(axis=1).tolist()
         sizes = y_counts_per_fold.sum(axis=1).tolist()
         best, low, smallest = 0, np.inf, np.inf
-        for i, (value, size) in enumerate(zip(evals, sizes)):  # the parent's rule: lowest spread, ties to the smaller fold
-            close = np.isfinite(low) and abs(value - low) <= 1e-8 + 1e-5 * abs(low)  # np.isclose
+        # the parent's rule: the lowest spread, ties (np.isclose) to the smaller fold
+        for i, (value, size) in enumerate(zip(evals, sizes)):
+            close = np.isfinite(low) and abs(value - low) <= 1e-8 + 1e-5 * abs(low)
             if value < low or (close and size < smallest):
                 best, low, smallest = i, value, size
         return best
@@ -479,6 +481,11 @@ def _search_and_fit(
         oof = decisions[chosen]
     estimator = _build(spec, params, class_weight, seed, len(y))
     estimator.fit(X, y, **({"clf__oof_decision": oof} if spec.calibrate else {}))
+    if spec.calibrate and len(np.unique(estimator.predict(X))) < 2:
+        # the out-of-fold margins of a tiny sample's folds can rank the classes no better than chance:
+        # Platt's sigmoid is then flat and the head predicts one class for everything (43% on RT's
+        # test split). Calibrate on the training margins instead.
+        estimator.fit(X, y, clf__oof_decision=estimator.decision_function(X))
     return FittedHead(spec.name, estimator, params, how, score, time.perf_counter() - start, spread)
 
 
