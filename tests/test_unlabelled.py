@@ -181,6 +181,7 @@ def test_finetune_self_train_distils_into_a_bundle_evaluate_uses(reviews, tmp_pa
     assert record["teacher"]["method"] == "head" and record["student"]["from"] == "teacher"
     assert record["rounds_run"][0]["pseudo_labels"] == record["pseudo_cap"] == 2  # 16 labels x 1 epoch - 16, at least 2
     assert record["soft"] is True and bundle.manifest["finetune"]["soft_targets"] is True
+    assert bundle.manifest["finetune"]["recipe"]["max_length"] == 32  # the student reads texts as its teacher
     assert bundle.manifest["train"]["size"] == 18 and bundle.manifest["unlabelled"]["test_split_texts"] == 0
     r = CliRunner().invoke(main, ["evaluate", str(out), path, "--json"], env=env)
-    assert r.exit_code == 0 and json.loads(r.output)["n"] == 800, r.output
+    assert r.exit_code == 0 and json.loads(r.stdout)["n"] == 800, r.output

@@ -169,15 +169,12 @@ def distil(
 ) -> Any:
     """Fine-tuned teacher -> pseudo-labels of ``unlabelled`` -> fine-tuned ``head`` student, saved at ``out``.
 
-    The teacher (``teacher_method`` on ``train``, kept under ``work_dir`` so a killed run resumes) labels
-    the unlabelled texts (:func:`select_pseudo`); the student, a ``head`` fine-tuning of the teacher's
-    tuned encoder (``student_from="teacher"``) or of ``encoder`` afresh (``"base"``), trains for one epoch
-    on the labels plus the pseudo-labelled texts, aiming at the teacher's probabilities when
-    ``settings.soft``. The pseudo-labels are capped at the teacher's number of training passes (epochs x
-    labels, or the texts of its setfit pairs) less the labels, so the student costs about one teacher;
-    the run's cost (teacher, labelling, students) is recorded against the teacher's. ``recipe``
-    settings apply to the teacher; with ``test``, both are scored on it. Returns the student bundle,
-    whose manifest has a ``self_train`` entry (and ``unlabelled``: ``unlabelled_record``).
+    The teacher (``teacher_method`` on ``train`` with the ``recipe`` settings, kept under ``work_dir`` so a
+    killed run resumes) labels the texts (:func:`select_pseudo`, at most :func:`_pseudo_cap`); the student,
+    a ``head`` fine-tuning of the teacher's tuned encoder (``student_from="teacher"``) or of ``encoder``
+    (``"base"``), trains one epoch on the labels plus those texts (soft targets if ``settings.soft``). With
+    ``test``, both are scored on it. Returns the student bundle; its manifest's ``self_train`` records
+    the teacher, the rounds and the cost against the teacher (``unlabelled``: ``unlabelled_record``).
     """
     from pipeline.bundle import ENCODER_DIR
 
@@ -186,9 +183,9 @@ def distil(
     work_dir = Path(work_dir)
     runtime = {"device": device, "precision": precision, "cache_dir": cache_dir, "progress": progress}
     teacher = _teacher(train, work_dir / "teacher", encoder, teacher_method, seed, test, runtime, recipe)
-    teacher_seconds = teacher.manifest["finetune"]["fit_seconds"]
-    cap = _pseudo_cap(teacher.manifest["finetune"], len(train))
-    current, rounds, seconds = teacher, [], teacher_seconds
+    runtime["max_length"] = teacher.manifest["finetune"]["recipe"]["max_length"]  # the student reads as the teacher
+    teacher_seconds = seconds = teacher.manifest["finetune"]["fit_seconds"]
+    cap, current, rounds = _pseudo_cap(teacher.manifest["finetune"], len(train)), teacher, []
     for r in range(settings.rounds):
         start = time.perf_counter()
         p_pos = _pool_probabilities(current, unlabelled)
@@ -206,9 +203,8 @@ def distil(
     if current is teacher:  # no text to pseudo-label: the teacher is the result
         teacher.save(Path(out), encoder_dir=teacher.path / ENCODER_DIR)
     current.manifest["self_train"] = {
-        "teacher": {"kind": "finetune", "method": teacher_method, "encoder": encoder, "seconds": teacher_seconds,
-                    "labels": len(train), "test_metrics": teacher.manifest["metrics"]["test"]},
-        "student": {"kind": "finetune", "method": "head", "epochs": 1, "from": student_from},
+        "teacher": _teacher_record(teacher), "student": {"kind": "finetune", "method": "head", "epochs": 1,
+                                                         "from": student_from},
         **asdict(settings), "pseudo_cap": cap, "rounds_run": rounds, "seconds": round(seconds, 2),
         "cost_vs_teacher": round(seconds / max(teacher_seconds, 1e-9), 2),
     }
@@ -234,6 +230,14 @@ def _teacher(train: Dataset, path: Path, encoder: str, method: str, seed: int, t
     except (BundleError, OSError):
         pass
     return finetune(train, out=path, encoder=encoder, method=method, seed=seed, test=test, **runtime, **recipe)
+
+
+def _teacher_record(teacher: Any) -> dict[str, Any]:
+    """What the manifest's ``self_train.teacher`` says of a fine-tuned teacher bundle."""
+    m = teacher.manifest
+    return {"kind": "finetune", "method": m["head"]["name"].removeprefix("finetune-"),
+            "encoder": m["finetune"]["base_encoder"], "seconds": m["finetune"]["fit_seconds"],
+            "labels": m["train"]["size"], "test_metrics": m["metrics"]["test"]}
 
 
 def _pseudo_cap(details: dict[str, Any], n_labels: int) -> int:
