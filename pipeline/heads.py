@@ -104,6 +104,9 @@ class HeadSpec:
     # the grid is a regularisation path of a convex problem: each fold fits it in grid order, every
     # point warm-started from the previous one's solution (same optimum, fewer iterations)
     warm_path: bool = False
+    # rank grid points on at most this many rows of each validation fold (for heads whose predictions
+    # cost a pass over the training rows each, such as neighbour queries); None: every row
+    max_val_rows: int | None = None
 
     def for_rows(self, unit: bool) -> HeadSpec:
         """This head as fitted on rows of unit length (``unit``; see :func:`unit_rows`) or not."""
@@ -196,7 +199,7 @@ HEADS: dict[str, HeadSpec] = {
             "knn", "k nearest neighbours by cosine (euclidean on unit vectors), distance-weighted",
             lambda seed, n: KNeighborsClassifier(weights="distance", algorithm="brute"),
             {"n_neighbors": [95, 45, 15]}, {"n_neighbors": 45}, normalize=True, balanced=None,
-            at_most_n="n_neighbors", grid_path=_knn_grid_path,
+            at_most_n="n_neighbors", grid_path=_knn_grid_path, max_val_rows=1000,
         ),
         HeadSpec(
             "random-forest", "random forest of 100 trees",
@@ -526,13 +529,16 @@ def _cross_validate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validation accuracy of each grid point on each of ``splits``, shape ``(len(splits), len(points))``,
     and each point's out-of-fold margins from the first of the ``repeats`` K-fold splits (decision
-    values, or P(positive) - 0.5), shape ``(len(points), len(y))``."""
+    values, or P(positive) - 0.5), shape ``(len(points), len(y))``. A head with ``max_val_rows`` is
+    validated on a seeded sample of that many rows of each larger fold (its other margins are NaN)."""
     from joblib import Parallel, delayed
 
+    if spec.max_val_rows is not None:
+        splits = [(train, _at_most(val, spec.max_val_rows, seed=i)) for i, (train, val) in enumerate(splits)]
     per_fold = Parallel(n_jobs=n_jobs)(
         delayed(_fold_margins)(spec, template, points, X[train], y[train], X[val]) for train, val in splits
     )
-    margins = np.empty((len(points), len(y)))
+    margins = np.full((len(points), len(y)), np.nan)
     accuracy = np.empty((len(splits), len(points)))
     first = len(splits) // repeats
     for i, ((_, val), fold) in enumerate(zip(splits, per_fold)):
@@ -540,6 +546,13 @@ def _cross_validate(
             margins[:, val] = fold
         accuracy[i] = ((fold > 0) == y[val]).mean(axis=1)
     return accuracy, margins
+
+
+def _at_most(rows: np.ndarray, most: int, seed: int) -> np.ndarray:
+    """``rows``, or a seeded sample of ``most`` of them (in order) when there are more."""
+    if len(rows) <= most:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, most, replace=False))
 
 
 def _fold_margins(spec: HeadSpec, template: BaseEstimator, points: list[dict[str, Any]], X_train: np.ndarray,

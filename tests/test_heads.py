@@ -268,3 +268,19 @@ def test_calibrated_heads_never_collapse_to_one_class(glove_xy, name):
         y = rng.permutation(train.labels[idx])
         fitted = fit_head(name, X[idx], y, seed=seed)
         assert len(np.unique(fitted.estimator.predict(X[idx]))) == 2
+
+
+def test_knn_ranks_k_on_a_sample_of_each_large_validation_fold(glove_xy):
+    from dataclasses import replace
+
+    from pipeline.heads import _classifier, _cross_validate, plan_folds
+
+    train, X, _, _ = glove_xy
+    folds = plan_folds(train.labels, train.groups, seed=0)
+    spec = replace(HEADS["knn"], max_val_rows=20)  # the folds here hold 60 validation rows each
+    points = [{"n_neighbors": k} for k in (45, 15)]
+    accuracy, margins = _cross_validate(spec, _classifier(spec, None, None, 0, 200), points, X, train.labels,
+                                        folds.splits, folds.repeats, None)
+    assert accuracy.shape == (len(folds.splits), 2)
+    np.testing.assert_allclose(accuracy * 20, np.round(accuracy * 20))  # 20 validated rows per fold
+    assert np.isfinite(margins).sum(axis=1).tolist() == [20 * len(folds.splits) // folds.repeats] * 2
