@@ -80,6 +80,7 @@ def test_training_lowers_the_loss_on_the_training_labels(tuned, budget):
 def test_bundle_loads_and_predicts_through_stage_two(tuned, cache_dir, budget):
     bundle = Bundle.load(tuned.path, cache_dir=cache_dir)  # verifies files and the encoder fingerprint
     assert bundle.manifest["encoder"]["spec"] == "st:" + ENCODER_DIR
+    assert type(bundle.head).__name__ == "LinearHead"  # the linear head predicts from head.npz, in numpy
     assert (tuned.path / ENCODER_DIR / "model.safetensors").is_file()
     texts = ["A triumph: moving, funny and beautifully acted.", "Dull, overlong and painfully unfunny."]
     proba = bundle.predict_proba(texts)
@@ -208,7 +209,7 @@ def test_killed_command_resumes_from_its_checkpoint_and_matches_an_uninterrupted
     resumed = Bundle.load(out, cache_dir=cache_dir, verify_encoder=False)
     for row, ref in zip(manifest["finetune"]["history"], tuned.manifest["finetune"]["history"]):
         assert {k: pytest.approx(v, rel=1e-4) for k, v in ref.items() if k != "seconds"} == {k: v for k, v in row.items() if k != "seconds"}
-    assert np.allclose(resumed.head[-1].coef_, tuned.head[-1].coef_, atol=1e-5)
+    assert np.allclose(resumed.estimator[-1].coef_, tuned.head[-1].coef_, atol=1e-5)  # the scikit-learn head
 
 
 def test_setfit_method_trains_pairs_then_a_logistic_regression(budget, cache_dir, tmp_path):
