@@ -3,8 +3,9 @@
 For each encoder, budget and seed, one balanced sample of the pool is drawn (as ``compare`` draws it)
 and every head is fitted on it twice: with the selection of ``pipeline.heads`` as it is now
 ("after") and with the rule it replaced ("before": one K-fold split, the best mean, the old grids,
-always standardised; rebuilt here from parameters). Beside them, an unscaled
-``LogisticRegression(C=1)`` on the same sample. Prints, per encoder, head and budget, the mean, the sd
+always standardised; rebuilt here from parameters and fitted by today's ``fit_head``, so it shares
+its guard against one-class calibration and its cap of knn's k at the training folds' size).
+Beside them, an unscaled ``LogisticRegression(C=1)`` on the same sample. Prints, per encoder, head and budget, the mean, the sd
 and the worst seed of each (in accuracy points), and how far the worst seed falls below its mean.
 
 ``--split test`` (default) scores on RT's held-out test split. ``--split validation`` holds out a
