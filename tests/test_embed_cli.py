@@ -83,7 +83,9 @@ def test_embed_prints_hits_misses_rate_oov_and_file(small_csv, tmp_path):
     ok = runner.invoke(main, ["cache", "verify", "--cache-dir", str(tmp_path / "c")])
     assert ok.exit_code == 0 and f"ok        {h5.stem}" in ok.output
     gone = runner.invoke(main, ["cache", "rm", "--all", "--cache-dir", str(tmp_path / "c")])
-    assert gone.exit_code == 0 and [p.suffix for p in (tmp_path / "c").iterdir()] == [".lock"]
+    # only the stores go: their lock files stay, and so does the GloVe word list copied beside them
+    left = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert gone.exit_code == 0 and left == [f"{h5.name}.lock", "glove-words"], left
     assert "no cache files" in runner.invoke(main, ["cache", "ls", "--cache-dir", str(tmp_path / "c")]).output
 
 
