@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from pipeline.unlabelled.adapt import DEFAULT_METHOD, METHODS
+
 
 def unlabelled_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add --unlabelled, --self-train, --fraction, --threshold, --soft/--hard and --rounds (popped by
@@ -56,9 +58,10 @@ def pop_unlabelled(opts: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
 @click.command("adapt")
 @click.argument("source")
 @click.option("--encoder", default="minilm", show_default=True, help="Encoder to adapt: minilm, mpnet, st:DIR, hf:DIR.")
-@click.option("--method", type=click.Choice(["tsdae", "simcse", "mlm"]), default="tsdae", show_default=True,
-              help="tsdae: rebuild each text from the embedding of a copy with 60% of its words deleted; simcse: "
-                   "two dropout views of a text are each other's positive; mlm: predict 15% masked word pieces.")
+@click.option("--method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True,
+              help="simcse: two dropout views of a text are each other's positive (chosen on a validation split); "
+                   "tsdae: rebuild each text from the embedding of a copy with 60% of its words deleted; "
+                   "mlm: predict 15% masked word pieces.")
 @click.option("--unlabelled", "unlabelled", multiple=True, metavar="SOURCE",
               help="More unlabelled texts (repeatable; any SOURCE format, read with --text-col; labels not read).")
 @click.option("--text-col", default="text", show_default=True, help="Column holding the review text.")

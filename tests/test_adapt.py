@@ -26,7 +26,7 @@ def corpus(rt_split) -> list[str]:
 def test_fingerprint_changes_with_corpus_and_recipe(corpus):
     base = fingerprint("minilm-id", AdaptRecipe(), corpus_hash(corpus))
     assert fingerprint("minilm-id", AdaptRecipe(), corpus_hash(corpus[:-1] + ["another review"])) != base
-    assert fingerprint("minilm-id", AdaptRecipe(method="simcse"), corpus_hash(corpus)) != base
+    assert fingerprint("minilm-id", AdaptRecipe(method="tsdae"), corpus_hash(corpus)) != base  # not the default
     assert fingerprint("minilm-id", AdaptRecipe(seed=1), corpus_hash(corpus)) != base
     assert fingerprint("minilm-id", AdaptRecipe(), corpus_hash(list(corpus))) == base
     with pytest.raises(ValueError, match="tsdae, simcse, mlm"):
