@@ -76,6 +76,12 @@ TRUSTED_TYPES = frozenset(
 )
 
 
+# linear heads that earlier bundles hold behind a StandardScaler for rows not of unit length (word vectors);
+# today's put a Normalizer there. Both steps are plain arithmetic, so both load.
+SCALED_BEFORE = ("logreg", "linear-svm", "ridge")
+SCALER_STEP = "scale:StandardScaler"
+
+
 class BundleError(ReviewTransferError, ValueError):
     """A bundle cannot be saved or loaded; the message names the file and what to do."""
 
@@ -431,7 +437,9 @@ def check_head_identity(head: Any, name: str, where: str) -> None:
     if name.startswith("finetune-"):
         expected = [["clf:LogisticRegression"], ["clf:MLPClassifier"]]
     else:
-        expected = [head_identity(build_head(name, unit=unit)) for unit in (False, True)]  # unit: unscaled rows
+        expected = [head_identity(build_head(name, unit=unit)) for unit in (False, True)]  # unit: no Normalizer
+        if name in SCALED_BEFORE:
+            expected.append([SCALER_STEP, head_identity(build_head(name, unit=True))[-1]])
     found = head_identity(head)
     if found not in expected:
         raise BundleError(f"{where}: head.name is {name!r}, but head.skops holds {' -> '.join(found)}, which is "

@@ -7,7 +7,9 @@ weights, the intercept and the sigmoid that turns the score into a probability,
 
     p(positive | x) = sigmoid(a * (coef · (x - mean) / scale + intercept) + b)
 
-(``a, b`` are 1, 0 for logistic heads and Platt's sigmoid for margin heads). It is saved with
+(``a, b`` are 1, 0 for logistic heads and Platt's sigmoid for margin heads). A head behind a
+``Normalizer`` (rows not of unit length, such as pooled word vectors) first divides ``x`` by its L2 norm
+(its file is format 2, which older versions refuse with "upgrade" rather than misread). It is saved with
 ``allow_pickle=False`` and listed in the manifest, so the manifest's digest (and signature) covers it.
 :func:`from_estimator` writes it only when its probabilities match the fitted head's within
 :data:`TOLERANCE`. A loaded bundle uses it only when ``head.skops`` holds nothing but the plain types
@@ -29,9 +31,10 @@ import numpy as np
 from pipeline import ReviewTransferError
 
 LINEAR_FILE = "head.npz"
-FORMAT = 1
+FORMAT = 2  # 2: a head may have a Normalizer in front; heads without one are still written as format 1
 TOLERANCE = 1e-5  # largest |p - p_sklearn| accepted when writing; scikit-learn scales float32 rows in float32
 SCALER = "scale:StandardScaler"
+NORMALIZER = "normalize:Normalizer"
 # head name -> the classifier step it must hold (as pipeline.bundle.head_identity names it)
 CLASSIFIERS = {
     "logreg": "clf:LogisticRegression",
@@ -50,6 +53,7 @@ PLAIN_NODES = frozenset({
     ("numpy", "int32", "NdArrayNode"),
     ("sklearn.pipeline", "Pipeline", "ObjectNode"),
     ("sklearn.preprocessing._data", "StandardScaler", "ObjectNode"),
+    ("sklearn.preprocessing._data", "Normalizer", "ObjectNode"),
     ("sklearn.preprocessing._label", "LabelBinarizer", "ObjectNode"),
     ("sklearn.linear_model._logistic", "LogisticRegression", "ObjectNode"),
     ("sklearn.linear_model._ridge", "RidgeClassifier", "ObjectNode"),
@@ -69,7 +73,7 @@ class LinearHead:
     """A fitted binary linear head: ``predict_proba`` and ``predict`` over vectors, in numpy."""
 
     name: str  # the head's name in the manifest, e.g. "logreg"
-    identity: tuple[str, ...]  # its pipeline steps, e.g. ("scale:StandardScaler", "clf:LogisticRegression")
+    identity: tuple[str, ...]  # its pipeline steps, e.g. ("normalize:Normalizer", "clf:LogisticRegression")
     mean: np.ndarray  # (d,) float64; zeros without a scaler
     scale: np.ndarray  # (d,) float64; ones without a scaler
     coef: np.ndarray  # (d,) float64
@@ -78,11 +82,20 @@ class LinearHead:
 
     classes_ = np.array([0, 1])
 
+    @property
+    def normalizes(self) -> bool:
+        """Whether rows are divided by their L2 norm first (a ``Normalizer`` in front)."""
+        return self.identity[:1] == (NORMALIZER,)
+
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """The head's score ``coef · (x - mean) / scale + intercept`` of each row of ``X``."""
+        """The head's score ``coef · (x - mean) / scale + intercept`` of each row of ``X`` (L2-normalised
+        first when :attr:`normalizes`)."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.coef):
             raise ValueError(f"head {self.name!r} takes (n, {len(self.coef)}) vectors, got shape {X.shape}.")
+        if self.normalizes:  # as scikit-learn's Normalizer: rows of norm 0 stay 0
+            norms = np.linalg.norm(X, axis=1, keepdims=True)
+            X = X / np.where(norms == 0, 1.0, norms)
         return ((X - self.mean) / self.scale) @ self.coef + self.intercept
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -98,8 +111,8 @@ class LinearHead:
     def save(self, path: str | Path) -> None:
         """Write the arrays to ``path`` (an ``.npz`` with no object arrays)."""
         with open(path, "wb") as f:
-            np.savez(f, format=np.int64(FORMAT), name=np.str_(self.name), identity=np.array(self.identity, dtype=str),
-                     mean=self.mean, scale=self.scale, coef=self.coef, intercept=np.float64(self.intercept),
+            np.savez(f, format=np.int64(2 if self.normalizes else 1), name=np.str_(self.name),
+                     identity=np.array(self.identity, dtype=str), mean=self.mean, scale=self.scale, coef=self.coef, intercept=np.float64(self.intercept),
                      sigmoid=np.array(self.sigmoid, dtype=np.float64))
 
 
@@ -120,7 +133,7 @@ def from_estimator(estimator: Any, name: str, identity: Sequence[str], X_check: 
         return None
     d = coef.shape[1]
     mean, scale = np.zeros(d), np.ones(d)
-    if len(steps) == 2:
+    if identity[0] == SCALER:
         scaler = steps[0][1]
         mean = np.asarray(scaler.mean_ if scaler.mean_ is not None else mean, dtype=np.float64)
         scale = np.asarray(scaler.scale_ if scaler.scale_ is not None else scale, dtype=np.float64)
@@ -182,5 +195,6 @@ def _nodes(tree: Any) -> list[tuple[Any, Any, Any]]:
 
 
 def _known(name: str, identity: tuple[str, ...]) -> bool:
-    """Whether ``identity`` is the structure of linear head ``name`` (optionally behind a standard scaler)."""
-    return name in CLASSIFIERS and identity[-1:] == (CLASSIFIERS[name],) and identity[:-1] in ((), (SCALER,))
+    """Whether ``identity`` is the structure of linear head ``name`` (optionally behind a scaler or normalizer)."""
+    front = ((), (SCALER,), (NORMALIZER,))
+    return name in CLASSIFIERS and identity[-1:] == (CLASSIFIERS[name],) and identity[:-1] in front

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import Normalizer, StandardScaler
 
 from pipeline.calibration import PlattCalibrated
-from pipeline.heads import HEADS, HeadError, Selection, build_head, fit_head, get_head, plan_cv
+from pipeline.heads import HEADS, HeadError, Selection, build_head, fit_head, get_head, normalized_spread, plan_cv
 from pipeline.metrics import evaluate, expected_calibration_error
 
 
@@ -23,9 +23,10 @@ def test_each_head_fits_searches_and_beats_chance(name, glove_xy):
     proba = fitted.estimator.predict_proba(X_test)
     assert proba.shape == (len(test), 2) and np.allclose(proba.sum(1), 1)
     assert list(fitted.estimator.classes_) == [0, 1]
-    # the chosen point comes from the head's grid, by group-aware CV (150 per class, many movies)
+    # the chosen point comes from the head's grid (for these rows), by group-aware CV (150 per class, many movies)
+    grid = HEADS[name].for_rows(False, normalized_spread(X)).grid
     for key, value in fitted.params.items():
-        assert value in HEADS[name].grid[key]
+        assert value in grid[key]
     assert fitted.search.startswith("StratifiedGroupKFold(5)") and 0 < fitted.cv_accuracy <= 1
     scores = evaluate(test.labels, proba)
     assert scores["roc_auc"] > 0.55, f"{name} is no better than chance: {scores}"
@@ -35,26 +36,42 @@ def test_calibration_and_scaling_live_inside_the_saved_estimator():
     for name, spec in HEADS.items():
         steps = dict(build_head(name).steps)
         assert isinstance(steps.get("scale"), StandardScaler) == spec.scale
+        assert isinstance(steps.get("normalize"), Normalizer) == (spec.normalize or spec.spread_scaled is not None)
         assert isinstance(steps["clf"], PlattCalibrated) == spec.calibrate
         assert hasattr(build_head(name), "predict_proba")
-        # on unit-length rows (sentence embeddings) the linear heads with a unit grid go unscaled
+        # on unit-length rows (sentence embeddings) the linear heads take the rows as they are
         unit_steps = dict(build_head(name, unit=True).steps)
-        assert isinstance(unit_steps.get("scale"), StandardScaler) == (spec.scale and spec.unit_grid is None)
+        assert isinstance(unit_steps.get("normalize"), Normalizer) == spec.normalize
 
 
-def test_unit_length_rows_are_fitted_unscaled_over_the_unit_grid(glove_xy):
+def test_rows_not_of_unit_length_are_normalised_and_the_grid_follows_their_spread(glove_xy):
     from sklearn.preprocessing import normalize
 
-    from pipeline.heads import unit_rows
+    from pipeline.heads import REFERENCE_SPREAD, normalized_spread, unit_rows
 
-    train, X, _, _ = glove_xy
+    train, X, test, X_test = glove_xy
     assert not unit_rows(X) and unit_rows(normalize(X)) and not unit_rows(2 * normalize(X))
-    for name in ("logreg", "ridge"):
-        fitted = fit_head(name, normalize(X), train.labels, groups=train.groups, seed=0)
-        assert "scale" not in dict(fitted.estimator.steps)
-        key, value = next(iter(fitted.params.items()))
-        assert value in HEADS[name].unit_grid[key]
-        assert "scale" in dict(fit_head(name, X, train.labels, groups=train.groups, seed=0).estimator.steps)
+    spread = normalized_spread(X)
+    assert spread == pytest.approx(normalized_spread(3 * X)) and 0.05 < spread < REFERENCE_SPREAD / 2  # GloVe crowds
+    centred = normalize(X) - normalize(X).mean(axis=0)
+    assert spread == pytest.approx(float((centred ** 2).sum(axis=1).mean()))
+    for name in ("logreg", "linear-svm", "ridge"):
+        spec = HEADS[name]
+        key, power = spec.spread_scaled
+        on_unit = fit_head(name, normalize(X), train.labels, groups=train.groups, seed=0)
+        assert list(dict(on_unit.estimator.steps)) == ["clf"] and on_unit.params[key] in spec.grid[key]
+        on_glove = fit_head(name, X, train.labels, groups=train.groups, seed=0)
+        assert list(dict(on_glove.estimator.steps)) == ["normalize", "clf"]
+        assert f"spread {spread:.2f}" in on_glove.search
+        scaled = [v * (REFERENCE_SPREAD / spread) ** power for v in spec.grid[key]]
+        assert any(on_glove.params[key] == pytest.approx(v, rel=5e-3) for v in scaled)  # 3 significant digits
+        # the Normalizer does what normalising the rows beforehand does, at the rescaled default
+        defaults = fit_head(name, X, train.labels, search=False)
+        assert defaults.params[key] == pytest.approx(spec.default[key] * (REFERENCE_SPREAD / spread) ** power, rel=5e-3)
+        by_hand = build_head(name, defaults.params, unit=True).fit(normalize(X), train.labels)
+        # margins, not probabilities: Platt's sigmoid is fitted on out-of-fold margins, which differ
+        np.testing.assert_allclose(defaults.estimator.decision_function(X_test),
+                                   by_hand.decision_function(normalize(X_test)), rtol=1e-4, atol=1e-5)
 
 
 def test_selection_repeats_small_samples_and_prefers_stronger_regularisation():

@@ -17,8 +17,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from pipeline.bundle import HEAD_FILE, MANIFEST, Bundle, head_identity
 from pipeline.heads import HEADS, build_head, fit_head
-from pipeline.linear_head import (CLASSIFIERS, LINEAR_FILE, PLAIN_NODES, TOLERANCE, LinearHead, LinearHeadError, _known,
-                                  _nodes, from_estimator, load, plain_skops)
+from pipeline.linear_head import (CLASSIFIERS, LINEAR_FILE, NORMALIZER, PLAIN_NODES, TOLERANCE, LinearHead,
+                                  LinearHeadError, _known, _nodes, from_estimator, load, plain_skops)
 from pipeline.manifest import HEAD_NAMES, seal
 from pipeline.train import iter_fit
 
@@ -170,3 +170,24 @@ def test_a_bundle_without_arrays_or_with_an_unplain_head_loads_through_skops(lin
     (path / MANIFEST).write_text(json.dumps(seal(manifest)))
     loaded = Bundle.load(path, cache_dir=cache)
     assert not isinstance(loaded.head, LinearHead) and loaded.estimator is loaded.head
+
+
+def test_normalised_glove_heads_carry_their_normalizer_in_head_npz(linear_bundles, rt_split):
+    """Pooled GloVe rows are not of unit length, so the linear heads put a Normalizer in front; head.npz
+    (format 2) carries it, and the loaded bundle predicts as the fitted scikit-learn head does, a row of
+    zeros (a text with no known word) included."""
+    bundles, cache = linear_bundles
+    texts = rt_split[1].texts[:50]
+    for name in ("logreg", "ridge", "linear-svm"):
+        path, fitted = bundles[name]
+        assert head_identity(fitted.head) == [NORMALIZER, CLASSIFIERS[name]]
+        with np.load(path / LINEAR_FILE) as z:
+            assert int(z["format"]) == 2
+        loaded = Bundle.load(path, cache_dir=cache)
+        assert isinstance(loaded.head, LinearHead) and loaded.head.normalizes
+        np.testing.assert_allclose(loaded.predict_proba(texts), fitted.predict_proba(texts), rtol=0, atol=TOLERANCE)
+        zero = np.zeros((1, 50), dtype=np.float32)
+        np.testing.assert_allclose(loaded.head.predict_proba(zero), fitted.head.predict_proba(zero),
+                                   rtol=0, atol=TOLERANCE)
+        assert loaded.estimator is not loaded.head  # head.skops, rebuilt through the allowlist on demand
+        np.testing.assert_allclose(loaded.estimator.predict_proba(zero), fitted.head.predict_proba(zero))

@@ -7,18 +7,17 @@ new rule picks the same point whatever the shuffle.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
+from benchmarks.bench_selection import BEFORE as OLD_RULE  # one K-fold split, the best mean
+from benchmarks.bench_selection import before_spec
 from pipeline.cache import EmbeddingCache
 from pipeline.data import budget_indices
 from pipeline.encoders import get_encoder
-from pipeline.heads import HEADS, Selection, fit_head
+from pipeline.heads import Selection, fit_head
 
-OLD_RULE = Selection(max_repeats=1, one_se=0.0, keep_default_se=0.0)  # one K-fold split, the best mean
-OLD_LOGREG = replace(HEADS["logreg"], unit_grid=None)  # standardised even on unit-length rows
+OLD_LOGREG = before_spec("logreg")  # the old grid, standardised even on unit-length rows
 FOLD_SEEDS = range(4)
 
 

@@ -235,3 +235,25 @@ def test_heads_fitted_on_unit_length_rows_pass_the_identity_check(name):
     check_head_identity(fitted.estimator, name, "manifest.json")
     with pytest.raises(BundleError, match="which is not that head"):
         check_head_identity(fitted.estimator, "knn", "manifest.json")
+
+
+def test_a_normalizer_swapped_for_code_in_the_head_is_refused_even_when_resealed(bundle, tmp_path):
+    """The GloVe head's Normalizer is plain arithmetic. A head.skops with a function in its place (here
+    os.system) is refused by skops' allowlist before anything is rebuilt, though its digest is recomputed
+    and head.npz still lies beside it."""
+    import skops.io as sio
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from pipeline.bundle import HEAD_FILE, head_identity
+    from pipeline.encoders.base import sha256_file
+
+    path, cache = bundle
+    head = Bundle.load(path, cache_dir=cache).estimator
+    assert head_identity(head) == ["normalize:Normalizer", "clf:LogisticRegression"]
+    sio.dump(Pipeline([("normalize", FunctionTransformer(os.system)), head.steps[-1]]), path / HEAD_FILE)
+    edit(path, lambda m: m["files"].update({HEAD_FILE: sha256_file(path / HEAD_FILE)}), reseal=True)
+    with mock.patch("os.system") as system:
+        line = one_line_error(predict(path, cache))
+    assert "outside the trusted allowlist" in line and "system" in line and str(path / HEAD_FILE) in line
+    system.assert_not_called()
