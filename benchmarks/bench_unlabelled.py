@@ -23,10 +23,17 @@ set the pseudo-labels (non-default settings tag the method name, e.g. ``distil[s
 ``--work-dir`` the teachers and their pool probabilities are kept, so runs of other settings reuse them, and a
 killed fine-tuning resumes from its checkpoint there.
 
+Out of domain, ``--target NAME`` (a set of :mod:`benchmarks.targets`, e.g. vader-amazon) trains on RT's
+pool as above but scores on the target, with the target's texts as the unlabelled set (the rest of the
+pool too with ``--pool-unlabelled``, which tags the method ``+pool``): the target's labels are read only
+to score. The teachers are those of the RT test-split run (the same work directory reuses them), each
+rescored on the target, so ``ft-head`` against ``distil`` is "without" against "with" the target's texts.
+
 Run:  .venv/bin/python benchmarks/bench_unlabelled.py [--budgets 32,128,1000,all] [--seeds 3]
       [--methods frozen,frozen+self-train,ft-head,distil,distil-setfit,adapted,adapted+ft-head,ft-head@mpnet,...]
       [--baseline setfit] [--adapted st:models/minilm-rt] [--fraction F] [--threshold T] [--hard] [--work-dir DIR]
-      [--split test|validation] [--out bench_unlabelled.jsonl] [--cache-dir DIR]
+      [--balance equal|predicted] [--split test|validation] [--target NAME [--pool-unlabelled]]
+      [--out bench_unlabelled.jsonl] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -73,9 +80,13 @@ def frozen_cells(encoder: str, train, test, unlabelled: list[str], seed: int, ca
 
 
 def distil_cells(method: str, train, test, unlabelled: list[str], seed: int, cache_dir: str, settings: Any,
-                 work_dir: Path, encoder: str = BASE_ENCODER) -> dict[str, dict]:
+                 work_dir: Path, encoder: str = BASE_ENCODER, tag: str = "",
+                 rescore_teacher: bool = False) -> dict[str, dict]:
     """The fine-tuned teacher of ``method`` and its distilled student (one run gives both); the teacher
-    and its pool probabilities are kept in ``work_dir`` (a rerun with other settings reuses them)."""
+    and its pool probabilities are kept in ``work_dir`` (a rerun with other settings reuses them). With
+    ``rescore_teacher`` the teacher is scored on ``test`` here (a reused teacher's manifest holds the
+    scores of the test set it was trained beside)."""
+    from pipeline.bundle import Bundle
     from pipeline.unlabelled.self_train import distil
 
     teacher_method, teacher_row = TEACHERS[method]
@@ -86,9 +97,13 @@ def distil_cells(method: str, train, test, unlabelled: list[str], seed: int, cac
                         settings=settings, seed=seed, test=test, cache_dir=cache_dir, progress=False)
         wall = time.perf_counter() - start
     record = bundle.manifest["self_train"]
+    teacher_accuracy = record["teacher"]["test_metrics"]["accuracy"]
+    if rescore_teacher:
+        teacher = Bundle.load(work_dir / "teacher")
+        teacher_accuracy = _accuracy(test.labels, teacher.head.predict_proba(teacher.get_encoder().encode(test.texts)))
     return {
-        teacher_row: {"accuracy": record["teacher"]["test_metrics"]["accuracy"], "seconds": record["teacher"]["seconds"]},
-        method + settings.tag: {
+        teacher_row: {"accuracy": teacher_accuracy, "seconds": record["teacher"]["seconds"]},
+        method + settings.tag + tag: {
             "accuracy": bundle.manifest["metrics"]["test"]["accuracy"], "seconds": record["seconds"],
             "wall_seconds": wall, "cost_vs_teacher": record["cost_vs_teacher"],
             "pseudo_labels": [r["pseudo_labels"] for r in record["rounds_run"]],
@@ -151,12 +166,15 @@ def _cell_rows(method: str, encoder: str, budget: int | None, seed: int, pool, t
     from pipeline.unlabelled.texts import gather
 
     idx = budget_indices(pool, budget, seed)
-    train, unl = pool.subset(idx), gather(pool, None if budget is None else idx, test, extra)
+    with_pool = not args.target or args.pool_unlabelled  # RT runs: the pool's rest, plus --unlabelled
+    extra = {**({args.target: test.texts} if args.target else {}), **extra}  # the target's texts, never its labels
+    unl = gather(pool, None if budget is None else idx, test, extra, pool_rest=with_pool)
+    train, tag = pool.subset(idx), _pool_tag(args)
     cell = with_encoder(f"{args.split}-b{budget_label(budget)}-s{seed}", encoder)
     if method in ("frozen", "frozen+self-train"):
         rows = frozen_cells(encoder, train, test, unl.texts, seed, cache_dir,
                             settings if method.endswith("self-train") else None)
-        return {f"frozen{k}": v for k, v in rows.items()}
+        return {f"frozen{k}{tag if k else ''}": v for k, v in rows.items()}
     if method in ("ft-head", "setfit", "distil", "distil-setfit"):
         if method in ("ft-head", "setfit") or not len(unl):
             method = "ft-head" if method in ("ft-head", "distil") else "setfit"
@@ -164,7 +182,8 @@ def _cell_rows(method: str, encoder: str, budget: int | None, seed: int, pool, t
             return {method: finetune_cell(encoder, train, test, seed, "head" if method == "ft-head" else "setfit", work)}
         with tempfile.TemporaryDirectory(prefix="bench-teacher-") as scratch:
             work = Path(args.work_dir or scratch) / f"{method}-{cell}"
-            return distil_cells(method, train, test, unl.texts, seed, cache_dir, settings, work, encoder)
+            return distil_cells(method, train, test, unl.texts, seed, cache_dir, settings, work, encoder, tag,
+                                rescore_teacher=bool(args.target))
     if encoder != BASE_ENCODER:
         raise SystemExit(f"method {method}@{encoder}: an adapted encoder is named by --adapted, not by @.")
     if args.adapted is None:
@@ -172,6 +191,16 @@ def _cell_rows(method: str, encoder: str, budget: int | None, seed: int, pool, t
     if method == "adapted":
         return {"adapted": frozen_cells(args.adapted, train, test, [], seed, cache_dir)[""]}
     return {"adapted+ft-head": finetune_cell(args.adapted, train, test, seed)}
+
+
+def _pool_tag(args: argparse.Namespace) -> str:
+    """``+pool`` on the self-trained methods of a ``--target`` run that also learn from the rest of the pool."""
+    return "+pool" if args.target and args.pool_unlabelled else ""
+
+
+def _base(method: str) -> str:
+    """A method name without its settings tag and ``+pool``."""
+    return method.split("[")[0].removesuffix("+pool")
 
 
 def _paired(cells: dict[int, dict], base: dict[int, dict], name: str) -> str:
@@ -191,7 +220,7 @@ def _paired(cells: dict[int, dict], base: dict[int, dict], name: str) -> str:
 def _order(name: str) -> tuple:
     """Sort key of a row name: MiniLM first, then by method as in :data:`METHODS`."""
     method, encoder = split_name(name)
-    base = method.split("[")[0]
+    base = _base(method)
     return encoder != BASE_ENCODER, encoder, METHODS.index(base) if base in METHODS else 99, name
 
 
@@ -211,7 +240,7 @@ def summarise(rows: list[dict], budgets: list[str], baseline: str = BASELINE) ->
             cells = by[method]
             acc = np.array([c["accuracy"] for c in cells.values()]) * 100
             student, encoder = split_name(method)
-            teacher = TEACHERS.get(student.split("[")[0], (None, None))[1]
+            teacher = TEACHERS.get(_base(student), (None, None))[1]
             teacher = None if teacher is None else with_encoder(teacher, encoder)
             sd = f" ± {acc.std(ddof=1):.1f}" if len(acc) > 1 else ""
             table.append((b, method, f"{acc.mean():.1f}{sd}", str(len(acc)),
@@ -221,7 +250,7 @@ def summarise(rows: list[dict], budgets: list[str], baseline: str = BASELINE) ->
     return format_table(("labels", "method", "accuracy %", "seeds", "seconds", "paired difference", "vs teacher"), table)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="32,128,1000,all", help="comma-separated label budgets ('all' = the pool)")
@@ -236,13 +265,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fraction", type=float, default=None, help="self-training: share of the unlabelled texts pseudo-labelled")
     parser.add_argument("--threshold", type=float, default=None, help="self-training: least class probability kept")
     parser.add_argument("--hard", action="store_true", help="distillation: 0/1 pseudo-labels instead of the teacher's probabilities")
+    parser.add_argument("--balance", choices=["equal", "predicted"], default=None,
+                        help="self-training: pseudo-labels per class, equal halves or the teacher's predicted shares")
+    parser.add_argument("--target", default=None,
+                        help="score on this shifted target (benchmarks/targets.py) with its texts as the unlabelled set")
+    parser.add_argument("--pool-unlabelled", action="store_true",
+                        help="--target: the rest of RT's pool is unlabelled too (beside the target's texts)")
     parser.add_argument("--work-dir", default=None, help="keep teachers here (other settings reuse them)  [default: temporary]")
     parser.add_argument("--out", default=None,
                         help="JSON-lines file of finished cells (resumes)  [default: bench_unlabelled_SPLIT.jsonl]")
     parser.add_argument("--split", choices=["test", "validation"], default="test",
                         help="score on RT's test split, or on a validation split of the pool (for choosing settings)")
     parser.add_argument("--cache-dir", default=None)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def main() -> None:
@@ -254,8 +289,8 @@ def main() -> None:
 
     args = parse_args()
     cache_dir = str(args.cache_dir or default_cache_dir())
-    settings = SelfTrainSettings(**{k: v for k, v in (("fraction", args.fraction), ("threshold", args.threshold))
-                                    if v is not None}, soft=not args.hard)
+    chosen = (("fraction", args.fraction), ("threshold", args.threshold), ("balance", args.balance))
+    settings = SelfTrainSettings(**{k: v for k, v in chosen if v is not None}, soft=not args.hard)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(m for m in methods if split_name(m)[0] not in METHODS)
     if unknown:
@@ -268,19 +303,24 @@ def main() -> None:
     pool, test = split(load("rt"))
     if args.split == "validation":
         pool, test = validation_split(pool)
+    if args.target:
+        from benchmarks.targets import load_target
+
+        test = load_target(args.target)
     extra = read_unlabelled(args.unlabelled)
-    out = Path(args.out or f"bench_unlabelled_{args.split}.jsonl")
+    out = Path(args.out or f"bench_unlabelled_{args.target or args.split}.jsonl")
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     done = {(r["method"], r["budget"], r["seed"]) for r in rows}
     budgets = parse_budgets(args.budgets)
-    print(f"scoring on the {args.split} split ({len(test):,} texts); pool {len(pool):,}; "
+    print(f"scoring on {args.target or f'the {args.split} split'} ({len(test):,} texts, {test.labels.mean():.1%} "
+          f"positive); pool {len(pool):,}; "
           f"load {os.getloadavg()[0]:.1f} (1-min average; 2 cores shared)", flush=True)
     for budget in budgets:
         for seed in range(args.seeds):
             for method in methods:
                 base, encoder = split_name(method)
                 tagged = base in TEACHERS or base.endswith("self-train")
-                wanted = with_encoder(base + settings.tag, encoder) if tagged else method
+                wanted = with_encoder(base + settings.tag + _pool_tag(args), encoder) if tagged else method
                 if (wanted, budget_label(budget), seed) in done:
                     continue
                 for name, row in run_cell(method, budget, seed, pool, test, extra, args, settings, cache_dir).items():

@@ -12,23 +12,29 @@ from typing import Any
 import click
 
 from pipeline.unlabelled.adapt import DEFAULT_METHOD, METHODS
+from pipeline.unlabelled.self_train import BALANCES
 
 
 def unlabelled_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --unlabelled, --self-train, --fraction, --threshold, --soft/--hard and --rounds (popped by
+    """Add --unlabelled, --self-train, --fraction, --balance, --threshold, --soft/--hard and --rounds (popped by
     :func:`pop_unlabelled`)."""
     options = [
         click.option("--unlabelled", "unlabelled", multiple=True, metavar="SOURCE",
                      help="Unlabelled texts to learn from (repeatable; any SOURCE format, read with --text-col; "
-                          "labels in it are not read). Added to the pool texts outside the label budget. "
-                          "Test-split texts are used only if you pass them here (transductive; reported)."),
+                          "labels in it are not read), e.g. reviews of the site the model is for. They replace "
+                          "the default, the pool texts outside the label budget. Test-split texts are used only "
+                          "if you pass them here (transductive; reported)."),
         click.option("--self-train", "self_train", is_flag=True,
                      help="Self-training: the model trained on the labels (teacher) labels the unlabelled texts; "
                           "a student learns from the labels plus the confident, class-balanced pseudo-labels."),
         click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
                      help="--self-train: share of the unlabelled texts given pseudo-labels, the ones the teacher is "
-                          "surest of, half per class (fine-tuned students take at most about the teacher's passes, "
+                          "surest of, half per class unless --balance predicted (fine-tuned students take at "
+                          "most about the teacher's passes, "
                           "drawn from these)."),
+        click.option("--balance", type=click.Choice(BALANCES), default=BALANCES[0], show_default=True,
+                     help="--self-train: pseudo-labels per class: equal halves, or in the shares the teacher "
+                          "predicts (no 50/50 prior imposed on a target whose positive rate is not a half)."),
         click.option("--threshold", type=click.FloatRange(0.5, 1, max_open=True), default=None,
                      help="--self-train: also keep only pseudo-labels whose class probability is at least this.  "
                           "[default: no floor]"),
@@ -50,7 +56,7 @@ def pop_unlabelled(opts: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
     from pipeline.unlabelled.texts import read_unlabelled
 
     sources, on = opts.pop("unlabelled"), opts.pop("self_train")
-    chosen = {k: opts.pop(k) for k in ("fraction", "threshold", "soft", "rounds")}
+    chosen = {k: opts.pop(k) for k in ("fraction", "balance", "threshold", "soft", "rounds")}
     settings = SelfTrainSettings(**chosen) if on else None
     return settings, read_unlabelled(sources, text_col=opts.get("text_col", "text"))
 
@@ -113,7 +119,8 @@ def adapt(source: str, encoder: str, method: str, unlabelled: tuple[str, ...], t
         log.addHandler(logging.StreamHandler())
     ds = load(source, text_col=text_col, label_col=None, group_col=group_col, require_labels=False)
     pool, test = split(ds)
-    unl = gather(pool, np.zeros(0, dtype=np.int64), test, read_unlabelled(unlabelled, text_col=text_col))
+    unl = gather(pool, np.zeros(0, dtype=np.int64), test, read_unlabelled(unlabelled, text_col=text_col),
+                 pool_rest=True)
     texts = unl.texts
     if max_texts is not None and len(texts) > max_texts:
         texts = [texts[i] for i in np.sort(np.random.default_rng(seed).permutation(len(texts))[:max_texts])]

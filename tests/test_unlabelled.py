@@ -52,6 +52,49 @@ def test_test_texts_are_used_only_when_passed_and_then_reported(reviews, tmp_pat
     assert unl.record["sources"][str(passed)] == 30
 
 
+def test_unlabelled_sources_replace_the_rest_of_the_pool_unless_asked_for_both(reviews, tmp_path):
+    _, ds = reviews
+    pool, test = split(ds)
+    idx = budget_indices(pool, 40, 0)
+    extra = {"other-site": ["a phone that died in a week", "the battery lasts for days"]}
+    assert gather(pool, idx, test, extra).texts == extra["other-site"]  # not drowned by the pool's rest
+    both = gather(pool, idx, test, extra, pool_rest=True)
+    assert both.texts[-2:] == extra["other-site"] and both.record["sources"]["pool"] == len(pool) - 40
+    assert len(gather(pool, idx, test)) == len(pool) - 40  # no source: the pool's rest
+
+
+def test_target_labels_never_reach_self_training(reviews, small_glove, tmp_path):
+    """bench_unlabelled --target: flipping every target label flips the scores exactly (1 - accuracy) and
+    changes no pseudo-label count, so the labels are read only to score."""
+    from benchmarks.bench_unlabelled import parse_args, run_cell
+    from benchmarks.targets import load_target
+
+    _, ds = reviews
+    pool, _ = split(ds)
+    target = load_target("uci-yelp").subset(np.arange(300))
+    flipped = dataclasses.replace(target, labels=1 - target.labels)
+    args, method = parse_args(["--target", "uci-yelp"]), f"frozen+self-train@{small_glove}"
+    cells = [run_cell(method, 60, 0, pool, t, {}, args, SelfTrainSettings(), str(tmp_path / "cache"))
+             for t in (target, flipped)]
+    assert set(cells[0]) == {f"frozen@{small_glove}", method}
+    for name, row in cells[0].items():
+        assert cells[1][name]["accuracy"] == pytest.approx(1 - row["accuracy"])
+    assert cells[0][method]["pseudo_labels"] == cells[1][method]["pseudo_labels"] == 150  # no pool text among them
+
+
+def test_pseudo_labels_can_keep_the_teachers_class_rates():
+    p = np.concatenate([np.linspace(0.55, 0.99, 80), np.linspace(0.01, 0.45, 20)])  # the teacher: 80% positive
+    idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5, balance="predicted"))
+    assert (len(idx), y.sum()) == (50, 40)  # 80% of them positive, not forced to 50/50
+    assert set(idx[y == 1]) == set(range(40, 80)) and set(idx[y == 0]) == set(range(80, 90))  # the surest of each
+    idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5, balance="predicted"), cap=20, seed=0)
+    assert (len(idx), y.sum()) == (20, 16)  # the cap keeps the proportions
+    idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5))
+    assert y.sum() == len(y) - y.sum() == 25  # the default: equal halves
+    with pytest.raises(ValueError, match="balance"):
+        SelfTrainSettings(balance="auto")
+
+
 def test_pseudo_labels_are_balanced_the_surest_and_never_none():
     p = np.array([0.99, 0.95, 0.92, 0.6, 0.4, 0.05, 0.55, 0.7])
     idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5))

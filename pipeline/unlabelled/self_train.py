@@ -1,10 +1,11 @@
 """Self-training: a teacher labels unlabelled texts, a student learns from the labels plus the
 teacher's pseudo-labels.
 
-Pseudo-labels are class-balanced and never empty: the teacher ranks the unlabelled texts by its
-probability of each class, and the most confident ``fraction`` of them (half as each class) is kept,
-optionally only above a confidence ``threshold``; with ``rounds`` > 1 the student becomes the next
-teacher. Two students:
+Pseudo-labels are never empty: the teacher ranks the unlabelled texts by its probability of each
+class, and the most confident ``fraction`` of them is kept, half as each class (``balance="equal"``) or
+each class in the share the teacher predicts for it (``balance="predicted"``, which imposes no 50/50
+prior on a target whose positive rate is not a half), optionally only above a confidence
+``threshold``; with ``rounds`` > 1 the student becomes the next teacher. Two students:
 
 - :func:`self_train_head` — a frozen-encoder scikit-learn head. The teacher's grid point is chosen by
   cross-validation on the labels alone; the student refits that point on labels + pseudo-labels
@@ -33,6 +34,9 @@ from pipeline import OptionError
 from pipeline.data import Dataset
 
 
+BALANCES = ("equal", "predicted")
+
+
 @dataclass(frozen=True)
 class SelfTrainSettings:
     """How pseudo-labels are chosen and learnt."""
@@ -41,7 +45,8 @@ class SelfTrainSettings:
     threshold: float | None = None  # also keep only those whose class probability is at least this
     soft: bool = True  # distillation: the student aims at the teacher's probabilities, not at 0/1
     rounds: int = 1  # teacher -> student passes; each student labels the unlabelled texts for the next
-    max_pseudo: int | None = None  # most pseudo-labels per round (half per class); None: as the fraction gives
+    max_pseudo: int | None = None  # most pseudo-labels per round; None: as the fraction gives
+    balance: str = "equal"  # pseudo-labels per class: "equal" halves, or "predicted" (the teacher's class shares)
 
     @property
     def tag(self) -> str:
@@ -64,33 +69,42 @@ class SelfTrainSettings:
             raise OptionError(f"self-training rounds must be at least 1, got {self.rounds}.")
         if self.max_pseudo is not None and self.max_pseudo < 2:
             raise OptionError(f"max_pseudo must be at least 2, got {self.max_pseudo}.")
+        if self.balance not in BALANCES:
+            raise OptionError(f"self-training balance must be one of {', '.join(BALANCES)}, got {self.balance!r}.")
 
 
 def select_pseudo(p_pos: np.ndarray, settings: SelfTrainSettings, cap: int | None = None,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(indices, 0/1 pseudo-labels) of unlabelled texts with teacher probabilities of positive ``p_pos``.
 
-    The ``k`` most positive and the ``k`` most negative texts, ``k`` half ``settings.fraction`` of the
-    texts (at least one each while there are two texts), less those under ``settings.threshold``, then
-    as many of each class as the scarcer has. Over ``cap`` (or ``settings.max_pseudo``), ``cap // 2`` of
-    each class are drawn at random (``seed``) from those, so a small fraction means the most confident
-    and a large one a spread of confidence.
+    ``settings.fraction`` of the texts, the surest of each class: with ``balance="equal"`` the ``k``
+    most positive and ``k`` most negative (``k`` half the fraction, at least one each while there are
+    two texts), less those under ``settings.threshold``, then as many of each class as the scarcer has;
+    with ``"predicted"`` each class gets the fraction of the texts the teacher assigns to it (p >= 0.5
+    positive), so the pseudo-labels keep the teacher's class rates instead of forcing 50/50. Over
+    ``cap`` (or ``settings.max_pseudo``) a seeded random draw keeps ``cap`` of them in the same class
+    proportions, so a small fraction means the most confident and a large one a spread of confidence.
     """
     p_pos = np.asarray(p_pos, dtype=np.float64)
-    k = min(len(p_pos) // 2, max(1, int(settings.fraction * len(p_pos) / 2)))
     order = np.argsort(-p_pos, kind="stable")
-    pos, neg = order[:k], order[::-1][:k]
+    if settings.balance == "equal":
+        k_pos = k_neg = min(len(p_pos) // 2, max(1, int(settings.fraction * len(p_pos) / 2)))
+    else:
+        n_pos = int((p_pos >= 0.5).sum())
+        k_pos, k_neg = (min(n, max(1, int(settings.fraction * n))) for n in (n_pos, len(p_pos) - n_pos))
+    pos, neg = order[:k_pos], order[::-1][:k_neg]
     if settings.threshold is not None:
         pos, neg = pos[p_pos[pos] >= settings.threshold], neg[p_pos[neg] <= 1 - settings.threshold]
-    k = min(len(pos), len(neg))
-    pos, neg = pos[:k], neg[:k]
+    if settings.balance == "equal":
+        pos, neg = pos[:min(len(pos), len(neg))], neg[:min(len(pos), len(neg))]
     limit = min((c for c in (cap, settings.max_pseudo) if c is not None), default=None)
-    if limit is not None and 2 * k > limit:
+    if limit is not None and len(pos) + len(neg) > limit:
         rng = np.random.default_rng(seed)
-        k = limit // 2
-        pos, neg = (np.sort(rng.choice(side, k, replace=False)) for side in (pos, neg))
+        keep_pos = limit // 2 if settings.balance == "equal" else round(limit * len(pos) / (len(pos) + len(neg)))
+        keep_neg = keep_pos if settings.balance == "equal" else limit - keep_pos
+        pos, neg = (np.sort(rng.choice(side, n, replace=False)) for side, n in ((pos, keep_pos), (neg, keep_neg)))
     idx = np.concatenate([neg, pos])
-    return idx, np.concatenate([np.zeros(k, np.int64), np.ones(k, np.int64)])
+    return idx, np.concatenate([np.zeros(len(neg), np.int64), np.ones(len(pos), np.int64)])
 
 
 def _round_record(p_pos: np.ndarray, idx: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -177,6 +191,7 @@ def distil(
     the teacher, the rounds and the cost against the teacher (``unlabelled``: ``unlabelled_record``).
     """
     from pipeline.bundle import ENCODER_DIR
+    from pipeline.unlabelled.texts import texts_hash
 
     if student_from not in ("teacher", "base"):
         raise OptionError(f"student_from must be 'teacher' or 'base', got {student_from!r}.")
@@ -186,6 +201,7 @@ def distil(
     runtime["max_length"] = teacher.manifest["finetune"]["recipe"]["max_length"]  # the student reads as the teacher
     teacher_seconds = seconds = teacher.manifest["finetune"]["fit_seconds"]
     cap, current, rounds = _pseudo_cap(teacher.manifest["finetune"], len(train)), teacher, []
+    corpus = texts_hash(unlabelled)[:10]
     for r in range(settings.rounds):
         start = time.perf_counter()
         p_pos = _pool_probabilities(current, unlabelled)
@@ -195,7 +211,7 @@ def distil(
         if not len(idx):
             break
         student_train, targets = _student_set(train, unlabelled, idx, y_pseudo, p_pos if settings.soft else None)
-        last, name = r == settings.rounds - 1, f"student-{r}-{settings.key}"  # other settings: other files
+        last, name = r == settings.rounds - 1, f"student-{r}-{settings.key}-{corpus}"  # other settings, texts: files
         current = _student(student_train, targets, Path(out) if last else work_dir / name,
                            encoder if student_from == "base" else f"st:{current.path / ENCODER_DIR}",
                            work_dir / f"{name}.ckpt", seed, test if last else None, runtime)
