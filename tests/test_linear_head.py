@@ -17,7 +17,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from pipeline.bundle import HEAD_FILE, MANIFEST, Bundle, head_identity
 from pipeline.heads import HEADS, build_head, fit_head
-from pipeline.linear_head import (CLASSIFIERS, LINEAR_FILE, NORMALIZER, PLAIN_NODES, TOLERANCE, LinearHead,
+from pipeline.linear_head import (CLASSIFIERS, FORMAT, LINEAR_FILE, NORMALIZER, PLAIN_NODES, TOLERANCE, LinearHead,
                                   LinearHeadError, _known, _nodes, from_estimator, load, plain_skops)
 from pipeline.manifest import HEAD_NAMES, seal
 from pipeline.train import iter_fit
@@ -128,6 +128,23 @@ def test_a_damaged_or_mismatched_file_is_refused(tmp_path):
     np.savez(tmp_path / "objects.npz", **{**arrays, "coef": np.array([{"a": 1}], dtype=object)})
     with pytest.raises(LinearHeadError, match="not a linear head file"):  # never unpickled
         load(tmp_path / "objects.npz", "logreg")
+
+
+@pytest.mark.parametrize("unit", [True, False])
+def test_only_normalised_heads_need_format_2_and_a_newer_format_is_refused(unit, tmp_path):
+    """A head without a Normalizer stays format 1, so versions from before format 2 still read it; a
+    file from a future format asks for an upgrade instead of being misread."""
+    X, y = _data(unit)
+    estimator = fit_head("logreg", X, y, search=False).estimator
+    head = from_estimator(estimator, "logreg", head_identity(estimator), X)
+    assert head.normalizes == (not unit)
+    head.save(tmp_path / LINEAR_FILE)
+    with np.load(tmp_path / LINEAR_FILE) as z:
+        arrays = dict(z)
+    assert int(arrays["format"]) == (1 if unit else 2)
+    np.savez(tmp_path / "newer.npz", **{**arrays, "format": np.int64(FORMAT + 1)})
+    with pytest.raises(LinearHeadError, match="newer review-transfer"):
+        load(tmp_path / "newer.npz", "logreg")
 
 
 @pytest.fixture(scope="module")
