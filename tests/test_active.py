@@ -227,7 +227,7 @@ def test_refit_default_fits_every_sample_with_the_head_defaults_random_included(
                               progress=False)
     assert {r["method"] for r in rows} == {"glove-6b-50d+logreg[refit=default]/random",
                                             "glove-6b-50d+logreg[refit=default]/margin"}
-    # the default C=1, rescaled to the spread of each sample's L2-normalised GloVe rows (about 0.17: C about 4.7)
+    # the default C=1, rescaled to the spread of each sample's L2-normalised GloVe rows (about 0.17: C about 4.8)
     assert all(set(r["params"]) == {"C"} and 2 < r["params"]["C"] / get_head("logreg").default["C"] < 10 for r in rows)
     paired = summarise(rows)["active_vs_random"]["test"]["40"]
     assert set(paired) == {"glove-6b-50d+logreg[refit=default]/margin"} and paired[next(iter(paired))]["pairs"] == 2
