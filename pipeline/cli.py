@@ -702,15 +702,17 @@ def _distil(source: str, budget: int | None, seed: int, out: str, encoder: str, 
 
 
 # ---------------------------------------------------------------------------------------------- compare
-def _transductive_note(ds: Any, unlabelled: dict[str, list[str]]) -> str:
-    """A title suffix when --unlabelled texts include test-split texts of ``ds`` (else empty)."""
+def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dict[str, Any]) -> str:
+    """A title suffix when --unlabelled texts include texts of ``ds``'s test split or of a --test-set
+    (scores on those sets are then transductive; else empty)."""
     from pipeline.data import split
 
-    test = set(split(ds)[1].texts)
-    n = sum(t in test for texts in unlabelled.values() for t in set(texts))
-    if n:
-        click.echo(f"warning: --unlabelled includes {n:,} test-split texts: self-training is transductive.", err=True)
-    return f" (transductive: {n:,} test-split texts among the unlabelled)" if n else ""
+    given = {t for texts in unlabelled.values() for t in texts}
+    counts = {name: len(given & set(test.texts)) for name, test in {"test split": split(ds)[1], **test_sets}.items()}
+    seen = ", ".join(f"{n:,} texts of {name}" for name, n in counts.items() if n)
+    if seen:
+        click.echo(f"warning: --unlabelled includes {seen}: self-training is transductive there.", err=True)
+    return f" (transductive: {seen} among the unlabelled)" if seen else ""
 
 
 @main.command()
@@ -803,7 +805,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     ds = load_source(source, **opts)
     extra = {Path(p).stem: load_source(p, **opts) for p in test_sets}
     out_dir = Path(out or f"reports/{preset or 'compare'}")
-    title = f"compare on {source}" + _transductive_note(ds, unlabelled)
+    title = f"compare on {source}" + _transductive_note(ds, unlabelled, extra)
     if queries:  # simulated active learning (pipeline.active_compare), always beside balanced random
         from pipeline.active_compare import run_active_compare
 

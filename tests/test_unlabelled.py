@@ -166,6 +166,22 @@ def test_fit_self_train_saves_a_bundle_that_predict_uses(reviews, small_glove, t
     assert r.exit_code != 0 and "--self-train" in r.output
 
 
+def test_compare_reports_a_test_set_passed_as_unlabelled_as_transductive(reviews, small_glove, tmp_path):
+    path, _ = reviews
+    other = tmp_path / "other.jsonl"  # another site, used both as the unlabelled texts and as a --test-set
+    other.write_text("".join(json.dumps({"text": f"site review {i}: {'great' if i % 2 else 'awful'} phone",
+                                         "label": "fresh" if i % 2 else "rotten", "movie": f"m{i}"}) + "\n"
+                             for i in range(40)))
+    out = tmp_path / "report"
+    r = CliRunner().invoke(main, ["compare", path, "--group-col", "movie", "--encoder", small_glove, "--head", "logreg",
+                                  "--budgets", "60", "--seeds", "1", "--self-train", "--unlabelled", str(other),
+                                  "--test-set", str(other), "--out", str(out)],
+                           env={"REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")})
+    assert r.exit_code == 0, r.output
+    assert "transductive there" in r.output and "40 texts of other" in r.output
+    assert "(transductive: 40 texts of other among the unlabelled)" in (out / "report.md").read_text().splitlines()[0]
+
+
 def test_compare_self_training_cannot_read_the_hidden_pool_labels(reviews, small_glove, tmp_path, monkeypatch):
     """Flip the labels of every pool text outside the budget sample: a self-training cell that read them
     (as gold labels or to pick pseudo-labels) would change; it must give identical scores."""
