@@ -9,9 +9,10 @@ import click
 from pipeline import MissingExtraError
 from pipeline.active import DEFAULT_STRATEGY, STRATEGIES
 from pipeline.cli_options import SEED, _cache_dir_option, _handle_errors, load_source, source_options
+from pipeline.spec import DEFAULT_ENCODER
 
 _STRATEGY_HELP = "; ".join(f"{name}: {what}" for name, what in STRATEGIES.items())
-_encoder_option = click.option("--encoder", default="minilm", show_default=True,
+_encoder_option = click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
                                help="Encoder spec whose vectors the strategy works on.")
 _strategy_option = click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=DEFAULT_STRATEGY,
                                 show_default=True, help=_STRATEGY_HELP)

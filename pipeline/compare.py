@@ -34,7 +34,7 @@ RUN_FILE = "run.json"
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
-        "encoders": ["glove-6b-50d", "minilm"],
+        "encoders": ["glove-6b-50d", "minilm", "mpnet"],
         "heads": ["logreg"],
         "finetune": [],
         "budgets": "32,128,1000",

