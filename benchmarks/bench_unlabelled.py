@@ -30,11 +30,13 @@ pool as above but scores on the target, with the target's texts as the unlabelle
 pool too with ``--pool-unlabelled``, which tags the method ``+pool``): the target's labels are read only
 to score. The teachers are those of the RT test-split run (the same work directory reuses them), each
 rescored on the target, so ``ft-head`` against ``distil`` is "without" against "with" the target's texts.
+``--positive-rate P`` scores on a seeded subsample of the target with that positive rate (label shift), which
+builds skewed development targets from one set.
 
 Run:  .venv/bin/python benchmarks/bench_unlabelled.py [--budgets 32,128,1000,all] [--seeds 3]
       [--methods frozen,frozen+self-train,ft-head,distil,distil-setfit,adapted,adapted+ft-head,ft-head@mpnet,...]
       [--baseline setfit] [--adapted st:models/minilm-rt] [--fraction F] [--threshold T] [--hard] [--work-dir DIR]
-      [--balance equal|predicted] [--split test|validation] [--target NAME [--pool-unlabelled]]
+      [--balance equal|predicted] [--split test|validation] [--target NAME [--positive-rate P] [--pool-unlabelled]]
       [--out bench_unlabelled.jsonl] [--cache-dir DIR]
 """
 
@@ -273,6 +275,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="self-training: pseudo-labels per class, equal halves or the teacher's predicted shares")
     parser.add_argument("--target", default=None,
                         help="score on this shifted target (benchmarks/targets.py) with its texts as the unlabelled set")
+    parser.add_argument("--positive-rate", type=float, default=None,
+                        help="--target: score on a seeded subsample of it with this positive rate (label shift; "
+                             "e.g. 0.7 builds a skewed development target from a balanced one)")
     parser.add_argument("--pool-unlabelled", action="store_true",
                         help="--target: the rest of RT's pool is unlabelled too (beside the target's texts)")
     parser.add_argument("--work-dir", default=None, help="keep teachers here (other settings reuse them)  [default: temporary]")
@@ -308,9 +313,11 @@ def main() -> None:
     if args.split == "validation":
         pool, test = validation_split(pool)
     if args.target:
-        from benchmarks.targets import load_target
+        from benchmarks.targets import load_target, resample
 
         test = load_target(args.target)
+        if args.positive_rate is not None:
+            test = resample(test, args.positive_rate)
     extra = read_unlabelled(args.unlabelled)
     out = Path(args.out or f"bench_unlabelled_{args.target or args.split}.jsonl")
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []

@@ -26,15 +26,15 @@ def unlabelled_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "if you pass them here (transductive; reported)."),
         click.option("--self-train", "self_train", is_flag=True,
                      help="Self-training: the model trained on the labels (teacher) labels the unlabelled texts; "
-                          "a student learns from the labels plus the confident, class-balanced pseudo-labels."),
+                          "a student learns from the labels plus its most confident pseudo-labels."),
         click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
                      help="--self-train: share of the unlabelled texts given pseudo-labels, the ones the teacher is "
-                          "surest of, half per class unless --balance predicted (fine-tuned students take at "
+                          "surest of, per class in the shares the teacher predicts (fine-tuned students take at "
                           "most about the teacher's passes, "
                           "drawn from these)."),
         click.option("--balance", type=click.Choice(BALANCES), default=BALANCES[0], show_default=True,
-                     help="--self-train: pseudo-labels per class: equal halves, or in the shares the teacher "
-                          "predicts (no 50/50 prior imposed on a target whose positive rate is not a half)."),
+                     help="--self-train: pseudo-labels per class: in the shares the teacher predicts (no 50/50 "
+                          "prior imposed on a site whose positive rate is not a half), or equal halves."),
         click.option("--threshold", type=click.FloatRange(0.5, 1, max_open=True), default=None,
                      help="--self-train: also keep only pseudo-labels whose class probability is at least this.  "
                           "[default: no floor]"),

@@ -89,23 +89,24 @@ def test_pseudo_labels_can_keep_the_teachers_class_rates():
     assert set(idx[y == 1]) == set(range(40, 80)) and set(idx[y == 0]) == set(range(80, 90))  # the surest of each
     idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5, balance="predicted"), cap=20, seed=0)
     assert (len(idx), y.sum()) == (20, 16)  # the cap keeps the proportions
-    idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5))
-    assert y.sum() == len(y) - y.sum() == 25  # the default: equal halves
+    assert select_pseudo(p, SelfTrainSettings(fraction=0.5))[1].sum() == 40  # the default
+    idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5, balance="equal"))
+    assert y.sum() == len(y) - y.sum() == 25  # equal halves
     with pytest.raises(ValueError, match="balance"):
         SelfTrainSettings(balance="auto")
 
 
-def test_pseudo_labels_are_balanced_the_surest_and_never_none():
+def test_equal_pseudo_labels_are_balanced_the_surest_and_never_none():
     p = np.array([0.99, 0.95, 0.92, 0.6, 0.4, 0.05, 0.55, 0.7])
-    idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5))
+    idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5, balance="equal"))
     assert idx.tolist() == [5, 4, 0, 1] and y.tolist() == [0, 0, 1, 1]  # the two surest of each class
-    idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5, threshold=0.9))
+    idx, y = select_pseudo(p, SelfTrainSettings(fraction=0.5, threshold=0.9, balance="equal"))
     assert idx.tolist() == [5, 0] and y.tolist() == [0, 1]  # one sure negative: one of each
     # a teacher that thinks every text positive still gives both classes: the least positive as negatives
-    idx, y = select_pseudo(np.linspace(0.6, 0.99, 100), SelfTrainSettings(fraction=0.2))
+    idx, y = select_pseudo(np.linspace(0.6, 0.99, 100), SelfTrainSettings(fraction=0.2, balance="equal"))
     assert idx.tolist() == list(range(10)) + list(range(99, 89, -1)) and y.sum() == 10
     # over the cap, half the cap of each class drawn from the surest fraction
-    idx, y = select_pseudo(np.linspace(0, 1, 100), SelfTrainSettings(fraction=0.4), cap=10, seed=3)
+    idx, y = select_pseudo(np.linspace(0, 1, 100), SelfTrainSettings(fraction=0.4, balance="equal"), cap=10, seed=3)
     assert len(idx) == 10 and y.sum() == 5 and set(idx[y == 1]) <= set(range(80, 100)) and set(idx[y == 0]) < set(range(20))
     assert len(select_pseudo(p, SelfTrainSettings(fraction=1.0, max_pseudo=2))[0]) == 2
     with pytest.raises(ValueError, match="threshold"):

@@ -2,9 +2,9 @@
 teacher's pseudo-labels.
 
 Pseudo-labels are never empty: the teacher ranks the unlabelled texts by its probability of each
-class, and the most confident ``fraction`` of them is kept, half as each class (``balance="equal"``) or
-each class in the share the teacher predicts for it (``balance="predicted"``, which imposes no 50/50
-prior on a target whose positive rate is not a half), optionally only above a confidence
+class, and the most confident ``fraction`` of them is kept, each class in the share the teacher predicts
+for it (``balance="predicted"``, the default: no 50/50 prior on a target whose positive rate is not a
+half) or half as each class (``balance="equal"``), optionally only above a confidence
 ``threshold``; with ``rounds`` > 1 the student becomes the next teacher. Two students:
 
 - :func:`self_train_head` — a frozen-encoder scikit-learn head. The teacher's grid point is chosen by
@@ -34,19 +34,19 @@ from pipeline import OptionError
 from pipeline.data import Dataset
 
 
-BALANCES = ("equal", "predicted")
+BALANCES = ("predicted", "equal")  # the first is the default (chosen on the development target; README)
 
 
 @dataclass(frozen=True)
 class SelfTrainSettings:
     """How pseudo-labels are chosen and learnt."""
 
-    fraction: float = 0.5  # share of the unlabelled texts pseudo-labelled: the most confident, half per class
+    fraction: float = 0.5  # share of the unlabelled texts pseudo-labelled: the most confident of each class
     threshold: float | None = None  # also keep only those whose class probability is at least this
     soft: bool = True  # distillation: the student aims at the teacher's probabilities, not at 0/1
     rounds: int = 1  # teacher -> student passes; each student labels the unlabelled texts for the next
     max_pseudo: int | None = None  # most pseudo-labels per round; None: as the fraction gives
-    balance: str = "equal"  # pseudo-labels per class: "equal" halves, or "predicted" (the teacher's class shares)
+    balance: str = BALANCES[0]  # pseudo-labels per class: "predicted" (the teacher's class shares) or "equal" halves
 
     @property
     def tag(self) -> str:
