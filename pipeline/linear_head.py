@@ -111,9 +111,9 @@ class LinearHead:
     def save(self, path: str | Path) -> None:
         """Write the arrays to ``path`` (an ``.npz`` with no object arrays)."""
         with open(path, "wb") as f:
-            np.savez(f, format=np.int64(2 if self.normalizes else 1), name=np.str_(self.name),
-                     identity=np.array(self.identity, dtype=str), mean=self.mean, scale=self.scale, coef=self.coef, intercept=np.float64(self.intercept),
-                     sigmoid=np.array(self.sigmoid, dtype=np.float64))
+            np.savez(f, format=np.int64(FORMAT if self.normalizes else 1), name=np.str_(self.name),
+                     identity=np.array(self.identity, dtype=str), mean=self.mean, scale=self.scale,
+                     coef=self.coef, intercept=np.float64(self.intercept), sigmoid=np.array(self.sigmoid, dtype=np.float64))
 
 
 def from_estimator(estimator: Any, name: str, identity: Sequence[str], X_check: np.ndarray) -> LinearHead | None:
