@@ -249,3 +249,15 @@ def test_bundle_records_its_prior_and_predict_evaluate_adapt(glove_bundle, rt_sp
 
     both = CliRunner().invoke(main, ["predict", str(path), "Fine.", "--prior", "0.3", "--adapt-prior", *common])
     assert both.exit_code == 1 and "not both" in both.output
+
+
+def test_the_prior_model_of_a_knn_over_every_training_row_fits(glove_xy):
+    """`fit --budget 32 --head knn` picks k = every training row; the prior model's out-of-fold refits
+    have fewer rows and must use every row of theirs (it used to fail asking for 32 neighbours of 28)."""
+    from pipeline.heads import build_head
+
+    train, X, _, _ = glove_xy
+    idx = budget_indices(train, 32, 0)
+    knn = build_head("knn", {"n_neighbors": 32}, n_train=32).fit(X[idx], train.labels[idx])
+    model = PriorModel.fit(knn, X[idx], train.labels[idx], groups=[train.groups[i] for i in idx], seed=0)
+    assert 0 < model.train < 1
