@@ -8,9 +8,11 @@ its guard against one-class calibration and its cap of knn's k at the training f
 Beside them, an unscaled ``LogisticRegression(C=1)`` on the same sample (the fixed-C baseline), and
 "oracle C": ``logreg`` at the best point of its grid for each sample, picked on the evaluation split
 itself (an upper bound no selection rule reaches; its spread over seeds is what the label sample
-alone moves). Prints, per encoder, head and budget, the mean, the sd and the worst seed of each (in
-accuracy points), how far the worst seed falls below its mean, and after minus the baseline on the
-same samples (mean and its standard error over the seeds).
+alone moves). "After" is fitted twice more: as ``fit`` does by default, with the prompt prior of
+:mod:`pipeline.prompts` (linear heads), and without it (``--prompts none``). Prints, per encoder, head
+and budget, the mean, the sd and the worst seed of each (in accuracy points), how far the worst seed
+falls below its mean, and after (with prompts) minus the baseline on the same samples (mean and its
+standard error over the seeds).
 
 ``--split test`` (default) scores on RT's held-out test split. ``--split validation`` holds out a
 quarter of the pool's films (by a hash of the film) and scores on them, training on the rest: the
@@ -30,6 +32,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from pipeline import prompts
 from pipeline.heads import HEADS, HeadSpec, Selection, build_head, fit_head, normalized_spread, plan_folds, unit_rows
 
 # the rule before: one K-fold split, the best mean, these grids and defaults, always standardised
@@ -52,23 +55,26 @@ def before_spec(name: str) -> HeadSpec:
 
 
 def data(split_name: str, encoder: str):
-    """(training pool, its vectors, evaluation labels, their vectors) for ``--split``."""
+    """(training pool, its vectors, evaluation labels, their vectors, prompt direction) for ``--split``."""
     from pipeline.cache import EmbeddingCache, default_cache_dir
     from pipeline.data import load, split
     from pipeline.encoders import get_encoder
 
     pool, test = split(load("rt"))
-    vectors = EmbeddingCache(default_cache_dir()).vectors(get_encoder(encoder), pool.texts + test.texts)
-    X_pool, X_test = vectors[: len(pool)], vectors[len(pool):]
+    vectors = EmbeddingCache(default_cache_dir()).vectors(get_encoder(encoder),
+                                                          pool.texts + test.texts + prompts.DEFAULT.texts)
+    u = prompts.direction(vectors[len(pool) + len(test):], len(prompts.DEFAULT.positive))
+    X_pool, X_test = vectors[: len(pool)], vectors[len(pool): len(pool) + len(test)]
     if split_name == "test":
-        return pool, X_pool, test.labels, X_test
+        return pool, X_pool, test.labels, X_test, u
     held = np.array([int(hashlib.sha256(f"val:{g}".encode()).hexdigest(), 16) % VALIDATION_SHARE == 0
                      for g in pool.groups])
-    return pool.subset(np.flatnonzero(~held)), X_pool[~held], pool.labels[held], X_pool[held]
+    return pool.subset(np.flatnonzero(~held)), X_pool[~held], pool.labels[held], X_pool[held], u
 
 
-def cell(budget: int, seed: int, pool, X_pool, y_eval, X_eval, heads: list[str]) -> dict:
-    """Accuracy (points) of each head before and after, and of the fixed-C baseline, on one sample."""
+def cell(budget: int, seed: int, pool, X_pool, y_eval, X_eval, u, heads: list[str]) -> dict:
+    """Accuracy (points) of each head before, after (without and with the prompt prior along ``u``), and of
+    the fixed-C baseline, on one sample."""
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
@@ -87,7 +93,9 @@ def cell(budget: int, seed: int, pool, X_pool, y_eval, X_eval, heads: list[str])
     for name in heads:
         old = fit_head(before_spec(name), X, y, groups=groups, seed=seed, folds=before_folds, selection=BEFORE)
         new = fit_head(name, X, y, groups=groups, seed=seed, folds=after_folds)
-        out[name] = (acc(old.estimator), acc(new.estimator), new.fit_seconds / max(old.fit_seconds, 1e-9))
+        prompted = fit_head(name, X, y, groups=groups, seed=seed, folds=after_folds, prompt_direction=u)
+        out[name] = (acc(old.estimator), acc(new.estimator), acc(prompted.estimator),
+                     new.fit_seconds / max(old.fit_seconds, 1e-9))
     return out
 
 
@@ -117,19 +125,20 @@ def main() -> None:
     print(f"RT, scored on the {args.split} split; {args.seeds} seeds; accuracy in points: "
           "mean, sd, worst seed, worst seed's drop below the mean")
     for encoder in args.encoders.split(","):
-        pool, X_pool, y_eval, X_eval = data(args.split, encoder)
+        pool, X_pool, y_eval, X_eval, u = data(args.split, encoder)
         cells = Parallel(n_jobs=args.jobs)(
-            delayed(cell)(b, s, pool, X_pool, y_eval, X_eval, heads) for b in budgets for s in range(args.seeds))
+            delayed(cell)(b, s, pool, X_pool, y_eval, X_eval, u, heads) for b in budgets for s in range(args.seeds))
         by_budget = {b: cells[i * args.seeds:(i + 1) * args.seeds] for i, b in enumerate(budgets)}
         for name in heads:
             print(f"\n{encoder} + {name} (training pool {len(pool):,} texts, evaluated on {len(y_eval):,})")
-            print(f"{'labels':>6}  {'before: mean   sd worst drop':28s}  {'after: mean   sd worst drop':27s}  "
-                  f"{'after-LR C=1':12s}  {'LR C=1: mean   sd worst drop':28s}  {'oracle C: mean drop':19s}  "
-                  "after/before fit time")
+            print(f"{'labels':>6}  {'before: mean   sd worst drop':28s}  {'after, no prompts':27s}  "
+                  f"{'after: mean   sd worst drop':27s}  {'after-LR C=1':12s}  {'after-no prompts':16s}  "
+                  f"{'LR C=1: mean   sd worst drop':28s}  {'oracle C: mean drop':19s}  after/before fit time")
             for b, rows in by_budget.items():
-                old, new, ratio = (np.array([r[name][i] for r in rows]) for i in range(3))
+                old, new, prompted, ratio = (np.array([r[name][i] for r in rows]) for i in range(4))
                 base, oracle = (np.array([r[k] for r in rows]) for k in ("baseline", "oracle"))
-                print(f"{b:>6}  {summary(old):28s}  {summary(new):27s}  {paired(new - base):12s}  {summary(base):28s}  "
+                print(f"{b:>6}  {summary(old):28s}  {summary(new):27s}  {summary(prompted):27s}  "
+                      f"{paired(prompted - base):12s}  {paired(prompted - new):16s}  {summary(base):28s}  "
                       f"{oracle.mean():14.1f} {oracle.mean() - oracle.min():4.1f}  {np.median(ratio):.1f}x")
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"\nwall time {time.perf_counter() - start:.0f} s with --jobs {args.jobs}; uptime: {load}")

@@ -73,6 +73,7 @@ def fit_frozen_cell(
     self_train: Any = None,
     shift: dict[str, dict[str, Any]] | None = None,
     search: bool = True,
+    prompt_direction: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Fit one head on one budget sample and score it on every test set (runs in a joblib worker).
 
@@ -84,6 +85,7 @@ def fit_frozen_cell(
     A ``method.self_train`` cell self-trains the head with ``self_train`` settings on the vectors
     ``X_unlabelled`` (vectors only: no label of the unlabelled texts reaches this function).
     ``search=False`` fits the head's fixed defaults instead of searching its grid by cross-validation.
+    ``prompt_direction`` gives linear heads their prompt prior (:mod:`pipeline.prompts`).
     """
     from pipeline.heads import fit_head
 
@@ -92,11 +94,12 @@ def fit_frozen_cell(
         from pipeline.unlabelled.self_train import self_train_head
 
         fitted, record = self_train_head(method.head, X_train, y_train, X_unlabelled, settings=self_train,
-                                         groups=groups, seed=seed, folds=folds, class_weight=class_weight)
+                                         groups=groups, seed=seed, folds=folds, class_weight=class_weight,
+                                         prompt_direction=prompt_direction)
         extra["self_train"] = {k: record[k] for k in ("fraction", "threshold", "rounds", "rounds_run", "cost_vs_teacher")}
     else:
         fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds,
-                          class_weight=class_weight, search=search)
+                          class_weight=class_weight, search=search, prompt_direction=prompt_direction)
     probas = {name: fitted.estimator.predict_proba(X)[:, 1] for name, (X, _) in tests.items()}
     metrics = {name: scores(y, probas[name]) for name, (_, y) in tests.items()}
     if adapt_prior:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from pipeline import ReviewTransferError, __version__
-from pipeline.cli_options import SEED, _cache_dir_option, _handle_errors, load_source, source_options
+from pipeline.cli_options import SEED, _cache_dir_option, _handle_errors, load_source, prompts_option, source_options
 from pipeline.cli_unlabelled import adapt, pop_unlabelled, unlabelled_options
 from pipeline.spec import DEFAULT_ENCODER
 
@@ -430,12 +430,13 @@ def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | N
 @click.option("--out", default="models", show_default=True, type=click.Path(file_okay=False),
               help="Directory for the bundles, one per head: OUT/<source>-<encoder>-<head>-b<budget>-s<seed>/.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="CV folds of the grid search fitted in parallel processes (-1 = all cores).")
+@prompts_option
 @_backend_options
 @unlabelled_options
 @_cache_dir_option
 @_handle_errors
 def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, seed: int, class_weight: str | None,
-        out: str, jobs: int, backend: str, quantize: str, min_cosine: float, cache_dir: str | None,
+        out: str, jobs: int, prompts: str, backend: str, quantize: str, min_cosine: float, cache_dir: str | None,
         precision: str | None, max_length: int | None, pooling: str | None, long_text: str | None,
         **opts: Any) -> None:
     """Train scikit-learn heads on cached vectors of SOURCE and save one model bundle per head.
@@ -453,16 +454,19 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
       review-transfer fit rt --encoder minilm --backend onnx --quantize int8   (the bundle records the backend)
       review-transfer fit rt --budget 1000 --self-train --unlabelled more_reviews.csv
       review-transfer fit rt --encoder "minilm[long=truncate]" --head logreg
+      review-transfer fit phones.csv --budget 64 --prompts phone_prompts.txt
     """
     from pathlib import Path
 
     from pipeline.cache import default_cache_dir
     from pipeline.heads import DEFAULT_HEAD
+    from pipeline.prompts import resolve_prompts
     from pipeline.spec import apply_flags
     from pipeline.tables import format_fit_table
     from pipeline.train import bundle_name, iter_fit
 
     self_train, unlabelled = pop_unlabelled(opts)
+    prompt_set = resolve_prompts(prompts)
     exported = {} if backend == "auto" else {"backend": backend, "quantize": quantize}
     spec = apply_flags([encoder], precision=precision, max_length=max_length, pooling=pooling, long_text=long_text,
                        **exported)[0]
@@ -479,7 +483,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     fitted = []
     for bundle in iter_fit(ds, encoder=encoder, heads=heads or (DEFAULT_HEAD,), budget=budget, seed=seed,
                            cache_dir=cache_dir, class_weight=class_weight, n_jobs=jobs, source_options=opts,
-                           self_train=self_train, unlabelled=unlabelled):
+                           self_train=self_train, unlabelled=unlabelled, prompts=prompt_set):
         path = bundle.save(Path(out) / bundle_name(bundle))
         click.echo(f"saved {bundle.manifest['head']['name']}: {path}", err=True)
         fitted.append(bundle)
@@ -745,13 +749,14 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dic
 @click.option("--adapt-prior", is_flag=True,
               help="Also score each frozen cell with guarded class-prior adaptation (as evaluate --adapt-prior): "
                    "adapted and plain accuracy side by side, with the decision and why, per test set.")
+@prompts_option
 @unlabelled_options
 @_engine_options
 @_query_options
 @_handle_errors
 def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: tuple[str, ...],
             finetune: tuple[str, ...], budgets: str | None, seeds: int | None, test_sets: tuple[str, ...],
-            out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, adapt_prior: bool, engine: str,
+            out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, adapt_prior: bool, prompts: str, engine: str,
             address: str | None, queries: tuple[str, ...], query_batch: int, query_refit: str, split_name: str,
             precision: str | None,
             max_length: int | None, pooling: str | None, long_text: str | None, **opts: Any) -> None:
@@ -782,9 +787,11 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     from pipeline.compare import PRESETS, run_compare
     from pipeline.data import parse_budgets
     from pipeline.heads import get_head
+    from pipeline.prompts import resolve_prompts
     from pipeline.report import markdown, write_report
     from pipeline.spec import apply_flags
 
+    prompt_set = resolve_prompts(prompts)
     base = PRESETS[preset] if preset else {"encoders": [], "heads": ["logreg"], "finetune": [], "budgets": "32,128,1000", "seeds": 3}
     encoders = encoders or tuple(e.replace("{source}", source) for e in base["encoders"])  # in-domain Word2Vec
     if not encoders:
@@ -822,7 +829,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
             ds, encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],
             budgets=budget_list, seeds=seeds or base["seeds"], test_sets=extra,
             out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address, adapt_prior=adapt_prior,
-            source_options=opts, self_train=self_train, unlabelled=unlabelled,
+            source_options=opts, self_train=self_train, unlabelled=unlabelled, prompts=prompt_set,
         )
     summary = write_report(rows, out_dir, title=title, with_plot=not no_plot)
     click.echo(markdown(summary, title=title).split("\n## Time")[0])

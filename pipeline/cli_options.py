@@ -60,3 +60,13 @@ _cache_dir_option = click.option(
     "--cache-dir", default=None, type=click.Path(file_okay=False),
     help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache).",
 )
+
+
+def prompts_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --prompts: the linear heads' prompt prior (:mod:`pipeline.prompts`)."""
+    return click.option(
+        "--prompts", default="default", show_default=True, metavar="default|none|FILE",
+        help="Sentiment prompts ('I loved it.', 'I hated it.', ...) that pull the linear heads (logreg, linear-svm, "
+             "ridge) toward the encoder's own sense of positive and negative, most on few labels. 'none' fits on "
+             "the labels alone; FILE holds one prompt per line, '+ text' or '- text' (e.g. '+ The battery lasts "
+             "all day.').")(func)

@@ -28,6 +28,7 @@ from pipeline.cells import SCORES, Method, budget_label, scores
 from pipeline.data import Dataset, DataError, budget_indices, split
 from pipeline.engines.base import Cell
 from pipeline.jsonlines import drop_partial_line
+from pipeline.prompts import DEFAULT as DEFAULT_PROMPTS
 
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
@@ -94,9 +95,9 @@ class ResultsLog:
 
 
 def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset], adapt_prior: bool = False,
-                       unlabelled: dict[str, list[str]] | None = None) -> None:
-    """Refuse to mix results of different data (or with and without --adapt-prior, or other --unlabelled
-    texts) in one ``--out``; record them on first use."""
+                       unlabelled: dict[str, list[str]] | None = None, prompts: Any = None) -> None:
+    """Refuse to mix results of different data (or with and without --adapt-prior, other --unlabelled
+    texts or other --prompts) in one ``--out``; record them on first use."""
     identity: dict[str, Any] = {
         "source": source.name,
         "source_fingerprint": source.fingerprint(),
@@ -108,6 +109,8 @@ def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset]
         identity["unlabelled"] = {name: texts_hash(texts) for name, texts in unlabelled.items()}
     if adapt_prior:  # rows then carry adapted scores; absent otherwise, so older directories still match
         identity["adapt_prior"] = True
+    if prompts is not None:  # absent with --prompts none: directories from before the prompt prior match that
+        identity["prompts"] = prompts.record()
     path = Path(out) / RUN_FILE
     if path.exists():
         previous = json.loads(path.read_text(encoding="utf-8"))
@@ -115,8 +118,9 @@ def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset]
             raise DataError(
                 f"{out}: holds results for other data (source {previous['source']!r}, test sets "
                 f"{sorted(previous['test_sets'])}{', with --adapt-prior' if previous.get('adapt_prior') else ''}"
-                f"{', --unlabelled ' + ' '.join(previous['unlabelled']) if previous.get('unlabelled') else ''}); "
-                "use a new --out directory, or the same data, --test-set, --unlabelled files and --adapt-prior setting."
+                f"{', --unlabelled ' + ' '.join(previous['unlabelled']) if previous.get('unlabelled') else ''}, "
+                f"--prompts {previous['prompts']['source'] if previous.get('prompts') else 'none'}); use a new --out "
+                "directory, or the same data, --test-set, --unlabelled files, --adapt-prior and --prompts settings."
             )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -290,6 +294,7 @@ def run_compare(
     source_options: dict[str, Any] | None = None,
     self_train: Any = None,
     unlabelled: dict[str, list[str]] | None = None,
+    prompts: Any = DEFAULT_PROMPTS,
 ) -> list[dict[str, Any]]:
     """Run every missing (method, budget, seed) cell, appending each to ``<out>/results.jsonl``.
 
@@ -303,7 +308,8 @@ def run_compare(
     :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) every method also runs self-trained
     (``...+self-train``; fine-tuning methods distil): its unlabelled texts are the pool texts outside
     each budget sample, labels hidden (only texts or vectors reach the self-training code), plus the
-    ``unlabelled`` texts by source. Returns all rows of the results file (old and new). Long only in its
+    ``unlabelled`` texts by source. ``prompts`` (:mod:`pipeline.prompts`; ``None``: off) give the linear heads of
+    frozen cells their prompt prior. Returns all rows of the results file (old and new). Long only in its
     keywords and their documentation: the body is checks, then one loop over encoders.
     """
     from pipeline.cache import default_cache_dir
@@ -321,7 +327,7 @@ def run_compare(
     runner = get_engine(engine, cache_dir, jobs=jobs, address=address, progress=quiet, source_options=source_options)
     tests = {"test": test, **(test_sets or {})}
     out = Path(out)
-    check_run_identity(out, source, tests, adapt_prior, unlabelled)
+    check_run_identity(out, source, tests, adapt_prior, unlabelled, prompts)
     log = ResultsLog(out)
     done = log.done()
     todo = {m: [(b, s) for b in budgets for s in range(seeds) if cell_key(m.name, b, s) not in done
@@ -329,7 +335,8 @@ def run_compare(
             for m in methods}
     texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
     run = _Run(pool, tests, texts, _unlabelled_sets(pool, test, unlabelled, texts), cache_dir, runner, log,
-               progress_bar(sum(map(len, todo.values())), "compare", "cell", quiet if any(todo.values()) else False))
+               progress_bar(sum(map(len, todo.values())), "compare", "cell", quiet if any(todo.values()) else False),
+               prompts)
     with run.bar:
         for encoder_spec in encoders:
             frozen = {m: todo[m] for m in methods if m.encoder == encoder_spec and not m.finetune and todo[m]}
@@ -376,6 +383,7 @@ class _Run:
     engine: Any  # pipeline.engines.Engine
     log: ResultsLog
     bar: Any
+    prompts: Any  # pipeline.prompts.Prompts, or None
     shift: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # encoder -> test set -> entry
 
     def record(self, row: dict[str, Any]) -> None:
@@ -394,6 +402,12 @@ def _run_frozen(run: _Run, encoder_spec: str, todo: dict[Method, list[tuple[int 
     rows = run.engine.rows(encoder, run.texts)
     encode_seconds = time.perf_counter() - start
     run.shift[encoder_spec] = _domain_shift(encoder, run.cache_dir, run.pool, run.tests)
+    if run.prompts is not None:
+        from pipeline.cache import EmbeddingCache
+        from pipeline.prompts import direction
+
+        vectors = EmbeddingCache(run.cache_dir).vectors(encoder, run.prompts.texts)
+        options = {**options, "prompt_direction": direction(vectors, len(run.prompts.positive))}
     n_cells = sum(map(len, todo.values()))
     cells = _frozen_cells(todo, run.pool, run.tests, rows, {**options, "shift": run.shift[encoder_spec]},
                           run.unlabelled)

@@ -36,7 +36,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_array
 from threadpoolctl import threadpool_limits
 
-from pipeline import ReviewTransferError
+from pipeline import ReviewTransferError, prompts
 from pipeline.calibration import MIN_PER_CLASS_PER_FOLD, PlattCalibrated
 from pipeline.linear_svm import LinearSVM
 from pipeline.out_of_core import ALPHA as SGD_ALPHA
@@ -115,6 +115,9 @@ class HeadSpec:
     # rank grid points on at most this many rows of each validation fold (for heads whose predictions
     # cost a pass over the training rows each, such as neighbour queries); None: every row
     max_val_rows: int | None = None
+    # an L2-penalised linear model whose coefficients fold: fitted with the prompt prior when one is given
+    # (pipeline.prompts)
+    prompted: bool = False
 
     def for_rows(self, unit: bool, spread: float = REFERENCE_SPREAD) -> HeadSpec:
         """This head as fitted on rows of unit length (``unit``; see :func:`unit_rows`) or on rows whose
@@ -194,12 +197,13 @@ HEADS: dict[str, HeadSpec] = {
         HeadSpec(
             "logreg", "L2 logistic regression",
             lambda seed, n: LogisticRegression(max_iter=2000, random_state=seed),
-            {"C": [1.0, 3.0, 10.0, 30.0, 100.0]}, {"C": 1.0}, spread_scaled=("C", 1), warm_path=True,
+            {"C": [1.0, 3.0, 10.0, 30.0, 100.0]}, {"C": 1.0}, spread_scaled=("C", 1), warm_path=True, prompted=True,
         ),
         HeadSpec(
             "linear-svm", "linear SVM (squared hinge, by L-BFGS), Platt-calibrated",
             lambda seed, n: LinearSVM(),
             {"C": [0.03, 0.1, 0.3, 1.0]}, {"C": 0.1}, spread_scaled=("C", 1), calibrate=True, warm_path=True,
+            prompted=True,
         ),
         HeadSpec(
             "rbf-svm", "RBF-kernel SVM, Platt-calibrated",
@@ -235,7 +239,7 @@ HEADS: dict[str, HeadSpec] = {
             "ridge", "ridge classifier, Platt-calibrated",
             lambda seed, n: RidgeClassifier(),
             {"alpha": [10.0, 3.0, 1.0, 0.3]}, {"alpha": 3.0}, spread_scaled=("alpha", -1),
-            calibrate=True, grid_path=_ridge_grid_path,
+            calibrate=True, grid_path=_ridge_grid_path, prompted=True,
         ),
         HeadSpec(
             "nb", "Gaussian naive Bayes",
@@ -433,6 +437,7 @@ def fit_head(
     n_jobs: int | None = None,
     folds: Folds | None = None,
     selection: Selection = SELECTION,
+    prompt_direction: np.ndarray | None = None,
 ) -> FittedHead:
     """Fit ``head`` (a registered name, or a :class:`HeadSpec`) on vectors ``X`` and 0/1 labels ``y``,
     choosing its grid point by cross-validated accuracy as ``selection`` says.
@@ -442,6 +447,7 @@ def fit_head(
     chosen point is then refitted on all the data. Margin heads are Platt-calibrated on the chosen
     point's out-of-fold decision values from the first repeat of those folds, so calibration costs
     no extra fits. ``search=False`` uses the fixed defaults. ``n_jobs`` runs the folds in parallel.
+    ``prompt_direction`` (:func:`pipeline.prompts.direction`) fits the linear heads with the prompt prior.
     """
     spec = head if isinstance(head, HeadSpec) else get_head(head)
     check_class_weight(class_weight)
@@ -461,7 +467,7 @@ def fit_head(
     elif folds.splits is not None and max(max(t.max(), v.max()) for t, v in folds.splits) >= len(y):
         raise HeadError(f"folds index rows beyond the {len(y)} of X; make them with plan_folds on this sample.")
     with _fit_context(spec):
-        return _search_and_fit(spec, X, y, folds, class_weight, seed, search, n_jobs, selection)
+        return _search_and_fit(spec, X, y, folds, class_weight, seed, search, n_jobs, selection, prompt_direction)
 
 
 @contextlib.contextmanager
@@ -481,6 +487,7 @@ def _fit_context(spec: HeadSpec) -> Iterator[None]:
 def _search_and_fit(
     spec: HeadSpec, X: np.ndarray, y: np.ndarray, folds: Folds,
     class_weight: str | None, seed: int, search: bool, n_jobs: int | None, selection: Selection,
+    prompt_direction: np.ndarray | None = None,
 ) -> FittedHead:
     start = time.perf_counter()
     splits, how, repeats = folds.splits, folds.how if search else "defaults (search off)", folds.repeats
@@ -491,6 +498,13 @@ def _search_and_fit(
         rows_spread = normalized_spread(X)
         spec = spec.for_rows(False, rows_spread)
         rows = f"; rows L2-normalised (spread {rows_spread:.2f}; {spec.spread_scaled[0]} grid rescaled to it)"
+    rows_as_given, fit_spec, gamma = X, spec, None
+    if prompt_direction is not None and spec.prompted:
+        # normalise, then stretch along the prompt direction; the fitted coefficients fold back below
+        X = Normalizer().transform(X) if spec.normalize else X
+        gamma = prompts.stretch_factor(X, prompt_direction, len(y))
+        X, fit_spec = prompts.stretch(X, prompt_direction, gamma), replace(spec, normalize=False)
+        rows += prompts.describe(gamma, len(y))
     params, score, spread, oof = dict(spec.default), None, None, None
     if splits is not None and (search or spec.calibrate):  # margin heads cross-validate the defaults to calibrate
         smallest_train = min(len(train) for train, _ in splits)
@@ -500,7 +514,7 @@ def _search_and_fit(
         points = list(ParameterGrid(grid))
         default = {k: cap(k, v) for k, v in spec.default.items()}
         template = _classifier(spec, None, class_weight, seed, smallest_train)
-        accuracy, decisions = _cross_validate(spec, template, points, X, y, splits, repeats, n_jobs)
+        accuracy, decisions = _cross_validate(fit_spec, template, points, X, y, splits, repeats, n_jobs)
         chosen = choose_point(accuracy, len(splits) // repeats, selection.one_se,
                               default=points.index(default) if default in points else None,
                               keep_default_se=selection.keep_default_se)
@@ -511,13 +525,17 @@ def _search_and_fit(
             score, spread = float(accuracy[:, chosen].mean()), float(accuracy[:, chosen].std())
             how = f"{how} over {len(points)} points{_rule_text(selection)}"
         oof = decisions[chosen]
-    estimator = _build(spec, params, class_weight, seed, len(y))
+    estimator = _build(fit_spec, params, class_weight, seed, len(y))
     estimator.fit(X, y, **({"clf__oof_decision": oof} if spec.calibrate else {}))
     if spec.calibrate and len(np.unique(estimator.predict(X))) < 2:
         # the out-of-fold margins of a tiny sample's folds can rank the classes no better than chance:
         # Platt's sigmoid is then flat and the head predicts one class for everything (43% on RT's
         # test split). Calibrate on the training margins instead.
         estimator.fit(X, y, clf__oof_decision=estimator.decision_function(X))
+    if gamma is not None:
+        prompts.fold(estimator.named_steps["clf"], prompt_direction, gamma)
+        if spec.normalize:  # the fitted classifier behind the Normalizer it was fitted behind
+            estimator = Pipeline([("normalize", Normalizer().fit(rows_as_given)), ("clf", estimator.named_steps["clf"])])
     return FittedHead(spec.name, estimator, params, how + rows, score, time.perf_counter() - start, spread)
 
 

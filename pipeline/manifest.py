@@ -144,6 +144,17 @@ def check_head(value: Any, where: str, field: str = "head") -> None:
         _fail(where, f"{field}.class_weight", f"is {value['class_weight']!r}, expected null or 'balanced'")
 
 
+def _texts(v: Any, w: str, f: str) -> Any:
+    if not isinstance(v, list) or not v or not all(isinstance(t, str) for t in v):
+        _fail(w, f, "expected a non-empty list of texts")
+    return v
+
+
+def check_prompts(value: Any, where: str, field: str = "prompts") -> None:
+    """The prompts of the linear head's prompt prior (pipeline.prompts): where they came from and their texts."""
+    _fields(value, where, field, {"source": _str, "positive": _texts, "negative": _texts})
+
+
 def check_train(value: Any, where: str, field: str = "train") -> None:
     _fields(value, where, field, {"source": _str, "hash": _str, "size": _count, "budget": _opt_count, "seed": _count})
 
@@ -206,6 +217,7 @@ SECTIONS: dict[str, Section] = {
     "finetune": Section(_dict),
     "self_train": Section(_dict),  # pipeline.unlabelled.self_train: teacher, settings, pseudo-label counts
     "unlabelled": Section(_dict),  # the unlabelled corpus a self-trained bundle used
+    "prompts": Section(check_prompts),  # the prompts of the head's prompt prior; the head itself is plain
     "digest": Section(_hex(64)),
     "signature": Section(_hex(64)),
 }

@@ -23,6 +23,8 @@ from pipeline.manifest import build, metrics_section, train_section
 from pipeline.metrics import evaluate
 from pipeline.predict import positive_proba
 from pipeline.prior import PriorModel
+from pipeline.prompts import DEFAULT as DEFAULT_PROMPTS
+from pipeline.prompts import Prompts, direction
 from pipeline.shift import SAMPLE_FILE, keep_sample
 from pipeline.spec import DEFAULT_ENCODER
 
@@ -63,6 +65,7 @@ def iter_fit(
     source_options: dict[str, Any] | None = None,
     self_train: Any = None,
     unlabelled: dict[str, list[str]] | None = None,
+    prompts: Prompts | None = DEFAULT_PROMPTS,
 ) -> Iterator[Bundle]:
     """Fit each head in ``heads`` on the same vectors and yield an unsaved :class:`Bundle` per head.
 
@@ -73,7 +76,8 @@ def iter_fit(
     (text_col, ...) read the SOURCE of a ``w2v-train:SOURCE`` encoder. With ``self_train`` (a
     :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) each head is self-trained on the pool
     texts outside the budget (labels dropped) plus the ``unlabelled`` texts (by source); the manifest
-    records it under ``self_train`` and ``unlabelled``.
+    records it under ``self_train`` and ``unlabelled``. ``prompts`` (see :mod:`pipeline.prompts`; ``None``:
+    off) are encoded with the texts and give the linear heads their prompt prior; the manifest records them.
     """
     from pipeline.cache import EmbeddingCache, default_cache_dir
 
@@ -82,21 +86,26 @@ def iter_fit(
     train, test, unl = _fit_sets(data, budget, seed, self_train, unlabelled)
     cache_dir = cache_dir or default_cache_dir()
     enc = resolve_encoder(encoder, cache_dir, source_options)
-    vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts + (unl.texts if unl else []))
+    prompt_texts = prompts.texts if prompts is not None else []
+    vectors = EmbeddingCache(cache_dir).vectors(
+        enc, train.texts + test.texts + (unl.texts if unl else []) + prompt_texts)
+    if prompt_texts:
+        u = direction(vectors[len(vectors) - len(prompt_texts):], len(prompts.positive))
+        vectors = vectors[: len(vectors) - len(prompt_texts)]
     X_train, X_test = vectors[: len(train)], vectors[len(train) : len(train) + len(test)]
     for name in heads:
-        extra: dict[str, Any] = {}
+        prompted = bool(prompt_texts) and get_head(name).prompted
+        extra: dict[str, Any] = {"prompts": prompts.record()} if prompted else {}
         if unl is not None:
             from pipeline.unlabelled.self_train import self_train_head
 
             fitted, record = self_train_head(name, X_train, train.labels, vectors[len(train) + len(test):],
                                              settings=self_train, groups=train.groups, class_weight=class_weight,
-                                             seed=seed, n_jobs=n_jobs)
-            extra = {"self_train": record, "unlabelled": unl.record}
+                                             seed=seed, n_jobs=n_jobs, prompt_direction=u if prompted else None)
+            extra.update({"self_train": record, "unlabelled": unl.record})
         else:
-            fitted = fit_head(
-                name, X_train, train.labels, groups=train.groups, class_weight=class_weight, seed=seed, n_jobs=n_jobs
-            )
+            fitted = fit_head(name, X_train, train.labels, groups=train.groups, class_weight=class_weight, seed=seed,
+                              n_jobs=n_jobs, prompt_direction=u if prompted else None)
         yield _bundle(name, fitted, enc, train, test, X_train, X_test, budget=budget, seed=seed,
                       class_weight=class_weight, cache_dir=cache_dir, extra=extra)
 

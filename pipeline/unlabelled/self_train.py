@@ -127,8 +127,12 @@ def self_train_head(
     seed: int = 0,
     folds: Any = None,
     n_jobs: int | None = None,
+    prompt_direction: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Self-train stage-two head ``head`` on labelled vectors ``X, y`` and unlabelled vectors.
+
+    ``prompt_direction`` gives the teacher its prompt prior (:mod:`pipeline.prompts`); the students, fitted on
+    the labels and many pseudo-labels, go without it (its strength falls as labels accumulate).
 
     Returns the student as a :class:`~pipeline.heads.FittedHead` (``fit_seconds`` covers teacher and
     students) and the record for the bundle manifest: teacher, settings and per-round pseudo-label counts.
@@ -138,7 +142,8 @@ def self_train_head(
     from pipeline.heads import build_head, fit_head, unit_rows
 
     start = time.perf_counter()
-    teacher = fit_head(head, X, y, groups=groups, class_weight=class_weight, seed=seed, folds=folds, n_jobs=n_jobs)
+    teacher = fit_head(head, X, y, groups=groups, class_weight=class_weight, seed=seed, folds=folds, n_jobs=n_jobs,
+                       prompt_direction=prompt_direction)
     teacher_seconds = time.perf_counter() - start
     current, rounds = teacher.estimator, []
     for _ in range(settings.rounds):
