@@ -467,7 +467,12 @@ def fit_head(
     elif folds.splits is not None and max(max(t.max(), v.max()) for t, v in folds.splits) >= len(y):
         raise HeadError(f"folds index rows beyond the {len(y)} of X; make them with plan_folds on this sample.")
     with _fit_context(spec):
-        return _search_and_fit(spec, X, y, folds, class_weight, seed, search, n_jobs, selection, prompt_direction)
+        fitted = _search_and_fit(spec, X, y, folds, class_weight, seed, search, n_jobs, selection, prompt_direction)
+        if prompt_direction is None or not spec.prompted or prompts.agrees(fitted.estimator[-1], prompt_direction):
+            return fitted
+        plain = _search_and_fit(spec, X, y, folds, class_weight, seed, search, n_jobs, selection)
+        return replace(plain, fit_seconds=plain.fit_seconds + fitted.fit_seconds,
+                       search=f"{plain.search}; prompt prior dropped: these labels run against the prompts")
 
 
 @contextlib.contextmanager

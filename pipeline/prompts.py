@@ -127,6 +127,16 @@ def fold(classifier: Any, u: np.ndarray, gamma: float) -> None:
     linear.coef_ = folded.astype(linear.coef_.dtype).reshape(linear.coef_.shape)
 
 
+def agrees(classifier: Any, u: np.ndarray) -> bool:
+    """Whether a fitted linear ``classifier`` (or a wrapper of one) weighs ``u`` toward the positive class.
+
+    The stretch makes weight along ``u`` cheap in either sign, so a sample whose labels run against the
+    prompts would be pulled the wrong way harder; such a head is refitted without the prior.
+    """
+    linear = getattr(classifier, "estimator_", classifier)
+    return float(np.asarray(linear.coef_, dtype=np.float64).ravel() @ u) > 0
+
+
 def describe(gamma: float, n_labels: int) -> str:
     """The search-line note of a head fitted with the prompt prior."""
     return f"; prompt prior (κ {kappa(n_labels):.3g}, stretch ×{gamma:.2f})"

@@ -69,6 +69,19 @@ def test_the_folded_head_decides_as_the_head_fitted_on_stretched_rows(glove_xy, 
     np.testing.assert_allclose(fitted.estimator.decision_function(X_test), expected, rtol=1e-3, atol=1e-3)
 
 
+def test_labels_that_run_against_the_prompts_get_the_plain_head(glove_xy):
+    """The stretch makes weight along the prompts cheap in either sign: a sample whose labels point the
+    other way (here every label flipped) would be pulled the wrong way harder, so it is fitted without it."""
+    train, X, test, X_test = glove_xy
+    u = prompts.direction(get_encoder("glove-6b-50d").encode(prompts.DEFAULT.texts), len(prompts.POSITIVE))
+    flipped = 1 - train.labels
+    fitted = fit_head("logreg", X, flipped, groups=train.groups, seed=0, prompt_direction=u)
+    plain = fit_head("logreg", X, flipped, groups=train.groups, seed=0)
+    assert "prompt prior dropped: these labels run against the prompts" in fitted.search
+    np.testing.assert_allclose(fitted.estimator.decision_function(X_test), plain.estimator.decision_function(X_test))
+    assert prompts.agrees(fit_head("logreg", X, train.labels, seed=0, prompt_direction=u).estimator[-1], u)
+
+
 def test_heads_without_a_linear_model_ignore_the_prompts(glove_xy):
     train, X, test, X_test = glove_xy
     u = prompts.direction(get_encoder("glove-6b-50d").encode(prompts.DEFAULT.texts), len(prompts.POSITIVE))
