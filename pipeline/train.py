@@ -165,13 +165,15 @@ def fit(
     class_weight: str | None = None,
     *,
     n_jobs: int | None = None,
+    prompts: Prompts | None = DEFAULT_PROMPTS,
 ) -> Bundle:
     """Fit one head on the pool of ``source_or_dataset`` (or a balanced ``budget`` of it), score it on
-    the test split, and return the :class:`Bundle` — saved to directory ``out`` when given."""
+    the test split, and return the :class:`Bundle` — saved to directory ``out`` when given. ``prompts``
+    give a linear head its prompt prior (:mod:`pipeline.prompts`; ``None``: off)."""
     bundle = next(
         iter_fit(
             source_or_dataset, encoder=encoder, heads=[head], budget=budget, seed=seed,
-            cache_dir=cache_dir, class_weight=class_weight, n_jobs=n_jobs,
+            cache_dir=cache_dir, class_weight=class_weight, n_jobs=n_jobs, prompts=prompts,
         )
     )
     if out is not None:
