@@ -3,7 +3,7 @@
 For each encoder, budget and seed, one balanced sample of the pool is drawn (as ``compare`` draws it)
 and every head is fitted on it twice: with the selection of ``pipeline.heads`` as it is now
 ("after") and with the rule it replaced ("before": one K-fold split, the best mean, the old grids,
-always standardised; rebuilt here from parameters and fitted by today's ``fit_head``, so it shares
+always standardised, Platt's intercept free; rebuilt here from parameters and fitted by today's ``fit_head``, so it shares
 its guard against one-class calibration and its cap of knn's k at the training folds' size).
 Beside them, an unscaled ``LogisticRegression(C=1)`` on the same sample (the fixed-C baseline), and
 "oracle C": ``logreg`` at the best point of its grid for each sample, picked on the evaluation split
@@ -11,7 +11,8 @@ itself (an upper bound no selection rule reaches; its spread over seeds is what 
 alone moves). "After" is fitted twice more: as ``fit`` does by default, with the prompt prior of
 :mod:`pipeline.prompts` (linear heads), and without it (``--prompts none``). Prints, per encoder, head
 and budget, the mean, the sd and the worst seed of each (in accuracy points), how far the worst seed
-falls below its mean, and after (with prompts) minus the baseline on the same samples (mean and its
+falls below its mean, and after (with prompts) minus before, minus the baseline and minus after without
+prompts on the same samples (paired: the mean of the per-seed differences and its
 standard error over the seeds).
 
 ``--split test`` (default) scores on RT's held-out test split. ``--split validation`` holds out a
@@ -48,10 +49,11 @@ VALIDATION_SHARE = 4  # --split validation holds out the pool's films with sha25
 
 def before_spec(name: str) -> HeadSpec:
     """Head ``name`` as it was selected before: its old grid and default, standardised even on unit rows
-    (knn: L2-normalised, as it was)."""
+    (knn: L2-normalised, as it was), Platt's intercept free."""
     spec = HEADS[name]
     grid, default = BEFORE_GRIDS.get(name, (spec.grid, spec.default))
-    return replace(spec, grid=grid, default=default, scale=spec.scale or not spec.normalize, spread_scaled=None)
+    return replace(spec, grid=grid, default=default, scale=spec.scale or not spec.normalize, spread_scaled=None,
+                   platt_intercept_weight=0.0)
 
 
 def data(split_name: str, encoder: str):
@@ -132,14 +134,16 @@ def main() -> None:
         for name in heads:
             print(f"\n{encoder} + {name} (training pool {len(pool):,} texts, evaluated on {len(y_eval):,})")
             print(f"{'labels':>6}  {'before: mean   sd worst drop':28s}  {'after, no prompts':27s}  "
-                  f"{'after: mean   sd worst drop':27s}  {'after-LR C=1':12s}  {'after-no prompts':16s}  "
-                  f"{'LR C=1: mean   sd worst drop':28s}  {'oracle C: mean drop':19s}  after/before fit time")
+                  f"{'after: mean   sd worst drop':27s}  {'after-before':12s}  {'after-LR C=1':12s}  "
+                  f"{'after-no prompts':16s}  {'LR C=1: mean   sd worst drop':28s}  {'oracle C: mean drop':19s}  "
+                  "after/before fit time")
             for b, rows in by_budget.items():
                 old, new, prompted, ratio = (np.array([r[name][i] for r in rows]) for i in range(4))
                 base, oracle = (np.array([r[k] for r in rows]) for k in ("baseline", "oracle"))
                 print(f"{b:>6}  {summary(old):28s}  {summary(new):27s}  {summary(prompted):27s}  "
-                      f"{paired(prompted - base):12s}  {paired(prompted - new):16s}  {summary(base):28s}  "
-                      f"{oracle.mean():14.1f} {oracle.mean() - oracle.min():4.1f}  {np.median(ratio):.1f}x")
+                      f"{paired(prompted - old):12s}  {paired(prompted - base):12s}  {paired(prompted - new):16s}  "
+                      f"{summary(base):28s}  {oracle.mean():14.1f} {oracle.mean() - oracle.min():4.1f}  "
+                      f"{np.median(ratio):.1f}x")
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"\nwall time {time.perf_counter() - start:.0f} s with --jobs {args.jobs}; uptime: {load}")
 

@@ -37,7 +37,7 @@ from sklearn.utils.validation import check_array
 from threadpoolctl import threadpool_limits
 
 from pipeline import ReviewTransferError, prompts
-from pipeline.calibration import MIN_PER_CLASS_PER_FOLD, PlattCalibrated
+from pipeline.calibration import INTERCEPT_WEIGHT, MIN_PER_CLASS_PER_FOLD, PlattCalibrated
 from pipeline.linear_svm import LinearSVM
 from pipeline.out_of_core import ALPHA as SGD_ALPHA
 from pipeline.out_of_core import make_sgd
@@ -104,6 +104,7 @@ class HeadSpec:
     # None: every row gets the same preprocessing and grid.
     spread_scaled: tuple[str, int] | None = None
     calibrate: bool = False  # no predict_proba: wrap in PlattCalibrated
+    platt_intercept_weight: float = 0.0  # PlattCalibrated's pull of the sigmoid's intercept toward margin 0
     balanced: Mapping[str, Any] | None = field(default_factory=lambda: {"class_weight": "balanced"})
     at_most_n: str | None = None  # integer parameter that may not exceed the training size
     epoch_budget: bool = False  # max_iter is a training budget: hitting it is not a convergence failure
@@ -203,7 +204,7 @@ HEADS: dict[str, HeadSpec] = {
             "linear-svm", "linear SVM (squared hinge, by L-BFGS), Platt-calibrated",
             lambda seed, n: LinearSVM(),
             {"C": [0.03, 0.1, 0.3, 1.0]}, {"C": 0.1}, spread_scaled=("C", 1), calibrate=True, warm_path=True,
-            prompted=True,
+            prompted=True, platt_intercept_weight=INTERCEPT_WEIGHT,
         ),
         HeadSpec(
             "rbf-svm", "RBF-kernel SVM, Platt-calibrated",
@@ -238,8 +239,10 @@ HEADS: dict[str, HeadSpec] = {
         HeadSpec(
             "ridge", "ridge classifier, Platt-calibrated",
             lambda seed, n: RidgeClassifier(),
-            {"alpha": [10.0, 3.0, 1.0, 0.3]}, {"alpha": 3.0}, spread_scaled=("alpha", -1),
-            calibrate=True, grid_path=_ridge_grid_path, prompted=True,
+            # alpha = 4 / C for logreg's C of 1/3, 1, 3, 10: near margin 0 the logistic loss is
+            # log 2 - y z / 2 + z² / 8, and ridge at alpha 4 / C solves that quadratic (same w up to scale)
+            {"alpha": [12.0, 4.0, 1.3, 0.4]}, {"alpha": 4.0}, spread_scaled=("alpha", -1),
+            calibrate=True, platt_intercept_weight=INTERCEPT_WEIGHT, grid_path=_ridge_grid_path, prompted=True,
         ),
         HeadSpec(
             "nb", "Gaussian naive Bayes",
@@ -344,7 +347,9 @@ def build_head(
 def _build(spec: HeadSpec, params: Mapping[str, Any] | None, class_weight: str | None, seed: int,
            n_train: int | None) -> Pipeline:
     clf = _classifier(spec, params, class_weight, seed, n_train)
-    return Pipeline([*_preprocessing(spec), ("clf", PlattCalibrated(clf) if spec.calibrate else clf)])
+    if spec.calibrate:
+        clf = PlattCalibrated(clf, intercept_weight=spec.platt_intercept_weight)
+    return Pipeline([*_preprocessing(spec), ("clf", clf)])
 
 
 class _StratifiedGroupKFold(StratifiedGroupKFold):

@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.preprocessing import Normalizer, StandardScaler
 
-from pipeline.calibration import PlattCalibrated
+from pipeline.calibration import INTERCEPT_WEIGHT, PlattCalibrated
 from pipeline.heads import HEADS, HeadError, Selection, build_head, fit_head, get_head, normalized_spread, plan_cv
 from pipeline.metrics import evaluate, expected_calibration_error
 
@@ -38,6 +38,8 @@ def test_calibration_and_scaling_live_inside_the_saved_estimator():
         assert isinstance(steps.get("scale"), StandardScaler) == spec.scale
         assert isinstance(steps.get("normalize"), Normalizer) == (spec.normalize or spec.spread_scaled is not None)
         assert isinstance(steps["clf"], PlattCalibrated) == spec.calibrate
+        if spec.calibrate:  # the linear heads keep their own threshold on few labels, the RBF SVM does not
+            assert steps["clf"].intercept_weight == (INTERCEPT_WEIGHT if spec.spread_scaled else 0.0)
         assert hasattr(build_head(name), "predict_proba")
         # on unit-length rows (sentence embeddings) the linear heads take the rows as they are
         unit_steps = dict(build_head(name, unit=True).steps)
@@ -272,6 +274,25 @@ def test_heads_on_one_sample_can_share_folds(glove_xy):
             own.params, own.cv_accuracy, own.cv_sd, own.search)
     with pytest.raises(HeadError, match="plan_folds on this sample"):
         fit_head("logreg", X[:100], train.labels[:100], folds=folds)
+
+
+def test_ridge_default_is_the_grid_point_nearest_logreg_default(glove_xy):
+    # alpha = 4 / C: ridge then solves logistic regression's second-order expansion at margin 0
+    from dataclasses import replace
+
+    train, X, test, X_test = glove_xy
+    logreg = fit_head("logreg", X, train.labels, search=False).estimator
+    w = logreg[-1].coef_.ravel()
+    ridge = HEADS["ridge"]
+    cosine, agree = {}, {}
+    for alpha in ridge.grid["alpha"]:
+        fitted = fit_head(replace(ridge, default={"alpha": alpha}), X, train.labels, search=False).estimator
+        v = fitted[-1].estimator_.coef_.ravel()
+        cosine[alpha] = float(w @ v / np.linalg.norm(w) / np.linalg.norm(v))
+        agree[alpha] = float(np.mean(np.sign(fitted.decision_function(X_test)) == np.sign(logreg.decision_function(X_test))))
+    default = ridge.default["alpha"]
+    assert max(cosine, key=cosine.get) == default and cosine[default] > 0.99
+    assert max(agree, key=agree.get) == default and agree[default] > 0.97
 
 
 @pytest.mark.parametrize("name", ["linear-svm", "ridge"])
