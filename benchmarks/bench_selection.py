@@ -53,7 +53,7 @@ def before_spec(name: str) -> HeadSpec:
     spec = HEADS[name]
     grid, default = BEFORE_GRIDS.get(name, (spec.grid, spec.default))
     return replace(spec, grid=grid, default=default, scale=spec.scale or not spec.normalize, spread_scaled=None,
-                   platt_intercept_weight=0.0)
+                   platt_intercept_weight=0.0, unit_default=None)
 
 
 def data(split_name: str, encoder: str):

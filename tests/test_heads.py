@@ -109,7 +109,7 @@ def test_knn_larger_than_the_training_folds_means_every_neighbour(glove_xy):
     train, X, _, _ = glove_xy
     idx = np.concatenate([np.flatnonzero(train.labels == c)[:20] for c in (0, 1)])  # 2 folds of 20 training rows
     fitted = fit_head("knn", X[idx], train.labels[idx], groups=[train.groups[i] for i in idx])
-    # k 95 and 45 both become "all 20 neighbours" in the folds (one point, not dropped), beside k 15
+    # k 1,000, 95 and 45 all become "all 20 neighbours" in the folds (one point, not dropped), beside k 15
     assert " over 2 points" in fitted.search
     k = fitted.params["n_neighbors"]
     assert k in HEADS["knn"].grid["n_neighbors"]
@@ -195,16 +195,20 @@ def test_knn_grid_path_scores_every_k_as_a_refit_would(glove_xy):
     from sklearn.base import clone
     from sklearn.preprocessing import normalize
 
-    from pipeline.heads import _knn_grid_path
+    from pipeline.heads import _knn_grid_path, _nearest
 
     train, X, _, X_test = glove_xy
     X, X_test = normalize(X), normalize(X_test)
     template = build_head("knn")[-1]
-    points = [{"n_neighbors": k} for k in (1, 5, 15, 45)]
+    points = [{"n_neighbors": k} for k in (1, 5, 15, 45, len(X))]  # the last: every training row
     path = _knn_grid_path(template, points, X, train.labels, X_test)
     for margins, point in zip(path, points):
         refit = clone(template).set_params(**point).fit(X, train.labels)
-        np.testing.assert_allclose(margins, refit.predict_proba(X_test)[:, 1] - 0.5, atol=1e-12)
+        # the path finds neighbours by its own matrix product: the same ones, distances equal up to rounding
+        np.testing.assert_allclose(margins, refit.predict_proba(X_test)[:, 1] - 0.5, atol=1e-5)
+    # computed block by block (here 7 validation rows at a time), the distances are the same up to rounding
+    X, X_test = X.astype(np.float32), X_test.astype(np.float32)
+    np.testing.assert_allclose(_nearest(X, X_test, 45, block=7 * len(X))[0], _nearest(X, X_test, 45)[0], atol=1e-6)
 
 
 @pytest.mark.parametrize("class_weight", [None, "balanced"])

@@ -62,3 +62,27 @@ def test_self_trained_students_keep_the_teachers_preprocessing(minilm_256):
     assert record["rounds_run"][0]["pseudo_labels"] > 0  # a student was trained
     assert "scale" not in dict(fitted.estimator.steps)  # unit-length rows: unscaled, as the teacher
     assert fitted.estimator[-1].C == record["teacher"]["params"]["C"]
+
+
+def test_knn_on_unit_length_rows_votes_with_every_training_row_up_to_a_cap(minilm_256):
+    """MiniLM rows: knn defaults to distance-weighted votes of every training row (k capped at KNN_MAX_K),
+    kept by the search on this sample, and scores above the previous default (k=45) on held-out texts."""
+    from dataclasses import replace
+
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from pipeline.bundle import check_head_identity
+    from pipeline.heads import HEADS, KNN_MAX_K, build_head
+
+    train, X, test, X_test = minilm_256
+    previous = replace(HEADS["knn"], grid={"n_neighbors": [95, 45, 15]}, unit_default=None)  # default k=45
+    fitted, old = (fit_head(head, X, train.labels, groups=train.groups) for head in ("knn", previous))
+    assert fitted.params == {"n_neighbors": KNN_MAX_K} and old.params == {"n_neighbors": 45}
+    knn = fitted.estimator[-1]
+    assert type(knn) is KNeighborsClassifier and knn.n_neighbors == len(X) and knn.weights == "distance"
+    check_head_identity(fitted.estimator, "knn", "manifest.json")  # a plain, trusted saved type
+    accuracy = [float((f.estimator.predict(X_test) == test.labels).mean()) for f in (fitted, old)]
+    assert accuracy[0] >= accuracy[1] + 0.01
+    # a larger training set keeps one neighbour query of at most KNN_MAX_K rows per text
+    assert build_head("knn", unit=True, n_train=10 * KNN_MAX_K)[-1].n_neighbors == KNN_MAX_K
+    assert build_head("knn")[-1].n_neighbors == 45  # rows not of unit length (pooled word vectors) keep k=45
