@@ -12,8 +12,8 @@ alone moves). "After" is fitted twice more: as ``fit`` does by default, with the
 :mod:`pipeline.prompts` (linear heads), and without it (``--prompts none``). Prints, per encoder, head
 and budget, the mean, the sd and the worst seed of each (in accuracy points), how far the worst seed
 falls below its mean, and after (with prompts) minus before, minus the baseline and minus after without
-prompts on the same samples (paired: the mean of the per-seed differences and its
-standard error over the seeds).
+prompts, and after without prompts minus before and minus the baseline, on the same samples (paired: the
+mean of the per-seed differences and its standard error over the seeds).
 
 ``--split test`` (default) scores on RT's held-out test split. ``--split validation`` holds out a
 quarter of the pool's films (by a hash of the film) and scores on them, training on the rest: the
@@ -135,15 +135,15 @@ def main() -> None:
             print(f"\n{encoder} + {name} (training pool {len(pool):,} texts, evaluated on {len(y_eval):,})")
             print(f"{'labels':>6}  {'before: mean   sd worst drop':28s}  {'after, no prompts':27s}  "
                   f"{'after: mean   sd worst drop':27s}  {'after-before':12s}  {'after-LR C=1':12s}  "
-                  f"{'after-no prompts':16s}  {'LR C=1: mean   sd worst drop':28s}  {'oracle C: mean drop':19s}  "
-                  "after/before fit time")
+                  f"{'after-no prompts':16s}  {'no prompts-before':17s}  {'no prompts-LR C=1':17s}  "
+                  f"{'LR C=1: mean   sd worst drop':28s}  {'oracle C: mean drop':19s}  after/before fit time")
             for b, rows in by_budget.items():
                 old, new, prompted, ratio = (np.array([r[name][i] for r in rows]) for i in range(4))
                 base, oracle = (np.array([r[k] for r in rows]) for k in ("baseline", "oracle"))
                 print(f"{b:>6}  {summary(old):28s}  {summary(new):27s}  {summary(prompted):27s}  "
                       f"{paired(prompted - old):12s}  {paired(prompted - base):12s}  {paired(prompted - new):16s}  "
-                      f"{summary(base):28s}  {oracle.mean():14.1f} {oracle.mean() - oracle.min():4.1f}  "
-                      f"{np.median(ratio):.1f}x")
+                      f"{paired(new - old):17s}  {paired(new - base):17s}  {summary(base):28s}  "
+                      f"{oracle.mean():14.1f} {oracle.mean() - oracle.min():4.1f}  {np.median(ratio):.1f}x")
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"\nwall time {time.perf_counter() - start:.0f} s with --jobs {args.jobs}; uptime: {load}")
 
