@@ -3,9 +3,10 @@
 Prints the wall time of the grid (target on 2 cores: < 60 s for 5 heads x 8 budgets x 10 seeds) and
 the share of it spent getting vectors on a warm cache (target: about 0). The first run warms the
 cache (MiniLM over all RT texts takes a few minutes on CPU); the timed run starts from a fresh
-results directory so every cell is fitted.
+results directory so every cell is fitted. ``--prompts both`` times the grid without the linear
+heads' prompt prior, then with it (the default), and prints the ratio.
 
-    python benchmarks/bench_compare.py [--encoder minilm] [--seeds 10] [--jobs 2]
+    python benchmarks/bench_compare.py [--encoder minilm] [--seeds 10] [--jobs 2] [--prompts default|none|both]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pipeline.cache import EmbeddingCache, default_cache_dir
 from pipeline.compare import run_compare
 from pipeline.data import load, parse_budgets, split
 from pipeline.encoders import get_encoder
+from pipeline.prompts import DEFAULT as DEFAULT_PROMPTS
 
 HEADS = ["logreg", "linear-svm", "ridge", "knn", "nb"]
 BUDGETS = "16,32,64,128,256,512,1000,all"
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--budgets", default=BUDGETS)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--prompts", choices=("default", "none", "both"), default="default")
     args = parser.parse_args()
 
     ds = load("rt")
@@ -41,11 +44,17 @@ def main() -> None:
 
     heads = args.heads.split(",")
     budgets = parse_budgets(args.budgets)
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        rows = run_compare(ds, encoders=[args.encoder], heads=heads, budgets=budgets, seeds=args.seeds,
-                           out=out, cache_dir=cache_dir, jobs=args.jobs, progress=False)
-        wall = time.perf_counter() - start
+    walls = {}
+    for setting in ("none", "default") if args.prompts == "both" else (args.prompts,):
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            rows = run_compare(ds, encoders=[args.encoder], heads=heads, budgets=budgets, seeds=args.seeds,
+                               out=out, cache_dir=cache_dir, jobs=args.jobs, progress=False,
+                               prompts=DEFAULT_PROMPTS if setting == "default" else None)
+            walls[setting] = wall = time.perf_counter() - start
+        print(f"--prompts {setting}: wall time {wall:.1f} s")
+    if len(walls) == 2:
+        print(f"with the prompt prior / without: {walls['default'] / walls['none']:.2f}x")
     encode = sum(r["encode_seconds"] for r in rows)  # amortised shares add up to the run's encode time
     fit = sum(r["fit_seconds"] for r in rows)
     print(f"grid: {len(heads)} heads x {len(budgets)} budgets x {args.seeds} seeds = {len(rows)} cells, "
