@@ -49,11 +49,11 @@ VALIDATION_SHARE = 4  # --split validation holds out the pool's films with sha25
 
 def before_spec(name: str) -> HeadSpec:
     """Head ``name`` as it was selected before: its old grid and default, standardised even on unit rows
-    (knn: L2-normalised, as it was), Platt's intercept free."""
+    (knn: L2-normalised and uncalibrated, as it was), Platt's intercept free."""
     spec = HEADS[name]
     grid, default = BEFORE_GRIDS.get(name, (spec.grid, spec.default))
     return replace(spec, grid=grid, default=default, scale=spec.scale or not spec.normalize, spread_scaled=None,
-                   platt_intercept_weight=0.0, unit_default=None)
+                   platt_intercept_weight=0.0, unit_default=None, calibrate=spec.calibrate and name != "knn")
 
 
 def data(split_name: str, encoder: str):

@@ -80,6 +80,7 @@ TRUSTED_TYPES = frozenset(
 # today's put a Normalizer there. Both steps are plain arithmetic, so both load.
 SCALED_BEFORE = ("logreg", "linear-svm", "ridge")
 SCALER_STEP = "scale:StandardScaler"
+UNCALIBRATED_BEFORE = ("knn",)  # heads whose earlier bundles hold the classifier without PlattCalibrated
 
 
 class BundleError(ReviewTransferError, ValueError):
@@ -440,6 +441,8 @@ def check_head_identity(head: Any, name: str, where: str) -> None:
         expected = [head_identity(build_head(name, unit=unit)) for unit in (False, True)]  # unit: no Normalizer
         if name in SCALED_BEFORE:
             expected.append([SCALER_STEP, head_identity(build_head(name, unit=True))[-1]])
+        if name in UNCALIBRATED_BEFORE:  # saved before its probabilities were Platt-calibrated
+            expected += [[*e[:-1], e[-1].replace("PlattCalibrated(", "")[:-1]] for e in expected]
     found = head_identity(head)
     if found not in expected:
         raise BundleError(f"{where}: head.name is {name!r}, but head.skops holds {' -> '.join(found)}, which is "

@@ -1,8 +1,9 @@
-"""Platt scaling: probabilities for margin classifiers (linear SVM, ridge, RBF SVM) from a sigmoid.
+"""Platt scaling: probabilities for margin classifiers (linear SVM, ridge, RBF SVM, k-NN) from a sigmoid.
 
 :func:`fit_sigmoid` fits ``P(positive | s) = sigmoid(a * s + b)`` to scores ``s`` with Platt's
 smoothed targets (Platt, 1999), which keep ``a`` finite when the scores separate the classes.
-:class:`PlattCalibrated` wraps a classifier that has ``decision_function``; its sigmoid is fitted on
+:class:`PlattCalibrated` wraps a classifier with ``decision_function`` (or, like k-NN, only
+``predict_proba``: its margin is then P(positive) - 0.5, see :func:`margins`); its sigmoid is fitted on
 out-of-fold decision values (passed in by the grid search that already computed them, or computed
 by its own cross-validation), so it is not fooled by the classifier's fit to its own training data.
 ``intercept_weight`` pulls the sigmoid's intercept toward 0 (the classifier's own threshold, margin 0):
@@ -26,6 +27,22 @@ MIN_PER_CLASS_PER_FOLD = 8  # below this a validation fold is too small to rank 
 # adds about 1/4 to the curvature in b, so this weighs as much as ~40 rows. Chosen on RT's validation split
 # (1, 3, 10, 30 tried; 10 and 30 closed the 32-label loss, 30 lost 0.05 at 256 labels).
 INTERCEPT_WEIGHT = 10.0
+
+
+def margins(estimator: BaseEstimator, X: np.ndarray) -> np.ndarray:
+    """Positive where a fitted binary ``estimator`` predicts its second class: its decision values, or
+    P(second class) - 0.5 for one without them (k-NN)."""
+    if hasattr(estimator, "decision_function"):
+        return estimator.decision_function(X)
+    return estimator.predict_proba(X)[:, 1] - 0.5
+
+
+def within_rows(estimator: BaseEstimator, n_rows: int) -> BaseEstimator:
+    """``estimator`` with any ``n_neighbors`` (its own or a step's) capped at ``n_rows``, for a refit on
+    fewer rows (a k-NN over every training row asks for more neighbours than a fold holds)."""
+    capped = {k: n_rows for k, v in estimator.get_params().items()
+              if k.split("__")[-1] == "n_neighbors" and isinstance(v, int) and v > n_rows}
+    return estimator.set_params(**capped)
 
 
 def fit_sigmoid(scores: np.ndarray, y: np.ndarray, intercept_weight: float = 0.0) -> tuple[float, float]:
@@ -84,18 +101,24 @@ class PlattCalibrated(ClassifierMixin, BaseEstimator):
             folds = min(self.cv, int(np.bincount(y, minlength=2).min()) // MIN_PER_CLASS_PER_FOLD)
             if folds >= 2:
                 cv = StratifiedKFold(folds)
-                oof_decision = cross_val_predict(clone(self.estimator), X, y, cv=cv, method="decision_function")
+                model = within_rows(clone(self.estimator), min(len(train) for train, _ in cv.split(X, y)))
+                if hasattr(model, "decision_function"):
+                    oof_decision = cross_val_predict(model, X, y, cv=cv, method="decision_function")
+                else:
+                    oof_decision = cross_val_predict(model, X, y, cv=cv, method="predict_proba")[:, 1] - 0.5
             else:
-                oof_decision = self.estimator_.decision_function(X)
+                oof_decision = margins(self.estimator_, X)
         if len(oof_decision) != len(y):
             raise ValueError(f"oof_decision has {len(oof_decision)} values for {len(y)} rows of X.")
-        self.a_, self.b_ = fit_sigmoid(oof_decision, y == self.classes_[1], self.intercept_weight)
+        scored = np.isfinite(oof_decision)  # a head validated on a sample of each fold leaves the rest NaN
+        self.a_, self.b_ = fit_sigmoid(np.asarray(oof_decision)[scored], (y == self.classes_[1])[scored],
+                                       self.intercept_weight)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """The wrapped estimator's decision values."""
+        """The wrapped estimator's decision values (P(positive) - 0.5 for a k-NN)."""
         check_is_fitted(self)
-        return self.estimator_.decision_function(X)
+        return margins(self.estimator_, X)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """``(n, 2)`` calibrated probabilities of ``classes_``."""

@@ -37,7 +37,7 @@ from sklearn.utils.validation import check_array
 from threadpoolctl import threadpool_limits
 
 from pipeline import ReviewTransferError, prompts
-from pipeline.calibration import INTERCEPT_WEIGHT, MIN_PER_CLASS_PER_FOLD, PlattCalibrated
+from pipeline.calibration import INTERCEPT_WEIGHT, MIN_PER_CLASS_PER_FOLD, PlattCalibrated, margins
 from pipeline.linear_svm import LinearSVM
 from pipeline.out_of_core import ALPHA as SGD_ALPHA
 from pipeline.out_of_core import make_sgd
@@ -241,9 +241,10 @@ HEADS: dict[str, HeadSpec] = {
             {"C": [1.0, 10.0]}, {"C": 1.0}, scale=True, calibrate=True,
         ),
         HeadSpec(
-            "knn", "k nearest neighbours by cosine (euclidean on unit vectors), distance-weighted",
+            "knn", "k nearest neighbours by cosine (euclidean on unit vectors), distance-weighted, Platt-calibrated",
             lambda seed, n: KNeighborsClassifier(weights="distance", algorithm="brute"),
             {"n_neighbors": [KNN_MAX_K, 95, 45, 15]}, {"n_neighbors": 45}, normalize=True, balanced=None,
+            calibrate=True, platt_intercept_weight=INTERCEPT_WEIGHT,
             unit_default={"n_neighbors": KNN_MAX_K},
             at_most_n="n_neighbors", grid_path=_knn_grid_path, max_val_rows=1000,
         ),
@@ -655,15 +656,8 @@ def _fold_margins(spec: HeadSpec, template: BaseEstimator, points: list[dict[str
         return spec.grid_path(template, points, X_train, y_train, X_val)
     if spec.warm_path:
         clf = clone(template).set_params(warm_start=True)
-        return np.stack([_margin(clf.set_params(**p).fit(X_train, y_train), X_val) for p in points])
-    return np.stack([_margin(clone(template).set_params(**p).fit(X_train, y_train), X_val) for p in points])
-
-
-def _margin(clf: BaseEstimator, X: np.ndarray) -> np.ndarray:
-    """Positive where ``clf`` predicts class 1: its decision values, or P(positive) - 0.5."""
-    if hasattr(clf, "decision_function"):
-        return clf.decision_function(X)
-    return clf.predict_proba(X)[:, 1] - 0.5
+        return np.stack([margins(clf.set_params(**p).fit(X_train, y_train), X_val) for p in points])
+    return np.stack([margins(clone(template).set_params(**p).fit(X_train, y_train), X_val) for p in points])
 
 
 def _plain(value: Any) -> Any:

@@ -148,6 +148,8 @@ def out_of_fold(estimator: Any, X: np.ndarray, y: np.ndarray, *, groups: Sequenc
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
 
+    from pipeline.calibration import within_rows
+
     y = np.asarray(y)
     if groups is not None and any(g is None for g in groups):
         groups = None
@@ -160,11 +162,7 @@ def out_of_fold(estimator: Any, X: np.ndarray, y: np.ndarray, *, groups: Sequenc
         cv, split_groups = StratifiedGroupKFold(k, shuffle=True, random_state=seed), list(groups)
     else:
         cv, split_groups = StratifiedKFold(k, shuffle=True, random_state=seed), None
-    model = clone(estimator)
-    k_nn = model.get_params().get("clf__n_neighbors")
-    if k_nn is not None:  # a k-NN over every training row: each fold has fewer rows to draw on
-        smallest = min(len(train) for train, _ in cv.split(X, y, split_groups))
-        model.set_params(clf__n_neighbors=min(k_nn, smallest))
+    model = within_rows(clone(estimator), min(len(train) for train, _ in cv.split(X, y, split_groups)))
     return cross_val_predict(model, X, y, groups=split_groups, cv=cv, method="predict_proba")[:, 1]
 
 

@@ -38,8 +38,8 @@ def test_calibration_and_scaling_live_inside_the_saved_estimator():
         assert isinstance(steps.get("scale"), StandardScaler) == spec.scale
         assert isinstance(steps.get("normalize"), Normalizer) == (spec.normalize or spec.spread_scaled is not None)
         assert isinstance(steps["clf"], PlattCalibrated) == spec.calibrate
-        if spec.calibrate:  # the linear heads keep their own threshold on few labels, the RBF SVM does not
-            assert steps["clf"].intercept_weight == (INTERCEPT_WEIGHT if spec.spread_scaled else 0.0)
+        if spec.calibrate:  # the linear heads and knn keep their own threshold on few labels, the RBF SVM does not
+            assert steps["clf"].intercept_weight == (0.0 if name == "rbf-svm" else INTERCEPT_WEIGHT)
         assert hasattr(build_head(name), "predict_proba")
         # on unit-length rows (sentence embeddings) the linear heads take the rows as they are
         unit_steps = dict(build_head(name, unit=True).steps)
@@ -101,7 +101,7 @@ def test_small_budget_uses_defaults_without_search(glove_xy):
     fitted = fit_head("knn", X[idx], train.labels[idx], groups=[train.groups[i] for i in idx])
     assert fitted.cv_accuracy is None and fitted.search.startswith("defaults")
     assert fitted.params == dict(HEADS["knn"].default)
-    assert fitted.estimator[-1].n_neighbors == len(idx)  # capped at the training size
+    assert fitted.estimator[-1].estimator_.n_neighbors == len(idx)  # capped at the training size
     assert fitted.estimator.predict(X[:5]).shape == (5,)
 
 
@@ -113,7 +113,7 @@ def test_knn_larger_than_the_training_folds_means_every_neighbour(glove_xy):
     assert " over 2 points" in fitted.search
     k = fitted.params["n_neighbors"]
     assert k in HEADS["knn"].grid["n_neighbors"]
-    assert fitted.estimator[-1].n_neighbors == (len(idx) if k > len(idx) else k)
+    assert fitted.estimator[-1].estimator_.n_neighbors == (len(idx) if k > len(idx) else k)
 
 
 def test_plan_cv_prefers_groups_only_when_there_are_enough():
@@ -199,7 +199,7 @@ def test_knn_grid_path_scores_every_k_as_a_refit_would(glove_xy):
 
     train, X, _, X_test = glove_xy
     X, X_test = normalize(X), normalize(X_test)
-    template = build_head("knn")[-1]
+    template = build_head("knn")[-1].estimator  # the k-NN behind Platt's sigmoid
     points = [{"n_neighbors": k} for k in (1, 5, 15, 45, len(X))]  # the last: every training row
     path = _knn_grid_path(template, points, X, train.labels, X_test)
     for margins, point in zip(path, points):

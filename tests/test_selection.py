@@ -78,11 +78,40 @@ def test_knn_on_unit_length_rows_votes_with_every_training_row_up_to_a_cap(minil
     previous = replace(HEADS["knn"], grid={"n_neighbors": [95, 45, 15]}, unit_default=None)  # default k=45
     fitted, old = (fit_head(head, X, train.labels, groups=train.groups) for head in ("knn", previous))
     assert fitted.params == {"n_neighbors": KNN_MAX_K} and old.params == {"n_neighbors": 45}
-    knn = fitted.estimator[-1]
+    knn = fitted.estimator[-1].estimator_  # behind Platt's sigmoid
     assert type(knn) is KNeighborsClassifier and knn.n_neighbors == len(X) and knn.weights == "distance"
-    check_head_identity(fitted.estimator, "knn", "manifest.json")  # a plain, trusted saved type
+    check_head_identity(fitted.estimator, "knn", "manifest.json")  # trusted saved types
     accuracy = [float((f.estimator.predict(X_test) == test.labels).mean()) for f in (fitted, old)]
     assert accuracy[0] >= accuracy[1] + 0.01
     # a larger training set keeps one neighbour query of at most KNN_MAX_K rows per text
-    assert build_head("knn", unit=True, n_train=10 * KNN_MAX_K)[-1].n_neighbors == KNN_MAX_K
-    assert build_head("knn")[-1].n_neighbors == 45  # rows not of unit length (pooled word vectors) keep k=45
+    assert build_head("knn", unit=True, n_train=10 * KNN_MAX_K)[-1].estimator.n_neighbors == KNN_MAX_K
+    assert build_head("knn")[-1].estimator.n_neighbors == 45  # rows not of unit length keep k=45
+
+
+def test_knn_probabilities_are_calibrated(minilm_256):
+    """Votes of every training row weigh nearly alike, so the raw k-NN probabilities crowd around 0.5;
+    Platt's sigmoid on the search's out-of-fold margins spreads them to match held-out frequencies."""
+    from pipeline.metrics import evaluate
+
+    train, X, test, X_test = minilm_256
+    fitted = fit_head("knn", X, train.labels, groups=train.groups)
+    raw = fitted.estimator[:-1].transform(X_test)
+    calibrated, crowded = (evaluate(test.labels, p) for p in (
+        fitted.estimator.predict_proba(X_test), fitted.estimator[-1].estimator_.predict_proba(raw)))
+    assert calibrated["ece"] < crowded["ece"] / 1.5 and calibrated["log_loss"] < crowded["log_loss"]
+    assert abs(calibrated["accuracy"] - crowded["accuracy"]) < 0.03  # the same ranking, nearly the same threshold
+
+
+def test_bundles_with_an_uncalibrated_knn_still_load(glove_xy, tmp_path):
+    """knn bundles saved before its Platt calibration hold the k-NN directly; they still pass the identity check."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import Normalizer
+
+    from pipeline.bundle import BundleError, check_head_identity
+
+    train, X, _, _ = glove_xy
+    old = Pipeline([("normalize", Normalizer()), ("clf", KNeighborsClassifier(45, weights="distance"))])
+    check_head_identity(old.fit(X, train.labels), "knn", "manifest.json")
+    with pytest.raises(BundleError, match="not that head"):
+        check_head_identity(old, "nb", "manifest.json")
