@@ -141,3 +141,16 @@ def test_compare_refuses_to_mix_runs_with_other_prompts(rt, tmp_path):
     run_compare(ds, **kw)
     with pytest.raises(DataError, match="--prompts default"):
         run_compare(ds, prompts=None, **kw)
+
+
+def test_a_tampered_prompts_section_is_refused_by_name():
+    """The manifest's prompts are only a record, but like every section they must follow the schema: an
+    edited one is refused naming the field (and, through the digest, any edit at all is)."""
+    from pipeline.manifest import ManifestError, check_prompts
+
+    check_prompts(prompts.DEFAULT.record(), "manifest.json")
+    for field, value in (("positive", "I loved it."), ("negative", []), ("source", 3)):
+        with pytest.raises(ManifestError, match=f"prompts.{field}"):
+            check_prompts({**prompts.DEFAULT.record(), field: value}, "manifest.json")
+    with pytest.raises(ManifestError, match="unknown field"):
+        check_prompts({**prompts.DEFAULT.record(), "code": "import os"}, "manifest.json")
