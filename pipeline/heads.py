@@ -570,7 +570,9 @@ def _search_and_fit(
         oof = decisions[chosen]
     estimator = _build(fit_spec, params, class_weight, seed, len(y))
     estimator.fit(X, y, **({"clf__oof_decision": oof} if spec.calibrate else {}))
-    if spec.calibrate and len(np.unique(estimator.predict(X))) < 2:
+    # a head whose predictions cost a pass over the training rows (knn) is checked on a sample of them
+    checked = X if spec.max_val_rows is None else X[_at_most(np.arange(len(X)), spec.max_val_rows, seed)]
+    if spec.calibrate and len(np.unique(estimator.predict(checked))) < 2:
         # the out-of-fold margins of a tiny sample's folds can rank the classes no better than chance:
         # Platt's sigmoid is then flat and the head predicts one class for everything (43% on RT's
         # test split). Calibrate on the training margins instead.
