@@ -63,10 +63,10 @@ def data(split_name: str, encoder: str):
     from pipeline.encoders import get_encoder
 
     pool, test = split(load("rt"))
-    vectors = EmbeddingCache(default_cache_dir()).vectors(get_encoder(encoder),
-                                                          pool.texts + test.texts + prompts.DEFAULT.texts)
-    u = prompts.direction(vectors[len(pool) + len(test):], len(prompts.DEFAULT.positive))
-    X_pool, X_test = vectors[: len(pool)], vectors[len(pool): len(pool) + len(test)]
+    enc = get_encoder(encoder)
+    vectors = EmbeddingCache(default_cache_dir()).vectors(enc, pool.texts + test.texts)
+    u = prompts.encoded_direction(prompts.DEFAULT, enc, default_cache_dir())
+    X_pool, X_test = vectors[: len(pool)], vectors[len(pool):]
     if split_name == "test":
         return pool, X_pool, test.labels, X_test, u
     held = np.array([int(hashlib.sha256(f"val:{g}".encode()).hexdigest(), 16) % VALIDATION_SHARE == 0

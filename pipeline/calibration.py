@@ -102,10 +102,9 @@ class PlattCalibrated(ClassifierMixin, BaseEstimator):
             if folds >= 2:
                 cv = StratifiedKFold(folds)
                 model = within_rows(clone(self.estimator), min(len(train) for train, _ in cv.split(X, y)))
-                if hasattr(model, "decision_function"):
-                    oof_decision = cross_val_predict(model, X, y, cv=cv, method="decision_function")
-                else:
-                    oof_decision = cross_val_predict(model, X, y, cv=cv, method="predict_proba")[:, 1] - 0.5
+                method = "decision_function" if hasattr(model, "decision_function") else "predict_proba"
+                oof = cross_val_predict(model, X, y, cv=cv, method=method)
+                oof_decision = oof if oof.ndim == 1 else oof[:, 1] - 0.5  # as margins() turns probabilities
             else:
                 oof_decision = margins(self.estimator_, X)
         if len(oof_decision) != len(y):

@@ -403,11 +403,9 @@ def _run_frozen(run: _Run, encoder_spec: str, todo: dict[Method, list[tuple[int 
     encode_seconds = time.perf_counter() - start
     run.shift[encoder_spec] = _domain_shift(encoder, run.cache_dir, run.pool, run.tests)
     if run.prompts is not None:
-        from pipeline.cache import EmbeddingCache
-        from pipeline.prompts import direction
+        from pipeline.prompts import encoded_direction
 
-        vectors = EmbeddingCache(run.cache_dir).vectors(encoder, run.prompts.texts)
-        options = {**options, "prompt_direction": direction(vectors, len(run.prompts.positive))}
+        options = {**options, "prompt_direction": encoded_direction(run.prompts, encoder, run.cache_dir)}
     n_cells = sum(map(len, todo.values()))
     cells = _frozen_cells(todo, run.pool, run.tests, rows, {**options, "shift": run.shift[encoder_spec]},
                           run.unlabelled)

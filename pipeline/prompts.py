@@ -102,6 +102,13 @@ def direction(vectors: np.ndarray, n_positive: int) -> np.ndarray:
     return u / size
 
 
+def encoded_direction(prompts: Prompts, encoder: Any, cache_dir: str | Path) -> np.ndarray:
+    """:func:`direction` of ``prompts`` under ``encoder``, their vectors read from (or added to) the cache."""
+    from pipeline.cache import EmbeddingCache
+
+    return direction(EmbeddingCache(cache_dir).vectors(encoder, prompts.texts), len(prompts.positive))
+
+
 def kappa(n_labels: int) -> float:
     """The stretch's strength for ``n_labels`` training labels: ``min(KAPPA_MAX, KAPPA_LABELS / n)``."""
     return min(KAPPA_MAX, KAPPA_LABELS / max(n_labels, 1))

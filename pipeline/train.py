@@ -24,7 +24,7 @@ from pipeline.metrics import evaluate
 from pipeline.predict import positive_proba
 from pipeline.prior import PriorModel
 from pipeline.prompts import DEFAULT as DEFAULT_PROMPTS
-from pipeline.prompts import Prompts, direction
+from pipeline.prompts import Prompts, encoded_direction
 from pipeline.shift import SAMPLE_FILE, keep_sample
 from pipeline.spec import DEFAULT_ENCODER
 
@@ -77,7 +77,7 @@ def iter_fit(
     :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) each head is self-trained on the pool
     texts outside the budget (labels dropped) plus the ``unlabelled`` texts (by source); the manifest
     records it under ``self_train`` and ``unlabelled``. ``prompts`` (see :mod:`pipeline.prompts`; ``None``:
-    off) are encoded with the texts and give the linear heads their prompt prior; the manifest records them.
+    off) are encoded through the cache and give the linear heads their prompt prior; the manifest records them.
     """
     from pipeline.cache import EmbeddingCache, default_cache_dir
 
@@ -86,15 +86,11 @@ def iter_fit(
     train, test, unl = _fit_sets(data, budget, seed, self_train, unlabelled)
     cache_dir = cache_dir or default_cache_dir()
     enc = resolve_encoder(encoder, cache_dir, source_options)
-    prompt_texts = prompts.texts if prompts is not None else []
-    vectors = EmbeddingCache(cache_dir).vectors(
-        enc, train.texts + test.texts + (unl.texts if unl else []) + prompt_texts)
-    if prompt_texts:
-        u = direction(vectors[len(vectors) - len(prompt_texts):], len(prompts.positive))
-        vectors = vectors[: len(vectors) - len(prompt_texts)]
+    vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts + (unl.texts if unl else []))
+    u = encoded_direction(prompts, enc, cache_dir) if prompts is not None else None
     X_train, X_test = vectors[: len(train)], vectors[len(train) : len(train) + len(test)]
     for name in heads:
-        prompted = bool(prompt_texts) and get_head(name).prompted
+        prompted = u is not None and get_head(name).prompted
         extra: dict[str, Any] = {"prompts": prompts.record()} if prompted else {}
         if unl is not None:
             from pipeline.unlabelled.self_train import self_train_head
