@@ -68,7 +68,8 @@ def test_embed_prints_hits_misses_rate_oov_and_file(small_csv, tmp_path):
     first = runner.invoke(main, args)
     assert first.exit_code == 0, first.output
     assert "301 texts (301 unique): 0 hits, 301 misses" in first.output
-    assert first.output.count("301 texts") == 1  # a repeated encoder is embedded once
+    # a repeated encoder is embedded once (counted by its report line: a rate such as "10,301 texts/s" must not count)
+    assert first.output.count("301 texts (301 unique)") == 1
     assert "texts/s" in first.output and "OOV rate" in first.output
     again = runner.invoke(main, args)
     assert again.exit_code == 0 and "301 texts (301 unique): 301 hits, 0 misses" in again.output
