@@ -15,11 +15,11 @@ import argparse
 import tempfile
 import time
 
-from pipeline.cache import EmbeddingCache, default_cache_dir
-from pipeline.compare import run_compare
-from pipeline.data import load, parse_budgets, split
+from pipeline.store.cache import EmbeddingCache, default_cache_dir
+from pipeline.study.compare import run_compare
+from pipeline.data.dataset import load, parse_budgets, split
 from pipeline.encoders import get_encoder
-from pipeline.prompts import DEFAULT as DEFAULT_PROMPTS
+from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 
 HEADS = ["logreg", "linear-svm", "ridge", "knn", "nb"]
 BUDGETS = "16,32,64,128,256,512,1000,all"

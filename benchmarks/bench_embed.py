@@ -30,8 +30,8 @@ import numpy as np
 # bigger parent across fork + exec; so this part also runs first, before torch is loaded here.
 RSS_CHILD = """
 import os, resource, sys
-from pipeline.cache import EmbeddingCache
-from pipeline.data import load
+from pipeline.store.cache import EmbeddingCache
+from pipeline.data.dataset import load
 from pipeline.encoders import get_encoder
 n = int(sys.argv[1])
 base = load("rt").texts
@@ -62,12 +62,12 @@ def backend_table(names: list[str], seeds: int, budget: int, limit: int | None) 
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from pipeline.cache import EmbeddingCache
-    from pipeline.data import load, sample_budget, split
+    from pipeline.store.cache import EmbeddingCache
+    from pipeline.data.dataset import load, sample_budget, split
     from pipeline.encoders import get_encoder
     from pipeline.encoders.models import minilm
     from pipeline.encoders.probe import cosines
-    from pipeline.heads import fit_head
+    from pipeline.heads.registry import fit_head
 
     ds = load("rt")
     if limit:
@@ -144,8 +144,8 @@ def stage_one() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from pipeline.cache import EmbeddingCache
-    from pipeline.data import load, split
+    from pipeline.store.cache import EmbeddingCache
+    from pipeline.data.dataset import load, split
     from pipeline.encoders import get_encoder
     from pipeline.encoders.models import minilm
 

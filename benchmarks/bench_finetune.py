@@ -28,8 +28,8 @@ TARGET_SECONDS = 600  # fine-tuning on 1,000 labels should finish within 10 minu
 
 def frozen_cell(train, test, seed: int, cache_dir: str) -> dict:
     """MiniLM vectors (cached) + stage two's logreg head with its CV grid: the baseline to beat."""
-    from pipeline.cache import EmbeddingCache
-    from pipeline.heads import fit_head
+    from pipeline.store.cache import EmbeddingCache
+    from pipeline.heads.registry import fit_head
 
     start = time.perf_counter()
     vectors = EmbeddingCache(cache_dir).vectors(_frozen_minilm(cache_dir), train.texts + test.texts)
@@ -65,9 +65,9 @@ def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
 def main() -> None:
     import torch
 
-    from pipeline.cache import default_cache_dir
-    from pipeline.data import load, sample_budget, split
-    from pipeline.tables import format_table
+    from pipeline.store.cache import default_cache_dir
+    from pipeline.data.dataset import load, sample_budget, split
+    from pipeline.study.tables import format_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="128,1000", help="comma-separated label budgets")

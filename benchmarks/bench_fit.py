@@ -22,11 +22,11 @@ def timed(fn):
 
 
 def main() -> None:
-    from pipeline.cache import EmbeddingCache, default_cache_dir
-    from pipeline.data import load, split
+    from pipeline.store.cache import EmbeddingCache, default_cache_dir
+    from pipeline.data.dataset import load, split
     from pipeline.encoders import get_encoder
-    from pipeline.heads import HEADS, fit_head
-    from pipeline.tables import format_table
+    from pipeline.heads.registry import HEADS, fit_head
+    from pipeline.study.tables import format_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="minilm")

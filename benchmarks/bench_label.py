@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data import budget_indices, load, split
-from pipeline.label_app.app import serve
-from pipeline.label_app.session import LabelSession
-from pipeline.label_app.store import LabelFile
-from pipeline.labelling import workspace
+from pipeline.data.dataset import budget_indices, load, split
+from pipeline.active.label_app.app import serve
+from pipeline.active.label_app.session import LabelSession
+from pipeline.active.label_app.store import LabelFile
+from pipeline.active.labelling import workspace
 
 
 def start(session: LabelSession) -> tuple[str, str]:

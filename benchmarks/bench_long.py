@@ -1,7 +1,7 @@
 """Long-text benchmark: encode cost and accuracy of truncate, head-tail and chunk-mean on long reviews.
 
 Long reviews are real RT snippets of one movie and one label joined into documents
-(:func:`pipeline.long_reviews.concatenate`). Scaled down to run in minutes on a CPU: documents of
+(:func:`benchmarks.long_reviews.concatenate`). Scaled down to run in minutes on a CPU: documents of
 10 snippets (~250 word pieces) at a max length of 64 overflow the window about 4x, like a
 1,000-word-piece review at MiniLM's 256.
 
@@ -48,9 +48,9 @@ def accuracy(X: np.ndarray, y: np.ndarray, groups: list[str], seeds: int) -> np.
 
 def frozen(args: argparse.Namespace) -> None:
     """Frozen encoder: cost and logistic-regression accuracy of each strategy on the documents."""
-    from pipeline.data import load
+    from pipeline.data.dataset import load
     from pipeline.encoders import get_encoder
-    from pipeline.long_reviews import concatenate
+    from benchmarks.long_reviews import concatenate
 
     docs = concatenate(load("rt"), args.per_doc, seed=0, limit=args.docs)
     print(f"{len(docs)} documents of {args.per_doc} RT snippets ({len(set(docs.groups))} movies), "
@@ -79,7 +79,7 @@ def test_documents(test: Any, per_doc: int, compositions: int) -> Any:
     """Documents of ``per_doc`` snippets of the held-out movies, grouped ``compositions`` ways (seeds 0..)."""
     from dataclasses import replace
 
-    from pipeline.long_reviews import concatenate
+    from benchmarks.long_reviews import concatenate
 
     parts = [concatenate(test, per_doc, seed=seed) for seed in range(compositions)]
     return replace(parts[0], texts=[t for p in parts for t in p.texts], labels=np.concatenate([p.labels for p in parts]),
@@ -121,7 +121,7 @@ def finetuned(args: argparse.Namespace) -> None:
     """Fine-tuned MiniLM on long documents: each strategy and window, frozen reference, optional training study."""
     from sklearn.linear_model import LogisticRegression
 
-    from pipeline.data import load, sample_budget, split
+    from pipeline.data.dataset import load, sample_budget, split
     from pipeline.encoders import get_encoder
     from pipeline.finetune import finetune
 
@@ -158,7 +158,7 @@ def study(pool: Any, docs: Any, args: argparse.Namespace, work: str, grids: dict
 
     from pipeline.encoders.models import minilm
     from pipeline.finetune import finetune
-    from pipeline.long_reviews import concatenate
+    from benchmarks.long_reviews import concatenate
 
     train = concatenate(pool, args.per_doc, seed=0, limit=args.train_docs)
     tokenizer = AutoTokenizer.from_pretrained(str(minilm()[0]))

@@ -30,7 +30,7 @@ CHILD = f"""
 import atexit, sys
 atexit.register(lambda: print("imported:", ",".join(m for m in {HEAVY!r} if m in sys.modules) or "-", file=sys.stderr))
 sys.argv[0] = "review-transfer"
-from pipeline.cli import main
+from pipeline.cli.main import main
 main()
 """
 
@@ -40,9 +40,9 @@ CHILD_ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTE
 
 
 def fit_bundles(work: Path, cache: str) -> dict[str, Path]:
-    from pipeline.data import load, sample_budget, split
+    from pipeline.data.dataset import load, sample_budget, split
     from pipeline.encoders import get_encoder
-    from pipeline.train import iter_fit
+    from pipeline.fit.train import iter_fit
 
     train = sample_budget(split(load("rt"))[0], 300, seed=0)
     kinds = {"GloVe": get_encoder("glove-6b-50d", work_dir=cache),

@@ -2,7 +2,7 @@
 
 For each encoder, budget and seed, one balanced sample of RT's pool is drawn (as ``compare`` draws it)
 and ``logreg`` (or ``--head``) is fitted on it twice, as ``fit`` does: with the default prompts of
-:mod:`pipeline.prompts` and with ``--prompts none``. Both are scored on RT's held-out split
+:mod:`pipeline.heads.prompts` and with ``--prompts none``. Both are scored on RT's held-out split
 (``--split test``, or ``validation``: a quarter of the pool's films, training on the rest) and on
 every shifted target of ``benchmarks/targets.py`` (other sites, product kinds and text lengths; their
 labels are only read to score). Prints, per encoder, budget and evaluation set, the mean accuracy
@@ -23,10 +23,10 @@ import numpy as np
 from bench_selection import data
 from targets import TARGETS, load_target
 
-from pipeline.cache import EmbeddingCache, default_cache_dir
-from pipeline.data import budget_indices
+from pipeline.store.cache import EmbeddingCache, default_cache_dir
+from pipeline.data.dataset import budget_indices
 from pipeline.encoders import get_encoder
-from pipeline.heads import fit_head
+from pipeline.heads.registry import fit_head
 
 
 def accuracies(head: str, budget: int, seed: int, pool, X_pool: np.ndarray, evals: dict, u: np.ndarray) -> np.ndarray:

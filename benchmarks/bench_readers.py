@@ -1,7 +1,7 @@
 """Reader throughput: the project's one reader vs pyarrow's CSV scanner on a 204k-row CSV.
 
 RT's 12,752 texts are written 16 times (each copy made distinct) as a text,label CSV. The project's
-reader (``pipeline.stream.iter_text_batches``: Python's csv module, line by line, with every check) is
+reader (``pipeline.store.stream.iter_text_batches``: Python's csv module, line by line, with every check) is
 timed beside ``pyarrow.dataset``'s CSV scan of the text column (what ``embed`` streamed through
 before the readers were unified, without those checks). Prints texts/s of each and the ratio.
 
@@ -32,9 +32,9 @@ def _pyarrow_scan(path: Path) -> int:
 
 
 def main() -> None:
-    from pipeline.data import load
-    from pipeline.readers import DataWarning
-    from pipeline.stream import iter_text_batches
+    from pipeline.data.dataset import load
+    from pipeline.data.readers import DataWarning
+    from pipeline.store.stream import iter_text_batches
 
     warnings.simplefilter("ignore", DataWarning)  # RT's texts with line breaks
     texts = load("rt").texts

@@ -30,9 +30,9 @@ def embed_rates(spec: str, n: int) -> dict[str, float]:
     """Encoded texts/s: local engine, Ray with 2 workers (and its start-up seconds)."""
     import ray
 
-    from pipeline.cache import EmbeddingCache
-    from pipeline.data import load
-    from pipeline.engines.ray import ray_fill
+    from pipeline.store.cache import EmbeddingCache
+    from pipeline.data.dataset import load
+    from pipeline.study.engines.ray import ray_fill
     from pipeline.encoders import get_encoder
 
     base = load("rt").texts
@@ -57,7 +57,7 @@ def embed_rates(spec: str, n: int) -> dict[str, float]:
 
 def read_costs(rows: int, dim: int = 384) -> list[tuple[str, float, float, float]]:
     """(layout, s to read 1% random rows, s to read all rows, s for a 50k-key lookup) per shard layout."""
-    from pipeline.cache import Store
+    from pipeline.store.cache import Store
 
     rng = np.random.default_rng(0)
     keys = np.array([f"{i:064x}".encode() for i in rng.permutation(rows)], dtype="S64")

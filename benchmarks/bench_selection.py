@@ -1,7 +1,7 @@
 """Benchmark head selection: accuracy per budget and head, before and after, beside a fixed-C baseline.
 
 For each encoder, budget and seed, one balanced sample of the pool is drawn (as ``compare`` draws it)
-and every head is fitted on it twice: with the selection of ``pipeline.heads`` as it is now
+and every head is fitted on it twice: with the selection of ``pipeline.heads.registry`` as it is now
 ("after") and with the rule it replaced ("before": one K-fold split, the best mean, the old grids,
 always standardised, Platt's intercept free; rebuilt here from parameters and fitted by today's ``fit_head``, so it shares
 its guard against one-class calibration and its cap of knn's k at the training folds' size).
@@ -9,7 +9,7 @@ Beside them, an unscaled ``LogisticRegression(C=1)`` on the same sample (the fix
 "oracle C": ``logreg`` at the best point of its grid for each sample, picked on the evaluation split
 itself (an upper bound no selection rule reaches; its spread over seeds is what the label sample
 alone moves). "After" is fitted twice more: as ``fit`` does by default, with the prompt prior of
-:mod:`pipeline.prompts` (linear heads), and without it (``--prompts none``). Prints, per encoder, head
+:mod:`pipeline.heads.prompts` (linear heads), and without it (``--prompts none``). Prints, per encoder, head
 and budget, the mean, the sd and the worst seed of each (in accuracy points), how far the worst seed
 falls below its mean, and after (with prompts) minus before, minus the baseline and minus after without
 prompts, and after without prompts minus before and minus the baseline, on the same samples (paired: the
@@ -34,7 +34,7 @@ from dataclasses import replace
 import numpy as np
 
 from pipeline import prompts
-from pipeline.heads import HEADS, HeadSpec, Selection, build_head, fit_head, normalized_spread, plan_folds, unit_rows
+from pipeline.heads.registry import HEADS, HeadSpec, Selection, build_head, fit_head, normalized_spread, plan_folds, unit_rows
 
 # the rule before: one K-fold split, the best mean, these grids and defaults, always standardised
 BEFORE = Selection(max_repeats=1, one_se=0.0, keep_default_se=0.0)
@@ -58,8 +58,8 @@ def before_spec(name: str) -> HeadSpec:
 
 def data(split_name: str, encoder: str):
     """(training pool, its vectors, evaluation labels, their vectors, prompt direction) for ``--split``."""
-    from pipeline.cache import EmbeddingCache, default_cache_dir
-    from pipeline.data import load, split
+    from pipeline.store.cache import EmbeddingCache, default_cache_dir
+    from pipeline.data.dataset import load, split
     from pipeline.encoders import get_encoder
 
     pool, test = split(load("rt"))
@@ -80,7 +80,7 @@ def cell(budget: int, seed: int, pool, X_pool, y_eval, X_eval, u, heads: list[st
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    from pipeline.data import budget_indices
+    from pipeline.data.dataset import budget_indices
 
     idx = budget_indices(pool, budget, seed)
     X, y, groups = X_pool[idx], pool.labels[idx], [pool.groups[i] for i in idx]

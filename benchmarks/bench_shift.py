@@ -27,7 +27,7 @@ RESAMPLED = (("rt-test@20%", "rt-test", 0.2), ("rt-test@80%", "rt-test", 0.8), (
 
 def test_sets() -> dict:
     from benchmarks.targets import TARGETS, load_target, resample
-    from pipeline.data import load, split
+    from pipeline.data.dataset import load, split
 
     sets = {"rt-test": split(load("rt"))[1]}
     sets.update({name: load_target(name) for name in TARGETS})
@@ -37,8 +37,8 @@ def test_sets() -> dict:
 
 
 def run_set(bundle, ds) -> dict:
-    from pipeline.prior import PriorModel, adjust
-    from pipeline.predict import positive_proba
+    from pipeline.predict.prior import PriorModel, adjust
+    from pipeline.predict.predict import positive_proba
 
     p, adapted, shift = positive_proba(bundle, ds.texts, adapt_prior=True)
     model = PriorModel.from_manifest(bundle.manifest)
@@ -52,11 +52,11 @@ def run_set(bundle, ds) -> dict:
 
 
 def main() -> None:
-    from pipeline.cache import default_cache_dir
-    from pipeline.data import load
-    from pipeline.prior import BOOTSTRAP, PriorModel, estimates
-    from pipeline.shift import two_sample_auc
-    from pipeline.train import iter_fit
+    from pipeline.store.cache import default_cache_dir
+    from pipeline.data.dataset import load
+    from pipeline.predict.prior import BOOTSTRAP, PriorModel, estimates
+    from pipeline.predict.shift import two_sample_auc
+    from pipeline.fit.train import iter_fit
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", action="append", dest="encoders", help="encoder spec (repeatable; default minilm)")

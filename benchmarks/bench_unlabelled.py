@@ -61,9 +61,9 @@ TEACHERS = {"distil": ("head", "ft-head"), "distil-setfit": ("setfit", "setfit")
 def frozen_cells(encoder: str, train, test, unlabelled: list[str], seed: int, cache_dir: str,
                  self_train: Any = None) -> dict[str, dict]:
     """logreg on cached vectors of ``encoder`` (and, with ``self_train`` settings, the self-trained logreg)."""
-    from pipeline.cache import EmbeddingCache
+    from pipeline.store.cache import EmbeddingCache
     from pipeline.encoders import get_encoder
-    from pipeline.heads import fit_head
+    from pipeline.heads.registry import fit_head
     from pipeline.unlabelled.self_train import self_train_head
 
     enc = get_encoder(encoder, work_dir=cache_dir)
@@ -90,7 +90,7 @@ def distil_cells(method: str, train, test, unlabelled: list[str], seed: int, cac
     and its pool probabilities are kept in ``work_dir`` (a rerun with other settings reuses them). With
     ``rescore_teacher`` the teacher is scored on ``test`` here (a reused teacher's manifest holds the
     scores of the test set it was trained beside)."""
-    from pipeline.bundle import Bundle
+    from pipeline.bundle.bundle import Bundle
     from pipeline.unlabelled.self_train import distil
 
     teacher_method, teacher_row = TEACHERS[method]
@@ -167,9 +167,9 @@ def run_cell(name: str, budget: int | None, seed: int, pool, test, extra: dict, 
 
 def _cell_rows(method: str, encoder: str, budget: int | None, seed: int, pool, test, extra: dict,
                args: argparse.Namespace, settings: Any, cache_dir: str) -> dict[str, dict]:
-    from pipeline.compare import budget_label
-    from pipeline.data import budget_indices
-    from pipeline.unlabelled.texts import gather
+    from pipeline.study.compare import budget_label
+    from pipeline.data.dataset import budget_indices
+    from pipeline.data.unlabelled import gather
 
     idx = budget_indices(pool, budget, seed)
     with_pool = not args.target or args.pool_unlabelled  # RT runs: the pool's rest, plus --unlabelled
@@ -233,7 +233,7 @@ def _order(name: str) -> tuple:
 def summarise(rows: list[dict], budgets: list[str], baseline: str = BASELINE) -> str:
     """Per budget: mean ± sd accuracy, mean seconds, the paired difference to ``baseline`` (or, where it
     was not run, to frozen) and, for a student, to its teacher."""
-    from pipeline.tables import format_table
+    from pipeline.study.tables import format_table
 
     table = []
     for b in budgets:
@@ -290,11 +290,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
-    from pipeline.cache import default_cache_dir
-    from pipeline.compare import budget_label
-    from pipeline.data import load, parse_budgets, split
+    from pipeline.store.cache import default_cache_dir
+    from pipeline.study.compare import budget_label
+    from pipeline.data.dataset import load, parse_budgets, split
     from pipeline.unlabelled.self_train import SelfTrainSettings
-    from pipeline.unlabelled.texts import read_unlabelled
+    from pipeline.data.unlabelled import read_unlabelled
 
     args = parse_args()
     cache_dir = str(args.cache_dir or default_cache_dir())

@@ -10,8 +10,8 @@ import argparse
 
 from scipy.stats import binomtest
 
-from pipeline.bundle import Bundle
-from pipeline.data import load, split
+from pipeline.bundle.bundle import Bundle
+from pipeline.data.dataset import load, split
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Each target is a labelled set from another site, product kind or text length than RT's critic
 snippets, for measuring what a bundle fitted on RT does elsewhere (prior adaptation, the shift
 check, unlabelled adaptation). Files come once with the package manager's own client into
-``pipeline.data.data_dir()/targets/``, are checked by sha256, and are written as JSONL files
+``pipeline.data.dataset.data_dir()/targets/``, are checked by sha256, and are written as JSONL files
 (``text``, ``label`` positive/negative, optional ``group``) that every command reads like any user file.
 
 - ``uci-amazon``, ``uci-imdb``, ``uci-yelp``: Kotzias et al. (KDD 2015) "Sentiment Labelled
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data import Dataset, DataError, data_dir, load
+from pipeline.data.dataset import Dataset, DataError, data_dir, load
 
 LABELS = ("negative", "positive")
 NEUTRAL = 0.5  # VADER ratings with |mean| <= this are neutral, not a polarity
@@ -147,7 +147,7 @@ def target_path(name: str) -> Path:
 
 
 def load_target(name: str) -> Dataset:
-    """Target ``name`` as a validated, de-duplicated :class:`pipeline.data.Dataset`."""
+    """Target ``name`` as a validated, de-duplicated :class:`pipeline.data.dataset.Dataset`."""
     group = "group" if TARGETS.get(name) and TARGETS[name].archive is VADER else None
     return load(str(target_path(name)), group_col=group)
 

@@ -1,6 +1,6 @@
 """Choose the active-learning strategies' settings on a validation split, never the test split.
 
-RT's pool is split again by movie (:func:`pipeline.data.validation_split`: whole movies, about one in
+RT's pool is split again by movie (:func:`pipeline.data.dataset.validation_split`: whole movies, about one in
 five, to validation); each candidate setting runs ``compare --query`` on the rest and is scored on
 validation, 10 seeds, paired by seed with balanced random (run once: its samples do not depend on the
 settings). Cells go to one ``results.jsonl`` (``--out``), named ``minilm+logreg[refit=...]/STRATEGY[settings
@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from pipeline.active import DEFAULT_REFIT, SETTINGS, QuerySettings
-from pipeline.active_compare import DEFAULT_BATCH, run_active_compare, settings_tag
-from pipeline.data import load
-from pipeline.report import summarise
+from pipeline.active.strategies import DEFAULT_REFIT, SETTINGS, QuerySettings
+from pipeline.study.active_compare import DEFAULT_BATCH, run_active_compare, settings_tag
+from pipeline.data.dataset import load
+from pipeline.study.report import summarise
 
 # the settings the search started from (the defaults before it); each stage's candidates change them
 START = QuerySettings(typical_power=4.0, hybrid_pool=10, uncertainty_power=1.0, ramp=0, balance=True, cold="diverse")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from helpers import write_small_glove
 
-from pipeline.cache import EmbeddingCache
-from pipeline.data import Dataset, load, sample_budget, split
+from pipeline.store.cache import EmbeddingCache
+from pipeline.data.dataset import Dataset, load, sample_budget, split
 from pipeline.encoders import get_encoder
 
 
@@ -46,7 +46,7 @@ def small_glove(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def glove_bundle(rt, tmp_path_factory):
     """(bundle directory, cache directory): GloVe + logreg fitted on 1,000 RT labels and saved by `fit`."""
-    from pipeline.train import fit
+    from pipeline.fit.train import fit
 
     root = tmp_path_factory.mktemp("glove-bundle")
     fit(rt, encoder="glove-6b-50d", budget=1000, cache_dir=root / "cache", out=root / "bundle")

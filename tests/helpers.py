@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data import Dataset
+from pipeline.data.dataset import Dataset
 
 
 def write_reviews_csv(path: Path, ds: Dataset, idx: Iterable[int]) -> str:

@@ -1,4 +1,4 @@
-"""Query strategies (pipeline.active) and `suggest`, on real GloVe vectors of RT reviews."""
+"""Query strategies (pipeline.active.strategies) and `suggest`, on real GloVe vectors of RT reviews."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import write_reviews_csv
 
-from pipeline.active import STRATEGIES, Oracle, nearest_distance, propose, simulate, unit_rows
+from pipeline.active.strategies import STRATEGIES, Oracle, nearest_distance, propose, simulate, unit_rows
 
 BUDGETS = [16, 40, 64]
 
@@ -58,7 +58,7 @@ def test_margin_picks_the_least_certain_and_diverse_avoids_labelled_duplicates(g
     rng = np.random.default_rng(0)
     labelled = np.arange(40)
     picks = propose("margin", X, labelled, train.labels[labelled], 5, rng=rng, exclude=[40, 41])
-    from pipeline.active import query_model
+    from pipeline.active.strategies import query_model
 
     p = query_model(X, labelled, train.labels[labelled]).predict_proba(X)[:, 1]
     free = np.setdiff1d(np.arange(len(X)), np.arange(42))
@@ -104,11 +104,11 @@ def test_suggest_writes_k_rows_with_reasons(tmp_path, rt, small_glove):
 def test_compare_query_is_paired_resumable_and_reported(tmp_path, rt):
     from click.testing import CliRunner
 
-    from pipeline.active_compare import run_active_compare
-    from pipeline.cli import main
-    from pipeline.compare import ResultsLog
-    from pipeline.data import load
-    from pipeline.report import write_report
+    from pipeline.study.active_compare import run_active_compare
+    from pipeline.cli.main import main
+    from pipeline.study.compare import ResultsLog
+    from pipeline.data.dataset import load
+    from pipeline.study.report import write_report
 
     source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(700)), group_col="movie")
     kwargs = dict(encoders=["glove-6b-50d"], heads=["logreg"], queries=["random", "margin"], budgets=[16, 40], seeds=2,
@@ -136,8 +136,8 @@ def test_compare_query_is_paired_resumable_and_reported(tmp_path, rt):
 
 
 def test_labels_so_far_may_hold_one_class(tmp_path):
-    from pipeline.data import DataError, load
-    from pipeline.labelling import read_labels
+    from pipeline.data.dataset import DataError, load
+    from pipeline.active.labelling import read_labels
 
     assert read_labels(tmp_path / "missing.jsonl") is None
     one = tmp_path / "one.jsonl"
@@ -157,7 +157,7 @@ def test_labels_so_far_may_hold_one_class(tmp_path):
 
 
 def test_typicality_favours_texts_like_many_others(glove_xy):
-    from pipeline.active import density, typicality
+    from pipeline.active.strategies import density, typicality
 
     _, X, _, _ = glove_xy
     U = unit_rows(X)
@@ -174,7 +174,7 @@ def test_typicality_favours_texts_like_many_others(glove_xy):
 
 
 def test_validation_split_holds_whole_movies_out_of_the_pool(rt_split):
-    from pipeline.data import validation_split
+    from pipeline.data.dataset import validation_split
 
     pool, test = rt_split
     train, val = validation_split(pool)
@@ -187,10 +187,10 @@ def test_validation_split_holds_whole_movies_out_of_the_pool(rt_split):
 def test_compare_query_on_validation_never_reads_the_test_split(tmp_path, rt):
     from click.testing import CliRunner
 
-    from pipeline.active import QuerySettings
-    from pipeline.active_compare import run_active_compare
-    from pipeline.cli import main
-    from pipeline.data import load, split, validation_split
+    from pipeline.active.strategies import QuerySettings
+    from pipeline.study.active_compare import run_active_compare
+    from pipeline.cli.main import main
+    from pipeline.data.dataset import load, split, validation_split
 
     source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(900)), group_col="movie")
     settings = QuerySettings(typical_power=2.0, cold="typiclust", cold_size=16)
@@ -202,7 +202,7 @@ def test_compare_query_on_validation_never_reads_the_test_split(tmp_path, rt):
         "glove-6b-50d+logreg[refit=default]/typical-margin[typical_power=2.0,cold=typiclust,cold_size=16,batch=4]"}
     assert all(set(r["metrics"]) == {"validation"} for r in rows)
     # the test split's texts were never even encoded: the cache holds exactly the pool's
-    from pipeline.cache import EmbeddingCache
+    from pipeline.store.cache import EmbeddingCache
     from pipeline.encoders import get_encoder
 
     pool, test = split(source)
@@ -216,10 +216,10 @@ def test_compare_query_on_validation_never_reads_the_test_split(tmp_path, rt):
 def test_refit_default_fits_every_sample_with_the_head_defaults_random_included(tmp_path, rt):
     """The default refit (chosen on validation): no CV search, random's samples included; plain names
     (``refit="cv"``) are tested above."""
-    from pipeline.active_compare import run_active_compare
-    from pipeline.data import load
-    from pipeline.heads import get_head
-    from pipeline.report import summarise
+    from pipeline.study.active_compare import run_active_compare
+    from pipeline.data.dataset import load
+    from pipeline.heads.registry import get_head
+    from pipeline.study.report import summarise
 
     source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(700)), group_col="movie")
     rows = run_active_compare(source, encoders=["glove-6b-50d"], heads=["logreg"], queries=["random", "margin"],
@@ -237,7 +237,7 @@ def test_refit_default_fits_every_sample_with_the_head_defaults_random_included(
 
 
 def test_typical_margin_keeps_classes_balanced_and_typiclust_starts_cold(glove_xy):
-    from pipeline.active import QuerySettings, query_model
+    from pipeline.active.strategies import QuerySettings, query_model
 
     train, X, _, _ = glove_xy
     labelled = np.concatenate([np.flatnonzero(train.labels == 1)[:30], np.flatnonzero(train.labels == 0)[:10]])

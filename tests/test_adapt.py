@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data import load, split
+from pipeline.data.dataset import load, split
 from pipeline.unlabelled.adapt import AdaptRecipe, adapt, corpus_hash, fingerprint
 
 

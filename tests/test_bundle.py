@@ -15,14 +15,15 @@ from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from pipeline.bundle import FORMAT_VERSION, HEAD_FILE, MANIFEST, TRUSTED_TYPES, Bundle, BundleError, sha256_file
-from pipeline.data import sample_budget
+from pipeline.bundle.bundle import FORMAT_VERSION, HEAD_FILE, MANIFEST, Bundle, BundleError, sha256_file
+from pipeline.data.dataset import sample_budget
 from pipeline.encoders.static import tokenize
-from pipeline.heads import HEADS, fit_head
-from pipeline.linear_head import LINEAR_FILE, LinearHead
-from pipeline.shift import SAMPLE_FILE
-from pipeline.manifest import seal
-from pipeline.train import fit
+from pipeline.heads.registry import HEADS, fit_head
+from pipeline.heads.linear import LINEAR_FILE, LinearHead
+from pipeline.bundle.bundle import SAMPLE_FILE
+from pipeline.bundle.manifest import seal
+from pipeline.bundle.trust import TRUSTED_TYPES
+from pipeline.fit.train import fit
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.cache import CacheError, EmbeddingCache, _read_rows, list_stores, text_keys
-from pipeline.embedder import Embedder
+from pipeline.store.cache import CacheError, EmbeddingCache, _read_rows, list_stores, text_keys
+from pipeline.store.embedder import Embedder
 from pipeline.encoders import get_encoder
 
 

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_reviews_csv
 
-from pipeline.cache import CacheError, EmbeddingCache
-from pipeline.cli import main
+from pipeline.store.cache import CacheError, EmbeddingCache
+from pipeline.cli.main import main
 from pipeline.encoders import get_encoder
 from pipeline.encoders.base import ZeroVectorWarning
 
@@ -62,7 +62,7 @@ def test_nan_vectors_with_valid_checksums_are_damage_everywhere(embedded, tmp_pa
 
 
 def _texts(path):
-    from pipeline.data import read_texts
+    from pipeline.data.dataset import read_texts
 
     return read_texts(str(path))
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from pipeline.calibration import INTERCEPT_WEIGHT, PlattCalibrated, fit_sigmoid
-from pipeline.linear_svm import LinearSVM
+from pipeline.heads.calibration import INTERCEPT_WEIGHT, PlattCalibrated, fit_sigmoid
+from pipeline.heads.linear_svm import LinearSVM
 
 
 def test_fit_sigmoid_recovers_a_known_sigmoid():

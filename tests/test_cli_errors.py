@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from helpers import write_reviews_csv
 
 from pipeline import OptionError
-from pipeline.bundle import HEAD_FILE, MANIFEST, sha256_file
-from pipeline.manifest import seal
-from pipeline.cli import _handle_errors, main
-from pipeline.data import DataError, _in_test, parse_budgets
+from pipeline.bundle.bundle import HEAD_FILE, MANIFEST, sha256_file
+from pipeline.bundle.manifest import seal
+from pipeline.cli.main import _handle_errors, main
+from pipeline.data.dataset import DataError, _in_test, parse_budgets
 
 GLOVE = "glove-6b-50d"
 

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from helpers import write_reviews_csv
 
 import pipeline.encoders
-from pipeline.cli import main
-from pipeline.compare import ResultsLog, run_compare
-from pipeline.data import DataError, load, parse_budgets
-from pipeline.prompts import DEFAULT as DEFAULT_PROMPTS
-from pipeline.report import summarise, write_report
+from pipeline.cli.main import main
+from pipeline.study.compare import ResultsLog, run_compare
+from pipeline.data.dataset import DataError, load, parse_budgets
+from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
+from pipeline.study.report import summarise, write_report
 
 GRID = ["--encoder", "glove-6b-50d", "--head", "logreg", "--head", "knn", "--head", "rbf-svm",
         "--budgets", "16,32,64,128", "--seeds", "4", "--no-plot"]

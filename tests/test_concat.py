@@ -7,11 +7,11 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_reviews_csv
 
-from pipeline.cache import EmbeddingCache, list_stores
-from pipeline.cli import main
+from pipeline.store.cache import EmbeddingCache, list_stores
+from pipeline.cli.main import main
 from pipeline.encoders import get_encoder
 from pipeline.encoders.concat import ConcatEncoder
-from pipeline.spec import split_spec
+from pipeline.encoders.spec import split_spec
 
 
 def test_vectors_are_the_parts_side_by_side(small_glove, rt):
@@ -38,7 +38,7 @@ def test_cache_keeps_each_part_in_its_own_store(small_glove, rt, tmp_path):
 
 
 def test_bundle_options_rebuild_each_part(small_glove):
-    from pipeline.bundle import encoder_options
+    from pipeline.bundle.bundle import encoder_options
 
     combined = get_encoder(f"glove-6b-50d+{small_glove}", pooling="mean")
     options = encoder_options(combined)

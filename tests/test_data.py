@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.data import DataError, load, read_texts, sample_budget, split
+from pipeline.data.dataset import DataError, load, read_texts, sample_budget, split
 
 
 def write(path, text: str):

@@ -253,7 +253,7 @@ def test_minilm_matches_sentence_transformers(minilm, rt_texts):
 
 
 def test_minilm_through_the_cache_matches_a_direct_encode(minilm, rt_texts, tmp_path):
-    from pipeline.cache import EmbeddingCache
+    from pipeline.store.cache import EmbeddingCache
 
     texts = rt_texts[100:180]
     cache = EmbeddingCache(tmp_path, chunk_size=30)

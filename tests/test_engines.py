@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from pipeline import MissingExtraError, OptionError
-from pipeline.cache import EmbeddingCache
-from pipeline.cells import Method, fit_frozen_cell
-from pipeline.data import budget_indices, split
+from pipeline.store.cache import EmbeddingCache
+from pipeline.study.engines.cells import Method, fit_frozen_cell
+from pipeline.data.dataset import budget_indices, split
 from pipeline.encoders import get_encoder
-from pipeline.engines import Cell, get_engine
+from pipeline.study.engines import Cell, get_engine
 
 
 def test_local_engine_returns_cached_vectors_and_fit_frozen_cell_rows(rt, tmp_path):

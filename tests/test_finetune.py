@@ -22,16 +22,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.neural_network import MLPClassifier
 
-from pipeline.bundle import ENCODER_DIR, Bundle
-from pipeline.cli import main
-from pipeline.data import load
+from pipeline.bundle.bundle import ENCODER_DIR, Bundle
+from pipeline.cli.main import main
+from pipeline.data.dataset import load
 from pipeline.encoders import get_encoder
 from pipeline.finetune import default_checkpoint_dir, finetune, holdout, make_recipe
 from pipeline.finetune.batching import length_batches
 from pipeline.finetune.checkpoint import CheckpointError, CheckpointStore
 from pipeline.finetune.head import to_sklearn, to_torch
 from pipeline.finetune.loop import LoopSettings, run_loop
-from pipeline.train import train_test
+from pipeline.fit.train import train_test
 
 BUDGET = 32
 # the recipe of the real fine-tuning runs here; the validation slice keeps early stopping's path under test

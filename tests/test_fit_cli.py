@@ -10,14 +10,14 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_reviews_csv
 
-from pipeline.bundle import Bundle
-from pipeline.cli import main
-from pipeline.data import DataError, load, split
+from pipeline.bundle.bundle import Bundle
+from pipeline.cli.main import main
+from pipeline.data.dataset import DataError, load, split
 from pipeline.encoders import get_encoder
-from pipeline.heads import HEADS, HeadError
-from pipeline.prompts import DEFAULT as DEFAULT_PROMPTS
-from pipeline.spec import DEFAULT_ENCODER
-from pipeline.train import bundle_name, fit, iter_fit
+from pipeline.heads.registry import HEADS, HeadError
+from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
+from pipeline.encoders.spec import DEFAULT_ENCODER
+from pipeline.fit.train import bundle_name, fit, iter_fit
 
 ENCODER = "glove-6b-50d"
 

@@ -10,9 +10,9 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.preprocessing import Normalizer, StandardScaler
 
-from pipeline.calibration import INTERCEPT_WEIGHT, PlattCalibrated
-from pipeline.heads import HEADS, HeadError, Selection, build_head, fit_head, get_head, normalized_spread, plan_cv
-from pipeline.metrics import evaluate, expected_calibration_error
+from pipeline.heads.calibration import INTERCEPT_WEIGHT, PlattCalibrated
+from pipeline.heads.registry import HEADS, HeadError, Selection, build_head, fit_head, get_head, normalized_spread, plan_cv
+from pipeline.predict.metrics import evaluate, expected_calibration_error
 
 
 @pytest.mark.parametrize("name", list(HEADS))
@@ -49,7 +49,7 @@ def test_calibration_and_scaling_live_inside_the_saved_estimator():
 def test_rows_not_of_unit_length_are_normalised_and_the_grid_follows_their_spread(glove_xy):
     from sklearn.preprocessing import normalize
 
-    from pipeline.heads import REFERENCE_SPREAD, normalized_spread, unit_rows
+    from pipeline.heads.registry import REFERENCE_SPREAD, normalized_spread, unit_rows
 
     train, X, test, X_test = glove_xy
     assert not unit_rows(X) and unit_rows(normalize(X)) and not unit_rows(2 * normalize(X))
@@ -77,7 +77,7 @@ def test_rows_not_of_unit_length_are_normalised_and_the_grid_follows_their_sprea
 
 
 def test_selection_repeats_small_samples_and_prefers_stronger_regularisation():
-    from pipeline.heads import choose_point
+    from pipeline.heads.registry import choose_point
 
     rule = Selection(rows=1000, max_repeats=4, one_se=0.5)
     assert [rule.repeats(n) for n in (32, 256, 300, 512, 1000, 10_000)] == [4, 4, 4, 2, 1, 1]
@@ -195,7 +195,7 @@ def test_knn_grid_path_scores_every_k_as_a_refit_would(glove_xy):
     from sklearn.base import clone
     from sklearn.preprocessing import normalize
 
-    from pipeline.heads import _knn_grid_path, _nearest
+    from pipeline.heads.registry import _knn_grid_path, _nearest
 
     train, X, _, X_test = glove_xy
     X, X_test = normalize(X), normalize(X_test)
@@ -215,7 +215,7 @@ def test_knn_grid_path_scores_every_k_as_a_refit_would(glove_xy):
 def test_nb_grid_path_scores_every_var_smoothing_as_a_refit_would(glove_xy, class_weight):
     from sklearn.base import clone
 
-    from pipeline.heads import _nb_grid_path
+    from pipeline.heads.registry import _nb_grid_path
 
     train, X, _, X_test = glove_xy
     template = build_head("nb", class_weight=class_weight)[-1]
@@ -229,8 +229,8 @@ def test_nb_grid_path_scores_every_var_smoothing_as_a_refit_would(glove_xy, clas
 def test_group_folds_are_scikit_learns(rt_split):
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from pipeline.data import budget_indices
-    from pipeline.heads import _StratifiedGroupKFold
+    from pipeline.data.dataset import budget_indices
+    from pipeline.heads.registry import _StratifiedGroupKFold
 
     pool, _ = rt_split
     for budget, seed, k in [(64, 0, 5), (256, 1, 5), (1000, 2, 5), (None, 3, 3)]:
@@ -248,7 +248,7 @@ def test_group_folds_are_scikit_learns(rt_split):
 def test_ridge_grid_path_scores_every_alpha_as_a_refit_would(glove_xy, class_weight, n_rows):
     from sklearn.base import clone
 
-    from pipeline.heads import _ridge_grid_path
+    from pipeline.heads.registry import _ridge_grid_path
 
     train, X, _, X_test = glove_xy
     rows = np.r_[0:n_rows - 10, len(X) - 10:len(X)]  # unbalanced classes, so the weights matter
@@ -263,7 +263,7 @@ def test_ridge_grid_path_scores_every_alpha_as_a_refit_would(glove_xy, class_wei
 
 
 def test_heads_on_one_sample_can_share_folds(glove_xy):
-    from pipeline.heads import plan_folds
+    from pipeline.heads.registry import plan_folds
 
     train, X, _, _ = glove_xy
     folds = plan_folds(train.labels, train.groups, seed=3)
@@ -315,7 +315,7 @@ def test_calibrated_heads_never_collapse_to_one_class(glove_xy, name):
 def test_knn_ranks_k_on_a_sample_of_each_large_validation_fold(glove_xy):
     from dataclasses import replace
 
-    from pipeline.heads import _classifier, _cross_validate, plan_folds
+    from pipeline.heads.registry import _classifier, _cross_validate, plan_folds
 
     train, X, _, _ = glove_xy
     folds = plan_folds(train.labels, train.groups, seed=0)

@@ -2,9 +2,9 @@
 
 import json
 
-from pipeline.compare import ResultsLog
-from pipeline.jsonlines import drop_partial_line
-from pipeline.label_app.store import LabelFile
+from pipeline.study.compare import ResultsLog
+from pipeline.data.jsonlines import drop_partial_line
+from pipeline.active.label_app.store import LabelFile
 
 
 def test_drop_partial_line_keeps_whole_lines_only(tmp_path):

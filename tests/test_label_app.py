@@ -104,7 +104,7 @@ def test_token_required_and_two_tabs_lose_and_duplicate_nothing(tmp_path, source
         records = _records(labels)
         assert len(records) == 24 and len({r["text"] for r in records}) == 24
         assert sorted(r["label"] for r in records) == ["negative"] * 12 + ["positive"] * 12
-        from pipeline.data import load
+        from pipeline.data.dataset import load
 
         as_source = load(str(labels))  # FILE is a normal SOURCE for fit and compare
         assert len(as_source) == 24 and as_source.labels.sum() == 12 and as_source.label_names == ("negative", "positive")

@@ -15,12 +15,12 @@ import skops.io as sio
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from pipeline.bundle import HEAD_FILE, MANIFEST, Bundle, head_identity
-from pipeline.heads import HEADS, build_head, fit_head
-from pipeline.linear_head import (CLASSIFIERS, FORMAT, LINEAR_FILE, NORMALIZER, PLAIN_NODES, TOLERANCE, LinearHead,
+from pipeline.bundle.bundle import HEAD_FILE, MANIFEST, Bundle, head_identity
+from pipeline.heads.registry import HEADS, build_head, fit_head
+from pipeline.heads.linear import (CLASSIFIERS, FORMAT, LINEAR_FILE, NORMALIZER, PLAIN_NODES, TOLERANCE, LinearHead,
                                   LinearHeadError, _known, _nodes, from_estimator, load, plain_skops)
-from pipeline.manifest import HEAD_NAMES, seal
-from pipeline.train import iter_fit
+from pipeline.bundle.manifest import HEAD_NAMES, seal
+from pipeline.fit.train import iter_fit
 
 LINEAR = [name for name in CLASSIFIERS if name in HEADS]
 
@@ -32,7 +32,7 @@ class Block:
         if name.split(".")[0] in ("sklearn", "skops", "scipy", "pandas", "h5py", "torch"):
             raise ImportError(f"blocked import of {name}")
 sys.meta_path.insert(0, Block())
-from pipeline.cli import main
+from pipeline.cli.main import main
 main()
 """
 
@@ -150,7 +150,7 @@ def test_only_normalised_heads_need_format_2_and_a_newer_format_is_refused(unit,
 @pytest.fixture(scope="module")
 def linear_bundles(rt_split, tmp_path_factory):
     """{head: (saved bundle dir, fitted Bundle)} for logreg, ridge, linear-svm and knn on 200 GloVe-embedded RT labels."""
-    from pipeline.data import sample_budget
+    from pipeline.data.dataset import sample_budget
 
     pool, _ = rt_split
     root = tmp_path_factory.mktemp("linear")

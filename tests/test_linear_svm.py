@@ -8,7 +8,7 @@ from sklearn.base import clone
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from pipeline.linear_svm import LinearSVM
+from pipeline.heads.linear_svm import LinearSVM
 
 
 def _cosine(u: np.ndarray, v: np.ndarray) -> float:

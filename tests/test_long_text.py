@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupShuffleSplit
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.encoders import get_encoder
 from pipeline.encoders.long_text import LengthStats, Windowing, pool
-from pipeline.long_reviews import concatenate
+from benchmarks.long_reviews import concatenate
 
 MAX_LENGTH = 24  # small, so six RT snippets overflow it many times over and encoding stays fast
 SEEDS = 5

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_reviews_csv
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.encoders import get_encoder
 from pipeline.encoders import onnx as exported
 from pipeline.encoders.probe import ProbeError, cosines, guard, guarded_encoder
@@ -30,7 +30,7 @@ class Block:
         if name.split(".")[0] in ("torch", "transformers", "sentence_transformers"):
             raise ImportError(f"blocked import of {name}")
 sys.meta_path.insert(0, Block())
-from pipeline.cli import main
+from pipeline.cli.main import main
 main()
 """
 
@@ -146,8 +146,8 @@ def _predict_without_torch(bundle: Path, texts: list[str], cache_dir: Path) -> l
 
 
 def test_onnx_bundle_predicts_with_torch_blocked(cache_dir, onnx_fp32, rt_split, tmp_path):
-    from pipeline.data import sample_budget
-    from pipeline.train import iter_fit
+    from pipeline.data.dataset import sample_budget
+    from pipeline.fit.train import iter_fit
 
     pool, _ = rt_split
     bundle = next(iter_fit(sample_budget(pool, 40, seed=0), encoder=onnx_fp32, cache_dir=cache_dir))
@@ -162,11 +162,11 @@ def test_bundle_with_its_own_onnx_encoder_predicts_with_torch_blocked(onnx_fp32,
     """As ``finetune --export onnx`` saves it: the export inside the bundle's encoder/, no cached export."""
     import shutil
 
-    from pipeline.bundle import Bundle
-    from pipeline.data import sample_budget
+    from pipeline.bundle.bundle import Bundle
+    from pipeline.data.dataset import sample_budget
     from pipeline.encoders.models import minilm
     from pipeline.finetune.run import PREDICT_LONG_TEXT, _export
-    from pipeline.train import iter_fit
+    from pipeline.fit.train import iter_fit
 
     pool, test = rt_split
     staging = tmp_path / "tuned"  # stands in for tuned weights: the packaged MiniLM, copied
@@ -185,7 +185,7 @@ def test_bundle_with_its_own_onnx_encoder_predicts_with_torch_blocked(onnx_fp32,
 
 
 def test_loading_a_bundle_head_does_not_import_torch():
-    code = "import sys; from pipeline.bundle import _skops_io; _skops_io(); print('torch' in sys.modules)"
+    code = "import sys; from pipeline.bundle.bundle import _skops_io; _skops_io(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert out.returncode == 0, out.stderr

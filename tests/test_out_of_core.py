@@ -8,9 +8,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.cache import CacheError, EmbeddingCache
+from pipeline.store.cache import CacheError, EmbeddingCache
 from pipeline.encoders import get_encoder
-from pipeline.out_of_core import fit_sgd
+from pipeline.heads.out_of_core import fit_sgd
 
 
 @pytest.fixture(scope="module")

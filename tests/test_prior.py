@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from helpers import write_reviews_jsonl
-from pipeline.data import budget_indices
-from pipeline.prior import Calibration, Confusion, PriorModel, adjust, check_prior, estimate_prior
-from pipeline.shift import keep_sample, two_sample_auc
+from pipeline.data.dataset import budget_indices
+from pipeline.predict.prior import Calibration, Confusion, PriorModel, adjust, check_prior, estimate_prior
+from pipeline.predict.shift import keep_sample, two_sample_auc
 
 BUDGET = 1000
 SHIFTED_SIZE = 1000
@@ -23,9 +23,9 @@ def rt_probabilities(rt_split, tmp_path_factory):
     """MiniLM + logreg fitted on a balanced budget of the RT pool: its prior model (training prior,
     out-of-fold calibration and confusion) and probabilities of positive on the RT test split (one MiniLM
     encode of budget + test, in a tmp cache)."""
-    from pipeline.cache import EmbeddingCache
+    from pipeline.store.cache import EmbeddingCache
     from pipeline.encoders import get_encoder
-    from pipeline.heads import fit_head
+    from pipeline.heads.registry import fit_head
 
     pool, test = rt_split
     idx = budget_indices(pool, BUDGET, 0)
@@ -170,7 +170,7 @@ def test_a_tiny_sample_gets_the_identity_calibration_and_no_confusion():
 def test_compare_reports_adapted_and_unadapted_side_by_side(rt, rt_split, tmp_path):
     from click.testing import CliRunner
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     test = rt_split[1]
     source = write_reviews_jsonl(tmp_path / "rt_small.jsonl", rt, np.random.default_rng(0).choice(len(rt), 1000, replace=False))
@@ -203,7 +203,7 @@ def test_compare_reports_adapted_and_unadapted_side_by_side(rt, rt_split, tmp_pa
 def test_prior_outside_zero_one_is_a_clear_cli_error(tmp_path):
     from click.testing import CliRunner
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     for command in (["predict", str(tmp_path), "A triumph."], ["evaluate", str(tmp_path), "rt"]):
         result = CliRunner().invoke(main, [*command, "--prior", "1.5"])
@@ -214,8 +214,8 @@ def test_prior_outside_zero_one_is_a_clear_cli_error(tmp_path):
 def test_bundle_records_its_prior_and_predict_evaluate_adapt(glove_bundle, rt_split, tmp_path):
     from click.testing import CliRunner
 
-    from pipeline.bundle import Bundle
-    from pipeline.cli import main
+    from pipeline.bundle.bundle import Bundle
+    from pipeline.cli.main import main
 
     path, cache = glove_bundle
     prior = Bundle.load(path, cache_dir=cache).manifest["prior"]
@@ -254,7 +254,7 @@ def test_bundle_records_its_prior_and_predict_evaluate_adapt(glove_bundle, rt_sp
 def test_the_prior_model_of_a_knn_over_every_training_row_fits(glove_xy):
     """`fit --budget 32 --head knn` picks k = every training row; the prior model's out-of-fold refits
     have fewer rows and must use every row of theirs (it used to fail asking for 32 neighbours of 28)."""
-    from pipeline.heads import build_head
+    from pipeline.heads.registry import build_head
 
     train, X, _, _ = glove_xy
     idx = budget_indices(train, 32, 0)

@@ -1,4 +1,4 @@
-"""The prompt prior (pipeline.prompts): prompt files, the folded stretch, and what it does on real reviews."""
+"""The prompt prior (pipeline.heads.prompts): prompt files, the folded stretch, and what it does on real reviews."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
 from pipeline import OptionError, prompts
-from pipeline.bundle import Bundle
-from pipeline.cache import EmbeddingCache
-from pipeline.cli import main
-from pipeline.compare import run_compare
-from pipeline.data import DataError, load, sample_budget
+from pipeline.bundle.bundle import Bundle
+from pipeline.store.cache import EmbeddingCache
+from pipeline.cli.main import main
+from pipeline.study.compare import run_compare
+from pipeline.data.dataset import DataError, load, sample_budget
 from pipeline.encoders import get_encoder
-from pipeline.heads import HEADS, fit_head
+from pipeline.heads.registry import HEADS, fit_head
 
 
 def test_prompt_files_are_read_and_bad_lines_named(tmp_path):
@@ -146,7 +146,7 @@ def test_compare_refuses_to_mix_runs_with_other_prompts(rt, tmp_path):
 def test_a_tampered_prompts_section_is_refused_by_name():
     """The manifest's prompts are only a record, but like every section they must follow the schema: an
     edited one is refused naming the field (and, through the digest, any edit at all is)."""
-    from pipeline.manifest import ManifestError, check_prompts
+    from pipeline.bundle.manifest import ManifestError, check_prompts
 
     check_prompts(prompts.DEFAULT.record(), "manifest.json")
     for field, value in (("positive", "I loved it."), ("negative", []), ("source", 3)):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cache import EmbeddingCache, Store, text_keys
-from pipeline.cli import main
+from pipeline.store.cache import EmbeddingCache, Store, text_keys
+from pipeline.cli.main import main
 from pipeline.encoders import get_encoder
 
 ray = pytest.importorskip("ray")
@@ -70,7 +70,7 @@ def test_ray_embed_gives_the_local_engines_vectors(local_ray, texts, glove, tmp_
 
 def _crashing_worker(marker: Path, always: bool):
     """An EncodeWorker that writes half its shard, then dies (os._exit), on its first call or on every call."""
-    from pipeline.engines.ray import EncodeWorker
+    from pipeline.study.engines.ray import EncodeWorker
 
     class CrashingWorker(EncodeWorker):
         def encode(self, name, texts):
@@ -85,7 +85,7 @@ def _crashing_worker(marker: Path, always: bool):
 
 
 def test_a_worker_killed_mid_shard_is_retried_with_no_duplicate_or_lost_rows(local_ray, texts, glove, tmp_path):
-    from pipeline.engines.ray import ray_fill
+    from pipeline.study.engines.ray import ray_fill
 
     marker = tmp_path / "crashed"
     report = ray_fill(GLOVE, [texts], tmp_path / "c", workers=2, shard_size=100, progress=False,
@@ -100,7 +100,7 @@ def test_a_worker_killed_mid_shard_is_retried_with_no_duplicate_or_lost_rows(loc
 
 
 def test_a_shard_failing_every_retry_stops_with_a_clear_error_and_keeps_a_sound_cache(local_ray, texts, glove, tmp_path):
-    from pipeline.engines.ray import ray_fill
+    from pipeline.study.engines.ray import ray_fill
 
     with pytest.raises(RuntimeError, match="failed after 1 retries.*rerun to resume"):
         ray_fill(GLOVE, [texts[:200]], tmp_path, workers=1, shard_size=100, max_retries=1, progress=False,
@@ -112,7 +112,7 @@ def test_a_shard_failing_every_retry_stops_with_a_clear_error_and_keeps_a_sound_
 
 
 def test_compare_with_ray_tasks_matches_the_local_engine(local_ray, rt, small_glove, tmp_path):
-    from pipeline.compare import run_compare
+    from pipeline.study.compare import run_compare
 
     data = rt.subset(np.arange(1500))
     common = dict(encoders=[GLOVE, f"{GLOVE}+{small_glove}"], heads=["logreg"], budgets=[32, 128], seeds=2,

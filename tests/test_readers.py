@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_reviews_csv
 
-from pipeline.cli import main
-from pipeline.data import load, read_texts
-from pipeline.readers import DataError, DataWarning
-from pipeline.stream import iter_text_batches
+from pipeline.cli.main import main
+from pipeline.data.dataset import load, read_texts
+from pipeline.data.readers import DataError, DataWarning
+from pipeline.store.stream import iter_text_batches
 
 GLOVE = "glove-6b-50d"
 HEADER = "text,label\n"

@@ -12,10 +12,10 @@ import pytest
 
 from benchmarks.bench_selection import BEFORE as OLD_RULE  # one K-fold split, the best mean
 from benchmarks.bench_selection import before_spec
-from pipeline.cache import EmbeddingCache
-from pipeline.data import budget_indices
+from pipeline.store.cache import EmbeddingCache
+from pipeline.data.dataset import budget_indices
 from pipeline.encoders import get_encoder
-from pipeline.heads import Selection, fit_head
+from pipeline.heads.registry import Selection, fit_head
 
 OLD_LOGREG = before_spec("logreg")  # the old grid, standardised even on unit-length rows
 FOLD_SEEDS = range(4)
@@ -71,8 +71,8 @@ def test_knn_on_unit_length_rows_votes_with_every_training_row_up_to_a_cap(minil
 
     from sklearn.neighbors import KNeighborsClassifier
 
-    from pipeline.bundle import check_head_identity
-    from pipeline.heads import HEADS, KNN_MAX_K, build_head
+    from pipeline.bundle.bundle import check_head_identity
+    from pipeline.heads.registry import HEADS, KNN_MAX_K, build_head
 
     train, X, test, X_test = minilm_256
     previous = replace(HEADS["knn"], grid={"n_neighbors": [95, 45, 15]}, unit_default=None)  # default k=45
@@ -91,7 +91,7 @@ def test_knn_on_unit_length_rows_votes_with_every_training_row_up_to_a_cap(minil
 def test_knn_probabilities_are_calibrated(minilm_256):
     """Votes of every training row weigh nearly alike, so the raw k-NN probabilities crowd around 0.5;
     Platt's sigmoid on the search's out-of-fold margins spreads them to match held-out frequencies."""
-    from pipeline.metrics import evaluate
+    from pipeline.predict.metrics import evaluate
 
     train, X, test, X_test = minilm_256
     fitted = fit_head("knn", X, train.labels, groups=train.groups)
@@ -108,7 +108,7 @@ def test_bundles_with_an_uncalibrated_knn_still_load(glove_xy, tmp_path):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import Normalizer
 
-    from pipeline.bundle import BundleError, check_head_identity
+    from pipeline.bundle.bundle import BundleError, check_head_identity
 
     train, X, _, _ = glove_xy
     old = Pipeline([("normalize", Normalizer()), ("clf", KNeighborsClassifier(45, weights="distance"))])

@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_reviews_jsonl
 
-from pipeline.bundle import Bundle
-from pipeline.cli import main
-from pipeline.shift import SAMPLE, SAMPLE_FILE, THRESHOLD, keep_sample, two_sample_auc
+from pipeline.bundle.bundle import Bundle
+from pipeline.cli.main import main
+from pipeline.bundle.bundle import SAMPLE_FILE
+from pipeline.predict.shift import SAMPLE, THRESHOLD, keep_sample, two_sample_auc
 
 OLD_BUNDLE = Path(__file__).parent / "data" / "bundle-before-shift-check"  # written by `fit` of review-transfer 0.3.0
 

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_reviews_csv
 
-from pipeline.cache import list_stores
-from pipeline.cli import main
-from pipeline.data import sample_budget
-from pipeline.spec import EncoderSpec, SpecError, apply_flags, parse_spec, split_spec
+from pipeline.store.cache import list_stores
+from pipeline.cli.main import main
+from pipeline.data.dataset import sample_budget
+from pipeline.encoders.spec import EncoderSpec, SpecError, apply_flags, parse_spec, split_spec
 
 
 def test_specs_parse_once_into_typed_options():

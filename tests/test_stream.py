@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
-from pipeline.data import DataError, load
-from pipeline.stream import iter_text_batches, streamable
+from pipeline.cli.main import main
+from pipeline.data.dataset import DataError, load
+from pipeline.store.stream import iter_text_batches, streamable
 
 ROWS_BIG, ROWS_SMALL, BATCH = 200_000, 20_000, 10_000
 
@@ -86,7 +86,7 @@ def _write_corpus(path, n):
 READER = """
 import os, sys
 import pyarrow.parquet as pq
-from pipeline.stream import iter_text_batches
+from pipeline.store.stream import iter_text_batches
 
 def rss_mb():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

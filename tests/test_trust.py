@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.bundle import MANIFEST, Bundle, BundleError
-from pipeline.cli import main
-from pipeline.data import sample_budget
-from pipeline.manifest import SIGNING_KEY_ENV, seal
-from pipeline.train import fit
+from pipeline.bundle.bundle import MANIFEST, Bundle, BundleError
+from pipeline.cli.main import main
+from pipeline.data.dataset import sample_budget
+from pipeline.bundle.manifest import SIGNING_KEY_ENV, seal
+from pipeline.fit.train import fit
 from helpers import write_reviews_csv
 
 TEXT = "A moving, beautiful film."
@@ -224,8 +224,8 @@ def test_a_w2v_train_bundle_carries_its_vectors(made, tmp_path, no_network):
 @pytest.mark.parametrize("name", ["logreg", "ridge", "linear-svm"])
 def test_heads_fitted_on_unit_length_rows_pass_the_identity_check(name):
     """Sentence-embedding rows (unit length) give logreg and ridge no scaler: still their own head."""
-    from pipeline.bundle import check_head_identity
-    from pipeline.heads import fit_head
+    from pipeline.bundle.bundle import check_head_identity
+    from pipeline.heads.registry import fit_head
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 8)).astype(np.float32)
@@ -245,7 +245,7 @@ def test_a_normalizer_swapped_for_code_in_the_head_is_refused_even_when_resealed
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from pipeline.bundle import HEAD_FILE, head_identity
+    from pipeline.bundle.bundle import HEAD_FILE, head_identity
     from pipeline.encoders.base import sha256_file
 
     path, cache = bundle

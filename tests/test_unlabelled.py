@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_reviews_csv
 
-import pipeline.compare
-from pipeline.bundle import Bundle
-from pipeline.cli import main
-from pipeline.compare import ResultsLog, run_compare
-from pipeline.data import budget_indices, load, split
+import pipeline.study.compare
+from pipeline.bundle.bundle import Bundle
+from pipeline.cli.main import main
+from pipeline.study.compare import ResultsLog, run_compare
+from pipeline.data.dataset import budget_indices, load, split
 from pipeline.unlabelled.self_train import SelfTrainSettings, select_pseudo
-from pipeline.unlabelled.texts import for_budget, gather, read_unlabelled
+from pipeline.data.unlabelled import for_budget, gather, read_unlabelled
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_compare_self_training_cannot_read_the_hidden_pool_labels(reviews, small
     _, ds = reviews
     pool, _ = split(ds)
     fixed = budget_indices(pool, 60, 0)
-    monkeypatch.setattr(pipeline.compare, "budget_indices", lambda p, n, seed: fixed)  # the same sample for both
+    monkeypatch.setattr(pipeline.study.compare, "budget_indices", lambda p, n, seed: fixed)  # the same sample for both
     in_pool = np.isin(np.arange(len(ds)), [ds.texts.index(t) for t in pool.texts])
     hidden = np.flatnonzero(in_pool)[np.setdiff1d(np.arange(len(pool)), fixed)]
     # pool rows keep their order in ds, so rows of pool map to in_pool's rows in order
@@ -215,7 +215,7 @@ def test_full_preset_self_trains_every_method_but_not_on_the_whole_pool(reviews,
         seen.update(kwargs)
         raise SystemExit(0)
 
-    monkeypatch.setattr(pipeline.compare, "run_compare", stop)
+    monkeypatch.setattr(pipeline.study.compare, "run_compare", stop)
     CliRunner().invoke(main, ["compare", path, "--preset", "full", "--out", str(tmp_path / "r")])
     assert seen["self_train"] == SelfTrainSettings() and seen["finetune"] == ["head", "setfit"]
     monkeypatch.undo()

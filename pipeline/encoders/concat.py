@@ -4,7 +4,7 @@ followed by in-domain Word2Vec's 100.
 A general sentence encoder and word vectors trained on the user's own unlabelled reviews know
 different things; a head on both beats either alone. The cache stores each part under its own
 fingerprint (a combination has no store of its own), so combining encoders already cached costs
-no encoding. Specs are split and parsed in :mod:`pipeline.spec`.
+no encoding. Specs are split and parsed in :mod:`pipeline.encoders.spec`.
 """
 
 from __future__ import annotations

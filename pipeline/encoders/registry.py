@@ -1,6 +1,6 @@
-"""Specs -> encoders: :func:`get_encoder` builds the encoder an :class:`~pipeline.spec.EncoderSpec` names.
+"""Specs -> encoders: :func:`get_encoder` builds the encoder an :class:`~pipeline.encoders.spec.EncoderSpec` names.
 
-The spec table, its ``[key=value]`` options and the trust policy live in :mod:`pipeline.spec`, the one
+The spec table, its ``[key=value]`` options and the trust policy live in :mod:`pipeline.encoders.spec`, the one
 place a spec resolves to model files. Transformer encoders take ``long`` (``auto``/``truncate``/
 ``head-tail``/``chunk-mean``, see :mod:`.long_text`), ``max_length``, ``precision``, ``backend``
 (``torch``/``onnx``/``openvino``, see :mod:`.onnx`) and ``quantize``; word-vector encoders take
@@ -15,9 +15,9 @@ from typing import Any
 from pipeline import OptionError
 from pipeline.encoders.base import Encoder
 from pipeline.paths import default_cache_dir
-from pipeline.spec import SPECS, USER, EncoderSpec, Trust, check_trusted, model_files, parse_spec, word_vectors
+from pipeline.encoders.spec import SPECS, EncoderSpec, Resolution, model_files, parse_spec, word_vectors
 
-__all__ = ["SPECS", "get_encoder", "is_transformer"]
+__all__ = ["SPECS", "get_encoder", "is_transformer", "resolve_encoder"]
 
 
 def is_transformer(spec: str | EncoderSpec) -> bool:
@@ -28,7 +28,7 @@ def is_transformer(spec: str | EncoderSpec) -> bool:
 
 def get_encoder(spec: str | EncoderSpec, *, device: str = "auto", batch_size: int | None = None,
                 work_dir: str | Path | None = None, source_options: dict[str, Any] | None = None,
-                parts: list[dict[str, Any]] | None = None, trust: Trust = USER, **defaults: Any) -> Encoder:
+                parts: list[dict[str, Any]] | None = None, trust: Resolution | None = None, **defaults: Any) -> Encoder:
     """Build the encoder ``spec`` names (a string such as ``minilm[long=truncate]`` or a parsed spec).
 
     ``defaults`` (``precision``, ``max_length``, ``pooling``, ``long_text``, ``backend``, ``quantize``;
@@ -36,13 +36,14 @@ def get_encoder(spec: str | EncoderSpec, *, device: str = "auto", batch_size: in
     flags do. ``work_dir`` keeps derived model files (trained Word2Vec vectors, the unpacked mpnet,
     exports; default :func:`pipeline.paths.default_cache_dir`). ``source_options`` (text_col, ...) read
     the SOURCE of ``w2v-train:SOURCE``. ``parts[i]`` sets the options of part i of ``A+B`` (as bundles
-    record them). ``trust`` limits where the spec may resolve (see :class:`pipeline.spec.Trust`); it is
+    record them). ``trust`` limits where the spec may resolve (see :class:`pipeline.bundle.trust.Trust`); it is
     checked before any file is read.
     """
     parsed = parse_spec(spec).with_defaults(**defaults)
     if parts is not None:
         parsed = _with_part_options(parsed, parts)
-    check_trusted(parsed, trust)
+    if trust is not None:
+        trust.check(parsed)
     work = Path(work_dir) if work_dir is not None else default_cache_dir()
     runtime = {"device": device, "batch_size": batch_size}
     if parsed.parts:
@@ -65,7 +66,7 @@ def _with_part_options(spec: EncoderSpec, parts: list[dict[str, Any]]) -> Encode
 
 
 def _build(spec: EncoderSpec, index: int, work: Path, runtime: dict[str, Any],
-           source_options: dict[str, Any] | None, trust: Trust) -> Encoder:
+           source_options: dict[str, Any] | None, trust: Resolution | None) -> Encoder:
     """One (not combined) encoder; ``index`` is its place in a combined spec (0 alone)."""
     if spec.is_transformer:
         return _transformer(spec, work, runtime, trust)
@@ -81,7 +82,7 @@ def _build(spec: EncoderSpec, index: int, work: Path, runtime: dict[str, Any],
     return encoder
 
 
-def _transformer(spec: EncoderSpec, work: Path, runtime: dict[str, Any], trust: Trust) -> Encoder:
+def _transformer(spec: EncoderSpec, work: Path, runtime: dict[str, Any], trust: Resolution | None) -> Encoder:
     """A transformer encoder: torch, or an ONNX/OpenVINO export (:mod:`.onnx`) for other backends."""
     from pipeline.encoders.onnx import check_backend
 
@@ -101,3 +102,12 @@ def _transformer(spec: EncoderSpec, work: Path, runtime: dict[str, Any], trust: 
 
     cls = HFEncoder if spec.kind == "hf" else SentenceTransformerEncoder
     return cls(str(spec), model_dir, identity, **runtime, **options)
+
+
+def resolve_encoder(encoder: Any, cache_dir: str | Path | None = None,
+                    source_options: dict[str, Any] | None = None) -> Any:
+    """An encoder object: a spec (a string or :class:`~pipeline.encoders.spec.EncoderSpec`) goes through
+    ``get_encoder`` (``source_options`` read the SOURCE of ``w2v-train:SOURCE``); an encoder is used as is."""
+    if isinstance(encoder, (str, EncoderSpec)):
+        return get_encoder(encoder, work_dir=cache_dir, source_options=source_options)
+    return encoder

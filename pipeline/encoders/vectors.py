@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import MissingExtraError, NotFoundError, OptionError
-from pipeline.readers import DataError
+from pipeline.data.readers import DataError
 from pipeline.encoders.base import file_digest
 from pipeline.encoders.static import TOKENIZER, WordVectors, tokenize
 
@@ -105,7 +105,7 @@ def trained_word2vec(source: str, work_dir: Path, source_options: dict[str, Any]
     training parameters and the gensim version; ``WordVectors.file`` keeps that path so a bundle can
     carry a copy.
     """
-    from pipeline.data import load, split
+    from pipeline.data.dataset import load, split
 
     pool, _ = split(load(source, require_labels=False, **(source_options or {})))
     key = _training_key(pool.texts)

@@ -7,7 +7,7 @@ Two methods, trained on the same budget samples as the frozen heads:
   ``val_fraction``, early stopping on a stratified validation slice restores the best epoch's weights.
 - ``setfit`` — SetFit: contrastive fine-tuning on same/different-label pairs, then logistic regression.
 
-The result is a :class:`~pipeline.bundle.Bundle` whose ``encoder/`` holds the tuned weights
+The result is a :class:`~pipeline.bundle.bundle.Bundle` whose ``encoder/`` holds the tuned weights
 (safetensors) as spec ``st:encoder``; the fingerprint hashes those weights, so no cache of the frozen
 encoder is ever served for it, and ``predict``/``evaluate`` use it unchanged. Texts are cut at the
 recipe's ``max_length`` in training; when predicting, longer texts are read whole through windows of
@@ -15,6 +15,8 @@ that length (``long_text: auto``, chunk-mean), which the manifest records. A kil
 from its checkpoint directory (default ``<out>.ckpt``), removed once the bundle is saved.
 The runs live in :mod:`pipeline.finetune.run`; torch and friends are imported only when
 :func:`finetune` runs.
+
+May import: the package root, ``data``, ``encoders``, ``store``, ``heads``, ``bundle``, ``predict``.
 """
 
 from pipeline.finetune.recipe import DEFAULT_RECIPES, METHODS, Recipe, auto_epochs, holdout, make_recipe

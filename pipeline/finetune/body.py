@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline import OptionError
 from pipeline.finetune.batching import sorted_batches, token_lengths
-from pipeline.spec import EncoderSpec, model_files, parse_spec
+from pipeline.encoders.spec import EncoderSpec, model_files, parse_spec
 
 FINETUNABLE = "minilm, mpnet, st:NAME_OR_PATH or hf:NAME_OR_PATH"
 EMBED_BATCH = 64
@@ -29,7 +29,7 @@ def finetunable(spec: str | EncoderSpec) -> bool:
 def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir: str | Path | None = None) -> Any:
     """A trainable ``SentenceTransformer`` for ``spec`` on ``device``, truncating at ``max_length`` tokens.
 
-    Weights are found where stage one finds them (:func:`pipeline.spec.model_files`: packaged MiniLM,
+    Weights are found where stage one finds them (:func:`pipeline.encoders.spec.model_files`: packaged MiniLM,
     mpnet unpacked under ``work_dir``, default the cache directory; a local directory; the hub). Raises
     ValueError for specs without a network to train (static word vectors) and FileNotFoundError for a
     model that cannot be found.

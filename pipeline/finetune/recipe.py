@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.data import Dataset
+from pipeline.data.dataset import Dataset
 
 METHODS = ("head", "setfit")
 ONLY_FOR = {  # settings that belong to one method

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.readers import DataError
-from pipeline.data import Dataset
-from pipeline.spec import EncoderSpec, check_files, parse_spec
+from pipeline.data.readers import DataError
+from pipeline.data.dataset import Dataset
+from pipeline.encoders.spec import EncoderSpec, check_files, parse_spec
 from pipeline.finetune.recipe import MIN_FIT_PER_CLASS, Recipe, auto_epochs, holdout, make_recipe
 
 if TYPE_CHECKING:
-    from pipeline.bundle import Bundle
+    from pipeline.bundle.bundle import Bundle
 
 logger = logging.getLogger("pipeline.finetune")
 
@@ -68,18 +68,18 @@ def finetune(
 ) -> Bundle:
     """Fine-tune ``encoder`` on the labelled ``train`` set with ``method`` and save the bundle to ``out``.
 
-    ``train`` is the label budget (e.g. :func:`pipeline.data.sample_budget` of the pool); settings left
+    ``train`` is the label budget (e.g. :func:`pipeline.data.dataset.sample_budget` of the pool); settings left
     ``None`` take the method's defaults (:data:`DEFAULT_RECIPES`). With ``test``, the manifest records
     test metrics. Rerunning the same call after a kill resumes from the checkpoint in
     ``checkpoint_dir`` (default :func:`default_checkpoint_dir`). ``device``: auto|cpu|cuda|mps;
-    ``precision``: auto|fp32|fp16|bf16. Returns the saved :class:`~pipeline.bundle.Bundle`
+    ``precision``: auto|fp32|fp16|bf16. Returns the saved :class:`~pipeline.bundle.bundle.Bundle`
     (``cache_dir`` is its embedding cache for ``predict``). ``export='onnx'`` also saves the tuned encoder
     as ONNX in the bundle (probed against its torch fp32 vectors), so ``predict`` runs it without torch.
     ``targets`` (method ``head``, no validation slice): each training text's probability of the positive
     class, trained on in place of its 0/1 label (distillation's soft labels; the probe still fits the labels).
     Long only in its signature (each recipe setting is a keyword); the body is checks, then train and save.
     """
-    from pipeline.bundle import check_out_dir
+    from pipeline.bundle.bundle import check_out_dir
     from pipeline.finetune.body import load_body, resolve_runtime
 
     spec = parse_spec(encoder)
@@ -219,13 +219,14 @@ def _save_bundle(
 ) -> Bundle:
     """Save the tuned body and head as a bundle at ``out`` (test metrics in the manifest; ``export``: see
     :func:`finetune`); the tuned encoder treats texts over its max length by ``long_text`` when predicting."""
-    from pipeline.bundle import Bundle
+    from pipeline.bundle.bundle import Bundle
     from pipeline.encoders import get_encoder
-    from pipeline.manifest import build, encoder_options, metrics_section, train_section
+    from pipeline.bundle.manifest import build, encoder_options, metrics_section, train_section
     from pipeline.finetune.body import save_body
-    from pipeline.metrics import evaluate
-    from pipeline.prior import PriorModel
-    from pipeline.shift import SAMPLE_FILE, keep_sample
+    from pipeline.predict.metrics import evaluate
+    from pipeline.predict.prior import PriorModel
+    from pipeline.bundle.bundle import SAMPLE_FILE
+    from pipeline.predict.shift import keep_sample
 
     staging = out.parent / f".{out.name}.encoder-tmp"
     shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving

@@ -77,7 +77,7 @@ class Adapted:
 
 def corpus_hash(texts: list[str]) -> str:
     """sha256 of the corpus: its texts in order."""
-    from pipeline.unlabelled.texts import texts_hash
+    from pipeline.data.unlabelled import texts_hash
 
     return texts_hash(texts)
 
@@ -100,7 +100,7 @@ def adapt(
     checkpoint_seconds: float = 300.0,
 ) -> Adapted:
     """Adapt ``encoder`` to ``texts`` with ``recipe``, or return the cached result of the same run."""
-    from pipeline.cache import default_cache_dir
+    from pipeline.store.cache import default_cache_dir
     from pipeline.finetune.body import finetunable
 
     if not finetunable(encoder):

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.data import Dataset
+from pipeline.data.dataset import Dataset
 
 
 BALANCES = ("predicted", "equal")  # the first is the default (chosen on the development target; README)
@@ -131,15 +131,15 @@ def self_train_head(
 ) -> tuple[Any, dict[str, Any]]:
     """Self-train stage-two head ``head`` on labelled vectors ``X, y`` and unlabelled vectors.
 
-    ``prompt_direction`` gives the teacher its prompt prior (:mod:`pipeline.prompts`); the students, fitted on
+    ``prompt_direction`` gives the teacher its prompt prior (:mod:`pipeline.heads.prompts`); the students, fitted on
     the labels and many pseudo-labels, go without it (its strength falls as labels accumulate).
 
-    Returns the student as a :class:`~pipeline.heads.FittedHead` (``fit_seconds`` covers teacher and
+    Returns the student as a :class:`~pipeline.heads.registry.FittedHead` (``fit_seconds`` covers teacher and
     students) and the record for the bundle manifest: teacher, settings and per-round pseudo-label counts.
     """
     from dataclasses import replace
 
-    from pipeline.heads import build_head, fit_head, unit_rows
+    from pipeline.heads.registry import build_head, fit_head, unit_rows
 
     start = time.perf_counter()
     teacher = fit_head(head, X, y, groups=groups, class_weight=class_weight, seed=seed, folds=folds, n_jobs=n_jobs,
@@ -195,8 +195,8 @@ def distil(
     ``test``, both are scored on it. Returns the student bundle; its manifest's ``self_train`` records
     the teacher, the rounds and the cost against the teacher (``unlabelled``: ``unlabelled_record``).
     """
-    from pipeline.bundle import ENCODER_DIR
-    from pipeline.unlabelled.texts import texts_hash
+    from pipeline.bundle.bundle import ENCODER_DIR
+    from pipeline.data.unlabelled import texts_hash
 
     if student_from not in ("teacher", "base"):
         raise OptionError(f"student_from must be 'teacher' or 'base', got {student_from!r}.")
@@ -239,7 +239,7 @@ def _teacher(train: Dataset, path: Path, encoder: str, method: str, seed: int, t
              runtime: dict[str, Any], recipe: dict[str, Any]) -> Any:
     """The teacher bundle at ``path``: one a killed run already saved there for the same data, or a new
     fine-tuning (``method`` on ``train``, scored on ``test``)."""
-    from pipeline.bundle import Bundle, BundleError
+    from pipeline.bundle.bundle import Bundle, BundleError
     from pipeline.finetune import finetune
 
     try:
@@ -272,7 +272,7 @@ def _pool_probabilities(bundle: Any, texts: list[str]) -> np.ndarray:
     """``bundle``'s probability of positive for each of ``texts``, kept beside the bundle under the tuned
     encoder's fingerprint and the texts' hash (a rerun, or another student of the same teacher, reads it
     instead of encoding the texts again)."""
-    from pipeline.unlabelled.texts import texts_hash
+    from pipeline.data.unlabelled import texts_hash
 
     if not texts:
         return np.zeros(0)

@@ -1,0 +1,147 @@
+"""The state behind the labelling page: labels so far, the current model, who is looking at what.
+
+One lock serialises every request, so two tabs never write the same text twice or lose a label: a
+text shown in one tab is leased to it (for ``LEASE_SECONDS``) and not offered to another, and a
+label for a text that is already labelled is not written again. Every label is written to the
+labels file (fsynced) before the answer; then the model is refitted, the cross-validated accuracy
+re-estimated and the next text chosen by the strategy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from pipeline.active.strategies import cv_estimate, nearest_distance, propose, query_model, typicality, unit_rows
+from pipeline.active.label_app.store import LabelFile
+
+LEASE_SECONDS = 600.0
+CHOICES = ("negative", "positive", "skip")
+
+
+class LabelSession:
+    """Labels, skips and leases over ``texts`` (rows ``[0, n_source)`` may be proposed) and their vectors ``X``."""
+
+    def __init__(self, texts: list[str], X: np.ndarray, n_source: int, labels: dict[int, int],
+                 label_names: tuple[str, str], skipped: set[int], store: LabelFile, skips: LabelFile,
+                 strategy: str, seed: int = 0, head: str = "logreg"):
+        self.texts, self.X, self.n_source = texts, X, n_source
+        self.labels, self.label_names, self.skipped = dict(labels), tuple(label_names), set(skipped)
+        self.store, self.skips, self.strategy, self.head = store, skips, strategy, head
+        self.rng = np.random.default_rng(seed)
+        self.U = unit_rows(X)
+        self.typical = typicality(self.U)
+        self.lock = threading.Lock()
+        self.leases: dict[str, tuple[int, float, dict[str, Any]]] = {}  # client -> (row, when, how it was chosen)
+        self.actions: dict[str, list[tuple[str, int]]] = {}  # client -> its labels and skips, for undo
+        self.history: dict[int, dict[str, Any]] = {}  # labels so far -> accuracy estimate
+        self._refit(full=True)
+
+    # ------------------------------------------------------------------------------------------ model
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.fromiter(self.labels, dtype=np.int64, count=len(self.labels))
+        return rows, np.fromiter(self.labels.values(), dtype=np.int64, count=len(self.labels))
+
+    def _refit(self, full: bool = False, added: int | None = None) -> None:
+        """Refit the model and the estimate; update distances to the labelled texts (all of them when ``full``)."""
+        rows, y = self._arrays()
+        if full:
+            self.distance = nearest_distance(self.U, rows)
+        elif added is not None:
+            np.minimum(self.distance, np.clip(1.0 - self.U @ self.U[added], 0.0, 2.0), out=self.distance)
+        self.model = query_model(self.X, rows, y, head=self.head)
+        estimate = cv_estimate(self.X[rows], y, head=self.head)
+        n = len(rows)
+        self.history = {k: v for k, v in self.history.items() if k < n}
+        if estimate is not None:
+            self.history[n] = asdict(estimate)
+
+    # ------------------------------------------------------------------------------------------ views
+    def _leased_elsewhere(self, client: str) -> list[int]:
+        now = time.monotonic()
+        return [row for c, (row, when, _) in self.leases.items() if c != client and now - when < LEASE_SECONDS]
+
+    def _free(self, row: int) -> bool:
+        return row not in self.labels and row not in self.skipped
+
+    def _item(self, client: str) -> dict[str, Any] | None:
+        """The text leased to ``client`` (a new pick when it holds none that is still free)."""
+        lease = self.leases.get(client)
+        if lease is None or not self._free(lease[0]):
+            rows, y = self._arrays()
+            exclude = [*self.skipped, *self._leased_elsewhere(client), *range(self.n_source, len(self.texts))]
+            picks = propose(self.strategy, self.X, rows, y, 1, rng=self.rng, exclude=exclude, head=self.head,
+                            U=self.U, model=self.model, distance=self.distance, typical=self.typical)
+            if not picks:
+                self.leases.pop(client, None)
+                return None
+            s = picks[0]
+            guess = None if s.p_positive is None else self.label_names[int(s.p_positive >= 0.5)]
+            lease = (s.index, time.monotonic(), {"p_positive": s.p_positive, "guess": guess, "reason": s.reason})
+            self.leases[client] = lease
+        row, _, how = lease
+        return {"row": row, "text": self.texts[row], **how}
+
+    def _state(self, client: str, note: str = "") -> dict[str, Any]:
+        rows, y = self._arrays()
+        answered = int((rows < self.n_source).sum()) + sum(1 for r in self.skipped if r not in self.labels)
+        return {
+            "item": self._item(client),
+            "counts": {name: int((y == i).sum()) for i, name in enumerate(self.label_names)},
+            "skipped": len(self.skipped),
+            "unlabelled": self.n_source - answered,
+            "strategy": self.strategy,
+            "history": [self.history[n] for n in sorted(self.history)],
+            "can_undo": bool(self.actions.get(client)),
+            "note": note,
+        }
+
+    # ------------------------------------------------------------------------------------------ actions
+    def view(self, client: str) -> dict[str, Any]:
+        """The client's current text and the counts, estimate and learning curve."""
+        with self.lock:
+            return self._state(client)
+
+    def answer(self, client: str, row: int, choice: str) -> dict[str, Any]:
+        """Record ``choice`` (negative, positive or skip) for ``row``, then return the next state."""
+        if choice not in CHOICES:
+            raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}.")
+        with self.lock:
+            if not 0 <= row < self.n_source:
+                raise ValueError(f"row {row} is not a text of SOURCE.")
+            self.leases.pop(client, None)
+            if not self._free(row):  # labelled or skipped meanwhile (another tab): write nothing twice
+                return self._state(client, note="already answered in another tab; not written again")
+            if choice == "skip":
+                self.skips.append({"text": self.texts[row]})
+                self.skipped.add(row)
+            else:
+                value = CHOICES.index(choice)
+                self.store.append({"text": self.texts[row], "label": self.label_names[value]})
+                self.labels[row] = value
+                self._refit(added=row)
+            self.actions.setdefault(client, []).append((choice, row))
+            return self._state(client, note=f"saved: {choice}")
+
+    def undo(self, client: str) -> dict[str, Any]:
+        """Take back the client's last label or skip (from the file too) and show that text again."""
+        with self.lock:
+            done = self.actions.get(client)
+            if not done:
+                return self._state(client, note="nothing to undo in this tab")
+            choice, row = done.pop()
+            if choice == "skip":
+                self.skips.remove_last(self.texts[row])
+                self.skipped.discard(row)
+            else:
+                self.store.remove_last(self.texts[row])
+                del self.labels[row]
+                self._refit(full=True)
+            p = None if self.model is None else float(self.model.predict_proba(self.X[row:row + 1])[0, 1])
+            guess = None if p is None else self.label_names[int(p >= 0.5)]
+            self.leases[client] = (row, time.monotonic(), {"p_positive": p, "guess": guess, "reason": f"undone: was {choice}"})
+            return self._state(client, note=f"undone: {choice}")

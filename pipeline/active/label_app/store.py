@@ -1,0 +1,65 @@
+"""The labels FILE of ``label``: JSON lines ``{"text": ..., "label": "positive"|"negative"}``, durable at once.
+
+Each label is appended and fsynced before the page is answered, so killing the server loses nothing;
+a line cut short by a kill mid-write is dropped when the file is next opened. Undo rewrites the file
+without that record (temporary file, fsync, ``os.replace``). The file is a normal SOURCE for ``fit``
+and ``compare``. Skipped texts go to ``FILE.skipped`` (same format, no label) so a restart does not
+show them again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pipeline.data.jsonlines import drop_partial_line
+
+
+class LabelFile:
+    """Append-only JSON lines with a durable append and an atomic removal of one record."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def repair(self) -> None:
+        """Cut a partial last line (from a kill mid-write), so the file parses."""
+        drop_partial_line(self.path)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record, in order (after :meth:`repair`)."""
+        self.repair()
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record and fsync it before returning."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def remove_last(self, text: str) -> None:
+        """Rewrite the file without the last record of ``text``, atomically."""
+        records = self.records()
+        for i in range(len(records) - 1, -1, -1):
+            if records[i]["text"] == text:
+                del records[i]
+                break
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -1,0 +1,103 @@
+"""What ``suggest`` and ``label`` work on: the texts of SOURCE, the labels given so far, their cached vectors.
+
+A :class:`Workspace` holds every text of SOURCE (the candidates), then each labelled text that is not
+in SOURCE (it still trains the model), their vectors from the embedding cache, and the labels so far
+by row. :func:`suggest_rows` turns a strategy's picks into the rows of ``to_label.csv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.active.strategies import propose
+from pipeline.data.dataset import KNOWN_LABELS, Dataset, DataError, load
+
+
+@dataclass
+class Workspace:
+    """Texts (SOURCE's first), their vectors, and the labels known so far (row -> 0/1)."""
+
+    texts: list[str]
+    X: np.ndarray
+    n_source: int  # rows [0, n_source) are SOURCE's: the candidates to label
+    labels: dict[int, int]
+    label_names: tuple[str, str]
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return np.fromiter(self.labels, dtype=np.int64, count=len(self.labels))
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.fromiter(self.labels.values(), dtype=np.int64, count=len(self.labels))
+
+    def counts(self) -> dict[str, int]:
+        """Labels so far per class name."""
+        y = self.y
+        return {name: int((y == i).sum()) for i, name in enumerate(self.label_names)}
+
+
+def read_labels(path: str | Path, text_col: str = "text", label_col: str = "label") -> Dataset | None:
+    """The labels so far in ``path`` (any SOURCE format), or None when it does not exist yet.
+
+    With both classes present this is :func:`pipeline.data.dataset.load`. Early on a file may hold one class
+    only, which ``load`` refuses (nothing to train): its texts are returned with that class, named as in
+    the file when it is a known name (positive, fresh, 1, ...).
+    """
+    from pipeline.data.readers import label_of, read_records, text_of, unit
+
+    if not Path(path).exists():
+        return None
+    where, pairs = str(path), {}
+    for pos, rec in read_records(path, {text_col: "--text-col", label_col: "--label-col"}):
+        text = text_of(rec.get(text_col), where, unit(path), pos, text_col)
+        pairs.setdefault(text, label_of(rec.get(label_col), where, unit(path), pos, label_col))
+    values = set(pairs.values())
+    if len(values) != 1:
+        return load(str(path), text_col=text_col, label_col=label_col)
+    value = values.pop()
+    cls = KNOWN_LABELS.get(value.lower())
+    if cls is None:
+        raise DataError(f"{where}: every label so far is {value!r}, not a name known to be positive or negative "
+                        f"({', '.join(KNOWN_LABELS)}); use one of those, or label a text of the other class too.")
+    names = ["negative", "positive"]
+    names[cls] = value
+    return Dataset(list(pairs), np.full(len(pairs), cls, dtype=np.int64), label_names=(names[0], names[1]), name=where)
+
+
+def workspace(source: Dataset, labelled: Dataset | None, encoder: Any, cache_dir: str | Path | None = None,
+              source_options: dict[str, Any] | None = None) -> Workspace:
+    """The :class:`Workspace` of SOURCE and the labels so far (``labelled``, a loaded labels file, or None),
+    with vectors of ``encoder`` (a spec or an encoder) read from, or added to, the cache."""
+    from pipeline.store.cache import EmbeddingCache
+    from pipeline.encoders.registry import resolve_encoder
+
+    texts = list(source.texts)
+    row_of = {t: i for i, t in enumerate(texts)}
+    labels: dict[int, int] = {}
+    if labelled is not None and len(labelled):
+        for text, label in zip(labelled.texts, labelled.labels):
+            if text not in row_of:
+                row_of[text] = len(texts)
+                texts.append(text)
+            labels[row_of[text]] = int(label)
+    names = labelled.label_names if labelled is not None else ("negative", "positive")
+    X = EmbeddingCache(cache_dir).vectors(resolve_encoder(encoder, cache_dir, source_options), texts)
+    return Workspace(texts, X, len(source), labels, names)
+
+
+def suggest_rows(ws: Workspace, strategy: str, k: int, *, seed: int = 0, head: str = "logreg") -> list[dict[str, Any]]:
+    """Rows of ``to_label.csv``: text, an empty label column to fill in, the model's current guess and
+    P(positive) (empty before both classes have a label), and why each text was chosen."""
+    outside = np.arange(ws.n_source, len(ws.texts))  # labelled texts not in SOURCE: never proposed
+    picks = propose(strategy, ws.X, ws.labelled, ws.y, k, rng=np.random.default_rng(seed), exclude=outside, head=head)
+    rows = []
+    for s in picks:
+        guess = "" if s.p_positive is None else ws.label_names[int(s.p_positive >= 0.5)]
+        rows.append({"text": ws.texts[s.index], "label": "", "guess": guess,
+                     "p_positive": "" if s.p_positive is None else round(s.p_positive, 4), "reason": s.reason})
+    return rows

@@ -1,0 +1,117 @@
+"""The ``suggest`` and ``label`` commands: choose what to label next (registered in :mod:`pipeline.cli.main`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pipeline import MissingExtraError
+from pipeline.active.strategies import DEFAULT_STRATEGY, STRATEGIES
+from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, load_source, source_options
+from pipeline.encoders.spec import DEFAULT_ENCODER
+
+_STRATEGY_HELP = "; ".join(f"{name}: {what}" for name, what in STRATEGIES.items())
+_encoder_option = click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
+                               help="Encoder spec whose vectors the strategy works on.")
+_strategy_option = click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=DEFAULT_STRATEGY,
+                                show_default=True, help=_STRATEGY_HELP)
+
+
+@click.command()
+@click.argument("source")
+@source_options
+@click.option("--labels", "labels_file", default=None, type=click.Path(dir_okay=False),
+              help="Labels so far: any SOURCE with text and label columns (e.g. the FILE `label` writes, or a "
+                   "filled-in to_label.csv). Missing or not given: no labels yet (a diverse cold start).")
+@_encoder_option
+@click.option("--k", type=click.IntRange(min=1), default=50, show_default=True, help="How many texts to suggest.")
+@_strategy_option
+@click.option("--head", default="logreg", show_default=True, help="Model whose guesses and certainty the strategy uses (default parameters).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random and k-means++ draws.")
+@click.option("--out", default="to_label.csv", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write the suggestions (.csv or .jsonl).")
+@_cache_dir_option
+@_handle_errors
+def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy: str, head: str, seed: int,
+            out: str, cache_dir: str | None, **opts: Any) -> None:
+    """Write the K texts of SOURCE most worth labelling next, for labelling in a spreadsheet.
+
+    Each row has the text, an empty label column to fill in, the current model's guess and
+    P(positive) (a head fitted on the labels so far) and the reason it was chosen. Texts already in
+    --labels are never suggested. Fill in the label column, append the rows to the labels file and
+    run again; the labels file is a normal SOURCE for `fit` and `compare`.
+
+    \b
+    Examples:
+      review-transfer suggest reviews.csv --text-col review --k 50 --out to_label.csv
+      review-transfer suggest reviews.csv --text-col review --labels labels.csv --strategy margin
+    """
+    from pipeline.active.labelling import read_labels, suggest_rows, workspace
+    from pipeline.predict.predict import write_rows
+
+    ds = load_source(source, require_labels=False, **opts)
+    ws = workspace(ds, read_labels(labels_file) if labels_file else None, encoder, cache_dir, source_options=opts)
+    rows = suggest_rows(ws, strategy, k, seed=seed, head=head)
+    if not rows:
+        raise click.ClickException(f"{source}: every text is already labelled; nothing to suggest.")
+    write_rows(rows, out)
+    counts = ", ".join(f"{n} {name}" for name, n in ws.counts().items())
+    click.echo(f"wrote {len(rows)} texts to label to {out} (strategy {strategy}; labels so far: {counts}; "
+               f"{ws.n_source - len([r for r in ws.labels if r < ws.n_source]):,} of {ws.n_source:,} texts unlabelled)")
+
+
+@click.command()
+@click.argument("source")
+@source_options
+@click.option("--labels", "labels_file", required=True, type=click.Path(dir_okay=False),
+              help="JSON-lines file each label is appended to at once (created if missing; a restart resumes "
+                   "from it). A normal SOURCE for `fit` and `compare`. Skips go to FILE.skipped.")
+@_encoder_option
+@_strategy_option
+@click.option("--head", default="logreg", show_default=True, help="Model refitted after every label (default parameters).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (other than loopback, anyone "
+              "who can reach it and has the token can label).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port; 0 = any free port.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random and k-means draws.")
+@_cache_dir_option
+@_handle_errors
+def label(source: str, labels_file: str, encoder: str, strategy: str, head: str, host: str, port: int, seed: int,
+          cache_dir: str | None, **opts: Any) -> None:
+    """Label the texts of SOURCE in a local web page, one at a time, the most useful first.
+
+    Prints a URL with a random token (requests without it are refused). The page shows one review
+    chosen by --strategy with Positive / Negative / Skip (keys P, N, S; arrows) and Undo (U,
+    Backspace), the counts per class and the cross-validated accuracy of the model so far, with
+    its 95% interval, as a learning curve that grows with each label. Each label is appended to
+    --labels and fsynced before the page moves on, so killing the server loses nothing; run the
+    same command again to resume. Several tabs may label at once: none is shown a text open in another.
+
+    \b
+    Examples:
+      review-transfer label reviews.csv --text-col review --labels labels.jsonl
+      review-transfer fit labels.jsonl --encoder minilm          # then train on what you labelled
+    """
+    try:
+        from pipeline.active.label_app.app import serve
+    except ImportError as e:
+        raise MissingExtraError(f"label needs FastAPI and uvicorn ({e}): pip install 'review-transfer[label]'") from None
+    from pipeline.active.label_app.session import LabelSession
+    from pipeline.active.label_app.store import LabelFile
+    from pipeline.active.labelling import read_labels, workspace
+
+    if not labels_file.endswith(".jsonl"):
+        raise click.BadParameter(f"{labels_file}: label writes JSON lines; name the file *.jsonl.", param_hint="--labels")
+    store, skips = LabelFile(labels_file), LabelFile(labels_file + ".skipped")
+    so_far = read_labels(labels_file) if store.records() else None  # records() first cuts a line a kill left partial
+    ds = load_source(source, require_labels=False, **opts)
+    ws = workspace(ds, so_far, encoder, cache_dir, source_options=opts)
+    row_of = {t: i for i, t in enumerate(ws.texts[: ws.n_source])}
+    skipped = {row_of[r["text"]] for r in skips.records() if r.get("text") in row_of}
+    session = LabelSession(ws.texts, ws.X, ws.n_source, ws.labels, ws.label_names, skipped, store, skips, strategy,
+                           seed=seed, head=head)
+    counts = ", ".join(f"{n} {name}" for name, n in ws.counts().items())
+    click.echo(f"{source}: {ws.n_source:,} texts; labels so far in {labels_file}: {counts}; strategy {strategy}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host}: anyone who can reach it and has the token can label", err=True)
+    serve(session, host, port, echo=click.echo)

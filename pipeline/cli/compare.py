@@ -1,0 +1,141 @@
+"""The ``compare`` command: learning curves over budgets x seeds x encoders x heads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pipeline.cli.options import (
+    ENCODER_HELP, _encoder_flags, _engine_options, _handle_errors, _query_options, load_source, prompts_option, source_options,
+)
+from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
+
+
+# ---------------------------------------------------------------------------------------------- compare
+def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dict[str, Any]) -> str:
+    """A title suffix when --unlabelled texts include texts of ``ds``'s test split or of a --test-set
+    (scores on those sets are then transductive; else empty)."""
+    from pipeline.data.dataset import split
+
+    given = {t for texts in unlabelled.values() for t in texts}
+    counts = {name: len(given & set(test.texts)) for name, test in {"test split": split(ds)[1], **test_sets}.items()}
+    seen = ", ".join(f"{n:,} texts of {name}" for name, n in counts.items() if n)
+    if seen:
+        click.echo(f"warning: --unlabelled includes {seen}: self-training is transductive there.", err=True)
+    return f" (transductive: {seen} among the unlabelled)" if seen else ""
+
+
+@click.command()
+@click.argument("source")
+@source_options
+@click.option("--preset", type=click.Choice(["quick", "full"]), default=None,
+              help="quick: GloVe, MiniLM and mpnet + logreg at 32/128/1000 labels, 3 seeds (~10 min on 2 cores, half of it "
+                   "encoding RT with mpnet once). "
+                   "full: static vs transformer features vs fine-tuning, each also self-trained on the rest of the "
+                   "pool (--self-train), over all budgets, 5 seeds (hours). "
+                   "Options given explicitly override the preset.")
+@click.option("--encoder", "encoders", multiple=True,
+              help=ENCODER_HELP + " Repeatable: variants of one encoder (minilm[long=truncate] and minilm) are "
+                                  "compared side by side, each with its own cache.")
+@_encoder_flags
+@click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable), e.g. logreg, rbf-svm.")
+@click.option("--finetune", "finetune", multiple=True, type=click.Choice(["head", "setfit"]),
+              help="Also fine-tune each encoder end to end with this method (repeatable).")
+@click.option("--budgets", default=None, help="Label budgets, comma-separated; 'all' = the whole pool.  [default: 32,128,1000]")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Seeds per budget (0..N-1).  [default: 3]")
+@click.option("--test-set", "test_sets", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Extra labelled file to score every cell on (out-of-domain transfer); same column options.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Report directory; rerunning with the same --out resumes.  [default: reports/<preset or compare>]")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="Cells fitted in parallel processes (joblib; -1 = all cores).")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache).")
+@click.option("--no-plot", is_flag=True, help="Skip the PNG plot (no matplotlib needed).")
+@click.option("--adapt-prior", is_flag=True,
+              help="Also score each frozen cell with guarded class-prior adaptation (as evaluate --adapt-prior): "
+                   "adapted and plain accuracy side by side, with the decision and why, per test set.")
+@prompts_option
+@unlabelled_options
+@_engine_options
+@_query_options
+@_handle_errors
+def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: tuple[str, ...],
+            finetune: tuple[str, ...], budgets: str | None, seeds: int | None, test_sets: tuple[str, ...],
+            out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, adapt_prior: bool, prompts: str, engine: str,
+            address: str | None, queries: tuple[str, ...], query_batch: int, query_refit: str, split_name: str,
+            precision: str | None,
+            max_length: int | None, pooling: str | None, long_text: str | None, **opts: Any) -> None:
+    """Learning curves: which encoder and head win at each label budget, over several seeds.
+
+    Every method trains on the same balanced sample for a given budget and seed (paired), is
+    scored on the held-out test split of SOURCE and on each --test-set, and each finished cell
+    is appended to OUT/results.jsonl, so a killed run resumes and more seeds or budgets only
+    compute the new cells. Writes OUT/summary.json, OUT/report.md and OUT/learning_curves.png.
+
+    \b
+    Examples:
+      review-transfer compare rt --preset quick
+      review-transfer compare rt --encoder minilm --head logreg --head rbf-svm --budgets 16,64,256,all --seeds 5
+      review-transfer compare rt --encoder minilm --head logreg --finetune head --budgets 128,1000
+      review-transfer compare rt --encoder minilm --test-set other_site.csv --adapt-prior
+      review-transfer compare rt --encoder minilm --query margin --query hybrid --budgets 32,128,256 --seeds 10
+      review-transfer compare rt --encoder minilm --query diverse --split validation --out reports/tune
+      review-transfer compare rt --encoder minilm --finetune head --self-train --budgets 128,1000
+      review-transfer compare rt --encoder "minilm[long=truncate]" --encoder minilm --budgets 128 --seeds 2
+
+    \b
+    --self-train adds METHOD+self-train for every method: the pool texts outside each budget sample are
+    its unlabelled texts (their labels hidden from it), plus any --unlabelled SOURCE.
+    """
+    from pathlib import Path
+
+    from pipeline.study.compare import PRESETS, run_compare
+    from pipeline.data.dataset import parse_budgets
+    from pipeline.heads.registry import get_head
+    from pipeline.heads.prompts import resolve_prompts
+    from pipeline.study.report import markdown, write_report
+    from pipeline.encoders.spec import apply_flags
+
+    prompt_set = resolve_prompts(prompts)
+    base = PRESETS[preset] if preset else {"encoders": [], "heads": ["logreg"], "finetune": [], "budgets": "32,128,1000", "seeds": 3}
+    encoders = encoders or tuple(e.replace("{source}", source) for e in base["encoders"])  # in-domain Word2Vec
+    if not encoders:
+        raise click.UsageError("give at least one --encoder (e.g. --encoder minilm) or a --preset.")
+    self_train, unlabelled = pop_unlabelled(opts)
+    if split_name != "test" and not queries:
+        raise click.UsageError("--split validation is for --query runs; plain compare scores the test split.")
+    if self_train is None and base.get("self_train") and engine == "local" and not queries:
+        from pipeline.unlabelled.self_train import SelfTrainSettings
+
+        self_train = SelfTrainSettings()
+    if queries and (finetune or adapt_prior or engine != "local" or self_train):
+        raise click.UsageError("--query runs frozen heads locally: drop --finetune, --adapt-prior, --self-train "
+                               "and --engine ray.")
+    # specs, heads and budgets fail before the data are read
+    specs = apply_flags(list(encoders), precision=precision, max_length=max_length, pooling=pooling,
+                        long_text=long_text)
+    for head in heads:
+        get_head(head)
+    budget_list = parse_budgets(budgets or base["budgets"])
+    ds = load_source(source, **opts)
+    extra = {Path(p).stem: load_source(p, **opts) for p in test_sets}
+    out_dir = Path(out or f"reports/{preset or 'compare'}")
+    title = f"compare on {source}" + _transductive_note(ds, unlabelled, extra)
+    if queries:  # simulated active learning (pipeline.study.active_compare), always beside balanced random
+        from pipeline.study.active_compare import run_active_compare
+
+        rows = run_active_compare(
+            ds, encoders=[str(s) for s in specs], heads=heads or base["heads"],
+            queries=("random", *(q for q in queries if q != "random")), k=query_batch, budgets=budget_list,
+            seeds=seeds or base["seeds"], test_sets=extra, out=out_dir, cache_dir=cache_dir, jobs=jobs,
+            source_options=opts, split_name=split_name, refit=query_refit)
+    else:
+        rows = run_compare(
+            ds, encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],
+            budgets=budget_list, seeds=seeds or base["seeds"], test_sets=extra,
+            out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address, adapt_prior=adapt_prior,
+            source_options=opts, self_train=self_train, unlabelled=unlabelled, prompts=prompt_set,
+        )
+    summary = write_report(rows, out_dir, title=title, with_plot=not no_plot)
+    click.echo(markdown(summary, title=title).split("\n## Time")[0])
+    click.echo(f"report: {out_dir / 'report.md'}  ({len(rows)} cells in {out_dir / 'results.jsonl'})")

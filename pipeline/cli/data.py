@@ -1,0 +1,40 @@
+"""``data show``: look at a data source before using it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pipeline.cli.options import _handle_errors, _single_specs, load_source, source_options
+
+
+# ---------------------------------------------------------------------------------------------- data
+@click.group()
+def data() -> None:
+    """Inspect a data source."""
+
+
+@data.command("show")
+@click.argument("source")
+@source_options
+@click.option("--rows", "n_rows", default=5, show_default=True, help="How many example rows to print.")
+@click.option("--encoder", "encoders", multiple=True,
+              help="Also count texts longer than this transformer's max length (repeatable), e.g. minilm; loads the model.")
+@_handle_errors
+def data_show(source: str, n_rows: int, encoders: tuple[str, ...], **opts: Any) -> None:
+    """Print rows, class balance, text lengths, what was dropped, groups and split sizes of SOURCE."""
+    from pipeline.data.dataset import split
+    from pipeline.data.summary import format_summary
+
+    specs = _single_specs(encoders)  # a typo fails before the data are read
+    ds = load_source(source, require_labels=False, **opts)
+    pool, test = split(ds)
+    click.echo(format_summary(ds, pool, test, n_rows))
+    if specs:
+        from pipeline.encoders import get_encoder
+
+        for spec in specs:
+            enc = get_encoder(spec)
+            stats = enc.length_stats(ds.texts) if hasattr(enc, "length_stats") else None
+            click.echo(f"{spec}: " + (stats.line() if stats else "a word-vector encoder: sees every text whole"))

@@ -1,0 +1,196 @@
+"""Stage one on the command line: ``embed`` (texts into the embedding cache) and the ``cache`` group."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import click
+
+from pipeline.cli.options import (
+    ENCODER_HELP, _backend_options, _cache_dir_option, _encoder_flags, _engine_options, _handle_errors, _single_specs, load_source, source_options,
+)
+
+
+@click.command()
+@click.argument("source")
+@source_options
+@click.option("--encoder", "encoders", multiple=True, required=True, help=ENCODER_HELP + " Repeatable.")
+@_cache_dir_option
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where transformers run.")
+@_encoder_flags
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Texts per forward pass (default: 128 CPU, 256 GPU).")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Texts encoded and committed to the cache at a time (a crash loses at most one chunk).")
+@_backend_options
+@_engine_options
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="--engine ray: encoding actors.  [default: one per GPU, else one per CPU of the cluster]")
+@click.option("--shard-size", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="--engine ray: texts per Ray task and staged shard file (what a killed worker redoes).")
+@click.option("--unlabelled", "unlabelled", multiple=True, metavar="SOURCE",
+              help="Also embed the texts of SOURCE (repeatable; read with --text-col; labels not read), e.g. "
+                   "the unlabelled reviews a later fit --self-train --unlabelled SOURCE will use.")
+@_handle_errors
+def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device: str, precision: str | None,
+          max_length: int | None, batch_size: int | None, pooling: str | None, chunk_size: int, long_text: str | None,
+          backend: str, quantize: str, min_cosine: float, engine: str, address: str | None, workers: int | None,
+          shard_size: int, unlabelled: tuple[str, ...], **opts: Any) -> None:
+    """Encode every text of SOURCE (labelled or not) into the embedding cache, once per encoder.
+
+    Only texts missing from the cache are encoded; a killed run resumes where it stopped.
+    .parquet/.csv/.tsv/.jsonl files are read in batches, never whole.
+
+    \b
+    Examples:
+      review-transfer embed rt --encoder glove-6b-50d --encoder minilm
+      review-transfer embed reviews.csv --text-col review --encoder "w2v-train:reviews.csv[pooling=sif]"
+      review-transfer embed rt --encoder "minilm[long=truncate]" --encoder minilm
+      review-transfer embed rt --encoder minilm --backend onnx --quantize int8
+      review-transfer embed big.parquet --encoder minilm --engine ray --address auto --cache-dir /shared/cache
+    """
+    import itertools
+
+    from pipeline.store.cache import EmbeddingCache
+    from pipeline.encoders.base import ZeroVectorWarning
+    from pipeline.encoders.probe import guarded_encoder
+    from pipeline.data.readers import check_source
+    from pipeline.store.stream import fill_stream
+
+    warnings.simplefilter("ignore", ZeroVectorWarning)  # the summary below counts texts with no known word
+
+    def batches() -> Any:
+        return itertools.chain(_text_batches(source, opts), *(_text_batches(u, {"text_col": opts["text_col"]}, False)
+                                                               for u in unlabelled))
+
+    exported = {} if backend == "auto" else {"backend": backend, "quantize": quantize}
+    specs = _single_specs(encoders, precision=precision, max_length=max_length, pooling=pooling,
+                          long_text=long_text, **exported)  # A+B is cached as A and as B
+    for path in (source, *unlabelled):  # a missing file fails before any model loads
+        check_source(path)
+    cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)
+    settings = {"device": device, "batch_size": batch_size, "source_options": opts}
+    auto = {"backend": "auto", "quantize": quantize} if backend == "auto" else {}  # chosen per spec by the guard
+    # texts the accuracy guard of exported backends samples (and backend auto is chosen on)
+    probe_texts = list(itertools.islice(itertools.chain.from_iterable(batches()), 20_000)) if backend != "torch" else []
+    for spec in specs:
+        chosen = {}
+        if engine == "local" or backend != "torch":  # ray actors load torch models themselves
+            enc, lines = guarded_encoder(spec, probe_texts, {**settings, **auto, "work_dir": cache.dir}, min_cosine)
+            for line in lines:
+                click.echo(line, err=True)
+            chosen = {"backend": getattr(enc, "backend", "torch"), "quantize": getattr(enc, "quantize", "none")}
+        if engine == "ray":
+            from pipeline.study.engines.ray import ray_fill
+
+            report = ray_fill(str(spec), batches(), cache.dir, options={**settings, **chosen}, address=address,
+                              workers=workers, shard_size=shard_size)
+        else:
+            click.echo(f"{enc.describe()}", err=True)
+            report = fill_stream(cache, enc, batches())
+        if not report.texts:
+            raise click.ClickException(f"{source}: no non-empty texts in column {opts['text_col']!r}.")
+        click.echo(report.summary())
+        if engine == "local" and hasattr(enc, "length_stats"):
+            click.echo("  " + enc.length_stats(itertools.chain.from_iterable(batches())).line())
+
+
+def _text_batches(source: str, opts: dict[str, Any], labelled_source: bool = True) -> Any:
+    """Batches of the texts of ``source``: streamed from a file where possible, else loaded whole
+    (only the text column of an unlabelled source is read)."""
+    from pipeline.store.stream import iter_text_batches, streamable
+
+    if streamable(source):
+        return iter_text_batches(source, text_col=opts["text_col"])
+    if labelled_source:
+        return [load_source(source, require_labels=False, **opts).texts]
+    from pipeline.data.unlabelled import read_unlabelled
+
+    return list(read_unlabelled([source], text_col=opts["text_col"]).values())
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """List, inspect, check or delete embedding cache files."""
+
+
+@cache_group.command("ls")
+@_cache_dir_option
+@_handle_errors
+def cache_ls(cache_dir: str | None) -> None:
+    """One line per cache file: fingerprint, encoder spec, dim, rows, size, last change."""
+    import time
+
+    from pipeline.store.cache import CacheError, list_stores
+
+    stores = list_stores(cache_dir)
+    if not stores:
+        click.echo("no cache files")
+    for store in stores:
+        try:
+            s = store.summary()
+        except CacheError:
+            click.echo(f"{store.fingerprint}  UNREADABLE  (run: review-transfer cache verify {store.fingerprint})")
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["modified"]))
+        settings = ",".join(str(s["params"][k]) for k in ("pooling", "precision", "max_length") if k in s["params"])
+        shards = f" +{s['shards']} shards" if s["shards"] else ""
+        click.echo(f"{s['fingerprint']}  {s['spec']:<20} {settings:<16} {s['dim']:>4}-d {s['rows']:>9,} rows "
+                   f"{s['bytes'] / 1e6:>8.1f} MB  {when}{shards}")
+
+
+@cache_group.command("info")
+@click.argument("fingerprint")
+@_cache_dir_option
+@_handle_errors
+def cache_info(fingerprint: str, cache_dir: str | None) -> None:
+    """Everything about one cache file (FINGERPRINT, a unique prefix of it, or the .h5 path)."""
+    import json
+
+    from pipeline.store.cache import find_store
+
+    s = find_store(cache_dir, fingerprint).summary()
+    for name in ("fingerprint", "spec", "dim", "rows", "shards", "bytes", "path"):
+        click.echo(f"{name:<12} {s[name]}")
+    click.echo(f"{'encoder':<12} {json.dumps(s['params'], sort_keys=True)}")
+
+
+@cache_group.command("verify")
+@click.argument("fingerprints", nargs=-1)
+@_cache_dir_option
+@_handle_errors
+def cache_verify(fingerprints: tuple[str, ...], cache_dir: str | None) -> None:
+    """Read every row of the given cache files (default: all); exit 1 if any is truncated or corrupted."""
+    from pipeline.store.cache import find_store, list_stores
+
+    stores = [find_store(cache_dir, f) for f in fingerprints] if fingerprints else list_stores(cache_dir)
+    bad = 0
+    for store in stores:
+        problems = store.verify()
+        if problems:
+            bad += 1
+            click.echo(f"CORRUPTED {store.fingerprint}")
+            for line in problems:
+                click.echo(f"  {line}")
+        else:
+            click.echo(f"ok        {store.fingerprint}")
+    if bad:
+        raise click.ClickException(f"{bad} of {len(stores)} cache files are damaged; rebuild them as shown above.")
+
+
+@cache_group.command("rm")
+@click.argument("fingerprints", nargs=-1)
+@click.option("--all", "remove_all", is_flag=True, help="Remove every cache file.")
+@_cache_dir_option
+@_handle_errors
+def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | None) -> None:
+    """Delete the cache files of FINGERPRINTS (or --all); they are rebuilt by the next embed."""
+    from pipeline.store.cache import find_store, list_stores
+
+    if bool(fingerprints) == remove_all:
+        raise click.UsageError("give FINGERPRINT arguments or --all (not both).")
+    stores = list_stores(cache_dir) if remove_all else [find_store(cache_dir, f) for f in fingerprints]
+    for store in stores:
+        store.remove()
+        click.echo(f"removed {store.fingerprint}")

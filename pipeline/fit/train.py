@@ -1,0 +1,180 @@
+"""Stage two end to end: split, sample a budget, embed once through the cache, fit heads, score, bundle.
+
+``fit("rt", encoder="minilm", head="logreg")`` returns a :class:`~pipeline.bundle.bundle.Bundle`;
+:func:`iter_fit` fits several heads on one set of vectors (each text is encoded at most once,
+and not at all when the cache already holds it). Evaluating a bundle lives in :mod:`pipeline.predict.evaluate`,
+predicting in :mod:`pipeline.predict.predict`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import OptionError
+from pipeline.bundle.bundle import SAMPLE_FILE, Bundle
+from pipeline.data.dataset import DataError, Dataset, load, sample_budget, split
+from pipeline.heads.registry import DEFAULT_HEAD, check_class_weight, fit_head, get_head
+from pipeline.bundle.manifest import build, metrics_section, train_section
+from pipeline.predict.metrics import evaluate
+from pipeline.predict.prior import PriorModel
+from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
+from pipeline.heads.prompts import Prompts, encoded_direction
+from pipeline.predict.shift import keep_sample
+from pipeline.encoders.registry import resolve_encoder
+from pipeline.encoders.spec import DEFAULT_ENCODER
+
+
+
+def train_test(data: str | Dataset, budget: int | None, seed: int) -> tuple[Dataset, Dataset]:
+    """(training set, test set): the leak-free split of ``data``, with a balanced budget of its pool."""
+    ds = load(data) if isinstance(data, str) else data
+    if ds.labels is None:
+        raise DataError(f"{ds.name or 'data'}: has no labels to train on; pass --label-col (and --positive).")
+    pool, test = split(ds)
+    return sample_budget(pool, budget, seed), test
+
+
+def iter_fit(
+    data: str | Dataset,
+    *,
+    encoder: Any = DEFAULT_ENCODER,
+    heads: Sequence[str] = (DEFAULT_HEAD,),
+    budget: int | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    class_weight: str | None = None,
+    n_jobs: int | None = None,
+    source_options: dict[str, Any] | None = None,
+    self_train: Any = None,
+    unlabelled: dict[str, list[str]] | None = None,
+    prompts: Prompts | None = DEFAULT_PROMPTS,
+) -> Iterator[Bundle]:
+    """Fit each head in ``heads`` on the same vectors and yield an unsaved :class:`Bundle` per head.
+
+    ``data`` is a source string (see :func:`pipeline.data.dataset.load`) or a loaded :class:`Dataset`;
+    ``encoder`` a spec string or an encoder object (``spec``, ``fingerprint``, ``encode``). The
+    training and test texts are embedded in one cache call before any head is fitted, so the heads
+    add no encoding. Each bundle's manifest holds its test-split metrics. ``source_options``
+    (text_col, ...) read the SOURCE of a ``w2v-train:SOURCE`` encoder. With ``self_train`` (a
+    :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) each head is self-trained on the pool
+    texts outside the budget (labels dropped) plus the ``unlabelled`` texts (by source); the manifest
+    records it under ``self_train`` and ``unlabelled``. ``prompts`` (see :mod:`pipeline.heads.prompts`; ``None``:
+    off) are encoded through the cache and give the linear heads their prompt prior; the manifest records them.
+    """
+    from pipeline.store.cache import EmbeddingCache, default_cache_dir
+
+    heads = list(dict.fromkeys(heads))
+    _check_fit_options(heads, class_weight, self_train, unlabelled)
+    train, test, unl = _fit_sets(data, budget, seed, self_train, unlabelled)
+    cache_dir = cache_dir or default_cache_dir()
+    enc = resolve_encoder(encoder, cache_dir, source_options)
+    vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts + (unl.texts if unl else []))
+    u = encoded_direction(prompts, enc, cache_dir) if prompts is not None else None
+    X_train, X_test = vectors[: len(train)], vectors[len(train) : len(train) + len(test)]
+    for name in heads:
+        prompted = u is not None and get_head(name).prompted
+        extra: dict[str, Any] = {"prompts": prompts.record()} if prompted else {}
+        if unl is not None:
+            from pipeline.unlabelled.self_train import self_train_head
+
+            fitted, record = self_train_head(name, X_train, train.labels, vectors[len(train) + len(test):],
+                                             settings=self_train, groups=train.groups, class_weight=class_weight,
+                                             seed=seed, n_jobs=n_jobs, prompt_direction=u if prompted else None)
+            extra.update({"self_train": record, "unlabelled": unl.record})
+        else:
+            fitted = fit_head(name, X_train, train.labels, groups=train.groups, class_weight=class_weight, seed=seed,
+                              n_jobs=n_jobs, prompt_direction=u if prompted else None)
+        yield _bundle(name, fitted, enc, train, test, X_train, X_test, budget=budget, seed=seed,
+                      class_weight=class_weight, cache_dir=cache_dir, extra=extra)
+
+
+def _check_fit_options(heads: Sequence[str], class_weight: str | None, self_train: Any,
+                       unlabelled: dict[str, list[str]] | None) -> None:
+    """Fail on a head typo, a bad class weight or unlabelled texts without self-training, before any encoding."""
+    for name in heads:
+        get_head(name)
+    check_class_weight(class_weight)
+    if self_train is None and unlabelled:
+        raise OptionError("unlabelled texts are used by self-training: add --self-train (or use them with "
+                         "`review-transfer adapt`).")
+
+
+def _fit_sets(data: str | Dataset, budget: int | None, seed: int, self_train: Any,
+              unlabelled: dict[str, list[str]] | None) -> tuple[Dataset, Dataset, Any]:
+    """(training set, test set, unlabelled set or None): the latter only for self-training."""
+    if self_train is None:
+        return (*train_test(data, budget, seed), None)
+    from pipeline.data.unlabelled import for_budget
+
+    return for_budget(load(data) if isinstance(data, str) else data, budget, seed, unlabelled)
+
+
+def _bundle(name: str, fitted: Any, enc: Any, train: Dataset, test: Dataset, X_train: np.ndarray, X_test: np.ndarray, *,
+            budget: int | None, seed: int, class_weight: str | None, cache_dir: str | Path,
+            extra: dict[str, Any]) -> Bundle:
+    """An unsaved bundle of a fitted head: test metrics, the prior model (for --prior/--adapt-prior) and the
+    training sample of the domain-shift check go into its manifest."""
+    metrics = evaluate(test.labels, fitted.estimator.predict_proba(X_test)) if len(test) else None
+    prior = PriorModel.fit(fitted.estimator, X_train, train.labels, groups=train.groups, seed=seed)
+    sample = keep_sample(X_train, seed)
+    manifest = build(
+        encoder=enc,
+        head={"name": name, "params": fitted.params,
+              "class_weight": class_weight, "search": fitted.search, "cv_accuracy": fitted.cv_accuracy,
+              "cv_sd": fitted.cv_sd, "fit_seconds": round(fitted.fit_seconds, 3)},
+        label_names=list(train.label_names),
+        train=train_section(train, budget, seed),
+        metrics=metrics_section(metrics, test),
+        prior=prior.to_dict(),
+        shift={"file": SAMPLE_FILE, "rows": len(sample), "of": len(train)},
+        **extra,
+    )
+    return Bundle(fitted.estimator, manifest, cache_dir=cache_dir, encoder=enc, shift_sample=sample)
+
+
+def fit(
+    source_or_dataset: str | Dataset,
+    encoder: Any = DEFAULT_ENCODER,
+    head: str = DEFAULT_HEAD,
+    budget: int | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    class_weight: str | None = None,
+    *,
+    n_jobs: int | None = None,
+    prompts: Prompts | None = DEFAULT_PROMPTS,
+) -> Bundle:
+    """Fit one head on the pool of ``source_or_dataset`` (or a balanced ``budget`` of it), score it on
+    the test split, and return the :class:`Bundle` — saved to directory ``out`` when given. ``prompts``
+    give a linear head its prompt prior (:mod:`pipeline.heads.prompts`; ``None``: off)."""
+    bundle = next(
+        iter_fit(
+            source_or_dataset, encoder=encoder, heads=[head], budget=budget, seed=seed,
+            cache_dir=cache_dir, class_weight=class_weight, n_jobs=n_jobs, prompts=prompts,
+        )
+    )
+    if out is not None:
+        bundle.save(out)
+    return bundle
+
+
+def bundle_name(bundle: Bundle) -> str:
+    """Default directory name of a bundle: ``<source>-<encoder>-<head>-b<budget>-s<seed>``."""
+    train = bundle.manifest["train"]
+    source = train["source"]
+    source = Path(source).stem if Path(source).suffix else source
+    kind, _, arg = bundle.manifest["encoder"]["spec"].partition(":")
+    encoder = f"{kind}_{Path(arg).name}" if arg else kind  # st:/models/tuned -> st_tuned
+    budget = "all" if train["budget"] is None else train["budget"]
+    parts = [source, encoder, bundle.manifest["head"]["name"], f"b{budget}", f"s{train['seed']}"]
+    return "-".join(_slug(p) for p in parts)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_.-") or "x"

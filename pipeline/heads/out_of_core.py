@@ -1,0 +1,81 @@
+"""Stage two for pools whose vectors do not fit in memory: a linear head trained chunk by chunk.
+
+:func:`fit_sgd` trains ``StandardScaler`` + ``SGDClassifier(loss="log_loss")`` (logistic regression
+by stochastic gradient descent) with ``partial_fit`` over chunks of cached vectors: one pass to fit
+the scaler, then ``epochs`` passes, each over the chunks in a new seeded order with the rows of each
+chunk shuffled. Memory holds one chunk (``chunk_rows`` x dim floats) plus the key index. Chunks are
+contiguous runs of the cache files, so every epoch reads the vectors sequentially once.
+The result is an ordinary fitted :class:`~sklearn.pipeline.Pipeline` (``predict_proba``, skops-safe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.store.cache import Store, text_keys
+
+CHUNK_ROWS = 65_536  # 96 MB of 384-d float32 vectors per chunk
+EPOCHS = 5
+ALPHA = 1e-4
+
+
+def make_sgd(seed: int, alpha: float = ALPHA, class_weight: dict[int, float] | str | None = None):
+    """The unfitted ``SGDClassifier`` of the ``sgd`` head: logistic loss, L2, averaged weights."""
+    from sklearn.linear_model import SGDClassifier
+
+    return SGDClassifier(loss="log_loss", alpha=alpha, average=True, class_weight=class_weight, random_state=seed)
+
+
+def chunk_order(order: np.ndarray, chunk_rows: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Chunks of ``order`` (contiguous runs of ``chunk_rows``) in a random order, rows shuffled within each."""
+    starts = np.arange(0, len(order), chunk_rows)
+    for start in rng.permutation(starts):
+        yield rng.permutation(order[start : start + chunk_rows])
+
+
+def fit_sgd(
+    cache_dir: str | Path,
+    fingerprint: str,
+    dim: int,
+    texts: Sequence[str],
+    labels: np.ndarray,
+    *,
+    epochs: int = EPOCHS,
+    chunk_rows: int = CHUNK_ROWS,
+    alpha: float = ALPHA,
+    class_weight: str | None = None,
+    seed: int = 0,
+    on_chunk: Callable[[int], None] | None = None,
+):
+    """Fit the ``sgd`` head on the cached vectors of ``texts`` (all cached already, e.g. by ``embed``).
+
+    ``labels`` are 0/1. ``class_weight="balanced"`` weights classes by their counts over the whole
+    pool (``partial_fit`` cannot compute that itself). ``on_chunk(n)`` is called after each chunk of
+    ``n`` rows (e.g. a progress bar). Holds the store's shared lock while training, so writers wait.
+    """
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels.")
+    counts = np.bincount(labels, minlength=2)
+    if len(counts) != 2 or counts.min() == 0:
+        raise ValueError(f"labels must be 0/1 with both classes present; got counts {counts.tolist()}.")
+    if epochs < 1 or chunk_rows < 1:
+        raise ValueError(f"epochs and chunk_rows must be at least 1, got {epochs} and {chunk_rows}.")
+    weights = {c: len(labels) / (2 * counts[c]) for c in (0, 1)} if class_weight == "balanced" else class_weight
+    scaler, clf = StandardScaler(), make_sgd(seed, alpha, weights)
+    rng = np.random.default_rng(seed)
+    with Store(cache_dir, fingerprint).pinned(text_keys(texts), dim) as (rows, order):
+        for idx in chunk_order(order, chunk_rows, rng):
+            scaler.partial_fit(rows(idx))
+        for _ in range(epochs):
+            for idx in chunk_order(order, chunk_rows, rng):
+                clf.partial_fit(scaler.transform(rows(idx)), labels[idx], classes=np.array([0, 1]))
+                if on_chunk:
+                    on_chunk(len(idx))
+    return Pipeline([("scale", scaler), ("clf", clf)])

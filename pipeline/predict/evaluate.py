@@ -1,0 +1,42 @@
+"""Evaluate a bundle on labelled data: accuracy and friends, the domain-shift check and, when asked,
+the scores after adapting to the target's prior. Predicting lives in :mod:`pipeline.predict.predict`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline import OptionError
+from pipeline.bundle.bundle import Bundle
+from pipeline.data.dataset import DataError, Dataset, split
+from pipeline.predict.metrics import evaluate
+from pipeline.predict.predict import positive_proba
+
+
+def evaluation_set(source: str, ds: Dataset, which: str = "test") -> Dataset:
+    """The rows of ``ds`` to score: for ``rt`` its test split unless ``which='all'``, else every row."""
+    if which not in ("test", "all"):
+        raise OptionError(f"--split must be 'test' or 'all', got {which!r}.")
+    return split(ds)[1] if source == "rt" and which == "test" else ds
+
+
+def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prior: bool = False) -> dict[str, Any]:
+    """:func:`pipeline.predict.metrics.evaluate` of ``bundle`` on the labelled dataset ``ds``, with the
+    domain-shift check under ``"domain_shift"``.
+
+    With ``prior`` or ``adapt_prior`` the scores are those of the adapted probabilities (see
+    :func:`pipeline.predict.predict.positive_proba`; the plain ones when adaptation was declined), and ``scores["prior"]``
+    holds the training, target and true positive rates, the decision and the plain accuracy.
+    """
+    if ds.labels is None:
+        raise DataError(f"{ds.name}: has no labels to evaluate against; pass --label-col.")
+    p, adapted, shift = positive_proba(bundle, ds.texts, prior=prior, adapt_prior=adapt_prior)
+    if adapted is None:
+        return {**evaluate(ds.labels, p), "domain_shift": shift}
+    scores = evaluate(ds.labels, adapted.p_pos)
+    scores["prior"] = {"train": adapted.train_prior, "target": adapted.prior, "estimated": adapted.estimated,
+                       "true": float(ds.labels.mean()), "accuracy_unadapted": evaluate(ds.labels, p)["accuracy"],
+                       "line": adapted.describe()}
+    if adapted.decision is not None:
+        scores["prior"]["decision"] = adapted.decision.to_dict()
+    scores["domain_shift"] = shift
+    return scores

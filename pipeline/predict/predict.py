@@ -1,0 +1,103 @@
+"""Predicting with a bundle: probabilities of new texts (adapted to a prior when asked), the domain-shift
+check, and the rows ``predict`` prints or writes.
+
+Light by design, for a cold ``predict``: numpy and the standard library at module level, no scikit-learn,
+no HDF5; the shift check imports scikit-learn only when there are enough texts to run it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import OptionError
+from pipeline.bundle.bundle import Bundle
+from pipeline.predict.prior import Adapted, PriorModel
+from pipeline.data.readers import DataError
+from pipeline.predict.shift import MIN_TEXTS as MIN_SHIFT_TEXTS
+from pipeline.predict.shift import no_check, two_sample_auc
+
+OUTPUT_FORMATS = (".csv", ".jsonl")
+
+
+def domain_shift(bundle: Bundle, X: np.ndarray) -> dict[str, Any]:
+    """The ``domain_shift`` entry for vectors ``X`` of target texts: the two-sample AUC against the
+    bundle's training sample (see :mod:`pipeline.predict.shift`), or nulls and the reason it could not run."""
+    if bundle.shift_sample is None:
+        return no_check("the bundle keeps no training sample (made before the shift check); refit it to get one")
+    check = two_sample_auc(bundle.shift_sample, X)
+    if check is None:
+        small = (f"only {len(X)} texts" if len(X) < MIN_SHIFT_TEXTS else
+                 f"the model's training sample has only {len(bundle.shift_sample)} texts")
+        return no_check(f"{small}; the check needs {MIN_SHIFT_TEXTS}")
+    return {**check.to_dict(), "line": check.line()}
+
+
+def positive_proba(bundle: Bundle, texts: Sequence[str], *, prior: float | None = None,
+                   adapt_prior: bool = False) -> tuple[np.ndarray, Adapted | None, dict[str, Any]]:
+    """The bundle's probability of positive for ``texts``; with ``prior`` (a known positive rate) or
+    ``adapt_prior`` (estimated from these texts, applied only when the estimates agree) those
+    probabilities adapted from the bundle's training prior (see :mod:`pipeline.predict.prior`); and the
+    domain-shift check of the texts (:func:`domain_shift`)."""
+    if prior is not None and adapt_prior:
+        raise OptionError("give --prior (a known positive rate) or --adapt-prior (estimate it), not both.")
+    model = PriorModel.from_manifest(bundle.manifest, str(bundle.path or "bundle")) if (
+        prior is not None or adapt_prior) else None
+    X = bundle.embed(list(texts))
+    p = bundle.head.predict_proba(X)[:, 1]
+    shift = domain_shift(bundle, X)
+    return p, None if model is None else model.adapt(p, prior, shift=shift), shift
+
+
+def label_texts(bundle: Bundle, texts: Sequence[str], *, prior: float | None = None,
+                adapt_prior: bool = False) -> tuple[list[dict[str, Any]], Adapted | None, dict[str, Any]]:
+    """One row per text, in order: ``text``, ``label`` (its name) and ``p_positive`` (adapted with
+    ``prior``/``adapt_prior`` as in :func:`positive_proba`), the adaptation, if any, and the
+    domain-shift check. Empty texts
+    get an empty label and ``p_positive`` ``None``, so the rows still line up with the input."""
+    idx = [i for i, t in enumerate(texts) if t.strip()]
+    if not idx:
+        raise DataError(f"all {len(texts)} texts are empty; nothing to label.")
+    kept = [texts[i] for i in idx]
+    p, adapted, shift = positive_proba(bundle, kept, prior=prior, adapt_prior=adapt_prior)
+    names = bundle.label_names
+    labelled = {
+        i: {"text": t, "label": names[int(q >= 0.5)], "p_positive": round(float(q), 6)}
+        for i, t, q in zip(idx, kept, p if adapted is None else adapted.p_pos)
+    }
+    rows = [labelled.get(i, {"text": t, "label": "", "p_positive": None}) for i, t in enumerate(texts)]
+    return rows, adapted, shift
+
+
+def check_output(path: str | Path) -> Path:
+    """``path`` as a file :func:`write_rows` can write (.csv or .jsonl, in an existing folder), or OptionError."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_FORMATS:
+        raise OptionError(f"--output {path}: unknown format {path.suffix!r}; use one of {', '.join(OUTPUT_FORMATS)}.")
+    if not path.parent.is_dir():
+        raise OptionError(f"--output {path}: folder {path.parent} does not exist; create it or choose another path.")
+    return path
+
+
+def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Write ``rows`` as CSV or JSONL (by extension), atomically (tmp file, then ``os.replace``)."""
+    path = check_output(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            if path.suffix.lower() == ".csv":
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["text", "label", "p_positive"])
+                writer.writeheader()
+                writer.writerows(rows)
+            else:
+                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

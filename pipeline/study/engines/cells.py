@@ -1,0 +1,123 @@
+"""A compare cell: one head fitted on one budget sample and scored on every test set.
+
+It sits below :mod:`pipeline.study.compare` and the engines (:mod:`pipeline.study.engines`), which run cells, so no
+engine imports compare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+SCORES = ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A frozen encoder + scikit-learn head, or an encoder + fine-tuning recipe."""
+
+    encoder: str
+    head: str
+    finetune: bool = False
+    self_train: bool = False  # frozen: a self-trained head; fine-tuned: distilled into a fine-tuned student
+    self_train_tag: str = ""  # non-default self-training settings, e.g. "[threshold=0.8]"
+
+    @property
+    def name(self) -> str:
+        suffix = f"+self-train{self.self_train_tag}" if self.self_train else ""
+        return f"{self.encoder}+{'finetune-' if self.finetune else ''}{self.head}{suffix}"
+
+
+def budget_label(budget: int | None) -> str:
+    """How a budget is written in results and reports."""
+    return "all" if budget is None else str(budget)
+
+
+def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float | None]:
+    """The :data:`SCORES` of probabilities of positive ``proba`` against the labels ``y``."""
+    from pipeline.predict.metrics import evaluate
+
+    metrics = evaluate(y, proba)
+    return {k: metrics[k] for k in SCORES}
+
+
+def _adapted_scores(y: np.ndarray, proba: np.ndarray, model: Any, shift: dict[str, Any] | None) -> dict[str, Any]:
+    """Accuracy after guarded class-prior adaptation (the plain accuracy when it declines), whether it
+    adapted and why, the EM and BBSE estimates and the true prior."""
+    adapted = model.adapt(proba, shift=shift)
+    found = {e.method: round(e.value, 6) for e in adapted.decision.estimates}
+    return {
+        "accuracy_adapted": float(((adapted.p_pos >= 0.5) == y).mean()),
+        "adapted": adapted.decision.adapt,
+        "decision": adapted.decision.reason,
+        "estimated_prior": found["EM"],
+        "bbse_prior": found.get("BBSE"),
+        "true_prior": round(float(np.mean(y)), 6),
+    }
+
+
+def fit_frozen_cell(
+    method: Method,
+    budget: int | None,
+    seed: int,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    groups: list[str] | None,
+    tests: dict[str, tuple[np.ndarray, np.ndarray]],
+    folds: Any = None,
+    adapt_prior: bool = False,
+    class_weight: str | None = None,
+    X_unlabelled: np.ndarray | None = None,
+    self_train: Any = None,
+    shift: dict[str, dict[str, Any]] | None = None,
+    search: bool = True,
+    prompt_direction: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Fit one head on one budget sample and score it on every test set (runs in a joblib worker).
+
+    ``folds`` (:func:`pipeline.heads.registry.plan_folds` of the sample) lets heads on one sample share their CV folds.
+    ``adapt_prior`` adds, per test set, the accuracy after guarded class-prior adaptation (see
+    :meth:`pipeline.predict.prior.PriorModel.adapt`, given ``shift``, each test set's domain-shift check), its
+    decision and reason, the estimates and the true prior.
+    ``class_weight="balanced"`` reweights classes (``compare --query``: actively chosen samples are unbalanced).
+    A ``method.self_train`` cell self-trains the head with ``self_train`` settings on the vectors
+    ``X_unlabelled`` (vectors only: no label of the unlabelled texts reaches this function).
+    ``search=False`` fits the head's fixed defaults instead of searching its grid by cross-validation.
+    ``prompt_direction`` gives linear heads their prompt prior (:mod:`pipeline.heads.prompts`).
+    """
+    from pipeline.heads.registry import fit_head
+
+    extra: dict[str, Any] = {}
+    if method.self_train:
+        from pipeline.unlabelled.self_train import self_train_head
+
+        fitted, record = self_train_head(method.head, X_train, y_train, X_unlabelled, settings=self_train,
+                                         groups=groups, seed=seed, folds=folds, class_weight=class_weight,
+                                         prompt_direction=prompt_direction)
+        extra["self_train"] = {k: record[k] for k in ("fraction", "threshold", "rounds", "rounds_run", "cost_vs_teacher")}
+    else:
+        fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds,
+                          class_weight=class_weight, search=search, prompt_direction=prompt_direction)
+    probas = {name: fitted.estimator.predict_proba(X)[:, 1] for name, (X, _) in tests.items()}
+    metrics = {name: scores(y, probas[name]) for name, (_, y) in tests.items()}
+    if adapt_prior:
+        from pipeline.predict.prior import PriorModel
+
+        model = PriorModel.fit(fitted.estimator, X_train, y_train, groups=groups, seed=seed)
+        for name, (_, y) in tests.items():
+            metrics[name].update(_adapted_scores(y, probas[name], model, (shift or {}).get(name)))
+    return {
+        "method": method.name,
+        "encoder": method.encoder,
+        "head": method.head,
+        "kind": "frozen",
+        "budget": budget_label(budget),
+        "n_train": int(len(y_train)),
+        "seed": seed,
+        "params": fitted.params,
+        "metrics": metrics,
+        "fit_seconds": round(fitted.fit_seconds, 4),
+        **extra,
+    }

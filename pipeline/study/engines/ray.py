@@ -1,0 +1,303 @@
+"""The Ray engine: encode cache misses on a Ray cluster (:func:`ray_fill`, also behind ``embed --engine ray``),
+and run compare cells as Ray tasks (:class:`RayEngine`).
+
+Embedding: the driver streams texts, keeps those the cache lacks and cuts them into shards of
+``shard_size`` texts. A pool of :class:`EncodeWorker` actors (one model load each, one GPU each when
+the cluster has GPUs) encodes shards; each worker writes its shard as its own HDF5 file under
+``<cache>/<fingerprint>.incoming/`` (:meth:`Store.stage`, no lock, tmp + replace), and the driver
+adopts each finished file into the store's shard table (:meth:`Store.adopt`), so
+``EmbeddingCache.vectors`` and every reader see the rows with no change. A worker killed mid-shard
+is restarted by Ray and the shard retried; the retry rewrites the same staged file name and a file
+is adopted once, after its task returned, so no row is duplicated or lost.
+
+The cache directory must be on a filesystem every node sees (NFS, Lustre, a mounted bucket with
+POSIX locks). Ray is an optional extra (``pip install 'review-transfer[ray]'``), imported only here,
+inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import EngineError, MissingExtraError, OptionError
+from pipeline.store.cache import SHARDS_BEFORE_MERGE, EmbeddingCache, EmbedReport, Store, file_meta, text_keys
+from pipeline.study.engines.base import Cell
+
+SHARD_SIZE = 4096  # texts per Ray task: what a killed worker costs again, and the size of a staged file
+IN_FLIGHT_PER_WORKER = 2  # shards queued per worker: keeps GPUs busy while bounding driver memory
+MAX_RETRIES = 3
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise MissingExtraError("--engine ray needs Ray: pip install 'review-transfer[ray]'.") from None
+    return ray
+
+
+def connect(address: str | None = None) -> Any:
+    """The ``ray`` module, connected: to ``address`` (e.g. ``auto`` or ``ray://head:10001``) or a
+    local instance when None; an already initialised Ray is reused."""
+    ray = _ray()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    return ray
+
+
+class EncodeWorker:
+    """A Ray actor body: builds the encoder once, then encodes shards into staged files."""
+
+    def __init__(self, spec: str, options: dict[str, Any], cache_dir: str, fingerprint: str) -> None:
+        from pipeline.encoders import get_encoder
+
+        self.encoder = get_encoder(spec, work_dir=cache_dir, **options)
+        if self.encoder.fingerprint != fingerprint:
+            raise EngineError(
+                f"{spec}: this worker's encoder has fingerprint {self.encoder.fingerprint}, the driver's "
+                f"{fingerprint}; install the same package and model versions on every node."
+            )
+        self.store = Store(cache_dir, fingerprint)
+        self.meta = file_meta(self.encoder)
+
+    def encode(self, name: str, texts: list[str]) -> tuple[str, dict[str, int]]:
+        """Encode ``texts`` into the staged shard ``name``; returns its path and the encoder's counters."""
+        vectors = self.encoder.encode(texts)
+        path = self.store.stage(name, text_keys(texts), vectors, self.meta)
+        return str(path), dict(self.encoder.last_stats)
+
+
+def _worker_count(ray: Any, workers: int | None, device: str) -> tuple[int, float]:
+    """(actors, GPUs per actor): one actor per GPU (at most) when the cluster has GPUs, else per CPU."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0)) if device in ("auto", "cuda") else 0
+    if gpus:
+        return min(workers or gpus, gpus), 1.0
+    return workers or max(1, int(resources.get("CPU", 1))), 0.0
+
+
+def ray_fill(
+    spec: str,
+    batches: Iterable[Sequence[str]],
+    cache_dir: str | Path | None = None,
+    *,
+    options: dict[str, Any] | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    shard_size: int = SHARD_SIZE,
+    max_retries: int = MAX_RETRIES,
+    progress: bool | None = None,
+    worker_cls: type = EncodeWorker,
+) -> EmbedReport:
+    """Cache the vectors of every text in ``batches`` for encoder ``spec``, encoding misses on Ray.
+
+    ``options`` are :func:`get_encoder` keyword arguments (device, precision, ...); ``worker_cls`` is
+    the actor body (:class:`EncodeWorker` or a subclass). A shard whose worker dies is retried up to
+    ``max_retries`` times. Returns counts and timings like :meth:`EmbeddingCache.fill`.
+    """
+    from pipeline.progress import progress_bar
+
+    start = time.perf_counter()
+    options = dict(options or {})
+    cache = EmbeddingCache(cache_dir)
+    encoder = _driver_encoder(spec, cache.dir, options, shard_size)
+    store = cache.store(encoder.fingerprint)
+    report = EmbedReport(spec, encoder.fingerprint, store.main)
+    actors = _ShardPool(connect(address), worker_cls, spec, options, cache.dir, encoder.fingerprint, workers,
+                        max_retries)
+    run = uuid.uuid4().hex[:12]
+    queued: set[bytes] = set()  # keys of shards sent but not adopted yet
+    bar = progress_bar(None, f"embed {spec} on {len(actors.actors)} Ray workers", "text", progress)
+
+    def adopt(path: str, stats: dict[str, int], keys: list[bytes]) -> None:
+        store.adopt(path)
+        queued.difference_update(keys)
+        for name, value in stats.items():
+            report.stats[name] = report.stats.get(name, 0) + int(value)
+        bar.update(len(keys))
+        if store.shard_count() >= SHARDS_BEFORE_MERGE:
+            store.compact()
+
+    try:
+        for n, texts in enumerate(_shards(batches, store, encoder.dim, queued, report, shard_size)):
+            actors.submit(f"{run}-{n:08d}", texts)
+            while actors.full:
+                adopt(*actors.finished())
+        while actors.tasks:
+            adopt(*actors.finished())
+    finally:
+        bar.close()
+        actors.close()
+        _drop_staged(store, run)
+    if store.has_shards():
+        store.compact()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _driver_encoder(spec: str, cache_dir: Path, options: dict[str, Any], shard_size: int) -> Any:
+    """The driver's encoder of ``spec``, for its fingerprint and dim (it loads the model), once the
+    arguments are checked: one encoder (not ``A+B``), shards of at least one text."""
+    from pipeline.encoders import get_encoder
+    from pipeline.encoders.spec import parse_spec
+
+    if shard_size < 1:
+        raise OptionError(f"shard_size must be at least 1, got {shard_size}.")
+    parts = parse_spec(spec).parts
+    if parts:
+        raise OptionError(f"{spec}: fill each part ({', '.join(map(str, parts))}) on its own.")
+    return get_encoder(spec, work_dir=cache_dir, **options)
+
+
+class _ShardPool:
+    """Encoding actors and the shards in flight on them: a shard goes to the least busy actor."""
+
+    def __init__(self, ray: Any, worker_cls: type, spec: str, options: dict[str, Any], cache_dir: Path,
+                 fingerprint: str, workers: int | None, max_retries: int) -> None:
+        self.ray, self.spec, self.max_retries = ray, spec, max_retries
+        n_workers, gpus = _worker_count(ray, workers, options.get("device", "auto"))
+        actor_cls = ray.remote(num_gpus=gpus, num_cpus=0 if gpus else 1, max_restarts=max_retries,
+                               max_task_retries=max_retries)(worker_cls)
+        self.actors = [actor_cls.remote(spec, options, str(cache_dir), fingerprint) for _ in range(n_workers)]
+        self.tasks: dict[Any, tuple[int, list[bytes]]] = {}  # task -> (actor index, keys of its texts)
+
+    @property
+    def full(self) -> bool:
+        """Whether enough shards are queued to keep every actor busy."""
+        return len(self.tasks) >= IN_FLIGHT_PER_WORKER * len(self.actors)
+
+    def submit(self, name: str, texts: list[str]) -> None:
+        """Send shard ``name`` to the actor with the fewest shards in flight."""
+        busy = [0] * len(self.actors)
+        for w, _ in self.tasks.values():
+            busy[w] += 1
+        w = int(np.argmin(busy))
+        self.tasks[self.actors[w].encode.remote(name, texts)] = (w, text_keys(texts).tolist())
+
+    def finished(self) -> tuple[str, dict[str, int], list[bytes]]:
+        """(staged file, encoder counters, keys) of the next shard to finish; EngineError when it failed every retry."""
+        (done,), _ = self.ray.wait(list(self.tasks), num_returns=1)
+        _, keys = self.tasks.pop(done)
+        try:
+            path, stats = self.ray.get(done)
+        except self.ray.exceptions.RayError as e:
+            raise EngineError(f"{self.spec}: a shard of {len(keys)} texts failed after {self.max_retries} retries "
+                              f"({type(e).__name__}); rows done so far are cached, rerun to resume.\n{e}") from None
+        return path, stats, keys
+
+    def close(self) -> None:
+        """Stop the actors."""
+        for handle in self.actors:
+            self.ray.kill(handle)
+
+
+def _drop_staged(store: Store, run: str) -> None:
+    """Remove the staged files of ``run`` that were never adopted, and the staging folder when empty."""
+    for leftover in store.incoming.glob(f"{run}-*"):
+        leftover.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        store.incoming.rmdir()  # only when empty: another run may be staging there
+
+
+def _shards(batches: Iterable[Sequence[str]], store: Store, dim: int, queued: set[bytes], report: EmbedReport,
+            shard_size: int) -> Iterator[list[str]]:
+    """Lists of ``shard_size`` texts neither cached nor queued, counting texts, hits and misses in ``report``.
+
+    Each batch is checked against the store when it is read; texts queued by earlier batches (in
+    ``queued`` until adopted) count as hits. Longest texts first within a batch, to cut padding.
+    """
+    shard: list[str] = []
+    for batch in batches:
+        keys = text_keys(batch)
+        _, first = np.unique(keys, return_index=True)
+        todo = first[store.missing(keys[first], dim)] if len(first) else first
+        todo = [i for i in todo if keys[i] not in queued]
+        todo.sort(key=lambda i: -len(batch[i]))
+        queued.update(keys[todo].tolist())
+        report.texts += len(batch)
+        report.unique += len(first)
+        report.hits += len(first) - len(todo)
+        report.misses += len(todo)
+        for i in todo:
+            shard.append(batch[i])
+            if len(shard) == shard_size:
+                yield shard
+                shard = []
+    if shard:
+        yield shard
+
+
+# ---------------------------------------------------------------------------------------------- compare cells
+class RayEngine:
+    """The Ray engine of compare: misses encoded by :func:`ray_fill` (a combined encoder part by part);
+    cells carry cache keys and run as Ray tasks (one CPU each) that read their rows from the shared cache."""
+
+    name = "ray"
+
+    def __init__(self, cache_dir: str | Path, *, address: str | None = None, progress: bool | None = None,
+                 source_options: dict[str, Any] | None = None, max_retries: int = MAX_RETRIES) -> None:
+        _ray()  # a missing extra fails before any work
+        self.cache_dir = Path(cache_dir)
+        self.address = address
+        self.progress = progress
+        self.source_options = source_options
+        self.max_retries = max_retries
+
+    def rows(self, encoder: Any, texts: list[str]) -> np.ndarray:
+        """Fill the cache for ``texts`` on Ray; their cache keys (tasks read the vectors themselves)."""
+        for part in getattr(encoder, "parts", [encoder]):  # a combined encoder is cached part by part
+            ray_fill(part.spec, [texts], self.cache_dir, options={"source_options": self.source_options},
+                     address=self.address, progress=self.progress)
+        return text_keys(texts)
+
+    def run(self, encoder: Any, cells: Iterable[Cell]) -> Iterator[dict[str, Any]]:
+        """Result rows of ``cells`` (X: cache keys), as the Ray tasks finish."""
+        stores = [(p.fingerprint, p.dim) for p in getattr(encoder, "parts", [encoder])]
+        return run_cells(cells, self.cache_dir, stores, address=self.address, max_retries=self.max_retries)
+
+
+@functools.lru_cache(maxsize=8)
+def _worker_store(cache_dir: str, fingerprint: str) -> Store:
+    """One Store per worker process, so its key index is read once, not once per cell."""
+    return Store(cache_dir, fingerprint)
+
+
+def _cached_cell(cache_dir: str, stores: list[tuple[str, int]], tests: dict[str, tuple[np.ndarray, np.ndarray]],
+                 cell: Cell) -> dict[str, Any]:
+    """A cell whose rows are cache keys: read the vectors from the shared cache, then fit and score."""
+
+    def read(keys: np.ndarray) -> np.ndarray:
+        return np.hstack([_worker_store(cache_dir, fingerprint).read(keys, dim) for fingerprint, dim in stores])
+
+    return cell.fit(read(cell.X), {name: (read(keys), labels) for name, (keys, labels) in tests.items()})
+
+
+def run_cells(cells: Iterable[Cell], cache_dir: str | Path, stores: list[tuple[str, int]], *,
+              address: str | None = None, max_retries: int = MAX_RETRIES) -> Iterator[dict[str, Any]]:
+    """Rows of ``cells`` whose X are cache keys, run as Ray tasks (one CPU each) that read their vectors
+    from the shared cache; yielded as they finish. ``stores`` are the (fingerprint, dim) of the encoder,
+    or of each part of a combined one."""
+    ray = connect(address)
+    task = ray.remote(num_cpus=1, max_retries=max_retries)(_cached_cell)
+    shared: dict[int, Any] = {}  # the test sets are one object for every cell: ship it once
+    refs = []
+    for cell in cells:
+        if id(cell.tests) not in shared:
+            shared[id(cell.tests)] = ray.put(cell.tests)
+        refs.append(task.remote(str(cache_dir), stores, shared[id(cell.tests)], replace(cell, tests={})))
+    while refs:
+        (done,), refs = ray.wait(refs, num_returns=1)
+        try:
+            yield ray.get(done)
+        except ray.exceptions.RayError as e:
+            raise EngineError(f"a compare cell failed after {max_retries} retries ({type(e).__name__}); "
+                              f"finished cells are saved in results.jsonl, rerun to resume.\n{e}") from None

@@ -1,0 +1,68 @@
+"""Plain-text tables and score summaries for the terminal: what ``fit``, ``evaluate`` and ``finetune``
+print (and the benchmarks reuse). Formatting only; nothing here fits or scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.bundle.bundle import Bundle
+
+
+def format_fit_table(bundles: Sequence[Bundle]) -> str:
+    """Plain-text table of fitted heads: head, params, CV accuracy of the chosen point ± its sd over the
+    validation folds, test accuracy, macro-F1, ROC-AUC, fit seconds."""
+    header = ("head", "params", "CV accuracy ± sd", "accuracy", "macro-F1", "ROC-AUC", "fit s")
+    rows = []
+    for b in bundles:
+        m = b.manifest["metrics"]["test"] or {}
+        head = b.manifest["head"]
+        params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in head["params"].items())
+        rows.append((head["name"], params, _fmt_cv(head.get("cv_accuracy"), head.get("cv_sd")),
+                     *(_fmt(m.get(k)) for k in ("accuracy", "macro_f1", "roc_auc")), f"{head['fit_seconds']:.1f}"))
+    return format_table(header, rows)
+
+
+def _fmt_cv(mean: float | None, sd: float | None) -> str:
+    """``0.715 ± 0.032``; ``-`` when nothing was searched (defaults, or a fine-tuned head)."""
+    if mean is None:
+        return "-"
+    return f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces, with a rule under the header."""
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in (header, *rows)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
+    """Human-readable scores with a labelled confusion matrix."""
+    neg, pos = label_names
+    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    lines = [f"{k:<9} {_fmt(scores[k])}" for k in ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")]
+    corner = "true \\ pred"
+    first, width = max(len(corner), len(neg), len(pos)), max(len(neg), len(pos), 6)
+    lines += [
+        f"n         {scores['n']}",
+        "",
+        f"{corner:<{first}}  {neg:>{width}}  {pos:>{width}}",
+        f"{neg:<{first}}  {tn:>{width}}  {fp:>{width}}",
+        f"{pos:<{first}}  {fn:>{width}}  {tp:>{width}}",
+    ]
+    if "prior" in scores:
+        pr = scores["prior"]
+        used = "not adapted" if pr["target"] is None else f"{'estimated' if pr['estimated'] else 'given'} {pr['target']:.3f}"
+        lines += ["", f"positive rate: training {pr['train']:.3f}, {used}, true {pr['true']:.3f}; "
+                      f"accuracy without adaptation {pr['accuracy_unadapted']:.3f}", pr["line"]]
+    shift = scores.get("domain_shift")
+    if shift:
+        lines += ["", shift.get("line") or f"domain shift: not checked ({shift['reason']})"]
+    return "\n".join(lines)
