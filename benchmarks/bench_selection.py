@@ -33,7 +33,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from pipeline import prompts
+from pipeline.heads import prompts
 from pipeline.heads.registry import HEADS, HeadSpec, Selection, build_head, fit_head, normalized_spread, plan_folds, unit_rows
 
 # the rule before: one K-fold split, the best mean, these grids and defaults, always standardised
