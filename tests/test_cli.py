@@ -60,7 +60,7 @@ def test_engine_failures_are_one_clean_line():
     import click
 
     from pipeline import EngineError
-    from pipeline.cli.main import _handle_errors
+    from pipeline.cli.options import _handle_errors
 
     @click.command()
     @_handle_errors
