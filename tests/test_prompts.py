@@ -11,7 +11,8 @@ from helpers import write_reviews_csv
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
-from pipeline import OptionError, prompts
+from pipeline import OptionError
+from pipeline.heads import prompts
 from pipeline.bundle.bundle import Bundle
 from pipeline.store.cache import EmbeddingCache
 from pipeline.cli.main import main

@@ -36,7 +36,8 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_array
 from threadpoolctl import threadpool_limits
 
-from pipeline import ReviewTransferError, prompts
+from pipeline import ReviewTransferError
+from pipeline.heads import prompts
 from pipeline.heads.calibration import INTERCEPT_WEIGHT, MIN_PER_CLASS_PER_FOLD, PlattCalibrated, margins
 from pipeline.heads.linear_svm import LinearSVM
 from pipeline.heads.out_of_core import ALPHA as SGD_ALPHA
