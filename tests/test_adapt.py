@@ -33,6 +33,7 @@ def test_fingerprint_changes_with_corpus_and_recipe(corpus):
         AdaptRecipe(method="bert")
 
 
+@pytest.mark.slow
 def test_adapt_resumes_after_kill_then_is_a_cache_hit(corpus, tmp_path):
     data = tmp_path / "texts.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in corpus))

@@ -68,6 +68,7 @@ def tuned(budget, cache_dir, tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------------------------- method head, real
+@pytest.mark.slow
 def test_training_lowers_the_loss_on_the_training_labels(tuned, budget):
     fit_set, _ = holdout(budget[0], tuned.manifest["finetune"]["recipe"]["val_fraction"], 0)
     details = tuned.manifest["finetune"]
@@ -77,6 +78,7 @@ def test_training_lowers_the_loss_on_the_training_labels(tuned, budget):
     assert after < start
 
 
+@pytest.mark.slow
 def test_bundle_loads_and_predicts_through_stage_two(tuned, cache_dir, budget):
     bundle = Bundle.load(tuned.path, cache_dir=cache_dir)  # verifies files and the encoder fingerprint
     assert bundle.manifest["encoder"]["spec"] == "st:" + ENCODER_DIR
@@ -92,6 +94,7 @@ def test_bundle_loads_and_predicts_through_stage_two(tuned, cache_dir, budget):
     assert np.isclose(scores["accuracy"], ((bundle.predict_proba(test.texts)[:, 1] >= 0.5) == test.labels).mean())
 
 
+@pytest.mark.slow
 def test_tuned_fingerprint_differs_from_the_frozen_encoder(tuned, tmp_path):
     from pipeline.finetune.body import load_body, save_body
 
@@ -122,6 +125,7 @@ def long_and_short(budget):
     return long, short
 
 
+@pytest.mark.slow
 def test_tuned_bundle_reads_a_long_text_through_every_window(tuned, long_and_short):
     options = tuned.manifest["encoder"]["options"]
     assert (options["long_text"], options["max_length"]) == ("auto", TINY["max_length"])  # recorded: the training window
@@ -141,6 +145,7 @@ def test_tuned_bundle_reads_a_long_text_through_every_window(tuned, long_and_sho
         assert _cos(vec[None], mean[None])[0] > near
 
 
+@pytest.mark.slow
 def test_predict_can_override_the_strategy_and_widen_the_window(tuned, cache_dir, long_and_short):
     long, short = long_and_short
     auto = Bundle.load(tuned.path, cache_dir=cache_dir).predict_proba(long)
@@ -157,6 +162,7 @@ def test_predict_can_override_the_strategy_and_widen_the_window(tuned, cache_dir
     assert p_auto.output.split("\t")[1] == f"{auto[0, 1]:.3f}" != p_cut.output.split("\t")[1]
 
 
+@pytest.mark.slow
 def test_a_bundle_saved_before_long_text_support_keeps_truncating_with_a_notice(tuned, cache_dir, long_and_short, tmp_path):
     old = tmp_path / "old-bundle"
     shutil.copytree(tuned.path, old)
@@ -183,6 +189,7 @@ def test_a_bundle_saved_before_long_text_support_keeps_truncating_with_a_notice(
     assert _cos(legacy.embed(long), upgraded.embed(long)).max() < 0.99
 
 
+@pytest.mark.slow
 def test_killed_command_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(tuned, reviews_csv, cache_dir, tmp_path):
     out = tmp_path / "resumed"
     cmd = [sys.executable, "-m", "pipeline", "finetune", str(reviews_csv), "--budget", str(BUDGET), *CLI_TINY,
@@ -212,6 +219,7 @@ def test_killed_command_resumes_from_its_checkpoint_and_matches_an_uninterrupted
     assert np.allclose(resumed.estimator[-1].coef_, tuned.head[-1].coef_, atol=1e-5)  # the scikit-learn head
 
 
+@pytest.mark.slow
 def test_setfit_method_trains_pairs_then_a_logistic_regression(budget, cache_dir, tmp_path):
     train, test = budget
     bundle = finetune(train, test=test, out=tmp_path / "setfit", method="setfit", num_iterations=1, epochs=1,
@@ -361,6 +369,7 @@ def test_recipe_defaults_overrides_and_errors():
         make_recipe("head", val_fraction=0.9)
 
 
+@pytest.mark.slow
 def test_tuned_bundle_takes_prior_options_and_the_shift_check(tuned, reviews_csv, cache_dir):
     prior = tuned.manifest["prior"]
     assert prior["train"] == 0.5 and set(prior["confusion"]) == {"tpr", "fpr", "n_pos", "n_neg"}

@@ -137,6 +137,7 @@ def _wait_for(driver, condition: str, timeout: float = 60):
 
 
 @browser
+@pytest.mark.slow
 def test_browser_label_by_keyboard_undo_kill_restart(tmp_path, source, small_glove):
     from selenium.webdriver.common.by import By
 
@@ -179,6 +180,7 @@ def test_browser_label_by_keyboard_undo_kill_restart(tmp_path, source, small_glo
 
 
 @browser
+@pytest.mark.slow
 def test_browser_shows_markup_as_text_and_long_reviews_whole(tmp_path, small_glove):
     from selenium.webdriver.common.by import By
 

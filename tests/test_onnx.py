@@ -22,6 +22,8 @@ from pipeline.encoders.probe import ProbeError, cosines, guard, guarded_encoder
 
 pytest.importorskip("onnxruntime")
 
+pytestmark = pytest.mark.slow  # exports, a cluster or a model: see setup.cfg
+
 # Run in a fresh interpreter: any import of torch (or the libraries that pull it in) fails.
 NO_TORCH = """
 import sys

@@ -13,6 +13,8 @@ from pipeline.encoders import get_encoder
 from pipeline.encoders import onnx as exported
 from pipeline.encoders.probe import cosines, guard
 
+pytestmark = pytest.mark.slow  # exports, a cluster or a model: see setup.cfg
+
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 

@@ -16,6 +16,8 @@ from pipeline.store.cache import EmbeddingCache, Store, text_keys
 from pipeline.cli.main import main
 from pipeline.encoders import get_encoder
 
+pytestmark = pytest.mark.slow  # exports, a cluster or a model: see setup.cfg
+
 ray = pytest.importorskip("ray")
 
 GLOVE = "glove-6b-50d"
