@@ -21,7 +21,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from pipeline.active.strategies import DEFAULT_REFIT, SETTINGS, QuerySettings
+from pipeline.active.choices import DEFAULT_REFIT
+from pipeline.active.strategies import SETTINGS, QuerySettings
 from pipeline.study.active_compare import DEFAULT_BATCH, run_active_compare, settings_tag
 from pipeline.data.dataset import load
 from pipeline.study.report import summarise

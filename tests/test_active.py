@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from helpers import write_reviews_csv
 
-from pipeline.active.strategies import STRATEGIES, Oracle, nearest_distance, propose, simulate, unit_rows
+from pipeline.active.choices import STRATEGIES
+from pipeline.active.strategies import Oracle, nearest_distance, propose, simulate, unit_rows
 
 BUDGETS = [16, 40, 64]
 

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from pipeline import MissingExtraError
-from pipeline.active.strategies import DEFAULT_STRATEGY, STRATEGIES
+from pipeline.active.choices import DEFAULT_STRATEGY, STRATEGIES
 from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, load_source, source_options
 from pipeline.encoders.spec import DEFAULT_ENCODER
 

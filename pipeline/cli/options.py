@@ -197,7 +197,7 @@ def _engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _query_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add compare's --query, --query-batch, --query-refit and --split (simulated active learning; see
     pipeline.study.active_compare)."""
-    from pipeline.active.strategies import DEFAULT_REFIT, REFITS, STRATEGIES
+    from pipeline.active.choices import DEFAULT_REFIT, REFITS, STRATEGIES
 
     func = click.option("--split", "split_name", type=click.Choice(["test", "validation"]), default="test",
                         show_default=True,

@@ -11,8 +11,7 @@ from typing import Any
 
 import click
 
-from pipeline.unlabelled.adapt import DEFAULT_METHOD, METHODS
-from pipeline.unlabelled.self_train import BALANCES
+from pipeline.unlabelled.choices import BALANCES, DEFAULT_METHOD, METHODS
 
 
 def unlabelled_options(func: Callable[..., Any]) -> Callable[..., Any]:

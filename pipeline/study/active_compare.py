@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.active.strategies import (DEFAULT_REFIT, REFITS, SETTINGS, Oracle, QuerySettings, check_strategy, simulate, typicality,
-                             unit_rows)
+from pipeline.active.choices import DEFAULT_REFIT, REFITS
+from pipeline.active.strategies import (SETTINGS, Oracle, QuerySettings, check_strategy, simulate, typicality,
+                                       unit_rows)
 from pipeline.study.engines.cells import Method, budget_label, fit_frozen_cell
 from pipeline.study.compare import ResultsLog, check_run_identity
 from pipeline.data.dataset import Dataset, DataError, budget_indices, split, validation_split

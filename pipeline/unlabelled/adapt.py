@@ -33,9 +33,8 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
+from pipeline.unlabelled.choices import DEFAULT_METHOD, METHODS
 
-METHODS = ("tsdae", "simcse", "mlm")
-DEFAULT_METHOD = "simcse"  # chosen on RT's pool validation split; tsdae lost ~10 points there (README)
 RECORD = "adapt.json"
 TSDAE_DELETE = 0.6  # share of words deleted from a text before encoding it
 MLM_MASK = 0.15  # share of word pieces masked

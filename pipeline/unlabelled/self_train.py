@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
+from pipeline.unlabelled.choices import BALANCES
 from pipeline.data.dataset import Dataset
 
 
-BALANCES = ("predicted", "equal")  # the first is the default (chosen on the development target; README)
 
 
 @dataclass(frozen=True)

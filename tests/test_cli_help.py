@@ -1,0 +1,43 @@
+"""``review-transfer --help`` and every command's ``--help`` import no numpy, torch or scikit-learn, and
+the console script names the function that runs the command line."""
+
+from __future__ import annotations
+
+import configparser
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("numpy", "torch", "transformers", "sentence_transformers", "sklearn", "scipy", "h5py", "gensim")
+COMMANDS = ("data show", "embed", "cache ls", "fit", "predict", "evaluate", "finetune", "compare", "suggest", "label",
+            "adapt")
+ROOT = Path(__file__).parents[1]
+
+
+def _console_script() -> str:
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    line = cfg["options.entry_points"]["console_scripts"].strip()
+    name, target = (part.strip() for part in line.split("="))
+    assert name == "review-transfer"
+    return target
+
+
+def test_the_console_script_names_the_click_group():
+    module, attr = _console_script().split(":")
+    main = getattr(importlib.import_module(module), attr)
+    assert callable(main) and main.name == "main" and {"fit", "predict", "compare"} <= set(main.commands)
+
+
+@pytest.mark.parametrize("command", ("", *COMMANDS))
+def test_help_imports_no_heavy_library(command):
+    module, attr = _console_script().split(":")
+    code = (f"import sys\nfrom {module} import {attr}\n"
+            f"try:\n    {attr}({[*command.split(), '--help']!r})\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert "Usage:" in res.stdout and res.stdout.strip().splitlines()[-1] == "[]", res.stdout[-500:]
