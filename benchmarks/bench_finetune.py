@@ -48,12 +48,12 @@ def _frozen_minilm(cache_dir: str):
 
 def finetune_cell(train, test, seed: int, method: str) -> dict:
     """Fine-tune MiniLM with ``method`` (default recipe) and score it on ``test``."""
-    from pipeline.finetune import finetune_and_score
+    from pipeline.finetune import finetune_and_score, make_recipe
 
     with tempfile.TemporaryDirectory(prefix="bench-ft-") as work:
         start = time.perf_counter()
-        probas, fit_s, encode_s = finetune_and_score(train, {"test": test}, work_dir=work, method=method, seed=seed,
-                                                     progress=False)
+        probas, fit_s, encode_s = finetune_and_score(train, {"test": test}, work_dir=work,
+                                                     recipe=make_recipe(method), seed=seed)
     return {"accuracy": _accuracy(test.labels, probas["test"]), "fit_seconds": fit_s, "encode_seconds": encode_s,
             "total_seconds": time.perf_counter() - start}
 

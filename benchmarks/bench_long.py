@@ -123,7 +123,7 @@ def finetuned(args: argparse.Namespace) -> None:
 
     from pipeline.data.dataset import load, sample_budget, split
     from pipeline.encoders import get_encoder
-    from pipeline.finetune import finetune
+    from pipeline.finetune import Runtime, finetune, make_recipe
 
     pool, test = split(load("rt"))
     docs = test_documents(test, args.per_doc, args.compositions)
@@ -138,7 +138,8 @@ def finetuned(args: argparse.Namespace) -> None:
         for seed in range(args.seeds):
             train = sample_budget(pool, args.budget, seed)
             start = time.perf_counter()
-            bundle = finetune(train, out=f"{work}/ft-{seed}", seed=seed, max_length=args.max_length, progress=False)
+            bundle = finetune(train, out=f"{work}/ft-{seed}", recipe=make_recipe("head", max_length=args.max_length),
+                              seed=seed, runtime=Runtime(progress=False))
             print(f"seed {seed}: fine-tuned in {time.perf_counter() - start:.0f} s")
             grids.setdefault(f"fine-tuned on {args.budget} snippets", []).append(
                 score_grid(bundle.encoder_spec, bundle.encoder_options, bundle.head, docs, windows))
@@ -157,7 +158,7 @@ def study(pool: Any, docs: Any, args: argparse.Namespace, work: str, grids: dict
     from transformers import AutoTokenizer
 
     from pipeline.encoders.models import minilm
-    from pipeline.finetune import finetune
+    from pipeline.finetune import Runtime, finetune, make_recipe
     from benchmarks.long_reviews import concatenate
 
     train = concatenate(pool, args.per_doc, seed=0, limit=args.train_docs)
@@ -171,7 +172,8 @@ def study(pool: Any, docs: Any, args: argparse.Namespace, work: str, grids: dict
         ways[f"fine-tuned on {len(train)} documents whole ({args.doc_length})"] = (train, args.doc_length)
     for name, (ds, length) in ways.items():
         start = time.perf_counter()
-        bundle = finetune(ds, out=f"{work}/study-{len(grids)}", seed=0, max_length=length, progress=False)
+        bundle = finetune(ds, out=f"{work}/study-{len(grids)}", recipe=make_recipe("head", max_length=length), seed=0,
+                          runtime=Runtime(progress=False))
         print(f"{name}: {len(ds)} examples, fine-tuned in {time.perf_counter() - start:.0f} s")
         grids[name] = [score_grid(bundle.encoder_spec, bundle.encoder_options, bundle.head, docs, [length])]
 

@@ -91,14 +91,15 @@ def distil_cells(method: str, train, test, unlabelled: list[str], seed: int, cac
     ``rescore_teacher`` the teacher is scored on ``test`` here (a reused teacher's manifest holds the
     scores of the test set it was trained beside)."""
     from pipeline.bundle.bundle import Bundle
-    from pipeline.unlabelled.self_train import distil
+    from pipeline.finetune import Runtime, recipe_for
+    from pipeline.unlabelled.self_train import Teacher, distil
 
     teacher_method, teacher_row = TEACHERS[method]
     with tempfile.TemporaryDirectory(prefix="bench-distil-") as out:
         start = time.perf_counter()
-        bundle = distil(train, unlabelled, out=Path(out) / "student", work_dir=work_dir, encoder=encoder,
-                        teacher_method=teacher_method,
-                        settings=settings, seed=seed, test=test, cache_dir=cache_dir, progress=False)
+        bundle = distil(train, unlabelled, out=Path(out) / "student", work_dir=work_dir,
+                        teacher=Teacher(encoder, recipe_for(encoder, teacher_method)), settings=settings, seed=seed,
+                        test=test, runtime=Runtime(cache_dir=cache_dir, progress=False))
         wall = time.perf_counter() - start
     record = bundle.manifest["self_train"]
     teacher_accuracy = record["teacher"]["test_metrics"]["accuracy"]
@@ -120,11 +121,11 @@ def finetune_cell(encoder: str, train, test, seed: int, method: str = "head", wo
     a killed cell resumes (its seconds then count the resumed part only)."""
     import shutil
 
-    from pipeline.finetune import finetune_and_score
+    from pipeline.finetune import finetune_and_score, recipe_for
 
     with tempfile.TemporaryDirectory(prefix="bench-ft-") as scratch:
         probas, fit_s, _ = finetune_and_score(train, {"test": test}, work_dir=work or scratch, encoder=encoder,
-                                              method=method, seed=seed, progress=False)
+                                              recipe=recipe_for(encoder, method), seed=seed)
     if work is not None:
         shutil.rmtree(work, ignore_errors=True)
     return {"accuracy": _accuracy(test.labels, probas["test"]), "seconds": fit_s}

@@ -26,7 +26,7 @@ from pipeline.bundle.bundle import ENCODER_DIR, Bundle
 from pipeline.cli.main import main
 from pipeline.data.dataset import load
 from pipeline.encoders import get_encoder
-from pipeline.finetune import default_checkpoint_dir, finetune, holdout, make_recipe
+from pipeline.finetune import Runtime, default_checkpoint_dir, finetune, holdout, make_recipe
 from pipeline.finetune.batching import length_batches
 from pipeline.finetune.checkpoint import CheckpointError, CheckpointStore
 from pipeline.finetune.head import to_sklearn, to_torch
@@ -64,7 +64,8 @@ def tuned(budget, cache_dir, tmp_path_factory):
     """MiniLM fine-tuned with method head on the budget, uninterrupted; returns the saved bundle."""
     train, test = budget
     out = tmp_path_factory.mktemp("ft-head") / "bundle"
-    return finetune(train, test=test, out=out, seed=0, cache_dir=cache_dir, progress=False, **TINY)
+    return finetune(train, test=test, out=out, recipe=make_recipe("head", **TINY), seed=0,
+                    runtime=Runtime(cache_dir=cache_dir, progress=False))
 
 
 # ---------------------------------------------------------------------------------------------- method head, real
@@ -222,8 +223,9 @@ def test_killed_command_resumes_from_its_checkpoint_and_matches_an_uninterrupted
 @pytest.mark.slow
 def test_setfit_method_trains_pairs_then_a_logistic_regression(budget, cache_dir, tmp_path):
     train, test = budget
-    bundle = finetune(train, test=test, out=tmp_path / "setfit", method="setfit", num_iterations=1, epochs=1,
-                      max_length=TINY["max_length"], cache_dir=cache_dir, progress=False)
+    recipe = make_recipe("setfit", num_iterations=1, epochs=1, max_length=TINY["max_length"])
+    bundle = finetune(train, test=test, out=tmp_path / "setfit", recipe=recipe,
+                      runtime=Runtime(cache_dir=cache_dir, progress=False))
     details = bundle.manifest["finetune"]
     assert details["pairs"] == 2 * len(train)  # num_iterations positive + as many negative pairs per text
     assert isinstance(bundle.head[-1], LogisticRegression)

@@ -116,7 +116,7 @@ def test_equal_pseudo_labels_are_balanced_the_surest_and_never_none():
 
 
 def test_distillation_targets_are_the_labels_then_the_teachers_probabilities(reviews, tmp_path):
-    from pipeline.finetune import finetune
+    from pipeline.finetune import finetune, make_recipe
     from pipeline.unlabelled.self_train import _student_set
 
     _, ds = reviews
@@ -134,7 +134,7 @@ def test_distillation_targets_are_the_labels_then_the_teachers_probabilities(rev
     with pytest.raises(ValueError, match="20 probabilities"):
         finetune(train, out=tmp_path / "x", targets=np.full(20, 1.5))
     with pytest.raises(ValueError, match="method 'head'"):
-        finetune(train, out=tmp_path / "x", method="setfit", targets=np.full(20, 0.5))
+        finetune(train, out=tmp_path / "x", recipe=make_recipe("setfit"), targets=np.full(20, 0.5))
 
 
 def test_fit_self_train_saves_a_bundle_that_predict_uses(reviews, small_glove, tmp_path):

@@ -75,7 +75,7 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     import dataclasses
     import logging
 
-    from pipeline.finetune import Recipe
+    from pipeline.finetune import Recipe, Runtime, recipe_for
     from pipeline.finetune import finetune as run_finetune
     from pipeline.encoders.spec import apply_flags
     from pipeline.study.tables import format_scores
@@ -92,14 +92,15 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
         raise click.UsageError("--unlabelled is used by --self-train here; add --self-train.")
     if self_train is not None and export:
         raise click.UsageError("--export onnx is not yet available with --self-train; fine-tune without it.")
+    recipe = recipe_for(spec, method, **settings)
+    runtime = Runtime(device=device, precision=precision, cache_dir=cache_dir, checkpoint_dir=checkpoint_dir,
+                      export=export)
     if self_train is not None:
-        bundle = _distil(source, budget, seed, out, str(spec), method, self_train, unlabelled, device=device,
-                         precision=precision, cache_dir=cache_dir, settings=settings, opts=opts)
+        bundle = _distil(source, budget, seed, out, str(spec), recipe, self_train, unlabelled, runtime=runtime,
+                         opts=opts)
     else:
         train, test = train_test(load_source(source, **opts), budget, seed)
-        bundle = run_finetune(train, test=test, out=out, encoder=spec, method=method, seed=seed,
-                              checkpoint_dir=checkpoint_dir, device=device, precision=precision, cache_dir=cache_dir,
-                              export=export, **settings)
+        bundle = run_finetune(train, test=test, out=out, recipe=recipe, encoder=spec, seed=seed, runtime=runtime)
     details, n_test = bundle.manifest["finetune"], bundle.manifest["metrics"]["test_size"]
     click.echo(f"saved {bundle.path}: {method} fine-tuning of {spec} on {bundle.manifest['train']['size']} "
                f"labels{' and pseudo-labels' if self_train else ''} in {details['fit_seconds']:.0f} s "
@@ -109,23 +110,23 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
         click.echo(format_scores(bundle.manifest["metrics"]["test"], bundle.label_names))
 
 
-def _distil(source: str, budget: int | None, seed: int, out: str, encoder: str, method: str, self_train: Any,
-            unlabelled: dict[str, list[str]], *, settings: dict[str, Any], opts: dict[str, Any], **runtime: Any) -> Any:
+def _distil(source: str, budget: int | None, seed: int, out: str, encoder: str, recipe: Any, self_train: Any,
+            unlabelled: dict[str, list[str]], *, runtime: Any, opts: dict[str, Any]) -> Any:
     """finetune --self-train: teacher, pseudo-labels, student (see pipeline.unlabelled.self_train.distil)."""
     import shutil
     from pathlib import Path
 
-    from pipeline.unlabelled.self_train import distil
+    from pipeline.unlabelled.self_train import Teacher, distil
     from pipeline.data.unlabelled import describe, for_budget
 
     train, test, unl = for_budget(load_source(source, **opts), budget, seed, unlabelled)
     click.echo(describe(unl.record), err=True)
     work = Path(f"{out}.self-train")
-    bundle = distil(train, unl.texts, out=out, work_dir=work, encoder=encoder, teacher_method=method,
-                    settings=self_train, seed=seed, test=test, unlabelled_record=unl.record, **runtime, **settings)
+    bundle = distil(train, unl.texts, out=out, work_dir=work, teacher=Teacher(encoder, recipe), settings=self_train,
+                    seed=seed, test=test, unlabelled_record=unl.record, runtime=runtime)
     shutil.rmtree(work, ignore_errors=True)
     record = bundle.manifest["self_train"]
-    click.echo(f"teacher ({method}): test accuracy {record['teacher']['test_metrics']['accuracy']:.3f} in "
+    click.echo(f"teacher ({recipe.method}): test accuracy {record['teacher']['test_metrics']['accuracy']:.3f} in "
                f"{record['teacher']['seconds']:.0f} s; pseudo-labels per round: "
                f"{', '.join(str(r['pseudo_labels']) for r in record['rounds_run'])}; whole run "
                f"{record['cost_vs_teacher']:.1f}x the teacher's time", err=True)

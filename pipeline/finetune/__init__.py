@@ -19,10 +19,10 @@ The runs live in :mod:`pipeline.finetune.run`; torch and friends are imported on
 May import: the package root, ``data``, ``encoders``, ``store``, ``heads``, ``bundle``, ``predict``.
 """
 
-from pipeline.finetune.recipe import DEFAULT_RECIPES, METHODS, Recipe, auto_epochs, holdout, make_recipe
+from pipeline.finetune.recipe import DEFAULT_RECIPES, METHODS, Recipe, Runtime, auto_epochs, holdout, make_recipe, recipe_for
 from pipeline.finetune.run import PREDICT_LONG_TEXT, default_checkpoint_dir, finetune, finetune_and_score, run_key
 
 __all__ = [
-    "DEFAULT_RECIPES", "METHODS", "PREDICT_LONG_TEXT", "Recipe", "auto_epochs", "default_checkpoint_dir", "finetune",
+    "DEFAULT_RECIPES", "METHODS", "PREDICT_LONG_TEXT", "Recipe", "Runtime", "auto_epochs", "recipe_for", "default_checkpoint_dir", "finetune",
     "finetune_and_score", "holdout", "make_recipe", "run_key",
 ]

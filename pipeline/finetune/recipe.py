@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline import OptionError
 from pipeline.data.dataset import Dataset
+from pipeline.encoders.spec import EncoderSpec, parse_spec
 
 METHODS = ("head", "setfit")
 ONLY_FOR = {  # settings that belong to one method
@@ -43,6 +45,18 @@ class Recipe:
     patience: int | None = None  # head: epochs without a better validation score before stopping
     num_iterations: int | None = None  # setfit: positive (and as many negative) pairs per text
     max_pairs: int | None = None  # setfit: cap on the number of pairs, bounding the time
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a fine-tuning run executes; nothing here changes what it learns except precision."""
+
+    device: str = "auto"  # auto | cpu | cuda | mps
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16 (auto: the spec's precision option, else by device)
+    cache_dir: str | Path | None = None  # work files (the unpacked mpnet, exports) and the bundle's cache
+    checkpoint_dir: str | Path | None = None  # default: beside the bundle, ``<out>.ckpt``
+    progress: bool = True
+    export: str | None = None  # "onnx": also save the tuned encoder as ONNX in the bundle
 
 
 DEFAULT_RECIPES = {
@@ -87,6 +101,14 @@ def make_recipe(method: str, **overrides: Any) -> Recipe:
         if value is not None and not ok(value):
             raise OptionError(f"{name} must be {must}, got {value!r}.")
     return recipe
+
+
+def recipe_for(encoder: str | EncoderSpec, method: str = "head", **overrides: Any) -> Recipe:
+    """:func:`make_recipe` for fine-tuning ``encoder``: a ``max_length`` the overrides leave unset comes from
+    the spec's own option (``minilm[max_length=128]``), so flags win over spec options."""
+    if overrides.get("max_length") is None:
+        overrides["max_length"] = parse_spec(encoder).kwargs.get("max_length")
+    return make_recipe(method, **overrides)
 
 
 def auto_epochs(n_train: int, batch_size: int, grad_accum: int = 1) -> int:

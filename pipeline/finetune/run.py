@@ -21,7 +21,7 @@ from pipeline import OptionError
 from pipeline.data.readers import DataError
 from pipeline.data.dataset import Dataset
 from pipeline.encoders.spec import EncoderSpec, check_files, parse_spec
-from pipeline.finetune.recipe import MIN_FIT_PER_CLASS, Recipe, auto_epochs, holdout, make_recipe
+from pipeline.finetune.recipe import MIN_FIT_PER_CLASS, Recipe, Runtime, auto_epochs, holdout, recipe_for
 
 if TYPE_CHECKING:
     from pipeline.bundle.bundle import Bundle
@@ -43,41 +43,25 @@ def finetune(
     train: Dataset,
     *,
     out: str | Path,
+    recipe: Recipe | None = None,
     encoder: str | EncoderSpec = "minilm",
-    method: str = "head",
     seed: int = 0,
     test: Dataset | None = None,
-    epochs: int | None = None,
-    lr: float | None = None,
-    head_lr: float | None = None,
-    batch_size: int | None = None,
-    max_length: int | None = None,
-    val_fraction: float | None = None,
-    head_type: str | None = None,
-    grad_accum: int | None = None,
-    patience: int | None = None,
-    num_iterations: int | None = None,
-    max_pairs: int | None = None,
-    checkpoint_dir: str | Path | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    cache_dir: str | Path | None = None,
-    progress: bool = True,
-    export: str | None = None,
+    runtime: Runtime = Runtime(),
     targets: np.ndarray | None = None,
 ) -> Bundle:
-    """Fine-tune ``encoder`` on the labelled ``train`` set with ``method`` and save the bundle to ``out``.
+    """Fine-tune ``encoder`` on the labelled ``train`` set with ``recipe`` and save the bundle to ``out``.
 
-    ``train`` is the label budget (e.g. :func:`pipeline.data.dataset.sample_budget` of the pool); settings left
-    ``None`` take the method's defaults (:data:`DEFAULT_RECIPES`). With ``test``, the manifest records
+    ``train`` is the label budget (e.g. :func:`pipeline.data.dataset.sample_budget` of the pool); ``recipe``
+    (default: :func:`recipe_for` the encoder, method ``head``) holds the method and its settings
+    (:func:`make_recipe`; ``epochs=None`` is chosen by the data size). With ``test``, the manifest records
     test metrics. Rerunning the same call after a kill resumes from the checkpoint in
-    ``checkpoint_dir`` (default :func:`default_checkpoint_dir`). ``device``: auto|cpu|cuda|mps;
-    ``precision``: auto|fp32|fp16|bf16. Returns the saved :class:`~pipeline.bundle.bundle.Bundle`
-    (``cache_dir`` is its embedding cache for ``predict``). ``export='onnx'`` also saves the tuned encoder
-    as ONNX in the bundle (probed against its torch fp32 vectors), so ``predict`` runs it without torch.
-    ``targets`` (method ``head``, no validation slice): each training text's probability of the positive
-    class, trained on in place of its 0/1 label (distillation's soft labels; the probe still fits the labels).
-    Long only in its signature (each recipe setting is a keyword); the body is checks, then train and save.
+    ``runtime.checkpoint_dir`` (default :func:`default_checkpoint_dir`). Returns the saved
+    :class:`~pipeline.bundle.bundle.Bundle` (``runtime.cache_dir`` is its embedding cache for ``predict``).
+    ``runtime.export='onnx'`` also saves the tuned encoder as ONNX in the bundle (probed against its torch
+    fp32 vectors), so ``predict`` runs it without torch. ``targets`` (method ``head``, no validation slice):
+    each training text's probability of the positive class, trained on in place of its 0/1 label
+    (distillation's soft labels; the probe still fits the labels).
     """
     from pipeline.bundle.bundle import check_out_dir
     from pipeline.finetune.body import load_body, resolve_runtime
@@ -85,39 +69,35 @@ def finetune(
     spec = parse_spec(encoder)
     check_files(spec)
     options = spec.kwargs  # minilm[max_length=128,precision=fp32,long=head-tail]: flags win over them
-    precision = precision if precision != "auto" else options.get("precision", "auto")
-    recipe = make_recipe(
-        method, epochs=epochs, lr=lr, head_lr=head_lr, batch_size=batch_size,
-        max_length=max_length if max_length is not None else options.get("max_length"),
-        val_fraction=val_fraction, head_type=head_type, grad_accum=grad_accum, patience=patience,
-        num_iterations=num_iterations, max_pairs=max_pairs,
-    )
+    precision = runtime.precision if runtime.precision != "auto" else options.get("precision", "auto")
+    recipe = recipe if recipe is not None else recipe_for(spec)
     _check_train(train)
     targets = _check_targets(targets, train, recipe)
-    if export not in (None, "onnx"):
-        raise OptionError(f"unknown export {export!r}; use --export onnx (or leave it out).")
+    if runtime.export not in (None, "onnx"):
+        raise OptionError(f"unknown export {runtime.export!r}; use --export onnx (or leave it out).")
     out = Path(out)
     check_out_dir(out)
-    device, precision = resolve_runtime(device, precision)
+    device, precision = resolve_runtime(runtime.device, precision)
     fit_set, val = holdout(train, recipe.val_fraction or 0.0, seed)
     if recipe.epochs is None:
         recipe = replace(recipe, epochs=auto_epochs(len(fit_set), recipe.batch_size, recipe.grad_accum))
-    run = _Run(str(spec), recipe, seed, device, precision, progress, val is not None, targets)
+    run = _Run(str(spec), recipe, seed, device, precision, runtime.progress, val is not None, targets)
+    checkpoint_dir = runtime.checkpoint_dir
     store = run.checkpoints(Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir(out), train)
     logger.info(
-        "fine-tuning %s (method %s) on %d labels%s, %s %s", run.encoder, method, len(fit_set),
+        "fine-tuning %s (method %s) on %d labels%s, %s %s", run.encoder, recipe.method, len(fit_set),
         f" + {len(val)} for validation" if val is not None else "", device, precision,
     )
     start = time.perf_counter()
-    body = load_body(EncoderSpec(spec.name), max_length=recipe.max_length, device=device, work_dir=cache_dir)
+    body = load_body(EncoderSpec(spec.name), max_length=recipe.max_length, device=device, work_dir=runtime.cache_dir)
     head, result, details = _train(body, train, fit_set, val, run, store)
     details.update(
         base_encoder=run.encoder, recipe=asdict(recipe), device=device, precision=precision, history=result.history,
         best_epoch=result.best_epoch, resumed_from=result.resumed_from,
         fit_seconds=round(time.perf_counter() - start, 2),
     )
-    bundle = _save_bundle(body, head, train, test, out, seed=seed, details=details, cache_dir=cache_dir,
-                          long_text=options.get("long_text", PREDICT_LONG_TEXT), export=export)
+    bundle = _save_bundle(body, head, train, test, out, seed=seed, details=details, cache_dir=runtime.cache_dir,
+                          long_text=options.get("long_text", PREDICT_LONG_TEXT), export=runtime.export)
     store.remove()
     return bundle
 
@@ -302,11 +282,10 @@ def finetune_and_score(
     *,
     work_dir: str | Path,
     encoder: str = "minilm",
-    method: str = "head",
+    recipe: Recipe | None = None,
     seed: int = 0,
     keep_bundle: bool = False,
-    progress: bool = False,
-    **settings: Any,
+    runtime: Runtime = Runtime(progress=False),
 ) -> tuple[dict[str, np.ndarray], float, float]:
     """For experiment grids: fine-tune on ``train``, then score every test set.
 
@@ -314,14 +293,11 @@ def finetune_and_score(
     killed grid resumes mid-run), and returns ``({name: (n, 2) probabilities}, fit seconds, encode
     seconds)``. Test texts are encoded by the bundle's own encoder, without the embedding cache (the
     tuned weights are never reused). The bundle is deleted afterwards unless ``keep_bundle``.
-    ``settings`` are :func:`finetune`'s recipe keywords (epochs, lr, ...).
     """
     work_dir = Path(work_dir)
     start = time.perf_counter()
-    bundle = finetune(
-        train, out=work_dir / "bundle", encoder=encoder, method=method, seed=seed,
-        checkpoint_dir=work_dir / "checkpoint", progress=progress, **settings,
-    )
+    bundle = finetune(train, out=work_dir / "bundle", recipe=recipe, encoder=encoder, seed=seed,
+                      runtime=replace(runtime, checkpoint_dir=work_dir / "checkpoint"))
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     enc = bundle.get_encoder()

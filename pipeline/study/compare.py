@@ -202,19 +202,20 @@ def _finetune_cell(
     options: dict[str, Any], unlabelled: Any = None, self_train: Any = None,
 ) -> dict[str, Any]:
     """Fine-tune (or, for a self-training method, distil with the texts ``unlabelled(idx)``) and score."""
-    from pipeline.finetune import finetune_and_score
+    from pipeline.finetune import Runtime, finetune_and_score, recipe_for
 
     idx = budget_indices(pool, budget, seed)
     train = pool.subset(idx)
     work = work_dir / re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{method.name}-b{budget_label(budget)}-s{seed}")
     start = time.perf_counter()
     extra: dict[str, Any] = {}
+    recipe = recipe_for(method.encoder, method.head, **options)
     if method.self_train:
-        from pipeline.unlabelled.self_train import distil
+        from pipeline.unlabelled.self_train import Teacher, distil
 
-        bundle = distil(train, unlabelled(idx), out=work / "bundle", work_dir=work / "work", encoder=method.encoder,
-                        teacher_method=method.head, settings=self_train, seed=seed, test=tests["test"],
-                        progress=False, **options)
+        bundle = distil(train, unlabelled(idx), out=work / "bundle", work_dir=work / "work",
+                        teacher=Teacher(method.encoder, recipe), settings=self_train, seed=seed, test=tests["test"],
+                        runtime=Runtime(progress=False))
         record = bundle.manifest["self_train"]
         fit_seconds, start_encode = record["seconds"], time.perf_counter()
         enc = bundle.get_encoder()  # the test split was scored by distil; the other sets are scored here
@@ -228,7 +229,7 @@ def _finetune_cell(
         shutil.rmtree(work, ignore_errors=True)
     else:
         probas, fit_seconds, encode_seconds = finetune_and_score(
-            train, tests, encoder=method.encoder, method=method.head, seed=seed, work_dir=work, **options)
+            train, tests, encoder=method.encoder, recipe=recipe, seed=seed, work_dir=work)
     return {
         "method": method.name,
         "encoder": method.encoder,

@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline import OptionError
+from pipeline.finetune.recipe import Recipe, Runtime, make_recipe, recipe_for
 from pipeline.unlabelled.choices import BALANCES
 from pipeline.data.dataset import Dataset
 
@@ -167,43 +168,46 @@ def self_train_head(
     return fitted, record
 
 
+@dataclass(frozen=True)
+class Teacher:
+    """The fine-tuned teacher of :func:`distil`, and where its student starts."""
+
+    encoder: str = "minilm"
+    recipe: Recipe | None = None  # the teacher's method and settings; default: recipe_for(encoder)
+    student_from: str = "teacher"  # the student fine-tunes the teacher's tuned encoder, or "base": ``encoder``
+
+
 def distil(
     train: Dataset,
     unlabelled: list[str],
     *,
     out: str | Path,
     work_dir: str | Path,
-    encoder: str = "minilm",
-    teacher_method: str = "head",
-    student_from: str = "teacher",
+    teacher: Teacher = Teacher(),
     settings: SelfTrainSettings = SelfTrainSettings(),
     seed: int = 0,
     test: Dataset | None = None,
     unlabelled_record: dict[str, Any] | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    cache_dir: str | Path | None = None,
-    progress: bool = True,
-    **recipe: Any,
+    runtime: Runtime = Runtime(),
 ) -> Any:
     """Fine-tuned teacher -> pseudo-labels of ``unlabelled`` -> fine-tuned ``head`` student, saved at ``out``.
 
-    The teacher (``teacher_method`` on ``train`` with the ``recipe`` settings, kept under ``work_dir`` so a
-    killed run resumes) labels the texts (:func:`select_pseudo`, at most :func:`_pseudo_cap`); the student,
-    a ``head`` fine-tuning of the teacher's tuned encoder (``student_from="teacher"``) or of ``encoder``
-    (``"base"``), trains one epoch on the labels plus those texts (soft targets if ``settings.soft``). With
+    The teacher (``teacher.recipe`` on ``train``, kept under ``work_dir`` so a killed run resumes) labels
+    the texts (:func:`select_pseudo`, at most :func:`_pseudo_cap`); the student, a ``head`` fine-tuning of
+    the teacher's tuned encoder (``teacher.student_from="teacher"``) or of ``teacher.encoder`` (``"base"``), trains one epoch on the labels plus those texts (soft targets if ``settings.soft``). With
     ``test``, both are scored on it. Returns the student bundle; its manifest's ``self_train`` records
     the teacher, the rounds and the cost against the teacher (``unlabelled``: ``unlabelled_record``).
     """
     from pipeline.bundle.bundle import ENCODER_DIR
     from pipeline.data.unlabelled import texts_hash
 
-    if student_from not in ("teacher", "base"):
-        raise OptionError(f"student_from must be 'teacher' or 'base', got {student_from!r}.")
+    if teacher.student_from not in ("teacher", "base"):
+        raise OptionError(f"student_from must be 'teacher' or 'base', got {teacher.student_from!r}.")
     work_dir = Path(work_dir)
-    runtime = {"device": device, "precision": precision, "cache_dir": cache_dir, "progress": progress}
-    teacher = _teacher(train, work_dir / "teacher", encoder, teacher_method, seed, test, runtime, recipe)
-    runtime["max_length"] = teacher.manifest["finetune"]["recipe"]["max_length"]  # the student reads as the teacher
+    runtime = replace(runtime, checkpoint_dir=None, export=None)
+    plan, teacher = teacher, _teacher(train, work_dir / "teacher", teacher, seed, test, runtime)
+    # the student: one epoch of head fine-tuning, reading texts as the teacher does
+    student_recipe = make_recipe("head", epochs=1, max_length=teacher.manifest["finetune"]["recipe"]["max_length"])
     teacher_seconds = seconds = teacher.manifest["finetune"]["fit_seconds"]
     cap, current, rounds = _pseudo_cap(teacher.manifest["finetune"], len(train)), teacher, []
     corpus = texts_hash(unlabelled)[:10]
@@ -218,14 +222,15 @@ def distil(
         student_train, targets = _student_set(train, unlabelled, idx, y_pseudo, p_pos if settings.soft else None)
         last, name = r == settings.rounds - 1, f"student-{r}-{settings.key}-{corpus}"  # other settings, texts: files
         current = _student(student_train, targets, Path(out) if last else work_dir / name,
-                           encoder if student_from == "base" else f"st:{current.path / ENCODER_DIR}",
-                           work_dir / f"{name}.ckpt", seed, test if last else None, runtime)
+                           plan.encoder if plan.student_from == "base" else f"st:{current.path / ENCODER_DIR}",
+                           student_recipe, seed, test if last else None,
+                           replace(runtime, checkpoint_dir=work_dir / f"{name}.ckpt"))
         seconds += current.manifest["finetune"]["fit_seconds"]
     if current is teacher:  # no text to pseudo-label: the teacher is the result
         teacher.save(Path(out), encoder_dir=teacher.path / ENCODER_DIR)
     current.manifest["self_train"] = {
         "teacher": _teacher_record(teacher), "student": {"kind": "finetune", "method": "head", "epochs": 1,
-                                                         "from": student_from},
+                                                         "from": plan.student_from},
         **asdict(settings), "pseudo_cap": cap, "rounds_run": rounds, "seconds": round(seconds, 2),
         "cost_vs_teacher": round(seconds / max(teacher_seconds, 1e-9), 2),
     }
@@ -235,12 +240,14 @@ def distil(
     return current
 
 
-def _teacher(train: Dataset, path: Path, encoder: str, method: str, seed: int, test: Dataset | None,
-             runtime: dict[str, Any], recipe: dict[str, Any]) -> Any:
+def _teacher(train: Dataset, path: Path, plan: Teacher, seed: int, test: Dataset | None, runtime: Runtime) -> Any:
     """The teacher bundle at ``path``: one a killed run already saved there for the same data, or a new
-    fine-tuning (``method`` on ``train``, scored on ``test``)."""
+    fine-tuning (``plan.recipe`` on ``train``, scored on ``test``)."""
     from pipeline.bundle.bundle import Bundle, BundleError
     from pipeline.finetune import finetune
+
+    recipe = plan.recipe if plan.recipe is not None else recipe_for(plan.encoder)
+    method, encoder = recipe.method, plan.encoder
 
     try:
         bundle = Bundle.load(path)
@@ -250,7 +257,7 @@ def _teacher(train: Dataset, path: Path, encoder: str, method: str, seed: int, t
             return bundle
     except (BundleError, OSError):
         pass
-    return finetune(train, out=path, encoder=encoder, method=method, seed=seed, test=test, **runtime, **recipe)
+    return finetune(train, out=path, recipe=recipe, encoder=encoder, seed=seed, test=test, runtime=runtime)
 
 
 def _teacher_record(teacher: Any) -> dict[str, Any]:
@@ -300,10 +307,10 @@ def _student_set(train: Dataset, unlabelled: list[str], idx: np.ndarray, y_pseud
     return student, targets
 
 
-def _student(train: Dataset, targets: np.ndarray | None, out: Path, start_from: str, checkpoint: Path, seed: int,
-             test: Dataset | None, runtime: dict[str, Any]) -> Any:
-    """One epoch of ``head`` fine-tuning of ``start_from`` on ``train`` (aiming at ``targets`` if given)."""
+def _student(train: Dataset, targets: np.ndarray | None, out: Path, start_from: str, recipe: Recipe, seed: int,
+             test: Dataset | None, runtime: Runtime) -> Any:
+    """The student: ``recipe`` fine-tuning of ``start_from`` on ``train`` (aiming at ``targets`` if given)."""
     from pipeline.finetune import finetune
 
-    return finetune(train, out=out, encoder=start_from, method="head", seed=seed, epochs=1, test=test,
-                    checkpoint_dir=checkpoint, targets=targets, **runtime)
+    return finetune(train, out=out, recipe=recipe, encoder=start_from, seed=seed, test=test, runtime=runtime,
+                    targets=targets)
