@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
-from pipeline.study.compare import run_compare
+from pipeline.study.compare import Execution, StudyPlan, run_compare
 from pipeline.data.dataset import load, parse_budgets, split
 from pipeline.encoders import get_encoder
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
@@ -48,9 +48,9 @@ def main() -> None:
     for setting in ("none", "default") if args.prompts == "both" else (args.prompts,):
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            rows = run_compare(ds, encoders=[args.encoder], heads=heads, budgets=budgets, seeds=args.seeds,
-                               out=out, cache_dir=cache_dir, jobs=args.jobs, progress=False,
-                               prompts=DEFAULT_PROMPTS if setting == "default" else None)
+            plan = StudyPlan(encoders=[args.encoder], heads=heads, budgets=budgets, seeds=args.seeds,
+                             prompts=DEFAULT_PROMPTS if setting == "default" else None)
+            rows = run_compare(ds, plan, Execution(out=out, cache_dir=cache_dir, jobs=args.jobs, progress=False))
             walls[setting] = wall = time.perf_counter() - start
         print(f"--prompts {setting}: wall time {wall:.1f} s")
     if len(walls) == 2:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import os
 import subprocess
@@ -16,7 +18,7 @@ from helpers import write_reviews_csv
 
 import pipeline.encoders
 from pipeline.cli.main import main
-from pipeline.study.compare import ResultsLog, run_compare
+from pipeline.study.compare import Execution, ResultsLog, StudyPlan, run_compare
 from pipeline.data.dataset import DataError, load, parse_budgets
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 from pipeline.study.report import summarise, write_report
@@ -101,15 +103,15 @@ def test_more_seeds_computes_only_new_cells_and_encodes_each_text_once(rt_csv, t
 
     monkeypatch.setattr(pipeline.encoders, "get_encoder", lambda spec, **kw: Counting(real_get_encoder(spec, **kw)))
     ds = load(rt_csv, group_col="movie")
-    kw = dict(encoders=["glove-6b-50d"], heads=["logreg", "nb"], budgets=[16, 64], out=tmp_path / "r",
-              cache_dir=tmp_path / "cache", progress=False)
-    first = run_compare(ds, seeds=2, **kw)
+    plan = StudyPlan(encoders=["glove-6b-50d"], heads=["logreg", "nb"], budgets=[16, 64], seeds=2)
+    execution = Execution(out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
+    first = run_compare(ds, plan, execution)
     assert len(first) == 2 * 2 * 2
     texts = [*ds.texts, *DEFAULT_PROMPTS.texts]  # the prompts of the linear heads' prompt prior too
     assert sorted(encoded) == sorted(set(texts)) and len(encoded) == len(texts)
 
     before = ResultsLog(tmp_path / "r").path.read_text()
-    rows = run_compare(ds, seeds=3, **kw)
+    rows = run_compare(ds, replace(plan, seeds=3), execution)
     assert len(encoded) == len(texts), "a warm cache must not encode again"
     assert ResultsLog(tmp_path / "r").path.read_text().startswith(before)
     assert sorted(r["seed"] for r in rows[len(first):]) == [2, 2, 2, 2]
@@ -117,8 +119,8 @@ def test_more_seeds_computes_only_new_cells_and_encodes_each_text_once(rt_csv, t
 
 def test_methods_share_the_same_sample_per_budget_and_seed(rt_csv, tmp_path):
     ds = load(rt_csv, group_col="movie")
-    rows = run_compare(ds, encoders=["glove-6b-50d"], heads=["logreg", "knn"], budgets=[32], seeds=2,
-                       out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
+    rows = run_compare(ds, StudyPlan(encoders=["glove-6b-50d"], heads=["logreg", "knn"], budgets=[32], seeds=2),
+                       Execution(out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False))
     assert {r["n_train"] for r in rows} == {32}
     for r in rows:
         assert 0.4 < r["metrics"]["test"]["accuracy"] <= 1.0
@@ -126,11 +128,11 @@ def test_methods_share_the_same_sample_per_budget_and_seed(rt_csv, tmp_path):
 
 def test_out_dir_refuses_other_data(rt_csv, tmp_path, rt):
     ds = load(rt_csv, group_col="movie")
-    kw = dict(encoders=["glove-6b-50d"], budgets=[16], seeds=1, out=tmp_path / "r",
-              cache_dir=tmp_path / "cache", progress=False)
-    run_compare(ds, **kw)
+    plan = StudyPlan(encoders=["glove-6b-50d"], budgets=[16], seeds=1)
+    execution = Execution(out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
+    run_compare(ds, plan, execution)
     with pytest.raises(DataError, match="holds results for other data"):
-        run_compare(ds.subset(range(1000)), **kw)
+        run_compare(ds.subset(range(1000)), plan, execution)
 
 
 def test_report_statistics_and_files(tmp_path):
@@ -182,8 +184,8 @@ def test_cli_compare_trains_in_domain_word2vec_with_the_source_columns(rt_csv, t
 def test_finetune_of_word_vectors_alone_is_refused_before_any_work(rt_csv, tmp_path):
     ds = load(rt_csv, group_col="movie")
     with pytest.raises(ValueError, match="--finetune needs an encoder that can be fine-tuned"):
-        run_compare(ds, encoders=["glove-6b-50d"], heads=["logreg"], finetune=["head"], budgets=[16], seeds=1,
-                    out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
+        run_compare(ds, StudyPlan(encoders=["glove-6b-50d"], heads=["logreg"], finetune=["head"], budgets=[16], seeds=1),
+                    Execution(out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False))
     assert not (tmp_path / "cache").exists()
 
 
@@ -191,9 +193,9 @@ def test_finetune_cells_share_budgets_and_test_split(rt_csv, tmp_path):
     pytest.importorskip("torch")
     ds = load(rt_csv, group_col="movie")
     with pytest.warns(UserWarning, match="fine-tuning minilm only: glove-6b-50d cannot be fine-tuned"):
-        rows = run_compare(ds, encoders=["glove-6b-50d", "minilm"], heads=["logreg"], finetune=["head"],
-                           finetune_options={"epochs": 1, "max_length": 32}, budgets=[16], seeds=1,
-                           out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
+        plan = StudyPlan(encoders=["glove-6b-50d", "minilm"], heads=["logreg"], finetune=["head"],
+                         finetune_options={"epochs": 1, "max_length": 32}, budgets=[16], seeds=1)
+        rows = run_compare(ds, plan, Execution(out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False))
     assert sorted(r["method"] for r in rows) == ["glove-6b-50d+logreg", "minilm+finetune-head", "minilm+logreg"]
     rows = [r for r in rows if r["method"].startswith("minilm")]
     by_kind = {r["kind"]: r for r in rows}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 
 import numpy as np
@@ -16,7 +18,7 @@ from pipeline.heads import prompts
 from pipeline.bundle.bundle import Bundle
 from pipeline.store.cache import EmbeddingCache
 from pipeline.cli.main import main
-from pipeline.study.compare import run_compare
+from pipeline.study.compare import Execution, StudyPlan, run_compare
 from pipeline.data.dataset import DataError, load, sample_budget
 from pipeline.encoders import get_encoder
 from pipeline.heads.registry import HEADS, fit_head
@@ -137,11 +139,11 @@ def test_fit_records_the_prompts_and_saves_a_plain_head(rt, tmp_path):
 
 def test_compare_refuses_to_mix_runs_with_other_prompts(rt, tmp_path):
     ds = load(write_reviews_csv(tmp_path / "reviews.csv", rt, np.arange(0, 8000, 8)), group_col="movie")
-    kw = dict(encoders=["glove-6b-50d"], budgets=[16], seeds=1, out=tmp_path / "r", cache_dir=tmp_path / "cache",
-              progress=False)
-    run_compare(ds, **kw)
+    plan = StudyPlan(encoders=["glove-6b-50d"], budgets=[16], seeds=1)
+    execution = Execution(out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
+    run_compare(ds, plan, execution)
     with pytest.raises(DataError, match="--prompts default"):
-        run_compare(ds, prompts=None, **kw)
+        run_compare(ds, replace(plan, prompts=None), execution)
 
 
 def test_a_tampered_prompts_section_is_refused_by_name():

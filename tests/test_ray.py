@@ -114,13 +114,13 @@ def test_a_shard_failing_every_retry_stops_with_a_clear_error_and_keeps_a_sound_
 
 
 def test_compare_with_ray_tasks_matches_the_local_engine(local_ray, rt, small_glove, tmp_path):
-    from pipeline.study.compare import run_compare
+    from pipeline.study.compare import Execution, StudyPlan, run_compare
 
     data = rt.subset(np.arange(1500))
-    common = dict(encoders=[GLOVE, f"{GLOVE}+{small_glove}"], heads=["logreg"], budgets=[32, 128], seeds=2,
-                  progress=False)
-    local = run_compare(data, out=tmp_path / "local", cache_dir=tmp_path / "local-cache", **common)
-    on_ray = run_compare(data, out=tmp_path / "ray", engine="ray", cache_dir=tmp_path / "cache", **common)
+    plan = StudyPlan(encoders=[GLOVE, f"{GLOVE}+{small_glove}"], heads=["logreg"], budgets=[32, 128], seeds=2)
+    local = run_compare(data, plan, Execution(out=tmp_path / "local", cache_dir=tmp_path / "local-cache", progress=False))
+    on_ray = run_compare(data, plan, Execution(out=tmp_path / "ray", engine="ray", cache_dir=tmp_path / "cache",
+                                               progress=False))
     strip = lambda rows: sorted(  # noqa: E731
         ((r["method"], r["budget"], r["seed"]), r["metrics"], r["params"]) for r in rows)
     assert len(on_ray) == 8

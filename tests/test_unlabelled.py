@@ -15,7 +15,7 @@ from helpers import write_reviews_csv
 import pipeline.study.compare
 from pipeline.bundle.bundle import Bundle
 from pipeline.cli.main import main
-from pipeline.study.compare import ResultsLog, run_compare
+from pipeline.study.compare import Execution, ResultsLog, StudyPlan, run_compare
 from pipeline.data.dataset import budget_indices, load, split
 from pipeline.unlabelled.self_train import SelfTrainSettings, select_pseudo
 from pipeline.data.unlabelled import for_budget, gather, read_unlabelled
@@ -198,8 +198,9 @@ def test_compare_self_training_cannot_read_the_hidden_pool_labels(reviews, small
     flipped = dataclasses.replace(ds, labels=flipped_labels)
     rows = {}
     for name, data in (("true", ds), ("flipped", flipped)):
-        run_compare(data, encoders=[small_glove], heads=["logreg"], budgets=[60], seeds=1, out=tmp_path / name,
-                    cache_dir=tmp_path / "cache", progress=False, self_train=SelfTrainSettings(threshold=0.6))
+        run_compare(data, StudyPlan(encoders=[small_glove], heads=["logreg"], budgets=[60], seeds=1,
+                                    self_train=SelfTrainSettings(threshold=0.6)),
+                    Execution(out=tmp_path / name, cache_dir=tmp_path / "cache", progress=False))
         rows[name] = {r["method"]: r for r in ResultsLog(tmp_path / name).rows()}
     method = f"{small_glove}+logreg+self-train[threshold=0.6]"
     assert rows["true"][method]["self_train"]["rounds_run"][0]["pseudo_labels"] > 0
@@ -220,9 +221,10 @@ def test_full_preset_self_trains_every_method_but_not_on_the_whole_pool(reviews,
     assert seen["self_train"] == SelfTrainSettings() and seen["finetune"] == ["head", "setfit"]
     monkeypatch.undo()
     # on the whole pool nothing is left unlabelled: no self-trained cell (it would only repeat its teacher)
-    rows = run_compare(load(path, group_col="movie"), encoders=[small_glove], heads=["logreg"], budgets=[None],
-                       seeds=1, out=tmp_path / "all", cache_dir=tmp_path / "cache", progress=False,
-                       self_train=SelfTrainSettings())
+    rows = run_compare(load(path, group_col="movie"),
+                       StudyPlan(encoders=[small_glove], heads=["logreg"], budgets=[None], seeds=1,
+                                 self_train=SelfTrainSettings()),
+                       Execution(out=tmp_path / "all", cache_dir=tmp_path / "cache", progress=False))
     assert [r["method"] for r in rows] == [f"{small_glove}+logreg"]
 
 

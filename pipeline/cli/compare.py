@@ -89,7 +89,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     """
     from pathlib import Path
 
-    from pipeline.study.compare import PRESETS, run_compare
+    from pipeline.study.compare import PRESETS, Execution, StudyPlan, run_compare
     from pipeline.data.dataset import parse_budgets
     from pipeline.heads.registry import get_head
     from pipeline.heads.prompts import resolve_prompts
@@ -130,12 +130,11 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
             seeds=seeds or base["seeds"], test_sets=extra, out=out_dir, cache_dir=cache_dir, jobs=jobs,
             source_options=opts, split_name=split_name, refit=query_refit)
     else:
-        rows = run_compare(
-            ds, encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],
-            budgets=budget_list, seeds=seeds or base["seeds"], test_sets=extra,
-            out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address, adapt_prior=adapt_prior,
-            source_options=opts, self_train=self_train, unlabelled=unlabelled, prompts=prompt_set,
-        )
+        plan = StudyPlan(encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],
+                         budgets=budget_list, seeds=seeds or base["seeds"], adapt_prior=adapt_prior,
+                         self_train=self_train, prompts=prompt_set)
+        execution = Execution(out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address)
+        rows = run_compare(ds, plan, execution, test_sets=extra, unlabelled=unlabelled, source_options=opts)
     summary = write_report(rows, out_dir, title=title, with_plot=not no_plot)
     click.echo(markdown(summary, title=title).split("\n## Time")[0])
     click.echo(f"report: {out_dir / 'report.md'}  ({len(rows)} cells in {out_dir / 'results.jsonl'})")

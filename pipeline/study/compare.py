@@ -275,43 +275,59 @@ def _with_shift(row: dict[str, Any], shift: dict[str, dict[str, dict[str, Any]]]
 
 
 # ---------------------------------------------------------------------------------------------- run
+@dataclass(frozen=True)
+class StudyPlan:
+    """What ``compare`` runs: every (method, budget, seed) cell of these encoders x heads and fine-tuning methods.
+
+    ``finetune_options`` are recipe settings for every fine-tuning cell (e.g. ``{"epochs": 2}``; see
+    :func:`pipeline.finetune.make_recipe`). ``adapt_prior`` also scores frozen cells after class-prior
+    adaptation (see :func:`pipeline.study.engines.cells.fit_frozen_cell`). With ``self_train`` (a
+    :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) every method also runs self-trained
+    (``...+self-train``; fine-tuning methods distil). ``prompts`` (:mod:`pipeline.heads.prompts`; ``None``:
+    off) give the linear heads of frozen cells their prompt prior.
+    """
+
+    encoders: Sequence[str]
+    heads: Sequence[str] = ("logreg",)
+    finetune: Sequence[str] = ()
+    finetune_options: dict[str, Any] = field(default_factory=dict)
+    budgets: Sequence[int | None] = (32, 128, 1000)
+    seeds: int = 3
+    adapt_prior: bool = False
+    self_train: Any = None
+    prompts: Any = DEFAULT_PROMPTS
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where a study's cells run and what they write: ``out`` (the results file and report), the embedding
+    cache, ``jobs`` parallel processes, and the engine (``ray``: encodes on Ray workers and runs frozen cells
+    as Ray tasks at ``address``; the cache must be on a shared filesystem; see :mod:`pipeline.study.engines`)."""
+
+    out: str | Path = "reports/compare"
+    cache_dir: str | Path | None = None
+    jobs: int = 1
+    progress: bool = True
+    engine: str = "local"
+    address: str | None = None
+
+
 def run_compare(
     source: Dataset,
+    plan: StudyPlan,
+    execution: Execution = Execution(),
     *,
-    encoders: Sequence[str],
-    heads: Sequence[str] = ("logreg",),
-    finetune: Sequence[str] = (),
-    finetune_options: dict[str, Any] | None = None,
-    budgets: Sequence[int | None] = (32, 128, 1000),
-    seeds: int = 3,
     test_sets: dict[str, Dataset] | None = None,
-    out: str | Path = "reports/compare",
-    cache_dir: str | Path | None = None,
-    jobs: int = 1,
-    progress: bool = True,
-    engine: str = "local",
-    address: str | None = None,
-    adapt_prior: bool = False,
-    source_options: dict[str, Any] | None = None,
-    self_train: Any = None,
     unlabelled: dict[str, list[str]] | None = None,
-    prompts: Any = DEFAULT_PROMPTS,
+    source_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every missing (method, budget, seed) cell, appending each to ``<out>/results.jsonl``.
+    """Run every missing cell of ``plan`` on ``source``, appending each to ``<execution.out>/results.jsonl``.
 
     ``test_sets`` are extra labelled sets (e.g. another site's reviews) scored besides the held-out
-    test split of ``source``. ``finetune_options`` are recipe settings for every fine-tuning cell
-    (e.g. ``{"epochs": 2}``; see :func:`pipeline.finetune.finetune`). ``engine="ray"`` encodes on
-    Ray workers and runs frozen cells as Ray tasks (at ``address``; the cache must be on a shared
-    filesystem; see :mod:`pipeline.study.engines`). ``adapt_prior`` also scores frozen cells after
-    class-prior adaptation (see :func:`pipeline.study.engines.cells.fit_frozen_cell`). ``source_options`` (text_col, ...) read the
-    SOURCE of ``w2v-train:SOURCE`` encoders. With ``self_train`` (a
-    :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) every method also runs self-trained
-    (``...+self-train``; fine-tuning methods distil): its unlabelled texts are the pool texts outside
-    each budget sample, labels hidden (only texts or vectors reach the self-training code), plus the
-    ``unlabelled`` texts by source. ``prompts`` (:mod:`pipeline.heads.prompts`; ``None``: off) give the linear heads of
-    frozen cells their prompt prior. Returns all rows of the results file (old and new). Long only in its
-    keywords and their documentation: the body is checks, then one loop over encoders.
+    test split of ``source``. Self-training's unlabelled texts are the pool texts outside each budget
+    sample, labels hidden (only texts or vectors reach the self-training code), plus the ``unlabelled``
+    texts by source. ``source_options`` (text_col, ...) read the SOURCE of ``w2v-train:SOURCE`` encoders.
+    Returns all rows of the results file (old and new).
     """
     from pipeline.store.cache import default_cache_dir
     from pipeline.study.engines import get_engine
@@ -319,15 +335,18 @@ def run_compare(
 
     if source.labels is None:
         raise DataError(f"{source.name}: compare needs labels.")
-    encoders, methods = _methods(encoders, heads, finetune, engine, adapt_prior, self_train, unlabelled)
+    budgets, seeds, adapt_prior, self_train, prompts = (plan.budgets, plan.seeds, plan.adapt_prior, plan.self_train,
+                                                        plan.prompts)
+    encoders, methods = _methods(plan, execution.engine, unlabelled)
     pool, test = split(source)
     for b in budgets:  # a budget the pool can't supply fails now, not after hours
         budget_indices(pool, b, 0)
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    quiet = None if progress else False  # None: a bar on a terminal, a line now and then elsewhere
-    runner = get_engine(engine, cache_dir, jobs=jobs, address=address, progress=quiet, source_options=source_options)
+    cache_dir = Path(execution.cache_dir) if execution.cache_dir is not None else default_cache_dir()
+    quiet = None if execution.progress else False  # None: a bar on a terminal, a line now and then elsewhere
+    runner = get_engine(execution.engine, cache_dir, jobs=execution.jobs, address=execution.address, progress=quiet,
+                        source_options=source_options)
     tests = {"test": test, **(test_sets or {})}
-    out = Path(out)
+    out = Path(execution.out)
     check_run_identity(out, source, tests, adapt_prior, unlabelled, prompts)
     log = ResultsLog(out)
     done = log.done()
@@ -346,16 +365,18 @@ def run_compare(
                                                                         "self_train": self_train})
             for m in (m for m in methods if m.encoder == encoder_spec and m.finetune):
                 for b, s in todo[m]:
-                    run.record(_finetune_cell(m, b, s, pool, tests, out / "finetune", dict(finetune_options or {}),
+                    run.record(_finetune_cell(m, b, s, pool, tests, out / "finetune", dict(plan.finetune_options),
                                               lambda idx: run.unlabelled(idx)[0], self_train))
     return log.rows()
 
 
-def _methods(encoders: Sequence[str], heads: Sequence[str], finetune: Sequence[str], engine: str, adapt_prior: bool,
-             self_train: Any, unlabelled: dict[str, list[str]] | None) -> tuple[list[str], list[Method]]:
+def _methods(plan: StudyPlan, engine: str, unlabelled: dict[str, list[str]] | None) -> tuple[list[str], list[Method]]:
     """(encoder specs, methods) of a run, every spec, head and option checked before any work."""
     from pipeline.heads.registry import get_head
     from pipeline.encoders.spec import parse_spec
+
+    encoders, heads, finetune, adapt_prior, self_train = (plan.encoders, plan.heads, plan.finetune, plan.adapt_prior,
+                                                          plan.self_train)
 
     encoders = [str(spec) for spec in map(parse_spec, encoders)]
     for head in heads:
