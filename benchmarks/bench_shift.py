@@ -56,7 +56,7 @@ def main() -> None:
     from pipeline.data.dataset import load
     from pipeline.predict.prior import BOOTSTRAP, PriorModel, estimates
     from pipeline.predict.shift import two_sample_auc
-    from pipeline.fit.train import iter_fit
+    from pipeline.fit.train import FitPlan, iter_fit
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", action="append", dest="encoders", help="encoder spec (repeatable; default minilm)")
@@ -71,7 +71,7 @@ def main() -> None:
     for spec in args.encoders or ["minilm"]:
         results = defaultdict(list)
         for seed in range(args.seeds):
-            bundle = next(iter_fit(rt, encoder=spec, budget=args.budget, seed=seed, cache_dir=cache_dir))
+            bundle = next(iter_fit(rt, FitPlan(budget=args.budget, seed=seed), encoder=spec, cache_dir=cache_dir))
             for name, ds in sets.items():
                 results[name].append(run_set(bundle, ds))
                 r = results[name][-1]

@@ -17,7 +17,7 @@ from pipeline.encoders import get_encoder
 from pipeline.heads.registry import HEADS, HeadError
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 from pipeline.encoders.spec import DEFAULT_ENCODER
-from pipeline.fit.train import bundle_name, fit, iter_fit
+from pipeline.fit.train import FitPlan, bundle_name, fit, iter_fit
 
 ENCODER = "glove-6b-50d"
 
@@ -83,10 +83,11 @@ def test_fit_prints_a_table_and_saves_one_bundle_per_head(fitted_dir, reviews_cs
 def test_more_heads_cost_zero_encodes(reviews_csv, tmp_path):
     ds = load(str(reviews_csv), group_col="movie")
     counter = CountingEncoder(get_encoder(ENCODER))
-    first = list(iter_fit(ds, encoder=counter, heads=["nb"], cache_dir=tmp_path))
+    first = list(iter_fit(ds, FitPlan(heads=["nb"]), encoder=counter, cache_dir=tmp_path))
     assert counter.calls >= 1 and counter.texts == len(ds) + len(DEFAULT_PROMPTS.texts)  # each text exactly once
     counter.calls = counter.texts = 0
-    bundles = list(iter_fit(ds, encoder=counter, heads=["logreg", "ridge", "knn", "nb"], budget=60, cache_dir=tmp_path))
+    bundles = list(iter_fit(ds, FitPlan(heads=["logreg", "ridge", "knn", "nb"], budget=60), encoder=counter,
+                            cache_dir=tmp_path))
     assert (counter.calls, counter.texts) == (0, 0)
     assert [b.manifest["head"]["name"] for b in bundles] == ["logreg", "ridge", "knn", "nb"]
     assert bundles[-1].manifest["encoder"] == first[0].manifest["encoder"]

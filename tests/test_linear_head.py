@@ -20,7 +20,7 @@ from pipeline.heads.registry import HEADS, build_head, fit_head
 from pipeline.heads.linear import (CLASSIFIERS, FORMAT, LINEAR_FILE, NORMALIZER, PLAIN_NODES, TOLERANCE, LinearHead,
                                   LinearHeadError, _known, _nodes, from_estimator, load, plain_skops)
 from pipeline.bundle.manifest import HEAD_NAMES, seal
-from pipeline.fit.train import iter_fit
+from pipeline.fit.train import FitPlan, iter_fit
 
 LINEAR = [name for name in CLASSIFIERS if name in HEADS]
 
@@ -154,8 +154,8 @@ def linear_bundles(rt_split, tmp_path_factory):
 
     pool, _ = rt_split
     root = tmp_path_factory.mktemp("linear")
-    bundles = iter_fit(sample_budget(pool, 200, seed=0), encoder="glove-6b-50d", cache_dir=root / "cache",
-                       heads=["logreg", "ridge", "linear-svm", "knn"])
+    bundles = iter_fit(sample_budget(pool, 200, seed=0), FitPlan(heads=["logreg", "ridge", "linear-svm", "knn"]),
+                       encoder="glove-6b-50d", cache_dir=root / "cache")
     return {b.manifest["head"]["name"]: (b.save(root / b.manifest["head"]["name"]), b) for b in bundles}, root / "cache"
 
 

@@ -60,7 +60,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     from pipeline.heads.prompts import resolve_prompts
     from pipeline.encoders.spec import apply_flags
     from pipeline.study.tables import format_fit_table
-    from pipeline.fit.train import bundle_name, iter_fit
+    from pipeline.fit.train import FitPlan, bundle_name, iter_fit
 
     self_train, unlabelled = pop_unlabelled(opts)
     prompt_set = resolve_prompts(prompts)
@@ -78,9 +78,9 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
         for line in lines:
             click.echo(line, err=True)
     fitted = []
-    for bundle in iter_fit(ds, encoder=encoder, heads=heads or (DEFAULT_HEAD,), budget=budget, seed=seed,
-                           cache_dir=cache_dir, class_weight=class_weight, n_jobs=jobs, source_options=opts,
-                           self_train=self_train, unlabelled=unlabelled, prompts=prompt_set):
+    plan = FitPlan(heads=heads or (DEFAULT_HEAD,), budget=budget, seed=seed, class_weight=class_weight, n_jobs=jobs,
+                   self_train=self_train, prompts=prompt_set)
+    for bundle in iter_fit(ds, plan, encoder=encoder, cache_dir=cache_dir, source_options=opts, unlabelled=unlabelled):
         path = bundle.save(Path(out) / bundle_name(bundle))
         click.echo(f"saved {bundle.manifest['head']['name']}: {path}", err=True)
         fitted.append(bundle)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,38 +40,47 @@ def train_test(data: str | Dataset, budget: int | None, seed: int) -> tuple[Data
     return sample_budget(pool, budget, seed), test
 
 
+@dataclass(frozen=True)
+class FitPlan:
+    """What ``fit`` trains: ``heads`` on the pool (or a balanced ``budget`` of it, sampled with ``seed``),
+    with ``class_weight``, CV folds in ``n_jobs`` processes, optionally self-trained (``self_train``: a
+    :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) and with the prompt prior of ``prompts``
+    (:mod:`pipeline.heads.prompts`; ``None``: off)."""
+
+    heads: Sequence[str] = (DEFAULT_HEAD,)
+    budget: int | None = None
+    seed: int = 0
+    class_weight: str | None = None
+    n_jobs: int | None = None
+    self_train: Any = None
+    prompts: Prompts | None = DEFAULT_PROMPTS
+
+
 def iter_fit(
     data: str | Dataset,
+    plan: FitPlan = FitPlan(),
     *,
     encoder: Any = DEFAULT_ENCODER,
-    heads: Sequence[str] = (DEFAULT_HEAD,),
-    budget: int | None = None,
-    seed: int = 0,
     cache_dir: str | Path | None = None,
-    class_weight: str | None = None,
-    n_jobs: int | None = None,
     source_options: dict[str, Any] | None = None,
-    self_train: Any = None,
     unlabelled: dict[str, list[str]] | None = None,
-    prompts: Prompts | None = DEFAULT_PROMPTS,
 ) -> Iterator[Bundle]:
-    """Fit each head in ``heads`` on the same vectors and yield an unsaved :class:`Bundle` per head.
+    """Fit each head of ``plan`` on the same vectors and yield an unsaved :class:`Bundle` per head.
 
     ``data`` is a source string (see :func:`pipeline.data.dataset.load`) or a loaded :class:`Dataset`;
     ``encoder`` a spec string or an encoder object (``spec``, ``fingerprint``, ``encode``). The
     training and test texts are embedded in one cache call before any head is fitted, so the heads
     add no encoding. Each bundle's manifest holds its test-split metrics. ``source_options``
-    (text_col, ...) read the SOURCE of a ``w2v-train:SOURCE`` encoder. With ``self_train`` (a
-    :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) each head is self-trained on the pool
-    texts outside the budget (labels dropped) plus the ``unlabelled`` texts (by source); the manifest
-    records it under ``self_train`` and ``unlabelled``. ``prompts`` (see :mod:`pipeline.heads.prompts`; ``None``:
-    off) are encoded through the cache and give the linear heads their prompt prior; the manifest records them.
+    (text_col, ...) read the SOURCE of a ``w2v-train:SOURCE`` encoder. With ``plan.self_train`` each head is
+    self-trained on the pool texts outside the budget (labels dropped) plus the ``unlabelled`` texts (by
+    source); the manifest records it under ``self_train`` and ``unlabelled``. ``plan.prompts`` are encoded
+    through the cache and give the linear heads their prompt prior; the manifest records them.
     """
     from pipeline.store.cache import EmbeddingCache, default_cache_dir
 
-    heads = list(dict.fromkeys(heads))
-    _check_fit_options(heads, class_weight, self_train, unlabelled)
-    train, test, unl = _fit_sets(data, budget, seed, self_train, unlabelled)
+    heads, seed, class_weight, prompts = list(dict.fromkeys(plan.heads)), plan.seed, plan.class_weight, plan.prompts
+    _check_fit_options(heads, class_weight, plan.self_train, unlabelled)
+    train, test, unl = _fit_sets(data, plan.budget, seed, plan.self_train, unlabelled)
     cache_dir = cache_dir or default_cache_dir()
     enc = resolve_encoder(encoder, cache_dir, source_options)
     vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts + (unl.texts if unl else []))
@@ -83,14 +93,13 @@ def iter_fit(
             from pipeline.unlabelled.self_train import self_train_head
 
             fitted, record = self_train_head(name, X_train, train.labels, vectors[len(train) + len(test):],
-                                             settings=self_train, groups=train.groups, class_weight=class_weight,
-                                             seed=seed, n_jobs=n_jobs, prompt_direction=u if prompted else None)
+                                             settings=plan.self_train, groups=train.groups, class_weight=class_weight,
+                                             seed=seed, n_jobs=plan.n_jobs, prompt_direction=u if prompted else None)
             extra.update({"self_train": record, "unlabelled": unl.record})
         else:
             fitted = fit_head(name, X_train, train.labels, groups=train.groups, class_weight=class_weight, seed=seed,
-                              n_jobs=n_jobs, prompt_direction=u if prompted else None)
-        yield _bundle(name, fitted, enc, train, test, X_train, X_test, budget=budget, seed=seed,
-                      class_weight=class_weight, cache_dir=cache_dir, extra=extra)
+                              n_jobs=plan.n_jobs, prompt_direction=u if prompted else None)
+        yield _bundle(name, fitted, enc, (train, test), (X_train, X_test), plan, cache_dir=cache_dir, extra=extra)
 
 
 def _check_fit_options(heads: Sequence[str], class_weight: str | None, self_train: Any,
@@ -114,21 +123,21 @@ def _fit_sets(data: str | Dataset, budget: int | None, seed: int, self_train: An
     return for_budget(load(data) if isinstance(data, str) else data, budget, seed, unlabelled)
 
 
-def _bundle(name: str, fitted: Any, enc: Any, train: Dataset, test: Dataset, X_train: np.ndarray, X_test: np.ndarray, *,
-            budget: int | None, seed: int, class_weight: str | None, cache_dir: str | Path,
-            extra: dict[str, Any]) -> Bundle:
-    """An unsaved bundle of a fitted head: test metrics, the prior model (for --prior/--adapt-prior) and the
-    training sample of the domain-shift check go into its manifest."""
+def _bundle(name: str, fitted: Any, enc: Any, sets: tuple[Dataset, Dataset], vectors: tuple[np.ndarray, np.ndarray],
+            plan: FitPlan, *, cache_dir: str | Path, extra: dict[str, Any]) -> Bundle:
+    """An unsaved bundle of a head fitted on ``sets`` = (train, test) with their ``vectors``: test metrics, the
+    prior model (for --prior/--adapt-prior) and the training sample of the domain-shift check go into its manifest."""
+    (train, test), (X_train, X_test), seed = sets, vectors, plan.seed
     metrics = evaluate(test.labels, fitted.estimator.predict_proba(X_test)) if len(test) else None
     prior = PriorModel.fit(fitted.estimator, X_train, train.labels, groups=train.groups, seed=seed)
     sample = keep_sample(X_train, seed)
     manifest = build(
         encoder=enc,
         head={"name": name, "params": fitted.params,
-              "class_weight": class_weight, "search": fitted.search, "cv_accuracy": fitted.cv_accuracy,
+              "class_weight": plan.class_weight, "search": fitted.search, "cv_accuracy": fitted.cv_accuracy,
               "cv_sd": fitted.cv_sd, "fit_seconds": round(fitted.fit_seconds, 3)},
         label_names=list(train.label_names),
-        train=train_section(train, budget, seed),
+        train=train_section(train, plan.budget, seed),
         metrics=metrics_section(metrics, test),
         prior=prior.to_dict(),
         shift={"file": SAMPLE_FILE, "rows": len(sample), "of": len(train)},
@@ -155,8 +164,9 @@ def fit(
     give a linear head its prompt prior (:mod:`pipeline.heads.prompts`; ``None``: off)."""
     bundle = next(
         iter_fit(
-            source_or_dataset, encoder=encoder, heads=[head], budget=budget, seed=seed,
-            cache_dir=cache_dir, class_weight=class_weight, n_jobs=n_jobs, prompts=prompts,
+            source_or_dataset,
+            FitPlan(heads=[head], budget=budget, seed=seed, class_weight=class_weight, n_jobs=n_jobs, prompts=prompts),
+            encoder=encoder, cache_dir=cache_dir,
         )
     )
     if out is not None:
