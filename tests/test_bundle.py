@@ -182,7 +182,7 @@ def test_every_head_saves_with_allowlisted_types_only(name, tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 8)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
-    fitted = fit_head(name, X, y, search=False)
+    fitted = fit_head(name, X, y, selection=None)
     sio.dump(fitted.estimator, tmp_path / "h.skops")
     untrusted = set(sio.get_untrusted_types(file=tmp_path / "h.skops"))
     assert untrusted <= TRUSTED_TYPES, untrusted - TRUSTED_TYPES

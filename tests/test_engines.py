@@ -29,7 +29,7 @@ def test_local_engine_returns_cached_vectors_and_fit_frozen_cell_rows(rt, tmp_pa
         idx = budget_indices(pool, 32, seed)
         cells.append(Cell(Method("glove-6b-50d", "logreg"), 32, seed, rows[idx], pool.labels[idx], None, tests))
     got = sorted(engine.run(encoder, cells), key=lambda r: r["seed"])
-    direct = [fit_frozen_cell(c.method, c.budget, c.seed, c.X, c.y, None, tests) for c in cells]
+    direct = [fit_frozen_cell(c) for c in cells]
     assert [r["metrics"] for r in got] == [r["metrics"] for r in direct]
     assert [r["params"] for r in got] == [r["params"] for r in direct]
 

@@ -68,7 +68,7 @@ def test_rows_not_of_unit_length_are_normalised_and_the_grid_follows_their_sprea
         scaled = [v * (REFERENCE_SPREAD / spread) ** power for v in spec.grid[key]]
         assert any(on_glove.params[key] == pytest.approx(v, rel=5e-3) for v in scaled)  # 3 significant digits
         # the Normalizer does what normalising the rows beforehand does, at the rescaled default
-        defaults = fit_head(name, X, train.labels, search=False)
+        defaults = fit_head(name, X, train.labels, selection=None)
         assert defaults.params[key] == pytest.approx(spec.default[key] * (REFERENCE_SPREAD / spread) ** power, rel=5e-3)
         by_hand = build_head(name, defaults.params, unit=True).fit(normalize(X), train.labels)
         # margins, not probabilities: Platt's sigmoid is fitted on out-of-fold margins, which differ
@@ -130,7 +130,7 @@ def test_plan_cv_prefers_groups_only_when_there_are_enough():
 def test_class_weight_balanced(glove_xy):
     train, X, _, _ = glove_xy
     idx = np.concatenate([np.flatnonzero(train.labels == 0)[:20], np.flatnonzero(train.labels == 1)])
-    fitted = fit_head("logreg", X[idx], train.labels[idx], class_weight="balanced", search=False)
+    fitted = fit_head("logreg", X[idx], train.labels[idx], class_weight="balanced", selection=None)
     assert fitted.estimator[-1].class_weight == "balanced"
     assert list(build_head("nb", class_weight="balanced")[-1].priors) == [0.5, 0.5]
     with pytest.warns(UserWarning, match="knn.*no class weights"):
@@ -188,7 +188,7 @@ def test_all_heads_fit_without_warnings_on_defaults(glove_xy):
     for name in HEADS:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            fit_head(name, X, train.labels, search=False)
+            fit_head(name, X, train.labels, selection=None)
 
 
 def test_knn_grid_path_scores_every_k_as_a_refit_would(glove_xy):
@@ -285,12 +285,12 @@ def test_ridge_default_is_the_grid_point_nearest_logreg_default(glove_xy):
     from dataclasses import replace
 
     train, X, test, X_test = glove_xy
-    logreg = fit_head("logreg", X, train.labels, search=False).estimator
+    logreg = fit_head("logreg", X, train.labels, selection=None).estimator
     w = logreg[-1].coef_.ravel()
     ridge = HEADS["ridge"]
     cosine, agree = {}, {}
     for alpha in ridge.grid["alpha"]:
-        fitted = fit_head(replace(ridge, default={"alpha": alpha}), X, train.labels, search=False).estimator
+        fitted = fit_head(replace(ridge, default={"alpha": alpha}), X, train.labels, selection=None).estimator
         v = fitted[-1].estimator_.coef_.ravel()
         cosine[alpha] = float(w @ v / np.linalg.norm(w) / np.linalg.norm(v))
         agree[alpha] = float(np.mean(np.sign(fitted.decision_function(X_test)) == np.sign(logreg.decision_function(X_test))))

@@ -53,7 +53,7 @@ def test_head_names_match_the_registry():
 @pytest.mark.parametrize("name", LINEAR)
 def test_linear_heads_predict_like_scikit_learn_and_round_trip(name, unit, tmp_path):
     X, y = _data(unit)
-    estimator = fit_head(name, X, y, search=False, class_weight="balanced").estimator
+    estimator = fit_head(name, X, y, selection=None, class_weight="balanced").estimator
     head = from_estimator(estimator, name, head_identity(estimator), X)
     assert head is not None
     X_new, _ = _data(unit, seed=1)
@@ -104,7 +104,7 @@ def test_the_skops_files_of_linear_heads_hold_only_plain_nodes(name, tmp_path):
     import zipfile
 
     X, y = _data(False)
-    sio.dump(fit_head(name, X, y, search=False).estimator, tmp_path / "h.skops")
+    sio.dump(fit_head(name, X, y, selection=None).estimator, tmp_path / "h.skops")
     nodes = set(_nodes(json.loads(zipfile.ZipFile(tmp_path / "h.skops").read("schema.json"))))
     assert nodes <= PLAIN_NODES, nodes - PLAIN_NODES
     assert plain_skops(tmp_path / "h.skops")
@@ -116,7 +116,7 @@ def test_the_skops_files_of_linear_heads_hold_only_plain_nodes(name, tmp_path):
 
 def test_a_damaged_or_mismatched_file_is_refused(tmp_path):
     X, y = _data(False)
-    estimator = fit_head("logreg", X, y, search=False).estimator
+    estimator = fit_head("logreg", X, y, selection=None).estimator
     from_estimator(estimator, "logreg", head_identity(estimator), X).save(tmp_path / LINEAR_FILE)
     with pytest.raises(LinearHeadError, match="head.name is 'ridge'.*not that head"):
         load(tmp_path / LINEAR_FILE, "ridge")
@@ -135,7 +135,7 @@ def test_only_normalised_heads_need_format_2_and_a_newer_format_is_refused(unit,
     """A head without a Normalizer stays format 1, so versions from before format 2 still read it; a
     file from a future format asks for an upgrade instead of being misread."""
     X, y = _data(unit)
-    estimator = fit_head("logreg", X, y, search=False).estimator
+    estimator = fit_head("logreg", X, y, selection=None).estimator
     head = from_estimator(estimator, "logreg", head_identity(estimator), X)
     assert head.normalizes == (not unit)
     head.save(tmp_path / LINEAR_FILE)

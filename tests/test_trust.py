@@ -231,7 +231,7 @@ def test_heads_fitted_on_unit_length_rows_pass_the_identity_check(name):
     X = rng.normal(size=(60, 8)).astype(np.float32)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     y = (X[:, 0] > 0).astype(int)
-    fitted = fit_head(name, X, y, search=False)
+    fitted = fit_head(name, X, y, selection=None)
     check_head_identity(fitted.estimator, name, "manifest.json")
     with pytest.raises(BundleError, match="which is not that head"):
         check_head_identity(fitted.estimator, "knn", "manifest.json")

@@ -470,10 +470,9 @@ def fit_head(
     groups: Sequence[Any] | None = None,
     class_weight: str | None = None,
     seed: int = 0,
-    search: bool = True,
     n_jobs: int | None = None,
     folds: Folds | None = None,
-    selection: Selection = SELECTION,
+    selection: Selection | None = SELECTION,
     prompt_direction: np.ndarray | None = None,
 ) -> FittedHead:
     """Fit ``head`` (a registered name, or a :class:`HeadSpec`) on vectors ``X`` and 0/1 labels ``y``,
@@ -483,10 +482,11 @@ def fit_head(
     to reuse them across heads). Each fold fits its scaler once and every grid point on it; the
     chosen point is then refitted on all the data. Margin heads are Platt-calibrated on the chosen
     point's out-of-fold decision values from the first repeat of those folds, so calibration costs
-    no extra fits. ``search=False`` uses the fixed defaults. ``n_jobs`` runs the folds in parallel.
+    no extra fits. ``selection=None`` searches nothing: the fixed defaults. ``n_jobs`` runs the folds in parallel.
     ``prompt_direction`` (:func:`pipeline.heads.prompts.direction`) fits the linear heads with the prompt prior.
     """
     spec = head if isinstance(head, HeadSpec) else get_head(head)
+    search, selection = selection is not None, selection or SELECTION
     check_class_weight(class_weight)
     X = check_array(X, dtype=np.float32, input_name="X")
     y = np.asarray(y)

@@ -29,7 +29,8 @@ from pipeline import OptionError
 from pipeline.active.choices import DEFAULT_REFIT, REFITS
 from pipeline.active.strategies import (SETTINGS, Oracle, QuerySettings, check_strategy, simulate, typicality,
                                        unit_rows)
-from pipeline.study.engines.cells import Method, budget_label, fit_frozen_cell
+from pipeline.study.engines.base import Cell
+from pipeline.study.engines.cells import CellOptions, Method, budget_label, fit_frozen_cell
 from pipeline.study.compare import ResultsLog, check_run_identity
 from pipeline.data.dataset import Dataset, DataError, budget_indices, split, validation_split
 
@@ -77,8 +78,8 @@ def trajectory_cells(
         if budget in skip:
             continue
         groups = None if pool.groups is None else [pool.groups[i] for i in idx]
-        row = fit_frozen_cell(method, budget, seed, X_pool[idx], y, groups, tests, class_weight=CLASS_WEIGHT,
-                              search=refit == "cv")
+        row = fit_frozen_cell(Cell(method, budget, seed, X_pool[idx], y, groups, tests,
+                                   options=CellOptions(class_weight=CLASS_WEIGHT, search=refit == "cv")))
         row.update(method=query_method(method, query, settings_tag(settings, k), refit), query=query,
                    query_batch=None if query == "random" else k, positive_share=round(float(np.mean(y)), 4))
         rows.append(row)

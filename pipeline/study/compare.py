@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.study.engines.cells import SCORES, Method, budget_label, scores
+from pipeline.study.engines.cells import SCORES, CellOptions, Method, budget_label, scores
 from pipeline.data.dataset import Dataset, DataError, budget_indices, split
 from pipeline.study.engines.base import Cell
 from pipeline.data.jsonlines import drop_partial_line
@@ -177,7 +177,7 @@ def _frozen_cells(
             if (budget, seed) in cells:
                 extra = {"X_unlabelled": rows[unlabelled(idx)[1]]} if method.self_train else {}
                 yield Cell(method, budget, seed, X_pool[idx], pool.labels[idx], groups, test_xy, folds,
-                           {**options, **extra})
+                           CellOptions(**options, **extra))
 
 
 def _finetunable_encoders(encoders: Sequence[str], finetune: Sequence[str]) -> list[str]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
+
+from pipeline.study.engines.cells import CellOptions
 
 
 @dataclass(frozen=True)
@@ -14,8 +16,8 @@ class Cell:
     """One frozen cell: a head of ``method`` fitted on ``X``/``y`` (one budget sample) and scored on ``tests``.
 
     ``X`` and the X of ``tests`` are what :meth:`Engine.rows` returned for their texts: vectors, or
-    cache keys for an engine that reads vectors where the cell runs. ``options`` are further keyword
-    arguments of :func:`pipeline.study.engines.cells.fit_frozen_cell` (adapt_prior, shift, self-training vectors).
+    cache keys for an engine that reads vectors where the cell runs. ``options`` say how it is fitted and
+    scored (:class:`pipeline.study.engines.cells.CellOptions`: adapt_prior, shift, self-training vectors).
     """
 
     method: Any  # pipeline.study.engines.cells.Method
@@ -26,15 +28,14 @@ class Cell:
     groups: list[str] | None
     tests: dict[str, tuple[np.ndarray, np.ndarray]]
     folds: Any = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: CellOptions = CellOptions()
 
     def fit(self, X: np.ndarray | None = None, tests: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
             ) -> dict[str, Any]:
         """The cell's result row, fitted on ``X``/``tests`` when given (vectors read for its keys), else its own."""
         from pipeline.study.engines.cells import fit_frozen_cell
 
-        return fit_frozen_cell(self.method, self.budget, self.seed, self.X if X is None else X, self.y, self.groups,
-                               self.tests if tests is None else tests, self.folds, **self.options)
+        return fit_frozen_cell(replace(self, X=self.X if X is None else X, tests=self.tests if tests is None else tests))
 
 
 class Engine(Protocol):

@@ -7,9 +7,12 @@ engine imports compare.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pipeline.study.engines.base import Cell
 
 SCORES = ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")
 
@@ -58,27 +61,24 @@ def _adapted_scores(y: np.ndarray, proba: np.ndarray, model: Any, shift: dict[st
     }
 
 
-def fit_frozen_cell(
-    method: Method,
-    budget: int | None,
-    seed: int,
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    groups: list[str] | None,
-    tests: dict[str, tuple[np.ndarray, np.ndarray]],
-    folds: Any = None,
-    adapt_prior: bool = False,
-    class_weight: str | None = None,
-    X_unlabelled: np.ndarray | None = None,
-    self_train: Any = None,
-    shift: dict[str, dict[str, Any]] | None = None,
-    search: bool = True,
-    prompt_direction: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Fit one head on one budget sample and score it on every test set (runs in a joblib worker).
+@dataclass(frozen=True)
+class CellOptions:
+    """How a frozen cell is fitted and scored besides its head and sample (see :func:`fit_frozen_cell`)."""
 
-    ``folds`` (:func:`pipeline.heads.registry.plan_folds` of the sample) lets heads on one sample share their CV folds.
-    ``adapt_prior`` adds, per test set, the accuracy after guarded class-prior adaptation (see
+    adapt_prior: bool = False
+    class_weight: str | None = None
+    X_unlabelled: np.ndarray | None = None
+    self_train: Any = None
+    shift: dict[str, dict[str, Any]] | None = None
+    search: bool = True
+    prompt_direction: np.ndarray | None = None
+
+
+def fit_frozen_cell(cell: Cell) -> dict[str, Any]:
+    """Fit the head of ``cell`` on its budget sample and score it on every test set (runs in a joblib worker).
+
+    The cell's ``folds`` (:func:`pipeline.heads.registry.plan_folds` of the sample) lets heads on one sample share their CV folds.
+    Its options (:class:`CellOptions`): ``adapt_prior`` adds, per test set, the accuracy after guarded class-prior adaptation (see
     :meth:`pipeline.predict.prior.PriorModel.adapt`, given ``shift``, each test set's domain-shift check), its
     decision and reason, the estimates and the true prior.
     ``class_weight="balanced"`` reweights classes (``compare --query``: actively chosen samples are unbalanced).
@@ -87,27 +87,32 @@ def fit_frozen_cell(
     ``search=False`` fits the head's fixed defaults instead of searching its grid by cross-validation.
     ``prompt_direction`` gives linear heads their prompt prior (:mod:`pipeline.heads.prompts`).
     """
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import SELECTION, fit_head
 
+    method, budget, seed, X_train, y_train, groups, tests, folds = (cell.method, cell.budget, cell.seed, cell.X, cell.y,
+                                                                    cell.groups, cell.tests, cell.folds)
+    o = cell.options
+    class_weight, self_train, prompt_direction = o.class_weight, o.self_train, o.prompt_direction
     extra: dict[str, Any] = {}
     if method.self_train:
         from pipeline.unlabelled.self_train import self_train_head
 
-        fitted, record = self_train_head(method.head, X_train, y_train, X_unlabelled, settings=self_train,
+        fitted, record = self_train_head(method.head, X_train, y_train, o.X_unlabelled, settings=self_train,
                                          groups=groups, seed=seed, folds=folds, class_weight=class_weight,
                                          prompt_direction=prompt_direction)
         extra["self_train"] = {k: record[k] for k in ("fraction", "threshold", "rounds", "rounds_run", "cost_vs_teacher")}
     else:
         fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds,
-                          class_weight=class_weight, search=search, prompt_direction=prompt_direction)
+                          class_weight=class_weight, selection=SELECTION if o.search else None,
+                          prompt_direction=prompt_direction)
     probas = {name: fitted.estimator.predict_proba(X)[:, 1] for name, (X, _) in tests.items()}
     metrics = {name: scores(y, probas[name]) for name, (_, y) in tests.items()}
-    if adapt_prior:
+    if o.adapt_prior:
         from pipeline.predict.prior import PriorModel
 
         model = PriorModel.fit(fitted.estimator, X_train, y_train, groups=groups, seed=seed)
         for name, (_, y) in tests.items():
-            metrics[name].update(_adapted_scores(y, probas[name], model, (shift or {}).get(name)))
+            metrics[name].update(_adapted_scores(y, probas[name], model, (o.shift or {}).get(name)))
     return {
         "method": method.name,
         "encoder": method.encoder,
