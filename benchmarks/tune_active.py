@@ -23,7 +23,8 @@ from dataclasses import replace
 
 from pipeline.active.choices import DEFAULT_REFIT
 from pipeline.active.strategies import SETTINGS, QuerySettings
-from pipeline.study.active_compare import DEFAULT_BATCH, run_active_compare, settings_tag
+from pipeline.study.active_compare import DEFAULT_BATCH, QueryPlan, run_active_compare, settings_tag
+from pipeline.study.compare import Execution, StudyPlan
 from pipeline.data.dataset import load
 from pipeline.study.report import summarise
 
@@ -82,13 +83,14 @@ def main() -> None:
     args = ap.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
     source = load("rt")
-    common = dict(encoders=["minilm"], heads=["logreg"], budgets=budgets, seeds=args.seeds, out=args.out,
-                  jobs=args.jobs, split_name="validation", progress=False)
+    plan = StudyPlan(encoders=["minilm"], heads=["logreg"], budgets=budgets, seeds=args.seeds)
+    execution = Execution(out=args.out, jobs=args.jobs, progress=False)
     rows = []
     for stage in args.stage:
         for query, settings, k, refit in STAGES[stage]:
             print(f"{stage}: {query}{settings_tag(settings, k)} refit={refit}", flush=True)
-            rows = run_active_compare(source, queries=["random", query], k=k, settings=settings, refit=refit, **common)
+            rows = run_active_compare(source, plan, QueryPlan(["random", query], k=k, settings=settings,
+                                                              split_name="validation", refit=refit), execution)
     print(f"validation split of RT's pool, minilm + logreg, {args.seeds} seeds; defaults: {SETTINGS}")
     print(table(rows, budgets))
 

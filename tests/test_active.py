@@ -105,16 +105,18 @@ def test_suggest_writes_k_rows_with_reasons(tmp_path, rt, small_glove):
 def test_compare_query_is_paired_resumable_and_reported(tmp_path, rt):
     from click.testing import CliRunner
 
-    from pipeline.study.active_compare import run_active_compare
+    from pipeline.study.active_compare import QueryPlan, run_active_compare
+    from pipeline.study.compare import Execution, StudyPlan
     from pipeline.cli.main import main
     from pipeline.study.compare import ResultsLog
     from pipeline.data.dataset import load
     from pipeline.study.report import write_report
 
     source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(700)), group_col="movie")
-    kwargs = dict(encoders=["glove-6b-50d"], heads=["logreg"], queries=["random", "margin"], budgets=[16, 40], seeds=2,
-                  k=8, out=tmp_path / "out", cache_dir=tmp_path / "cache", progress=False, refit="cv")
-    rows = run_active_compare(source, **kwargs)
+    args = (StudyPlan(encoders=["glove-6b-50d"], heads=["logreg"], budgets=[16, 40], seeds=2),
+            QueryPlan(["random", "margin"], k=8, refit="cv"),
+            Execution(out=tmp_path / "out", cache_dir=tmp_path / "cache", progress=False))
+    rows = run_active_compare(source, *args)
     cells = {(r["method"], r["budget"], r["seed"]): r for r in rows}
     assert set(cells) == {(f"glove-6b-50d+logreg/{q}", b, s) for q in ("random", "margin") for b in ("16", "40")
                           for s in (0, 1)}
@@ -122,7 +124,7 @@ def test_compare_query_is_paired_resumable_and_reported(tmp_path, rt):
     # a killed run: drop the last cells, rerun, get the same numbers back and nothing twice
     log = ResultsLog(tmp_path / "out")
     log.path.write_text("".join(line + "\n" for line in log.path.read_text().splitlines()[:-3]))
-    again = {(r["method"], r["budget"], r["seed"]): r["metrics"] for r in run_active_compare(source, **kwargs)}
+    again = {(r["method"], r["budget"], r["seed"]): r["metrics"] for r in run_active_compare(source, *args)}
     assert len(ResultsLog(tmp_path / "out").rows()) == 8
     assert again == {k: r["metrics"] for k, r in cells.items()}
     summary = write_report(log.rows(), tmp_path / "out", with_plot=False)
@@ -189,15 +191,16 @@ def test_compare_query_on_validation_never_reads_the_test_split(tmp_path, rt):
     from click.testing import CliRunner
 
     from pipeline.active.strategies import QuerySettings
-    from pipeline.study.active_compare import run_active_compare
+    from pipeline.study.active_compare import QueryPlan, run_active_compare
+    from pipeline.study.compare import Execution, StudyPlan
     from pipeline.cli.main import main
     from pipeline.data.dataset import load, split, validation_split
 
     source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(900)), group_col="movie")
     settings = QuerySettings(typical_power=2.0, cold="typiclust", cold_size=16)
-    rows = run_active_compare(source, encoders=["glove-6b-50d"], heads=["logreg"], queries=["random", "typical-margin"],
-                              budgets=[16, 40], seeds=2, k=4, out=tmp_path / "out", cache_dir=tmp_path / "cache",
-                              progress=False, settings=settings, split_name="validation")
+    rows = run_active_compare(source, StudyPlan(encoders=["glove-6b-50d"], heads=["logreg"], budgets=[16, 40], seeds=2),
+                              QueryPlan(["random", "typical-margin"], k=4, settings=settings, split_name="validation"),
+                              Execution(out=tmp_path / "out", cache_dir=tmp_path / "cache", progress=False))
     assert {r["method"] for r in rows} == {
         "glove-6b-50d+logreg[refit=default]/random",
         "glove-6b-50d+logreg[refit=default]/typical-margin[typical_power=2.0,cold=typiclust,cold_size=16,batch=4]"}
@@ -217,15 +220,16 @@ def test_compare_query_on_validation_never_reads_the_test_split(tmp_path, rt):
 def test_refit_default_fits_every_sample_with_the_head_defaults_random_included(tmp_path, rt):
     """The default refit (chosen on validation): no CV search, random's samples included; plain names
     (``refit="cv"``) are tested above."""
-    from pipeline.study.active_compare import run_active_compare
+    from pipeline.study.active_compare import QueryPlan, run_active_compare
+    from pipeline.study.compare import Execution, StudyPlan
     from pipeline.data.dataset import load
     from pipeline.heads.registry import get_head
     from pipeline.study.report import summarise
 
     source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(700)), group_col="movie")
-    rows = run_active_compare(source, encoders=["glove-6b-50d"], heads=["logreg"], queries=["random", "margin"],
-                              budgets=[16, 40], seeds=2, out=tmp_path / "out", cache_dir=tmp_path / "cache",
-                              progress=False)
+    rows = run_active_compare(source, StudyPlan(encoders=["glove-6b-50d"], heads=["logreg"], budgets=[16, 40], seeds=2),
+                              QueryPlan(["random", "margin"]),
+                              Execution(out=tmp_path / "out", cache_dir=tmp_path / "cache", progress=False))
     assert {r["method"] for r in rows} == {"glove-6b-50d+logreg[refit=default]/random",
                                             "glove-6b-50d+logreg[refit=default]/margin"}
     # the default C=1, rescaled to the spread of each sample's L2-normalised GloVe rows (about 0.17: C about 4.8)
@@ -233,8 +237,8 @@ def test_refit_default_fits_every_sample_with_the_head_defaults_random_included(
     paired = summarise(rows)["active_vs_random"]["test"]["40"]
     assert set(paired) == {"glove-6b-50d+logreg[refit=default]/margin"} and paired[next(iter(paired))]["pairs"] == 2
     with pytest.raises(Exception, match="unknown refit 'best'"):
-        run_active_compare(source, encoders=["glove-6b-50d"], heads=["logreg"], queries=["margin"], budgets=[16],
-                           seeds=1, out=tmp_path / "out2", refit="best")
+        run_active_compare(source, StudyPlan(encoders=["glove-6b-50d"], heads=["logreg"], budgets=[16], seeds=1),
+                           QueryPlan(["margin"], refit="best"), Execution(out=tmp_path / "out2"))
 
 
 def test_typical_margin_keeps_classes_balanced_and_typiclust_starts_cold(glove_xy):

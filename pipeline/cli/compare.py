@@ -122,13 +122,14 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     out_dir = Path(out or f"reports/{preset or 'compare'}")
     title = f"compare on {source}" + _transductive_note(ds, unlabelled, extra)
     if queries:  # simulated active learning (pipeline.study.active_compare), always beside balanced random
-        from pipeline.study.active_compare import run_active_compare
+        from pipeline.study.active_compare import QueryPlan, run_active_compare
 
-        rows = run_active_compare(
-            ds, encoders=[str(s) for s in specs], heads=heads or base["heads"],
-            queries=("random", *(q for q in queries if q != "random")), k=query_batch, budgets=budget_list,
-            seeds=seeds or base["seeds"], test_sets=extra, out=out_dir, cache_dir=cache_dir, jobs=jobs,
-            source_options=opts, split_name=split_name, refit=query_refit)
+        plan = StudyPlan(encoders=[str(s) for s in specs], heads=heads or base["heads"], budgets=budget_list,
+                         seeds=seeds or base["seeds"])
+        query = QueryPlan(("random", *(q for q in queries if q != "random")), k=query_batch, split_name=split_name,
+                          refit=query_refit)
+        rows = run_active_compare(ds, plan, query, Execution(out=out_dir, cache_dir=cache_dir, jobs=jobs),
+                                  test_sets=extra, source_options=opts)
     else:
         plan = StudyPlan(encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],
                          budgets=budget_list, seeds=seeds or base["seeds"], adapt_prior=adapt_prior,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from pipeline.active.strategies import (SETTINGS, Oracle, QuerySettings, check_s
                                        unit_rows)
 from pipeline.study.engines.base import Cell
 from pipeline.study.engines.cells import CellOptions, Method, budget_label, fit_frozen_cell
-from pipeline.study.compare import ResultsLog, check_run_identity
+from pipeline.study.compare import Execution, ResultsLog, StudyPlan, check_run_identity
 from pipeline.data.dataset import Dataset, DataError, budget_indices, split, validation_split
 
 DEFAULT_BATCH = 8
@@ -58,15 +59,28 @@ def query_method(method: Method, query: str, tag: str = "", refit: str = DEFAULT
     return f"{head}/{query}{'' if query == 'random' else tag}"
 
 
+@dataclass(frozen=True)
+class QueryPlan:
+    """How ``compare --query`` simulates active learning: the strategies (beside ``random``), ``k`` texts
+    queried per round, the strategies' ``settings``, the split scored (``test``, or ``validation`` carved out
+    of the pool) and how each sample's head is fitted (``refit``, :data:`REFITS`)."""
+
+    queries: Sequence[str]
+    k: int = DEFAULT_BATCH
+    settings: QuerySettings = SETTINGS
+    split_name: str = "test"
+    refit: str = DEFAULT_REFIT
+
+
 def trajectory_cells(
     method: Method, query: str, seed: int, budgets: Sequence[int], pool: Dataset, X_pool: np.ndarray,
-    tests: dict[str, tuple[np.ndarray, np.ndarray]], k: int, skip: set[int], typical: np.ndarray | None = None,
-    settings: QuerySettings = SETTINGS,
-    refit: str = DEFAULT_REFIT,
+    tests: dict[str, tuple[np.ndarray, np.ndarray]], skip: set[int], typical: np.ndarray | None = None,
+    plan: QueryPlan = QueryPlan(()),
 ) -> list[dict[str, Any]]:
     """The cells of one (method, strategy, seed) at every budget not in ``skip`` (runs in a joblib worker);
-    ``typical``: :func:`~pipeline.active.strategies.typicality` of the pool, computed once for all of them; ``refit``:
-    how the head is fitted on each sample (:data:`REFITS`)."""
+    ``typical``: :func:`~pipeline.active.strategies.typicality` of the pool, computed once for all of them;
+    ``plan``: the batch size, strategy settings and refit."""
+    k, settings, refit = plan.k, plan.settings, plan.refit
     if query == "random":  # the balanced, seeded samples of plain compare cells
         samples = ((b, budget_indices(pool, b, seed)) for b in budgets)
         samples = ((b, idx, pool.labels[idx]) for b, idx in samples)
@@ -141,28 +155,23 @@ def _vectors(
 
 def run_active_compare(
     source: Dataset,
+    plan: StudyPlan,
+    query: QueryPlan,
+    execution: Execution = Execution(),
     *,
-    encoders: Sequence[str],
-    heads: Sequence[str],
-    queries: Sequence[str],
-    budgets: Sequence[int | None],
-    seeds: int,
-    k: int = DEFAULT_BATCH,
     test_sets: dict[str, Dataset] | None = None,
-    out: str | Path = "reports/compare",
-    cache_dir: str | Path | None = None,
-    jobs: int = 1,
-    progress: bool = True,
     source_options: dict[str, Any] | None = None,
-    settings: QuerySettings = SETTINGS,
-    split_name: str = "test",
-    refit: str = DEFAULT_REFIT,
 ) -> list[dict[str, Any]]:
-    """Run every missing (method/strategy, budget, seed) cell into ``<out>/results.jsonl``; returns all rows.
-    ``split_name="validation"`` scores on a validation split of the pool instead of the test split;
-    ``refit`` says how each sample's head is fitted (:data:`REFITS`), random's included."""
+    """Run every missing (method/strategy, budget, seed) cell of ``plan``'s encoders x heads x ``query``'s
+    strategies into ``<execution.out>/results.jsonl``; returns all rows. ``query.split_name="validation"``
+    scores on a validation split of the pool instead of the test split; ``query.refit`` says how each
+    sample's head is fitted (:data:`REFITS`), random's included."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
+
+    encoders, heads, budgets, seeds = plan.encoders, plan.heads, plan.budgets, plan.seeds
+    queries, k, settings, split_name, refit = query.queries, query.k, query.settings, query.split_name, query.refit
+    cache_dir, jobs, progress = execution.cache_dir, execution.jobs, execution.progress
 
     _check_options(source, heads, queries, budgets, k, split_name, refit)
     pool, test = split(source)
@@ -171,7 +180,7 @@ def run_active_compare(
     tests = {split_name: test, **(test_sets or {})}
     for b in budgets:  # a budget the pool can't supply fails now
         budget_indices(pool, b, 0)
-    out = Path(out)
+    out = Path(execution.out)
     check_run_identity(out, source, tests)
     log = ResultsLog(out)
     budgets, tag = sorted(budgets), settings_tag(settings, k)
@@ -184,7 +193,7 @@ def run_active_compare(
         n_cells = sum(len(budgets) - len(skip) for *_, skip in todo)
         bar = tqdm(total=n_cells, desc=f"compare --query ({encoder})", unit="cell", disable=not progress)
         for rows in Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(trajectory_cells)(m, q, s, budgets, pool, X_pool, test_xy, k, skip, typical, settings, refit)
+                delayed(trajectory_cells)(m, q, s, budgets, pool, X_pool, test_xy, skip, typical, query)
                 for m, q, s, skip in todo):
             for row in rows:
                 row["encode_seconds"] = round(encode_seconds / n_cells, 4)
