@@ -36,6 +36,7 @@ import functools
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -286,6 +287,20 @@ def _diverse(r: _Round, strategy: str) -> list[Suggestion]:
 _NEEDS_MODEL = {"margin": _margin, "hybrid": _hybrid, "typical-margin": _typical_margin}
 
 
+@dataclass(frozen=True)
+class Known:
+    """What a caller of :func:`propose` already has, to save recomputing it: ``U`` (unit rows of ``X``),
+    ``model`` (the fitted current model), ``distance`` (:func:`nearest_distance` of every row to the labelled
+    ones) and ``typical`` (:func:`typicality`). ``guess=False`` skips fitting the current model for strategies
+    that do not use it (``random``, ``diverse``): their suggestions then carry no P(positive)."""
+
+    U: np.ndarray | None = None
+    model: Any = None
+    distance: np.ndarray | None = None
+    typical: np.ndarray | None = None
+    guess: bool = True
+
+
 def propose(
     strategy: str,
     X: np.ndarray,
@@ -296,20 +311,14 @@ def propose(
     rng: np.random.Generator,
     exclude: Sequence[int] | np.ndarray = (),
     head: str = QUERY_HEAD,
-    U: np.ndarray | None = None,
-    model=None,
-    distance: np.ndarray | None = None,
-    typical: np.ndarray | None = None,
     settings: QuerySettings | None = None,
-    guess: bool = True,
+    known: Known = Known(),
 ) -> list[Suggestion]:
     """The ``k`` rows of ``X`` to label next by ``strategy``, given the rows ``labelled`` so far and their
     0/1 labels ``y`` (the only labels a strategy ever sees). ``exclude`` rows are never proposed (e.g.
-    skipped, or open in another tab). ``U`` (unit rows of ``X``), ``model`` (the fitted current model)
-    ``distance`` (:func:`nearest_distance` of every row to the labelled ones) and ``typical``
-    (:func:`typicality`) may be passed to save recomputing them; ``settings``: the strategies' knobs
-    (default :data:`SETTINGS`). ``guess=False`` skips fitting the current model for strategies that do not
-    use it (``random``, ``diverse``): their suggestions then carry no P(positive)."""
+    skipped, or open in another tab). ``known``: what the caller has computed already (:class:`Known`);
+    ``settings``: the strategies' knobs (default :data:`SETTINGS`)."""
+    U, model, distance, typical = known.U, known.model, known.distance, known.typical
     check_strategy(strategy)
     settings = settings or SETTINGS
     labelled = np.asarray(labelled, dtype=np.int64)
@@ -323,7 +332,7 @@ def propose(
     k = min(k, len(candidates))
     if k <= 0:
         return []
-    if model is None and (guess or strategy in _NEEDS_MODEL):
+    if model is None and (known.guess or strategy in _NEEDS_MODEL):
         model = query_model(X, labelled, y, head=head)
     U = unit_rows(X) if U is None else U
     r = _Round(X, U, candidates, labelled, y, None if model is None else model.predict_proba(X[candidates])[:, 1],
@@ -402,7 +411,7 @@ def simulate(
     U = unit_rows(X)
     typical = typicality(U, settings.typical_power) if typical is None else typical
     cold = propose("diverse", X, [], [], min(settings.cold_size or k, budgets[0]), rng=np.random.default_rng(seed),
-                   U=U, typical=typical, settings=settings)
+                   settings=settings, known=Known(U=U, typical=typical))
     oracle.query([s.index for s in cold])
     distance = nearest_distance(U, oracle.labelled)
     rng = np.random.default_rng([seed, 1])
@@ -410,7 +419,8 @@ def simulate(
         while len(oracle.labelled) < budget:
             step = min(k, budget - len(oracle.labelled))
             picks = [s.index for s in propose(strategy, X, oracle.labelled, oracle.labels, step, rng=rng, head=head,
-                                              U=U, distance=distance, typical=typical, settings=settings, guess=False)]
+                                              settings=settings,
+                                              known=Known(U=U, distance=distance, typical=typical, guess=False))]
             oracle.query(picks)
             np.minimum(distance, nearest_distance(U, picks), out=distance)
         yield budget, oracle.labelled, oracle.labels

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.active.strategies import cv_estimate, nearest_distance, propose, query_model, typicality, unit_rows
+from pipeline.active.strategies import Known, cv_estimate, nearest_distance, propose, query_model, typicality, unit_rows
 from pipeline.active.label_app.store import LabelFile
 
 LEASE_SECONDS = 600.0
@@ -75,7 +75,7 @@ class LabelSession:
             rows, y = self._arrays()
             exclude = [*self.skipped, *self._leased_elsewhere(client), *range(self.n_source, len(self.texts))]
             picks = propose(self.strategy, self.X, rows, y, 1, rng=self.rng, exclude=exclude, head=self.head,
-                            U=self.U, model=self.model, distance=self.distance, typical=self.typical)
+                            known=Known(U=self.U, model=self.model, distance=self.distance, typical=self.typical))
             if not picks:
                 self.leases.pop(client, None)
                 return None
