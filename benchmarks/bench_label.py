@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 import threading
+from dataclasses import replace
 import time
 import urllib.request
 from pathlib import Path
@@ -66,8 +67,8 @@ def main() -> None:
                 given = budget_indices(pool, n, seed=0)
                 labels = {int(i): int(pool.labels[i]) for i in given}
                 store = LabelFile(Path(tmp) / "labels.jsonl")
-                session = LabelSession(ws.texts, ws.X, ws.n_source, labels, ("negative", "positive"), set(), store,
-                                       LabelFile(Path(tmp) / "labels.jsonl.skipped"), strategy)
+                session = LabelSession(replace(ws, labels=labels, label_names=("negative", "positive")), set(),
+                                       (store, LabelFile(Path(tmp) / "labels.jsonl.skipped")), strategy)
                 base, token = start(session)
                 with urllib.request.urlopen(urllib.request.Request(f"{base}/api/state?client=b",
                                                                    headers={"X-Token": token})) as r:

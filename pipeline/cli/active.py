@@ -96,22 +96,15 @@ def label(source: str, labels_file: str, encoder: str, strategy: str, head: str,
         from pipeline.active.label_app.app import serve
     except ImportError as e:
         raise MissingExtraError(f"label needs FastAPI and uvicorn ({e}): pip install 'review-transfer[label]'") from None
-    from pipeline.active.label_app.session import LabelSession
-    from pipeline.active.label_app.store import LabelFile
-    from pipeline.active.labelling import read_labels, workspace
+    from pipeline.active.label_app.session import LabelJob, open_session
 
     if not labels_file.endswith(".jsonl"):
         raise click.BadParameter(f"{labels_file}: label writes JSON lines; name the file *.jsonl.", param_hint="--labels")
-    store, skips = LabelFile(labels_file), LabelFile(labels_file + ".skipped")
-    so_far = read_labels(labels_file) if store.records() else None  # records() first cuts a line a kill left partial
     ds = load_source(source, require_labels=False, **opts)
-    ws = workspace(ds, so_far, encoder, cache_dir, source_options=opts)
-    row_of = {t: i for i, t in enumerate(ws.texts[: ws.n_source])}
-    skipped = {row_of[r["text"]] for r in skips.records() if r.get("text") in row_of}
-    session = LabelSession(ws.texts, ws.X, ws.n_source, ws.labels, ws.label_names, skipped, store, skips, strategy,
-                           seed=seed, head=head)
-    counts = ", ".join(f"{n} {name}" for name, n in ws.counts().items())
-    click.echo(f"{source}: {ws.n_source:,} texts; labels so far in {labels_file}: {counts}; strategy {strategy}")
+    session = open_session(LabelJob(ds, labels_file, encoder, strategy, head=head, seed=seed, cache_dir=cache_dir,
+                                    source_options=opts))
+    counts = ", ".join(f"{n} {name}" for name, n in session.counts().items())
+    click.echo(f"{source}: {session.n_source:,} texts; labels so far in {labels_file}: {counts}; strategy {strategy}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: listening on {host}: anyone who can reach it and has the token can label", err=True)
     serve(session, host, port, echo=click.echo)

@@ -171,12 +171,11 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
     """
     import json
 
-    from pipeline.bundle.bundle import Bundle
+    from pipeline.predict.evaluate import Evaluation, evaluate_bundle, evaluation_set
     from pipeline.study.tables import format_scores
-    from pipeline.predict.evaluate import evaluation_set, score
 
     ds = evaluation_set(source, load_source(source, **opts), which)  # a bad SOURCE fails before the model loads
-    model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length,
-                        encoder_path=encoder_path, trust_encoder=trust_encoder)
-    scores = score(model, ds, prior=prior, adapt_prior=adapt_prior)
-    click.echo(json.dumps(scores, indent=2) if as_json else format_scores(scores, model.label_names))
+    scores, label_names = evaluate_bundle(Evaluation(
+        bundle, ds, cache_dir=cache_dir, long_text=long_text, max_length=max_length, encoder_path=encoder_path,
+        trust_encoder=trust_encoder, prior=prior, adapt_prior=adapt_prior))
+    click.echo(json.dumps(scores, indent=2) if as_json else format_scores(scores, label_names))

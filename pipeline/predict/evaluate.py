@@ -3,6 +3,8 @@ the scores after adapting to the target's prior. Predicting lives in :mod:`pipel
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pipeline import OptionError
@@ -40,3 +42,29 @@ def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prio
         scores["prior"]["decision"] = adapted.decision.to_dict()
     scores["domain_shift"] = shift
     return scores
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``evaluate`` scores: the bundle at ``bundle`` (loaded with ``cache_dir``, the encoder overrides
+    ``long_text``/``max_length`` and the trust options ``encoder_path``/``trust_encoder``) on the labelled
+    ``data``, read and validated by the one reader before the model loads; with ``prior``/``adapt_prior``,
+    also after class-prior adaptation."""
+
+    bundle: str | Path
+    data: Dataset
+    cache_dir: str | Path | None = None
+    long_text: str | None = None
+    max_length: int | None = None
+    encoder_path: str | Path | None = None
+    trust_encoder: bool = False
+    prior: float | None = None
+    adapt_prior: bool = False
+
+
+def evaluate_bundle(job: Evaluation) -> tuple[dict[str, Any], tuple[str, str]]:
+    """(scores, label names): load the bundle of ``job`` and :func:`score` it on ``job.data``. The texts
+    go down once: bundle -> embedding store (checked there) -> encoder; the scores come back up."""
+    bundle = Bundle.load(job.bundle, cache_dir=job.cache_dir, long_text=job.long_text, max_length=job.max_length,
+                         encoder_path=job.encoder_path, trust_encoder=job.trust_encoder)
+    return score(bundle, job.data, prior=job.prior, adapt_prior=job.adapt_prior), bundle.label_names

@@ -607,7 +607,7 @@ class EmbeddingCache:
         if not texts:
             return np.zeros((0, encoder.dim), dtype=np.float32)
         keys = text_keys(texts)
-        self.fill(encoder, texts, keys=keys, scan_hits=False)
+        self._fill(encoder, texts, keys, scan_hits=False)
         out = self.store(encoder.fingerprint).read(keys, encoder.dim)
         _warn_zero_rows(encoder.spec, out)
         return out
@@ -622,12 +622,17 @@ class EmbeddingCache:
         """
         if getattr(encoder, "parts", None) is not None:
             raise ValueError(f"{encoder.spec}: fill each part ({', '.join(p.spec for p in encoder.parts)}) on its own.")
-        from pipeline.encoders.base import ZeroVectorWarning, check_texts
+        from pipeline.encoders.base import check_texts
+
+        texts = check_texts(texts)
+        return self._fill(encoder, texts, text_keys(texts) if keys is None else keys, scan_hits=scan_hits)
+
+    def _fill(self, encoder: Encoder, texts: list[str], keys: np.ndarray, *, scan_hits: bool) -> EmbedReport:
+        """:meth:`fill` of texts already checked (:meth:`vectors` checks them once, at its door)."""
+        from pipeline.encoders.base import ZeroVectorWarning
         from pipeline.progress import progress_bar
 
         start = time.perf_counter()
-        texts = check_texts(texts)
-        keys = text_keys(texts) if keys is None else keys
         store = self.store(encoder.fingerprint)
         _, first = np.unique(keys, return_index=True)
         first.sort()  # unique texts, in input order

@@ -1,7 +1,8 @@
 """``label``: a local labelling page (FastAPI + uvicorn in :mod:`.app`, plain HTML/JS in ``static/``, no build step).
 
-:mod:`.session` holds the labels, the model and the tabs' leases; :mod:`.store` the durable labels file.
-The package calls :mod:`pipeline.active.strategies` and :mod:`pipeline.heads.registry`, nothing else of the pipeline.
+:mod:`.session` opens a labelling job (:func:`~.session.open_session`: labels so far, vectors through
+:mod:`pipeline.active.labelling`) and holds the labels, the model and the tabs' leases; :mod:`.store` the durable
+labels file.
 
 Part of ``active``: may import what ``active`` may.
 """

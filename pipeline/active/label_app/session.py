@@ -11,35 +11,73 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.active.strategies import Known, cv_estimate, nearest_distance, propose, query_model, typicality, unit_rows
 from pipeline.active.label_app.store import LabelFile
+from pipeline.data.dataset import Dataset
+
+if TYPE_CHECKING:
+    from pipeline.active.labelling import Workspace
 
 LEASE_SECONDS = 600.0
 CHOICES = ("negative", "positive", "skip")
 
 
-class LabelSession:
-    """Labels, skips and leases over ``texts`` (rows ``[0, n_source)`` may be proposed) and their vectors ``X``."""
+@dataclass(frozen=True)
+class LabelJob:
+    """What ``label`` serves: the texts of ``source`` (read and validated by the one reader), labelled into
+    ``labels_file`` (skips into ``labels_file.skipped``), proposed by ``strategy`` with the ``head`` refitted
+    on the vectors of ``encoder`` (through the cache in ``cache_dir``)."""
 
-    def __init__(self, texts: list[str], X: np.ndarray, n_source: int, labels: dict[int, int],
-                 label_names: tuple[str, str], skipped: set[int], store: LabelFile, skips: LabelFile,
-                 strategy: str, seed: int = 0, head: str = "logreg"):
-        self.texts, self.X, self.n_source = texts, X, n_source
-        self.labels, self.label_names, self.skipped = dict(labels), tuple(label_names), set(skipped)
-        self.store, self.skips, self.strategy, self.head = store, skips, strategy, head
+    source: Dataset
+    labels_file: str
+    encoder: Any
+    strategy: str
+    head: str = "logreg"
+    seed: int = 0
+    cache_dir: str | Path | None = None
+    source_options: dict[str, Any] = field(default_factory=dict)
+
+
+def open_session(job: LabelJob) -> LabelSession:
+    """The :class:`LabelSession` of ``job``: the labels and skips so far (a restart resumes from them),
+    every text's vector, the first model."""
+    from pipeline.active.labelling import read_labels, workspace
+
+    store, skips = LabelFile(job.labels_file), LabelFile(job.labels_file + ".skipped")
+    so_far = read_labels(job.labels_file) if store.records() else None  # records() first cuts a line a kill left partial
+    ws = workspace(job.source, so_far, job.encoder, job.cache_dir, source_options=job.source_options)
+    row_of = {t: i for i, t in enumerate(ws.texts[: ws.n_source])}
+    skipped = {row_of[r["text"]] for r in skips.records() if r.get("text") in row_of}
+    return LabelSession(ws, skipped, (store, skips), job.strategy, seed=job.seed, head=job.head)
+
+
+class LabelSession:
+    """Labels, skips and leases over a workspace's texts (rows ``[0, n_source)`` may be proposed) and their vectors."""
+
+    def __init__(self, ws: Workspace, skipped: set[int], files: tuple[LabelFile, LabelFile], strategy: str,
+                 seed: int = 0, head: str = "logreg"):
+        self.texts, self.X, self.n_source = ws.texts, ws.X, ws.n_source
+        self.labels, self.label_names, self.skipped = dict(ws.labels), tuple(ws.label_names), set(skipped)
+        (self.store, self.skips), self.strategy, self.head = files, strategy, head
         self.rng = np.random.default_rng(seed)
-        self.U = unit_rows(X)
+        self.U = unit_rows(self.X)
         self.typical = typicality(self.U)
         self.lock = threading.Lock()
         self.leases: dict[str, tuple[int, float, dict[str, Any]]] = {}  # client -> (row, when, how it was chosen)
         self.actions: dict[str, list[tuple[str, int]]] = {}  # client -> its labels and skips, for undo
         self.history: dict[int, dict[str, Any]] = {}  # labels so far -> accuracy estimate
         self._refit(full=True)
+
+    def counts(self) -> dict[str, int]:
+        """Labels so far per class name."""
+        values = list(self.labels.values())
+        return {name: values.count(i) for i, name in enumerate(self.label_names)}
 
     # ------------------------------------------------------------------------------------------ model
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
