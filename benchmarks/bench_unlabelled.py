@@ -64,6 +64,7 @@ def frozen_cells(encoder: str, train, test, unlabelled: list[str], seed: int, ca
     from pipeline.store.cache import EmbeddingCache
     from pipeline.encoders import get_encoder
     from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions
     from pipeline.unlabelled.self_train import self_train_head
 
     enc = get_encoder(encoder, work_dir=cache_dir)
@@ -75,8 +76,8 @@ def frozen_cells(encoder: str, train, test, unlabelled: list[str], seed: int, ca
     rows = {"": {"accuracy": _accuracy(test.labels, fitted.estimator.predict_proba(Xt)),
                  "seconds": embed_s + fitted.fit_seconds}}
     if self_train:
-        student, record = self_train_head("logreg", X, train.labels, Xu, settings=self_train, groups=train.groups,
-                                          seed=seed)
+        student, record = self_train_head("logreg", X, train.labels, Xu, settings=self_train,
+                                          options=FitOptions(groups=train.groups, seed=seed))
         rows["+self-train" + self_train.tag] = {"accuracy": _accuracy(test.labels, student.estimator.predict_proba(Xt)),
                                "seconds": embed_s + student.fit_seconds,
                                "pseudo_labels": record["rounds_run"][0]["pseudo_labels"] if record["rounds_run"] else 0}

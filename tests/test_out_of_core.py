@@ -26,7 +26,7 @@ def cached(rt_split, tmp_path_factory):
 def test_sgd_over_chunks_matches_in_memory_logistic_regression(cached):
     cache_dir, enc, pool, test, X_pool, X_test = cached
     sizes: list[int] = []
-    model = fit_sgd(cache_dir, enc.fingerprint, enc.dim, pool.texts, pool.labels, chunk_rows=1000, epochs=3,
+    model = fit_sgd(cache_dir, enc, pool.texts, pool.labels, chunk_rows=1000, epochs=3,
                     on_chunk=sizes.append)
     assert max(sizes) <= 1000 and sum(sizes) == 3 * len(pool)  # never more than a chunk in memory
     accuracy = (model.predict(X_test) == test.labels).mean()
@@ -35,13 +35,13 @@ def test_sgd_over_chunks_matches_in_memory_logistic_regression(cached):
     proba = model.predict_proba(X_test)
     assert proba.shape == (len(test), 2) and np.allclose(proba.sum(axis=1), 1)
 
-    again = fit_sgd(cache_dir, enc.fingerprint, enc.dim, pool.texts, pool.labels, chunk_rows=1000, epochs=3)
+    again = fit_sgd(cache_dir, enc, pool.texts, pool.labels, chunk_rows=1000, epochs=3)
     np.testing.assert_array_equal(again[-1].coef_, model[-1].coef_)  # seeded: same chunks, same order
 
 
 def test_sgd_refuses_one_class_and_uncached_texts(cached):
     cache_dir, enc, pool, *_ = cached
     with pytest.raises(ValueError, match="both classes"):
-        fit_sgd(cache_dir, enc.fingerprint, enc.dim, pool.texts[:50], np.ones(50, dtype=np.int64))
+        fit_sgd(cache_dir, enc, pool.texts[:50], np.ones(50, dtype=np.int64))
     with pytest.raises(CacheError, match="1 requested rows are not in the cache"):
-        fit_sgd(cache_dir, enc.fingerprint, enc.dim, [*pool.texts[:50], "never embedded"], np.arange(51) % 2)
+        fit_sgd(cache_dir, enc, [*pool.texts[:50], "never embedded"], np.arange(51) % 2)

@@ -15,7 +15,7 @@ from benchmarks.bench_selection import before_spec
 from pipeline.store.cache import EmbeddingCache
 from pipeline.data.dataset import budget_indices
 from pipeline.encoders import get_encoder
-from pipeline.heads.registry import Selection, fit_head
+from pipeline.heads.registry import FitOptions, Selection, fit_head
 
 OLD_LOGREG = before_spec("logreg")  # the old grid, standardised even on unit-length rows
 FOLD_SEEDS = range(4)
@@ -57,7 +57,7 @@ def test_self_trained_students_keep_the_teachers_preprocessing(minilm_256):
     from pipeline.unlabelled.self_train import SelfTrainSettings, self_train_head
 
     train, X, _, X_other = minilm_256  # the other texts stand in for unlabelled ones here
-    fitted, record = self_train_head("logreg", X, train.labels, X_other, groups=train.groups,
+    fitted, record = self_train_head("logreg", X, train.labels, X_other, options=FitOptions(groups=train.groups),
                                      settings=SelfTrainSettings(threshold=0.6))
     assert record["rounds_run"][0]["pseudo_labels"] > 0  # a student was trained
     assert "scale" not in dict(fitted.estimator.steps)  # unit-length rows: unscaled, as the teacher

@@ -86,7 +86,7 @@ class ExportedEncoder(Encoder):
 
     def __init__(self, spec: str, model_dir: Path, identity: str, *, backend: str, quantize: str = "none",
                  work_dir: Path, max_length: int | None = None, pooling: str | None = None,
-                 batch_size: int | None = None, long_text: str = "auto", hf: bool = False) -> None:
+                 batch_size: int | None = None, long_text: str = "auto") -> None:
         super().__init__(spec)
         check_backend(backend, quantize)
         if backend == "torch":
@@ -95,6 +95,7 @@ class ExportedEncoder(Encoder):
             raise OptionError(f"{spec}: batch size must be at least 1, got {batch_size}.")
         self.model_dir, self.identity, self.backend, self.quantize = Path(model_dir), identity, backend, quantize
         self.runtime = runtime_version(backend)
+        hf = spec.startswith("hf:")  # a plain transformers model, mean/cls-pooled by this package
         self.library = "transformers" if hf else "sentence-transformers"  # who decides pooling (bundle options)
         self.hf = hf
         self.long_text = long_text

@@ -97,7 +97,7 @@ def _transformer(spec: EncoderSpec, work: Path, runtime: dict[str, Any], trust: 
             raise OptionError(f"{spec}: backend {backend} runs on the CPU in fp32 (or int8 with quantize=int8); "
                              "drop --device/--precision or use backend torch.")
         return ExportedEncoder(str(spec), model_dir, identity, backend=backend, quantize=quantize, work_dir=work,
-                               batch_size=runtime["batch_size"], hf=spec.kind == "hf", **options)
+                               batch_size=runtime["batch_size"], **options)
     from pipeline.encoders.transformer import HFEncoder, SentenceTransformerEncoder
 
     cls = HFEncoder if spec.kind == "hf" else SentenceTransformerEncoder

@@ -23,6 +23,7 @@ from pipeline.finetune.batching import length_batches, sorted_batches, token_len
 from pipeline.finetune.body import EMBED_BATCH, embed, features
 from pipeline.finetune.checkpoint import CheckpointStore
 from pipeline.finetune.loop import LoopResult, LoopSettings, run_loop
+from pipeline.finetune.recipe import Recipe
 
 HEAD_TYPES = ("linear", "mlp")
 PROBE_C = 1.0  # logistic-regression probe: scikit-learn's default regularisation
@@ -48,16 +49,13 @@ def train_head(
     labels: np.ndarray,
     val: tuple[Sequence[str], np.ndarray] | None,
     *,
-    head_type: str,
-    lr: float,
-    head_lr: float,
-    batch_size: int,
+    recipe: Recipe,
     seed: int,
     settings: LoopSettings,
     store: CheckpointStore | None,
     targets: np.ndarray | None = None,
 ) -> tuple[Any, LoopResult, dict[str, float]]:
-    """Fine-tune ``body`` with a new head on ``texts``/``labels`` (early stopping on ``val`` when given);
+    """Fine-tune ``body`` with a new head (``recipe``: head type, learning rates, batch size) on ``texts``/``labels`` (early stopping on ``val`` when given);
     with ``targets`` (probabilities of the positive class, one per text), the loss aims at those instead
     of the 0/1 labels, which the probe still fits (distillation).
 
@@ -67,6 +65,7 @@ def train_head(
     """
     from sklearn.metrics import log_loss
 
+    head_type, lr, head_lr, batch_size = recipe.head_type, recipe.lr, recipe.head_lr, recipe.batch_size
     device = settings.device
     texts, labels = list(texts), np.asarray(labels)
     frozen = embed(body, texts, device=device, precision=settings.precision)

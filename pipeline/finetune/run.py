@@ -142,8 +142,7 @@ def _train(body: Any, train: Dataset, fit_set: Dataset, val: Dataset | None, run
 
         head, result, probe = train_head(
             body, fit_set.texts, fit_set.labels, None if val is None else (val.texts, val.labels),
-            head_type=r.head_type, lr=r.lr, head_lr=r.head_lr, batch_size=r.batch_size,
-            seed=run.seed, settings=run.loop_settings(), store=store, targets=run.targets,
+            recipe=r, seed=run.seed, settings=run.loop_settings(), store=store, targets=run.targets,
         )
         return head, result, {"val_size": 0 if val is None else len(val), "probe": probe,
                               "soft_targets": run.targets is not None}

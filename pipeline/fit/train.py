@@ -19,7 +19,7 @@ import numpy as np
 from pipeline import OptionError
 from pipeline.bundle.bundle import SAMPLE_FILE, Bundle
 from pipeline.data.dataset import DataError, Dataset, load, sample_budget, split
-from pipeline.heads.registry import DEFAULT_HEAD, check_class_weight, fit_head, get_head
+from pipeline.heads.registry import DEFAULT_HEAD, FitOptions, check_class_weight, fit_head, get_head
 from pipeline.bundle.manifest import build, metrics_section, train_section
 from pipeline.predict.metrics import evaluate
 from pipeline.predict.prior import PriorModel
@@ -93,8 +93,9 @@ def iter_fit(
             from pipeline.unlabelled.self_train import self_train_head
 
             fitted, record = self_train_head(name, X_train, train.labels, vectors[len(train) + len(test):],
-                                             settings=plan.self_train, groups=train.groups, class_weight=class_weight,
-                                             seed=seed, n_jobs=plan.n_jobs, prompt_direction=u if prompted else None)
+                                             settings=plan.self_train, options=FitOptions(
+                                                 groups=train.groups, class_weight=class_weight, seed=seed,
+                                                 n_jobs=plan.n_jobs, prompt_direction=u if prompted else None))
             extra.update({"self_train": record, "unlabelled": unl.record})
         else:
             fitted = fit_head(name, X_train, train.labels, groups=train.groups, class_weight=class_weight, seed=seed,

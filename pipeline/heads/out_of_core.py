@@ -11,6 +11,7 @@ The result is an ordinary fitted :class:`~sklearn.pipeline.Pipeline` (``predict_
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,7 @@ def chunk_order(order: np.ndarray, chunk_rows: int, rng: np.random.Generator) ->
 
 def fit_sgd(
     cache_dir: str | Path,
-    fingerprint: str,
-    dim: int,
+    encoder: Any,
     texts: Sequence[str],
     labels: np.ndarray,
     *,
@@ -50,7 +50,7 @@ def fit_sgd(
     seed: int = 0,
     on_chunk: Callable[[int], None] | None = None,
 ):
-    """Fit the ``sgd`` head on the cached vectors of ``texts`` (all cached already, e.g. by ``embed``).
+    """Fit the ``sgd`` head on the cached vectors of ``texts`` by ``encoder`` (its ``fingerprint`` and ``dim``) (all cached already, e.g. by ``embed``).
 
     ``labels`` are 0/1. ``class_weight="balanced"`` weights classes by their counts over the whole
     pool (``partial_fit`` cannot compute that itself). ``on_chunk(n)`` is called after each chunk of
@@ -70,7 +70,7 @@ def fit_sgd(
     weights = {c: len(labels) / (2 * counts[c]) for c in (0, 1)} if class_weight == "balanced" else class_weight
     scaler, clf = StandardScaler(), make_sgd(seed, alpha, weights)
     rng = np.random.default_rng(seed)
-    with Store(cache_dir, fingerprint).pinned(text_keys(texts), dim) as (rows, order):
+    with Store(cache_dir, encoder.fingerprint).pinned(text_keys(texts), encoder.dim) as (rows, order):
         for idx in chunk_order(order, chunk_rows, rng):
             scaler.partial_fit(rows(idx))
         for _ in range(epochs):

@@ -462,6 +462,19 @@ def plan_folds(y: np.ndarray, groups: Sequence[Any] | None, seed: int, selection
     return Folds(splits, f"{how} x {repeats}" if repeats > 1 else how, repeats)
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """The options of :func:`fit_head` besides the head, the data and the selection rule, as one value
+    for the functions that fit a head on someone else's behalf (self-training's teacher)."""
+
+    groups: Sequence[Any] | None = None
+    class_weight: str | None = None
+    seed: int = 0
+    n_jobs: int | None = None
+    folds: Folds | None = None
+    prompt_direction: np.ndarray | None = None
+
+
 def fit_head(
     head: str | HeadSpec,
     X: np.ndarray,

@@ -123,12 +123,7 @@ def self_train_head(
     X_unlabelled: np.ndarray,
     *,
     settings: SelfTrainSettings = SelfTrainSettings(),
-    groups: Any = None,
-    class_weight: str | None = None,
-    seed: int = 0,
-    folds: Any = None,
-    n_jobs: int | None = None,
-    prompt_direction: np.ndarray | None = None,
+    options: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Self-train stage-two head ``head`` on labelled vectors ``X, y`` and unlabelled vectors.
 
@@ -140,11 +135,13 @@ def self_train_head(
     """
     from dataclasses import replace
 
-    from pipeline.heads.registry import build_head, fit_head, unit_rows
+    from pipeline.heads.registry import FitOptions, build_head, fit_head, unit_rows
 
+    o = options if options is not None else FitOptions()
+    class_weight, seed = o.class_weight, o.seed
     start = time.perf_counter()
-    teacher = fit_head(head, X, y, groups=groups, class_weight=class_weight, seed=seed, folds=folds, n_jobs=n_jobs,
-                       prompt_direction=prompt_direction)
+    teacher = fit_head(head, X, y, groups=o.groups, class_weight=class_weight, seed=seed, folds=o.folds, n_jobs=o.n_jobs,
+                       prompt_direction=o.prompt_direction)
     teacher_seconds = time.perf_counter() - start
     current, rounds = teacher.estimator, []
     for _ in range(settings.rounds):

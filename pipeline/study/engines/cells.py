@@ -87,7 +87,7 @@ def fit_frozen_cell(cell: Cell) -> dict[str, Any]:
     ``search=False`` fits the head's fixed defaults instead of searching its grid by cross-validation.
     ``prompt_direction`` gives linear heads their prompt prior (:mod:`pipeline.heads.prompts`).
     """
-    from pipeline.heads.registry import SELECTION, fit_head
+    from pipeline.heads.registry import SELECTION, FitOptions, fit_head
 
     method, budget, seed, X_train, y_train, groups, tests, folds = (cell.method, cell.budget, cell.seed, cell.X, cell.y,
                                                                     cell.groups, cell.tests, cell.folds)
@@ -98,8 +98,8 @@ def fit_frozen_cell(cell: Cell) -> dict[str, Any]:
         from pipeline.unlabelled.self_train import self_train_head
 
         fitted, record = self_train_head(method.head, X_train, y_train, o.X_unlabelled, settings=self_train,
-                                         groups=groups, seed=seed, folds=folds, class_weight=class_weight,
-                                         prompt_direction=prompt_direction)
+                                         options=FitOptions(groups=groups, seed=seed, folds=folds,
+                                                            class_weight=class_weight, prompt_direction=prompt_direction))
         extra["self_train"] = {k: record[k] for k in ("fraction", "threshold", "rounds", "rounds_run", "cost_vs_teacher")}
     else:
         fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds,
