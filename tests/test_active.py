@@ -139,8 +139,7 @@ def test_compare_query_is_paired_resumable_and_reported(tmp_path, rt):
 
 
 def test_labels_so_far_may_hold_one_class(tmp_path):
-    from pipeline.data.dataset import DataError, load
-    from pipeline.active.labelling import read_labels
+    from pipeline.data.dataset import DataError, load, read_labels
 
     assert read_labels(tmp_path / "missing.jsonl") is None
     one = tmp_path / "one.jsonl"

@@ -1,6 +1,6 @@
 """What ``suggest`` and ``label`` work on: the texts of SOURCE, the labels given so far, their cached vectors.
 
-A :class:`Workspace` holds every text of SOURCE (the candidates), then each labelled text that is not
+The labels so far are read by :func:`pipeline.data.dataset.read_labels`. A :class:`Workspace` holds every text of SOURCE (the candidates), then each labelled text that is not
 in SOURCE (it still trains the model), their vectors from the embedding cache, and the labels so far
 by row. :func:`suggest_rows` turns a strategy's picks into the rows of ``to_label.csv``.
 """
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.active.strategies import propose
-from pipeline.data.dataset import KNOWN_LABELS, Dataset, DataError, load
+from pipeline.data.dataset import Dataset
 
 
 @dataclass
@@ -39,34 +39,6 @@ class Workspace:
         """Labels so far per class name."""
         y = self.y
         return {name: int((y == i).sum()) for i, name in enumerate(self.label_names)}
-
-
-def read_labels(path: str | Path, text_col: str = "text", label_col: str = "label") -> Dataset | None:
-    """The labels so far in ``path`` (any SOURCE format), or None when it does not exist yet.
-
-    With both classes present this is :func:`pipeline.data.dataset.load`. Early on a file may hold one class
-    only, which ``load`` refuses (nothing to train): its texts are returned with that class, named as in
-    the file when it is a known name (positive, fresh, 1, ...).
-    """
-    from pipeline.data.readers import label_of, read_records, text_of, unit
-
-    if not Path(path).exists():
-        return None
-    where, pairs = str(path), {}
-    for pos, rec in read_records(path, {text_col: "--text-col", label_col: "--label-col"}):
-        text = text_of(rec.get(text_col), where, unit(path), pos, text_col)
-        pairs.setdefault(text, label_of(rec.get(label_col), where, unit(path), pos, label_col))
-    values = set(pairs.values())
-    if len(values) != 1:
-        return load(str(path), text_col=text_col, label_col=label_col)
-    value = values.pop()
-    cls = KNOWN_LABELS.get(value.lower())
-    if cls is None:
-        raise DataError(f"{where}: every label so far is {value!r}, not a name known to be positive or negative "
-                        f"({', '.join(KNOWN_LABELS)}); use one of those, or label a text of the other class too.")
-    names = ["negative", "positive"]
-    names[cls] = value
-    return Dataset(list(pairs), np.full(len(pairs), cls, dtype=np.int64), label_names=(names[0], names[1]), name=where)
 
 
 def workspace(source: Dataset, labelled: Dataset | None, encoder: Any, cache_dir: str | Path | None = None,

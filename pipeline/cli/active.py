@@ -47,7 +47,8 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
       review-transfer suggest reviews.csv --text-col review --k 50 --out to_label.csv
       review-transfer suggest reviews.csv --text-col review --labels labels.csv --strategy margin
     """
-    from pipeline.active.labelling import read_labels, suggest_rows, workspace
+    from pipeline.active.labelling import suggest_rows, workspace
+    from pipeline.data.dataset import read_labels
     from pipeline.predict.predict import write_rows
 
     ds = load_source(source, require_labels=False, **opts)

@@ -94,7 +94,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     from pipeline.heads.registry import get_head
     from pipeline.heads.prompts import resolve_prompts
     from pipeline.study.report import markdown, write_report
-    from pipeline.encoders.spec import apply_flags
+    from pipeline.encoders.spec import EncoderOptions
 
     prompt_set = resolve_prompts(prompts)
     base = PRESETS[preset] if preset else {"encoders": [], "heads": ["logreg"], "finetune": [], "budgets": "32,128,1000", "seeds": 3}
@@ -112,8 +112,8 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
         raise click.UsageError("--query runs frozen heads locally: drop --finetune, --adapt-prior, --self-train "
                                "and --engine ray.")
     # specs, heads and budgets fail before the data are read
-    specs = apply_flags(list(encoders), precision=precision, max_length=max_length, pooling=pooling,
-                        long_text=long_text)
+    specs = EncoderOptions(tuple(encoders), long=long_text, max_length=max_length, precision=precision,
+                           pooling=pooling, cache_dir=cache_dir).parsed()
     for head in heads:
         get_head(head)
     budget_list = parse_budgets(budgets or base["budgets"])

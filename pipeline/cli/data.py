@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.options import _handle_errors, _single_specs, load_source, source_options
+from pipeline.cli.options import _handle_errors, load_source, source_options
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -26,8 +26,9 @@ def data_show(source: str, n_rows: int, encoders: tuple[str, ...], **opts: Any) 
     """Print rows, class balance, text lengths, what was dropped, groups and split sizes of SOURCE."""
     from pipeline.data.dataset import split
     from pipeline.data.summary import format_summary
+    from pipeline.encoders.spec import EncoderOptions
 
-    specs = _single_specs(encoders)  # a typo fails before the data are read
+    specs = EncoderOptions(encoders).singles()  # a typo fails before the data are read
     ds = load_source(source, require_labels=False, **opts)
     pool, test = split(ds)
     click.echo(format_summary(ds, pool, test, n_rows))

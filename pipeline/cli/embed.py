@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from pipeline.cli.options import (
-    ENCODER_HELP, _backend_options, _cache_dir_option, _encoder_flags, _engine_options, _handle_errors, _single_specs, load_source, source_options,
+    ENCODER_HELP, _backend_options, _cache_dir_option, _encoder_flags, _engine_options, _handle_errors, load_source, source_options,
 )
 
 
@@ -56,6 +56,7 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
     from pipeline.encoders.base import ZeroVectorWarning
     from pipeline.encoders.probe import guarded_encoder
     from pipeline.data.readers import check_source
+    from pipeline.encoders.spec import EncoderOptions
     from pipeline.store.stream import fill_stream
 
     warnings.simplefilter("ignore", ZeroVectorWarning)  # the summary below counts texts with no known word
@@ -64,9 +65,9 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
         return itertools.chain(_text_batches(source, opts), *(_text_batches(u, {"text_col": opts["text_col"]}, False)
                                                                for u in unlabelled))
 
-    exported = {} if backend == "auto" else {"backend": backend, "quantize": quantize}
-    specs = _single_specs(encoders, precision=precision, max_length=max_length, pooling=pooling,
-                          long_text=long_text, **exported)  # A+B is cached as A and as B
+    options = EncoderOptions(encoders, long=long_text, max_length=max_length, precision=precision, pooling=pooling,
+                             backend=backend, quantize=quantize, cache_dir=cache_dir)
+    specs = options.singles()  # A+B is cached as A and as B
     for path in (source, *unlabelled):  # a missing file fails before any model loads
         check_source(path)
     cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)

@@ -58,15 +58,14 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     from pipeline.store.cache import default_cache_dir
     from pipeline.heads.registry import DEFAULT_HEAD
     from pipeline.heads.prompts import resolve_prompts
-    from pipeline.encoders.spec import apply_flags
+    from pipeline.encoders.spec import EncoderOptions
     from pipeline.study.tables import format_fit_table
     from pipeline.fit.train import FitPlan, bundle_name, iter_fit
 
     self_train, unlabelled = pop_unlabelled(opts)
     prompt_set = resolve_prompts(prompts)
-    exported = {} if backend == "auto" else {"backend": backend, "quantize": quantize}
-    spec = apply_flags([encoder], precision=precision, max_length=max_length, pooling=pooling, long_text=long_text,
-                       **exported)[0]
+    spec = EncoderOptions((encoder,), long=long_text, max_length=max_length, precision=precision, pooling=pooling,
+                          backend=backend, quantize=quantize, cache_dir=cache_dir).parsed()[0]
     ds = load_source(source, **opts)
     encoder = spec
     if backend != "torch":  # exported backends: guarded on the texts of SOURCE, recorded in the bundles

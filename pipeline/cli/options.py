@@ -91,15 +91,6 @@ def _long_text_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _single_specs(encoders: tuple[str, ...], **flags: Any) -> list[Any]:
-    """The parsed encoder specs (flags fill their unset options) with each combination ``A+B`` replaced
-    by its parts, repeats dropped. Raises SpecError (shown as one line) before any work."""
-    from pipeline.encoders.spec import apply_flags
-
-    singles = [part for spec in apply_flags(list(encoders), **flags) for part in (spec.parts or (spec,))]
-    return list({str(s): s for s in singles}.values())
-
-
 def _encoder_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add --precision, --max-length, --pooling and --long: values for the options an encoder spec leaves
     unset (``minilm[long=truncate]`` sets its own)."""

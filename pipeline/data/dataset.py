@@ -117,6 +117,35 @@ def load(
     return _build(records, where, unit, text_col, label_col, group_col, positive, name=source)
 
 
+def read_labels(path: str | Path, text_col: str = "text", label_col: str = "label") -> Dataset | None:
+    """The labels so far in ``path`` (any SOURCE format, read once), or None when it does not exist yet.
+
+    With both classes present this is what :func:`load` gives. Early on a file may hold one class only,
+    which ``load`` refuses (nothing to train): its texts are returned with that class, named as in the
+    file when it is a known name (positive, fresh, 1, ...).
+    """
+    if not Path(path).exists():
+        return None
+    source = str(path)
+    records = list(read_records(source, {text_col: "--text-col", label_col: "--label-col"}, (label_col,)))
+    where, unit = str(file_path(source)), unit_of(source)
+    pairs: dict[str, str] = {}
+    for row, rec in records:
+        text = text_of(rec.get(text_col), where, unit, row, text_col)
+        pairs.setdefault(text, label_of(rec.get(label_col), where, unit, row, label_col))
+    values = set(pairs.values())
+    if len(values) != 1:
+        return _build(records, where, unit, text_col, label_col, None, None, name=source)
+    value = values.pop()
+    cls = KNOWN_LABELS.get(value.lower())
+    if cls is None:
+        raise DataError(f"{source}: every label so far is {value!r}, not a name known to be positive or negative "
+                        f"({', '.join(KNOWN_LABELS)}); use one of those, or label a text of the other class too.")
+    names = ["negative", "positive"]
+    names[cls] = value
+    return Dataset(list(pairs), np.full(len(pairs), cls, dtype=np.int64), label_names=(names[0], names[1]), name=source)
+
+
 def read_texts(source: str, text_col: str = "text") -> list[str]:
     """Every text of ``source`` in row order, duplicates kept and empty ones as ``""``.
 

@@ -329,6 +329,39 @@ def apply_flags(specs: list[str | EncoderSpec], **flags: Any) -> list[EncoderSpe
     return [p._filled(given) for p in parsed]
 
 
+@dataclass(frozen=True)
+class EncoderOptions:
+    """The encoders a command names (``--encoder``, repeatable) with the flags that fill what their specs leave
+    unset (``--long``, ``--max-length``, ``--precision``, ``--pooling``, ``--backend``, ``--quantize``) and the
+    cache directory their derived files go to: one value from the command line down to the library.
+    ``backend="auto"`` leaves backend and quantization to the accuracy probe (:mod:`pipeline.encoders.probe`)."""
+
+    specs: tuple[str, ...]
+    long: str | None = None
+    max_length: int | None = None
+    precision: str | None = None
+    pooling: str | None = None
+    backend: str = "torch"
+    quantize: str = "none"
+    cache_dir: str | Path | None = None
+
+    def flags(self) -> dict[str, Any]:
+        """The flags as :func:`apply_flags` takes them (``None``: not given)."""
+        exported = {} if self.backend == "auto" else {"backend": self.backend, "quantize": self.quantize}
+        return {"precision": self.precision, "max_length": self.max_length, "pooling": self.pooling,
+                "long_text": self.long, **exported}
+
+    def parsed(self) -> list[EncoderSpec]:
+        """Every spec parsed, its files checked and its unset options filled (:func:`apply_flags`)."""
+        return apply_flags(list(self.specs), **self.flags())
+
+    def singles(self) -> list[EncoderSpec]:
+        """:meth:`parsed` with each combination ``A+B`` replaced by its parts, repeats dropped (``A+B`` is
+        cached as A and as B)."""
+        singles = [part for spec in self.parsed() for part in (spec.parts or (spec,))]
+        return list({str(s): s for s in singles}.values())
+
+
 # ---------------------------------------------------------------------------------------------- where
 class Resolution(Protocol):
     """Where a spec may resolve, beyond what the user typed (the policy is :class:`pipeline.bundle.trust.Trust`).

@@ -47,7 +47,8 @@ class LabelJob:
 def open_session(job: LabelJob) -> LabelSession:
     """The :class:`LabelSession` of ``job``: the labels and skips so far (a restart resumes from them),
     every text's vector, the first model."""
-    from pipeline.active.labelling import read_labels, workspace
+    from pipeline.active.labelling import workspace
+    from pipeline.data.dataset import read_labels
 
     store, skips = LabelFile(job.labels_file), LabelFile(job.labels_file + ".skipped")
     so_far = read_labels(job.labels_file) if store.records() else None  # records() first cuts a line a kill left partial
