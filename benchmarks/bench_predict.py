@@ -30,7 +30,7 @@ CHILD = f"""
 import atexit, sys
 atexit.register(lambda: print("imported:", ",".join(m for m in {HEAVY!r} if m in sys.modules) or "-", file=sys.stderr))
 sys.argv[0] = "review-transfer"
-from pipeline.cli.main import main
+from pipeline.cli import main
 main()
 """
 

@@ -1,5 +1,5 @@
 """``python -m pipeline`` runs the ``review-transfer`` command line."""
 
-from pipeline.cli.main import main
+from pipeline.cli import main
 
 main()

@@ -107,7 +107,7 @@ def test_compare_query_is_paired_resumable_and_reported(tmp_path, rt):
 
     from pipeline.study.active_compare import QueryPlan, run_active_compare
     from pipeline.study.compare import Execution, StudyPlan
-    from pipeline.cli.main import main
+    from pipeline.cli import main
     from pipeline.study.compare import ResultsLog
     from pipeline.data.dataset import load
     from pipeline.study.report import write_report
@@ -192,7 +192,7 @@ def test_compare_query_on_validation_never_reads_the_test_split(tmp_path, rt):
     from pipeline.active.strategies import QuerySettings
     from pipeline.study.active_compare import QueryPlan, run_active_compare
     from pipeline.study.compare import Execution, StudyPlan
-    from pipeline.cli.main import main
+    from pipeline.cli import main
     from pipeline.data.dataset import load, split, validation_split
 
     source = load(write_reviews_csv(tmp_path / "reviews.csv", rt, range(900)), group_col="movie")

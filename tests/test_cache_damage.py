@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from helpers import write_reviews_csv
 
 from pipeline.store.cache import CacheError, EmbeddingCache
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.encoders import get_encoder
 from pipeline.encoders.base import ZeroVectorWarning
 

@@ -7,7 +7,7 @@ import sys
 
 from click.testing import CliRunner
 
-from pipeline.cli.main import main
+from pipeline.cli import main
 
 HEAVY = ("torch", "transformers", "sentence_transformers", "gensim", "setfit", "matplotlib")
 
@@ -15,7 +15,7 @@ HEAVY = ("torch", "transformers", "sentence_transformers", "gensim", "setfit", "
 def test_help_imports_no_heavy_library():
     code = (
         "import sys\n"
-        "from pipeline.cli.main import main\n"
+        "from pipeline.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )

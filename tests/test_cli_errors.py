@@ -15,7 +15,7 @@ from helpers import write_reviews_csv
 from pipeline import OptionError
 from pipeline.bundle.bundle import HEAD_FILE, MANIFEST, sha256_file
 from pipeline.bundle.manifest import seal
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.cli.options import _handle_errors
 from pipeline.data.dataset import DataError, _in_test, parse_budgets
 

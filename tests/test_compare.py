@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from helpers import write_reviews_csv
 
 import pipeline.encoders
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.study.compare import Execution, ResultsLog, StudyPlan, run_compare
 from pipeline.data.dataset import DataError, load, parse_budgets
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from helpers import write_reviews_csv
 
 from pipeline.store.cache import EmbeddingCache, list_stores
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.encoders import get_encoder
 from pipeline.encoders.concat import ConcatEncoder
 from pipeline.encoders.spec import split_spec

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.store.cache import Store
-from pipeline.cli.main import main
+from pipeline.cli import main
 
 GLOVE = "glove-6b-50d"
 
@@ -155,7 +155,7 @@ def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(reference, tmp_
 WRITER = """
 import json, os, sys, time
 from pipeline.store.cache import Store
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.encoders import get_encoder
 
 log, barrier = sys.argv[1], sys.argv[2]
@@ -203,6 +203,6 @@ def test_two_concurrent_embeds_share_one_cache(reference, tmp_path):
 
 def test_cli_import_loads_no_heavy_library():
     heavy = ("torch", "transformers", "sentence_transformers", "gensim", "h5py", "scipy")
-    code = f"import sys, pipeline.cli.main; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    code = f"import sys, pipeline.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

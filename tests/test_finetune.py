@@ -23,7 +23,7 @@ from sklearn.metrics import log_loss
 from sklearn.neural_network import MLPClassifier
 
 from pipeline.bundle.bundle import ENCODER_DIR, Bundle
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.data.dataset import load
 from pipeline.encoders import get_encoder
 from pipeline.finetune import Runtime, default_checkpoint_dir, finetune, holdout, make_recipe

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from helpers import write_reviews_csv
 
 from pipeline.bundle.bundle import Bundle
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.data.dataset import DataError, load, split
 from pipeline.encoders import get_encoder
 from pipeline.heads.registry import HEADS, HeadError

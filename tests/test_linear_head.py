@@ -32,7 +32,7 @@ class Block:
         if name.split(".")[0] in ("sklearn", "skops", "scipy", "pandas", "h5py", "torch"):
             raise ImportError(f"blocked import of {name}")
 sys.meta_path.insert(0, Block())
-from pipeline.cli.main import main
+from pipeline.cli import main
 main()
 """
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupShuffleSplit
 
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.encoders import get_encoder
 from pipeline.encoders.long_text import LengthStats, Windowing, pool
 from benchmarks.long_reviews import concatenate

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_reviews_csv
 
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.encoders import get_encoder
 from pipeline.encoders import onnx as exported
 from pipeline.encoders.probe import ProbeError, cosines, guard, guarded_encoder
@@ -32,7 +32,7 @@ class Block:
         if name.split(".")[0] in ("torch", "transformers", "sentence_transformers"):
             raise ImportError(f"blocked import of {name}")
 sys.meta_path.insert(0, Block())
-from pipeline.cli.main import main
+from pipeline.cli import main
 main()
 """
 

@@ -170,7 +170,7 @@ def test_a_tiny_sample_gets_the_identity_calibration_and_no_confusion():
 def test_compare_reports_adapted_and_unadapted_side_by_side(rt, rt_split, tmp_path):
     from click.testing import CliRunner
 
-    from pipeline.cli.main import main
+    from pipeline.cli import main
 
     test = rt_split[1]
     source = write_reviews_jsonl(tmp_path / "rt_small.jsonl", rt, np.random.default_rng(0).choice(len(rt), 1000, replace=False))
@@ -203,7 +203,7 @@ def test_compare_reports_adapted_and_unadapted_side_by_side(rt, rt_split, tmp_pa
 def test_prior_outside_zero_one_is_a_clear_cli_error(tmp_path):
     from click.testing import CliRunner
 
-    from pipeline.cli.main import main
+    from pipeline.cli import main
 
     for command in (["predict", str(tmp_path), "A triumph."], ["evaluate", str(tmp_path), "rt"]):
         result = CliRunner().invoke(main, [*command, "--prior", "1.5"])
@@ -215,7 +215,7 @@ def test_bundle_records_its_prior_and_predict_evaluate_adapt(glove_bundle, rt_sp
     from click.testing import CliRunner
 
     from pipeline.bundle.bundle import Bundle
-    from pipeline.cli.main import main
+    from pipeline.cli import main
 
     path, cache = glove_bundle
     prior = Bundle.load(path, cache_dir=cache).manifest["prior"]

@@ -17,7 +17,7 @@ from pipeline import OptionError
 from pipeline.heads import prompts
 from pipeline.bundle.bundle import Bundle
 from pipeline.store.cache import EmbeddingCache
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.study.compare import Execution, StudyPlan, run_compare
 from pipeline.data.dataset import DataError, load, sample_budget
 from pipeline.encoders import get_encoder

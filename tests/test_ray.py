@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.store.cache import EmbeddingCache, Store, text_keys
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.encoders import get_encoder
 
 pytestmark = pytest.mark.slow  # exports, a cluster or a model: see setup.cfg

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_reviews_csv
 
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.data.dataset import load, read_texts
 from pipeline.data.readers import DataError, DataWarning
 from pipeline.store.stream import iter_text_batches

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from helpers import write_reviews_jsonl
 
 from pipeline.bundle.bundle import Bundle
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.bundle.bundle import SAMPLE_FILE
 from pipeline.predict.shift import SAMPLE, THRESHOLD, keep_sample, two_sample_auc
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from helpers import write_reviews_csv
 
 from pipeline.store.cache import list_stores
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.data.dataset import sample_budget
 from pipeline.encoders.spec import EncoderSpec, SpecError, apply_flags, parse_spec, split_spec
 

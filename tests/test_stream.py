@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.data.dataset import DataError, load
 from pipeline.store.stream import iter_text_batches, streamable
 

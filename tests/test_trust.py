@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.bundle.bundle import MANIFEST, Bundle, BundleError
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.data.dataset import sample_budget
 from pipeline.bundle.manifest import SIGNING_KEY_ENV, seal
 from pipeline.fit.train import fit

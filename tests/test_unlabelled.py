@@ -14,7 +14,7 @@ from helpers import write_reviews_csv
 
 import pipeline.study.compare
 from pipeline.bundle.bundle import Bundle
-from pipeline.cli.main import main
+from pipeline.cli import main
 from pipeline.study.compare import Execution, ResultsLog, StudyPlan, run_compare
 from pipeline.data.dataset import budget_indices, load, split
 from pipeline.unlabelled.self_train import SelfTrainSettings, select_pseudo

@@ -1,4 +1,4 @@
-"""The ``suggest`` and ``label`` commands: choose what to label next (registered in :mod:`pipeline.cli.main`)."""
+"""The ``suggest`` and ``label`` commands: choose what to label next (registered in :mod:`pipeline.cli.app`)."""
 
 from __future__ import annotations
 

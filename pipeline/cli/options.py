@@ -1,4 +1,4 @@
-"""Options and helpers shared by the command modules (:mod:`pipeline.cli.main`, :mod:`pipeline.cli.active`):
+"""Options and helpers shared by the command modules (:mod:`pipeline.cli.app`, :mod:`pipeline.cli.active`):
 how to read a SOURCE, the cache directory, seeds, and the one-line display of this package's errors.
 Only click and the standard library at module level."""
 

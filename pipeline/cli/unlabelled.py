@@ -1,5 +1,5 @@
 """CLI pieces for learning from unlabelled texts: the ``--unlabelled``/``--self-train`` options shared by
-``fit``, ``finetune`` and ``compare``, and the ``adapt`` command (registered by :mod:`pipeline.cli.main`).
+``fit``, ``finetune`` and ``compare``, and the ``adapt`` command (registered by :mod:`pipeline.cli.app`).
 
 Only click and light modules at import; torch is imported inside ``adapt`` when it runs.
 """
