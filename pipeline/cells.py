@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-SCORES = ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")
+SCORES = ("accuracy", "balanced_accuracy", "majority_rate", "macro_f1", "roc_auc", "log_loss", "ece")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ def main() -> None:
     Stage one   embed     encode texts once into an HDF5 cache (GloVe, Word2Vec, MiniLM, BERT...)
     Stage two   fit       train scikit-learn heads on cached vectors, save model bundles
                 predict   label new texts with a bundle;  evaluate: score a bundle on labelled data
+                retarget  carry a bundle to another site with 16-64 of its labels
     Optional    finetune  back-propagate through a language model with a new task head
                 adapt     continue pretraining an encoder on unlabelled texts (--self-train: fit/finetune)
     Study       compare   learning curves over label budgets x seeds x encoders x heads
@@ -843,3 +844,6 @@ main.add_command(suggest)
 main.add_command(label)
 adapt.callback = _handle_errors(adapt.callback)  # the command lives in pipeline/cli_unlabelled.py
 main.add_command(adapt)
+from pipeline.retarget_cli import retarget  # noqa: E402
+
+main.add_command(retarget)
