@@ -2,7 +2,7 @@
 
 The source bundle is ``fit rt --budget 1000 --seed 0`` (logreg with the prompt prior, as ``fit`` makes
 it). Each target of ``benchmarks/targets.py`` (and ``tweets-14``: vader-tweets resampled to 14%
-positive, a low-positive-rate site) is split per seed into two seeded halves: the first is the user's
+positive, a low-positive-rate site), cut to a seeded 1,000 rows where larger (``--max-rows``), is split per seed into two seeded halves: the first is the user's
 own target texts, of which ``N`` are labelled (a seeded random sample stratified to the target's rate,
 :func:`pipeline.retarget.draw_labels`) and the rest are unlabelled texts; the second half is scored and
 never seen. For every seed (which texts were labelled) and ``N``, the same labels go to:
@@ -17,7 +17,7 @@ Prints per target the majority rate of the scored half and mean accuracies, then
 ``retarget`` over ``target only`` and over ``source`` (mean ± SE over seeds).
 
     PYTHONPATH=. python benchmarks/bench_retarget.py [--encoder mpnet] [--labels 16,32,64] [--seeds 5]
-        [--targets uci-amazon,...,tweets-14] [--grid]
+        [--targets uci-amazon,...,tweets-14] [--max-rows 1000] [--grid] [--embed-only]
 """
 
 from __future__ import annotations
@@ -43,11 +43,16 @@ LOW_RATE = {"tweets-14": ("vader-tweets", 0.14)}  # name -> (target, positive ra
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (X_lab, y_lab, X_unl) -> p on the scored half
 
 
-def target(name: str) -> Dataset:
+def target(name: str, max_rows: int | None = None) -> Dataset:
+    """Target ``name`` (a resampled one for the names of :data:`LOW_RATE`), cut to a seeded ``max_rows`` rows."""
     if name in LOW_RATE:
         base, rate = LOW_RATE[name]
-        return resample(load_target(base), rate, seed=0)
-    return load_target(name)
+        ds = resample(load_target(base), rate, seed=0)
+    else:
+        ds = load_target(name)
+    if max_rows is not None and len(ds) > max_rows:
+        ds = ds.subset(np.sort(np.random.default_rng(0).permutation(len(ds))[:max_rows]))
+    return ds
 
 
 def methods(source: SourceHead, u: np.ndarray, X_eval: np.ndarray, seed: int, grid: bool) -> dict[str, Method]:
@@ -71,7 +76,7 @@ def methods(source: SourceHead, u: np.ndarray, X_eval: np.ndarray, seed: int, gr
 
 
 def run_target(name: str, source: SourceHead, u: np.ndarray, vectors: Callable, args: argparse.Namespace) -> dict:
-    ds = target(name)
+    ds = target(name, args.max_rows)
     X_all, y_all = vectors(ds.texts), ds.labels
     runs: dict[tuple[int, str], list[float]] = {}
     majority = []
@@ -119,12 +124,22 @@ def main() -> None:
     parser.add_argument("--labels", default="16,32,64")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--targets", default=",".join([*TARGETS, *LOW_RATE]))
+    parser.add_argument("--max-rows", type=int, default=1000, help="Cut larger targets to this many seeded rows.")
     parser.add_argument("--grid", action="store_true", help="Also the other strengths and positive rates.")
+    parser.add_argument("--embed-only", action="store_true", help="Only encode the targets' texts into the cache.")
     args = parser.parse_args()
     args.labels = [int(n) for n in args.labels.split(",")]
 
     start = time.perf_counter()
     cache_dir = default_cache_dir()
+    if args.embed_only:
+        from pipeline.encoders import get_encoder
+
+        enc = get_encoder(args.encoder)
+        for name in args.targets.split(","):
+            EmbeddingCache(cache_dir).vectors(enc, target(name, args.max_rows).texts)
+            print(f"{name}: encoded, {time.perf_counter() - start:.0f} s")
+        return
     bundle = fit("rt", encoder=args.encoder, budget=1000, seed=0, cache_dir=cache_dir)
     source = SourceHead.of(bundle.head, "logreg")
     enc = bundle.get_encoder()
