@@ -204,3 +204,23 @@ def test_finetune_cells_share_budgets_and_test_split(rt_csv, tmp_path):
     assert by_kind["finetune"]["n_train"] == by_kind["frozen"]["n_train"] == 16
     assert 0.3 < by_kind["finetune"]["metrics"]["test"]["accuracy"] <= 1.0
     assert not any((tmp_path / "r" / "finetune").glob("*/bundle")), "grid bundles are removed after scoring"
+
+
+def test_cli_compare_warns_when_cells_score_under_a_test_sets_majority_rate(rt_csv, tmp_path, rt_split):
+    """A test set that is 10% positive (RT test rows resampled): GloVe heads fitted on 16 balanced labels
+    call far more than 10% of it positive, and the report says which cells score under its majority rate."""
+    _, test = rt_split
+    pos, neg = np.flatnonzero(test.labels == 1)[:30], np.flatnonzero(test.labels == 0)[:270]
+    low = write_reviews_csv(tmp_path / "low_rate.csv", test, np.sort(np.concatenate([pos, neg])))
+    out = tmp_path / "r"
+    result = CliRunner(env={"REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}).invoke(main, [
+        "compare", rt_csv, "--group-col", "movie", "--encoder", "glove-6b-50d", "--budgets", "16",
+        "--seeds", "2", "--test-set", low, "--out", str(out), "--no-plot"])
+    assert result.exit_code == 0, result.output
+    rows = ResultsLog(out).rows()
+    under = [r for r in rows if r["metrics"]["low_rate"]["accuracy"] < 0.9]
+    assert under and all(r["metrics"]["low_rate"]["majority_rate"] == pytest.approx(0.9) for r in rows)
+    assert f"WARNING: {len(under)} cell(s) score under `low_rate`'s majority rate (90.0%" in result.output
+    assert "Accuracy on `low_rate` (mean ± sd over seeds; majority rate 90.0)" in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["under_majority"]["low_rate"]) == len(under)

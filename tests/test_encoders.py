@@ -324,6 +324,16 @@ def test_precision_rules_on_cpu(monkeypatch):
         dev.resolve_precision("cpu", "int8")
 
 
+def test_fast_bf16_needs_native_flags(tmp_path):
+    """Plain AVX-512 (which oneDNN calls bf16-capable, by emulation) is not fast bf16; AVX512-BF16 or AMX is."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw avx512vl avx512_vnni\n")
+    assert not dev.cpu_has_fast_bf16(cpuinfo)
+    for native in ("avx512_bf16", "amx_bf16"):
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: fpu avx512f {native} avx2\n")
+        assert dev.cpu_has_fast_bf16(cpuinfo)
+
+
 def test_gpu_paths_with_a_faked_cuda(monkeypatch):
     """GPU path check with a mocked ``torch.cuda.is_available`` (no GPU on these machines)."""
     import torch

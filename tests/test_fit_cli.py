@@ -165,7 +165,12 @@ def test_evaluate_any_labelled_file_and_rt_test_split(fitted_dir, reviews_csv):
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output)
     assert scores["n"] == len(load(str(reviews_csv)))
-    assert set(scores) == {"n", "accuracy", "macro_f1", "roc_auc", "log_loss", "ece", "confusion_matrix", "domain_shift"}
+    assert set(scores) == {"n", "accuracy", "balanced_accuracy", "majority_rate", "macro_f1", "roc_auc", "log_loss",
+                           "ece", "confusion_matrix", "domain_shift"}
+    y = load(str(reviews_csv)).labels
+    assert scores["majority_rate"] == pytest.approx(max(y.mean(), 1 - y.mean()))
+    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    assert scores["balanced_accuracy"] == pytest.approx((tn / (tn + fp) + tp / (tp + fn)) / 2)
     assert {"auc", "warning"} <= set(scores["domain_shift"])  # the shift check vs the bundle's training sample
     assert sum(map(sum, scores["confusion_matrix"])) == scores["n"]
 

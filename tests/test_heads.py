@@ -6,7 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, roc_auc_score
+from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, log_loss,
+                             roc_auc_score)
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.preprocessing import Normalizer, StandardScaler
 
@@ -168,6 +169,8 @@ def test_metrics_agree_with_scikit_learn(seed):
     assert scores["roc_auc"] == pytest.approx(roc_auc_score(y, p))
     assert scores["log_loss"] == pytest.approx(log_loss(y, p))
     assert scores["confusion_matrix"] == confusion_matrix(y, pred).tolist()
+    assert scores["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
+    assert scores["majority_rate"] == pytest.approx(max(y.mean(), 1 - y.mean()))
     all_wrong = evaluate(np.zeros(4, int), np.ones(4))
     assert all_wrong["macro_f1"] == f1_score(np.zeros(4), np.ones(4), average="macro", labels=[0, 1], zero_division=0)
 
@@ -176,7 +179,9 @@ def test_metrics_edge_cases():
     # ECE: zero for a predictor whose confidence equals its accuracy; |acc - conf| for a constant one
     assert expected_calibration_error(np.array([1, 1, 0, 1]), np.full(4, 0.75)) == pytest.approx(0.0)
     assert expected_calibration_error(np.array([1, 0, 0, 0]), np.full(4, 0.9)) == pytest.approx(0.65)
-    assert evaluate(np.ones(3), np.array([0.9, 0.8, 0.4]))["roc_auc"] is None
+    one_class = evaluate(np.ones(3), np.array([0.9, 0.8, 0.4]))
+    assert one_class["roc_auc"] is None and one_class["majority_rate"] == 1.0
+    assert one_class["balanced_accuracy"] == pytest.approx(2 / 3)  # the recall of the one class present
     with pytest.raises(ValueError, match="outside"):
         evaluate(np.array([0, 1]), np.array([-0.5, 1.5]))
     with pytest.raises(ValueError, match="0/1"):

@@ -186,7 +186,8 @@ def test_compare_reports_adapted_and_unadapted_side_by_side(rt, rt_split, tmp_pa
     for row in rows:
         m = row["metrics"]["shifted"]
         assert m["true_prior"] == 0.2 and 0 < m["estimated_prior"] < 1 and 0 <= m["accuracy_adapted"] <= 1
-        assert isinstance(m["adapted"], bool) and m["decision"].endswith(("not adapting", f"{m['estimated_prior']:.3f}"))
+        assert isinstance(m["adapted"], bool) and (
+            "not adapting" in m["decision"] or m["decision"].endswith(f"{m['estimated_prior']:.3f}"))
         if not m["adapted"]:  # declined: the plain posteriors, so the plain accuracy
             assert m["accuracy_adapted"] == m["accuracy"]
         assert "accuracy_adapted" in row["metrics"]["test"]

@@ -59,7 +59,7 @@ def test_rt_test_passes_and_a_shifted_target_warns_in_json(glove_bundle, rt_test
     assert other["auc"] > THRESHOLD and other["warning"] is True, other
     assert own["n_train"] == own["n_target"] == SAMPLE and own["threshold"] == THRESHOLD
     assert other["line"].startswith("WARNING domain shift: a classifier tells these texts from the training texts")
-    assert "Label a few hundred of these texts" in other["line"] and "\n" not in other["line"]
+    assert "`review-transfer retarget` the bundle" in other["line"] and "\n" not in other["line"]
 
 
 def test_adaptation_is_declined_where_label_shift_fails(glove_bundle, tweets):
@@ -67,7 +67,8 @@ def test_adaptation_is_declined_where_label_shift_fails(glove_bundle, tweets):
     scores = _evaluate(path, tweets, cache, "--adapt-prior")
     prior = scores["prior"]
     assert prior["target"] is None and not prior["decision"]["adapted"]
-    assert "unlike the training texts (shift AUC" in prior["line"] and prior["line"].endswith("not adapting")
+    assert "unlike the training texts (shift AUC" in prior["line"]
+    assert "not adapting: pass their positive rate with --prior" in prior["line"] and "retarget" in prior["line"]
     assert scores["accuracy"] == prior["accuracy_unadapted"]  # the plain posteriors were kept
     result = CliRunner().invoke(main, ["evaluate", str(path), tweets, "--adapt-prior", "--cache-dir", str(cache)])
     assert "positive rate: training 0.500, not adapted, true 0.6" in result.output

@@ -17,6 +17,7 @@ from pipeline.cli.data import data
 from pipeline.cli.embed import cache_group, embed
 from pipeline.cli.finetune import finetune
 from pipeline.cli.fit import evaluate, fit, predict
+from pipeline.cli.retarget import retarget
 from pipeline.cli.unlabelled import adapt
 
 
@@ -29,6 +30,7 @@ def main() -> None:
     Stage one   embed     encode texts once into an HDF5 cache (GloVe, Word2Vec, MiniLM, BERT...)
     Stage two   fit       train scikit-learn heads on cached vectors, save model bundles
                 predict   label new texts with a bundle;  evaluate: score a bundle on labelled data
+                retarget  carry a bundle to another site with 16-64 of its labels
     Optional    finetune  back-propagate through a language model with a new task head
                 adapt     continue pretraining an encoder on unlabelled texts (--self-train: fit/finetune)
     Study       compare   learning curves over label budgets x seeds x encoders x heads
@@ -48,5 +50,5 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     return f"warning: {message}\n"
 
 
-for _command in (data, embed, cache_group, fit, predict, evaluate, finetune, compare, suggest, label, adapt):
+for _command in (data, embed, cache_group, fit, predict, evaluate, retarget, finetune, compare, suggest, label, adapt):
     main.add_command(_command)

@@ -43,7 +43,12 @@ def expected_calibration_error(y_true: np.ndarray, p_pos: np.ndarray, n_bins: in
 
 
 def evaluate(y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro-F1, ROC-AUC, log-loss, ECE and confusion matrix at threshold 0.5.
+    """Accuracy, balanced accuracy, the majority rate, macro-F1, ROC-AUC, log-loss, ECE and confusion matrix
+    at threshold 0.5.
+
+    Balanced accuracy is the mean of the two classes' recalls (of the one class present, when only one
+    is); the majority rate is the accuracy of always predicting the commoner class: an accuracy under it
+    is worse than no model.
 
     ``proba`` is the probability of positive (``(n,)``) or a ``(n, 2)`` ``predict_proba`` matrix.
     ROC-AUC is ``None`` when ``y_true`` holds a single class. The confusion matrix is
@@ -65,9 +70,12 @@ def evaluate(y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
         auc = (rankdata(p_pos)[y_true == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
     eps = np.finfo(p_pos.dtype).eps
     p = np.clip(p_pos, eps, 1 - eps)
+    recalls = [t / n for t, n in ((tn, n_neg), (tp, n_pos)) if n]
     return {
         "n": len(y_true),
         "accuracy": float((tp + tn) / len(y_true)),
+        "balanced_accuracy": float(np.mean(recalls)),
+        "majority_rate": float(max(n_pos, n_neg) / len(y_true)),
         "macro_f1": float(np.mean(f1)),
         "roc_auc": None if auc is None else float(auc),
         "log_loss": float(-np.mean(np.where(y_true == 1, np.log(p), np.log1p(-p)))),

@@ -35,6 +35,9 @@ CALIBRATION_FOLDS, LARGE_N, LARGE_N_FOLDS = 10, 2000, 5
 EDGE = 0.02  # an estimate within this of 0 or 1 has collapsed: never applied
 BOOTSTRAP, LEVEL = 200, 0.95  # bootstrap resamples and the level of their percentile intervals
 MIN_SEPARATION = 0.2  # BBSE needs true-positive rate - false-positive rate at least this
+# What to do when the rate cannot be estimated (docs/benchmarks/retarget.md measures the second way)
+FIX = ("pass their positive rate with --prior if you know it, or label 16-64 of these texts and "
+       "`review-transfer retarget` the bundle to them")
 
 
 def check_prior(value: float, name: str = "--prior") -> float:
@@ -255,7 +258,7 @@ def decide(found: Sequence[Estimate], model: PriorModel, shift: dict[str, Any] |
     if shift["warning"]:
         return Decision(False, None, f"{shown}; but these texts are unlike the training texts (shift AUC "
                                      f"{shift['auc']:.2f}), and the estimates hold only when the class balance alone "
-                                     "changed; not adapting", found)
+                                     f"changed; not adapting: {FIX}", found)
     if model.confusion is None:
         return Decision(False, None, f"{shown}: one estimate only (the bundle records no out-of-fold confusion "
                                      "matrix to cross-check EM with BBSE); not adapting. Refit, or pass --prior", found)
@@ -266,10 +269,10 @@ def decide(found: Sequence[Estimate], model: PriorModel, shift: dict[str, Any] |
         if not (np.isfinite(e.value) and EDGE < e.value < 1 - EDGE):
             edge = 0 if not np.isfinite(e.value) or e.value < 0.5 else 1
             return Decision(False, None, f"{e.method} estimate {e.value:.2f} collapses to {edge} ({shown}): the "
-                                         "probabilities do not fit these texts; not adapting", found)
+                                         f"probabilities do not fit these texts; not adapting: {FIX}", found)
     if not found[2].covers(0.0):
         return Decision(False, None, f"estimates disagree: {shown} ({found[2].text()}); "
-                                     "not adapting", found)
+                                     f"not adapting: {FIX}", found)
     if any(e.covers(model.train) for e in priors):
         return Decision(False, None, f"no clear prior shift: training {model.train:.2f} is inside {shown}; "
                                      "not adapting", found)

@@ -83,7 +83,38 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     shift = summarise_shift(rows)
     if shift:
         summary["domain_shift"] = shift
+    summary.update(summarise_majority(rows))
     return summary
+
+
+def summarise_majority(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``majority_rate``: each test set's majority rate (always predicting its commoner class); and
+    ``under_majority``: per test set, the cells (method, budget, seed, accuracy) that score under it."""
+    rates: dict[str, float] = {}
+    under: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in sorted(rows, key=lambda r: (r["method"], _budget_order(r["budget"]), r["seed"])):
+        for test_name, m in r["metrics"].items():
+            if m.get("majority_rate") is None:
+                continue
+            rates[test_name] = m["majority_rate"]
+            if m["accuracy"] < m["majority_rate"]:
+                under[test_name].append({"method": r["method"], "budget": r["budget"], "seed": r["seed"],
+                                         "accuracy": m["accuracy"]})
+    return {"majority_rate": rates, "under_majority": dict(under)} if rates else {}
+
+
+def under_majority_lines(summary: dict[str, Any]) -> list[str]:
+    """One warning line per test set with cells under its majority rate (the cells grouped by method and budget)."""
+    lines = []
+    for test_name, cells in summary.get("under_majority", {}).items():
+        groups: dict[tuple[str, str], int] = defaultdict(int)
+        for c in cells:
+            groups[(c["method"], c["budget"])] += 1
+        listed = ", ".join(f"`{m}` at {b} labels ({k} seed{'s' if k > 1 else ''})" for (m, b), k in groups.items())
+        lines.append(f"WARNING: {len(cells)} cell(s) score under `{test_name}`'s majority rate "
+                     f"({100 * summary['majority_rate'][test_name]:.1f}%, always its commoner class): {listed}. "
+                     "On another site, pass its positive rate (--prior) or retarget with a few of its labels.")
+    return lines
 
 
 def summarise_active(by_cell: dict[tuple[str, str, str], dict[int, float]]) -> dict[str, Any]:
@@ -146,7 +177,9 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
     lines = [f"# {title}", ""]
     for test_name, budgets in summary["tests"].items():
         methods = sorted({m for b in budgets.values() for m in b["methods"]})
-        lines += [f"## Accuracy on `{test_name}` (mean ± sd over seeds)", ""]
+        rate = summary.get("majority_rate", {}).get(test_name)
+        majority = "" if rate is None else f"; majority rate {100 * rate:.1f}"
+        lines += [f"## Accuracy on `{test_name}` (mean ± sd over seeds{majority})", ""]
         lines.append("| labels | " + " | ".join(f"`{m}`" for m in methods) + " |")
         lines.append("|---:|" + "---:|" * len(methods))
         for budget, entry in budgets.items():
@@ -190,6 +223,9 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
         for budget, methods in budgets.items():
             lines += [f"- {budget} labels: `{method}`: {_gap(d)}" for method, d in methods.items()]
         lines.append("")
+    warned = under_majority_lines(summary)
+    if warned:
+        lines += ["## Under the majority rate", "", *warned, ""]
     lines += ["## Time per cell (fit + amortised encoding, seconds)", "", "| method | seconds |", "|---|---:|"]
     lines += [f"| `{m}` | {s:.2f} |" for m, s in summary["seconds_per_cell"].items()]
     return "\n".join(lines) + "\n"

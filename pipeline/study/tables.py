@@ -43,11 +43,23 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def under_majority_note(scores: dict[str, Any]) -> str | None:
+    """A warning when ``scores``' accuracy is under its majority rate, else ``None``."""
+    if scores.get("majority_rate") is None or scores["accuracy"] >= scores["majority_rate"]:
+        return None
+    return ("  WARNING: accuracy is under the majority rate. If the texts differ from the training texts, "
+            "pass their known positive rate (--prior) or label a few and `review-transfer retarget` the bundle")
+
+
 def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
     """Human-readable scores with a labelled confusion matrix."""
     neg, pos = label_names
     (tn, fp), (fn, tp) = scores["confusion_matrix"]
     lines = [f"{k:<9} {_fmt(scores[k])}" for k in ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")]
+    if "balanced_accuracy" in scores:
+        lines[1:1] = [f"balanced  {_fmt(scores['balanced_accuracy'])}  (mean of the two classes' recalls)",
+                      f"majority  {_fmt(scores['majority_rate'])}  (always the commoner class)"
+                      + (under_majority_note(scores) or "")]
     corner = "true \\ pred"
     first, width = max(len(corner), len(neg), len(pos)), max(len(neg), len(pos), 6)
     lines += [

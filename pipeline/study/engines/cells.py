@@ -14,7 +14,7 @@ import numpy as np
 if TYPE_CHECKING:
     from pipeline.study.engines.base import Cell
 
-SCORES = ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")
+SCORES = ("accuracy", "balanced_accuracy", "majority_rate", "macro_f1", "roc_auc", "log_loss", "ece")
 
 
 @dataclass(frozen=True)

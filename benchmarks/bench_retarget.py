@@ -1,0 +1,158 @@
+"""Benchmark ``retarget``: a bundle fitted on RT carried to other sites with 16-64 of their labels.
+
+The source bundle is ``fit rt --budget 1000 --seed 0`` (logreg with the prompt prior, as ``fit`` makes
+it). Each target of ``benchmarks/targets.py`` (and ``tweets-14``: vader-tweets resampled to 14%
+positive, a low-positive-rate site), cut to a seeded 1,000 rows where larger (``--max-rows``), is split per seed into two seeded halves: the first is the user's
+own target texts, of which ``N`` are labelled (a seeded random sample stratified to the target's rate,
+:func:`pipeline.fit.retarget.draw_labels`) and the rest are unlabelled texts; the second half is scored and
+never seen. For every seed (which texts were labelled) and ``N``, the same labels go to:
+
+- ``source``: the RT bundle as it is (``N`` = 0);
+- ``target only``: ``fit`` on the target labels alone (logreg with the prompt prior);
+- ``retarget``: the source head re-fitted toward itself (:mod:`pipeline.fit.retarget`), its positive rate
+  from EM on the unlabelled half (the default when they are given), and ``+self-train``;
+- with ``--grid``: the other strengths and rates (labels only, the true rate) to choose the defaults.
+
+Prints per target the majority rate of the scored half and mean accuracies, then the paired gain of
+``retarget`` over ``target only`` and over ``source`` (mean ± SE over seeds).
+
+    PYTHONPATH=. python benchmarks/bench_retarget.py [--encoder mpnet] [--labels 16,32,64] [--seeds 5]
+        [--targets uci-amazon,...,tweets-14] [--max-rows 1000] [--grid] [--embed-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+from collections.abc import Callable
+
+import numpy as np
+from targets import TARGETS, load_target, resample
+
+from pipeline.store.cache import EmbeddingCache, default_cache_dir
+from pipeline.data.dataset import Dataset
+from pipeline.heads.registry import fit_head
+from pipeline.heads.prompts import DEFAULT as PROMPTS
+from pipeline.heads.prompts import encoded_direction
+from pipeline.fit.retarget import STRENGTH, RetargetSettings, SourceHead, draw_labels, fit_retargeted
+from pipeline.fit.train import fit
+from pipeline.unlabelled.self_train import SelfTrainSettings
+
+LOW_RATE = {"tweets-14": ("vader-tweets", 0.14)}  # name -> (target, positive rate) of resampled targets
+Method = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (X_lab, y_lab, X_unl) -> p on the scored half
+
+
+def target(name: str, max_rows: int | None = None) -> Dataset:
+    """Target ``name`` (a resampled one for the names of :data:`LOW_RATE`), cut to a seeded ``max_rows`` rows."""
+    if name in LOW_RATE:
+        base, rate = LOW_RATE[name]
+        ds = resample(load_target(base), rate, seed=0)
+    else:
+        ds = load_target(name)
+    if max_rows is not None and len(ds) > max_rows:
+        ds = ds.subset(np.sort(np.random.default_rng(0).permutation(len(ds))[:max_rows]))
+    return ds
+
+
+def methods(source: SourceHead, u: np.ndarray, X_eval: np.ndarray, seed: int, grid: bool) -> dict[str, Method]:
+    """Name -> method; each fits on the labelled (and unlabelled) vectors and returns P(positive) on ``X_eval``."""
+
+    def target_only(X: np.ndarray, y: np.ndarray, _: np.ndarray) -> np.ndarray:
+        return fit_head("logreg", X, y, seed=seed, prompt_direction=u).estimator.predict_proba(X_eval)[:, 1]
+
+    def retarget(strength: float = STRENGTH, unlabelled: bool = True, oracle: float | None = None,
+                 self_train: bool = False) -> Method:
+        settings = RetargetSettings(strength=strength, prior=oracle, seed=seed,
+                                    self_train=SelfTrainSettings() if self_train else None)
+        return lambda X, y, X_unl: fit_retargeted(source, X, y, X_unl if unlabelled else None, settings).proba(X_eval)
+
+    found = {"target only": target_only, "retarget": retarget(), "+self-train": retarget(self_train=True)}
+    if grid:
+        for strength in (0.1, 0.3, 3.0, 10.0, float("inf")):
+            found[f"λ={strength:g}"] = retarget(strength)
+        found["rate: labels"] = retarget(unlabelled=False)
+    return found
+
+
+def run_target(name: str, source: SourceHead, u: np.ndarray, vectors: Callable, args: argparse.Namespace) -> dict:
+    ds = target(name, args.max_rows)
+    X_all, y_all = vectors(ds.texts), ds.labels
+    runs: dict[tuple[int, str], list[float]] = {}
+    majority = []
+    for seed in range(args.seeds):
+        perm = np.random.default_rng(1000 + seed).permutation(len(ds))
+        own, scored = np.sort(perm[: len(ds) // 2]), np.sort(perm[len(ds) // 2:])
+        X_eval, y_eval = X_all[scored], y_all[scored]
+        majority.append(100 * max(y_eval.mean(), 1 - y_eval.mean()))
+        acc = lambda p: 100 * float(((p >= 0.5) == y_eval).mean())  # noqa: E731
+        runs.setdefault((0, "source"), []).append(acc(1 / (1 + np.exp(-source.score(source.rows(X_eval))))))
+        todo = methods(source, u, X_eval, seed, args.grid)
+        for n in args.labels:
+            lab = own[draw_labels(ds.subset(own), n, seed)]
+            unl = np.setdiff1d(own, lab)
+            for method, fn in todo.items():
+                runs.setdefault((n, method), []).append(acc(fn(X_all[lab], y_all[lab], X_all[unl])))
+            if args.grid:
+                oracle = fit_retargeted(source, X_all[lab], y_all[lab], None,
+                                        RetargetSettings(prior=float(y_eval.mean()), seed=seed)).proba(X_eval)
+                runs.setdefault((n, "rate: true"), []).append(acc(oracle))
+    return {"size": len(ds), "rate": float(y_all.mean()), "majority": float(np.mean(majority)),
+            "runs": {k: np.array(v) for k, v in runs.items()}}
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> str:
+    d = a - b
+    return f"{d.mean():+5.1f}±{d.std(ddof=1) / np.sqrt(len(d)):.1f}"
+
+
+def report(name: str, res: dict, args: argparse.Namespace) -> None:
+    runs = res["runs"]
+    names = [m for m in dict.fromkeys(k[1] for k in runs) if m != "source"]
+    print(f"\n{name}: {res['size']:,} texts, {100 * res['rate']:.1f}% positive; scored halves' majority rate "
+          f"{res['majority']:.1f}; source bundle {runs[(0, 'source')].mean():.1f}")
+    print(f"{'labels':>6}  " + "  ".join(f"{m:>12s}" for m in names) + "  retarget-target only  retarget-source")
+    for n in args.labels:
+        cells = [f"{runs[(n, m)].mean():12.1f}" for m in names]
+        print(f"{n:>6}  " + "  ".join(cells) + f"  {paired(runs[(n, 'retarget')], runs[(n, 'target only')]):>20s}"
+              f"  {paired(runs[(n, 'retarget')], runs[(0, 'source')]):>15s}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", default="mpnet")
+    parser.add_argument("--labels", default="16,32,64")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--targets", default=",".join([*TARGETS, *LOW_RATE]))
+    parser.add_argument("--max-rows", type=int, default=1000, help="Cut larger targets to this many seeded rows.")
+    parser.add_argument("--grid", action="store_true", help="Also the other strengths and positive rates.")
+    parser.add_argument("--embed-only", action="store_true", help="Only encode the targets' texts into the cache.")
+    args = parser.parse_args()
+    args.labels = [int(n) for n in args.labels.split(",")]
+
+    start = time.perf_counter()
+    cache_dir = default_cache_dir()
+    if args.embed_only:
+        from pipeline.encoders import get_encoder
+
+        enc = get_encoder(args.encoder)
+        for name in args.targets.split(","):
+            EmbeddingCache(cache_dir).vectors(enc, target(name, args.max_rows).texts)
+            print(f"{name}: encoded, {time.perf_counter() - start:.0f} s")
+        return
+    bundle = fit("rt", encoder=args.encoder, budget=1000, seed=0, cache_dir=cache_dir)
+    source = SourceHead.of(bundle.head, "logreg")
+    enc = bundle.get_encoder()
+    u = encoded_direction(PROMPTS, enc, cache_dir)
+    cache = EmbeddingCache(cache_dir)
+    print(f"source: fit rt --encoder {args.encoder} --budget 1000 --seed 0 (RT test accuracy "
+          f"{100 * bundle.manifest['metrics']['test']['accuracy']:.1f}); {args.seeds} seeds; accuracy in points on "
+          "the scored half of each target")
+    for name in args.targets.split(","):
+        report(name, run_target(name, source, u, lambda texts: cache.vectors(enc, texts), args), args)
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"\nwall time {time.perf_counter() - start:.0f} s; uptime: {load}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The ``retarget`` command: carry a bundle to another site with a few of its labels (registered in
+:mod:`pipeline.cli`; the work is in :mod:`pipeline.fit.retarget_bundle`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, load_source, source_options
+from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
+
+
+def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    try:
+        strength = float(value)
+    except ValueError:
+        strength = -1.0
+    if not strength > 0:
+        raise click.BadParameter(f"{value!r}: give a positive number, or 'inf' to keep the source direction.", ctx, param)
+    return strength
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("target")
+@source_options
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory of the new bundle.")
+@click.option("--labels", "n_labels", type=click.IntRange(min=2), default=None,
+              help="Use N labelled rows of TARGET, a seeded random sample at its positive rate (at least one of "
+                   "each class); the rest are held back to score the new bundle.  [default: every row]")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the --labels sample and pseudo-labels.")
+@click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="The target's positive rate, when you know it.  [default: estimated from --unlabelled texts "
+                   "(EM, 100 or more), else the labels' own rate]")
+@click.option("--strength", default="1", show_default=True, callback=_strength,
+              help="Pull toward the source head's direction (λ): larger keeps it, 'inf' only re-scales and "
+                   "re-centres it.")
+@unlabelled_options
+@click.option("--encoder-path", default=None, type=click.Path(exists=True),
+              help="The model directory or vector file for a bundle whose encoder was a path outside it.")
+@click.option("--trust-encoder", is_flag=True, help="Resolve the bundle's encoder spec as if you typed it.")
+@_cache_dir_option
+@_handle_errors
+def retarget(bundle: str, target: str, out: str, n_labels: int | None, seed: int, prior: float | None,
+             strength: float, encoder_path: str | None, trust_encoder: bool, cache_dir: str | None,
+             **opts: Any) -> None:
+    """Adapt BUNDLE to another site from a few labelled texts of it (TARGET, any labelled SOURCE).
+
+    The bundle's linear head is re-fitted toward itself: on 16-64 target labels it is re-scaled and
+    re-centred on the target, and turned only as far as the labels insist (--strength). Its positive
+    rate is set to the target's (--prior, or estimated). With --unlabelled target texts the rate is
+    estimated on them, and --self-train also learns from the new head's surest guesses on them. The
+    new bundle's manifest records the source bundle, the target labels and what changed.
+
+    \b
+    Examples:
+      review-transfer retarget models/rt-mpnet-logreg-b1000-s0 airline_labelled.csv --out models/airline
+      review-transfer retarget models/rt-mpnet-logreg-b1000-s0 tweets.csv --labels 32 --unlabelled tweets.csv --out m
+    """
+    from pipeline.bundle.bundle import Bundle, check_out_dir
+    from pipeline.fit.retarget import RetargetSettings
+    from pipeline.fit.retarget_bundle import TargetData
+    from pipeline.fit.retarget_bundle import retarget as run
+    from pipeline.fit.retarget_bundle import save
+
+    check_out_dir(out)
+    self_train, unlabelled = pop_unlabelled(opts)
+    if self_train is not None and not unlabelled:
+        raise click.UsageError("--self-train learns from target texts without labels: add --unlabelled SOURCE.")
+    settings = RetargetSettings(strength=strength, prior=prior, self_train=self_train, seed=seed)
+    ds = load_source(target, **opts)
+    data = TargetData.of(ds, n_labels, seed, unlabelled)
+    source = Bundle.load(bundle, cache_dir=cache_dir, encoder_path=encoder_path, trust_encoder=trust_encoder)
+    new, summary = run(source, data, settings)
+    path = save(new, source, out)
+    click.echo(describe(new.manifest["retarget"], summary))
+    click.echo(f"saved: {path}")
+
+
+def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
+    """What retarget did, in a few lines: labels, unlabelled texts, the fit, the rate, and held-out scores."""
+    prior = record["prior"]
+    where = {"--prior": "given", "unlabelled": f"estimated on the {record['unlabelled']:,} unlabelled texts (EM)",
+             "labels": "the labels' own rate (smoothed)"}[prior["from"]]
+    lines = [f"retarget: {record['labels']} target labels ({record['positive']} positive), "
+             f"{record['unlabelled']:,} unlabelled target texts",
+             f"head: source score x {record['slope']:.2f}, departure {record['departure']:.1%} of the weights, "
+             f"cosine {record['cosine_to_source']:.3f} to the source head"
+             + (f", self-trained on {record['self_train']['rounds_run'][-1]['pseudo_labels']} pseudo-labels"
+                if record.get("self_train") and record["self_train"]["rounds_run"] else ""),
+             f"positive rate: {prior['value']:.3f}, {where}; the labels' rate is {prior['labelled_rate']:.3f}"]
+    shift = summary.get("domain_shift") or {}
+    if shift.get("auc") is not None:
+        lines.append(f"source vs target texts: shift AUC {shift['auc']:.2f} (0.5 = alike)")
+    held = summary.get("held_out")
+    if held:
+        y_rate = (held["source"]["confusion_matrix"][1][0] + held["source"]["confusion_matrix"][1][1]) / held["n"]
+        lines.append(f"held-out {held['n']:,} rows of TARGET: accuracy {held['retargeted']['accuracy']:.3f} "
+                     f"(source bundle {held['source']['accuracy']:.3f}, majority rate {max(y_rate, 1 - y_rate):.3f})")
+    return "\n".join(lines)

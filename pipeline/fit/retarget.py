@@ -1,0 +1,297 @@
+"""Retarget: carry a bundle to a new site with a few of that site's labels.
+
+A bundle fitted on one site often ranks another site's texts well and still sits its threshold in the
+wrong place (a site that is 14% positive, scored by a head that assumes the training site's 58%). With
+16-64 labelled target texts, :func:`retarget` re-fits the bundle's linear head *toward the source head*
+instead of from scratch. On the rows ``x`` the head sees (L2-normalised where it normalises), with the
+source head's log-odds ``s(x) = w_s · x + b_s``, it fits
+
+    log-odds(x) = α s(x) + Δ · x + b        minimising   Σ c_i logloss(t_i, ·) + λ |Δ|² / 2
+
+``α`` (how far to trust the source's score here) and ``b`` (where the threshold sits) are free, ``Δ``
+(a departure from the source direction) is penalised by ``λ`` (:attr:`RetargetSettings.strength`), so a
+few labels re-scale and re-centre the source head and only many labels turn it. Classes are weighted
+to equal total weight (``c_i``) and Platt's smoothed targets ``t_i`` keep ``α`` finite on separable
+labels, so the fit assumes a positive rate of one half; the intercept is then moved to the target's
+positive rate (``logit π``), which comes from ``--prior`` when the user knows it, else from EM on the
+unlabelled target texts when there are enough of them (the head is now fitted to this site, so the
+label-shift assumption behind EM holds), else from the labelled texts' own rate. The result folds into
+a plain logistic head, ``w = α w_s + Δ``: ``predict`` needs nothing new.
+
+With ``self_train`` the retargeted head labels the unlabelled target texts, and a second fit learns from
+the labels and the surest pseudo-labels (:func:`pipeline.unlabelled.self_train.select_pseudo`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline import OptionError, ReviewTransferError
+from pipeline.data.dataset import Dataset
+
+STRENGTH = 1.0  # λ: the penalty on the departure Δ from the source direction (chosen on development targets)
+MIN_EM_TEXTS = 100  # unlabelled target texts from which EM, not the labelled rate, sets the positive rate
+PSEUDO_WEIGHT = 0.5  # weight of a pseudo-label relative to a label in the self-trained fit
+EPS = 1e-6
+EDGE = 0.01  # an EM rate this close to 0 or 1 has collapsed: the labels' rate is used instead
+
+
+class RetargetError(ReviewTransferError, ValueError):
+    """A bundle cannot be retargeted as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class RetargetSettings:
+    """How a head is retargeted: the pull toward the source head, a known positive rate, self-training."""
+
+    strength: float = STRENGTH  # λ; float("inf"): no departure from the source direction (re-scale, re-centre)
+    prior: float | None = None  # the target's positive rate when known (--prior)
+    self_train: Any = None  # SelfTrainSettings, or None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.strength > 0:
+            raise OptionError(f"--strength must be positive (inf: keep the source direction), got {self.strength}.")
+        if self.prior is not None and not 0 < self.prior < 1:
+            raise OptionError(f"--prior must be a positive rate strictly between 0 and 1, got {self.prior}.")
+
+
+@dataclass(frozen=True)
+class SourceHead:
+    """A linear head's log-odds on the rows it sees: ``coef · x + intercept``, ``x`` L2-normalised first
+    when ``normalizes``."""
+
+    coef: np.ndarray
+    intercept: float
+    normalizes: bool
+
+    @classmethod
+    def of(cls, head: Any, name: str) -> SourceHead:
+        """The source log-odds of a loaded bundle's head (a :class:`~pipeline.heads.linear.LinearHead`, or a
+        scikit-learn head that converts to one), with any scaler and Platt sigmoid folded in."""
+        from pipeline.heads.linear import LinearHead, from_estimator
+
+        linear = head if isinstance(head, LinearHead) else None
+        if linear is None:
+            from pipeline.bundle.bundle import head_identity
+
+            dim = int(getattr(head, "n_features_in_", 0) or 0)
+            rows = np.random.default_rng(0).standard_normal((16, dim)) if dim else None
+            linear = from_estimator(head, name, head_identity(head), rows) if rows is not None else None
+        if linear is None:
+            raise RetargetError(f"retarget adapts linear heads (logreg, linear-svm, ridge, sgd); this bundle's head "
+                                f"is {name!r}. Fit the source bundle with --head logreg.")
+        a, b = linear.sigmoid
+        coef = a * linear.coef / linear.scale
+        intercept = a * (linear.intercept - float(linear.coef @ (linear.mean / linear.scale))) + b
+        return cls(coef, float(intercept), linear.normalizes)
+
+    def rows(self, X: np.ndarray) -> np.ndarray:
+        """``X`` as the head sees it (float64; L2-normalised when it normalises)."""
+        X = np.asarray(X, dtype=np.float64)
+        if self.normalizes:
+            norms = np.linalg.norm(X, axis=1, keepdims=True)
+            X = X / np.where(norms == 0, 1.0, norms)
+        return X
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        """Log-odds of rows already passed through :meth:`rows`."""
+        return rows @ self.coef + self.intercept
+
+
+@dataclass(frozen=True)
+class Offset:
+    """A fitted ``α s(x) + Δ · x + b`` on top of a :class:`SourceHead`, assuming a positive rate of one half."""
+
+    alpha: float
+    delta: np.ndarray
+    bias: float
+
+    def coef(self, source: SourceHead) -> np.ndarray:
+        return self.alpha * source.coef + self.delta
+
+    def intercept(self, source: SourceHead) -> float:
+        return self.alpha * source.intercept + self.bias
+
+    def log_odds(self, source: SourceHead, rows: np.ndarray) -> np.ndarray:
+        return rows @ self.coef(source) + self.intercept(source)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, EPS), 1 - EPS)
+    return float(np.log(p / (1 - p)))
+
+
+def fit_offset(source: SourceHead, rows: np.ndarray, y: np.ndarray, strength: float,
+               weights: np.ndarray | None = None) -> Offset:
+    """:class:`Offset` of ``source`` fitted to 0/1 labels ``y`` of ``rows`` (see the module docstring).
+
+    Each class gets equal total weight (``weights`` scale rows within it, e.g. pseudo-labels); the
+    targets are Platt's smoothed ones. ``strength`` infinite fits ``α`` and ``b`` alone.
+    """
+    from scipy.optimize import minimize
+
+    y = np.asarray(y, dtype=np.int64)
+    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    if not n_pos or not n_neg:
+        raise RetargetError(f"the target labels hold {n_pos} positive and {n_neg} negative texts; label at least "
+                            "one of each (a few of each is better).")
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    c = np.where(y == 1, len(y) / 2 / w[y == 1].sum(), len(y) / 2 / w[y == 0].sum()) * w
+    t = np.where(y == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+    s = source.score(rows)
+    free = np.isfinite(strength)
+    d = rows.shape[1] if free else 0
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        alpha, bias, delta = theta[0], theta[1], theta[2:]
+        z = alpha * s + bias + (rows @ delta if free else 0.0)
+        value = float(np.sum(c * (np.logaddexp(0.0, z) - t * z)))
+        r = c * (_sigmoid(z) - t)
+        grad = np.concatenate([[r @ s, r.sum()], rows.T @ r + strength * delta if free else []])
+        if free:
+            value += 0.5 * strength * float(delta @ delta)
+        return value, grad
+
+    theta0 = np.zeros(2 + d)
+    theta0[0] = 1.0
+    found = minimize(loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    theta = found.x
+    return Offset(float(theta[0]), theta[2:] if free else np.zeros(rows.shape[1]), float(theta[1]))
+
+
+# ---------------------------------------------------------------------------------------------- prior
+@dataclass(frozen=True)
+class TargetPrior:
+    """The target's positive rate and where it came from (``--prior``, ``unlabelled`` texts by EM, ``labels``)."""
+
+    value: float
+    source: str
+    labelled_rate: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": round(self.value, 4), "from": self.source, "labelled_rate": round(self.labelled_rate, 4)}
+
+
+def target_prior(offset: Offset, source: SourceHead, y: np.ndarray, unlabelled_rows: np.ndarray | None,
+                 known: float | None) -> TargetPrior:
+    """The positive rate to centre the head on: ``known`` if given; else EM on the unlabelled rows'
+    probabilities (the offset head assumes one half) when there are at least :data:`MIN_EM_TEXTS`;
+    else (or when EM collapses to within :data:`EDGE` of 0 or 1) the labelled texts' rate, smoothed by one text
+    of each class."""
+    from pipeline.predict.prior import estimate_prior
+
+    y = np.asarray(y)
+    labelled = float(y.mean())
+    if known is not None:
+        return TargetPrior(float(known), "--prior", labelled)
+    if unlabelled_rows is not None and len(unlabelled_rows) >= MIN_EM_TEXTS:
+        found = estimate_prior(_sigmoid(offset.log_odds(source, unlabelled_rows)), 0.5)
+        if EDGE < found < 1 - EDGE:
+            return TargetPrior(found, "unlabelled", labelled)
+    return TargetPrior((float(y.sum()) + 1) / (len(y) + 2), "labels", labelled)
+
+
+# ---------------------------------------------------------------------------------------------- the head
+@dataclass
+class Retargeted:
+    """A retargeted head: its coefficients and intercept on the rows the source head sees, and the record."""
+
+    coef: np.ndarray
+    intercept: float
+    normalizes: bool
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def log_odds(self, X: np.ndarray) -> np.ndarray:
+        """Log-odds of positive of raw vectors ``X``."""
+        head = SourceHead(self.coef, self.intercept, self.normalizes)
+        return head.score(head.rows(X))
+
+    def proba(self, X: np.ndarray) -> np.ndarray:
+        """Probability of positive of raw vectors ``X``."""
+        return _sigmoid(self.log_odds(X))
+
+    def estimator(self) -> Any:
+        """The head as the scikit-learn logistic head ``fit`` makes (a Normalizer in front when the source
+        has one), its coefficients set to the retargeted ones."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import Normalizer
+
+        clf = LogisticRegression()
+        clf.classes_ = np.array([0, 1])
+        clf.coef_ = self.coef.reshape(1, -1).copy()
+        clf.intercept_ = np.array([self.intercept])
+        clf.n_features_in_ = len(self.coef)
+        clf.n_iter_ = np.array([0], dtype=np.int32)
+        steps = [("normalize", Normalizer().fit(np.zeros((1, len(self.coef)))))] if self.normalizes else []
+        return Pipeline([*steps, ("clf", clf)])
+
+
+def fit_retargeted(source: SourceHead, X: np.ndarray, y: np.ndarray, X_unlabelled: np.ndarray | None,
+                   settings: RetargetSettings) -> Retargeted:
+    """Retarget ``source`` to labelled target vectors ``X, y`` (and unlabelled target vectors, which set
+    the positive rate and, with ``settings.self_train``, give pseudo-labels)."""
+    start = time.perf_counter()
+    rows = source.rows(X)
+    unl = source.rows(X_unlabelled) if X_unlabelled is not None and len(X_unlabelled) else None
+    offset = fit_offset(source, rows, y, settings.strength)
+    prior = target_prior(offset, source, y, unl, settings.prior)
+    record: dict[str, Any] = {}
+    if settings.self_train is not None and unl is not None:
+        offset, prior, record["self_train"] = _self_train(source, rows, y, unl, offset, prior, settings)
+    coef, intercept = offset.coef(source), offset.intercept(source) + _logit(prior.value)
+    cosine = float(coef @ source.coef / max(np.linalg.norm(coef) * np.linalg.norm(source.coef), EPS))
+    record.update({
+        "labels": int(len(y)), "positive": int(np.sum(y)), "unlabelled": 0 if unl is None else int(len(unl)),
+        "strength": None if not np.isfinite(settings.strength) else settings.strength,
+        "slope": round(offset.alpha, 4), "departure": round(float(np.linalg.norm(offset.delta)
+                                                                  / max(np.linalg.norm(coef), EPS)), 4),
+        "cosine_to_source": round(cosine, 4), "prior": prior.to_dict(),
+        "seconds": round(time.perf_counter() - start, 3),
+    })
+    return Retargeted(coef, float(intercept), source.normalizes, record)
+
+
+def _self_train(source: SourceHead, rows: np.ndarray, y: np.ndarray, unl: np.ndarray, offset: Offset,
+                prior: TargetPrior, settings: RetargetSettings) -> tuple[Offset, TargetPrior, dict[str, Any]]:
+    """One or more rounds: the current head (centred on the target rate) pseudo-labels the unlabelled rows,
+    and the offset is refitted on the labels plus the surest pseudo-labels (each weighing :data:`PSEUDO_WEIGHT`)."""
+    from pipeline.unlabelled.self_train import select_pseudo
+
+    rounds = []
+    for _ in range(settings.self_train.rounds):
+        p = _sigmoid(offset.log_odds(source, unl) + _logit(prior.value))
+        idx, y_pseudo = select_pseudo(p, settings.self_train, seed=settings.seed)
+        rounds.append({"pseudo_labels": int(len(idx)), "positive": int(y_pseudo.sum())})
+        if not len(idx):
+            break
+        weights = np.r_[np.ones(len(y)), np.full(len(idx), PSEUDO_WEIGHT)]
+        offset = fit_offset(source, np.vstack([rows, unl[idx]]), np.r_[y, y_pseudo], settings.strength, weights)
+        prior = target_prior(offset, source, y, unl, settings.prior)
+    return offset, prior, {"fraction": settings.self_train.fraction, "rounds_run": rounds,
+                           "pseudo_weight": PSEUDO_WEIGHT}
+
+
+def draw_labels(ds: Dataset, n: int, seed: int) -> np.ndarray:
+    """Indices of ``n`` rows of ``ds``, a seeded random sample stratified to its positive rate (at least one
+    text of each class): what labelling ``n`` texts drawn at random gives, without a draw of one class only."""
+    if ds.labels is None:
+        raise RetargetError(f"{ds.name or 'TARGET'}: has no labels; retarget needs labelled target texts.")
+    pos, neg = np.flatnonzero(ds.labels == 1), np.flatnonzero(ds.labels == 0)
+    if n > len(ds) or n < 2:
+        raise RetargetError(f"--labels {n}: {ds.name or 'TARGET'} has {len(ds)} labelled texts; ask for 2 to {len(ds)}.")
+    if not len(pos) or not len(neg):
+        raise RetargetError(f"{ds.name or 'TARGET'}: all its labels are one class; it needs texts of both.")
+    k = int(np.clip(round(n * len(pos) / len(ds)), 1, n - 1))
+    k = min(k, len(pos)) if n - k <= len(neg) else n - len(neg)
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.permutation(pos)[:k], rng.permutation(neg)[:n - k]]))

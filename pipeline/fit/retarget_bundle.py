@@ -1,0 +1,130 @@
+"""``review-transfer retarget``: a new bundle from a loaded one and a few labelled texts of another site.
+
+The new bundle keeps the source's encoder (its vectors come through the same cache) and holds a plain
+logistic head (:mod:`pipeline.fit.retarget`). Its manifest says what changed: the ``retarget`` section names
+the source bundle (path, digest, what it was trained on), how many target labels and unlabelled texts
+were used, the slope, the departure from the source direction and the positive rate with where it came
+from; ``train`` is the labelled target sample; ``prior`` records the target rate the head is centred on
+and an out-of-fold confusion on the target labels, so ``--adapt-prior`` works on the new site; the
+domain-shift sample is of target texts, so ``predict`` warns when texts differ from *this* site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.bundle.bundle import BUNDLED_ENCODER_SPEC, ENCODER_DIR, Bundle
+from pipeline.data.dataset import Dataset
+from pipeline.fit.retarget import (RetargetError, RetargetSettings, Retargeted, SourceHead, draw_labels,
+                               fit_retargeted)
+
+OOF_FOLDS = 5  # out-of-fold refits for the new bundle's confusion (fewer when a class has fewer labels)
+
+
+@dataclass(frozen=True)
+class TargetData:
+    """The target texts a retarget learns from: labelled rows, the rows held back to score it (when the
+    labels were drawn from a larger set), unlabelled texts, and how the labels were chosen."""
+
+    labelled: Dataset
+    held_out: Dataset | None = None
+    unlabelled: list[str] = field(default_factory=list)
+    sample: str = "given"  # "given": every row of TARGET; "drawn": --labels N of them
+
+    @classmethod
+    def of(cls, target: Dataset, labels: int | None, seed: int,
+           unlabelled: dict[str, list[str]] | None = None) -> TargetData:
+        """All of ``target`` labelled, or ``labels`` of its rows (:func:`pipeline.fit.retarget.draw_labels`) with
+        the rest held out; ``unlabelled`` texts (by source) without the labelled ones and repeats."""
+        if labels is None or labels == len(target):
+            labelled, held, sample = target, None, "given"
+        else:
+            idx = draw_labels(target, labels, seed)
+            labelled, sample = target.subset(idx), "drawn"
+            held = target.subset(np.setdiff1d(np.arange(len(target)), idx))
+        seen = set(labelled.texts)
+        texts = [t for t in dict.fromkeys(t for texts in (unlabelled or {}).values() for t in texts) if t not in seen]
+        return cls(labelled, held, texts, sample)
+
+
+def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tuple[Bundle, dict[str, Any]]:
+    """An unsaved bundle: ``bundle``'s head retargeted to ``data``; and a summary (the shift check of the
+    target texts against the source, the held-out scores of source and new head)."""
+    from pipeline.bundle.manifest import build, metrics_section, train_section
+    from pipeline.predict.metrics import evaluate
+    from pipeline.predict.predict import domain_shift
+    from pipeline.bundle.bundle import SAMPLE_FILE
+    from pipeline.predict.shift import keep_sample
+
+    if bundle.path is None:
+        raise RetargetError("retarget takes a saved bundle (its manifest is the record of the source).")
+    source = SourceHead.of(bundle.head, bundle.manifest["head"]["name"])
+    lab, held = data.labelled, data.held_out
+    texts = lab.texts + data.unlabelled + (held.texts if held is not None else [])
+    X = bundle.embed(texts)
+    X_lab, X_unl = X[: len(lab)], X[len(lab): len(lab) + len(data.unlabelled)]
+    X_held = X[len(lab) + len(data.unlabelled):]
+    fitted = fit_retargeted(source, X_lab, lab.labels, X_unl, settings)
+    estimator = fitted.estimator()
+    summary: dict[str, Any] = {"domain_shift": domain_shift(bundle, X[: len(lab) + len(data.unlabelled)])}
+    metrics = None
+    if held is not None and len(held):
+        metrics = evaluate(held.labels, fitted.proba(X_held))
+        summary["held_out"] = {"n": len(held), "retargeted": metrics,
+                               "source": evaluate(held.labels, bundle.head.predict_proba(X_held))}
+    sample = keep_sample(np.vstack([X_lab, X_unl]), settings.seed)
+    manifest = build(
+        encoder=bundle.get_encoder(),
+        head={"name": "logreg", "params": {"strength": fitted.record["strength"]},
+              "search": f"retargeted from {bundle.path.name} on {len(lab)} target labels",
+              "fit_seconds": fitted.record["seconds"]},
+        label_names=list(lab.label_names),
+        train=train_section(lab, len(lab) if data.sample == "drawn" else None, settings.seed),
+        metrics=metrics_section(metrics, held),
+        prior=_prior_model(source, X_lab, lab.labels, X_unl, settings, fitted).to_dict(),
+        shift={"file": SAMPLE_FILE, "rows": len(sample), "of": len(X_lab) + len(X_unl)},
+        retarget={"source": _source_record(bundle), "sample": data.sample, **fitted.record},
+    )
+    manifest["encoder"] = dict(bundle.manifest["encoder"])  # the source's, as recorded (its spec may be st:encoder)
+    new = Bundle(estimator, manifest, cache_dir=bundle.cache_dir, encoder=bundle.get_encoder(), shift_sample=sample,
+                 trust=bundle.trust)
+    return new, summary
+
+
+def save(new: Bundle, source: Bundle, out: str | Path) -> Path:
+    """Save ``new`` to ``out``; a source whose encoder lives inside it (fine-tuned weights) lends a copy."""
+    encoder_dir = source.path / ENCODER_DIR if source.manifest["encoder"]["spec"] == BUNDLED_ENCODER_SPEC else None
+    return new.save(out, encoder_dir=encoder_dir)
+
+
+def _source_record(bundle: Bundle) -> dict[str, Any]:
+    m = bundle.manifest
+    test = (m.get("metrics") or {}).get("test") or {}
+    return {"bundle": str(bundle.path), "digest": m.get("digest"), "head": m["head"]["name"],
+            "train": {k: m["train"][k] for k in ("source", "hash", "size")},
+            "test_accuracy": test.get("accuracy"), "label_names": list(m["label_names"])}
+
+
+def _prior_model(source: SourceHead, X: np.ndarray, y: np.ndarray, X_unl: np.ndarray, settings: RetargetSettings,
+                 fitted: Retargeted) -> Any:
+    """The new bundle's prior model: the target rate its head is centred on, and the confusion of
+    out-of-fold retargets on the target labels (none when a class has fewer than two labels)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from pipeline.predict.prior import Confusion, PriorModel
+
+    rate = fitted.record["prior"]["value"]
+    k = min(OOF_FOLDS, int(np.bincount(y, minlength=2).min()))
+    if k < 2:
+        return PriorModel(rate)
+    oof = np.zeros(len(y))
+    for train, test in StratifiedKFold(k, shuffle=True, random_state=settings.seed).split(X, y):
+        if min(np.bincount(y[train], minlength=2)) == 0:
+            return PriorModel(rate)
+        fold = fit_retargeted(source, X[train], y[train], X_unl, settings)
+        oof[test] = fold.proba(X[test])
+    return PriorModel(rate, confusion=Confusion.of(oof, y))

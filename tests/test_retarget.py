@@ -1,0 +1,140 @@
+"""retarget: a GloVe bundle fitted on RT, carried to a real 14%-positive site (tweet-like texts) with a few of
+its labels, through the CLI; the head math on real vectors; evaluate's and compare's majority-rate warnings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline.bundle.bundle import Bundle
+from pipeline.cli import main
+from pipeline.data.dataset import load
+from pipeline.fit.retarget import RetargetError, RetargetSettings, SourceHead, draw_labels, fit_offset, fit_retargeted
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def low_rate(tmp_path_factory):
+    """(path, dataset): vader-tweets resampled to 14% positive (about 1,230 texts), as a JSONL file."""
+    from benchmarks.targets import load_target, resample
+
+    ds = resample(load_target("vader-tweets"), 0.14, seed=0)
+    path = tmp_path_factory.mktemp("target") / "tweets14.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": ["negative", "positive"][int(y)]}) + "\n"
+                            for t, y in zip(ds.texts, ds.labels)), encoding="utf-8")
+    return path, load(str(path))
+
+
+@pytest.fixture(scope="module")
+def retargeted(glove_bundle, low_rate, tmp_path_factory):
+    """(result, new bundle dir): `retarget` with 32 labels and the target's texts as unlabelled."""
+    bundle, cache = glove_bundle
+    path, _ = low_rate
+    out = tmp_path_factory.mktemp("retargeted") / "tweets"
+    result = invoke("retarget", bundle, path, "--labels", 32, "--unlabelled", path, "--out", out, "--cache-dir", cache)
+    return result, out
+
+
+def test_retarget_writes_a_bundle_that_records_the_adaptation(glove_bundle, low_rate, retargeted):
+    result, out = retargeted
+    assert result.exit_code == 0, result.output
+    source_dir, cache = glove_bundle
+    source = json.loads((source_dir / "manifest.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    record = manifest["retarget"]
+    assert record["source"]["digest"] == source["digest"] and record["source"]["train"]["size"] == 1000
+    assert record["labels"] == manifest["train"]["size"] == 32 and record["sample"] == "drawn"
+    assert record["positive"] == 4  # 14% of 32, rounded: the sample keeps the target's rate
+    assert record["unlabelled"] == len(low_rate[1]) - 32 and record["prior"]["from"] == "unlabelled"
+    assert manifest["metrics"]["test_size"] == len(low_rate[1]) - 32  # the rows not labelled score it
+    assert manifest["encoder"] == source["encoder"] and manifest["head"]["name"] == "logreg"
+    assert manifest["prior"]["train"] == record["prior"]["value"]
+    assert "retarget: 32 target labels (4 positive)" in result.output
+    assert f"held-out {len(low_rate[1]) - 32:,} rows" in result.output
+
+
+def test_retargeted_bundle_is_centred_nearer_the_target_rate_than_the_source(glove_bundle, low_rate, retargeted):
+    """The source, fitted on balanced RT labels, gives these tweets a mean probability of positive far from
+    their 14%; the retargeted head, centred on the target's rate, comes nearer; it loads and predicts like
+    any bundle."""
+    _, out = retargeted
+    source_dir, cache = glove_bundle
+    _, ds = low_rate
+    source, new = (Bundle.load(p, cache_dir=cache) for p in (source_dir, out))
+    means = [float(b.predict_proba(ds.texts)[:, 1].mean()) for b in (source, new)]
+    true = float(ds.labels.mean())
+    assert abs(means[1] - true) < abs(means[0] - true) / 2
+    assert new.predict_proba(ds.texts[:5]) == pytest.approx(new.head.predict_proba(new.embed(ds.texts[:5])))
+
+
+def test_evaluate_reports_balanced_accuracy_and_majority_rate(glove_bundle, low_rate, retargeted):
+    _, out = retargeted
+    _, cache = glove_bundle
+    path, ds = low_rate
+    result = invoke("evaluate", out, path, "--json", "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert scores["majority_rate"] == pytest.approx(1 - ds.labels.mean())
+    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    assert scores["balanced_accuracy"] == pytest.approx((tn / (tn + fp) + tp / (tp + fn)) / 2)
+    text = invoke("evaluate", out, path, "--cache-dir", cache).output
+    assert "balanced " in text and "majority " in text
+
+
+def test_evaluate_warns_under_the_majority_rate(glove_bundle, low_rate):
+    """The RT bundle scores under the 86% majority rate of this site: the table says so and what to do."""
+    source_dir, cache = glove_bundle
+    path, _ = low_rate
+    scores = json.loads(invoke("evaluate", source_dir, path, "--json", "--cache-dir", cache).output)
+    assert scores["accuracy"] < scores["majority_rate"]
+    text = invoke("evaluate", source_dir, path, "--cache-dir", cache).output
+    assert "WARNING: accuracy is under the majority rate" in text and "retarget" in text
+
+
+def test_the_fit_stays_on_the_source_direction_as_the_pull_grows(glove_bundle, low_rate):
+    source_dir, cache = glove_bundle
+    _, ds = low_rate
+    bundle = Bundle.load(source_dir, cache_dir=cache)
+    source = SourceHead.of(bundle.head, "logreg")
+    idx = draw_labels(ds, 64, seed=0)
+    X, y = bundle.embed([ds.texts[i] for i in idx]), ds.labels[idx]
+    rows = source.rows(X)
+    norms = [np.linalg.norm(fit_offset(source, rows, y, s).delta) for s in (0.1, 1.0, 10.0)]
+    assert norms[0] > norms[1] > norms[2] > 0
+    kept = fit_retargeted(source, X, y, None, RetargetSettings(strength=float("inf")))
+    assert kept.record["cosine_to_source"] == pytest.approx(1.0) and kept.record["departure"] == 0
+    assert kept.record["prior"]["from"] == "labels"
+    given = fit_retargeted(source, X, y, None, RetargetSettings(prior=0.3))
+    assert given.record["prior"] == {"value": 0.3, "from": "--prior", "labelled_rate": pytest.approx(y.mean(), abs=1e-4)}
+
+
+def test_label_draws_keep_the_rate_and_both_classes(low_rate):
+    _, ds = low_rate
+    for n in (8, 16, 64):
+        idx = draw_labels(ds, n, seed=3)
+        assert len(set(idx)) == n and 1 <= ds.labels[idx].sum() == max(1, round(n * ds.labels.mean()))
+    assert (draw_labels(ds, 16, 1) == draw_labels(ds, 16, 1)).all()
+    assert (draw_labels(ds, 16, 1) != draw_labels(ds, 16, 2)).any()
+
+
+def test_one_class_of_labels_and_nonlinear_heads_are_refused(glove_bundle, low_rate, rt, tmp_path):
+    source_dir, cache = glove_bundle
+    path, ds = low_rate
+    source = SourceHead.of(Bundle.load(source_dir, cache_dir=cache).head, "logreg")
+    negatives = np.flatnonzero(ds.labels == 0)[:20]
+    X = Bundle.load(source_dir, cache_dir=cache).embed([ds.texts[i] for i in negatives])
+    with pytest.raises(RetargetError, match="0 positive and 20 negative texts; label at least one of each"):
+        fit_offset(source, source.rows(X), ds.labels[negatives], 1.0)
+    result = invoke("retarget", source_dir, path, "--self-train", "--out", tmp_path / "o", "--cache-dir", cache)
+    assert result.exit_code != 0 and "add --unlabelled" in result.output
+    from pipeline.fit.train import fit
+
+    fit(rt, encoder="glove-6b-50d", head="knn", budget=64, cache_dir=cache, out=tmp_path / "knn")
+    result = invoke("retarget", tmp_path / "knn", path, "--labels", 16, "--out", tmp_path / "o", "--cache-dir", cache)
+    assert result.exit_code != 0 and "retarget adapts linear heads" in result.output and "knn" in result.output
