@@ -212,13 +212,13 @@ def test_full_preset_self_trains_every_method_but_not_on_the_whole_pool(reviews,
     path, _ = reviews
     seen = {}
 
-    def stop(ds, **kwargs):
-        seen.update(kwargs)
+    def stop(ds, plan, execution=None, **kwargs):
+        seen["plan"] = plan
         raise SystemExit(0)
 
     monkeypatch.setattr(pipeline.study.compare, "run_compare", stop)
     CliRunner().invoke(main, ["compare", path, "--preset", "full", "--out", str(tmp_path / "r")])
-    assert seen["self_train"] == SelfTrainSettings() and seen["finetune"] == ["head", "setfit"]
+    assert seen["plan"].self_train == SelfTrainSettings() and list(seen["plan"].finetune) == ["head", "setfit"]
     monkeypatch.undo()
     # on the whole pool nothing is left unlabelled: no self-trained cell (it would only repeat its teacher)
     rows = run_compare(load(path, group_col="movie"),
