@@ -13,7 +13,9 @@ were labelled) and ``N``, the same labels go to:
   labels of a class, which ``fit`` refuses, the labels' commoner class for every text);
 - ``retarget``: the source head re-fitted toward itself (:mod:`pipeline.retarget`, its defaults), and
   ``+self-train`` with the unlabelled half (``--unlabelled ... --self-train``);
-- with ``--grid``: other strengths λ, and the true positive rate given as ``--prior``.
+- with ``--grid``: other strengths λ; the true positive rate given as ``--prior``; and the rate estimated
+  by EM on the unlabelled half (``rate: EM``) or the mean of that and the labels' rate (``rate: mean``)
+  instead of the labels' rate alone.
 
 Prints per target the majority rate of the scored halves and mean accuracies, then the paired gain of
 ``retarget`` over ``target only`` and over ``source`` (mean ± SE over seeds).
@@ -37,7 +39,8 @@ from pipeline.data import Dataset
 from pipeline.heads import fit_head
 from pipeline.prompts import DEFAULT as PROMPTS
 from pipeline.prompts import encoded_direction
-from pipeline.retarget import STRENGTH, RetargetSettings, SourceHead, draw_labels, fit_retargeted
+from pipeline.prior import estimate_prior
+from pipeline.retarget import STRENGTH, RetargetSettings, SourceHead, draw_labels, fit_offset, fit_retargeted
 from pipeline.train import fit
 from pipeline.unlabelled.self_train import SelfTrainSettings
 
@@ -69,10 +72,21 @@ def methods(source: SourceHead, u: np.ndarray, X_eval: np.ndarray, seed: int, gr
         settings = RetargetSettings(strength=strength, seed=seed, self_train=SelfTrainSettings() if self_train else None)
         return lambda X, y, X_unl: fit_retargeted(source, X, y, X_unl, settings).proba(X_eval)
 
+    def em_rate(mean_with_labels: bool) -> Method:
+        """The positive rate by EM on the unlabelled half instead of the labels' (or the mean of the two)."""
+        def run(X: np.ndarray, y: np.ndarray, X_unl: np.ndarray) -> np.ndarray:
+            offset = fit_offset(source, source.rows(X), y, STRENGTH)
+            rate = estimate_prior(1 / (1 + np.exp(-offset.log_odds(source, source.rows(X_unl)))), 0.5)
+            rate = (rate + (y.sum() + 1) / (len(y) + 2)) / 2 if mean_with_labels else rate
+            rate = float(np.clip(rate, 0.01, 0.99))
+            return 1 / (1 + np.exp(-(offset.log_odds(source, source.rows(X_eval)) + np.log(rate / (1 - rate)))))
+        return run
+
     found = {"target only": target_only, "retarget": retarget(), "+self-train": retarget(self_train=True)}
     if grid:
         for strength in (0.1, 1.0, float("inf")):
             found[f"λ={strength:g}"] = retarget(strength)
+        found["rate: EM"], found["rate: mean"] = em_rate(False), em_rate(True)
     return found
 
 
