@@ -27,13 +27,13 @@ def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @source_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory of the new bundle.")
 @click.option("--labels", "n_labels", type=click.IntRange(min=2), default=None,
-              help="Use N labelled rows of TARGET, a seeded random sample at its positive rate (at least one of "
-                   "each class); the rest are held back to score the new bundle.  [default: every row]")
+              help="Use N labelled rows of TARGET drawn at random (seeded; redrawn until both classes are among "
+                   "them); the rest are held back to score the new bundle.  [default: every row]")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the --labels sample and pseudo-labels.")
 @click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-              help="The target's positive rate, when you know it.  [default: estimated from --unlabelled texts "
-                   "(EM, 100 or more), else the labels' own rate]")
-@click.option("--strength", default="1", show_default=True, callback=_strength,
+              help="The target's positive rate, when you know it. Needed when the labelled texts were not "
+                   "drawn at random (chosen to be balanced, or by `suggest`).  [default: the labels' own rate]")
+@click.option("--strength", default="0.3", show_default=True, callback=_strength,
               help="Pull toward the source head's direction (λ): larger keeps it, 'inf' only re-scales and "
                    "re-centres it.")
 @unlabelled_options
@@ -48,15 +48,16 @@ def retarget(bundle: str, target: str, out: str, n_labels: int | None, seed: int
     """Adapt BUNDLE to another site from a few labelled texts of it (TARGET, any labelled SOURCE).
 
     The bundle's linear head is re-fitted toward itself: on 16-64 target labels it is re-scaled and
-    re-centred on the target, and turned only as far as the labels insist (--strength). Its positive
-    rate is set to the target's (--prior, or estimated). With --unlabelled target texts the rate is
-    estimated on them, and --self-train also learns from the new head's surest guesses on them. The
-    new bundle's manifest records the source bundle, the target labels and what changed.
+    re-centred on the target, and turned only as far as the labels insist (--strength). It is centred
+    on the target's positive rate: --prior, or the labels' own rate (label texts drawn at random).
+    --self-train with --unlabelled target texts also learns from the new head's surest guesses on
+    them. The new bundle's manifest records the source bundle, the target labels and what changed.
 
     \b
     Examples:
       review-transfer retarget models/rt-mpnet-logreg-b1000-s0 airline_labelled.csv --out models/airline
-      review-transfer retarget models/rt-mpnet-logreg-b1000-s0 tweets.csv --labels 32 --unlabelled tweets.csv --out m
+      review-transfer retarget models/rt-mpnet-logreg-b1000-s0 site.csv --labels 32 --unlabelled site.csv --self-train \
+        --out models/site
     """
     from pipeline.bundle.bundle import Bundle, check_out_dir
     from pipeline.fit.retarget import RetargetSettings
@@ -81,15 +82,15 @@ def retarget(bundle: str, target: str, out: str, n_labels: int | None, seed: int
 def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
     """What retarget did, in a few lines: labels, unlabelled texts, the fit, the rate, and held-out scores."""
     prior = record["prior"]
-    where = {"--prior": "given", "unlabelled": f"estimated on the {record['unlabelled']:,} unlabelled texts (EM)",
-             "labels": "the labels' own rate (smoothed)"}[prior["from"]]
+    where = {"--prior": "given (--prior)", "labels": "the labels' own rate, smoothed"}[prior["from"]]
     lines = [f"retarget: {record['labels']} target labels ({record['positive']} positive), "
              f"{record['unlabelled']:,} unlabelled target texts",
              f"head: source score x {record['slope']:.2f}, departure {record['departure']:.1%} of the weights, "
              f"cosine {record['cosine_to_source']:.3f} to the source head"
              + (f", self-trained on {record['self_train']['rounds_run'][-1]['pseudo_labels']} pseudo-labels"
                 if record.get("self_train") and record["self_train"]["rounds_run"] else ""),
-             f"positive rate: {prior['value']:.3f}, {where}; the labels' rate is {prior['labelled_rate']:.3f}"]
+             f"positive rate: {prior['value']:.3f}, {where}; the labels' rate is {prior['labelled_rate']:.3f} "
+             "(pass --prior when the labels were not drawn at random)"]
     shift = summary.get("domain_shift") or {}
     if shift.get("auc") is not None:
         lines.append(f"source vs target texts: shift AUC {shift['auc']:.2f} (0.5 = alike)")
