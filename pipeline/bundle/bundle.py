@@ -188,7 +188,11 @@ class Bundle:
     def embed(self, texts: list[str]) -> np.ndarray:
         """Vectors of ``texts`` from the bundle's encoder, through the embedding cache (see :attr:`use_cache`)."""
         if not self.use_cache:
-            return self.get_encoder().encode(list(texts))
+            from pipeline.encoders.language import warn as warn_language
+
+            encoder = self.get_encoder()
+            warn_language(encoder, list(texts))  # as the cache does: one line when the texts are not its language
+            return encoder.encode(list(texts))
         from pipeline.store.cache import EmbeddingCache, default_cache_dir
 
         return EmbeddingCache(self.cache_dir or default_cache_dir()).vectors(self.get_encoder(), list(texts))

@@ -89,6 +89,9 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
                               workers=workers, shard_size=shard_size)
         else:
             click.echo(f"{enc.describe()}", err=True)
+            from pipeline.encoders.language import SAMPLE, warn as warn_language
+
+            warn_language(enc, list(itertools.islice(itertools.chain.from_iterable(batches()), SAMPLE)))
             report = fill_stream(cache, enc, batches())
         if not report.texts:
             raise click.ClickException(f"{source}: no non-empty texts in column {opts['text_col']!r}.")

@@ -70,6 +70,10 @@ def _build(spec: EncoderSpec, index: int, work: Path, runtime: dict[str, Any],
     """One (not combined) encoder; ``index`` is its place in a combined spec (0 alone)."""
     if spec.is_transformer:
         return _transformer(spec, work, runtime, trust)
+    if spec.kind == "e5-small-multilingual":
+        from pipeline.encoders.multilingual import E5Encoder
+
+        return E5Encoder(str(spec), **spec.kwargs)
     if spec.kind == "wordllama":
         from pipeline.encoders.static import WordLlamaEncoder
 

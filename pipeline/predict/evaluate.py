@@ -23,7 +23,8 @@ def evaluation_set(source: str, ds: Dataset, which: str = "test") -> Dataset:
 
 def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prior: bool = False) -> dict[str, Any]:
     """:func:`pipeline.predict.metrics.evaluate` of ``bundle`` on the labelled dataset ``ds``, with the
-    domain-shift check under ``"domain_shift"``.
+    domain-shift check under ``"domain_shift"`` and the share of texts outside the encoder's language
+    under ``"outside_language"`` (:mod:`pipeline.encoders.language`; None for a multilingual encoder).
 
     With ``prior`` or ``adapt_prior`` the scores are those of the adapted probabilities (see
     :func:`pipeline.predict.predict.positive_proba`; the plain ones when adaptation was declined), and ``scores["prior"]``
@@ -31,9 +32,13 @@ def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prio
     """
     if ds.labels is None:
         raise DataError(f"{ds.name}: has no labels to evaluate against; pass --label-col.")
+    from pipeline.encoders.language import check as language_check
+
     p, adapted, shift = positive_proba(bundle, ds.texts, prior=prior, adapt_prior=adapt_prior)
+    found = language_check(bundle.get_encoder(), ds.texts)  # share of texts outside the encoder's language
+    outside = None if found is None else found.as_dict()
     if adapted is None:
-        return {**evaluate(ds.labels, p), "domain_shift": shift}
+        return {**evaluate(ds.labels, p), "domain_shift": shift, "outside_language": outside}
     scores = evaluate(ds.labels, adapted.p_pos)
     scores["prior"] = {"train": adapted.train_prior, "target": adapted.prior, "estimated": adapted.estimated,
                        "true": float(ds.labels.mean()), "accuracy_unadapted": evaluate(ds.labels, p)["accuracy"],
@@ -41,6 +46,7 @@ def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prio
     if adapted.decision is not None:
         scores["prior"]["decision"] = adapted.decision.to_dict()
     scores["domain_shift"] = shift
+    scores["outside_language"] = outside
     return scores
 
 

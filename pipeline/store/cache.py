@@ -599,11 +599,16 @@ class EmbeddingCache:
         whose vector is all zero (no known word) raise one :class:`ZeroVectorWarning`, cached or not.
         """
         from pipeline.encoders.base import check_texts
+        from pipeline.encoders.language import warn as warn_language
 
         texts = check_texts(texts)
+        warn_language(encoder, texts)  # one line when most texts are not in the encoder's language
+        return self._vectors(encoder, texts)
+
+    def _vectors(self, encoder: Encoder, texts: list[str]) -> np.ndarray:
         parts = getattr(encoder, "parts", None)
         if parts is not None:
-            return np.hstack([self.vectors(part, texts) for part in parts])
+            return np.hstack([self._vectors(part, texts) for part in parts])
         if not texts:
             return np.zeros((0, encoder.dim), dtype=np.float32)
         keys = text_keys(texts)

@@ -134,6 +134,7 @@ def _domain_shift(encoder: Any, cache_dir: Path, pool: Dataset, tests: dict[str,
     """Per test set, the two-sample shift check (see :mod:`pipeline.predict.shift`) of a seeded sample of its
     vectors against one of the pool's, read from the filled cache (so both engines get the same figure)."""
     from pipeline.store.cache import EmbeddingCache
+    from pipeline.encoders.language import check as language_check
     from pipeline.predict.shift import MIN_TEXTS, SAMPLE, no_check, two_sample_auc
 
     cache = EmbeddingCache(cache_dir)
@@ -144,8 +145,12 @@ def _domain_shift(encoder: Any, cache_dir: Path, pool: Dataset, tests: dict[str,
 
     X_pool = sample(pool.texts)
     checks = {name: two_sample_auc(X_pool, sample(ds.texts)) for name, ds in tests.items()}
-    return {name: c.to_dict() if c is not None else no_check(f"fewer than {MIN_TEXTS} texts")
-            for name, c in checks.items()}
+    out = {name: c.to_dict() if c is not None else no_check(f"fewer than {MIN_TEXTS} texts")
+           for name, c in checks.items()}
+    for name, ds in tests.items():  # and the share of its texts outside the encoder's language
+        found = language_check(encoder, ds.texts)
+        out[name]["outside_language"] = None if found is None else found.as_dict()
+    return out
 
 
 def _frozen_cells(

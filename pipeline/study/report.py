@@ -210,12 +210,14 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
         lines.append("")
     if summary.get("domain_shift"):
         lines += ["## Domain shift (classifier two-sample AUC of each test set vs the source's pool; 0.5 = alike)", "",
-                  "| test set | encoder | AUC | warning |", "|---|---|---:|---|"]
+                  "| test set | encoder | AUC | warning | outside the encoder's language |", "|---|---|---:|---|---:|"]
         for test_name, by_encoder in summary["domain_shift"].items():
             for encoder, d in by_encoder.items():
                 auc = "-" if d["auc"] is None else f"{d['auc']:.2f}"
                 warn = d.get("reason") or ("yes (above " + f"{d['threshold']:.2f})" if d["warning"] else "no")
-                lines.append(f"| `{test_name}` | `{encoder}` | {auc} | {warn} |")
+                lang = d.get("outside_language")
+                lines.append(f"| `{test_name}` | `{encoder}` | {auc} | {warn} | "
+                             f"{'-' if not lang else format(lang['share'], '.0%')} |")
         lines.append("")
     for test_name, budgets in summary.get("active_vs_random", {}).items():
         lines += [f"## Active learning vs balanced random on `{test_name}`", "",

@@ -1,0 +1,166 @@
+"""Does an encoder read the language of these texts? A cheap check, and one warning when it does not.
+
+Every packaged encoder but the multilingual one was trained on English. Fed Chinese, GloVe sees a row of
+unknown words and mpnet a string of rare sub-words; both still return vectors, and a head scores them
+at chance. :func:`check` says which share of the texts lie outside the encoder's language:
+
+- word vectors (GloVe, word2vec files, ``w2v-train``): texts whose word tokens are mostly out of
+  the vocabulary (GloVe 6B knows most Spanish or French words, so it gets the next check too);
+- packaged English models (``minilm``, ``mpnet``, ``wordllama``, ``glove-6b-50d``): texts whose letters
+  are mostly not Latin
+  (Hangul, Han, kana, Cyrillic, Arabic, ...), or Latin texts with more common French, German, Spanish,
+  Dutch, Italian or Portuguese function words than English ones;
+- multilingual encoders and models the user names (``st:``, ``hf:``): not checked (``None``).
+
+Texts with no letters (emoji, numbers) count for neither side. At most :data:`SAMPLE` texts, evenly
+spaced, are looked at, so the check costs milliseconds at any size. :func:`warn` issues one
+:class:`LanguageWarning` line when most texts are outside (share > :data:`THRESHOLD`), naming the
+multilingual encoder; :mod:`pipeline.cache` calls it for every command that embeds.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SAMPLE = 2000
+THRESHOLD = 0.5  # warn when more than this share of texts is outside the encoder's language
+MULTILINGUAL = "multilingual"  # the spec alias to suggest
+ENGLISH_KINDS = ("minilm", "mpnet", "wordllama", "glove-6b-50d")  # packaged models trained on English text
+LATIN_END = 0x250  # Basic Latin .. Latin Extended-B
+WORD_RE = re.compile(r"[^\W\d_]+")
+# Common English function words, and those of six other Latin-script languages that are not English words.
+ENGLISH = frozenset(
+    "the a an and or but of to in on at for with from by this that these those is are was were be been it its "
+    "i you he she we they my your his her our their me him us them not no very so too just than then there "
+    "have has had do does did will would can could should what which who all more most much only also".split())
+OTHER = frozenset(
+    # French
+    "le la les une des du et est dans pour pas avec sur ce cette ces qui que très mais ou il elle nous vous "
+    "ils sont été être au aux mon ma mes sa ses leur je tu ne même bien trop peu "
+    # German
+    "der das und ist nicht ein eine einen mit sich auch auf für von dem den zu im ich sie wir es sehr aber "
+    "oder wie noch nur schon kein keine sind haben wird "
+    # Spanish / Portuguese / Italian
+    "el los las una y es en por con para lo del al se muy pero como más mas está esta este eso nada fue son "
+    "o um uma os não com muito foi é são il di che non è sono della gli molto questo "
+    # Dutch
+    "het een en niet dat op zijn ik je ze wij maar voor met ook als nog bij naar heel erg goed".split()
+) - ENGLISH
+
+
+class LanguageWarning(UserWarning):
+    """Most texts look like they are in a language the encoder was not trained on."""
+
+
+@dataclass(frozen=True)
+class LanguageCheck:
+    """``outside`` of ``checked`` texts (those with letters) look outside the encoder's language."""
+
+    spec: str
+    checked: int
+    outside: int
+    how: str  # "unknown words" or "script/function words"
+
+    @property
+    def share(self) -> float:
+        return self.outside / self.checked if self.checked else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """For JSON reports: the share and counts (``outside_language``)."""
+        return {"share": round(self.share, 4), "outside": self.outside, "checked": self.checked, "how": self.how}
+
+    def message(self) -> str:
+        """One line for people."""
+        what = "are mostly words it does not know" if self.how == "unknown words" else "do not look English"
+
+        return (f"{self.spec}: {self.outside} of {self.checked} texts ({self.share:.0%}) {what}; this encoder reads English. "
+                f"For other languages use --encoder {MULTILINGUAL} (multilingual-e5-small, ~100 languages).")
+
+
+def check(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:
+    """How many of ``texts`` lie outside ``encoder``'s language; None when the encoder is multilingual or
+    of a kind this check knows nothing about (a model the user named)."""
+    parts = getattr(encoder, "parts", None)
+    if parts is not None:
+        found = [check(p, texts) for p in parts]
+        if any(f is None for f in found):
+            return None  # a multilingual or unknown part may read them
+        return max(found, key=lambda c: c.share)  # type: ignore[arg-type, return-value]
+    if getattr(encoder, "multilingual", False):
+        return None
+    sample = _sample(texts)
+    kind = _kind(encoder)
+    index = getattr(encoder, "_index", None) if kind != "wordllama" else None
+    english = kind in ENGLISH_KINDS
+    if index is None and not english:
+        return None
+    verdicts = [_either(_unknown_words(t, index) if index is not None else None,
+                        _not_english(t) if english else None) for t in sample]
+    decided = [v for v in verdicts if v is not None]
+    how = " or ".join(h for h, on in (("unknown words", index is not None), ("script/function words", english)) if on)
+    return LanguageCheck(encoder.spec, len(decided), sum(decided), how)
+
+
+def _either(a: bool | None, b: bool | None) -> bool | None:
+    return None if a is None and b is None else bool(a) or bool(b)
+
+
+_WARNED: set[tuple[str, int, int]] = set()
+
+
+def warn(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:
+    """:func:`check`, and one :class:`LanguageWarning` when most texts are outside (once per encoder and
+    result in a process, so a study that embeds the same texts in many cells says it once)."""
+    found = check(encoder, texts)
+    if found is not None and found.share > THRESHOLD:
+        key = (found.spec, found.checked, found.outside)
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn(found.message(), LanguageWarning, stacklevel=3)
+    return found
+
+
+def _sample(texts: Sequence[str]) -> list[str]:
+    n = len(texts)
+    if n <= SAMPLE:
+        return list(texts)
+    step = n / SAMPLE
+    return [texts[int(i * step)] for i in range(SAMPLE)]
+
+
+def _kind(encoder: Any) -> str:
+    from pipeline.spec import parse_spec
+
+    try:
+        return parse_spec(encoder.spec).kind
+    except Exception:  # a spec string this version cannot parse: unknown kind
+        return ""
+
+
+def _unknown_words(text: str, index: Any) -> bool | None:
+    """Whether most word tokens of ``text`` are out of the vocabulary; None with no word."""
+    from pipeline.encoders.static import tokenize
+
+    words = [t for t in tokenize(text) if WORD_RE.fullmatch(t)]
+    if not words:
+        return None
+    return sum(w not in index for w in words) > len(words) / 2
+
+
+def _not_english(text: str) -> bool | None:
+    """Whether ``text`` is mostly in a non-Latin script, or has more non-English than English function
+    words; None with no letter."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return None
+    latin = sum(ord(c) < LATIN_END for c in letters)
+    if latin < len(letters) / 2:
+        return True
+    words = WORD_RE.findall(text.lower())
+    english = sum(w in ENGLISH for w in words)
+    other = sum(w in OTHER for w in words)
+    return other > english
