@@ -7,9 +7,8 @@ at chance. :func:`check` says which share of the texts lie outside the encoder's
 - word vectors (GloVe, word2vec files, ``w2v-train``): texts whose word tokens are mostly out of
   the vocabulary (GloVe 6B knows most Spanish or French words, so it gets the next check too);
 - packaged English models (``minilm``, ``mpnet``, ``wordllama``, ``glove-6b-50d``): texts whose letters
-  are mostly not Latin
-  (Hangul, Han, kana, Cyrillic, Arabic, ...), or Latin texts with more common French, German, Spanish,
-  Dutch, Italian or Portuguese function words than English ones;
+  are mostly not Latin (Hangul, Han, kana, Cyrillic, Arabic, ...), or Latin texts with more common
+  French, German, Spanish, Dutch, Italian or Portuguese function words than English ones;
 - multilingual encoders and models the user names (``st:``, ``hf:``): not checked (``None``).
 
 Texts with no letters (emoji, numbers) count for neither side. At most :data:`SAMPLE` texts, evenly
@@ -63,7 +62,7 @@ class LanguageCheck:
     spec: str
     checked: int
     outside: int
-    how: str  # "unknown words" or "script/function words"
+    how: str  # "unknown words", "script/function words", or both joined by " or "
 
     @property
     def share(self) -> float:
@@ -76,9 +75,9 @@ class LanguageCheck:
     def message(self) -> str:
         """One line for people."""
         what = "are mostly words it does not know" if self.how == "unknown words" else "do not look English"
-
-        return (f"{self.spec}: {self.outside} of {self.checked} texts ({self.share:.0%}) {what}; this encoder reads English. "
-                f"For other languages use --encoder {MULTILINGUAL} (multilingual-e5-small, ~100 languages).")
+        return (f"{self.spec}: {self.outside} of {self.checked} texts ({self.share:.0%}) {what}; this encoder "
+                f"reads English. For other languages use --encoder {MULTILINGUAL} (multilingual-e5-small, "
+                "~100 languages).")
 
 
 def check(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:
