@@ -150,8 +150,8 @@ SPEED_ENCODERS = ("minilm", "mpnet", "multilingual")
 
 def speeds(n: int) -> None:
     """Part 6: cold embeds of the same ``n`` RT test texts by each of :data:`SPEED_ENCODERS`, one run."""
-    from pipeline.cache import EmbeddingCache
-    from pipeline.data import load, split
+    from pipeline.data.dataset import load, split
+    from pipeline.store.cache import EmbeddingCache
     from pipeline.encoders import get_encoder
 
     texts = split(load("rt"))[1].texts[:n]

@@ -32,11 +32,12 @@ import numpy as np
 from bench_selection import data
 from targets import LANGUAGES, load_target
 
-from pipeline import OptionError, prompts
-from pipeline.cache import EmbeddingCache, default_cache_dir
-from pipeline.data import budget_indices
+from pipeline import OptionError
+from pipeline.data.dataset import budget_indices
 from pipeline.encoders import get_encoder
-from pipeline.heads import fit_head
+from pipeline.heads import prompts
+from pipeline.heads.registry import fit_head
+from pipeline.store.cache import EmbeddingCache, default_cache_dir
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
 
@@ -105,7 +106,7 @@ def main() -> None:
 
 def candidates(targets: list[str], rt_texts: int) -> None:
     """``--candidates``: see the module's docstring."""
-    from pipeline.data import load, split
+    from pipeline.data.dataset import load, split
 
     pool, test = split(load("rt"))
     idx = budget_indices(pool, 1000, 0)

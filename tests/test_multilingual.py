@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cache import EmbeddingCache
+from pipeline.bundle.trust import Trust, check_trusted
 from pipeline.cli import main
-from pipeline.data import load
+from pipeline.data.dataset import load
 from pipeline.encoders import get_encoder
 from pipeline.encoders.language import LanguageWarning, check
-from pipeline.spec import SpecError, Trust, check_trusted, parse_spec
+from pipeline.encoders.spec import SpecError, parse_spec
+from pipeline.store.cache import EmbeddingCache
 
 KOREAN = Path(__file__).parent / "data" / "korean_reviews.jsonl"
 CHINESE = ["这本书写得很好，值得一读！", "质量太差了，用了两天就坏了。", "物流很快，包装完好，非常满意。",
@@ -85,7 +86,7 @@ def test_embedder_pipeline_reads_korean(tmp_path):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    from pipeline.embedder import Embedder
+    from pipeline.store.embedder import Embedder
 
     ds = load(str(KOREAN))
     model = make_pipeline(Embedder("multilingual", cache_dir=str(tmp_path)), LogisticRegression())

@@ -14,7 +14,7 @@ at chance. :func:`check` says which share of the texts lie outside the encoder's
 Texts with no letters (emoji, numbers) count for neither side. At most :data:`SAMPLE` texts, evenly
 spaced, are looked at, so the check costs milliseconds at any size. :func:`warn` issues one
 :class:`LanguageWarning` line when most texts are outside (share > :data:`THRESHOLD`), naming the
-multilingual encoder; :mod:`pipeline.cache` calls it for every command that embeds.
+multilingual encoder; :mod:`pipeline.store.cache` calls it for every command that embeds.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def _sample(texts: Sequence[str]) -> list[str]:
 
 
 def _kind(encoder: Any) -> str:
-    from pipeline.spec import parse_spec
+    from pipeline.encoders.spec import parse_spec
 
     try:
         return parse_spec(encoder.spec).kind
