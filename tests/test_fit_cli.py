@@ -166,7 +166,8 @@ def test_evaluate_any_labelled_file_and_rt_test_split(fitted_dir, reviews_csv):
     scores = json.loads(result.output)
     assert scores["n"] == len(load(str(reviews_csv)))
     assert set(scores) == {"n", "accuracy", "balanced_accuracy", "majority_rate", "macro_f1", "roc_auc", "log_loss",
-                           "ece", "confusion_matrix", "domain_shift"}
+                           "ece", "confusion_matrix", "domain_shift", "outside_language"}
+    assert scores["outside_language"]["share"] < 0.05  # English reviews through GloVe: the language warning's figure
     y = load(str(reviews_csv)).labels
     assert scores["majority_rate"] == pytest.approx(max(y.mean(), 1 - y.mean()))
     (tn, fp), (fn, tp) = scores["confusion_matrix"]
