@@ -102,8 +102,9 @@ ALLOWED: dict[str, set[str]] = {
     "study.engines": {"root", "encoders", "store", "heads", "predict", "unlabelled"},
     "study": {"root", "data", "encoders", "store", "heads", "bundle", "predict", "finetune", "unlabelled", "fit",
               "active", "study.engines"},
+    "serve": {"root", "data", "encoders", "store", "heads", "bundle", "predict"},
     "cli": {"root", "data", "encoders", "store", "heads", "bundle", "predict", "finetune", "unlabelled", "fit",
-            "active", "study", "study.engines"},
+            "active", "study", "study.engines", "serve"},
 }
 SUBFOLDERS = {"study.engines"}  # folders below a folder, with rules of their own
 

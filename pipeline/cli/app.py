@@ -18,6 +18,7 @@ from pipeline.cli.embed import cache_group, embed
 from pipeline.cli.finetune import finetune
 from pipeline.cli.fit import evaluate, fit, predict
 from pipeline.cli.retarget import retarget
+from pipeline.cli.serve import serve
 from pipeline.cli.unlabelled import adapt
 
 
@@ -50,5 +51,6 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     return f"warning: {message}\n"
 
 
-for _command in (data, embed, cache_group, fit, predict, evaluate, retarget, finetune, compare, suggest, label, adapt):
+for _command in (data, embed, cache_group, fit, predict, evaluate, retarget, finetune, compare, suggest, label, adapt,
+                 serve):
     main.add_command(_command)
