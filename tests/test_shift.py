@@ -78,13 +78,13 @@ def test_adaptation_is_declined_where_label_shift_fails(glove_bundle, tweets):
 def test_a_bundle_made_before_the_check_still_loads_predicts_and_says_why_not(rt_test, tmp_path):
     path = shutil.copytree(OLD_BUNDLE, tmp_path / "old")
     cache = tmp_path / "cache"
-    bundle = Bundle.load(path, cache_dir=cache)  # verifies files, allowlist and the encoder fingerprint
+    bundle = Bundle.load(path, cache_dir=cache, allow_legacy=True)  # verifies files, allowlist and the encoder fingerprint
     assert bundle.shift_sample is None and "shift" not in bundle.manifest
-    scores = _evaluate(path, rt_test, cache, "--adapt-prior")
+    scores = _evaluate(path, rt_test, cache, "--adapt-prior", "--allow-legacy")
     assert scores["domain_shift"] == {"auc": None, "warning": None, "reason": scores["domain_shift"]["reason"]}
     assert "keeps no training sample" in scores["domain_shift"]["reason"]
     assert not scores["prior"]["decision"]["adapted"] and "did not run" in scores["prior"]["line"]
-    given = _evaluate(path, rt_test, cache, "--prior", "0.3")["prior"]
+    given = _evaluate(path, rt_test, cache, "--prior", "0.3", "--allow-legacy")["prior"]
     assert given["target"] == 0.3 and not given["estimated"]
 
 

@@ -76,7 +76,8 @@ def edit(path: Path, change, *, reseal: bool) -> None:
     manifest = json.loads((path / MANIFEST).read_text())
     change(manifest)
     if reseal:
-        with mock.patch.dict(os.environ, {SIGNING_KEY_ENV: ""}):
+        with mock.patch.dict(os.environ):
+            os.environ.pop(SIGNING_KEY_ENV, None)
             manifest = {**manifest, "digest": seal(manifest)["digest"]}
     (path / MANIFEST).write_text(json.dumps(manifest))
 
@@ -186,7 +187,7 @@ def test_signing_key_refuses_unsigned_and_mis_signed_bundles(made, bundle, tmp_p
     assert "signature does not match" in one_line_error(predict(tmp_path / "other", cache))
 
 
-def test_a_0_3_bundle_still_loads_with_a_warning(bundle):
+def test_a_0_3_bundle_loads_only_when_asked_and_with_a_warning(bundle):
     path, cache = bundle
 
     def downgrade(m):
@@ -194,8 +195,9 @@ def test_a_0_3_bundle_still_loads_with_a_warning(bundle):
         m.pop("digest")
 
     edit(path, downgrade, reseal=False)
+    assert "--allow-legacy" in one_line_error(predict(path, cache))
     with pytest.warns(UserWarning, match="saved by review-transfer 0.3"):
-        loaded = Bundle.load(path, cache_dir=cache)
+        loaded = Bundle.load(path, cache_dir=cache, allow_legacy=True)
     assert loaded.predict([TEXT]).shape == (1,)
 
 

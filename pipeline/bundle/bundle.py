@@ -32,6 +32,8 @@ and corruption but not someone who recomputes them; with one, only bundles signe
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -40,6 +42,7 @@ import sys
 import uuid
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -49,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import ReviewTransferError
+from pipeline.bounded_json import JSONBoundsError, load_bounded
 from pipeline.encoders.base import sha256_file
 from pipeline.heads.linear import LINEAR_FILE, LinearHead, LinearHeadError, from_estimator, plain_skops
 from pipeline.heads.linear import load as load_linear_head
@@ -64,6 +68,10 @@ BUNDLED_ENCODER_SPEC = "st:" + ENCODER_DIR  # spec of weights stored inside the 
 VERSIONED_PACKAGES = ("review-transfer", "scikit-learn", "numpy", "scipy", "skops")
 SAMPLE_FILE = "shift_sample.npy"  # training vectors kept for the domain-shift check (pipeline.predict.shift)
 OVERRIDABLE = ("long_text", "max_length")  # encoder options a user may change when predicting
+MAX_MANIFEST_BYTES = 4 << 20  # manifests this version writes are a few KB; prompts and metrics included
+MAX_MANIFEST_DEPTH = 32  # and nest about 6 levels deep
+MAX_SCHEMA_BYTES = 256 << 20  # head.skops' schema.json: 2 MB for a default random forest, nested 12-20 deep
+MAX_SCHEMA_DEPTH = 64
 
 # linear heads that earlier bundles hold behind a StandardScaler for rows not of unit length (word vectors);
 # today's put a Normalizer there. Both steps are plain arithmetic, so both load.
@@ -230,14 +238,28 @@ class Bundle:
         (``head.npz``, :mod:`pipeline.heads.linear`) when they reproduce its probabilities.
         ``encoder_dir`` copies fine-tuned encoder weights into the bundle (its spec becomes
         ``st:encoder``); the trained vectors of ``w2v-train`` encoders are copied in too. An existing
-        directory at ``path`` is only replaced if it is a bundle.
+        directory at ``path`` is only replaced if it is a bundle. A swap cut short by a kill is completed
+        or undone by the next save or load of ``path`` (:func:`recover_swap`).
         """
+        path = Path(path)
+        with _swap_lock(path):
+            recover_swap(path)
+            check_out_dir(path)
+            manifest = self._write(path, encoder_dir)
+        # a bundle built here keeps the user's trust; its spec may now name its own encoder/ directory
+        self.trust = Trust(bundle=path, encoder_path=self.trust.encoder_path, trust_all=not self.trust.restricted,
+                           where=str(path / MANIFEST), sources=tuple(manifest["encoder"].get("sources") or ()))
+        self.manifest, self.path = manifest, path
+        if encoder_dir is not None:
+            self.encoder = None  # now resolved from the copy inside the bundle
+        return path
+
+    def _write(self, path: Path, encoder_dir: str | Path | None) -> dict[str, Any]:
+        """Write the bundle into a temporary sibling of ``path``, swap it in (:func:`_replace_dir`) and
+        return its manifest; the caller holds the swap lock."""
         import skops.io as sio
 
-        path = Path(path)
-        check_out_dir(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp = path.parent / f".{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
             sio.dump(self.estimator, tmp / HEAD_FILE)
@@ -264,13 +286,7 @@ class Bundle:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        # a bundle built here keeps the user's trust; its spec may now name its own encoder/ directory
-        self.trust = Trust(bundle=path, encoder_path=self.trust.encoder_path, trust_all=not self.trust.restricted,
-                           where=str(path / MANIFEST))
-        self.manifest, self.path = manifest, path
-        if encoder_dir is not None:
-            self.encoder = None  # now resolved from the copy inside the bundle
-        return path
+        return manifest
 
     def _linear_head(self) -> LinearHead | None:
         """The head as a :class:`LinearHead`, checked on the kept training vectors (or random rows), or None."""
@@ -299,7 +315,7 @@ class Bundle:
     @classmethod
     def load(cls, path: str | Path, *, cache_dir: str | Path | None = None, verify_encoder: bool = True,
              long_text: str | None = None, max_length: int | None = None, encoder_path: str | Path | None = None,
-             trust_encoder: bool = False) -> Bundle:
+             trust_encoder: bool = False, allow_legacy: bool = False) -> Bundle:
         """Load and check a bundle directory.
 
         Before the encoder is resolved, refuses (with :class:`BundleError`) a manifest that breaks the
@@ -309,15 +325,16 @@ class Bundle:
         resolves the spec as the user's own); and, unless ``verify_encoder=False``, an encoder that now
         resolves to a different fingerprint. ``long_text`` and ``max_length``, when given, override the
         recorded encoder options for prediction (e.g. ``long_text="auto", max_length=128`` for a model
-        fine-tuned at 64).
+        fine-tuned at 64). A format-1 bundle (0.3.x: no digest) loads only with ``allow_legacy``.
         """
         path = Path(path)
         where = str(path / MANIFEST)
-        manifest = read_manifest(path)
+        recover_swap(path, only_if_left=True)
+        manifest = read_manifest(path, allow_legacy=allow_legacy)
         verify_files(path, manifest)
         head = _load_predictor(path, manifest["head"]["name"], manifest["files"], where)
         trust = Trust(bundle=path, encoder_path=Path(encoder_path) if encoder_path else None,
-                      trust_all=trust_encoder, where=where)
+                      trust_all=trust_encoder, where=where, sources=tuple(manifest["encoder"].get("sources") or ()))
         try:
             check_trusted(encoder_spec(manifest["encoder"], where), trust)
         except ReviewTransferError as e:
@@ -325,7 +342,7 @@ class Bundle:
         _warn_version_drift(path, manifest)
         overrides = {k: v for k, v in zip(OVERRIDABLE, (long_text, max_length)) if v is not None}
         _notice_truncating_finetune(path, manifest, overrides)
-        sample = np.load(path / SAMPLE_FILE, allow_pickle=False) if SAMPLE_FILE in manifest["files"] else None
+        sample = _load_sample(path / SAMPLE_FILE) if SAMPLE_FILE in manifest["files"] else None
         bundle = cls(head, manifest, path, cache_dir, overrides=overrides, shift_sample=sample, trust=trust)
         if verify_encoder:
             bundle.verify_encoder()
@@ -386,6 +403,7 @@ def check_out_dir(path: str | Path) -> None:
 def _load_predictor(path: Path, name: str, files: dict[str, str], where: str) -> Any:
     """What predicts for bundle ``path``: its :class:`LinearHead` when it has one and ``head.skops`` holds
     only plain types (numpy alone, no scikit-learn or skops import), else the skops head, checked."""
+    _check_schema(path / HEAD_FILE)
     if LINEAR_FILE in files and plain_skops(path / HEAD_FILE):
         try:
             return load_linear_head(path / LINEAR_FILE, name)
@@ -394,6 +412,24 @@ def _load_predictor(path: Path, name: str, files: dict[str, str], where: str) ->
     head = _load_head(path / HEAD_FILE)
     check_head_identity(head, name, where)
     return head
+
+
+def _check_schema(head_file: Path) -> None:
+    """BundleError unless the ``schema.json`` inside skops file ``head_file`` is within bounds on size and
+    nesting (skops and :func:`plain_skops` parse it whole, recursively)."""
+    try:
+        with zipfile.ZipFile(head_file) as z:
+            size = z.getinfo("schema.json").file_size
+            if size > MAX_SCHEMA_BYTES:
+                raise JSONBoundsError(f"{head_file}: schema.json of {size:,} bytes, more than the {MAX_SCHEMA_BYTES:,} "
+                                      "a head may hold.")
+            load_bounded(z.read("schema.json"), f"{head_file}: schema.json", max_bytes=MAX_SCHEMA_BYTES,
+                         max_depth=MAX_SCHEMA_DEPTH)
+    except (zipfile.BadZipFile, KeyError, OSError) as e:
+        raise BundleError(f"{head_file}: not a skops file ({type(e).__name__}: {e}); refit the model with "
+                          "`review-transfer fit`.") from None
+    except JSONBoundsError as e:
+        raise BundleError(f"{e} The bundle is damaged or was tampered with: refit it.") from None
 
 
 def _load_head(head_file: Path) -> Any:
@@ -443,19 +479,27 @@ def check_head_identity(head: Any, name: str, where: str) -> None:
                           "not that head. The manifest was edited: restore it or refit the bundle.")
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: Path, *, allow_legacy: bool = False) -> dict[str, Any]:
     """The parsed manifest of bundle ``path``, validated against :mod:`pipeline.bundle.manifest`'s schema and
-    seal (digest; signature when a signing key is set)."""
+    seal (digest; signature when a signing key is set). It is parsed within bounds on size and nesting;
+    a bundle holding a symbolic link is refused before anything is read, and a format-1 manifest (no
+    digest) unless ``allow_legacy``."""
     file = path / MANIFEST
+    if path.is_dir():
+        _bundle_files(path)  # refuses symbolic links
     if not file.is_file():
         inside = sorted(p.parent.name for p in path.glob(f"*/{MANIFEST}")) if path.is_dir() else []
         hint = (f"It holds the bundle(s) {', '.join(inside)}: pass one of them, e.g. {path / inside[0]}."
                 if inside else "Pass a directory written by `review-transfer fit`.")
         raise BundleError(f"{path}: not a model bundle (no {MANIFEST}). {hint}")
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{file}: not valid JSON ({e}); the bundle is corrupted: refit it.") from None
+        if file.stat().st_size > MAX_MANIFEST_BYTES:
+            raise JSONBoundsError(f"{file}: {file.stat().st_size:,} bytes, more than the {MAX_MANIFEST_BYTES:,} a "
+                                  "manifest may hold; it is not one this version wrote.")
+        manifest = load_bounded(file.read_bytes(), str(file), max_bytes=MAX_MANIFEST_BYTES,
+                                max_depth=MAX_MANIFEST_DEPTH)
+    except JSONBoundsError as e:
+        raise BundleError(f"{e} The bundle is corrupted or was tampered with: refit it.") from None
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if not isinstance(version, int) or isinstance(version, bool):
         raise BundleError(f"{file}: no integer format_version; this is not a review-transfer bundle manifest.")
@@ -469,6 +513,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
         check_seal(manifest, str(file))
     except ManifestError as e:
         raise BundleError(str(e)) from None
+    if version < 2 and not allow_legacy:
+        raise BundleError(f"{file}: a format-1 bundle (review-transfer 0.3): its manifest has no digest, so edits "
+                          "to it (label names, head weights) would go unnoticed. Refit it, or pass --allow-legacy "
+                          "(allow_legacy=True) to load it if you made it and it never left your hands.")
     if version < 2:
         warnings.warn(f"{path}: saved by review-transfer 0.3: its manifest has no digest, so edits to it (e.g. "
                       "label names) go unnoticed. Refit it to protect it.", stacklevel=3)
@@ -498,19 +546,110 @@ def verify_files(path: Path, manifest: dict[str, Any]) -> None:
 
 
 def _bundle_files(root: Path) -> list[str]:
-    """Paths (relative, '/'-separated) of all files under ``root`` except the manifest."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p != root / MANIFEST)
+    """Paths (relative, '/'-separated) of all files under ``root`` except the manifest; BundleError on a
+    symbolic link anywhere inside (it could lead out of the bundle) or anything but files and folders."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            entry = Path(folder) / name
+            if entry.is_symlink():
+                raise BundleError(f"{entry}: a symbolic link inside the bundle; a bundle holds only its own files. "
+                                  "Replace the link with the file it points to, or refit the bundle.")
+            if name in files and not entry.is_file():
+                raise BundleError(f"{entry}: not a regular file; a bundle holds only files and folders. Refit it.")
+        found += [(Path(folder) / f).relative_to(root).as_posix() for f in files]
+    return sorted(f for f in found if f != MANIFEST)
+
+
+def _load_sample(file: Path) -> np.ndarray:
+    """The training sample of the shift check: a 2-d float array saved without pickle, or BundleError."""
+    try:
+        sample = np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise BundleError(f"{file}: not a readable array ({str(e).splitlines()[0][:120]}); the bundle is damaged "
+                          "or was tampered with: refit it.") from None
+    if not isinstance(sample, np.ndarray) or sample.ndim != 2 or sample.dtype.kind != "f":
+        raise BundleError(f"{file}: expected a 2-d float array, found {getattr(sample, 'dtype', type(sample))} "
+                          f"of shape {getattr(sample, 'shape', '?')}; refit the bundle.")
+    return sample
+
+
+TMP_MARK, OLD_MARK = ".tmp-", ".old-"  # .NAME.tmp-TOKEN: a bundle being written; .NAME.old-TOKEN: the one it replaces
 
 
 def _replace_dir(tmp: Path, path: Path) -> None:
-    """Move ``tmp`` to ``path``; an existing ``path`` is renamed aside first and removed after."""
+    """Move the complete bundle ``tmp`` (``.NAME.tmp-TOKEN``) to ``path``; an existing ``path`` is renamed
+    aside first, to ``.NAME.old-TOKEN``, and removed after. A kill between the two renames leaves both
+    asides, paired by TOKEN, for :func:`recover_swap`. The caller holds :func:`_swap_lock`."""
     old = None
     if path.exists():
-        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        old = path.parent / f".{path.name}{OLD_MARK}{tmp.name.rpartition(TMP_MARK)[2]}"
         os.replace(path, old)
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _swap_lock(path: Path) -> Any:
+    """Exclusive fcntl lock on the folder holding bundle ``path`` (no lock file left behind): held while a
+    bundle is written and swapped in, and while a swap is recovered, so neither sees the other half done.
+    The kernel releases it when its holder is killed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def recover_swap(path: Path, *, only_if_left: bool = False) -> None:
+    """Finish what a killed save left beside bundle ``path``, under the swap lock, as the cache treats
+    its temporaries: no writer holds the lock, so whatever is there is left by a dead one.
+
+    ``path`` missing with ``.NAME.old-T`` beside it means a kill came between the two renames: the new
+    bundle ``.NAME.tmp-T`` is complete (its manifest is written last), so it is moved in; without it, the
+    old bundle is put back. Then every ``.NAME.old-*`` and ``.NAME.tmp-*`` left is removed. With
+    ``only_if_left`` (loading) nothing is locked or written unless such leftovers exist."""
+    def leftovers() -> list[Path]:
+        if not path.parent.is_dir():
+            return []
+        return sorted(path.parent.glob(f".{glob_escape(path.name)}{OLD_MARK}*")) + sorted(
+            path.parent.glob(f".{glob_escape(path.name)}{TMP_MARK}*"))
+
+    if only_if_left and not leftovers():
+        return
+    try:
+        _recover(path, only_if_left, leftovers)
+    except OSError as e:
+        raise BundleError(f"{path}: a killed save left {', '.join(p.name for p in leftovers())} beside it, and they "
+                          f"could not be put right ({e}); move the complete one into place by hand.") from None
+
+
+def _recover(path: Path, lock: bool, leftovers: Callable[[], list[Path]]) -> None:
+    """:func:`recover_swap`'s work: complete or undo a cut swap of ``path``, then remove ``leftovers()``."""
+    with contextlib.ExitStack() as stack:
+        if lock:
+            stack.enter_context(_swap_lock(path))
+        for old in sorted(path.parent.glob(f".{glob_escape(path.name)}{OLD_MARK}*")):
+            token = old.name[len(f".{path.name}{OLD_MARK}"):]
+            new = path.parent / f".{path.name}{TMP_MARK}{token}"
+            if not path.exists():
+                done = new.is_dir() and (new / MANIFEST).is_file()
+                os.replace(new if done else old, path)
+                warnings.warn(f"{path}: a save was killed while swapping bundles; "
+                              f"{'completed it (the new bundle is in place)' if done else 'restored the old bundle'}.",
+                              stacklevel=3)
+        for stale in leftovers():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters escaped (a bundle name may hold ``[``)."""
+    import glob
+
+    return glob.escape(name)
 
 
 def _notice_truncating_finetune(path: Path, manifest: dict[str, Any], overrides: dict[str, Any]) -> None:

@@ -128,8 +128,16 @@ def check_label_names(value: Any, where: str, field: str = "label_names") -> Non
 
 def check_encoder(value: Any, where: str, field: str = "encoder") -> None:
     """Spec, fingerprint and options that parse as a valid :class:`~pipeline.encoders.spec.EncoderSpec`."""
-    _fields(value, where, field, {"spec": _str, "fingerprint": _hex(16)}, {"options": _opt_dict, "base": _str})
+    _fields(value, where, field, {"spec": _str, "fingerprint": _hex(16)},
+            {"options": _opt_dict, "base": _str, "sources": _sources})
     encoder_spec(value, where)
+
+
+def _sources(v: Any, w: str, f: str) -> Any:
+    """One identity per part of the encoder (a sha256 of its weights or vector file, a package version, or null)."""
+    if not isinstance(v, list) or not all(s is None or (isinstance(s, str) and len(s) <= 200) for s in v):
+        _fail(w, f, f"is {v!r:.80}, expected a list of identities (strings or null), one per encoder part")
+    return v
 
 
 def check_head(value: Any, where: str, field: str = "head") -> None:
@@ -283,6 +291,17 @@ def encoder_options(encoder: Any) -> dict[str, Any]:
     return options
 
 
+def encoder_sources(encoder: Any) -> list[str | None]:
+    """What each part of ``encoder`` was read from, as its fingerprint names it: the sha256 of a word-vector
+    file or of a model directory's files, or a package and version; None where there is no such thing.
+    ``--encoder-path`` must give the same before anything is loaded (:func:`pipeline.spec.check_trusted`)."""
+    found = []
+    for part in getattr(encoder, "parts", None) or [encoder]:
+        identity = getattr(part, "identity", None) or getattr(getattr(part, "vectors", None), "digest", None)
+        found.append(identity if isinstance(identity, str) else None)
+    return found
+
+
 def build(*, encoder: Any, head: dict[str, Any], label_names: list[str], train: dict[str, Any],
           metrics: dict[str, Any], **sections: Any) -> dict[str, Any]:
     """A manifest (without the fields :meth:`Bundle.save` adds: files, versions, created, digest).
@@ -294,7 +313,8 @@ def build(*, encoder: Any, head: dict[str, Any], label_names: list[str], train: 
     if unknown:
         raise ValueError(f"unknown manifest section(s) {unknown}; add them to pipeline.bundle.manifest.SECTIONS.")
     return {
-        "encoder": {"spec": encoder.spec, "fingerprint": encoder.fingerprint, "options": encoder_options(encoder)},
+        "encoder": {"spec": encoder.spec, "fingerprint": encoder.fingerprint, "options": encoder_options(encoder),
+                    "sources": encoder_sources(encoder)},
         "head": {"class_weight": None, "search": None, "cv_accuracy": None, **head},
         "label_names": list(label_names),
         "train": train,
@@ -321,9 +341,15 @@ def _canonical(manifest: Mapping[str, Any]) -> bytes:
 
 
 def signing_key() -> bytes | None:
-    """The HMAC key from ``$REVIEW_TRANSFER_SIGNING_KEY``, or None when unset or empty."""
+    """The HMAC key from ``$REVIEW_TRANSFER_SIGNING_KEY``, or None when unset. Set but empty (or only
+    spaces) is a ManifestError: it would otherwise switch signing off without a word."""
     key = os.environ.get(SIGNING_KEY_ENV)
-    return key.encode("utf-8") if key else None
+    if key is None:
+        return None
+    if not key.strip():
+        raise ManifestError(f"${SIGNING_KEY_ENV} is set but empty: set it to your key, or unset it "
+                            f"(`unset {SIGNING_KEY_ENV}`) to save and load bundles without signatures.")
+    return key.encode("utf-8")
 
 
 def seal(manifest: dict[str, Any]) -> dict[str, Any]:

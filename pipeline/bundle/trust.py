@@ -84,6 +84,7 @@ class Trust:
     encoder_path: Path | None = None
     trust_all: bool = False
     where: str = field(default="", compare=False)  # the manifest, for messages
+    sources: tuple[str | None, ...] = ()  # what the bundle records each part was read from (its sha256)
 
     @property
     def restricted(self) -> bool:
@@ -108,19 +109,56 @@ class Trust:
 USER = Trust()
 
 
+PICKLE_SUFFIXES = (".kv", ".model", ".pkl", ".pickle")  # gensim's own format is a pickle: loading it can run code
+
+
+def is_pickle(path: str | Path) -> bool:
+    """Whether ``path`` names a file gensim would unpickle (``.kv``, ``.model``, ...)."""
+    return str(path).lower().endswith(PICKLE_SUFFIXES)
+
+
 def check_trusted(spec: EncoderSpec, trust: Trust) -> None:
-    """Raise :class:`SpecError` if ``spec`` (every part) may not resolve under ``trust``; reads no file
-    beyond checking that the bundle's own files exist, touches no network and runs no code."""
+    """Raise :class:`SpecError` if ``spec`` (every part) may not resolve under ``trust``; touches no
+    network and runs no code. ``--encoder-path`` is hashed here, before anything loads it: it must have
+    the sha256 the bundle records for the part it stands in for, and must not be a pickle."""
     if not trust.restricted:
         return
-    outside = [p for i, p in enumerate(spec.parts or (spec,)) if _outside_bundle(p, i, trust)]
+    parts = spec.parts or (spec,)
+    outside = [i for i, p in enumerate(parts) if _outside_bundle(p, i, trust)]
     if len(outside) > 1 and trust.encoder_path is not None:
         raise SpecError(f"{trust.where}: the encoder has {len(outside)} parts outside the bundle "
-                        f"({', '.join(p.name for p in outside)}); --encoder-path stands in for one. "
+                        f"({', '.join(parts[i].name for i in outside)}); --encoder-path stands in for one. "
                         "Pass --trust-encoder if you made this bundle.")
-    for part in outside:
+    for index in outside:
         if trust.encoder_path is None:
-            raise SpecError(_refusal(part, trust))
+            raise SpecError(_refusal(parts[index], trust))
+        _check_encoder_path(parts[index], index, trust)
+
+
+def _check_encoder_path(part: EncoderSpec, index: int, trust: Trust) -> None:
+    """SpecError unless ``--encoder-path`` is no pickle and hashes to what the bundle records for ``part``."""
+    from pipeline.encoders.base import dir_digest, sha256_file
+
+    given = Path(trust.encoder_path or "")
+    where = f"{trust.where or 'bundle'}: --encoder-path {given}"
+    if is_pickle(given) or is_pickle(part.arg):
+        raise SpecError(f"{where}: {part.name!r} is a pickle (gensim .kv/.model); loading one can run code, so a "
+                        "bundle never loads it. Refit the bundle on the vectors saved in word2vec format "
+                        "(KeyedVectors.save_word2vec_format, binary or text).")
+    recorded = trust.sources[index] if index < len(trust.sources) else None
+    if recorded is None:
+        raise SpecError(f"{where}: the bundle records no sha256 of the {part.kind} files it was fitted on (it "
+                        "was saved before they were recorded), so the file cannot be checked before it loads. "
+                        "Refit the bundle, or pass --trust-encoder if you made it.")
+    if part.kind in ("w2v", "glove") and not given.is_file():
+        raise SpecError(f"{where}: not a file; {part.name!r} is a word-vector file: give that file.")
+    if part.kind in ("st", "hf") and not given.is_dir():
+        raise SpecError(f"{where}: not a directory; {part.name!r} is a model directory: give that directory.")
+    found = sha256_file(given) if given.is_file() else dir_digest(given)
+    if found != recorded:
+        raise SpecError(f"{where}: sha256 {found[:16]}... is not that of the {part.kind} files the bundle was "
+                        f"fitted on ({recorded[:16]}...); nothing was loaded. Give the file or directory it was "
+                        "fitted with.")
 
 
 def _outside_bundle(part: EncoderSpec, index: int, trust: Trust) -> bool:
@@ -154,11 +192,13 @@ def _refusal(part: EncoderSpec, trust: Trust) -> str:
             and not part.arg.startswith("."):
         what = (f"the hub model {part.arg!r}: bundles never download. Pass --encoder-path DIR with a local "
                 "copy, or --trust-encoder if you made this bundle.")
+    elif is_pickle(part.arg):
+        what = (f"{part.arg!r}, a pickle outside the bundle (gensim .kv): loading it can run code, so a bundle "
+                "never loads one. Refit the bundle on vectors saved in word2vec format "
+                "(KeyedVectors.save_word2vec_format).")
     else:
-        pickle = " (a gensim .kv file is a pickle: loading it can run code)" if part.arg.lower().endswith(
-            (".kv", ".model", ".pkl", ".pickle")) else ""
-        what = (f"{part.arg!r}, outside the bundle{pickle}. Pass --encoder-path PATH to use that model or file, "
-                "or --trust-encoder if you made this bundle.")
+        what = (f"{part.arg!r}, outside the bundle. Pass --encoder-path PATH to use that model or file (its sha256 "
+                "must match the one the bundle records), or --trust-encoder if you made this bundle.")
     return f"{trust.where or 'bundle'}: refusing encoder {part.name!r}: it names {what}"
 
 

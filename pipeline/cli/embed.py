@@ -94,10 +94,18 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
             warn_language(enc, list(itertools.islice(itertools.chain.from_iterable(batches()), SAMPLE)))
             report = fill_stream(cache, enc, batches())
         if not report.texts:
-            raise click.ClickException(f"{source}: no non-empty texts in column {opts['text_col']!r}.")
+            raise click.ClickException(_no_texts(source, opts["text_col"]))
         click.echo(report.summary())
         if engine == "local" and hasattr(enc, "length_stats"):
             click.echo("  " + enc.length_stats(itertools.chain.from_iterable(batches())).line())
+
+
+def _no_texts(source: str, text_col: str) -> str:
+    """Why ``embed`` found nothing to encode, in the words the other commands use for the same file."""
+    from pipeline.data.dataset import read_texts
+
+    rows = read_texts(source, text_col)  # raises "no rows found" for an empty file, as load does
+    return f"{source}: all {len(rows)} texts in column {text_col!r} are empty."
 
 
 def _text_batches(source: str, opts: dict[str, Any], labelled_source: bool = True) -> Any:

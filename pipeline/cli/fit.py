@@ -66,7 +66,12 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     prompt_set = resolve_prompts(prompts)
     spec = EncoderOptions((encoder,), long=long_text, max_length=max_length, precision=precision, pooling=pooling,
                           backend=backend, quantize=quantize, cache_dir=cache_dir).parsed()[0]
+    from pipeline.bundle.manifest import signing_key
+
+    signing_key()  # an empty key fails before the work, not at the save
     ds = load_source(source, **opts)
+    if ds.report.label_line():  # values merged into a class (--positive) or renamed
+        click.echo(f"{source}: label values {ds.report.label_line()}", err=True)
     encoder = spec
     if backend != "torch":  # exported backends: guarded on the texts of SOURCE, recorded in the bundles
         from pipeline.encoders.probe import guarded_encoder
@@ -96,7 +101,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
 
 
 @click.command()
-@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("bundle", type=click.Path(file_okay=False))  # a missing one may be a swap to recover
 @click.argument("texts", nargs=-1)
 @click.option("--input", "input_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="File of texts to label (.csv/.tsv/.jsonl/.json/.parquet): one output row per input row, in order.")
@@ -110,7 +115,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
 @_handle_errors
 def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_col: str, output: str | None,
             long_text: str | None, max_length: int | None, prior: float | None, adapt_prior: bool,
-            encoder_path: str | None, trust_encoder: bool,
+            encoder_path: str | None, trust_encoder: bool, allow_legacy: bool,
             cache_dir: str | None) -> None:
     """Label TEXTS (or the texts of --input) with the model BUNDLE: label and probability of positive.
 
@@ -129,7 +134,7 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
     if input_file:
         texts = tuple(read_texts(input_file, text_col))
     model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length,
-                        encoder_path=encoder_path, trust_encoder=trust_encoder)
+                        encoder_path=encoder_path, trust_encoder=trust_encoder, allow_legacy=allow_legacy)
     model.use_cache = input_file is not None  # TEXT arguments are new: encoding them beats opening the cache
     rows, adapted, shift = label_texts(model, texts, prior=prior, adapt_prior=adapt_prior)
     if adapted is not None:
@@ -148,7 +153,7 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
 
 
 @click.command()
-@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("bundle", type=click.Path(file_okay=False))  # a missing one may be a swap to recover
 @click.argument("source")
 @source_options
 @click.option("--split", "which", type=click.Choice(["test", "all"]), default="test", show_default=True,
@@ -161,7 +166,7 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
 @_handle_errors
 def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str | None, max_length: int | None,
              prior: float | None, adapt_prior: bool, encoder_path: str | None, trust_encoder: bool,
-             cache_dir: str | None, **opts: Any) -> None:
+             allow_legacy: bool, cache_dir: str | None, **opts: Any) -> None:
     """Score BUNDLE on the labelled SOURCE: accuracy, macro-F1, ROC-AUC, log-loss, ECE, confusion matrix.
 
     Any labelled file works, e.g. reviews from another site, to measure out-of-domain transfer. The
@@ -176,5 +181,5 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
     ds = evaluation_set(source, load_source(source, **opts), which)  # a bad SOURCE fails before the model loads
     scores, label_names = evaluate_bundle(Evaluation(
         bundle, ds, cache_dir=cache_dir, long_text=long_text, max_length=max_length, encoder_path=encoder_path,
-        trust_encoder=trust_encoder, prior=prior, adapt_prior=adapt_prior))
+        trust_encoder=trust_encoder, allow_legacy=allow_legacy, prior=prior, adapt_prior=adapt_prior))
     click.echo(json.dumps(scores, indent=2) if as_json else format_scores(scores, label_names))

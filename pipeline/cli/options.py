@@ -165,14 +165,18 @@ def _prior_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _trust_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --encoder-path and --trust-encoder: what a bundle's encoder may resolve to beyond packaged
-    models and the bundle's own encoder/ directory."""
+    """Add --encoder-path, --trust-encoder and --allow-legacy: what a bundle's encoder may resolve to beyond
+    packaged models and the bundle's own encoder/ directory, and whether an unsealed format-1 bundle loads."""
     func = click.option("--trust-encoder", is_flag=True,
                         help="Resolve the bundle's encoder spec as if you typed it: its local paths, hub names, "
                              "pickled .kv files, retraining w2v-train from SOURCE. Only for bundles you made.")(func)
+    func = click.option("--allow-legacy", is_flag=True,
+                        help="Load a format-1 bundle (review-transfer 0.3), whose manifest has no digest: edits to "
+                             "it go unnoticed. Only for bundles that never left your hands.")(func)
     return click.option("--encoder-path", default=None, type=click.Path(exists=True),
-                        help="The model directory or vector file to use for a bundle whose encoder was a path "
-                             "outside it (st:, hf:, w2v:, glove:); its fingerprint must still match.")(func)
+                        help="The model directory or word2vec/GloVe text file to use for a bundle whose encoder "
+                             "was a path outside it (st:, hf:, w2v:, glove:); its sha256 must match the one the "
+                             "bundle records, checked before loading. Never a pickle (.kv).")(func)
 
 
 # ---------------------------------------------------------------------------------------------- stage one

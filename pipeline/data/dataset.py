@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +51,15 @@ class LoadReport:
     conflicting_duplicates: int = 0
     conflict_examples: tuple[str, ...] = ()
     other_dropped: dict[str, int] = field(default_factory=dict)
+    label_values: tuple[tuple[str, int, str], ...] = ()  # (raw value, kept rows, class name it became)
+
+    def label_line(self) -> str:
+        """Each raw label value, its count among the kept rows and the class it became, e.g.
+        ``'5' 120 -> 5, '4' 80 -> not 5``; empty for unlabelled data, and where every value is a class
+        name of its own (``fresh``/``rotten``: nothing was merged or renamed)."""
+        if all(value == name for value, _, name in self.label_values):
+            return ""
+        return ", ".join(f"{value!r} {count} -> {name}" for value, count, name in self.label_values)
 
 
 @dataclass(frozen=True)
@@ -221,9 +231,12 @@ def _build(
     if not texts:
         raise DataError(f"{where}: all {rows} texts in column {text_col!r} are empty.")
     labels, label_names = (None, ("negative", "positive"))
+    values: tuple[tuple[str, int, str], ...] = ()
     if has_labels:
         labels, label_names = _normalise_labels(raw_labels, where, label_col, positive)
-    report = LoadReport(rows, empty, dups, conflicts, tuple(conflict_examples), dict(skip or {}))
+        became = dict(zip(raw_labels, labels.tolist()))
+        values = tuple((v, n, label_names[became[v]]) for v, n in Counter(raw_labels).most_common())
+    report = LoadReport(rows, empty, dups, conflicts, tuple(conflict_examples), dict(skip or {}), values)
     merged = [aliases.root(g) for g in groups] if group_col else None
     return Dataset(texts, labels, merged, label_names, name, report)
 

@@ -49,6 +49,9 @@ def file_path(source: str) -> Path:
     path = Path(source)
     if not path.exists():
         raise DataError(f"{source}: no such file. Give a path to a {'/'.join(FORMATS)} file, 'rt' or 'hf:NAME'.")
+    if not path.is_file():
+        what = "a directory" if path.is_dir() else "not a regular file"
+        raise DataError(f"{source}: is {what}, not a data file. Give a path to a {'/'.join(FORMATS)} file inside it.")
     if path.suffix.lower() not in FORMATS:
         raise DataError(
             f"{source}: unknown format {path.suffix!r}; expected one of {', '.join(FORMATS)} "
@@ -156,6 +159,9 @@ def label_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:
     if is_missing(value) or (isinstance(value, str) and not value.strip()):
         shown = f" ({value.strip()!r})" if isinstance(value, str) and value.strip() else ""
         raise DataError(f"{where}: {unit} {pos}, column {col!r} has no label{shown}. Label or remove that row.")
+    if not isinstance(value, (str, int, float)):  # bool is an int
+        raise DataError(f"{where}: {unit} {pos}, column {col!r} is {type(value).__name__} ({value!r:.40}); expected "
+                        "one label per row (a string or a number). Pass the label column with --label-col.")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).strip()

@@ -38,6 +38,7 @@ def format_summary(ds: Dataset, pool: Dataset, test: Dataset, n_rows: int = 5) -
         + (f" ({r.conflicting_duplicates} with conflicting labels, first kept)" if r.conflicting_duplicates else "")
         + "".join(f", {n} {what}" for what, n in r.other_dropped.items()),
         f"labels        {_balance(ds)}",
+        *([f"label values  {r.label_line()}"] if r.label_line() else []),
         f"words/text    min {words.min()}, median {int(np.median(words))}, mean {words.mean():.1f}, max {words.max()}",
         f"chars/text    min {chars.min()}, median {int(np.median(chars))}, mean {chars.mean():.1f}, max {chars.max()}",
         f"groups        {_groups(ds)}",

@@ -20,7 +20,22 @@ IGNORED_FILES = {"README.md", ".gitattributes", "desktop.ini", ".DS_Store"}
 
 
 class ZeroVectorWarning(UserWarning):
-    """Some texts had nothing the encoder could represent (no known word) and got zero vectors."""
+    """Some texts had nothing the encoder could represent (no known word) and got zero vectors.
+
+    ``rows`` holds their 0-based positions in the texts encoded, when known, so a caller that dropped
+    rows first (e.g. empty texts) can name the input rows instead."""
+
+    def __init__(self, message: str, rows: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.rows = list(rows or [])
+
+
+def zero_rows_message(spec: str, rows: list[int], total: int, what: str) -> str:
+    """The line of a :class:`ZeroVectorWarning`: how many of ``total`` texts got zero vectors, naming
+    the first few of ``rows`` (1-based positions, ``what`` says of what: "texts", "input rows")."""
+    first = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+    return (f"{spec}: {len(rows)} of {total} texts have no word the encoder knows ({what} {first}); their "
+            "vectors are zero, so a model gives them all the same probability.")
 
 
 class Encoder(ABC):

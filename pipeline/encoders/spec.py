@@ -449,5 +449,6 @@ def word_vectors(spec: EncoderSpec, work_dir: Path, trust: Resolution | None = N
         if own is not None:
             return vectors.load_trained(own)
         return vectors.trained_word2vec(spec.arg, work_dir, source_options)
-    path = str(trust.encoder_path) if trust is not None and trust.restricted else spec.arg
-    return vectors.keyed_vectors_file(path, spec.kind)
+    restricted = trust is not None and trust.restricted
+    path = str(trust.encoder_path) if restricted else spec.arg
+    return vectors.keyed_vectors_file(path, spec.kind, allow_pickle=not restricted)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import MissingExtraError, OptionError
-from pipeline.encoders.base import Encoder, ZeroVectorWarning
+from pipeline.encoders.base import Encoder, ZeroVectorWarning, zero_rows_message
 
 POOLINGS = ("tfidf", "mean", "sif")
 SIF_A = 1e-3
@@ -113,12 +113,9 @@ class StaticEncoder(Encoder):
             out -= np.outer(out @ self._common, self._common)
         self.last_stats = {"tokens": n_tokens, "oov_tokens": n_oov, "empty_rows": int(empty.sum())}
         if empty.any():
-            first = np.flatnonzero(empty)[:5].tolist()
-            warnings.warn(
-                f"{self.spec}: {int(empty.sum())} of {len(texts)} texts have no word in the vocabulary "
-                f"(rows {first}{'...' if empty.sum() > 5 else ''} of this batch); their vectors are zero.",
-                ZeroVectorWarning, stacklevel=3,
-            )
+            zero = np.flatnonzero(empty)
+            message = zero_rows_message(self.spec, (zero + 1).tolist(), len(texts), "texts")
+            warnings.warn(ZeroVectorWarning(message, zero.tolist()), stacklevel=3)
         if progress is not None:
             progress(len(texts))
         return out.astype(np.float32)

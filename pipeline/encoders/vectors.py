@@ -73,17 +73,21 @@ def _glove_words(index: Path, copy: Path | None, n_rows: int) -> list[str]:
     return words
 
 
-def keyed_vectors_file(path: str, kind: str) -> WordVectors:
+def keyed_vectors_file(path: str, kind: str, *, allow_pickle: bool = True) -> WordVectors:
     """Vectors from a file gensim reads: ``kind`` ``w2v`` (word2vec text/binary, or gensim ``.kv``) or ``glove``.
 
     word2vec files ending in ``.bin`` (or ``.bin.gz``) are read as binary; GloVe text files have no header.
+    A gensim ``.kv``/``.model`` file is a pickle: refused unless ``allow_pickle`` (a spec the user typed).
     """
-    from gensim.models import KeyedVectors
-
     file = Path(path)
     if not file.is_file():
         raise NotFoundError(f"{kind}:{path}: no such file; give the path of a word-vector file.")
     name = file.name.lower()
+    if name.endswith((".kv", ".model")) and not allow_pickle:
+        raise OptionError(f"{kind}:{path}: a gensim pickle, which a bundle never loads (it can run code); use "
+                          "vectors in word2vec text or .bin format.")
+    from gensim.models import KeyedVectors
+
     try:
         if name.endswith((".kv", ".model")):
             kv = KeyedVectors.load(str(file), mmap="r")

@@ -175,7 +175,7 @@ def plain_skops(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             schema = json.loads(z.read("schema.json"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    except (OSError, KeyError, ValueError, RecursionError, zipfile.BadZipFile):
         return False
     return all(node in PLAIN_NODES for node in _nodes(schema))
 

@@ -53,7 +53,7 @@ def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prio
 @dataclass(frozen=True)
 class Evaluation:
     """What ``evaluate`` scores: the bundle at ``bundle`` (loaded with ``cache_dir``, the encoder overrides
-    ``long_text``/``max_length`` and the trust options ``encoder_path``/``trust_encoder``) on the labelled
+    ``long_text``/``max_length`` and the trust options ``encoder_path``/``trust_encoder``/``allow_legacy``) on the labelled
     ``data``, read and validated by the one reader before the model loads; with ``prior``/``adapt_prior``,
     also after class-prior adaptation."""
 
@@ -64,6 +64,7 @@ class Evaluation:
     max_length: int | None = None
     encoder_path: str | Path | None = None
     trust_encoder: bool = False
+    allow_legacy: bool = False
     prior: float | None = None
     adapt_prior: bool = False
 
@@ -72,5 +73,5 @@ def evaluate_bundle(job: Evaluation) -> tuple[dict[str, Any], tuple[str, str]]:
     """(scores, label names): load the bundle of ``job`` and :func:`score` it on ``job.data``. The texts
     go down once: bundle -> embedding store (checked there) -> encoder; the scores come back up."""
     bundle = Bundle.load(job.bundle, cache_dir=job.cache_dir, long_text=job.long_text, max_length=job.max_length,
-                         encoder_path=job.encoder_path, trust_encoder=job.trust_encoder)
+                         encoder_path=job.encoder_path, trust_encoder=job.trust_encoder, allow_legacy=job.allow_legacy)
     return score(bundle, job.data, prior=job.prior, adapt_prior=job.adapt_prior), bundle.label_names

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 
 from pipeline import OptionError
 from pipeline.bundle.bundle import Bundle
+from pipeline.encoders.base import ZeroVectorWarning, zero_rows_message
 from pipeline.predict.prior import Adapted, PriorModel
 from pipeline.data.readers import DataError
 from pipeline.predict.shift import MIN_TEXTS as MIN_SHIFT_TEXTS
@@ -65,7 +67,16 @@ def label_texts(bundle: Bundle, texts: Sequence[str], *, prior: float | None = N
     if not idx:
         raise DataError(f"all {len(texts)} texts are empty; nothing to label.")
     kept = [texts[i] for i in idx]
-    p, adapted, shift = positive_proba(bundle, kept, prior=prior, adapt_prior=adapt_prior)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ZeroVectorWarning)
+        p, adapted, shift = positive_proba(bundle, kept, prior=prior, adapt_prior=adapt_prior)
+    for w in caught:  # zero vectors named by input row (1-based, empty texts counted), others as they came
+        if isinstance(w.message, ZeroVectorWarning) and w.message.rows:
+            rows = [idx[r] + 1 for r in w.message.rows]
+            message = zero_rows_message(bundle.manifest["encoder"]["spec"], rows, len(kept), "input rows")
+            warnings.warn(ZeroVectorWarning(message, rows), stacklevel=2)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     names = bundle.label_names
     labelled = {
         i: {"text": t, "label": names[int(q >= 0.5)], "p_positive": round(float(q), 6)}

@@ -15,6 +15,15 @@ with :func:`os.replace`, so a reader or a later run sees it whole or not at all.
 of rows becomes one shard; compaction merges the main file and the shards into a new main file
 (again tmp + replace) whose ``merged_upto`` says which shards it absorbed, so shards a crash left
 behind are never read twice. ``kill -9`` at any moment therefore loses at most the chunk being encoded.
+
+A text's row does not depend on the chunk it was encoded in: the cache keeps the first vector written,
+so what it stores must not depend on earlier runs' chunk sizes. Word-vector encoders see each text
+alone. Transformer encoders (torch) pad each model input to a width its own length decides (a multiple
+of 16 tokens, :data:`pipeline.encoders.transformer.WIDTH_STEP`) and batch only inputs of one width, so
+under bf16 or fp16 autocast, where rounding follows the padded width, a text gets the same bits in a
+chunk of 50 as in one of 1,000 (tested). That is batching made deterministic, not a tolerance, on one
+machine and thread count; another CPU or GPU kernel may round differently, within the cosine of 0.999
+to fp32 that ``precision=auto`` requires (two machines sharing a cache can hold rows that differ there).
 """
 
 from __future__ import annotations
@@ -671,16 +680,12 @@ class EmbeddingCache:
 
 def _warn_zero_rows(spec: str, vectors: np.ndarray) -> None:
     """One ZeroVectorWarning naming how many rows of ``vectors`` are all zero, and the first of them."""
-    from pipeline.encoders.base import ZeroVectorWarning
+    from pipeline.encoders.base import ZeroVectorWarning, zero_rows_message
 
     zero = np.flatnonzero(~vectors.any(axis=1))
     if len(zero):
-        first = zero[:5].tolist()
-        warnings.warn(
-            f"{spec}: {len(zero)} of {len(vectors)} texts have no word the encoder knows (texts {first}"
-            f"{'...' if len(zero) > 5 else ''}); their vectors are zero, so a model gives them all the same "
-            "probability.", ZeroVectorWarning, stacklevel=3,
-        )
+        warnings.warn(ZeroVectorWarning(zero_rows_message(spec, (zero + 1).tolist(), len(vectors), "texts"),
+                                        zero.tolist()), stacklevel=3)
 
 
 def file_meta(encoder: Encoder) -> dict[str, Any]:
