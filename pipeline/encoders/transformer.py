@@ -27,7 +27,9 @@ from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, 
 HF_POOLINGS = ("mean", "cls")
 # Model inputs are padded to a multiple of this many tokens and batched by that width (see _width). Under
 # bf16 autocast, MiniLM gave 600 RT texts encoded 50 at a time and all at once bit-identical vectors with
-# it, and 224 of 600 identical without it (max difference 1.1e-3; 2-core AVX-512 CPU, 2026-12-06).
+# it, and 224 of 600 identical without it (max difference 1.1e-3; 2-core AVX-512 CPU, 2026-12-06). Not in
+# the fingerprint: the vectors stay those of the same model within bf16 rounding, so bundles and caches
+# made before keep loading; rows they cached under bf16 may differ from today's by that much.
 WIDTH_STEP = 16
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,6 @@ class TransformerEncoder(Encoder):
             "precision": self.precision,
             "library": f"{self.library}=={version(self.library)}",
             "long_text": self.windowing.params(),
-            # reduced precision rounds by the padded width: vectors batched by width are new vectors
-            **({"width_step": WIDTH_STEP} if self.precision != "fp32" else {}),
         }
 
     def describe(self) -> str:

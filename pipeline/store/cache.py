@@ -24,6 +24,7 @@ under bf16 or fp16 autocast, where rounding follows the padded width, a text get
 chunk of 50 as in one of 1,000 (tested). That is batching made deterministic, not a tolerance, on one
 machine and thread count; another CPU or GPU kernel may round differently, within the cosine of 0.999
 to fp32 that ``precision=auto`` requires (two machines sharing a cache can hold rows that differ there).
+The fingerprint does not record the batching, so rows an earlier version cached under bf16 are served.
 """
 
 from __future__ import annotations
