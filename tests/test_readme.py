@@ -1,4 +1,5 @@
-"""The README's shell blocks run as written, its shown output is real, and the docs' links resolve.
+"""The README's shell blocks run as written and its shown output is real; across README.md and docs/, links
+resolve, every `review-transfer` command names real options and every Python example's import exists.
 
 Every ```bash block of README.md carries a marker comment on the line before it:
 
@@ -215,3 +216,45 @@ def test_docs_python_imports_exist():
             missing.append(f"{where} line {line}: {e}")
     assert python_imports(), "no Python examples found in the docs"
     assert not missing, missing
+
+
+def docs_commands() -> list[tuple[str, int, str]]:
+    """(file, line, command) of every ``review-transfer ...`` line in the docs' shell blocks."""
+    found = []
+    for path in markdown_files():
+        for block in blocks(path):
+            if block.lang not in SHELLS:
+                continue
+            for offset, line in enumerate(block.text.replace("\\\n", " ").splitlines(), 1):
+                line = line.split(" # ")[0].strip()
+                if line.startswith("review-transfer "):
+                    found.append((str(path.relative_to(ROOT)), block.line + offset, line))
+    return found
+
+
+def test_docs_commands_name_real_options():
+    """Every command in the docs parses: its command, subcommand and flags exist (files it names need not)."""
+    import shlex
+
+    import click
+
+    from pipeline.cli import main
+
+    wrong = []
+    for where, line, command in docs_commands():
+        args = shlex.split(command)[1:]
+        try:
+            ctx = main.make_context("review-transfer", list(args))
+            cmd, rest = main.get_command(ctx, args[0]), args[1:]
+            if isinstance(cmd, click.Group):
+                cmd, rest = cmd.get_command(ctx, rest[0]), rest[1:]
+            if cmd is None:
+                raise click.UsageError(f"no such command: {args[:2]}")
+            cmd.make_context(args[0], rest)
+        except click.BadParameter as e:
+            if "does not exist" not in str(e):  # a file the example names, e.g. reviews.csv, is fine
+                wrong.append(f"{where} line {line}: {command}: {e}")
+        except click.UsageError as e:
+            wrong.append(f"{where} line {line}: {command}: {e}")
+    assert docs_commands(), "no review-transfer commands found in the docs"
+    assert not wrong, wrong
