@@ -1,13 +1,14 @@
 """Cold ``predict`` of one review in a fresh process: wall time per bundle kind, and what it imported.
 
-Fits three logreg bundles on 300 RT texts (GloVe; MiniLM torch; MiniLM onnx) into a temporary directory,
+Fits four logreg bundles on 300 RT texts (GloVe; MiniLM torch; MiniLM onnx; the default) into a temporary directory,
 then runs ``python -m pipeline predict BUNDLE "<new text>"`` in fresh processes, ``--runs`` rounds that
 take the bundles in turn (so a change in machine load falls on all of them alike), a new text every run
 (so the encoder really runs), after one untimed warm-up run each (the OS file cache, the GloVe word list
 copy, the package's byte-code: ``PYTHONDONTWRITEBYTECODE`` is dropped for the children). Prints the median wall and CPU seconds, which heavy libraries the process imported, and the load
-average. Targets (issue 19): < 1.5 s with an ONNX encoder, < 1 s with GloVe.
+average. Targets: < 1.5 s with an ONNX encoder, < 1 s with GloVe and with the default bundle (mpnet under
+backend auto, as `fit` makes it with no options).
 
-Run:  .venv/bin/python benchmarks/bench_predict.py [--runs 5]
+Run:  .venv/bin/python benchmarks/bench_predict.py [--runs 5] [--bundle "default (mpnet, auto)"]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "skops", "scipy", "pandas", "h5py", "pyarrow",
-         "onnxruntime")
+         "onnxruntime", "openvino")
 # the CLI, then the heavy top-level packages left in sys.modules, on stderr's last line
 CHILD = f"""
 import atexit, sys
@@ -39,17 +40,21 @@ main()
 CHILD_ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PYTHONPATH": str(ROOT)}
 
 
-def fit_bundles(work: Path, cache: str) -> dict[str, Path]:
+def fit_bundles(work: Path, cache: str, only: list[str]) -> dict[str, Path]:
     from pipeline.data.dataset import load, sample_budget, split
     from pipeline.encoders import get_encoder
+    from pipeline.encoders.auto import auto_encoder
+    from pipeline.encoders.spec import DEFAULT_ENCODER
     from pipeline.fit.train import iter_fit
 
     train = sample_budget(split(load("rt"))[0], 300, seed=0)
-    kinds = {"GloVe": get_encoder("glove-6b-50d", work_dir=cache),
-             "MiniLM, onnx": get_encoder("minilm", backend="onnx", work_dir=cache),
-             "MiniLM, torch": get_encoder("minilm", device="cpu", work_dir=cache)}
-    return {name: next(iter_fit(train, encoder=enc, cache_dir=cache)).save(work / name.replace(", ", "-"))
-            for name, enc in kinds.items()}
+    kinds = {"GloVe": lambda: get_encoder("glove-6b-50d", work_dir=cache),
+             "MiniLM, onnx": lambda: get_encoder("minilm", backend="onnx", work_dir=cache),
+             "MiniLM, torch": lambda: get_encoder("minilm", device="cpu", work_dir=cache),
+             # what `fit` makes with no --encoder and no --backend: mpnet under backend auto
+             "default (mpnet, auto)": lambda: auto_encoder(DEFAULT_ENCODER, train.texts, {"work_dir": cache})[0]}
+    return {name: next(iter_fit(train, encoder=make(), cache_dir=cache)).save(work / _slug(name))
+            for name, make in kinds.items() if not only or name in only}
 
 
 def run_once(bundle: Path, cache: str, text: str) -> tuple[float, float, str]:
@@ -67,11 +72,13 @@ def run_once(bundle: Path, cache: str, text: str) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--bundle", action="append", dest="only", default=[],
+                        help="Only this bundle kind (repeatable), e.g. 'default (mpnet, auto)'.  [default: all]")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cache = os.environ.get("REVIEW_TRANSFER_CACHE") or str(work / "cache")
-        bundles = fit_bundles(work, cache)
+        bundles = fit_bundles(work, cache, args.only)
         for path in bundles.values():
             run_once(path, cache, "A warm-up review.")
         print(f"load average before: {_load()}")
@@ -85,6 +92,10 @@ def main() -> None:
             print(f"| {name} | {statistics.median(t[0] for t in rows):.2f} | {statistics.median(t[1] for t in rows):.2f} "
                   f"| {rows[-1][2]} | {len(rows)} |")
         print(f"load average after: {_load()}")
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name).strip("-")
 
 
 def _load() -> str:

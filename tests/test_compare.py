@@ -19,7 +19,7 @@ from helpers import write_reviews_csv
 import pipeline.encoders
 from pipeline.cli import main
 from pipeline.study.compare import Execution, ResultsLog, StudyPlan, run_compare
-from pipeline.data.dataset import DataError, load, parse_budgets
+from pipeline.data.dataset import DataError, budget_indices, load, parse_budgets, split
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 from pipeline.study.report import summarise, write_report
 
@@ -107,12 +107,16 @@ def test_more_seeds_computes_only_new_cells_and_encodes_each_text_once(rt_csv, t
     execution = Execution(out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
     first = run_compare(ds, plan, execution)
     assert len(first) == 2 * 2 * 2
-    texts = [*ds.texts, *DEFAULT_PROMPTS.texts]  # the prompts of the linear heads' prompt prior too
-    assert sorted(encoded) == sorted(set(texts)) and len(encoded) == len(texts)
+    pool, test = split(ds)
+    read = {pool.texts[i] for b in (16, 64) for s in (0, 1) for i in budget_indices(pool, b, s)}
+    # what the cells read (their samples, the test split, the prompts of the linear heads' prompt prior), once
+    assert read | set(test.texts) | set(DEFAULT_PROMPTS.texts) <= set(encoded) <= set(ds.texts) | set(DEFAULT_PROMPTS.texts)
+    assert len(encoded) == len(set(encoded))
 
     before = ResultsLog(tmp_path / "r").path.read_text()
     rows = run_compare(ds, replace(plan, seeds=3), execution)
-    assert len(encoded) == len(texts), "a warm cache must not encode again"
+    assert len(encoded) == len(set(encoded)), "a warm cache must not encode again"
+    assert {pool.texts[i] for b in (16, 64) for i in budget_indices(pool, b, 2)} <= set(encoded)
     assert ResultsLog(tmp_path / "r").path.read_text().startswith(before)
     assert sorted(r["seed"] for r in rows[len(first):]) == [2, 2, 2, 2]
 

@@ -16,7 +16,7 @@ from pipeline.data.dataset import DataError, load, split
 from pipeline.encoders import get_encoder
 from pipeline.heads.registry import HEADS, HeadError
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
-from pipeline.encoders.spec import DEFAULT_ENCODER
+from pipeline.encoders.spec import DEFAULT_ENCODER, parse_spec
 from pipeline.fit.train import FitPlan, bundle_name, fit, iter_fit
 
 ENCODER = "glove-6b-50d"
@@ -213,13 +213,17 @@ def test_predict_refuses_a_tampered_bundle_cleanly(fitted_dir, tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_fit_without_encoder_uses_the_default_mpnet(reviews_csv, tmp_path):
-    """No --encoder: all-mpnet-base-v2 (the real model, 40 labels), the most accurate packaged encoder."""
+    """No --encoder: all-mpnet-base-v2 (the real model, 40 labels), the most accurate packaged encoder, under
+    backend auto (exported once into the cache, probed against torch fp32, recorded in the bundle)."""
     res = invoke("fit", reviews_csv, "--group-col", "movie", "--budget", "40", "--cache-dir", tmp_path / "cache",
                  "--out", tmp_path / "m")
     assert res.exit_code == 0, res.output
+    assert "mpnet: backend auto runs openvino " in res.output and "median cosine" in res.output
     bundle = Bundle.load(next((tmp_path / "m").iterdir()))
-    assert bundle.manifest["encoder"]["spec"] == DEFAULT_ENCODER == "mpnet"
+    assert parse_spec(bundle.manifest["encoder"]["spec"]).name == DEFAULT_ENCODER == "mpnet"
+    assert bundle.manifest["encoder"]["options"]["backend"] == "openvino"
     assert bundle.estimator.n_features_in_ == 768
     assert bundle.manifest["metrics"]["test"]["accuracy"] > 0.6  # mpnet scores about 0.8 on RT at 40 labels
 

@@ -136,7 +136,7 @@ def long_csv(rt, long_docs, tmp_path):
 
 def test_embed_reports_long_texts_and_share_seen(long_csv, tmp_path):
     result = CliRunner().invoke(main, ["embed", str(long_csv), "--encoder", "minilm", "--max-length", "24",
-                                       "--long", "truncate", "--cache-dir", str(tmp_path / "cache")])
+                                       "--long", "truncate", "--backend", "torch", "--cache-dir", str(tmp_path / "cache")])
     assert result.exit_code == 0, result.output
     assert re.search(r"long texts: [1-7] of 7 exceed the window of 22 word pieces \(longest \d+\); truncate sees "
                      r"\d+\.\d% of word pieces on average", result.output), result.output

@@ -13,9 +13,23 @@ from pipeline.encoders.spec import DEFAULT_ENCODER
 
 _STRATEGY_HELP = "; ".join(f"{name}: {what}" for name, what in STRATEGIES.items())
 _encoder_option = click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
-                               help="Encoder spec whose vectors the strategy works on.")
+                               help="Encoder spec whose vectors the strategy works on; transformers run under backend auto "
+                                    "(see embed --backend), e.g. mpnet[backend=torch] for torch.")
 _strategy_option = click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=DEFAULT_STRATEGY,
                                 show_default=True, help=_STRATEGY_HELP)
+
+
+def _encoder(raw: str, texts: list[str], cache_dir: str | None, opts: dict[str, Any]) -> Any:
+    """The encoder of spec ``raw``: a transformer under backend auto (``mpnet[backend=torch]`` for torch)."""
+    from pipeline.encoders.auto import command_encoder
+    from pipeline.paths import default_cache_dir
+    from pipeline.encoders.spec import apply_flags
+
+    options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts}
+    encoder, lines = command_encoder(raw, apply_flags([raw])[0], texts, options, backend=None, quantize=None)
+    for line in lines:
+        click.echo(line, err=True)
+    return encoder
 
 
 @click.command()
@@ -52,7 +66,8 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
     from pipeline.predict.predict import write_rows
 
     ds = load_source(source, require_labels=False, **opts)
-    ws = workspace(ds, read_labels(labels_file) if labels_file else None, encoder, cache_dir, source_options=opts)
+    ws = workspace(ds, read_labels(labels_file) if labels_file else None, _encoder(encoder, ds.texts, cache_dir, opts),
+                   cache_dir, source_options=opts)
     rows = suggest_rows(ws, strategy, k, seed=seed, head=head)
     if not rows:
         raise click.ClickException(f"{source}: every text is already labelled; nothing to suggest.")
@@ -102,7 +117,8 @@ def label(source: str, labels_file: str, encoder: str, strategy: str, head: str,
     if not labels_file.endswith(".jsonl"):
         raise click.BadParameter(f"{labels_file}: label writes JSON lines; name the file *.jsonl.", param_hint="--labels")
     ds = load_source(source, require_labels=False, **opts)
-    session = open_session(LabelJob(ds, labels_file, encoder, strategy, head=head, seed=seed, cache_dir=cache_dir,
+    job_encoder = _encoder(encoder, ds.texts, cache_dir, opts)
+    session = open_session(LabelJob(ds, labels_file, job_encoder, strategy, head=head, seed=seed, cache_dir=cache_dir,
                                     source_options=opts))
     counts = ", ".join(f"{n} {name}" for name, n in session.counts().items())
     click.echo(f"{source}: {session.n_source:,} texts; labels so far in {labels_file}: {counts}; strategy {strategy}")

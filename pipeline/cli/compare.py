@@ -7,8 +7,10 @@ from typing import Any
 import click
 
 from pipeline.cli.options import (
-    ENCODER_HELP, _encoder_flags, _engine_options, _handle_errors, _query_options, load_source, prompts_option, source_options,
+    ENCODER_HELP, _backend_options, _encoder_flags, _engine_options, _handle_errors, _query_options, load_source,
+    prompts_option, source_options,
 )
+from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 
 
@@ -36,7 +38,7 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dic
                    "pool (--self-train), over all budgets, 5 seeds (hours). "
                    "Options given explicitly override the preset.")
 @click.option("--encoder", "encoders", multiple=True,
-              help=ENCODER_HELP + " Repeatable: variants of one encoder (minilm[long=truncate] and minilm) are "
+              help=ENCODER_HELP + f" [default: the preset's, else {DEFAULT_ENCODER}] Repeatable: variants of one encoder (minilm[long=truncate] and minilm) are "
                                   "compared side by side, each with its own cache.")
 @_encoder_flags
 @click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable), e.g. logreg, rbf-svm.")
@@ -58,13 +60,15 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dic
 @unlabelled_options
 @_engine_options
 @_query_options
+@_backend_options
 @_handle_errors
 def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: tuple[str, ...],
             finetune: tuple[str, ...], budgets: str | None, seeds: int | None, test_sets: tuple[str, ...],
             out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, adapt_prior: bool, prompts: str, engine: str,
             address: str | None, queries: tuple[str, ...], query_batch: int, query_refit: str, split_name: str,
             precision: str | None,
-            max_length: int | None, pooling: str | None, long_text: str | None, **opts: Any) -> None:
+            max_length: int | None, pooling: str | None, long_text: str | None, backend: str | None,
+            quantize: str | None, min_cosine: float, **opts: Any) -> None:
     """Learning curves: which encoder and head win at each label budget, over several seeds.
 
     Every method trains on the same balanced sample for a given budget and seed (paired), is
@@ -98,9 +102,8 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
 
     prompt_set = resolve_prompts(prompts)
     base = PRESETS[preset] if preset else {"encoders": [], "heads": ["logreg"], "finetune": [], "budgets": "32,128,1000", "seeds": 3}
-    encoders = encoders or tuple(e.replace("{source}", source) for e in base["encoders"])  # in-domain Word2Vec
-    if not encoders:
-        raise click.UsageError("give at least one --encoder (e.g. --encoder minilm) or a --preset.")
+    # in-domain Word2Vec of the preset; no preset and no --encoder: the default encoder, as every command
+    encoders = encoders or tuple(e.replace("{source}", source) for e in base["encoders"]) or (DEFAULT_ENCODER,)
     self_train, unlabelled = pop_unlabelled(opts)
     if split_name != "test" and not queries:
         raise click.UsageError("--split validation is for --query runs; plain compare scores the test split.")
@@ -119,6 +122,10 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     budget_list = parse_budgets(budgets or base["budgets"])
     ds = load_source(source, **opts)
     extra = {Path(p).stem: load_source(p, **opts) for p in test_sets}
+    backends = _frozen_backends(encoders, specs, ds.texts, cache_dir, backend, quantize, min_cosine, opts) \
+        if engine == "local" else {}
+    if queries:  # active compare builds its encoders from specs: name the backends in them
+        specs = [s.with_options(backends[str(s)]) if backends.get(str(s)) else s for s in specs]
     out_dir = Path(out or f"reports/{preset or 'compare'}")
     title = f"compare on {source}" + _transductive_note(ds, unlabelled, extra)
     if queries:  # simulated active learning (pipeline.study.active_compare), always beside balanced random
@@ -133,9 +140,33 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     else:
         plan = StudyPlan(encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],
                          budgets=budget_list, seeds=seeds or base["seeds"], adapt_prior=adapt_prior,
-                         self_train=self_train, prompts=prompt_set)
+                         self_train=self_train, prompts=prompt_set, backends=backends)
         execution = Execution(out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address)
         rows = run_compare(ds, plan, execution, test_sets=extra, unlabelled=unlabelled, source_options=opts)
     summary = write_report(rows, out_dir, title=title, with_plot=not no_plot)
     click.echo(markdown(summary, title=title).split("\n## Time")[0])
     click.echo(f"report: {out_dir / 'report.md'}  ({len(rows)} cells in {out_dir / 'results.jsonl'})")
+
+
+def _frozen_backends(raws: tuple[str, ...], specs: list[Any], texts: list[str], cache_dir: str | None,
+                     backend: str | None, quantize: str | None, min_cosine: float,
+                     opts: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Spec -> ``{"backend", "quantize"}`` the frozen cells of ``compare`` run (backend auto or as given, guarded
+    on ``texts``); fine-tuning cells train the torch model whatever this says."""
+    from pipeline.encoders.auto import command_encoder, wants_auto
+    from pipeline.store.cache import default_cache_dir
+
+    chosen = {}
+    for raw, spec in zip(raws, specs):
+        if not (wants_auto(raw, backend, quantize) or backend not in (None, "torch")):
+            continue
+        options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts}
+        enc, lines = command_encoder(raw, spec, texts, options, backend=backend, quantize=quantize,
+                                     min_median=min_cosine)
+        for line in lines:
+            click.echo(line, err=True)
+        parts = getattr(enc, "parts", None) or [enc]
+        exported = next((p for p in parts if hasattr(p, "export_dir")), None)
+        if exported is not None:
+            chosen[str(spec)] = {"backend": exported.backend, "quantize": exported.quantize}
+    return chosen

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.cli.options import (
     ENCODER_HELP, _backend_options, _cache_dir_option, _encoder_flags, _engine_options, _handle_errors, load_source, source_options,
 )
@@ -15,7 +16,8 @@ from pipeline.cli.options import (
 @click.command()
 @click.argument("source")
 @source_options
-@click.option("--encoder", "encoders", multiple=True, required=True, help=ENCODER_HELP + " Repeatable.")
+@click.option("--encoder", "encoders", multiple=True, default=(DEFAULT_ENCODER,), show_default=True,
+              help=ENCODER_HELP + " Repeatable.")
 @_cache_dir_option
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="Where transformers run.")
@@ -35,7 +37,7 @@ from pipeline.cli.options import (
 @_handle_errors
 def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device: str, precision: str | None,
           max_length: int | None, batch_size: int | None, pooling: str | None, chunk_size: int, long_text: str | None,
-          backend: str, quantize: str, min_cosine: float, engine: str, address: str | None, workers: int | None,
+          backend: str | None, quantize: str | None, min_cosine: float, engine: str, address: str | None, workers: int | None,
           shard_size: int, unlabelled: tuple[str, ...], **opts: Any) -> None:
     """Encode every text of SOURCE (labelled or not) into the embedding cache, once per encoder.
 
@@ -53,10 +55,11 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
     import itertools
 
     from pipeline.store.cache import EmbeddingCache
-    from pipeline.encoders.base import ZeroVectorWarning
-    from pipeline.encoders.probe import guarded_encoder
     from pipeline.data.readers import check_source
-    from pipeline.encoders.spec import EncoderOptions
+    from pipeline.encoders.auto import command_encoder, wants_auto
+    from pipeline.encoders.base import ZeroVectorWarning
+    from pipeline.encoders.registry import is_transformer
+    from pipeline.encoders.spec import EncoderOptions, split_spec
     from pipeline.store.stream import fill_stream
 
     warnings.simplefilter("ignore", ZeroVectorWarning)  # the summary below counts texts with no known word
@@ -65,20 +68,22 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
         return itertools.chain(_text_batches(source, opts), *(_text_batches(u, {"text_col": opts["text_col"]}, False)
                                                                for u in unlabelled))
 
-    options = EncoderOptions(encoders, long=long_text, max_length=max_length, precision=precision, pooling=pooling,
-                             backend=backend, quantize=quantize, cache_dir=cache_dir)
-    specs = options.singles()  # A+B is cached as A and as B
+    specs = [(piece, spec) for raw in encoders for piece in split_spec(raw)  # A+B is cached as A and as B
+             for spec in EncoderOptions((piece,), long=long_text, max_length=max_length, precision=precision,
+                                        pooling=pooling, cache_dir=cache_dir).singles()]
+    specs = list({str(spec): (piece, spec) for piece, spec in specs}.values())
     for path in (source, *unlabelled):  # a missing file fails before any model loads
         check_source(path)
     cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)
     settings = {"device": device, "batch_size": batch_size, "source_options": opts}
-    auto = {"backend": "auto", "quantize": quantize} if backend == "auto" else {}  # chosen per spec by the guard
     # texts the accuracy guard of exported backends samples (and backend auto is chosen on)
-    probe_texts = list(itertools.islice(itertools.chain.from_iterable(batches()), 20_000)) if backend != "torch" else []
-    for spec in specs:
+    probe_texts = list(itertools.islice(itertools.chain.from_iterable(batches()), 20_000)) \
+        if backend != "torch" and any(is_transformer(spec) for _, spec in specs) else []
+    for piece, spec in specs:
         chosen = {}
-        if engine == "local" or backend != "torch":  # ray actors load torch models themselves
-            enc, lines = guarded_encoder(spec, probe_texts, {**settings, **auto, "work_dir": cache.dir}, min_cosine)
+        if engine == "local" or wants_auto(piece, backend, quantize) or backend not in (None, "torch"):
+            enc, lines = command_encoder(piece, spec, probe_texts, {**settings, "work_dir": cache.dir},
+                                         backend=backend, quantize=quantize, min_median=min_cosine)
             for line in lines:
                 click.echo(line, err=True)
             chosen = {"backend": getattr(enc, "backend", "torch"), "quantize": getattr(enc, "quantize", "none")}

@@ -33,7 +33,7 @@ from pipeline.encoders.spec import DEFAULT_ENCODER
 @_cache_dir_option
 @_handle_errors
 def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, seed: int, class_weight: str | None,
-        out: str, jobs: int, prompts: str, backend: str, quantize: str, min_cosine: float, cache_dir: str | None,
+        out: str, jobs: int, prompts: str, backend: str | None, quantize: str | None, min_cosine: float, cache_dir: str | None,
         precision: str | None, max_length: int | None, pooling: str | None, long_text: str | None,
         **opts: Any) -> None:
     """Train scikit-learn heads on cached vectors of SOURCE and save one model bundle per head.
@@ -55,6 +55,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     """
     from pathlib import Path
 
+    from pipeline.encoders.auto import command_encoder, wants_auto
     from pipeline.store.cache import default_cache_dir
     from pipeline.heads.registry import DEFAULT_HEAD
     from pipeline.heads.prompts import resolve_prompts
@@ -65,20 +66,18 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     self_train, unlabelled = pop_unlabelled(opts)
     prompt_set = resolve_prompts(prompts)
     spec = EncoderOptions((encoder,), long=long_text, max_length=max_length, precision=precision, pooling=pooling,
-                          backend=backend, quantize=quantize, cache_dir=cache_dir).parsed()[0]
+                          cache_dir=cache_dir).parsed()[0]  # backend and quantize: below, per spec
     from pipeline.bundle.manifest import signing_key
 
     signing_key()  # an empty key fails before the work, not at the save
     ds = load_source(source, **opts)
     if ds.report.label_line():  # values merged into a class (--positive) or renamed
         click.echo(f"{source}: label values {ds.report.label_line()}", err=True)
-    encoder = spec
-    if backend != "torch":  # exported backends: guarded on the texts of SOURCE, recorded in the bundles
-        from pipeline.encoders.probe import guarded_encoder
-
-        options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts,
-                   **({"backend": "auto", "quantize": quantize} if backend == "auto" else {})}
-        encoder, lines = guarded_encoder(spec, ds.texts, options, min_cosine)
+    raw, encoder = encoder, spec
+    if wants_auto(raw, backend, quantize) or backend not in (None, "torch"):  # guarded on SOURCE, recorded in bundles
+        options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts}
+        encoder, lines = command_encoder(raw, spec, ds.texts, options, backend=backend, quantize=quantize,
+                                         min_median=min_cosine)
         for line in lines:
             click.echo(line, err=True)
     fitted = []

@@ -216,10 +216,10 @@ def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--min-cosine", type=click.FloatRange(-1, 1), default=0.99, show_default=True,
                         help="Accuracy guard: refuse an onnx/openvino/int8 encoder whose median cosine to torch "
                              "fp32 on a sample of your texts is lower.")(func)
-    func = click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
-                        help="int8: quantized weights (backend onnx: dynamic int8; openvino: int8 weights).")(func)
-    return click.option("--backend", type=click.Choice(["torch", "onnx", "openvino", "auto"]), default="torch",
-                        show_default=True,
-                        help="Transformers: torch; onnx (onnxruntime) or openvino, exported once into the cache "
-                             "(pip install 'review-transfer[onnx]' / '[openvino]'); auto: the fastest whose "
-                             "probe keeps --min-cosine.")(func)
+    func = click.option("--quantize", type=click.Choice(["none", "int8"]), default=None,
+                        help="int8: quantized weights (backend onnx: dynamic int8; openvino: int8 weights); none: "
+                             "fp32.  [default: as backend auto chooses]")(func)
+    return click.option("--backend", type=click.Choice(["torch", "onnx", "openvino", "auto"]), default=None,
+                        help="Transformers: torch (the exact torch vectors); onnx (onnxruntime) or openvino, exported "
+                             "once into the cache; auto: the fastest export that keeps --min-cosine on your texts "
+                             "(openvino int8 where its accuracy was measured, else fp32), else torch.  [default: auto]")(func)

@@ -53,6 +53,7 @@ OPSET = 17
 EXPORTS_DIR = "exports"
 META = "meta.json"
 TOKENIZER = "tokenizer.json"
+COMPILED_CACHE = ".compiled"  # openvino: the runtime's cache of compiled models, kept beside the IR
 DEFAULT_BATCH_SIZE = 64  # length-sorted; onnxruntime on 2 cores was no faster with 128
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,8 @@ class ExportedEncoder(Encoder):
     def _runner(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """``run(input_ids, attention_mask) -> last hidden state``, loading the session on first use."""
         if self._session is None:
-            self._session = load_session(self.export_dir, self.backend)
+            own = self.export_dir.parent == self.model_dir / EXPORTS_DIR  # a bundle's: never written to
+            self._session = load_session(self.export_dir, self.backend, compiled=not own)
         return self._session
 
     def __getstate__(self) -> dict[str, Any]:
@@ -395,8 +397,12 @@ def _to_openvino(out: Path, quantize: str) -> str:
     return tools
 
 
-def load_session(export_dir: Path, backend: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """A function running the export: ``(input_ids, attention_mask) -> last_hidden_state``."""
+def load_session(export_dir: Path, backend: str,
+                 compiled: bool = False) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A function running the export: ``(input_ids, attention_mask) -> last_hidden_state``.
+
+    ``compiled``: openvino keeps its compiled model under ``export_dir/.compiled`` (exports in the cache;
+    a bundle's own export is left as it was signed)."""
     if backend == "onnx":
         import onnxruntime as ort
 
@@ -407,9 +413,13 @@ def load_session(export_dir: Path, backend: str) -> Callable[[np.ndarray, np.nda
     import openvino as ov
 
     core = ov.Core()
-    compiled = core.compile_model(str(export_dir / "model.xml"), "CPU",
-                                  {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
-    request = compiled.create_infer_request()
+    if compiled:  # OpenVINO's cache of compiled models beside the IR: a later load skips compiling
+        with contextlib.suppress(OSError):  # read-only: compile each time
+            (export_dir / COMPILED_CACHE).mkdir(exist_ok=True)
+            core.set_property({"CACHE_DIR": str(export_dir / COMPILED_CACHE)})
+    model = core.compile_model(str(export_dir / "model.xml"), "CPU",
+                               {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
+    request = model.create_infer_request()
     return lambda ids, mask: request.infer({"input_ids": ids, "attention_mask": mask})[0].copy()
 
 

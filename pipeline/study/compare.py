@@ -289,7 +289,9 @@ class StudyPlan:
     adaptation (see :func:`pipeline.study.engines.cells.fit_frozen_cell`). With ``self_train`` (a
     :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) every method also runs self-trained
     (``...+self-train``; fine-tuning methods distil). ``prompts`` (:mod:`pipeline.heads.prompts`; ``None``:
-    off) give the linear heads of frozen cells their prompt prior.
+    off) give the linear heads of frozen cells their prompt prior. ``backends`` (spec -> ``{"backend",
+    "quantize"}``, as ``compare``'s backend auto chose) run the frozen cells of those encoders from an export;
+    fine-tuning cells train the torch model.
     """
 
     encoders: Sequence[str]
@@ -301,6 +303,7 @@ class StudyPlan:
     adapt_prior: bool = False
     self_train: Any = None
     prompts: Any = DEFAULT_PROMPTS
+    backends: dict[str, dict[str, str]] = field(default_factory=dict)  # spec -> backend, quantize of its frozen cells
 
 
 @dataclass(frozen=True)
@@ -361,7 +364,7 @@ def run_compare(
     texts = pool.texts + [t for ds in tests.values() for t in ds.texts]
     run = _Run(pool, tests, texts, _unlabelled_sets(pool, test, unlabelled, texts), cache_dir, runner, log,
                progress_bar(sum(map(len, todo.values())), "compare", "cell", quiet if any(todo.values()) else False),
-               prompts)
+               prompts, dict(plan.backends))
     with run.bar:
         for encoder_spec in encoders:
             frozen = {m: todo[m] for m in methods if m.encoder == encoder_spec and not m.finetune and todo[m]}
@@ -411,6 +414,7 @@ class _Run:
     log: ResultsLog
     bar: Any
     prompts: Any  # pipeline.heads.prompts.Prompts, or None
+    backends: dict[str, dict[str, str]]  # spec -> backend and quantize of its frozen cells (default: torch)
     shift: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # encoder -> test set -> entry
 
     def record(self, row: dict[str, Any]) -> None:
@@ -419,14 +423,38 @@ class _Run:
         self.bar.update()
 
 
+def _needed_rows(run: _Run, todo: dict[Method, list[tuple[int | None, int]]]) -> np.ndarray | None:
+    """Row numbers of ``run.texts`` that the frozen cells in ``todo`` read: their budget samples of the pool and
+    every test set; ``None`` (every row) when a cell trains on the whole pool or self-trains on the rest of it."""
+    cells = [(m, b, s) for m, todo_m in todo.items() for b, s in todo_m]
+    if any(m.self_train or b is None for m, b, _ in cells):
+        return None
+    pool_rows = set()
+    for budget, seed in {(b, s) for _, b, s in cells}:
+        pool_rows.update(budget_indices(run.pool, budget, seed).tolist())
+    return np.array(sorted(pool_rows) + list(range(len(run.pool), len(run.texts))), dtype=np.int64)
+
+
+def _rows(run: _Run, encoder: Any, needed: np.ndarray | None) -> np.ndarray:
+    """What the engine's cells carry for ``run.texts``, encoding only the ``needed`` rows (None: all); the
+    others are never read (zero vectors, or the keys of texts never cached on Ray)."""
+    if needed is None or len(needed) == len(run.texts):
+        return run.engine.rows(encoder, run.texts)
+    part = np.asarray(run.engine.rows(encoder, [run.texts[i] for i in needed]))
+    rows = np.zeros((len(run.texts), *part.shape[1:]), dtype=part.dtype)
+    rows[needed] = part
+    return rows
+
+
 def _run_frozen(run: _Run, encoder_spec: str, todo: dict[Method, list[tuple[int | None, int]]],
                 source_options: dict[str, Any] | None, options: dict[str, Any]) -> None:
     """Cache the run's texts for one encoder, then hand its frozen cells in ``todo`` to the engine."""
     from pipeline.encoders import get_encoder
 
-    encoder = get_encoder(encoder_spec, work_dir=run.cache_dir, source_options=source_options)
+    encoder = get_encoder(encoder_spec, work_dir=run.cache_dir, source_options=source_options,
+                          **run.backends.get(encoder_spec, {}))
     start = time.perf_counter()
-    rows = run.engine.rows(encoder, run.texts)
+    rows = _rows(run, encoder, _needed_rows(run, todo))
     encode_seconds = time.perf_counter() - start
     run.shift[encoder_spec] = _domain_shift(encoder, run.cache_dir, run.pool, run.tests)
     if run.prompts is not None:

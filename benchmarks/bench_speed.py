@@ -1,0 +1,147 @@
+"""The default encoder's speed: ``embed`` against plain sentence-transformers fp32, and texts/s by text length.
+
+1. ``embed`` (``--embed``): RT texts (a seeded random ``--texts`` of the 12,752, or all with ``--texts 0``)
+   in a CSV. Plain ``SentenceTransformer(mpnet).encode`` fp32 in this process (model loaded and warmed
+   up before timing), then the whole ``review-transfer embed CSV`` command in fresh processes (the
+   default: no ``--encoder``, no ``--backend``), twice, each into an empty embedding cache that shares
+   the real cache's ``exports/`` and ``models/`` (the one-time export is not timed: its seconds are in the
+   export's ``meta.json``, printed here). The first run probes the export against torch fp32 on the
+   CSV's texts; the second finds that probe on record. Prints each wall time, texts/s and the ratio.
+2. Text length (``--lengths``): texts of exactly 20, 100 and 700 words (RT snippets of one label joined
+   and cut), encoded by the default encoder (as ``backend auto`` picks it) under ``--long`` auto
+   (chunk-mean), head-tail and truncate, and by plain sentence-transformers fp32 (which truncates at
+   384 word pieces): texts/s each, the model and export loaded before timing.
+
+Run:  REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --embed [--texts 3000]
+      REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --lengths
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+LENGTHS = {20: 240, 100: 96, 700: 24}  # words per text -> texts encoded
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def plain_model():
+    from sentence_transformers import SentenceTransformer
+
+    from pipeline.encoders.models import mpnet
+    from pipeline.paths import default_cache_dir
+
+    model = SentenceTransformer(str(mpnet(default_cache_dir())[0]), device="cpu")
+    model.encode(["a warm-up review"] * 8)
+    return model
+
+
+def embed(n: int) -> None:
+    from pipeline.data.dataset import load
+    from pipeline.encoders.auto import auto_encoder
+    from pipeline.paths import default_cache_dir
+
+    texts = load("rt").texts
+    if n:
+        texts = [texts[i] for i in sorted(np.random.default_rng(0).choice(len(texts), n, replace=False))]
+    cache = default_cache_dir().resolve()
+    import torch
+
+    print(f"{len(texts):,} RT texts; torch {torch.__version__} with {torch.get_num_threads()} threads; load {_load()}")
+    model = plain_model()
+    start = time.perf_counter()
+    model.encode(texts)
+    t_plain = time.perf_counter() - start
+    print(f"plain SentenceTransformer(mpnet).encode fp32: {t_plain:.1f} s ({len(texts) / t_plain:.1f} texts/s; "
+          f"load {_load()})", flush=True)
+    del model
+    chosen, _ = auto_encoder("mpnet", [], {"work_dir": cache})  # no texts: which export auto tries first
+    meta = getattr(chosen, "meta", {})
+    print(f"export of the default encoder: {getattr(chosen, 'export_dir', 'none')} (made once in "
+          f"{meta.get('seconds', '?')} s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "rt.csv"
+        with open(source, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([["text"], *[[t] for t in texts]])
+        rows = []
+        for run in (1, 2):
+            work = Path(tmp) / f"cache{run}"
+            work.mkdir()
+            for shared in ("exports", "models"):
+                (work / shared).symlink_to(cache / shared)
+            start = time.perf_counter()
+            out = subprocess.run([sys.executable, "-m", "pipeline", "embed", str(source), "--cache-dir", str(work)],
+                                 capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            wall = time.perf_counter() - start
+            if out.returncode:
+                raise SystemExit(out.stderr)
+            said = [line for line in out.stderr.splitlines() if "backend auto" in line]
+            rows.append((run, wall, said[-1] if said else "?"))
+            print(f"embed run {run}: {wall:.1f} s wall ({len(texts) / wall:.1f} texts/s), x{t_plain / wall:.2f} plain; "
+                  f"{rows[-1][2]} (load {_load()})", flush=True)
+
+
+def lengths() -> None:
+    from pipeline.data.dataset import load
+    from pipeline.encoders import get_encoder
+    from pipeline.encoders.auto import auto_encoder
+    from pipeline.paths import default_cache_dir
+
+    ds = load("rt")
+    rng = np.random.default_rng(0)
+    pos = [t for t, y in zip(ds.texts, ds.labels) if y == 1]
+    cache = default_cache_dir()
+    chosen, said = auto_encoder("mpnet", ds.texts, {"work_dir": cache})  # probed on RT once, then on record
+    print(f"{said[-1]}; load {_load()}")
+    model = plain_model()
+    print("| words per text | texts | default, --long auto (chunk-mean) | head-tail | truncate | plain ST fp32 (truncates) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for words, count in LENGTHS.items():
+        texts = []
+        for _ in range(count):
+            picked: list[str] = []
+            while sum(len(t.split()) for t in picked) < words:
+                picked.append(pos[rng.integers(len(pos))])
+            texts.append(" ".join(" ".join(picked).split()[:words]))
+        rates = []
+        for long in ("auto", "head-tail", "truncate"):
+            enc = get_encoder("mpnet", backend=getattr(chosen, "backend", "torch"), long_text=long, work_dir=cache,
+                              quantize=getattr(chosen, "quantize", "none"))
+            enc.encode(texts[:4])  # session, tokenizer
+            start = time.perf_counter()
+            enc.encode(texts)
+            rates.append(len(texts) / (time.perf_counter() - start))
+        start = time.perf_counter()
+        model.encode(texts)
+        rates.append(len(texts) / (time.perf_counter() - start))
+        print(f"| {words} | {count} | " + " | ".join(f"{r:.1f}" for r in rates) + " |", flush=True)
+    print(f"texts/s; encoder {enc.describe()}; load {_load()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--embed", action="store_true")
+    parser.add_argument("--texts", type=int, default=3000, help="Random RT texts for --embed (0: all 12,752).")
+    parser.add_argument("--lengths", action="store_true")
+    args = parser.parse_args()
+    if args.embed:
+        embed(args.texts)
+    if args.lengths:
+        lengths()
+
+
+if __name__ == "__main__":
+    main()

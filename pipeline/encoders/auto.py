@@ -1,0 +1,151 @@
+"""``backend auto``, the default of every command that encodes: the fastest guarded runtime for a frozen transformer.
+
+When a command is given neither ``--backend`` nor ``--quantize`` (and the spec names neither), a
+transformer encoder runs from the first of these that works, fastest first as measured on this
+project's 2-core Xeon (``docs/benchmarks/speed.md``):
+
+==================  ==========================================================================================
+``openvino int8``   only for models whose int8 accuracy was measured, paired against fp32, within
+                    :data:`INT8_MAX_COST` points (:data:`INT8_CLEARED`); other models skip int8
+``onnx int8``       only when ``--quantize int8`` asks for int8 (its cost on MiniLM was 0.45 points)
+``openvino fp32``   the export at f32: the same vectors as torch fp32 (cosine 1.0000)
+``onnx fp32``       the same with onnxruntime, when openvino is not installed
+``torch``           when no export is installed, passes the guard, or keeps up with torch on the probe
+==================  ==========================================================================================
+
+A candidate is taken when its runtime is installed, its export can be made (once, cached under
+``CACHE/exports/``), its probe on a sample of the command's texts keeps the median cosine to torch
+fp32 at or above ``--min-cosine`` (:func:`pipeline.encoders.probe.guard`) and it encoded that sample
+at least :data:`SLOWER` times as fast as torch fp32 did (at equal speed an export still wins: a bundle
+that runs one predicts without importing torch). Probes are kept in the export's ``meta.json`` by sample, so a second run on
+the same texts imports no torch. Bundles record the backend that ran (``predict`` reuses the export).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.encoders.probe import MIN_MEDIAN_COSINE, ProbeError, guard
+from pipeline.encoders.spec import EncoderSpec, parse_spec, split_spec
+
+# (backend, quantize), fastest first on the CPUs measured (docs/benchmarks/speed.md)
+ORDER = (("openvino", "int8"), ("onnx", "int8"), ("openvino", "none"), ("onnx", "none"))
+INT8_MAX_COST = 0.3  # accuracy points, paired against fp32, that an int8 export may cost to be picked unasked
+# (model, backend) whose int8 export was measured within INT8_MAX_COST of fp32 (docs/benchmarks/backends.md):
+# MiniLM openvino int8 -0.13 points at 1,000 RT labels; onnx int8 cost 0.45, so auto never picks it unasked
+INT8_CLEARED = frozenset({("minilm", "openvino")})
+# an export runs unless its probe was clearly slower than torch fp32 (timings of 256 texts on a shared CPU are
+# noisy; at equal speed the export still wins: predict then imports no torch)
+SLOWER = 0.8
+_KEYS = re.compile(r"\[([^\[\]]*)\]\s*$")
+
+
+def names_backend(spec: str | EncoderSpec) -> bool:
+    """Whether the text of ``spec`` sets ``backend`` or ``quantize`` in any part (``mpnet[backend=torch]``).
+
+    Read from the text because parsing drops the values that change nothing (``backend=torch``).
+    """
+    for piece in split_spec(str(spec)):
+        match = _KEYS.search(piece)
+        keys = {item.partition("=")[0].strip() for item in (match[1].split(",") if match else [])}
+        if keys & {"backend", "quantize"}:
+            return True
+    return False
+
+
+def wants_auto(spec: str | EncoderSpec, backend: str | None, quantize: str | None) -> bool:
+    """Whether ``spec`` runs under ``auto``: a transformer, no ``--backend`` other than auto, and no
+    backend or quantize in the spec itself. ``--quantize`` alone keeps auto, among that precision."""
+    if backend not in (None, "auto") or names_backend(spec):
+        return False
+    parsed = parse_spec(spec)
+    return any(p.is_transformer for p in (parsed.parts or (parsed,)))
+
+
+def candidates(spec: str | EncoderSpec, quantize: str | None = None) -> list[tuple[str, str]]:
+    """The (backend, quantize) pairs auto tries for ``spec``, in order (torch, the fallback, not listed).
+
+    ``quantize`` (``--quantize``) keeps that precision only; unasked, int8 is tried only where cleared.
+    """
+    parsed = parse_spec(spec)
+    kinds = {p.kind for p in (parsed.parts or (parsed,)) if p.is_transformer}
+    if not kinds:
+        return []
+    out = []
+    for backend, q in ORDER:
+        if quantize is not None and q != quantize:
+            continue
+        if quantize is None and q == "int8" and not all((kind, backend) in INT8_CLEARED for kind in kinds):
+            continue
+        out.append((backend, q))
+    return out
+
+
+def on_gpu(device: str) -> bool:
+    """Whether torch would run on a GPU (exports run on the CPU). Cheap where no NVIDIA driver is loaded."""
+    if device in ("cuda", "mps"):
+        return True
+    gpus = Path("/proc/driver/nvidia/gpus")
+    if device != "auto" or not (gpus.is_dir() and any(gpus.iterdir())):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def auto_encoder(spec: str | EncoderSpec, texts: Sequence[str], options: dict[str, Any], *,
+                 quantize: str | None = None, min_median: float = MIN_MEDIAN_COSINE) -> tuple[Any, list[str]]:
+    """``(encoder, lines)``: ``spec`` under the first candidate (:func:`candidates`) that works and passes the
+    guard on ``texts``, else torch. ``options`` are the other :func:`~pipeline.encoders.get_encoder`
+    keywords; ``lines`` say what was tried and what runs, for people."""
+    from pipeline.encoders import get_encoder
+
+    tried = candidates(spec, quantize)
+    if not tried:  # word vectors: nothing to choose
+        return get_encoder(spec, **options), []
+    if on_gpu(options.get("device", "auto")):
+        return get_encoder(spec, **{**options, "backend": "torch"}), [f"{spec}: backend auto runs torch on the GPU"]
+    lines: list[str] = []
+    for backend, q in tried:
+        name = f"{backend} {'fp32' if q == 'none' else q}"
+        try:
+            encoder = get_encoder(spec, **{**options, "backend": backend, "quantize": q})
+            result = guard(encoder, list(texts), min_median)
+        except ProbeError as e:
+            lines.append(f"  {name}: refused ({str(e).split(': ', 1)[-1].split(';')[0]})")
+            continue
+        except Exception as e:  # noqa: BLE001 - a missing runtime or a model that will not export: try the next
+            lines.append(f"  {name}: skipped ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            continue
+        if result is not None and result.texts_per_s < SLOWER * result.reference_texts_per_s:
+            lines.append(f"  {name}: slower than torch fp32 on the probe ({result.texts_per_s:,.0f} vs "
+                         f"{result.reference_texts_per_s:,.0f} texts/s)")
+            continue
+        encoder.spec = str(spec)  # the spec as typed; bundles record the backend in their encoder options
+        probe = "" if result is None else (
+            f": median cosine {result.median:.4f} (min {result.min:.4f}) to torch fp32 on {result.texts} of your "
+            f"texts, {result.texts_per_s / result.reference_texts_per_s:.1f}x its speed")
+        lines.append(f"{spec}: backend auto runs {name}{probe}; --backend torch gives the torch vectors")
+        return encoder, lines
+    if quantize == "int8":
+        raise ProbeError(f"{spec}: no int8 export passed (--quantize int8):\n" + "\n".join(lines))
+    encoder = get_encoder(spec, **{**options, "backend": "torch"})
+    lines.append(f"{spec}: backend auto runs torch (no export passed)")
+    return encoder, lines
+
+
+def command_encoder(raw: str, spec: str | EncoderSpec, texts: Sequence[str], options: dict[str, Any], *,
+                    backend: str | None, quantize: str | None,
+                    min_median: float = MIN_MEDIAN_COSINE) -> tuple[Any, list[str]]:
+    """``(encoder, lines)`` a command runs for the encoder the user typed as ``raw`` (parsed, flags filled, as
+    ``spec``): :func:`auto_encoder` when :func:`wants_auto`, else ``--backend``/``--quantize`` as given, an
+    exported backend guarded on ``texts`` (:func:`pipeline.encoders.probe.guarded_encoder`)."""
+    from pipeline.encoders.probe import guarded_encoder
+
+    if wants_auto(raw, backend, quantize):
+        return auto_encoder(spec, texts, options, quantize=quantize, min_median=min_median)
+    given = {k: v for k, v in (("backend", backend), ("quantize", quantize)) if v is not None}
+    return guarded_encoder(spec, list(texts), {**options, **given}, min_median)

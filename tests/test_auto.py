@@ -1,0 +1,87 @@
+"""``backend auto``, the default for frozen transformers: when it applies, what it tries, what it picks and records.
+
+The parsing and ordering tests load no model. The tests marked slow export real MiniLM to OpenVINO
+(once for the module, about 30 s on 2 cores) and probe it against torch fp32 on RT texts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.encoders.auto import INT8_CLEARED, auto_encoder, candidates, names_backend, wants_auto
+
+
+def test_only_an_unsaid_backend_on_a_transformer_is_auto():
+    assert wants_auto("mpnet", None, None) and wants_auto("minilm[long=truncate]", None, None)
+    assert wants_auto("minilm", "auto", None) and wants_auto("minilm", None, "int8")  # --quantize alone: auto among int8
+    assert not wants_auto("minilm", "torch", None)  # --backend torch: today's torch vectors
+    assert not wants_auto("mpnet[backend=torch]", None, None)  # said in the spec, though parsing drops it
+    assert not wants_auto("minilm[quantize=none]", None, None)
+    assert not wants_auto("glove-6b-50d", None, None) and not wants_auto("glove-6b-50d[pooling=sif]", "auto", None)
+    assert wants_auto("minilm+glove-6b-50d", None, None)
+    assert names_backend("glove-6b-50d+minilm[backend=onnx]") and not names_backend("minilm+glove-6b-50d")
+
+
+def test_int8_is_tried_unasked_only_where_its_accuracy_was_measured():
+    assert candidates("minilm") == [("openvino", "int8"), ("openvino", "none"), ("onnx", "none")]
+    assert ("minilm", "openvino") in INT8_CLEARED and ("minilm", "onnx") not in INT8_CLEARED
+    assert candidates("st:/models/mine") == [("openvino", "none"), ("onnx", "none")]  # no measured int8: fp32 only
+    assert candidates("minilm+st:/models/mine") == [("openvino", "none"), ("onnx", "none")]
+    assert candidates("st:/models/mine", "int8") == [("openvino", "int8"), ("onnx", "int8")]  # asked: both, guarded
+    assert candidates("minilm", "none") == [("openvino", "none"), ("onnx", "none")]
+
+
+def test_word_vectors_never_try_a_backend(tmp_path):
+    encoder, lines = auto_encoder("glove-6b-50d", ["a fine film"], {"work_dir": tmp_path})
+    assert encoder.spec == "glove-6b-50d" and lines == [] and candidates("glove-6b-50d") == []
+
+
+# ---------------------------------------------------------------------------------------------- real exports
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("auto-cache")
+
+
+@pytest.fixture(scope="module")
+def texts(rt_split) -> list[str]:
+    return rt_split[1].texts[:48]
+
+
+@pytest.mark.slow
+def test_auto_runs_openvino_int8_minilm_and_reuses_its_probe(cache_dir, texts, monkeypatch):
+    pytest.importorskip("openvino")
+    encoder, lines = auto_encoder("minilm", texts, {"work_dir": cache_dir})
+    assert (encoder.backend, encoder.quantize) == ("openvino", "int8")
+    assert lines[-1].startswith("minilm: backend auto runs openvino int8: median cosine 0.99")
+    assert f"to torch fp32 on {len(texts)} of your texts" in lines[-1]
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed again: the recorded probe of the same texts should be reused")
+
+    monkeypatch.setattr("pipeline.encoders.probe.probe", no_probe)
+    again, _ = auto_encoder("minilm", texts, {"work_dir": cache_dir})
+    assert again.fingerprint == encoder.fingerprint and again.export_dir == encoder.export_dir
+
+
+@pytest.mark.slow
+def test_a_refused_candidate_falls_through_to_fp32(cache_dir, texts):
+    pytest.importorskip("openvino")
+    encoder, lines = auto_encoder("minilm", texts, {"work_dir": cache_dir}, min_median=0.99999)
+    assert (encoder.backend, encoder.quantize) == ("openvino", "none")  # int8 refused, f32 matches torch
+    assert lines[0].startswith("  openvino int8: refused (median cosine")
+
+
+def test_every_encoding_command_has_the_one_default_encoder(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from pipeline.encoders.spec import DEFAULT_ENCODER
+
+    missing = tmp_path / "missing.csv"
+    for command in (["embed"], ["compare"], ["fit"], ["suggest"], ["label", "--labels", str(tmp_path / "l.jsonl")]):
+        result = CliRunner().invoke(main, [command[0], str(missing), *command[1:]])
+        assert result.exit_code == 1 and "missing.csv: no such file" in result.output, (command, result.output)
+        shown = CliRunner().invoke(main, [command[0], "--help"]).output
+        assert DEFAULT_ENCODER in shown and "--backend" in shown or command[0] in ("suggest", "label")
