@@ -32,7 +32,7 @@ from pipeline.cli.options import _cache_dir_option, _handle_errors, _long_text_o
 @_handle_errors
 def serve(bundle: str, host: str, port: int, workers: int, token_file: str | None, max_texts: int, max_body: int,
           max_batch: int, max_wait_ms: float, queue_texts: int, long_text: str | None, max_length: int | None,
-          encoder_path: str | None, trust_encoder: bool, cache_dir: str | None) -> None:
+          encoder_path: str | None, trust_encoder: bool, allow_legacy: bool, cache_dir: str | None) -> None:
     """Serve BUNDLE over HTTP: POST /v1/predict {"texts": [...]} -> a label and p_positive per text.
 
     The bundle is verified once at start, under the rules of `predict`. Also GET /v1/model (the
@@ -53,7 +53,7 @@ def serve(bundle: str, host: str, port: int, workers: int, token_file: str | Non
         raise MissingExtraError(f"serve needs FastAPI, uvicorn and prometheus-client ({e}): "
                                 "pip install 'review-transfer[serve]'") from None
     config = ServeConfig(
-        bundle=BundleOptions(bundle, cache_dir, long_text, max_length, encoder_path, trust_encoder),
+        bundle=BundleOptions(bundle, cache_dir, long_text, max_length, encoder_path, trust_encoder, allow_legacy),
         limits=Limits(max_texts, max_body, max_batch, max_wait_ms, queue_texts),
         token=read_token(token_file), host=host, port=port, workers=workers)
     run_server(config, echo=lambda line: click.echo(line, err=True))

@@ -23,6 +23,7 @@ class BundleOptions:
     max_length: int | None = None
     encoder_path: str | None = None
     trust_encoder: bool = False
+    allow_legacy: bool = False
 
 
 @dataclass(frozen=True)

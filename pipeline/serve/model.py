@@ -37,7 +37,7 @@ class ServedModel:
         """Load and verify the bundle (BundleError if it fails any check), then warm the encoder up."""
         bundle = Bundle.load(options.path, cache_dir=options.cache_dir, long_text=options.long_text,
                              max_length=options.max_length, encoder_path=options.encoder_path,
-                             trust_encoder=options.trust_encoder)
+                             trust_encoder=options.trust_encoder, allow_legacy=options.allow_legacy)
         bundle.use_cache = False  # requests bring new texts: keep the embedding cache out of the hot path
         prior = PriorModel.from_manifest(bundle.manifest) if bundle.manifest.get("prior") else None
         model = cls(bundle, prior)
