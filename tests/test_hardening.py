@@ -441,3 +441,48 @@ def test_bf16_vectors_do_not_depend_on_the_chunk_they_were_encoded_in(rt_split, 
     same = [np.array_equal(found[0][k], found[1][k]) for k in found[0]]
     assert all(same), f"{sum(same)} of {len(same)} rows bit-identical"
 
+
+# ---------------------------------------------------------------------------------------------- 4. label server
+def _raw(base: str, request: bytes) -> tuple[int, bytes]:
+    """Send ``request`` as is to the server at ``base``; (status, body) of the answer."""
+    import socket
+
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_the_label_server_caps_bodies_and_checks_the_host(rt, tmp_path, small_glove):
+    from test_label_app import Server
+
+    source = write_reviews_csv(tmp_path / "reviews.csv", rt, range(300))
+    server = Server(source, tmp_path / "labels.jsonl", small_glove, tmp_path / "cache")
+    try:
+        port = server.base.rsplit(":", 1)[1]
+        # a 20 MB body, announced: refused before it is read, token or not
+        status, _ = _raw(server.base, (f"POST /api/undo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Token: {server.token}\r\n"
+                                       "Content-Type: application/json\r\nContent-Length: 20000000\r\n"
+                                       "Connection: close\r\n\r\n").encode() + b"{")
+        assert status == 413
+        # a 100 KB client id inside a body that fits no cap: 413 too; a long one in the query: 422
+        body = json.dumps({"client": "x" * 100_000}).encode()
+        status, _ = _raw(server.base, (f"POST /api/undo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Token: {server.token}\r\n"
+                                       f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                                       "Connection: close\r\n\r\n").encode() + body)
+        assert status == 413
+        status, _ = _raw(server.base, (f"GET /api/state?client={'x' * 1000} HTTP/1.1\r\nHost: localhost:{port}\r\n"
+                                       f"X-Token: {server.token}\r\nConnection: close\r\n\r\n").encode())
+        assert status == 422
+        # DNS rebinding: a page on another name that resolves here carries that name as its Host
+        status, body = _raw(server.base, (f"GET /api/state?client=a HTTP/1.1\r\nHost: rebind.example:{port}\r\n"
+                                          f"X-Token: {server.token}\r\nConnection: close\r\n\r\n").encode())
+        assert status == 400 and b"rebind.example" in body
+        # what the page itself sends still works
+        assert server.call("/api/state?client=a")["item"]["text"]
+    finally:
+        server.kill()

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pipeline import ReviewTransferError
 from pipeline.serve.batcher import BatchStats, MicroBatcher, Overloaded
 from pipeline.serve.config import ServeConfig
-from pipeline.serve.guards import LOOPBACK_HOSTS, BearerToken, BodyLimit, HostCheck
+from pipeline.guards import LOOPBACK_HOSTS, BearerToken, BodyLimit, HostCheck
 from pipeline.serve.metrics import Metrics
 from pipeline.serve.model import ServedModel
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from pipeline import OptionError
 from pipeline.serve.config import CONFIG_ENV, ServeConfig
-from pipeline.serve.guards import LOOPBACK_HOSTS
+from pipeline.guards import LOOPBACK_HOSTS
 from pipeline.serve.metrics import MULTIPROC_ENV
 from pipeline.serve.model import ServedModel
 

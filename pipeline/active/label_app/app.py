@@ -13,9 +13,11 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from pipeline.guards import LOOPBACK_HOSTS, BodyLimit, HostCheck
 
 STATIC = Path(__file__).parent / "static"
 HEADERS = {
@@ -27,10 +29,14 @@ HEADERS = {
 }
 
 
+MAX_BODY = 64 << 10  # an answer is a few dozen bytes; nothing this page sends comes near
+MAX_CLIENT = 64  # the page makes tab ids of 36 characters (a UUID)
+
+
 class Client(BaseModel):
     """A request from one tab (its random id)."""
 
-    client: str
+    client: str = Field(max_length=MAX_CLIENT)
 
 
 class Answer(Client):
@@ -40,8 +46,10 @@ class Answer(Client):
     choice: str
 
 
-def create_app(session: Any, token: str) -> FastAPI:
-    """The FastAPI app serving ``session`` to requests that carry ``token``."""
+def create_app(session: Any, token: str, hosts: tuple[str, ...] | None = LOOPBACK_HOSTS) -> FastAPI:
+    """The FastAPI app serving ``session`` to requests that carry ``token``, whose body is at most
+    :data:`MAX_BODY` bytes and whose ``Host`` header names one of ``hosts`` (None: any), so a page on
+    another site cannot reach it through DNS rebinding (the guards are :mod:`pipeline.guards`)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.middleware("http")
@@ -70,7 +78,7 @@ def create_app(session: Any, token: str) -> FastAPI:
         return static("style.css", "text/css; charset=utf-8")
 
     @app.get("/api/state")
-    def state(client: str) -> JSONResponse:
+    def state(client: str = Query(max_length=MAX_CLIENT)) -> JSONResponse:
         return JSONResponse(session.view(client))
 
     @app.post("/api/answer")
@@ -84,7 +92,21 @@ def create_app(session: Any, token: str) -> FastAPI:
     def undo(body: Client) -> JSONResponse:
         return JSONResponse(session.undo(body.client))
 
+    # added last, so they run first: a refused request never reaches the token check or the session
+    app.add_middleware(HostCheck, hosts=hosts)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY)
     return app
+
+
+def allowed_hosts(host: str) -> tuple[str, ...] | None:
+    """The ``Host`` names a server bound to ``host`` answers to: the loopback names for a loopback
+    address, the address itself otherwise, and any for a wildcard bind (0.0.0.0, ::), which ``label``
+    warns about."""
+    if host in ("0.0.0.0", "::", ""):
+        return None
+    if host in LOOPBACK_HOSTS or host.startswith("127."):
+        return tuple(dict.fromkeys((host, *LOOPBACK_HOSTS)))
+    return (host,)
 
 
 def serve(session: Any, host: str = "127.0.0.1", port: int = 0, echo: Any = print) -> None:
@@ -98,5 +120,5 @@ def serve(session: Any, host: str = "127.0.0.1", port: int = 0, echo: Any = prin
     sock.listen(128)  # connections made as soon as the URL is printed wait in the backlog until uvicorn serves
     shown = f"[{host}]" if ":" in host else host
     echo(f"labelling page: http://{shown}:{sock.getsockname()[1]}/?token={token}")
-    server = uvicorn.Server(uvicorn.Config(create_app(session, token), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(session, token, allowed_hosts(host)), log_level="warning"))
     server.run(sockets=[sock])

@@ -7,6 +7,9 @@
 - :class:`BearerToken`: refuse a request without ``Authorization: Bearer <token>`` with 401, compared in
   constant time; ``open_paths`` (e.g. a health probe) pass without it.
 
+Used by ``serve`` (:mod:`pipeline.serve.app`) and ``label`` (:mod:`pipeline.active.label_app.app`); it imports
+nothing of the project, so it lives at the package root where every folder may import it.
+
 Every refusal is a JSON body ``{"error": "..."}`` saying what to change. Any ASGI app (FastAPI,
 Starlette) takes them with ``app.add_middleware(BodyLimit, max_bytes=...)``.
 """
