@@ -16,15 +16,16 @@ of rows becomes one shard; compaction merges the main file and the shards into a
 (again tmp + replace) whose ``merged_upto`` says which shards it absorbed, so shards a crash left
 behind are never read twice. ``kill -9`` at any moment therefore loses at most the chunk being encoded.
 
-A text's row does not depend on the chunk it was encoded in: the cache keeps the first vector written,
-so what it stores must not depend on earlier runs' chunk sizes. Word-vector encoders see each text
-alone. Transformer encoders (torch) pad each model input to a width its own length decides (a multiple
-of 16 tokens, :data:`pipeline.encoders.transformer.WIDTH_STEP`) and batch only inputs of one width, so
-under bf16 or fp16 autocast, where rounding follows the padded width, a text gets the same bits in a
-chunk of 50 as in one of 1,000 (tested). That is batching made deterministic, not a tolerance, on one
-machine and thread count; another CPU or GPU kernel may round differently, within the cosine of 0.999
-to fp32 that ``precision=auto`` requires (two machines sharing a cache can hold rows that differ there).
-The fingerprint does not record the batching, so rows an earlier version cached under bf16 are served.
+What a text's row depends on besides the text, since the cache keeps the first vector written (so it
+would otherwise depend on earlier runs' chunk sizes): word-vector encoders see each text alone. Torch
+transformers pad each model input to a width its own length decides (a multiple of 16 tokens,
+:data:`pipeline.encoders.transformer.WIDTH_STEP`) and batch only inputs of one width, so under bf16 or
+fp16 autocast, where rounding follows the padded width, a text gets the same bits in a chunk of 40 as in
+one of 120 (tested). In fp32 the batch's row count still moves a row by float rounding: a tolerance,
+recorded and tested as 1e-6 (measured 1.6e-7 on MiniLM); the ONNX backend gave the same bits. Another
+CPU or GPU kernel may round differently, within the cosine of 0.999 to fp32 that ``precision=auto``
+requires (two machines sharing a cache can hold rows that differ there). The fingerprint does not
+record the batching, so rows an earlier version cached under bf16 are served.
 """
 
 from __future__ import annotations
