@@ -87,6 +87,9 @@ def test_evaluate_reports_balanced_accuracy_and_majority_rate(glove_bundle, low_
     assert scores["balanced_accuracy"] == pytest.approx((tn / (tn + fp) + tp / (tp + fn)) / 2)
     text = invoke("evaluate", out, path, "--cache-dir", cache).output
     assert "balanced " in text and "majority " in text
+    # its shift sample is of the target's texts: the check finds them alike, so --adapt-prior may weigh in
+    adapted = json.loads(invoke("evaluate", out, path, "--adapt-prior", "--json", "--cache-dir", cache).output)
+    assert adapted["domain_shift"]["warning"] is False and "unlike the training texts" not in adapted["prior"]["line"]
 
 
 def test_evaluate_warns_under_the_majority_rate(glove_bundle, low_rate):
