@@ -25,7 +25,7 @@ def test_only_an_unsaid_backend_on_a_transformer_is_auto():
 
 
 def test_int8_is_tried_unasked_only_where_its_accuracy_was_measured():
-    assert candidates("minilm") == [("openvino", "int8"), ("openvino", "none"), ("onnx", "none")]
+    assert candidates("mpnet") == [("openvino", "int8"), ("openvino", "none"), ("onnx", "none")]
     assert ("minilm", "openvino") in INT8_CLEARED and ("minilm", "onnx") not in INT8_CLEARED
     assert candidates("st:/models/mine") == [("openvino", "none"), ("onnx", "none")]  # no measured int8: fp32 only
     assert candidates("minilm+st:/models/mine") == [("openvino", "none"), ("onnx", "none")]

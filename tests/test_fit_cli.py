@@ -220,10 +220,11 @@ def test_fit_without_encoder_uses_the_default_mpnet(reviews_csv, tmp_path):
     res = invoke("fit", reviews_csv, "--group-col", "movie", "--budget", "40", "--cache-dir", tmp_path / "cache",
                  "--out", tmp_path / "m")
     assert res.exit_code == 0, res.output
-    assert "mpnet: backend auto runs openvino " in res.output and "median cosine" in res.output
+    assert "mpnet: backend auto runs openvino int8: median cosine" in res.output
     bundle = Bundle.load(next((tmp_path / "m").iterdir()))
     assert parse_spec(bundle.manifest["encoder"]["spec"]).name == DEFAULT_ENCODER == "mpnet"
-    assert bundle.manifest["encoder"]["options"]["backend"] == "openvino"
+    assert (bundle.manifest["encoder"]["options"]["backend"], bundle.manifest["encoder"]["options"]["quantize"]) == \
+        ("openvino", "int8")
     assert bundle.estimator.n_features_in_ == 768
     assert bundle.manifest["metrics"]["test"]["accuracy"] > 0.6  # mpnet scores about 0.8 on RT at 40 labels
 
