@@ -56,6 +56,8 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dic
 @click.option("--adapt-prior", is_flag=True,
               help="Also score each frozen cell with guarded class-prior adaptation (as evaluate --adapt-prior): "
                    "adapted and plain accuracy side by side, with the decision and why, per test set.")
+@click.option("--out-of-core", is_flag=True, help="Train the sgd head's whole-pool ('all') cells chunk by chunk, as "
+              "fit --out-of-core does (on Ray, each chunk read from the shared cache).")
 @prompts_option
 @unlabelled_options
 @_engine_options
@@ -64,7 +66,8 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dic
 @_handle_errors
 def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: tuple[str, ...],
             finetune: tuple[str, ...], budgets: str | None, seeds: int | None, test_sets: tuple[str, ...],
-            out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, adapt_prior: bool, prompts: str, engine: str,
+            out: str | None, jobs: int, cache_dir: str | None, no_plot: bool, adapt_prior: bool, out_of_core: bool,
+            prompts: str, engine: str,
             address: str | None, queries: tuple[str, ...], query_batch: int, query_refit: str, split_name: str,
             precision: str | None,
             max_length: int | None, pooling: str | None, long_text: str | None, backend: str | None,
@@ -138,9 +141,12 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
         rows = run_active_compare(ds, plan, query, Execution(out=out_dir, cache_dir=cache_dir, jobs=jobs),
                                   test_sets=extra, source_options=opts)
     else:
+        from pipeline.fit.out_of_core import OutOfCore
+
         plan = StudyPlan(encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],
                          budgets=budget_list, seeds=seeds or base["seeds"], adapt_prior=adapt_prior,
-                         self_train=self_train, prompts=prompt_set, backends=backends)
+                         self_train=self_train, prompts=prompt_set, backends=backends,
+                         out_of_core=OutOfCore() if out_of_core else None)
         execution = Execution(out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address)
         rows = run_compare(ds, plan, execution, test_sets=extra, unlabelled=unlabelled, source_options=opts)
     summary = write_report(rows, out_dir, title=title, with_plot=not no_plot)

@@ -27,15 +27,19 @@ from pipeline.encoders.spec import DEFAULT_ENCODER
 @click.option("--out", default="models", show_default=True, type=click.Path(file_okay=False),
               help="Directory for the bundles, one per head: OUT/<source>-<encoder>-<head>-b<budget>-s<seed>/.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="CV folds of the grid search fitted in parallel processes (-1 = all cores).")
+@click.option("--out-of-core", is_flag=True, help="--head sgd: stream the pool's cached vectors in chunks instead of "
+              "holding them (any number of rows; no grid search). Chosen by itself above --memory-budget.")
+@click.option("--memory-budget", default="2G", show_default=True,
+              help="Vectors (pool + test, float32) fit may hold in memory; above it --head sgd trains out of core.")
 @prompts_option
 @_backend_options
 @unlabelled_options
 @_cache_dir_option
 @_handle_errors
 def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, seed: int, class_weight: str | None,
-        out: str, jobs: int, prompts: str, backend: str | None, quantize: str | None, min_cosine: float, cache_dir: str | None,
-        precision: str | None, max_length: int | None, pooling: str | None, long_text: str | None,
-        **opts: Any) -> None:
+        out: str, jobs: int, out_of_core: bool, memory_budget: str, prompts: str, backend: str | None,
+        quantize: str | None, min_cosine: float, cache_dir: str | None, precision: str | None, max_length: int | None,
+        pooling: str | None, long_text: str | None, **opts: Any) -> None:
     """Train scikit-learn heads on cached vectors of SOURCE and save one model bundle per head.
 
     Splits SOURCE leak-free into pool and test, trains on the pool (or a --budget of it), picks
@@ -52,6 +56,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
       review-transfer fit rt --budget 1000 --self-train --unlabelled more_reviews.csv
       review-transfer fit rt --encoder "minilm[long=truncate]" --head logreg
       review-transfer fit phones.csv --budget 64 --prompts phone_prompts.txt
+      review-transfer fit million.parquet --encoder glove-6b-50d --head sgd --out-of-core
     """
     from pathlib import Path
 
@@ -62,7 +67,9 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     from pipeline.encoders.spec import EncoderOptions
     from pipeline.study.tables import format_fit_table
     from pipeline.fit.train import FitPlan, bundle_name, iter_fit
+    from pipeline.fit.out_of_core import Switch, choose, fit_out_of_core, parse_memory
 
+    switch = Switch(out_of_core, parse_memory(memory_budget))
     self_train, unlabelled = pop_unlabelled(opts)
     prompt_set = resolve_prompts(prompts)
     spec = EncoderOptions((encoder,), long=long_text, max_length=max_length, precision=precision, pooling=pooling,
@@ -80,10 +87,17 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
                                          min_median=min_cosine)
         for line in lines:
             click.echo(line, err=True)
+    encoder, streamed, line = choose(list(heads or (DEFAULT_HEAD,)), ds, encoder, switch, budget=budget,
+                                     self_train=self_train is not None, cache_dir=cache_dir, source_options=opts)
+    if line:
+        click.echo(f"fit: {line}", err=True)
     fitted = []
     plan = FitPlan(heads=heads or (DEFAULT_HEAD,), budget=budget, seed=seed, class_weight=class_weight, n_jobs=jobs,
                    self_train=self_train, prompts=prompt_set)
-    for bundle in iter_fit(ds, plan, encoder=encoder, cache_dir=cache_dir, source_options=opts, unlabelled=unlabelled):
+    bundles = [fit_out_of_core(ds, encoder=encoder, seed=seed, cache_dir=cache_dir, class_weight=class_weight)] \
+        if streamed else iter_fit(ds, plan, encoder=encoder, cache_dir=cache_dir, source_options=opts,
+                                  unlabelled=unlabelled)
+    for bundle in bundles:
         path = bundle.save(Path(out) / bundle_name(bundle))
         click.echo(f"saved {bundle.manifest['head']['name']}: {path}", err=True)
         fitted.append(bundle)

@@ -291,7 +291,8 @@ class StudyPlan:
     (``...+self-train``; fine-tuning methods distil). ``prompts`` (:mod:`pipeline.heads.prompts`; ``None``:
     off) give the linear heads of frozen cells their prompt prior. ``backends`` (spec -> ``{"backend",
     "quantize"}``, as ``compare``'s backend auto chose) run the frozen cells of those encoders from an export;
-    fine-tuning cells train the torch model.
+    fine-tuning cells train the torch model. ``out_of_core`` trains the ``sgd`` head's whole-pool cells chunk by
+    chunk (on Ray, each chunk read from the shared cache).
     """
 
     encoders: Sequence[str]
@@ -304,6 +305,7 @@ class StudyPlan:
     self_train: Any = None
     prompts: Any = DEFAULT_PROMPTS
     backends: dict[str, dict[str, str]] = field(default_factory=dict)  # spec -> backend, quantize of its frozen cells
+    out_of_core: Any = None  # pipeline.fit.out_of_core.OutOfCore: sgd's whole-pool cells trained chunk by chunk
 
 
 @dataclass(frozen=True)
@@ -369,8 +371,9 @@ def run_compare(
         for encoder_spec in encoders:
             frozen = {m: todo[m] for m in methods if m.encoder == encoder_spec and not m.finetune and todo[m]}
             if frozen:
-                _run_frozen(run, encoder_spec, frozen, source_options, {"adapt_prior": adapt_prior,
-                                                                        "self_train": self_train})
+                _run_frozen(run, encoder_spec, frozen, source_options, {
+                    "adapt_prior": adapt_prior, "self_train": self_train,
+                    "out_of_core": None if plan.out_of_core is None else plan.out_of_core.record()})
             for m in (m for m in methods if m.encoder == encoder_spec and m.finetune):
                 for b, s in todo[m]:
                     run.record(_finetune_cell(m, b, s, pool, tests, out / "finetune", dict(plan.finetune_options),

@@ -72,6 +72,26 @@ class CellOptions:
     shift: dict[str, dict[str, Any]] | None = None
     search: bool = True
     prompt_direction: np.ndarray | None = None
+    out_of_core: dict[str, Any] | None = None  # sgd's whole-pool cell chunk by chunk (OutOfCore.record())
+
+
+def streamed(method: Method, budget: int | None, out_of_core: dict[str, Any] | None) -> bool:
+    """Whether a cell trains out of core: an ``sgd`` head on the whole pool, when compare was asked to."""
+    return out_of_core is not None and budget is None and method.head == "sgd" and not method.self_train
+
+
+def _fit_streamed(X: Any, y: np.ndarray, seed: int, class_weight: str | None, settings: dict[str, Any]) -> Any:
+    """A fitted-head record (estimator, params, fit_seconds) of :func:`pipeline.heads.out_of_core.fit_chunks` on ``X``."""
+    import time
+    from types import SimpleNamespace
+
+    from pipeline.heads.out_of_core import fit_chunks
+
+    start = time.perf_counter()
+    estimator = fit_chunks(lambda idx: np.asarray(X[idx], dtype=np.float32), np.arange(len(y)), y,
+                           class_weight=class_weight, seed=seed, **settings)
+    return SimpleNamespace(estimator=estimator, params={**settings, "epochs_run": int(estimator[-1].n_iter_)},
+                           fit_seconds=time.perf_counter() - start)
 
 
 def fit_frozen_cell(cell: Cell) -> dict[str, Any]:
@@ -86,6 +106,8 @@ def fit_frozen_cell(cell: Cell) -> dict[str, Any]:
     ``X_unlabelled`` (vectors only: no label of the unlabelled texts reaches this function).
     ``search=False`` fits the head's fixed defaults instead of searching its grid by cross-validation.
     ``prompt_direction`` gives linear heads their prompt prior (:mod:`pipeline.heads.prompts`).
+    ``out_of_core`` trains an ``sgd`` whole-pool cell chunk by chunk (:func:`pipeline.heads.out_of_core.fit_chunks`),
+    reading ``X[positions]`` only: the cell's X may be a reader of the cache rather than an array.
     """
     from pipeline.heads.registry import SELECTION, FitOptions, fit_head
 
@@ -94,7 +116,9 @@ def fit_frozen_cell(cell: Cell) -> dict[str, Any]:
     o = cell.options
     class_weight, self_train, prompt_direction = o.class_weight, o.self_train, o.prompt_direction
     extra: dict[str, Any] = {}
-    if method.self_train:
+    if streamed(method, budget, o.out_of_core):
+        fitted = _fit_streamed(X_train, y_train, seed, class_weight, o.out_of_core)
+    elif method.self_train:
         from pipeline.unlabelled.self_train import self_train_head
 
         fitted, record = self_train_head(method.head, X_train, y_train, o.X_unlabelled, settings=self_train,

@@ -6,9 +6,11 @@ Embedding: the driver streams texts, keeps those the cache lacks and cuts them i
 the cluster has GPUs) encodes shards; each worker writes its shard as its own HDF5 file under
 ``<cache>/<fingerprint>.incoming/`` (:meth:`Store.stage`, no lock, tmp + replace), and the driver
 adopts each finished file into the store's shard table (:meth:`Store.adopt`), so
-``EmbeddingCache.vectors`` and every reader see the rows with no change. A worker killed mid-shard
-is restarted by Ray and the shard retried; the retry rewrites the same staged file name and a file
-is adopted once, after its task returned, so no row is duplicated or lost.
+``EmbeddingCache.vectors`` and every reader see the rows with no change. A worker that dies mid-shard
+(its process, or its whole node) or refuses to start (another encoder fingerprint) is dropped and its
+shards are sent to the workers left; a retry rewrites the same staged file name and a file is adopted
+once, after its task returned, so no row is duplicated or lost. With no worker left the run stops with
+one line saying why; the rows adopted so far stay cached and a rerun encodes only the rest.
 
 The cache directory must be on a filesystem every node sees (NFS, Lustre, a mounted bucket with
 POSIX locks). Ray is an optional extra (``pip install 'review-transfer[ray]'``), imported only here,
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -138,6 +142,9 @@ def ray_fill(
         bar.close()
         actors.close()
         _drop_staged(store, run)
+    if actors.lost:
+        print(f"embed {spec}: {len(actors.lost)} of {len(actors.actors)} Ray workers lost, their shards redone on "
+              f"the workers left: {'; '.join(dict.fromkeys(actors.lost))}", file=sys.stderr)
     if store.has_shards():
         store.compact()
     report.seconds = time.perf_counter() - start
@@ -159,45 +166,81 @@ def _driver_encoder(spec: str, cache_dir: Path, options: dict[str, Any], shard_s
 
 
 class _ShardPool:
-    """Encoding actors and the shards in flight on them: a shard goes to the least busy actor."""
+    """Encoding actors and the shards in flight on them: a shard goes to the least busy live actor.
+
+    Retries are the driver's, not Ray's: an actor whose task fails (its process or its whole node died, or it
+    refused to start) is dropped and its shards go to the actors left, each shard at most ``max_retries`` more
+    times. Ray's own actor restarts would wait for a free CPU when a node is lost, for ever on a full cluster.
+    """
 
     def __init__(self, ray: Any, worker_cls: type, spec: str, options: dict[str, Any], cache_dir: Path,
                  fingerprint: str, workers: int | None, max_retries: int) -> None:
         self.ray, self.spec, self.max_retries = ray, spec, max_retries
         n_workers, gpus = _worker_count(ray, workers, options.get("device", "auto"))
-        actor_cls = ray.remote(num_gpus=gpus, num_cpus=0 if gpus else 1, max_restarts=max_retries,
-                               max_task_retries=max_retries)(worker_cls)
+        actor_cls = ray.remote(num_gpus=gpus, num_cpus=0 if gpus else 1, max_restarts=0,
+                               max_task_retries=0)(worker_cls)
         self.actors = [actor_cls.remote(spec, options, str(cache_dir), fingerprint) for _ in range(n_workers)]
-        self.tasks: dict[Any, tuple[int, list[bytes]]] = {}  # task -> (actor index, keys of its texts)
+        self.live = set(range(n_workers))
+        self.lost: list[str] = []  # why each dropped actor was dropped, one line each
+        self.tasks: dict[Any, tuple[int, str, list[str], int]] = {}  # task -> (actor, shard name, texts, tries)
 
     @property
     def full(self) -> bool:
-        """Whether enough shards are queued to keep every actor busy."""
-        return len(self.tasks) >= IN_FLIGHT_PER_WORKER * len(self.actors)
+        """Whether enough shards are queued to keep every live actor busy."""
+        return len(self.tasks) >= IN_FLIGHT_PER_WORKER * len(self.live)
 
-    def submit(self, name: str, texts: list[str]) -> None:
-        """Send shard ``name`` to the actor with the fewest shards in flight."""
-        busy = [0] * len(self.actors)
-        for w, _ in self.tasks.values():
-            busy[w] += 1
-        w = int(np.argmin(busy))
-        self.tasks[self.actors[w].encode.remote(name, texts)] = (w, text_keys(texts).tolist())
+    def submit(self, name: str, texts: list[str], tries: int = 0) -> None:
+        """Send shard ``name`` to the live actor with the fewest shards in flight."""
+        busy = dict.fromkeys(self.live, 0)
+        for w, *_ in self.tasks.values():
+            if w in busy:
+                busy[w] += 1
+        w = min(busy, key=lambda k: (busy[k], k))
+        self.tasks[self.actors[w].encode.remote(name, texts)] = (w, name, texts, tries)
 
     def finished(self) -> tuple[str, dict[str, int], list[bytes]]:
-        """(staged file, encoder counters, keys) of the next shard to finish; EngineError when it failed every retry."""
-        (done,), _ = self.ray.wait(list(self.tasks), num_returns=1)
-        _, keys = self.tasks.pop(done)
-        try:
-            path, stats = self.ray.get(done)
-        except self.ray.exceptions.RayError as e:
-            raise EngineError(f"{self.spec}: a shard of {len(keys)} texts failed after {self.max_retries} retries "
-                              f"({type(e).__name__}); rows done so far are cached, rerun to resume.\n{e}") from None
-        return path, stats, keys
+        """(staged file, encoder counters, keys) of the next shard to finish; EngineError when a shard failed
+        ``max_retries`` retries or no actor is left."""
+        while True:
+            (done,), _ = self.ray.wait(list(self.tasks), num_returns=1)
+            w, name, texts, tries = self.tasks.pop(done)
+            try:
+                path, stats = self.ray.get(done)
+                return path, stats, text_keys(texts).tolist()
+            except self.ray.exceptions.RayError as e:
+                cause = _cause(e)
+                if isinstance(e, self.ray.exceptions.RayActorError):  # the actor is gone (or never started)
+                    self._drop(w, cause)
+                if tries >= self.max_retries or not self.live:
+                    why = f"no Ray worker left ({len(self.actors)} started)" if not self.live else \
+                        f"a shard of {len(texts)} texts failed after {self.max_retries} retries"
+                    raise EngineError(f"{self.spec}: {why}: {'; '.join(dict.fromkeys([*self.lost, cause]))}. Rows "
+                                      "done so far are cached, rerun to resume.") from None
+                self.submit(name, texts, tries + 1)
+
+    def _drop(self, w: int, cause: str) -> None:
+        """Stop sending work to actor ``w``, remembering why (one line)."""
+        if w in self.live:
+            self.live.discard(w)
+            self.lost.append(cause)
+            with contextlib.suppress(Exception):
+                self.ray.kill(self.actors[w])
 
     def close(self) -> None:
         """Stop the actors."""
         for handle in self.actors:
-            self.ray.kill(handle)
+            with contextlib.suppress(Exception):
+                self.ray.kill(handle)
+
+
+def _cause(error: Exception) -> str:
+    """One line saying why a Ray task failed: the worker's own exception line when Ray's message carries one
+    (e.g. a refused encoder fingerprint), else the kind of failure (worker process or node died)."""
+    own = [line.strip() for line in str(error).splitlines() if re.match(r"\s*(\w+\.)*\w+(Error|Exception): ", line)]
+    own = [line for line in own if not line.startswith(("ray.", "Ray"))]
+    if own:
+        return own[-1]
+    return f"{type(error).__name__}: a worker process or its node died"
 
 
 def _drop_staged(store: Store, run: str) -> None:
@@ -273,12 +316,28 @@ def _worker_store(cache_dir: str, fingerprint: str) -> Store:
 
 def _cached_cell(cache_dir: str, stores: list[tuple[str, int]], tests: dict[str, tuple[np.ndarray, np.ndarray]],
                  cell: Cell) -> dict[str, Any]:
-    """A cell whose rows are cache keys: read the vectors from the shared cache, then fit and score."""
+    """A cell whose rows are cache keys: read the vectors from the shared cache, then fit and score (an
+    out-of-core cell reads its training rows chunk by chunk)."""
+    from pipeline.study.engines.cells import streamed
 
     def read(keys: np.ndarray) -> np.ndarray:
         return np.hstack([_worker_store(cache_dir, fingerprint).read(keys, dim) for fingerprint, dim in stores])
 
-    return cell.fit(read(cell.X), {name: (read(keys), labels) for name, (keys, labels) in tests.items()})
+    X = _KeyRows(cell.X, read) if streamed(cell.method, cell.budget, cell.options.out_of_core) else read(cell.X)
+    return cell.fit(X, {name: (read(keys), labels) for name, (keys, labels) in tests.items()})
+
+
+class _KeyRows:
+    """Rows of cache keys read on demand, ``rows[positions]``: an out-of-core cell's training set."""
+
+    def __init__(self, keys: np.ndarray, read: Any) -> None:
+        self.keys, self.read = keys, read
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, positions: np.ndarray) -> np.ndarray:
+        return self.read(self.keys[positions])
 
 
 def run_cells(cells: Iterable[Cell], cache_dir: str | Path, stores: list[tuple[str, int]], *,
