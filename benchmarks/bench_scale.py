@@ -1,135 +1,293 @@
-"""Scale benchmark: the local engine vs Ray (2 workers) on this machine, the cost of the shard index
-on reads, and a paper model of 10M reviews on N GPUs built from the measured figures.
+"""Scale benchmark: a million reviews through stage one (local engine, Ray on 1 and 2 nodes) and stage two
+out of core, with the per-row costs extrapolated to 10M and 100M rows.
 
-1. ``embed`` throughput (texts encoded per second, cold cache) for one encoder: the local engine
-   (one process, torch uses every core) vs ``--engine ray`` with 2 actors; Ray start-up and actor
-   start (model load) are timed apart from the encoding;
-2. reads from one store of synthetic 384-d rows, compacted into one file vs spread over 16 and 64
-   shard files: a random 1% of rows and every row; and the key lookup alone (``Store.missing``),
-   which every ``embed`` batch pays, for the store's size;
-3. the paper model: per-worker texts/s x N workers vs the shared-filesystem bandwidth it needs.
+Steps (each one command, so that each fits a short turn of a shared machine; results go to WORK/results.json):
 
-Run:  .venv/bin/python benchmarks/bench_scale.py                      (MiniLM, 2,000 texts, 200k rows)
-      .venv/bin/python benchmarks/bench_scale.py --texts 600 --rows 50000 --gpu-rate 4000
-``--gpu-rate`` is texts/s of one GPU worker for the paper model: an input, not measured here.
+  data      N texts resampled from RT (each a review with two words dropped at random, labelled and grouped by
+            movie as its source, so test movies stay on the test side) -> WORK/reviews-N.parquet, and its first 100k
+  local     ``embed`` with the local engine into WORK/cache-local: texts/s, wall s, peak RSS, cache bytes;
+            --resume goes on from the rows a killed run left (the cache is crash-safe)
+  fit       ``fit --head sgd --out-of-core`` at 100k rows and at the longest fully cached prefix: wall s, peak RSS
+  engines   the first --rows texts into fresh caches: local engine, then ``embed --engine ray`` on a cluster of
+            2 and of 1 raylets of 1 CPU each (``ray.cluster_utils``, driver on this machine)
+  compact   one forced compaction of the local store (every row rewritten into a new main file): s
+  report    the table and the extrapolation (per-row costs x 10 and x 100), from results.json
+
+Run (GloVe: fast enough for a million rows on CPUs):
+  B="flock /work/notes/cpu.lock .venv/bin/python benchmarks/bench_scale.py --work /tmp/bench-scale"
+  $B data --rows 1000000; $B local; $B local --resume; $B fit; $B engines --rows 50000; $B compact; $B report
+Each step runs the CLI in a child process and reads its peak RSS from ``wait4``.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
+import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-VECTOR_BYTES = 384 * 4 + 64  # float32 vector + S64 key per row
+ENCODER = "glove-6b-50d"
+SMALL = 100_000
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def embed_rates(spec: str, n: int) -> dict[str, float]:
-    """Encoded texts/s: local engine, Ray with 2 workers (and its start-up seconds)."""
-    import ray
+# ---------------------------------------------------------------------------------------------- helpers
+def run_cli(args: list[str]) -> tuple[float, int, str]:
+    """(wall s, peak RSS bytes, output) of ``review-transfer ARGS`` in a child process; exit on failure."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        sys.exit(f"review-transfer {' '.join(args)} failed ({proc.returncode}):\n{out[-3000:]}")
+    return wall, usage.ru_maxrss * 1024, out
 
-    from pipeline.store.cache import EmbeddingCache
-    from pipeline.data.dataset import load
-    from pipeline.study.engines.ray import ray_fill
+
+def disk_bytes(cache: Path) -> int:
+    """Bytes of the encoder's store files in ``cache`` (main file and shards; not the encoder's own work files)."""
     from pipeline.encoders import get_encoder
 
-    base = load("rt").texts
-    texts = [base[i % len(base)] + ("" if i < len(base) else f" #{i}") for i in range(n)]
-    out: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        enc = get_encoder(spec)
-        enc.encode(texts[:8])  # load the model: time encoding, not start-up, as for the Ray actors below
-        report = EmbeddingCache(Path(tmp) / "local", progress=False).fill(enc, texts)
-        out["local"] = report.misses / report.seconds
-        start = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        out["ray_init_s"] = time.perf_counter() - start
-        warm = ray_fill(spec, [texts[:64]], Path(tmp) / "warm", workers=2, shard_size=32, progress=False)
-        out["ray_actor_start_s"] = warm.seconds  # two actors loading the model, plus 64 texts
-        report = ray_fill(spec, [texts], Path(tmp) / "ray", workers=2, shard_size=max(64, n // 16), progress=False)
-        out["ray_2"] = report.misses / report.seconds  # includes this run's actor start, as a user pays it
-        out["ray_2_steady"] = report.misses / max(1e-9, report.seconds - warm.seconds)  # less the start-up
-        ray.shutdown()
-    return out
+    fp = get_encoder(ENCODER).fingerprint
+    return sum(p.stat().st_size for p in cache.rglob(f"{fp}*") if p.is_file()) + \
+        sum(p.stat().st_size for p in (cache / f"{fp}.shards").glob("*") if p.is_file())
 
 
-def read_costs(rows: int, dim: int = 384) -> list[tuple[str, float, float, float]]:
-    """(layout, s to read 1% random rows, s to read all rows, s for a 50k-key lookup) per shard layout."""
-    from pipeline.store.cache import Store
+def load_results(work: Path) -> dict[str, Any]:
+    path = work / "results.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
+
+def save(work: Path, key: str, value: dict[str, Any]) -> None:
+    results = load_results(work)
+    results[key] = {**value, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "load": os.getloadavg()[0]}
+    tmp = work / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=1))
+    os.replace(tmp, work / "results.json")
+    print(key, json.dumps(results[key]))
+
+
+def source(work: Path, rows: int | None = None) -> Path:
+    data = load_results(work)["data"]
+    return Path(data["small"] if rows == SMALL else data["path"])
+
+
+def columns() -> list[str]:
+    return ["--text-col", "text", "--label-col", "label", "--group-col", "movie"]
+
+
+# ---------------------------------------------------------------------------------------------- steps
+def step_data(work: Path, rows: int) -> None:
+    """N unique texts resampled from RT (two words dropped at random from a review), grouped by its movie,
+    so that the split sends the resamples of RT's test movies to the test side."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.data.dataset import load
+
+    pool = load("rt")
+    words = [t.split() for t in pool.texts]
     rng = np.random.default_rng(0)
-    keys = np.array([f"{i:064x}".encode() for i in rng.permutation(rows)], dtype="S64")
-    vectors = rng.standard_normal((rows, dim)).astype(np.float32)
-    meta = {"fingerprint": "bench", "dim": dim, "spec": "synthetic", "params": "{}", "merged_upto": -1}
-    some = keys[rng.choice(rows, rows // 100, replace=False)]
-    probe = keys[rng.choice(rows, min(rows, 50_000), replace=False)]
-    results = []
-    for shards in (1, 16, 64):
-        with tempfile.TemporaryDirectory() as tmp:
-            store = Store(tmp, "bench")
-            for part in np.array_split(np.arange(rows), shards):
-                store.commit(keys[part], vectors[part], meta)
-            if shards == 1:
-                store.compact(force=True)
-            store.read(keys[:1], dim)  # open every file once (key index memoised), as a warm cache would
-            timings = []
-            for wanted in (some, keys):
-                start = time.perf_counter()
-                got = store.read(wanted, dim)
-                timings.append(time.perf_counter() - start)
-            assert got.shape == (rows, dim)
-            start = time.perf_counter()
-            store.missing(probe, dim)
-            timings.append(time.perf_counter() - start)
-            results.append(("1 main file" if shards == 1 else f"{shards} shard files", *timings))
-    return results
+    seen: set[str] = set()
+    texts, labels, movies = [], [], []
+    while len(texts) < rows:
+        for i in rng.integers(0, len(words), size=rows):
+            w = words[i]
+            if len(w) < 6:
+                continue
+            a, b = sorted(rng.choice(len(w), 2, replace=False))
+            text = " ".join(w[:a] + w[a + 1 : b] + w[b + 1 :])
+            if text in seen:
+                continue
+            seen.add(text)
+            texts.append(text)
+            labels.append(int(pool.labels[i]))
+            movies.append(pool.groups[i])
+            if len(texts) == rows:
+                break
+    table = pa.table({"text": texts, "label": labels, "movie": movies})
+    work.mkdir(parents=True, exist_ok=True)
+    path, small = work / f"reviews-{rows}.parquet", work / f"reviews-{SMALL}.parquet"
+    pq.write_table(table, path, row_group_size=65_536)
+    pq.write_table(table.slice(0, min(SMALL, rows)), small, row_group_size=65_536)
+    save(work, "data", {"rows": rows, "path": str(path), "small": str(small), "bytes": path.stat().st_size,
+                        "mean_chars": float(np.mean([len(t) for t in texts]))})
+
+
+def step_local(work: Path, resume: bool = False) -> None:
+    cache = work / "cache-local"
+    if not resume:
+        shutil.rmtree(cache, ignore_errors=True)
+    rows = load_results(work)["data"]["rows"]
+    wall, rss, out = run_cli(["embed", str(source(work)), "--encoder", ENCODER, "--cache-dir", str(cache)])
+    save(work, "local-resume" if resume else "local", {"rows": rows, "wall_s": wall, "texts_per_s": rows / wall, "peak_rss": rss,
+                         "cache_bytes": disk_bytes(cache), "report": out.strip().splitlines()[-3:]})
+
+
+def step_fit(work: Path) -> None:
+    """Out-of-core sgd at 100k rows and at the longest prefix of the file whose rows are all cached (the whole
+    file once ``local`` finished): wall s and peak RSS of ``fit``."""
+    import pyarrow.parquet as pq
+
+    from pipeline.encoders import get_encoder
+    from pipeline.store.cache import Store, text_keys
+
+    enc = get_encoder(ENCODER)
+    store = Store(work / "cache-local", enc.fingerprint)
+    table = pq.read_table(source(work))
+    texts = table.column("text").to_pylist()
+    cached = 0
+    for lo in range(0, len(texts), 50_000):
+        if store.missing(text_keys(texts[lo : lo + 50_000]), enc.dim).any():
+            break
+        cached = min(lo + 50_000, len(texts))
+    big = work / f"reviews-{cached}.parquet"
+    pq.write_table(table.slice(0, cached), big, row_group_size=65_536)
+    del table, texts
+    for rows, path in ((SMALL, Path(load_results(work)["data"]["small"])), (cached, big)):
+        out_dir = work / f"models-{rows}"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        wall, rss, out = run_cli(["fit", str(path), *columns(), "--encoder", ENCODER, "--head", "sgd", "--out-of-core",
+                                  "--cache-dir", str(work / "cache-local"), "--out", str(out_dir), "--prompts", "none"])
+        manifest = json.loads(next(out_dir.glob("*/manifest.json")).read_text())
+        save(work, f"fit{rows}", {"rows": rows, "wall_s": wall, "peak_rss": rss,
+                                  "accuracy": manifest["metrics"]["test"]["accuracy"],
+                                  "train_rows": manifest["train"]["size"], "sgd_s": manifest["head"]["fit_seconds"],
+                                  "lines": [ln for ln in out.splitlines() if ln.startswith("fit:")]})
+
+
+def step_engines(work: Path, rows: int) -> None:
+    """The first ``rows`` texts embedded into fresh caches: local engine, then Ray on 2 nodes and on 1."""
+    import pyarrow.parquet as pq
+
+    path = work / f"reviews-{rows}.parquet"
+    pq.write_table(pq.read_table(source(work)).slice(0, rows), path, row_group_size=65_536)
+    cache = work / f"cache-local{rows}"
+    shutil.rmtree(cache, ignore_errors=True)
+    wall, rss, out = run_cli(["embed", str(path), "--encoder", ENCODER, "--cache-dir", str(cache)])
+    save(work, f"local{rows}", {"rows": rows, "wall_s": wall, "texts_per_s": rows / wall, "peak_rss": rss,
+                                "cache_bytes": disk_bytes(cache), "report": out.strip().splitlines()[-3:]})
+    for nodes in (2, 1):
+        step_ray(work, nodes, path, rows)
+
+
+def step_ray(work: Path, nodes: int, path: Path, rows: int) -> None:
+    """embed on a Ray cluster of ``nodes`` raylets (1 CPU each) started on this machine."""
+    from ray.cluster_utils import Cluster
+
+    cache = work / f"cache-ray{nodes}"
+    shutil.rmtree(cache, ignore_errors=True)
+    start = time.perf_counter()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    for _ in range(nodes - 1):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    up = time.perf_counter() - start
+    try:
+        wall, rss, out = run_cli(["embed", str(path), "--encoder", ENCODER, "--cache-dir", str(cache),
+                                  "--engine", "ray", "--address", cluster.address, "--workers", str(nodes)])
+    finally:
+        cluster.shutdown()
+    save(work, f"ray{nodes}", {"rows": rows, "nodes": nodes, "cluster_start_s": up, "wall_s": wall,
+                               "texts_per_s": rows / wall, "driver_peak_rss": rss, "cache_bytes": disk_bytes(cache),
+                               "report": out.strip().splitlines()[-3:]})
+
+
+def step_compact(work: Path) -> None:
+    """One forced compaction of the local store: every row read and written into a new main file."""
+    from pipeline.store.cache import Store
+    from pipeline.encoders import get_encoder
+
+    store = Store(work / "cache-local", get_encoder(ENCODER).fingerprint)
+    start = time.perf_counter()
+    assert store.compact(force=True) or not store.has_shards()
+    if not store.has_shards():  # already one file: force a rewrite by committing one row, then merging
+        from pipeline.store.cache import file_meta, text_keys
+
+        enc = get_encoder(ENCODER)
+        store.commit(text_keys(["bench_scale compaction probe"]), enc.encode(["bench_scale compaction probe"]),
+                     file_meta(enc))
+        start = time.perf_counter()
+        store.compact(force=True)
+    seconds = time.perf_counter() - start
+    rows = load_results(work)["data"]["rows"]
+    save(work, "compact", {"rows": rows, "seconds": seconds, "main_bytes": store.main.stat().st_size})
+
+
+# ---------------------------------------------------------------------------------------------- report
+def step_report(work: Path) -> None:
+    r = load_results(work)
+    mb = 1 << 20
+    print(f"texts resampled from RT ({r['data']['mean_chars']:.0f} chars on average), {ENCODER}\n")
+    print("| step | rows | wall s | rows/s | peak RSS | on disk | load |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for key, e in r.items():
+        if key.startswith(("local", "ray")):
+            rss = e.get("peak_rss", e.get("driver_peak_rss", 0))
+            name = f"embed, Ray, {e['nodes']} node(s) of 1 CPU" if key.startswith("ray") else f"embed, local ({key})"
+            print(f"| {name} | {e['rows']:,} | {e['wall_s']:.0f} | {e['texts_per_s']:,.0f} | {rss / mb:,.0f} MB"
+                  f"{' (driver)' if key.startswith('ray') else ''} | {e['cache_bytes'] / mb:,.0f} MB | {e['load']:.1f} |")
+        elif key.startswith("fit"):
+            print(f"| fit --head sgd --out-of-core | {e['rows']:,} | {e['wall_s']:.0f} | {e['rows'] / e['wall_s']:,.0f} "
+                  f"| {e['peak_rss'] / mb:,.0f} MB | accuracy {e['accuracy']:.3f} | {e['load']:.1f} |")
+        elif key == "compact":
+            print(f"| one forced compaction | {e['rows']:,} | {e['seconds']:.1f} | {e['rows'] / e['seconds']:,.0f} | | "
+                  f"{e['main_bytes'] / mb:,.0f} MB | {e['load']:.1f} |")
+    extrapolate(r)
+
+
+def extrapolate(r: dict[str, Any]) -> None:
+    """Per-row costs x 10 and x 100: peak RSS and time of out-of-core fit (linear between the two fits), and the
+    rows compaction copies while a fill of N rows goes on (merges every 64 shards once the main file is 4x their
+    rows, so about N^2 / (2 x 64 x shard rows) copied: 1,024-row shards locally, 4,096 on Ray)."""
+    fits = sorted((e for k, e in r.items() if k.startswith("fit")), key=lambda e: e["rows"])
+    if len(fits) >= 2 and fits[-1]["rows"] > fits[0]["rows"]:
+        small, big = fits[0], fits[-1]
+        slope = (big["peak_rss"] - small["peak_rss"]) / (big["rows"] - small["rows"])
+        per_row = (big["wall_s"] - small["wall_s"]) / (big["rows"] - small["rows"])
+        print(f"\nout-of-core fit: {slope:.0f} B of peak RSS and {per_row * 1e6:.0f} us per row")
+        for rows in (big["rows"], 10 * big["rows"], 100 * big["rows"]):
+            print(f"  {rows:>12,} rows: peak RSS {(big['peak_rss'] + (rows - big['rows']) * slope) / 1e9:,.1f} GB, "
+                  f"{(big['wall_s'] + (rows - big['rows']) * per_row) / 60:,.1f} min")
+    if "compact" in r:
+        rate = r["compact"]["rows"] / r["compact"]["seconds"]
+        print(f"\ncompaction copies {rate:,.0f} rows/s; rows copied and hours spent compacting during one fill:")
+        for rows in (1_000_000, 10_000_000, 100_000_000):
+            local, ray = rows**2 / (2 * 64 * 1024), rows**2 / (2 * 64 * 4096)
+            print(f"  {rows:>12,} rows: local {local / 1e6:,.0f}M rows, {local / rate / 3600:,.1f} h; "
+                  f"Ray {ray / 1e6:,.0f}M rows, {ray / rate / 3600:,.1f} h")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--encoder", default="minilm")
-    parser.add_argument("--texts", type=int, default=2000)
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--gpu-rate", type=float, default=4000.0,
-                        help="assumed texts/s of one GPU worker (MiniLM, fp16, ~50-token reviews)")
-    parser.add_argument("--reviews", type=int, default=10_000_000)
-    parser.add_argument("--gpus", type=int, default=8)
+    parser.add_argument("step", choices=["data", "local", "fit", "engines", "compact", "report"])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bench-scale"), help="data, caches and results.json")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="data: texts to make; engines: the slice embedded")
+    parser.add_argument("--resume", action="store_true", help="local: keep the cache a killed run left and go on")
     args = parser.parse_args()
-
-    rates = embed_rates(args.encoder, args.texts)
-    print(f"1. embed {args.texts:,} texts with {args.encoder} (cold cache, texts encoded/s)")
-    print(f"   local engine (1 process, all cores)  {rates['local']:8.1f}")
-    print(f"   ray engine, 2 workers                {rates['ray_2']:8.1f}   ratio {rates['ray_2'] / rates['local']:.2f}x")
-    print(f"   ray, less actor start-up (steady)    {rates['ray_2_steady']:8.1f}   "
-          f"ratio {rates['ray_2_steady'] / rates['local']:.2f}x")
-    print(f"   ray.init {rates['ray_init_s']:.1f} s; 2 actors start + load the model {rates['ray_actor_start_s']:.1f} s "
-          "(per run)")
-
-    print(f"\n2. reads from a store of {args.rows:,} x 384-d rows ({args.rows * VECTOR_BYTES / 1e6:.0f} MB)")
-    costs = read_costs(args.rows)
-    base = costs[0]
-    print(f"   {'layout':<16} {'1% random':>10} {'all rows':>10} {'lookup 50k':>11}")
-    for name, some, every, lookup in costs:
-        print(f"   {name:<16} {some:9.3f}s {every:9.3f}s {lookup:10.3f}s   "
-              f"(x{some / base[1]:.2f}, x{every / base[2]:.2f}, x{lookup / base[3]:.2f})")
-    lookup_per_key = base[3] / min(args.rows, 50_000)
-
-    per_worker_cpu = rates["ray_2_steady"] / 2
-    total = args.reviews
-    print(f"\n3. paper model: {total / 1e6:.0f}M reviews, {VECTOR_BYTES} B per row (384 float32 + key), "
-          f"{total * VECTOR_BYTES / 1e9:.1f} GB of vectors")
-    for label, rate in ((f"CPU worker, measured here ({per_worker_cpu:.0f} texts/s)", per_worker_cpu),
-                        (f"GPU worker, assumed ({args.gpu_rate:.0f} texts/s)", args.gpu_rate)):
-        agg = rate * args.gpus
-        print(f"   {args.gpus} x {label}: {agg:,.0f} texts/s -> {total / agg / 3600:.2f} h; shard writes "
-              f"{agg * VECTOR_BYTES / 1e6:.1f} MB/s to the shared filesystem")
-    print(f"   compaction (driver): merges when shards reach 1/4 of the main file, so it copies about 5x the "
-          f"final {total * VECTOR_BYTES / 1e9:.1f} GB over a run, i.e. {5 * total * VECTOR_BYTES / 1e9:.0f} GB read + written")
-    print(f"   key lookups (driver, every batch): {lookup_per_key * 1e6:.2f} us per key against one file of "
-          f"{args.rows:,} rows (binary search in each file's memoised sorted keys: ~log n per key per file); "
-          f"{total * lookup_per_key:.0f} s for {total / 1e6:.0f}M keys")
+    if args.step == "data":
+        step_data(args.work, args.rows)
+    elif args.step == "local":
+        step_local(args.work, resume=args.resume)
+    elif args.step == "fit":
+        step_fit(args.work)
+    elif args.step == "engines":
+        step_engines(args.work, args.rows)
+    elif args.step == "compact":
+        step_compact(args.work)
+    else:
+        step_report(args.work)
 
 
 if __name__ == "__main__":
