@@ -56,8 +56,8 @@ def retarget(bundle: str, target: str, out: str, n_labels: int | None, seed: int
     \b
     Examples:
       review-transfer retarget models/rt-mpnet-logreg-b1000-s0 airline_labelled.csv --out models/airline
-      review-transfer retarget models/rt-mpnet-logreg-b1000-s0 site.csv --labels 32 --unlabelled site.csv --self-train \
-        --out models/site
+      review-transfer retarget models/rt-mpnet-logreg-b1000-s0 site.csv --labels 32 --out models/site
+      review-transfer retarget models/rt-mpnet-logreg-b1000-s0 site.csv --unlabelled site.csv --self-train --out m
     """
     from pipeline.bundle.bundle import Bundle, check_out_dir
     from pipeline.fit.retarget import RetargetSettings
