@@ -1,18 +1,18 @@
 """The default encoder's speed: ``embed`` against plain sentence-transformers fp32, and texts/s by text length.
 
-1. ``embed`` (``--embed``): RT texts (a seeded random ``--texts`` of the 12,752, or all with ``--texts 0``)
-   in a CSV. Plain ``SentenceTransformer(mpnet).encode`` fp32 in this process (model loaded and warmed
-   up before timing), then the whole ``review-transfer embed CSV`` command in fresh processes (the
-   default: no ``--encoder``, no ``--backend``), twice, each into an empty embedding cache that shares
-   the real cache's ``exports/`` and ``models/`` (the one-time export is not timed: its seconds are in the
-   export's ``meta.json``, printed here). The first run probes the export against torch fp32 on the
-   CSV's texts; the second finds that probe on record. Prints each wall time, texts/s and the ratio.
+1. ``embed`` (``--embed``): RT texts (a seeded random ``--texts`` of the 12,752, or all with ``--texts 0``).
+   In one process, interleaved twice: plain ``SentenceTransformer(mpnet).encode`` fp32 and the default
+   encoder as ``backend auto`` builds it, both loaded and warmed up first (wall and CPU seconds, ratio).
+   Then the whole ``review-transfer embed CSV`` command (no ``--encoder``, no ``--backend``) in fresh
+   processes, twice, each into an empty embedding cache sharing the real cache's ``exports/`` and
+   ``models/`` (the one-time export is not timed): the first probes the export against torch fp32 on the
+   CSV's texts, the second finds that probe on record.
 2. Text length (``--lengths``): texts of exactly 20, 100 and 700 words (RT snippets of one label joined
    and cut), encoded by the default encoder (as ``backend auto`` picks it) under ``--long`` auto
    (chunk-mean), head-tail and truncate, and by plain sentence-transformers fp32 (which truncates at
    384 word pieces): texts/s each, the model and export loaded before timing.
 
-Run:  REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --embed [--texts 3000]
+Run:  REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --embed [--texts 400]
       REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --lengths
 """
 
@@ -50,48 +50,53 @@ def plain_model():
 
 
 def embed(n: int) -> None:
+    """Plain fp32 against the default encoder, interleaved in one process; then the default ``embed`` command
+    in fresh processes (twice: the first probes the export on these texts, the second finds the probe)."""
+    import torch
+
     from pipeline.data.dataset import load
     from pipeline.encoders.auto import auto_encoder
     from pipeline.paths import default_cache_dir
 
-    texts = load("rt").texts
-    if n:
-        texts = [texts[i] for i in sorted(np.random.default_rng(0).choice(len(texts), n, replace=False))]
+    rt = load("rt").texts
+    texts = [rt[i] for i in sorted(np.random.default_rng(1).choice(len(rt), n, replace=False))] if n else rt
     cache = default_cache_dir().resolve()
-    import torch
-
-    print(f"{len(texts):,} RT texts; torch {torch.__version__} with {torch.get_num_threads()} threads; load {_load()}")
+    encoder, said = auto_encoder("mpnet", rt, {"work_dir": cache})  # the export, probed on RT once
+    print(f"{len(texts):,} RT texts; torch {torch.__version__}, {torch.get_num_threads()} threads; {said[-1]}; "
+          f"load {_load()}", flush=True)
     model = plain_model()
-    start = time.perf_counter()
-    model.encode(texts)
-    t_plain = time.perf_counter() - start
-    print(f"plain SentenceTransformer(mpnet).encode fp32: {t_plain:.1f} s ({len(texts) / t_plain:.1f} texts/s; "
-          f"load {_load()})", flush=True)
-    del model
-    chosen, _ = auto_encoder("mpnet", [], {"work_dir": cache})  # no texts: which export auto tries first
-    meta = getattr(chosen, "meta", {})
-    print(f"export of the default encoder: {getattr(chosen, 'export_dir', 'none')} (made once in "
-          f"{meta.get('seconds', '?')} s)")
+    encoder.encode(texts[:8])
+    timed: dict[str, list[tuple[float, float]]] = {"plain": [], "auto": []}
+    for round_ in range(2):
+        for name, run in (("plain", lambda: model.encode(texts)), ("auto", lambda: encoder.encode(texts))):
+            wall, cpu = time.perf_counter(), time.process_time()
+            run()
+            timed[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+            print(f"round {round_} {name}: wall {timed[name][-1][0]:.1f} s, CPU {timed[name][-1][1]:.1f} s; "
+                  f"load {_load()}", flush=True)
+    plain_wall, auto_wall = (sum(t[0] for t in timed[k]) for k in ("plain", "auto"))
+    plain_cpu, auto_cpu = (sum(t[1] for t in timed[k]) for k in ("plain", "auto"))
+    print(f"encode only: plain {2 * len(texts) / plain_wall:.1f} texts/s, default {2 * len(texts) / auto_wall:.1f} "
+          f"texts/s; ratio wall {plain_wall / auto_wall:.2f}x, CPU {plain_cpu / auto_cpu:.2f}x", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "rt.csv"
         with open(source, "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows([["text"], *[[t] for t in texts]])
-        rows = []
-        for run in (1, 2):
-            work = Path(tmp) / f"cache{run}"
-            work.mkdir()
-            for shared in ("exports", "models"):
-                (work / shared).symlink_to(cache / shared)
+        work = Path(tmp) / "cache"
+        work.mkdir()
+        for shared in ("exports", "models"):  # the one-time export is not timed; its seconds are in meta.json
+            (work / shared).symlink_to(cache / shared)
+        for run_ in (1, 2):
+            for old in work.glob("*.h5*"):
+                old.unlink()
             start = time.perf_counter()
             out = subprocess.run([sys.executable, "-m", "pipeline", "embed", str(source), "--cache-dir", str(work)],
                                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
             wall = time.perf_counter() - start
             if out.returncode:
                 raise SystemExit(out.stderr)
-            said = [line for line in out.stderr.splitlines() if "backend auto" in line]
-            rows.append((run, wall, said[-1] if said else "?"))
-            print(f"embed run {run}: {wall:.1f} s wall ({len(texts) / wall:.1f} texts/s), x{t_plain / wall:.2f} plain; "
-                  f"{rows[-1][2]} (load {_load()})", flush=True)
+            print(f"fresh-process default embed, run {run_}: {wall:.1f} s wall, x{plain_wall / 2 / wall:.2f} the plain "
+                  f"encode alone (load {_load()})", flush=True)
 
 
 def lengths() -> None:
@@ -134,7 +139,7 @@ def lengths() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--embed", action="store_true")
-    parser.add_argument("--texts", type=int, default=3000, help="Random RT texts for --embed (0: all 12,752).")
+    parser.add_argument("--texts", type=int, default=400, help="Random RT texts for --embed (0: all 12,752).")
     parser.add_argument("--lengths", action="store_true")
     args = parser.parse_args()
     if args.embed:
