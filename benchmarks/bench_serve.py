@@ -17,7 +17,8 @@ Every loop stops by itself (a time and request budget per cell). Client and serv
 cores, as they would behind a local proxy; the load average is printed with the table.
 
 Run:  flock /work/notes/cpu.lock .venv/bin/python benchmarks/bench_serve.py [--bundles glove,int8,default]
-      [--seconds 6] [--cache DIR]      (REVIEW_TRANSFER_CACHE or a temporary cache by default)
+      [--seconds 6] [--cache DIR] [--serve-options '--max-batch 256']
+      (--cache: REVIEW_TRANSFER_CACHE, else a temporary cache)
 """
 
 from __future__ import annotations
@@ -214,11 +215,11 @@ def open_loop(port: int, texts: list[str], *, rate: float, size: int, seconds: f
     return out
 
 
-def bench(kind: str, bundle: Path, cache: str, texts: list[str], seconds: float) -> dict:
-    """The row of one bundle."""
+def bench(kind: str, bundle: Path, cache: str, texts: list[str], seconds: float, options: list[str]) -> dict:
+    """The row of one bundle; ``options`` go to every ``serve`` it starts."""
     base = in_process(bundle, cache, texts, seconds)
     row: dict = {"bundle": kind, "in_process": base}
-    server = Server(bundle, cache)
+    server = Server(bundle, cache, *options)
     try:
         budget = int(base * seconds) + 10
         one = closed_loop(server.port, texts, clients=1, size=1, seconds=seconds, max_requests=min(budget, 300))
@@ -235,7 +236,7 @@ def bench(kind: str, bundle: Path, cache: str, texts: list[str], seconds: float)
         server.stop()
     sustainable = row["c32x32"] / 32  # requests/s of 32 texts
     queue = max(64, int(row["c32x32"]))  # about one second of work
-    server = Server(bundle, cache, "--queue-texts", str(queue), "--max-texts", "32")
+    server = Server(bundle, cache, *options, "--queue-texts", str(queue), "--max-texts", "32")
     try:
         over = open_loop(server.port, texts, rate=2 * sustainable, size=32, seconds=seconds)
         row |= {"over_sent": sum(over.statuses.values()), "over_200": over.statuses[200], "over_503": over.statuses[503],
@@ -266,6 +267,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="Time budget of each measured loop.")
     parser.add_argument("--cache", default=os.environ.get("REVIEW_TRANSFER_CACHE"), help="Embedding cache / exports.")
     parser.add_argument("--json", default=None, help="Also write the rows to this JSON file.")
+    parser.add_argument("--serve-options", default="", help="Extra options for serve, e.g. '--max-batch 256'.")
     args = parser.parse_args()
     kinds = [k.strip() for k in args.bundles.split(",")]
     unknown = set(kinds) - set(KINDS)
@@ -278,7 +280,7 @@ def main() -> None:
         print(f"load before: {os.getloadavg()[0]:.2f}", flush=True)
         rows = []
         for kind, path in bundles.items():
-            rows.append(bench(kind, path, cache, texts, args.seconds))
+            rows.append(bench(kind, path, cache, texts, args.seconds, args.serve_options.split()))
             print(json.dumps(rows[-1]), flush=True)
     print(f"load after: {os.getloadavg()[0]:.2f}  ({os.cpu_count()} cores)")
     print(table(rows))
