@@ -77,7 +77,7 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
     cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)
     settings = {"device": device, "batch_size": batch_size, "source_options": opts}
     # texts the accuracy guard of exported backends samples (and backend auto is chosen on)
-    probe_texts = list(itertools.islice(itertools.chain.from_iterable(batches()), 20_000)) \
+    probe_texts = _first_texts(batches(), 20_000) \
         if backend != "torch" and any(is_transformer(spec) for _, spec in specs) else []
     for piece, spec in specs:
         chosen = {}
@@ -96,7 +96,7 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
             click.echo(f"{enc.describe()}", err=True)
             from pipeline.encoders.language import SAMPLE, warn as warn_language
 
-            warn_language(enc, list(itertools.islice(itertools.chain.from_iterable(batches()), SAMPLE)))
+            warn_language(enc, probe_texts[:SAMPLE] if len(probe_texts) >= SAMPLE else _first_texts(batches(), SAMPLE))
             report = fill_stream(cache, enc, batches())
         if not report.texts:
             raise click.ClickException(_no_texts(source, opts["text_col"]))
@@ -211,3 +211,15 @@ def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | N
     for store in stores:
         store.remove()
         click.echo(f"removed {store.fingerprint}")
+
+
+def _first_texts(batches: Any, n: int) -> list[str]:
+    """Up to ``n`` texts from the start of ``batches``, read quietly: the fill pass that follows reads the
+    same rows again and gives the reader's warnings once."""
+    import itertools
+
+    from pipeline.data.readers import DataWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        return list(itertools.islice(itertools.chain.from_iterable(batches), n))
