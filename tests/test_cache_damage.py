@@ -70,7 +70,7 @@ def _texts(path):
 def test_zero_vectors_are_reported_on_cache_hits_too(tmp_path):
     glove, texts = get_encoder(GLOVE), ["A fine and moving film.", "zzqxv blorptastic"]
     for _ in range(2):  # the first call encodes both texts, the second only reads the cache
-        with pytest.warns(ZeroVectorWarning, match=r"1 of 2 texts have no word the encoder knows \(texts \[1\]\)"):
+        with pytest.warns(ZeroVectorWarning, match=r"1 of 2 texts have no word the encoder knows \(texts 2\)"):
             EmbeddingCache(tmp_path).vectors(glove, texts)
     source = tmp_path / "t.csv"
     source.write_text("text\n" + "\n".join(texts) + "\n", encoding="utf-8")
