@@ -37,6 +37,7 @@ def main() -> None:
     Study       compare   learning curves over label budgets x seeds x encoders x heads
     Labelling   suggest   the texts most worth labelling next (active learning), as a CSV
                 label     a local web page to label them one at a time, the model refitted after each
+    Serving     serve     a bundle over HTTP (POST /v1/predict, /metrics), micro-batched
 
     SOURCE is a .csv/.tsv/.jsonl/.json/.parquet file, 'rt' (Rotten Tomatoes critic snippets,
     downloaded on first use) or 'hf:NAME[:SPLIT]' (Hugging Face datasets).
