@@ -96,7 +96,7 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
             click.echo(f"{enc.describe()}", err=True)
             from pipeline.encoders.language import SAMPLE, warn as warn_language
 
-            warn_language(enc, probe_texts[:SAMPLE] if len(probe_texts) >= SAMPLE else _first_texts(batches(), SAMPLE))
+            warn_language(enc, probe_texts[:SAMPLE] if probe_texts else _first_texts(batches(), SAMPLE))
             report = fill_stream(cache, enc, batches())
         if not report.texts:
             raise click.ClickException(_no_texts(source, opts["text_col"]))
