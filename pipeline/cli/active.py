@@ -7,16 +7,7 @@ from typing import Any
 import click
 
 from pipeline import MissingExtraError
-from pipeline.active.choices import DEFAULT_STRATEGY, STRATEGIES
-from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, load_source, source_options
-from pipeline.encoders.spec import DEFAULT_ENCODER
-
-_STRATEGY_HELP = "; ".join(f"{name}: {what}" for name, what in STRATEGIES.items())
-_encoder_option = click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
-                               help="Encoder spec whose vectors the strategy works on; transformers run under backend auto "
-                                    "(see embed --backend), e.g. mpnet[backend=torch] for torch.")
-_strategy_option = click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=DEFAULT_STRATEGY,
-                                show_default=True, help=_STRATEGY_HELP)
+from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, labelling_options, load_source
 
 
 def _encoder(raw: str, texts: list[str], cache_dir: str | None, opts: dict[str, Any]) -> Any:
@@ -33,15 +24,10 @@ def _encoder(raw: str, texts: list[str], cache_dir: str | None, opts: dict[str, 
 
 
 @click.command()
-@click.argument("source")
-@source_options
-@click.option("--labels", "labels_file", default=None, type=click.Path(dir_okay=False),
-              help="Labels so far: any SOURCE with text and label columns (e.g. the FILE `label` writes, or a "
-                   "filled-in to_label.csv). Missing or not given: no labels yet (a diverse cold start).")
-@_encoder_option
+@labelling_options("Labels so far: any SOURCE with text and label columns (e.g. the FILE `label` writes, or a "
+                   "filled-in to_label.csv). Missing or not given: no labels yet (a diverse cold start).",
+                   "Model whose guesses and certainty the strategy uses (default parameters).", labels_required=False)
 @click.option("--k", type=click.IntRange(min=1), default=50, show_default=True, help="How many texts to suggest.")
-@_strategy_option
-@click.option("--head", default="logreg", show_default=True, help="Model whose guesses and certainty the strategy uses (default parameters).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random and k-means++ draws.")
 @click.option("--out", default="to_label.csv", show_default=True, type=click.Path(dir_okay=False),
               help="Where to write the suggestions (.csv or .jsonl).")
@@ -78,14 +64,9 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
 
 
 @click.command()
-@click.argument("source")
-@source_options
-@click.option("--labels", "labels_file", required=True, type=click.Path(dir_okay=False),
-              help="JSON-lines file each label is appended to at once (created if missing; a restart resumes "
-                   "from it). A normal SOURCE for `fit` and `compare`. Skips go to FILE.skipped.")
-@_encoder_option
-@_strategy_option
-@click.option("--head", default="logreg", show_default=True, help="Model refitted after every label (default parameters).")
+@labelling_options("JSON-lines file each label is appended to at once (created if missing; a restart resumes "
+                   "from it). A normal SOURCE for `fit` and `compare`. Skips go to FILE.skipped.",
+                   "Model refitted after every label (default parameters).", labels_required=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (other than loopback, anyone "
               "who can reach it and has the token can label).")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port; 0 = any free port.")

@@ -72,6 +72,33 @@ def prompts_option(func: Callable[..., Any]) -> Callable[..., Any]:
              "all day.').")(func)
 
 
+def labelling_options(labels_help: str, head_help: str, *, labels_required: bool) -> Callable[..., Any]:
+    """Add what ``suggest`` and ``label`` share: SOURCE and how to read it, --labels, --encoder, --strategy and
+    --head, with each command's own help for --labels and --head."""
+    from pipeline.active.choices import DEFAULT_STRATEGY, STRATEGIES
+    from pipeline.encoders.spec import DEFAULT_ENCODER
+
+    options = [
+        click.argument("source"),
+        source_options,
+        click.option("--labels", "labels_file", required=labels_required, default=None,
+                     type=click.Path(dir_okay=False), help=labels_help),
+        click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
+                     help="Encoder spec whose vectors the strategy works on; transformers run under backend auto "
+                          "(see embed --backend), e.g. mpnet[backend=torch] for torch."),
+        click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=DEFAULT_STRATEGY, show_default=True,
+                     help="; ".join(f"{name}: {what}" for name, what in STRATEGIES.items())),
+        click.option("--head", default="logreg", show_default=True, help=head_help),
+    ]
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 # ---------------------------------------------------------------------------------------------- encoders
 LONG_TEXT_CHOICES = ("auto", "truncate", "head-tail", "chunk-mean")  # long_text.STRATEGIES, without importing numpy
 
