@@ -10,7 +10,8 @@ import pytest
 
 from pipeline import MissingExtraError, OptionError
 from pipeline.store.cache import EmbeddingCache
-from pipeline.study.engines.cells import Method, fit_frozen_cell
+from pipeline.study.engines.base import Method
+from pipeline.study.engines.cells import fit_frozen_cell
 from pipeline.data.dataset import budget_indices, split
 from pipeline.encoders import get_encoder
 from pipeline.study.engines import Cell, get_engine

@@ -30,8 +30,8 @@ from pipeline import OptionError
 from pipeline.active.choices import DEFAULT_REFIT, REFITS
 from pipeline.active.strategies import (SETTINGS, Oracle, QuerySettings, check_strategy, simulate, typicality,
                                        unit_rows)
-from pipeline.study.engines.base import Cell
-from pipeline.study.engines.cells import CellOptions, Method, budget_label, fit_frozen_cell
+from pipeline.study.engines.base import Cell, CellOptions, Method
+from pipeline.study.engines.cells import budget_label, fit_frozen_cell
 from pipeline.study.compare import Execution, ResultsLog, StudyPlan, check_run_identity
 from pipeline.data.dataset import Dataset, DataError, budget_indices, split, validation_split
 

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.study.engines.cells import SCORES, CellOptions, Method, budget_label, scores
+from pipeline.study.engines.cells import SCORES, budget_label, scores
 from pipeline.data.dataset import Dataset, DataError, budget_indices, split
-from pipeline.study.engines.base import Cell
+from pipeline.study.engines.base import Cell, CellOptions, Method
 from pipeline.data.jsonlines import drop_partial_line
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 

@@ -6,31 +6,13 @@ engine imports compare.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from pipeline.study.engines.base import Cell
+from pipeline.study.engines.base import Cell, Method
 
 SCORES = ("accuracy", "balanced_accuracy", "majority_rate", "macro_f1", "roc_auc", "log_loss", "ece")
-
-
-@dataclass(frozen=True)
-class Method:
-    """A frozen encoder + scikit-learn head, or an encoder + fine-tuning recipe."""
-
-    encoder: str
-    head: str
-    finetune: bool = False
-    self_train: bool = False  # frozen: a self-trained head; fine-tuned: distilled into a fine-tuned student
-    self_train_tag: str = ""  # non-default self-training settings, e.g. "[threshold=0.8]"
-
-    @property
-    def name(self) -> str:
-        suffix = f"+self-train{self.self_train_tag}" if self.self_train else ""
-        return f"{self.encoder}+{'finetune-' if self.finetune else ''}{self.head}{suffix}"
 
 
 def budget_label(budget: int | None) -> str:
@@ -61,20 +43,6 @@ def _adapted_scores(y: np.ndarray, proba: np.ndarray, model: Any, shift: dict[st
     }
 
 
-@dataclass(frozen=True)
-class CellOptions:
-    """How a frozen cell is fitted and scored besides its head and sample (see :func:`fit_frozen_cell`)."""
-
-    adapt_prior: bool = False
-    class_weight: str | None = None
-    X_unlabelled: np.ndarray | None = None
-    self_train: Any = None
-    shift: dict[str, dict[str, Any]] | None = None
-    search: bool = True
-    prompt_direction: np.ndarray | None = None
-    out_of_core: dict[str, Any] | None = None  # sgd's whole-pool cell chunk by chunk (OutOfCore.record())
-
-
 def streamed(method: Method, budget: int | None, out_of_core: dict[str, Any] | None) -> bool:
     """Whether a cell trains out of core: an ``sgd`` head on the whole pool, when compare was asked to."""
     return out_of_core is not None and budget is None and method.head == "sgd" and not method.self_train
@@ -98,7 +66,7 @@ def fit_frozen_cell(cell: Cell) -> dict[str, Any]:
     """Fit the head of ``cell`` on its budget sample and score it on every test set (runs in a joblib worker).
 
     The cell's ``folds`` (:func:`pipeline.heads.registry.plan_folds` of the sample) lets heads on one sample share their CV folds.
-    Its options (:class:`CellOptions`): ``adapt_prior`` adds, per test set, the accuracy after guarded class-prior adaptation (see
+    Its options (:class:`pipeline.study.engines.base.CellOptions`): ``adapt_prior`` adds, per test set, the accuracy after guarded class-prior adaptation (see
     :meth:`pipeline.predict.prior.PriorModel.adapt`, given ``shift``, each test set's domain-shift check), its
     decision and reason, the estimates and the true prior.
     ``class_weight="balanced"`` reweights classes (``compare --query``: actively chosen samples are unbalanced).

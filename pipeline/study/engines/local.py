@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.study.engines.base import Cell
+from pipeline.study.engines.cells import fit_frozen_cell
 
 
 class LocalEngine:
@@ -31,4 +32,4 @@ class LocalEngine:
         """Result rows of ``cells``, as the workers finish them."""
         from joblib import Parallel, delayed
 
-        return Parallel(n_jobs=self.jobs, return_as="generator_unordered")(delayed(Cell.fit)(cell) for cell in cells)
+        return Parallel(n_jobs=self.jobs, return_as="generator_unordered")(delayed(fit_frozen_cell)(cell) for cell in cells)

@@ -318,13 +318,15 @@ def _cached_cell(cache_dir: str, stores: list[tuple[str, int]], tests: dict[str,
                  cell: Cell) -> dict[str, Any]:
     """A cell whose rows are cache keys: read the vectors from the shared cache, then fit and score (an
     out-of-core cell reads its training rows chunk by chunk)."""
-    from pipeline.study.engines.cells import streamed
+    from dataclasses import replace
+
+    from pipeline.study.engines.cells import fit_frozen_cell, streamed
 
     def read(keys: np.ndarray) -> np.ndarray:
         return np.hstack([_worker_store(cache_dir, fingerprint).read(keys, dim) for fingerprint, dim in stores])
 
     X = _KeyRows(cell.X, read) if streamed(cell.method, cell.budget, cell.options.out_of_core) else read(cell.X)
-    return cell.fit(X, {name: (read(keys), labels) for name, (keys, labels) in tests.items()})
+    return fit_frozen_cell(replace(cell, X=X, tests={name: (read(keys), labels) for name, (keys, labels) in tests.items()}))
 
 
 class _KeyRows:
