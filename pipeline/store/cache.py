@@ -6,15 +6,20 @@ Layout of a store under the cache directory, for fingerprint ``FP``::
                      (N, dim) float32, chunked, fletcher32-checksummed; attrs ``fingerprint``,
                      ``params`` (encoder JSON), ``dim``, ``spec``, ``merged_upto``
     FP.shards/S.h5   immutable shard files of rows committed since, ``S`` a rising sequence number
+    FP.segments/A-B.h5  immutable files each holding the rows of the shards numbered A to B, merged
+                     once the main file holds :data:`SEGMENT_ROWS` rows; never rewritten after
     FP.h5.lock       fcntl lock: writers hold it exclusively, readers shared
     FP.incoming/N.h5 shard files other processes (e.g. Ray workers) staged without the lock; never
                      read until :meth:`Store.adopt` gives them a sequence number (a rename)
 
 Crash safety: a file is only ever written under a ``*.tmp`` name, fsynced, then renamed into place
 with :func:`os.replace`, so a reader or a later run sees it whole or not at all. Each committed chunk
-of rows becomes one shard; compaction merges the main file and the shards into a new main file
-(again tmp + replace) whose ``merged_upto`` says which shards it absorbed, so shards a crash left
-behind are never read twice. ``kill -9`` at any moment therefore loses at most the chunk being encoded.
+of rows becomes one shard. Compaction merges them, at a cost linear in the rows it adds: while the
+main file is small (under :data:`SEGMENT_ROWS` rows) into a new main file (again tmp + replace) whose
+``merged_upto`` says which shards it absorbed; after that, into a segment file whose name says which
+shards it absorbed, so the main file is never rewritten again by a fill. Either way shards (and
+segments) a crash left behind are never read twice. ``kill -9`` at any moment therefore loses at most
+the chunk being encoded.
 
 What a text's row depends on besides the text, since the cache keeps the first vector written (so it
 would otherwise depend on earlier runs' chunk sizes): word-vector encoders see each text alone. Torch
@@ -54,6 +59,7 @@ FORMAT_VERSION = 1
 CHUNK_SIZE = 1024  # texts encoded and committed at a time: what a crash can lose, and the memory bound
 READ_BLOCK_BYTES = 16 << 20  # largest slice read from a file at once
 SHARDS_BEFORE_MERGE = 16  # during a fill, consider merging once this many shards exist
+SEGMENT_ROWS = 65_536  # main file size after which shards merge into segments of about this many rows
 KEY_DTYPE = "S64"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _Ident = tuple[str, int, int, int]  # (path, inode, mtime_ns, size): one version of one file
@@ -117,7 +123,8 @@ class EmbedReport:
 
 @dataclass(frozen=True)
 class _Part:
-    """One readable file of a store: the main file (seq = merged_upto) or a shard."""
+    """One readable file of a store: the main file (seq = merged_upto), a segment (seq = the last shard
+    it absorbed) or a shard."""
 
     path: Path
     seq: int
@@ -135,6 +142,7 @@ class Store:
         self.shard_dir = self.dir / f"{fingerprint}.shards"
         self.lock_path = self.dir / f"{fingerprint}.h5.lock"
         self.incoming = self.dir / f"{fingerprint}.incoming"
+        self.segment_dir = self.dir / f"{fingerprint}.segments"
         self._memo: dict[_Ident, tuple[np.ndarray, dict[str, Any], tuple[np.ndarray, np.ndarray]]] = {}
 
     # ------------------------------------------------------------------------------------ locking
@@ -158,7 +166,8 @@ class Store:
 
     # ------------------------------------------------------------------------------------ reading
     def parts(self, dim: int | None = None) -> list[_Part]:
-        """Main file and live shards with their keys (call under the lock); CacheError when unreadable."""
+        """Main file, live segments and live shards with their keys (call under the lock); CacheError when
+        unreadable."""
         merged = -1
         parts = []
         used: set[_Ident] = set()
@@ -166,8 +175,12 @@ class Store:
             keys, attrs, index = self._open_keys(self.main, dim, used)
             merged = int(attrs.get("merged_upto", -1))
             parts.append(_Part(self.main, merged, keys, index))
+        segments = [(a, b, path) for a, b, path in self._segment_files() if b > merged]
+        for _, last, path in segments:
+            keys, _, index = self._open_keys(path, dim, used)
+            parts.append(_Part(path, last, keys, index))
         for seq, path in self._shard_files():
-            if seq > merged:
+            if not _absorbed(seq, merged, segments):
                 keys, _, index = self._open_keys(path, dim, used)
                 parts.append(_Part(path, seq, keys, index))
         for ident in set(self._memo) - used:  # files replaced or deleted since
@@ -181,6 +194,19 @@ class Store:
         except FileNotFoundError:  # none yet, or a compaction just removed the folder
             return []
         return sorted((int(n[:-3]), self.shard_dir / n) for n in names if n.endswith(".h5") and n[:-3].isdigit())
+
+    def _segment_files(self) -> list[tuple[int, int, Path]]:
+        """(first shard, last shard, path) of the segment files on disk, by first shard."""
+        try:
+            names = os.listdir(self.segment_dir)
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in names:
+            first, _, last = name[:-3].partition("-")
+            if name.endswith(".h5") and first.isdigit() and last.isdigit():
+                found.append((int(first), int(last), self.segment_dir / name))
+        return sorted(found)
 
     def _open_keys(self, path: Path, dim: int | None, used: set[_Ident]
                    ) -> tuple[np.ndarray, dict[str, Any], tuple[np.ndarray, np.ndarray]]:
@@ -338,39 +364,60 @@ class Store:
             return int(new.sum())
 
     def compact(self, force: bool = False) -> bool:
-        """Merge the shards into a new main file (tmp + replace); by default only when worth it.
+        """Merge shards (tmp + replace) when worth it, at a cost linear in the rows merged; returns whether
+        it merged.
 
-        Worth it: the shards hold at least a quarter as many rows as the main file (so the copying
-        stays linear in the rows added), or there are 64 of them. Returns whether it merged.
+        While the main file holds fewer than :data:`SEGMENT_ROWS` rows, everything is merged into a new
+        main file once the rest holds at least a quarter as many rows (a geometric series: linear).
+        After that, the shards are merged into one segment file once they hold ``SEGMENT_ROWS`` rows or
+        number 64; the main file and earlier segments are not copied. ``force`` merges every file
+        into one new main file (a copy of the whole store).
         """
         with self.locked(exclusive=True):
             self._sweep()
             parts = self.parts()
-            shards = [p for p in parts if p.path != self.main]
-            main_rows = sum(len(p.keys) for p in parts if p.path == self.main)
-            shard_rows = sum(len(p.keys) for p in shards)
-            if not shards or not (force or shard_rows * 4 >= main_rows or len(shards) >= 64):
+            rest = [p for p in parts if p.path != self.main]
+            if not rest:
                 return False
-            meta = _attrs_of(parts[0].path)
-            meta["merged_upto"] = max(p.seq for p in shards)
-            _write_atomic(self.main, meta, _stream_parts(parts))
+            main_rows = sum(len(p.keys) for p in parts if p.path == self.main)
+            shards = [p for p in rest if p.path.parent == self.shard_dir]
+            if force or (main_rows < SEGMENT_ROWS and sum(len(p.keys) for p in rest) * 4 >= main_rows):
+                meta = _attrs_of(parts[0].path)
+                meta["merged_upto"] = max(p.seq for p in rest)
+                _write_atomic(self.main, meta, _stream_parts(parts))
+            elif len(shards) >= 64 or (shards and sum(len(p.keys) for p in shards) >= SEGMENT_ROWS):
+                self.segment_dir.mkdir(parents=True, exist_ok=True)
+                name = f"{shards[0].seq:08d}-{shards[-1].seq:08d}.h5"
+                _write_atomic(self.segment_dir / name, _attrs_of(shards[0].path), _stream_parts(shards))
+            else:
+                return False
             self._sweep()
             return True
 
     def _sweep(self) -> None:
-        """Delete what killed writers left (tmp files) and shards merged into the main file (under the lock)."""
-        for tmp in [*self.dir.glob(f"{self.fingerprint}.h5.*.tmp"), *self.shard_dir.glob("*.tmp")]:
+        """Delete what killed writers left (tmp files), and shards and segments merged into a later file
+        (under the lock)."""
+        for tmp in [*self.dir.glob(f"{self.fingerprint}.h5.*.tmp"), *self.shard_dir.glob("*.tmp"),
+                    *self.segment_dir.glob("*.tmp")]:
             tmp.unlink(missing_ok=True)
+        merged = -1
         if self.main.exists():
             try:
                 merged = int(_attrs_of(self.main).get("merged_upto", -1))
             except OSError:
                 return
-            for seq, path in self._shard_files():
-                if seq <= merged:
-                    path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            self.shard_dir.rmdir()  # only when empty
+        segments = []
+        for first, last, path in self._segment_files():
+            if last <= merged:
+                path.unlink(missing_ok=True)
+            else:
+                segments.append((first, last, path))
+        for seq, path in self._shard_files():
+            if _absorbed(seq, merged, segments):
+                path.unlink(missing_ok=True)
+        for folder in (self.shard_dir, self.segment_dir):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
 
     # ------------------------------------------------------------------------------------ admin
     def has_shards(self) -> bool:
@@ -460,11 +507,16 @@ class Store:
         with self.locked(exclusive=True):
             for path in [self.main, *self.dir.glob(f"{self.fingerprint}.h5.*.tmp")]:
                 path.unlink(missing_ok=True)
-            for folder in (self.shard_dir, self.incoming):
+            for folder in (self.shard_dir, self.segment_dir, self.incoming):
                 if folder.is_dir():
                     for path in folder.iterdir():
                         path.unlink()
                     folder.rmdir()
+
+
+def _absorbed(seq: int, merged: int, segments: list[tuple[int, int, Path]]) -> bool:
+    """Whether shard ``seq`` was merged into the main file (``merged_upto``) or into one of ``segments``."""
+    return seq <= merged or any(first <= seq <= last for first, last, _ in segments)
 
 
 def _is_hex(key: bytes) -> bool:
@@ -525,19 +577,18 @@ def _attrs_of(path: Path) -> dict[str, Any]:
 
 
 def _stream_parts(parts: list[_Part]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(keys, vectors) blocks of every part in order, skipping keys seen before (defensive)."""
+    """(keys, vectors) blocks of every part in order, skipping keys an earlier part holds (defensive; looked
+    up in the earlier parts' sorted key indexes, so nothing is sorted again)."""
     import h5py
 
-    seen = np.empty(0, dtype=KEY_DTYPE)
-    for part in parts:
-        keep = ~np.isin(part.keys, seen)
+    for p, part in enumerate(parts):
+        keep = _lookup(parts[:p], part.keys)[0] < 0
         with h5py.File(part.path, "r", locking=False) as f:
             vectors = f["vectors"]
             step = max(1, READ_BLOCK_BYTES // (4 * vectors.shape[1]))
             for start in range(0, len(part.keys), step):
                 sel = keep[start : start + step]
                 yield part.keys[start : start + step][sel], vectors[start : start + step][sel]
-        seen = np.concatenate([seen, part.keys[keep]])
 
 
 def _write_atomic(path: Path, meta: dict[str, Any], blocks: Any) -> None:
@@ -715,6 +766,7 @@ def list_stores(cache_dir: str | Path | None = None) -> list[Store]:
         return []
     names = {p.name[: -len(".h5")] for p in root.glob("*.h5")}
     names |= {p.name[: -len(".shards")] for p in root.glob("*.shards") if p.is_dir()}
+    names |= {p.name[: -len(".segments")] for p in root.glob("*.segments") if p.is_dir()}
     return [Store(root, name) for name in sorted(names) if is_fingerprint(name)]
 
 
