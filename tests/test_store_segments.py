@@ -144,3 +144,20 @@ def test_kill_9_during_fills_and_segment_merges_leaves_a_sound_store(tmp_path):
     if not store.missing(_batch(last, 16)[0], DIM).any():
         committed.append(last)
     _check(store, range(committed[-1] + 1), 16)
+
+
+def test_keys_sharing_their_index_prefix_are_told_apart_by_the_whole_key(tmp_path):
+    """Parts are searched by the first 16 hex digits of each key; a match still needs the whole key."""
+    rng = np.random.default_rng(0)
+    hexes = [rng.bytes(24).hex() for _ in range(6)]
+    keys = np.array([("0" * 16 + h).encode() for h in hexes[:4]] + [b"zz" + b"0" * 62, b"0" * 64],
+                    dtype="S64")  # four keys with one prefix, a non-hex key with that prefix, and one more
+    vectors = rng.standard_normal((len(keys), DIM)).astype(np.float32)
+    store = Store(tmp_path, FP)
+    store.commit(keys[:3], vectors[:3], META)
+    store.commit(keys[3:], vectors[3:], META)
+    order = [5, 2, 4, 0, 3, 1]
+    np.testing.assert_array_equal(store.read(keys[order], DIM), vectors[order])
+    absent = np.array([("0" * 16 + hexes[4]).encode(), ("0" * 16 + hexes[5]).encode()], dtype="S64")
+    assert store.missing(absent, DIM).all() and not store.missing(keys, DIM).any()
+    assert store.commit(keys, vectors, META) == 0  # nothing stored twice

@@ -129,7 +129,7 @@ class _Part:
     path: Path
     seq: int
     keys: np.ndarray
-    index: tuple[np.ndarray, np.ndarray]  # (argsort of keys, keys sorted): memoised with the keys
+    index: tuple[np.ndarray, np.ndarray]  # (argsort of key prefixes, prefixes sorted): see _prefixes
 
 
 class Store:
@@ -223,8 +223,9 @@ class Store:
                     attrs = dict(f.attrs)
                     self._check_file(path, f, attrs)
                     keys = f["keys"][:]
-                order = np.argsort(keys, kind="stable")
-                self._memo[ident] = (keys, attrs, (order, keys[order]))
+                prefixes = _prefixes(keys)
+                order = np.argsort(prefixes, kind="stable")
+                self._memo[ident] = (keys, attrs, (order, prefixes[order]))
         except OSError as e:
             raise CacheError(f"{path}: cannot read the cache file ({e}); {rebuild_hint(self.fingerprint)}.") from None
         keys, attrs, index = self._memo[ident]
@@ -527,19 +528,60 @@ def _is_hex(key: bytes) -> bool:
         return False
 
 
+_HEX = np.zeros(256, dtype=np.uint64)
+for _digit, _char in enumerate(b"0123456789abcdef"):
+    _HEX[_char] = _HEX[ord(chr(_char).upper())] = _digit
+_SHIFTS = np.arange(60, -4, -4, dtype=np.uint64)
+
+
+def _prefixes(keys: np.ndarray, block: int = 1 << 20) -> np.ndarray:
+    """The first 16 hex digits of each key as a uint64 (a byte that is not a hex digit counts as 0).
+
+    Parts are indexed and searched by these: searching uint64 is many times faster than 64-byte strings,
+    and the index takes 16 B a row instead of 72. Only the whole key decides a match (see :func:`_lookup`).
+    """
+    keys = np.ascontiguousarray(keys, dtype=KEY_DTYPE)
+    out = np.empty(len(keys), dtype=np.uint64)
+    for lo in range(0, len(keys), block):  # in blocks, to bound the temporary arrays
+        digits = keys[lo : lo + block].view(np.uint8).reshape(-1, 64)[:, :16]
+        try:
+            out[lo : lo + block] = np.frombuffer(bytes.fromhex(digits.tobytes().decode("latin-1")), dtype=">u8")
+        except ValueError:  # not all hex digits (a damaged key): the slow way, digit by digit
+            out[lo : lo + block] = np.bitwise_or.reduce(_HEX[digits] << _SHIFTS, axis=1)
+    return out
+
+
 def _lookup(parts: list[_Part], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each key, the index of the part holding it and its row there (-1, -1 when absent)."""
+    """For each key, the index of the part holding it and its row there (-1, -1 when absent).
+
+    The keys are searched by prefix in each part's index, in sorted order (each search then starts near
+    the last one), and a prefix found counts only when the whole key matches.
+    """
+    wanted = _prefixes(keys)
+    by_prefix = np.argsort(wanted, kind="stable")
+    wanted, keys = wanted[by_prefix], keys[by_prefix]
     part_of = np.full(len(keys), -1, dtype=np.int64)
     row_of = np.full(len(keys), -1, dtype=np.int64)
     for p, part in enumerate(parts):
         if not len(part.keys):
             continue
-        order, sorted_keys = part.index
-        pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-        hit = (sorted_keys[pos] == keys) & (part_of < 0)
+        order, prefixes = part.index
+        pos = np.minimum(np.searchsorted(prefixes, wanted), len(prefixes) - 1)
+        row = order[pos]
+        same = (prefixes[pos] == wanted) & (part_of < 0)
+        hit = same.copy()
+        hit[same] = part.keys[row[same]] == keys[same]
+        for i in np.flatnonzero(same & ~hit):  # the part holds other keys with this prefix: look at them all
+            lo, hi = np.searchsorted(prefixes, wanted[i : i + 1], side="left")[0], \
+                np.searchsorted(prefixes, wanted[i : i + 1], side="right")[0]
+            match = order[lo:hi][part.keys[order[lo:hi]] == keys[i]]
+            if len(match):
+                hit[i], row[i] = True, match[0]
         part_of[hit] = p
-        row_of[hit] = order[pos[hit]]
-    return part_of, row_of
+        row_of[hit] = row[hit]
+    out_part, out_row = np.empty_like(part_of), np.empty_like(row_of)
+    out_part[by_prefix], out_row[by_prefix] = part_of, row_of
+    return out_part, out_row
 
 
 def _read_rows(dataset: Any, rows: np.ndarray, out: np.ndarray, out_pos: np.ndarray) -> None:
