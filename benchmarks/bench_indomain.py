@@ -1,0 +1,126 @@
+"""In-domain levers past the frozen mpnet head, on RT's validation split, from cached vectors only.
+
+RT's pool is cut by :func:`pipeline.data.dataset.validation_split` (whole films) into a training part and a
+validation part; RT's test split is never read. For each budget and seed one balanced sample of the training
+part is drawn (as ``compare`` draws it) and every method fits on it, paired:
+
+- ``mpnet``: logreg with the prompt prior (the default ``fit``);
+- ``A+B``: logreg with the prompt prior on the concatenated vectors (the ``A+B`` encoder spec), its prompt
+  direction that of the concatenated prompt vectors;
+- ``ens:A,B``: one prompted logreg per encoder, their log-odds averaged (a score ensemble);
+- ``st:A[:FRACTION[:ROUNDS]]``: self-training on encoder(s) ``A``: the prompted teacher labels up to
+  ``--max-unlabelled`` of the training part's other texts, the student refits (``fit --self-train``; default
+  fraction 0.5, one round); ``self-train`` is ``st:mpnet``.
+
+Prints mean accuracy on the validation part (± sd over seeds), the paired gain over ``mpnet`` (± SE), and the
+CPU seconds per cell (``time.process_time`` of the fit, vectors already cached; 1 BLAS thread).
+
+    REVIEW_TRANSFER_CACHE=... PYTHONPATH=. python benchmarks/bench_indomain.py [--budgets 16,...,1000,all]
+        [--seeds 5] [--methods mpnet,mpnet+minilm,ens:mpnet,minilm,self-train]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import time
+
+import numpy as np
+
+from pipeline.data.dataset import budget_indices, load, split, validation_split
+from pipeline.encoders import get_encoder
+from pipeline.heads.prompts import DEFAULT as PROMPTS
+from pipeline.heads.prompts import direction
+from pipeline.heads.registry import FitOptions, fit_head
+from pipeline.store.cache import EmbeddingCache, default_cache_dir
+from pipeline.unlabelled.self_train import SelfTrainSettings, self_train_head
+
+SHORT = {"mpnet": "mpnet[precision=fp32]", "minilm": "minilm", "glove": "glove-6b-50d", "e5": "e5-small-multilingual"}
+
+
+def vectors(cache: EmbeddingCache, names: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The concatenated vectors of ``texts`` and the unit prompt direction, under encoders ``names``."""
+    parts = [get_encoder(SHORT[n]) for n in names]
+    X = np.hstack([cache.vectors(e, texts) for e in parts])
+    P = np.hstack([cache.vectors(e, PROMPTS.texts) for e in parts])
+    return X, direction(P, len(PROMPTS.positive))
+
+
+def log_odds(est, X: np.ndarray) -> np.ndarray:
+    p = np.clip(est.predict_proba(X)[:, 1], 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budgets", default="16,32,64,128,256,512,1000")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--methods", default="mpnet;mpnet+minilm;mpnet+minilm+glove;ens:mpnet,minilm;self-train")
+    parser.add_argument("--max-unlabelled", type=int, default=4000, help="self-training's unlabelled texts (seeded)")
+    args = parser.parse_args()
+    t0 = time.time()
+    cache = EmbeddingCache(default_cache_dir(), progress=False)
+    pool, _ = split(load("rt"))
+    tr, va = validation_split(pool)
+    methods = args.methods.split(";")
+    need = {n for m in methods for n in m.replace("ens:", "").replace("st:", "").split(":")[0].replace(",", "+").split("+") if n in SHORT} | {"mpnet"}
+    V = {n: vectors(cache, [n], tr.texts + va.texts) for n in need}
+    ntr = len(tr)
+    print(f"RT pool: train part {ntr} texts, validation part {len(va)} ({va.labels.mean():.1%} positive); "
+          f"load {os.getloadavg()[0]:.1f}; commit "
+          f"{subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}")
+
+    def concat(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if len(names) == 1:
+            return V[names[0]]
+        return vectors(cache, names, tr.texts + va.texts)
+
+    rows: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    methods = ["st:mpnet" if m == "self-train" else m for m in methods]
+    built = {m: concat(m.split(":")[1 if m.startswith("st:") else 0].split("+")) for m in methods
+             if not m.startswith("ens:")}
+    for b in args.budgets.split(","):
+        n = None if b == "all" else int(b)
+        for seed in range(1 if n is None else args.seeds):
+            idx = budget_indices(tr, n, seed)
+            y, groups = tr.labels[idx], [tr.groups[i] for i in idx]
+            rest = np.setdiff1d(np.arange(ntr), idx)
+            rest = np.sort(np.random.default_rng(seed).permutation(rest)[:args.max_unlabelled])
+            for m in methods:
+                c0 = time.process_time()
+                if m.startswith("ens:"):
+                    z = 0.0
+                    for name in m[4:].split(","):
+                        X, u = V[name]
+                        z = z + log_odds(fit_head("logreg", X[idx], y, groups=groups, seed=seed,
+                                                  prompt_direction=u).estimator, X[ntr:])
+                    pred = (z > 0).astype(int)
+                elif m.startswith("st:"):
+                    if n is None:
+                        continue
+                    X, u = built[m]
+                    given = m.split(":")[2:]
+                    fraction, rounds = (given + ["0.5", "1"][len(given):])[:2]
+                    settings = SelfTrainSettings(fraction=float(fraction), rounds=int(rounds))
+                    st, _ = self_train_head("logreg", X[idx], y, X[rest], settings=settings,
+                                            options=FitOptions(groups=groups, seed=seed, prompt_direction=u))
+                    pred = st.estimator.predict(X[ntr:])
+                else:
+                    X, u = built[m]
+                    pred = fit_head("logreg", X[idx], y, groups=groups, seed=seed, prompt_direction=u).estimator.predict(X[ntr:])
+                rows.setdefault((b, m), []).append((100 * float((pred == va.labels).mean()), time.process_time() - c0))
+        base = np.array([a for a, _ in rows[(b, "mpnet")]])
+        for m in methods:
+            if (b, m) not in rows:
+                continue
+            r = np.array(rows[(b, m)])
+            d = r[:, 0] - base
+            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            print(f"{b:>5} {m:24s} val {r[:, 0].mean():5.1f} ± {r[:, 0].std():.1f}  vs mpnet {d.mean():+5.1f} ± {se:.1f}"
+                  f"  cpu s/cell {r[:, 1].mean():6.2f}", flush=True)
+    print(f"{time.time() - t0:.0f} s wall; load {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
