@@ -5,17 +5,21 @@ Steps (each one command, so that each fits a short turn of a shared machine; res
 
   data      N texts resampled from RT (each a review with two words dropped at random, labelled and grouped by
             movie as its source, so test movies stay on the test side) -> WORK/reviews-N.parquet, and its first 100k
-  local     ``embed`` with the local engine into WORK/cache-local: texts/s, wall s, peak RSS, cache bytes;
-            --resume goes on from the rows a killed run left (the cache is crash-safe)
+  local     ``embed`` with the local engine into WORK/cache-local: texts/s, wall s, peak RSS, cache bytes, files,
+            and the seconds ``embed`` spent compacting (timed inside it); --resume goes on from the rows a killed
+            run left (the cache is crash-safe)
   fit       ``fit --head sgd --out-of-core`` at 100k rows and at the longest fully cached prefix: wall s, peak RSS
   engines   the first --rows texts into fresh caches: local engine, then ``embed --engine ray`` on a cluster of
-            2 and of 1 raylets of 1 CPU each (``ray.cluster_utils``, driver on this machine)
-  compact   one forced compaction of the local store (every row rewritten into a new main file): s
+            2 and of 1 raylets of 1 CPU each (``ray.cluster_utils``, driver on this machine); --nodes picks which
+  compact   compaction of the local store timed alone: one merge of 64 new 1,024-row shards into a segment (what
+            a fill does every 65,536 rows), then one forced compaction (every row rewritten into a new main file)
+  lookup    opening the filled local store (every file's keys read and indexed) and looking up 1,024 new keys in it
+            (what each commit of a fill does): s per open, ms per lookup and per file
   report    the table and the extrapolation (per-row costs x 10 and x 100), from results.json
 
 Run (GloVe: fast enough for a million rows on CPUs):
   B="flock /work/notes/cpu.lock .venv/bin/python benchmarks/bench_scale.py --work /tmp/bench-scale"
-  $B data --rows 1000000; $B local; $B local --resume; $B fit; $B engines --rows 50000; $B compact; $B report
+  $B data --rows 1000000; $B local; $B local --resume; $B fit; $B engines --rows 200000; $B compact; $B report
 Each step runs the CLI in a child process and reads its peak RSS from ``wait4``.
 """
 
@@ -38,12 +42,34 @@ SMALL = 100_000
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# The CLI with Store.compact timed: seconds and merges written to argv[1] at exit.
+TIMED_CLI = """
+import atexit, json, sys, time
+from pipeline.store.cache import Store
+from pipeline.cli import main
+spent = {"seconds": 0.0, "merges": 0, "calls": 0}
+compact = Store.compact
+def timed(self, *args, **kwargs):
+    start = time.perf_counter()
+    merged = compact(self, *args, **kwargs)
+    spent["seconds"] += time.perf_counter() - start
+    spent["merges"] += bool(merged)
+    spent["calls"] += 1
+    return merged
+Store.compact = timed
+atexit.register(lambda: open(sys.argv[1], "w").write(json.dumps(spent)))
+main(sys.argv[2:], prog_name="review-transfer")
+"""
+
+
 # ---------------------------------------------------------------------------------------------- helpers
-def run_cli(args: list[str]) -> tuple[float, int, str]:
-    """(wall s, peak RSS bytes, output) of ``review-transfer ARGS`` in a child process; exit on failure."""
+def run_cli(args: list[str], compact_log: Path | None = None) -> tuple[float, int, str]:
+    """(wall s, peak RSS bytes, output) of ``review-transfer ARGS`` in a child process; exit on failure.
+    With ``compact_log``, the child times every compaction and writes the totals there."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=env, stdout=subprocess.PIPE,
+    head = ["-c", TIMED_CLI, str(compact_log)] if compact_log else ["-m", "pipeline"]
+    proc = subprocess.Popen([sys.executable, *head, *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
@@ -54,13 +80,18 @@ def run_cli(args: list[str]) -> tuple[float, int, str]:
     return wall, usage.ru_maxrss * 1024, out
 
 
-def disk_bytes(cache: Path) -> int:
-    """Bytes of the encoder's store files in ``cache`` (main file and shards; not the encoder's own work files)."""
+def store_files(cache: Path) -> list[Path]:
+    """The encoder's store files in ``cache``: main file, segments and shards (not the encoder's own work files)."""
     from pipeline.encoders import get_encoder
 
     fp = get_encoder(ENCODER).fingerprint
-    return sum(p.stat().st_size for p in cache.rglob(f"{fp}*") if p.is_file()) + \
-        sum(p.stat().st_size for p in (cache / f"{fp}.shards").glob("*") if p.is_file())
+    files = [cache / f"{fp}.h5", *(cache / f"{fp}.segments").glob("*.h5"), *(cache / f"{fp}.shards").glob("*.h5")]
+    return [p for p in files if p.is_file()]
+
+
+def disk_bytes(cache: Path) -> int:
+    """Bytes of the encoder's store files in ``cache``."""
+    return sum(p.stat().st_size for p in store_files(cache))
 
 
 def load_results(work: Path) -> dict[str, Any]:
@@ -130,9 +161,12 @@ def step_local(work: Path, resume: bool = False) -> None:
     if not resume:
         shutil.rmtree(cache, ignore_errors=True)
     rows = load_results(work)["data"]["rows"]
-    wall, rss, out = run_cli(["embed", str(source(work)), "--encoder", ENCODER, "--cache-dir", str(cache)])
-    save(work, "local-resume" if resume else "local", {"rows": rows, "wall_s": wall, "texts_per_s": rows / wall, "peak_rss": rss,
-                         "cache_bytes": disk_bytes(cache), "report": out.strip().splitlines()[-3:]})
+    log = work / "compact-local.json"
+    wall, rss, out = run_cli(["embed", str(source(work)), "--encoder", ENCODER, "--cache-dir", str(cache)], log)
+    save(work, "local-resume" if resume else "local", {
+        "rows": rows, "wall_s": wall, "texts_per_s": rows / wall, "peak_rss": rss, "cache_bytes": disk_bytes(cache),
+        "files": len(store_files(cache)), "compaction": json.loads(log.read_text()),
+        "report": out.strip().splitlines()[-3:]})
 
 
 def step_fit(work: Path) -> None:
@@ -167,19 +201,23 @@ def step_fit(work: Path) -> None:
                                   "lines": [ln for ln in out.splitlines() if ln.startswith("fit:")]})
 
 
-def step_engines(work: Path, rows: int) -> None:
-    """The first ``rows`` texts embedded into fresh caches: local engine, then Ray on 2 nodes and on 1."""
+def step_engines(work: Path, rows: int, nodes: list[int]) -> None:
+    """The first ``rows`` texts embedded into fresh caches: local engine (0 in ``nodes``), then Ray on each
+    number of nodes in ``nodes``."""
     import pyarrow.parquet as pq
 
     path = work / f"reviews-{rows}.parquet"
-    pq.write_table(pq.read_table(source(work)).slice(0, rows), path, row_group_size=65_536)
-    cache = work / f"cache-local{rows}"
-    shutil.rmtree(cache, ignore_errors=True)
-    wall, rss, out = run_cli(["embed", str(path), "--encoder", ENCODER, "--cache-dir", str(cache)])
-    save(work, f"local{rows}", {"rows": rows, "wall_s": wall, "texts_per_s": rows / wall, "peak_rss": rss,
-                                "cache_bytes": disk_bytes(cache), "report": out.strip().splitlines()[-3:]})
-    for nodes in (2, 1):
-        step_ray(work, nodes, path, rows)
+    if not path.exists():
+        pq.write_table(pq.read_table(source(work)).slice(0, rows), path, row_group_size=65_536)
+    for n in nodes:
+        if n == 0:
+            cache = work / f"cache-local{rows}"
+            shutil.rmtree(cache, ignore_errors=True)
+            wall, rss, out = run_cli(["embed", str(path), "--encoder", ENCODER, "--cache-dir", str(cache)])
+            save(work, f"local{rows}", {"rows": rows, "wall_s": wall, "texts_per_s": rows / wall, "peak_rss": rss,
+                                        "cache_bytes": disk_bytes(cache), "report": out.strip().splitlines()[-3:]})
+        else:
+            step_ray(work, n, path, rows)
 
 
 def step_ray(work: Path, nodes: int, path: Path, rows: int) -> None:
@@ -199,30 +237,66 @@ def step_ray(work: Path, nodes: int, path: Path, rows: int) -> None:
                                   "--engine", "ray", "--address", cluster.address, "--workers", str(nodes)])
     finally:
         cluster.shutdown()
-    save(work, f"ray{nodes}", {"rows": rows, "nodes": nodes, "cluster_start_s": up, "wall_s": wall,
+    save(work, f"ray{nodes}-{rows}", {"rows": rows, "nodes": nodes, "cluster_start_s": up, "wall_s": wall,
                                "texts_per_s": rows / wall, "driver_peak_rss": rss, "cache_bytes": disk_bytes(cache),
                                "report": out.strip().splitlines()[-3:]})
 
 
 def step_compact(work: Path) -> None:
-    """One forced compaction of the local store: every row read and written into a new main file."""
-    from pipeline.store.cache import Store
+    """Compaction of the filled local store timed alone, on a copy of it (the original stays as ``local`` left
+    it): 64 new shards of 1,024 rows merged into a segment, then every row rewritten into one new main file."""
     from pipeline.encoders import get_encoder
+    from pipeline.store.cache import Store, file_meta, text_keys
+
+    enc = get_encoder(ENCODER)
+    copy = work / "cache-compact"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(work / "cache-local", copy)
+    store = Store(copy, enc.fingerprint)
+    store.compact()  # whatever the fill left below the merge threshold, so the segment below is the 64 new shards
+    meta = file_meta(enc)
+    rng = np.random.default_rng(0)
+
+    def shard(s: int) -> None:
+        keys = text_keys([f"bench_scale compaction probe {s} {i}" for i in range(1024)])
+        store.commit(keys, rng.standard_normal((1024, enc.dim)).astype(np.float32), meta)
+
+    for s in range(64):
+        shard(s)
+    start = time.perf_counter()
+    assert store.compact()
+    segment_s = time.perf_counter() - start
+    segment = any(store.segment_dir.glob("*.h5"))  # False below 65,536 rows: the main file was rewritten
+    shard(64)  # so that the forced compaction below has a shard to merge
+    files = len(store_files(copy))
+    with store.locked(exclusive=False):
+        rows = sum(len(p.keys) for p in store.parts())
+    start = time.perf_counter()
+    assert store.compact(force=True)
+    seconds = time.perf_counter() - start
+    save(work, "compact", {"rows": rows, "files_before": files, "segment_rows": 64 * 1024, "segment_s": segment_s,
+                           "segment": segment,
+                           "seconds": seconds, "main_bytes": store.main.stat().st_size})
+    shutil.rmtree(copy)
+
+
+def step_lookup(work: Path) -> None:
+    """Open the filled local store cold (keys read and indexed) and time lookups of 1,024 keys it lacks."""
+    from pipeline.encoders import get_encoder
+    from pipeline.store.cache import Store, text_keys
 
     store = Store(work / "cache-local", get_encoder(ENCODER).fingerprint)
     start = time.perf_counter()
-    assert store.compact(force=True) or not store.has_shards()
-    if not store.has_shards():  # already one file: force a rewrite by committing one row, then merging
-        from pipeline.store.cache import file_meta, text_keys
-
-        enc = get_encoder(ENCODER)
-        store.commit(text_keys(["bench_scale compaction probe"]), enc.encode(["bench_scale compaction probe"]),
-                     file_meta(enc))
-        start = time.perf_counter()
-        store.compact(force=True)
-    seconds = time.perf_counter() - start
-    rows = load_results(work)["data"]["rows"]
-    save(work, "compact", {"rows": rows, "seconds": seconds, "main_bytes": store.main.stat().st_size})
+    with store.locked(exclusive=False):
+        parts = store.parts()
+    open_s = time.perf_counter() - start
+    keys = [text_keys([f"bench_scale lookup {r} {i}" for i in range(1024)]) for r in range(50)]
+    start = time.perf_counter()
+    for k in keys:
+        assert store.missing(k, 50).all()
+    lookup_s = (time.perf_counter() - start) / len(keys)
+    save(work, "lookup", {"rows": sum(len(p.keys) for p in parts), "files": len(parts), "open_s": open_s,
+                          "lookup_ms": lookup_s * 1e3, "per_file_ms": lookup_s * 1e3 / len(parts)})
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -238,19 +312,31 @@ def step_report(work: Path) -> None:
             name = f"embed, Ray, {e['nodes']} node(s) of 1 CPU" if key.startswith("ray") else f"embed, local ({key})"
             print(f"| {name} | {e['rows']:,} | {e['wall_s']:.0f} | {e['texts_per_s']:,.0f} | {rss / mb:,.0f} MB"
                   f"{' (driver)' if key.startswith('ray') else ''} | {e['cache_bytes'] / mb:,.0f} MB | {e['load']:.1f} |")
+            if "compaction" in e:
+                c = e["compaction"]
+                print(f"| of which compaction ({c['merges']} merges, {e['files']} files after) | | {c['seconds']:.1f} "
+                      f"| | | | |")
         elif key.startswith("fit"):
             print(f"| fit --head sgd --out-of-core | {e['rows']:,} | {e['wall_s']:.0f} | {e['rows'] / e['wall_s']:,.0f} "
                   f"| {e['peak_rss'] / mb:,.0f} MB | accuracy {e['accuracy']:.3f} | {e['load']:.1f} |")
+        elif key == "lookup":
+            print(f"| open the store (keys of {e['files']} files read and indexed) | {e['rows']:,} | {e['open_s']:.1f} | "
+                  f"| | | {e['load']:.1f} |")
+            print(f"| look up 1,024 keys, as each commit does | | {e['lookup_ms'] / 1e3:.3f} "
+                  f"({e['per_file_ms']:.2f} ms a file) | | | | {e['load']:.1f} |")
         elif key == "compact":
-            print(f"| one forced compaction | {e['rows']:,} | {e['seconds']:.1f} | {e['rows'] / e['seconds']:,.0f} | | "
-                  f"{e['main_bytes'] / mb:,.0f} MB | {e['load']:.1f} |")
+            kind = "into a segment" if e.get("segment", True) else "(main file rewritten: a store under 65,536 rows)"
+            print(f"| one merge of 64 shards {kind}, timed alone | {e['segment_rows']:,} | {e['segment_s']:.1f} | "
+                  f"{e['segment_rows'] / e['segment_s']:,.0f} | | | {e['load']:.1f} |")
+            print(f"| one forced compaction ({e['files_before']} files into 1), timed alone | {e['rows']:,} | "
+                  f"{e['seconds']:.1f} | {e['rows'] / e['seconds']:,.0f} | | {e['main_bytes'] / mb:,.0f} MB | {e['load']:.1f} |")
     extrapolate(r)
 
 
 def extrapolate(r: dict[str, Any]) -> None:
     """Per-row costs x 10 and x 100: peak RSS and time of out-of-core fit (linear between the two fits), and the
-    rows compaction copies while a fill of N rows goes on (merges every 64 shards once the main file is 4x their
-    rows, so about N^2 / (2 x 64 x shard rows) copied: 1,024-row shards locally, 4,096 on Ray)."""
+    time a fill of N rows spends compacting (each row copied once into a segment, at the rate of one segment merge
+    timed alone), and the files a store of N rows is made of (one segment per 65,536 rows)."""
     fits = sorted((e for k, e in r.items() if k.startswith("fit")), key=lambda e: e["rows"])
     if len(fits) >= 2 and fits[-1]["rows"] > fits[0]["rows"]:
         small, big = fits[0], fits[-1]
@@ -261,20 +347,22 @@ def extrapolate(r: dict[str, Any]) -> None:
             print(f"  {rows:>12,} rows: peak RSS {(big['peak_rss'] + (rows - big['rows']) * slope) / 1e9:,.1f} GB, "
                   f"{(big['wall_s'] + (rows - big['rows']) * per_row) / 60:,.1f} min")
     if "compact" in r:
-        rate = r["compact"]["rows"] / r["compact"]["seconds"]
-        print(f"\ncompaction copies {rate:,.0f} rows/s; rows copied and hours spent compacting during one fill:")
+        c = r["compact"]
+        rate = c["segment_rows"] / c["segment_s"]
+        print(f"\nsegment merges copy {rate:,.0f} rows/s; a forced rewrite {c['rows'] / c['seconds']:,.0f} rows/s. "
+              "Compaction during one fill, and the files of the store:")
         for rows in (1_000_000, 10_000_000, 100_000_000):
-            local, ray = rows**2 / (2 * 64 * 1024), rows**2 / (2 * 64 * 4096)
-            print(f"  {rows:>12,} rows: local {local / 1e6:,.0f}M rows, {local / rate / 3600:,.1f} h; "
-                  f"Ray {ray / 1e6:,.0f}M rows, {ray / rate / 3600:,.1f} h")
+            print(f"  {rows:>12,} rows: {rows / rate / 60:,.1f} min compacting, about {rows // 65_536 + 1:,} files; "
+                  f"a forced rewrite {rows / (c['rows'] / c['seconds']) / 60:,.1f} min")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("step", choices=["data", "local", "fit", "engines", "compact", "report"])
+    parser.add_argument("step", choices=["data", "local", "fit", "engines", "compact", "lookup", "report"])
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-scale"), help="data, caches and results.json")
     parser.add_argument("--rows", type=int, default=1_000_000, help="data: texts to make; engines: the slice embedded")
     parser.add_argument("--resume", action="store_true", help="local: keep the cache a killed run left and go on")
+    parser.add_argument("--nodes", default="0,2,1", help="engines: 0 for the local engine, N for Ray on N nodes")
     args = parser.parse_args()
     if args.step == "data":
         step_data(args.work, args.rows)
@@ -283,9 +371,11 @@ def main() -> None:
     elif args.step == "fit":
         step_fit(args.work)
     elif args.step == "engines":
-        step_engines(args.work, args.rows)
+        step_engines(args.work, args.rows, [int(n) for n in args.nodes.split(",")])
     elif args.step == "compact":
         step_compact(args.work)
+    elif args.step == "lookup":
+        step_lookup(args.work)
     else:
         step_report(args.work)
 
