@@ -214,10 +214,13 @@ def test_predict_refuses_a_tampered_bundle_cleanly(fitted_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_fit_without_encoder_uses_the_default_mpnet(reviews_csv, tmp_path, monkeypatch):
-    """No --encoder: all-mpnet-base-v2 (the real model, 40 labels), the most accurate packaged encoder, under
-    backend auto (exported once into the cache, probed against torch fp32, recorded in the bundle)."""
-    res = invoke("fit", reviews_csv, "--group-col", "movie", "--budget", "40", "--cache-dir", tmp_path / "cache",
+def test_fit_without_encoder_uses_the_default_mpnet(rt, tmp_path):
+    """No --encoder: all-mpnet-base-v2 (the real model, 40 labels of 160 RT rows), the most accurate packaged
+    encoder, under backend auto (exported once into the cache, probed against torch fp32 on the 160 texts,
+    recorded in the bundle)."""
+    rows = np.sort(np.random.default_rng(0).choice(len(rt), 160, replace=False))
+    small = write_reviews_csv(tmp_path / "reviews.csv", rt, rows)
+    res = invoke("fit", small, "--group-col", "movie", "--budget", "40", "--cache-dir", tmp_path / "cache",
                  "--out", tmp_path / "m")
     assert res.exit_code == 0, res.output
     assert "mpnet: backend auto runs openvino int8: median cosine" in res.output

@@ -71,7 +71,7 @@ def test_ray_embed_gives_the_local_engines_vectors(local_ray, texts, glove, tmp_
 
 def _crashing_worker(marker: Path, always: bool):
     """An EncodeWorker that writes half its shard, then dies (os._exit), on its first call or on every call."""
-    from pipeline.study.engines.ray import EncodeWorker
+    from pipeline.store.ray_fill import EncodeWorker
 
     class CrashingWorker(EncodeWorker):
         def encode(self, name, texts):
@@ -86,7 +86,7 @@ def _crashing_worker(marker: Path, always: bool):
 
 
 def test_a_worker_killed_mid_shard_is_retried_with_no_duplicate_or_lost_rows(local_ray, texts, glove, tmp_path):
-    from pipeline.study.engines.ray import ray_fill
+    from pipeline.store.ray_fill import ray_fill
 
     marker = tmp_path / "crashed"
     report = ray_fill(GLOVE, [texts], tmp_path / "c", workers=2, shard_size=100, progress=False,
@@ -101,7 +101,7 @@ def test_a_worker_killed_mid_shard_is_retried_with_no_duplicate_or_lost_rows(loc
 
 
 def test_a_shard_failing_every_retry_stops_with_a_clear_error_and_keeps_a_sound_cache(local_ray, texts, glove, tmp_path):
-    from pipeline.study.engines.ray import ray_fill
+    from pipeline.store.ray_fill import ray_fill
 
     with pytest.raises(RuntimeError, match="no Ray worker left.*rerun to resume"):
         ray_fill(GLOVE, [texts[:200]], tmp_path, workers=1, shard_size=100, max_retries=1, progress=False,

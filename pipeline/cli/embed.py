@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import click
 
 from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.cli.options import (
-    ENCODER_HELP, _backend_options, _cache_dir_option, _encoder_flags, _engine_options, _handle_errors, load_source, source_options,
+    ENCODER_HELP, _backend_options, _cache_dir_option, _encoder_flags, _engine_options, _handle_errors, source_options,
 )
 
 
@@ -52,79 +51,16 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
       review-transfer embed rt --encoder minilm --backend onnx --quantize int8
       review-transfer embed big.parquet --encoder minilm --engine ray --address auto --cache-dir /shared/cache
     """
-    import itertools
+    from pipeline.encoders.spec import EncoderOptions
+    from pipeline.store.embed import EmbedJob, EmbedRun, embed_source
 
-    from pipeline.store.cache import EmbeddingCache
-    from pipeline.data.readers import check_source
-    from pipeline.encoders.auto import command_encoder, wants_auto
-    from pipeline.encoders.base import ZeroVectorWarning
-    from pipeline.encoders.registry import is_transformer
-    from pipeline.encoders.spec import EncoderOptions, split_spec
-    from pipeline.store.stream import fill_stream
-
-    warnings.simplefilter("ignore", ZeroVectorWarning)  # the summary below counts texts with no known word
-
-    def batches() -> Any:
-        return itertools.chain(_text_batches(source, opts), *(_text_batches(u, {"text_col": opts["text_col"]}, False)
-                                                               for u in unlabelled))
-
-    specs = [(piece, spec) for raw in encoders for piece in split_spec(raw)  # A+B is cached as A and as B
-             for spec in EncoderOptions((piece,), long=long_text, max_length=max_length, precision=precision,
-                                        pooling=pooling, cache_dir=cache_dir).singles()]
-    specs = list({str(spec): (piece, spec) for piece, spec in specs}.values())
-    for path in (source, *unlabelled):  # a missing file fails before any model loads
-        check_source(path)
-    cache = EmbeddingCache(cache_dir, chunk_size=chunk_size)
-    settings = {"device": device, "batch_size": batch_size, "source_options": opts}
-    # texts the accuracy guard of exported backends samples (and backend auto is chosen on)
-    probe_texts = _first_texts(batches(), 20_000) \
-        if backend != "torch" and any(is_transformer(spec) for _, spec in specs) else []
-    for piece, spec in specs:
-        chosen = {}
-        if engine == "local" or wants_auto(piece, backend, quantize) or backend not in (None, "torch"):
-            enc, lines = command_encoder(piece, spec, probe_texts, {**settings, "work_dir": cache.dir},
-                                         backend=backend, quantize=quantize, min_median=min_cosine)
-            for line in lines:
-                click.echo(line, err=True)
-            chosen = {"backend": getattr(enc, "backend", "torch"), "quantize": getattr(enc, "quantize", "none")}
-        if engine == "ray":
-            from pipeline.study.engines.ray import ray_fill
-
-            report = ray_fill(str(spec), batches(), cache.dir, options={**settings, **chosen}, address=address,
-                              workers=workers, shard_size=shard_size)
-        else:
-            click.echo(f"{enc.describe()}", err=True)
-            from pipeline.encoders.language import SAMPLE, warn as warn_language
-
-            warn_language(enc, probe_texts[:SAMPLE] if probe_texts else _first_texts(batches(), SAMPLE))
-            report = fill_stream(cache, enc, batches())
-        if not report.texts:
-            raise click.ClickException(_no_texts(source, opts["text_col"]))
-        click.echo(report.summary())
-        if engine == "local" and hasattr(enc, "length_stats"):
-            click.echo("  " + enc.length_stats(itertools.chain.from_iterable(batches())).line())
-
-
-def _no_texts(source: str, text_col: str) -> str:
-    """Why ``embed`` found nothing to encode, in the words the other commands use for the same file."""
-    from pipeline.data.dataset import read_texts
-
-    rows = read_texts(source, text_col)  # raises "no rows found" for an empty file, as load does
-    return f"{source}: all {len(rows)} texts in column {text_col!r} are empty."
-
-
-def _text_batches(source: str, opts: dict[str, Any], labelled_source: bool = True) -> Any:
-    """Batches of the texts of ``source``: streamed from a file where possible, else loaded whole
-    (only the text column of an unlabelled source is read)."""
-    from pipeline.store.stream import iter_text_batches, streamable
-
-    if streamable(source):
-        return iter_text_batches(source, text_col=opts["text_col"])
-    if labelled_source:
-        return [load_source(source, require_labels=False, **opts).texts]
-    from pipeline.data.unlabelled import read_unlabelled
-
-    return list(read_unlabelled([source], text_col=opts["text_col"]).values())
+    job = EmbedJob(source, EncoderOptions(encoders, long=long_text, max_length=max_length, precision=precision,
+                                          pooling=pooling, cache_dir=cache_dir),
+                   backend=backend, quantize=quantize, min_cosine=min_cosine, unlabelled=unlabelled, source_options=opts,
+                   run=EmbedRun(device=device, batch_size=batch_size, chunk_size=chunk_size, engine=engine,
+                                address=address, workers=workers, shard_size=shard_size))
+    for line, to_stderr in embed_source(job):
+        click.echo(line, err=to_stderr)
 
 
 @click.group("cache")
@@ -211,15 +147,3 @@ def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | N
     for store in stores:
         store.remove()
         click.echo(f"removed {store.fingerprint}")
-
-
-def _first_texts(batches: Any, n: int) -> list[str]:
-    """Up to ``n`` texts from the start of ``batches``, read quietly: the fill pass that follows reads the
-    same rows again and gives the reader's warnings once."""
-    import itertools
-
-    from pipeline.data.readers import DataWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)
-        return list(itertools.islice(itertools.chain.from_iterable(batches), n))

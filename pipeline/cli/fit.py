@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from pipeline.cli.options import (
-    ENCODER_HELP, SEED, _backend_options, _budget, _cache_dir_option, _encoder_flags, _handle_errors, _long_text_options, _output, _prior_options, _trust_options, load_source, prompts_option, source_options,
+    ENCODER_HELP, SEED, _backend_options, _budget, _cache_dir_option, _encoder_flags, _handle_errors, _long_text_options, _output, _prior_options, _trust_options, prompts_option, source_options,
 )
 from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 from pipeline.encoders.spec import DEFAULT_ENCODER
@@ -58,59 +58,32 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
       review-transfer fit phones.csv --budget 64 --prompts phone_prompts.txt
       review-transfer fit million.parquet --encoder glove-6b-50d --head sgd --out-of-core
     """
-    from pathlib import Path
-
-    from pipeline.encoders.auto import command_encoder, wants_auto
-    from pipeline.store.cache import default_cache_dir
-    from pipeline.heads.registry import DEFAULT_HEAD
-    from pipeline.heads.prompts import resolve_prompts
     from pipeline.encoders.spec import EncoderOptions
+    from pipeline.fit.job import FitJob, fit_source
+    from pipeline.fit.out_of_core import Switch, parse_memory
+    from pipeline.fit.train import FitPlan
+    from pipeline.heads.prompts import resolve_prompts
+    from pipeline.heads.registry import DEFAULT_HEAD
     from pipeline.study.tables import format_fit_table
-    from pipeline.fit.train import FitPlan, bundle_name, iter_fit
-    from pipeline.fit.out_of_core import Switch, choose, fit_out_of_core, parse_memory
 
     switch = Switch(out_of_core, parse_memory(memory_budget))
     self_train, unlabelled = pop_unlabelled(opts)
-    prompt_set = resolve_prompts(prompts)
-    spec = EncoderOptions((encoder,), long=long_text, max_length=max_length, precision=precision, pooling=pooling,
-                          cache_dir=cache_dir).parsed()[0]  # backend and quantize: below, per spec
-    from pipeline.bundle.manifest import signing_key
-
-    signing_key()  # an empty key fails before the work, not at the save
-    ds = load_source(source, **opts)
-    if ds.report.label_line():  # values merged into a class (--positive) or renamed
-        click.echo(f"{source}: label values {ds.report.label_line()}", err=True)
-    raw, encoder = encoder, spec
-    if wants_auto(raw, backend, quantize) or backend not in (None, "torch"):  # guarded on SOURCE, recorded in bundles
-        options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts}
-        encoder, lines = command_encoder(raw, spec, ds.texts, options, backend=backend, quantize=quantize,
-                                         min_median=min_cosine)
-        for line in lines:
-            click.echo(line, err=True)
-    encoder, streamed, line = choose(list(heads or (DEFAULT_HEAD,)), ds, encoder, switch, budget=budget,
-                                     self_train=self_train is not None, cache_dir=cache_dir, source_options=opts)
-    if line:
-        click.echo(f"fit: {line}", err=True)
-    fitted = []
     plan = FitPlan(heads=heads or (DEFAULT_HEAD,), budget=budget, seed=seed, class_weight=class_weight, n_jobs=jobs,
-                   self_train=self_train, prompts=prompt_set)
-    bundles = [fit_out_of_core(ds, encoder=encoder, seed=seed, cache_dir=cache_dir, class_weight=class_weight)] \
-        if streamed else iter_fit(ds, plan, encoder=encoder, cache_dir=cache_dir, source_options=opts,
-                                  unlabelled=unlabelled)
-    for bundle in bundles:
-        path = bundle.save(Path(out) / bundle_name(bundle))
-        click.echo(f"saved {bundle.manifest['head']['name']}: {path}", err=True)
-        fitted.append(bundle)
-    train = fitted[0].manifest["train"]
-    click.echo(f"{source}: trained on {train['size']} labels, tested on {fitted[0].manifest['metrics']['test_size']} "
-               f"held-out texts, encoder {spec}")
-    if "self_train" in fitted[0].manifest:
+                   self_train=self_train, prompts=resolve_prompts(prompts))
+    job = FitJob(source, EncoderOptions((encoder,), long=long_text, max_length=max_length, precision=precision,
+                                        pooling=pooling, cache_dir=cache_dir),
+                 plan, out=out, backend=backend, quantize=quantize, min_cosine=min_cosine, switch=switch,
+                 source_options=opts, unlabelled=unlabelled)
+    fitted = fit_source(job, echo=lambda line: click.echo(line, err=True))
+    first = fitted.bundles[0].manifest
+    click.echo(f"{source}: trained on {first['train']['size']} labels, tested on {first['metrics']['test_size']} "
+               f"held-out texts, encoder {fitted.spec}")
+    if "self_train" in first:
         from pipeline.data.unlabelled import describe
 
-        rounds = fitted[0].manifest["self_train"]["rounds_run"]
-        click.echo(describe(fitted[0].manifest["unlabelled"]) + "; pseudo-labels per round: "
-                   + ", ".join(str(r["pseudo_labels"]) for r in rounds))
-    click.echo(format_fit_table(fitted))
+        click.echo(describe(first["unlabelled"]) + "; pseudo-labels per round: "
+                   + ", ".join(str(r["pseudo_labels"]) for r in first["self_train"]["rounds_run"]))
+    click.echo(format_fit_table(fitted.bundles))
 
 
 @click.command()
@@ -138,32 +111,20 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
       review-transfer predict models/rt-minilm-logreg-ball-s0 --input new.csv --output labelled.jsonl
       review-transfer predict models/rt-minilm-ft-b1000 --input full_reviews.csv --max-length 128
     """
-    from pipeline.bundle.bundle import Bundle
-    from pipeline.data.dataset import read_texts
-    from pipeline.predict.predict import label_texts, write_rows
+    from pipeline.predict.predict import BundleLoad, Prediction, predict_texts
 
     if bool(texts) == bool(input_file):
         raise click.UsageError("give either TEXT arguments or --input FILE (not both).")
-    if input_file:
-        texts = tuple(read_texts(input_file, text_col))
-    model = Bundle.load(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length,
-                        encoder_path=encoder_path, trust_encoder=trust_encoder, allow_legacy=allow_legacy)
-    model.use_cache = input_file is not None  # TEXT arguments are new: encoding them beats opening the cache
-    rows, adapted, shift = label_texts(model, texts, prior=prior, adapt_prior=adapt_prior)
-    if adapted is not None:
-        click.echo(adapted.describe(), err=True)
-    if shift.get("line"):
-        click.echo(shift["line"], err=True)
-    empty = sum(r["p_positive"] is None for r in rows)
-    if empty:
-        click.echo(f"{empty} empty text(s) left unlabelled (empty label and probability)", err=True)
-    if output:
-        click.echo(f"wrote {len(rows)} predictions to {write_rows(rows, output)}", err=True)
-    else:
+    rows, notes = predict_texts(Prediction(
+        BundleLoad(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length, encoder_path=encoder_path,
+                   trust_encoder=trust_encoder, allow_legacy=allow_legacy),
+        texts=texts, input_file=input_file, text_col=text_col, output=output, prior=prior, adapt_prior=adapt_prior))
+    for line in notes:
+        click.echo(line, err=True)
+    if not output:
         for r in rows:
             p = "" if r["p_positive"] is None else f"{r['p_positive']:.3f}"
             click.echo(f"{r['label']}\t{p}\t{r['text']}")
-
 
 @click.command()
 @click.argument("bundle", type=click.Path(file_okay=False))  # a missing one may be a swap to recover
@@ -188,11 +149,12 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
     """
     import json
 
-    from pipeline.predict.evaluate import Evaluation, evaluate_bundle, evaluation_set
+    from pipeline.predict.evaluate import Evaluation, evaluate_bundle
+    from pipeline.predict.predict import BundleLoad
     from pipeline.study.tables import format_scores
 
-    ds = evaluation_set(source, load_source(source, **opts), which)  # a bad SOURCE fails before the model loads
     scores, label_names = evaluate_bundle(Evaluation(
-        bundle, ds, cache_dir=cache_dir, long_text=long_text, max_length=max_length, encoder_path=encoder_path,
-        trust_encoder=trust_encoder, allow_legacy=allow_legacy, prior=prior, adapt_prior=adapt_prior))
+        BundleLoad(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length, encoder_path=encoder_path,
+                   trust_encoder=trust_encoder, allow_legacy=allow_legacy),
+        source, which, source_options=opts, prior=prior, adapt_prior=adapt_prior))
     click.echo(json.dumps(scores, indent=2) if as_json else format_scores(scores, label_names))

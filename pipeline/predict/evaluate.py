@@ -3,15 +3,14 @@ the scores after adapting to the target's prior. Predicting lives in :mod:`pipel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import OptionError
 from pipeline.bundle.bundle import Bundle
 from pipeline.data.dataset import DataError, Dataset, split
 from pipeline.predict.metrics import evaluate
-from pipeline.predict.predict import positive_proba
+from pipeline.predict.predict import BundleLoad, positive_proba
 
 
 def evaluation_set(source: str, ds: Dataset, which: str = "test") -> Dataset:
@@ -52,26 +51,24 @@ def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prio
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What ``evaluate`` scores: the bundle at ``bundle`` (loaded with ``cache_dir``, the encoder overrides
-    ``long_text``/``max_length`` and the trust options ``encoder_path``/``trust_encoder``/``allow_legacy``) on the labelled
-    ``data``, read and validated by the one reader before the model loads; with ``prior``/``adapt_prior``,
-    also after class-prior adaptation."""
+    """What ``evaluate`` scores: ``bundle`` on the labelled ``source`` (read with ``source_options`` before the
+    model loads; for ``rt`` its test split unless ``which='all'``); with ``prior``/``adapt_prior``, also after
+    class-prior adaptation."""
 
-    bundle: str | Path
-    data: Dataset
-    cache_dir: str | Path | None = None
-    long_text: str | None = None
-    max_length: int | None = None
-    encoder_path: str | Path | None = None
-    trust_encoder: bool = False
-    allow_legacy: bool = False
+    bundle: BundleLoad
+    source: str
+    which: str = "test"
+    source_options: dict[str, Any] = field(default_factory=dict)
     prior: float | None = None
     adapt_prior: bool = False
 
 
 def evaluate_bundle(job: Evaluation) -> tuple[dict[str, Any], tuple[str, str]]:
-    """(scores, label names): load the bundle of ``job`` and :func:`score` it on ``job.data``. The texts
-    go down once: bundle -> embedding store (checked there) -> encoder; the scores come back up."""
-    bundle = Bundle.load(job.bundle, cache_dir=job.cache_dir, long_text=job.long_text, max_length=job.max_length,
-                         encoder_path=job.encoder_path, trust_encoder=job.trust_encoder, allow_legacy=job.allow_legacy)
-    return score(bundle, job.data, prior=job.prior, adapt_prior=job.adapt_prior), bundle.label_names
+    """(scores, label names): read the rows of ``job`` to score, load its bundle and :func:`score` it on them.
+    The texts are validated once, by the reader, and go down once: bundle -> embedding store -> encoder; the
+    scores come back up."""
+    from pipeline.data.dataset import load
+
+    data = evaluation_set(job.source, load(job.source, **job.source_options), job.which)
+    bundle = job.bundle.load()
+    return score(bundle, data, prior=job.prior, adapt_prior=job.adapt_prior), bundle.label_names

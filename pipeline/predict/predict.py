@@ -12,6 +12,7 @@ import json
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,61 @@ def label_texts(bundle: Bundle, texts: Sequence[str], *, prior: float | None = N
     }
     rows = [labelled.get(i, {"text": t, "label": "", "p_positive": None}) for i, t in enumerate(texts)]
     return rows, adapted, shift
+
+
+@dataclass(frozen=True)
+class BundleLoad:
+    """The bundle a command uses and how it loads (:meth:`Bundle.load`): ``path``, the embedding ``cache_dir``,
+    the encoder overrides ``long_text``/``max_length`` and the trust options ``encoder_path``/``trust_encoder``/
+    ``allow_legacy``."""
+
+    path: str | Path
+    cache_dir: str | Path | None = None
+    long_text: str | None = None
+    max_length: int | None = None
+    encoder_path: str | Path | None = None
+    trust_encoder: bool = False
+    allow_legacy: bool = False
+
+    def load(self) -> Bundle:
+        return Bundle.load(self.path, cache_dir=self.cache_dir, long_text=self.long_text, max_length=self.max_length,
+                           encoder_path=self.encoder_path, trust_encoder=self.trust_encoder,
+                           allow_legacy=self.allow_legacy)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What ``predict`` labels: ``texts``, or every row of column ``text_col`` of ``input_file``, with ``bundle``,
+    adapted with ``prior``/``adapt_prior``; the rows go to ``output`` (.csv or .jsonl) when given."""
+
+    bundle: BundleLoad
+    texts: tuple[str, ...] = ()
+    input_file: str | Path | None = None
+    text_col: str = "text"
+    output: str | Path | None = None
+    prior: float | None = None
+    adapt_prior: bool = False
+
+
+def predict_texts(job: Prediction) -> tuple[list[dict[str, Any]], list[str]]:
+    """(rows, notes): :func:`label_texts` of the texts of ``job`` (read before the model loads), written to
+    ``job.output`` when given; ``notes`` are for people: the adaptation, the domain-shift check, empty texts
+    left unlabelled, the file written."""
+    from pipeline.data.dataset import read_texts
+
+    texts = read_texts(str(job.input_file), job.text_col) if job.input_file else list(job.texts)
+    model = job.bundle.load()
+    model.use_cache = job.input_file is not None  # TEXT arguments are new: encoding them beats opening the cache
+    rows, adapted, shift = label_texts(model, texts, prior=job.prior, adapt_prior=job.adapt_prior)
+    notes = [adapted.describe()] if adapted is not None else []
+    if shift.get("line"):
+        notes.append(shift["line"])
+    empty = sum(r["p_positive"] is None for r in rows)
+    if empty:
+        notes.append(f"{empty} empty text(s) left unlabelled (empty label and probability)")
+    if job.output:
+        notes.append(f"wrote {len(rows)} predictions to {write_rows(rows, job.output)}")
+    return rows, notes
 
 
 def check_output(path: str | Path) -> Path:

@@ -1,6 +1,7 @@
 """The embedding store: HDF5 files, one per encoder fingerprint, rows keyed by text hash (:mod:`.cache`,
-``EmbeddingCache``), the scikit-learn ``Embedder`` that reads through it (:mod:`.embedder`) and streamed
-filling from files (:mod:`.stream`).
+``EmbeddingCache``), the scikit-learn ``Embedder`` that reads through it (:mod:`.embedder`), streamed
+filling from files (:mod:`.stream`) and on a Ray cluster (:mod:`.ray_fill`), and the ``embed`` command's
+work (:mod:`.embed`).
 
 May import: the package root, ``data``, ``encoders`` (encoders never import the store).
 """
