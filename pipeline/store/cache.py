@@ -387,7 +387,9 @@ class Store:
                 meta["merged_upto"] = max(p.seq for p in rest)
                 _write_atomic(self.main, meta, _stream_parts(parts))
             elif len(shards) >= 64 or (shards and sum(len(p.keys) for p in shards) >= SEGMENT_ROWS):
-                self.segment_dir.mkdir(parents=True, exist_ok=True)
+                if not self.segment_dir.is_dir():
+                    self.segment_dir.mkdir(parents=True, exist_ok=True)
+                    _fsync(self.dir)  # the folder's entry is on disk before shards are deleted for it
                 name = f"{shards[0].seq:08d}-{shards[-1].seq:08d}.h5"
                 _write_atomic(self.segment_dir / name, _attrs_of(shards[0].path), _stream_parts(shards))
             else:
