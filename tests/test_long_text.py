@@ -134,10 +134,16 @@ def long_csv(rt, long_docs, tmp_path):
     return path
 
 
-def test_embed_reports_long_texts_and_share_seen(long_csv, tmp_path):
+def test_embed_reports_long_texts_and_share_seen(long_csv, tmp_path, monkeypatch):
+    from pipeline.store import stream
+
+    reads = []
+    monkeypatch.setattr(stream, "iter_text_batches", lambda *a, **k: reads.append(a) or stream.read_texts(
+        a[0], k["text_col"], keep_empty=False, batch_rows=4))  # 2 batches of the 7 rows
     result = CliRunner().invoke(main, ["embed", str(long_csv), "--encoder", "minilm", "--max-length", "24",
                                        "--long", "truncate", "--backend", "torch", "--cache-dir", str(tmp_path / "cache")])
     assert result.exit_code == 0, result.output
+    assert len(reads) == 2  # the language check's first texts, then the fill's pass, which counts the long texts
     assert re.search(r"long texts: [1-7] of 7 exceed the window of 22 word pieces \(longest \d+\); truncate sees "
                      r"\d+\.\d% of word pieces on average", result.output), result.output
     assert "--long chunk-mean would see them whole" in result.output
@@ -147,3 +153,15 @@ def test_data_show_counts_texts_over_an_encoders_limit(long_csv):
     result = CliRunner().invoke(main, ["data", "show", str(long_csv), "--encoder", "minilm"])
     assert result.exit_code == 0, result.output
     assert "minilm: long texts: 0 of 7 exceed the window of 254 word pieces" in result.output
+
+
+def test_length_stats_of_batches_combine_to_those_of_all_texts():
+    """embed counts long texts batch by batch on its fill pass: the combined counts are those of all texts."""
+    counts = np.random.default_rng(0).integers(1, 600, 1000)
+    windowing = Windowing("chunk-mean", 254)
+    whole = LengthStats.of(counts, windowing)
+    parts = LengthStats.combined(LengthStats.of(counts[i:i + 300], windowing) for i in range(0, 1000, 300))
+    assert (parts.texts, parts.long, parts.longest) == (whole.texts, whole.long, whole.longest) and whole.long
+    assert parts.line() == whole.line()
+    np.testing.assert_allclose([parts.seen, parts.seen_long, parts.truncate_seen_long],
+                               [whole.seen, whole.seen_long, whole.truncate_seen_long], rtol=1e-12)

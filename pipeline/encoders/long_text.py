@@ -185,6 +185,19 @@ class LengthStats:
             truncate_seen_long=float(cut[long].mean()) if long.any() else 1.0,
         )
 
+    @classmethod
+    def combined(cls, parts: Iterable[LengthStats]) -> LengthStats:
+        """The statistics of the texts of every one of ``parts`` (one encoder's, e.g. batch by batch), as
+        :meth:`of` gives for all their counts at once."""
+        parts = list(parts)
+        texts, long = sum(p.texts for p in parts), sum(p.long for p in parts)
+        return cls(
+            texts=texts, long=long, longest=max(p.longest for p in parts), window=parts[0].window,
+            strategy=parts[0].strategy, seen=sum(p.seen * p.texts for p in parts) / texts if texts else 1.0,
+            seen_long=sum(p.seen_long * p.long for p in parts) / long if long else 1.0,
+            truncate_seen_long=sum(p.truncate_seen_long * p.long for p in parts) / long if long else 1.0,
+        )
+
     def line(self) -> str:
         """One line for people."""
         head = (f"long texts: {self.long:,} of {self.texts:,} exceed the window of {self.window} word pieces "

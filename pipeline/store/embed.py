@@ -1,14 +1,15 @@
 """``embed``: every text of a source (and of any ``--unlabelled`` sources) into the store, once per encoder.
 
 :func:`embed_source` does the whole command for one :class:`EmbedJob` and yields the lines it prints. A
-source that can be streamed (a .parquet/.csv/.tsv/.jsonl file) is read in batches, never whole, and read
-again for each pass (the fill of each encoder, the long-text count); any other source (``rt``, ``hf:``,
-.json) is read once and its texts kept.
+source that can be streamed (a .parquet/.csv/.tsv/.jsonl file) is read in batches, never whole: its first
+texts for the accuracy probe, then once per encoder (the fill, with the long-text count on the same pass);
+any other source (``rt``, ``hf:``, .json) is read once and its texts kept.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -95,12 +96,31 @@ def _embed_one(job: EmbedJob, piece: str, spec: Any, texts: _Texts, cache: Any) 
 
         yield enc.describe(), True
         warn_language(enc, texts.first(SAMPLE))
-        report = fill_stream(cache, enc, texts.batches())
+        lengths = _Lengths(enc)  # counted on the fill's pass, so a streamed file is read once here
+        report = fill_stream(cache, enc, lengths.count(texts.batches()))
+        report.seconds -= lengths.seconds  # the rate is the fill's own, as without the count
     if not report.texts:
         raise DataError(_no_texts(job.source, job.source_options["text_col"]))
     yield report.summary(), False
-    if run.engine == "local" and hasattr(enc, "length_stats"):
-        yield "  " + enc.length_stats(itertools.chain.from_iterable(texts.batches())).line(), False
+    if run.engine == "local" and lengths.parts:
+        from pipeline.encoders.long_text import LengthStats
+
+        yield "  " + LengthStats.combined(lengths.parts).line(), False
+
+
+class _Lengths:
+    """How many texts exceed an encoder's window (transformers only), counted batch by batch as they pass."""
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder, self.parts, self.seconds = encoder, [], 0.0
+
+    def count(self, batches: Iterable[list[str]]) -> Iterator[list[str]]:
+        for batch in batches:
+            yield batch
+            if hasattr(self.encoder, "length_stats"):
+                start = time.perf_counter()
+                self.parts.append(self.encoder.length_stats(batch))
+                self.seconds += time.perf_counter() - start
 
 
 class _Texts:
