@@ -12,7 +12,9 @@ from click.testing import CliRunner
 from pipeline.bundle.bundle import Bundle
 from pipeline.cli import main
 from pipeline.data.dataset import load
-from pipeline.fit.retarget import RetargetError, RetargetSettings, SourceHead, draw_labels, fit_offset, fit_retargeted
+from pipeline.fit.retarget import (RetargetError, RetargetSettings, SourceHead, draw_labels, fit_offset, fit_retargeted,
+                                   target_prior)
+from pipeline.fit.retarget_rate import MIN_SEPARATION, MIN_UNLABELLED, labels_interval
 
 
 def invoke(*args):
@@ -58,6 +60,8 @@ def test_retarget_writes_a_bundle_that_records_the_adaptation(glove_bundle, low_
     assert manifest["encoder"] == source["encoder"] and manifest["head"]["name"] == "logreg"
     assert manifest["prior"]["train"] == record["prior"]["value"]
     assert f"retarget: 32 target labels ({record['positive']} positive)" in result.output
+    # the GloVe head ranks this site too loosely (ROC-AUC about 0.76) to read the rate from it: it says so
+    assert set(record["prior"]["ranking"]) == {"rate", "separation", "labels_auc"} and "was not used" in result.output
     assert f"held-out {len(low_rate[1]) - 32:,} rows" in result.output
 
 
@@ -117,6 +121,34 @@ def test_the_fit_stays_on_the_source_direction_as_the_pull_grows(glove_bundle, l
     assert kept.record["prior"]["from"] == "labels"
     given = fit_retargeted(source, X, y, None, RetargetSettings(prior=0.3))
     assert given.record["prior"] == {"value": 0.3, "from": "--prior", "labelled_rate": pytest.approx(y.mean(), abs=1e-4)}
+
+
+def test_the_rate_is_read_from_a_ranking_that_separates_the_unlabelled_texts(glove_bundle, low_rate):
+    """Given scores that rank the site's texts well (the RT GloVe head's, moved apart by class: a stand-in for
+    mpnet, which ranks this site at ROC-AUC 0.96), the mixture reads the unlabelled texts' 14% near exactly;
+    the GloVe head's own scores, which rank the site too loosely for it, or too few unlabelled texts, leave
+    the labels' own rate,
+    and --prior wins over both."""
+    source_dir, cache = glove_bundle
+    _, ds = low_rate
+    bundle = Bundle.load(source_dir, cache_dir=cache)
+    source = SourceHead.of(bundle.head, "logreg")
+    X = bundle.embed(ds.texts)
+    s = source.score(source.rows(X)) + 3.0 * (2 * ds.labels - 1)
+    lab = draw_labels(ds, 32, seed=0)
+    unl = np.setdiff1d(np.arange(len(ds)), lab)
+    y, truth = ds.labels[lab], float(ds.labels[unl].mean())
+    found = target_prior(y, None, (s[unl], s[lab]))
+    assert found.source == "ranking" and found.mixture.separation >= MIN_SEPARATION
+    assert abs(found.value - truth) < 0.03 and found.to_dict()["ranking"]["rate"] == round(found.value, 4)
+    loose = source.score(source.rows(X))  # the GloVe head's own scores: ROC-AUC about 0.76 on this site
+    kept = target_prior(y, None, (loose[unl], loose[lab]))
+    low, high = labels_interval(int(y.sum()), 32)  # its mixture is a sliver in the tail, outside the labels' interval
+    assert kept.source == "labels" and not (kept.mixture.separation >= MIN_SEPARATION and low <= kept.mixture.rate <= high)
+    assert kept.value == pytest.approx((y.sum() + 1) / 34)
+    few = target_prior(y, None, (s[unl][:MIN_UNLABELLED - 1], s[lab]))
+    assert few.source == "labels" and few.mixture is None
+    assert target_prior(y, 0.2, (s[unl], s[lab])).value == 0.2
 
 
 def test_label_draws_are_random_seeded_and_hold_both_classes(low_rate):

@@ -32,7 +32,9 @@ def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the --labels sample and pseudo-labels.")
 @click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="The target's positive rate, when you know it. Needed when the labelled texts were not "
-                   "drawn at random (chosen to be balanced, or by `suggest`).  [default: the labels' own rate]")
+                   "drawn at random (chosen to be balanced, or by `suggest`).  [default: with --unlabelled texts that "
+                   "the bundle ranks well, the rate read from that ranking, kept within the labels' 95% interval; "
+                   "else the labels' own rate]")
 @click.option("--strength", default="0.3", show_default=True, callback=_strength,
               help="Pull toward the source head's direction (λ): larger keeps it, 'inf' only re-scales and "
                    "re-centres it.")
@@ -82,7 +84,17 @@ def retarget(bundle: str, target: str, out: str, n_labels: int | None, seed: int
 def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
     """What retarget did, in a few lines: labels, unlabelled texts, the fit, the rate, and held-out scores."""
     prior = record["prior"]
-    where = {"--prior": "given (--prior)", "labels": "the labels' own rate, smoothed"}[prior["from"]]
+    from pipeline.fit.retarget_rate import MIN_LABELS_AUC, MIN_SEPARATION
+
+    ranking = prior.get("ranking")
+    where = {"--prior": "given (--prior)", "labels": "the labels' own rate, smoothed",
+             "ranking": f"read from the source's ranking of the unlabelled texts (separation "
+                        f"{ranking['separation']:.2f})" if ranking else ""}[prior["from"]]
+    if prior["from"] == "labels" and ranking:
+        auc = "-" if ranking["labels_auc"] is None else f"{ranking['labels_auc']:.2f}"
+        where += (f" (the ranking's {ranking['rate']:.3f} was not used: it needs the labels ranked at ROC-AUC "
+                  f"{MIN_LABELS_AUC} or more (here {auc}), a separation of {MIN_SEPARATION} or "
+                  f"more (here {ranking['separation']:.2f}) and a rate inside the labels' 95% interval)")
     lines = [f"retarget: {record['labels']} target labels ({record['positive']} positive), "
              f"{record['unlabelled']:,} unlabelled target texts",
              f"head: source score x {record['slope']:.2f}, departure {record['departure']:.1%} of the weights, "

@@ -13,10 +13,11 @@ source head's log-odds ``s(x) = w_s · x + b_s``, it fits
 ``λ`` (:attr:`RetargetSettings.strength`), so a few labels re-scale and re-centre the source head and only
 many labels turn it. Classes are weighted to equal total weight (``c_i``), so the fit assumes a positive
 rate of one half; the intercept is then moved to the target's positive rate (``logit π``): ``--prior``
-when the user knows it, else the labelled texts' own rate, smoothed by one text of each class. On the
-development targets (docs/benchmarks/retarget.md) that rate, from labels drawn at random, beat EM on the
-unlabelled target texts (alone or averaged with it): on 16-64 labels the retargeted head is not
-calibrated well enough for EM. The result folds into a plain logistic head, ``w = α w_s + Δ``:
+when the user knows it; else, with unlabelled target texts, the rate read from the source's ranking of
+them (:mod:`pipeline.fit.retarget_rate`) where that may be trusted; else the labelled texts' own rate,
+smoothed by one text of each class. On the development targets (docs/benchmarks/retarget.md) EM on the
+unlabelled texts lost to the labels' rate (on 16-64 labels the retargeted head is not calibrated well
+enough for it); the ranking, which needs no calibration, beat it. The result folds into a plain logistic head, ``w = α w_s + Δ``:
 ``predict`` needs nothing new.
 
 With ``self_train`` the retargeted head labels the unlabelled target texts, and a second fit learns from
@@ -175,24 +176,41 @@ def fit_offset(source: SourceHead, rows: np.ndarray, y: np.ndarray, strength: fl
 # ---------------------------------------------------------------------------------------------- prior
 @dataclass(frozen=True)
 class TargetPrior:
-    """The target's positive rate and where it came from (``--prior`` or ``labels``)."""
+    """The target's positive rate and where it came from (``--prior``, ``labels`` or ``ranking``)."""
 
     value: float
     source: str
     labelled_rate: float
+    mixture: Any = None  # the ranking's RankingRate (pipeline.fit.retarget_rate), where one was fitted
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": round(self.value, 4), "from": self.source, "labelled_rate": round(self.labelled_rate, 4)}
+        entry = {"value": round(self.value, 4), "from": self.source, "labelled_rate": round(self.labelled_rate, 4)}
+        if self.mixture is not None:
+            auc = self.mixture.labels_auc
+            entry["ranking"] = {"rate": round(self.mixture.rate, 4), "separation": round(self.mixture.separation, 4),
+                                "labels_auc": None if np.isnan(auc) else round(auc, 4)}
+        return entry
 
 
-def target_prior(y: np.ndarray, known: float | None) -> TargetPrior:
-    """The positive rate to centre the head on: ``known`` if given, else the labelled texts' rate smoothed by
-    one text of each class (``(positives + 1) / (labels + 2)``; right for labels drawn at random)."""
+def target_prior(y: np.ndarray, known: float | None,
+                 scores: tuple[np.ndarray, np.ndarray] | None = None) -> TargetPrior:
+    """The positive rate to centre the head on: ``known`` if given; else, with ``scores`` (the source log-odds
+    of the unlabelled and of the labelled target texts), the rate read from the source's ranking where it
+    may be trusted (:func:`~pipeline.fit.retarget_rate.refined_rate`); else the labelled texts' rate smoothed
+    by one text of each class (``(positives + 1) / (labels + 2)``; right for labels drawn at random)."""
+    from pipeline.fit.retarget_rate import refined_rate
+
     y = np.asarray(y)
     labelled = float(y.mean())
     if known is not None:
         return TargetPrior(float(known), "--prior", labelled)
-    return TargetPrior((float(y.sum()) + 1) / (len(y) + 2), "labels", labelled)
+    smoothed = (float(y.sum()) + 1) / (len(y) + 2)
+    if scores is None:
+        return TargetPrior(smoothed, "labels", labelled)
+    rate, mixture = refined_rate(scores[0], scores[1], y)
+    if rate is None:
+        return TargetPrior(smoothed, "labels", labelled, mixture)
+    return TargetPrior(rate, "ranking", labelled, mixture)
 
 
 # ---------------------------------------------------------------------------------------------- the head
@@ -239,7 +257,7 @@ def fit_retargeted(source: SourceHead, X: np.ndarray, y: np.ndarray, X_unlabelle
     rows = source.rows(X)
     unl = source.rows(X_unlabelled) if X_unlabelled is not None and len(X_unlabelled) else None
     offset = fit_offset(source, rows, y, settings.strength)
-    prior = target_prior(y, settings.prior)
+    prior = target_prior(y, settings.prior, None if unl is None else (source.score(unl), source.score(rows)))
     record: dict[str, Any] = {}
     if settings.self_train is not None and unl is not None:
         offset, record["self_train"] = _self_train(source, rows, y, unl, offset, prior, settings)

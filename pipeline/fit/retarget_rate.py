@@ -1,0 +1,92 @@
+"""A target site's positive rate from the source head's ranking of its texts, a few labels and many unlabelled.
+
+Under covariate shift the source head's probabilities are miscalibrated on the target, so EM and BBSE on
+them drift (the prior guard refuses them). Its *ranking* survives much better: on a 14%-positive site the
+RT bundle's ROC-AUC is about 0.96. :func:`mixture_rate` reads the rate from the shape of the ranking
+alone. The source's log-odds of the target texts are modelled as two Gaussians with one spread, one per
+class; the labelled texts' classes are fixed, the unlabelled texts' are latent, and EM fits means, spread
+and weight. The positive component's weight is the rate: the unlabelled texts pin it far more tightly than
+16-64 labels can. The mixture is trusted only where it is safe (:func:`refined_rate`): the scores must
+rank the labelled texts well, its two components must separate, and its rate must lie within the labels'
+own 95% interval, so it refines the labels' rate and never overrules it (docs/benchmarks/retarget.md
+measures it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import erf, sqrt
+
+import numpy as np
+
+MIN_UNLABELLED = 50  # fewer unlabelled texts than this: the labels' own rate
+MIN_SEPARATION = 0.9  # a mixture separating less (implied ROC-AUC): the labels' own rate
+MIN_LABELS_AUC = 0.85  # the source scores' ROC-AUC on the labelled texts: under it, the labels' own rate
+ITERATIONS = 200
+MIN_VARIANCE = 1e-2  # the spread's floor, in squared log-odds
+Z95 = 1.96
+
+
+@dataclass(frozen=True)
+class RankingRate:
+    """The mixture's positive weight, and how well its two components separate: the ROC-AUC they imply,
+    ``Φ((m₁ - m₀) / sqrt(2 v))`` (0.5 or below: no split of the ranking the rate could be read from)."""
+
+    rate: float
+    separation: float
+    labels_auc: float = float("nan")  # the scores' ROC-AUC on the labelled texts
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def mixture_rate(unlabelled: np.ndarray, labelled: np.ndarray, y: np.ndarray) -> RankingRate:
+    """The positive weight of a two-Gaussian mixture (one shared variance) on source log-odds: ``unlabelled``
+    scores with latent classes, ``labelled`` scores with 0/1 classes ``y`` fixed; EM started from the source
+    threshold (0)."""
+    s_unl = np.asarray(unlabelled, dtype=np.float64)
+    s_all = np.r_[s_unl, np.asarray(labelled, dtype=np.float64)]
+    fixed = np.asarray(y, dtype=np.float64)
+    r = (s_unl > 0).astype(np.float64)
+    rate, m1, m0, var = 0.5, 0.0, 0.0, 1.0
+    for _ in range(ITERATIONS):
+        resp = np.r_[r, fixed]
+        w1, w0 = max(resp.sum(), 1e-3), max(len(resp) - resp.sum(), 1e-3)
+        m1, m0 = resp @ s_all / w1, (1 - resp) @ s_all / w0
+        var = max((resp @ (s_all - m1) ** 2 + (1 - resp) @ (s_all - m0) ** 2) / len(resp), MIN_VARIANCE)
+        rate = float(np.clip(resp.mean(), 1e-3, 1 - 1e-3))
+        r = _sigmoid(np.log(rate / (1 - rate)) + ((s_unl - m0) ** 2 - (s_unl - m1) ** 2) / (2 * var))
+    return RankingRate(rate, 0.5 * (1 + erf((m1 - m0) / (2 * sqrt(var)))), _auc(np.asarray(labelled), fixed))
+
+
+def _auc(scores: np.ndarray, y: np.ndarray) -> float:
+    """ROC-AUC of ``scores`` for 0/1 ``y`` (ties count a half); NaN without both classes."""
+    pos, neg = scores[y == 1], scores[y == 0]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    diff = pos[:, None] - neg[None, :]
+    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
+
+
+def labels_interval(positive: int, n: int) -> tuple[float, float]:
+    """The Wilson 95% interval of a positive rate of ``positive`` in ``n`` labels drawn at random."""
+    p, z2 = positive / n, Z95 * Z95
+    mid = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 * sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return mid - half, mid + half
+
+
+def refined_rate(unlabelled: np.ndarray, labelled: np.ndarray,
+                 y: np.ndarray) -> tuple[float | None, RankingRate | None]:
+    """(rate, the mixture): the mixture's rate where it may be trusted (at least :data:`MIN_UNLABELLED`
+    unlabelled scores; the scores rank the labelled texts at ROC-AUC :data:`MIN_LABELS_AUC` or more; the
+    components separate by :data:`MIN_SEPARATION` or more; the rate inside :func:`labels_interval`), else
+    ``None`` for the rate (with the mixture, when one was fitted, to say why)."""
+    if len(unlabelled) < MIN_UNLABELLED:
+        return None, None
+    found = mixture_rate(unlabelled, labelled, y)
+    low, high = labels_interval(int(np.sum(y)), len(y))
+    trusted = (found.labels_auc >= MIN_LABELS_AUC and found.separation >= MIN_SEPARATION
+               and low <= found.rate <= high)
+    return (found.rate if trusted else None), found
