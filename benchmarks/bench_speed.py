@@ -12,7 +12,13 @@
    (chunk-mean), head-tail and truncate, and by plain sentence-transformers fp32 (which truncates at
    384 word pieces): texts/s each, the model and export loaded before timing.
 
+   On all 12,752 texts (``--texts 0``) the plain encode takes many minutes; ``--piece K/N --record FILE``
+   runs piece K of N (a seeded random split of the texts): each method once on that piece, in
+   alternating order (plain first on even K), both loaded and warmed up first, appending wall, CPU and
+   load to FILE; ``--report FILE`` sums the pieces into one ratio.
 Run:  REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --embed [--texts 400]
+      REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --embed --texts 0 --piece 0/4 --record r.jsonl
+      python benchmarks/bench_speed.py --report r.jsonl
       REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --lengths
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -99,6 +106,51 @@ def embed(n: int) -> None:
                   f"encode alone (load {_load()})", flush=True)
 
 
+def embed_piece(n: int, piece: str, record: Path) -> None:
+    """Piece K of N of the texts: plain fp32 and the default encoder once each, in alternating order;
+    one JSON line appended to ``record``."""
+    import torch
+
+    from pipeline.data.dataset import load
+    from pipeline.encoders.auto import auto_encoder
+    from pipeline.paths import default_cache_dir
+
+    k, parts = (int(x) for x in piece.split("/"))
+    rt = load("rt").texts
+    texts = [rt[i] for i in sorted(np.random.default_rng(1).choice(len(rt), n, replace=False))] if n else rt
+    mine = [texts[i] for i in sorted(np.random.default_rng(2).permutation(len(texts))[k::parts])]
+    encoder, said = auto_encoder("mpnet", rt, {"work_dir": default_cache_dir().resolve()})
+    model = plain_model()
+    encoder.encode(mine[:8])
+    print(f"piece {k}/{parts}: {len(mine):,} of {len(texts):,} RT texts; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; {said[-1]}", flush=True)
+    row: dict = {"piece": k, "pieces": parts, "texts": len(mine), "of": len(texts), "load_before": _load()}
+    runs = (("plain", lambda: model.encode(mine)), ("auto", lambda: encoder.encode(mine)))
+    for name, run in runs if k % 2 == 0 else runs[::-1]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        row[name] = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu, "load_after": _load()}
+        print(f"  {name}: wall {row[name]['wall']:.1f} s, CPU {row[name]['cpu']:.1f} s; load {_load()}", flush=True)
+    with open(record, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def report(record: Path) -> None:
+    """The pieces in ``record`` summed: texts/s of each method and the ratio, by wall and CPU time."""
+    rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines() if line.strip()]
+    print("| piece | texts | plain wall s | default wall s | ratio | plain CPU s | default CPU s | load before, after |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {r['piece']}/{r['pieces']} | {r['texts']:,} | {r['plain']['wall']:.1f} | {r['auto']['wall']:.1f} | "
+              f"{r['plain']['wall'] / r['auto']['wall']:.2f}x | {r['plain']['cpu']:.1f} | {r['auto']['cpu']:.1f} | "
+              f"{r['load_before'].split()[0]}, {r['auto']['load_after'].split()[0]} |")
+    n = sum(r["texts"] for r in rows)
+    pw, aw, pc, ac = (sum(r[m][t] for r in rows) for m, t in (("plain", "wall"), ("auto", "wall"),
+                                                               ("plain", "cpu"), ("auto", "cpu")))
+    print(f"| all | {n:,} | {pw:.1f} | {aw:.1f} | **{pw / aw:.2f}x** | {pc:.1f} | {ac:.1f} | |")
+    print(f"texts/s: plain {n / pw:.1f}, default {n / aw:.1f}; CPU-time ratio {pc / ac:.2f}x")
+
+
 def lengths() -> None:
     from pipeline.data.dataset import load
     from pipeline.encoders import get_encoder
@@ -140,10 +192,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--embed", action="store_true")
     parser.add_argument("--texts", type=int, default=400, help="Random RT texts for --embed (0: all 12,752).")
+    parser.add_argument("--piece", help="K/N: run piece K of N of the texts (with --embed and --record).")
+    parser.add_argument("--record", type=Path, help="JSON lines file the pieces append to.")
+    parser.add_argument("--report", type=Path, help="Sum the pieces of this record file.")
     parser.add_argument("--lengths", action="store_true")
     args = parser.parse_args()
-    if args.embed:
+    if args.embed and args.piece:
+        if args.record is None:
+            parser.error("--piece needs --record FILE")
+        embed_piece(args.texts, args.piece, args.record)
+    elif args.embed:
         embed(args.texts)
+    if args.report:
+        report(args.report)
     if args.lengths:
         lengths()
 

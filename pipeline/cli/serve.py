@@ -20,7 +20,7 @@ from pipeline.cli.options import _cache_dir_option, _handle_errors, _long_text_o
                    "$REVIEW_TRANSFER_SERVE_TOKEN). /healthz and /docs stay open.")
 @click.option("--max-texts", type=click.IntRange(min=1), default=256, show_default=True, help="Most texts per request (more: 413).")
 @click.option("--max-body", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Most bytes per request body (more: 413).")
-@click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True,
               help="Most texts of concurrent requests encoded in one call.")
 @click.option("--max-wait-ms", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="How long an idle server waits for more requests to batch with the first.")

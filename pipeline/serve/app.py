@@ -166,7 +166,8 @@ def create_app(model: ServedModel, config: ServeConfig) -> FastAPI:
             rows = model.rows(body.texts, p, body.prior)
         except ReviewTransferError as e:
             return _error(422, str(e))
-        return {"predictions": rows, "model": model.name, "prior": body.prior}
+        # the rows are built to the response's schema: sent as they are, not validated again field by field
+        return JSONResponse({"predictions": rows, "model": model.name, "prior": body.prior})
 
     @app.get("/v1/model")
     async def describe() -> dict[str, Any]:

@@ -37,7 +37,7 @@ class Limits:
 
     max_texts: int = 256
     max_body: int = 1 << 20
-    max_batch: int = 64
+    max_batch: int = 256
     max_wait_ms: float = 2.0
     queue_texts: int = 2048
 
