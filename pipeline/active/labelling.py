@@ -2,12 +2,14 @@
 
 The labels so far are read by :func:`pipeline.data.dataset.read_labels`. A :class:`Workspace` holds every text of SOURCE (the candidates), then each labelled text that is not
 in SOURCE (it still trains the model), their vectors from the embedding cache, and the labels so far
-by row. :func:`suggest_rows` turns a strategy's picks into the rows of ``to_label.csv``.
+by row. :func:`suggest_rows` turns a strategy's picks into the rows of ``to_label.csv``; :func:`suggest` is
+the ``suggest`` command's whole job.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,48 @@ def workspace(source: Dataset, labelled: Dataset | None, encoder: Any, cache_dir
     names = labelled.label_names if labelled is not None else ("negative", "positive")
     X = EmbeddingCache(cache_dir).vectors(resolve_encoder(encoder, cache_dir, source_options), texts)
     return Workspace(texts, X, len(source), labels, names)
+
+
+def labelling_encoder(spec: str, texts: list[str], cache_dir: str | Path | None,
+                      source_options: dict[str, Any]) -> tuple[Any, list[str]]:
+    """(encoder, lines): the encoder of ``spec`` a labelling workspace reads, a transformer under backend auto
+    guarded on ``texts`` (``mpnet[backend=torch]`` for torch), and the lines saying how it runs."""
+    from pipeline.encoders.auto import command_encoder
+    from pipeline.encoders.spec import apply_flags
+    from pipeline.paths import default_cache_dir
+
+    options = {"work_dir": cache_dir or default_cache_dir(), "source_options": source_options}
+    return command_encoder(spec, apply_flags([spec])[0], texts, options, backend=None, quantize=None)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """What ``suggest`` proposes: the ``k`` texts of ``source`` (read with ``source_options``) most worth labelling
+    by ``strategy``, with ``head`` fitted on the labels of ``labels_file`` so far (None: none yet) and ``seed``,
+    on the vectors of ``encoder`` (a spec) through the cache in ``cache_dir``."""
+
+    source: str
+    encoder: str
+    strategy: str
+    k: int = 50
+    labels_file: str | None = None
+    head: str = "logreg"
+    seed: int = 0
+    cache_dir: str | Path | None = None
+    source_options: dict[str, Any] = field(default_factory=dict)
+
+
+def suggest(job: Suggestion, echo: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], Workspace]:
+    """(rows of ``to_label.csv``, the workspace they came from) for ``job``; ``echo`` says how the encoder runs."""
+    from pipeline.data.dataset import load, read_labels
+
+    ds = load(job.source, require_labels=False, **job.source_options)
+    labelled = read_labels(job.labels_file) if job.labels_file else None
+    encoder, lines = labelling_encoder(job.encoder, ds.texts, job.cache_dir, job.source_options)
+    for line in lines:
+        echo(line)
+    ws = workspace(ds, labelled, encoder, job.cache_dir, source_options=job.source_options)
+    return suggest_rows(ws, job.strategy, job.k, seed=job.seed, head=job.head), ws
 
 
 def suggest_rows(ws: Workspace, strategy: str, k: int, *, seed: int = 0, head: str = "logreg") -> list[dict[str, Any]]:

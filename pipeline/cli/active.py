@@ -7,20 +7,7 @@ from typing import Any
 import click
 
 from pipeline import MissingExtraError
-from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, labelling_options, load_source
-
-
-def _encoder(raw: str, texts: list[str], cache_dir: str | None, opts: dict[str, Any]) -> Any:
-    """The encoder of spec ``raw``: a transformer under backend auto (``mpnet[backend=torch]`` for torch)."""
-    from pipeline.encoders.auto import command_encoder
-    from pipeline.paths import default_cache_dir
-    from pipeline.encoders.spec import apply_flags
-
-    options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts}
-    encoder, lines = command_encoder(raw, apply_flags([raw])[0], texts, options, backend=None, quantize=None)
-    for line in lines:
-        click.echo(line, err=True)
-    return encoder
+from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, labelling_options
 
 
 @click.command()
@@ -47,14 +34,12 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
       review-transfer suggest reviews.csv --text-col review --k 50 --out to_label.csv
       review-transfer suggest reviews.csv --text-col review --labels labels.csv --strategy margin
     """
-    from pipeline.active.labelling import suggest_rows, workspace
-    from pipeline.data.dataset import read_labels
+    from pipeline.active.labelling import Suggestion, suggest as suggest_texts
     from pipeline.predict.predict import write_rows
 
-    ds = load_source(source, require_labels=False, **opts)
-    ws = workspace(ds, read_labels(labels_file) if labels_file else None, _encoder(encoder, ds.texts, cache_dir, opts),
-                   cache_dir, source_options=opts)
-    rows = suggest_rows(ws, strategy, k, seed=seed, head=head)
+    rows, ws = suggest_texts(Suggestion(source, encoder, strategy, k, labels_file=labels_file, head=head, seed=seed,
+                                        cache_dir=cache_dir, source_options=opts),
+                             echo=lambda line: click.echo(line, err=True))
     if not rows:
         raise click.ClickException(f"{source}: every text is already labelled; nothing to suggest.")
     write_rows(rows, out)
@@ -97,10 +82,8 @@ def label(source: str, labels_file: str, encoder: str, strategy: str, head: str,
 
     if not labels_file.endswith(".jsonl"):
         raise click.BadParameter(f"{labels_file}: label writes JSON lines; name the file *.jsonl.", param_hint="--labels")
-    ds = load_source(source, require_labels=False, **opts)
-    job_encoder = _encoder(encoder, ds.texts, cache_dir, opts)
-    session = open_session(LabelJob(ds, labels_file, job_encoder, strategy, head=head, seed=seed, cache_dir=cache_dir,
-                                    source_options=opts))
+    session = open_session(LabelJob(source, labels_file, encoder, strategy, head=head, seed=seed, cache_dir=cache_dir,
+                                    source_options=opts), echo=lambda line: click.echo(line, err=True))
     counts = ", ".join(f"{n} {name}" for name, n in session.counts().items())
     click.echo(f"{source}: {session.n_source:,} texts; labels so far in {labels_file}: {counts}; strategy {strategy}")
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,6 @@ import numpy as np
 
 from pipeline.active.strategies import Known, cv_estimate, nearest_distance, propose, query_model, typicality, unit_rows
 from pipeline.active.label_app.store import LabelFile
-from pipeline.data.dataset import Dataset
 
 if TYPE_CHECKING:
     from pipeline.active.labelling import Workspace
@@ -30,13 +30,13 @@ CHOICES = ("negative", "positive", "skip")
 
 @dataclass(frozen=True)
 class LabelJob:
-    """What ``label`` serves: the texts of ``source`` (read and validated by the one reader), labelled into
-    ``labels_file`` (skips into ``labels_file.skipped``), proposed by ``strategy`` with the ``head`` refitted
-    on the vectors of ``encoder`` (through the cache in ``cache_dir``)."""
+    """What ``label`` serves: the texts of ``source`` (read with ``source_options`` by the one reader), labelled
+    into ``labels_file`` (skips into ``labels_file.skipped``), proposed by ``strategy`` with the ``head``
+    refitted on the vectors of ``encoder`` (a spec, under backend auto; through the cache in ``cache_dir``)."""
 
-    source: Dataset
+    source: str
     labels_file: str
-    encoder: Any
+    encoder: str
     strategy: str
     head: str = "logreg"
     seed: int = 0
@@ -44,15 +44,19 @@ class LabelJob:
     source_options: dict[str, Any] = field(default_factory=dict)
 
 
-def open_session(job: LabelJob) -> LabelSession:
+def open_session(job: LabelJob, echo: Callable[[str], None] = print) -> LabelSession:
     """The :class:`LabelSession` of ``job``: the labels and skips so far (a restart resumes from them),
-    every text's vector, the first model."""
-    from pipeline.active.labelling import workspace
-    from pipeline.data.dataset import read_labels
+    every text's vector, the first model; ``echo`` says how the encoder runs."""
+    from pipeline.active.labelling import labelling_encoder, workspace
+    from pipeline.data.dataset import load, read_labels
 
+    ds = load(job.source, require_labels=False, **job.source_options)
+    encoder, lines = labelling_encoder(job.encoder, ds.texts, job.cache_dir, job.source_options)
+    for line in lines:
+        echo(line)
     store, skips = LabelFile(job.labels_file), LabelFile(job.labels_file + ".skipped")
     so_far = read_labels(job.labels_file) if store.records() else None  # records() first cuts a line a kill left partial
-    ws = workspace(job.source, so_far, job.encoder, job.cache_dir, source_options=job.source_options)
+    ws = workspace(ds, so_far, encoder, job.cache_dir, source_options=job.source_options)
     row_of = {t: i for i, t in enumerate(ws.texts[: ws.n_source])}
     skipped = {row_of[r["text"]] for r in skips.records() if r.get("text") in row_of}
     return LabelSession(ws, skipped, (store, skips), job.strategy, seed=job.seed, head=job.head)
