@@ -32,8 +32,8 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dic
 @click.argument("source")
 @source_options
 @click.option("--preset", type=click.Choice(["quick", "full"]), default=None,
-              help="quick: GloVe, MiniLM and mpnet + logreg at 32/128/1000 labels, 3 seeds (~10 min on 2 cores, half of it "
-                   "encoding RT with mpnet once). "
+              help="quick: GloVe, MiniLM and mpnet + logreg at 32/128/1000 labels, 3 seeds (about 2.5 min on 2 "
+                   "cores the first time, most of it exporting the transformers and encoding with mpnet). "
                    "full: static vs transformer features vs fine-tuning, each also self-trained on the rest of the "
                    "pool (--self-train), over all budgets, 5 seeds (hours). "
                    "Options given explicitly override the preset.")
