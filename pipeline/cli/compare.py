@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from pipeline.cli.options import (
-    ENCODER_HELP, _backend_options, _encoder_flags, _engine_options, _handle_errors, _query_options, load_source,
+    ENCODER_HELP, _backend_options, _encoder_flags, _engine_options, _handle_errors, _query_options,
     prompts_option, source_options,
 )
 from pipeline.encoders.spec import DEFAULT_ENCODER
@@ -15,19 +15,6 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 
 
 # ---------------------------------------------------------------------------------------------- compare
-def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dict[str, Any]) -> str:
-    """A title suffix when --unlabelled texts include texts of ``ds``'s test split or of a --test-set
-    (scores on those sets are then transductive; else empty)."""
-    from pipeline.data.dataset import split
-
-    given = {t for texts in unlabelled.values() for t in texts}
-    counts = {name: len(given & set(test.texts)) for name, test in {"test split": split(ds)[1], **test_sets}.items()}
-    seen = ", ".join(f"{n:,} texts of {name}" for name, n in counts.items() if n)
-    if seen:
-        click.echo(f"warning: --unlabelled includes {seen}: self-training is transductive there.", err=True)
-    return f" (transductive: {seen} among the unlabelled)" if seen else ""
-
-
 @click.command()
 @click.argument("source")
 @source_options
@@ -96,12 +83,14 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     """
     from pathlib import Path
 
-    from pipeline.study.compare import PRESETS, Execution, StudyPlan, run_compare
     from pipeline.data.dataset import parse_budgets
-    from pipeline.heads.registry import get_head
-    from pipeline.heads.prompts import resolve_prompts
-    from pipeline.study.report import markdown, write_report
     from pipeline.encoders.spec import EncoderOptions
+    from pipeline.fit.out_of_core import OutOfCore
+    from pipeline.heads.prompts import resolve_prompts
+    from pipeline.heads.registry import get_head
+    from pipeline.study.compare import PRESETS, Execution, StudyPlan
+    from pipeline.study.job import CompareJob, compare_source
+    from pipeline.study.report import markdown
 
     prompt_set = resolve_prompts(prompts)
     base = PRESETS[preset] if preset else {"encoders": [], "heads": ["logreg"], "finetune": [], "budgets": "32,128,1000", "seeds": 3}
@@ -122,57 +111,21 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
                            pooling=pooling, cache_dir=cache_dir).parsed()
     for head in heads:
         get_head(head)
-    budget_list = parse_budgets(budgets or base["budgets"])
-    ds = load_source(source, **opts)
-    extra = {Path(p).stem: load_source(p, **opts) for p in test_sets}
-    backends = _frozen_backends(encoders, specs, ds.texts, cache_dir, backend, quantize, min_cosine, opts) \
-        if engine == "local" else {}
-    if queries:  # active compare builds its encoders from specs: name the backends in them
-        specs = [s.with_options(backends[str(s)]) if backends.get(str(s)) else s for s in specs]
-    out_dir = Path(out or f"reports/{preset or 'compare'}")
-    title = f"compare on {source}" + _transductive_note(ds, unlabelled, extra)
+    query = None
     if queries:  # simulated active learning (pipeline.study.active_compare), always beside balanced random
-        from pipeline.study.active_compare import QueryPlan, run_active_compare
+        from pipeline.study.active_compare import QueryPlan
 
-        plan = StudyPlan(encoders=[str(s) for s in specs], heads=heads or base["heads"], budgets=budget_list,
-                         seeds=seeds or base["seeds"])
         query = QueryPlan(("random", *(q for q in queries if q != "random")), k=query_batch, split_name=split_name,
                           refit=query_refit)
-        rows = run_active_compare(ds, plan, query, Execution(out=out_dir, cache_dir=cache_dir, jobs=jobs),
-                                  test_sets=extra, source_options=opts)
-    else:
-        from pipeline.fit.out_of_core import OutOfCore
-
-        plan = StudyPlan(encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],
-                         budgets=budget_list, seeds=seeds or base["seeds"], adapt_prior=adapt_prior,
-                         self_train=self_train, prompts=prompt_set, backends=backends,
-                         out_of_core=OutOfCore() if out_of_core else None)
-        execution = Execution(out=out_dir, cache_dir=cache_dir, jobs=jobs, engine=engine, address=address)
-        rows = run_compare(ds, plan, execution, test_sets=extra, unlabelled=unlabelled, source_options=opts)
-    summary = write_report(rows, out_dir, title=title, with_plot=not no_plot)
-    click.echo(markdown(summary, title=title).split("\n## Time")[0])
-    click.echo(f"report: {out_dir / 'report.md'}  ({len(rows)} cells in {out_dir / 'results.jsonl'})")
-
-
-def _frozen_backends(raws: tuple[str, ...], specs: list[Any], texts: list[str], cache_dir: str | None,
-                     backend: str | None, quantize: str | None, min_cosine: float,
-                     opts: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Spec -> ``{"backend", "quantize"}`` the frozen cells of ``compare`` run (backend auto or as given, guarded
-    on ``texts``); fine-tuning cells train the torch model whatever this says."""
-    from pipeline.encoders.auto import command_encoder, wants_auto
-    from pipeline.store.cache import default_cache_dir
-
-    chosen = {}
-    for raw, spec in zip(raws, specs):
-        if not (wants_auto(raw, backend, quantize) or backend not in (None, "torch")):
-            continue
-        options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts}
-        enc, lines = command_encoder(raw, spec, texts, options, backend=backend, quantize=quantize,
-                                     min_median=min_cosine)
-        for line in lines:
-            click.echo(line, err=True)
-        parts = getattr(enc, "parts", None) or [enc]
-        exported = next((p for p in parts if hasattr(p, "export_dir")), None)
-        if exported is not None:
-            chosen[str(spec)] = {"backend": exported.backend, "quantize": exported.quantize}
-    return chosen
+    plan = StudyPlan(encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],
+                     budgets=parse_budgets(budgets or base["budgets"]), seeds=seeds or base["seeds"],
+                     adapt_prior=adapt_prior, self_train=self_train, prompts=prompt_set,
+                     out_of_core=OutOfCore() if out_of_core else None)
+    execution = Execution(out=Path(out or f"reports/{preset or 'compare'}"), cache_dir=cache_dir, jobs=jobs,
+                          engine=engine, address=address)
+    done = compare_source(CompareJob(source, tuple(encoders), plan, execution, query=query, test_sets=test_sets,
+                                     unlabelled=unlabelled, backend=backend, quantize=quantize, min_cosine=min_cosine,
+                                     source_options=opts, with_plot=not no_plot),
+                          echo=lambda line: click.echo(line, err=True))
+    click.echo(markdown(done.summary, title=done.title).split("\n## Time")[0])
+    click.echo(f"report: {done.out / 'report.md'}  ({len(done.rows)} cells in {done.out / 'results.jsonl'})")

@@ -1,0 +1,112 @@
+"""``compare`` end to end for one :class:`CompareJob`: the source and test sets read, the frozen cells' backends
+chosen and guarded, the study (or the simulated active learning of ``--query``) run, the report written.
+:func:`compare_source` is what the command calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline.encoders.probe import MIN_MEDIAN_COSINE
+from pipeline.study.compare import Execution, StudyPlan
+
+
+@dataclass(frozen=True)
+class CompareJob:
+    """What ``compare`` runs: ``plan`` (its encoders parsed from ``raw_encoders``, as typed) on ``source`` and
+    each of ``test_sets`` (read with ``source_options``), where ``execution`` says; with ``query``
+    (a :class:`~pipeline.study.active_compare.QueryPlan`) simulated active learning instead. Frozen
+    transformer cells run under ``backend``/``quantize`` (None: auto) guarded at ``min_cosine`` on the source's
+    texts (local engine). ``unlabelled`` holds the texts of each ``--unlabelled`` source for self-training."""
+
+    source: str
+    raw_encoders: tuple[str, ...]
+    plan: StudyPlan
+    execution: Execution = Execution()
+    query: Any = None
+    test_sets: tuple[str, ...] = ()
+    unlabelled: dict[str, list[str]] = field(default_factory=dict)
+    backend: str | None = None
+    quantize: str | None = None
+    min_cosine: float = MIN_MEDIAN_COSINE
+    source_options: dict[str, Any] = field(default_factory=dict)
+    with_plot: bool = True
+
+
+@dataclass(frozen=True)
+class Compared:
+    """What :func:`compare_source` did: the result ``rows``, the report's ``summary`` and ``title``, in ``out``."""
+
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    title: str
+    out: Path
+
+
+def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Compared:
+    """Run ``job`` and write its report (``report.md``, ``summary.json``, the plot); ``echo`` says what a person
+    should know on the way (the backends chosen, self-training that is transductive)."""
+    from pipeline.data.dataset import load
+    from pipeline.study.report import write_report
+
+    opts, execution = job.source_options, job.execution
+    ds = load(job.source, **opts)
+    extra = {Path(p).stem: load(p, **opts) for p in job.test_sets}
+    specs = list(job.plan.encoders)
+    backends = _frozen_backends(job, specs, ds.texts, echo) if execution.engine == "local" else {}
+    title = f"compare on {job.source}" + _transductive_note(ds, job.unlabelled, extra, echo)
+    if job.query is not None:  # simulated active learning, always beside balanced random
+        from pipeline.study.active_compare import run_active_compare
+
+        # active compare builds its encoders from specs: name the backends in them
+        named = [str(s.with_options(backends[str(s)]) if backends.get(str(s)) else s) for s in specs]
+        plan = StudyPlan(encoders=named, heads=job.plan.heads, budgets=job.plan.budgets, seeds=job.plan.seeds)
+        rows = run_active_compare(ds, plan, job.query, Execution(out=execution.out, cache_dir=execution.cache_dir,
+                                                                 jobs=execution.jobs),
+                                  test_sets=extra, source_options=opts)
+    else:
+        from pipeline.study.compare import run_compare
+
+        rows = run_compare(ds, replace(job.plan, backends=backends), execution, test_sets=extra,
+                           unlabelled=job.unlabelled, source_options=opts)
+    out = Path(execution.out)
+    return Compared(rows, write_report(rows, out, title=title, with_plot=job.with_plot), title, out)
+
+
+def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dict[str, Any],
+                       echo: Callable[[str], None]) -> str:
+    """A title suffix when --unlabelled texts include texts of ``ds``'s test split or of a --test-set
+    (scores on those sets are then transductive; else empty)."""
+    from pipeline.data.dataset import split
+
+    given = {t for texts in unlabelled.values() for t in texts}
+    counts = {name: len(given & set(test.texts)) for name, test in {"test split": split(ds)[1], **test_sets}.items()}
+    seen = ", ".join(f"{n:,} texts of {name}" for name, n in counts.items() if n)
+    if seen:
+        echo(f"warning: --unlabelled includes {seen}: self-training is transductive there.")
+    return f" (transductive: {seen} among the unlabelled)" if seen else ""
+
+
+def _frozen_backends(job: CompareJob, specs: list[Any], texts: list[str],
+                     echo: Callable[[str], None]) -> dict[str, dict[str, str]]:
+    """Spec -> ``{"backend", "quantize"}`` the frozen cells of ``compare`` run (backend auto or as given, guarded
+    on ``texts``); fine-tuning cells train the torch model whatever this says."""
+    from pipeline.encoders.auto import command_encoder, wants_auto
+    from pipeline.paths import default_cache_dir
+
+    chosen = {}
+    for raw, spec in zip(job.raw_encoders, specs):
+        if not (wants_auto(raw, job.backend, job.quantize) or job.backend not in (None, "torch")):
+            continue
+        options = {"work_dir": job.execution.cache_dir or default_cache_dir(), "source_options": job.source_options}
+        enc, lines = command_encoder(raw, spec, texts, options, backend=job.backend, quantize=job.quantize,
+                                     min_median=job.min_cosine)
+        for line in lines:
+            echo(line)
+        parts = getattr(enc, "parts", None) or [enc]
+        exported = next((p for p in parts if hasattr(p, "export_dir")), None)
+        if exported is not None:
+            chosen[str(spec)] = {"backend": exported.backend, "quantize": exported.quantize}
+    return chosen
