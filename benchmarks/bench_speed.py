@@ -138,12 +138,12 @@ def embed_piece(n: int, piece: str, record: Path) -> None:
 def report(record: Path) -> None:
     """The pieces in ``record`` summed: texts/s of each method and the ratio, by wall and CPU time."""
     rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines() if line.strip()]
-    print("| piece | texts | plain wall s | default wall s | ratio | plain CPU s | default CPU s | load before, after |")
+    print("| piece | texts | plain wall s | default wall s | ratio | plain CPU s | default CPU s | load before, after plain, after default |")
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         print(f"| {r['piece']}/{r['pieces']} | {r['texts']:,} | {r['plain']['wall']:.1f} | {r['auto']['wall']:.1f} | "
               f"{r['plain']['wall'] / r['auto']['wall']:.2f}x | {r['plain']['cpu']:.1f} | {r['auto']['cpu']:.1f} | "
-              f"{r['load_before'].split()[0]}, {r['auto']['load_after'].split()[0]} |")
+              f"{r['load_before'].split()[0]}, {r['plain']['load_after'].split()[0]}, {r['auto']['load_after'].split()[0]} |")
     n = sum(r["texts"] for r in rows)
     pw, aw, pc, ac = (sum(r[m][t] for r in rows) for m, t in (("plain", "wall"), ("auto", "wall"),
                                                                ("plain", "cpu"), ("auto", "cpu")))
