@@ -45,7 +45,8 @@ def invoke(*args: str) -> str:
 def test_alias_names_the_packaged_model_and_options_are_checked():
     spec = parse_spec("multilingual")
     assert str(spec) == "e5-small-multilingual" and spec.kind == "e5-small-multilingual"
-    assert not spec.is_transformer  # no torch options (long, precision, backend) and no fine-tuning
+    assert not spec.is_transformer  # no torch options (long, precision) and no fine-tuning
+    assert spec.has_exports  # backends apply: torch (the C engine) or an export of its port
     assert str(parse_spec("multilingual[prefix=passage]")) == "e5-small-multilingual[prefix=passage]"
     assert [str(p) for p in parse_spec("multilingual+glove-6b-50d").parts] == ["e5-small-multilingual",
                                                                                 "glove-6b-50d"]
@@ -137,9 +138,11 @@ def test_korean_end_to_end(tmp_path):
     cache, models = tmp_path / "cache", tmp_path / "models"
     shown = invoke("data", "show", KOREAN)
     assert "kept          24 unique" in shown and "정말 재미있게 봤어요. 배우들 연기가 최고! 👍" in shown
-    out = invoke("embed", KOREAN, "--encoder", "multilingual", "--cache-dir", cache)
+    # the C engine (backend torch), as auto's export is tested in test_multilingual_port
+    out = invoke("embed", KOREAN, "--encoder", "multilingual", "--backend", "torch", "--cache-dir", cache)
     assert "e5-small-multilingual" in out and "--encoder multilingual" not in out
-    invoke("fit", KOREAN, "--encoder", "multilingual", "--head", "logreg", "--cache-dir", cache, "--out", models)
+    invoke("fit", KOREAN, "--encoder", "multilingual", "--backend", "torch", "--head", "logreg", "--cache-dir", cache,
+           "--out", models)
     bundle = next(models.iterdir())
     manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
     assert "e5-small-multilingual" in json.dumps(manifest)
@@ -152,7 +155,7 @@ def test_korean_end_to_end(tmp_path):
     report = json.loads(invoke("evaluate", bundle, KOREAN, "--json", "--cache-dir", cache))
     assert report["n"] == 24 and report["accuracy"] >= 0.75  # 20 of them were its training labels
     suggest = tmp_path / "suggest.csv"
-    invoke("suggest", KOREAN, "--encoder", "multilingual", "--k", "5", "--out", suggest, "--cache-dir", cache)
+    invoke("suggest", KOREAN, "--encoder", "multilingual[backend=torch]", "--k", "5", "--out", suggest, "--cache-dir", cache)
     assert "영화" in suggest.read_text(encoding="utf-8")
 
 
@@ -161,7 +164,7 @@ def test_label_serves_korean(tmp_path):
     from test_label_app import Server
 
     labels = tmp_path / "labels.jsonl"
-    server = Server(str(KOREAN), labels, "multilingual", tmp_path / "cache")
+    server = Server(str(KOREAN), labels, "multilingual[backend=torch]", tmp_path / "cache")
     try:
         state = server.call("/api/state?client=a")
         text = state["item"]["text"]

@@ -282,6 +282,8 @@ def encoder_options(encoder: Any) -> dict[str, Any]:
     """
     if getattr(encoder, "parts", None) is not None:
         return {"parts": [encoder_options(part) for part in encoder.parts]}
+    if hasattr(encoder, "bundle_options"):  # an encoder whose spec takes fewer keys (e.g. a ported model)
+        return encoder.bundle_options()
     options = {k: getattr(encoder, k) for k in ("precision", "max_length", "long_text", "backend", "quantize")
                if getattr(encoder, k, None) is not None}
     if getattr(encoder, "pooling", None) is not None and getattr(encoder, "library", None) != "sentence-transformers":

@@ -66,7 +66,7 @@ def wants_auto(spec: str | EncoderSpec, backend: str | None, quantize: str | Non
     if backend not in (None, "auto") or names_backend(spec):
         return False
     parsed = parse_spec(spec)
-    return any(p.is_transformer for p in (parsed.parts or (parsed,)))
+    return any(p.has_exports for p in (parsed.parts or (parsed,)))
 
 
 def candidates(spec: str | EncoderSpec, quantize: str | None = None) -> list[tuple[str, str]]:
@@ -75,7 +75,7 @@ def candidates(spec: str | EncoderSpec, quantize: str | None = None) -> list[tup
     ``quantize`` (``--quantize``) keeps that precision only; unasked, int8 is tried only where cleared.
     """
     parsed = parse_spec(spec)
-    kinds = {p.kind for p in (parsed.parts or (parsed,)) if p.is_transformer}
+    kinds = {p.kind for p in (parsed.parts or (parsed,)) if p.has_exports}
     if not kinds:
         return []
     out = []
@@ -125,10 +125,12 @@ def auto_encoder(spec: str | EncoderSpec, texts: Sequence[str], options: dict[st
             lines.append(f"  {name}: skipped ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
             continue
         encoder.spec = str(spec)  # the spec as typed; bundles record the backend in their encoder options
+        own = getattr(encoder, "reference_name", None)  # a ported model's probe compares with its own engine
+        reference, fallback = (own, f"{own}'s") if own else ("torch fp32", "torch")
         probe = "" if result is None else (
-            f": median cosine {result.median:.4f} (min {result.min:.4f}) to torch fp32 on {result.texts} of your "
+            f": median cosine {result.median:.4f} (min {result.min:.4f}) to {reference} on {result.texts} of your "
             f"texts, {result.texts_per_s / result.reference_texts_per_s:.1f}x its speed")
-        lines.append(f"{spec}: backend auto runs {name}{probe}; --backend torch gives the torch vectors")
+        lines.append(f"{spec}: backend auto runs {name}{probe}; --backend torch gives the {fallback} vectors")
         return encoder, lines
     if quantize == "int8":
         raise ProbeError(f"{spec}: no int8 export passed (--quantize int8):\n" + "\n".join(lines))

