@@ -113,20 +113,22 @@ def pool(vectors: np.ndarray, owner: np.ndarray, weight: np.ndarray, n: int, nor
 def encode_windows(ids: list[list[int]], windowing: Windowing, batch_size: int, dim: int,
                    forward: Callable[[list[list[int]]], np.ndarray], normalize: bool,
                    progress: Callable[[int], None] | None = None,
-                   width: Callable[[int], int] | None = None) -> np.ndarray:
+                   width: Callable[[int], int] | None = None, max_tokens: int | None = None) -> np.ndarray:
     """Vectors of texts given as content ids: cut into model inputs, encoded longest first, pooled per text.
 
     ``forward(batch)`` turns a list of model inputs (content ids, without special tokens) into float32
     ``(len(batch), dim)`` vectors; batches of similar length pad little. ``progress(k)`` is called as
     each ``k`` more texts are done. With ``width`` (content length -> padded width), a batch holds only
     inputs of one width, and ``forward`` pads it to that width: each input is then computed at a shape
-    its own length decides, not the texts encoded with it (see :data:`WIDTH_STEP`).
+    its own length decides, not the texts encoded with it (see :data:`WIDTH_STEP`). With ``max_tokens``, a
+    batch also stops before its padded size (inputs times the longest) would pass it: long inputs go in
+    smaller batches.
     """
     pieces, owner, weight = windowing.split(ids)
     left = np.bincount(owner, minlength=len(ids))  # model inputs still to encode, per text
     order = np.argsort(-weight, kind="stable")
     out = np.empty((len(pieces), dim), dtype=np.float32)
-    for idx in _batches(order, [len(p) for p in pieces], batch_size, width):
+    for idx in _batches(order, [len(p) for p in pieces], batch_size, width, max_tokens):
         out[idx] = forward([pieces[i] for i in idx])
         if progress is not None:
             before = int((left == 0).sum())
@@ -136,8 +138,16 @@ def encode_windows(ids: list[list[int]], windowing: Windowing, batch_size: int, 
 
 
 def _batches(order: np.ndarray, lengths: list[int], batch_size: int,
-             width: Callable[[int], int] | None) -> list[np.ndarray]:
-    """``order`` cut into batches of at most ``batch_size``; with ``width``, cut where the width changes too."""
+             width: Callable[[int], int] | None, max_tokens: int | None = None) -> list[np.ndarray]:
+    """``order`` cut into batches of at most ``batch_size``; with ``width``, cut where the width changes too;
+    with ``max_tokens`` (``order`` longest first), where the batch's padded size would pass it."""
+    if max_tokens is not None and width is None:
+        batches, start = [], 0
+        while start < len(order):
+            size = min(batch_size, max(1, max_tokens // max(lengths[order[start]], 1)))
+            batches.append(order[start : start + size])
+            start += size
+        return batches
     if width is None:
         return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
     widths = np.fromiter((width(lengths[i]) for i in order), dtype=np.int64, count=len(order))

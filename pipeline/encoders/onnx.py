@@ -85,6 +85,8 @@ class ExportedEncoder(Encoder):
     tokenizer load on the first :meth:`encode`. ``last_probe`` is the newest accuracy probe on record.
     """
 
+    max_batch_tokens: int | None = None  # padded word pieces a batch stops at (None: batch_size alone)
+
     def __init__(self, spec: str, model_dir: Path, identity: str, *, backend: str, quantize: str = "none",
                  work_dir: Path, max_length: int | None = None, pooling: str | None = None,
                  batch_size: int | None = None, long_text: str = "auto") -> None:
@@ -158,7 +160,8 @@ class ExportedEncoder(Encoder):
             input_ids, mask = self._features(batch)
             return self._pool_batch(run(input_ids, mask), mask)
 
-        return encode_windows(ids, self.windowing, self.batch_size, self.dim, forward, self.normalize, progress)
+        return encode_windows(ids, self.windowing, self.batch_size, self.dim, forward, self.normalize, progress,
+                              max_tokens=self.max_batch_tokens)
 
     def length_stats(self, texts: Iterable[str]) -> LengthStats:
         """How many ``texts`` exceed the max length and what share of their word pieces is seen."""

