@@ -126,11 +126,11 @@ def auto_encoder(spec: str | EncoderSpec, texts: Sequence[str], options: dict[st
             continue
         encoder.spec = str(spec)  # the spec as typed; bundles record the backend in their encoder options
         own = getattr(encoder, "reference_name", None)  # a ported model's probe compares with its own engine
-        reference, fallback = (own, f"{own}'s") if own else ("torch fp32", "torch")
+        reference, fallback = (own, own) if own else ("torch fp32", "the torch")
         probe = "" if result is None else (
             f": median cosine {result.median:.4f} (min {result.min:.4f}) to {reference} on {result.texts} of your "
             f"texts, {result.texts_per_s / result.reference_texts_per_s:.1f}x its speed")
-        lines.append(f"{spec}: backend auto runs {name}{probe}; --backend torch gives the {fallback} vectors")
+        lines.append(f"{spec}: backend auto runs {name}{probe}; --backend torch gives {fallback} vectors")
         return encoder, lines
     if quantize == "int8":
         raise ProbeError(f"{spec}: no int8 export passed (--quantize int8):\n" + "\n".join(lines))

@@ -141,7 +141,7 @@ class E5ExportedEncoder(ExportedEncoder):
     ``</s>``); the accuracy guard's reference is the C engine (:meth:`reference`), not torch."""
 
     multilingual = True
-    reference_name = f"the {PACKAGE} C engine"
+    reference_name = f"{PACKAGE}'s C engine"
     max_batch_tokens = MAX_BATCH_TOKENS
 
     def __init__(self, spec: str, *, backend: str, quantize: str = "none", work_dir: Any,

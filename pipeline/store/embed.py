@@ -65,7 +65,7 @@ def embed_source(job: EmbedJob) -> Iterator[tuple[str, bool]]:
     specs = list({str(spec): (piece, spec) for piece, spec in specs}.values())
     for path in (job.source, *job.unlabelled):  # a missing file fails before any model loads
         check_source(path)
-    texts = _Texts(job, wants_probe=job.backend != "torch" and any(spec.is_transformer for _, spec in specs))
+    texts = _Texts(job, wants_probe=job.backend != "torch" and any(spec.has_exports for _, spec in specs))
     cache = EmbeddingCache(job.encoders.cache_dir, chunk_size=job.run.chunk_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ZeroVectorWarning)  # the summary counts texts with no known word
