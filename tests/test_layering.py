@@ -98,7 +98,7 @@ ALLOWED: dict[str, set[str]] = {
     "predict": {"root", "data", "encoders", "store", "heads", "bundle"},
     "finetune": {"root", "data", "encoders", "store", "heads", "bundle", "predict"},
     "unlabelled": {"root", "data", "encoders", "store", "heads", "bundle", "finetune"},
-    "fit": {"root", "data", "encoders", "store", "heads", "bundle", "predict", "unlabelled"},
+    "fit": {"root", "data", "encoders", "store", "heads", "bundle", "predict", "finetune", "unlabelled"},
     "active": {"root", "data", "encoders", "store", "heads"},
     "study.engines": {"root", "encoders", "store", "heads", "predict", "unlabelled"},
     "study": {"root", "data", "encoders", "store", "heads", "bundle", "predict", "finetune", "unlabelled", "fit",

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.options import SEED, _budget, _cache_dir_option, _handle_errors, load_source, source_options
+from pipeline.cli.options import SEED, _budget, _cache_dir_option, _handle_errors, source_options
 from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 
 
@@ -75,11 +75,10 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     import dataclasses
     import logging
 
-    from pipeline.finetune import Recipe, Runtime, recipe_for
-    from pipeline.finetune import finetune as run_finetune
     from pipeline.encoders.spec import apply_flags
+    from pipeline.finetune import Recipe, Runtime, recipe_for
+    from pipeline.fit.finetune_job import FinetuneJob, finetune_source
     from pipeline.study.tables import format_scores
-    from pipeline.fit.train import train_test
 
     log = logging.getLogger("pipeline.finetune")
     log.setLevel(logging.INFO)
@@ -92,15 +91,13 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
         raise click.UsageError("--unlabelled is used by --self-train here; add --self-train.")
     if self_train is not None and export:
         raise click.UsageError("--export onnx is not yet available with --self-train; fine-tune without it.")
-    recipe = recipe_for(spec, method, **settings)
     runtime = Runtime(device=device, precision=precision, cache_dir=cache_dir, checkpoint_dir=checkpoint_dir,
                       export=export)
+    job = FinetuneJob(source, str(spec), recipe_for(spec, method, **settings), out, budget=budget, seed=seed,
+                      runtime=runtime, self_train=self_train, unlabelled=unlabelled, source_options=opts)
+    bundle = finetune_source(job, echo=lambda line: click.echo(line, err=True))
     if self_train is not None:
-        bundle = _distil(source, budget, seed, out, str(spec), recipe, self_train, unlabelled, runtime=runtime,
-                         opts=opts)
-    else:
-        train, test = train_test(load_source(source, **opts), budget, seed)
-        bundle = run_finetune(train, test=test, out=out, recipe=recipe, encoder=spec, seed=seed, runtime=runtime)
+        click.echo(describe_distillation(bundle.manifest["self_train"], method), err=True)
     details, n_test = bundle.manifest["finetune"], bundle.manifest["metrics"]["test_size"]
     click.echo(f"saved {bundle.path}: {method} fine-tuning of {spec} on {bundle.manifest['train']['size']} "
                f"labels{' and pseudo-labels' if self_train else ''} in {details['fit_seconds']:.0f} s "
@@ -110,24 +107,9 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
         click.echo(format_scores(bundle.manifest["metrics"]["test"], bundle.label_names))
 
 
-def _distil(source: str, budget: int | None, seed: int, out: str, encoder: str, recipe: Any, self_train: Any,
-            unlabelled: dict[str, list[str]], *, runtime: Any, opts: dict[str, Any]) -> Any:
-    """finetune --self-train: teacher, pseudo-labels, student (see pipeline.unlabelled.self_train.distil)."""
-    import shutil
-    from pathlib import Path
-
-    from pipeline.unlabelled.self_train import Teacher, distil
-    from pipeline.data.unlabelled import describe, for_budget
-
-    train, test, unl = for_budget(load_source(source, **opts), budget, seed, unlabelled)
-    click.echo(describe(unl.record), err=True)
-    work = Path(f"{out}.self-train")
-    bundle = distil(train, unl.texts, out=out, work_dir=work, teacher=Teacher(encoder, recipe), settings=self_train,
-                    seed=seed, test=test, unlabelled_record=unl.record, runtime=runtime)
-    shutil.rmtree(work, ignore_errors=True)
-    record = bundle.manifest["self_train"]
-    click.echo(f"teacher ({recipe.method}): test accuracy {record['teacher']['test_metrics']['accuracy']:.3f} in "
-               f"{record['teacher']['seconds']:.0f} s; pseudo-labels per round: "
-               f"{', '.join(str(r['pseudo_labels']) for r in record['rounds_run'])}; whole run "
-               f"{record['cost_vs_teacher']:.1f}x the teacher's time", err=True)
-    return bundle
+def describe_distillation(record: dict[str, Any], method: str) -> str:
+    """One line on a ``finetune --self-train`` run: the teacher's test accuracy and time, pseudo-labels, cost."""
+    return (f"teacher ({method}): test accuracy {record['teacher']['test_metrics']['accuracy']:.3f} in "
+            f"{record['teacher']['seconds']:.0f} s; pseudo-labels per round: "
+            f"{', '.join(str(r['pseudo_labels']) for r in record['rounds_run'])}; whole run "
+            f"{record['cost_vs_teacher']:.1f}x the teacher's time")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, load_source, source_options
+from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, source_options
 from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 
 
@@ -61,22 +61,17 @@ def retarget(bundle: str, target: str, out: str, n_labels: int | None, seed: int
       review-transfer retarget models/rt-mpnet-logreg-b1000-s0 site.csv --labels 32 --out models/site
       review-transfer retarget models/rt-mpnet-logreg-b1000-s0 site.csv --unlabelled site.csv --self-train --out m
     """
-    from pipeline.bundle.bundle import Bundle, check_out_dir
     from pipeline.fit.retarget import RetargetSettings
-    from pipeline.fit.retarget_bundle import TargetData
-    from pipeline.fit.retarget_bundle import retarget as run
-    from pipeline.fit.retarget_bundle import save
+    from pipeline.fit.retarget_bundle import RetargetJob, retarget_source
+    from pipeline.predict.predict import BundleLoad
 
-    check_out_dir(out)
     self_train, unlabelled = pop_unlabelled(opts)
     if self_train is not None and not unlabelled:
         raise click.UsageError("--self-train learns from target texts without labels: add --unlabelled SOURCE.")
-    settings = RetargetSettings(strength=strength, prior=prior, self_train=self_train, seed=seed)
-    ds = load_source(target, **opts)
-    data = TargetData.of(ds, n_labels, seed, unlabelled)
-    source = Bundle.load(bundle, cache_dir=cache_dir, encoder_path=encoder_path, trust_encoder=trust_encoder)
-    new, summary = run(source, data, settings)
-    path = save(new, source, out)
+    job = RetargetJob(BundleLoad(bundle, cache_dir=cache_dir, encoder_path=encoder_path, trust_encoder=trust_encoder),
+                      target, out, RetargetSettings(strength=strength, prior=prior, self_train=self_train, seed=seed),
+                      labels=n_labels, unlabelled=unlabelled, source_options=opts)
+    new, summary, path = retarget_source(job)
     click.echo(describe(new.manifest["retarget"], summary))
     click.echo(f"saved: {path}")
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.bundle.bundle import BUNDLED_ENCODER_SPEC, ENCODER_DIR, Bundle
 from pipeline.data.dataset import Dataset
+from pipeline.predict.predict import BundleLoad
 from pipeline.fit.retarget import (RetargetError, RetargetSettings, Retargeted, SourceHead, draw_labels,
                                fit_retargeted)
 
@@ -128,3 +129,31 @@ def _prior_model(source: SourceHead, X: np.ndarray, y: np.ndarray, X_unl: np.nda
         fold = fit_retargeted(source, X[train], y[train], X_unl, settings)
         oof[test] = fold.proba(X[test])
     return PriorModel(rate, confusion=Confusion.of(oof, y))
+
+
+@dataclass(frozen=True)
+class RetargetJob:
+    """What ``retarget`` does: the bundle loaded by ``bundle`` carried to ``target`` (a labelled SOURCE read
+    with ``source_options``), on ``labels`` of its rows drawn with ``settings.seed`` (None: every row) and the
+    ``unlabelled`` texts of each ``--unlabelled`` source; the new bundle goes to ``out``."""
+
+    bundle: BundleLoad
+    target: str
+    out: str | Path
+    settings: RetargetSettings
+    labels: int | None = None
+    unlabelled: dict[str, list[str]] = field(default_factory=dict)
+    source_options: dict[str, Any] = field(default_factory=dict)
+
+
+def retarget_source(job: RetargetJob) -> tuple[Bundle, dict[str, Any], Path]:
+    """Run ``job``: the out directory checked, the target read once, the bundle loaded, retargeted and saved.
+    Returns the new bundle, the summary of :func:`retarget` and the saved path."""
+    from pipeline.bundle.bundle import check_out_dir
+    from pipeline.data.dataset import load
+
+    check_out_dir(job.out)
+    data = TargetData.of(load(job.target, **job.source_options), job.labels, job.settings.seed, job.unlabelled)
+    source = job.bundle.load()
+    new, summary = retarget(source, data, job.settings)
+    return new, summary, save(new, source, job.out)
