@@ -105,28 +105,17 @@ def adapt(source: str, encoder: str, method: str, unlabelled: tuple[str, ...], t
     """
     import logging
 
-    import numpy as np
-
-    from pipeline.data.dataset import load, split
-    from pipeline.unlabelled.adapt import AdaptRecipe, copy_to
-    from pipeline.unlabelled.adapt import adapt as run_adapt
-    from pipeline.data.unlabelled import describe, gather, read_unlabelled
+    from pipeline.unlabelled.adapt import AdaptRecipe
+    from pipeline.unlabelled.adapt_job import AdaptJob, adapt_source
 
     log = logging.getLogger("pipeline.finetune")
     log.setLevel(logging.INFO)
     if not log.handlers:
         log.addHandler(logging.StreamHandler())
-    ds = load(source, text_col=text_col, label_col=None, group_col=group_col, require_labels=False)
-    pool, test = split(ds)
-    unl = gather(pool, np.zeros(0, dtype=np.int64), test, read_unlabelled(unlabelled, text_col=text_col),
-                 pool_rest=True)
-    texts = unl.texts
-    if max_texts is not None and len(texts) > max_texts:
-        texts = [texts[i] for i in np.sort(np.random.default_rng(seed).permutation(len(texts))[:max_texts])]
-    click.echo(describe(unl.record) + (f"; a sample of {len(texts):,} used" if len(texts) < len(unl) else ""), err=True)
-    result = run_adapt(texts, encoder=encoder, recipe=AdaptRecipe(method=method, seed=seed, **recipe),
-                       cache_dir=cache_dir, device=device, precision=precision, checkpoint_seconds=checkpoint_every)
-    path = copy_to(result, out) if out else result.path
+    job = AdaptJob(source, encoder, AdaptRecipe(method=method, seed=seed, **recipe), unlabelled=unlabelled,
+                   text_col=text_col, group_col=group_col, out=out, max_texts=max_texts, device=device,
+                   precision=precision, checkpoint_seconds=checkpoint_every, cache_dir=cache_dir)
+    result, path, n_texts = adapt_source(job, echo=lambda line: click.echo(line, err=True))
     how = "cache hit" if result.cached else f"trained in {result.record['seconds']:.0f} s"
-    click.echo(f"adapted {encoder} by {method} on {len(texts):,} texts ({how}): fingerprint {result.fingerprint}")
+    click.echo(f"adapted {encoder} by {method} on {n_texts:,} texts ({how}): fingerprint {result.fingerprint}")
     click.echo(f"use it as --encoder st:{path}")
