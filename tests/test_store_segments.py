@@ -83,6 +83,23 @@ def test_forced_compaction_folds_segments_into_the_main_file(tmp_path, monkeypat
     _check(store, [*range(60), 500], 16)
 
 
+def test_cache_ls_counts_segments_and_shards_apart(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    monkeypatch.setattr(cache_mod, "SEGMENT_ROWS", 256)
+    store = Store(tmp_path, FP)
+    _fill(store, range(60), 16)
+    store.commit(*_batch(500, 16), META)  # live shards beside the segments
+    summary = store.summary()
+    assert summary["segments"] == len(list(store.segment_dir.glob("*.h5"))) >= 2
+    assert summary["shards"] == store.shard_count() >= 1 and summary["rows"] == 61 * 16
+    result = CliRunner().invoke(main, ["cache", "ls", "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert f"+{summary['segments']} segments +{summary['shards']} shards" in result.output
+
+
 def test_what_a_kill_during_a_segment_merge_can_leave_is_never_read_twice(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_mod, "SEGMENT_ROWS", 256)
     store = Store(tmp_path, FP)

@@ -88,7 +88,7 @@ def cache_ls(cache_dir: str | None) -> None:
             continue
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["modified"]))
         settings = ",".join(str(s["params"][k]) for k in ("pooling", "precision", "max_length") if k in s["params"])
-        shards = f" +{s['shards']} shards" if s["shards"] else ""
+        shards = "".join(f" +{s[part]} {part}" for part in ("segments", "shards") if s[part])
         click.echo(f"{s['fingerprint']}  {s['spec']:<20} {settings:<16} {s['dim']:>4}-d {s['rows']:>9,} rows "
                    f"{s['bytes'] / 1e6:>8.1f} MB  {when}{shards}")
 
@@ -104,7 +104,7 @@ def cache_info(fingerprint: str, cache_dir: str | None) -> None:
     from pipeline.store.cache import find_store
 
     s = find_store(cache_dir, fingerprint).summary()
-    for name in ("fingerprint", "spec", "dim", "rows", "shards", "bytes", "path"):
+    for name in ("fingerprint", "spec", "dim", "rows", "segments", "shards", "bytes", "path"):
         click.echo(f"{name:<12} {s[name]}")
     click.echo(f"{'encoder':<12} {json.dumps(s['params'], sort_keys=True)}")
 

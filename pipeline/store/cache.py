@@ -432,7 +432,7 @@ class Store:
         return len(self._shard_files())
 
     def summary(self) -> dict[str, Any]:
-        """Spec, dim, rows, shards, bytes, modified time and encoder params (no vectors read)."""
+        """Spec, dim, rows, segments, shards, bytes, modified time and encoder params (no vectors read)."""
         with self.locked(exclusive=False):
             parts = self.parts()
             attrs = _attrs_of(parts[0].path) if parts else {}
@@ -442,7 +442,8 @@ class Store:
             "spec": attrs.get("spec", "?"),
             "dim": int(attrs.get("dim", 0)),
             "rows": sum(len(p.keys) for p in parts),
-            "shards": sum(1 for p in parts if p.path != self.main),
+            "segments": sum(1 for p in parts if p.path.parent == self.segment_dir),
+            "shards": sum(1 for p in parts if p.path != self.main and p.path.parent != self.segment_dir),
             "bytes": sum(f.stat().st_size for f in files),
             "modified": max((f.stat().st_mtime for f in files), default=0.0),
             "params": json.loads(attrs.get("params", "{}")),
