@@ -8,7 +8,7 @@ encoded, by the batched port of e5 (``backend=openvino``) and mpnet's OpenVINO i
 choice). ``A+B`` is the two vectors side by side, as the combined spec.
 
     REVIEW_TRANSFER_CACHE=... PYTHONPATH=.:benchmarks python benchmarks/bench_multilingual_choices.py \
-        [--seeds 5] [--budgets 128,1000] [--encoders SPEC,SPEC,...]
+        [--seeds 5] [--budgets 128,1000] [--encoders "SPEC;SPEC;..."]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budgets", default="128,1000")
-    parser.add_argument("--encoders", default=",".join(DEFAULT))
+    parser.add_argument("--encoders", default=";".join(DEFAULT), help="Specs separated by ;")
     args = parser.parse_args()
     start = time.time()
     cache = EmbeddingCache(default_cache_dir(), progress=False)
@@ -46,7 +46,7 @@ def main() -> None:
     sets = {"rt-val": val, **{name: load_target(name) for name in TARGETS}}
     english = prompt_sets()["en"]
     vectors: dict[str, dict[str, np.ndarray]] = {}
-    for spec in args.encoders.split(","):
+    for spec in args.encoders.split(";"):
         parts = spec.split("+")
         for part in parts:
             if part not in vectors:
@@ -58,7 +58,7 @@ def main() -> None:
     print(f"RT train {len(train)}, rt-val {len(val)}; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| encoder | labels | " + " | ".join(sets) + " |")
     print("|---|---:|" + "---:|" * len(sets))
-    for spec in args.encoders.split(","):
+    for spec in args.encoders.split(";"):
         parts = spec.split("+")
         X = {k: np.hstack([vectors[p][k] for p in parts]) for k in vectors[parts[0]]}
         direction = prompts.direction(X["prompts"], len(english.positive))
