@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -194,11 +197,14 @@ def test_hf_source_from_local_files(tmp_path):
     assert ds.texts == ["good", "bad"] and ds.labels.tolist() == [1, 0]
 
 
-def test_hf_source_unreachable_is_clear(monkeypatch):
+def test_hf_source_unreachable_is_clear():
     pytest.importorskip("datasets")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DataError, match="could not load dataset 'no-such-user/no-such-set'"):
-        load("hf:no-such-user/no-such-set")
+    # a fresh process, because the hub's offline switch is read when huggingface_hub is first imported
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "pipeline", "data", "show", "hf:no-such-user/no-such-set"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 1
+    assert "could not load dataset 'no-such-user/no-such-set'" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_rt_corpus_and_split(rt, rt_split):
