@@ -12,6 +12,12 @@ from pipeline.encoders import get_encoder
 
 
 @pytest.fixture(scope="session")
+def glove():
+    """The real GloVe 6B 50-d encoder, loaded once for every test that reads through it."""
+    return get_encoder("glove-6b-50d")
+
+
+@pytest.fixture(scope="session")
 def rt() -> Dataset:
     """The whole Rotten Tomatoes corpus (downloaded once into the data cache)."""
     return load("rt")

@@ -15,11 +15,6 @@ from pipeline.encoders import get_encoder
 
 
 @pytest.fixture(scope="module")
-def glove():
-    return get_encoder("glove-6b-50d")
-
-
-@pytest.fixture(scope="module")
 def filled(glove, rt, tmp_path_factory):
     """A cache holding GloVe vectors of all RT texts, and the direct encoding of them."""
     cache_dir = tmp_path_factory.mktemp("cache")

@@ -17,11 +17,6 @@ from pipeline.encoders.static import tokenize
 
 
 @pytest.fixture(scope="session")
-def glove():
-    return get_encoder("glove-6b-50d")
-
-
-@pytest.fixture(scope="session")
 def minilm():
     return get_encoder("minilm")
 

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from pipeline.store.cache import EmbeddingCache, Store, text_keys
 from pipeline.cli import main
-from pipeline.encoders import get_encoder
 
 pytestmark = pytest.mark.slow  # exports, a cluster or a model: see setup.cfg
 
@@ -33,11 +32,6 @@ def local_ray():
 @pytest.fixture(scope="module")
 def texts(rt):
     return rt.texts[:600]
-
-
-@pytest.fixture(scope="module")
-def glove():
-    return get_encoder(GLOVE)
 
 
 def _all_keys(store: Store) -> np.ndarray:

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from pipeline.store.cache import EmbeddingCache, Store, text_keys
-from pipeline.encoders import get_encoder
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,11 +44,6 @@ def cluster():
 @pytest.fixture(scope="module")
 def texts(rt):
     return rt.texts[:6000]
-
-
-@pytest.fixture(scope="module")
-def glove():
-    return get_encoder(GLOVE)
 
 
 def _add_node(cluster, env: dict[str, str] | None = None):
