@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.encoders.auto import INT8_CLEARED, auto_encoder, candidates, names_backend, wants_auto
+from pipeline.encoders.auto import INT8_CLEARED, auto_encoder, candidates, chooses_backend, names_backend, wants_auto
 
 
 def test_only_an_unsaid_backend_on_a_transformer_is_auto():
@@ -22,6 +22,11 @@ def test_only_an_unsaid_backend_on_a_transformer_is_auto():
     assert not wants_auto("glove-6b-50d", None, None) and not wants_auto("glove-6b-50d[pooling=sif]", "auto", None)
     assert wants_auto("minilm+glove-6b-50d", None, None)
     assert names_backend("glove-6b-50d+minilm[backend=onnx]") and not names_backend("minilm+glove-6b-50d")
+
+
+def test_a_command_chooses_the_backend_under_auto_or_an_asked_export():
+    assert chooses_backend("mpnet", None, None) and chooses_backend("minilm", "onnx", None)
+    assert not chooses_backend("minilm", "torch", None) and not chooses_backend("glove-6b-50d", None, None)
 
 
 def test_int8_is_tried_unasked_only_where_its_accuracy_was_measured():

@@ -71,6 +71,12 @@ def wants_auto(spec: str | EncoderSpec, backend: str | None, quantize: str | Non
     return any(p.has_exports for p in (parsed.parts or (parsed,)))
 
 
+def chooses_backend(spec: str | EncoderSpec, backend: str | None, quantize: str | None) -> bool:
+    """Whether a command builds ``spec`` through :func:`command_encoder` (chosen and guarded on its texts): under
+    ``auto`` (:func:`wants_auto`), or with a ``--backend`` other than torch."""
+    return wants_auto(spec, backend, quantize) or backend not in (None, "torch")
+
+
 def candidates(spec: str | EncoderSpec, quantize: str | None = None) -> list[tuple[str, str]]:
     """The (backend, quantize) pairs auto tries for ``spec``, in order (torch, the fallback, not listed).
 

@@ -48,7 +48,7 @@ def fit_source(job: FitJob, echo: Callable[[str], None] = print) -> Fitted:
     refused, before the source is read."""
     from pipeline.bundle.manifest import signing_key
     from pipeline.data.dataset import load
-    from pipeline.encoders.auto import command_encoder, wants_auto
+    from pipeline.encoders.auto import chooses_backend, command_encoder
     from pipeline.fit.out_of_core import choose, fit_out_of_core
     from pipeline.fit.train import bundle_name, iter_fit
     from pipeline.paths import default_cache_dir
@@ -60,7 +60,7 @@ def fit_source(job: FitJob, echo: Callable[[str], None] = print) -> Fitted:
     if ds.report.label_line():  # values merged into a class (--positive) or renamed
         echo(f"{job.source}: label values {ds.report.label_line()}")
     encoder: Any = spec
-    if wants_auto(raw, job.backend, job.quantize) or job.backend not in (None, "torch"):  # recorded in bundles
+    if chooses_backend(raw, job.backend, job.quantize):  # recorded in bundles
         options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts}
         encoder, lines = command_encoder(raw, spec, ds.texts, options, backend=job.backend, quantize=job.quantize,
                                          min_median=job.min_cosine)

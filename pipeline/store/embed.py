@@ -75,13 +75,13 @@ def embed_source(job: EmbedJob) -> Iterator[tuple[str, bool]]:
 
 def _embed_one(job: EmbedJob, piece: str, spec: Any, texts: _Texts, cache: Any) -> Iterator[tuple[str, bool]]:
     """The lines of one encoder: chosen and guarded (local engine, or an exported backend), filled, counted."""
-    from pipeline.encoders.auto import command_encoder, wants_auto
+    from pipeline.encoders.auto import chooses_backend, command_encoder
     from pipeline.store.stream import fill_stream
 
     run = job.run
     settings = {"device": run.device, "batch_size": run.batch_size, "source_options": job.source_options}
     chosen: dict[str, Any] = {}
-    if run.engine == "local" or wants_auto(piece, job.backend, job.quantize) or job.backend not in (None, "torch"):
+    if run.engine == "local" or chooses_backend(piece, job.backend, job.quantize):
         enc, lines = command_encoder(piece, spec, texts.probe(), {**settings, "work_dir": cache.dir},
                                      backend=job.backend, quantize=job.quantize, min_median=job.min_cosine)
         yield from ((line, True) for line in lines)
