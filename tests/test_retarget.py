@@ -12,9 +12,10 @@ from click.testing import CliRunner
 from pipeline.bundle.bundle import Bundle
 from pipeline.cli import main
 from pipeline.data.dataset import load
-from pipeline.fit.retarget import (RetargetError, RetargetSettings, SourceHead, draw_labels, fit_offset, fit_retargeted,
-                                   target_prior)
-from pipeline.fit.retarget_rate import MIN_SEPARATION, MIN_UNLABELLED, labels_interval
+from pipeline.fit.retarget import (STRENGTH, STRENGTHS, RetargetError, RetargetSettings, SourceHead, choose_strength, draw_labels,
+                                   fit_offset, fit_recentred, fit_retargeted, target_prior)
+from pipeline.fit.retarget_rate import (MIN_SEPARATION, MIN_SEPARATION_UNLABELLED, MIN_UNLABELLED, labels_interval,
+                                        unlabelled_rate)
 
 
 def invoke(*args):
@@ -119,7 +120,10 @@ def test_the_fit_stays_on_the_source_direction_as_the_pull_grows(glove_bundle, l
     kept = fit_retargeted(source, X, y, None, RetargetSettings(strength=float("inf")))
     assert kept.record["cosine_to_source"] == pytest.approx(1.0) and kept.record["departure"] == 0
     assert kept.record["prior"]["from"] == "labels"
-    given = fit_retargeted(source, X, y, None, RetargetSettings(prior=0.3))
+    given = fit_retargeted(source, X, y, None, RetargetSettings(prior=0.3, strength=0.3))
+    auto = fit_retargeted(source, X[:32], y[:32], None, RetargetSettings()).record  # λ by cross-validation
+    assert auto["strength_from"] == "cross-validation" and (auto["strength"] or float("inf")) in STRENGTHS
+    assert choose_strength(source, rows[:3], np.array([0, 0, 1])) == STRENGTH  # too few of a class to fold
     assert given.record["prior"] == {"value": 0.3, "from": "--prior", "labelled_rate": pytest.approx(y.mean(), abs=1e-4)}
 
 
@@ -135,6 +139,8 @@ def test_the_rate_is_read_from_a_ranking_that_separates_the_unlabelled_texts(glo
     source = SourceHead.of(bundle.head, "logreg")
     X = bundle.embed(ds.texts)
     s = source.score(source.rows(X)) + 3.0 * (2 * ds.labels - 1)
+    rate, mixture = unlabelled_rate(s)  # with no labels at all, the unlabelled scores alone
+    assert mixture.separation >= MIN_SEPARATION_UNLABELLED and rate == pytest.approx(ds.labels.mean(), abs=0.03)
     lab = draw_labels(ds, 32, seed=0)
     unl = np.setdiff1d(np.arange(len(ds)), lab)
     y, truth = ds.labels[lab], float(ds.labels[unl].mean())
@@ -176,3 +182,30 @@ def test_one_class_of_labels_and_nonlinear_heads_are_refused(glove_bundle, low_r
     fit(rt, encoder="glove-6b-50d", head="knn", budget=64, cache_dir=cache, out=tmp_path / "knn")
     result = invoke("retarget", tmp_path / "knn", path, "--labels", 16, "--out", tmp_path / "o", "--cache-dir", cache)
     assert result.exit_code != 0 and "retarget adapts linear heads" in result.output and "knn" in result.output
+
+
+def test_with_no_labels_the_threshold_moves_to_the_rate_of_the_unlabelled_texts(glove_bundle, low_rate, tmp_path):
+    """No target labels: with --prior the bundle calls that share of the site's texts positive; with the rate to
+    be read from a ranking that does not split into two classes, it stops and says what to give instead."""
+    source_dir, cache = glove_bundle
+    path, ds = low_rate
+    out = tmp_path / "zero"
+    result = invoke("retarget", source_dir, "--unlabelled", path, "--prior", 0.14, "--out", out, "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert f"no target labels, {len(ds):,} unlabelled target texts" in result.output and "14.0% of them" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    record = manifest["retarget"]
+    assert record["labels"] == 0 and record["sample"] == "none" and record["prior"]["from"] == "--prior"
+    assert record["prior"]["labelled_rate"] is None and manifest["prior"]["train"] == 0.14
+    new = Bundle.load(out, cache_dir=cache)
+    assert float((new.predict_proba(ds.texts)[:, 1] >= 0.5).mean()) == pytest.approx(0.14, abs=0.01)
+    source = SourceHead.of(new.head, "logreg")
+    flat = source.score(source.rows(new.embed(ds.texts[:200]))) * 0  # one score for every text: no two classes
+    assert unlabelled_rate(flat)[0] is None
+    with pytest.raises(RetargetError, match="give --prior RATE if you know it, or label 16-32 of them"):
+        fit_recentred(SourceHead(np.zeros_like(source.coef), 0.0, source.normalizes), new.embed(ds.texts[:200]),
+                      RetargetSettings())
+    result = invoke("retarget", source_dir, "--out", tmp_path / "none", "--cache-dir", cache)
+    assert result.exit_code != 0 and "give them with --unlabelled SOURCE, or label 16-32 of them" in result.output
+    assert not (tmp_path / "none").exists()
+

@@ -11,41 +11,45 @@ from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, source
 from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 
 
-def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float:
+def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float | None:
+    if value == "auto":
+        return None
     try:
         strength = float(value)
     except ValueError:
         strength = -1.0
     if not strength > 0:
-        raise click.BadParameter(f"{value!r}: give a positive number, or 'inf' to keep the source direction.", ctx, param)
+        raise click.BadParameter(f"{value!r}: give a positive number, 'inf' to keep the source direction, or 'auto'.",
+                                 ctx, param)
     return strength
 
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
-@click.argument("target")
+@click.argument("target", required=False)
 @source_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory of the new bundle.")
-@click.option("--labels", "n_labels", type=click.IntRange(min=2), default=None,
+@click.option("--labels", "n_labels", type=click.IntRange(min=0), default=None,
               help="Use N labelled rows of TARGET drawn at random (seeded; redrawn until both classes are among "
-                   "them); the rest are held back to score the new bundle.  [default: every row]")
+                   "them); the rest are held back to score the new bundle. 0: none (only the threshold moves, "
+                   "see below).  [default: every row]")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the --labels sample and pseudo-labels.")
 @click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="The target's positive rate, when you know it. Needed when the labelled texts were not "
                    "drawn at random (chosen to be balanced, or by `suggest`).  [default: with --unlabelled texts that "
                    "the bundle ranks well, the rate read from that ranking, kept within the labels' 95% interval; "
                    "else the labels' own rate]")
-@click.option("--strength", default="0.3", show_default=True, callback=_strength,
+@click.option("--strength", default="auto", show_default=True, callback=_strength,
               help="Pull toward the source head's direction (λ): larger keeps it, 'inf' only re-scales and "
-                   "re-centres it.")
+                   "re-centres it; 'auto' chooses it from 0.1, 0.3, 1, 3 and inf by cross-validation on the labels.")
 @unlabelled_options
 @click.option("--encoder-path", default=None, type=click.Path(exists=True),
               help="The model directory or vector file for a bundle whose encoder was a path outside it.")
 @click.option("--trust-encoder", is_flag=True, help="Resolve the bundle's encoder spec as if you typed it.")
 @_cache_dir_option
 @_handle_errors
-def retarget(bundle: str, target: str, out: str, n_labels: int | None, seed: int, prior: float | None,
-             strength: float, encoder_path: str | None, trust_encoder: bool, cache_dir: str | None,
+def retarget(bundle: str, target: str | None, out: str, n_labels: int | None, seed: int, prior: float | None,
+             strength: float | None, encoder_path: str | None, trust_encoder: bool, cache_dir: str | None,
              **opts: Any) -> None:
     """Adapt BUNDLE to another site from a few labelled texts of it (TARGET, any labelled SOURCE).
 
@@ -55,11 +59,16 @@ def retarget(bundle: str, target: str, out: str, n_labels: int | None, seed: int
     --self-train with --unlabelled target texts also learns from the new head's surest guesses on
     them. The new bundle's manifest records the source bundle, the target labels and what changed.
 
+    With no labels (no TARGET, or --labels 0) and the site's texts as --unlabelled, only the threshold
+    moves: to where the bundle calls the site's positive rate of them positive (--prior, or the rate read
+    from its ranking of them; where that ranking does not split into two classes it stops and says so).
+
     \b
     Examples:
       review-transfer retarget models/rt-mpnet-logreg-b1000-s0 airline_labelled.csv --out models/airline
       review-transfer retarget models/rt-mpnet-logreg-b1000-s0 site.csv --labels 32 --out models/site
       review-transfer retarget models/rt-mpnet-logreg-b1000-s0 site.csv --unlabelled site.csv --self-train --out m
+      review-transfer retarget models/rt-mpnet-logreg-b1000-s0 --unlabelled site_texts.csv --out models/site0
     """
     from pipeline.fit.retarget import RetargetSettings
     from pipeline.fit.retarget_bundle import RetargetJob, retarget_source
@@ -68,6 +77,8 @@ def retarget(bundle: str, target: str, out: str, n_labels: int | None, seed: int
     self_train, unlabelled = pop_unlabelled(opts)
     if self_train is not None and not unlabelled:
         raise click.UsageError("--self-train learns from target texts without labels: add --unlabelled SOURCE.")
+    if target is None and n_labels:
+        raise click.UsageError(f"--labels {n_labels} draws labelled rows of TARGET: name the labelled TARGET file.")
     job = RetargetJob(BundleLoad(bundle, cache_dir=cache_dir, encoder_path=encoder_path, trust_encoder=trust_encoder),
                       target, out, RetargetSettings(strength=strength, prior=prior, self_train=self_train, seed=seed),
                       labels=n_labels, unlabelled=unlabelled, source_options=opts)
@@ -82,6 +93,13 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
     from pipeline.fit.retarget_rate import MIN_LABELS_AUC, MIN_SEPARATION
 
     ranking = prior.get("ranking")
+    if not record["labels"]:
+        where = "given (--prior)" if prior["from"] == "--prior" else (
+            f"read from the bundle's ranking of them (separation {ranking['separation']:.2f})")
+        lines = [f"retarget: no target labels, {record['unlabelled']:,} unlabelled target texts",
+                 f"threshold: moved by {record['threshold_shift']:+.2f} log-odds so that the bundle calls "
+                 f"{prior['value']:.1%} of them positive, the site's positive rate {where}; the head is the source's"]
+        return "\n".join(lines + _summary_lines(summary))
     where = {"--prior": "given (--prior)", "labels": "the labels' own rate, smoothed",
              "ranking": f"read from the source's ranking of the unlabelled texts (separation "
                         f"{ranking['separation']:.2f})" if ranking else ""}[prior["from"]]
@@ -98,6 +116,14 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
                 if record.get("self_train") and record["self_train"]["rounds_run"] else ""),
              f"positive rate: {prior['value']:.3f}, {where}; the labels' rate is {prior['labelled_rate']:.3f} "
              "(pass --prior when the labels were not drawn at random)"]
+    if record.get("strength_from") == "cross-validation":
+        lines[1] += f"; λ {record['strength'] if record['strength'] is not None else 'inf'} by cross-validation"
+    return "\n".join(lines + _summary_lines(summary))
+
+
+def _summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The shift check's line and the held-out scores, where there are any."""
+    lines = []
     shift = summary.get("domain_shift") or {}
     if shift.get("auc") is not None:
         lines.append(f"source vs target texts: shift AUC {shift['auc']:.2f} (0.5 = alike)")
@@ -106,4 +132,4 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
         y_rate = (held["source"]["confusion_matrix"][1][0] + held["source"]["confusion_matrix"][1][1]) / held["n"]
         lines.append(f"held-out {held['n']:,} rows of TARGET: accuracy {held['retargeted']['accuracy']:.3f} "
                      f"(source bundle {held['source']['accuracy']:.3f}, majority rate {max(y_rate, 1 - y_rate):.3f})")
-    return "\n".join(lines)
+    return lines

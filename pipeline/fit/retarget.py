@@ -10,8 +10,9 @@ source head's log-odds ``s(x) = w_s · x + b_s``, it fits
 
 ``α`` (how far to trust the source's score here) is pulled gently toward 1 (:data:`SLOPE_WEIGHT`), ``b``
 (where the threshold sits) is free, and ``Δ`` (a departure from the source direction) is penalised by
-``λ`` (:attr:`RetargetSettings.strength`), so a few labels re-scale and re-centre the source head and only
-many labels turn it. Classes are weighted to equal total weight (``c_i``), so the fit assumes a positive
+``λ`` (:attr:`RetargetSettings.strength`; by default chosen from :data:`STRENGTHS` by cross-validation on the
+labels, :func:`choose_strength`), so a few labels re-scale and re-centre the source head and only many labels
+turn it: where the source ranks the site well the labels keep its direction, where it ranks it poorly they turn it. Classes are weighted to equal total weight (``c_i``), so the fit assumes a positive
 rate of one half; the intercept is then moved to the target's positive rate (``logit π``): ``--prior``
 when the user knows it; else, with unlabelled target texts, the rate read from the source's ranking of
 them (:mod:`pipeline.fit.retarget_rate`) where that may be trusted; else the labelled texts' own rate,
@@ -19,6 +20,11 @@ smoothed by one text of each class. On the development targets (docs/benchmarks/
 unlabelled texts lost to the labels' rate (on 16-64 labels the retargeted head is not calibrated well
 enough for it); the ranking, which needs no calibration, beat it. The result folds into a plain logistic head, ``w = α w_s + Δ``:
 ``predict`` needs nothing new.
+
+With no labels at all (:func:`fit_recentred`) only the threshold moves: to the quantile of the unlabelled
+target texts' source scores that matches their positive rate, ``--prior`` or the rate read from the ranking of
+those texts (:func:`pipeline.fit.retarget_rate.unlabelled_rate`); where the ranking does not separate into two
+classes it refuses, and says to give ``--prior`` or a few labels.
 
 With ``self_train`` the retargeted head labels the unlabelled target texts, and a second fit learns from
 the labels and the surest pseudo-labels (:func:`pipeline.unlabelled.self_train.select_pseudo`).
@@ -35,7 +41,9 @@ import numpy as np
 from pipeline import OptionError, ReviewTransferError
 from pipeline.data.dataset import Dataset
 
-STRENGTH = 0.3  # λ: the penalty on the departure Δ from the source direction (chosen on development targets)
+STRENGTH = 0.3  # λ when too few labels of a class to choose it by cross-validation
+STRENGTHS = (0.1, 0.3, 1.0, 3.0, float("inf"))  # the λ grid that cross-validation on the labels chooses from
+CV_FOLDS = 4  # folds of that cross-validation (fewer when a class has fewer labels)
 SLOPE_WEIGHT = 1.0  # the Gaussian pull SLOPE_WEIGHT * (α - 1)² / 2 of the slope toward the source's own scale
 DRAWS = 1000  # random draws of --labels N texts tried for one that holds both classes
 PSEUDO_WEIGHT = 0.5  # weight of a pseudo-label relative to a label in the self-trained fit
@@ -50,13 +58,14 @@ class RetargetError(ReviewTransferError, ValueError):
 class RetargetSettings:
     """How a head is retargeted: the pull toward the source head, a known positive rate, self-training."""
 
-    strength: float = STRENGTH  # λ; float("inf"): no departure from the source direction (re-scale, re-centre)
+    strength: float | None = None  # λ; float("inf"): no departure from the source direction (re-scale, re-centre);
+    # None: chosen from STRENGTHS by cross-validation on the labels (choose_strength)
     prior: float | None = None  # the target's positive rate when known (--prior)
     self_train: Any = None  # SelfTrainSettings, or None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.strength > 0:
+        if self.strength is not None and not self.strength > 0:
             raise OptionError(f"--strength must be positive (inf: keep the source direction), got {self.strength}.")
         if self.prior is not None and not 0 < self.prior < 1:
             raise OptionError(f"--prior must be a positive rate strictly between 0 and 1, got {self.prior}.")
@@ -173,6 +182,29 @@ def fit_offset(source: SourceHead, rows: np.ndarray, y: np.ndarray, strength: fl
     return Offset(float(theta[0]), theta[2:] if free else np.zeros(rows.shape[1]), float(theta[1]))
 
 
+def choose_strength(source: SourceHead, rows: np.ndarray, y: np.ndarray) -> float:
+    """The λ of :data:`STRENGTHS` whose offsets, fitted on :data:`CV_FOLDS` stratified folds of the labels, give
+    the held-out labels the least class-balanced log-loss (the smaller λ on ties); :data:`STRENGTH` when a class
+    has fewer than two labels."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y, dtype=np.int64)
+    k = min(CV_FOLDS, int(np.bincount(y, minlength=2).min()))
+    if k < 2:
+        return STRENGTH
+    folds = list(StratifiedKFold(k, shuffle=True, random_state=0).split(rows, y))
+    losses = []
+    for strength in STRENGTHS:
+        loss = 0.0
+        for train, test in folds:
+            z = fit_offset(source, rows[train], y[train], strength).log_odds(source, rows[test])
+            t = y[test]
+            w = np.where(t == 1, 1 / max(int(t.sum()), 1), 1 / max(int(len(t) - t.sum()), 1))
+            loss += float(np.sum(w * (np.logaddexp(0.0, z) - t * z)))
+        losses.append(loss)
+    return STRENGTHS[int(np.argmin(losses))]
+
+
 # ---------------------------------------------------------------------------------------------- prior
 @dataclass(frozen=True)
 class TargetPrior:
@@ -180,11 +212,12 @@ class TargetPrior:
 
     value: float
     source: str
-    labelled_rate: float
+    labelled_rate: float | None  # None: no labels
     mixture: Any = None  # the ranking's RankingRate (pipeline.fit.retarget_rate), where one was fitted
 
     def to_dict(self) -> dict[str, Any]:
-        entry = {"value": round(self.value, 4), "from": self.source, "labelled_rate": round(self.labelled_rate, 4)}
+        entry = {"value": round(self.value, 4), "from": self.source,
+                 "labelled_rate": None if self.labelled_rate is None else round(self.labelled_rate, 4)}
         if self.mixture is not None:
             auc = self.mixture.labels_auc
             entry["ranking"] = {"rate": round(self.mixture.rate, 4), "separation": round(self.mixture.separation, 4),
@@ -256,16 +289,18 @@ def fit_retargeted(source: SourceHead, X: np.ndarray, y: np.ndarray, X_unlabelle
     start = time.perf_counter()
     rows = source.rows(X)
     unl = source.rows(X_unlabelled) if X_unlabelled is not None and len(X_unlabelled) else None
-    offset = fit_offset(source, rows, y, settings.strength)
+    strength = choose_strength(source, rows, y) if settings.strength is None else settings.strength
+    offset = fit_offset(source, rows, y, strength)
     prior = target_prior(y, settings.prior, None if unl is None else (source.score(unl), source.score(rows)))
     record: dict[str, Any] = {}
     if settings.self_train is not None and unl is not None:
-        offset, record["self_train"] = _self_train(source, rows, y, unl, offset, prior, settings)
+        offset, record["self_train"] = _self_train(source, rows, y, unl, offset, prior, strength, settings)
     coef, intercept = offset.coef(source), offset.intercept(source) + _logit(prior.value)
     cosine = float(coef @ source.coef / max(np.linalg.norm(coef) * np.linalg.norm(source.coef), EPS))
     record.update({
         "labels": int(len(y)), "positive": int(np.sum(y)), "unlabelled": 0 if unl is None else int(len(unl)),
-        "strength": None if not np.isfinite(settings.strength) else settings.strength,
+        "strength": None if not np.isfinite(strength) else strength,
+        "strength_from": "given" if settings.strength is not None else "cross-validation",
         "slope": round(offset.alpha, 4), "departure": round(float(np.linalg.norm(offset.delta)
                                                                   / max(np.linalg.norm(coef), EPS)), 4),
         "cosine_to_source": round(cosine, 4), "prior": prior.to_dict(),
@@ -274,8 +309,38 @@ def fit_retargeted(source: SourceHead, X: np.ndarray, y: np.ndarray, X_unlabelle
     return Retargeted(coef, float(intercept), source.normalizes, record)
 
 
+def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: RetargetSettings) -> Retargeted:
+    """With no target labels: ``source`` with its threshold moved to the quantile of the unlabelled target
+    texts' scores that calls ``settings.prior`` of them positive, or else the rate read from their ranking
+    (:func:`~pipeline.fit.retarget_rate.unlabelled_rate`). A RetargetError says what to do when neither is there."""
+    from pipeline.fit.retarget_rate import MIN_UNLABELLED, unlabelled_rate
+
+    start = time.perf_counter()
+    s = source.score(source.rows(X_unlabelled)) if X_unlabelled is not None else np.zeros(0)
+    if len(s) < MIN_UNLABELLED:
+        raise RetargetError(f"with no target labels, retarget reads the site's positive rate from the bundle's ranking "
+                            f"of its texts: give at least {MIN_UNLABELLED} with --unlabelled (here {len(s)}), or "
+                            "label 16-32 of them.")
+    mixture = None
+    if settings.prior is None:
+        rate, mixture = unlabelled_rate(s)
+        if rate is None:
+            raise RetargetError(f"the bundle's scores of these {len(s):,} texts do not split into two classes (separation "
+                                f"{mixture.separation:.2f}, rate {mixture.rate:.2f}), so their positive rate cannot be read "
+                                "from them: give --prior RATE if you know it, or label 16-32 of them (`review-transfer "
+                                "suggest`) and retarget with those.")
+        prior = TargetPrior(rate, "ranking", None, mixture)
+    else:
+        prior = TargetPrior(settings.prior, "--prior", None)
+    shift = -float(np.quantile(s, 1 - prior.value))
+    record = {"labels": 0, "positive": 0, "unlabelled": int(len(s)), "strength": None, "strength_from": None,
+              "slope": 1.0, "departure": 0.0, "cosine_to_source": 1.0, "threshold_shift": round(shift, 4),
+              "prior": prior.to_dict(), "seconds": round(time.perf_counter() - start, 3)}
+    return Retargeted(source.coef.copy(), source.intercept + shift, source.normalizes, record)
+
+
 def _self_train(source: SourceHead, rows: np.ndarray, y: np.ndarray, unl: np.ndarray, offset: Offset,
-                prior: TargetPrior, settings: RetargetSettings) -> tuple[Offset, dict[str, Any]]:
+                prior: TargetPrior, strength: float, settings: RetargetSettings) -> tuple[Offset, dict[str, Any]]:
     """One or more rounds: the current head (centred on the target rate) pseudo-labels the unlabelled rows,
     and the offset is refitted on the labels plus the surest pseudo-labels (each weighing :data:`PSEUDO_WEIGHT`)."""
     from pipeline.unlabelled.self_train import select_pseudo
@@ -288,7 +353,7 @@ def _self_train(source: SourceHead, rows: np.ndarray, y: np.ndarray, unl: np.nda
         if not len(idx):
             break
         weights = np.r_[np.ones(len(y)), np.full(len(idx), PSEUDO_WEIGHT)]
-        offset = fit_offset(source, np.vstack([rows, unl[idx]]), np.r_[y, y_pseudo], settings.strength, weights)
+        offset = fit_offset(source, np.vstack([rows, unl[idx]]), np.r_[y, y_pseudo], strength, weights)
     return offset, {"fraction": settings.self_train.fraction, "rounds_run": rounds,
                            "pseudo_weight": PSEUDO_WEIGHT}
 

@@ -21,7 +21,7 @@ from pipeline.bundle.bundle import BUNDLED_ENCODER_SPEC, ENCODER_DIR, Bundle
 from pipeline.data.dataset import Dataset
 from pipeline.predict.predict import BundleLoad
 from pipeline.fit.retarget import (RetargetError, RetargetSettings, Retargeted, SourceHead, draw_labels,
-                               fit_retargeted)
+                                   fit_recentred, fit_retargeted)
 
 OOF_FOLDS = 5  # out-of-fold refits for the new bundle's confusion (fewer when a class has fewer labels)
 
@@ -34,14 +34,18 @@ class TargetData:
     labelled: Dataset
     held_out: Dataset | None = None
     unlabelled: list[str] = field(default_factory=list)
-    sample: str = "given"  # "given": every row of TARGET; "drawn": --labels N of them
+    sample: str = "given"  # "given": every row of TARGET; "drawn": --labels N of them; "none": no labels
 
     @classmethod
-    def of(cls, target: Dataset, labels: int | None, seed: int,
+    def of(cls, target: Dataset | None, labels: int | None, seed: int,
            unlabelled: dict[str, list[str]] | None = None) -> TargetData:
         """All of ``target`` labelled, or ``labels`` of its rows (:func:`pipeline.fit.retarget.draw_labels`) with
-        the rest held out; ``unlabelled`` texts (by source) without the labelled ones and repeats."""
-        if labels is None or labels == len(target):
+        the rest held out (``labels`` 0 or no ``target``: none labelled); ``unlabelled`` texts (by source) without
+        the labelled ones and repeats."""
+        if target is None or labels == 0:
+            labelled = Dataset([], np.zeros(0, dtype=np.int64), name=target.name if target is not None else "")
+            held, sample = target, "none"
+        elif labels is None or labels == len(target):
             labelled, held, sample = target, None, "given"
         else:
             idx = draw_labels(target, labels, seed)
@@ -69,7 +73,10 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
     X = bundle.embed(texts)
     X_lab, X_unl = X[: len(lab)], X[len(lab): len(lab) + len(data.unlabelled)]
     X_held = X[len(lab) + len(data.unlabelled):]
-    fitted = fit_retargeted(source, X_lab, lab.labels, X_unl, settings)
+    if len(lab):
+        fitted = fit_retargeted(source, X_lab, lab.labels, X_unl, settings)
+    else:
+        fitted = fit_recentred(source, X_unl, settings)
     estimator = fitted.estimator()
     summary: dict[str, Any] = {"domain_shift": domain_shift(bundle, X[: len(lab) + len(data.unlabelled)])}
     metrics = None
@@ -81,9 +88,9 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
     manifest = build(
         encoder=bundle.get_encoder(),
         head={"name": "logreg", "params": {"strength": fitted.record["strength"]},
-              "search": f"retargeted from {bundle.path.name} on {len(lab)} target labels",
+              "search": f"retargeted from {bundle.path.name} on {len(lab)} target labels and {len(X_unl)} unlabelled texts",
               "fit_seconds": fitted.record["seconds"]},
-        label_names=list(lab.label_names),
+        label_names=list(lab.label_names if len(lab) else bundle.manifest["label_names"]),
         train=train_section(lab, len(lab) if data.sample == "drawn" else None, settings.seed),
         metrics=metrics_section(metrics, held),
         prior=_prior_model(source, X_lab, lab.labels, X_unl, settings, fitted).to_dict(),
@@ -138,7 +145,7 @@ class RetargetJob:
     ``unlabelled`` texts of each ``--unlabelled`` source; the new bundle goes to ``out``."""
 
     bundle: BundleLoad
-    target: str
+    target: str | None  # None: no labelled texts (only --unlabelled ones)
     out: str | Path
     settings: RetargetSettings
     labels: int | None = None
@@ -153,7 +160,11 @@ def retarget_source(job: RetargetJob) -> tuple[Bundle, dict[str, Any], Path]:
     from pipeline.data.dataset import load
 
     check_out_dir(job.out)
-    data = TargetData.of(load(job.target, **job.source_options), job.labels, job.settings.seed, job.unlabelled)
+    if (job.target is None or job.labels == 0) and not job.unlabelled:
+        raise RetargetError("with no target labels, retarget moves the bundle's threshold to the site's positive rate "
+                            "among its texts: give them with --unlabelled SOURCE, or label 16-32 of them.")
+    target = None if job.target is None else load(job.target, **job.source_options)
+    data = TargetData.of(target, job.labels, job.settings.seed, job.unlabelled)
     source = job.bundle.load()
     new, summary = retarget(source, data, job.settings)
     return new, summary, save(new, source, job.out)

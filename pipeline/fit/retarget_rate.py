@@ -9,7 +9,9 @@ and weight. The positive component's weight is the rate: the unlabelled texts pi
 16-64 labels can. The mixture is trusted only where it is safe (:func:`refined_rate`): the scores must
 rank the labelled texts well, its two components must separate, and its rate must lie within the labels'
 own 95% interval, so it refines the labels' rate and never overrules it (docs/benchmarks/retarget.md
-measures it).
+measures it). With no labels at all (:func:`unlabelled_rate`) the mixture is fitted on the unlabelled scores
+alone and trusted where its components separate by :data:`MIN_SEPARATION_UNLABELLED` and its rate is not a
+sliver in a tail (:data:`RATE_RANGE`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 MIN_UNLABELLED = 50  # fewer unlabelled texts than this: the labels' own rate
 MIN_SEPARATION = 0.9  # a mixture separating less (implied ROC-AUC): the labels' own rate
 MIN_LABELS_AUC = 0.85  # the source scores' ROC-AUC on the labelled texts: under it, the labels' own rate
+MIN_SEPARATION_UNLABELLED = 0.75  # with no labels: a mixture separating less, no rate (chosen on validation halves)
+RATE_RANGE = (0.05, 0.95)  # with no labels: a rate outside this is a sliver in a tail, not a class
 ITERATIONS = 200
 MIN_VARIANCE = 1e-2  # the spread's floor, in squared log-odds
 Z95 = 1.96
@@ -89,4 +93,13 @@ def refined_rate(unlabelled: np.ndarray, labelled: np.ndarray,
     low, high = labels_interval(int(np.sum(y)), len(y))
     trusted = (found.labels_auc >= MIN_LABELS_AUC and found.separation >= MIN_SEPARATION
                and low <= found.rate <= high)
+    return (found.rate if trusted else None), found
+
+
+def unlabelled_rate(scores: np.ndarray) -> tuple[float | None, RankingRate]:
+    """(rate, the mixture) of source log-odds ``scores`` of unlabelled target texts alone: the mixture's rate
+    where its components separate by :data:`MIN_SEPARATION_UNLABELLED` or more and the rate lies in
+    :data:`RATE_RANGE`, else ``None`` for the rate."""
+    found = mixture_rate(scores, np.zeros(0), np.zeros(0))
+    trusted = found.separation >= MIN_SEPARATION_UNLABELLED and RATE_RANGE[0] <= found.rate <= RATE_RANGE[1]
     return (found.rate if trusted else None), found

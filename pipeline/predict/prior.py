@@ -36,8 +36,8 @@ EDGE = 0.02  # an estimate within this of 0 or 1 has collapsed: never applied
 BOOTSTRAP, LEVEL = 200, 0.95  # bootstrap resamples and the level of their percentile intervals
 MIN_SEPARATION = 0.2  # BBSE needs true-positive rate - false-positive rate at least this
 # What to do when the rate cannot be estimated (docs/benchmarks/retarget.md measures the second way)
-FIX = ("pass their positive rate with --prior if you know it, or label 16-64 of these texts and "
-       "`review-transfer retarget` the bundle to them")
+FIX = ("pass their positive rate with --prior if you know it, or `review-transfer retarget` the bundle to them "
+       "(with these texts as --unlabelled it reads their rate from its ranking where it can; else label 16-32)")
 
 
 def check_prior(value: float, name: str = "--prior") -> float:
