@@ -14,7 +14,8 @@ were labelled) and ``N``, the same labels go to:
 
 - ``source``: the RT bundle as it is (``N`` = 0);
 - ``unlabelled only`` (``N`` = 0): ``retarget`` with no labels and the first half as ``--unlabelled``: the
-  threshold moved to the rate read from the source's ranking of them; where it declines, the source bundle;
+  threshold moved to the rate read from the source's ranking of them, or kept where that rate agrees with
+  the source's own calls; where it declines (no rate to read), the source bundle;
 - ``target only``: ``fit`` on the target labels alone (logreg with the prompt prior; on fewer than two
   labels of a class, which ``fit`` refuses, the labels' commoner class for every text);
 - ``retarget``: the source head re-fitted toward itself (:mod:`pipeline.fit.retarget`, its defaults), and
@@ -123,12 +124,13 @@ def run_target(name: str, source: SourceHead, u: np.ndarray, vectors: Callable, 
         acc = lambda p: 100 * float(((p >= 0.5) == y_eval).mean())  # noqa: E731
         runs.setdefault((0, "source"), []).append(acc(1 / (1 + np.exp(-source.score(source.rows(X_eval))))))
         try:  # no labels: the threshold moved to the rate read from the ranking of the first half's texts
-            zero = fit_recentred(source, X_all[own], RetargetSettings(seed=seed)).proba(X_eval)
-            declined = 0.0
+            recentred = fit_recentred(source, X_all[own], RetargetSettings(seed=seed))
+            zero, declined, kept = recentred.proba(X_eval), 0.0, float(recentred.record["threshold_kept"])
         except RetargetError:  # it declines (and says to give --prior or labels): the source bundle stays
-            zero, declined = 1 / (1 + np.exp(-source.score(source.rows(X_eval)))), 1.0
+            zero, declined, kept = 1 / (1 + np.exp(-source.score(source.rows(X_eval)))), 1.0, 0.0
         runs.setdefault((0, "unlabelled only"), []).append(acc(zero))
         runs.setdefault((0, "declined"), []).append(declined)
+        runs.setdefault((0, "kept"), []).append(kept)
         todo = methods(source, u, X_eval, seed, args.grid)
         for n in args.labels:
             lab = own[draw_labels(ds.subset(own), n, seed)]
@@ -154,7 +156,8 @@ def report(name: str, res: dict, args: argparse.Namespace) -> None:
     print(f"\n{name}: {res['size']:,} texts, {100 * res['rate']:.1f}% positive; scored halves' majority rate "
           f"{res['majority']:.1f}; source bundle {runs[(0, 'source')].mean():.1f}; unlabelled only "
           f"{runs[(0, 'unlabelled only')].mean():.1f} ({paired(runs[(0, 'unlabelled only')], runs[(0, 'source')])} over "
-          f"the source; declined on {int(runs[(0, 'declined')].sum())} of {len(runs[(0, 'declined')])} seeds)")
+          f"the source; threshold kept on {int(runs[(0, 'kept')].sum())}, declined on {int(runs[(0, 'declined')].sum())} "
+          f"of {len(runs[(0, 'declined')])} seeds)")
     print(f"{'labels':>6}  " + "  ".join(f"{m:>12s}" for m in names) + "  retarget-target only  retarget-source"
           "  +self-train-target only")
     for n in args.labels:

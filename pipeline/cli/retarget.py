@@ -90,15 +90,21 @@ def retarget(bundle: str, target: str | None, out: str, n_labels: int | None, se
 def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
     """What retarget did, in a few lines: labels, unlabelled texts, the fit, the rate, and held-out scores."""
     prior = record["prior"]
-    from pipeline.fit.retarget_rate import MIN_LABELS_AUC, MIN_SEPARATION
+    from pipeline.fit.retarget_rate import AGREEMENT, MIN_LABELS_AUC, MIN_SEPARATION
 
     ranking = prior.get("ranking")
     if not record["labels"]:
         where = "given (--prior)" if prior["from"] == "--prior" else (
             f"read from the bundle's ranking of them (separation {ranking['separation']:.2f})")
-        lines = [f"retarget: no target labels, {record['unlabelled']:,} unlabelled target texts",
-                 f"threshold: moved by {record['threshold_shift']:+.2f} log-odds so that the bundle calls "
-                 f"{prior['value']:.1%} of them positive, the site's positive rate {where}; the head is the source's"]
+        lines = [f"retarget: no target labels, {record['unlabelled']:,} unlabelled target texts"]
+        if record["threshold_kept"]:
+            lines.append(f"threshold: kept; the site's positive rate {where}, {prior['value']:.1%}, is within "
+                         f"{100 * AGREEMENT:.0f} points of the {record['source_share']:.1%} the bundle calls positive; the head is "
+                         "the source's")
+        else:
+            lines.append(f"threshold: moved by {record['threshold_shift']:+.2f} log-odds so that the bundle calls "
+                         f"{prior['value']:.1%} of them positive (not {record['source_share']:.1%}), the site's "
+                         f"positive rate {where}; the head is the source's")
         return "\n".join(lines + _summary_lines(summary))
     where = {"--prior": "given (--prior)", "labels": "the labels' own rate, smoothed",
              "ranking": f"read from the source's ranking of the unlabelled texts (separation "

@@ -312,8 +312,10 @@ def fit_retargeted(source: SourceHead, X: np.ndarray, y: np.ndarray, X_unlabelle
 def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: RetargetSettings) -> Retargeted:
     """With no target labels: ``source`` with its threshold moved to the quantile of the unlabelled target
     texts' scores that calls ``settings.prior`` of them positive, or else the rate read from their ranking
-    (:func:`~pipeline.fit.retarget_rate.unlabelled_rate`). A RetargetError says what to do when neither is there."""
-    from pipeline.fit.retarget_rate import MIN_UNLABELLED, unlabelled_rate
+    (:func:`~pipeline.fit.retarget_rate.unlabelled_rate`), unless that rate is within
+    :data:`~pipeline.fit.retarget_rate.AGREEMENT` of the share the source already calls positive (then the
+    threshold stays). A RetargetError says what to do when there is no rate."""
+    from pipeline.fit.retarget_rate import AGREEMENT, MIN_UNLABELLED, unlabelled_rate
 
     start = time.perf_counter()
     s = source.score(source.rows(X_unlabelled)) if X_unlabelled is not None else np.zeros(0)
@@ -332,9 +334,12 @@ def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: Retarg
         prior = TargetPrior(rate, "ranking", None, mixture)
     else:
         prior = TargetPrior(settings.prior, "--prior", None)
-    shift = -float(np.quantile(s, 1 - prior.value))
+    share = float(np.mean(s > 0))
+    kept = prior.source == "ranking" and abs(prior.value - share) <= AGREEMENT
+    shift = 0.0 if kept else -float(np.quantile(s, 1 - prior.value))
     record = {"labels": 0, "positive": 0, "unlabelled": int(len(s)), "strength": None, "strength_from": None,
               "slope": 1.0, "departure": 0.0, "cosine_to_source": 1.0, "threshold_shift": round(shift, 4),
+              "source_share": round(share, 4), "threshold_kept": kept,
               "prior": prior.to_dict(), "seconds": round(time.perf_counter() - start, 3)}
     return Retargeted(source.coef.copy(), source.intercept + shift, source.normalizes, record)
 

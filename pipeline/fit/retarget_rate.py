@@ -11,7 +11,8 @@ rank the labelled texts well, its two components must separate, and its rate mus
 own 95% interval, so it refines the labels' rate and never overrules it (docs/benchmarks/retarget.md
 measures it). With no labels at all (:func:`unlabelled_rate`) the mixture is fitted on the unlabelled scores
 alone and trusted where its components separate by :data:`MIN_SEPARATION_UNLABELLED` and its rate is not a
-sliver in a tail (:data:`RATE_RANGE`).
+sliver in a tail (:data:`RATE_RANGE`); within :data:`AGREEMENT` of the share of the texts the source already
+calls positive, it confirms the source's threshold rather than moving it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ MIN_UNLABELLED = 50  # fewer unlabelled texts than this: the labels' own rate
 MIN_SEPARATION = 0.9  # a mixture separating less (implied ROC-AUC): the labels' own rate
 MIN_LABELS_AUC = 0.85  # the source scores' ROC-AUC on the labelled texts: under it, the labels' own rate
 MIN_SEPARATION_UNLABELLED = 0.75  # with no labels: a mixture separating less, no rate (chosen on validation halves)
-RATE_RANGE = (0.05, 0.95)  # with no labels: a rate outside this is a sliver in a tail, not a class
+RATE_RANGE = (0.08, 0.92)  # with no labels: a rate outside this is a sliver in a tail, not a class
+AGREEMENT = 0.10  # with no labels: a rate this close to the share the source calls positive keeps its threshold
 ITERATIONS = 200
 MIN_VARIANCE = 1e-2  # the spread's floor, in squared log-odds
 Z95 = 1.96
