@@ -327,10 +327,14 @@ def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: Retarg
     if settings.prior is None:
         rate, mixture = unlabelled_rate(s)
         if rate is None:
-            raise RetargetError(f"the bundle's scores of these {len(s):,} texts do not split into two classes (separation "
-                                f"{mixture.separation:.2f}, rate {mixture.rate:.2f}), so their positive rate cannot be read "
-                                "from them: give --prior RATE if you know it, or label 16-32 of them (`review-transfer "
-                                "suggest`) and retarget with those.")
+            from pipeline.fit.retarget_rate import MIN_SEPARATION_UNLABELLED
+
+            why = (f"do not split into two classes (separation {mixture.separation:.2f})"
+                   if mixture.separation < MIN_SEPARATION_UNLABELLED else
+                   f"split off only a sliver of {mixture.rate:.0%} in one tail, not a class")
+            raise RetargetError(f"the bundle's scores of these {len(s):,} texts {why}, so their positive rate cannot be "
+                                "read from them: give --prior RATE if you know it, or label 16-32 of them "
+                                "(`review-transfer suggest`) and retarget with those.")
         prior = TargetPrior(rate, "ranking", None, mixture)
     else:
         prior = TargetPrior(settings.prior, "--prior", None)
