@@ -13,7 +13,8 @@ part is drawn (as ``compare`` draws it) and every method fits on it, paired:
   fraction 0.5, one round); ``self-train`` is ``st:mpnet``.
 
 Prints mean accuracy on the validation part (± sd over seeds), the paired gain over ``mpnet`` (± SE), and the
-CPU seconds per cell (``time.process_time`` of the fit, vectors already cached; 1 BLAS thread).
+CPU seconds per cell (``time.process_time`` of the fit, vectors already cached; 1 BLAS thread). Encoder names:
+``mpnet`` (fp32), ``minilm``, ``glove``, ``e5`` (multilingual) and ``layers`` (``mpnet[layers=9-12]``).
 
     REVIEW_TRANSFER_CACHE=... PYTHONPATH=. python benchmarks/bench_indomain.py [--budgets 16,...,1000,all]
         [--seeds 5] [--methods mpnet,mpnet+minilm,ens:mpnet,minilm,self-train]
@@ -36,7 +37,8 @@ from pipeline.heads.registry import FitOptions, fit_head
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 from pipeline.unlabelled.self_train import SelfTrainSettings, self_train_head
 
-SHORT = {"mpnet": "mpnet[precision=fp32]", "minilm": "minilm", "glove": "glove-6b-50d", "e5": "e5-small-multilingual"}
+SHORT = {"mpnet": "mpnet[precision=fp32]", "minilm": "minilm", "glove": "glove-6b-50d", "e5": "e5-small-multilingual",
+         "layers": "mpnet[layers=9-12]"}
 
 
 def vectors(cache: EmbeddingCache, names: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +52,31 @@ def vectors(cache: EmbeddingCache, names: list[str], texts: list[str]) -> tuple[
 def log_odds(est, X: np.ndarray) -> np.ndarray:
     p = np.clip(est.predict_proba(X)[:, 1], 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
+
+
+def samples(tr, budget: str, seeds: int, max_unlabelled: int):
+    """``(n, seed, labelled indices, unlabelled indices)`` of each seed at ``budget`` (``all``: one seed) in the
+    training part ``tr``: the balanced sample ``compare`` draws, and up to ``max_unlabelled`` of the other texts."""
+    n = None if budget == "all" else int(budget)
+    for seed in range(1 if n is None else seeds):
+        idx = budget_indices(tr, n, seed)
+        rest = np.setdiff1d(np.arange(len(tr)), idx)
+        yield n, seed, idx, np.sort(np.random.default_rng(seed).permutation(rest)[:max_unlabelled])
+
+
+def report_budget(rows: dict[tuple[str, str], list[tuple[float, float]]], budget: str, methods: list[str],
+                  base_method: str) -> None:
+    """One line per method at ``budget``: validation accuracy (mean ± sd over seeds), the paired gain over
+    ``base_method`` (± SE) and the CPU seconds per cell; ``rows[(budget, method)]`` holds (accuracy, CPU s) per seed."""
+    base = np.array([a for a, _ in rows[(budget, base_method)]])
+    for m in methods:
+        if (budget, m) not in rows:
+            continue
+        r = np.array(rows[(budget, m)])
+        d = r[:, 0] - base
+        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+        print(f"{budget:>5} {m:28s} val {r[:, 0].mean():5.1f} ± {r[:, 0].std():.1f}  vs {base_method} "
+              f"{d.mean():+5.1f} ± {se:.1f}  cpu s/cell {r[:, 1].mean():6.2f}", flush=True)
 
 
 def main() -> None:
@@ -81,12 +108,8 @@ def main() -> None:
     built = {m: concat(m.split(":")[1 if m.startswith("st:") else 0].split("+")) for m in methods
              if not m.startswith("ens:")}
     for b in args.budgets.split(","):
-        n = None if b == "all" else int(b)
-        for seed in range(1 if n is None else args.seeds):
-            idx = budget_indices(tr, n, seed)
+        for n, seed, idx, rest in samples(tr, b, args.seeds, args.max_unlabelled):
             y, groups = tr.labels[idx], [tr.groups[i] for i in idx]
-            rest = np.setdiff1d(np.arange(ntr), idx)
-            rest = np.sort(np.random.default_rng(seed).permutation(rest)[:args.max_unlabelled])
             for m in methods:
                 c0 = time.process_time()
                 if m.startswith("ens:"):
@@ -110,15 +133,7 @@ def main() -> None:
                     X, u = built[m]
                     pred = fit_head("logreg", X[idx], y, groups=groups, seed=seed, prompt_direction=u).estimator.predict(X[ntr:])
                 rows.setdefault((b, m), []).append((100 * float((pred == va.labels).mean()), time.process_time() - c0))
-        base = np.array([a for a, _ in rows[(b, "mpnet")]])
-        for m in methods:
-            if (b, m) not in rows:
-                continue
-            r = np.array(rows[(b, m)])
-            d = r[:, 0] - base
-            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
-            print(f"{b:>5} {m:24s} val {r[:, 0].mean():5.1f} ± {r[:, 0].std():.1f}  vs mpnet {d.mean():+5.1f} ± {se:.1f}"
-                  f"  cpu s/cell {r[:, 1].mean():6.2f}", flush=True)
+        report_budget(rows, b, methods, "mpnet")
     print(f"{time.time() - t0:.0f} s wall; load {os.getloadavg()[0]:.1f}")
 
 

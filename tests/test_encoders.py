@@ -287,6 +287,33 @@ def test_max_length_truncates_and_changes_fingerprint(minilm, rt_texts):
         get_encoder("minilm", max_length=4096)
 
 
+def test_layers_pool_the_mean_of_hidden_layers(minilm, rt_texts):
+    import torch
+
+    from pipeline import OptionError
+    from pipeline.encoders.auto import wants_auto
+
+    texts, close = rt_texts[:24], (0.999 if minilm.precision != "fp32" else 0.99999)
+    assert "layers" not in minilm.full_params()  # the plain spec keeps the fingerprint caches hold
+    plain = minilm.encode(texts)
+    last = get_encoder("minilm[layers=6]", precision="fp32")  # MiniLM's 6th layer is its last: the plain vectors
+    assert last.fingerprint != minilm.fingerprint and _cos(last.encode(texts), plain).min() > close
+    upper = get_encoder("minilm[layers=4-6]", precision="fp32")
+    v = upper.encode(texts)
+    batch = minilm.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():  # the definition, by hand: layers 4..6 averaged, mean-pooled, unit length
+        hidden = minilm._model.transformers_model(**batch, output_hidden_states=True).hidden_states
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        ref = ((torch.stack(hidden[4:7]).mean(0) * mask).sum(1) / mask.sum(1)).numpy()
+    assert v.shape == (24, 384) and _cos(v, ref).min() > 0.99999
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert _cos(v, plain).mean() < 0.99 and not wants_auto("minilm[layers=4-6]", None, None)
+    with pytest.raises(OptionError, match="layers 4-7 go past the model's 6 layers; use layers within 1-6"):
+        get_encoder("minilm[layers=4-7]", precision="fp32")
+    with pytest.raises(OptionError, match="only backend torch returns; drop backend=onnx"):
+        get_encoder("minilm[layers=4-6,backend=onnx]")
+
+
 def test_hf_mean_pooling_agrees_with_sentence_transformers(minilm, rt_texts):
     hf = get_encoder(f"hf:{minilm.model_dir}", batch_size=16)
     assert hf.pooling == "mean" and hf.fingerprint != minilm.fingerprint

@@ -39,10 +39,22 @@ def test_specs_parse_once_into_typed_options():
     ("w2v-train:", "give a SOURCE after 'w2v-train:'"),
     ("minilm+minilm", "join distinct encoder specs"),
     ("minilm[long=truncate", "one pair of brackets at the end"),
+    ("mpnet[layers=0-3]", "layers=0-3: expected layers A-B with 1 <= A <= B"),
+    ("mpnet[layers=12-9]", "layers=12-9: expected layers A-B with 1 <= A <= B"),
+    ("mpnet[layers=last]", "'last' is not a layer range such as 9-12"),
+    ("hf:org/model[layers=9-12]", "unknown option 'layers'; hf takes"),
 ])
 def test_bad_specs_are_clear_errors(text, message):
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)").replace("|", r"\|")):
         parse_spec(text)
+
+
+def test_layers_parse_to_a_range_and_leave_backends_to_torch():
+    spec = parse_spec("mpnet[layers=9-12]")
+    assert spec.kwargs == {"layers": "9-12"} and str(spec) == "mpnet[layers=9-12]" and parse_spec(str(spec)) == spec
+    assert parse_spec("minilm[layers=6]").kwargs == {"layers": "6-6"}
+    assert parse_spec("mpnet").has_exports and not spec.has_exports  # backend auto does not export it
+    assert str(parse_spec("mpnet[layers=9-12]+multilingual")) == "mpnet[layers=9-12]+e5-small-multilingual"
 
 
 def test_flags_fill_unset_options_only_where_they_apply():

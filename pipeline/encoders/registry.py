@@ -94,6 +94,9 @@ def _transformer(spec: EncoderSpec, work: Path, runtime: dict[str, Any], trust: 
     backend, quantize = options.pop("backend", "torch"), options.pop("quantize", "none")
     check_backend(backend, quantize)
     model_dir, identity = model_files(spec, work, trust)
+    if backend != "torch" and "layers" in options:
+        raise OptionError(f"{spec}: layers pools hidden states that only backend torch returns; drop "
+                          f"backend={backend} (and --backend) or drop layers.")
     if backend != "torch":
         from pipeline.encoders.onnx import ExportedEncoder
 

@@ -96,6 +96,18 @@ def _int_at_least(low: int) -> Callable[[Any], int]:
     return parse
 
 
+def _layer_range(value: Any) -> str:
+    """``layers``: ``A-B`` (or ``A``), hidden layers counted from 1 at the first transformer layer, A <= B."""
+    text = str(value).strip()
+    low, dash, high = text.partition("-")
+    if not (low.isdigit() and (high.isdigit() if dash else True)):
+        raise ValueError(f"{value!r} is not a layer range such as 9-12")
+    first, last = int(low), int(high or low)
+    if not 1 <= first <= last:
+        raise ValueError(f"expected layers A-B with 1 <= A <= B, got {value!r}")
+    return f"{first}-{last}"
+
+
 LONG = Option("long_text", _choice("auto", "truncate", "head-tail", "chunk-mean"),
               "texts over the max length: truncate, head-tail, chunk-mean, auto")
 MAX_LENGTH = Option("max_length", _int_at_least(2), "tokens per model input")
@@ -104,14 +116,18 @@ BACKEND = Option("backend", _choice("torch", "onnx", "openvino"), "inference run
 QUANTIZE = Option("quantize", _choice("none", "int8"), "int8 weights, with backend onnx or openvino")
 TRANSFORMER_OPTIONS = {"long": LONG, "max_length": MAX_LENGTH, "precision": PRECISION, "backend": BACKEND,
                        "quantize": QUANTIZE}
+# sentence-transformers models (mean-pooled) also take ``layers``: the mean of those layers' hidden states,
+# pooled as the model pools, instead of the last layer's (torch only; see pipeline.encoders.transformer)
+LAYERS = Option("layers", _layer_range, "mean of hidden layers A-B (e.g. 9-12), pooled; torch backend")
+ST_OPTIONS = {**TRANSFORMER_OPTIONS, "layers": LAYERS}
 STATIC_OPTIONS = {"pooling": Option("pooling", _choice("tfidf", "mean", "sif"), "how word vectors are pooled")}
 
 # The keys each kind of spec takes. To add an option: add an Option here and accept its kwarg in the
 # encoder (pipeline/encoders/registry.py passes every option of a spec to it by kwarg).
 OPTIONS: dict[str, dict[str, Option]] = {
-    "minilm": TRANSFORMER_OPTIONS,
-    "mpnet": TRANSFORMER_OPTIONS,
-    "st": TRANSFORMER_OPTIONS,
+    "minilm": ST_OPTIONS,
+    "mpnet": ST_OPTIONS,
+    "st": ST_OPTIONS,
     "hf": {**TRANSFORMER_OPTIONS, "pooling": Option("pooling", _choice("mean", "cls"), "mean or cls token")},
     "glove-6b-50d": STATIC_OPTIONS,
     "w2v": STATIC_OPTIONS,
@@ -163,8 +179,9 @@ class EncoderSpec:
 
     @property
     def has_exports(self) -> bool:
-        """Whether backends (``torch``/``onnx``/``openvino``, ``auto``) apply: a transformer or a ported model."""
-        return self.kind in TRANSFORMER_KINDS or self.kind in PORTED_KINDS
+        """Whether backends (``torch``/``onnx``/``openvino``, ``auto``) apply: a transformer or a ported model,
+        unless it pools hidden layers (``layers``), which only torch gives."""
+        return (self.kind in TRANSFORMER_KINDS or self.kind in PORTED_KINDS) and "layers" not in self.kwargs
 
     @property
     def kwargs(self) -> dict[str, Any]:

@@ -154,9 +154,26 @@ class TransformerEncoder(Encoder):
 
 
 class SentenceTransformerEncoder(TransformerEncoder):
-    """Any sentence-transformers model; its own modules decide pooling and normalisation."""
+    """Any sentence-transformers model; its own modules decide pooling and normalisation.
+
+    With ``layers="A-B"`` (a mean-pooled model only) a text's vector is the mean of hidden layers A..B's
+    states (layer 1 is the first transformer layer), pooled and normalised as the model pools and
+    normalises its last layer's: one pass, the cost of the plain model.
+    """
 
     library = "sentence-transformers"
+
+    def __init__(self, spec: str, model_dir: Path, identity: str, *, layers: str | None = None,
+                 **options: Any) -> None:
+        first, _, last = (layers or "").partition("-")  # "A-B", checked by the spec's option table
+        self.layers = (int(first), int(last or first)) if layers else None
+        super().__init__(spec, model_dir, identity, **options)
+
+    def fingerprint_params(self) -> dict[str, Any]:
+        params = super().fingerprint_params()
+        if self.layers:  # unset, the fingerprint is the one caches and bundles already hold
+            params["layers"] = list(self.layers)
+        return params
 
     def _load(self, max_length: int | None, pooling: str | None) -> None:
         if pooling is not None:
@@ -179,9 +196,31 @@ class SentenceTransformerEncoder(TransformerEncoder):
         self.normalize = "Normalize" in names
         pool = next((m for m in model if type(m).__name__ == "Pooling"), None)
         self.pooling = getattr(pool, "pooling_mode", None) or ("model" if pool is None else "custom")
+        if self.layers:
+            self._check_layers(model)
+
+    def _check_layers(self, model: Any) -> None:
+        depth = int(getattr(model.transformers_model.config, "num_hidden_layers", 0))
+        if self.pooling != "mean" or [type(m).__name__ for m in model][:2] != ["Transformer", "Pooling"]:
+            raise OptionError(f"{self.spec}: layers needs a mean-pooled model (a Transformer then a mean "
+                              f"Pooling module); this one pools by {self.pooling}. Drop layers.")
+        if self.layers[1] > depth:
+            raise OptionError(f"{self.spec}: layers {self.layers[0]}-{self.layers[1]} go past the model's "
+                              f"{depth} layers; use layers within 1-{depth}.")
 
     def _forward(self, features: dict[str, Any]) -> Any:
-        return self._model(features)["sentence_embedding"]
+        if not self.layers:
+            return self._model(features)["sentence_embedding"]
+        import torch
+
+        hidden = self._model.transformers_model(input_ids=features["input_ids"],
+                                                attention_mask=features["attention_mask"],
+                                                output_hidden_states=True).hidden_states
+        first, last = self.layers
+        states = torch.stack(hidden[first:last + 1]).mean(dim=0)
+        mask = features["attention_mask"].unsqueeze(-1).to(states.dtype)
+        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
 
 class HFEncoder(TransformerEncoder):

@@ -21,9 +21,10 @@ EMBED_BATCH = 64
 
 
 def finetunable(spec: str | EncoderSpec) -> bool:
-    """Whether ``spec`` names a network that fine-tuning can train (not word vectors, not ``A+B``)."""
+    """Whether ``spec`` names a network that fine-tuning can train (not word vectors, not ``A+B``, not a frozen
+    pooling of hidden layers: ``layers``)."""
     parsed = parse_spec(spec)
-    return parsed.is_transformer and not parsed.parts
+    return parsed.is_transformer and not parsed.parts and "layers" not in parsed.kwargs
 
 
 def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir: str | Path | None = None) -> Any:
@@ -39,8 +40,8 @@ def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir
     parsed = parse_spec(spec)
     if not finetunable(parsed):
         raise OptionError(
-            f"encoder {str(parsed)!r} cannot be fine-tuned: use {FINETUNABLE} (static word vectors have no "
-            "network to back-propagate through)."
+            f"encoder {str(parsed)!r} cannot be fine-tuned: use {FINETUNABLE} without layers (static word "
+            "vectors have no network to back-propagate through; layers pools a frozen model's hidden states)."
         )
     model_dir, _ = model_files(parsed, Path(work_dir) if work_dir is not None else default_cache_dir())
     from sentence_transformers import SentenceTransformer

@@ -42,7 +42,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "seeds": 3,
     },
     "full": {
-        "encoders": ["glove-6b-50d", "w2v-train:{source}", "minilm", "minilm+w2v-train:{source}"],
+        # mpnet[layers=9-12]: frozen heads only (not fine-tunable); one torch pass of mpnet over the source
+        "encoders": ["glove-6b-50d", "w2v-train:{source}", "minilm", "minilm+w2v-train:{source}", "mpnet[layers=9-12]"],
         "heads": ["logreg", "linear-svm", "rbf-svm", "knn", "mlp"],
         "finetune": ["head", "setfit"],
         "budgets": "16,32,64,128,256,512,1000,all",
@@ -198,7 +199,8 @@ def _finetunable_encoders(encoders: Sequence[str], finetune: Sequence[str]) -> l
     skipped = [e for e in encoders if e not in chosen]
     if skipped:
         warnings.warn(f"fine-tuning {', '.join(chosen)} only: {', '.join(skipped)} cannot be fine-tuned "
-                      "(no network to back-propagate through); they get frozen heads alone.", stacklevel=3)
+                      "(no network to back-propagate through, or a frozen pooling of layers); they get frozen "
+                      "heads alone.", stacklevel=3)
     return chosen
 
 
