@@ -55,6 +55,9 @@ def test_layers_parse_to_a_range_and_leave_backends_to_torch():
     assert parse_spec("minilm[layers=6]").kwargs == {"layers": "6-6"}
     assert parse_spec("mpnet").has_exports and not spec.has_exports  # backend auto does not export it
     assert str(parse_spec("mpnet[layers=9-12]+multilingual")) == "mpnet[layers=9-12]+e5-small-multilingual"
+    from pipeline.finetune.body import finetunable
+
+    assert finetunable("mpnet") and not finetunable(spec)  # a frozen pooling: compare gives it frozen heads only
 
 
 def test_flags_fill_unset_options_only_where_they_apply():
