@@ -54,7 +54,7 @@ def test_layers_parse_to_a_range_and_leave_backends_to_torch():
     assert spec.kwargs == {"layers": "9-12"} and str(spec) == "mpnet[layers=9-12]" and parse_spec(str(spec)) == spec
     assert parse_spec("minilm[layers=6]").kwargs == {"layers": "6-6"}
     assert parse_spec("mpnet").has_exports and not spec.has_exports  # backend auto does not export it
-    assert str(parse_spec("mpnet[layers=9-12]+multilingual")) == "mpnet[layers=9-12]+e5-small-multilingual"
+    assert str(parse_spec("mpnet[layers=9-12]+minilm")) == "mpnet[layers=9-12]+minilm"
     from pipeline.finetune.body import finetunable
 
     assert finetunable("mpnet") and not finetunable(spec)  # a frozen pooling: compare gives it frozen heads only
