@@ -7,11 +7,13 @@ fp32 export, whose probe matches torch fp32 at cosine 1.0000; ``torch`` for the 
 For each budget and seed, one balanced sample of the RT pool trains logistic regression (its CV grid,
 as ``fit``) on each backend's vectors; both are scored on the RT test split and on every target, and
 the table gives each backend's mean accuracy and the paired difference (candidate - reference, points,
-mean ± sd over seeds, and the worst seed). Texts not yet cached are encoded (slow: run under the
+mean ± sd over seeds, and the worst seed). With ``--validation`` the pool is cut by
+:func:`pipeline.data.dataset.validation_split` (whole films): samples come from its training part and
+are scored on its validation part instead of the test split (for choosing; pass ``NAME-val`` targets). Texts not yet cached are encoded (slow: run under the
 CPU lock, once); every later run reads the cache.
 
 Run:  REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_int8.py [--encoder mpnet]
-          [--budgets 128,1000] [--seeds 5] [--targets uci-amazon,uci-imdb,uci-yelp] [--encode-only]
+          [--budgets 128,1000] [--seeds 5] [--targets uci-amazon,uci-imdb,uci-yelp] [--encode-only] [--validation]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def encoder(spec: str, name: str, work: str):
 def main() -> None:
     from benchmarks.targets import load_target
     from pipeline.store.cache import EmbeddingCache
-    from pipeline.data.dataset import load, sample_budget, split
+    from pipeline.data.dataset import load, sample_budget, split, validation_split
     from pipeline.heads.registry import fit_head
     from pipeline.paths import default_cache_dir
 
@@ -50,11 +52,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--targets", default="uci-amazon,uci-imdb,uci-yelp")
     parser.add_argument("--encode-only", action="store_true", help="Fill the cache and stop (split long runs).")
+    parser.add_argument("--validation", action="store_true",
+                        help="Train on the pool's training part, score on its validation part (not RT test).")
     args = parser.parse_args()
     work = str(default_cache_dir())
     cache = EmbeddingCache(work)
     pool, test = split(load("rt"))
-    sets = {"RT test": test, **{name: load_target(name) for name in filter(None, args.targets.split(","))}}
+    if args.validation:
+        pool, test = validation_split(pool)
+    sets = {"RT validation" if args.validation else "RT test": test, **{name: load_target(name) for name in filter(None, args.targets.split(","))}}
     texts = list(dict.fromkeys(pool.texts + [t for ds in sets.values() for t in ds.texts]))
     vectors = {}
     for name in (args.reference, args.candidate):

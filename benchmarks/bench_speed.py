@@ -106,9 +106,10 @@ def embed(n: int) -> None:
                   f"encode alone (load {_load()})", flush=True)
 
 
-def embed_piece(n: int, piece: str, record: Path) -> None:
-    """Piece K of N of the texts: plain fp32 and the default encoder once each, in alternating order;
-    one JSON line appended to ``record``."""
+def embed_piece(n: int, piece: str, record: Path, variants: list[str]) -> None:
+    """Piece K of N of the texts: plain fp32 and the default encoder once each, in alternating order, and
+    each of ``variants`` (``QUANTIZE`` or ``QUANTIZE:STREAMS``: mpnet's openvino export at that precision, on
+    that many streams for bulk calls); one JSON line appended to ``record``."""
     import torch
 
     from pipeline.data.dataset import load
@@ -119,13 +120,23 @@ def embed_piece(n: int, piece: str, record: Path) -> None:
     rt = load("rt").texts
     texts = [rt[i] for i in sorted(np.random.default_rng(1).choice(len(rt), n, replace=False))] if n else rt
     mine = [texts[i] for i in sorted(np.random.default_rng(2).permutation(len(texts))[k::parts])]
-    encoder, said = auto_encoder("mpnet", rt, {"work_dir": default_cache_dir().resolve()})
+    work = {"work_dir": default_cache_dir().resolve()}
+    encoder, said = auto_encoder("mpnet", rt, work)
+    encoders = {"auto": encoder}
+    for variant in variants:
+        quantize, _, streams = variant.partition(":")
+        encoders[variant], line = auto_encoder("mpnet", rt, work, quantize=quantize)
+        said.append(line[-1])
+        if streams:
+            encoders[variant].bulk_streams = int(streams)
     model = plain_model()
-    encoder.encode(mine[:8])
+    for enc in encoders.values():
+        enc.encode(mine[:8])
     print(f"piece {k}/{parts}: {len(mine):,} of {len(texts):,} RT texts; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; {said[-1]}", flush=True)
-    row: dict = {"piece": k, "pieces": parts, "texts": len(mine), "of": len(texts), "load_before": _load()}
-    runs = (("plain", lambda: model.encode(mine)), ("auto", lambda: encoder.encode(mine)))
+          f"{torch.get_num_threads()} threads; " + "; ".join(said), flush=True)
+    row: dict = {"piece": k, "pieces": parts, "texts": len(mine), "of": len(texts), "load_before": _load(),
+                 "variants": variants}
+    runs = [("plain", lambda: model.encode(mine))] + [(name, lambda e=e: e.encode(mine)) for name, e in encoders.items()]
     for name, run in runs if k % 2 == 0 else runs[::-1]:
         wall, cpu = time.perf_counter(), time.process_time()
         run()
@@ -136,19 +147,24 @@ def embed_piece(n: int, piece: str, record: Path) -> None:
 
 
 def report(record: Path) -> None:
-    """The pieces in ``record`` summed: texts/s of each method and the ratio, by wall and CPU time."""
+    """The pieces in ``record`` summed: texts/s of each method and its ratio to plain, by wall and CPU time."""
     rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines() if line.strip()]
-    print("| piece | texts | plain wall s | default wall s | ratio | plain CPU s | default CPU s | load before, after plain, after default |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---|")
+    methods = ["auto", *rows[0].get("variants", [])]
+    print("| piece | texts | plain wall s | " + " | ".join(f"{m} wall s | ratio" for m in methods)
+          + " | load before, after each |")
+    print("|---:|---:|---:|" + "---:|---:|" * len(methods) + "---|")
     for r in rows:
-        print(f"| {r['piece']}/{r['pieces']} | {r['texts']:,} | {r['plain']['wall']:.1f} | {r['auto']['wall']:.1f} | "
-              f"{r['plain']['wall'] / r['auto']['wall']:.2f}x | {r['plain']['cpu']:.1f} | {r['auto']['cpu']:.1f} | "
-              f"{r['load_before'].split()[0]}, {r['plain']['load_after'].split()[0]}, {r['auto']['load_after'].split()[0]} |")
+        cells = " | ".join(f"{r[m]['wall']:.1f} | {r['plain']['wall'] / r[m]['wall']:.2f}x" for m in methods)
+        loads = ", ".join(r[m]["load_after"].split()[0] for m in ["plain", *methods])
+        print(f"| {r['piece']}/{r['pieces']} | {r['texts']:,} | {r['plain']['wall']:.1f} | {cells} | "
+              f"{r['load_before'].split()[0]}, {loads} |")
     n = sum(r["texts"] for r in rows)
-    pw, aw, pc, ac = (sum(r[m][t] for r in rows) for m, t in (("plain", "wall"), ("auto", "wall"),
-                                                               ("plain", "cpu"), ("auto", "cpu")))
-    print(f"| all | {n:,} | {pw:.1f} | {aw:.1f} | **{pw / aw:.2f}x** | {pc:.1f} | {ac:.1f} | |")
-    print(f"texts/s: plain {n / pw:.1f}, default {n / aw:.1f}; CPU-time ratio {pc / ac:.2f}x")
+    total = {m: (sum(r[m]["wall"] for r in rows), sum(r[m]["cpu"] for r in rows)) for m in ["plain", *methods]}
+    pw, pc = total["plain"]
+    cells = " | ".join(f"{total[m][0]:.1f} | **{pw / total[m][0]:.2f}x**" for m in methods)
+    print(f"| all | {n:,} | {pw:.1f} | {cells} | |")
+    print(f"texts/s: plain {n / pw:.1f}, " + ", ".join(f"{m} {n / total[m][0]:.1f} (CPU-time ratio "
+                                                      f"{pc / total[m][1]:.2f}x)" for m in methods))
 
 
 def lengths() -> None:
@@ -194,13 +210,15 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=400, help="Random RT texts for --embed (0: all 12,752).")
     parser.add_argument("--piece", help="K/N: run piece K of N of the texts (with --embed and --record).")
     parser.add_argument("--record", type=Path, help="JSON lines file the pieces append to.")
+    parser.add_argument("--variants", default="", help="With --piece: also mpnet's openvino export at these "
+                        "QUANTIZE[:STREAMS], comma-separated (e.g. int8,int8-static:1).")
     parser.add_argument("--report", type=Path, help="Sum the pieces of this record file.")
     parser.add_argument("--lengths", action="store_true")
     args = parser.parse_args()
     if args.embed and args.piece:
         if args.record is None:
             parser.error("--piece needs --record FILE")
-        embed_piece(args.texts, args.piece, args.record)
+        embed_piece(args.texts, args.piece, args.record, [v for v in args.variants.split(",") if v])
     elif args.embed:
         embed(args.texts)
     if args.report:

@@ -15,7 +15,7 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from pipeline.cli import main
 from pipeline.encoders import get_encoder
-from pipeline.encoders.long_text import LengthStats, Windowing, pool
+from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, pool
 from benchmarks.long_reviews import concatenate
 
 MAX_LENGTH = 24  # small, so six RT snippets overflow it many times over and encoding stays fast
@@ -52,6 +52,25 @@ def test_truncate_and_head_tail_keep_one_window():
     assert Windowing("truncate", 20).pieces(ids) == [ids[:20]]
     (head_tail,) = Windowing("head-tail", 20).pieces(ids)
     assert head_tail == ids[:5] + ids[85:]  # a quarter from the start, the rest from the end
+
+
+def test_batches_on_threads_give_the_same_vectors_in_the_same_order():
+    """``parallel`` batches at once (openvino's streams) change nothing but the speed, even when later
+    batches finish first."""
+    import time
+
+    rng = np.random.default_rng(0)
+    ids = [list(rng.integers(5, 999, size=n)) for n in rng.integers(1, 40, size=300)]
+    windowing = Windowing("chunk-mean", 16)
+
+    def forward(batch):
+        time.sleep(0.002 * (len(batch[-1]) % 3))  # out-of-order completion
+        return np.array([[len(p), sum(p), p[0]] for p in batch], dtype=np.float32)
+
+    done = []
+    one = encode_windows(ids, windowing, 8, 3, forward, False)
+    two = encode_windows(ids, windowing, 8, 3, forward, False, progress=done.append, parallel=2)
+    assert np.array_equal(one, two) and sum(done) == len(ids)
 
 
 def test_pool_is_a_token_weighted_mean_renormalised():

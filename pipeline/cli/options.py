@@ -243,8 +243,9 @@ def _backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--min-cosine", type=click.FloatRange(-1, 1), default=0.99, show_default=True,
                         help="Accuracy guard: refuse an onnx/openvino/int8 encoder whose median cosine to torch "
                              "fp32 on a sample of your texts is lower.")(func)
-    func = click.option("--quantize", type=click.Choice(["none", "int8"]), default=None,
-                        help="int8: quantized weights (backend onnx: dynamic int8; openvino: int8 weights); none: "
+    func = click.option("--quantize", type=click.Choice(["none", "int8", "int8-static"]), default=None,
+                        help="int8: quantized weights (backend onnx: dynamic int8; openvino: int8 weights); "
+                             "int8-static: openvino with int8 weights and activations (calibrated once); none: "
                              "fp32.  [default: as backend auto chooses]")(func)
     return click.option("--backend", type=click.Choice(["torch", "onnx", "openvino", "auto"]), default=None,
                         help="Transformers: torch (the exact torch vectors); onnx (onnxruntime) or openvino, exported "

@@ -19,7 +19,7 @@ strategy       what the model sees of a text longer than its window of ``W`` wor
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +113,8 @@ def pool(vectors: np.ndarray, owner: np.ndarray, weight: np.ndarray, n: int, nor
 def encode_windows(ids: list[list[int]], windowing: Windowing, batch_size: int, dim: int,
                    forward: Callable[[list[list[int]]], np.ndarray], normalize: bool,
                    progress: Callable[[int], None] | None = None,
-                   width: Callable[[int], int] | None = None, max_tokens: int | None = None) -> np.ndarray:
+                   width: Callable[[int], int] | None = None, max_tokens: int | None = None,
+                   parallel: int = 1) -> np.ndarray:
     """Vectors of texts given as content ids: cut into model inputs, encoded longest first, pooled per text.
 
     ``forward(batch)`` turns a list of model inputs (content ids, without special tokens) into float32
@@ -122,19 +123,39 @@ def encode_windows(ids: list[list[int]], windowing: Windowing, batch_size: int, 
     inputs of one width, and ``forward`` pads it to that width: each input is then computed at a shape
     its own length decides, not the texts encoded with it (see :data:`WIDTH_STEP`). With ``max_tokens``, a
     batch also stops before its padded size (inputs times the longest) would pass it: long inputs go in
-    smaller batches.
+    smaller batches. With ``parallel`` above 1, that many batches run at once on threads (``forward`` must
+    then be thread-safe); the batches and so the vectors are the same.
     """
     pieces, owner, weight = windowing.split(ids)
     left = np.bincount(owner, minlength=len(ids))  # model inputs still to encode, per text
     order = np.argsort(-weight, kind="stable")
     out = np.empty((len(pieces), dim), dtype=np.float32)
-    for idx in _batches(order, [len(p) for p in pieces], batch_size, width, max_tokens):
-        out[idx] = forward([pieces[i] for i in idx])
+    batches = _batches(order, [len(p) for p in pieces], batch_size, width, max_tokens)
+    for idx, vectors in _run(batches, lambda idx: forward([pieces[i] for i in idx]), parallel):
+        out[idx] = vectors
         if progress is not None:
             before = int((left == 0).sum())
             np.subtract.at(left, owner[idx], 1)
             progress(int((left == 0).sum()) - before)
     return pool(out, owner, weight, len(ids), normalize)
+
+
+def _run(batches: list[np.ndarray], forward: Callable[[np.ndarray], np.ndarray],
+         parallel: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(batch, forward(batch))`` in order, computed ``parallel`` at a time on threads (1: in this thread)."""
+    if parallel <= 1 or len(batches) < 2:
+        yield from ((idx, forward(idx)) for idx in batches)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(parallel) as pool:
+        pending = deque(pool.submit(forward, idx) for idx in batches[:parallel])
+        for k, idx in enumerate(batches):
+            vectors = pending.popleft().result()
+            if k + parallel < len(batches):  # keep ``parallel`` batches in flight, and no more in memory
+                pending.append(pool.submit(forward, batches[k + parallel]))
+            yield idx, vectors
 
 
 def _batches(order: np.ndarray, lengths: list[int], batch_size: int,

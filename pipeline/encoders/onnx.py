@@ -7,7 +7,11 @@
                             transformer optimizer (fused attention, layer norm, GELU), fp32
 ``onnx`` / ``int8``         the same, then onnxruntime dynamic int8 quantization (QInt8 weights, per channel)
 ``openvino`` / ``none``     the ONNX export converted to OpenVINO IR, run at f32 inference precision
-``openvino`` / ``int8``     that IR with int8 weights (NNCF weight compression: data-free, deterministic)
+``openvino`` / ``int8``     that IR with int8 weights (NNCF weight compression: data-free, deterministic);
+                            activations stay f32, so the matrix products run in f32
+``openvino`` /              that IR with int8 weights and int8 activations (NNCF static post-training
+``int8-static``             quantization with SmoothQuant, scales calibrated once on RT pool texts, see
+                            :mod:`.calibration`): the matrix products run on the CPU's int8 units
 =========================  =================================================================================
 
 The export is made once per (model, backend, quantize, runtime version) under
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -45,7 +50,7 @@ from pipeline.encoders.base import Encoder
 from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, length_stats, resolve_strategy
 
 BACKENDS = ("torch", "onnx", "openvino")
-QUANTIZE = ("none", "int8")
+QUANTIZE = ("none", "int8", "int8-static")
 RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}
 EXTRAS = {"onnx": "onnx", "openvino": "openvino"}
 EXPORT_VERSION = 1  # bump when a change here changes what an export holds
@@ -55,6 +60,11 @@ META = "meta.json"
 TOKENIZER = "tokenizer.json"
 COMPILED_CACHE = ".compiled"  # openvino: the runtime's cache of compiled models, kept beside the IR
 DEFAULT_BATCH_SIZE = 64  # length-sorted; onnxruntime on 2 cores was no faster with 128
+# openvino: a call of more than BULK_BATCHES batches (embed, fit, compare) runs on STREAMS streams, two batches
+# at once, under the THROUGHPUT hint; smaller calls (predict, serve's micro-batches) on one LATENCY request,
+# which spreads one batch over every core. The hidden states are the same bit for bit either way.
+BULK_BATCHES = 4
+STREAMS = 2
 log = logging.getLogger(__name__)
 
 
@@ -67,6 +77,9 @@ def check_backend(backend: str, quantize: str) -> None:
     if backend == "torch" and quantize != "none":
         raise OptionError("quantize=int8 needs backend onnx or openvino (torch's own dynamic int8 keeps cosine "
                          "only ~0.92 to fp32 on MiniLM); e.g. --backend onnx --quantize int8.")
+    if quantize == "int8-static" and backend != "openvino":
+        raise OptionError("quantize=int8-static (int8 activations, calibrated) runs on backend openvino only; "
+                          "e.g. --backend openvino --quantize int8-static, or --quantize int8 for int8 weights.")
 
 
 def runtime_version(backend: str) -> str:
@@ -86,6 +99,7 @@ class ExportedEncoder(Encoder):
     """
 
     max_batch_tokens: int | None = None  # padded word pieces a batch stops at (None: batch_size alone)
+    bulk_streams: int = STREAMS  # openvino streams of a call of more than BULK_BATCHES batches (1: one request)
 
     def __init__(self, spec: str, model_dir: Path, identity: str, *, backend: str, quantize: str = "none",
                  work_dir: Path, max_length: int | None = None, pooling: str | None = None,
@@ -117,6 +131,7 @@ class ExportedEncoder(Encoder):
         self.windowing = Windowing(resolve_strategy(long_text),
                                    self.max_length - len(self._specials[0]) - len(self._specials[1]))
         self._session: Any = None
+        self._bulk_session: Any = None
         self._tokenizer: Any = None
 
     # ------------------------------------------------------------------------------------ contract
@@ -154,14 +169,16 @@ class ExportedEncoder(Encoder):
     def _encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         ids = self._content_ids(texts)
         self.last_stats = {"truncated": sum(len(x) > self.windowing.window for x in ids)}
-        run = self._runner()
+        bulk = self.backend == "openvino" and len(ids) > BULK_BATCHES * self.batch_size
+        streams = self.bulk_streams if bulk else 1
+        run = self._runner(streams)
 
         def forward(batch: list[list[int]]) -> np.ndarray:
             input_ids, mask = self._features(batch)
             return self._pool_batch(run(input_ids, mask), mask)
 
         return encode_windows(ids, self.windowing, self.batch_size, self.dim, forward, self.normalize, progress,
-                              max_tokens=self.max_batch_tokens)
+                              max_tokens=self.max_batch_tokens, parallel=streams)
 
     def length_stats(self, texts: Iterable[str]) -> LengthStats:
         """How many ``texts`` exceed the max length and what share of their word pieces is seen."""
@@ -204,16 +221,21 @@ class ExportedEncoder(Encoder):
             self._tokenizer = tok
         return self._tokenizer
 
-    def _runner(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """``run(input_ids, attention_mask) -> last hidden state``, loading the session on first use."""
+    def _runner(self, streams: int = 1) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``run(input_ids, attention_mask) -> last hidden state`` on one request, or thread-safe over
+        ``streams`` streams, loading the session on first use."""
+        own = self.export_dir.parent == self.model_dir / EXPORTS_DIR  # a bundle's: never written to
+        if streams > 1:
+            if self._bulk_session is None:
+                self._bulk_session = load_session(self.export_dir, self.backend, compiled=not own, streams=streams)
+            return self._bulk_session
         if self._session is None:
-            own = self.export_dir.parent == self.model_dir / EXPORTS_DIR  # a bundle's: never written to
             self._session = load_session(self.export_dir, self.backend, compiled=not own)
         return self._session
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_session"] = state["_tokenizer"] = None
+        state["_session"] = state["_bulk_session"] = state["_tokenizer"] = None
         return state
 
 
@@ -289,7 +311,7 @@ def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, h
             if backend == "onnx" and quantize == "int8":
                 _quantize_onnx(tmp)  # by the optimizer's onnxruntime, already in meta["versions"]
             if backend == "openvino":
-                meta["versions"]["openvino"] = _to_openvino(tmp, quantize)
+                meta["versions"]["openvino"] = _to_openvino(tmp, quantize, meta)
         meta.update(identity=identity, backend=backend, quantize=quantize, export_version=EXPORT_VERSION,
                     seconds=round(time.perf_counter() - start, 1), probes=[])
         write_json(tmp / META, meta)
@@ -383,8 +405,9 @@ def _quantize_onnx(out: Path) -> None:
     os.replace(out / "model.int8.onnx", out / "model.onnx")
 
 
-def _to_openvino(out: Path, quantize: str) -> str:
-    """Convert ``model.onnx`` to OpenVINO IR (``model.xml``/``.bin``), int8 weights for ``int8``; drop the ONNX."""
+def _to_openvino(out: Path, quantize: str, meta: dict[str, Any]) -> str:
+    """Convert ``model.onnx`` to OpenVINO IR (``model.xml``/``.bin``), int8 weights for ``int8``, int8 weights
+    and activations for ``int8-static`` (its calibration set recorded in ``meta``); drop the ONNX."""
     import openvino as ov
 
     model = ov.convert_model(str(out / "model.onnx"))
@@ -395,17 +418,34 @@ def _to_openvino(out: Path, quantize: str) -> str:
         nncf.set_log_level(logging.ERROR)  # its per-layer bit-width table
         model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
         tools += f",nncf=={version('nncf')}"
+    if quantize == "int8-static":
+        import nncf
+
+        from pipeline.encoders.calibration import calibration_inputs, calibration_texts
+
+        nncf.set_log_level(logging.ERROR)
+        texts, record = calibration_texts()
+        items = calibration_inputs(out / TOKENIZER, meta, texts)
+        # TRANSFORMER: SmoothQuant before quantizing (without it the median cosine to fp32 fell to 0.77 on mpnet);
+        # MIXED: symmetric weights, asymmetric activations
+        with contextlib.redirect_stdout(io.StringIO()):  # its progress bars
+            model = nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
+                                  preset=nncf.QuantizationPreset.MIXED, subset_size=len(items))
+        meta["calibration"] = record
+        tools += f",nncf=={version('nncf')},calibration={record['sha256']}"
     ov.save_model(model, str(out / "model.xml"), compress_to_fp16=False)
     (out / "model.onnx").unlink()
     return tools
 
 
-def load_session(export_dir: Path, backend: str,
-                 compiled: bool = False) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def load_session(export_dir: Path, backend: str, compiled: bool = False,
+                 streams: int = 1) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A function running the export: ``(input_ids, attention_mask) -> last_hidden_state``.
 
     ``compiled``: openvino keeps its compiled model under ``export_dir/.compiled`` (exports in the cache;
-    a bundle's own export is left as it was signed)."""
+    a bundle's own export is left as it was signed). ``streams`` above 1 (openvino): compiled for
+    throughput with that many streams and requests; the function is then safe to call from that many
+    threads at once."""
     if backend == "onnx":
         import onnxruntime as ort
 
@@ -420,10 +460,25 @@ def load_session(export_dir: Path, backend: str,
         with contextlib.suppress(OSError):  # read-only: compile each time
             (export_dir / COMPILED_CACHE).mkdir(exist_ok=True)
             core.set_property({"CACHE_DIR": str(export_dir / COMPILED_CACHE)})
-    model = core.compile_model(str(export_dir / "model.xml"), "CPU",
-                               {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
-    request = model.create_infer_request()
-    return lambda ids, mask: request.infer({"input_ids": ids, "attention_mask": mask})[0].copy()
+    hint = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": str(streams)} if streams > 1 else {"PERFORMANCE_HINT": "LATENCY"}
+    model = core.compile_model(str(export_dir / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32", **hint})
+    if streams <= 1:
+        request = model.create_infer_request()
+        return lambda ids, mask: request.infer({"input_ids": ids, "attention_mask": mask})[0].copy()
+    import queue
+
+    idle: queue.Queue[Any] = queue.Queue()
+    for _ in range(streams):
+        idle.put(model.create_infer_request())
+
+    def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        request = idle.get()
+        try:
+            return request.infer({"input_ids": ids, "attention_mask": mask})[0].copy()
+        finally:
+            idle.put(request)
+
+    return run
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -113,7 +113,8 @@ LONG = Option("long_text", _choice("auto", "truncate", "head-tail", "chunk-mean"
 MAX_LENGTH = Option("max_length", _int_at_least(2), "tokens per model input")
 PRECISION = Option("precision", _choice("auto", "fp32", "fp16", "bf16"), "autocast precision")
 BACKEND = Option("backend", _choice("torch", "onnx", "openvino"), "inference runtime (see pipeline.encoders.onnx)")
-QUANTIZE = Option("quantize", _choice("none", "int8"), "int8 weights, with backend onnx or openvino")
+QUANTIZE = Option("quantize", _choice("none", "int8", "int8-static"),
+                  "int8 weights (backend onnx or openvino), or int8 weights and activations (openvino)")
 TRANSFORMER_OPTIONS = {"long": LONG, "max_length": MAX_LENGTH, "precision": PRECISION, "backend": BACKEND,
                        "quantize": QUANTIZE}
 # sentence-transformers models (mean-pooled) also take ``layers``: the mean of those layers' hidden states,
