@@ -30,7 +30,7 @@ def test_a_command_chooses_the_backend_under_auto_or_an_asked_export():
 
 
 def test_int8_is_tried_unasked_only_where_its_accuracy_was_measured():
-    assert candidates("mpnet") == [("openvino", "int8"), ("openvino", "none"), ("onnx", "none")]
+    assert candidates("mpnet") == [("openvino", "int8-static"), ("openvino", "int8"), ("openvino", "none"), ("onnx", "none")]
     assert ("minilm", "openvino") in INT8_CLEARED and ("minilm", "onnx") not in INT8_CLEARED
     assert candidates("st:/models/mine") == [("openvino", "none"), ("onnx", "none")]  # no measured int8: fp32 only
     assert candidates("minilm+st:/models/mine") == [("openvino", "none"), ("onnx", "none")]

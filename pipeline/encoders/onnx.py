@@ -74,12 +74,12 @@ def check_backend(backend: str, quantize: str) -> None:
         raise OptionError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)} (or auto).")
     if quantize not in QUANTIZE:
         raise OptionError(f"unknown quantize {quantize!r}; use one of {', '.join(QUANTIZE)}.")
-    if backend == "torch" and quantize != "none":
-        raise OptionError("quantize=int8 needs backend onnx or openvino (torch's own dynamic int8 keeps cosine "
-                         "only ~0.92 to fp32 on MiniLM); e.g. --backend onnx --quantize int8.")
     if quantize == "int8-static" and backend != "openvino":
         raise OptionError("quantize=int8-static (int8 activations, calibrated) runs on backend openvino only; "
                           "e.g. --backend openvino --quantize int8-static, or --quantize int8 for int8 weights.")
+    if backend == "torch" and quantize != "none":
+        raise OptionError("quantize=int8 needs backend onnx or openvino (torch's own dynamic int8 keeps cosine "
+                         "only ~0.92 to fp32 on MiniLM); e.g. --backend onnx --quantize int8.")
 
 
 def runtime_version(backend: str) -> str:
