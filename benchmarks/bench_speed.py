@@ -15,9 +15,12 @@
    On all 12,752 texts (``--texts 0``) the plain encode takes many minutes; ``--piece K/N --record FILE``
    runs piece K of N (a seeded random split of the texts): each method once on that piece, in
    alternating order (plain first on even K), both loaded and warmed up first, appending wall, CPU and
-   load to FILE; ``--report FILE`` sums the pieces into one ratio.
+   load to FILE; ``--report FILE`` sums the pieces into one ratio. ``--variants int8,int8-static:1`` adds
+   mpnet's OpenVINO export at other precisions (``:1``: bulk calls on one stream instead of two) to each
+   piece, each timed beside plain fp32 in the same process.
 Run:  REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --embed [--texts 400]
       REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --embed --texts 0 --piece 0/4 --record r.jsonl
+      REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --embed --texts 0 --piece 0/3 --variants int8,int8-static:1 --record r.jsonl
       python benchmarks/bench_speed.py --report r.jsonl
       REVIEW_TRANSFER_CACHE=/work/shared-cache python benchmarks/bench_speed.py --lengths
 """
