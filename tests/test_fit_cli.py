@@ -216,23 +216,24 @@ def test_predict_refuses_a_tampered_bundle_cleanly(fitted_dir, tmp_path):
 @pytest.mark.slow
 def test_fit_without_encoder_uses_the_default_mpnet(rt, tmp_path, monkeypatch):
     """No --encoder: all-mpnet-base-v2 (the real model, 40 labels of 160 RT rows), the most accurate packaged
-    encoder, under backend auto: its static int8 export (calibrated here on 16 texts instead of 300, to keep
-    the test short), made once into the cache, probed against torch fp32 on the 160 texts, recorded in the
-    bundle and reused by ``predict``."""
+    encoder, under backend auto: exported once into the cache, probed against torch fp32 on the 160 texts,
+    recorded in the bundle and reused by ``predict``. auto's first choice for mpnet, the static int8 export,
+    spends about 50 s in NNCF's calibration, so it is left out here (the next choice, int8 weights, runs);
+    the static export itself is made and checked on MiniLM in tests/test_openvino.py."""
     from pipeline.encoders import onnx as exported
 
-    monkeypatch.setattr("pipeline.encoders.calibration.CALIBRATION_TEXTS", 16)
+    monkeypatch.setattr("pipeline.encoders.auto.STATIC_CLEARED", frozenset())
     rows = np.sort(np.random.default_rng(0).choice(len(rt), 160, replace=False))
     small = write_reviews_csv(tmp_path / "reviews.csv", rt, rows)
     res = invoke("fit", small, "--group-col", "movie", "--budget", "40", "--cache-dir", tmp_path / "cache",
                  "--out", tmp_path / "m")
     assert res.exit_code == 0, res.output
-    assert "mpnet: backend auto runs openvino int8-static: median cosine" in res.output
+    assert "mpnet: backend auto runs openvino int8: median cosine" in res.output
     path = next((tmp_path / "m").iterdir())
     bundle = Bundle.load(path)
     assert parse_spec(bundle.manifest["encoder"]["spec"]).name == DEFAULT_ENCODER == "mpnet"
     assert (bundle.manifest["encoder"]["options"]["backend"], bundle.manifest["encoder"]["options"]["quantize"]) == \
-        ("openvino", "int8-static")
+        ("openvino", "int8")
     assert bundle.estimator.n_features_in_ == 768
     assert bundle.manifest["metrics"]["test"]["accuracy"] > 0.6  # mpnet scores about 0.8 on RT at 40 labels
 

@@ -1,4 +1,4 @@
-"""The OpenVINO backend (fp32 IR and NNCF int8 weights) on real MiniLM and RT texts.
+"""The OpenVINO backend (fp32 IR, NNCF int8 weights, NNCF static int8) on real MiniLM and RT texts.
 
 One export of each is made for the module from the packaged weights (about 30 s on 2 cores). Skipped
 where the ``[openvino]`` extra is not installed.
@@ -57,3 +57,23 @@ def test_openvino_int8_is_a_different_store_and_passes_the_guard(cache_dir, text
     result = guard(int8, texts, min_median=0.98)
     assert 0.98 <= result.median < 1.0  # int8 weights move the vectors a little, not much
     assert cosines(int8.encode(texts), torch_vectors).min() > 0.95
+
+
+def test_static_int8_is_calibrated_once_on_pool_texts_and_reused(cache_dir, texts, torch_vectors, monkeypatch):
+    """``quantize=int8-static``: int8 activations too, calibrated on RT pool texts (64 here instead of 300, to
+    keep the test short); its own store, its calibration in the fingerprint, reused without exporting again."""
+    monkeypatch.setattr("pipeline.encoders.calibration.CALIBRATION_TEXTS", 64)
+    static = get_encoder("minilm", backend="openvino", quantize="int8-static", work_dir=cache_dir)
+    assert static.meta["calibration"]["texts"] == 64 and static.meta["calibration"]["source"] == "rt pool"
+    assert static.meta["calibration"]["sha256"] in static.fingerprint_params()["export"]["openvino"]
+    int8 = get_encoder("minilm", backend="openvino", quantize="int8", work_dir=cache_dir)
+    assert static.fingerprint != int8.fingerprint
+    got = static.encode(texts)
+    assert np.median(cosines(got, torch_vectors)) > 0.9  # SmoothQuant on: without it mpnet fell to 0.77
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(exported, "make_export", no_export)
+    again = get_encoder("minilm", backend="openvino", quantize="int8-static", work_dir=cache_dir)
+    assert again.fingerprint == static.fingerprint and np.array_equal(again.encode(texts), got)

@@ -20,6 +20,11 @@ CALIBRATION_SEED = 0
 CALIBRATION_BATCH = 8
 
 
+def recipe() -> dict[str, Any]:
+    """How the calibration set is drawn and batched (part of the export's cache key)."""
+    return {"source": "rt pool", "texts": CALIBRATION_TEXTS, "seed": CALIBRATION_SEED, "batch": CALIBRATION_BATCH}
+
+
 def calibration_texts() -> tuple[list[str], dict[str, Any]]:
     """``(texts, record)``: the calibration texts and what identifies them (source, count, seed, sha256)."""
     from pipeline.data.dataset import load, split

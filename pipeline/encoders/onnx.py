@@ -241,9 +241,15 @@ class ExportedEncoder(Encoder):
 
 # ---------------------------------------------------------------------------------------------- export
 def export_key(identity: str, backend: str, quantize: str, runtime: str, hf: bool) -> str:
-    """Directory name of an export: hash of model identity, backend, quantize, runtime and export code."""
-    blob = json.dumps({"model": identity, "backend": backend, "quantize": quantize, "runtime": runtime,
-                       "export_version": EXPORT_VERSION, "hf": hf}, sort_keys=True).encode()
+    """Directory name of an export: hash of model identity, backend, quantize, runtime and export code (and,
+    for ``int8-static``, how its calibration set is drawn)."""
+    recipe = {"model": identity, "backend": backend, "quantize": quantize, "runtime": runtime,
+              "export_version": EXPORT_VERSION, "hf": hf}
+    if quantize == "int8-static":
+        from pipeline.encoders.calibration import recipe as calibration
+
+        recipe["calibration"] = calibration()
+    blob = json.dumps(recipe, sort_keys=True).encode()
     return f"{backend}-{quantize}-{hashlib.sha256(blob).hexdigest()[:16]}"
 
 
