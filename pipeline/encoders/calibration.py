@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.encoders.inputs import model_inputs
+
 CALIBRATION_TEXTS = 300
 CALIBRATION_SEED = 0
 CALIBRATION_BATCH = 8
@@ -45,17 +47,11 @@ def calibration_inputs(tokenizer_file: Path, meta: dict[str, Any], texts: list[s
     tok = Tokenizer.from_file(str(tokenizer_file))
     tok.no_truncation()
     tok.no_padding()
-    prefix, suffix = (list(s) for s in meta["specials"])
+    prefix, suffix = meta["specials"]
     window = int(meta["max_length"]) - len(prefix) - len(suffix)
-    rows = [prefix + e.ids[:window] + suffix for e in tok.encode_batch(texts, add_special_tokens=False)]
+    rows = [e.ids[:window] for e in tok.encode_batch(texts, add_special_tokens=False)]
     out = []
     for start in range(0, len(rows), batch):
-        part = rows[start : start + batch]
-        width = max(map(len, part))
-        ids = np.full((len(part), width), int(meta["pad_id"]), dtype=np.int64)
-        mask = np.zeros((len(part), width), dtype=np.int64)
-        for i, row in enumerate(part):
-            ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1
+        ids, mask = model_inputs(rows[start : start + batch], meta["specials"], int(meta["pad_id"]))
         out.append({"input_ids": ids, "attention_mask": mask})
     return out

@@ -47,6 +47,7 @@ import numpy as np
 
 from pipeline import MissingExtraError, OptionError, ReviewTransferError
 from pipeline.encoders.base import Encoder
+from pipeline.encoders.inputs import model_inputs
 from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, length_stats, resolve_strategy
 
 BACKENDS = ("torch", "onnx", "openvino")
@@ -174,7 +175,7 @@ class ExportedEncoder(Encoder):
         run = self._runner(streams)
 
         def forward(batch: list[list[int]]) -> np.ndarray:
-            input_ids, mask = self._features(batch)
+            input_ids, mask = model_inputs(batch, self._specials, int(self.meta["pad_id"]))
             return self._pool_batch(run(input_ids, mask), mask)
 
         return encode_windows(ids, self.windowing, self.batch_size, self.dim, forward, self.normalize, progress,
@@ -187,17 +188,6 @@ class ExportedEncoder(Encoder):
     def _content_ids(self, texts: list[str]) -> list[list[int]]:
         tok = self._load_tokenizer()
         return [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
-
-    def _features(self, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        prefix, suffix = self._specials
-        rows = [prefix + p + suffix for p in batch]
-        width = max(map(len, rows))
-        input_ids = np.full((len(rows), width), int(self.meta["pad_id"]), dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1
-        return input_ids, mask
 
     def _pool_batch(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Sentence vectors of one batch: mean over real tokens (or [CLS]), then unit length if the model does."""
