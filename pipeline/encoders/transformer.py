@@ -217,9 +217,7 @@ class SentenceTransformerEncoder(TransformerEncoder):
                                                 attention_mask=features["attention_mask"],
                                                 output_hidden_states=True).hidden_states
         first, last = self.layers
-        states = torch.stack(hidden[first:last + 1]).mean(dim=0)
-        mask = features["attention_mask"].unsqueeze(-1).to(states.dtype)
-        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        pooled = mean_pool(torch.stack(hidden[first:last + 1]).mean(dim=0), features["attention_mask"])
         return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
 
@@ -245,8 +243,13 @@ class HFEncoder(TransformerEncoder):
         hidden = self._model(**features).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
-        mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        return mean_pool(hidden, features["attention_mask"])
+
+
+def mean_pool(hidden: Any, attention_mask: Any) -> Any:
+    """The mean of each text's hidden states over its real tokens (torch tensors: batch x tokens x dim)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
 
 def weights_kwargs(model_dir: Path) -> dict[str, Any]:
