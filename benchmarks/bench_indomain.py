@@ -12,12 +12,15 @@ part is drawn (as ``compare`` draws it) and every method fits on it, paired:
   ``--max-unlabelled`` of the training part's other texts, the student refits (``fit --self-train``; default
   fraction 0.5, one round); ``self-train`` is ``st:mpnet``.
 
-Prints mean accuracy on the validation part (± sd over seeds), the paired gain over ``mpnet`` (± SE), and the
-CPU seconds per cell (``time.process_time`` of the fit, vectors already cached; 1 BLAS thread). Encoder names:
-``mpnet`` (fp32), ``minilm``, ``glove``, ``e5`` (multilingual) and ``layers`` (``mpnet[layers=9-12]``).
+Prints mean accuracy on the validation part (± sd over seeds), the paired gain over ``--base`` (default
+``mpnet``, ± SE), and the CPU seconds per cell (``time.process_time`` of the fit, vectors already cached; 1 BLAS
+thread). ``--targets`` (e.g. ``uci-amazon-val,uci-yelp-val``, :mod:`benchmarks.targets`) scores the same heads on
+those shifted sets too, one line each. Encoder names: ``mpnet`` (fp32), ``minilm``, ``glove``, ``e5``
+(multilingual), ``layers`` (``mpnet[layers=9-12]``, torch), ``static`` (mpnet's static int8 export, what
+``backend auto`` runs) and ``layers-static`` (the static int8 export of ``mpnet[layers=9-12]``).
 
     REVIEW_TRANSFER_CACHE=... PYTHONPATH=. python benchmarks/bench_indomain.py [--budgets 16,...,1000,all]
-        [--seeds 5] [--methods mpnet,mpnet+minilm,ens:mpnet,minilm,self-train]
+        [--seeds 5] [--methods mpnet,mpnet+minilm,ens:mpnet,minilm,self-train] [--base mpnet] [--targets ...]
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import time
 
 import numpy as np
 
+from benchmarks.targets import load_target
 from pipeline.data.dataset import budget_indices, load, split, validation_split
 from pipeline.encoders import get_encoder
 from pipeline.heads.prompts import DEFAULT as PROMPTS
@@ -38,7 +42,8 @@ from pipeline.store.cache import EmbeddingCache, default_cache_dir
 from pipeline.unlabelled.self_train import SelfTrainSettings, self_train_head
 
 SHORT = {"mpnet": "mpnet[precision=fp32]", "minilm": "minilm", "glove": "glove-6b-50d", "e5": "e5-small-multilingual",
-         "layers": "mpnet[layers=9-12]"}
+         "layers": "mpnet[layers=9-12]", "static": "mpnet[backend=openvino,quantize=int8-static]",
+         "layers-static": "mpnet[layers=9-12,backend=openvino,quantize=int8-static]"}
 
 
 def vectors(cache: EmbeddingCache, names: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -85,14 +90,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--methods", default="mpnet;mpnet+minilm;mpnet+minilm+glove;ens:mpnet,minilm;self-train")
     parser.add_argument("--max-unlabelled", type=int, default=4000, help="self-training's unlabelled texts (seeded)")
+    parser.add_argument("--base", default="mpnet", help="the method gains are paired against")
+    parser.add_argument("--targets", default="", help="shifted sets scored too (benchmarks.targets names)")
     args = parser.parse_args()
     t0 = time.time()
     cache = EmbeddingCache(default_cache_dir(), progress=False)
     pool, _ = split(load("rt"))
     tr, va = validation_split(pool)
+    sets = {"val": va, **{name: load_target(name) for name in filter(None, args.targets.split(","))}}
+    scored = [t for ds in sets.values() for t in ds.texts]  # every scored text, after the training part's
     methods = args.methods.split(";")
     need = {n for m in methods for n in m.replace("ens:", "").replace("st:", "").split(":")[0].replace(",", "+").split("+") if n in SHORT} | {"mpnet"}
-    V = {n: vectors(cache, [n], tr.texts + va.texts) for n in need}
+    V = {n: vectors(cache, [n], tr.texts + scored) for n in need}
     ntr = len(tr)
     print(f"RT pool: train part {ntr} texts, validation part {len(va)} ({va.labels.mean():.1%} positive); "
           f"load {os.getloadavg()[0]:.1f}; commit "
@@ -101,7 +110,7 @@ def main() -> None:
     def concat(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if len(names) == 1:
             return V[names[0]]
-        return vectors(cache, names, tr.texts + va.texts)
+        return vectors(cache, names, tr.texts + scored)
 
     rows: dict[tuple[str, str], list[tuple[float, float]]] = {}
     methods = ["st:mpnet" if m == "self-train" else m for m in methods]
@@ -132,8 +141,15 @@ def main() -> None:
                 else:
                     X, u = built[m]
                     pred = fit_head("logreg", X[idx], y, groups=groups, seed=seed, prompt_direction=u).estimator.predict(X[ntr:])
-                rows.setdefault((b, m), []).append((100 * float((pred == va.labels).mean()), time.process_time() - c0))
-        report_budget(rows, b, methods, "mpnet")
+                cpu, start = time.process_time() - c0, 0
+                for name, ds in sets.items():
+                    hit = pred[start:start + len(ds)] == ds.labels
+                    start += len(ds)
+                    key = m if name == "val" else f"{m} @{name}"
+                    rows.setdefault((b, key), []).append((100 * float(hit.mean()), cpu))
+        report_budget(rows, b, methods, args.base)
+        for name in list(sets)[1:]:
+            report_budget(rows, b, [f"{m} @{name}" for m in methods], f"{args.base} @{name}")
     print(f"{time.time() - t0:.0f} s wall; load {os.getloadavg()[0]:.1f}")
 
 

@@ -291,7 +291,9 @@ def test_layers_pool_the_mean_of_hidden_layers(minilm, rt_texts):
     import torch
 
     from pipeline import OptionError
+    from pipeline.encoders import onnx as exported
     from pipeline.encoders.auto import wants_auto
+    from pipeline.encoders.transformer import mean_pool
 
     texts, close = rt_texts[:24], (0.999 if minilm.precision != "fp32" else 0.99999)
     assert "layers" not in minilm.full_params()  # the plain spec keeps the fingerprint caches hold
@@ -307,11 +309,16 @@ def test_layers_pool_the_mean_of_hidden_layers(minilm, rt_texts):
         ref = ((torch.stack(hidden[4:7]).mean(0) * mask).sum(1) / mask.sum(1)).numpy()
     assert v.shape == (24, 384) and _cos(v, ref).min() > 0.99999
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
-    assert _cos(v, plain).mean() < 0.99 and not wants_auto("minilm[layers=4-6]", None, None)
+    assert _cos(v, plain).mean() < 0.99 and wants_auto("minilm[layers=4-6]", None, None)
     with pytest.raises(OptionError, match="layers 4-7 go past the model's 6 layers; use layers within 1-6"):
         get_encoder("minilm[layers=4-7]", precision="fp32")
-    with pytest.raises(OptionError, match="only backend torch returns; drop backend=onnx"):
-        get_encoder("minilm[layers=4-6,backend=onnx]")
+    # what an onnx/openvino export traces returns the same layer mean, pooled as the export pools; its own key
+    graph = exported.export_graph(minilm._model.transformers_model, (4, 6))
+    with torch.inference_mode():
+        traced = mean_pool(graph(batch["input_ids"], batch["attention_mask"]), batch["attention_mask"]).numpy()
+    assert _cos(traced, v).min() > 0.99999
+    key = ("model", "openvino", "int8-static", "openvino==1", False)
+    assert exported.export_key(*key, None) == exported.export_key(*key) != exported.export_key(*key, (4, 6))
 
 
 def test_hf_mean_pooling_agrees_with_sentence_transformers(minilm, rt_texts):

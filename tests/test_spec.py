@@ -49,11 +49,11 @@ def test_bad_specs_are_clear_errors(text, message):
         parse_spec(text)
 
 
-def test_layers_parse_to_a_range_and_leave_backends_to_torch():
+def test_layers_parse_to_a_range_and_take_every_backend():
     spec = parse_spec("mpnet[layers=9-12]")
     assert spec.kwargs == {"layers": "9-12"} and str(spec) == "mpnet[layers=9-12]" and parse_spec(str(spec)) == spec
     assert parse_spec("minilm[layers=6]").kwargs == {"layers": "6-6"}
-    assert parse_spec("mpnet").has_exports and not spec.has_exports  # backend auto does not export it
+    assert parse_spec("mpnet").has_exports and spec.has_exports  # its exports return the layer mean
     assert str(parse_spec("mpnet[layers=9-12]+minilm")) == "mpnet[layers=9-12]+minilm"
     from pipeline.finetune.body import finetunable
 

@@ -100,6 +100,7 @@ class ExportedEncoder(Encoder):
     """
 
     max_batch_tokens: int | None = None  # padded word pieces a batch stops at (None: batch_size alone)
+    layers: tuple[int, int] | None = None  # hidden layers whose mean the graph returns (None: the last layer)
     bulk_streams: int = STREAMS  # openvino streams of a call of more than BULK_BATCHES batches (1: one request)
 
     def __init__(self, spec: str, model_dir: Path, identity: str, *, backend: str, quantize: str = "none",
@@ -147,6 +148,7 @@ class ExportedEncoder(Encoder):
             "runtime": self.runtime,
             "export": self.meta["versions"],
             "long_text": self.windowing.params(),
+            **({"layers": list(self.layers)} if self.layers else {}),  # unset: the fingerprint stores already hold
         }
 
     def describe(self) -> str:
@@ -229,12 +231,27 @@ class ExportedEncoder(Encoder):
         return state
 
 
+class LayerMeanExport(ExportedEncoder):
+    """An export whose graph returns the mean of hidden layers A..B's states (``layers="A-B"``, a mean-pooled
+    sentence-transformers model), pooled and normalised as the last layer's: the vectors of
+    :class:`~pipeline.encoders.transformer.SentenceTransformerEncoder` with the same ``layers``. Its own export
+    directory, probe and fingerprint (``layers`` in both)."""
+
+    def __init__(self, spec: str, model_dir: Path, identity: str, *, layers: str, **options: Any) -> None:
+        first, _, last = layers.partition("-")  # "A-B", checked by the spec's option table
+        self.layers = (int(first), int(last or first))
+        super().__init__(spec, model_dir, identity, **options)
+
+
 # ---------------------------------------------------------------------------------------------- export
-def export_key(identity: str, backend: str, quantize: str, runtime: str, hf: bool) -> str:
+def export_key(identity: str, backend: str, quantize: str, runtime: str, hf: bool,
+               layers: tuple[int, int] | None = None) -> str:
     """Directory name of an export: hash of model identity, backend, quantize, runtime and export code (and,
-    for ``int8-static``, how its calibration set is drawn)."""
-    recipe = {"model": identity, "backend": backend, "quantize": quantize, "runtime": runtime,
-              "export_version": EXPORT_VERSION, "hf": hf}
+    for ``int8-static``, how its calibration set is drawn; for ``layers``, the hidden layers averaged)."""
+    recipe: dict[str, Any] = {"model": identity, "backend": backend, "quantize": quantize, "runtime": runtime,
+                              "export_version": EXPORT_VERSION, "hf": hf}
+    if layers:  # unset, the key of the exports already made
+        recipe["layers"] = list(layers)
     if quantize == "int8-static":
         from pipeline.encoders.calibration import recipe as calibration
 
@@ -257,13 +274,13 @@ def find_or_export(encoder: ExportedEncoder, work_dir: Path, quantize: str | Non
     own = bundled_export(encoder.model_dir, encoder.backend, quantize)
     if (own / META).is_file():
         return own
-    key = export_key(encoder.identity, encoder.backend, quantize, encoder.runtime, encoder.hf)
+    key = export_key(encoder.identity, encoder.backend, quantize, encoder.runtime, encoder.hf, encoder.layers)
     target = Path(work_dir) / EXPORTS_DIR / key
     if not (target / META).is_file():
         base = find_or_export(encoder, work_dir, "none") if encoder.backend == "onnx" and quantize == "int8" else None
         log.warning("%s: exporting for %s %s once, into %s", encoder.spec, encoder.backend, quantize, target)
         make_export(encoder.model_dir, target, backend=encoder.backend, quantize=quantize, hf=encoder.hf,
-                    identity=encoder.identity, base=base)
+                    identity=encoder.identity, base=base, layers=encoder.layers)
     return target
 
 
@@ -285,10 +302,11 @@ def add_probe(export_dir: Path, probe: dict[str, Any]) -> None:
 
 
 def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, hf: bool, identity: str,
-                base: Path | None = None) -> Path:
+                base: Path | None = None, layers: tuple[int, int] | None = None) -> Path:
     """Export ``model_dir`` for ``backend``/``quantize`` into ``target`` (atomic rename); return ``target``.
 
-    ``base``: an onnx fp32 export to quantize instead of exporting from torch again.
+    ``base``: an onnx fp32 export to quantize instead of exporting from torch again. ``layers`` ``(A, B)``:
+    the graph's output is the mean of hidden layers A..B's states instead of the last layer's.
     """
     start = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -301,7 +319,7 @@ def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, h
                     shutil.copyfile(base / name, tmp / name)
                 meta = {k: v for k, v in read_meta(base).items() if k not in ("probes", "seconds")}
             else:
-                meta = _export_onnx(Path(model_dir), tmp, hf=hf)
+                meta = _export_onnx(Path(model_dir), tmp, hf=hf, layers=layers)
             if backend == "onnx" and base is None:
                 meta["versions"]["optimizer"] = _optimize(tmp, meta)
             if backend == "onnx" and quantize == "int8":
@@ -335,10 +353,11 @@ def _quiet() -> Iterator[None]:
         root.setLevel(level)
 
 
-def _export_onnx(model_dir: Path, out: Path, *, hf: bool) -> dict[str, Any]:
-    """``torch.onnx.export`` of the transformer into ``out/model.onnx`` (inputs ids+mask, output hidden states).
+def _export_onnx(model_dir: Path, out: Path, *, hf: bool, layers: tuple[int, int] | None = None) -> dict[str, Any]:
+    """``torch.onnx.export`` of the transformer into ``out/model.onnx`` (inputs ids+mask, output hidden states:
+    the last layer's, or with ``layers`` ``(A, B)`` the mean of layers A..B's, pooled later as the last's).
 
-    Returns the first metadata: pooling, normalisation, max length, special tokens, versions.
+    Returns the first metadata: pooling, normalisation, max length, special tokens, (layers,) versions.
     """
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -352,10 +371,33 @@ def _export_onnx(model_dir: Path, out: Path, *, hf: bool) -> dict[str, Any]:
         raise OptionError(f"{model_dir}: the exported backends need a fast tokenizer (tokenizer.json); use backend=torch.")
     tokenizer.backend_tokenizer.save(str(out / TOKENIZER))
     model = AutoModel.from_pretrained(str(body), attn_implementation="eager").eval()
+    if layers:
+        _check_layers(model_dir, st, layers, int(model.config.num_hidden_layers))
     sample = tokenizer(["a short review", "a somewhat longer review of a film"], padding=True, return_tensors="pt")
     args = (sample["input_ids"], sample["attention_mask"])
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
             "last_hidden_state": {0: "batch", 1: "tokens"}}
+
+    with torch.inference_mode():
+        torch.onnx.export(export_graph(model, layers), args, str(out / "model.onnx"), input_names=["input_ids", "attention_mask"],
+                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    limit = st["max_length"] if st and st["max_length"] else (_model_limit(tokenizer, model) or 512)
+    prefix, suffix = _special_tokens(tokenizer)
+    config = model.config
+    return {
+        **({"layers": list(layers)} if layers else {}),
+        "dim": int(config.hidden_size), "heads": int(config.num_attention_heads),
+        "pooling": st["pooling"] if st else None, "normalize": bool(st and st["normalize"]),
+        "max_length": int(limit), "specials": [prefix, suffix], "pad_id": int(tokenizer.pad_token_id or 0),
+        "versions": {"torch": version("torch"), "transformers": version("transformers"), "onnx": version("onnx"),
+                     "opset": OPSET},
+    }
+
+
+def export_graph(model: Any, layers: tuple[int, int] | None = None) -> Any:
+    """The torch module an export traces: ``(input_ids, attention_mask) -> hidden states`` of ``model``, the last
+    layer's, or with ``layers`` ``(A, B)`` the mean of layers A..B's (layer 1 is the first transformer layer)."""
+    import torch
 
     class Body(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
@@ -363,21 +405,12 @@ def _export_onnx(model_dir: Path, out: Path, *, hf: bool) -> dict[str, Any]:
             self.inner = inner
 
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            if not layers:
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+            return torch.stack(hidden[layers[0]:layers[1] + 1]).mean(dim=0)  # hidden[0]: the embeddings
 
-    with torch.inference_mode():
-        torch.onnx.export(Body(model), args, str(out / "model.onnx"), input_names=["input_ids", "attention_mask"],
-                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-    limit = st["max_length"] if st and st["max_length"] else (_model_limit(tokenizer, model) or 512)
-    prefix, suffix = _special_tokens(tokenizer)
-    config = model.config
-    return {
-        "dim": int(config.hidden_size), "heads": int(config.num_attention_heads),
-        "pooling": st["pooling"] if st else None, "normalize": bool(st and st["normalize"]),
-        "max_length": int(limit), "specials": [prefix, suffix], "pad_id": int(tokenizer.pad_token_id or 0),
-        "versions": {"torch": version("torch"), "transformers": version("transformers"), "onnx": version("onnx"),
-                     "opset": OPSET},
-    }
+    return Body(model)
 
 
 def _optimize(out: Path, meta: dict[str, Any]) -> str:
@@ -517,6 +550,16 @@ def _st_config(model_dir: Path) -> dict[str, Any]:
                          "exported backends; use backend=torch.")
     return {"path": modules[0]["path"], "pooling": known[modes[0]], "normalize": "Normalize" in kinds,
             "max_length": config.get("max_seq_length")}
+
+
+def _check_layers(model_dir: Path, st: dict[str, Any] | None, layers: tuple[int, int], depth: int) -> None:
+    """OptionError unless hidden layers ``layers`` of a mean-pooled sentence-transformers model can be averaged."""
+    if not st or st["pooling"] != "mean":
+        raise OptionError(f"{model_dir}: layers needs a mean-pooled sentence-transformers model; this one pools by "
+                          f"{st['pooling'] if st else 'nothing of its own'}. Drop layers.")
+    if layers[1] > depth:
+        raise OptionError(f"{model_dir}: layers {layers[0]}-{layers[1]} go past the model's {depth} layers; use "
+                          f"layers within 1-{depth}.")
 
 
 def _check_pooling(spec: str, asked: str | None, exported: str | None, hf: bool) -> str:

@@ -64,10 +64,13 @@ def reference_encoder(encoder: Any) -> Any:
         return encoder.reference()
     from pipeline.encoders.transformer import HFEncoder, SentenceTransformerEncoder
 
-    cls = HFEncoder if encoder.hf else SentenceTransformerEncoder
-    return cls(encoder.spec, encoder.model_dir, encoder.identity, device="cpu", precision="fp32",
-               max_length=encoder.max_length, pooling=encoder.pooling if encoder.hf else None,
-               long_text=encoder.long_text)
+    if encoder.hf:
+        return HFEncoder(encoder.spec, encoder.model_dir, encoder.identity, device="cpu", precision="fp32",
+                         max_length=encoder.max_length, pooling=encoder.pooling, long_text=encoder.long_text)
+    layers = getattr(encoder, "layers", None)  # the same layer mean, by torch
+    return SentenceTransformerEncoder(encoder.spec, encoder.model_dir, encoder.identity, device="cpu",
+                                      precision="fp32", max_length=encoder.max_length, long_text=encoder.long_text,
+                                      layers=f"{layers[0]}-{layers[1]}" if layers else None)
 
 
 def probe(encoder: Any, texts: list[str], reference: Any | None = None) -> Probe:

@@ -94,17 +94,15 @@ def _transformer(spec: EncoderSpec, work: Path, runtime: dict[str, Any], trust: 
     backend, quantize = options.pop("backend", "torch"), options.pop("quantize", "none")
     check_backend(backend, quantize)
     model_dir, identity = model_files(spec, work, trust)
-    if backend != "torch" and "layers" in options:
-        raise OptionError(f"{spec}: layers pools hidden states that only backend torch returns; drop "
-                          f"backend={backend} (and --backend) or drop layers.")
     if backend != "torch":
-        from pipeline.encoders.onnx import ExportedEncoder
+        from pipeline.encoders.onnx import ExportedEncoder, LayerMeanExport
 
         if runtime["device"] not in ("auto", "cpu") or options.pop("precision", "auto") not in ("auto", "fp32"):
             raise OptionError(f"{spec}: backend {backend} runs on the CPU in fp32 (or int8 with quantize=int8); "
                              "drop --device/--precision or use backend torch.")
-        return ExportedEncoder(str(spec), model_dir, identity, backend=backend, quantize=quantize, work_dir=work,
-                               batch_size=runtime["batch_size"], **options)
+        export = LayerMeanExport if "layers" in options else ExportedEncoder
+        return export(str(spec), model_dir, identity, backend=backend, quantize=quantize, work_dir=work,
+                      batch_size=runtime["batch_size"], **options)
     from pipeline.encoders.transformer import HFEncoder, SentenceTransformerEncoder
 
     cls = HFEncoder if spec.kind == "hf" else SentenceTransformerEncoder

@@ -118,8 +118,9 @@ QUANTIZE = Option("quantize", _choice("none", "int8", "int8-static"),
 TRANSFORMER_OPTIONS = {"long": LONG, "max_length": MAX_LENGTH, "precision": PRECISION, "backend": BACKEND,
                        "quantize": QUANTIZE}
 # sentence-transformers models (mean-pooled) also take ``layers``: the mean of those layers' hidden states,
-# pooled as the model pools, instead of the last layer's (torch only; see pipeline.encoders.transformer)
-LAYERS = Option("layers", _layer_range, "mean of hidden layers A-B (e.g. 9-12), pooled; torch backend")
+# pooled as the model pools, instead of the last layer's (pipeline.encoders.transformer; an export's graph returns
+# that mean, pipeline.encoders.onnx)
+LAYERS = Option("layers", _layer_range, "mean of hidden layers A-B (e.g. 9-12), pooled")
 ST_OPTIONS = {**TRANSFORMER_OPTIONS, "layers": LAYERS}
 STATIC_OPTIONS = {"pooling": Option("pooling", _choice("tfidf", "mean", "sif"), "how word vectors are pooled")}
 
@@ -180,9 +181,8 @@ class EncoderSpec:
 
     @property
     def has_exports(self) -> bool:
-        """Whether backends (``torch``/``onnx``/``openvino``, ``auto``) apply: a transformer or a ported model,
-        unless it pools hidden layers (``layers``), which only torch gives."""
-        return (self.kind in TRANSFORMER_KINDS or self.kind in PORTED_KINDS) and "layers" not in self.kwargs
+        """Whether backends (``torch``/``onnx``/``openvino``, ``auto``) apply: a transformer or a ported model."""
+        return self.kind in TRANSFORMER_KINDS or self.kind in PORTED_KINDS
 
     @property
     def kwargs(self) -> dict[str, Any]:

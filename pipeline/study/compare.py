@@ -42,7 +42,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "seeds": 3,
     },
     "full": {
-        # mpnet[layers=9-12]: frozen heads only (not fine-tunable); one torch pass of mpnet over the source
+        # mpnet[layers=9-12]: frozen heads only (not fine-tunable); one pass of mpnet over the source (auto's export)
         "encoders": ["glove-6b-50d", "w2v-train:{source}", "minilm", "minilm+w2v-train:{source}", "mpnet[layers=9-12]"],
         "heads": ["logreg", "linear-svm", "rbf-svm", "knn", "mlp"],
         "finetune": ["head", "setfit"],
