@@ -5,7 +5,8 @@ RT's training part (``validation_split`` of the pool: whole films held out) and 
 validation films and on the ``-val`` halves of the Chinese and Spanish targets (``benchmarks/targets.py``).
 Test splits are never read. Vectors come through the cache (``$REVIEW_TRANSFER_CACHE``); missing ones are
 encoded, by the batched port of e5 (``backend=openvino``) and mpnet's OpenVINO int8 export (its auto
-choice). ``A+B`` is the two vectors side by side, as the combined spec.
+choice). ``A+B`` is the two vectors side by side, as the combined spec; ``E|O`` routes each text by language
+(a head per side, :mod:`pipeline.encoders.routed`).
 
     REVIEW_TRANSFER_CACHE=... PYTHONPATH=.:benchmarks python benchmarks/bench_multilingual_choices.py \
         [--seeds 5] [--budgets 128,1000] [--encoders "SPEC;SPEC;..."]
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import Any
 
 import numpy as np
 from bench_multilingual import prompt_sets
@@ -24,7 +26,7 @@ from targets import load_target
 from pipeline.data.dataset import Dataset, budget_indices, load, split, validation_split
 from pipeline.encoders import get_encoder
 from pipeline.heads import prompts
-from pipeline.heads.registry import fit_head
+from pipeline.heads.routed import fit_any
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 
 E5 = "multilingual[backend=openvino]"
@@ -52,28 +54,25 @@ def main() -> None:
     val = sets["rt-val"]
     english = prompt_sets()["en"]
     vectors: dict[str, dict[str, np.ndarray]] = {}
-    for spec in args.encoders.split(";"):
-        parts = spec.split("+")
-        for part in parts:
-            if part not in vectors:
-                enc = get_encoder(part, work_dir=default_cache_dir())
-                t0 = time.time()
-                vectors[part] = {"train": cache.vectors(enc, train.texts), "prompts": cache.vectors(enc, english.texts),
-                                 **{n: cache.vectors(enc, d.texts) for n, d in sets.items()}}
-                print(f"{part}: vectors ready in {time.time() - t0:.0f} s", flush=True)
+    layouts: dict[str, Any] = {}
+    for spec in args.encoders.split(";"):  # A+B and E|O read each part from its own store
+        enc = get_encoder(spec, work_dir=default_cache_dir())
+        t0 = time.time()
+        vectors[spec] = {"train": cache.vectors(enc, train.texts), "prompts": cache.vectors(enc, english.texts),
+                         **{n: cache.vectors(enc, d.texts) for n, d in sets.items()}}
+        layouts[spec] = enc.layout() if hasattr(enc, "layout") else None
+        print(f"{spec}: vectors ready in {time.time() - t0:.0f} s", flush=True)
     print(f"RT train {len(train)}, rt-val {len(val)}; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| encoder | labels | " + " | ".join(sets) + " |")
     print("|---|---:|" + "---:|" * len(sets))
-    for spec in args.encoders.split(";"):
-        parts = spec.split("+")
-        X = {k: np.hstack([vectors[p][k] for p in parts]) for k in vectors[parts[0]]}
-        direction = prompts.direction(X["prompts"], len(english.positive))
+    for spec, X in vectors.items():
+        direction = prompts.directions(X["prompts"], len(english.positive), layouts[spec])
         for budget in (int(b) for b in args.budgets.split(",")):
             scores = {n: [] for n in sets}
             for seed in range(args.seeds):
                 idx = budget_indices(train, budget, seed)
-                fitted = fit_head("logreg", X["train"][idx], train.labels[idx], groups=[train.groups[i] for i in idx],
-                                  seed=seed, prompt_direction=direction)
+                fitted = fit_any("logreg", X["train"][idx], train.labels[idx], layouts[spec],
+                                 groups=[train.groups[i] for i in idx], seed=seed, prompt_direction=direction)
                 for n, d in sets.items():
                     scores[n].append(100 * float((fitted.estimator.predict(X[n]) == d.labels).mean()))
             cells = " | ".join(f"{np.mean(s):.1f} ± {np.std(s, ddof=1):.1f}" for s in scores.values())

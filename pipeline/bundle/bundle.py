@@ -55,7 +55,8 @@ from pipeline import ReviewTransferError
 from pipeline.bounded_json import JSONBoundsError, load_bounded
 from pipeline.encoders.base import sha256_file
 from pipeline.heads.linear import LINEAR_FILE, LinearHead, LinearHeadError, from_estimator, plain_skops
-from pipeline.heads.linear import load as load_linear_head
+from pipeline.heads.routed_linear import RoutedLinearHead
+from pipeline.heads.routed_linear import load as load_linear_head
 from pipeline.bundle.manifest import FORMAT_VERSION, ManifestError, check_seal, encoder_options, encoder_spec, seal, validate
 from pipeline.bundle.trust import TRUSTED_TYPES, Trust, check_trusted, current_modules
 from pipeline.encoders.spec import BUNDLE_ENCODER_DIR, W2V_FILE
@@ -135,7 +136,7 @@ class Bundle:
         """The fitted scikit-learn head. A bundle loaded with its linear head (:attr:`head` a
         :class:`~pipeline.heads.linear.LinearHead`) rebuilds it from ``head.skops`` on first use, through
         the same allowlist and structure checks as :meth:`load`."""
-        if not isinstance(self.head, LinearHead):
+        if not isinstance(self.head, (LinearHead, RoutedLinearHead)):
             return self.head
         if self._estimator is None:
             if self.path is None:
@@ -288,7 +289,7 @@ class Bundle:
             raise
         return manifest
 
-    def _linear_head(self) -> LinearHead | None:
+    def _linear_head(self) -> LinearHead | RoutedLinearHead | None:
         """The head as a :class:`LinearHead`, checked on the kept training vectors (or random rows), or None."""
         head = self.estimator
         dim = int(getattr(head, "n_features_in_", 0))
@@ -298,6 +299,10 @@ class Bundle:
             rows = np.random.default_rng(0).standard_normal((64, dim)).astype(np.float32)
         else:
             return None
+        if hasattr(head, "english_"):  # routed: a linear head per language side
+            from pipeline.heads.routed_linear import from_routed
+
+            return from_routed(head, self.manifest["head"]["name"], head_identity, rows)
         return from_estimator(head, self.manifest["head"]["name"], head_identity(head), rows)
 
     def _copy_trained_vectors(self, target: Path) -> None:
@@ -464,7 +469,12 @@ def head_identity(estimator: Any) -> list[str]:
 def check_head_identity(head: Any, name: str, where: str) -> None:
     """Raise :class:`BundleError` unless ``head`` has the structure of head ``name`` (its manifest's)."""
     from pipeline.heads.registry import build_head
+    from pipeline.heads.routed import RoutedClassifier
 
+    if isinstance(head, RoutedClassifier):  # a head per language side: each must be head ``name``
+        for side in (head.english_, head.other_):
+            check_head_identity(side, name, where)
+        return
     if name.startswith("finetune-"):
         expected = [["clf:LogisticRegression"], ["clf:MLPClassifier"]]
     else:

@@ -25,6 +25,7 @@ TRUSTED_TYPES = frozenset(
     {
         "pipeline.heads.calibration.PlattCalibrated",  # linear-svm, rbf-svm, ridge
         "pipeline.heads.linear_svm.LinearSVM",  # linear-svm
+        "pipeline.heads.routed.RoutedClassifier",  # any head on a routed encoder (E|O): one per side
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hist-gb
         "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # mlp
         "sklearn.tree._tree.Tree",  # random-forest

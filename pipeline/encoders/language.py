@@ -15,6 +15,9 @@ Texts with no letters (emoji, numbers) count for neither side. At most :data:`SA
 spaced, are looked at, so the check costs milliseconds at any size. :func:`warn` issues one
 :class:`LanguageWarning` line when most texts are outside (share > :data:`THRESHOLD`), naming the
 multilingual encoder; :mod:`pipeline.store.cache` calls it for every command that embeds.
+
+:func:`english` is the same script and function-word test text by text: a routed encoder
+(:mod:`pipeline.encoders.routed`) sends each text to its English or its other-language side with it.
 """
 
 from __future__ import annotations
@@ -121,6 +124,12 @@ def warn(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:
             _WARNED.add(key)
             warnings.warn(found.message(), LanguageWarning, stacklevel=3)
     return found
+
+
+def english(texts: Sequence[str]) -> list[bool]:
+    """Whether each text reads as English (texts with no letter count as English): Latin letters, and no
+    more common French, German, Spanish, Dutch, Italian or Portuguese function words than English ones."""
+    return [not _not_english(t) for t in texts]
 
 
 def _sample(texts: Sequence[str]) -> list[str]:

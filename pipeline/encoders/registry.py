@@ -48,9 +48,10 @@ def get_encoder(spec: str | EncoderSpec, *, device: str = "auto", batch_size: in
     runtime = {"device": device, "batch_size": batch_size}
     if parsed.parts:
         from pipeline.encoders.concat import ConcatEncoder
+        from pipeline.encoders.routed import RoutedEncoder
 
-        return ConcatEncoder(str(parsed), [_build(p, i, work, runtime, source_options, trust)
-                                           for i, p in enumerate(parsed.parts)])
+        built = [_build(p, i, work, runtime, source_options, trust) for i, p in enumerate(parsed.parts)]
+        return RoutedEncoder(str(parsed), built, parsed.route) if parsed.route else ConcatEncoder(str(parsed), built)
     return _build(parsed, 0, work, runtime, source_options, trust)
 
 

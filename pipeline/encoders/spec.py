@@ -16,6 +16,8 @@ spec                   encoder
 ``st:NAME_OR_PATH``    any sentence-transformers model: a directory (e.g. fine-tuned) or hub name
 ``hf:NAME_OR_PATH``    plain transformers model, pooled by ``mean`` (default) or ``cls``
 ``A+B``                the vectors of A and B side by side, e.g. ``minilm+w2v-train:rt``
+``E|O``                routed by language: English texts read by E, others by O, one head each
+                       (``mpnet|multilingual``; :mod:`pipeline.encoders.routed`)
 =====================  ==========================================================================
 
 Options go in brackets after a spec, ``NAME[key=value,...]``; the keys each kind takes are in
@@ -38,6 +40,7 @@ from typing import Any, Protocol
 from pipeline import ReviewTransferError
 
 JOIN = "+"
+ROUTE = "|"  # E|O: English texts through E, other languages through O (pipeline.encoders.routed)
 # The encoder of `fit`, `suggest`, `label` and Embedder when none is named: the most accurate packaged one
 # (frozen mpnet + logreg beat every MiniLM method, fine-tuned ones included, at every budget on RT; README
 # "Which encoder"). Fine-tuning and `adapt` default to minilm: training mpnet costs 6-20x for half a point.
@@ -56,7 +59,7 @@ PORTED_KINDS = ("e5-small-multilingual",)
 EXAMPLES = {"w2v": "w2v:vectors.bin", "glove": "glove:glove.txt", "w2v-train": "w2v-train:reviews.csv",
             "st": "st:sentence-transformers/all-MiniLM-L6-v2", "hf": "hf:bert-base-uncased"}
 SPECS = ("glove-6b-50d", "w2v:PATH", "glove:PATH", "w2v-train:SOURCE", "wordllama", "minilm", "mpnet",
-         "e5-small-multilingual (multilingual)", "st:NAME_OR_PATH", "hf:NAME_OR_PATH", "A+B")
+         "e5-small-multilingual (multilingual)", "st:NAME_OR_PATH", "hf:NAME_OR_PATH", "A+B", "E|O")
 BUNDLE_ENCODER_DIR = "encoder"  # a bundle's own encoder files live here
 W2V_FILE = "w2v-train-{index}.npz"  # inside BUNDLE_ENCODER_DIR: the vectors of a bundle's w2v-train part
 
@@ -157,15 +160,20 @@ def _given(flags: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class EncoderSpec:
     """A parsed encoder spec: ``name`` (``minilm``, ``st:/models/x``), its explicit ``options``
-    (keyword -> value, checked against :data:`OPTIONS`), or, for ``A+B``, its ``parts``."""
+    (keyword -> value, checked against :data:`OPTIONS`), or, for ``A+B``, its ``parts``. A routed spec
+    ``E|O`` holds the distinct parts of both sides and, in ``route``, which parts each side reads (English
+    first): ``mpnet+multilingual|multilingual`` has parts (mpnet, multilingual) and route ((0, 1), (1,))."""
 
     name: str
     options: tuple[tuple[str, Any], ...] = ()  # (kwarg, value), in OPTIONS order
     parts: tuple[EncoderSpec, ...] = ()
+    route: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     @property
     def kind(self) -> str:
-        """``concat`` for ``A+B``, else the name (``minilm``) or the kind before ``:`` (``st``)."""
+        """``routed`` for ``E|O``, ``concat`` for ``A+B``, else the name (``minilm``) or the kind before ``:``."""
+        if self.route:
+            return "routed"
         if self.parts:
             return "concat"
         return self.name if self.name in NAMED else self.name.partition(":")[0]
@@ -190,6 +198,8 @@ class EncoderSpec:
         return dict(self.options)
 
     def __str__(self) -> str:
+        if self.route:
+            return ROUTE.join(JOIN.join(str(self.parts[i]) for i in side) for side in self.route)
         if self.parts:
             return JOIN.join(str(p) for p in self.parts)
         if not self.options:
@@ -279,6 +289,8 @@ def parse_spec(text: str | EncoderSpec) -> EncoderSpec:
         return text
     if not isinstance(text, str) or not text.strip():
         raise SpecError(f"empty encoder spec; use one of: {', '.join(SPECS)}.")
+    if ROUTE in text:
+        return _parse_routed(text.strip())
     pieces = split_spec(text.strip())
     parsed = [_parse_one(p) for p in pieces]
     if len(parsed) == 1:
@@ -286,6 +298,24 @@ def parse_spec(text: str | EncoderSpec) -> EncoderSpec:
     if len({str(p) for p in parsed}) != len(parsed):
         raise SpecError(f"{text!r}: join distinct encoder specs with '{JOIN}', e.g. minilm{JOIN}w2v-train:rt.")
     return EncoderSpec(text, parts=tuple(parsed))
+
+
+def _parse_routed(text: str) -> EncoderSpec:
+    """``E|O``: two sides, each a spec or a combination; their distinct parts, and which each side reads."""
+    sides = text.split(ROUTE)
+    if len(sides) != 2 or not all(s.strip() for s in sides):
+        raise SpecError(f"{text!r}: a routed spec is ENGLISH{ROUTE}OTHER, e.g. mpnet{ROUTE}multilingual "
+                        "(English texts through the first, other languages through the second).")
+    parts: dict[str, EncoderSpec] = {}
+    route = []
+    for side in sides:
+        parsed = parse_spec(side.strip())
+        for part in parsed.parts or (parsed,):
+            parts.setdefault(str(part), part)
+        route.append(tuple(list(parts).index(str(p)) for p in parsed.parts or (parsed,)))
+    if route[0] == route[1]:
+        raise SpecError(f"{text!r}: both sides read the same encoder; drop the route and use {sides[0].strip()}.")
+    return EncoderSpec(text, parts=tuple(parts.values()), route=(route[0], route[1]))
 
 
 def split_spec(spec: str) -> list[str]:

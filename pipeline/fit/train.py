@@ -19,7 +19,8 @@ import numpy as np
 from pipeline import OptionError
 from pipeline.bundle.bundle import SAMPLE_FILE, Bundle
 from pipeline.data.dataset import DataError, Dataset, load, sample_budget, split
-from pipeline.heads.registry import DEFAULT_HEAD, FitOptions, check_class_weight, fit_head, get_head
+from pipeline.heads.registry import DEFAULT_HEAD, FitOptions, check_class_weight, get_head
+from pipeline.heads.routed import fit_any
 from pipeline.bundle.manifest import build, metrics_section, train_section
 from pipeline.predict.metrics import evaluate
 from pipeline.predict.prior import PriorModel
@@ -86,6 +87,9 @@ def iter_fit(
     vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts + (unl.texts if unl else []))
     u = encoded_direction(prompts, enc, cache_dir) if prompts is not None else None
     X_train, X_test = vectors[: len(train)], vectors[len(train) : len(train) + len(test)]
+    layout = enc.layout() if hasattr(enc, "layout") else None  # a routed encoder: a head per language side
+    if layout is not None and unl is not None:
+        raise OptionError(f"{enc.spec}: --self-train does not take a routed encoder (E|O); fit E or O alone.")
     for name in heads:
         prompted = u is not None and get_head(name).prompted
         extra: dict[str, Any] = {"prompts": prompts.record()} if prompted else {}
@@ -98,8 +102,8 @@ def iter_fit(
                                                  n_jobs=plan.n_jobs, prompt_direction=u if prompted else None))
             extra.update({"self_train": record, "unlabelled": unl.record})
         else:
-            fitted = fit_head(name, X_train, train.labels, groups=train.groups, class_weight=class_weight, seed=seed,
-                              n_jobs=plan.n_jobs, prompt_direction=u if prompted else None)
+            fitted = fit_any(name, X_train, train.labels, layout, groups=train.groups, class_weight=class_weight,
+                             seed=seed, n_jobs=plan.n_jobs, prompt_direction=u if prompted else None)
         yield _bundle(name, fitted, enc, (train, test), (X_train, X_test), plan, cache_dir=cache_dir, extra=extra)
 
 
@@ -182,6 +186,8 @@ def bundle_name(bundle: Bundle) -> str:
     source = Path(source).stem if Path(source).suffix else source
     kind, _, arg = bundle.manifest["encoder"]["spec"].partition(":")
     encoder = f"{kind}_{Path(arg).name}" if arg else kind  # st:/models/tuned -> st_tuned
+    if "|" in encoder:  # mpnet|multilingual: not to be taken for mpnet+multilingual
+        encoder = "routed_" + encoder
     budget = "all" if train["budget"] is None else train["budget"]
     parts = [source, encoder, bundle.manifest["head"]["name"], f"b{budget}", f"s{train['seed']}"]
     return "-".join(_slug(p) for p in parts)

@@ -61,6 +61,7 @@ PLAIN_NODES = frozenset({
     ("sklearn._loss._loss", "CyHalfBinomialLoss", "LossNode"),
     ("pipeline.heads.calibration", "PlattCalibrated", "ObjectNode"),
     ("pipeline.heads.linear_svm", "LinearSVM", "ObjectNode"),
+    ("pipeline.heads.routed", "RoutedClassifier", "ObjectNode"),  # two of the above, one per language side
 })
 
 
@@ -108,12 +109,17 @@ class LinearHead:
         """Class 1 where its probability is at least 0.5, as ``predict`` and :mod:`pipeline.predict.metrics` label."""
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What :meth:`save` writes: plain arrays, no object arrays."""
+        return {"format": np.int64(FORMAT if self.normalizes else 1), "name": np.str_(self.name),
+                "identity": np.array(self.identity, dtype=str), "mean": self.mean, "scale": self.scale,
+                "coef": self.coef, "intercept": np.float64(self.intercept),
+                "sigmoid": np.array(self.sigmoid, dtype=np.float64)}
+
     def save(self, path: str | Path) -> None:
         """Write the arrays to ``path`` (an ``.npz`` with no object arrays)."""
         with open(path, "wb") as f:
-            np.savez(f, format=np.int64(FORMAT if self.normalizes else 1), name=np.str_(self.name),
-                     identity=np.array(self.identity, dtype=str), mean=self.mean, scale=self.scale,
-                     coef=self.coef, intercept=np.float64(self.intercept), sigmoid=np.array(self.sigmoid, dtype=np.float64))
+            np.savez(f, **self.arrays())
 
 
 def from_estimator(estimator: Any, name: str, identity: Sequence[str], X_check: np.ndarray) -> LinearHead | None:
@@ -146,11 +152,24 @@ def from_estimator(estimator: Any, name: str, identity: Sequence[str], X_check: 
 
 def load(path: Path, name: str) -> LinearHead:
     """The head saved at ``path``; :class:`LinearHeadError` unless it is well formed and is head ``name``."""
+    return from_arrays(read_arrays(path), name, path)
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` at ``path`` (no pickle), or :class:`LinearHeadError`."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in ("format", "name", "identity", "mean", "scale", "coef", "intercept", "sigmoid")}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise LinearHeadError(f"{path}: not a linear head file ({type(e).__name__}: {e}); refit the bundle.") from None
+
+
+def from_arrays(stored: dict[str, np.ndarray], name: str, path: Path) -> LinearHead:
+    """The :class:`LinearHead` of ``stored`` (:meth:`LinearHead.arrays`) read from ``path``, checked."""
+    try:
+        arrays = {k: stored[k] for k in ("format", "name", "identity", "mean", "scale", "coef", "intercept", "sigmoid")}
+    except KeyError as e:
+        raise LinearHeadError(f"{path}: not a linear head file (KeyError: {e}); refit the bundle.") from None
     if int(arrays["format"]) > FORMAT:
         raise LinearHeadError(f"{path}: written by a newer review-transfer (format {int(arrays['format'])}); "
                               "upgrade review-transfer.")

@@ -102,11 +102,20 @@ def direction(vectors: np.ndarray, n_positive: int) -> np.ndarray:
     return u / size
 
 
-def encoded_direction(prompts: Prompts, encoder: Any, cache_dir: str | Path) -> np.ndarray:
-    """:func:`direction` of ``prompts`` under ``encoder``, their vectors read from (or added to) the cache."""
+def encoded_direction(prompts: Prompts, encoder: Any, cache_dir: str | Path) -> Any:
+    """:func:`direction` of ``prompts`` under ``encoder``, their vectors read from (or added to) the cache;
+    for a routed encoder (``E|O``) a pair, the direction of each side in its own columns."""
     from pipeline.store.cache import EmbeddingCache
 
-    return direction(EmbeddingCache(cache_dir).vectors(encoder, prompts.texts), len(prompts.positive))
+    V = EmbeddingCache(cache_dir).vectors(encoder, prompts.texts)
+    return directions(V, len(prompts.positive), encoder.layout() if hasattr(encoder, "layout") else None)
+
+
+def directions(vectors: np.ndarray, n_positive: int, layout: Any = None) -> Any:
+    """:func:`direction` of prompt ``vectors``; with a routed encoder's ``layout``, the pair of each side's."""
+    if layout is None:
+        return direction(vectors, n_positive)
+    return tuple(direction(vectors[:, list(cols)], n_positive) for cols in (layout.english, layout.other))
 
 
 def kappa(n_labels: int) -> float:

@@ -702,7 +702,8 @@ class EmbeddingCache:
     def vectors(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
         """float32 ``(n, dim)`` rows for ``texts`` in input order; encodes only texts not cached.
 
-        A combined encoder (``A+B``) reads each part from its own store and concatenates them. Texts
+        A combined encoder (``A+B``) reads each part from its own store and concatenates them (a routed one,
+        ``E|O``, adds its English flag column, computed, not stored). Texts
         whose vector is all zero (no known word) raise one :class:`ZeroVectorWarning`, cached or not.
         """
         from pipeline.encoders.base import check_texts
@@ -715,7 +716,9 @@ class EmbeddingCache:
     def _vectors(self, encoder: Encoder, texts: list[str]) -> np.ndarray:
         parts = getattr(encoder, "parts", None)
         if parts is not None:
-            return np.hstack([self._vectors(part, texts) for part in parts])
+            stacked = [self._vectors(part, texts) for part in parts]
+            flags = getattr(encoder, "flags", None)
+            return np.hstack(stacked + ([flags(texts)] if flags is not None else []))
         if not texts:
             return np.zeros((0, encoder.dim), dtype=np.float32)
         keys = text_keys(texts)

@@ -392,6 +392,10 @@ def _methods(plan: StudyPlan, engine: str, unlabelled: dict[str, list[str]] | No
                                                           plan.self_train)
 
     encoders = [str(spec) for spec in map(parse_spec, encoders)]
+    routed = [e for e in encoders if parse_spec(e).route]
+    if routed and (self_train is not None or engine != "local"):
+        raise OptionError(f"{routed[0]}: a routed encoder (E|O) runs with --engine local and without "
+                          "--self-train; compare E and O alone for those.")
     for head in heads:
         get_head(head)
     if engine != "local" and (adapt_prior or self_train is not None):
@@ -467,7 +471,8 @@ def _run_frozen(run: _Run, encoder_spec: str, todo: dict[Method, list[tuple[int 
 
         options = {**options, "prompt_direction": encoded_direction(run.prompts, encoder, run.cache_dir)}
     n_cells = sum(map(len, todo.values()))
-    cells = _frozen_cells(todo, run.pool, run.tests, rows, {**options, "shift": run.shift[encoder_spec]},
+    layout = encoder.layout() if hasattr(encoder, "layout") else None  # routed: a head per language side
+    cells = _frozen_cells(todo, run.pool, run.tests, rows, {**options, "shift": run.shift[encoder_spec], "layout": layout},
                           run.unlabelled)
     for row in run.engine.run(encoder, cells):
         row["encode_seconds"] = round(encode_seconds / n_cells, 4)  # amortised share of this run's encoding

@@ -39,6 +39,7 @@ class CellOptions:
     search: bool = True
     prompt_direction: np.ndarray | None = None
     out_of_core: dict[str, Any] | None = None  # sgd's whole-pool cell chunk by chunk (OutOfCore.record())
+    layout: Any = None  # a routed encoder's Layout: a head per language side (pipeline.heads.routed)
 
 
 @dataclass(frozen=True)

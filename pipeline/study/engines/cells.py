@@ -74,10 +74,12 @@ def fit_frozen_cell(cell: Cell) -> dict[str, Any]:
     ``X_unlabelled`` (vectors only: no label of the unlabelled texts reaches this function).
     ``search=False`` fits the head's fixed defaults instead of searching its grid by cross-validation.
     ``prompt_direction`` gives linear heads their prompt prior (:mod:`pipeline.heads.prompts`).
+    ``layout`` (a routed encoder's) fits a head per language side (:func:`pipeline.heads.routed.fit_routed`).
     ``out_of_core`` trains an ``sgd`` whole-pool cell chunk by chunk (:func:`pipeline.heads.out_of_core.fit_chunks`),
     reading ``X[positions]`` only: the cell's X may be a reader of the cache rather than an array.
     """
-    from pipeline.heads.registry import SELECTION, FitOptions, fit_head
+    from pipeline.heads.registry import SELECTION, FitOptions
+    from pipeline.heads.routed import fit_any
 
     method, budget, seed, X_train, y_train, groups, tests, folds = (cell.method, cell.budget, cell.seed, cell.X, cell.y,
                                                                     cell.groups, cell.tests, cell.folds)
@@ -94,9 +96,9 @@ def fit_frozen_cell(cell: Cell) -> dict[str, Any]:
                                                             class_weight=class_weight, prompt_direction=prompt_direction))
         extra["self_train"] = {k: record[k] for k in ("fraction", "threshold", "rounds", "rounds_run", "cost_vs_teacher")}
     else:
-        fitted = fit_head(method.head, X_train, y_train, groups=groups, seed=seed, folds=folds,
-                          class_weight=class_weight, selection=SELECTION if o.search else None,
-                          prompt_direction=prompt_direction)
+        fitted = fit_any(method.head, X_train, y_train, o.layout, groups=groups, seed=seed, folds=folds,
+                         class_weight=class_weight, selection=SELECTION if o.search else None,
+                         prompt_direction=prompt_direction)
     probas = {name: fitted.estimator.predict_proba(X)[:, 1] for name, (X, _) in tests.items()}
     metrics = {name: scores(y, probas[name]) for name, (_, y) in tests.items()}
     if o.adapt_prior:

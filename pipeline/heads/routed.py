@@ -1,0 +1,78 @@
+"""A head per language side, for a routed encoder (``mpnet|multilingual``, :mod:`pipeline.encoders.routed`).
+
+:func:`fit_routed` fits the named head twice on the same labels, once on the columns the English side reads
+and once on the other side's, each choosing its own grid point. :class:`RoutedClassifier` predicts each
+row with the head of its side, read from the row's English flag (the last column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+
+from pipeline.heads.registry import FittedHead, fit_head
+
+
+class RoutedClassifier(ClassifierMixin, BaseEstimator):
+    """``english`` predicts rows whose column ``flag`` is 1 from columns ``english_cols``, ``other`` the rest
+    from ``other_cols``. Built fitted by :func:`fit_routed`; :meth:`fit` refits clones of both (cross-validation)."""
+
+    def __init__(self, english: Any = None, other: Any = None, english_cols: tuple[int, ...] = (),
+                 other_cols: tuple[int, ...] = (), flag: int = -1) -> None:
+        self.english = english
+        self.other = other
+        self.english_cols = english_cols
+        self.other_cols = other_cols
+        self.flag = flag
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> RoutedClassifier:
+        X = np.asarray(X)
+        self.english_ = clone(self.english).fit(X[:, list(self.english_cols)], y)
+        self.other_ = clone(self.other).fit(X[:, list(self.other_cols)], y)
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def sides(self, X: np.ndarray) -> np.ndarray:
+        """Whether each row goes to the English head."""
+        return np.asarray(X)[:, self.flag] >= 0.5
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        english = self.sides(X)
+        out = np.empty((len(X), 2), dtype=np.float64)
+        for rows, head, cols in ((english, self.english_, self.english_cols), (~english, self.other_, self.other_cols)):
+            if rows.any():
+                out[rows] = head.predict_proba(X[rows][:, list(cols)])
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
+
+
+def fit_routed(head: str, X: np.ndarray, y: np.ndarray, layout: Any, **options: Any) -> FittedHead:
+    """:func:`~pipeline.heads.registry.fit_head` of ``head`` on each side's columns of ``X`` (``layout``: a
+    :class:`~pipeline.encoders.routed.Layout`), with the same labels and ``options``; ``prompt_direction`` is
+    None or a pair, each side's (:func:`pipeline.heads.prompts.encoded_direction`). The record's params and CV
+    scores are the English head's, with the other head's params under ``other``."""
+    directions = options.pop("prompt_direction", None) or (None, None)
+    fitted = [fit_head(head, X[:, list(cols)], y, **options, prompt_direction=u)
+              for cols, u in zip((layout.english, layout.other), directions)]
+    english, other = fitted
+    routed = RoutedClassifier(english.estimator, other.estimator, tuple(layout.english), tuple(layout.other),
+                              layout.flag)
+    routed.english_, routed.other_ = english.estimator, other.estimator
+    routed.classes_, routed.n_features_in_ = np.array([0, 1]), X.shape[1]
+    return replace(english, estimator=routed, params={**english.params, "other": other.params},
+                   search=f"{english.search}; other languages: {other.search}",
+                   fit_seconds=english.fit_seconds + other.fit_seconds)
+
+
+def fit_any(head: str, X: np.ndarray, y: np.ndarray, layout: Any = None, **options: Any) -> FittedHead:
+    """:func:`fit_routed` with a ``layout`` (a routed encoder's vectors), else plain ``fit_head``."""
+    if layout is None:
+        return fit_head(head, X, y, **options)
+    return fit_routed(head, X, y, layout, **options)

@@ -1,0 +1,86 @@
+"""Routing by language (``E|O``): English texts go to a head on E's vectors, other languages to a head on
+O's, both fitted on the same labels, in one bundle that saves, loads, predicts and compares like any other.
+
+Word vectors stand in for mpnet and multilingual-e5 (GloVe 6B knows French words), so this costs no
+transformer: the routing, not the encoders, is under test here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline.bundle.bundle import Bundle
+from pipeline.cli import main
+from pipeline.data.dataset import Dataset
+from pipeline.encoders import get_encoder
+from pipeline.encoders.language import english
+from pipeline.encoders.spec import SpecError, parse_spec
+from pipeline.fit.train import FitPlan, bundle_name, iter_fit
+from pipeline.heads.routed_linear import RoutedLinearHead
+
+ENGLISH, OTHER = "glove-6b-50d", "glove-6b-50d[pooling=sif]"
+ROUTED = f"{ENGLISH}|{OTHER}"
+TEXTS = ["A warm, funny film with a great cast.", "Dull, slow and far too long.",
+         "Un film magnifique, je le recommande à tous.", "Le scénario est nul et les acteurs sont mauvais.",
+         "Una película muy aburrida y sin gracia.", "Brilliant from start to finish."]
+
+
+@pytest.fixture(scope="module")
+def train(rt_split) -> Dataset:
+    pool, _ = rt_split
+    idx = [i for c in (0, 1) for i in np.flatnonzero(pool.labels == c)[:20]]
+    return Dataset([pool.texts[i] for i in idx], pool.labels[idx], [pool.groups[i] for i in idx], pool.label_names)
+
+
+def test_spec_reads_both_sides_and_round_trips():
+    spec = parse_spec("mpnet+multilingual|multilingual")
+    assert spec.kind == "routed" and spec.route == ((0, 1), (1,)) and len(spec.parts) == 2
+    assert str(spec) == "mpnet+e5-small-multilingual[prefix=passage]|e5-small-multilingual[prefix=passage]"
+    assert parse_spec(str(spec)).route == spec.route
+    for bad in ("mpnet|", "mpnet|minilm|glove-6b-50d", "mpnet|mpnet"):
+        with pytest.raises(SpecError):
+            parse_spec(bad)
+
+
+def test_english_flag_reads_script_and_function_words():
+    assert english(TEXTS) == [True, True, False, False, False, True]
+    assert english(["这本书写得很好", "정말 최고!", "👍👍"]) == [False, False, True]  # no letters: English
+
+
+def test_each_side_predicts_its_texts_as_a_plain_bundle_would(train, tmp_path):
+    cache = tmp_path / "cache"
+    plan = FitPlan(heads=["logreg"], seed=0)
+    routed = next(iter_fit(train, plan, encoder=ROUTED, cache_dir=cache))
+    plain_other = next(iter_fit(train, plan, encoder=OTHER, cache_dir=cache))  # same labels, seed and prompts
+    flags = np.array(english(TEXTS))
+    p = routed.predict_proba(TEXTS)[:, 1]
+    others = [t for t, f in zip(TEXTS, flags) if not f]
+    np.testing.assert_allclose(p[~flags], plain_other.predict_proba(others)[:, 1], atol=1e-6)
+    english_rows = get_encoder(ENGLISH, work_dir=cache).encode([t for t, f in zip(TEXTS, flags) if f])
+    np.testing.assert_allclose(p[flags], routed.estimator.english_.predict_proba(english_rows)[:, 1], atol=1e-6)
+    assert routed.manifest["encoder"]["spec"] == ROUTED and "other" in routed.manifest["head"]["params"]
+    assert "-routed_glove-6b-50d_glove-6b-50d_pooling_sif-" in bundle_name(routed)  # not taken for E+O
+    # saved and loaded under the trust policy, it predicts the same, from the cache or straight from the encoder
+    loaded = Bundle.load(routed.save(tmp_path / "routed"), cache_dir=cache)
+    assert isinstance(loaded.head, RoutedLinearHead)  # numpy alone: no scikit-learn or skops to predict
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS)[:, 1], p, atol=1e-6)
+    np.testing.assert_allclose(loaded.estimator.predict_proba(loaded.embed(TEXTS))[:, 1], p, atol=1e-6)  # head.skops
+    loaded.use_cache = False
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS)[:, 1], p, atol=1e-6)
+
+
+def test_compare_runs_routed_cells(train, tmp_path):
+    source = tmp_path / "reviews.jsonl"
+    source.write_text("".join(json.dumps({"text": t, "label": train.label_names[y]}) + "\n"
+                              for t, y in zip(train.texts, train.labels)), encoding="utf-8")
+    cache = tmp_path / "cache"
+    result = CliRunner().invoke(main, ["compare", str(source), "--encoder", ROUTED, "--budgets", "24", "--seeds", "1",
+                                       "--no-plot", "--cache-dir", str(cache), "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "cmp" / "results.jsonl").read_text().splitlines()]
+    assert rows[0]["encoder"] == ROUTED and "other" in rows[0]["params"] and rows[0]["metrics"]["test"]["accuracy"] > 0
+    assert get_encoder(ROUTED, work_dir=cache).dim == 2 * 50 + 1  # both sides' vectors and the English flag
