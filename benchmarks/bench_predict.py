@@ -1,6 +1,7 @@
 """Cold ``predict`` of one review in a fresh process: wall time per bundle kind, and what it imported.
 
-Fits four logreg bundles on 300 RT texts (GloVe; MiniLM torch; MiniLM onnx; the default) into a temporary directory,
+Fits logreg bundles on 300 RT texts (GloVe; MiniLM torch; MiniLM onnx; the default; multilingual and the routed
+``mpnet|multilingual`` under backend auto) into a temporary directory,
 then runs ``python -m pipeline predict BUNDLE "<new text>"`` in fresh processes, ``--runs`` rounds that
 take the bundles in turn (so a change in machine load falls on all of them alike), a new text every run
 (so the encoder really runs), after one untimed warm-up run each (the OS file cache, the GloVe word list
@@ -52,7 +53,10 @@ def fit_bundles(work: Path, cache: str, only: list[str]) -> dict[str, Path]:
              "MiniLM, onnx": lambda: get_encoder("minilm", backend="onnx", work_dir=cache),
              "MiniLM, torch": lambda: get_encoder("minilm", device="cpu", work_dir=cache),
              # what `fit` makes with no --encoder and no --backend: mpnet under backend auto
-             "default (mpnet, auto)": lambda: auto_encoder(DEFAULT_ENCODER, train.texts, {"work_dir": cache})[0]}
+             "default (mpnet, auto)": lambda: auto_encoder(DEFAULT_ENCODER, train.texts, {"work_dir": cache})[0],
+             "multilingual (auto)": lambda: auto_encoder("multilingual", train.texts, {"work_dir": cache})[0],
+             "routed (mpnet|multilingual, auto)": lambda: auto_encoder("mpnet|multilingual", train.texts,
+                                                                       {"work_dir": cache})[0]}
     return {name: next(iter_fit(train, encoder=make(), cache_dir=cache)).save(work / _slug(name))
             for name, make in kinds.items() if not only or name in only}
 

@@ -183,3 +183,19 @@ def test_label_serves_korean(tmp_path):
         server.kill()
     saved = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines()]
     assert saved[0]["text"] == text and saved[0]["label"] == "positive"
+
+
+def test_plain_python_tokenizer_cuts_as_tokenizers_does():
+    # the cold-start tokenizer of the port's export (pipeline.encoders.unigram) against `tokenizers` on e5's pieces
+    from tokenizers import Tokenizer
+
+    from pipeline.encoders.multilingual import model_file
+    from pipeline.encoders.multilingual_port import read_q4, tokenizer_json
+    from pipeline.encoders.unigram import Unigram
+
+    q4 = read_q4(model_file("original"))
+    reference = Tokenizer.from_str(json.dumps(tokenizer_json(q4, [])))
+    small = Unigram(q4.pieces, q4.scores, q4.specials["unk"])
+    texts = [*CHINESE, *load(str(KOREAN)).texts, "Un film magnifique, je le recommande.", "  two  spaces and  a tab\there ",
+             "unknown \U000f0000\U000f0001 runs", "", " ", "Ünïcödé façade — naïve café 😀👍", "ok\nnew line"]
+    assert [small.encode(t) for t in texts] == [reference.encode(t, add_special_tokens=False).ids for t in texts]

@@ -38,6 +38,7 @@ FILES = {"original": "e5-small-q4.bin", "enpt": "e5-small-enpt-q4.bin"}  # in th
 # the export's batches stop at this many padded word pieces (64 RT snippets; 16 texts of 128 pieces): on 2 cores,
 # 64 Chinese reviews padded to the longest ran at a third of the speed of batches of 16
 MAX_BATCH_TOKENS = 2048
+FEW_TEXTS = 16  # calls of at most this many texts, before `tokenizers` is loaded, use the plain-Python tokenizer
 _ENGINES: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
@@ -156,6 +157,7 @@ class E5ExportedEncoder(ExportedEncoder):
         super().__init__(spec, model_dir, identity, backend=backend, quantize=quantize, work_dir=Path(work_dir),
                          batch_size=batch_size)
         self._table: dict[int, str] | None = None
+        self._unigram: Any = None
 
     def describe(self) -> str:
         return (f"{self.spec} ({MODEL}, {PACKAGE} weights dequantised, {self.backend} {self.quantize}, "
@@ -166,7 +168,26 @@ class E5ExportedEncoder(ExportedEncoder):
             from pipeline.encoders.multilingual_port import normalizer
 
             self._table = {**normalizer(self.model_dir), 0: " "}
-        return super()._content_ids([t.translate(self._table) for t in texts])
+        mapped = [t.translate(self._table) for t in texts]
+        if self._tokenizer is None and len(texts) <= FEW_TEXTS:  # a cold predict: skip building `tokenizers`' model
+            small = self._small_tokenizer()
+            if small is not None:
+                return [small.encode(t) for t in mapped]
+        return super()._content_ids(mapped)
+
+    def _small_tokenizer(self) -> Any:
+        """The plain-Python unigram tokenizer (:mod:`pipeline.encoders.unigram`) over the port's tables,
+        written once beside its ``tokenizer.json``; None where they cannot be written."""
+        if self._unigram is None:
+            from pipeline.encoders import unigram
+
+            try:
+                if not (self.model_dir / unigram.SCORES).is_file():
+                    unigram.write_tables(self.model_dir)
+                self._unigram = unigram.Unigram.load(self.model_dir)
+            except (OSError, ValueError, KeyError):
+                return None
+        return self._unigram
 
     def _load_tokenizer(self) -> Any:
         if self._tokenizer is None:

@@ -204,6 +204,8 @@ def write_port(source: Path, prefix: str, target: Path) -> None:
     """Write the sentence-transformers directory (BERT weights, tokenizer, mean pooling, normalisation)."""
     from safetensors.numpy import save_file
 
+    from pipeline.encoders.unigram import write_tables
+
     q4 = read_q4(source)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -229,6 +231,7 @@ def write_port(source: Path, prefix: str, target: Path) -> None:
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
         (tmp / "2_Normalize").mkdir()
+        write_tables(tmp)  # the plain-Python tokenizer's copy of the pieces (pipeline.encoders.unigram)
         try:
             os.replace(tmp, target)
         except OSError:
