@@ -31,7 +31,7 @@ class Unigram:
     """Content ids of texts, as the port's ``tokenizers`` model gives them without special tokens."""
 
     def __init__(self, pieces: Sequence[str], scores: Sequence[float], unk_id: int) -> None:
-        self.ids = {p: i for i, p in enumerate(pieces)}
+        self.ids = dict(zip(pieces, range(len(pieces))))
         self.scores = list(map(float, scores))
         self.unk_id = unk_id
         self.unk_score = min(self.scores) - UNK_PENALTY
