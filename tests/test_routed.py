@@ -20,6 +20,8 @@ from pipeline.encoders import get_encoder
 from pipeline.encoders.language import english
 from pipeline.encoders.spec import SpecError, parse_spec
 from pipeline.fit.train import FitPlan, bundle_name, iter_fit
+from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
+from pipeline.heads.prompts import encoded_direction
 from pipeline.heads.routed_linear import RoutedLinearHead
 
 ENGLISH, OTHER = "glove-6b-50d", "glove-6b-50d[pooling=sif]"
@@ -51,17 +53,18 @@ def test_english_flag_reads_script_and_function_words():
     assert english(["这本书写得很好", "정말 최고!", "👍👍"]) == [False, False, True]  # no letters: English
 
 
-def test_each_side_predicts_its_texts_as_a_plain_bundle_would(train, tmp_path):
+def test_each_side_predicts_its_texts_and_the_bundle_round_trips(train, tmp_path):
     cache = tmp_path / "cache"
-    plan = FitPlan(heads=["logreg"], seed=0)
-    routed = next(iter_fit(train, plan, encoder=ROUTED, cache_dir=cache))
-    plain_other = next(iter_fit(train, plan, encoder=OTHER, cache_dir=cache))  # same labels, seed and prompts
+    routed = next(iter_fit(train, FitPlan(heads=["logreg"], seed=0), encoder=ROUTED, cache_dir=cache))
     flags = np.array(english(TEXTS))
     p = routed.predict_proba(TEXTS)[:, 1]
-    others = [t for t, f in zip(TEXTS, flags) if not f]
-    np.testing.assert_allclose(p[~flags], plain_other.predict_proba(others)[:, 1], atol=1e-6)
-    english_rows = get_encoder(ENGLISH, work_dir=cache).encode([t for t, f in zip(TEXTS, flags) if f])
-    np.testing.assert_allclose(p[flags], routed.estimator.english_.predict_proba(english_rows)[:, 1], atol=1e-6)
+    for side, spec, rows in (("english_", ENGLISH, flags), ("other_", OTHER, ~flags)):  # each row by its side's head
+        X = get_encoder(spec, work_dir=cache).encode([t for t, r in zip(TEXTS, rows) if r])
+        np.testing.assert_allclose(p[rows], getattr(routed.estimator, side).predict_proba(X)[:, 1], atol=1e-6)
+    # each side's prompt prior is the one a plain bundle of that side gets
+    pair = encoded_direction(DEFAULT_PROMPTS, get_encoder(ROUTED, work_dir=cache), cache)
+    for u, spec in zip(pair, (ENGLISH, OTHER)):
+        np.testing.assert_allclose(u, encoded_direction(DEFAULT_PROMPTS, get_encoder(spec, work_dir=cache), cache))
     assert routed.manifest["encoder"]["spec"] == ROUTED and "other" in routed.manifest["head"]["params"]
     assert "-routed_glove-6b-50d_glove-6b-50d_pooling_sif-" in bundle_name(routed)  # not taken for E+O
     # saved and loaded under the trust policy, it predicts the same, from the cache or straight from the encoder
