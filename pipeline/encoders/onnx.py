@@ -18,7 +18,9 @@ The export is made once per (model, backend, quantize, runtime version) under
 ``<cache>/exports/<key>/`` (written to a temporary sibling and renamed into place, so a killed export
 leaves nothing half-made) with ``meta.json``: what was exported, the exporting library versions and
 the accuracy probes against fp32 (:mod:`.probe`). A fine-tuned bundle may carry its export in
-``encoder/exports/<backend>-<quantize>/`` (``finetune --export onnx``): it is used as is.
+``encoder/exports/<backend>-<quantize>/`` (``finetune --export onnx``): it is used as is. A spec with
+``layers=A-B`` (:class:`LayerMeanExport`) has exports of its own (``layers`` in the key and the fingerprint),
+whose graph returns the mean of hidden layers A..B's states instead of the last layer's.
 
 Running an export needs only numpy, ``tokenizers`` and the runtime: no torch, transformers or
 sentence-transformers. Tokenizing, long-text windows, length-sorted batches, pooling and

@@ -28,6 +28,7 @@ from pipeline.study.engines.cells import SCORES, budget_label, scores
 from pipeline.data.dataset import Dataset, DataError, budget_indices, split
 from pipeline.study.engines.base import Cell, CellOptions, Method
 from pipeline.data.jsonlines import drop_partial_line
+from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 
 RESULTS = "results.jsonl"
@@ -35,7 +36,7 @@ RUN_FILE = "run.json"
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
-        "encoders": ["glove-6b-50d", "minilm", "mpnet"],
+        "encoders": ["glove-6b-50d", "minilm", DEFAULT_ENCODER],
         "heads": ["logreg"],
         "finetune": [],
         "budgets": "32,128,1000",
