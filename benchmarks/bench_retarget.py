@@ -14,8 +14,9 @@ were labelled) and ``N``, the same labels go to:
 
 - ``source``: the RT bundle as it is (``N`` = 0);
 - ``unlabelled only`` (``N`` = 0): ``retarget`` with no labels and the first half as ``--unlabelled``: the
-  threshold moved to the rate read from the source's ranking of them, or kept where that rate agrees with
-  the source's own calls; where it declines (no rate to read), the source bundle;
+  threshold moved to the rate read from the source's ranking of them (or, where the ranking is not trusted,
+  the median of it and the bundle's EM and BBSE), or kept where that rate agrees with the source's own calls
+  or BBSE points the other way; where it declines (no rate to read), the source bundle;
 - ``target only``: ``fit`` on the target labels alone (logreg with the prompt prior; on fewer than two
   labels of a class, which ``fit`` refuses, the labels' commoner class for every text);
 - ``retarget``: the source head re-fitted toward itself (:mod:`pipeline.fit.retarget`, its defaults), and
@@ -47,7 +48,7 @@ from pipeline.data.dataset import Dataset
 from pipeline.heads.registry import fit_head
 from pipeline.heads.prompts import DEFAULT as PROMPTS
 from pipeline.heads.prompts import encoded_direction
-from pipeline.predict.prior import estimate_prior
+from pipeline.predict.prior import PriorModel, estimate_prior
 from pipeline.fit.retarget import (STRENGTH, RetargetError, RetargetSettings, SourceHead, draw_labels, fit_offset,
                                    fit_recentred, fit_retargeted)
 from pipeline.fit.train import fit
@@ -111,7 +112,9 @@ def methods(source: SourceHead, u: np.ndarray, X_eval: np.ndarray, seed: int, gr
     return found
 
 
-def run_target(name: str, source: SourceHead, u: np.ndarray, vectors: Callable, args: argparse.Namespace) -> dict:
+def run_target(name: str, source: SourceHead, u: np.ndarray, vectors: Callable, args: argparse.Namespace,
+               model: PriorModel | None = None) -> dict:
+    """The runs of every method on target ``name`` (``model``: the source bundle's prior model, for the 0-label row)."""
     ds = target(name, args.max_rows, args.half)
     X_all, y_all = vectors(ds.texts), ds.labels
     runs: dict[tuple[int, str], list[float]] = {}
@@ -124,13 +127,15 @@ def run_target(name: str, source: SourceHead, u: np.ndarray, vectors: Callable, 
         acc = lambda p: 100 * float(((p >= 0.5) == y_eval).mean())  # noqa: E731
         runs.setdefault((0, "source"), []).append(acc(1 / (1 + np.exp(-source.score(source.rows(X_eval))))))
         try:  # no labels: the threshold moved to the rate read from the ranking of the first half's texts
-            recentred = fit_recentred(source, X_all[own], RetargetSettings(seed=seed))
+            recentred = fit_recentred(source, X_all[own], RetargetSettings(seed=seed), model)
             zero, declined, kept = recentred.proba(X_eval), 0.0, float(recentred.record["threshold_kept"])
+            readers = float(recentred.record["prior"]["from"] == "readers")
         except RetargetError:  # it declines (and says to give --prior or labels): the source bundle stays
-            zero, declined, kept = 1 / (1 + np.exp(-source.score(source.rows(X_eval)))), 1.0, 0.0
+            zero, declined, kept, readers = 1 / (1 + np.exp(-source.score(source.rows(X_eval)))), 1.0, 0.0, 0.0
         runs.setdefault((0, "unlabelled only"), []).append(acc(zero))
         runs.setdefault((0, "declined"), []).append(declined)
         runs.setdefault((0, "kept"), []).append(kept)
+        runs.setdefault((0, "readers"), []).append(readers)
         todo = methods(source, u, X_eval, seed, args.grid)
         for n in args.labels:
             lab = own[draw_labels(ds.subset(own), n, seed)]
@@ -156,7 +161,8 @@ def report(name: str, res: dict, args: argparse.Namespace) -> None:
     print(f"\n{name}: {res['size']:,} texts, {100 * res['rate']:.1f}% positive; scored halves' majority rate "
           f"{res['majority']:.1f}; source bundle {runs[(0, 'source')].mean():.1f}; unlabelled only "
           f"{runs[(0, 'unlabelled only')].mean():.1f} ({paired(runs[(0, 'unlabelled only')], runs[(0, 'source')])} over "
-          f"the source; threshold kept on {int(runs[(0, 'kept')].sum())}, declined on {int(runs[(0, 'declined')].sum())} "
+          f"the source; threshold kept on {int(runs[(0, 'kept')].sum())}, declined on {int(runs[(0, 'declined')].sum())}, "
+          f"rate by the readers' median on {int(runs[(0, 'readers')].sum())} "
           f"of {len(runs[(0, 'declined')])} seeds)")
     print(f"{'labels':>6}  " + "  ".join(f"{m:>12s}" for m in names) + "  retarget-target only  retarget-source"
           "  +self-train-target only")
@@ -196,11 +202,12 @@ def main() -> None:
     enc = bundle.get_encoder()
     u = encoded_direction(PROMPTS, enc, cache_dir)
     cache = EmbeddingCache(cache_dir)
+    model = PriorModel.from_manifest(bundle.manifest)
     print(f"source: fit rt --encoder {args.encoder} --budget 1000 --seed 0 (RT test accuracy "
           f"{100 * bundle.manifest['metrics']['test']['accuracy']:.1f}); {args.seeds} seeds; accuracy in points on "
           "the scored half of each target")
     for name in args.targets.split(","):
-        report(name, run_target(name, source, u, lambda texts: cache.vectors(enc, texts), args), args)
+        report(name, run_target(name, source, u, lambda texts: cache.vectors(enc, texts), args, model), args)
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"\nwall time {time.perf_counter() - start:.0f} s; uptime: {load}")
 

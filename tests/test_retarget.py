@@ -209,3 +209,29 @@ def test_with_no_labels_the_threshold_moves_to_the_rate_of_the_unlabelled_texts(
     assert result.exit_code != 0 and "give them with --unlabelled SOURCE, or label 16-32 of them" in result.output
     assert not (tmp_path / "none").exists()
 
+
+
+def test_with_no_labels_the_readers_stand_in_for_an_untrusted_ranking_and_can_keep_the_threshold():
+    """Where the ranking's mixture is a sliver, the rate is the median of it, EM and BBSE (the bundle's prior
+    model); where BBSE points the other way from the ranking's rate, the threshold stays."""
+    from pipeline.fit.retarget_rate import VETO, calibrated_rates, no_label_rate
+    from pipeline.predict.prior import Calibration, Confusion, PriorModel
+
+    rng = np.random.default_rng(0)
+    model = PriorModel(0.5, Calibration(), Confusion(0.85, 0.15, 500, 500))
+    bulk = np.r_[rng.normal(-1.0, 1.0, 760), rng.normal(1.0, 1.0, 200)]  # one broad lump, then a far tail of 4%
+    sliver = np.r_[bulk, rng.normal(9.0, 0.3, 40)]
+    assert unlabelled_rate(sliver)[0] is None  # the mixture alone: a sliver, refused
+    em, bbse = calibrated_rates(sliver, model)
+    assert bbse == pytest.approx((np.mean(sliver > 0) - 0.15) / 0.70)
+    found = no_label_rate(sliver, (em, bbse))
+    assert found.source == "readers" and found.rate == pytest.approx(np.median([found.mixture.rate, em, bbse]))
+    assert no_label_rate(sliver, None).rate is None and calibrated_rates(sliver, PriorModel(0.5)) is None
+    two = np.r_[rng.normal(-2.5, 1.0, 300), rng.normal(2.5, 1.0, 700)]  # 70% positive, the source calls 70%
+    share = float(np.mean(two > 0))
+    assert no_label_rate(two, (share, share)).kept == "agrees"
+    moved = two - 1.5  # the source now calls fewer positive than the ranking's 70%: the threshold moves ...
+    found = no_label_rate(moved, (0.5, float(np.mean(moved > 0))))
+    assert found.source == "ranking" and found.kept is None and found.rate > found.share + 0.1
+    against = no_label_rate(moved, (0.5, found.share - 2 * VETO))  # ... unless BBSE says fewer still
+    assert against.kept == "readers disagree" and against.rate == found.rate

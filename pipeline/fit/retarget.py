@@ -22,9 +22,11 @@ enough for it); the ranking, which needs no calibration, beat it. The result fol
 ``predict`` needs nothing new.
 
 With no labels at all (:func:`fit_recentred`) only the threshold moves: to the quantile of the unlabelled
-target texts' source scores that matches their positive rate, ``--prior`` or the rate read from the ranking of
-those texts (:func:`pipeline.fit.retarget_rate.unlabelled_rate`); where the ranking does not separate into two
-classes it refuses, and says to give ``--prior`` or a few labels.
+target texts' source scores that matches their positive rate, ``--prior`` or the rate read from those texts
+(:func:`pipeline.fit.retarget_rate.no_label_rate`: the ranking's, or where the ranking does not split into two
+classes the median of it and the source bundle's EM and BBSE readers); it stays where that rate confirms it or
+the readers disagree on which way to move it, and with no rate at all it refuses and says to give ``--prior``
+or a few labels.
 
 With ``self_train`` the retargeted head labels the unlabelled target texts, and a second fit learns from
 the labels and the surest pseudo-labels (:func:`pipeline.unlabelled.self_train.select_pseudo`).
@@ -312,13 +314,15 @@ def fit_retargeted(source: SourceHead, X: np.ndarray, y: np.ndarray, X_unlabelle
     return Retargeted(coef, float(intercept), source.normalizes, record)
 
 
-def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: RetargetSettings) -> Retargeted:
+def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: RetargetSettings,
+                  prior_model: Any = None) -> Retargeted:
     """With no target labels: ``source`` with its threshold moved to the quantile of the unlabelled target
-    texts' scores that calls ``settings.prior`` of them positive, or else the rate read from their ranking
-    (:func:`~pipeline.fit.retarget_rate.unlabelled_rate`), unless that rate is within
-    :data:`~pipeline.fit.retarget_rate.AGREEMENT` of the share the source already calls positive (then the
-    threshold stays). A RetargetError says what to do when there is no rate."""
-    from pipeline.fit.retarget_rate import AGREEMENT, MIN_UNLABELLED, unlabelled_rate
+    texts' scores that calls ``settings.prior`` of them positive, or else the rate read from them
+    (:func:`~pipeline.fit.retarget_rate.no_label_rate`: their ranking, or where that cannot be trusted the
+    median of it and the readers of ``prior_model``, the source bundle's
+    :class:`~pipeline.predict.prior.PriorModel`), unless that rate confirms the source's threshold. A
+    RetargetError says what to do when there is no rate."""
+    from pipeline.fit.retarget_rate import MIN_UNLABELLED, calibrated_rates, no_label_rate
 
     start = time.perf_counter()
     s = source.score(source.rows(X_unlabelled)) if X_unlabelled is not None else np.zeros(0)
@@ -326,29 +330,34 @@ def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: Retarg
         raise RetargetError(f"with no target labels, retarget reads the site's positive rate from the bundle's ranking "
                             f"of its texts: give at least {MIN_UNLABELLED} with --unlabelled (here {len(s)}), or "
                             "label 16-32 of them.")
-    mixture = None
+    share, calibrated, kept = float(np.mean(s > 0)), None, None
     if settings.prior is None:
-        rate, mixture = unlabelled_rate(s)
-        if rate is None:
-            from pipeline.fit.retarget_rate import MIN_SEPARATION_UNLABELLED
-
-            why = (f"do not split into two classes (separation {mixture.separation:.2f})"
-                   if mixture.separation < MIN_SEPARATION_UNLABELLED else
-                   f"split off only a sliver of {mixture.rate:.0%} in one tail, not a class")
-            raise RetargetError(f"the bundle's scores of these {len(s):,} texts {why}, so their positive rate cannot be "
-                                "read from them: give --prior RATE if you know it, or label 16-32 of them "
-                                "(`review-transfer suggest`) and retarget with those.")
-        prior = TargetPrior(rate, "ranking", None, mixture)
+        found = no_label_rate(s, calibrated_rates(s, prior_model))
+        if found.rate is None:
+            raise RetargetError(_no_rate(found.mixture, len(s)))
+        prior, calibrated, kept = TargetPrior(found.rate, found.source, None, found.mixture), found.calibrated, found.kept
     else:
         prior = TargetPrior(settings.prior, "--prior", None)
-    share = float(np.mean(s > 0))
-    kept = prior.source == "ranking" and abs(prior.value - share) <= AGREEMENT
     shift = 0.0 if kept else -float(np.quantile(s, 1 - prior.value))
     record = {"labels": 0, "positive": 0, "unlabelled": int(len(s)), "strength": None, "strength_from": None,
               "slope": 1.0, "departure": 0.0, "cosine_to_source": 1.0, "threshold_shift": round(shift, 4),
-              "source_share": round(share, 4), "threshold_kept": kept,
+              "source_share": round(share, 4), "threshold_kept": kept is not None, "kept_because": kept,
+              "calibrated": None if calibrated is None else {"em": round(calibrated[0], 4),
+                                                             "bbse": round(calibrated[1], 4)},
               "prior": prior.to_dict(), "seconds": round(time.perf_counter() - start, 3)}
     return Retargeted(source.coef.copy(), source.intercept + shift, source.normalizes, record)
+
+
+def _no_rate(mixture: Any, n: int) -> str:
+    """The one-line refusal when no rate can be read from ``n`` texts whose mixture is ``mixture``."""
+    from pipeline.fit.retarget_rate import MIN_SEPARATION_UNLABELLED
+
+    why = (f"do not split into two classes (separation {mixture.separation:.2f})"
+           if mixture.separation < MIN_SEPARATION_UNLABELLED else
+           f"split off only a sliver of {mixture.rate:.0%} in one tail, not a class")
+    return (f"the bundle's scores of these {n:,} texts {why}, and the bundle records no out-of-fold confusion to "
+            "read the rate by instead: give --prior RATE if you know it, or label 16-32 of them "
+            "(`review-transfer suggest`) and retarget with those.")
 
 
 def _self_train(source: SourceHead, rows: np.ndarray, y: np.ndarray, unl: np.ndarray, offset: Offset,

@@ -76,7 +76,10 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
     if len(lab):
         fitted = fit_retargeted(source, X_lab, lab.labels, X_unl, settings)
     else:
-        fitted = fit_recentred(source, X_unl, settings)
+        from pipeline.predict.prior import PriorModel
+
+        model = PriorModel.from_manifest(bundle.manifest) if bundle.manifest.get("prior") else None
+        fitted = fit_recentred(source, X_unl, settings, model)
     estimator = fitted.estimator()
     summary: dict[str, Any] = {"domain_shift": domain_shift(bundle, X[: len(lab) + len(data.unlabelled)])}
     metrics = None
