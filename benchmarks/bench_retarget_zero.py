@@ -1,0 +1,138 @@
+"""Benchmark ``retarget`` with no labels: rules for the site's positive rate, under label shift on top of covariate shift.
+
+The source bundle is that of ``bench_retarget.py`` (``fit rt --budget 1000 --seed 0``, mpnet). The sets are
+the nine development targets of ``bench_retarget.py`` cut to one hash half (``--half``), and the halves of the
+six packaged English sets resampled (:func:`targets.resample`, seed 7) to each positive rate of ``--rates``
+(where 150 texts or more remain), so a rule meets skewed sites it was not shaped on. Per seed a set is split
+in two seeded halves as in ``bench_retarget.py``: the first half is the site's unlabelled texts, the second
+is scored. Rules, each a threshold on the source log-odds (the bundle as it is where a rule gives no rate):
+
+- ``as is``: the source bundle's threshold;
+- ``ranking only``: the ranking's mixture (:func:`pipeline.fit.retarget_rate.unlabelled_rate`), kept within
+  ``AGREEMENT`` of the share the source calls positive, else the quantile at that rate; no rate: as is;
+- ``+ readers``: the same, with the median of the mixture's, EM's and BBSE's rates where the mixture is not trusted;
+- ``shipped``: :func:`pipeline.fit.retarget.fit_recentred` as ``retarget`` runs it (``+ readers`` with BBSE's veto);
+  with ``--veto`` also the shipped rule at other ``VETO`` values;
+- ``median``: the quantile at the median of the three rates always (kept within ``AGREEMENT``);
+- ``true rate``: the quantile at the first half's true rate.
+
+Prints per set the majority rate and the mean accuracy of each rule over the seeds, then the mean over the
+nine targets and over every set, and per rule the sets under their majority rate and those more than a point
+under the bundle as it is.
+
+    PYTHONPATH=.:benchmarks python benchmarks/bench_retarget_zero.py [--half val] [--rates 0.15,0.3,0.5,0.7,0.85]
+        [--seeds 5] [--veto 0.03,0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from bench_retarget import ENGLISH, LONG, LOW_RATE, target
+
+import pipeline.fit.retarget_rate as rr
+from pipeline.fit.retarget import RetargetError, RetargetSettings, SourceHead, fit_recentred
+from pipeline.fit.train import fit
+from pipeline.predict.prior import PriorModel
+from pipeline.store.cache import EmbeddingCache, default_cache_dir
+
+Rule = Callable[[np.ndarray, np.ndarray, float], float]  # (own scores, own vectors, true rate) -> threshold
+
+
+def sets(names: list[str], rates: list[float], half: str, vectors: Callable) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, vectors, labels) of each target's half, then of the English halves resampled to each rate."""
+    for name in names:
+        ds = target(name, 1000, half)
+        yield name, vectors(ds.texts), ds.labels
+    for name in ENGLISH:
+        ds = target(name, 1000, half)
+        X, y = vectors(ds.texts), ds.labels
+        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        for rate in rates:
+            n = int(min(len(pos) / rate, len(neg) / (1 - rate)))
+            k, rng = int(round(n * rate)), np.random.default_rng(7)
+            idx = np.sort(np.r_[rng.permutation(pos)[:k], rng.permutation(neg)[:n - k]])
+            if n >= 150:
+                yield f"{name}@{rate:g}", X[idx], y[idx]
+
+
+def rules(source: SourceHead, model: PriorModel, vetoes: list[float]) -> dict[str, Rule]:
+    def quantile(s: np.ndarray, rate: float) -> float:
+        return float(np.quantile(s, 1 - np.clip(rate, 0.02, 0.98)))
+
+    def ranking(readers: bool) -> Rule:
+        def run(s: np.ndarray, _: np.ndarray, __: float) -> float:
+            rate, mixture = rr.unlabelled_rate(s)
+            calibrated = rr.calibrated_rates(s, model)
+            if rate is None and readers and calibrated is not None:
+                rate = float(np.median([mixture.rate, *calibrated]))
+            return 0.0 if rate is None or abs(rate - np.mean(s > 0)) <= rr.AGREEMENT else quantile(s, rate)
+        return run
+
+    def shipped(veto: float) -> Rule:
+        def run(_: np.ndarray, X: np.ndarray, __: float) -> float:
+            rr.VETO, kept = veto, rr.VETO
+            try:
+                return -(fit_recentred(source, X, RetargetSettings(), model).intercept - source.intercept)
+            except RetargetError:
+                return 0.0
+            finally:
+                rr.VETO = kept
+        return run
+
+    def median(s: np.ndarray, _: np.ndarray, __: float) -> float:
+        rate = float(np.median([rr.unlabelled_rate(s)[1].rate, *rr.calibrated_rates(s, model)]))
+        return 0.0 if abs(rate - np.mean(s > 0)) <= rr.AGREEMENT else quantile(s, rate)
+
+    found: dict[str, Rule] = {"as is": lambda *_: 0.0, "ranking only": ranking(False), "+ readers": ranking(True),
+                              "shipped": shipped(rr.VETO)}
+    found |= {f"veto {v:g}": shipped(v) for v in vetoes}
+    return found | {"median": median, "true rate": lambda s, _, truth: quantile(s, truth)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--half", choices=("val", "test"), default="val")
+    parser.add_argument("--rates", default="0.15,0.3,0.5,0.7,0.85")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--veto", default="", help="Also the shipped rule at these VETO values.")
+    args = parser.parse_args()
+    start, cache_dir = time.perf_counter(), default_cache_dir()
+    bundle = fit("rt", encoder="mpnet", budget=1000, seed=0, cache_dir=cache_dir)
+    source, model = SourceHead.of(bundle.head, "logreg"), PriorModel.from_manifest(bundle.manifest)
+    enc, cache = bundle.get_encoder(), EmbeddingCache(cache_dir)
+    todo = rules(source, model, [float(v) for v in args.veto.split(",") if v])
+    names = [*ENGLISH, *LOW_RATE, LONG]
+    table: dict[str, dict[str, float]] = {}
+    for name, X, y in sets(names, [float(r) for r in args.rates.split(",")], args.half,
+                          lambda texts: cache.vectors(enc, texts)):
+        s_all, accs = source.score(source.rows(X)), {r: [] for r in todo}
+        for seed in range(args.seeds):
+            perm = np.random.default_rng(1000 + seed).permutation(len(y))
+            own, scored = np.sort(perm[: len(y) // 2]), np.sort(perm[len(y) // 2:])
+            for rule, fn in todo.items():
+                t = fn(s_all[own], X[own], float(y[own].mean()))
+                accs[rule].append(100 * float(np.mean((s_all[scored] > t) == y[scored])))
+        table[name] = {"majority": 100 * max(y.mean(), 1 - y.mean())} | {r: float(np.mean(a)) for r, a in accs.items()}
+    cols = ["majority", *todo]
+    print(f"{'set':20s}" + "".join(f"{c:>13s}" for c in cols))
+    for name, row in table.items():
+        print(f"{name:20s}" + "".join(f"{row[c]:13.1f}" for c in cols))
+    for label, keys in (("mean, the nine", names), ("mean, every set", list(table))):
+        print(f"{label:20s}" + "".join(f"{np.mean([table[k][c] for k in keys]):13.2f}" for c in cols))
+    for rule in todo:
+        under = [k for k, row in table.items() if row[rule] < row["majority"] - 0.05]
+        worse = [k for k, row in table.items() if row[rule] < row["as is"] - 1.0]
+        print(f"{rule}: under the majority rate on {len(under)} {under}; over a point under the bundle as is on "
+              f"{len(worse)} {worse}")
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"\n{len(table)} sets, {args.seeds} seeds, {args.half} halves; wall time {time.perf_counter() - start:.0f} s; "
+          f"uptime: {load}")
+
+
+if __name__ == "__main__":
+    main()
