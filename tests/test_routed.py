@@ -87,3 +87,14 @@ def test_compare_runs_routed_cells(train, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "cmp" / "results.jsonl").read_text().splitlines()]
     assert rows[0]["encoder"] == ROUTED and "other" in rows[0]["params"] and rows[0]["metrics"]["test"]["accuracy"] > 0
     assert get_encoder(ROUTED, work_dir=cache).dim == 2 * 50 + 1  # both sides' vectors and the English flag
+
+
+def test_self_training_teaches_each_side_on_its_own_texts(train, tmp_path):
+    from pipeline.unlabelled.routed import self_train_routed
+
+    encoder = get_encoder(ROUTED, work_dir=tmp_path)
+    X, X_unl = encoder.encode(train.texts), encoder.encode(TEXTS * 2)  # 6 English, 6 in other languages
+    fitted, record = self_train_routed("logreg", X, train.labels, X_unl, encoder.layout())
+    pseudo = [sum(r["pseudo_labels"] for r in rec["rounds_run"]) for rec in (record, record["other"])]
+    assert pseudo == [3, 3]  # half (the default fraction) of each side's 6 texts
+    assert fitted.estimator.predict_proba(X_unl).shape == (12, 2) and "other" in fitted.params

@@ -59,13 +59,18 @@ def fit_routed(head: str, X: np.ndarray, y: np.ndarray, layout: Any, **options: 
     None or a pair, each side's (:func:`pipeline.heads.prompts.encoded_direction`). The record's params and CV
     scores are the English head's, with the other head's params under ``other``."""
     directions = options.pop("prompt_direction", None) or (None, None)
-    fitted = [fit_head(head, X[:, list(cols)], y, **options, prompt_direction=u)
-              for cols, u in zip((layout.english, layout.other), directions)]
-    english, other = fitted
+    english, other = [fit_head(head, X[:, list(cols)], y, **options, prompt_direction=u)
+                      for cols, u in zip((layout.english, layout.other), directions)]
+    return joined(english, other, layout, X.shape[1])
+
+
+def joined(english: FittedHead, other: FittedHead, layout: Any, n_features: int) -> FittedHead:
+    """One :class:`RoutedClassifier` record of the two sides' fitted heads: the English head's params and CV
+    scores, the other head's params under ``other``."""
     routed = RoutedClassifier(english.estimator, other.estimator, tuple(layout.english), tuple(layout.other),
                               layout.flag)
     routed.english_, routed.other_ = english.estimator, other.estimator
-    routed.classes_, routed.n_features_in_ = np.array([0, 1]), X.shape[1]
+    routed.classes_, routed.n_features_in_ = np.array([0, 1]), n_features
     return replace(english, estimator=routed, params={**english.params, "other": other.params},
                    search=f"{english.search}; other languages: {other.search}",
                    fit_seconds=english.fit_seconds + other.fit_seconds)
