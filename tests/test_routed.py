@@ -23,6 +23,7 @@ from pipeline.fit.train import FitPlan, bundle_name, iter_fit
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 from pipeline.heads.prompts import encoded_direction
 from pipeline.heads.routed_linear import RoutedLinearHead
+from pipeline.store.cache import EmbeddingCache
 
 ENGLISH, OTHER = "glove-6b-50d", "glove-6b-50d[pooling=sif]"
 ROUTED = f"{ENGLISH}|{OTHER}"
@@ -86,7 +87,12 @@ def test_compare_runs_routed_cells(train, tmp_path):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (tmp_path / "cmp" / "results.jsonl").read_text().splitlines()]
     assert rows[0]["encoder"] == ROUTED and "other" in rows[0]["params"] and rows[0]["metrics"]["test"]["accuracy"] > 0
-    assert get_encoder(ROUTED, work_dir=cache).dim == 2 * 50 + 1  # both sides' vectors and the English flag
+    encoder = get_encoder(ROUTED, work_dir=cache)
+    assert encoder.dim == 2 * 50 + 1  # both sides' vectors and the English flag
+    X, flags = encoder.encode(TEXTS), np.array(english(TEXTS))
+    np.testing.assert_array_equal(X, EmbeddingCache(cache).vectors(encoder, TEXTS))  # through the cache alike
+    assert (X[~flags, :50] == 0).all() and (X[flags, :50] != 0).any(axis=1).all()  # E's part: English texts only
+    assert (X[:, 50:100] != 0).any(axis=1).all() and (X[:, -1] == flags).all()  # O's part: every text
 
 
 def test_self_training_teaches_each_side_on_its_own_texts(train, tmp_path):

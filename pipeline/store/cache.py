@@ -703,7 +703,7 @@ class EmbeddingCache:
         """float32 ``(n, dim)`` rows for ``texts`` in input order; encodes only texts not cached.
 
         A combined encoder (``A+B``) reads each part from its own store and concatenates them (a routed one,
-        ``E|O``, adds its English flag column, computed, not stored). Texts
+        ``E|O``, reads a part only for the texts that get it, and adds its English flag column). Texts
         whose vector is all zero (no known word) raise one :class:`ZeroVectorWarning`, cached or not.
         """
         from pipeline.encoders.base import check_texts
@@ -715,10 +715,10 @@ class EmbeddingCache:
 
     def _vectors(self, encoder: Encoder, texts: list[str]) -> np.ndarray:
         parts = getattr(encoder, "parts", None)
+        if hasattr(encoder, "assemble"):  # routed: each part only where a text's side reads it, and the flag
+            return encoder.assemble(texts, self._vectors)
         if parts is not None:
-            stacked = [self._vectors(part, texts) for part in parts]
-            flags = getattr(encoder, "flags", None)
-            return np.hstack(stacked + ([flags(texts)] if flags is not None else []))
+            return np.hstack([self._vectors(part, texts) for part in parts])
         if not texts:
             return np.zeros((0, encoder.dim), dtype=np.float32)
         keys = text_keys(texts)
