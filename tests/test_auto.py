@@ -112,3 +112,27 @@ def test_the_choice_never_depends_on_a_timing(tmp_path, monkeypatch):
     encoder, lines = auto_encoder("minilm", ["a fine film", "a dull one"], {"work_dir": tmp_path})
     assert (encoder.backend, encoder.quantize) == ("openvino", "int8"), lines
     assert lines[-1].startswith("minilm: backend auto runs openvino int8: median cosine 0.9995")
+
+
+def test_each_part_of_a_stack_or_route_runs_what_it_runs_alone(tmp_path, monkeypatch):
+    """In ``mpnet[layers=9-12]+multilingual|multilingual`` mpnet runs its static int8 export, as alone (the default
+    encoder's vectors, fingerprint and cache), and e5 its int8-weights export; a word-vector part gets nothing."""
+    from types import SimpleNamespace
+
+    built = []
+
+    def export(spec, **options):  # no model loads: what is under test is each part's choice
+        built.append(str(spec))
+        return SimpleNamespace(spec=str(spec), backend=options.get("backend"), quantize=options.get("quantize"),
+                               parts=options.get("parts"))
+
+    monkeypatch.setattr("pipeline.encoders.auto.guard", lambda encoder, texts, min_median: None)
+    monkeypatch.setattr("pipeline.encoders.get_encoder", export)
+    spec = "mpnet[layers=9-12]+multilingual|multilingual"
+    encoder, lines = auto_encoder(spec, ["a fine film", "一部好电影"], {"work_dir": tmp_path})
+    alone = [auto_encoder(part, ["a fine film"], {"work_dir": tmp_path})[0] for part in ("mpnet[layers=9-12]", "multilingual")]
+    assert encoder.spec == spec and encoder.parts == [{"backend": a.backend, "quantize": a.quantize} for a in alone]
+    assert encoder.parts == [{"backend": "openvino", "quantize": "int8-static"}, {"backend": "openvino", "quantize": "int8"}]
+    assert lines[0].startswith("mpnet[layers=9-12]: backend auto runs openvino int8-static"), lines
+    encoder, _ = auto_encoder("glove-6b-50d+minilm", ["a fine film"], {"work_dir": tmp_path})
+    assert encoder.parts == [{}, {"backend": "openvino", "quantize": "int8"}] and "glove-6b-50d" not in built

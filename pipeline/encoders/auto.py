@@ -21,7 +21,8 @@ A candidate is taken when its runtime is installed, its export can be made (once
 ``CACHE/exports/``), its probe on a sample of the command's texts keeps the median cosine to torch
 fp32 at or above ``--min-cosine`` (:func:`pipeline.encoders.probe.guard`). Nothing is timed: the
 choice depends on the installed runtimes, the model and the probe's cosines only, so a busy machine
-makes the same choice (and the same fingerprint, and the same cache) as a quiet one. The probe's
+makes the same choice (and the same fingerprint, and the same cache) as a quiet one. Each part of a combined
+spec (``A+B``, ``E|O``) is chosen as it would be alone, so its vectors are shared with that part's own cache. The probe's
 speeds are recorded for people, never used. Probes are kept in the export's ``meta.json`` by sample,
 so a second run on the same texts imports no torch. Bundles record the backend that ran (``predict``
 reuses the export).
@@ -126,6 +127,8 @@ def auto_encoder(spec: str | EncoderSpec, texts: Sequence[str], options: dict[st
     keywords; ``lines`` say what was tried and what runs, for people."""
     from pipeline.encoders import get_encoder
 
+    if parse_spec(spec).parts:  # A+B or E|O: each part chosen alone
+        return _per_part(spec, texts, options, quantize=quantize, min_median=min_median)
     tried = candidates(spec, quantize)
     if not tried:  # word vectors: nothing to choose
         return get_encoder(spec, **options), []
@@ -155,6 +158,26 @@ def auto_encoder(spec: str | EncoderSpec, texts: Sequence[str], options: dict[st
         raise ProbeError(f"{spec}: no int8 export passed (--quantize int8):\n" + "\n".join(lines))
     encoder = get_encoder(spec, **{**options, "backend": "torch"})
     lines.append(f"{spec}: backend auto runs torch (no export passed)")
+    return encoder, lines
+
+
+def _per_part(spec: str | EncoderSpec, texts: Sequence[str], options: dict[str, Any], *, quantize: str | None,
+              min_median: float) -> tuple[Any, list[str]]:
+    """A combined spec (``A+B``, ``E|O``) whose every part runs what :func:`auto_encoder` gives it alone, so a
+    part's vectors, fingerprint and cache are those of the part alone (the default's, in ``mpnet[layers=9-12]+B``)."""
+    from pipeline.encoders import get_encoder
+
+    chosen: list[dict[str, str]] = []
+    lines: list[str] = []
+    for part in parse_spec(spec).parts:
+        if part.has_exports:
+            encoder, said = auto_encoder(part, texts, options, quantize=quantize, min_median=min_median)
+            chosen.append({"backend": getattr(encoder, "backend", "torch"), "quantize": getattr(encoder, "quantize", "none")})
+            lines += said
+        else:
+            chosen.append({})
+    encoder = get_encoder(spec, **options, parts=chosen)
+    encoder.spec = str(spec)
     return encoder, lines
 
 
