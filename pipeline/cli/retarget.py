@@ -97,16 +97,12 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
         where = {"--prior": "given (--prior)",
                  "ranking": f"read from the bundle's ranking of them (separation {ranking['separation']:.2f})"
                  if ranking else "",
-                 "readers": f"the median of the ranking's {ranking['rate']:.1%} (not trusted alone: separation "
-                            f"{ranking['separation']:.2f}) and the bundle's EM and BBSE"
+                 "readers": f"the median of the bundle's ranking's {ranking['rate']:.1%} (separation "
+                            f"{ranking['separation']:.2f}), EM's {(record.get('calibrated') or {}).get('em', 0):.1%} "
+                            f"and BBSE's {(record.get('calibrated') or {}).get('bbse', 0):.1%}"
                  if ranking else ""}[prior["from"]]
         lines = [f"retarget: no target labels, {record['unlabelled']:,} unlabelled target texts"]
-        calibrated = record.get("calibrated")
-        if record.get("kept_because") == "readers disagree":
-            lines.append(f"threshold: kept; the site's positive rate {where}, {prior['value']:.1%}, and BBSE's "
-                         f"{calibrated['bbse']:.1%} lie on opposite sides of the {record['source_share']:.1%} the bundle "
-                         "calls positive; the head is the source's")
-        elif record["threshold_kept"]:
+        if record["threshold_kept"]:
             lines.append(f"threshold: kept; the site's positive rate {where}, {prior['value']:.1%}, is within "
                          f"{100 * AGREEMENT:.0f} points of the {record['source_share']:.1%} the bundle calls positive; the head is "
                          "the source's")

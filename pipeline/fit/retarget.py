@@ -23,10 +23,9 @@ enough for it); the ranking, which needs no calibration, beat it. The result fol
 
 With no labels at all (:func:`fit_recentred`) only the threshold moves: to the quantile of the unlabelled
 target texts' source scores that matches their positive rate, ``--prior`` or the rate read from those texts
-(:func:`pipeline.fit.retarget_rate.no_label_rate`: the ranking's, or where the ranking does not split into two
-classes the median of it and the source bundle's EM and BBSE readers); it stays where that rate confirms it or
-the readers disagree on which way to move it, and with no rate at all it refuses and says to give ``--prior``
-or a few labels.
+(:func:`pipeline.fit.retarget_rate.no_label_rate`: the median of the ranking's and the source bundle's EM and
+BBSE readers, or with no readers recorded the ranking's where it splits into two classes); it stays where that
+rate confirms it, and with no rate at all it refuses and says to give ``--prior`` or a few labels.
 
 With ``self_train`` the retargeted head labels the unlabelled target texts, and a second fit learns from
 the labels and the surest pseudo-labels (:func:`pipeline.unlabelled.self_train.select_pseudo`).
@@ -318,9 +317,9 @@ def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: Retarg
                   prior_model: Any = None) -> Retargeted:
     """With no target labels: ``source`` with its threshold moved to the quantile of the unlabelled target
     texts' scores that calls ``settings.prior`` of them positive, or else the rate read from them
-    (:func:`~pipeline.fit.retarget_rate.no_label_rate`: their ranking, or where that cannot be trusted the
-    median of it and the readers of ``prior_model``, the source bundle's
-    :class:`~pipeline.predict.prior.PriorModel`), unless that rate confirms the source's threshold. A
+    (:func:`~pipeline.fit.retarget_rate.no_label_rate`: the median of their ranking's and the readers of
+    ``prior_model``, the source bundle's :class:`~pipeline.predict.prior.PriorModel`, or with none the ranking's
+    where it may be trusted), unless that rate confirms the source's threshold. A
     RetargetError says what to do when there is no rate."""
     from pipeline.fit.retarget_rate import MIN_UNLABELLED, calibrated_rates, no_label_rate
 
@@ -330,7 +329,7 @@ def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: Retarg
         raise RetargetError(f"with no target labels, retarget reads the site's positive rate from the bundle's ranking "
                             f"of its texts: give at least {MIN_UNLABELLED} with --unlabelled (here {len(s)}), or "
                             "label 16-32 of them.")
-    share, calibrated, kept = float(np.mean(s > 0)), None, None
+    share, calibrated, kept = float(np.mean(s > 0)), None, False
     if settings.prior is None:
         found = no_label_rate(s, calibrated_rates(s, prior_model))
         if found.rate is None:
@@ -341,7 +340,7 @@ def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: Retarg
     shift = 0.0 if kept else -float(np.quantile(s, 1 - prior.value))
     record = {"labels": 0, "positive": 0, "unlabelled": int(len(s)), "strength": None, "strength_from": None,
               "slope": 1.0, "departure": 0.0, "cosine_to_source": 1.0, "threshold_shift": round(shift, 4),
-              "source_share": round(share, 4), "threshold_kept": kept is not None, "kept_because": kept,
+              "source_share": round(share, 4), "threshold_kept": kept,
               "calibrated": None if calibrated is None else {"em": round(calibrated[0], 4),
                                                              "bbse": round(calibrated[1], 4)},
               "prior": prior.to_dict(), "seconds": round(time.perf_counter() - start, 3)}

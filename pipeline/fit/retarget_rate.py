@@ -11,13 +11,12 @@ rank the labelled texts well, its two components must separate, and its rate mus
 own 95% interval, so it refines the labels' rate and never overrules it (docs/benchmarks/retarget.md
 measures it). With no labels at all (:func:`unlabelled_rate`) the mixture is fitted on the unlabelled scores
 alone and trusted where its components separate by :data:`MIN_SEPARATION_UNLABELLED` and its rate is not a
-sliver in a tail (:data:`RATE_RANGE`). :func:`no_label_rate` decides what the threshold does with no labels: where
-the mixture is not trusted, the rate is the median of the mixture's and the bundle's own two readers (EM on its
-recalibrated probabilities, BBSE with its out-of-fold confusion: :func:`calibrated_rates`), each of which goes
-wrong on some sites but seldom with the others; within :data:`AGREEMENT` of the share of the texts the source
-already calls positive, the rate confirms the source's threshold rather than moving it; and where BBSE lies
-more than :data:`VETO` on the other side of that share, the readers disagree on the direction and the threshold
-stays.
+sliver in a tail (:data:`RATE_RANGE`). :func:`no_label_rate` decides what the threshold does with no labels:
+where the bundle records its own two readers of a new site's rate (EM on its recalibrated probabilities, BBSE
+with its out-of-fold confusion: :func:`calibrated_rates`), the rate is the median of theirs and the mixture's,
+since each of the three goes wrong on some sites but seldom with the others (docs/benchmarks/retarget.md);
+else the mixture's where it is trusted. Within :data:`AGREEMENT` of the share of the texts the source already
+calls positive, the rate confirms the source's threshold rather than moving it.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ MIN_LABELS_AUC = 0.85  # the source scores' ROC-AUC on the labelled texts: under
 MIN_SEPARATION_UNLABELLED = 0.75  # with no labels: a mixture separating less, no rate (chosen on validation halves)
 RATE_RANGE = (0.08, 0.92)  # with no labels: a rate outside this is a sliver in a tail, not a class
 AGREEMENT = 0.10  # with no labels: a rate this close to the share the source calls positive keeps its threshold
-VETO = 0.04  # with no labels: BBSE this far on the other side of the source's share keeps the threshold
 ITERATIONS = 200
 MIN_VARIANCE = 1e-2  # the spread's floor, in squared log-odds
 Z95 = 1.96
@@ -117,16 +115,16 @@ def unlabelled_rate(scores: np.ndarray) -> tuple[float | None, RankingRate]:
 @dataclass(frozen=True)
 class NoLabelRate:
     """What the threshold does with no labels: the site's rate (``None``: none could be read), where it came
-    from (``ranking``: the mixture; ``readers``: the median of the mixture, EM and BBSE), the share of the
-    texts the source calls positive, EM's and BBSE's rates (``None`` without a recorded confusion), and why
-    the threshold stays (``agrees``, ``readers disagree``) or ``None`` where it moves to the rate."""
+    from (``readers``: the median of the mixture, EM and BBSE; ``ranking``: the mixture alone), the share of the
+    texts the source calls positive, EM's and BBSE's rates (``None`` without a recorded confusion), and whether
+    the threshold stays (the rate agrees with the share)."""
 
     rate: float | None
     source: str
     mixture: RankingRate
     share: float
     calibrated: tuple[float, float] | None
-    kept: str | None
+    kept: bool
 
 
 def calibrated_rates(scores: np.ndarray, model: Any) -> tuple[float, float] | None:
@@ -143,18 +141,14 @@ def calibrated_rates(scores: np.ndarray, model: Any) -> tuple[float, float] | No
     return float(em), bbse
 
 
+
 def no_label_rate(scores: np.ndarray, calibrated: tuple[float, float] | None = None) -> NoLabelRate:
-    """The rate of unlabelled target texts with source log-odds ``scores`` and what the threshold does (see the
-    module docstring); ``calibrated``: :func:`calibrated_rates` of the same scores."""
+    """The rate of unlabelled target texts with source log-odds ``scores`` and whether the threshold stays (see
+    the module docstring); ``calibrated``: :func:`calibrated_rates` of the same scores."""
     scores = np.asarray(scores, dtype=np.float64)
     rate, mixture = unlabelled_rate(scores)
     share, source = float(np.mean(scores > 0)), "ranking"
-    if rate is None and calibrated is not None:
+    if calibrated is not None:
         rate, source = float(np.median([mixture.rate, *calibrated])), "readers"
-    kept = None
-    if rate is not None and abs(rate - share) <= AGREEMENT:
-        kept = "agrees"
-    elif rate is not None and calibrated is not None and (rate - share) * (calibrated[1] - share) < 0 \
-            and abs(calibrated[1] - share) > VETO:
-        kept = "readers disagree"
+    kept = rate is not None and abs(rate - share) <= AGREEMENT
     return NoLabelRate(rate, source, mixture, share, calibrated, kept)
