@@ -14,9 +14,9 @@ were labelled) and ``N``, the same labels go to:
 
 - ``source``: the RT bundle as it is (``N`` = 0);
 - ``unlabelled only`` (``N`` = 0): ``retarget`` with no labels and the first half as ``--unlabelled``: the
-  threshold moved to the rate read from the source's ranking of them (or, where the ranking is not trusted,
-  the median of it and the bundle's EM and BBSE), or kept where that rate agrees with the source's own calls
-  or BBSE points the other way; where it declines (no rate to read), the source bundle;
+  threshold moved to the rate read from them (the median of the source's ranking's and the bundle's EM and
+  BBSE), or kept where that rate agrees with the source's own calls; where it declines (no rate to read),
+  the source bundle;
 - ``target only``: ``fit`` on the target labels alone (logreg with the prompt prior; on fewer than two
   labels of a class, which ``fit`` refuses, the labels' commoner class for every text);
 - ``retarget``: the source head re-fitted toward itself (:mod:`pipeline.fit.retarget`, its defaults), and
