@@ -4,6 +4,7 @@ hit the second time, usable as st:DIR, and resumed after a real kill -9."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -12,7 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from pipeline.cli import main
 from pipeline.data.dataset import load, split
 from pipeline.unlabelled.adapt import AdaptRecipe, adapt, corpus_hash, fingerprint
 
@@ -34,7 +37,7 @@ def test_fingerprint_changes_with_corpus_and_recipe(corpus):
 
 
 @pytest.mark.slow
-def test_adapt_resumes_after_kill_then_is_a_cache_hit(corpus, tmp_path):
+def test_adapt_resumes_after_kill_then_is_a_cache_hit(corpus, tmp_path, caplog):
     data = tmp_path / "texts.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in corpus))
     cache = tmp_path / "cache"
@@ -49,9 +52,11 @@ def test_adapt_resumes_after_kill_then_is_a_cache_hit(corpus, tmp_path):
     os.kill(run.pid, signal.SIGKILL)  # a real kill -9, mid-training
     run.wait()
     assert not list(cache.glob("adapted/*/adapt.json")), "a killed run must not leave a model"
-    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming from" in resumed.stderr
+    # resumed in this process (torch is loaded here already; a third interpreter would only import it again)
+    with caplog.at_level(logging.INFO, logger="pipeline.finetune"):
+        resumed = CliRunner().invoke(main, cmd[3:])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming from" in caplog.text
     record = json.loads((tmp_path / "adapted" / "adapt.json").read_text())
     pool = split(load(str(data), require_labels=False))[0].texts  # SOURCE's pool only: never its test split
     assert record["resumed_from"] and len(record["history"]) == 2 and record["corpus_size"] == len(pool) < 24
