@@ -30,6 +30,14 @@ def rt_split(rt: Dataset) -> tuple[Dataset, Dataset]:
 
 
 @pytest.fixture(scope="session")
+def minilm_cached(tmp_path_factory) -> tuple:
+    """(MiniLM as ``get_encoder("minilm")`` gives it, one cache for the session): tests that read RT texts in
+    MiniLM vectors (the test split, nested budget samples of the pool) encode each text once per run. The
+    cache checks every row it returns; a test adds rows, never changes one."""
+    return get_encoder("minilm"), EmbeddingCache(tmp_path_factory.mktemp("minilm-cache"), progress=False)
+
+
+@pytest.fixture(scope="session")
 def glove_xy(rt_split, tmp_path_factory):
     """GloVe vectors (through the project's cache) of 300 balanced pool texts and 400 test texts."""
     pool, test = rt_split

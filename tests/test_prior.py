@@ -19,19 +19,18 @@ SHIFTED_SIZE = 1000
 
 
 @pytest.fixture(scope="session")
-def rt_probabilities(rt_split, tmp_path_factory):
+def rt_probabilities(rt_split, minilm_cached):
     """MiniLM + logreg fitted on a balanced budget of the RT pool: its prior model (training prior,
     out-of-fold calibration and confusion) and probabilities of positive on the RT test split (one MiniLM
-    encode of budget + test, in a tmp cache)."""
-    from pipeline.store.cache import EmbeddingCache
-    from pipeline.encoders import get_encoder
+    encode of budget + test, in the session's MiniLM cache)."""
     from pipeline.heads.registry import fit_head
 
     pool, test = rt_split
     idx = budget_indices(pool, BUDGET, 0)
     train_texts, y_train = [pool.texts[i] for i in idx], pool.labels[idx]
     groups = [pool.groups[i] for i in idx]
-    vectors = EmbeddingCache(tmp_path_factory.mktemp("prior_cache")).vectors(get_encoder("minilm"), train_texts + test.texts)
+    encoder, cache = minilm_cached
+    vectors = cache.vectors(encoder, train_texts + test.texts)
     X_train, X_test = vectors[:BUDGET], vectors[BUDGET:]
     head = fit_head("logreg", X_train, y_train, groups=groups, seed=0).estimator
     model = PriorModel.fit(head, X_train, y_train, groups=groups, seed=0)

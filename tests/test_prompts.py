@@ -16,7 +16,6 @@ from sklearn.preprocessing import normalize
 from pipeline import OptionError
 from pipeline.heads import prompts
 from pipeline.bundle.bundle import Bundle
-from pipeline.store.cache import EmbeddingCache
 from pipeline.cli import main
 from pipeline.study.compare import Execution, StudyPlan, run_compare
 from pipeline.data.dataset import DataError, load, sample_budget
@@ -92,12 +91,12 @@ def test_heads_without_a_linear_model_ignore_the_prompts(glove_xy):
     np.testing.assert_array_equal(plain.estimator.predict_proba(X_test), prompted.estimator.predict_proba(X_test))
 
 
-def test_prompts_lift_logistic_regression_on_32_real_labels(rt_split, tmp_path):
+def test_prompts_lift_logistic_regression_on_32_real_labels(rt_split, minilm_cached):
     """MiniLM on 32 RT labels, 3 samples, scored on 600 held-out reviews: the prompt prior must gain on
     average (on the pool's validation split it gained 6.9 ± 0.7 points over 10 samples)."""
     pool, test = rt_split
     test = test.subset(np.arange(600))
-    encoder, cache = get_encoder("minilm"), EmbeddingCache(tmp_path)
+    encoder, cache = minilm_cached
     u = prompts.direction(cache.vectors(encoder, prompts.DEFAULT.texts), len(prompts.POSITIVE))
     X_test = cache.vectors(encoder, test.texts)
     gains = []

@@ -12,9 +12,7 @@ import pytest
 
 from benchmarks.bench_selection import BEFORE as OLD_RULE  # one K-fold split, the best mean
 from benchmarks.bench_selection import before_spec
-from pipeline.store.cache import EmbeddingCache
 from pipeline.data.dataset import budget_indices
-from pipeline.encoders import get_encoder
 from pipeline.heads.registry import FitOptions, Selection, fit_head
 
 OLD_LOGREG = before_spec("logreg")  # the old grid, standardised even on unit-length rows
@@ -22,12 +20,13 @@ FOLD_SEEDS = range(4)
 
 
 @pytest.fixture(scope="module")
-def minilm_256(rt_split, tmp_path_factory):
+def minilm_256(rt_split, minilm_cached):
     """MiniLM vectors of the 256-label sample of seed 0 and of 800 test texts."""
     pool, test = rt_split
     idx = budget_indices(pool, 256, seed=0)
     train, test = pool.subset(idx), test.subset(np.arange(800))
-    vectors = EmbeddingCache(tmp_path_factory.mktemp("cache")).vectors(get_encoder("minilm"), train.texts + test.texts)
+    encoder, cache = minilm_cached
+    vectors = cache.vectors(encoder, train.texts + test.texts)
     return train, vectors[: len(train)], test, vectors[len(train):]
 
 
