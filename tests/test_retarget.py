@@ -231,3 +231,4 @@ def test_with_no_labels_the_rate_is_the_median_of_the_ranking_and_the_bundles_re
     alone = no_label_rate(two, None)
     assert alone.source == "ranking" and alone.rate == pytest.approx(0.7, abs=0.03) and not alone.kept
     assert no_label_rate(two, (alone.share, alone.share)).kept  # two readers at the source's share: it stays
+    assert no_label_rate(two, (0.0, 0.01)).rate is None  # two readers see one class only: no rate

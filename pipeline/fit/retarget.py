@@ -333,7 +333,7 @@ def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: Retarg
     if settings.prior is None:
         found = no_label_rate(s, calibrated_rates(s, prior_model))
         if found.rate is None:
-            raise RetargetError(_no_rate(found.mixture, len(s)))
+            raise RetargetError(_no_rate(found.mixture, len(s), found.calibrated))
         prior, calibrated, kept = TargetPrior(found.rate, found.source, None, found.mixture), found.calibrated, found.kept
     else:
         prior = TargetPrior(settings.prior, "--prior", None)
@@ -347,16 +347,21 @@ def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: Retarg
     return Retargeted(source.coef.copy(), source.intercept + shift, source.normalizes, record)
 
 
-def _no_rate(mixture: Any, n: int) -> str:
-    """The one-line refusal when no rate can be read from ``n`` texts whose mixture is ``mixture``."""
+def _no_rate(mixture: Any, n: int, calibrated: tuple[float, float] | None) -> str:
+    """The one-line refusal when no rate can be read from ``n`` texts whose mixture is ``mixture`` (and whose
+    EM and BBSE rates are ``calibrated``, where the bundle records them)."""
     from pipeline.fit.retarget_rate import MIN_SEPARATION_UNLABELLED
 
+    fix = ("give --prior RATE if you know it, or label 16-32 of them (`review-transfer suggest`) and retarget "
+           "with those.")
+    if calibrated is not None:
+        return (f"the rates read from the bundle's scores of these {n:,} texts (ranking {mixture.rate:.0%}, EM "
+                f"{calibrated[0]:.0%}, BBSE {calibrated[1]:.0%}) put almost all of them in one class: " + fix)
     why = (f"do not split into two classes (separation {mixture.separation:.2f})"
            if mixture.separation < MIN_SEPARATION_UNLABELLED else
            f"split off only a sliver of {mixture.rate:.0%} in one tail, not a class")
     return (f"the bundle's scores of these {n:,} texts {why}, and the bundle records no out-of-fold confusion to "
-            "read the rate by instead: give --prior RATE if you know it, or label 16-32 of them "
-            "(`review-transfer suggest`) and retarget with those.")
+            "read the rate by instead: " + fix)
 
 
 def _self_train(source: SourceHead, rows: np.ndarray, y: np.ndarray, unl: np.ndarray, offset: Offset,

@@ -33,6 +33,7 @@ MIN_LABELS_AUC = 0.85  # the source scores' ROC-AUC on the labelled texts: under
 MIN_SEPARATION_UNLABELLED = 0.75  # with no labels: a mixture separating less, no rate (chosen on validation halves)
 RATE_RANGE = (0.08, 0.92)  # with no labels: a rate outside this is a sliver in a tail, not a class
 AGREEMENT = 0.10  # with no labels: a rate this close to the share the source calls positive keeps its threshold
+COLLAPSED = 0.02  # with no labels: a median rate this close to 0 or 1 has collapsed onto one class (no rate)
 ITERATIONS = 200
 MIN_VARIANCE = 1e-2  # the spread's floor, in squared log-odds
 Z95 = 1.96
@@ -150,5 +151,7 @@ def no_label_rate(scores: np.ndarray, calibrated: tuple[float, float] | None = N
     share, source = float(np.mean(scores > 0)), "ranking"
     if calibrated is not None:
         rate, source = float(np.median([mixture.rate, *calibrated])), "readers"
+        if not COLLAPSED < rate < 1 - COLLAPSED:  # two readers see (almost) one class only: no rate
+            rate = None
     kept = rate is not None and abs(rate - share) <= AGREEMENT
     return NoLabelRate(rate, source, mixture, share, calibrated, kept)
