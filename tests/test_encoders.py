@@ -314,9 +314,10 @@ def test_layers_pool_the_mean_of_hidden_layers(minilm, rt_texts):
         get_encoder("minilm[layers=4-7]", precision="fp32")
     # what an onnx/openvino export traces returns the same layer mean, pooled as the export pools; its own key
     graph = exported.export_graph(minilm._model.transformers_model, (4, 6))
+    ids, mask = batch["input_ids"][:4], batch["attention_mask"][:4]  # four texts: a forward pass is the cost here
     with torch.inference_mode():
-        traced = mean_pool(graph(batch["input_ids"], batch["attention_mask"]), batch["attention_mask"]).numpy()
-    assert _cos(traced, v).min() > 0.99999
+        traced = mean_pool(graph(ids, mask), mask).numpy()
+    assert _cos(traced, v[:4]).min() > 0.99999
     key = ("model", "openvino", "int8-static", "openvino==1", False)
     assert exported.export_key(*key, None) == exported.export_key(*key) != exported.export_key(*key, (4, 6))
 
