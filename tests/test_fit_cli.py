@@ -231,7 +231,7 @@ def test_fit_without_encoder_uses_the_default_mpnet(rt, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "mpnet[layers=9-12]: backend auto runs openvino int8: median cosine" in res.output
     path = next((tmp_path / "m").iterdir())
-    bundle = Bundle.load(path)
+    bundle = Bundle.load(path, cache_dir=tmp_path / "cache")  # the export fit made, not a second one in ./cache
     assert bundle.manifest["encoder"]["spec"] == DEFAULT_ENCODER == "mpnet[layers=9-12]"
     assert (bundle.manifest["encoder"]["options"]["backend"], bundle.manifest["encoder"]["options"]["quantize"]) == \
         ("openvino", "int8")
