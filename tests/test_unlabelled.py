@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from helpers import write_reviews_csv
 
 import pipeline.study.compare
+import pipeline.study.job
 from pipeline.bundle.bundle import Bundle
 from pipeline.cli import main
 from pipeline.study.compare import Execution, ResultsLog, StudyPlan, run_compare
@@ -212,12 +213,14 @@ def test_full_preset_self_trains_every_method_but_not_on_the_whole_pool(reviews,
     path, _ = reviews
     seen = {}
 
-    def stop(ds, plan, execution=None, **kwargs):
-        seen["plan"] = plan
+    def stop(job, echo=None):
+        seen["plan"] = job.plan
         raise SystemExit(0)
 
-    monkeypatch.setattr(pipeline.study.compare, "run_compare", stop)
-    CliRunner().invoke(main, ["compare", path, "--preset", "full", "--out", str(tmp_path / "r")])
+    # stopped before the job picks backends: the preset's transformers would be exported and probed first
+    monkeypatch.setattr(pipeline.study.job, "compare_source", stop)
+    CliRunner().invoke(main, ["compare", path, "--preset", "full", "--out", str(tmp_path / "r"),
+                              "--cache-dir", str(tmp_path / "cache")])
     assert seen["plan"].self_train == SelfTrainSettings() and list(seen["plan"].finetune) == ["head", "setfit"]
     monkeypatch.undo()
     # on the whole pool nothing is left unlabelled: no self-trained cell (it would only repeat its teacher)
