@@ -36,6 +36,11 @@ class Layout:
         return {"english": list(self.english), "other": list(self.other), "flag": self.flag}
 
 
+def layout_of(encoder: Any) -> Layout | None:
+    """The :class:`Layout` of a routed encoder's vectors, None for any other encoder (one head for every row)."""
+    return encoder.layout() if isinstance(encoder, RoutedEncoder) else None
+
+
 class RoutedEncoder(ConcatEncoder):
     """The vectors of ``parts`` side by side and the English flag; ``route`` = (the parts English texts
     read, the parts other texts read), as indices into ``parts``."""

@@ -142,7 +142,6 @@ def calibrated_rates(scores: np.ndarray, model: Any) -> tuple[float, float] | No
     return float(em), bbse
 
 
-
 def no_label_rate(scores: np.ndarray, calibrated: tuple[float, float] | None = None) -> NoLabelRate:
     """The rate of unlabelled target texts with source log-odds ``scores`` and whether the threshold stays (see
     the module docstring); ``calibrated``: :func:`calibrated_rates` of the same scores."""

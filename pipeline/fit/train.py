@@ -28,6 +28,7 @@ from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 from pipeline.heads.prompts import Prompts, encoded_direction
 from pipeline.predict.shift import keep_sample
 from pipeline.encoders.registry import resolve_encoder
+from pipeline.encoders.routed import layout_of
 from pipeline.encoders.spec import DEFAULT_ENCODER
 
 
@@ -87,20 +88,17 @@ def iter_fit(
     vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts + (unl.texts if unl else []))
     u = encoded_direction(prompts, enc, cache_dir) if prompts is not None else None
     X_train, X_test = vectors[: len(train)], vectors[len(train) : len(train) + len(test)]
-    layout = enc.layout() if hasattr(enc, "layout") else None  # a routed encoder: a head per language side
+    layout = layout_of(enc)  # a routed encoder: a head per language side
     for name in heads:
         prompted = u is not None and get_head(name).prompted
         extra: dict[str, Any] = {"prompts": prompts.record()} if prompted else {}
         if unl is not None:
-            from pipeline.unlabelled.routed import self_train_routed
-            from pipeline.unlabelled.self_train import self_train_head
+            from pipeline.unlabelled.routed import self_train_any
 
             options = FitOptions(groups=train.groups, class_weight=class_weight, seed=seed, n_jobs=plan.n_jobs,
                                  prompt_direction=u if prompted else None)
-            X_unl = vectors[len(train) + len(test):]
-            fitted, record = self_train_head(name, X_train, train.labels, X_unl, settings=plan.self_train,
-                                             options=options) if layout is None else \
-                self_train_routed(name, X_train, train.labels, X_unl, layout, settings=plan.self_train, options=options)
+            fitted, record = self_train_any(name, X_train, train.labels, vectors[len(train) + len(test):], layout,
+                                            settings=plan.self_train, options=options)
             extra.update({"self_train": record, "unlabelled": unl.record})
         else:
             fitted = fit_any(name, X_train, train.labels, layout, groups=train.groups, class_weight=class_weight,

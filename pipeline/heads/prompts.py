@@ -105,10 +105,11 @@ def direction(vectors: np.ndarray, n_positive: int) -> np.ndarray:
 def encoded_direction(prompts: Prompts, encoder: Any, cache_dir: str | Path) -> Any:
     """:func:`direction` of ``prompts`` under ``encoder``, their vectors read from (or added to) the cache;
     for a routed encoder (``E|O``) a pair, the direction of each side in its own columns."""
+    from pipeline.encoders.routed import layout_of
     from pipeline.store.cache import EmbeddingCache
 
     V = EmbeddingCache(cache_dir).vectors(encoder, prompts.texts)
-    return directions(V, len(prompts.positive), encoder.layout() if hasattr(encoder, "layout") else None)
+    return directions(V, len(prompts.positive), layout_of(encoder))
 
 
 def directions(vectors: np.ndarray, n_positive: int, layout: Any = None) -> Any:

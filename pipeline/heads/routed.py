@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from pipeline.heads.registry import FittedHead, fit_head
+from pipeline.heads.routed_linear import routed_proba
 
 
 class RoutedClassifier(ClassifierMixin, BaseEstimator):
@@ -36,18 +37,8 @@ class RoutedClassifier(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def sides(self, X: np.ndarray) -> np.ndarray:
-        """Whether each row goes to the English head."""
-        return np.asarray(X)[:, self.flag] >= 0.5
-
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X)
-        english = self.sides(X)
-        out = np.empty((len(X), 2), dtype=np.float64)
-        for rows, head, cols in ((english, self.english_, self.english_cols), (~english, self.other_, self.other_cols)):
-            if rows.any():
-                out[rows] = head.predict_proba(X[rows][:, list(cols)])
-        return out
+        return routed_proba(X, self.flag, (self.english_, self.english_cols), (self.other_, self.other_cols))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)

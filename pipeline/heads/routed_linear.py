@@ -16,6 +16,19 @@ from pipeline.heads.linear import LinearHead, LinearHeadError, from_arrays, from
 SIDES = ("english", "other")
 
 
+def routed_proba(X: np.ndarray, flag: int, english: tuple[Any, Sequence[int]],
+                 other: tuple[Any, Sequence[int]]) -> np.ndarray:
+    """``(n, 2)`` class probabilities of the rows of ``X``: those whose column ``flag`` is 1 from the English
+    ``(head, columns)``, the rest from the other side's; each head sees only its own columns."""
+    X = np.asarray(X)
+    on_english = X[:, flag] >= 0.5
+    out = np.empty((len(X), 2), dtype=np.float64)
+    for rows, (head, cols) in ((on_english, english), (~on_english, other)):
+        if rows.any():
+            out[rows] = head.predict_proba(X[rows][:, list(cols)])
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class RoutedLinearHead:
     """``english`` predicts rows whose column ``flag`` is 1 from columns ``english_cols``, ``other`` the rest."""
@@ -34,13 +47,7 @@ class RoutedLinearHead:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """``(n, 2)`` probabilities of class 0 and class 1, each row from the head of its side."""
-        X = np.asarray(X)
-        english = X[:, self.flag] >= 0.5
-        out = np.empty((len(X), 2), dtype=np.float64)
-        for rows, head, cols in ((english, self.english, self.english_cols), (~english, self.other, self.other_cols)):
-            if rows.any():
-                out[rows] = head.predict_proba(X[rows][:, cols])
-        return out
+        return routed_proba(X, self.flag, (self.english, self.english_cols), (self.other, self.other_cols))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)

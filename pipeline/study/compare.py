@@ -28,6 +28,7 @@ from pipeline.study.engines.cells import SCORES, budget_label, scores
 from pipeline.data.dataset import Dataset, DataError, budget_indices, split
 from pipeline.study.engines.base import Cell, CellOptions, Method
 from pipeline.data.jsonlines import drop_partial_line
+from pipeline.encoders.routed import layout_of
 from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 
@@ -472,7 +473,7 @@ def _run_frozen(run: _Run, encoder_spec: str, todo: dict[Method, list[tuple[int 
 
         options = {**options, "prompt_direction": encoded_direction(run.prompts, encoder, run.cache_dir)}
     n_cells = sum(map(len, todo.values()))
-    layout = encoder.layout() if hasattr(encoder, "layout") else None  # routed: a head per language side
+    layout = layout_of(encoder)  # routed: a head per language side
     cells = _frozen_cells(todo, run.pool, run.tests, rows, {**options, "shift": run.shift[encoder_spec], "layout": layout},
                           run.unlabelled)
     for row in run.engine.run(encoder, cells):

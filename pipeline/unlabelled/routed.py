@@ -27,3 +27,13 @@ def self_train_routed(head: str, X: np.ndarray, y: np.ndarray, X_unlabelled: np.
              for cols, rows, u in zip((layout.english, layout.other), (english_rows, ~english_rows), directions)]
     (english, english_record), (other, other_record) = sides
     return joined(english, other, layout, X.shape[1]), {**english_record, "other": other_record}
+
+
+def self_train_any(head: str, X: np.ndarray, y: np.ndarray, X_unlabelled: np.ndarray, layout: Any = None, *,
+                   settings: SelfTrainSettings = SelfTrainSettings(),
+                   options: FitOptions = FitOptions()) -> tuple[Any, dict[str, Any]]:
+    """:func:`self_train_routed` with a ``layout`` (a routed encoder's vectors), else plain ``self_train_head``:
+    what :func:`pipeline.heads.routed.fit_any` is to fitting."""
+    if layout is None:
+        return self_train_head(head, X, y, X_unlabelled, settings=settings, options=options)
+    return self_train_routed(head, X, y, X_unlabelled, layout, settings=settings, options=options)

@@ -89,15 +89,11 @@ def fit_frozen_cell(cell: Cell) -> dict[str, Any]:
     if streamed(method, budget, o.out_of_core):
         fitted = _fit_streamed(X_train, y_train, seed, class_weight, o.out_of_core)
     elif method.self_train:
-        from pipeline.unlabelled.routed import self_train_routed
-        from pipeline.unlabelled.self_train import self_train_head
+        from pipeline.unlabelled.routed import self_train_any
 
-        options = FitOptions(groups=groups, seed=seed, folds=folds, class_weight=class_weight,
-                             prompt_direction=prompt_direction)
-        fitted, record = self_train_head(method.head, X_train, y_train, o.X_unlabelled, settings=self_train,
-                                         options=options) if o.layout is None else \
-            self_train_routed(method.head, X_train, y_train, o.X_unlabelled, o.layout, settings=self_train,
-                              options=options)
+        fitted, record = self_train_any(method.head, X_train, y_train, o.X_unlabelled, o.layout, settings=self_train,
+                                        options=FitOptions(groups=groups, seed=seed, folds=folds,
+                                                           class_weight=class_weight, prompt_direction=prompt_direction))
         extra["self_train"] = {k: record[k] for k in ("fraction", "threshold", "rounds", "rounds_run", "cost_vs_teacher")}
     else:
         fitted = fit_any(method.head, X_train, y_train, o.layout, groups=groups, seed=seed, folds=folds,
