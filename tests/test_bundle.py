@@ -209,3 +209,28 @@ def test_save_replaces_a_bundle_but_not_other_directories(saved, tmp_path):
     with pytest.raises(BundleError, match="not a model bundle; refusing"):
         bundle.save(other)
     assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_fit_saves_and_loads_a_bundle_head_without_importing_torch(small_rt, glove_file, tmp_path):
+    """skops lists scikit-learn's estimators on import, which imports torch through scikit-learn's array
+    namespaces; `fit` with an encoder that needs no torch saves its bundle, and a load rebuilds its skops
+    head, without it (1-2 s of a cold fit or predict)."""
+    import subprocess
+    import sys
+
+    ds, _, _ = small_rt
+    data = tmp_path / "small.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": int(y), "group": g}) + "\n"
+                            for t, y, g in zip(ds.texts, ds.labels, ds.groups)), encoding="utf-8")
+    args = ["fit", str(data), "--encoder", f"glove:{glove_file}", "--budget", "40", "--group-col", "group",
+            "--out", str(tmp_path / "models"), "--cache-dir", str(tmp_path / "cache")]
+    code = ("import sys\nfrom pipeline.cli import main\n"
+            f"try:\n    main({args!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "from pathlib import Path\nfrom pipeline.bundle.bundle import Bundle\n"
+            f"assert Bundle.load(next(Path({str(tmp_path / 'models')!r}).iterdir()), trust_encoder=True).estimator is not None\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout
+    assert list((tmp_path / "models").glob("*/head.skops"))

@@ -258,8 +258,7 @@ class Bundle:
     def _write(self, path: Path, encoder_dir: str | Path | None) -> dict[str, Any]:
         """Write the bundle into a temporary sibling of ``path``, swap it in (:func:`_replace_dir`) and
         return its manifest; the caller holds the swap lock."""
-        import skops.io as sio
-
+        sio = _skops_io()
         tmp = path.parent / f".{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
