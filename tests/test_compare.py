@@ -158,18 +158,27 @@ def test_report_statistics_and_files(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["cells"] == 6
 
 
-def test_cli_compare_with_extra_test_set(rt_csv, tmp_path, rt_split):
+def test_cli_compare_with_extra_test_sets(rt_csv, tmp_path, rt_split):
+    """Each --test-set is scored under its own name; one whose file is called test.csv (the source's split's
+    name) is reported as FOLDER-test, never in place of the source's test split."""
     _, test = rt_split
     other = write_reviews_csv(tmp_path / "other_site.csv", test, range(300))
+    (tmp_path / "b").mkdir()
+    named_test = write_reviews_csv(tmp_path / "b" / "test.csv", test, range(300, 400))
     out = tmp_path / "r"
     env = {"REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
     result = CliRunner(env=env).invoke(main, [
         "compare", rt_csv, "--group-col", "movie", "--encoder", "glove-6b-50d", "--budgets", "16,64",
-        "--seeds", "2", "--test-set", other, "--out", str(out)])
+        "--seeds", "2", "--test-set", other, "--test-set", named_test, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Accuracy on `test`" in result.output and "Accuracy on `other_site`" in result.output
+    assert f"--test-set {named_test}: reported as `b-test` (`test` names another set)" in result.output
+    assert "runner-up" not in result.output  # one method: no pairing heading over nothing
     assert (out / "learning_curves.png").exists()
-    assert set(ResultsLog(out).rows()[0]["metrics"]) == {"test", "other_site"}
+    metrics = ResultsLog(out).rows()[0]["metrics"]
+    assert set(metrics) == {"test", "other_site", "b-test"}
+    for name, labels in (("test", split(load(rt_csv, group_col="movie"))[1].labels), ("b-test", test.labels[300:400])):
+        assert metrics[name]["majority_rate"] == pytest.approx(max(labels.mean(), 1 - labels.mean()))
 
 
 def test_cli_compare_trains_in_domain_word2vec_with_the_source_columns(rt_csv, tmp_path):

@@ -32,11 +32,10 @@ from pipeline.active.strategies import (SETTINGS, Oracle, QuerySettings, check_s
                                        unit_rows)
 from pipeline.study.engines.base import Cell, CellOptions, Method
 from pipeline.study.engines.cells import budget_label, fit_frozen_cell
-from pipeline.study.compare import Execution, ResultsLog, StudyPlan, check_run_identity
+from pipeline.study.compare import SPLITS, Execution, ResultsLog, StudyPlan, check_run_identity
 from pipeline.data.dataset import Dataset, DataError, budget_indices, split, validation_split
 
 DEFAULT_BATCH = 8
-SPLITS = ("test", "validation")
 # an actively chosen sample is rarely balanced: weight classes inversely to their counts (on the balanced
 # random samples this changes nothing, so the pairing with random stays fair)
 CLASS_WEIGHT = "balanced"

@@ -34,6 +34,7 @@ from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
+SPLITS = ("test", "validation")  # the source's own held-out splits a study scores on
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {

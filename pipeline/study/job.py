@@ -4,13 +4,14 @@ chosen and guarded, the study (or the simulated active learning of ``--query``) 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain, count
 from pathlib import Path
 from typing import Any
 
 from pipeline.encoders.probe import MIN_MEDIAN_COSINE
-from pipeline.study.compare import Execution, StudyPlan
+from pipeline.study.compare import SPLITS, Execution, StudyPlan
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,11 @@ def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Comp
 
     opts, execution = job.source_options, job.execution
     ds = load(job.source, **opts)
-    extra = {Path(p).stem: load(p, **opts) for p in job.test_sets}
+    names = test_set_names(job.test_sets)
+    for path, name in zip(job.test_sets, names):
+        if name != Path(path).stem:
+            echo(f"--test-set {path}: reported as `{name}` (`{Path(path).stem}` names another set)")
+    extra = {name: load(p, **opts) for p, name in zip(job.test_sets, names)}
     specs = list(job.plan.encoders)
     backends = _frozen_backends(job, specs, ds.texts, echo) if execution.engine == "local" else {}
     title = f"compare on {job.source}" + _transductive_note(ds, job.unlabelled, extra, echo)
@@ -73,6 +78,17 @@ def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Comp
                            unlabelled=job.unlabelled, source_options=opts)
     out = Path(execution.out)
     return Compared(rows, write_report(rows, out, title=title, with_plot=job.with_plot), title, out)
+
+
+def test_set_names(paths: Sequence[str]) -> list[str]:
+    """A report name per ``--test-set`` file: its stem, or where that names the source's split or an earlier
+    file, its folder and stem, else the stem numbered; so no set's scores replace another's."""
+    names: list[str] = []
+    for path in map(Path, paths):
+        folder = f"{path.parent.name}-{path.stem}" if path.parent.name else path.stem
+        tries = chain((path.stem, folder), (f"{path.stem}-{i}" for i in count(2)))
+        names.append(next(n for n in tries if n not in SPLITS and n not in names))
+    return names
 
 
 def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dict[str, Any],

@@ -190,12 +190,10 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
                 cells.append(f"**{text}**" if m == entry["best"] and text else text)
             label = f"all ({entry['n_train']})" if budget == "all" else budget
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines += ["", "Best vs runner-up, paired over seeds (accuracy points, 95% t-interval):", ""]
-        for budget, entry in budgets.items():
-            d = entry.get("best_minus_runner_up")
-            if "runner_up" not in entry:
-                continue
-            lines.append(f"- {budget} labels: `{entry['best']}` vs `{entry['runner_up']}`: {_gap(d)}")
+        gaps = [f"- {budget} labels: `{entry['best']}` vs `{entry['runner_up']}`: {_gap(entry.get('best_minus_runner_up'))}"
+                for budget, entry in budgets.items() if "runner_up" in entry]
+        if gaps:  # one method: nothing to pair it with
+            lines += ["", "Best vs runner-up, paired over seeds (accuracy points, 95% t-interval):", "", *gaps]
         lines.append("")
     for test_name, budgets in summary.get("adaptation", {}).items():
         lines += [f"## Class-prior adaptation on `{test_name}` (means over seeds)", "",
