@@ -10,7 +10,13 @@ part is drawn (as ``compare`` draws it) and every method fits on it, paired:
 - ``ens:A,B``: one prompted logreg per encoder, their log-odds averaged (a score ensemble);
 - ``st:A[:FRACTION[:ROUNDS]]``: self-training on encoder(s) ``A``: the prompted teacher labels up to
   ``--max-unlabelled`` of the training part's other texts, the student refits (``fit --self-train``; default
-  fraction 0.5, one round); ``self-train`` is ``st:mpnet``.
+  fraction 0.5, one round); ``self-train`` is ``st:mpnet``;
+- ``nb``: word evidence alone: NBSVM-style binary unigrams and bigrams scaled by their log-count ratios on the
+  sample, then logistic regression (``indomain_levers.Words``; the vocabulary from the training part's texts);
+- ``nb-ens:A[:W]``: ``A``'s prompted head's log-odds plus ``W`` (default 0.25) times ``nb``'s;
+- ``ls:A``: label spreading over a kNN graph of the sample and the training part's other texts, from the prompted
+  head's probabilities, then a student on the surest half (``indomain_levers.spread_student``);
+- any method ``/k=MAX,LABELS``: the prompt prior's ``KAPPA_MAX`` and ``KAPPA_LABELS`` set to those values.
 
 Prints mean accuracy on the validation part (± sd over seeds), the paired gain over ``--base`` (default
 ``mpnet``, ± SE), and the CPU seconds per cell (``time.process_time`` of the fit, vectors already cached; 1 BLAS
@@ -27,16 +33,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from benchmarks.indomain_levers import Words, nb_log_odds, prompt_strength, spread_student
 from benchmarks.targets import load_target
 from pipeline.data.dataset import budget_indices, load, split, validation_split
 from pipeline.encoders import get_encoder
 from pipeline.heads.prompts import DEFAULT as PROMPTS
-from pipeline.heads.prompts import direction
+from pipeline.heads.prompts import KAPPA_LABELS, KAPPA_MAX, direction
 from pipeline.heads.registry import FitOptions, fit_head
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 from pipeline.unlabelled.self_train import SelfTrainSettings, self_train_head
@@ -67,6 +77,70 @@ def samples(tr, budget: str, seeds: int, max_unlabelled: int):
         idx = budget_indices(tr, n, seed)
         rest = np.setdiff1d(np.arange(len(tr)), idx)
         yield n, seed, idx, np.sort(np.random.default_rng(seed).permutation(rest)[:max_unlabelled])
+
+
+def core(method: str) -> str:
+    """``method`` without its ``/k=MAX,LABELS`` suffix."""
+    return method.split("/")[0]
+
+
+def strength(method: str) -> tuple[float, float]:
+    """The prompt prior's (KAPPA_MAX, KAPPA_LABELS) for ``method``: its ``/k=MAX,LABELS`` suffix, or the defaults."""
+    suffix = method.partition("/k=")[2]
+    return tuple(float(v) for v in suffix.split(",")) if suffix else (KAPPA_MAX, KAPPA_LABELS)
+
+
+def vector_names(method: str) -> list[str] | None:
+    """The encoders whose concatenated vectors ``method`` fits on; None for ``ens:`` and ``nb`` (built per part)."""
+    m = core(method)
+    if m.startswith("ens:") or m == "nb":
+        return None
+    return (m.split(":")[1] if ":" in m else m).split("+")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What one method sees in one (budget, seed) cell: vectors, the labelled sample and the pool's other texts."""
+
+    V: dict[str, tuple[np.ndarray, np.ndarray]]  # encoder name -> (vectors of training part + scored texts, prompt direction)
+    built: tuple[np.ndarray, np.ndarray] | None  # the method's own (concatenated) vectors and direction
+    words: Any  # indomain_levers.Words over the same rows, or None
+    ntr: int  # rows before the scored texts
+    idx: np.ndarray  # the labelled sample (rows of the training part)
+    y: np.ndarray
+    groups: list
+    seed: int
+    rest: np.ndarray  # the training part's other texts (unlabelled), for self-training and spreading
+
+
+def cell(m: str, c: Cell) -> np.ndarray:
+    """0/1 predictions on the scored rows of method ``m`` (without its ``/k=`` suffix) fitted on cell ``c``."""
+    scored = slice(c.ntr, None)
+    if m.startswith("ens:"):
+        z = 0.0
+        for name in m[4:].split(","):
+            X, u = c.V[name]
+            z = z + log_odds(fit_head("logreg", X[c.idx], c.y, groups=c.groups, seed=c.seed,
+                                      prompt_direction=u).estimator, X[scored])
+        return (z > 0).astype(int)
+    if m == "nb":
+        return (nb_log_odds(c.words, c.idx, c.y, scored) > 0).astype(int)
+    X, u = c.built
+    if m.startswith("st:"):
+        given = m.split(":")[2:]
+        fraction, rounds = (given + ["0.5", "1"][len(given):])[:2]
+        settings = SelfTrainSettings(fraction=float(fraction), rounds=int(rounds))
+        st, _ = self_train_head("logreg", X[c.idx], c.y, X[c.rest], settings=settings,
+                                options=FitOptions(groups=c.groups, seed=c.seed, prompt_direction=u))
+        return st.estimator.predict(X[scored])
+    head = fit_head("logreg", X[c.idx], c.y, groups=c.groups, seed=c.seed, prompt_direction=u)
+    if m.startswith("ls:"):
+        return spread_student(head, X[c.idx], c.y, X[c.rest], seed=c.seed).predict(X[scored])
+    if m.startswith("nb-ens:"):
+        weight = float(m.split(":")[2]) if m.count(":") > 1 else 0.25
+        z = log_odds(head.estimator, X[scored]) + weight * nb_log_odds(c.words, c.idx, c.y, scored)
+        return (z > 0).astype(int)
+    return head.estimator.predict(X[scored])
 
 
 def report_budget(rows: dict[tuple[str, str], list[tuple[float, float]]], budget: str, methods: list[str],
@@ -100,7 +174,8 @@ def main() -> None:
     sets = {"val": va, **{name: load_target(name) for name in filter(None, args.targets.split(","))}}
     scored = [t for ds in sets.values() for t in ds.texts]  # every scored text, after the training part's
     methods = args.methods.split(";")
-    need = {n for m in methods for n in m.replace("ens:", "").replace("st:", "").split(":")[0].replace(",", "+").split("+") if n in SHORT} | {"mpnet"}
+    need = {n for m in methods for n in re.split(r"[+,]", core(m).split(":")[1 if ":" in core(m) else 0]) if n in SHORT}
+    need |= {"mpnet"}
     V = {n: vectors(cache, [n], tr.texts + scored) for n in need}
     ntr = len(tr)
     print(f"RT pool: train part {ntr} texts, validation part {len(va)} ({va.labels.mean():.1%} positive); "
@@ -114,33 +189,17 @@ def main() -> None:
 
     rows: dict[tuple[str, str], list[tuple[float, float]]] = {}
     methods = ["st:mpnet" if m == "self-train" else m for m in methods]
-    built = {m: concat(m.split(":")[1 if m.startswith("st:") else 0].split("+")) for m in methods
-             if not m.startswith("ens:")}
+    built = {m: concat(vector_names(m)) for m in methods if vector_names(m)}
+    words = Words(tr.texts, tr.texts + scored) if any(core(m).startswith("nb") for m in methods) else None
     for b in args.budgets.split(","):
         for n, seed, idx, rest in samples(tr, b, args.seeds, args.max_unlabelled):
             y, groups = tr.labels[idx], [tr.groups[i] for i in idx]
             for m in methods:
+                if n is None and core(m).startswith(("st:", "ls:")):
+                    continue  # on the whole training part nothing is left unlabelled
                 c0 = time.process_time()
-                if m.startswith("ens:"):
-                    z = 0.0
-                    for name in m[4:].split(","):
-                        X, u = V[name]
-                        z = z + log_odds(fit_head("logreg", X[idx], y, groups=groups, seed=seed,
-                                                  prompt_direction=u).estimator, X[ntr:])
-                    pred = (z > 0).astype(int)
-                elif m.startswith("st:"):
-                    if n is None:
-                        continue
-                    X, u = built[m]
-                    given = m.split(":")[2:]
-                    fraction, rounds = (given + ["0.5", "1"][len(given):])[:2]
-                    settings = SelfTrainSettings(fraction=float(fraction), rounds=int(rounds))
-                    st, _ = self_train_head("logreg", X[idx], y, X[rest], settings=settings,
-                                            options=FitOptions(groups=groups, seed=seed, prompt_direction=u))
-                    pred = st.estimator.predict(X[ntr:])
-                else:
-                    X, u = built[m]
-                    pred = fit_head("logreg", X[idx], y, groups=groups, seed=seed, prompt_direction=u).estimator.predict(X[ntr:])
+                with prompt_strength(*strength(m)):
+                    pred = cell(core(m), Cell(V, built.get(m), words, ntr, idx, y, groups, seed, rest))
                 cpu, start = time.process_time() - c0, 0
                 for name, ds in sets.items():
                     hit = pred[start:start + len(ds)] == ds.labels

@@ -16,6 +16,8 @@ and CPU).
 - ``last``: the last layer, L2-normalised: the ``mpnet`` vectors (checked against the cache's);
 - ``mean:a-b``: the mean of layers a..b's pooled states, L2-normalised;
 - ``cat:a-b``: each of layers a..b L2-normalised, concatenated, divided by sqrt(count);
+- ``S,T``: settings side by side (``mean:9-12,mean:5-8``; a bare ``a-b`` is ``mean:a-b``), each L2-normalised, divided
+  by sqrt(count);
 - ``LAYERS/white[:K]``, ``LAYERS/std``, ``LAYERS/center``: then PCA-whitened (top K components) / standardised / centred on the training
   part's vectors (its labels unused; the validation part's texts never), and L2-normalised again;
 - ``LAYERS/knn:K:W``: the head's log-odds mixed (weight W) with a kNN vote over the pool's pseudo-labelled texts;
@@ -166,6 +168,9 @@ def unit(X: np.ndarray) -> np.ndarray:
 
 
 def layer_vectors(H: np.ndarray, name: str) -> np.ndarray:
+    if "," in name:  # several settings side by side, each L2-normalised, divided by sqrt(count)
+        names = name.split(",")
+        return np.hstack([layer_vectors(H, n if ":" in n or n == "last" else f"mean:{n}") for n in names]) / np.sqrt(len(names))
     if name == "last":
         return unit(H[:, 12])
     kind, rng = name.split(":")
@@ -200,7 +205,7 @@ def main() -> None:
 
 
 def evaluate(args) -> None:
-    from bench_indomain import report_budget, samples
+    from benchmarks.bench_indomain import report_budget, samples
 
     from pipeline.heads.prompts import direction
     from pipeline.heads.registry import SELECTION, FitOptions, Selection, fit_head
