@@ -22,7 +22,7 @@ Prints mean accuracy on the validation part (± sd over seeds), the paired gain 
 ``mpnet``, ± SE), and the CPU seconds per cell (``time.process_time`` of the fit, vectors already cached; 1 BLAS
 thread). ``--targets`` (e.g. ``uci-amazon-val,uci-yelp-val``, :mod:`benchmarks.targets`) scores the same heads on
 those shifted sets too, one line each. Encoder names: ``mpnet`` (fp32), ``minilm``, ``glove``, ``e5``
-(multilingual), ``layers`` (``mpnet[layers=9-12]``, torch), ``static`` (mpnet's static int8 export, what
+(multilingual, with its query prefix), ``multilingual`` (the alias: e5 as `--encoder multilingual` runs it), ``layers`` (``mpnet[layers=9-12]``, torch), ``static`` (mpnet's static int8 export, what
 ``backend auto`` runs) and ``layers-static`` (the static int8 export of ``mpnet[layers=9-12]``).
 
     REVIEW_TRANSFER_CACHE=... PYTHONPATH=. python benchmarks/bench_indomain.py [--budgets 16,...,1000,all]
@@ -53,7 +53,7 @@ from pipeline.unlabelled.self_train import SelfTrainSettings, self_train_head
 
 SHORT = {"mpnet": "mpnet[precision=fp32]", "minilm": "minilm", "glove": "glove-6b-50d", "e5": "e5-small-multilingual",
          "layers": "mpnet[layers=9-12]", "static": "mpnet[backend=openvino,quantize=int8-static]",
-         "layers-static": "mpnet[layers=9-12,backend=openvino,quantize=int8-static]"}
+         "layers-static": "mpnet[layers=9-12,backend=openvino,quantize=int8-static]", "multilingual": "multilingual"}
 
 
 def vectors(cache: EmbeddingCache, names: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

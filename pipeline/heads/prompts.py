@@ -11,8 +11,8 @@ always was and ``predict`` needs no prompts.
 
 ``γ² = 1 + κ / sd²``, where ``sd`` is the training rows' spread along ``u`` and ``κ = min(κ_max, c / n)``
 falls with the number of labels ``n``: on a few labels the prompts carry the fit, on many the labels
-do. ``κ_max`` and ``c`` were chosen on a validation split of RT's pool and on a development target
-that is not RT (Amazon review sentences), never on RT's test split; see the README.
+do. ``κ_max`` and ``c`` were chosen on a validation split of RT's pool and on development targets
+that are not RT (Amazon and Yelp review sentences), never on RT's test split; see docs/benchmarks/prompts.md.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from pipeline import OptionError
 
 POSITIVE = ("It was great.", "I loved it.", "Excellent, highly recommended.", "A wonderful experience.", "Good.")
 NEGATIVE = ("It was terrible.", "I hated it.", "Awful, not recommended.", "A horrible experience.", "Bad.")
-KAPPA_MAX = 0.1  # the stretch's strength κ on the fewest labels
-KAPPA_LABELS = 3.0  # κ = KAPPA_LABELS / n above n = 30 labels: the prompts weigh less as labels accumulate
+KAPPA_MAX = 0.3  # the stretch's strength κ on the fewest labels
+KAPPA_LABELS = 6.0  # κ = KAPPA_LABELS / n above n = 20 labels: the prompts weigh less as labels accumulate
 
 
 @dataclass(frozen=True)
