@@ -29,7 +29,7 @@ from pipeline.heads.registry import FitOptions, fit_head
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 from pipeline.unlabelled.self_train import self_train_head
 
-DEFAULT = ("multilingual[backend=openvino]", "multilingual[prefix=passage,backend=openvino]")
+DEFAULT = ("multilingual-e5[backend=openvino]", "multilingual-e5[prefix=passage,backend=openvino]")
 METHODS = ("plain", "center", "center+unit", "self-train", "center+self-train", "center+unit+self-train")
 
 

@@ -151,7 +151,7 @@ def main() -> None:
     speeds(args.speed_texts)
 
 
-SPEED_ENCODERS = ("minilm", "mpnet", "multilingual")
+SPEED_ENCODERS = ("minilm", "mpnet", "multilingual-e5")
 
 
 def speeds(n: int, join: int = 1, auto: bool = False) -> None:

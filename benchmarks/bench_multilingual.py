@@ -46,7 +46,7 @@ def prompt_sets() -> dict[str, prompts.Prompts | None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoders", default="multilingual,mpnet")
+    parser.add_argument("--encoders", default="multilingual-e5,mpnet")
     parser.add_argument("--budgets", default="128,1000")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--half", choices=("val", "test"), default="val")

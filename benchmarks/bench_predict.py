@@ -1,13 +1,13 @@
 """Cold ``predict`` of one review in a fresh process: wall time per bundle kind, and what it imported.
 
-Fits logreg bundles on 300 RT texts (GloVe; MiniLM torch; MiniLM onnx; the default; multilingual and the routed
-``mpnet|multilingual`` under backend auto) into a temporary directory,
-then runs ``python -m pipeline predict BUNDLE "<new text>"`` in fresh processes, ``--runs`` rounds that
-take the bundles in turn (so a change in machine load falls on all of them alike), a new text every run
-(so the encoder really runs), after one untimed warm-up run each (the OS file cache, the GloVe word list
+Fits logreg bundles on 300 RT texts (GloVe; MiniLM torch; MiniLM onnx; the default; multilingual-e5 and
+``multilingual``, routed: English texts through the default, others through e5, under backend auto) into a
+temporary directory, then runs ``python -m pipeline predict BUNDLE "<new text>"`` in fresh processes, ``--runs``
+rounds that take the bundles in turn (so a change in machine load falls on all of them alike), a new text every
+run (so the encoder really runs: an English review, and for the routed bundle a Chinese one as well), after one untimed warm-up run each (the OS file cache, the GloVe word list
 copy, the package's byte-code: ``PYTHONDONTWRITEBYTECODE`` is dropped for the children). Prints the median wall and CPU seconds, which heavy libraries the process imported, and the load
-average. Targets: < 1.5 s with an ONNX encoder, < 1 s with GloVe and with the default bundle (mpnet under
-backend auto, as `fit` makes it with no options).
+average. Targets: < 1.5 s with an ONNX encoder, < 1 s with GloVe, with the default bundle (mpnet under
+backend auto, as `fit` makes it with no options) and with ``multilingual`` (either language).
 
 Run:  .venv/bin/python benchmarks/bench_predict.py [--runs 5] [--bundle "default (mpnet, auto)"]
 """
@@ -54,11 +54,24 @@ def fit_bundles(work: Path, cache: str, only: list[str]) -> dict[str, Path]:
              "MiniLM, torch": lambda: get_encoder("minilm", device="cpu", work_dir=cache),
              # what `fit` makes with no --encoder and no --backend: mpnet under backend auto
              "default (mpnet, auto)": lambda: auto_encoder(DEFAULT_ENCODER, train.texts, {"work_dir": cache})[0],
-             "multilingual (auto)": lambda: auto_encoder("multilingual", train.texts, {"work_dir": cache})[0],
-             "routed (mpnet|multilingual, auto)": lambda: auto_encoder("mpnet|multilingual", train.texts,
-                                                                       {"work_dir": cache})[0]}
+             "multilingual-e5 (auto)": lambda: auto_encoder("multilingual-e5", train.texts, {"work_dir": cache})[0],
+             "multilingual (routed, auto)": lambda: auto_encoder("multilingual", train.texts, {"work_dir": cache})[0]}
     return {name: next(iter_fit(train, encoder=make(), cache_dir=cache)).save(work / _slug(name))
             for name, make in kinds.items() if not only or name in only}
+
+
+def new_text(language: str) -> str:
+    """A review no cache holds: English, or Chinese (``zh``)."""
+    if language == "zh":
+        return f"这部电影太无聊了，第{time.time_ns()}分钟我就睡着了。"
+    return f"A brand new review, number {time.time_ns()}."
+
+
+def rows_of(bundles: dict[str, Path]) -> dict[str, tuple[Path, str]]:
+    """The table's rows: each bundle with an English review, and a routed one with a Chinese review too."""
+    rows = {name: (path, "en") for name, path in bundles.items()}
+    rows.update({f"{name}, a Chinese review": (path, "zh") for name, path in bundles.items() if "routed" in name})
+    return rows
 
 
 def run_once(bundle: Path, cache: str, text: str) -> tuple[float, float, str]:
@@ -82,14 +95,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cache = os.environ.get("REVIEW_TRANSFER_CACHE") or str(work / "cache")
-        bundles = fit_bundles(work, cache, args.only)
-        for path in bundles.values():
-            run_once(path, cache, "A warm-up review.")
+        rows = rows_of(fit_bundles(work, cache, args.only))
+        for path, language in rows.values():
+            run_once(path, cache, new_text(language))  # warm-up
         print(f"load average before: {_load()}")
-        times: dict[str, list[tuple[float, float, str]]] = {name: [] for name in bundles}
+        times: dict[str, list[tuple[float, float, str]]] = {name: [] for name in rows}
         for i in range(args.runs):
-            for name, path in bundles.items():
-                times[name].append(run_once(path, cache, f"A brand new review, number {time.time_ns()}."))
+            for name, (path, language) in rows.items():
+                times[name].append(run_once(path, cache, new_text(language)))
         print("| bundle | wall s (median) | CPU s (median) | heavy imports | runs |")
         print("|---|---|---|---|---|")
         for name, rows in times.items():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.encoders.spec import parse_spec
 from pipeline.encoders.auto import INT8_CLEARED, auto_encoder, candidates, chooses_backend, names_backend, wants_auto
 
 
@@ -130,9 +131,12 @@ def test_each_part_of_a_stack_or_route_runs_what_it_runs_alone(tmp_path, monkeyp
     monkeypatch.setattr("pipeline.encoders.get_encoder", export)
     spec = "mpnet[layers=9-12]+multilingual|multilingual"
     encoder, lines = auto_encoder(spec, ["a fine film", "一部好电影"], {"work_dir": tmp_path})
-    alone = [auto_encoder(part, ["a fine film"], {"work_dir": tmp_path})[0] for part in ("mpnet[layers=9-12]", "multilingual")]
-    assert encoder.spec == spec and encoder.parts == [{"backend": a.backend, "quantize": a.quantize} for a in alone]
+    alone = [auto_encoder(part, ["a fine film"], {"work_dir": tmp_path})[0] for part in ("mpnet[layers=9-12]", "multilingual-e5")]
+    assert encoder.spec == str(parse_spec(spec)) and encoder.parts == [{"backend": a.backend, "quantize": a.quantize} for a in alone]
     assert encoder.parts == [{"backend": "openvino", "quantize": "int8-static"}, {"backend": "openvino", "quantize": "int8"}]
     assert lines[0].startswith("mpnet[layers=9-12]: backend auto runs openvino int8-static"), lines
     encoder, _ = auto_encoder("glove-6b-50d+minilm", ["a fine film"], {"work_dir": tmp_path})
     assert encoder.parts == [{}, {"backend": "openvino", "quantize": "int8"}] and "glove-6b-50d" not in built
+    encoder, _ = auto_encoder("multilingual", ["a fine film", "一部好电影"], {"work_dir": tmp_path})  # the routed alias
+    assert encoder.spec == "mpnet[layers=9-12]|e5-small-multilingual[prefix=passage]"  # recorded resolved
+    assert encoder.parts == [{"backend": "openvino", "quantize": "int8-static"}, {"backend": "openvino", "quantize": "int8"}]

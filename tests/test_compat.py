@@ -57,3 +57,22 @@ def test_an_earlier_cache_serves_its_rows_without_encoding(spec, cache_dir, monk
     rows = EmbeddingCache(cache_dir).vectors(encoder, EXPECTED["texts"])
     digest = hashlib.sha256(np.ascontiguousarray(rows, dtype=np.float32).tobytes()).hexdigest()
     assert digest == EXPECTED["cache"][spec]["sha256"]
+
+
+# ---------------------------------------------------------------------------------------------- e5 alone
+E5_MADE = Path(__file__).parent / "data" / "e5-9ec6234"
+E5_EXPECTED = json.loads((E5_MADE / "expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", sorted(E5_EXPECTED["bundles"]))
+def test_bundles_of_e5_from_when_multilingual_named_it_load_and_predict_as_they_did(name, tmp_path):
+    """``multilingual`` now names a routed spec. Bundles fitted on e5 alone when it named e5 keep loading and
+    predicting as fitted: the CLI recorded the resolved spec; the library recorded the alias itself, which a
+    manifest still reads as e5, its prefix picked by the recorded fingerprint."""
+    bundle = Bundle.load(shutil.copytree(E5_MADE / name, tmp_path / name), cache_dir=tmp_path / "cache")
+    want = E5_EXPECTED["bundles"][name]
+    assert bundle.manifest["encoder"]["spec"] == want["spec"]
+    assert bundle.get_encoder().fingerprint == want["fingerprint"]
+    assert "mpnet" not in str(bundle.get_encoder().spec)  # e5 alone, not the routed spec
+    p, _, _ = positive_proba(bundle, E5_EXPECTED["texts"])
+    np.testing.assert_allclose(p, want["p_pos"], atol=2e-6)

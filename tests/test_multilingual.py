@@ -32,7 +32,7 @@ CHINESE = ["这本书写得很好，值得一读！", "质量太差了，用了�
 
 @pytest.fixture(scope="module")
 def e5():
-    return get_encoder("multilingual")
+    return get_encoder("multilingual-e5")
 
 
 def invoke(*args: str) -> str:
@@ -42,19 +42,31 @@ def invoke(*args: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- spec
-def test_alias_names_the_packaged_model_and_options_are_checked():
-    spec = parse_spec("multilingual")  # the alias resolves to a spec with e5's passage prefix, recorded as such
+def test_aliases_name_the_packaged_model_and_the_routed_spec_and_options_are_checked():
+    spec = parse_spec("multilingual-e5")  # the alias resolves to a spec with e5's passage prefix, recorded as such
     assert str(spec) == "e5-small-multilingual[prefix=passage]" and spec.kind == "e5-small-multilingual"
     assert not spec.is_transformer  # no torch options (long, precision) and no fine-tuning
     assert spec.has_exports  # backends apply: torch (the C engine) or an export of its port
-    assert str(parse_spec("multilingual[prefix=query]")) == "e5-small-multilingual[prefix=query]"  # the user's wins
+    assert str(parse_spec("multilingual-e5[prefix=query]")) == "e5-small-multilingual[prefix=query]"  # the user's wins
     assert str(parse_spec("e5-small-multilingual")) == "e5-small-multilingual"  # the model's own default: query
+    # `multilingual`: English texts through the default encoder, the rest through multilingual-e5; its options go
+    # to every part that takes them
+    routed = parse_spec("multilingual")
+    assert routed.kind == "routed" and str(routed) == "mpnet[layers=9-12]|e5-small-multilingual[prefix=passage]"
+    assert str(parse_spec("multilingual[prefix=query,backend=openvino]")) == (
+        "mpnet[backend=openvino,layers=9-12]|e5-small-multilingual[prefix=query,backend=openvino]")
+    assert str(parse_spec("multilingual").with_defaults(long_text="truncate")) == (
+        "mpnet[long=truncate,layers=9-12]|e5-small-multilingual[prefix=passage]")
+    # inside a combination, where a routed spec cannot go, `multilingual` still names e5 alone
     assert [str(p) for p in parse_spec("multilingual[backend=openvino]+glove-6b-50d").parts] == [
         "e5-small-multilingual[prefix=passage,backend=openvino]", "glove-6b-50d"]
+    assert str(parse_spec("mpnet+multilingual|multilingual")) == str(parse_spec("mpnet+multilingual-e5|multilingual-e5"))
     with pytest.raises(SpecError, match=r"^'multilingual\[prefix=doc\]': prefix=doc"):
         parse_spec("multilingual[prefix=doc]")
+    with pytest.raises(SpecError, match="no part of .* takes option 'pooling'"):
+        parse_spec("multilingual[pooling=sif]")
     with pytest.raises(SpecError, match="does not apply"):
-        parse_spec("multilingual").with_defaults(long_text="truncate")
+        parse_spec("multilingual-e5").with_defaults(long_text="truncate")
     check_trusted(parse_spec("e5-small-multilingual"), Trust(bundle=Path("/nowhere")))  # packaged: allowed
 
 
@@ -82,7 +94,7 @@ def test_fingerprint_names_package_variant_and_prefix(e5):
     assert params["prefix"] == "passage: "
     query = get_encoder("e5-small-multilingual")  # what bundles fitted on the alias before it named passage: hold
     assert query.full_params()["prefix"] == "query: " and query.fingerprint != e5.fingerprint
-    assert get_encoder("multilingual[prefix=query]").fingerprint == query.fingerprint
+    assert get_encoder("multilingual-e5[prefix=query]").fingerprint == query.fingerprint
 
 
 def test_embedder_pipeline_reads_korean(tmp_path):
@@ -92,7 +104,7 @@ def test_embedder_pipeline_reads_korean(tmp_path):
     from pipeline.store.embedder import Embedder
 
     ds = load(str(KOREAN))
-    model = make_pipeline(Embedder("multilingual", cache_dir=str(tmp_path)), LogisticRegression())
+    model = make_pipeline(Embedder("multilingual-e5", cache_dir=str(tmp_path)), LogisticRegression())
     model.fit(ds.texts, ds.labels)
     assert (model.predict(ds.texts) == ds.labels).mean() >= 0.75
 
@@ -121,7 +133,7 @@ def test_warning_fires_on_chinese_through_glove_and_english_transformers_not_rt(
     assert check(glove, rt.texts).share < 0.02
     assert check(EnglishModel("mpnet"), ["Ce film est nul et les acteurs sont mauvais."]).share == 1.0
     assert check(EnglishModel("mpnet"), ["👍👍", "10/10"]).checked == 0  # no letters: neither side
-    assert check(get_encoder("multilingual"), CHINESE) is None
+    assert check(get_encoder("multilingual-e5"), CHINESE) is None
     with warnings.catch_warnings():
         warnings.simplefilter("error", LanguageWarning)
         EmbeddingCache(tmp_path).vectors(glove, rt.texts[:500])
@@ -141,9 +153,9 @@ def test_korean_end_to_end(tmp_path):
     shown = invoke("data", "show", KOREAN)
     assert "kept          24 unique" in shown and "정말 재미있게 봤어요. 배우들 연기가 최고! 👍" in shown
     # the C engine (backend torch), as auto's export is tested in test_multilingual_port
-    out = invoke("embed", KOREAN, "--encoder", "multilingual", "--backend", "torch", "--cache-dir", cache)
+    out = invoke("embed", KOREAN, "--encoder", "multilingual-e5", "--backend", "torch", "--cache-dir", cache)
     assert "e5-small-multilingual" in out and "--encoder multilingual" not in out
-    invoke("fit", KOREAN, "--encoder", "multilingual", "--backend", "torch", "--head", "logreg", "--cache-dir", cache,
+    invoke("fit", KOREAN, "--encoder", "multilingual-e5", "--backend", "torch", "--head", "logreg", "--cache-dir", cache,
            "--out", models)
     bundle = next(models.iterdir())
     manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
@@ -164,7 +176,7 @@ def test_korean_end_to_end(tmp_path):
     report = json.loads(invoke("evaluate", bundle, KOREAN, "--json", "--cache-dir", cache))
     assert report["n"] == 24 and report["accuracy"] >= 0.75  # 20 of them were its training labels
     suggest = tmp_path / "suggest.csv"
-    invoke("suggest", KOREAN, "--encoder", "multilingual[backend=torch]", "--k", "5", "--out", suggest, "--cache-dir", cache)
+    invoke("suggest", KOREAN, "--encoder", "multilingual-e5[backend=torch]", "--k", "5", "--out", suggest, "--cache-dir", cache)
     assert "영화" in suggest.read_text(encoding="utf-8")
 
 
@@ -173,7 +185,7 @@ def test_label_serves_korean(tmp_path):
     from test_label_app import Server
 
     labels = tmp_path / "labels.jsonl"
-    server = Server(str(KOREAN), labels, "multilingual[backend=torch]", tmp_path / "cache")
+    server = Server(str(KOREAN), labels, "multilingual-e5[backend=torch]", tmp_path / "cache")
     try:
         state = server.call("/api/state?client=a")
         text = state["item"]["text"]

@@ -35,16 +35,16 @@ def q4():
 
 
 def test_backends_apply_and_the_default_stays_the_engine():
-    spec = parse_spec("multilingual[backend=openvino,quantize=int8]")
+    spec = parse_spec("multilingual-e5[backend=openvino,quantize=int8]")
     assert str(spec) == "e5-small-multilingual[prefix=passage,backend=openvino,quantize=int8]"
     assert str(apply_flags(["e5-small-multilingual"], backend="onnx")[0]) == "e5-small-multilingual[backend=onnx]"
-    assert wants_auto("multilingual", None, None) and not wants_auto("multilingual[backend=torch]", None, None)
-    assert candidates("multilingual")[0] == ("openvino", "int8")  # its int8 cost was measured (-0.1 to +0.2)
-    default = get_encoder("multilingual[backend=torch]")
+    assert wants_auto("multilingual-e5", None, None) and not wants_auto("multilingual-e5[backend=torch]", None, None)
+    assert candidates("multilingual-e5")[0] == ("openvino", "int8")  # its int8 cost was measured (-0.1 to +0.2)
+    default = get_encoder("multilingual-e5[backend=torch]")
     assert isinstance(default, E5Encoder)  # torch, the default, is the C engine: old caches and bundles hold
-    assert default.fingerprint == get_encoder("multilingual").fingerprint
+    assert default.fingerprint == get_encoder("multilingual-e5").fingerprint
     with pytest.raises(OptionError, match="quantize=int8 needs backend onnx or openvino"):
-        get_encoder("multilingual[quantize=int8]")
+        get_encoder("multilingual-e5[quantize=int8]")
 
 
 def test_weights_dequantise_exactly(q4):
@@ -77,14 +77,14 @@ def test_auto_runs_the_export_checked_against_the_engine(tmp_path):
     """embed under backend auto exports the port once, guards it against the C engine, and a bundle fitted
     on it predicts in a fresh process without importing torch."""
     cache, models = tmp_path / "cache", tmp_path / "models"
-    result = CliRunner().invoke(main, ["embed", str(KOREAN), "--encoder", "multilingual", "--cache-dir", str(cache)])
+    result = CliRunner().invoke(main, ["embed", str(KOREAN), "--encoder", "multilingual-e5", "--cache-dir", str(cache)])
     assert result.exit_code == 0, result.output
     assert "backend auto runs openvino int8: median cosine 0.99" in result.output
     texts = [json.loads(line)["text"] for line in KOREAN.read_text(encoding="utf-8").splitlines()]
-    ported = get_encoder("multilingual[backend=openvino,quantize=int8]", work_dir=cache).encode(texts)
-    cos = (ported * get_encoder("multilingual").encode(texts)).sum(axis=1)
+    ported = get_encoder("multilingual-e5[backend=openvino,quantize=int8]", work_dir=cache).encode(texts)
+    cos = (ported * get_encoder("multilingual-e5").encode(texts)).sum(axis=1)
     assert np.median(cos) >= 0.999 and cos.min() >= 0.99
-    result = CliRunner().invoke(main, ["fit", str(KOREAN), "--encoder", "multilingual", "--head", "logreg",
+    result = CliRunner().invoke(main, ["fit", str(KOREAN), "--encoder", "multilingual-e5", "--head", "logreg",
                                        "--cache-dir", str(cache), "--out", str(models)])
     assert result.exit_code == 0, result.output
     bundle = next(models.iterdir())

@@ -18,6 +18,7 @@ from pipeline.cli import main
 from pipeline.data.dataset import Dataset
 from pipeline.encoders import get_encoder
 from pipeline.encoders.language import english
+from pipeline.encoders.routed import for_prediction, own_sides
 from pipeline.encoders.spec import SpecError, parse_spec
 from pipeline.fit.train import FitPlan, bundle_name, iter_fit
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
@@ -93,6 +94,11 @@ def test_compare_runs_routed_cells(train, tmp_path):
     np.testing.assert_array_equal(X, EmbeddingCache(cache).vectors(encoder, TEXTS))  # through the cache alike
     assert (X[~flags, :50] == 0).all() and (X[flags, :50] != 0).any(axis=1).all()  # E's part: English texts only
     assert (X[:, 50:100] != 0).any(axis=1).all() and (X[:, -1] == flags).all()  # O's part: every text
+    # as a bundle predicts: each text only its own side's parts, the training rows alike with own_sides
+    P = for_prediction(encoder).encode(TEXTS)
+    assert (P[flags, 50:100] == 0).all() and (P[~flags] == X[~flags]).all() and (P[flags, :50] == X[flags, :50]).all()
+    np.testing.assert_array_equal(own_sides(X, encoder.layout()), P)
+    assert encoder.every_part and for_prediction(P) is P  # the encoder itself is left as it was
 
 
 def test_self_training_teaches_each_side_on_its_own_texts(train, tmp_path):

@@ -54,12 +54,13 @@ import numpy as np
 from pipeline import ReviewTransferError
 from pipeline.bounded_json import JSONBoundsError, load_bounded
 from pipeline.encoders.base import sha256_file
+from pipeline.encoders.routed import for_prediction
 from pipeline.heads.linear import LINEAR_FILE, LinearHead, LinearHeadError, from_estimator, plain_skops
 from pipeline.heads.routed_linear import RoutedLinearHead
 from pipeline.heads.routed_linear import load as load_linear_head
 from pipeline.bundle.manifest import FORMAT_VERSION, ManifestError, check_seal, encoder_options, encoder_spec, seal, validate
 from pipeline.bundle.trust import TRUSTED_TYPES, Trust, check_trusted, current_modules
-from pipeline.encoders.spec import BUNDLE_ENCODER_DIR, W2V_FILE
+from pipeline.encoders.spec import BUNDLE_ENCODER_DIR, W2V_FILE, recorded_candidates
 
 __all__ = ["Bundle", "BundleError", "check_out_dir", "encoder_options", "read_manifest", "verify_files"]
 MANIFEST = "manifest.json"
@@ -119,6 +120,7 @@ class Bundle:
     trust: Trust = field(default_factory=Trust, repr=False, compare=False)
     use_cache: bool = True
     _estimator: Any = field(default=None, init=False, repr=False, compare=False)
+    _recorded: str | None = field(default=None, init=False, repr=False, compare=False)  # see encoder_spec
 
     # ------------------------------------------------------------------------------------ manifest
     @property
@@ -147,13 +149,26 @@ class Bundle:
 
     @property
     def encoder_spec(self) -> str:
-        """The encoder spec to resolve now: bundled weights become an absolute ``st:`` path."""
+        """The encoder spec to resolve now: bundled weights become an absolute ``st:`` path, and an alias whose
+        target moved since the bundle recorded it (``multilingual``, once e5 alone) the earlier target whose
+        fingerprint is the recorded one (:func:`~pipeline.encoders.spec.recorded_candidates`)."""
         spec = self.manifest["encoder"]["spec"]
         if spec == BUNDLED_ENCODER_SPEC:
             if self.path is None:
                 raise BundleError("this bundle keeps its encoder inside its directory; save or load it first.")
             return "st:" + str(self.path / ENCODER_DIR)
-        return spec
+        candidates = recorded_candidates(spec)
+        if len(candidates) > 1 and self._recorded is None:
+            self._recorded = next((c for c in candidates if self._fingerprint_of(c) == self.manifest["encoder"]["fingerprint"]),
+                                  candidates[0])
+        return self._recorded or spec
+
+    def _fingerprint_of(self, spec: str) -> str:
+        """The fingerprint of the encoder ``spec`` resolves to with the recorded options (nothing is encoded)."""
+        from pipeline.encoders import get_encoder
+
+        parsed = encoder_spec({**self.manifest["encoder"], "spec": spec}, self._where)
+        return get_encoder(parsed, work_dir=self.cache_dir, trust=self.trust).fingerprint
 
     @property
     def recorded_options(self) -> dict[str, Any]:
@@ -195,16 +210,17 @@ class Bundle:
 
     # ------------------------------------------------------------------------------------ predict
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Vectors of ``texts`` from the bundle's encoder, through the embedding cache (see :attr:`use_cache`)."""
+        """Vectors of ``texts`` from the bundle's encoder, through the embedding cache (see :attr:`use_cache`);
+        a routed encoder reads each text with its own side only (:func:`~pipeline.encoders.routed.for_prediction`)."""
+        encoder = for_prediction(self.get_encoder())
         if not self.use_cache:
             from pipeline.encoders.language import warn as warn_language
 
-            encoder = self.get_encoder()
             warn_language(encoder, list(texts))  # as the cache does: one line when the texts are not its language
             return encoder.encode(list(texts))
         from pipeline.store.cache import EmbeddingCache, default_cache_dir
 
-        return EmbeddingCache(self.cache_dir or default_cache_dir()).vectors(self.get_encoder(), list(texts))
+        return EmbeddingCache(self.cache_dir or default_cache_dir()).vectors(encoder, list(texts))
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """``(n, 2)`` probabilities of class 0 and class 1 for raw ``texts``."""

@@ -250,13 +250,14 @@ def validate(manifest: Any, where: str) -> dict[str, Any]:
 
 def encoder_spec(section: Mapping[str, Any], where: str) -> Any:
     """The :class:`~pipeline.encoders.spec.EncoderSpec` of a manifest's ``encoder`` section, with its recorded
-    options (which override those in the spec string: they are the resolved values)."""
+    options (which override those in the spec string: they are the resolved values). An alias whose target moved
+    reads as its newest earlier target (:func:`~pipeline.encoders.spec.recorded_candidates`)."""
     from dataclasses import replace
 
-    from pipeline.encoders.spec import SpecError, parse_spec
+    from pipeline.encoders.spec import SpecError, parse_spec, recorded_candidates
 
     try:
-        spec = parse_spec(section["spec"])
+        spec = parse_spec(recorded_candidates(section["spec"])[0])
         options = dict(section.get("options") or {})
         parts = options.pop("parts", None)
         options.pop("source_options", None)  # how w2v-train read SOURCE: not an encoder option

@@ -146,7 +146,7 @@ def auto_encoder(spec: str | EncoderSpec, texts: Sequence[str], options: dict[st
         except Exception as e:  # noqa: BLE001 - a missing runtime or a model that will not export: try the next
             lines.append(f"  {name}: skipped ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
             continue
-        encoder.spec = str(spec)  # the spec as typed; bundles record the backend in their encoder options
+        encoder.spec = str(parse_spec(spec))  # aliases resolved, no backend: bundles record it in their options
         own = getattr(encoder, "reference_name", None)  # a ported model's probe compares with its own engine
         reference, fallback = (own, own) if own else ("torch fp32", "the torch")
         probe = "" if result is None else (
@@ -177,7 +177,7 @@ def _per_part(spec: str | EncoderSpec, texts: Sequence[str], options: dict[str, 
         else:
             chosen.append({})
     encoder = get_encoder(spec, **options, parts=chosen)
-    encoder.spec = str(spec)
+    encoder.spec = str(parse_spec(spec))
     return encoder, lines
 
 

@@ -3,11 +3,13 @@ multilingual-e5, so one bundle keeps mpnet's English accuracy and still reads Ch
 
 A :class:`RoutedEncoder` gives a text the vectors of its distinct parts side by side (as ``A+B`` does, each
 part cached under its own fingerprint) and one last column, 1.0 when the text reads as English
-(:func:`pipeline.encoders.language.english`) and 0.0 when not. English texts get every part (labels train
-both sides' heads); a text in another language only the parts its side reads, zeros in the others (mpnet never
-reads a Chinese review). :meth:`RoutedEncoder.layout` says which columns each side reads; a routed head
+(:func:`pipeline.encoders.language.english`) and 0.0 when not. For training, English texts get every part
+(labels train both sides' heads); a text in another language only the parts its side reads, zeros in the others
+(mpnet never reads a Chinese review). For prediction (:func:`for_prediction`, what a bundle predicts with) every
+text gets only its own side's parts, so one English review through ``mpnet[layers=9-12]|multilingual-e5`` never
+loads e5. :meth:`RoutedEncoder.layout` says which columns each side reads; a routed head
 (:mod:`pipeline.heads.routed`) fits one head per side on the same labels and predicts each row with the head
-of its side.
+of its side, which reads only those columns, so both ways give it the same numbers.
 """
 
 from __future__ import annotations
@@ -41,9 +43,36 @@ def layout_of(encoder: Any) -> Layout | None:
     return encoder.layout() if isinstance(encoder, RoutedEncoder) else None
 
 
+def for_prediction(encoder: Any) -> Any:
+    """``encoder`` as a bundle predicts with it: a routed one gives each text only its own side's parts (the same
+    fingerprint and parts, zeros where the text's head does not read); any other encoder as it is."""
+    if not isinstance(encoder, RoutedEncoder) or not encoder.every_part:
+        return encoder
+    from copy import copy
+
+    predicting = copy(encoder)
+    predicting.every_part = False
+    return predicting
+
+
+def own_sides(X: np.ndarray, layout: Layout) -> np.ndarray:
+    """Rows of a routed encoder's training vectors as :func:`for_prediction` gives them: each row's columns
+    outside its side (by its flag) set to zero; the flag column kept."""
+    out = np.array(X, copy=True)
+    english = out[:, layout.flag] > 0.5
+    keep_english, keep_other = np.zeros(out.shape[1], bool), np.zeros(out.shape[1], bool)
+    keep_english[list(layout.english) + [layout.flag]] = True
+    keep_other[list(layout.other) + [layout.flag]] = True
+    out[np.ix_(english, ~keep_english)] = 0
+    out[np.ix_(~english, ~keep_other)] = 0
+    return out
+
+
 class RoutedEncoder(ConcatEncoder):
     """The vectors of ``parts`` side by side and the English flag; ``route`` = (the parts English texts
     read, the parts other texts read), as indices into ``parts``."""
+
+    every_part = True  # English texts get every part (training); False: only their side's (for_prediction)
 
     def __init__(self, spec: str, parts: list[Encoder], route: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
         super().__init__(spec, parts)
@@ -66,14 +95,16 @@ class RoutedEncoder(ConcatEncoder):
 
     def assemble(self, texts: list[str], vectors: Callable[[Encoder, list[str]], np.ndarray]) -> np.ndarray:
         """The rows of ``texts``, each part's columns from ``vectors(part, its texts)`` (the encoder, or the
-        cache): every part for English texts, the other side's parts for the rest, then the English flag."""
+        cache): every part for English texts (only the English side's with :attr:`every_part` off), the other
+        side's parts for the rest, then the English flag. A part no text needs is never called."""
         from pipeline.encoders.language import english
 
         flags = np.asarray(english(texts), dtype=bool)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        start, other = 0, set(self.route[1])
+        start = 0
         for i, part in enumerate(self.parts):
-            rows = np.arange(len(texts)) if i in other else np.flatnonzero(flags)
+            reads_english = self.every_part or i in self.route[0]
+            rows = np.flatnonzero((flags & reads_english) | (~flags & (i in self.route[1])))
             if len(rows):
                 out[rows, start:start + part.dim] = vectors(part, [texts[r] for r in rows])
             start += part.dim

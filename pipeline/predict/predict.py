@@ -21,6 +21,7 @@ import numpy as np
 from pipeline import OptionError
 from pipeline.bundle.bundle import Bundle
 from pipeline.encoders.base import ZeroVectorWarning, zero_rows_message
+from pipeline.encoders.routed import layout_of, own_sides
 from pipeline.predict.prior import Adapted, PriorModel
 from pipeline.data.readers import DataError
 from pipeline.predict.shift import MIN_TEXTS as MIN_SHIFT_TEXTS
@@ -34,7 +35,9 @@ def domain_shift(bundle: Bundle, X: np.ndarray) -> dict[str, Any]:
     bundle's training sample (see :mod:`pipeline.predict.shift`), or nulls and the reason it could not run."""
     if bundle.shift_sample is None:
         return no_check("the bundle keeps no training sample (made before the shift check); refit it to get one")
-    check = two_sample_auc(bundle.shift_sample, X)
+    layout = layout_of(bundle.get_encoder())
+    # a routed bundle predicts each text with its own side's parts only: its training sample is compared alike
+    check = two_sample_auc(bundle.shift_sample if layout is None else own_sides(bundle.shift_sample, layout), X)
     if check is None:
         small = (f"only {len(X)} texts" if len(X) < MIN_SHIFT_TEXTS else
                  f"the model's training sample has only {len(bundle.shift_sample)} texts")
