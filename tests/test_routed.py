@@ -110,3 +110,23 @@ def test_self_training_teaches_each_side_on_its_own_texts(train, tmp_path):
     pseudo = [sum(r["pseudo_labels"] for r in rec["rounds_run"]) for rec in (record, record["other"])]
     assert pseudo == [3, 3]  # half (the default fraction) of each side's 6 texts
     assert fitted.estimator.predict_proba(X_unl).shape == (12, 2) and "other" in fitted.params
+
+
+def test_compare_runs_each_part_on_the_backend_auto_chose_for_it(monkeypatch):
+    """compare's backend auto gives each part of ``multilingual`` what it runs alone (mpnet's layer mean its static
+    int8 export, e5 its int8-weights export), not the first part's choice for every part."""
+    from types import SimpleNamespace
+
+    from pipeline.study.job import _frozen_backends, _named
+
+    chosen = [SimpleNamespace(export_dir="x", backend="openvino", quantize=q) for q in ("int8-static", "int8")]
+    monkeypatch.setattr("pipeline.encoders.auto.command_encoder",
+                        lambda raw, spec, texts, options, **kw: (SimpleNamespace(parts=chosen), []))
+    job = SimpleNamespace(raw_encoders=["multilingual"], backend=None, quantize=None, source_options={}, min_cosine=0.99,
+                          execution=SimpleNamespace(cache_dir="cache"))
+    spec = parse_spec("multilingual")
+    backends = _frozen_backends(job, [spec], ["a fine film"], echo=lambda line: None)
+    assert backends == {str(spec): {"parts": [{"backend": "openvino", "quantize": "int8-static"},
+                                              {"backend": "openvino", "quantize": "int8"}]}}
+    assert str(_named(spec, backends[str(spec)])) == ("mpnet[backend=openvino,quantize=int8-static,layers=9-12]|"
+                                                      "e5-small-multilingual[prefix=passage,backend=openvino,quantize=int8]")

@@ -295,7 +295,7 @@ class StudyPlan:
     :class:`~pipeline.unlabelled.self_train.SelfTrainSettings`) every method also runs self-trained
     (``...+self-train``; fine-tuning methods distil). ``prompts`` (:mod:`pipeline.heads.prompts`; ``None``:
     off) give the linear heads of frozen cells their prompt prior. ``backends`` (spec -> ``{"backend",
-    "quantize"}``, as ``compare``'s backend auto chose) run the frozen cells of those encoders from an export;
+    "quantize"}``, or ``{"parts": [...]}`` one such per part of a combined spec, as ``compare``'s backend auto chose) run the frozen cells of those encoders from an export;
     fine-tuning cells train the torch model. ``out_of_core`` trains the ``sgd`` head's whole-pool cells chunk by
     chunk (on Ray, each chunk read from the shared cache).
     """
@@ -309,7 +309,7 @@ class StudyPlan:
     adapt_prior: bool = False
     self_train: Any = None
     prompts: Any = DEFAULT_PROMPTS
-    backends: dict[str, dict[str, str]] = field(default_factory=dict)  # spec -> backend, quantize of its frozen cells
+    backends: dict[str, dict[str, Any]] = field(default_factory=dict)  # spec -> backend, quantize (or parts) of its frozen cells
     out_of_core: Any = None  # pipeline.fit.out_of_core.OutOfCore: sgd's whole-pool cells trained chunk by chunk
 
 
@@ -426,7 +426,7 @@ class _Run:
     log: ResultsLog
     bar: Any
     prompts: Any  # pipeline.heads.prompts.Prompts, or None
-    backends: dict[str, dict[str, str]]  # spec -> backend and quantize of its frozen cells (default: torch)
+    backends: dict[str, dict[str, Any]]  # spec -> backend and quantize (or each part's) of its frozen cells (default: torch)
     shift: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # encoder -> test set -> entry
 
     def record(self, row: dict[str, Any]) -> None:

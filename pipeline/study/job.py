@@ -66,7 +66,7 @@ def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Comp
         from pipeline.study.active_compare import run_active_compare
 
         # active compare builds its encoders from specs: name the backends in them
-        named = [str(s.with_options(backends[str(s)]) if backends.get(str(s)) else s) for s in specs]
+        named = [str(_named(s, backends[str(s)]) if backends.get(str(s)) else s) for s in specs]
         plan = StudyPlan(encoders=named, heads=job.plan.heads, budgets=job.plan.budgets, seeds=job.plan.seeds)
         rows = run_active_compare(ds, plan, job.query, Execution(out=execution.out, cache_dir=execution.cache_dir,
                                                                  jobs=execution.jobs),
@@ -121,8 +121,21 @@ def _frozen_backends(job: CompareJob, specs: list[Any], texts: list[str],
                                      min_median=job.min_cosine)
         for line in lines:
             echo(line)
-        parts = getattr(enc, "parts", None) or [enc]
-        exported = next((p for p in parts if hasattr(p, "export_dir")), None)
-        if exported is not None:
-            chosen[str(spec)] = {"backend": exported.backend, "quantize": exported.quantize}
+        parts = getattr(enc, "parts", None)
+        if parts is not None:  # each part as it runs alone (A+B, E|O): e5 beside mpnet's static int8 keeps int8 weights
+            chosen[str(spec)] = {"parts": [_exported(p) for p in parts]}
+        elif _exported(enc):
+            chosen[str(spec)] = _exported(enc)
     return chosen
+
+
+def _exported(encoder: Any) -> dict[str, str]:
+    """``{"backend", "quantize"}`` of an exported encoder; empty for any other (torch, an engine, word vectors)."""
+    return {"backend": encoder.backend, "quantize": encoder.quantize} if hasattr(encoder, "export_dir") else {}
+
+
+def _named(spec: Any, options: dict[str, Any]) -> Any:
+    """``spec`` with the backend options :func:`_frozen_backends` chose for it (a combined spec's on each part)."""
+    if "parts" in options:
+        return replace(spec, parts=tuple(p.with_options(o) for p, o in zip(spec.parts, options["parts"])))
+    return spec.with_options(options)
