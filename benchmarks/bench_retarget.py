@@ -1,7 +1,8 @@
 """Benchmark ``retarget``: a bundle fitted on RT carried to other sites with 16-64 of their labels.
 
 The source bundle is ``fit rt --budget 1000 --seed 0`` (logreg with the prompt prior, as ``fit`` makes
-it). Each English target of ``benchmarks/targets.py``, and three built from them (``tweets-14``: vader-tweets
+it; the project's default encoder unless ``--encoder``). Each English target of ``benchmarks/targets.py``,
+and three built from them (``tweets-14``: vader-tweets
 resampled to 14% positive, a low-positive-rate site; ``amazon-mild-72``: vader-amazon-mild resampled to 72%
 positive, a site the source ranks poorly, ROC-AUC about 0.78; ``rt-long``: documents of
 :data:`LONG_PER_DOC` same-film, same-label snippets of RT's *test* split, long film reviews), cut to a seeded
@@ -15,20 +16,21 @@ were labelled) and ``N``, the same labels go to:
 - ``source``: the RT bundle as it is (``N`` = 0);
 - ``unlabelled only`` (``N`` = 0): ``retarget`` with no labels and the first half as ``--unlabelled``: the
   threshold moved to the rate read from them (the median of the source's ranking's and the bundle's EM and
-  BBSE), or kept where that rate agrees with the source's own calls; where it declines (no rate to read),
-  the source bundle;
+  BBSE), or kept where that rate agrees with the source's own calls and is not skewed; where it declines (no
+  rate to read), the source bundle;
 - ``target only``: ``fit`` on the target labels alone (logreg with the prompt prior; on fewer than two
   labels of a class, which ``fit`` refuses, the labels' commoner class for every text);
-- ``retarget``: the source head re-fitted toward itself (:mod:`pipeline.fit.retarget`, its defaults), and
-  ``+self-train`` with the unlabelled half (``--unlabelled ... --self-train``);
-- with ``--grid``: fixed strengths λ (the default chooses λ by cross-validation on the labels); the true positive rate given as ``--prior``; and the rate estimated
+- ``retarget``: what ``retarget --labels N --unlabelled <the rest of the first half>`` does by default: the
+  source head re-fitted toward itself (:mod:`pipeline.fit.retarget`) and self-trained on the unlabelled texts;
+  ``--no-self-train``: the same fit on the labels alone;
+- with ``--grid`` (each without self-training): fixed strengths λ (the default chooses λ by cross-validation on the labels); the true positive rate given as ``--prior``; and the rate estimated
   by EM on the unlabelled half (``rate: EM``) or the mean of that and the labels' rate (``rate: mean``)
   instead of the labels' rate alone.
 
 Prints per target the majority rate of the scored halves and mean accuracies, then the paired gain of
-``retarget`` over ``target only`` and over ``source`` (mean ± SE over seeds).
+``retarget`` over ``target only``, over ``source`` and over ``--no-self-train`` (mean ± SE over seeds).
 
-    PYTHONPATH=. python benchmarks/bench_retarget.py [--encoder mpnet] [--labels 16,32,64] [--seeds 5]
+    PYTHONPATH=. python benchmarks/bench_retarget.py [--encoder mpnet[layers=9-12]] [--labels 16,32,64] [--seeds 5]
         [--targets uci-amazon,...,tweets-14,amazon-mild-72,rt-long] [--max-rows 1000] [--half test] [--grid]
         [--embed-only]
 """
@@ -45,6 +47,7 @@ from targets import TARGETS, half_of, load_target, resample
 
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 from pipeline.data.dataset import Dataset
+from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.heads.registry import fit_head
 from pipeline.heads.prompts import DEFAULT as PROMPTS
 from pipeline.heads.prompts import encoded_direction
@@ -104,7 +107,7 @@ def methods(source: SourceHead, u: np.ndarray, X_eval: np.ndarray, seed: int, gr
             return 1 / (1 + np.exp(-(offset.log_odds(source, source.rows(X_eval)) + np.log(rate / (1 - rate)))))
         return run
 
-    found = {"target only": target_only, "retarget": retarget(), "+self-train": retarget(self_train=True)}
+    found = {"target only": target_only, "--no-self-train": retarget(), "retarget": retarget(self_train=True)}
     if grid:
         for strength in (0.1, STRENGTH, 1.0, float("inf")):
             found[f"λ={strength:g}"] = retarget(strength)
@@ -164,18 +167,18 @@ def report(name: str, res: dict, args: argparse.Namespace) -> None:
           f"the source; threshold kept on {int(runs[(0, 'kept')].sum())}, declined on {int(runs[(0, 'declined')].sum())}, "
           f"rate by the readers' median on {int(runs[(0, 'readers')].sum())} "
           f"of {len(runs[(0, 'declined')])} seeds)")
-    print(f"{'labels':>6}  " + "  ".join(f"{m:>12s}" for m in names) + "  retarget-target only  retarget-source"
-          "  +self-train-target only")
+    print(f"{'labels':>6}  " + "  ".join(f"{m:>15s}" for m in names) + "  retarget-target only  retarget-source"
+          "  retarget-no self-train")
     for n in args.labels:
-        cells = [f"{runs[(n, m)].mean():12.1f}" for m in names]
+        cells = [f"{runs[(n, m)].mean():15.1f}" for m in names]
         print(f"{n:>6}  " + "  ".join(cells) + f"  {paired(runs[(n, 'retarget')], runs[(n, 'target only')]):>20s}"
               f"  {paired(runs[(n, 'retarget')], runs[(0, 'source')]):>15s}"
-              f"  {paired(runs[(n, '+self-train')], runs[(n, 'target only')]):>23s}")
+              f"  {paired(runs[(n, 'retarget')], runs[(n, '--no-self-train')]):>22s}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", default="mpnet")
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER)
     parser.add_argument("--labels", default="16,32,64")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--targets", default=",".join([*ENGLISH, *LOW_RATE, LONG]))

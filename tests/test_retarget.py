@@ -36,12 +36,12 @@ def low_rate(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def retargeted(glove_bundle, low_rate, tmp_path_factory):
-    """(result, new bundle dir): `retarget` with 32 labels, self-trained on the target's other texts."""
+    """(result, new bundle dir): `retarget` with 32 labels and the target's other texts (self-trained on them
+    by default)."""
     bundle, cache = glove_bundle
     path, _ = low_rate
     out = tmp_path_factory.mktemp("retargeted") / "tweets"
-    result = invoke("retarget", bundle, path, "--labels", 32, "--unlabelled", path, "--self-train", "--out", out,
-                    "--cache-dir", cache)
+    result = invoke("retarget", bundle, path, "--labels", 32, "--unlabelled", path, "--out", out, "--cache-dir", cache)
     return result, out
 
 
@@ -177,6 +177,9 @@ def test_one_class_of_labels_and_nonlinear_heads_are_refused(glove_bundle, low_r
         fit_offset(source, source.rows(X), ds.labels[negatives], 1.0)
     result = invoke("retarget", source_dir, path, "--self-train", "--out", tmp_path / "o", "--cache-dir", cache)
     assert result.exit_code != 0 and "add --unlabelled" in result.output
+    result = invoke("retarget", source_dir, path, "--unlabelled", path, "--self-train", "--no-self-train", "--out",
+                    tmp_path / "o", "--cache-dir", cache)
+    assert result.exit_code != 0 and "give one of them" in result.output
     from pipeline.fit.train import fit
 
     fit(rt, encoder="glove-6b-50d", head="knn", budget=64, cache_dir=cache, out=tmp_path / "knn")
@@ -213,8 +216,9 @@ def test_with_no_labels_the_threshold_moves_to_the_rate_of_the_unlabelled_texts(
 
 def test_with_no_labels_the_rate_is_the_median_of_the_ranking_and_the_bundles_readers():
     """With the bundle's prior model recorded, the rate is the median of the ranking's mixture, EM and BBSE
-    (even where the mixture alone is a sliver); without it, the mixture alone where trusted, else no rate."""
-    from pipeline.fit.retarget_rate import calibrated_rates, no_label_rate
+    (even where the mixture alone is a sliver); without it, the mixture alone where trusted, else no rate. A rate
+    near the source's share keeps the threshold, unless it is skewed."""
+    from pipeline.fit.retarget_rate import AGREEMENT, SKEWED, calibrated_rates, no_label_rate
     from pipeline.predict.prior import Calibration, Confusion, PriorModel
 
     rng = np.random.default_rng(0)
@@ -232,3 +236,6 @@ def test_with_no_labels_the_rate_is_the_median_of_the_ranking_and_the_bundles_re
     assert alone.source == "ranking" and alone.rate == pytest.approx(0.7, abs=0.03) and not alone.kept
     assert no_label_rate(two, (alone.share, alone.share)).kept  # two readers at the source's share: it stays
     assert no_label_rate(two, (0.0, 0.01)).rate is None  # two readers see one class only: no rate
+    skewed = np.r_[rng.normal(-2.5, 1.0, 850), rng.normal(2.5, 1.0, 150)] + 1.0  # 15% positive, the source calls ~21%
+    found = no_label_rate(skewed, (0.15, 0.15))
+    assert abs(found.rate - found.share) <= AGREEMENT and found.rate < SKEWED and not found.kept  # a skewed rate moves it

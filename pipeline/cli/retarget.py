@@ -43,21 +43,26 @@ def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float |
               help="Pull toward the source head's direction (λ): larger keeps it, 'inf' only re-scales and "
                    "re-centres it; 'auto' chooses it from 0.1, 0.3, 1, 3 and inf by cross-validation on the labels.")
 @unlabelled_options
+@click.option("--no-self-train", is_flag=True,
+              help="Fit on the labels alone. By default, with labels and --unlabelled texts, retarget self-trains "
+                   "on those texts (as --self-train does): on the development sites at 16-32 labels that was "
+                   "ahead on average (docs/benchmarks/retarget.md).")
 @click.option("--encoder-path", default=None, type=click.Path(exists=True),
               help="The model directory or vector file for a bundle whose encoder was a path outside it.")
 @click.option("--trust-encoder", is_flag=True, help="Resolve the bundle's encoder spec as if you typed it.")
 @_cache_dir_option
 @_handle_errors
 def retarget(bundle: str, target: str | None, out: str, n_labels: int | None, seed: int, prior: float | None,
-             strength: float | None, encoder_path: str | None, trust_encoder: bool, cache_dir: str | None,
-             **opts: Any) -> None:
+             strength: float | None, no_self_train: bool, encoder_path: str | None, trust_encoder: bool,
+             cache_dir: str | None, **opts: Any) -> None:
     """Adapt BUNDLE to another site from a few labelled texts of it (TARGET, any labelled SOURCE).
 
     The bundle's linear head is re-fitted toward itself: on 16-64 target labels it is re-scaled and
     re-centred on the target, and turned only as far as the labels insist (--strength). It is centred
     on the target's positive rate: --prior, or the labels' own rate (label texts drawn at random).
-    --self-train with --unlabelled target texts also learns from the new head's surest guesses on
-    them. The new bundle's manifest records the source bundle, the target labels and what changed.
+    With --unlabelled target texts it also self-trains by default: it learns from the new head's
+    surest guesses on them (--no-self-train: the labels alone). The new bundle's manifest records the
+    source bundle, the target labels and what changed.
 
     With no labels (no TARGET, or --labels 0) and the site's texts as --unlabelled, only the threshold
     moves: to where the bundle calls the site's positive rate of them positive (--prior, or the rate read
@@ -67,13 +72,17 @@ def retarget(bundle: str, target: str | None, out: str, n_labels: int | None, se
     Examples:
       review-transfer retarget models/rt-mpnet_layers_9-12-logreg-b1000-s0 airline_labelled.csv --out models/airline
       review-transfer retarget models/rt-mpnet_layers_9-12-logreg-b1000-s0 site.csv --labels 32 --out models/site
-      review-transfer retarget models/rt-mpnet_layers_9-12-logreg-b1000-s0 site.csv --unlabelled site.csv --self-train --out m
+      review-transfer retarget models/rt-mpnet_layers_9-12-logreg-b1000-s0 site.csv --labels 32 --unlabelled site.csv --out m
       review-transfer retarget models/rt-mpnet_layers_9-12-logreg-b1000-s0 --unlabelled site_texts.csv --out models/site0
     """
     from pipeline.fit.retarget import RetargetSettings
     from pipeline.fit.retarget_bundle import RetargetJob, retarget_source
     from pipeline.predict.predict import BundleLoad
 
+    if no_self_train and opts["self_train"]:
+        raise click.UsageError("--self-train and --no-self-train: give one of them.")
+    labelled = target is not None and n_labels != 0
+    opts["self_train"] = opts["self_train"] or (labelled and bool(opts["unlabelled"]) and not no_self_train)
     self_train, unlabelled = pop_unlabelled(opts)
     if self_train is not None and not unlabelled:
         raise click.UsageError("--self-train learns from target texts without labels: add --unlabelled SOURCE.")

@@ -16,7 +16,10 @@ where the bundle records its own two readers of a new site's rate (EM on its rec
 with its out-of-fold confusion: :func:`calibrated_rates`), the rate is the median of theirs and the mixture's,
 since each of the three goes wrong on some sites but seldom with the others (docs/benchmarks/retarget.md);
 else the mixture's where it is trusted. Within :data:`AGREEMENT` of the share of the texts the source already
-calls positive, the rate confirms the source's threshold rather than moving it.
+calls positive, a rate between :data:`SKEWED` and ``1 - SKEWED`` confirms the source's threshold rather than
+moving it: there a move of a few points costs about as much as it gains. A skewed rate (a site of under 20% or
+over 80% positive) always moves it, since there a threshold a few points off the rate is what drops accuracy
+under the majority rate (docs/benchmarks/retarget.md).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ MIN_LABELS_AUC = 0.85  # the source scores' ROC-AUC on the labelled texts: under
 MIN_SEPARATION_UNLABELLED = 0.75  # with no labels: a mixture separating less, no rate (chosen on validation halves)
 RATE_RANGE = (0.08, 0.92)  # with no labels: a rate outside this is a sliver in a tail, not a class
 AGREEMENT = 0.10  # with no labels: a rate this close to the share the source calls positive keeps its threshold
+SKEWED = 0.20  # ... unless the rate is under this or over 1 - this: a skewed rate always sets the threshold
 COLLAPSED = 0.02  # with no labels: a median rate this close to 0 or 1 has collapsed onto one class (no rate)
 ITERATIONS = 200
 MIN_VARIANCE = 1e-2  # the spread's floor, in squared log-odds
@@ -118,7 +122,7 @@ class NoLabelRate:
     """What the threshold does with no labels: the site's rate (``None``: none could be read), where it came
     from (``readers``: the median of the mixture, EM and BBSE; ``ranking``: the mixture alone), the share of the
     texts the source calls positive, EM's and BBSE's rates (``None`` without a recorded confusion), and whether
-    the threshold stays (the rate agrees with the share)."""
+    the threshold stays (the rate agrees with the share and is not skewed)."""
 
     rate: float | None
     source: str
@@ -152,5 +156,5 @@ def no_label_rate(scores: np.ndarray, calibrated: tuple[float, float] | None = N
         rate, source = float(np.median([mixture.rate, *calibrated])), "readers"
         if not COLLAPSED < rate < 1 - COLLAPSED:  # two readers see (almost) one class only: no rate
             rate = None
-    kept = rate is not None and abs(rate - share) <= AGREEMENT
+    kept = rate is not None and abs(rate - share) <= AGREEMENT and SKEWED <= rate <= 1 - SKEWED
     return NoLabelRate(rate, source, mixture, share, calibrated, kept)
