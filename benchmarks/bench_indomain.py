@@ -23,7 +23,9 @@ Prints mean accuracy on the validation part (± sd over seeds), the paired gain 
 thread). ``--targets`` (e.g. ``uci-amazon-val,uci-yelp-val``, :mod:`benchmarks.targets`) scores the same heads on
 those shifted sets too, one line each. Encoder names: ``mpnet`` (fp32), ``minilm``, ``glove``, ``e5``
 (multilingual, with its query prefix), ``multilingual`` (the alias: e5 as `--encoder multilingual` runs it), ``layers`` (``mpnet[layers=9-12]``, torch), ``static`` (mpnet's static int8 export, what
-``backend auto`` runs) and ``layers-static`` (the static int8 export of ``mpnet[layers=9-12]``).
+``backend auto`` runs), ``layers-static`` (the static int8 export of ``mpnet[layers=9-12]``) and ``layers-static-a95``
+(the same, calibrated by the older recipe ``rt-a95``, :mod:`pipeline.encoders.calibration`); ``static-a75`` is plain
+mpnet's static export under the recipe ``rt-a75`` (its default is ``rt-a95``).
 
     REVIEW_TRANSFER_CACHE=... PYTHONPATH=. python benchmarks/bench_indomain.py [--budgets 16,...,1000,all]
         [--seeds 5] [--methods mpnet,mpnet+minilm,ens:mpnet,minilm,self-train] [--base mpnet] [--targets ...]
@@ -53,7 +55,9 @@ from pipeline.unlabelled.self_train import SelfTrainSettings, self_train_head
 
 SHORT = {"mpnet": "mpnet[precision=fp32]", "minilm": "minilm", "glove": "glove-6b-50d", "e5": "e5-small-multilingual",
          "layers": "mpnet[layers=9-12]", "static": "mpnet[backend=openvino,quantize=int8-static]",
-         "layers-static": "mpnet[layers=9-12,backend=openvino,quantize=int8-static]", "multilingual": "multilingual"}
+         "static-a75": "mpnet[backend=openvino,quantize=int8-static,calibration=rt-a75]",
+         "layers-static": "mpnet[layers=9-12,backend=openvino,quantize=int8-static]", "multilingual": "multilingual",
+         "layers-static-a95": "mpnet[layers=9-12,backend=openvino,quantize=int8-static,calibration=rt-a95]"}
 
 
 def vectors(cache: EmbeddingCache, names: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -101,7 +101,7 @@ def test_the_choice_never_depends_on_a_timing(tmp_path, monkeypatch):
 
     from pipeline.encoders.probe import Probe
 
-    def slow_probe(encoder, texts, min_median):
+    def slow_probe(encoder, texts, min_median, **_):
         return Probe(texts=len(texts), sample="0" * 16, min=0.999, median=0.9995, texts_per_s=1.0,
                      reference_texts_per_s=100.0)
 
@@ -127,7 +127,7 @@ def test_each_part_of_a_stack_or_route_runs_what_it_runs_alone(tmp_path, monkeyp
         return SimpleNamespace(spec=str(spec), backend=options.get("backend"), quantize=options.get("quantize"),
                                parts=options.get("parts"))
 
-    monkeypatch.setattr("pipeline.encoders.auto.guard", lambda encoder, texts, min_median: None)
+    monkeypatch.setattr("pipeline.encoders.auto.guard", lambda encoder, texts, min_median, **_: None)
     monkeypatch.setattr("pipeline.encoders.get_encoder", export)
     spec = "mpnet[layers=9-12]+multilingual|multilingual"
     encoder, lines = auto_encoder(spec, ["a fine film", "一部好电影"], {"work_dir": tmp_path})

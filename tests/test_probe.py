@@ -38,3 +38,38 @@ def test_ties_go_to_the_first_measured_and_no_pass_is_an_error():
     with pytest.raises(ProbeError, match=f"no backend kept median cosine >= {MIN_MEDIAN_COSINE}") as e:
         choose("minilm", [("onnx", "int8", "onnx/int8", _probe(760, 0.9))])
     assert "onnx/int8: 760 texts/s" in str(e.value)
+
+
+def test_the_probe_sample_keeps_short_texts_and_caps_long_ones_by_words():
+    from pipeline.encoders.probe import PROBE_SIZE, PROBE_WORDS, sample_texts
+
+    short = [f"a short review number {i} of a film" for i in range(1_000)]  # 8 words each
+    picked = sample_texts(short)
+    assert len(picked) == PROBE_SIZE and picked == sorted(picked)  # 2,048 words: the 256 texts as always
+    long = [f"review {i} " + "word " * 98 for i in range(1_000)]  # 100 words each
+    capped = sample_texts(long)
+    assert len(capped) == PROBE_WORDS // 100 and set(capped) < set(sample_texts(long, words=10**9))
+    assert len(sample_texts(["word " * 5_000 + str(i) for i in range(40)])) == 16  # never under 16 texts
+    assert sample_texts(long) == capped  # seeded
+
+
+def test_candidates_of_one_model_share_the_reference_vectors():
+    import numpy as np
+
+    from pipeline.encoders.probe import probe
+
+    class Fake:
+        def __init__(self, noise: float) -> None:
+            self.noise, self.calls = noise, 0
+
+        def encode(self, texts):
+            self.calls += 1
+            rng = np.random.default_rng(len(texts))
+            return np.ones((len(texts), 4)) + self.noise * rng.normal(size=(len(texts), 4))
+
+    reference, memo = Fake(0.0), {}
+    texts = ["a", "b", "c"]
+    first = probe(Fake(0.01), texts, reference, memo=memo)
+    second = probe(Fake(0.5), texts, reference, memo=memo)
+    assert reference.calls == 1 and first.median > second.median
+    assert first.reference_texts_per_s == second.reference_texts_per_s

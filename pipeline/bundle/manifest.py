@@ -264,12 +264,30 @@ def encoder_spec(section: Mapping[str, Any], where: str) -> Any:
         if parts is not None:
             if not spec.parts or not isinstance(parts, list) or len(parts) != len(spec.parts):
                 raise SpecError(f"options.parts does not match the parts of {section['spec']!r}")
-            return replace(spec, parts=tuple(p.with_options({k: v for k, v in o.items() if k != "source_options"})
-                                             for p, o in zip(spec.parts, parts)))
-        return spec.with_options(options)
+            return as_recorded(replace(spec, parts=tuple(p.with_options({k: v for k, v in o.items() if k != "source_options"})
+                                                         for p, o in zip(spec.parts, parts))))
+        return as_recorded(spec.with_options(options))
     except (SpecError, TypeError, AttributeError) as e:
         raise ManifestError(f"{where}: encoder: {str(e).rstrip('.')} (from the bundle's manifest, not your command line); "
                             "restore the manifest or refit the bundle.") from None
+
+
+def as_recorded(spec: Any) -> Any:
+    """A bundle's :class:`~pipeline.encoders.spec.EncoderSpec` (options as recorded) with ``calibration=rt-a95``
+    on each static int8 part that records no recipe: such bundles were fitted before recipes had names
+    (:mod:`pipeline.encoders.calibration`)."""
+    from dataclasses import replace
+
+    from pipeline.encoders.calibration import LEGACY_RECIPE
+    from pipeline.encoders.spec import OPTIONS
+
+    if spec.parts:
+        return replace(spec, parts=tuple(as_recorded(p) for p in spec.parts))
+    options = spec.kwargs
+    takes = any(o.kwarg == "calibration" for o in OPTIONS.get(spec.kind, {}).values())
+    if takes and options.get("quantize") == "int8-static" and "calibration" not in options:
+        return spec.with_options({"calibration": LEGACY_RECIPE})
+    return spec
 
 
 # ---------------------------------------------------------------------------------------------- build
@@ -277,7 +295,7 @@ def encoder_options(encoder: Any) -> dict[str, Any]:
     """``get_encoder`` keywords that rebuild ``encoder`` with the same fingerprint on another machine.
 
     Records the *resolved* precision and max length (``precision='auto'`` may resolve differently
-    elsewhere), the backend and quantization of exported encoders (:mod:`pipeline.encoders.onnx`), the
+    elsewhere), the backend, quantization and static int8 calibration of exported encoders (:mod:`pipeline.encoders.onnx`), the
     pooling where the user chooses it (sentence-transformers models bring their own) and how
     ``w2v-train:SOURCE`` read SOURCE; for a combined encoder (``A+B``), those of each part under ``parts``.
     """
@@ -285,7 +303,7 @@ def encoder_options(encoder: Any) -> dict[str, Any]:
         return {"parts": [encoder_options(part) for part in encoder.parts]}
     if hasattr(encoder, "bundle_options"):  # an encoder whose spec takes fewer keys (e.g. a ported model)
         return encoder.bundle_options()
-    options = {k: getattr(encoder, k) for k in ("precision", "max_length", "long_text", "backend", "quantize")
+    options = {k: getattr(encoder, k) for k in ("precision", "max_length", "long_text", "backend", "quantize", "calibration")
                if getattr(encoder, k, None) is not None}
     if getattr(encoder, "pooling", None) is not None and getattr(encoder, "library", None) != "sentence-transformers":
         options["pooling"] = encoder.pooling

@@ -10,8 +10,9 @@
 ``openvino`` / ``int8``     that IR with int8 weights (NNCF weight compression: data-free, deterministic);
                             activations stay f32, so the matrix products run in f32
 ``openvino`` /              that IR with int8 weights and int8 activations (NNCF static post-training
-``int8-static``             quantization with SmoothQuant, scales calibrated once on RT pool texts, see
-                            :mod:`.calibration`): the matrix products run on the CPU's int8 units
+``int8-static``             quantization with SmoothQuant, scales calibrated once on RT pool texts by
+                            the recipe ``calibration``, see :mod:`.calibration`): the matrix products run
+                            on the CPU's int8 units
 =========================  =================================================================================
 
 The export is made once per (model, backend, quantize, runtime version) under
@@ -49,6 +50,8 @@ import numpy as np
 
 from pipeline import MissingExtraError, OptionError, ReviewTransferError
 from pipeline.encoders.base import Encoder
+from pipeline.encoders.calibration import LEGACY_RECIPE, default_recipe
+from pipeline.encoders.calibration import recipe as calibration_recipe
 from pipeline.encoders.inputs import model_inputs
 from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, length_stats, resolve_strategy
 
@@ -98,7 +101,7 @@ class ExportedEncoder(Encoder):
     """A sentence-transformers (or ``hf:`` mean/cls-pooled) model run from its ONNX/OpenVINO export.
 
     Construction finds or makes the export and reads its ``meta.json``; the runtime session and the
-    tokenizer load on the first :meth:`encode`. ``last_probe`` is the newest accuracy probe on record.
+    tokenizer load on the first :meth:`encode`. ``probe_of`` finds an accuracy probe on record.
     """
 
     max_batch_tokens: int | None = None  # padded word pieces a batch stops at (None: batch_size alone)
@@ -106,8 +109,14 @@ class ExportedEncoder(Encoder):
     bulk_streams: int = STREAMS  # openvino streams of a call of more than BULK_BATCHES batches (1: one request)
 
     def __init__(self, spec: str, model_dir: Path, identity: str, *, backend: str, quantize: str = "none",
-                 work_dir: Path, max_length: int | None = None, pooling: str | None = None,
-                 batch_size: int | None = None, long_text: str = "auto") -> None:
+                 work_dir: Path, batch_size: int | None = None, **options: Any) -> None:
+        """``options``: the spec's ``max_length`` (int), ``pooling`` (``hf:`` models), ``long_text`` (default auto)
+        and ``calibration`` (static int8's recipe, :mod:`.calibration`)."""
+        unknown = set(options) - {"max_length", "pooling", "long_text", "calibration"}
+        if unknown:
+            raise TypeError(f"ExportedEncoder got unexpected options {sorted(unknown)}")
+        max_length, pooling = options.get("max_length"), options.get("pooling")
+        long_text, calibration = options.get("long_text") or "auto", options.get("calibration")
         super().__init__(spec)
         check_backend(backend, quantize)
         if backend == "torch":
@@ -119,6 +128,8 @@ class ExportedEncoder(Encoder):
         hf = spec.startswith("hf:")  # a plain transformers model, mean/cls-pooled by this package
         self.library = "transformers" if hf else "sentence-transformers"  # who decides pooling (bundle options)
         self.hf = hf
+        # static int8's calibration recipe (None for other exports): recorded by bundles, in the key and fingerprint
+        self.calibration = (calibration or default_recipe(self.layers)) if quantize == "int8-static" else None
         self.long_text = long_text
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE
         self.export_dir = find_or_export(self, work_dir)
@@ -151,17 +162,17 @@ class ExportedEncoder(Encoder):
             "export": self.meta["versions"],
             "long_text": self.windowing.params(),
             **({"layers": list(self.layers)} if self.layers else {}),  # unset: the fingerprint stores already hold
+            **({"calibration": self.calibration} if self.calibration not in (None, LEGACY_RECIPE) else {}),
         }
 
     def describe(self) -> str:
         return (f"{self.spec} ({self.dim}-d, {self.backend} {self.quantize}, {self.runtime}, max length "
                 f"{self.max_length}, long texts {self.long_text}, batch {self.batch_size})")
 
-    @property
-    def last_probe(self) -> dict[str, Any] | None:
-        """The newest probe against fp32 recorded in the export's metadata, if any."""
+    def probe_of(self, sample: str) -> dict[str, Any] | None:
+        """The newest probe on record in the export's metadata on the sample of digest ``sample``, if any."""
         probes = read_meta(self.export_dir).get("probes") or []
-        return probes[-1] if probes else None
+        return next((p for p in reversed(probes) if p.get("sample") == sample), None)
 
     def record_probe(self, probe: dict[str, Any]) -> None:
         """Append ``probe`` to the cached export's ``meta.json``; a bundle's own export is never changed."""
@@ -247,17 +258,16 @@ class LayerMeanExport(ExportedEncoder):
 
 # ---------------------------------------------------------------------------------------------- export
 def export_key(identity: str, backend: str, quantize: str, runtime: str, hf: bool,
-               layers: tuple[int, int] | None = None) -> str:
+               layers: tuple[int, int] | None = None, calibration: str | None = None) -> str:
     """Directory name of an export: hash of model identity, backend, quantize, runtime and export code (and,
-    for ``int8-static``, how its calibration set is drawn; for ``layers``, the hidden layers averaged)."""
+    for ``int8-static``, how its calibration recipe ``calibration`` (None: the default for ``layers``) is done;
+    for ``layers``, the hidden layers averaged)."""
     recipe: dict[str, Any] = {"model": identity, "backend": backend, "quantize": quantize, "runtime": runtime,
                               "export_version": EXPORT_VERSION, "hf": hf}
     if layers:  # unset, the key of the exports already made
         recipe["layers"] = list(layers)
     if quantize == "int8-static":
-        from pipeline.encoders.calibration import recipe as calibration
-
-        recipe["calibration"] = calibration()
+        recipe["calibration"] = calibration_recipe(calibration or default_recipe(layers))
     blob = json.dumps(recipe, sort_keys=True).encode()
     return f"{backend}-{quantize}-{hashlib.sha256(blob).hexdigest()[:16]}"
 
@@ -276,13 +286,14 @@ def find_or_export(encoder: ExportedEncoder, work_dir: Path, quantize: str | Non
     own = bundled_export(encoder.model_dir, encoder.backend, quantize)
     if (own / META).is_file():
         return own
-    key = export_key(encoder.identity, encoder.backend, quantize, encoder.runtime, encoder.hf, encoder.layers)
+    recipe = encoder.calibration if quantize == "int8-static" else None
+    key = export_key(encoder.identity, encoder.backend, quantize, encoder.runtime, encoder.hf, encoder.layers, recipe)
     target = Path(work_dir) / EXPORTS_DIR / key
     if not (target / META).is_file():
         base = find_or_export(encoder, work_dir, "none") if encoder.backend == "onnx" and quantize == "int8" else None
         log.warning("%s: exporting for %s %s once, into %s", encoder.spec, encoder.backend, quantize, target)
         make_export(encoder.model_dir, target, backend=encoder.backend, quantize=quantize, hf=encoder.hf,
-                    identity=encoder.identity, base=base, layers=encoder.layers)
+                    identity=encoder.identity, base=base, layers=encoder.layers, calibration=recipe)
     return target
 
 
@@ -304,11 +315,13 @@ def add_probe(export_dir: Path, probe: dict[str, Any]) -> None:
 
 
 def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, hf: bool, identity: str,
-                base: Path | None = None, layers: tuple[int, int] | None = None) -> Path:
+                base: Path | None = None, layers: tuple[int, int] | None = None,
+                calibration: str | None = None) -> Path:
     """Export ``model_dir`` for ``backend``/``quantize`` into ``target`` (atomic rename); return ``target``.
 
     ``base``: an onnx fp32 export to quantize instead of exporting from torch again. ``layers`` ``(A, B)``:
-    the graph's output is the mean of hidden layers A..B's states instead of the last layer's.
+    the graph's output is the mean of hidden layers A..B's states instead of the last layer's. ``calibration``:
+    the recipe of an ``int8-static`` export's calibration (:mod:`.calibration`; None: its default for ``layers``).
     """
     start = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -327,7 +340,7 @@ def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, h
             if backend == "onnx" and quantize == "int8":
                 _quantize_onnx(tmp)  # by the optimizer's onnxruntime, already in meta["versions"]
             if backend == "openvino":
-                meta["versions"]["openvino"] = _to_openvino(tmp, quantize, meta)
+                meta["versions"]["openvino"] = _to_openvino(tmp, quantize, meta, calibration or default_recipe(layers))
         meta.update(identity=identity, backend=backend, quantize=quantize, export_version=EXPORT_VERSION,
                     seconds=round(time.perf_counter() - start, 1), probes=[])
         write_json(tmp / META, meta)
@@ -436,9 +449,9 @@ def _quantize_onnx(out: Path) -> None:
     os.replace(out / "model.int8.onnx", out / "model.onnx")
 
 
-def _to_openvino(out: Path, quantize: str, meta: dict[str, Any]) -> str:
+def _to_openvino(out: Path, quantize: str, meta: dict[str, Any], calibration: str) -> str:
     """Convert ``model.onnx`` to OpenVINO IR (``model.xml``/``.bin``), int8 weights for ``int8``, int8 weights
-    and activations for ``int8-static`` (its calibration set recorded in ``meta``); drop the ONNX."""
+    and activations for ``int8-static`` (calibrated by recipe ``calibration``, recorded in ``meta``); drop the ONNX."""
     import openvino as ov
 
     model = ov.convert_model(str(out / "model.onnx"))
@@ -452,18 +465,23 @@ def _to_openvino(out: Path, quantize: str, meta: dict[str, Any]) -> str:
     if quantize == "int8-static":
         import nncf
 
-        from pipeline.encoders.calibration import calibration_inputs, calibration_texts
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+
+        from pipeline.encoders.calibration import calibration_inputs, calibration_texts, smooth_quant_alpha, versions_tag
 
         nncf.set_log_level(logging.ERROR)
-        texts, record = calibration_texts()
+        texts, record = calibration_texts(calibration)
         items = calibration_inputs(out / TOKENIZER, meta, texts)
-        # TRANSFORMER: SmoothQuant before quantizing (without it the median cosine to fp32 fell to 0.77 on mpnet);
+        # TRANSFORMER: SmoothQuant before quantizing (without it the median cosine to fp32 fell to 0.77 on mpnet;
+        # at alpha 0.5, 0.83; at 0.95, 0.992 on short texts and 0.989 on long ones; at 0.75, 0.996 and 0.996);
         # MIXED: symmetric weights, asymmetric activations
+        smooth = AdvancedSmoothQuantParameters(matmul=smooth_quant_alpha(calibration))
         with contextlib.redirect_stdout(io.StringIO()):  # its progress bars
             model = nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
-                                  preset=nncf.QuantizationPreset.MIXED, subset_size=len(items))
+                                  preset=nncf.QuantizationPreset.MIXED, subset_size=len(items),
+                                  advanced_parameters=AdvancedQuantizationParameters(smooth_quant_alphas=smooth))
         meta["calibration"] = record
-        tools += f",nncf=={version('nncf')},calibration={record['sha256']}"
+        tools += f",nncf=={version('nncf')},{versions_tag(record)}"
     ov.save_model(model, str(out / "model.xml"), compress_to_fp16=False)
     (out / "model.onnx").unlink()
     return tools

@@ -4,7 +4,9 @@
 same model in torch fp32, and compares them text by text (cosine). The result (min, median, sample
 size, speeds) is printed by the commands and stored in the export's ``meta.json``; an export whose
 median cosine falls below ``min_median`` is refused with :class:`ProbeError`. A probe of the same
-sample is reused from the metadata, so repeat runs need no torch.
+sample is reused from the metadata, so repeat runs need no torch. The sample is at most
+:data:`PROBE_SIZE` texts and :data:`PROBE_WORDS` words, so the torch side costs about the same on long
+reviews as on short ones; candidates probed in one call share the torch vectors (``memo``).
 
 :func:`pick_backend` probes every candidate (torch at its auto precision, onnx and openvino, fp32 and
 int8) on the same sample and picks the fastest whose median cosine passes.
@@ -23,6 +25,7 @@ from pipeline import OptionError, ReviewTransferError
 
 MIN_MEDIAN_COSINE = 0.99
 PROBE_SIZE = 256
+PROBE_WORDS = 8_000  # 256 RT snippets are 4,700 words; 256 reviews of 100 words would be 25,600
 CANDIDATES = (("onnx", "int8"), ("openvino", "int8"), ("onnx", "none"), ("openvino", "none"), ("torch", "none"))
 
 
@@ -48,13 +51,15 @@ class Probe:
                 f"{self.reference_texts_per_s:,.0f} texts/s")
 
 
-def sample_texts(texts: list[str], n: int = PROBE_SIZE, seed: int = 0) -> list[str]:
-    """Up to ``n`` distinct non-empty texts of ``texts``, drawn with a fixed seed, in a stable order."""
+def sample_texts(texts: list[str], n: int = PROBE_SIZE, seed: int = 0, words: int = PROBE_WORDS) -> list[str]:
+    """Up to ``n`` distinct non-empty texts of ``texts`` and about ``words`` words (at least 16 texts, where there
+    are so many), drawn with a fixed seed, in a stable order."""
     unique = sorted({t for t in texts if t.strip()})
-    if len(unique) <= n:
-        return unique
-    pick = np.random.default_rng(seed).choice(len(unique), size=n, replace=False)
-    return [unique[i] for i in sorted(pick)]
+    order = (np.arange(len(unique)) if len(unique) <= n
+             else np.random.default_rng(seed).choice(len(unique), size=n, replace=False))
+    total = np.cumsum([len(unique[i].split()) for i in order])
+    keep = max(int(np.searchsorted(total, words, side="right")), min(16, len(order)))
+    return [unique[i] for i in sorted(order[:keep])]
 
 
 def reference_encoder(encoder: Any) -> Any:
@@ -73,26 +78,38 @@ def reference_encoder(encoder: Any) -> Any:
                                       layers=f"{layers[0]}-{layers[1]}" if layers else None)
 
 
-def probe(encoder: Any, texts: list[str], reference: Any | None = None) -> Probe:
-    """Cosine of ``encoder``'s vectors to torch fp32 on ``texts`` (a sample; see :func:`sample_texts`)."""
-    reference = reference or reference_encoder(encoder)
-    start = time.perf_counter()
-    want = reference.encode(texts)
-    t_ref = time.perf_counter() - start
+def probe(encoder: Any, texts: list[str], reference: Any | None = None,
+          memo: dict[str, tuple[np.ndarray, float]] | None = None) -> Probe:
+    """Cosine of ``encoder``'s vectors to torch fp32 on ``texts`` (a sample; see :func:`sample_texts`).
+
+    ``memo`` (sample digest -> reference vectors and seconds) keeps the reference's vectors for the next
+    candidate of the same model."""
+    digest = text_digest(texts)
+    if memo is not None and digest in memo:
+        want, t_ref = memo[digest]
+    else:
+        reference = reference or reference_encoder(encoder)
+        start = time.perf_counter()
+        want = reference.encode(texts)
+        t_ref = time.perf_counter() - start
+        if memo is not None:
+            memo[digest] = (want, t_ref)
     encoder.encode(texts[:8])  # warm-up: session load, first-call allocations
     start = time.perf_counter()
     got = encoder.encode(texts)
     t_enc = time.perf_counter() - start
     cos = cosines(got, want)
-    return Probe(texts=len(texts), sample=text_digest(texts), min=float(cos.min()), median=float(np.median(cos)),
+    return Probe(texts=len(texts), sample=digest, min=float(cos.min()), median=float(np.median(cos)),
                  texts_per_s=len(texts) / max(t_enc, 1e-9), reference_texts_per_s=len(texts) / max(t_ref, 1e-9))
 
 
-def guard(encoder: Any, texts: list[str], min_median: float = MIN_MEDIAN_COSINE, *, n: int = PROBE_SIZE) -> Probe | None:
+def guard(encoder: Any, texts: list[str], min_median: float = MIN_MEDIAN_COSINE, *, n: int = PROBE_SIZE,
+          memo: dict[str, tuple[np.ndarray, float]] | None = None) -> Probe | None:
     """Probe an exported ``encoder`` on a sample of ``texts``; ProbeError if its median cosine < ``min_median``.
 
     Returns ``None`` for encoders that are not exported (torch, word vectors): nothing to guard.
-    A probe of the same sample on record in the export's metadata is reused.
+    A probe of the same sample on record in the export's metadata is reused; ``memo`` (see :func:`probe`)
+    shares the reference's vectors between candidates of one model.
     """
     parts = getattr(encoder, "parts", None)
     if parts is not None:  # A+B: guard each exported part
@@ -104,11 +121,11 @@ def guard(encoder: Any, texts: list[str], min_median: float = MIN_MEDIAN_COSINE,
     if not sample:
         return None
     digest = text_digest(sample)
-    last = encoder.last_probe
-    if last and last.get("sample") == digest:
-        result = Probe(**{k: last[k] for k in Probe.__dataclass_fields__})
+    known = encoder.probe_of(digest)
+    if known:
+        result = Probe(**{k: known[k] for k in Probe.__dataclass_fields__})
     else:
-        result = probe(encoder, sample)
+        result = probe(encoder, sample, memo=memo)
         encoder.record_probe({**result.__dict__, "reference": getattr(encoder, "reference_name", "torch fp32")})
     if result.median < min_median:
         raise ProbeError(

@@ -93,6 +93,7 @@ def _transformer(spec: EncoderSpec, work: Path, runtime: dict[str, Any], trust: 
 
     options = spec.kwargs
     backend, quantize = options.pop("backend", "torch"), options.pop("quantize", "none")
+    calibration = options.pop("calibration", None)  # static int8's calibration set: exports only
     check_backend(backend, quantize)
     model_dir, identity = model_files(spec, work, trust)
     if backend != "torch":
@@ -103,7 +104,7 @@ def _transformer(spec: EncoderSpec, work: Path, runtime: dict[str, Any], trust: 
                              "drop --device/--precision or use backend torch.")
         export = LayerMeanExport if "layers" in options else ExportedEncoder
         return export(str(spec), model_dir, identity, backend=backend, quantize=quantize, work_dir=work,
-                      batch_size=runtime["batch_size"], **options)
+                      batch_size=runtime["batch_size"], calibration=calibration, **options)
     from pipeline.encoders.transformer import HFEncoder, SentenceTransformerEncoder
 
     cls = HFEncoder if spec.kind == "hf" else SentenceTransformerEncoder

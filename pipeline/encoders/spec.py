@@ -136,8 +136,10 @@ PRECISION = Option("precision", _choice("auto", "fp32", "fp16", "bf16"), "autoca
 BACKEND = Option("backend", _choice("torch", "onnx", "openvino"), "inference runtime (see pipeline.encoders.onnx)")
 QUANTIZE = Option("quantize", _choice("none", "int8", "int8-static"),
                   "int8 weights (backend onnx or openvino), or int8 weights and activations (openvino)")
+# how quantize=int8-static is calibrated (pipeline.encoders.calibration): rt-a75, or rt-a95 as the older exports were
+CALIBRATION = Option("calibration", _choice("rt-a75", "rt-a95"), "calibration recipe of quantize=int8-static")
 TRANSFORMER_OPTIONS = {"long": LONG, "max_length": MAX_LENGTH, "precision": PRECISION, "backend": BACKEND,
-                       "quantize": QUANTIZE}
+                       "quantize": QUANTIZE, "calibration": CALIBRATION}
 # sentence-transformers models (mean-pooled) also take ``layers``: the mean of those layers' hidden states,
 # pooled as the model pools, instead of the last layer's (pipeline.encoders.transformer; an export's graph returns
 # that mean, pipeline.encoders.onnx)
