@@ -179,7 +179,7 @@ def main() -> None:
     scored = [t for ds in sets.values() for t in ds.texts]  # every scored text, after the training part's
     methods = args.methods.split(";")
     need = {n for m in methods for n in re.split(r"[+,]", core(m).split(":")[1 if ":" in core(m) else 0]) if n in SHORT}
-    need |= {"mpnet"}
+    need |= {core(args.base)} & set(SHORT)  # the base's vectors, for a base method named by its encoder
     V = {n: vectors(cache, [n], tr.texts + scored) for n in need}
     ntr = len(tr)
     print(f"RT pool: train part {ntr} texts, validation part {len(va)} ({va.labels.mean():.1%} positive); "
