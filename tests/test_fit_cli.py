@@ -192,6 +192,23 @@ def test_fit_errors_are_clear(reviews_csv, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_an_empty_pool_or_too_large_budget_fails_before_the_default_encoder_is_exported(rt_split, tmp_path):
+    """Rows of RT's test films only, grouped by film: every group hashes to the test side, so nothing is left
+    to train on. `fit` and `compare` say so (and a budget the pool cannot supply) before mpnet is unpacked,
+    exported and probed into the cache (minutes on a fresh cache)."""
+    _, test = rt_split
+    films = write_reviews_csv(tmp_path / "films.csv", test, range(200))
+    cache = tmp_path / "cache"
+    for command in (["fit", films, "--budget", "64"], ["compare", films, "--budgets", "32", "--seeds", "1"]):
+        res = invoke(*command, "--group-col", "movie", "--cache-dir", cache, "--out", tmp_path / "out")
+        assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+        assert ("the leak-free split left no rows to train on, all 200 are in the test split" in res.output
+                and "groups here went to test. Give more groups, or leave out --group-col." in res.output), res.output
+    res = invoke("fit", films, "--budget", "400", "--cache-dir", cache, "--out", tmp_path / "out")  # split by text
+    assert res.exit_code == 1 and "budget 400 needs 200" in res.output and "at most" in res.output, res.output
+    assert not cache.exists() and not (tmp_path / "out").exists()
+
+
 def test_single_class_budget_is_refused(reviews_csv, tmp_path):
     with pytest.raises(HeadError, match="at least 2 examples of each class"):
         fit(str(reviews_csv), encoder=ENCODER, budget=3, cache_dir=tmp_path)

@@ -451,6 +451,21 @@ def budget_indices(pool: Dataset, n: int | None, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
+def check_budgets(ds: Dataset, budgets: Sequence[int | None]) -> None:
+    """DataError, before any encoding, when the leak-free split of ``ds`` leaves no training pool or a pool
+    that cannot supply one of ``budgets`` (labels and group names only: cheap)."""
+    pool, test = split(ds)
+    if not len(pool) and len(test):
+        n_groups = len(set(ds.groups)) if ds.groups is not None else 0
+        why = (f"each group goes whole to one side by a hash of its name (about 1 in 5 to test), and all {n_groups} "
+               "groups here went to test. Give more groups, or leave out --group-col" if n_groups else
+               "rows go to one side by a hash of their text, about 1 in 5 to test. Give more rows")
+        raise DataError(f"{ds.name or 'data'}: the leak-free split left no rows to train on, all {len(test)} are in "
+                        f"the test split: {why}.")
+    for n in budgets:
+        budget_indices(pool, n, 0)  # the sample's size per class does not depend on the seed
+
+
 def sample_budget(pool: Dataset, n: int | None, seed: int) -> Dataset:
     """A balanced, seeded sample of ``n`` labelled rows (see :func:`budget_indices`); ``None`` = the pool."""
     return pool if n is None else pool.subset(budget_indices(pool, n, seed))

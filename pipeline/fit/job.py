@@ -47,7 +47,7 @@ def fit_source(job: FitJob, echo: Callable[[str], None] = print) -> Fitted:
     backend chosen, out of core or not, each bundle saved). The spec is checked, and an empty signing key
     refused, before the source is read."""
     from pipeline.bundle.manifest import signing_key
-    from pipeline.data.dataset import load
+    from pipeline.data.dataset import check_budgets, load
     from pipeline.encoders.auto import chooses_backend, command_encoder
     from pipeline.fit.out_of_core import choose, fit_out_of_core
     from pipeline.fit.train import bundle_name, iter_fit
@@ -59,6 +59,8 @@ def fit_source(job: FitJob, echo: Callable[[str], None] = print) -> Fitted:
     ds = load(job.source, **opts)
     if ds.report.label_line():  # values merged into a class (--positive) or renamed
         echo(f"{job.source}: label values {ds.report.label_line()}")
+    if ds.labels is not None:  # before the encoder is exported and probed
+        check_budgets(ds, [plan.budget])
     encoder: Any = spec
     if chooses_backend(raw, job.backend, job.quantize):  # recorded in bundles
         options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts}

@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline import OptionError
 from pipeline.study.engines.cells import SCORES, budget_label, scores
-from pipeline.data.dataset import Dataset, DataError, budget_indices, split
+from pipeline.data.dataset import Dataset, DataError, budget_indices, check_budgets, split
 from pipeline.study.engines.base import Cell, CellOptions, Method
 from pipeline.data.jsonlines import drop_partial_line
 from pipeline.encoders.routed import layout_of
@@ -353,9 +353,8 @@ def run_compare(
     budgets, seeds, adapt_prior, self_train, prompts = (plan.budgets, plan.seeds, plan.adapt_prior, plan.self_train,
                                                         plan.prompts)
     encoders, methods = _methods(plan, execution.engine, unlabelled)
+    check_budgets(source, budgets)  # a budget the pool can't supply fails now, not after hours
     pool, test = split(source)
-    for b in budgets:  # a budget the pool can't supply fails now, not after hours
-        budget_indices(pool, b, 0)
     cache_dir = Path(execution.cache_dir) if execution.cache_dir is not None else default_cache_dir()
     quiet = None if execution.progress else False  # None: a bar on a terminal, a line now and then elsewhere
     runner = get_engine(execution.engine, cache_dir, jobs=execution.jobs, address=execution.address, progress=quiet,

@@ -49,11 +49,13 @@ class Compared:
 def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Compared:
     """Run ``job`` and write its report (``report.md``, ``summary.json``, the plot); ``echo`` says what a person
     should know on the way (the backends chosen, self-training that is transductive)."""
-    from pipeline.data.dataset import load
+    from pipeline.data.dataset import check_budgets, load
     from pipeline.study.report import write_report
 
     opts, execution = job.source_options, job.execution
     ds = load(job.source, **opts)
+    if job.query is None:  # before the encoders are exported and probed (active compare checks its own)
+        check_budgets(ds, job.plan.budgets)
     names = test_set_names(job.test_sets)
     for path, name in zip(job.test_sets, names):
         if name != Path(path).stem:
