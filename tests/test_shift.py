@@ -17,7 +17,7 @@ from helpers import write_reviews_jsonl
 from pipeline.bundle.bundle import Bundle
 from pipeline.cli import main
 from pipeline.bundle.bundle import SAMPLE_FILE
-from pipeline.predict.shift import SAMPLE, THRESHOLD, keep_sample, two_sample_auc
+from pipeline.predict.shift import ALPHA, SAMPLE, THRESHOLD, folds, keep_sample, out_of_fold_ridge, two_sample_auc
 
 OLD_BUNDLE = Path(__file__).parent / "data" / "bundle-before-shift-check"  # written by `fit` of review-transfer 0.3.0
 
@@ -96,3 +96,21 @@ def test_the_check_needs_enough_texts_and_is_null_on_identical_distributions():
     assert abs(same.auc - 0.5) < 0.05 and not same.warning
     moved = two_sample_auc(X[:1500], X[1500:] + 0.3)
     assert moved.auc > THRESHOLD and moved.warning
+
+
+def test_the_ridge_is_scikit_learns_on_the_same_folds(glove_xy):
+    """The check's numpy ridge gives scikit-learn's StandardScaler + RidgeClassifier decision values, fold for
+    fold, on GloVe vectors of RT pool texts against RT test texts."""
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.model_selection import PredefinedSplit, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    _, X_train, _, X_test = glove_xy
+    X = np.vstack([X_train, X_test[:300]]).astype(np.float64)
+    y = np.r_[np.zeros(300, dtype=np.int64), np.ones(300, dtype=np.int64)]
+    fold = folds(y, np.random.default_rng(0))
+    assert np.bincount(fold).tolist() == [120] * 5 and all(np.bincount(fold[y == 1]) == 60)
+    expected = cross_val_predict(make_pipeline(StandardScaler(), RidgeClassifier(alpha=ALPHA)), X, y,
+                                 cv=PredefinedSplit(fold), method="decision_function")
+    assert np.allclose(out_of_fold_ridge(X, y, fold), expected, atol=1e-8)

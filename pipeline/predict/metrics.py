@@ -1,7 +1,8 @@
 """Scores for a binary classifier from true 0/1 labels and the predicted probability of positive.
 
-Written with numpy from their definitions (``compare`` scores hundreds of cells, and scikit-learn's
-input checks cost 10 ms a call); ``tests/test_heads.py`` checks them against scikit-learn's.
+Written with numpy from their definitions (``compare`` scores hundreds of cells, scikit-learn's input
+checks cost 10 ms a call, and importing scipy.stats for its ranks costs a cold ``evaluate`` about a second);
+``tests/test_heads.py`` checks them against scikit-learn's.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 ECE_BINS = 10
 
@@ -24,6 +24,24 @@ def positive_proba(proba: np.ndarray) -> np.ndarray:
     if not np.all((proba >= 0) & (proba <= 1)):
         raise ValueError("proba holds values outside [0, 1]; pass probabilities, not decision scores.")
     return proba
+
+
+def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC-AUC of ``scores`` for 0/1 labels ``y_true`` (Mann-Whitney U, ties counting one half); ``None`` when
+    ``y_true`` holds a single class."""
+    y_true, scores = np.asarray(y_true), np.asarray(scores)
+    n_pos = int((y_true == 1).sum())
+    n_neg = len(y_true) - n_pos
+    if not n_pos or not n_neg:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    ranked = scores[order]
+    starts = np.r_[True, ranked[1:] != ranked[:-1]]  # the first of each run of tied scores
+    bounds = np.r_[np.flatnonzero(starts), len(scores)]
+    run = np.cumsum(starts) - 1
+    ranks = np.empty(len(scores))
+    ranks[order] = (bounds[run] + bounds[run + 1] + 1) / 2  # the mean of the 1-based ranks a run spans
+    return float((ranks[y_true == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def expected_calibration_error(y_true: np.ndarray, p_pos: np.ndarray, n_bins: int = ECE_BINS) -> float:
@@ -65,9 +83,7 @@ def evaluate(y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
     n_pos = tp + fn
     n_neg = tn + fp
     f1 = [2 * t / (2 * t + fp + fn) if t + fp + fn else 0.0 for t in (tn, tp)]  # class 0, class 1
-    auc = None
-    if n_pos and n_neg:  # Mann-Whitney U: ties count one half
-        auc = (rankdata(p_pos)[y_true == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    auc = roc_auc(y_true, p_pos)
     eps = np.finfo(p_pos.dtype).eps
     p = np.clip(p_pos, eps, 1 - eps)
     recalls = [t / n for t, n in ((tn, n_neg), (tp, n_pos)) if n]
@@ -77,7 +93,7 @@ def evaluate(y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
         "balanced_accuracy": float(np.mean(recalls)),
         "majority_rate": float(max(n_pos, n_neg) / len(y_true)),
         "macro_f1": float(np.mean(f1)),
-        "roc_auc": None if auc is None else float(auc),
+        "roc_auc": auc,
         "log_loss": float(-np.mean(np.where(y_true == 1, np.log(p), np.log1p(-p)))),
         "ece": expected_calibration_error(y_true, p_pos),
         "confusion_matrix": confusion.tolist(),
