@@ -1,4 +1,5 @@
-"""Cold ``predict`` of one review in a fresh process: wall time per bundle kind, and what it imported.
+"""Cold ``predict`` of one review (or ``evaluate`` of a labelled file) in a fresh process: wall time per bundle
+kind, and what it imported.
 
 Fits logreg bundles on 300 RT texts (GloVe; MiniLM torch; MiniLM onnx; the default; multilingual-e5 and
 ``multilingual``, routed: English texts through the default, others through e5, under backend auto) into a
@@ -9,7 +10,13 @@ copy, the package's byte-code: ``PYTHONDONTWRITEBYTECODE`` is dropped for the ch
 average. Targets: < 1.5 s with an ONNX encoder, < 1 s with GloVe, with the default bundle (mpnet under
 backend auto, as `fit` makes it with no options) and with ``multilingual`` (either language).
 
+``--command evaluate`` scores ``--texts`` RT test texts instead (their vectors cached by the warm-up run, so
+what is timed is everything but the encoder: imports, the bundle's checks, the domain-shift check, the scores).
+``--tree DIR`` (repeatable) runs the children on another checkout's ``pipeline`` too, in the same rounds, for a
+before/after on one machine load (the bundles are fitted once, by this checkout).
+
 Run:  .venv/bin/python benchmarks/bench_predict.py [--runs 5] [--bundle "default (mpnet, auto)"]
+      [--command evaluate --texts 500] [--tree /tmp/base --tree .]
 """
 
 from __future__ import annotations
@@ -37,8 +44,12 @@ main()
 """
 
 
-# the repository's code, byte-compiled once (by the warm-up run) as a pip install compiles it
-CHILD_ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PYTHONPATH": str(ROOT)}
+
+
+def child_env(tree: Path) -> dict[str, str]:
+    """The environment of a child running ``tree``'s code, byte-compiled once (by the warm-up run) as a pip
+    install compiles it."""
+    return {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PYTHONPATH": str(tree)}
 
 
 def fit_bundles(work: Path, cache: str, only: list[str]) -> dict[str, Path]:
@@ -74,16 +85,30 @@ def rows_of(bundles: dict[str, Path]) -> dict[str, tuple[Path, str]]:
     return rows
 
 
-def run_once(bundle: Path, cache: str, text: str) -> tuple[float, float, str]:
-    """Wall and CPU seconds of one fresh ``predict`` process, and the heavy packages it imported."""
+def run_once(args: list[str], tree: Path) -> tuple[float, float, str]:
+    """Wall and CPU seconds of one fresh ``review-transfer ARGS`` process on ``tree``'s code, and the heavy
+    packages it imported."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CHILD, "predict", str(bundle), text, "--cache-dir", cache],
-                         check=True, capture_output=True, text=True, env=CHILD_ENV)
+    out = subprocess.run([sys.executable, "-c", CHILD, *args], check=True, capture_output=True, text=True,
+                         env=child_env(tree), cwd=tree)  # python -c puts the working directory first on the path
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, out.stderr.strip().splitlines()[-1].removeprefix("imported: ")
+
+
+def labelled_file(work: Path, n: int) -> str:
+    """The first ``n`` texts of RT's test split with their labels, as a JSONL file ``evaluate`` reads."""
+    import json
+
+    from pipeline.data.dataset import load, split
+
+    test = split(load("rt"))[1]
+    path = work / "rt_test.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": test.label_names[y]}) + "\n"
+                            for t, y in zip(test.texts[:n], test.labels[:n])), encoding="utf-8")
+    return str(path)
 
 
 def main() -> None:
@@ -91,23 +116,36 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--bundle", action="append", dest="only", default=[],
                         help="Only this bundle kind (repeatable), e.g. 'default (mpnet, auto)'.  [default: all]")
+    parser.add_argument("--command", choices=("predict", "evaluate"), default="predict")
+    parser.add_argument("--texts", type=int, default=500, help="--command evaluate: RT test texts scored.")
+    parser.add_argument("--tree", action="append", type=Path, default=[],
+                        help="A checkout whose pipeline the children run (repeatable).  [default: this one]")
     args = parser.parse_args()
+    trees = [t.resolve() for t in args.tree] or [ROOT]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        cache = os.environ.get("REVIEW_TRANSFER_CACHE") or str(work / "cache")
+        cache = str(Path(os.environ.get("REVIEW_TRANSFER_CACHE") or work / "cache").resolve())
         rows = rows_of(fit_bundles(work, cache, args.only))
+        scored = labelled_file(work, args.texts) if args.command == "evaluate" else None
+
+        def command(path: Path, language: str) -> list[str]:
+            return [args.command, str(path), scored or new_text(language), "--cache-dir", cache]
+
         for path, language in rows.values():
-            run_once(path, cache, new_text(language))  # warm-up
+            for tree in trees:
+                run_once(command(path, language), tree)  # warm-up
         print(f"load average before: {_load()}")
-        times: dict[str, list[tuple[float, float, str]]] = {name: [] for name in rows}
+        times: dict[tuple[str, Path], list[tuple[float, float, str]]] = {(n, t): [] for n in rows for t in trees}
         for i in range(args.runs):
             for name, (path, language) in rows.items():
-                times[name].append(run_once(path, cache, new_text(language)))
-        print("| bundle | wall s (median) | CPU s (median) | heavy imports | runs |")
-        print("|---|---|---|---|---|")
-        for name, rows in times.items():
-            print(f"| {name} | {statistics.median(t[0] for t in rows):.2f} | {statistics.median(t[1] for t in rows):.2f} "
-                  f"| {rows[-1][2]} | {len(rows)} |")
+                for tree in trees:
+                    times[name, tree].append(run_once(command(path, language), tree))
+        print(f"`{args.command}`" + (f" of {args.texts} RT test texts" if scored else " of one new review"))
+        print("| bundle | code | wall s (median) | CPU s (median) | heavy imports | runs |")
+        print("|---|---|---|---|---|---|")
+        for (name, tree), runs in times.items():
+            print(f"| {name} | {tree} | {statistics.median(t[0] for t in runs):.2f} | "
+                  f"{statistics.median(t[1] for t in runs):.2f} | {runs[-1][2]} | {len(runs)} |")
         print(f"load average after: {_load()}")
 
 
