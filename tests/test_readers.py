@@ -40,6 +40,9 @@ BAD = [
      r"would merge"),
     ("text-after-closing-quote", "j.csv", HEADER + GOOD + '"Nice" and warm,fresh\n',
      r"j\.csv: line 4: a closing quote is followed by more text"),
+    ("tsv-text-opening-with-a-quote", "t.tsv", 'text\tlabel\nFine.\tfresh\n"Dull" they said, and it was\trotten\n',
+     r"t\.tsv: line 3: a closing quote is followed by more text .*quote the whole text\. A \.tsv is read with CSV "
+     r"quoting, so a text that starts with a quote must be quoted whole"),
     ("duplicated-header", "h.csv", "text,text,label\na,b,fresh\n",
      r"h\.csv: line 1: column 'text' appears 2 times in the header \(fields 1, 2\)"),
     ("nan-marker-text", "n.csv", HEADER + GOOD + "NaN,rotten\n",

@@ -258,9 +258,11 @@ def _merged_rows(pending: list[tuple[int, str]], delimiter: str, n_fields: int) 
 def _csv_error(path: Path, pending: list[tuple[int, str]], detail: str) -> DataError:
     start = pending[0][0] if pending else 1
     if "expected after" in detail:
+        tsv = (" A .tsv is read with CSV quoting, so a text that starts with a quote must be quoted whole, as "
+               "csv and pandas writers do (e.g. pandas' to_csv(sep='\\t')).") if path.suffix.lower() == ".tsv" else ""
         return DataError(
             f"{path}: line {start}: a closing quote is followed by more text ({detail}); a quote is unbalanced. "
-            "Write \"\" for a quote inside a quoted text, or quote the whole text."
+            f"Write \"\" for a quote inside a quoted text, or quote the whole text.{tsv}"
         )
     if "unexpected end of data" in detail:
         return DataError(
