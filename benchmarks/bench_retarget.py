@@ -17,7 +17,8 @@ were labelled) and ``N``, the same labels go to:
 - ``unlabelled only`` (``N`` = 0): ``retarget`` with no labels and the first half as ``--unlabelled``: the
   threshold moved to the rate read from them (the median of the source's ranking's and the bundle's EM and
   BBSE), or kept where that rate agrees with the source's own calls and is not skewed; where it declines (no
-  rate to read), the source bundle;
+  rate to read), the source bundle; the seeds where ``retarget`` warns of a weakly separating ranking are
+  counted;
 - ``target only``: ``fit`` on the target labels alone (logreg with the prompt prior; on fewer than two
   labels of a class, which ``fit`` refuses, the labels' commoner class for every text);
 - ``retarget``: what ``retarget --labels N --unlabelled <the rest of the first half>`` does by default: the
@@ -54,6 +55,7 @@ from pipeline.heads.prompts import encoded_direction
 from pipeline.predict.prior import PriorModel, estimate_prior
 from pipeline.fit.retarget import (STRENGTH, RetargetError, RetargetSettings, SourceHead, draw_labels, fit_offset,
                                    fit_recentred, fit_retargeted)
+from pipeline.fit.retarget_rate import MIN_SEPARATION
 from pipeline.fit.train import fit
 from pipeline.unlabelled.self_train import SelfTrainSettings
 
@@ -133,12 +135,15 @@ def run_target(name: str, source: SourceHead, u: np.ndarray, vectors: Callable, 
             recentred = fit_recentred(source, X_all[own], RetargetSettings(seed=seed), model)
             zero, declined, kept = recentred.proba(X_eval), 0.0, float(recentred.record["threshold_kept"])
             readers = float(recentred.record["prior"]["from"] == "readers")
+            ranking = recentred.record["prior"].get("ranking")
+            weak = float(bool(ranking) and ranking["separation"] < MIN_SEPARATION)  # retarget warns of a weak ranking
         except RetargetError:  # it declines (and says to give --prior or labels): the source bundle stays
-            zero, declined, kept, readers = 1 / (1 + np.exp(-source.score(source.rows(X_eval)))), 1.0, 0.0, 0.0
+            zero, declined, kept, readers, weak = 1 / (1 + np.exp(-source.score(source.rows(X_eval)))), 1.0, 0.0, 0.0, 0.0
         runs.setdefault((0, "unlabelled only"), []).append(acc(zero))
         runs.setdefault((0, "declined"), []).append(declined)
         runs.setdefault((0, "kept"), []).append(kept)
         runs.setdefault((0, "readers"), []).append(readers)
+        runs.setdefault((0, "weak"), []).append(weak)
         todo = methods(source, u, X_eval, seed, args.grid)
         for n in args.labels:
             lab = own[draw_labels(ds.subset(own), n, seed)]
@@ -165,8 +170,8 @@ def report(name: str, res: dict, args: argparse.Namespace) -> None:
           f"{res['majority']:.1f}; source bundle {runs[(0, 'source')].mean():.1f}; unlabelled only "
           f"{runs[(0, 'unlabelled only')].mean():.1f} ({paired(runs[(0, 'unlabelled only')], runs[(0, 'source')])} over "
           f"the source; threshold kept on {int(runs[(0, 'kept')].sum())}, declined on {int(runs[(0, 'declined')].sum())}, "
-          f"rate by the readers' median on {int(runs[(0, 'readers')].sum())} "
-          f"of {len(runs[(0, 'declined')])} seeds)")
+          f"rate by the readers' median on {int(runs[(0, 'readers')].sum())}, a weak ranking flagged on "
+          f"{int(runs[(0, 'weak')].sum())} of {len(runs[(0, 'declined')])} seeds)")
     print(f"{'labels':>6}  " + "  ".join(f"{m:>15s}" for m in names) + "  retarget-target only  retarget-source"
           "  retarget-no self-train")
     for n in args.labels:

@@ -239,3 +239,20 @@ def test_with_no_labels_the_rate_is_the_median_of_the_ranking_and_the_bundles_re
     skewed = np.r_[rng.normal(-2.5, 1.0, 850), rng.normal(2.5, 1.0, 150)] + 1.0  # 15% positive, the source calls ~21%
     found = no_label_rate(skewed, (0.15, 0.15))
     assert abs(found.rate - found.share) <= AGREEMENT and found.rate < SKEWED and not found.kept  # a skewed rate moves it
+
+
+def test_with_no_labels_a_weakly_separating_ranking_is_flagged():
+    """The 0-label report warns, and says what to give, where the bundle's ranking of the site separates weakly
+    (the sites it ranks at ROC-AUC about 0.8, whose rate no reader measured gets right), and not elsewhere."""
+    from pipeline.cli.retarget import describe
+    from pipeline.fit.retarget_rate import MIN_SEPARATION
+
+    def record(separation: float) -> dict:
+        return {"labels": 0, "unlabelled": 400, "threshold_kept": True, "source_share": 0.48, "threshold_shift": 0.0,
+                "calibrated": {"em": 0.42, "bbse": 0.49},
+                "prior": {"from": "readers", "value": 0.49, "ranking": {"rate": 0.62, "separation": separation}}}
+
+    weak = describe(record(MIN_SEPARATION - 0.2), {})
+    assert "WARNING the bundle ranks these texts weakly" in weak and "give --prior RATE" in weak
+    assert "label 16-32 of these texts" in weak and "threshold: kept" in weak
+    assert "WARNING" not in describe(record(MIN_SEPARATION + 0.05), {})

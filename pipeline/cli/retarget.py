@@ -119,6 +119,11 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
             lines.append(f"threshold: moved by {record['threshold_shift']:+.2f} log-odds so that the bundle calls "
                          f"{prior['value']:.1%} of them positive (not {record['source_share']:.1%}), the site's "
                          f"positive rate {where}; the head is the source's")
+        if ranking and ranking["separation"] < MIN_SEPARATION:
+            lines.append(f"WARNING the bundle ranks these texts weakly (its two bell curves separate at "
+                         f"{ranking['separation']:.2f}, under {MIN_SEPARATION}): on such sites no rate read without "
+                         "labels was reliable and accuracy can fall under the majority rate; give --prior RATE if you "
+                         "know it, or label 16-32 of these texts (`review-transfer suggest`) and retarget with them.")
         return "\n".join(lines + _summary_lines(summary))
     where = {"--prior": "given (--prior)", "labels": "the labels' own rate, smoothed",
              "ranking": f"read from the source's ranking of the unlabelled texts (separation "
