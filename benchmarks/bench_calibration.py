@@ -126,10 +126,10 @@ def user_runs(bundle: Path, code: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(code)}
     exe = Path(os.environ.get("VIRTUAL_ENV", "/work/main/.venv")) / "bin" / "review-transfer"
     print(f"user: code {code} ({subprocess.run(['git', '-C', str(code), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}), bundle {bundle}; load {_load()}")
-    static_dir = subprocess.run([str(exe.parent / "python"), "-c", (
-        "from pipeline.encoders import get_encoder; from pipeline.encoders.auto import auto_encoder;"
-        f"import sys; e=get_encoder('{SPEC}', backend='openvino', quantize='int8-static'); print(e.export_dir)")],
-        env=env, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    static_dir = subprocess.run([str(exe.parent / "python"), "-c", (  # run in ``code``: python -c puts the cwd first
+        f"from pipeline.encoders import get_encoder; print(get_encoder('{SPEC}', backend='openvino', "
+        "quantize='int8-static').export_dir)")],
+        env=env, capture_output=True, text=True, check=True, cwd=code).stdout.strip().splitlines()[-1]
     for command in (["embed", "{csv}"], ["evaluate", str(bundle), "{csv}"]):
         with tempfile.TemporaryDirectory() as tmp:
             cache = Path(tmp) / "cache"
@@ -148,8 +148,8 @@ def user_runs(bundle: Path, code: Path) -> None:
             wall = time.perf_counter() - start
             said = [line for line in (out.stdout + out.stderr).splitlines() if "backend auto" in line or "accuracy" in line
                     or "exporting" in line or "refused" in line]
-            print(f"  {command[0]}: {wall:.1f} s wall, rc {out.returncode}; exports made: "
-                  f"{sorted(p.name for p in (cache / 'exports').iterdir())}; load {_load()}")
+            made = sorted(p.name for p in (cache / "exports").iterdir() if p.name != Path(static_dir).name)
+            print(f"  {command[0]}: {wall:.1f} s wall, rc {out.returncode}; exports made: {made or 'none'}; load {_load()}")
             for line in said[:6]:
                 print(f"    {line.strip()[:200]}")
 
