@@ -18,7 +18,7 @@ from helpers import write_reviews_csv
 
 import pipeline.encoders
 from pipeline.cli import main
-from pipeline.study.compare import Execution, ResultsLog, StudyPlan, run_compare
+from pipeline.study.compare import RUN_FILE, Execution, ResultsLog, StudyPlan, check_run_identity, run_compare
 from pipeline.data.dataset import DataError, budget_indices, load, parse_budgets, split
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 from pipeline.study.report import summarise, write_report
@@ -137,6 +137,17 @@ def test_out_dir_refuses_other_data(rt_csv, tmp_path, rt):
     run_compare(ds, plan, execution)
     with pytest.raises(DataError, match="holds results for other data"):
         run_compare(ds.subset(range(1000)), plan, execution)
+
+
+def test_out_dir_refuses_cells_fitted_at_another_prompt_strength(rt_csv, tmp_path):
+    ds = load(rt_csv, group_col="movie").subset(range(400))
+    check_run_identity(tmp_path, ds, {}, prompts=DEFAULT_PROMPTS)
+    check_run_identity(tmp_path, ds, {}, prompts=DEFAULT_PROMPTS)  # the same version resumes
+    recorded = json.loads((tmp_path / RUN_FILE).read_text())
+    del recorded["prompts"]["strength"]  # a directory written before the strength was recorded
+    (tmp_path / RUN_FILE).write_text(json.dumps(recorded))
+    with pytest.raises(DataError, match=r"prompt strength of an older version, not this version's min\("):
+        check_run_identity(tmp_path, ds, {}, prompts=DEFAULT_PROMPTS)
 
 
 def test_report_statistics_and_files(tmp_path):

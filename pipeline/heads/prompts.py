@@ -119,6 +119,11 @@ def directions(vectors: np.ndarray, n_positive: int, layout: Any = None) -> Any:
     return tuple(direction(vectors[:, list(cols)], n_positive) for cols in (layout.english, layout.other))
 
 
+def prompt_strength() -> dict[str, Any]:
+    """How strongly the prompts pull a head, as a study records it: runs fitted at another strength don't mix."""
+    return {"kappa_max": KAPPA_MAX, "kappa_labels": KAPPA_LABELS, "formula": f"min({KAPPA_MAX:g}, {KAPPA_LABELS:g}/n)"}
+
+
 def kappa(n_labels: int) -> float:
     """The stretch's strength for ``n_labels`` training labels: ``min(KAPPA_MAX, KAPPA_LABELS / n)``."""
     return min(KAPPA_MAX, KAPPA_LABELS / max(n_labels, 1))

@@ -30,7 +30,7 @@ from pipeline.study.engines.base import Cell, CellOptions, Method
 from pipeline.data.jsonlines import drop_partial_line
 from pipeline.encoders.routed import layout_of
 from pipeline.encoders.spec import DEFAULT_ENCODER
-from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
+from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS, prompt_strength
 
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
@@ -98,6 +98,15 @@ class ResultsLog:
             os.fsync(f.fileno())
 
 
+def _strength_note(recorded: dict[str, Any] | None) -> str:
+    """Where a directory's prompt prior was fitted at another strength than this version's, say so."""
+    if recorded is None or recorded.get("strength") == prompt_strength():
+        return ""
+    was = recorded.get("strength")
+    return (f", fitted at the prompt strength {was['formula'] if was else 'of an older version'}, "
+            f"not this version's {prompt_strength()['formula']}")
+
+
 def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset], adapt_prior: bool = False,
                        unlabelled: dict[str, list[str]] | None = None, prompts: Any = None) -> None:
     """Refuse to mix results of different data (or with and without --adapt-prior, other --unlabelled
@@ -114,7 +123,7 @@ def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset]
     if adapt_prior:  # rows then carry adapted scores; absent otherwise, so older directories still match
         identity["adapt_prior"] = True
     if prompts is not None:  # absent with --prompts none: directories from before the prompt prior match that
-        identity["prompts"] = prompts.record()
+        identity["prompts"] = {**prompts.record(), "strength": prompt_strength()}
     path = Path(out) / RUN_FILE
     if path.exists():
         previous = json.loads(path.read_text(encoding="utf-8"))
@@ -123,8 +132,9 @@ def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset]
                 f"{out}: holds results for other data (source {previous['source']!r}, test sets "
                 f"{sorted(previous['test_sets'])}{', with --adapt-prior' if previous.get('adapt_prior') else ''}"
                 f"{', --unlabelled ' + ' '.join(previous['unlabelled']) if previous.get('unlabelled') else ''}, "
-                f"--prompts {previous['prompts']['source'] if previous.get('prompts') else 'none'}); use a new --out "
-                "directory, or the same data, --test-set, --unlabelled files, --adapt-prior and --prompts settings."
+                f"--prompts {previous['prompts']['source'] if previous.get('prompts') else 'none'}"
+                f"{_strength_note(previous.get('prompts'))}); use a new --out directory, or the same data, "
+                "--test-set, --unlabelled files, --adapt-prior and --prompts settings."
             )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
