@@ -185,6 +185,7 @@ def test_fit_errors_are_clear(reviews_csv, tmp_path):
     result = invoke(*base, "--head", "logreg", "--head", "xgboost")
     assert result.exit_code != 0 and "unknown head 'xgboost'" in result.output
     assert all(name in result.output for name in HEADS) and "Traceback" not in result.output
+    assert not (tmp_path / "c").exists()  # refused before the source was read or encoded
     result = invoke(*base, "--budget", "5000")
     assert result.exit_code != 0 and "budget 5000 needs" in result.output and "at most" in result.output
     result = invoke(*base, "--budget", "1")

@@ -44,18 +44,21 @@ class Fitted:
 
 def fit_source(job: FitJob, echo: Callable[[str], None] = print) -> Fitted:
     """Fit and save the bundles of ``job``, saying what it does through ``echo`` (label values merged, the
-    backend chosen, out of core or not, each bundle saved). The spec is checked, and an empty signing key
-    refused, before the source is read."""
+    backend chosen, out of core or not, each bundle saved). The spec and the heads are checked, and an empty
+    signing key refused, before the source is read."""
     from pipeline.bundle.manifest import signing_key
     from pipeline.data.dataset import check_budgets, load
     from pipeline.encoders.auto import chooses_backend, command_encoder
     from pipeline.fit.out_of_core import choose, fit_out_of_core
     from pipeline.fit.train import bundle_name, iter_fit
+    from pipeline.heads.registry import get_head
     from pipeline.paths import default_cache_dir
 
     raw, cache_dir, opts, plan = job.encoder.specs[0], job.encoder.cache_dir, job.source_options, job.plan
     spec = job.encoder.parsed()[0]  # backend and quantize: below, guarded on the source
     signing_key()  # an empty key fails before the work, not at the save
+    for name in plan.heads:  # an unknown head fails before the encoder is exported and probed
+        get_head(name)
     ds = load(job.source, **opts)
     if ds.report.label_line():  # values merged into a class (--positive) or renamed
         echo(f"{job.source}: label values {ds.report.label_line()}")
