@@ -43,6 +43,14 @@ def test_data_show_rt():
     assert "shared 0" in result.output
 
 
+def test_data_show_quotes_numeric_labels_before_their_counts(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n" + "".join(f"review number {i},{i % 3 and 1}\n" for i in range(30)), encoding="utf-8")
+    result = CliRunner().invoke(main, ["data", "show", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "labels        '1' 20 (66.7%), '0' 10 (33.3%)" in result.output  # not "1 20 (66.7%)"
+
+
 def test_data_show_bad_file_is_one_clean_line(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("review,stars\ngood,5\n", encoding="utf-8")

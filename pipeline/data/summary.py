@@ -14,7 +14,13 @@ def _balance(ds: Dataset) -> str:
         return "no texts"
     pos = int(ds.labels.sum())
     neg = len(ds) - pos
-    return f"{ds.label_names[1]} {pos} ({pos / len(ds):.1%}), {ds.label_names[0]} {neg} ({neg / len(ds):.1%})"
+    positive, negative = (_label_name(name) for name in (ds.label_names[1], ds.label_names[0]))
+    return f"{positive} {pos} ({pos / len(ds):.1%}), {negative} {neg} ({neg / len(ds):.1%})"
+
+
+def _label_name(name: str) -> str:
+    """A label as ``data show`` prints it before its count: quoted where it would read as part of the number."""
+    return repr(str(name)) if any(c.isdigit() for c in str(name)) or not str(name).strip() else str(name)
 
 
 def _groups(ds: Dataset) -> str:
