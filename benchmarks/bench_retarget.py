@@ -29,7 +29,9 @@ were labelled) and ``N``, the same labels go to:
   instead of the labels' rate alone.
 
 Prints per target the majority rate of the scored halves and mean accuracies, then the paired gain of
-``retarget`` over ``target only``, over ``source`` and over ``--no-self-train`` (mean ± SE over seeds).
+``retarget`` over ``target only``, over ``source`` and over ``--no-self-train`` (mean ± SE over seeds), and on
+how many seeds ``retarget``'s held-out check (:func:`pipeline.fit.retarget_bundle.compare_held_out`, the scored
+half standing for the held-out rows) would warn that the new bundle is worse than the source beyond chance.
 
     PYTHONPATH=. python benchmarks/bench_retarget.py [--encoder mpnet[layers=9-12]] [--labels 16,32,64] [--seeds 5]
         [--targets uci-amazon,...,tweets-14,amazon-mild-72,rt-long] [--max-rows 1000] [--half test] [--grid]
@@ -55,6 +57,7 @@ from pipeline.heads.prompts import encoded_direction
 from pipeline.predict.prior import PriorModel, estimate_prior
 from pipeline.fit.retarget import (STRENGTH, RetargetError, RetargetSettings, SourceHead, draw_labels, fit_offset,
                                    fit_recentred, fit_retargeted)
+from pipeline.fit.retarget_bundle import compare_held_out
 from pipeline.fit.retarget_rate import MIN_SEPARATION
 from pipeline.fit.train import fit
 from pipeline.unlabelled.self_train import SelfTrainSettings
@@ -63,6 +66,7 @@ ENGLISH = [name for name in TARGETS if name.startswith(("uci-", "vader-")) and n
 LOW_RATE = {"tweets-14": ("vader-tweets", 0.14), "amazon-mild-72": ("vader-amazon-mild", 0.72)}  # resampled targets
 LONG = "rt-long"  # documents of LONG_PER_DOC snippets of RT's test split
 LONG_PER_DOC = 5
+WARNED = "warned"  # the seeds where retarget's held-out check would warn that it is worse than the source
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (X_lab, y_lab, X_unl) -> p on the scored half
 
 
@@ -130,7 +134,8 @@ def run_target(name: str, source: SourceHead, u: np.ndarray, vectors: Callable, 
         X_eval, y_eval = X_all[scored], y_all[scored]
         majority.append(100 * max(y_eval.mean(), 1 - y_eval.mean()))
         acc = lambda p: 100 * float(((p >= 0.5) == y_eval).mean())  # noqa: E731
-        runs.setdefault((0, "source"), []).append(acc(1 / (1 + np.exp(-source.score(source.rows(X_eval))))))
+        p_source = 1 / (1 + np.exp(-source.score(source.rows(X_eval))))
+        runs.setdefault((0, "source"), []).append(acc(p_source))
         try:  # no labels: the threshold moved to the rate read from the ranking of the first half's texts
             recentred = fit_recentred(source, X_all[own], RetargetSettings(seed=seed), model)
             zero, declined, kept = recentred.proba(X_eval), 0.0, float(recentred.record["threshold_kept"])
@@ -149,7 +154,10 @@ def run_target(name: str, source: SourceHead, u: np.ndarray, vectors: Callable, 
             lab = own[draw_labels(ds.subset(own), n, seed)]
             unl = np.setdiff1d(own, lab)
             for method, fn in todo.items():
-                runs.setdefault((n, method), []).append(acc(fn(X_all[lab], y_all[lab], X_all[unl])))
+                p = fn(X_all[lab], y_all[lab], X_all[unl])
+                runs.setdefault((n, method), []).append(acc(p))
+                if method == "retarget":  # would its held-out check warn (worse than the source beyond chance)?
+                    runs.setdefault((n, WARNED), []).append(float(compare_held_out(y_eval, p, p_source)["worse"]))
             if args.grid:  # the positive rate known exactly (--prior), to show what the labels' rate costs
                 oracle = fit_retargeted(source, X_all[lab], y_all[lab], None,
                                         RetargetSettings(prior=float(y_all.mean()), seed=seed)).proba(X_eval)
@@ -165,7 +173,7 @@ def paired(a: np.ndarray, b: np.ndarray) -> str:
 
 def report(name: str, res: dict, args: argparse.Namespace) -> None:
     runs = res["runs"]
-    names = [m for m in dict.fromkeys(k[1] for k in runs if k[0]) if m != "source"]
+    names = [m for m in dict.fromkeys(k[1] for k in runs if k[0]) if m not in ("source", WARNED)]
     print(f"\n{name}: {res['size']:,} texts, {100 * res['rate']:.1f}% positive; scored halves' majority rate "
           f"{res['majority']:.1f}; source bundle {runs[(0, 'source')].mean():.1f}; unlabelled only "
           f"{runs[(0, 'unlabelled only')].mean():.1f} ({paired(runs[(0, 'unlabelled only')], runs[(0, 'source')])} over "
@@ -173,12 +181,13 @@ def report(name: str, res: dict, args: argparse.Namespace) -> None:
           f"rate by the readers' median on {int(runs[(0, 'readers')].sum())}, a weak ranking flagged on "
           f"{int(runs[(0, 'weak')].sum())} of {len(runs[(0, 'declined')])} seeds)")
     print(f"{'labels':>6}  " + "  ".join(f"{m:>15s}" for m in names) + "  retarget-target only  retarget-source"
-          "  retarget-no self-train")
+          "  retarget-no self-train  warned")
     for n in args.labels:
         cells = [f"{runs[(n, m)].mean():15.1f}" for m in names]
         print(f"{n:>6}  " + "  ".join(cells) + f"  {paired(runs[(n, 'retarget')], runs[(n, 'target only')]):>20s}"
               f"  {paired(runs[(n, 'retarget')], runs[(0, 'source')]):>15s}"
-              f"  {paired(runs[(n, 'retarget')], runs[(n, '--no-self-train')]):>22s}")
+              f"  {paired(runs[(n, 'retarget')], runs[(n, '--no-self-train')]):>22s}"
+              f"  {int(runs[(n, WARNED)].sum())}/{len(runs[(n, WARNED)])}")
 
 
 def main() -> None:

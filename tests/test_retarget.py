@@ -256,3 +256,32 @@ def test_with_no_labels_a_weakly_separating_ranking_is_flagged():
     assert "WARNING the bundle ranks these texts weakly" in weak and "give --prior RATE" in weak
     assert "label 16-32 of these texts" in weak and "threshold: kept" in weak
     assert "WARNING" not in describe(record(MIN_SEPARATION + 0.05), {})
+
+
+def test_a_skewed_draw_of_few_labels_that_makes_the_bundle_worse_is_flagged(glove_bundle, rt_split):
+    """16 labels of an RT-like site (55% positive) that came out 13 positive: centred on their rate, the new
+    head calls too many texts positive and scores under the source on the held-out rows beyond chance; the
+    report says so in one WARNING line with what to do. A draw of 8 and 8 gets no warning."""
+    from pipeline.cli.retarget import describe
+    from pipeline.fit.retarget_bundle import TargetData, retarget
+
+    source_dir, cache = glove_bundle
+    site = rt_split[1].subset(np.arange(400))
+    pos, neg = np.flatnonzero(site.labels == 1), np.flatnonzero(site.labels == 0)
+    bundle = Bundle.load(source_dir, cache_dir=cache)
+    reports = {}
+    for n_pos in (13, 8):
+        idx = np.sort(np.r_[pos[:n_pos], neg[:16 - n_pos]])
+        held = site.subset(np.setdiff1d(np.arange(len(site)), idx))
+        new, summary = retarget(bundle, TargetData(site.subset(idx), held, [], "drawn"), RetargetSettings())
+        reports[n_pos] = (summary["held_out"], describe(new.manifest["retarget"], summary))
+    held, text = reports[13]
+    versus = held["versus_source"]
+    assert held["retargeted"]["accuracy"] < held["source"]["accuracy"] and versus["worse"]
+    assert versus["source_only"] > versus["new_only"] and versus["z"] > 1.96
+    warning = [line for line in text.splitlines() if line.startswith("WARNING")]
+    assert len(warning) == 1 and "worse than the source bundle on the held-out rows" in warning[0]
+    assert f"the held-out rows are {held['rate']:.3f} positive" in warning[0]
+    assert "centred on a positive rate of 0.778" in warning[0]  # (13 + 1) / (16 + 2): the labels' own rate
+    assert "Keep the source bundle, label more texts, or give --prior RATE" in warning[0]
+    assert not reports[8][0]["versus_source"]["worse"] and "WARNING" not in reports[8][1]

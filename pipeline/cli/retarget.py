@@ -124,7 +124,7 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
                          f"{ranking['separation']:.2f}, under {MIN_SEPARATION}): on such sites no rate read without "
                          "labels was reliable and accuracy can fall under the majority rate; give --prior RATE if you "
                          "know it, or label 16-32 of these texts (`review-transfer suggest`) and retarget with them.")
-        return "\n".join(lines + _summary_lines(summary))
+        return "\n".join(lines + _summary_lines(summary, prior))
     where = {"--prior": "given (--prior)", "labels": "the labels' own rate, smoothed",
              "ranking": f"read from the source's ranking of the unlabelled texts (separation "
                         f"{ranking['separation']:.2f})" if ranking else ""}[prior["from"]]
@@ -143,11 +143,12 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
              "(pass --prior when the labels were not drawn at random)"]
     if record.get("strength_from") == "cross-validation":
         lines[1] += f"; λ {record['strength'] if record['strength'] is not None else 'inf'} by cross-validation"
-    return "\n".join(lines + _summary_lines(summary))
+    return "\n".join(lines + _summary_lines(summary, prior))
 
 
-def _summary_lines(summary: dict[str, Any]) -> list[str]:
-    """The shift check's line and the held-out scores, where there are any."""
+def _summary_lines(summary: dict[str, Any], rate: dict[str, Any]) -> list[str]:
+    """The shift check's line and the held-out scores, where there are any, with a WARNING where the new bundle
+    (centred on the positive ``rate`` of its record) is worse there than the source beyond chance."""
     lines = []
     shift = summary.get("domain_shift") or {}
     if shift.get("auc") is not None:
@@ -157,4 +158,21 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
         y_rate = (held["source"]["confusion_matrix"][1][0] + held["source"]["confusion_matrix"][1][1]) / held["n"]
         lines.append(f"held-out {held['n']:,} rows of TARGET: accuracy {held['retargeted']['accuracy']:.3f} "
                      f"(source bundle {held['source']['accuracy']:.3f}, majority rate {max(y_rate, 1 - y_rate):.3f})")
+        versus = held.get("versus_source") or {}
+        if versus.get("worse"):
+            lines.append(_worse_line(held, versus, rate))
     return lines
+
+
+def _worse_line(held: dict[str, Any], versus: dict[str, Any], rate: dict[str, Any]) -> str:
+    """The WARNING that the new bundle scores under the source on the held-out rows beyond chance, and what to do."""
+    return (f"WARNING the new bundle is worse than the source bundle on the held-out rows "
+            f"({held['retargeted']['accuracy']:.3f} against {held['source']['accuracy']:.3f}; the source alone gets "
+            f"{versus['source_only']} of them right, the new one {versus['new_only']}: more than chance). It is "
+            f"centred on a positive rate of {rate['value']:.3f} ({_RATE_FROM.get(rate['from'], rate['from'])}); the "
+            f"held-out rows are {held['rate']:.3f} positive. Keep the source bundle, label more texts, or give "
+            "--prior RATE if you know the site's rate.")
+
+
+_RATE_FROM = {"labels": "the labels' own rate", "--prior": "--prior", "ranking": "read from the bundle's ranking",
+              "readers": "read without labels"}

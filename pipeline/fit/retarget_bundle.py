@@ -7,6 +7,8 @@ were used, the slope, the departure from the source direction and the positive r
 from; ``train`` is the labelled target sample; ``prior`` records the target rate the head is centred on
 and an out-of-fold confusion on the target labels, so ``--adapt-prior`` works on the new site; the
 domain-shift sample is of target texts, so ``predict`` warns when texts differ from *this* site.
+Where target rows are held back, the summary scores both heads on them and says whether the new one is
+worse than the source beyond chance (:func:`compare_held_out`), as a skewed draw of a few labels can make it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pipeline.fit.retarget import (RetargetError, RetargetSettings, Retargeted, 
                                    fit_recentred, fit_retargeted)
 
 OOF_FOLDS = 5  # out-of-fold refits for the new bundle's confusion (fewer when a class has fewer labels)
+WORSE_Z = 1.96  # the new head is worse than the source on held-out rows when McNemar's z exceeds this
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,10 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
     metrics = None
     if held is not None and len(held):
         metrics = evaluate(held.labels, fitted.proba(X_held))
-        summary["held_out"] = {"n": len(held), "retargeted": metrics,
-                               "source": evaluate(held.labels, bundle.head.predict_proba(X_held))}
+        p_source = bundle.head.predict_proba(X_held)
+        summary["held_out"] = {"n": len(held), "retargeted": metrics, "source": evaluate(held.labels, p_source),
+                               "rate": float(np.mean(held.labels)),
+                               "versus_source": compare_held_out(held.labels, fitted.proba(X_held), p_source[:, 1])}
     sample = keep_sample(np.vstack([X_lab, X_unl]), settings.seed)
     manifest = build(
         encoder=bundle.get_encoder(),
@@ -104,6 +109,16 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
     new = Bundle(estimator, manifest, cache_dir=bundle.cache_dir, encoder=bundle.get_encoder(), shift_sample=sample,
                  trust=bundle.trust)
     return new, summary
+
+
+def compare_held_out(y: np.ndarray, p_new: np.ndarray, p_source: np.ndarray) -> dict[str, Any]:
+    """The new and the source head's calls (P(positive) at 0.5) of held-out rows with 0/1 labels ``y``, paired:
+    the rows only the new one gets right, those only the source gets right, and ``worse``: the source's lead
+    beyond chance (McNemar's z over :data:`WORSE_Z`)."""
+    new_right, source_right = (p_new >= 0.5) == (y == 1), (p_source >= 0.5) == (y == 1)
+    new_only, source_only = int(np.sum(new_right & ~source_right)), int(np.sum(source_right & ~new_right))
+    z = (source_only - new_only) / np.sqrt(new_only + source_only) if new_only + source_only else 0.0
+    return {"new_only": new_only, "source_only": source_only, "z": round(float(z), 2), "worse": bool(z > WORSE_Z)}
 
 
 def save(new: Bundle, source: Bundle, out: str | Path) -> Path:
