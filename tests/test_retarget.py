@@ -274,8 +274,8 @@ def test_a_skewed_draw_of_few_labels_that_makes_the_bundle_worse_is_flagged(glov
         idx = np.sort(np.r_[pos[:n_pos], neg[:16 - n_pos]])
         held = site.subset(np.setdiff1d(np.arange(len(site)), idx))
         new, summary = retarget(bundle, TargetData(site.subset(idx), held, [], "drawn"), RetargetSettings())
-        reports[n_pos] = (summary["held_out"], describe(new.manifest["retarget"], summary))
-    held, text = reports[13]
+        reports[n_pos] = (summary["held_out"], describe(new.manifest["retarget"], summary), new.manifest["retarget"])
+    held, text, new_record = reports[13]
     versus = held["versus_source"]
     assert held["retargeted"]["accuracy"] < held["source"]["accuracy"] and versus["worse"]
     assert versus["source_only"] > versus["new_only"] and versus["z"] > 1.96
@@ -284,4 +284,6 @@ def test_a_skewed_draw_of_few_labels_that_makes_the_bundle_worse_is_flagged(glov
     assert f"the held-out rows are {held['rate']:.3f} positive" in warning[0]
     assert "centred on a positive rate of 0.778" in warning[0]  # (13 + 1) / (16 + 2): the labels' own rate
     assert "Keep the source bundle, label more texts, or give --prior RATE" in warning[0]
+    given = {**new_record, "prior": {**new_record["prior"], "from": "--prior"}}  # a rate the user gave
+    assert "or check the --prior RATE you gave." in describe(given, {"held_out": held})
     assert not reports[8][0]["versus_source"]["worse"] and "WARNING" not in reports[8][1]

@@ -170,8 +170,9 @@ def _worse_line(held: dict[str, Any], versus: dict[str, Any], rate: dict[str, An
             f"({held['retargeted']['accuracy']:.3f} against {held['source']['accuracy']:.3f}; the source alone gets "
             f"{versus['source_only']} of them right, the new one {versus['new_only']}: more than chance). It is "
             f"centred on a positive rate of {rate['value']:.3f} ({_RATE_FROM.get(rate['from'], rate['from'])}); the "
-            f"held-out rows are {held['rate']:.3f} positive. Keep the source bundle, label more texts, or give "
-            "--prior RATE if you know the site's rate.")
+            f"held-out rows are {held['rate']:.3f} positive. Keep the source bundle, label more texts, or "
+            + ("check the --prior RATE you gave." if rate["from"] == "--prior" else
+               "give --prior RATE if you know the site's rate."))
 
 
 _RATE_FROM = {"labels": "the labels' own rate", "--prior": "--prior", "ranking": "read from the bundle's ranking",
