@@ -377,8 +377,9 @@ def _export_onnx(model_dir: Path, out: Path, *, hf: bool, layers: tuple[int, int
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from pipeline.encoders.transformer import _model_limit, _special_tokens
+    from pipeline.encoders.transformer import _hide_loading_bars, _model_limit, _special_tokens
 
+    _hide_loading_bars()  # transformers' 'Loading weights' bar, off a terminal too
     st = _st_config(model_dir) if not hf else None
     body = model_dir / st["path"] if st else model_dir
     tokenizer = AutoTokenizer.from_pretrained(str(body))
