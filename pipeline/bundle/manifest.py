@@ -252,8 +252,6 @@ def encoder_spec(section: Mapping[str, Any], where: str) -> Any:
     """The :class:`~pipeline.encoders.spec.EncoderSpec` of a manifest's ``encoder`` section, with its recorded
     options (which override those in the spec string: they are the resolved values). An alias whose target moved
     reads as its newest earlier target (:func:`~pipeline.encoders.spec.recorded_candidates`)."""
-    from dataclasses import replace
-
     from pipeline.encoders.spec import SpecError, parse_spec, recorded_candidates
 
     try:
@@ -264,8 +262,7 @@ def encoder_spec(section: Mapping[str, Any], where: str) -> Any:
         if parts is not None:
             if not spec.parts or not isinstance(parts, list) or len(parts) != len(spec.parts):
                 raise SpecError(f"options.parts does not match the parts of {section['spec']!r}")
-            return as_recorded(replace(spec, parts=tuple(p.with_options({k: v for k, v in o.items() if k != "source_options"})
-                                                         for p, o in zip(spec.parts, parts))))
+            return as_recorded(spec.with_part_options(parts))
         return as_recorded(spec.with_options(options))
     except (SpecError, TypeError, AttributeError) as e:
         raise ManifestError(f"{where}: encoder: {str(e).rstrip('.')} (from the bundle's manifest, not your command line); "

@@ -41,7 +41,7 @@ def get_encoder(spec: str | EncoderSpec, *, device: str = "auto", batch_size: in
     """
     parsed = parse_spec(spec).with_defaults(**defaults)
     if parts is not None:
-        parsed = _with_part_options(parsed, parts)
+        parsed = parsed.with_part_options(parts)
     if trust is not None:
         trust.check(parsed)
     work = Path(work_dir) if work_dir is not None else default_cache_dir()
@@ -53,17 +53,6 @@ def get_encoder(spec: str | EncoderSpec, *, device: str = "auto", batch_size: in
         built = [_build(p, i, work, runtime, source_options, trust) for i, p in enumerate(parsed.parts)]
         return RoutedEncoder(str(parsed), built, parsed.route) if parsed.route else ConcatEncoder(str(parsed), built)
     return _build(parsed, 0, work, runtime, source_options, trust)
-
-
-def _with_part_options(spec: EncoderSpec, parts: list[dict[str, Any]]) -> EncoderSpec:
-    from dataclasses import replace
-
-    if not spec.parts:
-        raise OptionError(f"{spec}: part options are for combined specs (A+B).")
-    if len(parts) != len(spec.parts):
-        raise OptionError(f"{spec}: {len(parts)} sets of part options for {len(spec.parts)} parts.")
-    return replace(spec, parts=tuple(p.with_options({k: v for k, v in o.items() if k != "source_options"})
-                                     for p, o in zip(spec.parts, parts)))
 
 
 def _build(spec: EncoderSpec, index: int, work: Path, runtime: dict[str, Any],

@@ -34,12 +34,12 @@ only packaged models, the bundle's own ``encoder/`` directory and what the user 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline import ReviewTransferError
+from pipeline import OptionError, ReviewTransferError
 
 JOIN = "+"
 ROUTE = "|"  # E|O: English texts through E, other languages through O (pipeline.encoders.routed)
@@ -245,6 +245,16 @@ class EncoderSpec:
         order = [o.kwarg for o in table.values()]
         kept = [(k, v) for k, v in merged.items() if NEUTRAL.get(k, object()) != v]  # defaults go unsaid
         return replace(self, options=tuple(sorted(kept, key=lambda kv: order.index(kv[0]))))
+
+    def with_part_options(self, parts: Sequence[Mapping[str, Any]]) -> EncoderSpec:
+        """This combined spec with ``parts[i]`` (keyword -> value) set on part i, as bundles record them and
+        ``backend auto`` chooses them; ``source_options`` (how ``w2v-train`` read SOURCE) is no encoder option."""
+        if not self.parts:
+            raise OptionError(f"{self}: part options are for combined specs (A+B).")
+        if len(parts) != len(self.parts):
+            raise OptionError(f"{self}: {len(parts)} sets of part options for {len(self.parts)} parts.")
+        return replace(self, parts=tuple(p.with_options({k: v for k, v in o.items() if k != "source_options"})
+                                         for p, o in zip(self.parts, parts)))
 
     def with_defaults(self, **defaults: Any) -> EncoderSpec:
         """Fill unset options from command-line flags (keyword -> value; ``None`` or a :data:`NEUTRAL` value

@@ -139,5 +139,5 @@ def _exported(encoder: Any) -> dict[str, str]:
 def _named(spec: Any, options: dict[str, Any]) -> Any:
     """``spec`` with the backend options :func:`_frozen_backends` chose for it (a combined spec's on each part)."""
     if "parts" in options:
-        return replace(spec, parts=tuple(p.with_options(o) for p, o in zip(spec.parts, options["parts"])))
+        return spec.with_part_options(options["parts"])
     return spec.with_options(options)
