@@ -48,10 +48,15 @@ def default_recipe(layers: tuple[int, int] | None) -> str:
 
 def recipe(name: str = DEFAULT_RECIPE) -> dict[str, Any]:
     """How the calibration of recipe ``name`` is done (part of the export's cache key)."""
-    drawn = {"source": "rt pool", "texts": CALIBRATION_TEXTS, "seed": CALIBRATION_SEED, "batch": CALIBRATION_BATCH}
-    if name == LEGACY_RECIPE:  # as before recipes had names: the key of the exports already made
-        return drawn
-    return {**drawn, "recipe": name, "smooth_quant_alpha": smooth_quant_alpha(name)}
+    return _named({"source": "rt pool", "texts": CALIBRATION_TEXTS, "seed": CALIBRATION_SEED,
+                   "batch": CALIBRATION_BATCH}, name)
+
+
+def _named(record: dict[str, Any], name: str) -> dict[str, Any]:
+    """``record`` with recipe ``name`` and its alpha; ``rt-a95``'s as it was before recipes had names, so the
+    keys and fingerprints of the exports already made hold. OptionError for an unknown recipe."""
+    alpha = smooth_quant_alpha(name)
+    return record if name == LEGACY_RECIPE else {**record, "recipe": name, "smooth_quant_alpha": alpha}
 
 
 def smooth_quant_alpha(name: str) -> float:
@@ -68,13 +73,12 @@ def calibration_texts(name: str = DEFAULT_RECIPE) -> tuple[list[str], dict[str, 
     but for ``rt-a95``, the recipe and its alpha)."""
     from pipeline.data.dataset import load, split
 
-    alpha = smooth_quant_alpha(name)
+    smooth_quant_alpha(name)  # an unknown recipe fails before RT is read
     pool, _ = split(load("rt"))
     pick = np.random.default_rng(CALIBRATION_SEED).choice(len(pool.texts), CALIBRATION_TEXTS, replace=False)
     texts = [pool.texts[i] for i in pick]
     digest = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:16]
-    record = {"source": "rt pool", "texts": len(texts), "seed": CALIBRATION_SEED, "sha256": digest}
-    return texts, record if name == LEGACY_RECIPE else {**record, "recipe": name, "smooth_quant_alpha": alpha}
+    return texts, _named({"source": "rt pool", "texts": len(texts), "seed": CALIBRATION_SEED, "sha256": digest}, name)
 
 
 def calibration_inputs(tokenizer_file: Path, meta: dict[str, Any], texts: list[str],
