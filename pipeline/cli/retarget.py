@@ -155,9 +155,8 @@ def _summary_lines(summary: dict[str, Any], rate: dict[str, Any]) -> list[str]:
         lines.append(f"source vs target texts: shift AUC {shift['auc']:.2f} (0.5 = alike)")
     held = summary.get("held_out")
     if held:
-        y_rate = (held["source"]["confusion_matrix"][1][0] + held["source"]["confusion_matrix"][1][1]) / held["n"]
         lines.append(f"held-out {held['n']:,} rows of TARGET: accuracy {held['retargeted']['accuracy']:.3f} "
-                     f"(source bundle {held['source']['accuracy']:.3f}, majority rate {max(y_rate, 1 - y_rate):.3f})")
+                     f"(source bundle {held['source']['accuracy']:.3f}, majority rate {held['source']['majority_rate']:.3f})")
         versus = held.get("versus_source") or {}
         if versus.get("worse"):
             lines.append(_worse_line(held, versus, rate))

@@ -87,11 +87,11 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
     summary: dict[str, Any] = {"domain_shift": domain_shift(bundle, X[: len(lab) + len(data.unlabelled)])}
     metrics = None
     if held is not None and len(held):
-        metrics = evaluate(held.labels, fitted.proba(X_held))
-        p_source = bundle.head.predict_proba(X_held)
+        p_new, p_source = fitted.proba(X_held), bundle.head.predict_proba(X_held)
+        metrics = evaluate(held.labels, p_new)
         summary["held_out"] = {"n": len(held), "retargeted": metrics, "source": evaluate(held.labels, p_source),
                                "rate": float(np.mean(held.labels)),
-                               "versus_source": compare_held_out(held.labels, fitted.proba(X_held), p_source[:, 1])}
+                               "versus_source": compare_held_out(held.labels, p_new, p_source[:, 1])}
     sample = keep_sample(np.vstack([X_lab, X_unl]), settings.seed)
     manifest = build(
         encoder=bundle.get_encoder(),
