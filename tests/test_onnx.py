@@ -71,6 +71,18 @@ def test_export_is_cached_and_reused(cache_dir, onnx_fp32, monkeypatch):
     assert again.fingerprint == onnx_fp32.fingerprint
 
 
+def test_a_damaged_export_is_refused_in_one_line_that_says_what_to_do(onnx_fp32, tmp_path):
+    import shutil
+
+    damaged = shutil.copytree(onnx_fp32.export_dir, tmp_path / "export")
+    model = damaged / "model.onnx"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # cut short, as a full disk would leave it
+    with pytest.raises(exported.DamagedExportError, match=r"cannot load this export .*delete that directory and run again"):
+        exported.load_session(damaged, "onnx", compiled=True)
+    with pytest.raises(exported.DamagedExportError, match="restore the bundle's files or refit it"):
+        exported.load_session(damaged, "onnx", compiled=False)  # a bundle's own export
+
+
 def test_vectors_match_torch_fp32_and_the_torch_tokenizer(onnx_fp32, texts):
     torch_enc = get_encoder("minilm", device="cpu", precision="fp32")
     long_text = " ".join(texts)  # several windows: chunk-mean pooling as on the torch path

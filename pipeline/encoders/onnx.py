@@ -488,6 +488,10 @@ def _to_openvino(out: Path, quantize: str, meta: dict[str, Any], calibration: st
     return tools
 
 
+class DamagedExportError(ReviewTransferError):
+    """An export on disk whose runtime cannot load it: its files were cut short or changed."""
+
+
 def load_session(export_dir: Path, backend: str, compiled: bool = False,
                  streams: int = 1) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A function running the export: ``(input_ids, attention_mask) -> last_hidden_state``.
@@ -495,7 +499,30 @@ def load_session(export_dir: Path, backend: str, compiled: bool = False,
     ``compiled``: openvino keeps its compiled model under ``export_dir/.compiled`` (exports in the cache;
     a bundle's own export is left as it was signed). ``streams`` above 1 (openvino): compiled for
     throughput with that many streams and requests; the function is then safe to call from that many
-    threads at once."""
+    threads at once. :class:`DamagedExportError` where the runtime cannot load the files, saying what to do."""
+    try:
+        return _open_session(export_dir, backend, compiled, streams)
+    except _load_errors(backend) as e:
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        fix = ("delete that directory and run again: it is exported anew" if compiled else
+               "restore the bundle's files or refit it")
+        raise DamagedExportError(f"{export_dir}: the {backend} runtime cannot load this export ({reason}); its "
+                                 f"files are damaged: {fix}.") from None
+
+
+def _load_errors(backend: str) -> tuple[type[Exception], ...]:
+    """What the runtime of ``backend`` raises for model files it cannot read: openvino a RuntimeError,
+    onnxruntime its own exceptions (not RuntimeErrors)."""
+    if backend != "onnx":
+        return (RuntimeError,)
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+    return (RuntimeError, ort_state.Fail, ort_state.InvalidProtobuf, ort_state.InvalidGraph, ort_state.NoSuchFile)
+
+
+def _open_session(export_dir: Path, backend: str, compiled: bool,
+                  streams: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """:func:`load_session` without the check of what fails to load."""
     if backend == "onnx":
         import onnxruntime as ort
 
