@@ -57,3 +57,20 @@ def test_bundles_record_the_recipe_of_a_static_export():
     assert encoder_options(static)["calibration"] == "rt-a75"
     weights = SimpleNamespace(backend="openvino", quantize="int8", calibration=None, max_length=384)
     assert "calibration" not in encoder_options(weights)
+
+
+@pytest.mark.parametrize("options, want", [
+    ({"backend": "openvino", "quantize": "int8-static"}, "rt-a95"),  # e5's static export before recipes were its own
+    ({"backend": "openvino", "quantize": "int8-static", "calibration": "rt-a75"}, "rt-a75"),
+    ({"backend": "openvino", "quantize": "int8"}, None),  # what backend auto ran for e5 (int8 weights)
+])
+def test_an_e5_bundle_rebuilds_the_export_it_was_fitted_on(options, want):
+    from types import SimpleNamespace
+
+    from pipeline.encoders.multilingual import E5ExportedEncoder
+
+    spec = encoder_spec({"spec": "e5-small-multilingual[prefix=passage]", "fingerprint": "0" * 16, "options": options},
+                        "manifest.json")
+    assert spec.kwargs.get("calibration") == want
+    recorded = E5ExportedEncoder.bundle_options(SimpleNamespace(**{"calibration": None, **options}))
+    assert recorded == options

