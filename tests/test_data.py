@@ -148,18 +148,13 @@ def test_malformed_json_line(tmp_path):
         load(path)
 
 
-def test_null_text_names_the_row(tmp_path):
-    rows = [{"text": "good", "label": "pos"}, {"text": None, "label": "neg"}]
-    path = tmp_path / "d.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), path)
-    with pytest.raises(DataError, match=r"row 2, column 'text' is null"):
-        load(str(path))
-
-
-def test_nan_text_names_the_row(tmp_path):
-    path = write(tmp_path / "d.jsonl", '{"text": "good", "label": "pos"}\n{"text": NaN, "label": "neg"}\n')
-    with pytest.raises(DataError, match=r"d\.jsonl: line 2, column 'text' is NaN"):
-        load(path)
+def test_null_and_nan_texts_are_dropped_and_counted(tmp_path):
+    path = write(tmp_path / "d.jsonl", '{"text": "good", "label": "pos"}\n{"text": NaN, "label": "neg"}\n'
+                                       '{"text": null, "label": "neg"}\n{"text": "bad", "label": "neg"}\n')
+    ds = load(path)
+    assert ds.texts == ["good", "bad"] and (ds.report.empty_dropped, ds.report.missing_dropped) == (2, 2)
+    with pytest.raises(DataError, match=r"d2\.jsonl: all 2 texts in column 'text' are empty or missing; pass the text"):
+        load(write(tmp_path / "d2.jsonl", '{"text": null, "label": "pos"}\n{"text": "", "label": "neg"}\n'))
 
 
 def test_non_string_text(tmp_path):

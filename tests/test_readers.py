@@ -23,14 +23,9 @@ HEADER = "text,label\n"
 GOOD = "A moving and funny film.,fresh\nDull and overlong.,rotten\n"
 
 
-def _jsonl_null_at_16() -> str:
-    """15 good lines, a blank line skipped by every reader, then a null text on line 17."""
-    rows = [json.dumps({"text": f"review {i}", "label": "fresh" if i % 2 else "rotten"}) for i in range(15)]
-    return "\n".join(rows) + '\n\n{"text": null, "label": "rotten"}\n'
-
-
 def _parquet_null(path):
-    pq.write_table(pa.table({"text": ["fine", "also fine", None], "label": ["fresh", "rotten", "fresh"]}), path)
+    pq.write_table(pa.table({"text": ["fine", None, "also fine", None], "label": ["fresh", "rotten", "rotten", "fresh"]}),
+                   path)
 
 
 # (case, file name, content or writer, the message every command must print)
@@ -45,9 +40,6 @@ BAD = [
      r"quoting, so a text that starts with a quote must be quoted whole"),
     ("duplicated-header", "h.csv", "text,text,label\na,b,fresh\n",
      r"h\.csv: line 1: column 'text' appears 2 times in the header \(fields 1, 2\)"),
-    ("nan-marker-text", "n.csv", HEADER + GOOD + "NaN,rotten\n",
-     r"n\.csv: line 4, column 'text' is 'NaN', a missing-value marker; expected a review text"),
-    ("jsonl-null-line-17", "l.jsonl", _jsonl_null_at_16(), r"l\.jsonl: line 17, column 'text' is null"),
     ("jsonl-duplicate-key", "k.jsonl", '{"text": "good", "text": "bad", "label": "fresh"}\n',
      r"k\.jsonl: line 1: key 'text' appears twice in one object"),
     ("malformed-jsonl", "m.jsonl", '{"text": "good", "label": "fresh"}\n{"text": "bad", "label": \n',
@@ -58,7 +50,6 @@ BAD = [
      r"c\.csv: line 4: 3 fields but the header has 2\. Quote texts"),
     ("missing-text-column", "r.csv", "review,label\ngood,fresh\n",
      r"r\.csv: missing column 'text'; columns present: \['label', 'review'\]\. Pass the right name with --text-col"),
-    ("parquet-null", "p.parquet", _parquet_null, r"p\.parquet: row 3, column 'text' is null"),
 ]
 
 
@@ -84,6 +75,31 @@ def test_every_reader_refuses_a_bad_file_with_the_same_message(tmp_path, case, n
         errors.append(str(err.value))
     assert len(set(errors)) == 1, errors
     assert re.search(message, errors[0]), errors[0]
+
+
+# (file name, content or writer, how many are null, NaN or NULL): "fine" and "also fine", each followed by an empty
+# or missing text written as that format's tools write one
+MISSING = [
+    ("n.csv", 'text,label\nfine,fresh\n"",rotten\nalso fine,rotten\nNaN,fresh\n', 1),
+    ("n.tsv", "text\tlabel\nfine\tfresh\nNULL\trotten\nalso fine\trotten\n\tfresh\n", 1),
+    ("n.jsonl", '{"text": "fine", "label": "fresh"}\n{"text": null, "label": "rotten"}\n\n'
+                '{"text": "also fine", "label": "rotten"}\n{"text": NaN, "label": "fresh"}\n', 2),
+    ("n.json", '[{"text": "fine", "label": "fresh"}, {"text": null, "label": "rotten"}, '
+               '{"text": "also fine", "label": "rotten"}, {"text": "  ", "label": "fresh"}]', 1),
+    ("n.parquet", _parquet_null, 2),
+]
+
+
+@pytest.mark.parametrize("name,content,missing", MISSING, ids=[m[0] for m in MISSING])
+def test_a_missing_text_is_an_empty_one_in_every_format(tmp_path, name, content, missing):
+    """A null, NaN or NULL text is dropped and counted as an empty cell is, and kept as an empty row where output
+    lines up with the input rows."""
+    path = str(_write(tmp_path, name, content))
+    ds = load(path)
+    assert ds.texts == ["fine", "also fine"] and ds.report.empty_dropped == 2
+    assert ds.report.missing_dropped == missing
+    assert read_texts(path) == ["fine", "", "also fine", ""]
+    assert [t for b in iter_text_batches(path, batch_rows=1) for t in b] == ["fine", "also fine"]
 
 
 def test_long_cell_and_line_breaks_load_the_same_everywhere(tmp_path):

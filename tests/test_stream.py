@@ -56,10 +56,6 @@ def test_batches_hold_the_texts_the_data_layer_loads(files, suffix):
 def test_errors_name_the_file_and_the_row_or_column(files, tmp_path):
     with pytest.raises(DataError, match=r"r\.csv: missing column 'text'; columns present: \['review', 'score'\]"):
         list(iter_text_batches(files[".csv"]))
-    nulls = tmp_path / "n.parquet"
-    pq.write_table(pa.table({"text": ["fine", "also fine", None]}), nulls)
-    with pytest.raises(DataError, match=r"n\.parquet: row 3, column 'text' is null"):
-        list(iter_text_batches(nulls))
     numbers = tmp_path / "x.jsonl"
     numbers.write_text('{"text": 1}\n{"text": 2}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"x\.jsonl: line 1, column 'text' is int \(1\); expected a string"):

@@ -46,7 +46,8 @@ class LoadReport:
     """What loading kept and dropped."""
 
     rows_read: int = 0
-    empty_dropped: int = 0
+    empty_dropped: int = 0  # blank or missing texts, ``missing_dropped`` of them missing (null, NaN, NULL...)
+    missing_dropped: int = 0
     duplicates_dropped: int = 0
     conflicting_duplicates: int = 0
     conflict_examples: tuple[str, ...] = ()
@@ -199,7 +200,7 @@ def _build(
     raw_labels: list[str] = []
     groups: list[str | None] = []
     first_row: dict[str, int] = {}
-    empty = dups = conflicts = rows = 0
+    empty = missing = dups = conflicts = rows = 0
     conflict_examples: list[str] = []
     has_labels: bool | None = None
     aliases = _GroupAliases()
@@ -210,6 +211,7 @@ def _build(
         text = text_of(rec.get(text_col), where, unit, row, text_col)
         if not text:
             empty += 1
+            missing += is_missing(rec.get(text_col))
             continue
         label = label_of(rec.get(label_col), where, unit, row, label_col) if has_labels else ""
         group = _group_of(rec, group_col)
@@ -229,14 +231,15 @@ def _build(
     if rows == 0:
         raise DataError(f"{where}: no rows found; the file is empty or has only a header.")
     if not texts:
-        raise DataError(f"{where}: all {rows} texts in column {text_col!r} are empty.")
+        raise DataError(f"{where}: all {rows} texts in column {text_col!r} are empty or missing; pass the text "
+                        "column with --text-col.")
     labels, label_names = (None, ("negative", "positive"))
     values: tuple[tuple[str, int, str], ...] = ()
     if has_labels:
         labels, label_names = _normalise_labels(raw_labels, where, label_col, positive)
         became = dict(zip(raw_labels, labels.tolist()))
         values = tuple((v, n, label_names[became[v]]) for v, n in Counter(raw_labels).most_common())
-    report = LoadReport(rows, empty, dups, conflicts, tuple(conflict_examples), dict(skip or {}), values)
+    report = LoadReport(rows, empty, missing, dups, conflicts, tuple(conflict_examples), dict(skip or {}), values)
     merged = [aliases.root(g) for g in groups] if group_col else None
     return Dataset(texts, labels, merged, label_names, name, report)
 

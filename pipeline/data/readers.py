@@ -142,16 +142,15 @@ def is_missing(value: Any) -> bool:
 
 
 def text_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:
-    """The stripped text of one cell, or DataError naming the file, position and column."""
-    if isinstance(value, str) and value.strip() not in MISSING_MARKERS:
-        return value.strip()
-    at = f"{where}: {unit} {pos}, column {col!r}"
+    """The stripped text of one cell; ``""`` for an empty or missing one (null, NaN, a marker such as ``NULL``),
+    which readers drop and count, or keep as an empty row; DataError naming the file, position and column for a
+    value that is not text."""
+    if isinstance(value, str):
+        return "" if value.strip() in MISSING_MARKERS else value.strip()
     if is_missing(value):
-        shown = "null" if value is None else "NaN" if isinstance(value, float) else repr(value.strip())
-        extra = ", a missing-value marker" if isinstance(value, str) else ""
-        raise DataError(f"{at} is {shown}{extra}; expected a review text. Fill in or remove that row.")
-    raise DataError(f"{at} is {type(value).__name__} ({value!r:.40}); expected a string. Fill in the text "
-                    f"or pass the text column with --text-col.")
+        return ""
+    raise DataError(f"{where}: {unit} {pos}, column {col!r} is {type(value).__name__} ({value!r:.40}); expected a "
+                    "string. Fill in the text or pass the text column with --text-col.")
 
 
 def label_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:

@@ -40,7 +40,9 @@ def format_summary(ds: Dataset, pool: Dataset, test: Dataset, n_rows: int = 5) -
         f"source        {ds.name}",
         f"rows read     {r.rows_read}",
         f"kept          {len(ds)} unique non-empty texts",
-        f"dropped       {r.empty_dropped} empty, {r.duplicates_dropped} exact duplicates"
+        f"dropped       {r.empty_dropped} empty"
+        + (f" ({r.missing_dropped} null, NaN or a marker such as NULL)" if r.missing_dropped else "")
+        + f", {r.duplicates_dropped} exact duplicates"
         + (f" ({r.conflicting_duplicates} with conflicting labels, first kept)" if r.conflicting_duplicates else "")
         + "".join(f", {n} {what}" for what, n in r.other_dropped.items()),
         f"labels        {_balance(ds)}",

@@ -182,4 +182,4 @@ def _no_texts(source: str, text_col: str) -> str:
     from pipeline.data.dataset import read_texts
 
     rows = read_texts(source, text_col)  # raises "no rows found" for an empty file, as load does
-    return f"{source}: all {len(rows)} texts in column {text_col!r} are empty."
+    return f"{source}: all {len(rows)} texts in column {text_col!r} are empty or missing."
