@@ -166,7 +166,7 @@ def test_evaluate_any_labelled_file_and_rt_test_split(fitted_dir, reviews_csv):
     scores = json.loads(result.output)
     assert scores["n"] == len(load(str(reviews_csv)))
     assert set(scores) == {"n", "accuracy", "balanced_accuracy", "majority_rate", "macro_f1", "roc_auc", "log_loss",
-                           "ece", "confusion_matrix", "domain_shift", "outside_language"}
+                           "ece", "confusion_matrix", "label_names", "domain_shift", "outside_language"}
     assert scores["outside_language"]["share"] < 0.05  # English reviews through GloVe: the language warning's figure
     y = load(str(reviews_csv)).labels
     assert scores["majority_rate"] == pytest.approx(max(y.mean(), 1 - y.mean()))
@@ -178,6 +178,21 @@ def test_evaluate_any_labelled_file_and_rt_test_split(fitted_dir, reviews_csv):
     result = invoke("evaluate", bundle, "rt", "--cache-dir", cache)
     assert result.exit_code == 0, result.output
     assert "n         2425" in result.output and "true \\ pred" in result.output
+
+
+def test_evaluate_names_the_true_classes_as_the_data_do(fitted_dir, reviews_csv, tmp_path):
+    """A site labelled in other words than the bundle's: the matrix's rows are its classes, the columns the bundle's."""
+    models, cache, _ = fitted_dir
+    thumbs = tmp_path / "thumbs.csv"
+    thumbs.write_text(reviews_csv.read_text(encoding="utf-8").replace(",fresh,", ",thumbs up,")
+                      .replace(",rotten,", ",thumbs down,"), encoding="utf-8")
+    result = invoke("evaluate", models / f"reviews-{ENCODER}-nb-ball-s0", thumbs, "--positive", "thumbs up",
+                    "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("true \\ pred")))
+    assert lines[header].split()[-2:] == ["rotten", "fresh"]
+    assert lines[header + 1].startswith("thumbs down ") and lines[header + 2].startswith("thumbs up ")
 
 
 def test_fit_errors_are_clear(reviews_csv, tmp_path):

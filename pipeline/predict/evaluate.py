@@ -23,7 +23,9 @@ def evaluation_set(source: str, ds: Dataset, which: str = "test") -> Dataset:
 def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prior: bool = False) -> dict[str, Any]:
     """:func:`pipeline.predict.metrics.evaluate` of ``bundle`` on the labelled dataset ``ds``, with the
     domain-shift check under ``"domain_shift"`` and the share of texts outside the encoder's language
-    under ``"outside_language"`` (:mod:`pipeline.encoders.language`; None for a multilingual encoder).
+    under ``"outside_language"`` (:mod:`pipeline.encoders.language`; None for a multilingual encoder), and the
+    classes' names under ``"label_names"``: ``"true"``, the data's (negative, positive), and ``"predicted"``, the
+    bundle's, which differ when the data are labelled in other words than the training data.
 
     With ``prior`` or ``adapt_prior`` the scores are those of the adapted probabilities (see
     :func:`pipeline.predict.predict.positive_proba`; the plain ones when adaptation was declined), and ``scores["prior"]``
@@ -36,9 +38,11 @@ def score(bundle: Bundle, ds: Dataset, *, prior: float | None = None, adapt_prio
     p, adapted, shift = positive_proba(bundle, ds.texts, prior=prior, adapt_prior=adapt_prior)
     found = language_check(bundle.get_encoder(), ds.texts)  # share of texts outside the encoder's language
     outside = None if found is None else found.as_dict()
+    names = {"true": list(ds.label_names), "predicted": list(bundle.label_names)}  # (negative, positive) of each
     if adapted is None:
-        return {**evaluate(ds.labels, p), "domain_shift": shift, "outside_language": outside}
+        return {**evaluate(ds.labels, p), "label_names": names, "domain_shift": shift, "outside_language": outside}
     scores = evaluate(ds.labels, adapted.p_pos)
+    scores["label_names"] = names
     scores["prior"] = {"train": adapted.train_prior, "target": adapted.prior, "estimated": adapted.estimated,
                        "true": float(ds.labels.mean()), "accuracy_unadapted": evaluate(ds.labels, p)["accuracy"],
                        "line": adapted.describe()}

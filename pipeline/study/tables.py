@@ -52,8 +52,11 @@ def under_majority_note(scores: dict[str, Any]) -> str | None:
 
 
 def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
-    """Human-readable scores with a labelled confusion matrix."""
+    """Human-readable scores with a labelled confusion matrix: its columns are the predicted classes, named
+    ``label_names``; its rows the true ones, named as the scored data name them (``scores["label_names"]["true"]``)
+    where that is recorded."""
     neg, pos = label_names
+    true_neg, true_pos = (scores.get("label_names") or {}).get("true") or label_names
     (tn, fp), (fn, tp) = scores["confusion_matrix"]
     lines = [f"{k:<9} {_fmt(scores[k])}" for k in ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")]
     if "balanced_accuracy" in scores:
@@ -61,13 +64,13 @@ def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
                       f"majority  {_fmt(scores['majority_rate'])}  (always the commoner class)"
                       + (under_majority_note(scores) or "")]
     corner = "true \\ pred"
-    first, width = max(len(corner), len(neg), len(pos)), max(len(neg), len(pos), 6)
+    first, width = max(len(corner), len(true_neg), len(true_pos)), max(len(neg), len(pos), 6)
     lines += [
         f"n         {scores['n']}",
         "",
         f"{corner:<{first}}  {neg:>{width}}  {pos:>{width}}",
-        f"{neg:<{first}}  {tn:>{width}}  {fp:>{width}}",
-        f"{pos:<{first}}  {fn:>{width}}  {tp:>{width}}",
+        f"{true_neg:<{first}}  {tn:>{width}}  {fp:>{width}}",
+        f"{true_pos:<{first}}  {fn:>{width}}  {tp:>{width}}",
     ]
     if "prior" in scores:
         pr = scores["prior"]
