@@ -49,9 +49,11 @@ def test_openvino_fp32_matches_torch_and_is_cached(cache_dir, texts, torch_vecto
     assert again.export_dir == enc.export_dir and again.fingerprint == enc.fingerprint
 
 
-def test_openvino_int8_is_a_different_store_and_passes_the_guard(cache_dir, texts, torch_vectors):
+def test_openvino_int8_is_a_different_store_and_passes_the_guard(cache_dir, texts, torch_vectors, capfd):
     fp32 = get_encoder("minilm", backend="openvino", work_dir=cache_dir)
+    capfd.readouterr()
     int8 = get_encoder("minilm", backend="openvino", quantize="int8", work_dir=cache_dir)
+    assert "Weight Compression" not in "".join(capfd.readouterr())  # NNCF's bar, printed whole off a terminal
     torch_print = get_encoder("minilm", device="cpu", precision="fp32").fingerprint
     assert len({fp32.fingerprint, int8.fingerprint, torch_print}) == 3
     result = guard(int8, texts, min_median=0.98)

@@ -461,7 +461,8 @@ def _to_openvino(out: Path, quantize: str, meta: dict[str, Any], calibration: st
         import nncf
 
         nncf.set_log_level(logging.ERROR)  # its per-layer bit-width table
-        model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+        with contextlib.redirect_stdout(io.StringIO()):  # its progress bar, printed whole off a terminal
+            model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
         tools += f",nncf=={version('nncf')}"
     if quantize == "int8-static":
         import nncf
