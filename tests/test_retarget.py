@@ -287,3 +287,6 @@ def test_a_skewed_draw_of_few_labels_that_makes_the_bundle_worse_is_flagged(glov
     given = {**new_record, "prior": {**new_record["prior"], "from": "--prior"}}  # a rate the user gave
     assert "or check the --prior RATE you gave." in describe(given, {"held_out": held})
     assert not reports[8][0]["versus_source"]["worse"] and "WARNING" not in reports[8][1]
+    assert new_record["held_out"] == {"n": held["n"], "rate": held["rate"], "accuracy": held["retargeted"]["accuracy"],
+                                      "source_accuracy": held["source"]["accuracy"], **versus}  # the manifest keeps it
+    assert reports[8][2]["held_out"]["worse"] is False

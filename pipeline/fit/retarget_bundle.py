@@ -103,7 +103,8 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
         metrics=metrics_section(metrics, held),
         prior=_prior_model(source, X_lab, lab.labels, X_unl, settings, fitted).to_dict(),
         shift={"file": SAMPLE_FILE, "rows": len(sample), "of": len(X_lab) + len(X_unl)},
-        retarget={"source": _source_record(bundle), "sample": data.sample, **fitted.record},
+        retarget={"source": _source_record(bundle), "sample": data.sample, **fitted.record,
+                  **({"held_out": _held_out_record(summary["held_out"])} if "held_out" in summary else {})},
     )
     manifest["encoder"] = dict(bundle.manifest["encoder"])  # the source's, as recorded (its spec may be st:encoder)
     new = Bundle(estimator, manifest, cache_dir=bundle.cache_dir, encoder=bundle.get_encoder(), shift_sample=sample,
@@ -125,6 +126,13 @@ def save(new: Bundle, source: Bundle, out: str | Path) -> Path:
     """Save ``new`` to ``out``; a source whose encoder lives inside it (fine-tuned weights) lends a copy."""
     encoder_dir = source.path / ENCODER_DIR if source.manifest["encoder"]["spec"] == BUNDLED_ENCODER_SPEC else None
     return new.save(out, encoder_dir=encoder_dir)
+
+
+def _held_out_record(held: dict[str, Any]) -> dict[str, Any]:
+    """The held-out comparison for the manifest: rows, their positive rate, both heads' accuracy, and the paired
+    counts with ``worse`` (the new head under the source beyond chance: the summary's WARNING)."""
+    return {"n": held["n"], "rate": held["rate"], "accuracy": held["retargeted"]["accuracy"],
+            "source_accuracy": held["source"]["accuracy"], **held["versus_source"]}
 
 
 def _source_record(bundle: Bundle) -> dict[str, Any]:
