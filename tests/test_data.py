@@ -126,6 +126,18 @@ def test_unknown_pair_needs_positive(tmp_path):
         load(path)
 
 
+def test_a_stray_label_value_is_named_with_its_line(tmp_path):
+    """A labels file of negatives and one 'maybe' (or a typo beside both classes): the error names where it is."""
+    path = write(tmp_path / "d.jsonl", "".join(f'{{"text": "t{i}", "label": "negative"}}\n' for i in range(3))
+                 + '{"text": "t3", "label": "maybe"}\n')
+    with pytest.raises(DataError, match=r"d\.jsonl: cannot tell .* \('negative' 3 \(line 1\), 'maybe' 1 \(line 4\)\); "
+                                        r"pass --positive VALUE, or fix the rows of a stray value"):
+        load(path)
+    path = write(tmp_path / "e.csv", "text,label\na,pos\nb,neg\nc,posi\n")
+    with pytest.raises(DataError, match=r"3 classes \('pos' 1 \(line 2\), 'neg' 1 \(line 3\), 'posi' 1 \(line 4\)\)"):
+        load(path)
+
+
 def test_non_utf8_names_the_line(tmp_path):
     path = tmp_path / "d.csv"
     path.write_bytes("text,label\ngood,pos\ncaf\xe9 bad,neg\n".encode("latin-1"))

@@ -200,6 +200,7 @@ def _build(
     raw_labels: list[str] = []
     groups: list[str | None] = []
     first_row: dict[str, int] = {}
+    first_label: dict[str, str] = {}  # label value -> where it first appears ("line 11")
     empty = missing = dups = conflicts = rows = 0
     conflict_examples: list[str] = []
     has_labels: bool | None = None
@@ -225,6 +226,7 @@ def _build(
                     conflict_examples.append(f"{unit} {row}: {text[:60]!r}")
             continue
         first_row[text] = len(texts)
+        first_label.setdefault(label, f"{unit} {row}")
         texts.append(text)
         raw_labels.append(label)
         groups.append(group)
@@ -236,7 +238,7 @@ def _build(
     labels, label_names = (None, ("negative", "positive"))
     values: tuple[tuple[str, int, str], ...] = ()
     if has_labels:
-        labels, label_names = _normalise_labels(raw_labels, where, label_col, positive)
+        labels, label_names = _normalise_labels(raw_labels, where, label_col, positive, first_label)
         became = dict(zip(raw_labels, labels.tolist()))
         values = tuple((v, n, label_names[became[v]]) for v, n in Counter(raw_labels).most_common())
     report = LoadReport(rows, empty, missing, dups, conflicts, tuple(conflict_examples), dict(skip or {}), values)
@@ -271,8 +273,10 @@ class _GroupAliases:
 
 
 def _normalise_labels(
-    raw: list[str], where: str, col: str, positive: str | None
+    raw: list[str], where: str, col: str, positive: str | None, first_at: dict[str, str] | None = None
 ) -> tuple[np.ndarray, tuple[str, str]]:
+    """0/1 labels and (negative, positive) names of the raw values; ``first_at`` (value -> ``line 11``) names where
+    each value first appears in the errors, so a stray value (a typo, a ``maybe``) can be found."""
     values = list(dict.fromkeys(raw))  # distinct, first-seen order
     if len(values) < 2:
         raise DataError(
@@ -287,17 +291,25 @@ def _normalise_labels(
         return np.array([int(v == positive) for v in raw], dtype=np.int64), (negative_name, positive)
     if len(values) > 2:
         raise DataError(
-            f"{where}: column {col!r} has {len(values)} classes ({values[:10]}); "
-            "name the positive one with --positive VALUE (all others become negative)."
+            f"{where}: column {col!r} has {len(values)} classes ({_values_seen(raw, values, first_at)}); "
+            "name the positive one with --positive VALUE (all others become negative), or fix the rows of a "
+            "stray value."
         )
     mapped = {v: KNOWN_LABELS.get(v.lower()) for v in values}
     if None in mapped.values() or len(set(mapped.values())) != 2:
         raise DataError(
-            f"{where}: cannot tell which label of column {col!r} is positive ({values}); "
-            "pass --positive VALUE."
+            f"{where}: cannot tell which label of column {col!r} is positive ({_values_seen(raw, values, first_at)}); "
+            "pass --positive VALUE, or fix the rows of a stray value."
         )
     names = tuple(sorted(values, key=lambda v: mapped[v]))
     return np.array([mapped[v] for v in raw], dtype=np.int64), (names[0], names[1])
+
+
+def _values_seen(raw: list[str], values: list[str], first_at: dict[str, str] | None) -> str:
+    """Up to 10 label values, each with its count and where it first appears: ``'maybe' 1 (line 11)``."""
+    counts = Counter(raw)
+    return ", ".join(f"{v!r} {counts[v]}" + (f" ({first_at[v]})" if first_at and v in first_at else "")
+                     for v in values[:10]) + (", ..." if len(values) > 10 else "")
 
 
 # ---------------------------------------------------------------------------------------------- hf

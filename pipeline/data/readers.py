@@ -294,7 +294,7 @@ def _parse_json(text: str, path: Path, line: int | None) -> Any:
         return json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as e:
         at = line if line is not None else e.lineno
-        raise DataError(f"{path}: line {at}: malformed JSON ({e.msg} at column {e.colno}). Fix that line.") from None
+        raise DataError(f"{path}: line {at}: malformed JSON at column {e.colno} ({e.msg}). Fix that line.") from None
     except _DuplicateKey as e:
         at = f"line {line}" if line is not None else "an object"
         raise DataError(f"{path}: {at}: key {e.args[0]!r} appears twice in one object; keep one.") from None

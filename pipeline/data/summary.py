@@ -41,7 +41,7 @@ def format_summary(ds: Dataset, pool: Dataset, test: Dataset, n_rows: int = 5) -
         f"rows read     {r.rows_read}",
         f"kept          {len(ds)} unique non-empty texts",
         f"dropped       {r.empty_dropped} empty"
-        + (f" ({r.missing_dropped} null, NaN or a marker such as NULL)" if r.missing_dropped else "")
+        + (f" ({r.missing_dropped} of them null, NaN or a marker such as NULL)" if r.missing_dropped else "")
         + f", {r.duplicates_dropped} exact duplicates"
         + (f" ({r.conflicting_duplicates} with conflicting labels, first kept)" if r.conflicting_duplicates else "")
         + "".join(f", {n} {what}" for what, n in r.other_dropped.items()),
