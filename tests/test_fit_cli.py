@@ -78,6 +78,19 @@ def test_fit_prints_a_table_and_saves_one_bundle_per_head(fitted_dir, reviews_cs
         head = manifest["head"]  # the CV spread of the chosen point, in the manifest and the table
         if head["cv_accuracy"] is not None:
             assert 0 <= head["cv_sd"] < 0.5 and f"{head['cv_accuracy']:.3f} ± {head['cv_sd']:.3f}" in row
+    assert "the test split is" not in output  # RT's test split is 57% fresh: no line about always answering it
+
+
+def test_a_skewed_test_split_gets_a_line_with_what_always_answering_scores(fitted_dir):
+    from pipeline.cli.fit import skewed_test_line
+
+    models, _, _ = fitted_dir
+    manifest = json.loads((models / f"reviews-{ENCODER}-nb-ball-s0" / "manifest.json").read_text())
+    test = manifest["metrics"]["test"]
+    assert skewed_test_line(manifest) is None
+    skewed = {**manifest, "label_names": ["no", "yes"],
+              "metrics": {"test": {**test, "majority_rate": 0.85, "confusion_matrix": [[80, 5], [10, 5]]}}}
+    assert skewed_test_line(skewed).startswith("the test split is 85.0% 'no': always answering 'no' scores 0.850")
 
 
 def test_more_heads_cost_zero_encodes(reviews_csv, tmp_path):

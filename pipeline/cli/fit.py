@@ -84,6 +84,24 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
         click.echo(describe(first["unlabelled"]) + "; pseudo-labels per round: "
                    + ", ".join(str(r["pseudo_labels"]) for r in first["self_train"]["rounds_run"]))
     click.echo(format_fit_table(fitted.bundles))
+    skew = skewed_test_line(first)
+    if skew:
+        click.echo(skew)
+
+
+SKEWED = 0.7  # a test split with this share of one class or more gets a line saying what always answering it scores
+
+
+def skewed_test_line(manifest: dict[str, Any]) -> str | None:
+    """One line where the test split is mostly one class: what always answering it scores, so an accuracy that
+    looks high is read against it; None for a balanced enough split."""
+    test = (manifest.get("metrics") or {}).get("test") or {}
+    if test.get("majority_rate") is None or test["majority_rate"] < SKEWED:
+        return None
+    (tn, fp), (fn, tp) = test["confusion_matrix"]
+    common = manifest["label_names"][int(fn + tp > tn + fp)]
+    return (f"the test split is {test['majority_rate']:.1%} {common!r}: always answering {common!r} scores "
+            f"{test['majority_rate']:.3f}; read accuracy against that, and macro-F1 (evaluate also gives balanced accuracy)")
 
 
 @click.command()
