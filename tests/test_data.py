@@ -59,6 +59,9 @@ def test_every_format_loads_the_same(tmp_path, suffix):
         (["Positive", "Negative"], ("Negative", "Positive")),
         (["1", "0"], ("0", "1")),
         (["true", "false"], ("false", "true")),
+        (["Positivo", "negativo"], ("negativo", "Positivo")),
+        (["긍정", "부정"], ("부정", "긍정")),
+        (["好评", "差评"], ("差评", "好评")),
     ],
 )
 def test_known_label_pairs(tmp_path, values, names):

