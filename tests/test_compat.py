@@ -76,3 +76,23 @@ def test_bundles_of_e5_from_when_multilingual_named_it_load_and_predict_as_they_
     assert "mpnet" not in str(bundle.get_encoder().spec)  # e5 alone, not the routed spec
     p, _, _ = positive_proba(bundle, E5_EXPECTED["texts"])
     np.testing.assert_allclose(p, want["p_pos"], atol=2e-6)
+
+
+# ---------------------------------------------------------------------------------------------- routed, version 2
+ROUTED_MADE = Path(__file__).parent / "data" / "routed-01e051d"
+ROUTED_EXPECTED = json.loads((ROUTED_MADE / "expected.json").read_text(encoding="utf-8"))
+
+
+def test_a_routed_bundle_from_before_route_versions_routes_as_it_was_fitted(tmp_path):
+    """A routed bundle records no route version from before bundles recorded one: it loads with its fingerprint
+    and routes by version 2's English check, so the Chinese review written mostly in Latin letters still goes to
+    its English head (version 3 sends it to the other side), and every probability is as it was."""
+    from pipeline.encoders.language import english
+
+    bundle = Bundle.load(shutil.copytree(ROUTED_MADE / "glove-routed", tmp_path / "b"), cache_dir=tmp_path / "cache")
+    assert bundle.get_encoder().fingerprint == ROUTED_EXPECTED["fingerprint"]
+    assert bundle.get_encoder().route_version == 2
+    texts = ROUTED_EXPECTED["texts"]
+    assert english(texts, version=2)[3] and not english(texts)[3]  # the two versions differ on this text
+    p, _, _ = positive_proba(bundle, texts)
+    np.testing.assert_allclose(p, ROUTED_EXPECTED["p_pos"], atol=2e-6)

@@ -18,7 +18,7 @@ from pipeline.cli import main
 from pipeline.data.dataset import Dataset
 from pipeline.encoders import get_encoder
 from pipeline.encoders.language import english
-from pipeline.encoders.routed import for_prediction, own_sides
+from pipeline.encoders.routed import ROUTE_VERSION, for_prediction, own_sides
 from pipeline.encoders.spec import SpecError, parse_spec
 from pipeline.fit.train import FitPlan, bundle_name, iter_fit
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
@@ -53,6 +53,43 @@ def test_spec_reads_both_sides_and_round_trips():
 def test_english_flag_reads_script_and_function_words():
     assert english(TEXTS) == [True, True, False, False, False, True]
     assert english(["这本书写得很好", "정말 최고!", "👍👍"]) == [False, False, True]  # no letters: English
+    # mostly Latin letters, but Han and no English function word: other side from version 3 on
+    mixed = ["最后终于搞定。我装的是VISTA Ultimate SP1 .", "The 千と千尋 soundtrack is lovely", "Amélie is great"]
+    assert english(mixed) == [False, True, True] and english(mixed, version=2) == [True, True, True]
+    with pytest.raises(ValueError, match="not one of"):
+        english(mixed, version=1)
+
+
+def test_bundles_record_the_route_version_and_a_bad_one_is_refused():
+    from pipeline.bundle.manifest import ManifestError, encoder_spec
+
+    assert get_encoder(ROUTED).route_version == ROUTE_VERSION == 3
+    assert get_encoder(ROUTED, route_version=2).fingerprint != get_encoder(ROUTED).fingerprint  # it routes otherwise
+    section = {"spec": ROUTED, "fingerprint": "0" * 16, "options": {"route_version": 9}}
+    with pytest.raises(ManifestError, match="route_version is 9, not one of 2, 3"):
+        encoder_spec(section, "manifest.json")
+    with pytest.raises(ManifestError, match="not routed"):
+        encoder_spec({**section, "spec": ENGLISH, "options": {"route_version": 3}}, "manifest.json")
+
+
+def test_texts_with_no_english_fit_and_compare_the_other_side_alone(tmp_path):
+    """A routed spec on training texts none of which reads as English: its English side would go unused and its
+    head fit on no English row, so fit and compare use the other side alone (it reads English too), in one line."""
+    words = [("magnifique", "superbe", 1), ("nul", "ennuyeux", 0)]
+    rows = [{"text": f"Le film est {a} et le scénario {b}, je le dis pour la {i}e fois.", "label": ["neg", "pos"][y]}
+            for a, b, y in words for i in range(12)]
+    source = tmp_path / "avis.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    common = ["--cache-dir", str(tmp_path / "cache"), "--encoder", ROUTED]
+    result = CliRunner().invoke(main, ["fit", str(source), *common, "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert f"fit: {ROUTED}: none of the texts reads as English" in result.output and f"goes through {OTHER}" in result.output
+    bundle = Bundle.load(next((tmp_path / "m").iterdir()), cache_dir=tmp_path / "cache")
+    assert bundle.manifest["encoder"]["spec"] == OTHER
+    result = CliRunner().invoke(main, ["compare", str(source), *common, "--budgets", "8", "--seeds", "1", "--no-plot",
+                                       "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 0 and "compare: " in result.output, result.output
+    assert json.loads((tmp_path / "cmp" / "results.jsonl").read_text().splitlines()[0])["encoder"] == OTHER
 
 
 def test_each_side_predicts_its_texts_and_the_bundle_round_trips(train, tmp_path):
@@ -68,6 +105,7 @@ def test_each_side_predicts_its_texts_and_the_bundle_round_trips(train, tmp_path
     for u, spec in zip(pair, (ENGLISH, OTHER)):
         np.testing.assert_allclose(u, encoded_direction(DEFAULT_PROMPTS, get_encoder(spec, work_dir=cache), cache))
     assert routed.manifest["encoder"]["spec"] == ROUTED and "other" in routed.manifest["head"]["params"]
+    assert routed.manifest["encoder"]["options"]["route_version"] == ROUTE_VERSION
     assert "-routed_glove-6b-50d_glove-6b-50d_pooling_sif-" in bundle_name(routed)  # not taken for E+O
     # saved and loaded under the trust policy, it predicts the same, from the cache or straight from the encoder
     loaded = Bundle.load(routed.save(tmp_path / "routed"), cache_dir=cache)

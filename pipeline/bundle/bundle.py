@@ -58,7 +58,8 @@ from pipeline.encoders.routed import for_prediction
 from pipeline.heads.linear import LINEAR_FILE, LinearHead, LinearHeadError, from_estimator, plain_skops
 from pipeline.heads.routed_linear import RoutedLinearHead
 from pipeline.heads.routed_linear import load as load_linear_head
-from pipeline.bundle.manifest import FORMAT_VERSION, ManifestError, check_seal, encoder_options, encoder_spec, seal, validate
+from pipeline.bundle.manifest import (FORMAT_VERSION, ManifestError, check_seal, encoder_options, encoder_spec, route_version,
+                                       seal, validate)
 from pipeline.bundle.trust import TRUSTED_TYPES, Trust, check_trusted, current_modules
 from pipeline.encoders.spec import BUNDLE_ENCODER_DIR, W2V_FILE, recorded_candidates
 
@@ -202,7 +203,8 @@ class Bundle:
         spec = encoder_spec({**self.manifest["encoder"], "spec": self.encoder_spec}, self._where).overridden(**overrides)
         found = [options.get("source_options")] + [p.get("source_options") for p in options.get("parts", [])]
         source_options = next((o for o in found if o), None)
-        return get_encoder(spec, work_dir=self.cache_dir, source_options=source_options, trust=self.trust)
+        return get_encoder(spec, work_dir=self.cache_dir, source_options=source_options, trust=self.trust,
+                           route_version=route_version(options.get("route_version"), spec))  # routed: as fitted
 
     @property
     def _where(self) -> str:

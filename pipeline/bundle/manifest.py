@@ -259,6 +259,7 @@ def encoder_spec(section: Mapping[str, Any], where: str) -> Any:
         options = dict(section.get("options") or {})
         parts = options.pop("parts", None)
         options.pop("source_options", None)  # how w2v-train read SOURCE: not an encoder option
+        route_version(options.pop("route_version", None), spec)
         if parts is not None:
             if not spec.parts or not isinstance(parts, list) or len(parts) != len(spec.parts):
                 raise SpecError(f"options.parts does not match the parts of {section['spec']!r}")
@@ -267,6 +268,24 @@ def encoder_spec(section: Mapping[str, Any], where: str) -> Any:
     except (SpecError, TypeError, AttributeError) as e:
         raise ManifestError(f"{where}: encoder: {str(e).rstrip('.')} (from the bundle's manifest, not your command line); "
                             "restore the manifest or refit the bundle.") from None
+
+
+def route_version(recorded: Any, spec: Any) -> int | None:
+    """The route version a routed bundle was fitted under (its ``options.route_version``, else the version of the
+    bundles from before it was recorded); None for any other encoder. Raises SpecError for one this code lacks."""
+    from pipeline.encoders.language import CHECKS
+    from pipeline.encoders.routed import UNRECORDED_VERSION
+    from pipeline.encoders.spec import SpecError
+
+    if not spec.route:
+        if recorded is not None:
+            raise SpecError(f"options.route_version is set, but {str(spec)!r} is not routed")
+        return None
+    if recorded is None:
+        return UNRECORDED_VERSION
+    if isinstance(recorded, bool) or recorded not in CHECKS:
+        raise SpecError(f"options.route_version is {recorded!r:.20}, not one of {', '.join(map(str, CHECKS))}")
+    return int(recorded)
 
 
 def as_recorded(spec: Any) -> Any:
@@ -297,7 +316,8 @@ def encoder_options(encoder: Any) -> dict[str, Any]:
     ``w2v-train:SOURCE`` read SOURCE; for a combined encoder (``A+B``), those of each part under ``parts``.
     """
     if getattr(encoder, "parts", None) is not None:
-        return {"parts": [encoder_options(part) for part in encoder.parts]}
+        routed = {"route_version": encoder.route_version} if getattr(encoder, "route_version", None) else {}
+        return {"parts": [encoder_options(part) for part in encoder.parts], **routed}
     if hasattr(encoder, "bundle_options"):  # an encoder whose spec takes fewer keys (e.g. a ported model)
         return encoder.bundle_options()
     options = {k: getattr(encoder, k) for k in ("precision", "max_length", "long_text", "backend", "quantize", "calibration")

@@ -17,7 +17,10 @@ spaced, are looked at, so the check costs milliseconds at any size. :func:`warn`
 multilingual encoder; :mod:`pipeline.store.cache` calls it for every command that embeds.
 
 :func:`english` is the same script and function-word test text by text: a routed encoder
-(:mod:`pipeline.encoders.routed`) sends each text to its English or its other-language side with it.
+(:mod:`pipeline.encoders.routed`) sends each text to its English or its other-language side with it. The test
+is versioned (:data:`CHECKS`), since a routed bundle must route as it did when it was fitted: version 3 also
+takes a text with letters of another script and no English function word for non-English (a Chinese review
+written mostly in Latin brand names, ``VISTA Ultimate SP1``), which version 2 sent to the English side.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SAMPLE = 2000
+CHECKS = (2, 3)  # versions of the English test text by text (:func:`english`), oldest first; the last is the newest
 THRESHOLD = 0.5  # warn when more than this share of texts is outside the encoder's language
 MULTILINGUAL = "multilingual"  # the spec alias to suggest: routed, English texts through mpnet, the rest through e5
 ENGLISH_KINDS = ("minilm", "mpnet", "wordllama", "glove-6b-50d")  # packaged models trained on English text
@@ -94,14 +98,14 @@ def check(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:
         return max(found, key=lambda c: c.share)  # type: ignore[arg-type, return-value]
     if getattr(encoder, "multilingual", False):
         return None
-    sample = _sample(texts)
+    some = sample(texts)
     kind = _kind(encoder)
     index = getattr(encoder, "_index", None) if kind != "wordllama" else None
     english = kind in ENGLISH_KINDS
     if index is None and not english:
         return None
     verdicts = [_either(_unknown_words(t, index) if index is not None else None,
-                        _not_english(t) if english else None) for t in sample]
+                        _not_english(t) if english else None) for t in some]
     decided = [v for v in verdicts if v is not None]
     how = " or ".join(h for h, on in (("unknown words", index is not None), ("script/function words", english)) if on)
     return LanguageCheck(encoder.spec, len(decided), sum(decided), how)
@@ -126,13 +130,17 @@ def warn(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:
     return found
 
 
-def english(texts: Sequence[str]) -> list[bool]:
-    """Whether each text reads as English (texts with no letter count as English): Latin letters, and no
-    more common French, German, Spanish, Dutch, Italian or Portuguese function words than English ones."""
-    return [not _not_english(t) for t in texts]
+def english(texts: Sequence[str], version: int = CHECKS[-1]) -> list[bool]:
+    """Whether each text reads as English (texts with no letter count as English): mostly Latin letters, and no
+    more common French, German, Spanish, Dutch, Italian or Portuguese function words than English ones; from
+    ``version`` 3 on, also an English function word wherever a letter of another script appears."""
+    if version not in CHECKS:
+        raise ValueError(f"English check version {version!r} is not one of {CHECKS}")
+    return [not _not_english(t, version) for t in texts]
 
 
-def _sample(texts: Sequence[str]) -> list[str]:
+def sample(texts: Sequence[str]) -> list[str]:
+    """At most :data:`SAMPLE` of ``texts``, evenly spaced (all of them when fewer)."""
     n = len(texts)
     if n <= SAMPLE:
         return list(texts)
@@ -159,9 +167,10 @@ def _unknown_words(text: str, index: Any) -> bool | None:
     return sum(w not in index for w in words) > len(words) / 2
 
 
-def _not_english(text: str) -> bool | None:
+def _not_english(text: str, version: int = CHECKS[-1]) -> bool | None:
     """Whether ``text`` is mostly in a non-Latin script, or has more non-English than English function
-    words; None with no letter."""
+    words, or (``version`` 3 on) has a letter of a non-Latin script and no English function word; None with
+    no letter."""
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return None
@@ -170,5 +179,7 @@ def _not_english(text: str) -> bool | None:
         return True
     words = WORD_RE.findall(text.lower())
     english = sum(w in ENGLISH for w in words)
+    if version >= 3 and latin < len(letters) and not english:
+        return True
     other = sum(w in OTHER for w in words)
     return other > english

@@ -28,7 +28,8 @@ def is_transformer(spec: str | EncoderSpec) -> bool:
 
 def get_encoder(spec: str | EncoderSpec, *, device: str = "auto", batch_size: int | None = None,
                 work_dir: str | Path | None = None, source_options: dict[str, Any] | None = None,
-                parts: list[dict[str, Any]] | None = None, trust: Resolution | None = None, **defaults: Any) -> Encoder:
+                parts: list[dict[str, Any]] | None = None, trust: Resolution | None = None,
+                route_version: int | None = None, **defaults: Any) -> Encoder:
     """Build the encoder ``spec`` names (a string such as ``minilm[long=truncate]`` or a parsed spec).
 
     ``defaults`` (``precision``, ``max_length``, ``pooling``, ``long_text``, ``backend``, ``quantize``;
@@ -37,7 +38,8 @@ def get_encoder(spec: str | EncoderSpec, *, device: str = "auto", batch_size: in
     exports; default :func:`pipeline.paths.default_cache_dir`). ``source_options`` (text_col, ...) read
     the SOURCE of ``w2v-train:SOURCE``. ``parts[i]`` sets the options of part i of ``A+B`` (as bundles
     record them). ``trust`` limits where the spec may resolve (see :class:`pipeline.bundle.trust.Trust`); it is
-    checked before any file is read.
+    checked before any file is read. ``route_version`` routes an ``E|O`` spec by that version's English check (a
+    bundle's recorded one; None: the newest, :data:`pipeline.encoders.routed.ROUTE_VERSION`).
     """
     parsed = parse_spec(spec).with_defaults(**defaults)
     if parts is not None:
@@ -51,7 +53,9 @@ def get_encoder(spec: str | EncoderSpec, *, device: str = "auto", batch_size: in
         from pipeline.encoders.routed import RoutedEncoder
 
         built = [_build(p, i, work, runtime, source_options, trust) for i, p in enumerate(parsed.parts)]
-        return RoutedEncoder(str(parsed), built, parsed.route) if parsed.route else ConcatEncoder(str(parsed), built)
+        if not parsed.route:
+            return ConcatEncoder(str(parsed), built)
+        return RoutedEncoder(str(parsed), built, parsed.route, **({"route_version": route_version} if route_version else {}))
     return _build(parsed, 0, work, runtime, source_options, trust)
 
 

@@ -14,7 +14,7 @@ of its side, which reads only those columns, so both ways give it the same numbe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,11 @@ import numpy as np
 from pipeline.encoders.base import Encoder
 from pipeline.encoders.concat import ConcatEncoder
 
-ROUTE_VERSION = 2  # the English test and which parts a text gets; bump when either changes
+# The English test (:data:`pipeline.encoders.language.CHECKS`, same numbers) and which parts a text gets; bump when
+# either changes. A bundle records the version it was fitted under (``route_version`` in its encoder options) and
+# routes by it; bundles from before that record were fitted under version 2 (:data:`UNRECORDED_VERSION`).
+ROUTE_VERSION = 3
+UNRECORDED_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,21 @@ def for_prediction(encoder: Any) -> Any:
     return predicting
 
 
+def other_side_alone(spec: Any, texts: Sequence[str]) -> tuple[Any, str | None]:
+    """``(spec, None)``, or for a routed spec (an :class:`~pipeline.encoders.spec.EncoderSpec`) none of whose
+    ``texts`` reads as English (an evenly spaced sample of at most :data:`~pipeline.encoders.language.SAMPLE`), its
+    other side alone and one line saying so: an English side would go unread and its head fit on no English row,
+    while the other side reads English texts too. ``fit`` and ``compare`` call it on the source's texts."""
+    from pipeline.encoders.language import english, sample
+    from pipeline.encoders.spec import JOIN, parse_spec
+
+    if not getattr(spec, "route", None) or not texts or any(english(sample(texts))):
+        return spec, None
+    alone = parse_spec(JOIN.join(str(spec.parts[i]) for i in spec.route[1]))
+    return alone, (f"{spec}: none of the texts reads as English, so its English side would go unused: every text "
+                   f"goes through {alone}, which reads English too")
+
+
 def own_sides(X: np.ndarray, layout: Layout) -> np.ndarray:
     """Rows of a routed encoder's training vectors as :func:`for_prediction` gives them: each row's columns
     outside its side (by its flag) set to zero; the flag column kept."""
@@ -74,14 +93,20 @@ class RoutedEncoder(ConcatEncoder):
 
     every_part = True  # English texts get every part (training); False: only their side's (for_prediction)
 
-    def __init__(self, spec: str, parts: list[Encoder], route: tuple[tuple[int, ...], tuple[int, ...]]) -> None:
+    def __init__(self, spec: str, parts: list[Encoder], route: tuple[tuple[int, ...], tuple[int, ...]],
+                 route_version: int = ROUTE_VERSION) -> None:
+        from pipeline.encoders.language import CHECKS
+
+        if route_version not in CHECKS:
+            raise ValueError(f"{spec}: route version {route_version!r} is not one of {CHECKS}")
         super().__init__(spec, parts)
         self.route = route
+        self.route_version = route_version
         self.dim += 1
 
     def fingerprint_params(self) -> dict[str, Any]:
         return {**super().fingerprint_params(), "route": [list(side) for side in self.route],
-                "route_version": ROUTE_VERSION}
+                "route_version": self.route_version}
 
     def describe(self) -> str:
         sides = [" + ".join(self.parts[i].describe() for i in side) for side in self.route]
@@ -99,7 +124,7 @@ class RoutedEncoder(ConcatEncoder):
         side's parts for the rest, then the English flag. A part no text needs is never called."""
         from pipeline.encoders.language import english
 
-        flags = np.asarray(english(texts), dtype=bool)
+        flags = np.asarray(english(texts, self.route_version), dtype=bool)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         start = 0
         for i, part in enumerate(self.parts):

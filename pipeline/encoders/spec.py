@@ -43,14 +43,16 @@ from pipeline import OptionError, ReviewTransferError
 
 JOIN = "+"
 ROUTE = "|"  # E|O: English texts through E, other languages through O (pipeline.encoders.routed)
-# The encoder of `embed`, `fit`, `compare`, `suggest`, `label` and Embedder when none is named: the most accurate
-# packaged one (frozen mpnet + logreg beat every MiniLM method, fine-tuned ones included, at every budget on RT;
-# README "Which encoder"), pooling the mean of its layers 9-12 instead of its last: +0.4 to +1.1 points on RT's
-# validation split at 16 to 1,000 labels and +0.8 to +5.2 on three shifted targets' validation halves, paired over
-# 5 seeds, at the plain model's encoding cost under backend auto (docs/benchmarks/indomain.md). Bundles record
-# their spec, so those made with plain `mpnet` keep it and their fingerprint. Fine-tuning and `adapt` default to
-# minilm: training mpnet costs 6-20x for half a point.
-DEFAULT_ENCODER = "mpnet[layers=9-12]"
+# The encoder of `embed`, `fit`, `compare`, `suggest`, `label` and Embedder when none is named, and the English side
+# of `multilingual`: the most accurate packaged English encoder (frozen mpnet + logreg beat every MiniLM method,
+# fine-tuned ones included, at every budget on RT; README "Which encoder"),
+# pooling the mean of its layers 9-12 instead of its last: +0.4 to +1.1 points on RT's validation split at 16 to
+# 1,000 labels and +0.8 to +5.2 on three shifted targets' validation halves, paired over 5 seeds, at the plain
+# model's encoding cost under backend auto (docs/benchmarks/indomain.md). Bundles record their spec, so those made
+# with plain `mpnet` keep it and their fingerprint. Fine-tuning and `adapt` default to minilm: training mpnet costs
+# 6-20x for half a point.
+ENGLISH_ENCODER = "mpnet[layers=9-12]"
+DEFAULT_ENCODER = ENGLISH_ENCODER
 NAMED = ("glove-6b-50d", "wordllama", "minilm", "mpnet", "e5-small-multilingual")  # packaged models, no argument
 # Names that stand for a packaged model and its options. A spec records what its alias resolved to (a bundle keeps
 # ``e5-small-multilingual[prefix=passage]``), so pointing an alias elsewhere changes new work only: bundles and
@@ -65,7 +67,7 @@ ALIASES = {"multilingual-e5": "e5-small-multilingual[prefix=passage]", "multilin
 # pays e5; the stack ``mpnet[layers=9-12]+multilingual-e5`` on the English side read RT -0.2/+0.1 and Spanish tweets
 # +0.7/+0.5 for e5's cost on every English text (docs/benchmarks/multilingual.md). Options in brackets
 # (``multilingual[backend=torch]``) go to every part that takes them.
-ROUTED_ALIASES = {"multilingual": f"{DEFAULT_ENCODER}|multilingual-e5"}
+ROUTED_ALIASES = {"multilingual": f"{ENGLISH_ENCODER}|multilingual-e5"}
 # What an alias meant in a spec read from a bundle's manifest, newest first: bundles recorded resolved specs, but
 # one made through the library with an alias as its spec recorded the alias. The recorded fingerprint picks
 # among these (:func:`recorded_candidates`); ``multilingual`` named e5 alone, with the query prefix at first.

@@ -49,6 +49,7 @@ def fit_source(job: FitJob, echo: Callable[[str], None] = print) -> Fitted:
     from pipeline.bundle.manifest import signing_key
     from pipeline.data.dataset import check_budgets, load
     from pipeline.encoders.auto import chooses_backend, command_encoder
+    from pipeline.encoders.routed import other_side_alone
     from pipeline.fit.out_of_core import choose, fit_out_of_core
     from pipeline.fit.train import bundle_name, iter_fit
     from pipeline.heads.registry import get_head
@@ -64,6 +65,9 @@ def fit_source(job: FitJob, echo: Callable[[str], None] = print) -> Fitted:
         echo(f"{job.source}: label values {ds.report.label_line()}")
     if ds.labels is not None:  # before the encoder is exported and probed
         check_budgets(ds, [plan.budget])
+    spec, line = other_side_alone(spec, ds.texts)  # a routed spec on texts with no English: before it is probed
+    if line:
+        echo(f"fit: {line}")
     encoder: Any = spec
     if chooses_backend(raw, job.backend, job.quantize):  # recorded in bundles
         options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts}

@@ -28,7 +28,7 @@ from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 from pipeline.heads.prompts import Prompts, encoded_direction
 from pipeline.predict.shift import keep_sample
 from pipeline.encoders.registry import resolve_encoder
-from pipeline.encoders.routed import layout_of
+from pipeline.encoders.routed import for_prediction, layout_of
 from pipeline.encoders.spec import DEFAULT_ENCODER
 
 
@@ -71,8 +71,8 @@ def iter_fit(
 
     ``data`` is a source string (see :func:`pipeline.data.dataset.load`) or a loaded :class:`Dataset`;
     ``encoder`` a spec string or an encoder object (``spec``, ``fingerprint``, ``encode``). The
-    training and test texts are embedded in one cache call before any head is fitted, so the heads
-    add no encoding. Each bundle's manifest holds its test-split metrics. ``source_options``
+    training and test texts are embedded before any head is fitted, so the heads add no encoding; the
+    test texts as a bundle predicts them (a routed encoder reads each with its own side only). Each bundle's manifest holds its test-split metrics. ``source_options``
     (text_col, ...) read the SOURCE of a ``w2v-train:SOURCE`` encoder. With ``plan.self_train`` each head is
     self-trained on the pool texts outside the budget (labels dropped) plus the ``unlabelled`` texts (by
     source); the manifest records it under ``self_train`` and ``unlabelled``. ``plan.prompts`` are encoded
@@ -85,9 +85,11 @@ def iter_fit(
     train, test, unl = _fit_sets(data, plan.budget, seed, plan.self_train, unlabelled)
     cache_dir = cache_dir or default_cache_dir()
     enc = resolve_encoder(encoder, cache_dir, source_options)
-    vectors = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts + (unl.texts if unl else []))
+    cache = EmbeddingCache(cache_dir)
+    vectors = cache.vectors(enc, train.texts + (unl.texts if unl else []))
+    X_test = cache.vectors(for_prediction(enc), test.texts)  # scored as a bundle predicts: each text its own side
     u = encoded_direction(prompts, enc, cache_dir) if prompts is not None else None
-    X_train, X_test = vectors[: len(train)], vectors[len(train) : len(train) + len(test)]
+    X_train = vectors[: len(train)]
     layout = layout_of(enc)  # a routed encoder: a head per language side
     for name in heads:
         prompted = u is not None and get_head(name).prompted
@@ -97,7 +99,7 @@ def iter_fit(
 
             options = FitOptions(groups=train.groups, class_weight=class_weight, seed=seed, n_jobs=plan.n_jobs,
                                  prompt_direction=u if prompted else None)
-            fitted, record = self_train_any(name, X_train, train.labels, vectors[len(train) + len(test):], layout,
+            fitted, record = self_train_any(name, X_train, train.labels, vectors[len(train):], layout,
                                             settings=plan.self_train, options=options)
             extra.update({"self_train": record, "unlabelled": unl.record})
         else:

@@ -28,7 +28,7 @@ from pipeline.study.engines.cells import SCORES, budget_label, scores
 from pipeline.data.dataset import Dataset, DataError, budget_indices, check_budgets, split
 from pipeline.study.engines.base import Cell, CellOptions, Method
 from pipeline.data.jsonlines import drop_partial_line
-from pipeline.encoders.routed import layout_of
+from pipeline.encoders.routed import for_prediction, layout_of
 from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS, prompt_strength
 
@@ -458,13 +458,31 @@ def _needed_rows(run: _Run, todo: dict[Method, list[tuple[int | None, int]]]) ->
 
 def _rows(run: _Run, encoder: Any, needed: np.ndarray | None) -> np.ndarray:
     """What the engine's cells carry for ``run.texts``, encoding only the ``needed`` rows (None: all); the
-    others are never read (zero vectors, or the keys of texts never cached on Ray)."""
+    others are never read (zero vectors, or the keys of texts never cached on Ray). A routed encoder reads the
+    test sets' texts as a bundle predicts them, each with its own side only (the heads read no other column)."""
+    scoring = for_prediction(encoder)
+    if scoring is not encoder:
+        start, stop = len(run.pool), len(run.pool) + sum(len(ds) for ds in run.tests.values())
+        rows = np.arange(len(run.texts)) if needed is None else needed
+        tested = (rows >= start) & (rows < stop)
+        return _some_rows(run, [(encoder, rows[~tested]), (scoring, rows[tested])])
     if needed is None or len(needed) == len(run.texts):
         return run.engine.rows(encoder, run.texts)
-    part = np.asarray(run.engine.rows(encoder, [run.texts[i] for i in needed]))
-    rows = np.zeros((len(run.texts), *part.shape[1:]), dtype=part.dtype)
-    rows[needed] = part
-    return rows
+    return _some_rows(run, [(encoder, needed)])
+
+
+def _some_rows(run: _Run, pieces: list[tuple[Any, np.ndarray]]) -> np.ndarray:
+    """Rows of ``run.texts``: each (encoder, row numbers) piece's from its encoder, the rest never read (zeros)."""
+    out: np.ndarray | None = None
+    for encoder, idx in pieces:
+        if not len(idx):
+            continue
+        part = np.asarray(run.engine.rows(encoder, [run.texts[i] for i in idx]))
+        if out is None:
+            out = np.zeros((len(run.texts), *part.shape[1:]), dtype=part.dtype)
+        out[idx] = part
+    assert out is not None, "no rows to encode"
+    return out
 
 
 def _run_frozen(run: _Run, encoder_spec: str, todo: dict[Method, list[tuple[int | None, int]]],
@@ -477,7 +495,7 @@ def _run_frozen(run: _Run, encoder_spec: str, todo: dict[Method, list[tuple[int 
     start = time.perf_counter()
     rows = _rows(run, encoder, _needed_rows(run, todo))
     encode_seconds = time.perf_counter() - start
-    run.shift[encoder_spec] = _domain_shift(encoder, run.cache_dir, run.pool, run.tests)
+    run.shift[encoder_spec] = _domain_shift(for_prediction(encoder), run.cache_dir, run.pool, run.tests)  # as bundles check
     if run.prompts is not None:
         from pipeline.heads.prompts import encoded_direction
 

@@ -61,7 +61,7 @@ def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Comp
         if name != Path(path).stem:
             echo(f"--test-set {path}: reported as `{name}` (`{Path(path).stem}` names another set)")
     extra = {name: load(p, **opts) for p, name in zip(job.test_sets, names)}
-    specs = list(job.plan.encoders)
+    specs = [_one_sided(spec, ds.texts, echo) for spec in job.plan.encoders]
     backends = _frozen_backends(job, specs, ds.texts, echo) if execution.engine == "local" else {}
     title = f"compare on {job.source}" + _transductive_note(ds, job.unlabelled, extra, echo)
     if job.query is not None:  # simulated active learning, always beside balanced random
@@ -76,7 +76,7 @@ def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Comp
     else:
         from pipeline.study.compare import run_compare
 
-        rows = run_compare(ds, replace(job.plan, backends=backends), execution, test_sets=extra,
+        rows = run_compare(ds, replace(job.plan, encoders=specs, backends=backends), execution, test_sets=extra,
                            unlabelled=job.unlabelled, source_options=opts)
     out = Path(execution.out)
     return Compared(rows, write_report(rows, out, title=title, with_plot=job.with_plot), title, out)
@@ -105,6 +105,16 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dic
     if seen:
         echo(f"warning: --unlabelled includes {seen}: self-training is transductive there.")
     return f" (transductive: {seen} among the unlabelled)" if seen else ""
+
+
+def _one_sided(spec: Any, texts: list[str], echo: Callable[[str], None]) -> Any:
+    """``spec``, or a routed one's other side alone where no text reads as English (said in one line)."""
+    from pipeline.encoders.routed import other_side_alone
+
+    spec, line = other_side_alone(spec, texts)
+    if line:
+        echo(f"compare: {line}")
+    return spec
 
 
 def _frozen_backends(job: CompareJob, specs: list[Any], texts: list[str],
