@@ -87,22 +87,33 @@ def rules(source: SourceHead, model: PriorModel) -> dict[str, Rule]:
             "true rate": lambda s, _, truth: quantile(s, truth)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str, rates: str) -> argparse.Namespace:
+    """``--encoder``, ``--half``, ``--rates`` (default ``rates``) and ``--seeds`` of a script described by ``doc``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--encoder", default=DEFAULT_ENCODER)
     parser.add_argument("--half", choices=("val", "test"), default="val")
-    parser.add_argument("--rates", default="0.15,0.3,0.5,0.7,0.85")
+    parser.add_argument("--rates", default=rates)
     parser.add_argument("--seeds", type=int, default=5)
-    args = parser.parse_args()
-    start, cache_dir = time.perf_counter(), default_cache_dir()
-    bundle = fit("rt", encoder=args.encoder, budget=1000, seed=0, cache_dir=cache_dir)
-    source, model = SourceHead.of(bundle.head, "logreg"), PriorModel.from_manifest(bundle.manifest)
+    return parser.parse_args()
+
+
+def source_bundle(encoder: str) -> tuple[SourceHead, PriorModel, Callable]:
+    """The source head and prior model of ``fit rt --budget 1000 --seed 0`` with ``encoder``, and its cached vectors
+    of a list of texts."""
+    cache_dir = default_cache_dir()
+    bundle = fit("rt", encoder=encoder, budget=1000, seed=0, cache_dir=cache_dir)
     enc, cache = bundle.get_encoder(), EmbeddingCache(cache_dir)
+    return (SourceHead.of(bundle.head, "logreg"), PriorModel.from_manifest(bundle.manifest),
+            lambda texts: cache.vectors(enc, texts))
+
+
+def main() -> None:
+    args, start = arguments(__doc__, "0.15,0.3,0.5,0.7,0.85"), time.perf_counter()
+    source, model, vectors = source_bundle(args.encoder)
     todo = rules(source, model)
     names = [*ENGLISH, *LOW_RATE, LONG]
     table: dict[str, dict[str, float]] = {}
-    for name, X, y in sets(names, [float(r) for r in args.rates.split(",")], args.half,
-                          lambda texts: cache.vectors(enc, texts)):
+    for name, X, y in sets(names, [float(r) for r in args.rates.split(",")], args.half, vectors):
         s_all, accs = source.score(source.rows(X)), {r: [] for r in todo}
         for seed in range(args.seeds):
             perm = np.random.default_rng(1000 + seed).permutation(len(y))

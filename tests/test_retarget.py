@@ -290,3 +290,15 @@ def test_a_skewed_draw_of_few_labels_that_makes_the_bundle_worse_is_flagged(glov
     assert new_record["held_out"] == {"n": held["n"], "rate": held["rate"], "accuracy": held["retargeted"]["accuracy"],
                                       "source_accuracy": held["source"]["accuracy"], **versus}  # the manifest keeps it
     assert reports[8][2]["held_out"]["worse"] is False
+
+
+def test_evaluate_says_when_the_share_called_positive_is_far_from_the_labels_rate():
+    """32 labels of a 72%-positive site that the bundle calls 44% positive: the line fires and names both shares;
+    a gap inside chance, or a small one, says nothing."""
+    from pipeline.study.tables import share_note
+
+    line = share_note({"confusion_matrix": [[8, 1], [10, 13]]})
+    assert line is not None and "calls 44% of these texts positive and their labels say 72%" in line
+    assert "--prior 0.72" in line and "retarget" in line
+    assert share_note({"confusion_matrix": [[6, 3], [7, 16]]}) is None  # 19 against 23 positive: within chance
+    assert share_note({"confusion_matrix": [[450, 50], [40, 460]]}) is None  # 51% against 50%

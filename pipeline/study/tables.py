@@ -64,6 +64,25 @@ def under_majority_note(scores: dict[str, Any]) -> str | None:
             "pass their known positive rate (--prior) or label a few and `review-transfer retarget` the bundle")
 
 
+SHARE_GAP = 0.10  # the bundle's share of positive calls this far from the labels' rate (and beyond chance): say so
+Z95 = 1.96
+
+
+def share_note(scores: dict[str, Any]) -> str | None:
+    """One line when the share of texts ``scores``' bundle calls positive is :data:`SHARE_GAP` or more from the
+    labels' positive rate, beyond chance (the false positives against the false negatives, McNemar's z over
+    1.96): its threshold does not suit the site, and a known rate or a retarget would move it. Else ``None``."""
+    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    n = tn + fp + fn + tp
+    called, rate = (fp + tp) / n, (fn + tp) / n
+    if abs(called - rate) < SHARE_GAP or abs(fp - fn) <= Z95 * (fp + fn) ** 0.5:
+        return None
+    return (f"WARNING the bundle calls {called:.0%} of these texts positive and their labels say {rate:.0%}, more "
+            "than chance: its threshold does not suit this site. Pass the site's rate (--prior "
+            f"{rate:.2f}), or `review-transfer retarget` the bundle with 16-32 of its texts labelled at random "
+            "and the rest as --unlabelled (docs/guide/retarget.md).")
+
+
 def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
     """Human-readable scores with a labelled confusion matrix: its columns are the predicted classes, named
     ``label_names``; its rows the true ones, named as the scored data name them (``scores["label_names"]["true"]``)
@@ -86,6 +105,9 @@ def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
         f"{_pad(true_neg, first)}  {tn:>{width}}  {fp:>{width}}",
         f"{_pad(true_pos, first)}  {fn:>{width}}  {tp:>{width}}",
     ]
+    gap = share_note(scores)
+    if gap:
+        lines += ["", gap]
     if "prior" in scores:
         pr = scores["prior"]
         used = "not adapted" if pr["target"] is None else f"{'estimated' if pr['estimated'] else 'given'} {pr['target']:.3f}"
