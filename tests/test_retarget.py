@@ -302,3 +302,42 @@ def test_evaluate_says_when_the_share_called_positive_is_far_from_the_labels_rat
     assert "--prior 0.72" in line and "retarget" in line
     assert share_note({"confusion_matrix": [[6, 3], [7, 16]]}) is None  # 19 against 23 positive: within chance
     assert share_note({"confusion_matrix": [[450, 50], [40, 460]]}) is None  # 51% against 50%
+
+
+FRENCH = [("Un film magnifique, je le recommande à tous.", "positive"),
+          ("Le scénario est nul et les acteurs sont mauvais.", "negative"),
+          ("Une histoire touchante et très bien jouée.", "positive"),
+          ("Quelle perte de temps, c'est ennuyeux du début à la fin.", "negative")]
+
+
+def test_a_routed_bundle_is_retargeted_on_its_english_side_and_keeps_its_other_side(rt_split, low_rate, tmp_path):
+    """A routed GloVe bundle (E|O, word vectors standing in for mpnet and e5) carried to the tweet site with 32
+    labels: the English side's head is adapted, texts in other languages score as the source scored them, and a
+    target labelled only in French is refused in one line."""
+    from pipeline.cli.retarget import describe
+    from pipeline.data.dataset import Dataset
+    from pipeline.fit.retarget_bundle import TargetData, retarget
+    from pipeline.fit.train import FitPlan, iter_fit
+    from pipeline.heads.routed_linear import RoutedLinearHead
+
+    pool, _ = rt_split
+    idx = [i for c in (0, 1) for i in np.flatnonzero(pool.labels == c)[:20]]
+    train = Dataset([pool.texts[i] for i in idx], pool.labels[idx], [pool.groups[i] for i in idx], pool.label_names)
+    cache = tmp_path / "cache"
+    source = next(iter_fit(train, FitPlan(heads=["logreg"], seed=0), encoder="glove-6b-50d|glove-6b-50d[pooling=sif]",
+                           cache_dir=cache)).save(tmp_path / "routed")
+    _, ds = low_rate
+    french = [t for t, _ in FRENCH]
+    target = Dataset(ds.texts[:150] + french, np.r_[ds.labels[:150], [int(y == "positive") for _, y in FRENCH]])
+    old = Bundle.load(source, cache_dir=cache)
+    new, summary = retarget(old, TargetData.of(target, 32, 0, {"site": target.texts}), RetargetSettings(strength=0.3))
+    other = new.manifest["retarget"]["other_languages"]
+    assert other["labels"] + other["unlabelled"] >= len(FRENCH)  # labelled or not, the French texts were left out
+    assert "routed bundle: its English side was retargeted" in describe(new.manifest["retarget"], summary)
+    saved = Bundle.load(new.save(tmp_path / "new"), cache_dir=cache).head  # as predict reads it: numpy arrays
+    assert isinstance(saved, RoutedLinearHead)
+    X_french, X_english = old.embed(french), old.embed(ds.texts[:50])
+    np.testing.assert_allclose(saved.predict_proba(X_french), old.head.predict_proba(X_french), atol=1e-6)  # kept
+    assert np.abs(saved.predict_proba(X_english)[:, 1] - old.head.predict_proba(X_english)[:, 1]).max() > 0.01
+    with pytest.raises(RetargetError, match="0 of the 4 target labels are English texts"):
+        retarget(old, TargetData.of(Dataset(french, target.labels[-4:]), None, 0), RetargetSettings(strength=0.3))

@@ -124,7 +124,7 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
                          f"{ranking['separation']:.2f}, under {MIN_SEPARATION}): on such sites no rate read without "
                          "labels was reliable and accuracy can fall under the majority rate; give --prior RATE if you "
                          "know it, or label 16-32 of these texts (`review-transfer suggest`) and retarget with them.")
-        return "\n".join(lines + _summary_lines(summary, prior))
+        return "\n".join(lines + _summary_lines(summary, prior, record))
     where = {"--prior": "given (--prior)", "labels": "the labels' own rate, smoothed",
              "ranking": f"read from the source's ranking of the unlabelled texts (separation "
                         f"{ranking['separation']:.2f})" if ranking else ""}[prior["from"]]
@@ -143,13 +143,17 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
              "(pass --prior when the labels were not drawn at random)"]
     if record.get("strength_from") == "cross-validation":
         lines[1] += f"; λ {record['strength'] if record['strength'] is not None else 'inf'} by cross-validation"
-    return "\n".join(lines + _summary_lines(summary, prior))
+    return "\n".join(lines + _summary_lines(summary, prior, record))
 
 
-def _summary_lines(summary: dict[str, Any], rate: dict[str, Any]) -> list[str]:
-    """The shift check's line and the held-out scores, where there are any, with a WARNING where the new bundle
-    (centred on the positive ``rate`` of its record) is worse there than the source beyond chance."""
-    lines = []
+def _summary_lines(summary: dict[str, Any], rate: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    """A routed bundle's other side (kept), the shift check's line and the held-out scores, where there are any,
+    with a WARNING where the new bundle (centred on the positive ``rate`` of its record) is worse there than the
+    source beyond chance."""
+    other = record.get("other_languages")
+    lines = [] if other is None else [
+        f"routed bundle: its English side was retargeted; the texts in other languages ({other['labels']} labelled, "
+        f"{other['unlabelled']:,} unlabelled) were left out, and its other side's head is kept as it was"]
     shift = summary.get("domain_shift") or {}
     if shift.get("auc") is not None:
         lines.append(f"source vs target texts: shift AUC {shift['auc']:.2f} (0.5 = alike)")

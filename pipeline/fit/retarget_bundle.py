@@ -22,6 +22,7 @@ import numpy as np
 from pipeline.bundle.bundle import BUNDLED_ENCODER_SPEC, ENCODER_DIR, Bundle
 from pipeline.data.dataset import Dataset
 from pipeline.predict.predict import BundleLoad
+from pipeline.fit.retarget_side import Side
 from pipeline.fit.retarget import (RetargetError, RetargetSettings, Retargeted, SourceHead, draw_labels,
                                    fit_recentred, fit_retargeted)
 
@@ -70,24 +71,30 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
 
     if bundle.path is None:
         raise RetargetError("retarget takes a saved bundle (its manifest is the record of the source).")
-    source = SourceHead.of(bundle.head, bundle.manifest["head"]["name"])
+    side = Side.of(bundle)
+    source = SourceHead.of(side.head, bundle.manifest["head"]["name"])
     lab, held = data.labelled, data.held_out
     texts = lab.texts + data.unlabelled + (held.texts if held is not None else [])
     X = bundle.embed(texts)
     X_lab, X_unl = X[: len(lab)], X[len(lab): len(lab) + len(data.unlabelled)]
     X_held = X[len(lab) + len(data.unlabelled):]
+    y, S_lab, S_unl = lab.labels[side.rows(X_lab)], side.take(X_lab), side.take(X_unl)
     if len(lab):
-        fitted = fit_retargeted(source, X_lab, lab.labels, X_unl, settings)
+        _check_side(side, len(y), len(lab))
+        fitted = fit_retargeted(source, S_lab, y, S_unl, settings)
     else:
         from pipeline.predict.prior import PriorModel
 
         model = PriorModel.from_manifest(bundle.manifest) if bundle.manifest.get("prior") else None
-        fitted = fit_recentred(source, X_unl, settings, model)
-    estimator = fitted.estimator()
+        fitted = fit_recentred(source, S_unl, settings, model)
+    if side.routed:
+        fitted.record["other_languages"] = {"labels": len(lab) - len(y), "unlabelled": len(X_unl) - len(S_unl)}
+    estimator = side.estimator(fitted.estimator(), X.shape[1])
     summary: dict[str, Any] = {"domain_shift": domain_shift(bundle, X[: len(lab) + len(data.unlabelled)])}
     metrics = None
     if held is not None and len(held):
-        p_new, p_source = fitted.proba(X_held), bundle.head.predict_proba(X_held)
+        p_new = estimator.predict_proba(X_held)[:, 1] if side.routed else fitted.proba(X_held)
+        p_source = bundle.head.predict_proba(X_held)
         metrics = evaluate(held.labels, p_new)
         summary["held_out"] = {"n": len(held), "retargeted": metrics, "source": evaluate(held.labels, p_source),
                                "rate": float(np.mean(held.labels)),
@@ -101,7 +108,7 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
         label_names=list(lab.label_names if len(lab) else bundle.manifest["label_names"]),
         train=train_section(lab, len(lab) if data.sample == "drawn" else None, settings.seed),
         metrics=metrics_section(metrics, held),
-        prior=_prior_model(source, X_lab, lab.labels, X_unl, settings, fitted).to_dict(),
+        prior=_prior_model(source, S_lab, y, S_unl, settings, fitted).to_dict(),
         shift={"file": SAMPLE_FILE, "rows": len(sample), "of": len(X_lab) + len(X_unl)},
         retarget={"source": _source_record(bundle), "sample": data.sample, **fitted.record,
                   **({"held_out": _held_out_record(summary["held_out"])} if "held_out" in summary else {})},
@@ -110,6 +117,14 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
     new = Bundle(estimator, manifest, cache_dir=bundle.cache_dir, encoder=bundle.get_encoder(), shift_sample=sample,
                  trust=bundle.trust)
     return new, summary
+
+
+def _check_side(side: Side, n_side: int, n: int) -> None:
+    """A routed bundle's English side needs English labels: say so when fewer than two of the ``n`` are."""
+    if side.routed and n_side < 2:
+        raise RetargetError(f"this bundle routes texts by language (encoder E|O) and retarget adapts its English "
+                            f"side, but {n_side} of the {n} target labels are English texts. Label English texts of "
+                            "the site, or retarget a bundle fitted on the other side's encoder alone.")
 
 
 def compare_held_out(y: np.ndarray, p_new: np.ndarray, p_source: np.ndarray) -> dict[str, Any]:
