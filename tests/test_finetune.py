@@ -38,6 +38,8 @@ BUDGET = 32
 # the recipe of the real fine-tuning runs here; the validation slice keeps early stopping's path under test
 TINY = {"epochs": 2, "max_length": 32, "val_fraction": 0.15}
 CLI_TINY = ["--epochs", "2", "--max-length", "32", "--val-fraction", "0.15"]
+# the model tuned by those runs: the default encoder's pooling (a mean of upper layers) on MiniLM, trained through
+ENCODER = "minilm[layers=4-6]"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -65,7 +67,7 @@ def tuned(budget, cache_dir, tmp_path_factory):
     """MiniLM fine-tuned with method head on the budget, uninterrupted; returns the saved bundle."""
     train, test = budget
     out = tmp_path_factory.mktemp("ft-head") / "bundle"
-    return finetune(train, test=test, out=out, recipe=make_recipe("head", **TINY), seed=0,
+    return finetune(train, test=test, out=out, recipe=make_recipe("head", **TINY), encoder=ENCODER, seed=0,
                     runtime=Runtime(cache_dir=cache_dir, progress=False))
 
 
@@ -84,6 +86,7 @@ def test_training_lowers_the_loss_on_the_training_labels(tuned, budget):
 def test_bundle_loads_and_predicts_through_stage_two(tuned, cache_dir, budget):
     bundle = Bundle.load(tuned.path, cache_dir=cache_dir)  # verifies files and the encoder fingerprint
     assert bundle.manifest["encoder"]["spec"] == "st:" + ENCODER_DIR
+    assert bundle.manifest["encoder"]["options"]["layers"] == "4-6" and bundle.get_encoder().layers == (4, 6)
     assert type(bundle.head).__name__ == "LinearHead"  # the linear head predicts from head.npz, in numpy
     assert (tuned.path / ENCODER_DIR / "model.safetensors").is_file()
     texts = ["A triumph: moving, funny and beautifully acted.", "Dull, overlong and painfully unfunny."]
@@ -196,7 +199,7 @@ def test_killed_command_resumes_from_its_checkpoint_and_matches_an_uninterrupted
                                                                                     caplog):
     out = tmp_path / "resumed"
     cmd = [sys.executable, "-m", "pipeline", "finetune", str(reviews_csv), "--budget", str(BUDGET), *CLI_TINY,
-           "--out", str(out), "--cache-dir", str(cache_dir)]
+           "--encoder", ENCODER, "--out", str(out), "--cache-dir", str(cache_dir)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     checkpoint = default_checkpoint_dir(out) / "checkpoint.pt"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -249,6 +252,35 @@ def test_command_refuses_a_static_encoder_and_a_foreign_out_dir(reviews_csv, tmp
     assert result.exit_code != 0 and "not a model bundle" in result.output
     result = CliRunner().invoke(main, [*args, "--method", "setfit", "--head-lr", "0.01"])
     assert result.exit_code != 0 and "head_lr" in result.output
+    result = CliRunner().invoke(main, [*args[:-2], "--out", str(tmp_path / "c"), "--method", "setfit", "--encoder", ENCODER])
+    assert result.exit_code != 0 and "layers is fine-tuned by method head" in result.output
+
+
+def test_layers_body_pools_as_the_frozen_encoder_and_starts_from_the_prompted_default_head(rt):
+    import torch
+
+    from pipeline.encoders.spec import parse_spec
+    from pipeline.finetune.body import _pooled_layers, embed, features, load_body
+    from pipeline.finetune.head import prompted_probe
+    from pipeline.heads.prompts import DEFAULT, direction
+    from pipeline.heads.registry import fit_head
+
+    rows = np.random.default_rng(3).choice(len(rt), 24, replace=False)
+    texts, y = [rt.texts[i] for i in rows], rt.labels[rows]
+    body = load_body("minilm[layers=4-6]", max_length=128, device="cpu")
+    X = embed(body, texts, device="cpu", precision="fp32")
+    frozen = get_encoder("minilm[layers=4-6]", device="cpu")
+    np.testing.assert_allclose(X, frozen.encode(texts), atol=1e-5)
+    with torch.inference_mode():  # the model's own output pools the last layer only
+        last = body(features(body, texts[:4], "cpu"))["sentence_embedding"].numpy()
+    assert np.abs(X[:4] - last).max() > 0.05
+    probe = prompted_probe(body, X, y, 0, LoopSettings(epochs=1))
+    u = direction(frozen.encode(DEFAULT.texts), len(DEFAULT.positive))
+    expected = fit_head("logreg", X, y, seed=0, prompt_direction=u).estimator.predict_proba(X)
+    assert isinstance(probe, LogisticRegression)
+    np.testing.assert_allclose(probe.predict_proba(X), expected, atol=1e-4)
+    with pytest.raises(ValueError, match="go past the model's 6 layers"):
+        _pooled_layers(body, parse_spec("minilm[layers=4-7]"))
 
 
 # ---------------------------------------------------------------------------------------------- the loop, on a small model
@@ -373,6 +405,8 @@ def test_recipe_defaults_overrides_and_errors():
         make_recipe("head", num_iterations=5)
     with pytest.raises(ValueError, match="val_fraction must be between 0 and 0.5"):
         make_recipe("head", val_fraction=0.9)
+    with pytest.raises(ValueError, match=r"\['prompt_prior'\] do not apply to method 'setfit'"):
+        make_recipe("setfit", prompt_prior=True)
 
 
 @pytest.mark.slow

@@ -17,7 +17,9 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 @click.option("--encoder", default="minilm", show_default=True,
               help="Model to fine-tune: minilm, mpnet, st:NAME_OR_PATH, hf:NAME_OR_PATH, with options in brackets: "
                    "max_length and precision (as --max-length, --precision), long (how the tuned model treats "
-                   "long texts when predicting; default truncate), e.g. minilm[max_length=128].")
+                   "long texts when predicting; default auto: windows of the training length, averaged), layers (method head: train through the mean of "
+                   "hidden layers A-B, the default encoder's pooling), e.g. minilm[max_length=128], "
+                   "mpnet[layers=9-12].")
 @click.option("--method", type=click.Choice(["head", "setfit"]), default="head", show_default=True,
               help="head: new task head trained end to end; setfit: contrastive pairs, then logistic regression.")
 @click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
@@ -36,6 +38,9 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 @click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=None,
               help="head: share of the budget held out for early stopping (e.g. 0.15); 0 = train on all labels.  [default: 0]")
 @click.option("--patience", type=click.IntRange(min=1), default=None, help="head: epochs without improvement before stopping.  [default: 2]")
+@click.option("--prompt-prior/--no-prompt-prior", "prompt_prior", default=None,
+              help="head (linear): start from the default head on the frozen vectors (logreg, C by cross-validation, "
+                   "with the prompt prior) instead of a logreg at C=1.  [default: off]")
 @click.option("--num-iterations", type=click.IntRange(min=1), default=None, help="setfit: positive (and negative) pairs per label.  [default: 20]")
 @click.option("--max-pairs", type=click.IntRange(min=2), default=None, help="setfit: most pairs to train on, bounding the time.  [default: 10000]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True, help="Where to train.")

@@ -1,7 +1,10 @@
 """The sentence-transformers body being fine-tuned: load it from a spec, feed it texts, save it.
 
 Specs: ``minilm``, ``mpnet``, ``st:NAME_OR_PATH`` (any sentence-transformers model) and
-``hf:NAME_OR_PATH`` (a plain transformers model, given mean pooling).
+``hf:NAME_OR_PATH`` (a plain transformers model, given mean pooling). A mean-pooled sentence-transformers
+model may take ``layers=A-B`` (``mpnet[layers=9-12]``, the default encoder's pooling): its sentence vector
+is then the mean of hidden layers A..B, pooled and normalised as the frozen encoder does, and training
+back-propagates through that mean.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ FINETUNABLE = "minilm, mpnet, st:NAME_OR_PATH or hf:NAME_OR_PATH"
 EMBED_BATCH = 64
 
 
-def finetunable(spec: str | EncoderSpec) -> bool:
-    """Whether ``spec`` names a network that fine-tuning can train (not word vectors, not ``A+B``, not a frozen
-    pooling of hidden layers: ``layers``)."""
+def finetunable(spec: str | EncoderSpec, *, layers: bool = False) -> bool:
+    """Whether ``spec`` names a network that fine-tuning can train (not word vectors, not ``A+B``); a frozen
+    pooling of hidden layers (``layers``) counts only with ``layers=True`` (method ``head`` trains through it;
+    ``compare``, ``adapt`` and SetFit train the model's own pooling)."""
     parsed = parse_spec(spec)
-    return parsed.is_transformer and not parsed.parts and "layers" not in parsed.kwargs
+    return parsed.is_transformer and not parsed.parts and (layers or "layers" not in parsed.kwargs)
 
 
 def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir: str | Path | None = None) -> Any:
@@ -38,10 +42,10 @@ def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir
     from pipeline.paths import default_cache_dir
 
     parsed = parse_spec(spec)
-    if not finetunable(parsed):
+    if not finetunable(parsed, layers=True):
         raise OptionError(
-            f"encoder {str(parsed)!r} cannot be fine-tuned: use {FINETUNABLE} without layers (static word "
-            "vectors have no network to back-propagate through; layers pools a frozen model's hidden states)."
+            f"encoder {str(parsed)!r} cannot be fine-tuned: use {FINETUNABLE} (static word "
+            "vectors have no network to back-propagate through)."
         )
     model_dir, _ = model_files(parsed, Path(work_dir) if work_dir is not None else default_cache_dir())
     from sentence_transformers import SentenceTransformer
@@ -54,7 +58,41 @@ def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir
     else:
         model = SentenceTransformer(str(model_dir), device=device)
     model.max_seq_length = max_length
+    if "layers" in parsed.kwargs:
+        model.pooled_layers = _pooled_layers(model, parsed)
     return model
+
+
+def _pooled_layers(model: Any, spec: EncoderSpec) -> tuple[int, int]:
+    """``(A, B)`` of the spec's ``layers=A-B``, checked against the model as the frozen encoder checks it."""
+    first, _, last = str(spec.kwargs["layers"]).partition("-")
+    layers = (int(first), int(last or first))
+    pool = next((m for m in model if type(m).__name__ == "Pooling"), None)
+    if [type(m).__name__ for m in model][:2] != ["Transformer", "Pooling"] or pool.pooling_mode != "mean":
+        raise OptionError(f"{spec}: layers needs a mean-pooled model (a Transformer then a mean Pooling module). "
+                          "Drop layers.")
+    depth = int(getattr(model.transformers_model.config, "num_hidden_layers", 0))
+    if layers[1] > depth:
+        raise OptionError(f"{spec}: layers {layers[0]}-{layers[1]} go past the model's {depth} layers; "
+                          f"use layers within 1-{depth}.")
+    return layers
+
+
+def sentence_embedding(model: Any, inputs: dict[str, Any]) -> Any:
+    """The pooled sentence vectors (a torch tensor, gradients kept) of tokenized ``inputs``: the model's own
+    output, or with ``layers`` the mean of those hidden layers, mean-pooled and normalised as the model does."""
+    layers = getattr(model, "pooled_layers", None)
+    if layers is None:
+        return model(inputs)["sentence_embedding"]
+    import torch
+
+    from pipeline.encoders.transformer import mean_pool
+
+    hidden = model.transformers_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                      output_hidden_states=True).hidden_states
+    pooled = mean_pool(torch.stack(hidden[layers[0]:layers[1] + 1]).mean(dim=0), inputs["attention_mask"])
+    normalize = any(type(m).__name__ == "Normalize" for m in model)
+    return torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled
 
 
 def features(model: Any, texts: Sequence[str], device: str) -> dict[str, Any]:
@@ -74,7 +112,7 @@ def embed(model: Any, texts: Sequence[str], *, device: str, precision: str) -> n
     model.eval()
     with torch.inference_mode(), autocast(device, precision):
         for idx in sorted_batches(token_lengths(model, texts), EMBED_BATCH):
-            emb = model(features(model, [texts[i] for i in idx], device))["sentence_embedding"]
+            emb = sentence_embedding(model, features(model, [texts[i] for i in idx], device))
             out[idx] = emb.float().cpu().numpy()
     return out
 

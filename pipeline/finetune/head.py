@@ -20,7 +20,7 @@ from torch import nn
 
 from pipeline import OptionError
 from pipeline.finetune.batching import length_batches, sorted_batches, token_lengths
-from pipeline.finetune.body import EMBED_BATCH, embed, features
+from pipeline.finetune.body import EMBED_BATCH, embed, features, sentence_embedding
 from pipeline.finetune.checkpoint import CheckpointStore
 from pipeline.finetune.loop import LoopResult, LoopSettings, run_loop
 from pipeline.finetune.recipe import Recipe
@@ -40,7 +40,7 @@ class Classifier(nn.Module):
         self.body, self.head = body, head
 
     def forward(self, inputs: dict[str, Any]) -> torch.Tensor:
-        return self.head(self.body(inputs)["sentence_embedding"]).squeeze(-1)
+        return self.head(sentence_embedding(self.body, inputs)).squeeze(-1)
 
 
 def train_head(
@@ -69,7 +69,8 @@ def train_head(
     device = settings.device
     texts, labels = list(texts), np.asarray(labels)
     frozen = embed(body, texts, device=device, precision=settings.precision)
-    probe = fit_probe(head_type, frozen, labels, seed)
+    probe = prompted_probe(body, frozen, labels, seed, settings) if recipe.prompt_prior and head_type == "linear" \
+        else fit_probe(head_type, frozen, labels, seed)
     start = {"train_loss": float(log_loss(labels, probe.predict_proba(frozen))), "train_accuracy": probe.score(frozen, labels)}
     torch.manual_seed(seed)
     model = Classifier(body, to_torch(probe)).to(device)
@@ -111,6 +112,21 @@ def fit_probe(head_type: str, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # a rough start is enough: fine-tuning follows
         return clf.fit(X, y)
+
+
+def prompted_probe(body: Any, X: np.ndarray, y: np.ndarray, seed: int, settings: LoopSettings) -> Any:
+    """The default head fitted on frozen embeddings ``X``: logreg, C by cross-validation, with the prompt
+    prior (:mod:`pipeline.heads.prompts`, the prompts embedded by ``body``), as a ``LogisticRegression`` on
+    the rows as given (the body's rows are unit length, so a leading ``Normalizer`` changes nothing)."""
+    from pipeline.heads.prompts import DEFAULT, direction
+    from pipeline.heads.registry import fit_head
+
+    if not np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-3):
+        return fit_probe("linear", X, y, seed)  # the default head scales unnormalised rows: no linear copy
+    u = direction(embed(body, DEFAULT.texts, device=settings.device, precision=settings.precision),
+                  len(DEFAULT.positive))
+    clf = fit_head("logreg", X, y, seed=seed, prompt_direction=u).estimator[-1]
+    return clf if type(clf).__name__ == "LogisticRegression" else fit_probe("linear", X, y, seed)
 
 
 def to_torch(clf: Any) -> nn.Module:

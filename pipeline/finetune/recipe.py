@@ -16,7 +16,7 @@ from pipeline.encoders.spec import EncoderSpec, parse_spec
 
 METHODS = ("head", "setfit")
 ONLY_FOR = {  # settings that belong to one method
-    "head": ("head_type", "head_lr", "val_fraction", "patience"),
+    "head": ("head_type", "head_lr", "val_fraction", "patience", "prompt_prior"),
     "setfit": ("num_iterations", "max_pairs"),
 }
 AUTO_EPOCHS = (3, 10)  # head: fewest and most epochs when ``epochs`` is left to the data...
@@ -43,6 +43,9 @@ class Recipe:
     # 73.8 vs 72.1% at 128 labels and 78.4 vs 77.7% at 1,000 against 0.15 (3 seeds, bench_finetune)
     val_fraction: float | None = None
     patience: int | None = None  # head: epochs without a better validation score before stopping
+    # head (linear): start from the default head on the frozen vectors (logreg, its C chosen by cross-validation,
+    # with the prompt prior) instead of a plain logreg at C=1
+    prompt_prior: bool | None = None
     num_iterations: int | None = None  # setfit: positive (and as many negative) pairs per text
     max_pairs: int | None = None  # setfit: cap on the number of pairs, bounding the time
 
@@ -62,7 +65,7 @@ class Runtime:
 DEFAULT_RECIPES = {
     "head": Recipe(
         "head", epochs=None, lr=3e-5, batch_size=16, max_length=64,
-        head_type="linear", head_lr=1e-3, val_fraction=0.0, patience=2,
+        head_type="linear", head_lr=1e-3, val_fraction=0.0, patience=2, prompt_prior=False,
     ),
     "setfit": Recipe("setfit", epochs=1, lr=2e-5, batch_size=16, max_length=64, num_iterations=20, max_pairs=10_000),
 }

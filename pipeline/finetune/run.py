@@ -75,6 +75,9 @@ def finetune(
     targets = _check_targets(targets, train, recipe)
     if runtime.export not in (None, "onnx"):
         raise OptionError(f"unknown export {runtime.export!r}; use --export onnx (or leave it out).")
+    if "layers" in options and (runtime.export or recipe.method != "head"):
+        raise OptionError(f"{spec}: layers is fine-tuned by method head without --export; drop layers, "
+                          "--export or --method setfit.")
     out = Path(out)
     check_out_dir(out)
     device, precision = resolve_runtime(runtime.device, precision)
@@ -89,7 +92,9 @@ def finetune(
         f" + {len(val)} for validation" if val is not None else "", device, precision,
     )
     start = time.perf_counter()
-    body = load_body(EncoderSpec(spec.name), max_length=recipe.max_length, device=device, work_dir=runtime.cache_dir)
+    layers = {"layers": options["layers"]} if "layers" in options else {}  # the pooling trained through
+    body = load_body(EncoderSpec(spec.name).with_options(layers), max_length=recipe.max_length, device=device,
+                     work_dir=runtime.cache_dir)
     head, result, details = _train(body, train, fit_set, val, run, store)
     details.update(
         base_encoder=run.encoder, recipe=asdict(recipe), device=device, precision=precision, history=result.history,
@@ -97,7 +102,7 @@ def finetune(
         fit_seconds=round(time.perf_counter() - start, 2),
     )
     bundle = _save_bundle(body, head, train, test, out, seed=seed, details=details, cache_dir=runtime.cache_dir,
-                          long_text=options.get("long_text", PREDICT_LONG_TEXT), export=runtime.export)
+                          options=options, export=runtime.export)
     store.remove()
     return bundle
 
@@ -193,11 +198,12 @@ def _check_train(train: Dataset) -> None:
 
 def _save_bundle(
     body: Any, head: Any, train: Dataset, test: Dataset | None, out: Path, *, seed: int,
-    details: dict[str, Any], cache_dir: str | Path | None, long_text: str = PREDICT_LONG_TEXT,
-    export: str | None = None,
+    details: dict[str, Any], cache_dir: str | Path | None, options: dict[str, Any], export: str | None = None,
 ) -> Bundle:
     """Save the tuned body and head as a bundle at ``out`` (test metrics in the manifest; ``export``: see
-    :func:`finetune`); the tuned encoder treats texts over its max length by ``long_text`` when predicting."""
+    :func:`finetune`). Of the encoder spec's ``options``: the tuned encoder treats texts over its max length by
+    ``long_text`` (default :data:`PREDICT_LONG_TEXT`) when predicting, and pools hidden ``layers`` (``A-B``) as
+    it was trained to, when given."""
     from pipeline.bundle.bundle import Bundle
     from pipeline.encoders import get_encoder
     from pipeline.bundle.manifest import build, encoder_options, metrics_section, train_section
@@ -213,8 +219,12 @@ def _save_bundle(
     try:
         save_body(body, staging)
         backend = _export(staging, export, (test or train).texts) if export else "torch"
-        encoder = get_encoder("st:" + str(staging), long_text=long_text, backend=backend, work_dir=cache_dir)
+        layers = options.get("layers")
+        encoder = get_encoder("st:" + str(staging), long_text=options.get("long_text", PREDICT_LONG_TEXT),
+                              backend=backend, work_dir=cache_dir, layers=layers)
         options = encoder_options(encoder)  # long_text (default auto), max_length the training window
+        if layers is not None:
+            options["layers"] = layers
         metrics = None
         if test is not None and len(test):
             metrics = evaluate(test.labels, head.predict_proba(encoder.encode(test.texts)))
