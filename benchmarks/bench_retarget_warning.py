@@ -17,10 +17,9 @@ import subprocess
 import time
 
 import numpy as np
-from bench_retarget import ENGLISH, LONG, LOW_RATE, target
+from bench_retarget import ENCODER, ENGLISH, LONG, LOW_RATE, target
 
 from pipeline.data.dataset import Dataset
-from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.fit.retarget import RetargetSettings, SourceHead, draw_labels, fit_retargeted
 from pipeline.fit.retarget_bundle import compare_held_out
 from pipeline.fit.train import fit
@@ -61,7 +60,7 @@ def main() -> None:
     parser.add_argument("--half", choices=("val", "test"), default="val")
     args = parser.parse_args()
     start, cache_dir = time.perf_counter(), default_cache_dir()
-    bundle = fit("rt", encoder=DEFAULT_ENCODER, budget=1000, seed=0, cache_dir=cache_dir)
+    bundle = fit("rt", encoder=ENCODER, budget=1000, seed=0, cache_dir=cache_dir)
     source, enc, cache = SourceHead.of(bundle.head, "logreg"), bundle.get_encoder(), EmbeddingCache(cache_dir)
     totals: dict[int, list] = {}
     for name in [*ENGLISH, *LOW_RATE, LONG]:

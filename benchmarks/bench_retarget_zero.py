@@ -32,13 +32,12 @@ import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
-from bench_retarget import ENGLISH, LONG, LOW_RATE, target
+from bench_retarget import ENCODER, ENGLISH, LONG, LOW_RATE, target
 
 import pipeline.fit.retarget_rate as rr
 from pipeline.fit.retarget import RetargetError, RetargetSettings, SourceHead, fit_recentred
 from pipeline.fit.train import fit
 from pipeline.predict.prior import PriorModel
-from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 
 RESAMPLED = [*ENGLISH, "vader-amazon-mild"]  # the sets resampled to each rate
@@ -90,7 +89,7 @@ def rules(source: SourceHead, model: PriorModel) -> dict[str, Rule]:
 def arguments(doc: str, rates: str) -> argparse.Namespace:
     """``--encoder``, ``--half``, ``--rates`` (default ``rates``) and ``--seeds`` of a script described by ``doc``."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--encoder", default=DEFAULT_ENCODER)
+    parser.add_argument("--encoder", default=ENCODER)
     parser.add_argument("--half", choices=("val", "test"), default="val")
     parser.add_argument("--rates", default=rates)
     parser.add_argument("--seeds", type=int, default=5)
