@@ -192,6 +192,16 @@ def test_cli_compare_with_extra_test_sets(rt_csv, tmp_path, rt_split):
         assert metrics[name]["majority_rate"] == pytest.approx(max(labels.mean(), 1 - labels.mean()))
 
 
+def test_a_test_set_with_other_column_names_says_it_is_read_with_the_sources(rt_csv, tmp_path):
+    other = tmp_path / "site.csv"
+    other.write_text("Review Text,Verdict\nGreat.,pos\nAwful.,neg\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["compare", rt_csv, "--encoder", "glove-6b-50d", "--budgets", "16", "--seeds", "1",
+                                       "--test-set", str(other), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and not (tmp_path / "r").exists()
+    assert f"Error: --test-set {other}: missing column 'text'" in result.output
+    assert "A --test-set is read with SOURCE's column options: give it the same column names" in result.output
+
+
 def test_cli_compare_trains_in_domain_word2vec_with_the_source_columns(rt_csv, tmp_path):
     renamed = tmp_path / "renamed.csv"  # the text under another column name: w2v-train must read it too
     renamed.write_text(Path(rt_csv).read_text(encoding="utf-8").replace("text,label,movie", "review,label,movie", 1),

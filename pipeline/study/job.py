@@ -60,7 +60,7 @@ def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Comp
     for path, name in zip(job.test_sets, names):
         if name != Path(path).stem:
             echo(f"--test-set {path}: reported as `{name}` (`{Path(path).stem}` names another set)")
-    extra = {name: load(p, **opts) for p, name in zip(job.test_sets, names)}
+    extra = {name: load_test_set(p, job.source, opts) for p, name in zip(job.test_sets, names)}
     specs = [_one_sided(spec, ds.texts, echo) for spec in job.plan.encoders]
     backends = _frozen_backends(job, specs, ds.texts, echo) if execution.engine == "local" else {}
     title = f"compare on {job.source}" + _transductive_note(ds, job.unlabelled, extra, echo)
@@ -80,6 +80,20 @@ def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Comp
                            unlabelled=job.unlabelled, source_options=opts)
     out = Path(execution.out)
     return Compared(rows, write_report(rows, out, title=title, with_plot=job.with_plot), title, out)
+
+
+def load_test_set(path: str, source: str, opts: dict[str, Any]) -> Any:
+    """``--test-set`` ``path`` read with SOURCE's column options; a missing column says so, and what to do."""
+    from pipeline.data.dataset import DataError, load
+
+    try:
+        return load(path, **opts)
+    except DataError as e:
+        if "missing column" not in str(e):
+            raise
+        fix = ("rt ignores those options, so give the file's own names (--text-col, --label-col, --positive)"
+               if source == "rt" else "give it the same column names and label values as SOURCE")
+        raise DataError(f"--test-set {e} A --test-set is read with SOURCE's column options: {fix}.") from None
 
 
 def test_set_names(paths: Sequence[str]) -> list[str]:
