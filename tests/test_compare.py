@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -192,14 +193,15 @@ def test_cli_compare_with_extra_test_sets(rt_csv, tmp_path, rt_split):
         assert metrics[name]["majority_rate"] == pytest.approx(max(labels.mean(), 1 - labels.mean()))
 
 
-def test_a_test_set_with_other_column_names_says_it_is_read_with_the_sources(rt_csv, tmp_path):
+def test_a_test_set_with_other_column_names_says_it_is_read_with_the_sources(tmp_path):
+    from pipeline.study.job import load_test_set
+
     other = tmp_path / "site.csv"
     other.write_text("Review Text,Verdict\nGreat.,pos\nAwful.,neg\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["compare", rt_csv, "--encoder", "glove-6b-50d", "--budgets", "16", "--seeds", "1",
-                                       "--test-set", str(other), "--out", str(tmp_path / "r")])
-    assert result.exit_code == 1 and not (tmp_path / "r").exists()
-    assert f"Error: --test-set {other}: missing column 'text'" in result.output
-    assert "A --test-set is read with SOURCE's column options: give it the same column names" in result.output
+    for source, fix in (("mine.csv", "give it the same column names"), ("rt", "rt ignores those options, so give")):
+        with pytest.raises(DataError, match=rf"^--test-set {re.escape(str(other))}: missing column 'text'.* A --test-set "
+                                            rf"is read with SOURCE's column options: {fix}"):
+            load_test_set(str(other), source, {"text_col": "text", "label_col": "label"})
 
 
 def test_cli_compare_trains_in_domain_word2vec_with_the_source_columns(rt_csv, tmp_path):
