@@ -23,7 +23,7 @@ from pipeline.cli import main
 from pipeline.data.dataset import load
 from pipeline.encoders import get_encoder
 from pipeline.encoders.language import LanguageWarning, check
-from pipeline.encoders.spec import ENGLISH_ENCODER, SpecError, parse_spec
+from pipeline.encoders.spec import DEFAULT_ENCODER, ENGLISH_ENCODER, SpecError, parse_spec
 from pipeline.store.cache import EmbeddingCache
 
 KOREAN = Path(__file__).parent / "data" / "korean_reviews.jsonl"
@@ -136,9 +136,10 @@ def test_warning_fires_on_chinese_through_glove_and_english_transformers_not_rt(
     assert check(EnglishModel("mpnet"), ["👍👍", "10/10"]).checked == 0  # no letters: neither side
     assert check(get_encoder("multilingual-e5"), CHINESE) is None
     assert check(EnglishModel("mpnet"), ["最后终于搞定。我装的是VISTA Ultimate SP1 ."]).share == 1.0  # mostly Latin
-    # multilingual routes: its other side reads Chinese, so no warning (parts as get_encoder builds them)
-    routed = SimpleNamespace(spec="multilingual", parts=[EnglishModel(ENGLISH_ENCODER), get_encoder("multilingual-e5")])
-    assert check(routed, CHINESE) is None and check(EnglishModel(ENGLISH_ENCODER), CHINESE).share == 1.0
+    # the default routes: its other side reads Chinese, so no warning (parts as get_encoder builds them)
+    assert parse_spec(DEFAULT_ENCODER).route and str(parse_spec(DEFAULT_ENCODER).parts[0]) == ENGLISH_ENCODER
+    default = SimpleNamespace(spec=DEFAULT_ENCODER, parts=[EnglishModel(ENGLISH_ENCODER), get_encoder("multilingual-e5")])
+    assert check(default, CHINESE) is None and check(EnglishModel(ENGLISH_ENCODER), CHINESE).share == 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("error", LanguageWarning)
         EmbeddingCache(tmp_path).vectors(glove, rt.texts[:500])

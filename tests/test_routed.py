@@ -168,3 +168,20 @@ def test_compare_runs_each_part_on_the_backend_auto_chose_for_it(monkeypatch):
                                               {"backend": "openvino", "quantize": "int8"}]}}
     assert str(_named(spec, backends[str(spec)])) == ("mpnet[backend=openvino,quantize=int8-static,layers=9-12]|"
                                                       "e5-small-multilingual[prefix=passage,backend=openvino,quantize=int8]")
+
+
+def test_compare_on_ray_refuses_a_routed_encoder_before_reading_the_data(tmp_path):
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "missing.csv"), "--engine", "ray", "--no-plot",
+                                       "--out", str(tmp_path / "r")])  # the default encoder routes
+    assert result.exit_code != 0 and "does not run a routed encoder" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_routed_encoder_is_held_in_memory_where_sgd_would_stream(rt, tmp_path):
+    from pipeline.fit.out_of_core import Switch, choose
+
+    enc, go, line = choose(["sgd"], rt, ROUTED, Switch(memory=1 << 20), budget=None, self_train=False,
+                           cache_dir=tmp_path, source_options={})
+    assert not go and line.startswith("warning: 12,752 rows x 101-d") and "held in memory" in line, line
+    assert choose(["sgd"], rt, ENGLISH, Switch(memory=1 << 20), budget=None, self_train=False, cache_dir=tmp_path,
+                  source_options={})[1]  # one encoder streams

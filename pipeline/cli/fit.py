@@ -17,7 +17,8 @@ from pipeline.encoders.spec import DEFAULT_ENCODER
 @click.argument("source")
 @source_options
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
-              help=ENCODER_HELP + " The default is the most accurate; minilm is about 6x faster.")
+              help=ENCODER_HELP + " The default is the most accurate and reads ~100 languages from English "
+              "labels; minilm is about 6x faster.")
 @_encoder_flags
 @click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable): logreg (default), linear-svm, "
               "rbf-svm, knn, random-forest, hist-gb, mlp, ridge, nb, sgd.")

@@ -142,10 +142,10 @@ def _encoder_flags(func: Callable[..., Any]) -> Callable[..., Any]:
 
 ENCODER_HELP = ("Encoder spec, with options in brackets: glove-6b-50d, w2v:PATH, glove:PATH, w2v-train:SOURCE, "
                 "wordllama, minilm, mpnet, multilingual-e5 (e5-small-multilingual, ~100 languages), multilingual "
-                "(English texts through mpnet[layers=9-12], others through multilingual-e5), st:NAME_OR_PATH, "
-                "hf:NAME_OR_PATH; A+B puts both side by side; E|O reads English texts with E and other languages "
-                "with O, a head each; e.g. minilm[long=truncate,max_length=128], glove-6b-50d[pooling=sif]+minilm, "
-                "mpnet[layers=9-12] (the mean of layers 9-12; the default), "
+                "(the default: English texts through mpnet[layers=9-12], others through multilingual-e5), "
+                "st:NAME_OR_PATH, hf:NAME_OR_PATH; A+B puts both side by side; E|O reads English texts with E and "
+                "other languages with O, a head each; e.g. minilm[long=truncate,max_length=128], "
+                "glove-6b-50d[pooling=sif]+minilm, mpnet[layers=9-12] (the mean of layers 9-12; English only), "
                 "mpnet[layers=9-12]+multilingual-e5|multilingual-e5.")
 
 

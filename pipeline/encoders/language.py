@@ -34,7 +34,7 @@ from typing import Any
 SAMPLE = 2000
 CHECKS = (2, 3)  # versions of the English test text by text (:func:`english`), oldest first; the last is the newest
 THRESHOLD = 0.5  # warn when more than this share of texts is outside the encoder's language
-MULTILINGUAL = "multilingual"  # the spec alias to suggest: routed, English texts through mpnet, the rest through e5
+MULTILINGUAL = "multilingual"  # the spec to suggest (the default): English texts through mpnet, the rest through e5
 ENGLISH_KINDS = ("minilm", "mpnet", "wordllama", "glove-6b-50d")  # packaged models trained on English text
 LATIN_END = 0x250  # Basic Latin .. Latin Extended-B
 WORD_RE = re.compile(r"[^\W\d_]+")
@@ -83,8 +83,8 @@ class LanguageCheck:
         """One line for people."""
         what = "are mostly words it does not know" if self.how == "unknown words" else "do not look English"
         return (f"{self.spec}: {self.outside} of {self.checked} texts ({self.share:.0%}) {what}; this encoder "
-                f"reads English. For other languages use --encoder {MULTILINGUAL} (English texts through mpnet, the "
-                "rest through multilingual-e5-small, ~100 languages).")
+                f"reads English. For other languages use --encoder {MULTILINGUAL}, the default (English texts through "
+                "mpnet, the rest through multilingual-e5-small, ~100 languages).")
 
 
 def check(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:

@@ -111,6 +111,9 @@ def choose(heads: list[str], ds: Any, encoder: Any, switch: Switch, *, budget: i
     # only the whole pool streams: with a budget or self-training, plan can but warn
     whole_pool = switch.forced or (budget is None and not self_train)
     go, line = plan(heads if whole_pool else [], rows, enc.dim, forced=switch.forced, budget=switch.memory)
+    if go and not switch.forced and getattr(enc, "parts", None) is not None:  # one store only: the default routes
+        return enc, False, (f"warning: {line.split(': ', 1)[-1].split(';')[0]}, held in memory: out of core reads one "
+                            f"cache store and {enc.spec} combines several (--encoder 'mpnet[layers=9-12]' streams)")
     return enc, go, line
 
 

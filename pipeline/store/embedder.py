@@ -11,18 +11,20 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from pipeline.encoders.spec import DEFAULT_ENCODER
+from pipeline.encoders.spec import ENGLISH_ENCODER
 
 
 class Embedder(TransformerMixin, BaseEstimator):
     """Texts -> float32 ``(n, dim)`` vectors of the encoder ``spec``, through the cache in ``cache_dir``.
 
-    ``spec`` may carry options (``minilm[long=truncate]``); ``precision``, ``max_length``, ``pooling``,
+    ``spec`` (default ``mpnet[layers=9-12]``, the English side of the commands' default: one head reads these
+    vectors, while a routed spec such as ``multilingual`` wants a head per side, as ``fit`` fits them)
+    may carry options (``minilm[long=truncate]``); ``precision``, ``max_length``, ``pooling``,
     ``long_text``, ``backend`` and ``quantize`` fill those it leaves unset. ``fit`` does nothing; the
     encoder and cache handle are built on the first ``transform`` and are not pickled (clones and unpickled copies rebuild them from the parameters).
     """
 
-    def __init__(self, spec: str = DEFAULT_ENCODER, cache_dir: str | None = None, device: str = "auto",
+    def __init__(self, spec: str = ENGLISH_ENCODER, cache_dir: str | None = None, device: str = "auto",
                  precision: str = "auto", max_length: int | None = None, pooling: str | None = None,
                  batch_size: int | None = None, long_text: str = "auto", backend: str = "torch",
                  quantize: str = "none") -> None:
