@@ -96,6 +96,10 @@ def test_the_check_needs_enough_texts_and_is_null_on_identical_distributions():
     assert abs(same.auc - 0.5) < 0.05 and not same.warning
     moved = two_sample_auc(X[:1500], X[1500:] + 0.3)
     assert moved.auc > THRESHOLD and moved.warning
+    wide = rng.normal(size=(1000, 100)).astype(np.float32)
+    copies = two_sample_auc(wide, wide)  # a bundle scored on its own training texts
+    assert copies.auc < 0.4 and "many of these texts are the training texts themselves" in copies.line()
+    assert "themselves" not in same.line()
 
 
 def test_the_ridge_is_scikit_learns_on_the_same_folds(glove_xy):
