@@ -315,5 +315,6 @@ def test_the_confusion_matrix_lines_up_in_hangul():
 
     scores = {"accuracy": 0.7, "macro_f1": 0.6, "roc_auc": 0.8, "log_loss": 0.5, "ece": 0.05, "n": 488,
               "confusion_matrix": [[240, 18], [125, 105]], "label_names": {"true": ["부정", "긍정"], "predicted": ["no", "yes"]}}
-    lines = format_scores(scores, ("no", "yes")).splitlines()[-3:]
+    lines = format_scores(scores, ("no", "yes")).splitlines()
+    lines = lines[lines.index(next(line for line in lines if line.startswith("true \\ pred"))):][:3]
     assert [_cells(line) for line in lines] == [_cells(lines[0])] * 3 and lines[1].startswith("부정 ")
