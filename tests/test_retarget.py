@@ -97,14 +97,18 @@ def test_evaluate_reports_balanced_accuracy_and_majority_rate(glove_bundle, low_
     assert adapted["domain_shift"]["warning"] is False and "unlike the training texts" not in adapted["prior"]["line"]
 
 
-def test_evaluate_warns_under_the_majority_rate(glove_bundle, low_rate):
-    """The RT bundle scores under the 86% majority rate of this site: the table says so and what to do."""
+def test_evaluate_warns_under_the_majority_rate(glove_bundle, low_rate, tmp_path):
+    """The RT bundle scores under the 86% majority rate of this site: the table says so and what to do; predict
+    says what share of the texts it calls positive, and what to do if a few labels say otherwise."""
     source_dir, cache = glove_bundle
-    path, _ = low_rate
+    path, ds = low_rate
     scores = json.loads(invoke("evaluate", source_dir, path, "--json", "--cache-dir", cache).output)
     assert scores["accuracy"] < scores["majority_rate"]
     text = invoke("evaluate", source_dir, path, "--cache-dir", cache).output
     assert "WARNING: accuracy is under the majority rate" in text and "retarget" in text
+    out = invoke("predict", source_dir, "--input", path, "--output", tmp_path / "p.jsonl", "--cache-dir", cache).output
+    called = [json.loads(line)["p_positive"] >= 0.5 for line in (tmp_path / "p.jsonl").read_text().split("\n") if line]
+    assert f"{sum(called):,} of {len(ds):,} ({np.mean(called):.0%}) called positive" in out and "retarget" in out
 
 
 def test_the_fit_stays_on_the_source_direction_as_the_pull_grows(glove_bundle, low_rate):

@@ -141,8 +141,17 @@ def predict_texts(job: Prediction) -> tuple[list[dict[str, Any]], list[str]]:
     if empty:
         notes.append(f"{empty} empty text(s) left unlabelled (empty label and probability)")
     if job.output:
-        notes.append(f"wrote {len(rows)} predictions to {write_rows(rows, job.output)}")
+        notes.append(f"wrote {len(rows)} predictions to {write_rows(rows, job.output)}; " + called_positive(rows))
     return rows, notes
+
+
+def called_positive(rows: list[dict[str, Any]]) -> str:
+    """How many of the labelled ``rows`` are called positive, and what to do if a few labels say otherwise."""
+    p = [r["p_positive"] for r in rows if r["p_positive"] is not None]
+    positive = sum(v >= 0.5 for v in p)
+    return (f"{positive:,} of {len(p):,} ({positive / max(len(p), 1):.0%}) called positive: if a few of these texts "
+            "labelled at random say a rate far from that, pass --prior RATE or `review-transfer retarget` the bundle "
+            "to them (docs/guide/retarget.md)")
 
 
 def check_output(path: str | Path) -> Path:
