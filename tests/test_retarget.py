@@ -86,14 +86,14 @@ def test_evaluate_reports_balanced_accuracy_and_majority_rate(glove_bundle, low_
     path, ds = low_rate
     result = invoke("evaluate", out, path, "--json", "--cache-dir", cache)
     assert result.exit_code == 0, result.output
-    scores = json.loads(result.output)
+    scores = json.loads(result.stdout)
     assert scores["majority_rate"] == pytest.approx(1 - ds.labels.mean())
     (tn, fp), (fn, tp) = scores["confusion_matrix"]
     assert scores["balanced_accuracy"] == pytest.approx((tn / (tn + fp) + tp / (tp + fn)) / 2)
     text = invoke("evaluate", out, path, "--cache-dir", cache).output
     assert "balanced " in text and "majority " in text
     # its shift sample is of the target's texts: the check finds them alike, so --adapt-prior may weigh in
-    adapted = json.loads(invoke("evaluate", out, path, "--adapt-prior", "--json", "--cache-dir", cache).output)
+    adapted = json.loads(invoke("evaluate", out, path, "--adapt-prior", "--json", "--cache-dir", cache).stdout)
     assert adapted["domain_shift"]["warning"] is False and "unlike the training texts" not in adapted["prior"]["line"]
 
 
@@ -102,7 +102,7 @@ def test_evaluate_warns_under_the_majority_rate(glove_bundle, low_rate, tmp_path
     says what share of the texts it calls positive, and what to do if a few labels say otherwise."""
     source_dir, cache = glove_bundle
     path, ds = low_rate
-    scores = json.loads(invoke("evaluate", source_dir, path, "--json", "--cache-dir", cache).output)
+    scores = json.loads(invoke("evaluate", source_dir, path, "--json", "--cache-dir", cache).stdout)
     assert scores["accuracy"] < scores["majority_rate"]
     text = invoke("evaluate", source_dir, path, "--cache-dir", cache).output
     assert "WARNING: accuracy is under the majority rate" in text and "retarget" in text
