@@ -69,6 +69,13 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
       review-transfer finetune rt --method setfit --budget 128 --seed 1 --out models/rt-setfit-b128
       review-transfer finetune rt --budget 128 --self-train --out models/rt-minilm-distil-b128
       review-transfer finetune rt --budget 1000 --export onnx --out models/rt-minilm-ft-onnx
+      review-transfer finetune rt --encoder "mpnet[layers=9-12]" --prompt-prior --budget 1000 --out models/rt-mpnet-ft
+
+    \b
+    The last one fine-tunes the default encoder's network through its pooling. On RT at 1,000 labels it
+    scored 88.4-88.9% on the validation split against 85.9-86.3% for the frozen default (2 seeds), for
+    about 9 CPU minutes of training on one core (the default's head: under a second); the bundle then
+    encodes with torch mpnet, about 0.035 CPU s a text, slower than the default's int8 export.
 
     \b
     --self-train distils: the model fine-tuned on the labels (--method) labels the unlabelled texts (the
