@@ -78,3 +78,24 @@ def test_zero_vectors_are_reported_on_cache_hits_too(tmp_path):
         res = CliRunner().invoke(main, ["embed", str(source), "--encoder", GLOVE, "--cache-dir", str(tmp_path / "c")])
         assert res.exit_code == 0 and hits in res.output, res.output
         assert "1 of 2 texts have zero vectors (no known word)" in res.output
+
+
+def test_an_export_killed_midway_leaves_a_temporary_the_next_export_removes(tmp_path):
+    """kill -9 during an export leaves ``.KEY.tmp-HOST-PID-TOKEN`` (90 MB for MiniLM): the next export of that key
+    removes it; a live process's and another host's (a shared cache) stay."""
+    import os
+    import subprocess
+
+    from pipeline.encoders.onnx import _tmp_prefix, remove_stale_exports
+
+    target = tmp_path / "exports" / "openvino-int8-0123456789abcdef"
+    target.parent.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed, live = (target.parent / f"{_tmp_prefix(target)}{pid}-0000abcd" for pid in (dead.pid, os.getpid()))
+    elsewhere = target.parent / f".{target.name}.tmp-another-host-{dead.pid}-0000abcd"
+    for leftover in (killed, live, elsewhere):
+        leftover.mkdir()
+        (leftover / "model.onnx").write_bytes(b"half an export")
+    remove_stale_exports(target)
+    assert not killed.exists() and live.exists() and elsewhere.exists()

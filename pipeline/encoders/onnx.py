@@ -32,12 +32,14 @@ from the torch path only by the runtime's arithmetic (and int8 rounding), which 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import io
 import json
 import logging
 import os
 import shutil
+import socket
 import time
 import uuid
 import warnings
@@ -325,7 +327,8 @@ def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, h
     """
     start = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    remove_stale_exports(target)
+    tmp = target.parent / f"{_tmp_prefix(target)}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         with _quiet():
@@ -352,6 +355,31 @@ def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, h
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _tmp_prefix(target: Path) -> str:
+    """How the temporaries of ``target``'s export made on this host start: ``.KEY.tmp-HOST-`` (then PID-TOKEN)."""
+    return f".{target.name}.tmp-{socket.gethostname()}-"
+
+
+def remove_stale_exports(target: Path) -> None:
+    """Remove the temporaries of ``target``'s export that a killed process on this host left (a kill -9 mid-export
+    left a 90 MB MiniLM one, mpnet's are larger); those of live processes and of other hosts (a shared cache) stay."""
+    prefix = _tmp_prefix(target)
+    for tmp in target.parent.glob(glob.escape(prefix) + "*"):
+        pid = tmp.name[len(prefix):].partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 @contextlib.contextmanager
