@@ -318,3 +318,9 @@ def test_the_confusion_matrix_lines_up_in_hangul():
     lines = format_scores(scores, ("no", "yes")).splitlines()
     lines = lines[lines.index(next(line for line in lines if line.startswith("true \\ pred"))):][:3]
     assert [_cells(line) for line in lines] == [_cells(lines[0])] * 3 and lines[1].startswith("부정 ")
+
+
+def test_a_routed_heads_params_read_as_words_not_a_dict():
+    from pipeline.study.tables import _params
+
+    assert _params({"C": 1.62, "other": {"C": 1.0}}) == "C=1.62, other: C=1"

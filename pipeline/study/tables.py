@@ -18,10 +18,16 @@ def format_fit_table(bundles: Sequence[Bundle]) -> str:
     for b in bundles:
         m = b.manifest["metrics"]["test"] or {}
         head = b.manifest["head"]
-        params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in head["params"].items())
+        params = _params(head["params"])
         rows.append((head["name"], params, _fmt_cv(head.get("cv_accuracy"), head.get("cv_sd")),
                      *(_fmt(m.get(k)) for k in ("accuracy", "macro_f1", "roc_auc")), f"{head['fit_seconds']:.1f}"))
     return format_table(header, rows)
+
+
+def _params(params: dict[str, Any]) -> str:
+    """``C=1.62``; a nested head's (a routed bundle's other-language head) as ``other: C=1``, not a dict."""
+    return ", ".join(f"{k}: {_params(v)}" if isinstance(v, dict) else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items())
 
 
 def _fmt_cv(mean: float | None, sd: float | None) -> str:
