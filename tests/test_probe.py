@@ -99,3 +99,20 @@ def test_candidates_of_one_model_share_the_reference_vectors():
     second = probe(Fake(0.5), texts, reference, memo=memo)
     assert reference.calls == 1 and first.median > second.median
     assert first.reference_texts_per_s == second.reference_texts_per_s
+
+
+def test_a_probe_says_what_it_checks_before_it_runs(caplog):
+    """On a fresh cache the probe runs for a minute on long texts: one line first, so the process looks alive."""
+    import logging
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from pipeline.encoders.probe import guard
+
+    same = SimpleNamespace(encode=lambda texts: np.ones((len(texts), 4)))
+    encoder = SimpleNamespace(spec="minilm", backend="openvino", quantize="int8", encode=same.encode,
+                              reference=lambda: same, record_probe=lambda record: None, probe_of=lambda digest: None)
+    with caplog.at_level(logging.WARNING, logger="pipeline.encoders.probe"):
+        assert guard(encoder, ["a good film", "a dull one"]).median == 1.0
+    assert "minilm: checking openvino int8 against torch fp32 on 2 of your texts" in caplog.text

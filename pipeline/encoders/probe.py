@@ -15,6 +15,7 @@ int8) on the same sample and picks the fastest whose median cosine passes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError, ReviewTransferError
+
+log = logging.getLogger(__name__)
 
 MIN_MEDIAN_COSINE = 0.99
 PROBE_SIZE = 256
@@ -138,6 +141,8 @@ def guard(encoder: Any, texts: list[str], min_median: float = MIN_MEDIAN_COSINE,
     if known:
         result = Probe(**{k: known[k] for k in Probe.__dataclass_fields__})
     else:
+        log.warning("%s: checking %s %s against %s on %d of your texts", encoder.spec, encoder.backend,
+                    encoder.quantize, getattr(encoder, "reference_name", "torch fp32"), len(sample))
         result = probe(encoder, sample, memo=memo)
         encoder.record_probe({**result.__dict__, "reference": getattr(encoder, "reference_name", "torch fp32")})
     if result.median < min_median:
