@@ -314,10 +314,10 @@ FRENCH = [("Un film magnifique, je le recommande à tous.", "positive"),
           ("Quelle perte de temps, c'est ennuyeux du début à la fin.", "negative")]
 
 
-def test_a_routed_bundle_is_retargeted_on_its_english_side_and_keeps_its_other_side(rt_split, low_rate, tmp_path):
+def test_a_routed_bundle_is_retargeted_on_the_side_its_target_texts_go_to_and_keeps_the_other(rt_split, low_rate, tmp_path):
     """A routed GloVe bundle (E|O, word vectors standing in for mpnet and e5) carried to the tweet site with 32
-    labels: the English side's head is adapted, texts in other languages score as the source scored them, and a
-    target labelled only in French is refused in one line."""
+    labels: the English side's head is adapted, texts in other languages score as the source scored them; a
+    target in French adapts the other side's head and keeps the English one."""
     from pipeline.cli.retarget import describe
     from pipeline.data.dataset import Dataset
     from pipeline.fit.retarget_bundle import TargetData, retarget
@@ -335,13 +335,20 @@ def test_a_routed_bundle_is_retargeted_on_its_english_side_and_keeps_its_other_s
     target = Dataset(ds.texts[:150] + french, np.r_[ds.labels[:150], [int(y == "positive") for _, y in FRENCH]])
     old = Bundle.load(source, cache_dir=cache)
     new, summary = retarget(old, TargetData.of(target, 32, 0, {"site": target.texts}), RetargetSettings(strength=0.3))
-    other = new.manifest["retarget"]["other_languages"]
-    assert other["labels"] + other["unlabelled"] >= len(FRENCH)  # labelled or not, the French texts were left out
+    side = new.manifest["retarget"]["routed_side"]
+    assert side["adapted"] == "English" and side["left_out_labels"] + side["left_out_unlabelled"] >= len(FRENCH)  # labelled or not, the French texts were left out
     assert "routed bundle: its English side was retargeted" in describe(new.manifest["retarget"], summary)
     saved = Bundle.load(new.save(tmp_path / "new"), cache_dir=cache).head  # as predict reads it: numpy arrays
     assert isinstance(saved, RoutedLinearHead)
     X_french, X_english = old.embed(french), old.embed(ds.texts[:50])
     np.testing.assert_allclose(saved.predict_proba(X_french), old.head.predict_proba(X_french), atol=1e-6)  # kept
     assert np.abs(saved.predict_proba(X_english)[:, 1] - old.head.predict_proba(X_english)[:, 1]).max() > 0.01
-    with pytest.raises(RetargetError, match="0 of the 4 target labels are English texts"):
-        retarget(old, TargetData.of(Dataset(french, target.labels[-4:]), None, 0), RetargetSettings(strength=0.3))
+    french_site = Dataset(french, target.labels[-4:])
+    new, summary = retarget(old, TargetData.of(french_site, None, 0, {"site": ds.texts[:20]}), RetargetSettings(strength=0.3))
+    assert new.manifest["retarget"]["routed_side"] == {"adapted": "other-language", "left_out_labels": 0,
+                                                       "left_out_unlabelled": 20}
+    assert "its other-language side was retargeted" in describe(new.manifest["retarget"], summary)
+    np.testing.assert_allclose(new.head.predict_proba(X_english), old.head.predict_proba(X_english), atol=1e-6)
+    assert np.abs(new.head.predict_proba(X_french)[:, 1] - old.head.predict_proba(X_french)[:, 1]).max() > 0.01
+    with pytest.raises(RetargetError, match="its other-language side, but 1 of the 1 target labels"):
+        retarget(old, TargetData.of(Dataset(french[:1], np.r_[1]), None, 0), RetargetSettings(strength=0.3))

@@ -147,13 +147,14 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
 
 
 def _summary_lines(summary: dict[str, Any], rate: dict[str, Any], record: dict[str, Any]) -> list[str]:
-    """A routed bundle's other side (kept), the shift check's line and the held-out scores, where there are any,
+    """A routed bundle's side left as it was, the shift check's line and the held-out scores, where there are any,
     with a WARNING where the new bundle (centred on the positive ``rate`` of its record) is worse there than the
     source beyond chance."""
-    other = record.get("other_languages")
-    lines = [] if other is None else [
-        f"routed bundle: its English side was retargeted; the texts in other languages ({other['labels']} labelled, "
-        f"{other['unlabelled']:,} unlabelled) were left out, and its other side's head is kept as it was"]
+    side = record.get("routed_side")
+    lines = [] if side is None else [
+        f"routed bundle: its {side['adapted']} side was retargeted; the target texts routed to its other side "
+        f"({side['left_out_labels']} labelled, {side['left_out_unlabelled']:,} unlabelled) were left out, and that "
+        "side's head is kept as it was"]
     shift = summary.get("domain_shift") or {}
     if shift.get("auc") is not None:
         lines.append(f"source vs target texts: shift AUC {shift['auc']:.2f} (0.5 = alike)")

@@ -87,7 +87,7 @@ class SourceHead:
         scikit-learn head that converts to one), with any scaler and Platt sigmoid folded in."""
         from pipeline.heads.linear import LinearHead, from_estimator
 
-        if hasattr(head, "other_cols"):  # a routed bundle (E|O): pipeline.fit.retarget_side picks its English side
+        if hasattr(head, "other_cols"):  # a routed bundle (E|O): pipeline.fit.retarget_side picks a side
             raise RetargetError("retarget adapts one head; this is a routed head (a head per language side): adapt one "
                                 "side's head (pipeline.fit.retarget_side.Side).")
         linear = head if isinstance(head, LinearHead) else None

@@ -71,13 +71,13 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
 
     if bundle.path is None:
         raise RetargetError("retarget takes a saved bundle (its manifest is the record of the source).")
-    side = Side.of(bundle)
-    source = SourceHead.of(side.head, bundle.manifest["head"]["name"])
     lab, held = data.labelled, data.held_out
     texts = lab.texts + data.unlabelled + (held.texts if held is not None else [])
     X = bundle.embed(texts)
     X_lab, X_unl = X[: len(lab)], X[len(lab): len(lab) + len(data.unlabelled)]
     X_held = X[len(lab) + len(data.unlabelled):]
+    side = Side.of(bundle, X_lab if len(lab) else X_unl)  # a routed bundle: the side most target texts go to
+    source = SourceHead.of(side.head, bundle.manifest["head"]["name"])
     y, S_lab, S_unl = lab.labels[side.rows(X_lab)], side.take(X_lab), side.take(X_unl)
     if len(lab):
         _check_side(side, len(y), len(lab))
@@ -85,10 +85,12 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
     else:
         from pipeline.predict.prior import PriorModel
 
-        model = PriorModel.from_manifest(bundle.manifest) if bundle.manifest.get("prior") else None
+        # the recorded prior model describes the source's (English) head's scores, not the other side's
+        model = PriorModel.from_manifest(bundle.manifest) if bundle.manifest.get("prior") and side.english else None
         fitted = fit_recentred(source, S_unl, settings, model)
     if side.routed:
-        fitted.record["other_languages"] = {"labels": len(lab) - len(y), "unlabelled": len(X_unl) - len(S_unl)}
+        fitted.record["routed_side"] = {"adapted": side.name, "left_out_labels": len(lab) - len(y),
+                                        "left_out_unlabelled": len(X_unl) - len(S_unl)}
     estimator = side.estimator(fitted.estimator(), X.shape[1])
     summary: dict[str, Any] = {"domain_shift": domain_shift(bundle, X[: len(lab) + len(data.unlabelled)])}
     metrics = None
@@ -120,11 +122,12 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
 
 
 def _check_side(side: Side, n_side: int, n: int) -> None:
-    """A routed bundle's English side needs English labels: say so when fewer than two of the ``n`` are."""
+    """A routed bundle's adapted side needs labels of its own: say so when fewer than two of the ``n`` are."""
     if side.routed and n_side < 2:
-        raise RetargetError(f"this bundle routes texts by language (encoder E|O) and retarget adapts its English "
-                            f"side, but {n_side} of the {n} target labels are English texts. Label English texts of "
-                            "the site, or retarget a bundle fitted on the other side's encoder alone.")
+        raise RetargetError(f"this bundle routes texts by language (encoder E|O) and retarget adapts the side most "
+                            f"target texts go to, its {side.name} side, but {n_side} of the {n} target labels are "
+                            f"texts of that side. Label more of the site's texts, or retarget a bundle fitted on one "
+                            "encoder alone.")
 
 
 def compare_held_out(y: np.ndarray, p_new: np.ndarray, p_source: np.ndarray) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 A plain bundle has one head, which reads every row. A routed bundle (encoder ``E|O``: English texts through E,
 other languages through O, :mod:`pipeline.heads.routed`) has a head per language side; ``retarget`` adapts the
-English side's head on the English target texts (the rows whose flag column is 1, E's columns) and keeps the
-other side's head as it is, so texts in other languages are scored as the source bundle scored them.
+head of the side most of the target's texts go to (English, or the other languages') on the texts that go there,
+and keeps the other head as it is, so the texts routed to it are scored as the source bundle scored them.
 """
 
 from __future__ import annotations
@@ -13,38 +13,53 @@ from typing import Any
 
 import numpy as np
 
+SIDE_NAMES = {True: "English", False: "other-language"}
+
 
 @dataclass(frozen=True)
 class Side:
-    """The head to adapt and what it reads: every row and column (``cols`` None), or a routed bundle's English
-    side (rows whose column ``flag`` is 1, columns ``cols``), with the other side's fitted scikit-learn head
-    ``other`` on ``other_cols``, kept."""
+    """The head to adapt and what it reads: every row and column (``cols`` None), or one side of a routed
+    bundle (its ``english`` side or the other: rows whose column ``flag`` is 1, or 0; columns ``cols``), with the
+    remaining side's fitted scikit-learn head ``kept`` on ``kept_cols``, kept."""
 
     head: Any
     cols: np.ndarray | None = None
     flag: int = -1
-    other: Any = None
-    other_cols: tuple[int, ...] = ()
+    kept: Any = None
+    kept_cols: tuple[int, ...] = ()
+    english: bool = True
 
     @classmethod
-    def of(cls, bundle: Any) -> Side:
-        """The side of a loaded ``bundle`` that ``retarget`` adapts."""
+    def of(cls, bundle: Any, X: np.ndarray | None = None) -> Side:
+        """The side of a loaded ``bundle`` that ``retarget`` adapts: its one head, or for a routed bundle the side
+        most of the target's vectors ``X`` route to (English where as many go each way, or no ``X``)."""
         head = bundle.head
         if not hasattr(head, "other_cols"):
             return cls(head)
-        english = head.english_ if hasattr(head, "english_") else head.english
+        flag = int(head.flag)
+        english = X is None or not len(X) or float(np.mean(np.asarray(X)[:, flag] >= 0.5)) >= 0.5
         routed = bundle.estimator  # the scikit-learn RoutedClassifier (head.skops), whose other side is kept
-        return cls(english, np.asarray(head.english_cols, dtype=np.int64), int(head.flag), routed.other_,
-                   tuple(int(c) for c in routed.other_cols))
+        light = {side: getattr(head, f"{side}_") if hasattr(head, f"{side}_") else getattr(head, side)
+                 for side in ("english", "other")}
+        own, kept = ("english", "other") if english else ("other", "english")
+        return cls(light[own], np.asarray(getattr(head, f"{own}_cols"), dtype=np.int64), flag,
+                   getattr(routed, f"{kept}_"), tuple(int(c) for c in getattr(routed, f"{kept}_cols")), english)
 
     @property
     def routed(self) -> bool:
         return self.cols is not None
 
+    @property
+    def name(self) -> str:
+        """``English`` or ``other-language``: which side of a routed bundle this is."""
+        return SIDE_NAMES[self.english]
+
     def rows(self, X: np.ndarray) -> np.ndarray:
         """Which rows of the bundle's vectors ``X`` this side reads (a boolean mask)."""
         X = np.asarray(X)
-        return np.ones(len(X), dtype=bool) if not self.routed else X[:, self.flag] >= 0.5
+        if not self.routed:
+            return np.ones(len(X), dtype=bool)
+        return (X[:, self.flag] >= 0.5) == self.english
 
     def take(self, X: np.ndarray) -> np.ndarray:
         """The rows of ``X`` this side reads, in its columns."""
@@ -58,7 +73,9 @@ class Side:
             return adapted
         from pipeline.heads.routed import RoutedClassifier
 
-        joined = RoutedClassifier(adapted, self.other, tuple(int(c) for c in self.cols), self.other_cols, self.flag)
-        joined.english_, joined.other_ = adapted, self.other
+        sides = [(adapted, tuple(int(c) for c in self.cols)), (self.kept, self.kept_cols)]
+        (english, english_cols), (other, other_cols) = sides if self.english else sides[::-1]
+        joined = RoutedClassifier(english, other, english_cols, other_cols, self.flag)
+        joined.english_, joined.other_ = english, other
         joined.classes_, joined.n_features_in_ = np.array([0, 1]), n_features
         return joined
