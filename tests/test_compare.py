@@ -170,6 +170,19 @@ def test_report_statistics_and_files(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["cells"] == 6
 
 
+def test_a_routed_specs_pipe_does_not_split_the_reports_table_cells():
+    """A routed spec (the default, ``E|O``) names a method with a ``|``: escaped in the Markdown tables, so each
+    row keeps as many cells as its header."""
+    from pipeline.study.report import markdown
+
+    rows = [{"method": method, "budget": "32", "n_train": 32, "seed": seed, "fit_seconds": 0.1, "encode_seconds": 0.0,
+             "metrics": {"test": {"accuracy": 0.7 + 0.01 * seed}}}
+            for seed in range(2) for method in ("mpnet[layers=9-12]|e5-small-multilingual+logreg", "minilm+logreg")]
+    table = [line for line in markdown(summarise(rows)).splitlines() if line.startswith("| labels")][0]
+    assert "`mpnet[layers=9-12]\\|e5-small-multilingual+logreg`" in table
+    assert len(re.split(r"(?<!\\)\|", table)) == 2 + 3  # | labels | A | B |: 3 cells between 4 pipes
+
+
 def test_cli_compare_with_extra_test_sets(rt_csv, tmp_path, rt_split):
     """Each --test-set is scored under its own name; one whose file is called test.csv (the source's split's
     name) is reported as FOLDER-test, never in place of the source's test split."""

@@ -154,6 +154,12 @@ def summarise_adaptation(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _cell_code(name: str) -> str:
+    """``name`` as code in a Markdown table cell: a routed spec's ``|`` escaped, or it would split the cell."""
+    escaped = name.replace("|", "\\|")
+    return f"`{escaped}`"
+
+
 def _gap(d: dict[str, Any] | None) -> str:
     """A paired difference in accuracy points with its interval."""
     if d is None:
@@ -180,7 +186,7 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
         rate = summary.get("majority_rate", {}).get(test_name)
         majority = "" if rate is None else f"; majority rate {100 * rate:.1f}"
         lines += [f"## Accuracy on `{test_name}` (mean ± sd over seeds{majority})", ""]
-        lines.append("| labels | " + " | ".join(f"`{m}`" for m in methods) + " |")
+        lines.append("| labels | " + " | ".join(_cell_code(m) for m in methods) + " |")
         lines.append("|---:|" + "---:|" * len(methods))
         for budget, entry in budgets.items():
             cells = []
@@ -202,7 +208,7 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
                   "|---:|---|---:|---:|---:|---:|---:|---|"]
         for budget, methods in budgets.items():
             for method, a in methods.items():
-                lines.append(f"| {budget} | `{method}` | {a['true_prior']:.3f} | {a['estimated_prior']:.3f} | "
+                lines.append(f"| {budget} | {_cell_code(method)} | {a['true_prior']:.3f} | {a['estimated_prior']:.3f} | "
                              f"{100 * a['accuracy']:.1f} | {100 * a['accuracy_adapted']:.1f} | "
                              f"{a['adapted']}/{a['seeds']} seeds | {a['reason']} |")
         lines.append("")
@@ -214,7 +220,7 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
                 auc = "-" if d["auc"] is None else f"{d['auc']:.2f}"
                 warn = d.get("reason") or ("yes (above " + f"{d['threshold']:.2f})" if d["warning"] else "no")
                 lang = d.get("outside_language")
-                lines.append(f"| `{test_name}` | `{encoder}` | {auc} | {warn} | "
+                lines.append(f"| {_cell_code(test_name)} | {_cell_code(encoder)} | {auc} | {warn} | "
                              f"{'-' if not lang else format(lang['share'], '.0%')} |")
         lines.append("")
     for test_name, budgets in summary.get("active_vs_random", {}).items():
@@ -227,7 +233,7 @@ def markdown(summary: dict[str, Any], title: str = "compare") -> str:
     if warned:
         lines += ["## Under the majority rate", "", *warned, ""]
     lines += ["## Time per cell (fit + amortised encoding, seconds)", "", "| method | seconds |", "|---|---:|"]
-    lines += [f"| `{m}` | {s:.2f} |" for m, s in summary["seconds_per_cell"].items()]
+    lines += [f"| {_cell_code(m)} | {s:.2f} |" for m, s in summary["seconds_per_cell"].items()]
     return "\n".join(lines) + "\n"
 
 
