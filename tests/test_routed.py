@@ -185,3 +185,23 @@ def test_a_routed_encoder_is_held_in_memory_where_sgd_would_stream(rt, tmp_path)
     assert not go and line.startswith("warning: 12,752 rows x 101-d") and "held in memory" in line, line
     assert choose(["sgd"], rt, ENGLISH, Switch(memory=1 << 20), budget=None, self_train=False, cache_dir=tmp_path,
                   source_options={})[1]  # one encoder streams
+
+
+def test_the_cv_accuracy_shown_is_that_of_the_side_most_training_texts_go_to():
+    """Spanish training texts mostly go to the other side, whose columns carry the signal; the English head's
+    columns are zeros for those rows, so its CV score says nothing and is not the one shown."""
+    from types import SimpleNamespace
+
+    from pipeline.heads.routed import fit_routed
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 40)
+    X = np.zeros((80, 5))
+    X[:, 2:4] = rng.normal(size=(80, 2)) + 2.0 * np.c_[y, -y]  # the other side reads the labels
+    X[:8, 0:2], X[:8, 4] = rng.normal(size=(8, 2)), 1.0  # 8 of 80 texts read as English
+    layout = SimpleNamespace(english=(0, 1), other=(2, 3), flag=4)
+    from pipeline.heads.registry import fit_head
+
+    shown = fit_routed("logreg", X, y, layout, seed=0).cv_accuracy
+    other, english_side = (fit_head("logreg", X[:, list(cols)], y, seed=0).cv_accuracy for cols in ((2, 3), (0, 1)))
+    assert shown == other and other > english_side + 0.2

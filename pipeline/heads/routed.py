@@ -47,24 +47,27 @@ class RoutedClassifier(ClassifierMixin, BaseEstimator):
 def fit_routed(head: str, X: np.ndarray, y: np.ndarray, layout: Any, **options: Any) -> FittedHead:
     """:func:`~pipeline.heads.registry.fit_head` of ``head`` on each side's columns of ``X`` (``layout``: a
     :class:`~pipeline.encoders.routed.Layout`), with the same labels and ``options``; ``prompt_direction`` is
-    None or a pair, each side's (:func:`pipeline.heads.prompts.encoded_direction`). The record's params and CV
-    scores are the English head's, with the other head's params under ``other``."""
+    None or a pair, each side's (:func:`pipeline.heads.prompts.encoded_direction`); the record as :func:`joined`
+    makes it."""
     directions = options.pop("prompt_direction", None) or (None, None)
     english, other = [fit_head(head, X[:, list(cols)], y, **options, prompt_direction=u)
                       for cols, u in zip((layout.english, layout.other), directions)]
-    return joined(english, other, layout, X.shape[1])
+    return joined(english, other, layout, X)
 
 
-def joined(english: FittedHead, other: FittedHead, layout: Any, n_features: int) -> FittedHead:
-    """One :class:`RoutedClassifier` record of the two sides' fitted heads: the English head's params and CV
-    scores, the other head's params under ``other``."""
+def joined(english: FittedHead, other: FittedHead, layout: Any, X: np.ndarray) -> FittedHead:
+    """One :class:`RoutedClassifier` record of the two sides' fitted heads on training vectors ``X``: the English
+    head's params with the other head's under ``other``, and the cross-validated accuracy of the side most rows
+    of ``X`` go to (the English head's on English reviews; the other head's on Spanish ones, where the English
+    head's columns are zeros for most rows and its score says nothing)."""
     routed = RoutedClassifier(english.estimator, other.estimator, tuple(layout.english), tuple(layout.other),
                               layout.flag)
     routed.english_, routed.other_ = english.estimator, other.estimator
-    routed.classes_, routed.n_features_in_ = np.array([0, 1]), n_features
+    routed.classes_, routed.n_features_in_ = np.array([0, 1]), X.shape[1]
+    main = english if float(np.mean(np.asarray(X)[:, layout.flag] >= 0.5)) >= 0.5 else other
     return replace(english, estimator=routed, params={**english.params, "other": other.params},
-                   search=f"{english.search}; other languages: {other.search}",
-                   fit_seconds=english.fit_seconds + other.fit_seconds)
+                   search=f"{english.search}; other languages: {other.search}", cv_accuracy=main.cv_accuracy,
+                   cv_sd=main.cv_sd, fit_seconds=english.fit_seconds + other.fit_seconds)
 
 
 def fit_any(head: str, X: np.ndarray, y: np.ndarray, layout: Any = None, **options: Any) -> FittedHead:

@@ -26,7 +26,7 @@ def self_train_routed(head: str, X: np.ndarray, y: np.ndarray, X_unlabelled: np.
                              options=replace(options, prompt_direction=u))
              for cols, rows, u in zip((layout.english, layout.other), (english_rows, ~english_rows), directions)]
     (english, english_record), (other, other_record) = sides
-    return joined(english, other, layout, X.shape[1]), {**english_record, "other": other_record}
+    return joined(english, other, layout, X), {**english_record, "other": other_record}
 
 
 def self_train_any(head: str, X: np.ndarray, y: np.ndarray, X_unlabelled: np.ndarray, layout: Any = None, *,
