@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.heads.routed_linear import mostly_english
+
 SIDE_NAMES = {True: "English", False: "other-language"}
 
 
@@ -37,7 +39,7 @@ class Side:
         if not hasattr(head, "other_cols"):
             return cls(head)
         flag = int(head.flag)
-        english = X is None or not len(X) or float(np.mean(np.asarray(X)[:, flag] >= 0.5)) >= 0.5
+        english = X is None or mostly_english(X, flag)
         routed = bundle.estimator  # the scikit-learn RoutedClassifier (head.skops), whose other side is kept
         light = {side: getattr(head, f"{side}_") if hasattr(head, f"{side}_") else getattr(head, side)
                  for side in ("english", "other")}
@@ -75,7 +77,4 @@ class Side:
 
         sides = [(adapted, tuple(int(c) for c in self.cols)), (self.kept, self.kept_cols)]
         (english, english_cols), (other, other_cols) = sides if self.english else sides[::-1]
-        joined = RoutedClassifier(english, other, english_cols, other_cols, self.flag)
-        joined.english_, joined.other_ = english, other
-        joined.classes_, joined.n_features_in_ = np.array([0, 1]), n_features
-        return joined
+        return RoutedClassifier.of_fitted(english, other, english_cols, other_cols, self.flag, n_features)

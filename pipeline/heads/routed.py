@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from pipeline.heads.registry import FittedHead, fit_head
-from pipeline.heads.routed_linear import routed_proba
+from pipeline.heads.routed_linear import mostly_english, routed_proba
 
 
 class RoutedClassifier(ClassifierMixin, BaseEstimator):
@@ -36,6 +36,15 @@ class RoutedClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = X.shape[1]
         return self
+
+    @classmethod
+    def of_fitted(cls, english: Any, other: Any, english_cols: tuple[int, ...], other_cols: tuple[int, ...],
+                  flag: int, n_features: int) -> RoutedClassifier:
+        """A fitted classifier of two sides' fitted scikit-learn heads, as :meth:`fit` would leave it."""
+        routed = cls(english, other, english_cols, other_cols, flag)
+        routed.english_, routed.other_ = english, other
+        routed.classes_, routed.n_features_in_ = np.array([0, 1]), n_features
+        return routed
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return routed_proba(X, self.flag, (self.english_, self.english_cols), (self.other_, self.other_cols))
@@ -60,11 +69,9 @@ def joined(english: FittedHead, other: FittedHead, layout: Any, X: np.ndarray) -
     head's params with the other head's under ``other``, and the cross-validated accuracy of the side most rows
     of ``X`` go to (the English head's on English reviews; the other head's on Spanish ones, where the English
     head's columns are zeros for most rows and its score says nothing)."""
-    routed = RoutedClassifier(english.estimator, other.estimator, tuple(layout.english), tuple(layout.other),
-                              layout.flag)
-    routed.english_, routed.other_ = english.estimator, other.estimator
-    routed.classes_, routed.n_features_in_ = np.array([0, 1]), X.shape[1]
-    main = english if float(np.mean(np.asarray(X)[:, layout.flag] >= 0.5)) >= 0.5 else other
+    routed = RoutedClassifier.of_fitted(english.estimator, other.estimator, tuple(layout.english),
+                                        tuple(layout.other), layout.flag, X.shape[1])
+    main = english if mostly_english(X, layout.flag) else other
     return replace(english, estimator=routed, params={**english.params, "other": other.params},
                    search=f"{english.search}; other languages: {other.search}", cv_accuracy=main.cv_accuracy,
                    cv_sd=main.cv_sd, fit_seconds=english.fit_seconds + other.fit_seconds)

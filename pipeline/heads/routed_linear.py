@@ -29,6 +29,12 @@ def routed_proba(X: np.ndarray, flag: int, english: tuple[Any, Sequence[int]],
     return out
 
 
+def mostly_english(X: np.ndarray, flag: int) -> bool:
+    """Whether at least half the rows of ``X`` go to the English side (their column ``flag`` is 1); True for none."""
+    X = np.asarray(X)
+    return not len(X) or float(np.mean(X[:, flag] >= 0.5)) >= 0.5
+
+
 @dataclass(frozen=True, eq=False)
 class RoutedLinearHead:
     """``english`` predicts rows whose column ``flag`` is 1 from columns ``english_cols``, ``other`` the rest."""
