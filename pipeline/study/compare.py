@@ -395,6 +395,17 @@ def run_compare(
     return log.rows()
 
 
+def check_engine(encoders: list[Any], engine: str) -> None:
+    """OptionError when ``engine`` is not local and an encoder spec routes by language (E|O, the default
+    ``multilingual``): Ray's workers encode with one encoder, not a side per text."""
+    from pipeline.encoders.spec import parse_spec
+
+    routed = [str(spec) for spec in encoders if parse_spec(spec).route]
+    if routed and engine != "local":
+        raise OptionError(f"compare --engine {engine} does not run a routed encoder ({', '.join(routed)}; the "
+                          "default, multilingual, is one): run --engine local, or name --encoder 'mpnet[layers=9-12]'.")
+
+
 def _methods(plan: StudyPlan, engine: str, unlabelled: dict[str, list[str]] | None) -> tuple[list[str], list[Method]]:
     """(encoder specs, methods) of a run, every spec, head and option checked before any work."""
     from pipeline.heads.registry import get_head
@@ -404,10 +415,7 @@ def _methods(plan: StudyPlan, engine: str, unlabelled: dict[str, list[str]] | No
                                                           plan.self_train)
 
     encoders = [str(spec) for spec in map(parse_spec, encoders)]
-    routed = [e for e in encoders if parse_spec(e).route]
-    if routed and engine != "local":
-        raise OptionError(f"{routed[0]}: a routed encoder (E|O) runs with --engine local; compare E and O alone "
-                          "on other engines.")
+    check_engine(encoders, engine)
     for head in heads:
         get_head(head)
     if engine != "local" and (adapt_prior or self_train is not None):

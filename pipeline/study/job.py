@@ -10,9 +10,8 @@ from itertools import chain, count
 from pathlib import Path
 from typing import Any
 
-from pipeline import OptionError
 from pipeline.encoders.probe import MIN_MEDIAN_COSINE
-from pipeline.study.compare import SPLITS, Execution, StudyPlan
+from pipeline.study.compare import SPLITS, Execution, StudyPlan, check_engine
 
 
 @dataclass(frozen=True)
@@ -54,10 +53,7 @@ def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Comp
     from pipeline.study.report import write_report
 
     opts, execution = job.source_options, job.execution
-    routed = [str(spec) for spec in job.plan.encoders if getattr(spec, "route", None)]
-    if routed and execution.engine != "local":  # before the data are read
-        raise OptionError(f"compare --engine {execution.engine} does not run a routed encoder ({', '.join(routed)}; the "
-                          "default, multilingual, is one): run --engine local, or name --encoder 'mpnet[layers=9-12]'.")
+    check_engine(list(job.plan.encoders), execution.engine)  # before the data are read
     ds = load(job.source, **opts)
     if job.query is None:  # before the encoders are exported and probed (active compare checks its own)
         check_budgets(ds, job.plan.budgets)
