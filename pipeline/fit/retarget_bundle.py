@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline.bundle.bundle import BUNDLED_ENCODER_SPEC, ENCODER_DIR, Bundle
 from pipeline.data.dataset import Dataset
+from pipeline.predict.metrics import mcnemar_z
 from pipeline.predict.predict import BundleLoad
 from pipeline.fit.retarget_side import Side
 from pipeline.fit.retarget import (RetargetError, RetargetSettings, Retargeted, SourceHead, draw_labels,
@@ -136,7 +137,7 @@ def compare_held_out(y: np.ndarray, p_new: np.ndarray, p_source: np.ndarray) -> 
     beyond chance (McNemar's z over :data:`WORSE_Z`)."""
     new_right, source_right = (p_new >= 0.5) == (y == 1), (p_source >= 0.5) == (y == 1)
     new_only, source_only = int(np.sum(new_right & ~source_right)), int(np.sum(source_right & ~new_right))
-    z = (source_only - new_only) / np.sqrt(new_only + source_only) if new_only + source_only else 0.0
+    z = mcnemar_z(source_only, new_only)
     return {"new_only": new_only, "source_only": source_only, "z": round(float(z), 2), "worse": bool(z > WORSE_Z)}
 
 

@@ -14,6 +14,13 @@ import numpy as np
 ECE_BINS = 10
 
 
+def mcnemar_z(first_only: int, second_only: int) -> float:
+    """McNemar's z for paired calls: the rows only the first gets right (or a first kind of error) against those
+    only the second gets right; positive where the first has more; 0.0 where neither has any."""
+    total = first_only + second_only
+    return (first_only - second_only) / total ** 0.5 if total else 0.0
+
+
 def positive_proba(proba: np.ndarray) -> np.ndarray:
     """Probability of class 1 from a ``(n,)`` vector or a ``(n, 2)`` ``predict_proba`` matrix."""
     proba = np.asarray(proba, dtype=np.float64)

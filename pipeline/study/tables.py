@@ -78,10 +78,12 @@ def share_note(scores: dict[str, Any]) -> str | None:
     """One line when the share of texts ``scores``' bundle calls positive is :data:`SHARE_GAP` or more from the
     labels' positive rate, beyond chance (the false positives against the false negatives, McNemar's z over
     1.96): its threshold does not suit the site, and a known rate or a retarget would move it. Else ``None``."""
+    from pipeline.predict.metrics import mcnemar_z
+
     (tn, fp), (fn, tp) = scores["confusion_matrix"]
     n = tn + fp + fn + tp
     called, rate = (fp + tp) / n, (fn + tp) / n
-    if abs(called - rate) < SHARE_GAP or abs(fp - fn) <= Z95 * (fp + fn) ** 0.5:
+    if abs(called - rate) < SHARE_GAP or abs(mcnemar_z(fp, fn)) <= Z95:
         return None
     return (f"WARNING the bundle calls {called:.0%} of these texts positive and their labels say {rate:.0%}, more "
             "than chance: its threshold does not suit this site. Pass the site's rate (--prior "
