@@ -42,6 +42,7 @@ import numpy as np
 
 from pipeline import OptionError
 from pipeline.active.choices import STRATEGIES
+from pipeline.intervals import wilson_interval
 
 DENSITY_NEIGHBOURS = 20  # diverse: typicality = mean cosine similarity to this many nearest texts
 DENSITY_REFERENCE = 20_000  # ... among at most this many (a seeded sample of larger pools)
@@ -451,8 +452,5 @@ def cv_estimate(X: np.ndarray, y: np.ndarray, seed: int = 0, head: str = QUERY_H
     for train, val in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
         model = query_model(X, train, y[train], seed=seed, head=head)
         correct += int(((model.predict_proba(X[val])[:, 1] >= 0.5) == y[val]).sum())
-    n, z = len(y), 1.96
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return Estimate(n, p, max(0.0, centre - half), min(1.0, centre + half), folds)
+    low, high = wilson_interval(correct, len(y))
+    return Estimate(len(y), correct / len(y), max(0.0, low), min(1.0, high), folds)

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.intervals import wilson_interval
+
 MIN_UNLABELLED = 50  # fewer unlabelled texts than this: the labels' own rate
 MIN_SEPARATION = 0.9  # a mixture separating less (implied ROC-AUC): the labels' own rate
 MIN_LABELS_AUC = 0.85  # the source scores' ROC-AUC on the labelled texts: under it, the labels' own rate
@@ -40,7 +42,6 @@ SKEWED = 0.20  # ... unless the rate is under this or over 1 - this: a skewed ra
 COLLAPSED = 0.02  # with no labels: a median rate this close to 0 or 1 has collapsed onto one class (no rate)
 ITERATIONS = 200
 MIN_VARIANCE = 1e-2  # the spread's floor, in squared log-odds
-Z95 = 1.96
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,7 @@ def _auc(scores: np.ndarray, y: np.ndarray) -> float:
 
 def labels_interval(positive: int, n: int) -> tuple[float, float]:
     """The Wilson 95% interval of a positive rate of ``positive`` in ``n`` labels drawn at random."""
-    p, z2 = positive / n, Z95 * Z95
-    mid = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return mid - half, mid + half
+    return wilson_interval(positive, n)
 
 
 def refined_rate(unlabelled: np.ndarray, labelled: np.ndarray,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pipeline.intervals import Z95
+
 if TYPE_CHECKING:
     from pipeline.bundle.bundle import Bundle
 
@@ -71,7 +73,6 @@ def under_majority_note(scores: dict[str, Any]) -> str | None:
 
 
 SHARE_GAP = 0.10  # the bundle's share of positive calls this far from the labels' rate (and beyond chance): say so
-Z95 = 1.96
 
 
 def share_note(scores: dict[str, Any]) -> str | None:
