@@ -72,7 +72,7 @@ class Server:
         finally:
             conn.close()
 
-    def predict(self, texts: list[str], **extra) -> tuple[int, dict]:
+    def predict(self, texts: list[str | None], **extra) -> tuple[int, dict]:
         status, body, _ = self.request("POST", "/v1/predict", {"texts": texts, **extra})
         return status, body
 
@@ -119,12 +119,12 @@ def test_cli_imports_no_server_or_model_library():
 
 
 def test_predict_answers_in_order_as_the_bundle_does(server, bundle):
-    texts = [TEXTS[0], "", TEXTS[1], "   ", TEXTS[2]]
+    texts = [TEXTS[0], "", TEXTS[1], "   ", TEXTS[2], None]  # a null is an empty text, as in data files
     status, body = server.predict(texts)
     assert status == 200
     rows = body["predictions"]
     assert len(rows) == len(texts)
-    assert rows[1] == {"label": "", "p_positive": None} and rows[3] == rows[1]
+    assert rows[1] == {"label": "", "p_positive": None} and rows[3] == rows[1] and rows[5] == rows[1]
     local = Bundle.load(bundle[0], cache_dir=bundle[1])
     p = local.predict_proba([TEXTS[0], TEXTS[1], TEXTS[2]])[:, 1]
     served = np.array([rows[0]["p_positive"], rows[2]["p_positive"], rows[4]["p_positive"]])

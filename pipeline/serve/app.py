@@ -40,7 +40,8 @@ class PredictRequest(BaseModel):
     """Texts to label, and optionally their known positive rate."""
 
     model_config = ConfigDict(extra="forbid")
-    texts: list[str] = Field(min_length=1, description="The texts to label; the answer keeps their order.")
+    texts: list[str | None] = Field(min_length=1, description="The texts to label; the answer keeps their order. "
+                                                               "A null is an empty text, as in data files.")
     prior: float | None = Field(None, gt=0, lt=1, description="Known positive rate of these texts: probabilities "
                                                                "are re-weighted from the training rate to it.")
 
@@ -150,11 +151,12 @@ def create_app(model: ServedModel, config: ServeConfig) -> FastAPI:
         if body.prior is not None and model.prior_model is None:
             return _error(422, f"{model.name} records no training prior, so 'prior' cannot re-weight it; "
                                "leave 'prior' out or refit the bundle.")
-        bad = next((i for i, t in enumerate(body.texts) if not _utf8(t)), None)
+        texts = ["" if t is None else t for t in body.texts]  # a missing text is an empty one, as in files
+        bad = next((i for i, t in enumerate(texts) if not _utf8(t)), None)
         if bad is not None:
             return _error(422, f"texts[{bad}] holds a lone UTF-16 surrogate (e.g. \\ud800), which is not text; "
                                "send valid Unicode.")
-        kept = [t for t in body.texts if t.strip()]
+        kept = [t for t in texts if t.strip()]
         try:
             p = await batcher.submit(kept) if kept else []
         except Overloaded as e:
@@ -163,7 +165,7 @@ def create_app(model: ServedModel, config: ServeConfig) -> FastAPI:
         finally:
             metrics.queued.set(batcher.waiting)
         try:
-            rows = model.rows(body.texts, p, body.prior)
+            rows = model.rows(texts, p, body.prior)
         except ReviewTransferError as e:
             return _error(422, str(e))
         # the rows are built to the response's schema: sent as they are, not validated again field by field
