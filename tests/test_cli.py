@@ -51,6 +51,18 @@ def test_data_show_quotes_numeric_labels_before_their_counts(tmp_path):
     assert "labels        '1' 20 (66.7%), '0' 10 (33.3%)" in result.output  # not "1 20 (66.7%)"
 
 
+def test_data_show_weighs_chinese_by_characters_not_spaces(tmp_path):
+    path = tmp_path / "zh.csv"
+    rows = ["质量很好，物流也快", "太差了，不会再买", "还可以吧", "非常满意 good value"]
+    path.write_text("text,label\n" + "".join(f"{t},{i % 2}\n" for i, t in enumerate(rows)), encoding="utf-8")
+    result = CliRunner().invoke(main, ["data", "show", str(path)])
+    assert result.exit_code == 0, result.output
+    # each text's spaced words (1, 1, 1, 3) plus half a word per Han character (8, 7, 4, 4; punctuation is none):
+    # 5, 4.5, 3, 5 words (by spaces alone: 1, 1, 1, 3)
+    assert "words/text    min 3, median 4.8, mean 4.4, max 5 (a Han, kana or Thai character counts half a word)" \
+        in result.output, result.output
+
+
 def test_data_show_bad_file_is_one_clean_line(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("review,stars\ngood,5\n", encoding="utf-8")

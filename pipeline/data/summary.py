@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.data.dataset import Dataset
+from pipeline.data.words import has_unspaced, words_of
 
 
 def _balance(ds: Dataset) -> str:
@@ -31,9 +32,21 @@ def _groups(ds: Dataset) -> str:
     return f"{len(named)}" + (f" (+{missing} rows without a group)" if missing else "")
 
 
+def _count(x: float) -> str:
+    """A count as ``data show`` prints it: whole where it is whole, else to one decimal."""
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
+
+
+def _words_line(texts: list[str]) -> str:
+    """Words per text: by spaces, with a character of Han, kana, Thai and the like counting half a word."""
+    words = np.array([words_of(t) for t in texts])
+    note = " (a Han, kana or Thai character counts half a word)" if any(has_unspaced(t) for t in texts) else ""
+    return (f"words/text    min {_count(words.min())}, median {_count(np.median(words))}, mean {words.mean():.1f}, "
+            f"max {_count(words.max())}{note}")
+
+
 def format_summary(ds: Dataset, pool: Dataset, test: Dataset, n_rows: int = 5) -> str:
     """Rows, class balance, length stats, dropped counts, groups and split sizes, as text."""
-    words = np.array([len(t.split()) for t in ds.texts])
     chars = np.array([len(t) for t in ds.texts])
     r = ds.report
     lines = [
@@ -47,7 +60,7 @@ def format_summary(ds: Dataset, pool: Dataset, test: Dataset, n_rows: int = 5) -
         + "".join(f", {n} {what}" for what, n in r.other_dropped.items()),
         f"labels        {_balance(ds)}",
         *([f"label values  {r.label_line()}"] if r.label_line() else []),
-        f"words/text    min {words.min()}, median {int(np.median(words))}, mean {words.mean():.1f}, max {words.max()}",
+        _words_line(ds.texts),
         f"chars/text    min {chars.min()}, median {int(np.median(chars))}, mean {chars.mean():.1f}, max {chars.max()}",
         f"groups        {_groups(ds)}",
         f"split         pool {len(pool)} ({_balance(pool)})",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,17 +23,13 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError, ReviewTransferError
+from pipeline.data.words import words_of
 
 log = logging.getLogger(__name__)
 
 MIN_MEDIAN_COSINE = 0.99
 PROBE_SIZE = 256
 PROBE_WORDS = 8_000  # 256 RT snippets are 4,700 words; 256 reviews of 100 words would be 25,600
-# scripts written without spaces between words (Han, kana, Thai, Lao, Khmer, Myanmar): each character counts as
-# half a word, so a 600-character Chinese review (about 420 of e5's word pieces, as many as a 260-word English
-# one) weighs about 300 words, not the 1 to 5 its spaces make; texts with none of them count as before
-UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
-UNSPACED_PER_WORD = 2
 CANDIDATES = (("onnx", "int8"), ("openvino", "int8"), ("onnx", "none"), ("openvino", "none"), ("torch", "none"))
 
 
@@ -69,12 +64,6 @@ def sample_texts(texts: list[str], n: int = PROBE_SIZE, seed: int = 0, words: in
     total = np.cumsum([words_of(unique[i]) for i in order])
     keep = max(int(np.searchsorted(total, words, side="right")), min(16, len(order)))
     return [unique[i] for i in sorted(order[:keep])]
-
-
-def words_of(text: str) -> float:
-    """How many words ``text`` weighs for the probe's cap: its space-separated words, plus half a word per
-    character of a script written without spaces (:data:`UNSPACED`)."""
-    return len(text.split()) + len(UNSPACED.findall(text)) / UNSPACED_PER_WORD
 
 
 def reference_encoder(encoder: Any) -> Any:
