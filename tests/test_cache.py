@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
 import shutil
 
@@ -9,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
+from pipeline.disk import DiskFullError, is_disk_full
 from pipeline.store.cache import CacheError, EmbeddingCache, _read_rows, list_stores, text_keys
 from pipeline.store.embedder import Embedder
 from pipeline.encoders import get_encoder
@@ -135,6 +138,34 @@ def test_crash_leftovers_are_ignored_then_swept(glove, rt, tmp_path):
     assert not list(tmp_path.rglob("*.tmp")) and not any((store.shard_dir / n).exists() for n in leftovers)
     keys = np.concatenate([p.keys for p in store.parts()])
     assert len(keys) == len(np.unique(keys)) == 301
+
+
+def test_a_full_disk_names_the_cache_and_leaves_what_was_stored(glove, rt, tmp_path, monkeypatch):
+    """A write that runs out of space (reported at fsync, as a full disk's delayed writes are) is one line naming
+    the cache, its free space and the fix; its part-written file is gone and the rows stored before are intact."""
+    cache = EmbeddingCache(tmp_path, chunk_size=100)
+    texts = rt.texts[:300]
+    cache.vectors(glove, texts[:100])
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", full)
+        with pytest.raises(DiskFullError, match=rf"the disk of {tmp_path}/\w+\.shards is full \([\d.]+ (bytes|KB|MB|GB) free\).*"
+                                                 r"nothing half-written.*REVIEW_TRANSFER_CACHE=DIR or --cache-dir"):
+            cache.vectors(glove, texts)
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert cache.store(glove.fingerprint).verify() == []
+    np.testing.assert_array_equal(cache.vectors(glove, texts), glove.encode(texts))
+
+
+@pytest.mark.parametrize("message", [  # what HDF5 (h5py) and the tokenizers' Rust code say, as seen on a full tmpfs
+    "[Errno 28] Driver write request failed (file write failed: time = Mon Dec  7 15:17:05 2026\n, filename = "
+    "'c/fbdb.h5.17022.tmp', file descriptor = 4, errno = 28, error message = 'No space left on device')",
+    "No space left on device (os error 28)"])
+def test_libraries_own_full_disk_errors_are_recognised(message):
+    assert is_disk_full(Exception(message)) and not is_disk_full(Exception("Permission denied (os error 13)"))
 
 
 def test_truncated_file_is_reported_with_how_to_rebuild(glove, rt, tmp_path):

@@ -53,6 +53,7 @@ import numpy as np
 
 from pipeline import ReviewTransferError
 from pipeline.bounded_json import JSONBoundsError, load_bounded
+from pipeline.disk import explain_full_disk
 from pipeline.encoders.base import sha256_file
 from pipeline.encoders.routed import for_prediction
 from pipeline.heads.linear import LINEAR_FILE, LinearHead, LinearHeadError, from_estimator, plain_skops
@@ -71,6 +72,7 @@ BUNDLED_ENCODER_SPEC = "st:" + ENCODER_DIR  # spec of weights stored inside the 
 VERSIONED_PACKAGES = ("review-transfer", "scikit-learn", "numpy", "scipy", "skops")
 SAMPLE_FILE = "shift_sample.npy"  # training vectors kept for the domain-shift check (pipeline.predict.shift)
 OVERRIDABLE = ("long_text", "max_length")  # encoder options a user may change when predicting
+BUNDLE_FIX = "free some space there, or save the bundle on a disk with room (--out DIR); an older bundle there is kept"
 MAX_MANIFEST_BYTES = 4 << 20  # manifests this version writes are a few KB; prompts and metrics included
 MAX_MANIFEST_DEPTH = 32  # and nest about 6 levels deep
 MAX_SCHEMA_BYTES = 256 << 20  # head.skops' schema.json: 2 MB for a default random forest, nested 12-20 deep
@@ -264,7 +266,8 @@ class Bundle:
         with _swap_lock(path):
             recover_swap(path)
             check_out_dir(path)
-            manifest = self._write(path, encoder_dir)
+            with explain_full_disk(path.parent, f"the bundle {path.name}", BUNDLE_FIX):
+                manifest = self._write(path, encoder_dir)
         # a bundle built here keeps the user's trust; its spec may now name its own encoder/ directory
         self.trust = Trust(bundle=path, encoder_path=self.trust.encoder_path, trust_all=not self.trust.restricted,
                            where=str(path / MANIFEST), sources=tuple(manifest["encoder"].get("sources") or ()))

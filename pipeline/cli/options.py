@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -49,6 +50,14 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except ReviewTransferError as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:  # a write no writer of the package explains: where, how much is free, what to do
+            from pipeline.disk import disk_full_error, is_disk_full
+            from pipeline.paths import default_cache_dir
+
+            if not is_disk_full(e):
+                raise
+            where = Path(e.filename).parent if e.filename else default_cache_dir()
+            raise click.ClickException(str(disk_full_error(where, f"a file ({e.filename or e})"))) from None
 
     return wrapper
 

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.disk import DiskFullError
 from pipeline.encoders.probe import MIN_MEDIAN_COSINE, ProbeError, guard
 from pipeline.encoders.spec import EncoderSpec, parse_spec, split_spec
 
@@ -146,6 +147,8 @@ def auto_encoder(spec: str | EncoderSpec, texts: Sequence[str], options: dict[st
         except ProbeError as e:
             lines.append(f"  {name}: refused ({str(e).split(': ', 1)[-1].split(';')[0]})")
             continue
+        except DiskFullError:  # every export would fail as this one did, and torch's vectors have no room either
+            raise
         except Exception as e:  # noqa: BLE001 - a missing runtime or a model that will not export: try the next
             lines.append(f"  {name}: skipped ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
             continue

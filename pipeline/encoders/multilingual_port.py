@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.disk import explain_full_disk
+
 PORT_VERSION = 2  # bump when a change here changes the directory written
 NORMALIZE = "normalize.json"
 TOKENIZER = "tokenizer.json"
@@ -196,7 +198,8 @@ def port_dir(source: Path, package: str, prefix: str, work_dir: Path) -> tuple[P
     key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     target = Path(work_dir) / "models" / f"e5-small-multilingual-{prefix}-{key}"
     if not (target / "modules.json").is_file():
-        write_port(source, prefix, target)
+        with explain_full_disk(target.parent, "its converted model"):
+            write_port(source, prefix, target)
     return target, identity
 
 

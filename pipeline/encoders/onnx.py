@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import MissingExtraError, OptionError, ReviewTransferError
+from pipeline.disk import explain_full_disk
 from pipeline.encoders.base import Encoder
 from pipeline.encoders.calibration import LEGACY_RECIPE, default_recipe
 from pipeline.encoders.calibration import recipe as calibration_recipe
@@ -294,8 +295,9 @@ def find_or_export(encoder: ExportedEncoder, work_dir: Path, quantize: str | Non
     if not (target / META).is_file():
         base = find_or_export(encoder, work_dir, "none") if encoder.backend == "onnx" and quantize == "int8" else None
         log.warning("%s: exporting for %s %s once, into %s", encoder.spec, encoder.backend, quantize, target)
-        make_export(encoder.model_dir, target, backend=encoder.backend, quantize=quantize, hf=encoder.hf,
-                    identity=encoder.identity, base=base, layers=encoder.layers, calibration=recipe)
+        with explain_full_disk(target.parent, f"its {encoder.backend} {quantize} export"):
+            make_export(encoder.model_dir, target, backend=encoder.backend, quantize=quantize, hf=encoder.hf,
+                        identity=encoder.identity, base=base, layers=encoder.layers, calibration=recipe)
         log.warning("%s: exported in %.0f s", encoder.spec, read_meta(target)["seconds"])  # make_export's timing
     return target
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline import OptionError
 from pipeline.bundle.bundle import Bundle
+from pipeline.disk import explain_full_disk
 from pipeline.encoders.base import ZeroVectorWarning, zero_rows_message
 from pipeline.encoders.routed import layout_of, own_sides
 from pipeline.predict.prior import Adapted, PriorModel
@@ -169,7 +170,8 @@ def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     path = check_output(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
+        with explain_full_disk(path.parent, str(path.name), "free some space there, or write the file elsewhere"), \
+                open(tmp, "w", encoding="utf-8", newline="") as f:
             if path.suffix.lower() == ".csv":
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["text", "label", "p_positive"])
                 writer.writeheader()

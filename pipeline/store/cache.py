@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import ReviewTransferError
+from pipeline.disk import DiskFullError, explain_full_disk, free_space
 from pipeline.paths import ENV_VAR, default_cache_dir  # noqa: F401  (ENV_VAR: part of this module's API)
 
 if TYPE_CHECKING:
@@ -643,22 +644,27 @@ def _write_atomic(path: Path, meta: dict[str, Any], blocks: Any) -> None:
     dim = int(meta["dim"])
     chunk_rows = int(np.clip(2**18 // (4 * dim), 64, 8192))
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with h5py.File(tmp, "w", locking=False) as f:
-        keys_ds = f.create_dataset("keys", shape=(0,), maxshape=(None,), dtype=KEY_DTYPE,
-                                   chunks=(chunk_rows,), fletcher32=True)
-        vec_ds = f.create_dataset("vectors", shape=(0, dim), maxshape=(None, dim), dtype=np.float32,
-                                  chunks=(chunk_rows, dim), fletcher32=True)
-        n = 0
-        for keys, vectors in blocks:
-            m = len(keys)
-            keys_ds.resize((n + m,))
-            vec_ds.resize((n + m, dim))
-            keys_ds[n : n + m] = keys
-            vec_ds[n : n + m] = vectors
-            n += m
-        for name, value in meta.items():
-            f.attrs[name] = value
-    _fsync(tmp)
+    try:
+        with explain_full_disk(path.parent, "the embedding cache's rows"), h5py.File(tmp, "w", locking=False) as f:
+            keys_ds = f.create_dataset("keys", shape=(0,), maxshape=(None,), dtype=KEY_DTYPE,
+                                       chunks=(chunk_rows,), fletcher32=True)
+            vec_ds = f.create_dataset("vectors", shape=(0, dim), maxshape=(None, dim), dtype=np.float32,
+                                      chunks=(chunk_rows, dim), fletcher32=True)
+            n = 0
+            for keys, vectors in blocks:
+                m = len(keys)
+                keys_ds.resize((n + m,))
+                vec_ds.resize((n + m, dim))
+                keys_ds[n : n + m] = keys
+                vec_ds[n : n + m] = vectors
+                n += m
+            for name, value in meta.items():
+                f.attrs[name] = value
+        with explain_full_disk(path.parent, "the embedding cache's rows"):
+            _fsync(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk's or an interrupted write's part is no use, and holds space
+        raise
     os.replace(tmp, path)
     _fsync(path.parent)
 
@@ -773,7 +779,12 @@ class EmbeddingCache:
                     if store.shard_count() >= SHARDS_BEFORE_MERGE:
                         store.compact()
         if store.has_shards():
-            store.compact()
+            try:
+                store.compact()
+            except DiskFullError:  # every row is stored (as shards); merging them is for speed, and can wait
+                warnings.warn(f"every row is stored in {store.dir}, but merging its {store.shard_count()} files into "
+                              f"one needs more room than its disk has ({free_space(store.dir)} free): they are "
+                              "merged on a later run with room.", stacklevel=2)
         report.seconds = time.perf_counter() - start
         self.last_report = report
         return report
