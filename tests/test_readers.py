@@ -45,11 +45,15 @@ BAD = [
     ("malformed-jsonl", "m.jsonl", '{"text": "good", "label": "fresh"}\n{"text": "bad", "label": \n',
      r"m\.jsonl: line 2: malformed JSON"),
     ("not-utf8", "u.csv", (HEADER + GOOD + "caf\xe9 bad,rotten\n").encode("latin-1"),
-     r"u\.csv: line 4: byte 0xe9 is not valid UTF-8\. Re-save the file as UTF-8 \(e\.g\. `iconv -f latin1"),
+     r"u\.csv: line 4: byte 0xe9 is not valid UTF-8\. Re-save the file as UTF-8 \(Excel: 'CSV UTF-8'\), or convert "
+     r"it: a file from Windows or Excel is most often cp1252 \(`iconv -f cp1252 -t utf-8 u\.csv > fixed\.csv`"),
     ("unquoted-comma", "c.csv", HEADER + GOOD + "Dull, lifeless,rotten\n",
      r"c\.csv: line 4: 3 fields but the header has 2\. Quote texts"),
     ("missing-text-column", "r.csv", "review,label\ngood,fresh\n",
-     r"r\.csv: missing column 'text'; columns present: \['label', 'review'\]\. Pass the right name with --text-col"),
+     r"r\.csv: missing column 'text'; columns present: \['label', 'review'\]\. Pass the right name with --text-col\.$"),
+    ("missing-text-column-named", "r.csv", "Review Text,label,Product\nA fine film,fresh,Blue Pen 2\n",
+     r"r\.csv: missing column 'text'; columns present: \['Product', 'Review Text', 'label'\]\. Pass the right name "
+     r"with --text-col\. The first row's longest text is in 'Review Text': --text-col 'Review Text'\.$"),
 ]
 
 
@@ -100,6 +104,16 @@ def test_a_missing_text_is_an_empty_one_in_every_format(tmp_path, name, content,
     assert ds.report.missing_dropped == missing
     assert read_texts(path) == ["fine", "", "also fine", ""]
     assert [t for b in iter_text_batches(path, batch_rows=1) for t in b] == ["fine", "also fine"]
+
+
+def test_an_excel_file_of_a_comma_decimal_locale_is_read_by_its_semicolons(tmp_path):
+    """Excel writes ';' where the decimal mark is a comma (French, German, ...): the header says which."""
+    path = tmp_path / "avis.csv"
+    path.write_bytes("\ufeffAvis client;Verdict;Prix\r\nTrès bon, vraiment;Good;12,50\r\nNul, cassé;Bad;3,00\r\n"
+                     .encode("utf-8"))
+    ds = load(str(path), text_col="Avis client", label_col="Verdict")
+    assert ds.texts == ["Très bon, vraiment", "Nul, cassé"] and tuple(ds.label_names) == ("Bad", "Good")
+    assert list(ds.labels) == [1, 0]  # Good/Bad are known label names
 
 
 def test_long_cell_and_line_breaks_load_the_same_everywhere(tmp_path):

@@ -32,7 +32,7 @@ __all__ = ["FORMATS", "DataError", "Dataset", "LoadReport", "budget_indices", "l
            "parse_budgets", "read_texts", "sample_budget", "split", "validation_split"]
 KNOWN_LABELS = {  # lower-cased value -> (class index)
     "fresh": 1, "rotten": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0,
-    "1": 1, "0": 0, "true": 1, "false": 0,
+    "1": 1, "0": 0, "true": 1, "false": 0, "good": 1, "bad": 0,
 }
 # the same words in other languages: Spanish/Portuguese/Italian, French, German, Dutch, Korean, Chinese, Japanese
 KNOWN_LABELS |= {

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shlex
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -87,7 +88,7 @@ def read_batches(source: str | Path, required: Mapping[str, str], optional: Sequ
         yield from _parquet_batches(path, required, optional, batch_rows)
         return
     if suffix in (".csv", ".tsv"):
-        records = _csv_records(path, "\t" if suffix == ".tsv" else ",", [*required, *optional])
+        records = _csv_records(path, "\t" if suffix == ".tsv" else _csv_delimiter(path), [*required, *optional])
     elif suffix == ".jsonl":
         records = _jsonl_records(path)
     else:
@@ -125,13 +126,25 @@ def read_texts(source: str | Path, text_col: str, *, keep_empty: bool,
 
 # ---------------------------------------------------------------------------------------------- values
 def check_columns(names: Iterable[str], where: str, required: Mapping[str, str]) -> None:
-    """DataError naming the first missing ``required`` column, the columns present and the option to fix."""
+    """DataError naming the first missing ``required`` column, the columns present and the option to fix; given
+    the first record (a mapping), a missing text column also names the column of its longest text."""
+    first = names if isinstance(names, Mapping) else {}
     names = list(names)
     for col, flag in required.items():
         if col not in names:
             raise DataError(
                 f"{where}: missing column {col!r}; columns present: {sorted(names)}. Pass the right name with {flag}."
+                + (_likely_text(first) if flag == "--text-col" else "")
             )
+
+
+def _likely_text(record: Mapping[str, Any]) -> str:
+    """A hint naming the column of ``record`` that holds its longest text of several words, or ``""``."""
+    texts = {str(k): v for k, v in record.items() if isinstance(v, str) and len(v.split()) > 1}
+    if not texts:
+        return ""
+    best = max(texts, key=lambda k: len(texts[k]))
+    return f" The first row's longest text is in {best!r}: --text-col {shlex.quote(best)}."
 
 
 def is_missing(value: Any) -> bool:
@@ -177,9 +190,21 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             except UnicodeDecodeError as e:
                 raise DataError(
                     f"{path}: line {number}: byte 0x{raw[e.start]:02x} is not valid UTF-8. Re-save the file as "
-                    f"UTF-8 (e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`)."
+                    f"UTF-8 (Excel: 'CSV UTF-8'), or convert it: a file from Windows or Excel is most often "
+                    f"cp1252 (`iconv -f cp1252 -t utf-8 {path.name} > fixed{path.suffix}`; latin1 for ISO-8859-1)."
                 ) from None
             yield number, line.removeprefix("\ufeff") if number == 1 else line
+
+
+def _csv_delimiter(path: Path) -> str:
+    """``;`` for a .csv whose header line holds a ``;`` and no ``,`` (Excel writes so where the decimal mark is a
+    comma: French, German, Spanish, ... locales), else ``,``."""
+    lines = _lines(path)
+    try:
+        header = next((line for _, line in lines), "")
+    finally:
+        lines.close()
+    return ";" if ";" in header and "," not in header else ","
 
 
 def _csv_records(path: Path, delimiter: str, wanted: Sequence[str]) -> Iterator[Record]:
