@@ -17,7 +17,7 @@ part) on the balanced sample ``compare`` draws. Two subcommands:
   read it only after the choice is made on validation.
 
     REVIEW_TRANSFER_CACHE=... PYTHONPATH=. nice -n 19 python benchmarks/bench_finetune_val.py train
-        --budget 1000 --seed 0 [--epochs N] [--threads 1] --work DIR
+        --budget 1000 --seed 0 [--epochs N] [--threads 1] [--sets val,test] --work DIR
     REVIEW_TRANSFER_CACHE=... PYTHONPATH=. python benchmarks/bench_finetune_val.py report --work DIR [--test]
 """
 
@@ -57,7 +57,7 @@ def train(args: argparse.Namespace) -> None:
     """Fine-tune one cell and save its tuned vectors (see the module docstring)."""
     import torch
 
-    from pipeline.finetune.body import embed, load_body
+    from pipeline.finetune.body import embed, load_body, save_body
     from pipeline.finetune.checkpoint import CheckpointStore
     from pipeline.finetune.head import train_head
     from pipeline.finetune.loop import LoopSettings
@@ -90,11 +90,14 @@ def train(args: argparse.Namespace) -> None:
     sets = {"val": va.texts, "test": te.texts}
     if args.budget != "all":
         sets.update(train=labelled.texts, rest=[tr.texts[i] for i in rest])
+    sets = {name: texts for name, texts in sets.items() if name in args.sets.split(",")}
     for name, texts in sets.items():
         c1 = time.process_time()
         _save_npy(cell / f"{name}.npy", embed(body, texts, device="cpu", precision="fp32"))
         record["encodes"][name] = {"texts": len(texts), "cpu_s": round(time.process_time() - c1, 1)}
         print(f"{cell.name}: encoded {name} ({len(texts)} texts) in {record['encodes'][name]['cpu_s']} CPU s", flush=True)
+    if args.save_model:  # the tuned weights (sentence-transformers directory), for bench_finetune_export.py
+        save_body(body, cell / "model")
     p_val = head.predict_proba(np.load(cell / "val.npy"))[:, 1]
     record["val_accuracy"] = round(100 * float(((p_val >= 0.5) == va.labels).mean()), 2)
     tmp = cell / "result.json.tmp"
@@ -181,6 +184,9 @@ def main() -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--epochs", type=int, default=None, help="default: by the data size (3 at 1,000 labels)")
     t.add_argument("--threads", type=int, default=1, help="torch threads")
+    t.add_argument("--sets", default="val,test,train,rest",
+                   help="texts to encode with the tuned model (rest: the pool distillation labels)")
+    t.add_argument("--save-model", action="store_true", help="also save the tuned model in the cell's model/")
     t.add_argument("--work", required=True, help="folder of the cells (checkpoints, vectors, results)")
     r = sub.add_parser("report", help="score every finished cell")
     r.add_argument("--work", required=True)

@@ -49,9 +49,10 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
               help="Checkpoint after every epoch here; rerunning the command resumes.  [default: OUT.ckpt]")
 @unlabelled_options
-@click.option("--export", type=click.Choice(["onnx"]), default=None,
-              help="Also save the tuned encoder as ONNX in the bundle (checked against torch fp32), so predict "
-                   "runs it with onnxruntime, without importing torch.")
+@click.option("--export", type=click.Choice(["onnx", "int8"]), default=None,
+              help="Also save the tuned encoder's export in the bundle (checked against torch fp32), so predict "
+                   "runs it without importing torch: onnx (fp32, onnxruntime) or int8 (OpenVINO static int8, "
+                   "the default encoder's runtime).")
 @_cache_dir_option
 @_handle_errors
 def finetune(source: str, encoder: str, method: str, budget: int | None, seed: int, out: str, device: str,
@@ -102,7 +103,7 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     if self_train is None and unlabelled:
         raise click.UsageError("--unlabelled is used by --self-train here; add --self-train.")
     if self_train is not None and export:
-        raise click.UsageError("--export onnx is not yet available with --self-train; fine-tune without it.")
+        raise click.UsageError("--export is not yet available with --self-train; fine-tune without it.")
     runtime = Runtime(device=device, precision=precision, cache_dir=cache_dir, checkpoint_dir=checkpoint_dir,
                       export=export)
     job = FinetuneJob(source, str(spec), recipe_for(spec, method, **settings), out, budget=budget, seed=seed,

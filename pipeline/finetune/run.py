@@ -21,6 +21,7 @@ from pipeline import OptionError
 from pipeline.data.readers import DataError
 from pipeline.data.dataset import Dataset
 from pipeline.encoders.spec import EncoderSpec, check_files, parse_spec
+from pipeline.finetune.export import EXPORTS, export_tuned
 from pipeline.finetune.recipe import MIN_FIT_PER_CLASS, Recipe, Runtime, auto_epochs, holdout, recipe_for
 
 if TYPE_CHECKING:
@@ -58,8 +59,8 @@ def finetune(
     test metrics. Rerunning the same call after a kill resumes from the checkpoint in
     ``runtime.checkpoint_dir`` (default :func:`default_checkpoint_dir`). Returns the saved
     :class:`~pipeline.bundle.bundle.Bundle` (``runtime.cache_dir`` is its embedding cache for ``predict``).
-    ``runtime.export='onnx'`` also saves the tuned encoder as ONNX in the bundle (probed against its torch
-    fp32 vectors), so ``predict`` runs it without torch. ``targets`` (method ``head``, no validation slice):
+    ``runtime.export`` (``onnx`` or ``int8``, :mod:`.export`) also saves the tuned encoder's export in the bundle
+    (probed against its torch fp32 vectors), so ``predict`` runs it without torch. ``targets`` (method ``head``, no validation slice):
     each training text's probability of the positive class, trained on in place of its 0/1 label
     (distillation's soft labels; the probe still fits the labels).
     """
@@ -73,11 +74,10 @@ def finetune(
     recipe = recipe if recipe is not None else recipe_for(spec)
     _check_train(train)
     targets = _check_targets(targets, train, recipe)
-    if runtime.export not in (None, "onnx"):
-        raise OptionError(f"unknown export {runtime.export!r}; use --export onnx (or leave it out).")
-    if "layers" in options and (runtime.export or recipe.method != "head"):
-        raise OptionError(f"{spec}: layers is fine-tuned by method head without --export; drop layers, "
-                          "--export or --method setfit.")
+    if runtime.export not in (None, *EXPORTS):
+        raise OptionError(f"unknown export {runtime.export!r}; use --export {' or '.join(EXPORTS)} (or leave it out).")
+    if "layers" in options and recipe.method != "head":
+        raise OptionError(f"{spec}: layers is fine-tuned by method head; drop layers or --method setfit.")
     out = Path(out)
     check_out_dir(out)
     device, precision = resolve_runtime(runtime.device, precision)
@@ -218,10 +218,11 @@ def _save_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         save_body(body, staging)
-        backend = _export(staging, export, (test or train).texts) if export else "torch"
-        layers = options.get("layers")
-        encoder = get_encoder("st:" + str(staging), long_text=options.get("long_text", PREDICT_LONG_TEXT),
-                              backend=backend, work_dir=cache_dir, layers=layers)
+        layers, long_text = options.get("layers"), options.get("long_text", PREDICT_LONG_TEXT)
+        backend, quantize = export_tuned(staging, export, (test or train).texts, long_text=long_text,
+                                         layers=layers) if export else ("torch", "none")
+        encoder = get_encoder("st:" + str(staging), long_text=long_text, backend=backend, quantize=quantize,
+                              work_dir=cache_dir, layers=layers)
         options = encoder_options(encoder)  # long_text (default auto), max_length the training window
         if layers is not None:
             options["layers"] = layers
@@ -252,29 +253,6 @@ def _save_bundle(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return bundle
-
-
-def _export(model_dir: Path, backend: str, texts: list[str]) -> str:
-    """Export the tuned encoder in ``model_dir`` for ``backend`` into itself, probed on ``texts``.
-
-    Returns the backend the bundle will use: ``backend``, or ``torch`` (export removed, with a warning)
-    when the probe's median cosine to torch fp32 is below the guard's threshold.
-    """
-    from pipeline.encoders import get_encoder
-    from pipeline.encoders.onnx import add_probe, export_into
-    from pipeline.encoders.probe import MIN_MEDIAN_COSINE, probe, sample_texts
-
-    export_dir = export_into(model_dir, backend)
-    encoder = get_encoder("st:" + str(model_dir), long_text=PREDICT_LONG_TEXT, backend=backend)
-    result = probe(encoder, sample_texts(texts))
-    logger.info("%s", result.line("tuned encoder exported to " + backend))
-    if result.median < MIN_MEDIAN_COSINE:
-        logger.warning("the %s export of the tuned encoder keeps median cosine %.4f < %s to torch fp32: "
-                       "not kept; the bundle runs torch", backend, result.median, MIN_MEDIAN_COSINE)
-        shutil.rmtree(export_dir.parent)
-        return "torch"
-    add_probe(export_dir, {**result.__dict__, "reference": "torch fp32"})
-    return backend
 
 
 def _search_note(details: dict[str, Any]) -> str:
