@@ -33,6 +33,8 @@ def test_every_command_has_help():
         sub = runner.invoke(main, [name, "--help"])
         assert sub.exit_code == 0, sub.output
         assert "Usage" in sub.output
+        assert "Examples:\n    review-transfer " in runner.invoke(main, [*(["data", "show"] if name == "data" else [name]),
+                                                                     "--help"]).output, name  # each teaches by example
 
 
 def test_data_show_rt():

@@ -12,7 +12,7 @@ from pipeline.cli.options import _handle_errors, load_source, source_options
 # ---------------------------------------------------------------------------------------------- data
 @click.group()
 def data() -> None:
-    """Inspect a data source."""
+    """Inspect a data source (see `data show --help`)."""
 
 
 @data.command("show")
@@ -23,7 +23,17 @@ def data() -> None:
               help="Also count texts longer than this transformer's max length (repeatable), e.g. minilm; loads the model.")
 @_handle_errors
 def data_show(source: str, n_rows: int, encoders: tuple[str, ...], **opts: Any) -> None:
-    """Print rows, class balance, text lengths, what was dropped, groups and split sizes of SOURCE."""
+    """Print rows, class balance, text lengths, what was dropped, groups and split sizes of SOURCE.
+
+    Every command reads SOURCE through the same reader, so a file this accepts, they accept: check a new file
+    here first (its columns, its labels, what is dropped) before any model is loaded.
+
+    \b
+    Examples:
+      review-transfer data show rt
+      review-transfer data show shop.csv --text-col "Review Text" --label-col Recommended --positive yes
+      review-transfer data show long_reviews.jsonl --text-col body --encoder minilm   (also: texts past its window)
+    """
     from pipeline.data.dataset import split
     from pipeline.data.summary import format_summary
     from pipeline.encoders.spec import EncoderOptions

@@ -65,7 +65,15 @@ def embed(source: str, encoders: tuple[str, ...], cache_dir: str | None, device:
 
 @click.group("cache")
 def cache_group() -> None:
-    """List, inspect, check or delete embedding cache files."""
+    """List, inspect, check or delete embedding cache files.
+
+    \b
+    Examples:
+      review-transfer cache ls                    (one line per file: encoder, rows, size; --cache-dir DIR elsewhere)
+      review-transfer cache info 05ace6f7         (a unique prefix of a fingerprint is enough)
+      review-transfer cache verify                (read every row; exit 1 if a file is damaged)
+      review-transfer cache rm 05ace6f7           (rebuilt by the next embed)
+    """
 
 
 @cache_group.command("ls")

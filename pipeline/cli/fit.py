@@ -53,6 +53,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
     Examples:
       review-transfer fit rt --encoder minilm --head logreg --head rbf-svm
       review-transfer fit reviews.csv --encoder glove-6b-50d --budget 200 --seed 1 --out models
+      review-transfer fit shop.csv --text-col "Review Text" --label-col Recommended --positive yes --budget 64
       review-transfer fit rt --encoder minilm --backend onnx --quantize int8   (the bundle records the backend)
       review-transfer fit rt --budget 1000 --self-train --unlabelled more_reviews.csv
       review-transfer fit rt --encoder "minilm[long=truncate]" --head logreg
@@ -165,6 +166,12 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
     Any labelled file works, e.g. reviews from another site, to measure out-of-domain transfer. The
     domain-shift check (how well a classifier tells these texts from the bundle's training texts;
     0.5 = alike) is reported too, with a warning above 0.75 (--json: "domain_shift").
+
+    \b
+    Examples:
+      review-transfer evaluate models/rt-minilm-logreg-ball-s0 rt                   (RT's held-out test split)
+      review-transfer evaluate models/rt-minilm-logreg-ball-s0 shop.csv --text-col "Review Text" --label-col stars --positive 5
+      review-transfer evaluate models/rt-minilm-logreg-ball-s0 site.csv --prior 0.15 --json   (a known positive rate)
     """
     import json
 
