@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import write_reviews_csv
 
+from pipeline import OptionError
 from pipeline.cli import main
 from pipeline.encoders import get_encoder
 from pipeline.encoders import onnx as exported
@@ -201,3 +202,21 @@ def test_bundle_with_its_own_onnx_encoder_predicts_with_torch_blocked(onnx_fp32,
     texts = ["A warm, funny and moving film.", "Dull, stale and far too long."]
     expected = bundle.head.predict_proba(enc.encode(texts))[:, 1]
     assert np.allclose(_predict_without_torch(path, texts, tmp_path / "c3"), expected, atol=1e-3)
+
+
+def test_a_model_saved_by_sentence_transformers_6_reads_as_mean_pooled(tmp_path):
+    """sentence-transformers 6 (what saves a tuned model here) names its pooling mode in one key."""
+    import json
+
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling",
+                "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling"},
+               {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.base.modules.normalize.Normalize"}]
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"embedding_dimension": 384, "pooling_mode": "mean"}))
+    config = exported._st_config(tmp_path)
+    assert config["pooling"] == "mean" and config["normalize"]
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "max"}))
+    with pytest.raises(OptionError, match="pooling"):
+        exported._st_config(tmp_path)

@@ -620,7 +620,9 @@ def _st_config(model_dir: Path) -> dict[str, Any]:
                          "the exported backends run only those. Use backend=torch.")
     pooling_cfg = json.loads((model_dir / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
     modes = [k for k, v in pooling_cfg.items() if k.startswith("pooling_mode_") and v]
-    known = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
+    if isinstance(pooling_cfg.get("pooling_mode"), str):  # sentence-transformers 6 saves the mode's name
+        modes = [pooling_cfg["pooling_mode"]]
+    known = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "mean": "mean", "cls": "cls"}
     if len(modes) != 1 or modes[0] not in known:
         raise OptionError(f"{model_dir}: pooling {modes} is not one of mean or cls; use backend=torch.")
     config_file = model_dir / modules[0]["path"] / "sentence_bert_config.json"
