@@ -158,6 +158,15 @@ def test_changed_encoder_fingerprint_is_refused(small_rt, glove_file, saved, tmp
     assert Bundle.load(tmp_path / "b", cache_dir=cache, trust_encoder=True, verify_encoder=False).head is not None
 
 
+def test_a_mistyped_bundle_path_names_the_bundle_it_is_near(copy_of, tmp_path, monkeypatch):
+    path, cache = copy_of  # tmp_path / "bundle"
+    with pytest.raises(BundleError, match=rf"^{tmp_path / 'bundel'}: no such bundle directory\. Did you mean {path}\?$"):
+        Bundle.load(tmp_path / "bundel", cache_dir=cache)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BundleError, match=rf"^models/x: no such bundle directory \(looked for in {tmp_path}\)\. Pass "):
+        Bundle.load("models/x", cache_dir=cache)
+
+
 def test_newer_format_is_refused(copy_of):
     path, cache = copy_of
     manifest = json.loads((path / MANIFEST).read_text())

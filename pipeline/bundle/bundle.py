@@ -33,6 +33,7 @@ and corruption but not someone who recomputes them; with one, only bundles signe
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fcntl
 import json
 import os
@@ -509,12 +510,24 @@ def check_head_identity(head: Any, name: str, where: str) -> None:
                           "not that head. The manifest was edited: restore it or refit the bundle.")
 
 
+def _no_bundle_at(path: Path) -> str:
+    """What to say for a bundle path that does not exist: where it was looked for, and a bundle of a near name."""
+    bundles = [p.name for p in path.parent.iterdir() if (p / MANIFEST).is_file()] if path.parent.is_dir() else []
+    near = difflib.get_close_matches(path.name, bundles, n=1, cutoff=0.5)
+    where = "" if path.is_absolute() else f" (looked for in {Path.cwd()})"
+    return (f"{path}: no such bundle directory{where}. "
+            + (f"Did you mean {path.parent / near[0]}?" if near else
+               "Pass the directory `review-transfer fit` printed after 'saved'."))
+
+
 def read_manifest(path: Path, *, allow_legacy: bool = False) -> dict[str, Any]:
     """The parsed manifest of bundle ``path``, validated against :mod:`pipeline.bundle.manifest`'s schema and
     seal (digest; signature when a signing key is set). It is parsed within bounds on size and nesting;
     a bundle holding a symbolic link is refused before anything is read, and a format-1 manifest (no
     digest) unless ``allow_legacy``."""
     file = path / MANIFEST
+    if not path.exists():
+        raise BundleError(_no_bundle_at(path))
     if path.is_dir():
         _bundle_files(path)  # refuses symbolic links
     if not file.is_file():
