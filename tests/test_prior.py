@@ -165,6 +165,18 @@ def test_a_tiny_sample_gets_the_identity_calibration_and_no_confusion():
     assert PriorModel.fit(LogisticRegression(), X, y) == PriorModel(2 / 3)
 
 
+
+def test_a_known_prior_keeps_the_ranking_where_the_recalibration_found_no_signal():
+    """64 labels whose out-of-fold scores carry no signal fit a recalibration of slope 0 (one probability for
+    every text): a given rate then re-weights the head's own probabilities, not that constant."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = np.random.default_rng(1).normal(size=(64, 5)), np.repeat([0, 1], 32)  # features of pure noise
+    model = PriorModel.fit(LogisticRegression(), X, y)
+    assert model.calibration.a == 0.0
+    p = np.linspace(0.2, 0.9, 8)
+    np.testing.assert_allclose(model.adapt(p, 0.15).p_pos, adjust(p, 0.5, 0.15))
+
 # ------------------------------------------------------------------------------------------ compare
 def test_compare_reports_adapted_and_unadapted_side_by_side(rt, rt_split, tmp_path):
     from click.testing import CliRunner

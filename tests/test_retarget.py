@@ -304,6 +304,9 @@ def test_evaluate_says_when_the_share_called_positive_is_far_from_the_labels_rat
     line = share_note({"confusion_matrix": [[8, 1], [10, 13]]})
     assert line is not None and "calls 44% of these texts positive and their labels say 72%" in line
     assert "--prior 0.72" in line and "retarget" in line
+    given = share_note({"confusion_matrix": [[8, 1], [10, 13]], "prior": {"target": 0.72}})  # --prior 0.72 given
+    assert "Re-weighted to a positive rate of 0.72, it still does not suit this site: `review-transfer retarget`" \
+        in given and "--prior" not in given
     assert share_note({"confusion_matrix": [[6, 3], [7, 16]]}) is None  # 19 against 23 positive: within chance
     assert share_note({"confusion_matrix": [[450, 50], [40, 460]]}) is None  # 51% against 50%
 

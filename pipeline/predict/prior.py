@@ -328,7 +328,9 @@ class PriorModel:
         and re-weight only if :func:`decide` says so (given the texts' domain-shift check ``shift``), else
         return ``p_pos`` unchanged with the reason."""
         p_pos = np.asarray(p_pos, dtype=np.float64)
-        p_cal = self.calibration.apply(p_pos)
+        # a recalibration of slope 0 (out-of-fold scores of a few labels with no signal) maps every text to one
+        # probability: re-weighting that would call every text one class, so the head's own ranking is kept
+        p_cal = self.calibration.apply(p_pos) if self.calibration.a > 0 else p_pos
         if target_prior is not None:
             return Adapted(adjust(p_cal, self.train, check_prior(target_prior)), float(target_prior), False, self.train)
         decision = decide(estimates(p_pos, self, seed=seed), self, shift)

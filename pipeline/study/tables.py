@@ -86,10 +86,12 @@ def share_note(scores: dict[str, Any]) -> str | None:
     called, rate = (fp + tp) / n, (fn + tp) / n
     if abs(called - rate) < SHARE_GAP or abs(mcnemar_z(fp, fn)) <= Z95:
         return None
+    adapted = (scores.get("prior") or {}).get("target")
+    fix = (f"Re-weighted to a positive rate of {adapted:.2f}, it still does not suit this site: "
+           if adapted is not None else f"Pass the site's rate (--prior {rate:.2f}), or ")
     return (f"WARNING the bundle calls {called:.0%} of these texts positive and their labels say {rate:.0%}, more "
-            "than chance: its threshold does not suit this site. Pass the site's rate (--prior "
-            f"{rate:.2f}), or `review-transfer retarget` the bundle with 16-32 of its texts labelled at random "
-            "and the rest as --unlabelled (docs/guide/retarget.md).")
+            f"than chance: its threshold does not suit this site. {fix}`review-transfer retarget` the bundle with "
+            "16-32 of its texts labelled at random and the rest as --unlabelled (docs/guide/retarget.md).")
 
 
 def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
