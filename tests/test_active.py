@@ -156,6 +156,15 @@ def test_labels_so_far_may_hold_one_class(tmp_path):
     both = tmp_path / "both.csv"
     both.write_text("text,label\nA joy.,fresh\nA bore.,rotten\n", encoding="utf-8")
     assert read_labels(both).labels.tolist() == load(str(both)).labels.tolist() == [1, 0]
+    # a site's own names, as a spreadsheet's filled-in to_label.csv holds them: --positive names the positive one
+    site = tmp_path / "site.csv"
+    site.write_text("text,label\nCassé.,non\nNul.,non\n", encoding="utf-8")
+    with pytest.raises(DataError, match="every label so far is 'non'.*name the positive value with --positive"):
+        read_labels(site)
+    ds = read_labels(site, positive="oui")
+    assert ds.labels.tolist() == [0, 0] and ds.label_names == ("non", "oui")
+    site.write_text("text,label\nCassé.,non\nParfait.,oui\n", encoding="utf-8")
+    assert read_labels(site, positive="oui").labels.tolist() == [0, 1]
 
 
 def test_typicality_favours_texts_like_many_others(glove_xy):

@@ -98,7 +98,8 @@ def suggest(job: Suggestion, echo: Callable[[str], None] = print) -> tuple[list[
     from pipeline.data.dataset import load, read_labels
 
     ds = load(job.source, require_labels=False, **job.source_options)
-    labelled = read_labels(job.labels_file) if job.labels_file else None
+    positive = job.source_options.get("positive")  # the labels file may use the site's own names (oui/non)
+    labelled = read_labels(job.labels_file, positive=positive) if job.labels_file else None
     encoder, lines = labelling_encoder(job.encoder, ds.texts, job.cache_dir, job.source_options)
     for line in lines:
         echo(line)

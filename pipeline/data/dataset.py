@@ -134,12 +134,13 @@ def load(
     return _build(records, where, unit, text_col, label_col, group_col, positive, name=source)
 
 
-def read_labels(path: str | Path, text_col: str = "text", label_col: str = "label") -> Dataset | None:
+def read_labels(path: str | Path, text_col: str = "text", label_col: str = "label",
+                positive: str | None = None) -> Dataset | None:
     """The labels so far in ``path`` (any SOURCE format, read once), or None when it does not exist yet.
 
-    With both classes present this is what :func:`load` gives. Early on a file may hold one class only,
-    which ``load`` refuses (nothing to train): its texts are returned with that class, named as in the
-    file when it is a known name (positive, fresh, 1, ...).
+    With both classes present this is what :func:`load` gives (``positive``: the value meaning positive, as
+    ``--positive``). Early on a file may hold one class only, which ``load`` refuses (nothing to train): its
+    texts are returned with that class, named as in the file, when it is ``positive`` or a known name.
     """
     if not Path(path).exists():
         return None
@@ -152,13 +153,14 @@ def read_labels(path: str | Path, text_col: str = "text", label_col: str = "labe
         pairs.setdefault(text, label_of(rec.get(label_col), where, unit, row, label_col))
     values = set(pairs.values())
     if len(values) != 1:
-        return _build(records, where, unit, text_col, label_col, None, None, name=source)
+        return _build(records, where, unit, text_col, label_col, None, positive, name=source)
     value = values.pop()
-    cls = KNOWN_LABELS.get(value.lower())
+    cls = KNOWN_LABELS.get(value.lower()) if positive is None else int(value == positive)
     if cls is None:
         raise DataError(f"{source}: every label so far is {value!r}, not a name known to be positive or negative "
-                        f"({', '.join(KNOWN_LABELS)}); use one of those, or label a text of the other class too.")
-    names = ["negative", "positive"]
+                        f"({', '.join(KNOWN_LABELS)}); name the positive value with --positive VALUE, use one of "
+                        "those names, or label a text of the other class too.")
+    names = ["negative" if positive is None else f"not {positive}", "positive" if positive is None else positive]
     names[cls] = value
     return Dataset(list(pairs), np.full(len(pairs), cls, dtype=np.int64), label_names=(names[0], names[1]), name=source)
 

@@ -55,7 +55,8 @@ def open_session(job: LabelJob, echo: Callable[[str], None] = print) -> LabelSes
     for line in lines:
         echo(line)
     store, skips = LabelFile(job.labels_file), LabelFile(job.labels_file + ".skipped")
-    so_far = read_labels(job.labels_file) if store.records() else None  # records() first cuts a line a kill left partial
+    # records() first cuts a line a kill left partial; the file may use the site's own names (oui/non)
+    so_far = read_labels(job.labels_file, positive=job.source_options.get("positive")) if store.records() else None
     ws = workspace(ds, so_far, encoder, job.cache_dir, source_options=job.source_options)
     row_of = {t: i for i, t in enumerate(ws.texts[: ws.n_source])}
     skipped = {row_of[r["text"]] for r in skips.records() if r.get("text") in row_of}
