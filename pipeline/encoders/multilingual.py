@@ -44,11 +44,6 @@ MAX_BATCH_TOKENS = 2048
 # English, Spanish and Chinese texts of about 100 words, rt-a95 0.9973-0.9986; a set of English, Chinese and Spanish
 # calibration texts read the same as rt-a75 (docs/benchmarks/speed.md, texts built from validation data)
 STATIC_RECIPE = "rt-a75"
-# the accuracy guard's sample of the port, in words (pipeline.encoders.probe; 8,000 for other exports): its reference,
-# the C engine, reads one text at a time, 2-3 texts/s of 100 words on a busy core, and the port's int8-weight export
-# differs from it by the engine's int8 activations alone (median cosine 0.9999 on English, Spanish and Chinese texts
-# of 20 to 250 words, docs/benchmarks/speed.md)
-PROBE_WORDS = 2_000
 FEW_TEXTS = 16  # calls of at most this many texts, before `tokenizers` is loaded, use the plain-Python tokenizer
 _ENGINES: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -156,7 +151,6 @@ class E5ExportedEncoder(ExportedEncoder):
     multilingual = True
     reference_name = f"{PACKAGE}'s C engine"
     max_batch_tokens = MAX_BATCH_TOKENS
-    probe_words = PROBE_WORDS
 
     def __init__(self, spec: str, *, backend: str, quantize: str = "none", work_dir: Any, batch_size: int | None = None,
                  prefix: str | None = None, variant: str | None = None, calibration: str | None = None) -> None:

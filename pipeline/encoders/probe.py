@@ -5,8 +5,9 @@ same model in torch fp32, and compares them text by text (cosine). The result (m
 size, speeds) is printed by the commands and stored in the export's ``meta.json``; an export whose
 median cosine falls below ``min_median`` is refused with :class:`ProbeError`. A probe of the same
 sample is reused from the metadata, so repeat runs need no torch. The sample is at most
-:data:`PROBE_SIZE` texts and :data:`PROBE_WORDS` words, so the torch side costs about the same on long
-reviews as on short ones; candidates probed in one call share the torch vectors (``memo``).
+:data:`PROBE_SIZE` texts and :data:`PROBE_WORDS` words (at least :data:`PROBE_MIN_TEXTS` texts), so the torch
+side costs a few seconds on long reviews as on short ones; candidates probed in one call share the torch
+vectors (``memo``).
 
 :func:`pick_backend` probes every candidate (torch at its auto precision, onnx and openvino, fp32 and
 int8) on the same sample and picks the fastest whose median cosine passes.
@@ -29,7 +30,12 @@ log = logging.getLogger(__name__)
 
 MIN_MEDIAN_COSINE = 0.99
 PROBE_SIZE = 256
-PROBE_WORDS = 8_000  # 256 RT snippets are 4,700 words; 256 reviews of 100 words would be 25,600
+# the sample's words: about 108 RT snippets, 20 reviews of 100 words, 16 (PROBE_MIN_TEXTS) of 250. On 80 English
+# texts of 110 words, random samples of 20 gave the verdict of all 80 every time (200 draws), for the default's
+# static int8 export (median 0.9956) and for its rt-a95 recipe, which must be refused there (median 0.9890), at
+# a quarter of torch's seconds of an 8,000-word sample (docs/benchmarks/speed.md, "How much the probe reads")
+PROBE_WORDS = 2_000
+PROBE_MIN_TEXTS = 16
 CANDIDATES = (("onnx", "int8"), ("openvino", "int8"), ("onnx", "none"), ("openvino", "none"), ("torch", "none"))
 
 
@@ -56,13 +62,13 @@ class Probe:
 
 
 def sample_texts(texts: list[str], n: int = PROBE_SIZE, seed: int = 0, words: int = PROBE_WORDS) -> list[str]:
-    """Up to ``n`` distinct non-empty texts of ``texts`` and about ``words`` words (:func:`words_of`; at least 16
-    texts, where there are so many), drawn with a fixed seed, in a stable order."""
+    """Up to ``n`` distinct non-empty texts of ``texts`` and about ``words`` words (:func:`words_of`; at least
+    :data:`PROBE_MIN_TEXTS` texts, where there are so many), drawn with a fixed seed, in a stable order."""
     unique = sorted({t for t in texts if t.strip()})
     order = (np.arange(len(unique)) if len(unique) <= n
              else np.random.default_rng(seed).choice(len(unique), size=n, replace=False))
     total = np.cumsum([words_of(unique[i]) for i in order])
-    keep = max(int(np.searchsorted(total, words, side="right")), min(16, len(order)))
+    keep = max(int(np.searchsorted(total, words, side="right")), min(PROBE_MIN_TEXTS, len(order)))
     return [unique[i] for i in sorted(order[:keep])]
 
 
@@ -113,8 +119,7 @@ def guard(encoder: Any, texts: list[str], min_median: float = MIN_MEDIAN_COSINE,
 
     Returns ``None`` for encoders that are not exported (torch, word vectors): nothing to guard.
     A probe of the same sample on record in the export's metadata is reused; ``memo`` (see :func:`probe`)
-    shares the reference's vectors between candidates of one model. An encoder's ``probe_words`` (default
-    :data:`PROBE_WORDS`) caps its sample.
+    shares the reference's vectors between candidates of one model.
     """
     parts = getattr(encoder, "parts", None)
     if parts is not None:  # A+B: guard each exported part
@@ -122,7 +127,7 @@ def guard(encoder: Any, texts: list[str], min_median: float = MIN_MEDIAN_COSINE,
         return next((r for r in results if r is not None), None)
     if not hasattr(encoder, "record_probe"):
         return None
-    sample = sample_texts(texts, n, words=getattr(encoder, "probe_words", PROBE_WORDS))
+    sample = sample_texts(texts, n)
     if not sample:
         return None
     digest = text_digest(sample)
