@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 MIN_MEDIAN_COSINE = 0.99
 PROBE_SIZE = 256
-# the sample's words: about 108 RT snippets, 20 reviews of 100 words, 16 (PROBE_MIN_TEXTS) of 250. On 80 English
+# the sample's words: about 106 RT snippets, 20 reviews of 100 words, 16 (PROBE_MIN_TEXTS) of 250. On 80 English
 # texts of 110 words, random samples of 20 gave the verdict of all 80 every time (200 draws), for the default's
 # static int8 export (median 0.9956) and for its rt-a95 recipe, which must be refused there (median 0.9890), at
 # a quarter of torch's seconds of an 8,000-word sample (docs/benchmarks/speed.md, "How much the probe reads")
