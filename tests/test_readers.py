@@ -47,6 +47,8 @@ BAD = [
     ("not-utf8", "u.csv", (HEADER + GOOD + "caf\xe9 bad,rotten\n").encode("latin-1"),
      r"u\.csv: line 4: byte 0xe9 is not valid UTF-8\. Re-save the file as UTF-8 \(Excel: 'CSV UTF-8'\), or convert "
      r"it: a file from Windows or Excel is most often cp1252 \(`iconv -f cp1252 -t utf-8 u\.csv > fixed\.csv`"),
+    ("utf-16", "w.tsv", "text\tlabel\nA fine film.\tfresh\n".encode("utf-16"),
+     r"w\.tsv: the file is UTF-16 .*`iconv -f utf-16 -t utf-8 w\.tsv > fixed\.tsv`"),
     ("unquoted-comma", "c.csv", HEADER + GOOD + "Dull, lifeless,rotten\n",
      r"c\.csv: line 4: 3 fields but the header has 2\. Quote texts"),
     ("missing-text-column", "r.csv", "review,label\ngood,fresh\n",

@@ -185,6 +185,10 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     is dropped; bad bytes raise DataError with the iconv fix."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
+            if number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                raise DataError(f"{path}: the file is UTF-16 (its first bytes are a UTF-16 byte-order mark, as Excel's "
+                                f"'Unicode Text' writes); re-save it as UTF-8 (Excel: 'CSV UTF-8') or convert it: "
+                                f"`iconv -f utf-16 -t utf-8 {path.name} > fixed{path.suffix}`.")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
