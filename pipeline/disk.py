@@ -50,11 +50,12 @@ def free_space(directory: str | Path) -> str:
                 f"{free} bytes")
 
 
-def disk_full_error(directory: str | Path, what: str, fix: str = CACHE_FIX) -> DiskFullError:
-    """The one-line error for ``what`` not written into ``directory`` for want of space."""
-    return DiskFullError(f"the disk of {directory} is full ({free_space(directory)} free) and "
-                         f"{what} could not be written; nothing half-written was kept. {fix[0].upper()}"
-                         f"{fix[1:]}.")
+def disk_full_error(directory: str | Path, what: str, fix: str = CACHE_FIX, *, cleaned: bool = True) -> DiskFullError:
+    """The one-line error for ``what`` not written into ``directory`` for want of space (``cleaned``: its writer
+    removed what it had written)."""
+    kept = "; nothing half-written was kept" if cleaned else ""
+    return DiskFullError(f"the disk of {directory} is full ({free_space(directory)} free) and {what} could not be "
+                         f"written{kept}. {fix[0].upper()}{fix[1:]}.")
 
 
 @contextmanager

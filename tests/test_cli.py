@@ -94,6 +94,24 @@ def test_engine_failures_are_one_clean_line():
     assert result.output == "Error: a compare cell failed after 3 retries; rerun to resume.\n"
 
 
+def test_a_full_disk_anywhere_is_one_line_naming_the_directory_and_the_fix(tmp_path):
+    import errno
+
+    import click
+
+    from pipeline.cli.options import _handle_errors
+
+    @click.command()
+    @_handle_errors
+    def writing() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "report.md"))
+
+    result = CliRunner().invoke(writing)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: the disk of {tmp_path} is full (") and "free some space there" in \
+        result.output.lower() and "REVIEW_TRANSFER_CACHE=DIR" in result.output and "report.md could not" in result.output
+
+
 def test_cli_prints_warnings_as_one_line(monkeypatch, tmp_path):
     import warnings
 
