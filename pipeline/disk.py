@@ -54,7 +54,7 @@ def disk_full_error(directory: str | Path, what: str, fix: str = CACHE_FIX, *, c
     """The one-line error for ``what`` not written into ``directory`` for want of space (``cleaned``: its writer
     removed what it had written)."""
     kept = "; nothing half-written was kept" if cleaned else ""
-    return DiskFullError(f"the disk of {directory} is full ({free_space(directory)} free) and {what} could not be "
+    return DiskFullError(f"no room on the disk of {directory} ({free_space(directory)} free): {what} could not be "
                          f"written{kept}. {fix[0].upper()}{fix[1:]}.")
 
 

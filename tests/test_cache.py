@@ -6,6 +6,7 @@ import errno
 import os
 import pickle
 import shutil
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -152,8 +153,13 @@ def test_a_full_disk_names_the_cache_and_leaves_what_was_stored(glove, rt, tmp_p
 
     with monkeypatch.context() as m:
         m.setattr(os, "fsync", full)
-        with pytest.raises(DiskFullError, match=rf"the disk of {tmp_path}/\w+\.shards is full \([\d.]+ (bytes|KB|MB|GB) free\).*"
+        with pytest.raises(DiskFullError, match=rf"no room on the disk of {tmp_path}/\w+\.shards \([\d.]+ (bytes|KB|MB|GB) free\).*"
                                                  r"nothing half-written.*REVIEW_TRANSFER_CACHE=DIR or --cache-dir"):
+            cache.vectors(glove, texts)
+    assert not list(tmp_path.rglob("*.tmp"))
+    with monkeypatch.context() as m:  # a disk with less room than the rows take: refused before HDF5 writes a byte
+        m.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(total=10**9, used=10**9 - 50_000, free=50_000))
+        with pytest.raises(DiskFullError, match=r"\(50\.0 KB free\)"):
             cache.vectors(glove, texts)
     assert not list(tmp_path.rglob("*.tmp"))
     assert cache.store(glove.fingerprint).verify() == []

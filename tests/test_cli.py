@@ -108,7 +108,7 @@ def test_a_full_disk_anywhere_is_one_line_naming_the_directory_and_the_fix(tmp_p
 
     result = CliRunner().invoke(writing)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.output.startswith(f"Error: the disk of {tmp_path} is full (") and "free some space there" in \
+    assert result.output.startswith(f"Error: no room on the disk of {tmp_path} (") and "free some space there" in \
         result.output.lower() and "REVIEW_TRANSFER_CACHE=DIR" in result.output and "report.md could not" in result.output
 
 

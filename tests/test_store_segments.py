@@ -50,10 +50,11 @@ def test_past_the_main_file_shards_merge_into_segments_and_copies_stay_linear(tm
     written: list[tuple[str, int]] = []
     real = cache_mod._write_atomic
 
-    def counting(path, meta, blocks):
+    def counting(path, meta, blocks, rows=None):
         blocks = list(blocks)
         written.append((path.parent.name, sum(len(k) for k, _ in blocks)))
-        real(path, meta, blocks)
+        assert rows is None or rows == written[-1][1]  # the room checked for is what is written
+        real(path, meta, blocks, rows)
 
     monkeypatch.setattr(cache_mod, "_write_atomic", counting)
     store = Store(tmp_path, FP)

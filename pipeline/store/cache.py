@@ -40,6 +40,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -50,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import ReviewTransferError
-from pipeline.disk import DiskFullError, explain_full_disk, free_space
+from pipeline.disk import DiskFullError, disk_full_error, explain_full_disk, free_space
 from pipeline.paths import ENV_VAR, default_cache_dir  # noqa: F401  (ENV_VAR: part of this module's API)
 
 if TYPE_CHECKING:
@@ -386,13 +387,14 @@ class Store:
             if force or (main_rows < SEGMENT_ROWS and sum(len(p.keys) for p in rest) * 4 >= main_rows):
                 meta = _attrs_of(parts[0].path)
                 meta["merged_upto"] = max(p.seq for p in rest)
-                _write_atomic(self.main, meta, _stream_parts(parts))
+                _write_atomic(self.main, meta, _stream_parts(parts), sum(len(p.keys) for p in parts))
             elif len(shards) >= 64 or (shards and sum(len(p.keys) for p in shards) >= SEGMENT_ROWS):
                 if not self.segment_dir.is_dir():
                     self.segment_dir.mkdir(parents=True, exist_ok=True)
                     _fsync(self.dir)  # the folder's entry is on disk before shards are deleted for it
                 name = f"{shards[0].seq:08d}-{shards[-1].seq:08d}.h5"
-                _write_atomic(self.segment_dir / name, _attrs_of(shards[0].path), _stream_parts(shards))
+                _write_atomic(self.segment_dir / name, _attrs_of(shards[0].path), _stream_parts(shards),
+                              sum(len(p.keys) for p in shards))
             else:
                 return False
             self._sweep()
@@ -637,11 +639,17 @@ def _stream_parts(parts: list[_Part]) -> Iterator[tuple[np.ndarray, np.ndarray]]
                 yield part.keys[start : start + step][sel], vectors[start : start + step][sel]
 
 
-def _write_atomic(path: Path, meta: dict[str, Any], blocks: Any) -> None:
-    """Write (keys, vectors) ``blocks`` to ``path`` via a fsynced tmp file and os.replace."""
+def _write_atomic(path: Path, meta: dict[str, Any], blocks: Any, rows: int | None = None) -> None:
+    """Write (keys, vectors) ``blocks`` (a list, or an iterator of ``rows`` rows in all) to ``path`` via a fsynced
+    tmp file and os.replace; DiskFullError first where the disk has less room than that takes."""
     import h5py
 
     dim = int(meta["dim"])
+    rows = sum(len(keys) for keys, _ in blocks) if rows is None else rows
+    if shutil.disk_usage(path.parent).free < rows * (4 * dim + np.dtype(KEY_DTYPE).itemsize) * 1.1 + (1 << 20):
+        # HDF5 left to run out of room mid-file keeps the file open in a failed state and can crash the process
+        # when it is freed, so a write that cannot fit is refused before it starts
+        raise disk_full_error(path.parent, "the embedding cache's rows")
     chunk_rows = int(np.clip(2**18 // (4 * dim), 64, 8192))
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
