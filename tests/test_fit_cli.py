@@ -107,6 +107,19 @@ def test_more_heads_cost_zero_encodes(reviews_csv, tmp_path):
     assert bundle_name(bundles[0]) == f"reviews-{ENCODER}-logreg-b60-s0"
 
 
+@pytest.mark.parametrize("spec, name", [
+    (str(parse_spec("multilingual")), "shop-multilingual-logreg-b64-s0"),  # the default, by the word a user knows
+    (str(parse_spec("multilingual-e5")), "shop-multilingual-e5-logreg-b64-s0"),
+    (str(parse_spec("multilingual[long=truncate]")),  # any other routed spec: spelled out, marked routed
+     "shop-routed_mpnet_long_truncate_layers_9-12_e5-small-multilingual_prefix_passage-logreg-b64-s0")])
+def test_a_bundle_of_an_aliased_encoder_is_named_by_its_alias(spec, name):
+    from types import SimpleNamespace
+
+    manifest = {"train": {"source": "data/shop.csv", "budget": 64, "seed": 0}, "encoder": {"spec": spec},
+                "head": {"name": "logreg"}}
+    assert bundle_name(SimpleNamespace(manifest=manifest)) == name
+
+
 def test_predict_texts_and_files(fitted_dir, reviews_csv, tmp_path):
     models, cache, _ = fitted_dir
     bundle = models / f"reviews-{ENCODER}-logreg-ball-s0"

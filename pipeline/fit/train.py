@@ -185,13 +185,22 @@ def bundle_name(bundle: Bundle) -> str:
     train = bundle.manifest["train"]
     source = train["source"]
     source = Path(source).stem if Path(source).suffix else source
-    kind, _, arg = bundle.manifest["encoder"]["spec"].partition(":")
-    encoder = f"{kind}_{Path(arg).name}" if arg else kind  # st:/models/tuned -> st_tuned
+    spec = bundle.manifest["encoder"]["spec"]
+    kind, _, arg = spec.partition(":")
+    encoder = _alias_of(spec) or (f"{kind}_{Path(arg).name}" if arg else kind)  # st:/models/tuned -> st_tuned
     if "|" in encoder:  # mpnet|multilingual: not to be taken for mpnet+multilingual
         encoder = "routed_" + encoder
     budget = "all" if train["budget"] is None else train["budget"]
     parts = [source, encoder, bundle.manifest["head"]["name"], f"b{budget}", f"s{train['seed']}"]
     return "-".join(_slug(p) for p in parts)
+
+
+def _alias_of(spec: str) -> str | None:
+    """The alias (``multilingual``, ``multilingual-e5``) whose spec ``spec`` is, so the default's bundles are named
+    by the word a user knows rather than its 57-character routed spec; None for any other spec."""
+    from pipeline.encoders.spec import ALIASES, ROUTED_ALIASES, parse_spec
+
+    return next((alias for alias in (*ROUTED_ALIASES, *ALIASES) if str(parse_spec(alias)) == spec), None)
 
 
 def _slug(text: str) -> str:
