@@ -76,7 +76,7 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     The last one fine-tunes the default encoder's network through its pooling. On RT at 1,000 labels it
     scored 88.4-88.9% on the validation split against 85.9-86.3% for the frozen default (2 seeds), for
     about 9 CPU minutes of training on one core (the default's head: under a second); the bundle then
-    encodes with torch mpnet, about 0.035 CPU s a text, slower than the default's int8 export.
+    encodes with torch mpnet, about 0.035 CPU s a text; with --export int8 it predicts at the default's speed.
 
     \b
     --self-train distils: the model fine-tuned on the labels (--method) labels the unlabelled texts (the
