@@ -220,3 +220,14 @@ def test_a_model_saved_by_sentence_transformers_6_reads_as_mean_pooled(tmp_path)
     (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "max"}))
     with pytest.raises(OptionError, match="pooling"):
         exported._st_config(tmp_path)
+
+
+def test_running_an_openvino_export_skips_the_converter_until_an_export_needs_it():
+    """A cold predict imports openvino without openvino.tools.ovc (its converter, about 0.17 s); convert_model
+    still works after it."""
+    code = ("import sys; from pipeline.encoders.onnx import OVC, runtime_openvino; ov = runtime_openvino(); "
+            "assert OVC not in sys.modules and ov.Core; assert callable(ov.convert_model) and OVC in sys.modules; "
+            "assert runtime_openvino() is ov; print('ok')")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -40,6 +40,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import time
 import uuid
 import warnings
@@ -68,6 +69,7 @@ EXPORTS_DIR = "exports"
 META = "meta.json"
 TOKENIZER = "tokenizer.json"
 COMPILED_CACHE = ".compiled"  # openvino: the runtime's cache of compiled models, kept beside the IR
+OVC = "openvino.tools.ovc"  # openvino's model converter: exports import it, running an export does not
 DEFAULT_BATCH_SIZE = 64  # length-sorted; onnxruntime on 2 cores was no faster with 128
 # openvino: a call of more than BULK_BATCHES batches (embed, fit, compare) runs on STREAMS streams, two batches
 # at once, under the THROUGHPUT hint; smaller calls (predict, serve's micro-batches) on one LATENCY request,
@@ -484,9 +486,9 @@ def _quantize_onnx(out: Path) -> None:
 def _to_openvino(out: Path, quantize: str, meta: dict[str, Any], calibration: str) -> str:
     """Convert ``model.onnx`` to OpenVINO IR (``model.xml``/``.bin``), int8 weights for ``int8``, int8 weights
     and activations for ``int8-static`` (calibrated by recipe ``calibration``, recorded in ``meta``); drop the ONNX."""
-    import openvino as ov
+    from openvino.tools.ovc import convert_model
 
-    model = ov.convert_model(str(out / "model.onnx"))
+    model = convert_model(str(out / "model.onnx"))
     tools = f"openvino=={version('openvino')}"
     if quantize == "int8":
         import nncf
@@ -562,8 +564,7 @@ def _open_session(export_dir: Path, backend: str, compiled: bool,
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(str(export_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
         return lambda ids, mask: session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-    import openvino as ov
-
+    ov = runtime_openvino()
     core = ov.Core()
     if compiled:  # OpenVINO's cache of compiled models beside the IR: a later load skips compiling
         with contextlib.suppress(OSError):  # read-only: compile each time
@@ -591,6 +592,30 @@ def _open_session(export_dir: Path, backend: str, compiled: bool,
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def runtime_openvino() -> Any:
+    """``openvino``, imported to run an export: without its model converter (``openvino.tools.ovc`` and its
+    telemetry, about half the package's import, 0.17 s of a cold ``predict``), which only exports need; the
+    package's ``convert_model`` still imports it on first use."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    sys.modules[OVC] = None  # type: ignore[assignment]  # openvino's __init__ skips the converter on ImportError
+    try:
+        import openvino as ov
+    finally:
+        del sys.modules[OVC]
+    if "convert_model" not in vars(ov):
+        def lazy(name: str) -> Any:
+            if name != "convert_model":
+                raise AttributeError(f"module 'openvino' has no attribute {name!r}")
+            from openvino.tools.ovc import convert_model
+
+            ov.convert_model = convert_model
+            return convert_model
+
+        ov.__getattr__ = lazy  # a module's __getattr__ answers names it lacks (PEP 562)
+    return ov
+
+
 def read_meta(export_dir: Path) -> dict[str, Any]:
     """The parsed ``meta.json`` of an export, or ValueError naming the file and the fix."""
     file = Path(export_dir) / META
