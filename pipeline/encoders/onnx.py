@@ -486,7 +486,8 @@ def _quantize_onnx(out: Path) -> None:
 def _to_openvino(out: Path, quantize: str, meta: dict[str, Any], calibration: str) -> str:
     """Convert ``model.onnx`` to OpenVINO IR (``model.xml``/``.bin``), int8 weights for ``int8``, int8 weights
     and activations for ``int8-static`` (calibrated by recipe ``calibration``, recorded in ``meta``); drop the ONNX."""
-    from openvino.tools.ovc import convert_model
+    import openvino as ov
+    from openvino.tools.ovc import convert_model  # not in ov's namespace where runtime_openvino imported ov
 
     model = convert_model(str(out / "model.onnx"))
     tools = f"openvino=={version('openvino')}"
