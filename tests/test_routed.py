@@ -205,3 +205,24 @@ def test_the_cv_accuracy_shown_is_that_of_the_side_most_training_texts_go_to():
     shown = fit_routed("logreg", X, y, layout, seed=0).cv_accuracy
     other, english_side = (fit_head("logreg", X[:, list(cols)], y, seed=0).cv_accuracy for cols in ((2, 3), (0, 1)))
     assert shown == other and other > english_side + 0.2
+
+
+def test_the_other_side_of_english_labels_takes_the_transfer_c():
+    """Fitted on mostly English labels, the other side's logreg reads other languages by transfer and takes
+    TRANSFER_C; fitted on mostly other-language labels it chooses its C by cross-validation as the English side does."""
+    from types import SimpleNamespace
+
+    from pipeline.heads.routed import TRANSFER_C, fit_routed
+
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], 40)
+    X = np.zeros((80, 5))
+    X[:, :4] = rng.normal(size=(80, 4)) + 3.0 * np.c_[y, -y, y, -y]
+    for side in (slice(0, 2), slice(2, 4)):  # unit rows, as e5's and mpnet's: C goes in unscaled
+        X[:, side] /= np.linalg.norm(X[:, side], axis=1, keepdims=True)
+    layout = SimpleNamespace(english=(0, 1), other=(2, 3), flag=4)
+    X[:60, 4] = 1.0  # 60 of 80 rows English
+    fitted = fit_routed("logreg", X, y, layout, seed=0)
+    assert fitted.params["other"]["C"] == TRANSFER_C != fitted.params["C"]
+    X[:, 4] = 0.0  # every row in another language
+    assert fit_routed("logreg", X, y, layout, seed=0).params["other"]["C"] != TRANSFER_C

@@ -1,8 +1,10 @@
 """A head per language side, for a routed encoder (``mpnet|multilingual``, :mod:`pipeline.encoders.routed`).
 
 :func:`fit_routed` fits the named head twice on the same labels, once on the columns the English side reads
-and once on the other side's, each choosing its own grid point. :class:`RoutedClassifier` predicts each
-row with the head of its side, read from the row's English flag (the last column).
+and once on the other side's, each choosing its own grid point; a ``logreg`` other side fitted on mostly English
+labels reads other languages by transfer and takes a fixed, stronger regularisation instead (:func:`other_head`).
+:class:`RoutedClassifier` predicts each row with the head of its side, read from the row's English flag (the last
+column).
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-from pipeline.heads.registry import FittedHead, fit_head
+from pipeline.heads.registry import FittedHead, HeadSpec, fit_head, get_head
 from pipeline.heads.routed_linear import mostly_english, routed_proba
+
+# logreg's C for the other side's head fitted on mostly English labels: chosen on the Chinese and Spanish validation
+# halves (docs/benchmarks/multilingual.md); English cross-validation chose the weakest grid point, 1, there
+TRANSFER_C = 0.3
 
 
 class RoutedClassifier(ClassifierMixin, BaseEstimator):
@@ -59,9 +65,17 @@ def fit_routed(head: str, X: np.ndarray, y: np.ndarray, layout: Any, **options: 
     None or a pair, each side's (:func:`pipeline.heads.prompts.encoded_direction`); the record as :func:`joined`
     makes it."""
     directions = options.pop("prompt_direction", None) or (None, None)
-    english, other = [fit_head(head, X[:, list(cols)], y, **options, prompt_direction=u)
-                      for cols, u in zip((layout.english, layout.other), directions)]
+    english = fit_head(head, X[:, list(layout.english)], y, **options, prompt_direction=directions[0])
+    other = fit_head(other_head(head, X, layout), X[:, list(layout.other)], y, **options, prompt_direction=directions[1])
     return joined(english, other, layout, X)
+
+
+def other_head(head: str | HeadSpec, X: np.ndarray, layout: Any) -> str | HeadSpec:
+    """The head the other side fits: ``logreg`` at :data:`TRANSFER_C` when most training rows are English (the head
+    then reads other languages by transfer, which English folds cannot choose C for), else ``head`` as named."""
+    if head != "logreg" or not mostly_english(X, layout.flag):
+        return head
+    return replace(get_head("logreg"), grid={"C": [TRANSFER_C]}, default={"C": TRANSFER_C})
 
 
 def joined(english: FittedHead, other: FittedHead, layout: Any, X: np.ndarray) -> FittedHead:
