@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.bench_finetune_val import MAX_LENGTH  # the training window
+
 LAYERS = "9-12"
 FROZEN = "mpnet[layers=9-12,backend=openvino,quantize=int8-static]"  # the default's English side
 
@@ -32,7 +34,7 @@ def tuned(cell: Path, backend: str):
     from pipeline.finetune.run import PREDICT_LONG_TEXT
 
     extra = {"device": "cpu", "precision": "fp32"} if backend == "torch" else \
-        {"backend": "openvino", "quantize": "int8-static"}
+        {"backend": "openvino", "quantize": "int8-static", "max_length": MAX_LENGTH}  # the training window
     return get_encoder(f"st:{cell / 'model'}", long_text=PREDICT_LONG_TEXT, layers=LAYERS, **extra)
 
 
@@ -46,7 +48,8 @@ def export(args: argparse.Namespace) -> None:
     cell = Path(args.cell)
     tr, va, _ = parts()
     c0, w0 = time.process_time(), time.perf_counter()
-    got = export_tuned(cell / "model", "int8", tr.texts, long_text=PREDICT_LONG_TEXT, layers=LAYERS)
+    got = export_tuned(cell / "model", "int8", tr.texts, long_text=PREDICT_LONG_TEXT, max_length=MAX_LENGTH,
+                       layers=LAYERS)
     print(f"export {got}: {time.process_time() - c0:.0f} CPU s, wall {time.perf_counter() - w0:.0f} s, "
           f"load {os.getloadavg()[0]:.1f}")
     r = json.loads((cell / "result.json").read_text())

@@ -188,11 +188,12 @@ def test_bundle_with_its_own_onnx_encoder_predicts_with_torch_blocked(onnx_fp32,
     staging = tmp_path / "tuned"  # stands in for tuned weights: the packaged MiniLM, copied
     shutil.copytree(minilm()[0], staging)
     layers = "4-6"  # as a tuned layer-mean model: the graph returns the mean of layers 4-6, probed against torch's
-    assert export_tuned(staging, "onnx", test.texts[:16], long_text=PREDICT_LONG_TEXT, layers=layers) == ("onnx", "none")
+    assert export_tuned(staging, "onnx", test.texts[:16], long_text=PREDICT_LONG_TEXT, max_length=64,
+                        layers=layers) == ("onnx", "none")
     meta = exported.read_meta(staging / "exports" / "onnx-none")
     assert meta["layers"] == [4, 6] and meta["probes"][-1]["median"] > 0.9999
     enc = get_encoder(f"st:{staging}", backend="onnx", long_text=PREDICT_LONG_TEXT, work_dir=tmp_path / "unused",
-                      layers=layers)
+                      layers=layers, max_length=64)
     bundle = next(iter_fit(sample_budget(pool, 40, seed=0), encoder=enc, cache_dir=tmp_path / "c1"))
     bundle.manifest["encoder"]["options"]["layers"] = layers  # as finetune records the pooling it trained through
     path = bundle.save(tmp_path / "bundle", encoder_dir=staging)

@@ -17,10 +17,11 @@ EXPORTS = {"onnx": ("onnx", "none"), "int8": ("openvino", "int8-static")}  # --e
 logger = logging.getLogger("pipeline.finetune")
 
 
-def export_tuned(model_dir: Path, export: str, texts: list[str], *, long_text: str,
+def export_tuned(model_dir: Path, export: str, texts: list[str], *, long_text: str, max_length: int,
                  layers: str | None = None) -> tuple[str, str]:
     """Export the tuned sentence-transformers model in ``model_dir`` into itself as ``export`` (see
-    :data:`EXPORTS`), pooling hidden ``layers`` (``"A-B"``) when given, and probe it on ``texts``.
+    :data:`EXPORTS`), pooling hidden ``layers`` (``"A-B"``) when given, and probe it on ``texts`` read in windows
+    of ``max_length`` word pieces (the training window, as the tuned torch model reads them).
 
     Returns the (backend, quantize) the bundle will use: the export's, or ``("torch", "none")`` (export removed,
     with a warning) when its median cosine to the tuned torch fp32 vectors is below the guard's threshold.
@@ -39,7 +40,8 @@ def export_tuned(model_dir: Path, export: str, texts: list[str], *, long_text: s
     make_export(model_dir, target, backend=backend, quantize=quantize, hf=False, identity=dir_digest(model_dir),
                 layers=span, calibration=default_recipe(span) if quantize == "int8-static" else None)
     extra = {"layers": layers} if layers else {}
-    encoder = get_encoder("st:" + str(model_dir), long_text=long_text, backend=backend, quantize=quantize, **extra)
+    encoder = get_encoder("st:" + str(model_dir), long_text=long_text, backend=backend, quantize=quantize,
+                          max_length=max_length, **extra)
     result = probe(encoder, sample_texts(texts))
     logger.info("%s", result.line(f"tuned encoder exported to {backend} {quantize}"))
     if result.median < MIN_MEDIAN_COSINE:

@@ -219,10 +219,12 @@ def _save_bundle(
     try:
         save_body(body, staging)
         layers, long_text = options.get("layers"), options.get("long_text", PREDICT_LONG_TEXT)
+        # an export reads up to the network's limit: it gets the training window the torch model reads in
+        window = {"max_length": details["recipe"]["max_length"]} if export else {}
         backend, quantize = export_tuned(staging, export, (test or train).texts, long_text=long_text,
-                                         layers=layers) if export else ("torch", "none")
+                                         layers=layers, **window) if export else ("torch", "none")
         encoder = get_encoder("st:" + str(staging), long_text=long_text, backend=backend, quantize=quantize,
-                              work_dir=cache_dir, layers=layers)
+                              work_dir=cache_dir, layers=layers, **window)
         options = encoder_options(encoder)  # long_text (default auto), max_length the training window
         if layers is not None:
             options["layers"] = layers
