@@ -91,10 +91,15 @@ def timed_lines(command: list[str], env: dict[str, str], cwd: Path) -> tuple[flo
     return time.perf_counter() - start, lines
 
 
+INSIDE = "exceed the max length"  # the long-text warning a probe's encoders print, inside it
+
+
 def split_wall(wall: float, lines: list[tuple[float, str]]) -> dict[str, float]:
-    """Seconds of start (to the first line), exports, probes and the rest, from the timed stderr lines."""
+    """Seconds of start (to the first line), exports, probes and the rest, from the timed stderr lines. A probe
+    runs from its "checking" line to the next line other than the long-text warning its encoders print."""
     parts = {"start": lines[0][0] if lines else wall, "export": 0.0, "probe": 0.0}
-    for (at, line), (after, _) in zip(lines, lines[1:] + [(wall, "")]):
+    marked = [(at, line) for at, line in lines if INSIDE not in line]
+    for (at, line), (after, _) in zip(marked, marked[1:] + [(wall, "")]):
         if ": exporting for " in line:
             parts["export"] -= at
         elif ": exported in " in line:
