@@ -277,7 +277,7 @@ def test_fit_of_the_defaults_english_side_mpnet(rt, tmp_path, monkeypatch):
     """The default's English side, all-mpnet-base-v2 pooling its layers 9-12 (the real model, 40 labels of 160 RT
     rows), the most accurate packaged encoder, named so the test pays no e5 export (the default itself is checked in
     tests/test_multilingual.py, its routing in tests/test_routed.py), under backend auto: exported once into the cache (the graph returns the layer
-    mean), probed against torch fp32 of the same layers on the 160 texts, recorded in the bundle and reused by
+    mean), probed against torch fp32 of the same layers on a sample of the texts (about 2,000 words), recorded in the bundle and reused by
     ``predict`` without torch. auto's first choice for mpnet, the static int8 export,
     spends about 50 s in NNCF's calibration, so it is left out here (the next choice, int8 weights, runs);
     the static export itself is made and checked on MiniLM in tests/test_openvino.py."""
