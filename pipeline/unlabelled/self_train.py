@@ -135,7 +135,7 @@ def self_train_head(
     """
     from dataclasses import replace
 
-    from pipeline.heads.registry import FitOptions, build_head, fit_head, unit_rows
+    from pipeline.heads.registry import FitOptions, fit_head
 
     o = options if options is not None else FitOptions()
     class_weight, seed = o.class_weight, o.seed
@@ -150,9 +150,7 @@ def self_train_head(
         rounds.append(_round_record(p_pos, idx, y_pseudo))
         if not len(idx):
             break
-        student = build_head(head, teacher.params, class_weight=class_weight, seed=seed, n_train=len(y) + len(idx),
-                             unit=unit_rows(X))  # the teacher's preprocessing: unscaled on unit-length rows
-        current = student.fit(np.vstack([X, X_unlabelled[idx]]), np.concatenate([y, y_pseudo]))
+        current = _refit_student(head, teacher.params, np.vstack([X, X_unlabelled[idx]]), np.concatenate([y, y_pseudo]), o)
     seconds = time.perf_counter() - start
     record = {
         "teacher": {"kind": "frozen", "head": head, "params": teacher.params, "cv_accuracy": teacher.cv_accuracy,
@@ -163,6 +161,25 @@ def self_train_head(
     fitted = replace(teacher, estimator=current, fit_seconds=seconds,
                      search=f"{teacher.search}; self-trained, {len(rounds)} round(s)")
     return fitted, record
+
+
+STUDENT_PRIOR = False  # the students keep the teacher's prompt prior (at the strength of their own training size)
+
+
+def _refit_student(head: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, options: Any) -> Any:
+    """A student: ``head`` at the teacher's grid point ``params``, refitted on ``X, y`` (labels + pseudo-labels)
+    with no search, the teacher's preprocessing (unscaled on unit-length rows) and, with :data:`STUDENT_PRIOR`,
+    the prompt prior of ``options.prompt_direction`` at the strength of ``len(y)`` training rows."""
+    from pipeline.heads.registry import build_head, fit_head, get_head, unit_rows
+
+    unit = unit_rows(X)
+    if not STUDENT_PRIOR or options.prompt_direction is None or not get_head(head).prompted:
+        student = build_head(head, params, class_weight=options.class_weight, seed=options.seed, n_train=len(y),
+                             unit=unit)
+        return student.fit(X, y)
+    spec = replace(get_head(head).for_rows(unit), default=dict(params), unit_default=None, spread_scaled=None)
+    return fit_head(spec, X, y, class_weight=options.class_weight, seed=options.seed, selection=None,
+                    prompt_direction=options.prompt_direction).estimator
 
 
 @dataclass(frozen=True)
