@@ -251,3 +251,25 @@ def test_finetune_self_train_distils_into_a_bundle_evaluate_uses(reviews, tmp_pa
     few = write_reviews_csv(tmp_path / "few.csv", ds, range(40))  # evaluate reads the bundle; 800 rows only take longer
     r = CliRunner().invoke(main, ["evaluate", str(out), few, "--json"], env=env)
     assert r.exit_code == 0 and json.loads(r.stdout)["n"] == 40, r.output
+
+
+def test_self_trained_student_keeps_the_teachers_prompt_prior():
+    """With a prompt direction the student is pulled toward it as the teacher is (few labels, many pseudo-labels)."""
+    from pipeline.heads.registry import FitOptions
+    from pipeline.unlabelled.self_train import _refit_student, self_train_head
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=32)
+    u = w + rng.normal(size=32)
+    u /= np.linalg.norm(u)
+    X = rng.normal(size=(260, 32)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = (X @ w > 0).astype(int)
+    cosine = lambda est: float(est[-1].coef_[0] @ u / np.linalg.norm(est[-1].coef_[0]))  # noqa: E731
+    params = {"C": 1.0}
+    with_prior = _refit_student("logreg", params, X, y, FitOptions(prompt_direction=u))
+    without = _refit_student("logreg", params, X, y, FitOptions())
+    assert cosine(with_prior) > cosine(without) + 0.01
+    students = [self_train_head("logreg", X[:12], y[:12], X[12:], options=options)[0].estimator
+                for options in (FitOptions(prompt_direction=u), FitOptions())]
+    assert cosine(students[0]) > cosine(students[1])
