@@ -96,7 +96,7 @@ def test_auto_runs_the_export_checked_against_the_engine(tmp_path):
     assert out.returncode == 0 and "정말 최고예요" in out.stdout, out.stderr
 
 
-def test_the_weights_digest_is_remembered_by_path_size_and_mtime(tmp_path, monkeypatch):
+def test_the_weights_digest_is_remembered_by_path_and_file_stamp(tmp_path, monkeypatch):
     import os
 
     import pipeline.encoders.base as base
@@ -115,4 +115,9 @@ def test_the_weights_digest_is_remembered_by_path_size_and_mtime(tmp_path, monke
     os.utime(weights, ns=(1, 1))
     assert remembered_digest(weights, tmp_path) == base.sha256_file(weights) != first
     (tmp_path / "models" / DIGESTS).write_text("{not json")  # a damaged record is hashed over
+    assert remembered_digest(weights, tmp_path) == base.sha256_file(weights)
+    replacement = tmp_path / "new.bin"  # a file replaced (as a reinstall does), same size, mtime put back
+    replacement.write_bytes(b"third blocks")
+    os.utime(replacement, ns=(1, 1))
+    os.replace(replacement, weights)
     assert remembered_digest(weights, tmp_path) == base.sha256_file(weights)

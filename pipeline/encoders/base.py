@@ -123,11 +123,17 @@ def check_texts(texts: Iterable[str]) -> list[str]:
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
+def file_stamp(path: str | Path) -> tuple[int, int, int, int]:
+    """What tells that a file's content may have changed, without reading it: size, modification and change times,
+    inode. A file rewritten or replaced, even with its size and mtime put back, gets a new change time or inode."""
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
 def file_digest(path: str | Path) -> str:
-    """sha256 hex of a file's content, remembered per (path, size, mtime) within the process."""
+    """sha256 hex of a file's content, remembered per path and :func:`file_stamp` within the process."""
     real = os.path.realpath(path)
-    st = os.stat(real)
-    key = (real, st.st_size, st.st_mtime_ns)
+    key = (real, *file_stamp(real))
     if key not in _DIGESTS:
         _DIGESTS[key] = sha256_file(real)
     return _DIGESTS[key]

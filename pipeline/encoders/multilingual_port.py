@@ -37,7 +37,7 @@ from pipeline.disk import explain_full_disk
 PORT_VERSION = 2  # bump when a change here changes the directory written
 NORMALIZE = "normalize.json"
 TOKENIZER = "tokenizer.json"
-DIGESTS = "digests.json"  # under <work_dir>/models/: the sha256 of package files by real path, size and mtime
+DIGESTS = "digests.json"  # under <work_dir>/models/: the sha256 of package files by real path and file stamp
 META_SPACE = "\u2581"
 QK = 32
 Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
@@ -196,14 +196,13 @@ def file_identity(path: Path, package: str, work_dir: Path | None = None) -> str
 
 
 def remembered_digest(path: Path, work_dir: Path) -> str:
-    """sha256 of the package file ``path``, as recorded in ``<work_dir>/models/`` :data:`DIGESTS` for its real path,
-    size and modification time, else computed (about 0.1 s for e5's 4-bit weights, a fifth of a cold English
-    ``predict`` through a routed bundle, which builds e5's part for its fingerprint) and recorded."""
-    from pipeline.encoders.base import file_digest
+    """sha256 of the package file ``path``, as recorded in ``<work_dir>/models/`` :data:`DIGESTS` for its real path
+    and :func:`~pipeline.encoders.base.file_stamp`, else computed (about 0.1 s for e5's 4-bit weights, a fifth of a
+    cold English ``predict`` through a routed bundle, which builds e5's part for its fingerprint) and recorded."""
+    from pipeline.encoders.base import file_digest, file_stamp
 
     real = os.path.realpath(path)
-    st = os.stat(real)
-    stamp = [st.st_size, st.st_mtime_ns]
+    stamp = list(file_stamp(real))
     record = Path(work_dir) / "models" / DIGESTS
     try:
         known = json.loads(record.read_text(encoding="utf-8"))
