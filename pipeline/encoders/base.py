@@ -123,6 +123,12 @@ def check_texts(texts: Iterable[str]) -> list[str]:
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
+def layer_span(layers: str) -> tuple[int, int]:
+    """``(A, B)`` of a ``layers`` option ``"A-B"`` (or ``"A"``), as the spec's option table checked it."""
+    first, _, last = layers.partition("-")
+    return int(first), int(last or first)
+
+
 def file_stamp(path: str | Path) -> tuple[int, int, int, int]:
     """What tells that a file's content may have changed, without reading it: size, modification and change times,
     inode. A file rewritten or replaced, even with its size and mtime put back, gets a new change time or inode."""

@@ -53,7 +53,7 @@ import numpy as np
 
 from pipeline import MissingExtraError, OptionError, ReviewTransferError
 from pipeline.disk import explain_full_disk
-from pipeline.encoders.base import Encoder
+from pipeline.encoders.base import Encoder, layer_span
 from pipeline.encoders.calibration import LEGACY_RECIPE, default_recipe
 from pipeline.encoders.calibration import recipe as calibration_recipe
 from pipeline.encoders.inputs import model_inputs
@@ -256,8 +256,7 @@ class LayerMeanExport(ExportedEncoder):
     directory, probe and fingerprint (``layers`` in both)."""
 
     def __init__(self, spec: str, model_dir: Path, identity: str, *, layers: str, **options: Any) -> None:
-        first, _, last = layers.partition("-")  # "A-B", checked by the spec's option table
-        self.layers = (int(first), int(last or first))
+        self.layers = layer_span(layers)  # "A-B", checked by the spec's option table
         super().__init__(spec, model_dir, identity, **options)
 
 
@@ -304,14 +303,16 @@ def find_or_export(encoder: ExportedEncoder, work_dir: Path, quantize: str | Non
     return target
 
 
-def export_into(model_dir: Path, backend: str = "onnx", quantize: str = "none") -> Path:
-    """Export a sentence-transformers directory (e.g. tuned weights going into a bundle) into itself."""
+def export_into(model_dir: Path, backend: str = "onnx", quantize: str = "none",
+                layers: tuple[int, int] | None = None) -> Path:
+    """Export a sentence-transformers directory (e.g. tuned weights going into a bundle) into itself, its graph
+    returning the mean of hidden ``layers`` A..B when given (see :func:`make_export`)."""
     from pipeline.encoders.base import dir_digest
 
     check_backend(backend, quantize)
     identity = dir_digest(model_dir)
     return make_export(model_dir, bundled_export(model_dir, backend, quantize), backend=backend, quantize=quantize,
-                       hf=False, identity=identity)
+                       hf=False, identity=identity, layers=layers)
 
 
 def add_probe(export_dir: Path, probe: dict[str, Any]) -> None:

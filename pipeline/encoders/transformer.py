@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.encoders.base import Encoder
+from pipeline.encoders.base import Encoder, layer_span
 from pipeline.encoders.device import PROBE_TEXTS, autocast, default_batch_size, resolve_device, resolve_precision
 from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, length_stats, resolve_strategy
 
@@ -165,8 +165,7 @@ class SentenceTransformerEncoder(TransformerEncoder):
 
     def __init__(self, spec: str, model_dir: Path, identity: str, *, layers: str | None = None,
                  **options: Any) -> None:
-        first, _, last = (layers or "").partition("-")  # "A-B", checked by the spec's option table
-        self.layers = (int(first), int(last or first)) if layers else None
+        self.layers = layer_span(layers) if layers else None  # "A-B", checked by the spec's option table
         super().__init__(spec, model_dir, identity, **options)
 
     def fingerprint_params(self) -> dict[str, Any]:

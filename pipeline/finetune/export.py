@@ -27,18 +27,12 @@ def export_tuned(model_dir: Path, export: str, texts: list[str], *, long_text: s
     with a warning) when its median cosine to the tuned torch fp32 vectors is below the guard's threshold.
     """
     from pipeline.encoders import get_encoder
-    from pipeline.encoders.base import dir_digest
-    from pipeline.encoders.calibration import default_recipe
-    from pipeline.encoders.onnx import add_probe, bundled_export, check_backend, make_export
+    from pipeline.encoders.base import layer_span
+    from pipeline.encoders.onnx import add_probe, export_into
     from pipeline.encoders.probe import MIN_MEDIAN_COSINE, probe, sample_texts
 
     backend, quantize = EXPORTS[export]
-    check_backend(backend, quantize)
-    span = tuple(int(x) for x in layers.split("-")) if layers else None
-    span = (span[0], span[-1]) if span else None
-    target = bundled_export(model_dir, backend, quantize)
-    make_export(model_dir, target, backend=backend, quantize=quantize, hf=False, identity=dir_digest(model_dir),
-                layers=span, calibration=default_recipe(span) if quantize == "int8-static" else None)
+    target = export_into(model_dir, backend, quantize, layers=layer_span(layers) if layers else None)
     extra = {"layers": layers} if layers else {}
     encoder = get_encoder("st:" + str(model_dir), long_text=long_text, backend=backend, quantize=quantize,
                           max_length=max_length, **extra)
