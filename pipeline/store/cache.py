@@ -653,22 +653,22 @@ def _write_atomic(path: Path, meta: dict[str, Any], blocks: Any, rows: int | Non
     chunk_rows = int(np.clip(2**18 // (4 * dim), 64, 8192))
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        with explain_full_disk(path.parent, "the embedding cache's rows"), h5py.File(tmp, "w", locking=False) as f:
-            keys_ds = f.create_dataset("keys", shape=(0,), maxshape=(None,), dtype=KEY_DTYPE,
-                                       chunks=(chunk_rows,), fletcher32=True)
-            vec_ds = f.create_dataset("vectors", shape=(0, dim), maxshape=(None, dim), dtype=np.float32,
-                                      chunks=(chunk_rows, dim), fletcher32=True)
-            n = 0
-            for keys, vectors in blocks:
-                m = len(keys)
-                keys_ds.resize((n + m,))
-                vec_ds.resize((n + m, dim))
-                keys_ds[n : n + m] = keys
-                vec_ds[n : n + m] = vectors
-                n += m
-            for name, value in meta.items():
-                f.attrs[name] = value
         with explain_full_disk(path.parent, "the embedding cache's rows"):
+            with h5py.File(tmp, "w", locking=False) as f:
+                keys_ds = f.create_dataset("keys", shape=(0,), maxshape=(None,), dtype=KEY_DTYPE,
+                                           chunks=(chunk_rows,), fletcher32=True)
+                vec_ds = f.create_dataset("vectors", shape=(0, dim), maxshape=(None, dim), dtype=np.float32,
+                                          chunks=(chunk_rows, dim), fletcher32=True)
+                n = 0
+                for keys, vectors in blocks:
+                    m = len(keys)
+                    keys_ds.resize((n + m,))
+                    vec_ds.resize((n + m, dim))
+                    keys_ds[n : n + m] = keys
+                    vec_ds[n : n + m] = vectors
+                    n += m
+                for name, value in meta.items():
+                    f.attrs[name] = value
             _fsync(tmp)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk's or an interrupted write's part is no use, and holds space

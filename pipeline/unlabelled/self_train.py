@@ -134,7 +134,6 @@ def self_train_head(
     Returns the student as a :class:`~pipeline.heads.registry.FittedHead` (``fit_seconds`` covers teacher and
     students) and the record for the bundle manifest: teacher, settings and per-round pseudo-label counts.
     """
-    from dataclasses import replace
 
     from pipeline.heads.registry import FitOptions, fit_head
 
