@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -136,6 +137,18 @@ def cache_verify(fingerprints: tuple[str, ...], cache_dir: str | None) -> None:
                 click.echo(f"  {line}")
         else:
             click.echo(f"ok        {store.fingerprint}")
+    if not fingerprints:
+        from pipeline.encoders.multilingual_port import DIGESTS, wrong_digests
+        from pipeline.paths import default_cache_dir
+
+        work_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        wrong = wrong_digests(work_dir)
+        if (work_dir / "models" / DIGESTS).exists():
+            click.echo(f"{'WRONG' if wrong else 'ok':<9} models/{DIGESTS}")
+        for line in wrong:
+            click.echo(f"  {line}")
+        if wrong and not bad:
+            raise click.ClickException(f"models/{DIGESTS} records a wrong sha256; delete it as shown above.")
     if bad:
         raise click.ClickException(f"{bad} of {len(stores)} cache files are damaged; rebuild them as shown above.")
 
