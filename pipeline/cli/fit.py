@@ -170,7 +170,7 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
     \b
     Examples:
       review-transfer evaluate models/rt-minilm-logreg-ball-s0 rt                   (RT's held-out test split)
-      review-transfer evaluate models/rt-minilm-logreg-ball-s0 shop.csv --text-col "Review Text" --label-col stars --positive 5
+      review-transfer evaluate models/rt-minilm-logreg-ball-s0 shop.csv --text-col "Review Text" --label-col stars --positive 4,5 --negative 1,2
       review-transfer evaluate models/rt-minilm-logreg-ball-s0 site.csv --prior 0.15 --json   (a known positive rate)
     """
     import json

@@ -166,9 +166,14 @@ def text_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:
                     "string. Fill in the text or pass the text column with --text-col.")
 
 
+def has_label(value: Any) -> bool:
+    """Whether a label cell holds a label: not None, NaN, blank or a marker such as ``NULL``."""
+    return not (is_missing(value) or (isinstance(value, str) and not value.strip()))
+
+
 def label_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:
     """The label of one cell as a stripped string, or DataError when it is missing."""
-    if is_missing(value) or (isinstance(value, str) and not value.strip()):
+    if not has_label(value):
         shown = f" ({value.strip()!r})" if isinstance(value, str) and value.strip() else ""
         raise DataError(f"{where}: {unit} {pos}, column {col!r} has no label{shown}. Label or remove that row.")
     if not isinstance(value, (str, int, float)):  # bool is an int
