@@ -211,3 +211,18 @@ def test_a_nan_marker_is_no_label(tmp_path):
     path.write_text(HEADER + GOOD + "Fine.,NaN\n", encoding="utf-8")
     ds = load(str(path))
     assert "Fine." not in ds.texts and ds.report.other_dropped == {"without a label": 1}
+
+
+def test_a_nested_json_text_is_named_by_its_dotted_path(tmp_path):
+    rows = [{"id": i, "review": {"title": "t", "body": f"review number {i}"}, "stars": 1 + 4 * (i % 2)} for i in range(4)]
+    path = tmp_path / "n.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(DataError, match=r"column 'review' is dict .* its longest text is 'body', so --text-col review\.body\."):
+        load(str(path), text_col="review", label_col="stars")
+    ds = load(str(path), text_col="review.body", label_col="stars", positive="5")
+    assert ds.texts == [f"review number {i}" for i in range(4)] and ds.labels.tolist() == [0, 1, 0, 1]
+    array = tmp_path / "n.json"
+    array.write_text(json.dumps(rows), encoding="utf-8")
+    assert read_texts(str(array), "review.body") == ds.texts
+    with pytest.raises(DataError, match=r"missing column 'review\.bdy'"):
+        read_texts(str(array), "review.bdy")

@@ -89,10 +89,10 @@ def read_batches(source: str | Path, required: Mapping[str, str], optional: Sequ
         return
     if suffix in (".csv", ".tsv"):
         records = _csv_records(path, "\t" if suffix == ".tsv" else _csv_delimiter(path), [*required, *optional])
-    elif suffix == ".jsonl":
-        records = _jsonl_records(path)
     else:
-        records = _json_records(path)
+        records = _jsonl_records(path) if suffix == ".jsonl" else _json_records(path)
+        dotted = [c for c in dict.fromkeys([*required, *optional]) if "." in c]
+        records = _with_dotted(records, dotted) if dotted else records
     batch: list[Record] = []
     checked = False
     for pos, rec in records:
@@ -111,6 +111,24 @@ def read_records(source: str | Path, required: Mapping[str, str], optional: Sequ
     """:func:`read_batches` one record at a time."""
     for batch in read_batches(source, required, optional):
         yield from batch
+
+
+def read_columns(source: str | Path, cols: Sequence[str], option: str) -> list[dict[str, Any]]:
+    """The values of columns ``cols`` of every row of ``source``, in order (a missing value as None); a missing
+    column is a DataError naming ``option``."""
+    return [{c: None if is_missing(rec.get(c)) else rec.get(c) for c in cols}
+            for _, rec in read_records(source, dict.fromkeys(cols, option))]
+
+
+def column_names(source: str | Path) -> list[str]:
+    """The column names of file ``source`` (a Parquet file's schema; else its first record's keys)."""
+    path = file_path(str(source))
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    first = next(read_batches(path, {}, (), batch_rows=1), [(0, {})])
+    return [str(k) for k in first[0][1]]
 
 
 def read_texts(source: str | Path, text_col: str, *, keep_empty: bool,
@@ -162,8 +180,12 @@ def text_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:
         return "" if value.strip() in MISSING_MARKERS else value.strip()
     if is_missing(value):
         return ""
+    nested = {k: v for k, v in value.items() if isinstance(v, str)} if isinstance(value, dict) else {}
+    longest = max(nested, key=lambda k: len(nested[k])) if nested else None
+    hint = (f" Name a field inside it: its longest text is {longest!r}, so --text-col "
+            f"{shlex.quote(f'{col}.{longest}')}." if longest else " Fill in the text or pass the text column with --text-col.")
     raise DataError(f"{where}: {unit} {pos}, column {col!r} is {type(value).__name__} ({value!r:.40}); expected a "
-                    "string. Fill in the text or pass the text column with --text-col.")
+                    f"string.{hint}")
 
 
 def has_label(value: Any) -> bool:
@@ -342,6 +364,23 @@ def _jsonl_records(path: Path) -> Iterator[Record]:
         if not isinstance(rec, dict):
             raise DataError(f"{path}: line {number}: expected a JSON object per line, got {type(rec).__name__}.")
         yield number, rec
+
+
+def _with_dotted(records: Iterable[Record], names: Sequence[str]) -> Iterator[Record]:
+    """JSON ``records`` with each dotted column of ``names`` (``review.body``) that is not a key of its own filled
+    from the nested objects it names, when they hold it."""
+    for pos, rec in records:
+        for name in names:
+            if name not in rec:
+                value: Any = rec
+                for key in name.split("."):
+                    value = value.get(key, _ABSENT) if isinstance(value, dict) else _ABSENT
+                if value is not _ABSENT:
+                    rec[name] = value
+        yield pos, rec
+
+
+_ABSENT = object()
 
 
 def _json_records(path: Path) -> Iterator[Record]:
