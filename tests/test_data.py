@@ -104,8 +104,8 @@ def test_missing_file(tmp_path):
 
 
 def test_unknown_format(tmp_path):
-    path = write(tmp_path / "d.xlsx", "x")
-    with pytest.raises(DataError, match=r"unknown format '\.xlsx'.*\.csv"):
+    path = write(tmp_path / "d.docx", "x")
+    with pytest.raises(DataError, match=r"unknown format '\.docx'.*\.csv"):
         load(path)
 
 

@@ -226,3 +226,12 @@ def test_a_nested_json_text_is_named_by_its_dotted_path(tmp_path):
     assert read_texts(str(array), "review.body") == ds.texts
     with pytest.raises(DataError, match=r"missing column 'review\.bdy'"):
         read_texts(str(array), "review.bdy")
+
+
+def test_a_workbook_and_a_mistyped_name_say_what_to_give(tmp_path):
+    (tmp_path / "reviews.csv").write_text(HEADER + GOOD, encoding="utf-8")
+    (tmp_path / "reviews.xlsx").write_bytes(b"PK\x03\x04")
+    with pytest.raises(DataError, match=r"reviews\.xlsx: a spreadsheet workbook, .* 'CSV UTF-8 \(Comma delimited\)'"):
+        load(str(tmp_path / "reviews.xlsx"))
+    with pytest.raises(DataError, match=rf"revews\.csv: no such file \(did you mean {re.escape(str(tmp_path))}/reviews\.csv\?\)"):
+        load(str(tmp_path / "revews.csv"))

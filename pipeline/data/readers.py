@@ -27,6 +27,7 @@ from typing import Any
 from pipeline import ReviewTransferError
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")  # workbooks: saved as CSV, not renamed
 STREAM_FORMATS = (".parquet", ".csv", ".tsv", ".jsonl")  # read in bounded batches (not .json)
 LINE_FORMATS = (".csv", ".tsv", ".jsonl")  # positions are physical lines; others count rows
 BATCH_ROWS = 50_000
@@ -49,16 +50,34 @@ def file_path(source: str) -> Path:
     """``source`` as an existing file of a known format, or DataError saying what to give."""
     path = Path(source)
     if not path.exists():
-        raise DataError(f"{source}: no such file. Give a path to a {'/'.join(FORMATS)} file, 'rt' or 'hf:NAME'.")
+        raise DataError(f"{source}: no such file{_near_file(path)}. Give a path to a {'/'.join(FORMATS)} file, 'rt' "
+                        "or 'hf:NAME'.")
     if not path.is_file():
         what = "a directory" if path.is_dir() else "not a regular file"
         raise DataError(f"{source}: is {what}, not a data file. Give a path to a {'/'.join(FORMATS)} file inside it.")
+    if path.suffix.lower() in SPREADSHEETS:
+        raise DataError(f"{source}: a spreadsheet workbook, which is not read directly; save its sheet as CSV (Excel: "
+                        f"File > Save As > 'CSV UTF-8 (Comma delimited)'; LibreOffice: 'Text CSV', UTF-8) and give the "
+                        f"{path.stem}.csv it writes.")
     if path.suffix.lower() not in FORMATS:
         raise DataError(
             f"{source}: unknown format {path.suffix!r}; expected one of {', '.join(FORMATS)} "
             "(rename the file or convert it)."
         )
     return path
+
+
+def _near_file(path: Path) -> str:
+    """``" (did you mean NAME?)"`` for a data file beside ``path`` whose name is close to it, else ``""``."""
+    import difflib
+
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.suffix.lower() in FORMATS] if path.parent.is_dir() else []
+    except OSError:
+        return ""
+    near = (difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+            or [n for n in names if n.lower() == path.name.lower()])
+    return f" (did you mean {path.parent / near[0]}?)" if near else ""
 
 
 def check_source(source: str) -> None:
