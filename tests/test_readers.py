@@ -235,3 +235,26 @@ def test_a_workbook_and_a_mistyped_name_say_what_to_give(tmp_path):
         load(str(tmp_path / "reviews.xlsx"))
     with pytest.raises(DataError, match=rf"revews\.csv: no such file \(did you mean {re.escape(str(tmp_path))}/reviews\.csv\?\)"):
         load(str(tmp_path / "revews.csv"))
+
+
+def test_a_header_saved_decomposed_matches_the_name_typed_composed(tmp_path):
+    """macOS writes Korean and accented names decomposed (NFD); a user types them composed (NFC)."""
+    import unicodedata
+
+    nfd = lambda s: unicodedata.normalize("NFD", s)  # noqa: E731
+    path = tmp_path / "ko.csv"
+    path.write_text(nfd("리뷰,평가\n") + "좋아요 정말," + nfd("긍정") + "\n별로예요,부정\n", encoding="utf-8")
+    ds = load(str(path), text_col="리뷰", label_col="평가")
+    assert ds.texts == ["좋아요 정말", "별로예요"] and ds.labels.tolist() == [1, 0]  # a decomposed 긍정 is known too
+    table = pa.table({nfd("리뷰"): ["좋아요 정말", "별로예요"], nfd("évaluation"): ["positive", "negative"]})
+    pq.write_table(table, tmp_path / "ko.parquet")
+    assert load(str(tmp_path / "ko.parquet"), text_col="리뷰", label_col="évaluation").labels.tolist() == [1, 0]
+
+
+def test_data_show_refuses_a_label_column_asked_for_and_absent(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("review,stars\nGood.,5\nBad.,1\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["data", "show", str(path), "--text-col", "review", "--label-col", "star"])
+    assert res.exit_code == 1 and "missing column 'star'" in res.output and "Did you mean --label-col stars?" in res.output
+    res = CliRunner().invoke(main, ["data", "show", str(path), "--text-col", "review"])  # no label column asked: texts
+    assert res.exit_code == 0 and "unlabelled" in res.output

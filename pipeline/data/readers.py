@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import shlex
+import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -114,10 +115,15 @@ def read_batches(source: str | Path, required: Mapping[str, str], optional: Sequ
         records = _with_dotted(records, dotted) if dotted else records
     batch: list[Record] = []
     checked = False
+    aliases: dict[str, str] = {}
     for pos, rec in records:
         if not checked:  # on the first record: CSV records hold every header name
-            check_columns(rec, str(path), required)
+            aliases = _unicode_aliases(rec, [*required, *optional])
+            check_columns({**rec, **dict.fromkeys(aliases)}, str(path), required)
             checked = True
+        for col, key in aliases.items():
+            if key in rec:
+                rec[col] = rec[key]
         batch.append((pos, rec))
         if len(batch) >= batch_rows:
             yield batch
@@ -169,9 +175,13 @@ def check_columns(names: Iterable[str], where: str, required: Mapping[str, str])
     names = list(names)
     for col, flag in required.items():
         if col not in names:
+            import difflib
+
+            near = difflib.get_close_matches(col, [str(n) for n in names], n=1, cutoff=0.75)
             raise DataError(
                 f"{where}: missing column {col!r}; columns present: {sorted(names)}. Pass the right name with {flag}."
-                + (_likely_text(first) if flag == "--text-col" else "")
+                + (f" Did you mean {flag} {shlex.quote(near[0])}?" if near else
+                   _likely_text(first) if flag == "--text-col" else "")
             )
 
 
@@ -222,7 +232,8 @@ def label_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:
                         "one label per row (a string or a number). Pass the label column with --label-col.")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    label = str(value).strip()
+    return label if label.isascii() else unicodedata.normalize("NFC", label)  # 긍정 saved decomposed is still 긍정
 
 
 # ---------------------------------------------------------------------------------------------- formats
@@ -301,6 +312,14 @@ def _csv_records(path: Path, delimiter: str, wanted: Sequence[str]) -> Iterator[
         first = suspect or f"first at line {spanning[0]}; if a quote there is unbalanced, rows were merged: check that line"
         warnings.warn(f"{path}: {len(spanning)} row(s) hold line breaks inside quotes, each read as one row ({first}).",
                       DataWarning, stacklevel=2)
+
+
+def _unicode_aliases(names: Iterable[str], wanted: Iterable[str]) -> dict[str, str]:
+    """{wanted column: the file's name for it} for each wanted column the file spells with other Unicode code points
+    (a Korean or accented header saved decomposed (NFD), as macOS writes it, beside a name typed composed)."""
+    present = set(names)
+    forms = {unicodedata.normalize("NFC", n): n for n in present if not n.isascii()}
+    return {w: forms[f] for w in wanted if w not in present and (f := unicodedata.normalize("NFC", w)) in forms}
 
 
 def _check_header(path: Path, header: list[str], wanted: Sequence[str]) -> None:
@@ -420,14 +439,17 @@ def _parquet_batches(path: Path, required: Mapping[str, str], optional: Sequence
     try:
         pf = pq.ParquetFile(path)
         names = pf.schema_arrow.names
-        check_columns(names, str(path), required)
-        wanted = [c for c in dict.fromkeys([*required, *optional]) if c in names]
+        aliases = _unicode_aliases(names, [*required, *optional])
+        check_columns([*names, *aliases], str(path), required)
+        wanted = [aliases.get(c, c) for c in dict.fromkeys([*required, *optional]) if aliases.get(c, c) in names]
         for col in wanted:
             if names.count(col) > 1:
                 raise DataError(f"{path}: column {col!r} appears {names.count(col)} times; rename the extra ones.")
         row = 1
         for batch in pf.iter_batches(batch_size=batch_rows, columns=wanted):
             records = batch.to_pylist()
+            for rec in records if aliases else ():
+                rec.update({col: rec[key] for col, key in aliases.items()})
             yield list(enumerate(records, start=row))
             row += len(records)
     except (pa.ArrowException, OSError) as e:
