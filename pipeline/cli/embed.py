@@ -84,7 +84,7 @@ def cache_ls(cache_dir: str | None) -> None:
     """One line per cache file: fingerprint, encoder spec, dim, rows, size, last change."""
     import time
 
-    from pipeline.store.cache import CacheError, list_stores
+    from pipeline.store.cache import CacheError, derived_files, list_stores
 
     stores = list_stores(cache_dir)
     if not stores:
@@ -100,6 +100,12 @@ def cache_ls(cache_dir: str | None) -> None:
         shards = "".join(f" +{s[part]} {part}" for part in ("segments", "shards") if s[part])
         click.echo(f"{s['fingerprint']}  {s['spec']:<20} {settings:<16} {s['dim']:>4}-d {s['rows']:>9,} rows "
                    f"{s['bytes'] / 1e6:>8.1f} MB  {when}{shards}")
+    derived = derived_files(cache_dir)
+    if derived:
+        click.echo("made once and reused (exports, converted models; deleting one costs a re-export on next use):")
+    for name, size, changed, what in derived:
+        click.echo(f"  {name:<52} {size / 1e6:>8.1f} MB  {time.strftime('%Y-%m-%d %H:%M', time.localtime(changed))}"
+                   + (f"  {what}" if what else ""))
 
 
 @cache_group.command("info")
