@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def test_tampered_head_is_refused(copy_of):
 def test_missing_or_extra_files_are_refused(copy_of):
     path, cache = copy_of
     (path / "notes.pkl").write_bytes(b"x")
-    with pytest.raises(BundleError, match="notes.pkl"):
+    with pytest.raises(BundleError, match=rf"notes.pkl.*, e.g. `rm {re.escape(str(path))}/notes.pkl`, or refit"):
         Bundle.load(path, cache_dir=cache)
     (path / "notes.pkl").unlink()
     (path / HEAD_FILE).unlink()

@@ -587,9 +587,11 @@ def verify_files(path: Path, manifest: dict[str, Any]) -> None:
             )
     extra = sorted(present - set(listed))
     if extra:
+        import shlex
+
         raise BundleError(
             f"{path}: holds files that were not saved with it: {extra[:5]}. Remove them (they would not "
-            "be checked) or refit the bundle."
+            f"be checked), e.g. `rm {shlex.quote(str(path / extra[0]))}`, or refit the bundle."
         )
 
 
