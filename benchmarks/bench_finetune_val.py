@@ -68,27 +68,30 @@ def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     tr, va, te = parts()
     idx, rest = sample(tr, args.budget, args.seed)
-    labelled = tr.subset(idx)
+    labelled, targets, noisy = tr.subset(idx), None, {}
+    if args.pseudo:  # a noisy student: gold labels plus the frozen teacher's pseudo-labels of the rest
+        labelled, targets, noisy = noisy_student_set(tr, idx, rest, args)
     recipe = make_recipe("head", epochs=args.epochs, max_length=MAX_LENGTH, prompt_prior=True)
     epochs = recipe.epochs or auto_epochs(len(labelled), recipe.batch_size)
-    cell = Path(args.work) / f"{args.budget}-s{args.seed}-e{epochs}"
+    tag = f"-frozen-n{args.pseudo}-{'soft' if args.soft else 'hard'}" if args.pseudo else ""
+    cell = Path(args.work) / f"{args.budget}-s{args.seed}-e{epochs}{tag}"
     if (cell / "result.json").is_file():
         print(f"{cell}: done already")
         return
     cell.mkdir(parents=True, exist_ok=True)
     settings = LoopSettings(epochs=epochs, device="cpu", precision="fp32", progress=False, checkpoint_seconds=600)
-    store = CheckpointStore(cell / "ckpt", run_key(labelled, ENCODER, recipe, args.seed, "cpu", "fp32"))
+    store = CheckpointStore(cell / "ckpt", run_key(labelled, ENCODER, recipe, args.seed, "cpu", "fp32", targets))
     c0, w0 = time.process_time(), time.perf_counter()
     body = load_body(ENCODER, max_length=MAX_LENGTH, device="cpu", work_dir=default_cache_dir())
     head, result, probe = train_head(body, labelled.texts, labelled.labels, None, recipe=recipe, seed=args.seed,
-                                     settings=settings, store=store)
-    record = {"budget": args.budget, "seed": args.seed, "epochs": epochs, "labels": len(labelled),
+                                     settings=settings, store=store, targets=targets)
+    record = {"budget": args.budget, "seed": args.seed, "epochs": epochs, "labels": len(labelled), **noisy,
               "train_cpu_s": round(time.process_time() - c0, 1), "train_wall_s": round(time.perf_counter() - w0, 1),
               "resumed_from": result.resumed_from, "history": result.history, "probe": probe,
               "threads": args.threads, "load": os.getloadavg()[0], "coef": head[-1].coef_.ravel().tolist(),
               "intercept": float(head[-1].intercept_[0]), "encodes": {}}
     sets = {"val": va.texts, "test": te.texts}
-    if args.budget != "all":
+    if args.budget != "all" and not args.pseudo:
         sets.update(train=labelled.texts, rest=[tr.texts[i] for i in rest])
     sets = {name: texts for name, texts in sets.items() if name in args.sets.split(",")}
     for name, texts in sets.items():
@@ -105,6 +108,45 @@ def train(args: argparse.Namespace) -> None:
     tmp.replace(cell / "result.json")
     store.remove()
     print(f"{cell.name}: val {record['val_accuracy']}%, training {record['train_cpu_s']} CPU s", flush=True)
+
+
+def frozen_teacher(tr, idx: np.ndarray, rest: np.ndarray, seed: int):
+    """The frozen default self-trained on the training part's other texts (``fit --self-train``: the prompted
+    logreg on the default's vectors teaches a student over ``rest``), fitted on the labelled rows ``idx``;
+    returns the student estimator and the default's vectors of the training part."""
+    from benchmarks.bench_indomain import vectors
+    from pipeline.heads.registry import FitOptions
+    from pipeline.store.cache import EmbeddingCache, default_cache_dir
+    from pipeline.unlabelled.self_train import SelfTrainSettings, self_train_head
+
+    X, u = vectors(EmbeddingCache(default_cache_dir()), [FROZEN], tr.texts)
+    options = FitOptions(groups=[tr.groups[i] for i in idx], seed=seed, prompt_direction=u)
+    teacher, _ = self_train_head("logreg", X[idx], tr.labels[idx], X[rest], settings=SelfTrainSettings(),
+                                 options=options)
+    return teacher.estimator, X
+
+
+def noisy_student_set(tr, idx: np.ndarray, rest: np.ndarray, args: argparse.Namespace):
+    """(training set, soft targets or None, record): the labelled rows plus ``args.pseudo`` balanced pseudo-labels
+    drawn from the surest half of the frozen teacher's labels of ``rest``. The record's pseudo-label accuracy
+    reads the training part's own labels (a diagnostic; the teacher never sees them)."""
+    from dataclasses import replace
+
+    from pipeline.unlabelled.self_train import SelfTrainSettings, select_pseudo
+
+    c0 = time.process_time()
+    teacher, X = frozen_teacher(tr, idx, rest, args.seed)
+    p_rest = teacher.predict_proba(X[rest])[:, 1]
+    pick, y_pseudo = select_pseudo(p_rest, SelfTrainSettings(balance="equal", max_pseudo=args.pseudo), seed=args.seed)
+    rows = np.concatenate([idx, rest[pick]])
+    train = replace(tr.subset(rows), labels=np.concatenate([tr.labels[idx], y_pseudo]))
+    targets = np.concatenate([tr.labels[idx], p_rest[pick]]).astype(np.float32) if args.soft else None
+    record = {"teacher": "frozen, self-trained", "pseudo": int(len(pick)), "soft": args.soft,
+              "pseudo_accuracy": round(100 * float((y_pseudo == tr.labels[rest[pick]]).mean()), 2),
+              "least_confidence": round(float(np.maximum(p_rest[pick], 1 - p_rest[pick]).min()), 4),
+              "teacher_cpu_s": round(time.process_time() - c0, 1)}
+    print(f"frozen teacher: {record}", flush=True)
+    return train, targets, record
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -125,6 +167,7 @@ def report(args: argparse.Namespace) -> None:
     frozen = {"train": X[: len(tr)], "val": X[len(tr): len(tr) + len(va)], "test": X[len(tr) + len(va):]}
     scored = {"val": va.labels, **({"test": te.labels} if args.test else {})}
     print(f"load {os.getloadavg()[0]:.1f}")
+    summary: dict[tuple[str, str], dict[int, tuple[dict[str, float], float]]] = {}
     for cell in sorted(Path(args.work).glob("*/result.json")):
         r = json.loads(cell.read_text())
         idx, rest = sample(tr, r["budget"], r["seed"])
@@ -135,7 +178,14 @@ def report(args: argparse.Namespace) -> None:
         rows["frozen default"] = (_scores(base.estimator, frozen, scored), time.process_time() - c0)
         tuned = {name: np.load(cell.parent / f"{name}.npy") for name in scored}
         z = {name: tuned[name] @ np.array(r["coef"]) + r["intercept"] for name in scored}
-        rows["fine-tuned"] = ({n: _pct(z[n] > 0, scored[n]) for n in scored}, r["train_cpu_s"])
+        if r.get("teacher"):
+            c0 = time.process_time()
+            teacher, _ = frozen_teacher(tr, idx, rest, r["seed"])
+            rows["frozen default, self-trained (teacher)"] = (_scores(teacher, frozen, scored),
+                                                              time.process_time() - c0)
+        name = f"noisy student (+{r['pseudo']} {'soft' if r['soft'] else 'hard'})" if r.get("teacher") else "fine-tuned"
+        name += f", {r['epochs']} epoch(s)"
+        rows[name] = ({n: _pct(z[n] > 0, scored[n]) for n in scored}, r["train_cpu_s"])
         if (cell.parent / "train.npy").is_file():
             c0 = time.process_time()
             refit = fit_head("logreg", np.load(cell.parent / "train.npy"), y, groups=groups, seed=r["seed"])
@@ -151,6 +201,14 @@ def report(args: argparse.Namespace) -> None:
               f"on {r['threads']} thread(s), encodes " + ", ".join(f"{k} {v['cpu_s']:.0f}" for k, v in r["encodes"].items()))
         for name, (acc, cpu) in rows.items():
             print(f"  {name:40s} " + "  ".join(f"{k} {v:5.1f}" for k, v in acc.items()) + f"  ({cpu:.1f} CPU s)")
+            summary.setdefault((r["budget"], name), {})[r["seed"]] = (acc, cpu)
+    print("\nmean ± sd over seeds (paired samples: the same seed draws the same labels)")
+    for (budget, name), by_seed in sorted(summary.items(), key=lambda kv: (int(kv[0][0]), kv[0][1])):
+        accs = [acc for acc, _ in by_seed.values()]
+        cpu = [c for _, c in by_seed.values()]
+        print(f"{budget:>4} {name:44s} seeds {','.join(map(str, sorted(by_seed)))}  " + "  ".join(
+            f"{k} {np.mean([a[k] for a in accs]):5.1f} ± {np.std([a[k] for a in accs], ddof=1) if len(accs) > 1 else 0:.1f}"
+            for k in accs[0]) + f"  CPU s {min(cpu):.0f}-{max(cpu):.0f}")
 
 
 def _distil(base, X: np.ndarray, y: np.ndarray, X_rest: np.ndarray, p_rest: np.ndarray, kind: str, seed: int):
@@ -186,6 +244,11 @@ def main() -> None:
     t.add_argument("--threads", type=int, default=1, help="torch threads")
     t.add_argument("--sets", default="val,test,train,rest",
                    help="texts to encode with the tuned model (rest: the pool distillation labels)")
+    t.add_argument("--pseudo", type=int, default=0,
+                   help="noisy student: also train on this many balanced pseudo-labels of the frozen self-trained "
+                        "teacher (the surest half of the training part's other texts)")
+    t.add_argument("--soft", action=argparse.BooleanOptionalAction, default=True,
+                   help="--pseudo: aim at the teacher's probabilities (else its 0/1 labels)")
     t.add_argument("--save-model", action="store_true", help="also save the tuned model in the cell's model/")
     t.add_argument("--work", required=True, help="folder of the cells (checkpoints, vectors, results)")
     r = sub.add_parser("report", help="score every finished cell")

@@ -26,7 +26,7 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 @click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the budget sample, validation slice, data order and dropout.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle directory to write.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data.  [default: head 3-10 by budget (at least 120 updates), setfit 1]")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data.  [default: head 3-10 by budget (at least 120 updates), setfit 1, --teacher frozen 1]")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Encoder learning rate.  [default: head 3e-5, setfit 2e-5]")
 @click.option("--head-lr", type=click.FloatRange(min=0, min_open=True), default=None, help="head: learning rate of the new head.  [default: 1e-3]")
 @click.option("--head-type", type=click.Choice(["linear", "mlp"]), default=None,
@@ -49,6 +49,14 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
               help="Checkpoint after every epoch here; rerunning the command resumes.  [default: OUT.ckpt]")
 @unlabelled_options
+@click.option("--teacher", type=click.Choice(["finetuned", "frozen"]), default="finetuned", show_default=True,
+              help="--self-train: who labels the unlabelled texts. finetuned: the model fine-tuned on the labels "
+                   "(distillation, below); frozen: the encoder's frozen default head (logreg with the prompt prior, "
+                   "self-trained on the texts as `fit --self-train`), then the encoder is fine-tuned once on the "
+                   "labels plus its surest pseudo-labels (a noisy student; see below).")
+@click.option("--max-pseudo", type=click.IntRange(min=2), default=None,
+              help="--self-train: most pseudo-labels the student trains on, drawn from the --fraction the teacher is "
+                   "surest of.  [default: frozen teacher 512; finetuned: the teacher's training passes]")
 @click.option("--export", type=click.Choice(["onnx", "int8"]), default=None,
               help="Also save the tuned encoder's export in the bundle (checked against torch fp32), so predict "
                    "runs it without importing torch: onnx (fp32, onnxruntime) or int8 (OpenVINO static int8, "
@@ -84,6 +92,17 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     tuned encoder, trains one epoch on the labels plus balanced pseudo-labelled texts (drawn from the
     --fraction the teacher is surest of, as many as the teacher's training passes, so the run costs
     about 3 teachers), aiming at the teacher's probabilities (--soft). Work files: OUT.self-train/.
+
+    \b
+    --self-train --teacher frozen (a noisy student) pays at 16-32 labels, where a teacher fine-tuned on
+    so few labels is weak: the frozen default head, self-trained, labels the texts, and the encoder
+    fine-tunes for one epoch (--epochs) on the labels plus --max-pseudo (512) of its surest pseudo-labels:
+      review-transfer finetune rt --encoder "mpnet[layers=9-12]" --prompt-prior --budget 32
+          --self-train --teacher frozen --balance equal --out models/rt-mpnet-noisy-b32
+    On RT's validation split at 32 labels it scored 86.0% against 85.2% for its frozen teacher and
+    84.9% for fine-tuning on the labels alone (3 seeds); from about 128 labels fine-tuning on the labels
+    alone does better. Training takes about 2 CPU minutes on one core (0.2 s per text), plus encoding
+    the unlabelled texts once with the frozen encoder.
     """
     import dataclasses
     import logging
@@ -98,19 +117,30 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     if not log.handlers:  # progress lines (epochs, resuming) on stderr
         log.addHandler(logging.StreamHandler())
     settings = {f.name: opts.pop(f.name) for f in dataclasses.fields(Recipe) if f.name in opts}
+    teacher, max_pseudo = opts.pop("teacher"), opts.pop("max_pseudo")
     self_train, unlabelled = pop_unlabelled(opts)
+    if self_train is None and (teacher != "finetuned" or max_pseudo is not None):
+        raise click.UsageError("--teacher and --max-pseudo choose how --self-train works; add --self-train.")
+    if teacher == "frozen" and (method != "head" or self_train.rounds != 1):
+        raise click.UsageError("--teacher frozen trains one student with --method head, in one round; drop "
+                               "--method setfit and --rounds.")
+    if self_train is not None and max_pseudo is not None:
+        self_train = dataclasses.replace(self_train, max_pseudo=max_pseudo)
     (spec,) = apply_flags([encoder])  # a typo or a missing model fails before the data are read
     if self_train is None and unlabelled:
         raise click.UsageError("--unlabelled is used by --self-train here; add --self-train.")
-    if self_train is not None and export:
-        raise click.UsageError("--export is not yet available with --self-train; fine-tune without it.")
+    if self_train is not None and export and teacher != "frozen":
+        raise click.UsageError("--export is not yet available with --self-train's fine-tuned teacher; fine-tune "
+                               "without it, or use --teacher frozen.")
     runtime = Runtime(device=device, precision=precision, cache_dir=cache_dir, checkpoint_dir=checkpoint_dir,
                       export=export)
     job = FinetuneJob(source, str(spec), recipe_for(spec, method, **settings), out, budget=budget, seed=seed,
-                      runtime=runtime, self_train=self_train, unlabelled=unlabelled, source_options=opts)
+                      runtime=runtime, self_train=self_train, unlabelled=unlabelled, source_options=opts,
+                      teacher=teacher)
     bundle = finetune_source(job, echo=lambda line: click.echo(line, err=True))
     if self_train is not None:
-        click.echo(describe_distillation(bundle.manifest["self_train"], method), err=True)
+        describe = describe_noisy_student if teacher == "frozen" else describe_distillation
+        click.echo(describe(bundle.manifest["self_train"], method), err=True)
     details, n_test = bundle.manifest["finetune"], bundle.manifest["metrics"]["test_size"]
     click.echo(f"saved {bundle.path}: {method} fine-tuning of {spec} on {bundle.manifest['train']['size']} "
                f"labels{' and pseudo-labels' if self_train else ''} in {details['fit_seconds']:.0f} s "
@@ -118,6 +148,14 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     if bundle.manifest["metrics"]["test"]:
         click.echo(f"test split ({n_test} texts):")
         click.echo(format_scores(bundle.manifest["metrics"]["test"], bundle.label_names))
+
+
+def describe_noisy_student(record: dict[str, Any], method: str) -> str:
+    """One line on a ``finetune --self-train --teacher frozen`` run: the frozen teacher and the pseudo-labels."""
+    (taken,) = record["rounds_run"]
+    return (f"teacher (frozen {record['teacher']['encoder']}, self-trained) in {record['teacher']['seconds']:.0f} s; "
+            f"the {method} student trained on {taken['pseudo_labels']} of its {taken['unlabelled']} pseudo-labels "
+            f"(least confidence {taken['least_confidence']})")
 
 
 def describe_distillation(record: dict[str, Any], method: str) -> str:

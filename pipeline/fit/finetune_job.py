@@ -20,7 +20,8 @@ class FinetuneJob:
     """What ``finetune`` does: ``recipe`` applied to ``encoder`` (a spec) on a ``budget`` sample of ``source``
     (read with ``source_options``) drawn with ``seed``, run under ``runtime``, the bundle saved to ``out``.
     With ``self_train`` the tuned model is a teacher whose pseudo-labels on the pool outside the budget and
-    the ``unlabelled`` texts train a student (work files in ``OUT.self-train``, removed when it is saved)."""
+    the ``unlabelled`` texts train a student (work files in ``OUT.self-train``, removed when it is saved);
+    with ``teacher="frozen"`` the teacher is the encoder's frozen default head instead (:mod:`.noisy_student`)."""
 
     source: str
     encoder: str
@@ -32,6 +33,7 @@ class FinetuneJob:
     self_train: SelfTrainSettings | None = None
     unlabelled: dict[str, list[str]] = field(default_factory=dict)
     source_options: dict[str, Any] = field(default_factory=dict)
+    teacher: str = "finetuned"  # with self_train: "finetuned" (distil) or "frozen" (a noisy student)
 
 
 def finetune_source(job: FinetuneJob, echo: Callable[[str], None] = print) -> Bundle:
@@ -49,6 +51,13 @@ def finetune_source(job: FinetuneJob, echo: Callable[[str], None] = print) -> Bu
                         runtime=job.runtime)
     train, test, unl = for_budget(ds, job.budget, job.seed, job.unlabelled)
     echo(describe(unl.record))
+    if job.teacher == "frozen":
+        from pipeline.fit.noisy_student import FrozenTeacher, noisy_student
+
+        teacher = FrozenTeacher(job.encoder, job.runtime.cache_dir, job.source_options)
+        return noisy_student(train, unl, teacher=teacher,
+                             recipe=job.recipe, settings=job.self_train, out=job.out, seed=job.seed, test=test,
+                             runtime=job.runtime)
     work = Path(f"{job.out}.self-train")
     bundle = distil(train, unl.texts, out=job.out, work_dir=work, teacher=Teacher(job.encoder, job.recipe),
                     settings=job.self_train, seed=job.seed, test=test, unlabelled_record=unl.record,
