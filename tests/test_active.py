@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +85,8 @@ def test_hybrid_and_margin_fall_back_to_diverse_with_one_class(glove_xy):
 
 
 def test_suggest_writes_k_rows_with_reasons(tmp_path, rt, small_glove):
+    from pipeline.data.dataset import load
+
     source = write_reviews_csv(tmp_path / "reviews.csv", rt, range(400))
     labels = write_reviews_csv(tmp_path / "labels.csv", rt, range(390, 420))  # 10 inside SOURCE, 20 outside
     env = {**os.environ, "REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
@@ -92,8 +96,9 @@ def test_suggest_writes_k_rows_with_reasons(tmp_path, rt, small_glove):
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "labels so far:" in done.stdout and "390 of 400 texts unlabelled" in done.stdout
-    rows = list(csv.DictReader(open(out, encoding="utf-8")))
-    assert len(rows) == 12
+    assert out.read_bytes().startswith(b"\xef\xbb\xbftext,label,")  # Excel reads it as UTF-8; the readers drop the mark
+    rows = list(csv.DictReader(open(out, encoding="utf-8-sig")))
+    assert len(rows) == 12 and load(str(out), require_labels=False).texts == [r["text"] for r in rows]
     assert not {r["text"] for r in rows} & set(rt.texts[390:420])
     assert {r["text"] for r in rows} <= set(rt.texts[:390])
     assert all(r["reason"].startswith("uncertain and typical") and r["label"] == "" for r in rows)
@@ -267,3 +272,13 @@ def test_typical_margin_keeps_classes_balanced_and_typiclust_starts_cold(glove_x
     assert len({s.index for s in cold}) == 6 and all("the most typical text of a cluster" in s.reason for s in cold)
     with pytest.raises(Exception, match="unknown cold start"):
         QuerySettings(cold="smart")
+
+
+def test_labelling_a_file_with_no_english_reads_it_with_the_routed_specs_other_side_alone(tmp_path):
+    """As ``fit`` does: an all-Korean file is not probed or encoded with the English side (minilm here, unexported)."""
+    from pipeline.active.labelling import labelling_encoder
+
+    texts = [json.loads(line)["text"] for line in (Path(__file__).parent / "data" / "korean_reviews.jsonl").open()]
+    encoder, lines = labelling_encoder("minilm|glove-6b-50d", texts, tmp_path, {})
+    assert encoder.spec == "glove-6b-50d" and "none of the texts reads as English" in lines[0]
+    assert not (tmp_path / "exports").exists()

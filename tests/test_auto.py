@@ -140,3 +140,22 @@ def test_each_part_of_a_stack_or_route_runs_what_it_runs_alone(tmp_path, monkeyp
     encoder, _ = auto_encoder("multilingual", ["a fine film", "一部好电影"], {"work_dir": tmp_path})  # the routed alias
     assert encoder.spec == "mpnet[layers=9-12]|e5-small-multilingual[prefix=passage]"  # recorded resolved
     assert encoder.parts == [{"backend": "openvino", "quantize": "int8-static"}, {"backend": "openvino", "quantize": "int8"}]
+
+
+def test_a_routed_side_that_no_text_reaches_is_not_probed(tmp_path, monkeypatch):
+    """On Chinese and French reviews alone the default's English side (mpnet) reads none of them: it takes its first
+    candidate unprobed (no torch reference on texts it never encodes); e5 is probed as ever."""
+    from types import SimpleNamespace
+
+    probed = []
+    monkeypatch.setattr("pipeline.encoders.auto.guard", lambda encoder, texts, min_median, **_: probed.append(encoder.spec))
+    monkeypatch.setattr("pipeline.encoders.get_encoder", lambda spec, **o: SimpleNamespace(
+        spec=str(spec), backend=o.get("backend"), quantize=o.get("quantize"), parts=o.get("parts")))
+    texts = ["这本书写得很好，推荐", "Horrible. À éviter.", "Quelle perte de temps, vraiment nul."]
+    encoder, lines = auto_encoder("multilingual", texts, {"work_dir": tmp_path})
+    assert encoder.parts == [{"backend": "openvino", "quantize": "int8-static"}, {"backend": "openvino", "quantize": "int8"}]
+    assert probed == ["e5-small-multilingual[prefix=passage]"], probed
+    assert lines[0].startswith("mpnet[layers=9-12]: backend auto takes openvino int8-static unprobed"), lines
+    probed.clear()
+    auto_encoder("multilingual", texts + ["A dull film."], {"work_dir": tmp_path})  # one English text: both probed
+    assert len(probed) == 2

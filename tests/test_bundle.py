@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def test_tampered_head_is_refused(copy_of):
 def test_missing_or_extra_files_are_refused(copy_of):
     path, cache = copy_of
     (path / "notes.pkl").write_bytes(b"x")
-    with pytest.raises(BundleError, match="notes.pkl"):
+    with pytest.raises(BundleError, match=rf"notes.pkl.*, e.g. `rm {re.escape(str(path))}/notes.pkl`, or refit"):
         Bundle.load(path, cache_dir=cache)
     (path / "notes.pkl").unlink()
     (path / HEAD_FILE).unlink()
@@ -155,6 +156,15 @@ def test_changed_encoder_fingerprint_is_refused(small_rt, glove_file, saved, tmp
     # resolved as the user's own spec, it loads, and its fingerprint tells
     with pytest.raises(BundleError, match="now resolves to fingerprint .* refit the bundle"):
         Bundle.load(tmp_path / "b", cache_dir=cache, trust_encoder=True)
+    # a wrong sha256 remembered in the cache is named as the cause, with its fix
+    from pipeline.encoders.multilingual_port import DIGESTS, remembered_digest
+
+    record = Path(cache) / "models" / DIGESTS
+    digest = remembered_digest(vectors, cache)
+    record.write_text(record.read_text().replace(digest, "0" * 64))
+    with pytest.raises(BundleError, match=f"the cause is not the bundle: {record}: the sha256 .* delete {record}"):
+        Bundle.load(tmp_path / "b", cache_dir=cache, trust_encoder=True)
+    record.unlink()
     assert Bundle.load(tmp_path / "b", cache_dir=cache, trust_encoder=True, verify_encoder=False).head is not None
 
 

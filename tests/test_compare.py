@@ -215,6 +215,16 @@ def test_a_test_set_with_other_column_names_says_it_is_read_with_the_sources(tmp
         with pytest.raises(DataError, match=rf"^--test-set {re.escape(str(other))}: missing column 'text'.* A --test-set "
                                             rf"is read with SOURCE's column options: {fix}"):
             load_test_set(str(other), source, {"text_col": "text", "label_col": "label"})
+    site = tmp_path / "zh.jsonl"  # another site's file in the default columns, beside a SOURCE read otherwise
+    site.write_text('{"text": "质量很好", "label": "positive"}\n{"text": "太差了", "label": "negative"}\n', encoding="utf-8")
+    said = []
+    stars = {"text_col": "review", "label_col": "stars", "positive": "4,5", "negative": "1,2"}
+    assert load_test_set(str(site), "stars.csv", stars, said.append).labels.tolist() == [1, 0]
+    assert said == [f"--test-set {site}: read with its own columns 'text' and 'label' (SOURCE's options do not fit "
+                    "it: missing column 'review'; columns present: ['label', 'text'])"]
+    with pytest.raises(DataError, match=r"missing column 'review'; columns present: \['Review Text', 'Verdict'\]\. A "
+                                        "--test-set is read with SOURCE's column options: give it the same column names"):
+        load_test_set(str(other), "stars.csv", stars)
 
 
 def test_cli_compare_trains_in_domain_word2vec_with_the_source_columns(rt_csv, tmp_path):

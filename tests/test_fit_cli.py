@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -178,6 +179,21 @@ def test_predict_keeps_one_row_per_input_row(fitted_dir, rt, tmp_path):
     assert [r["text"] for r in rows] == texts
     assert rows[1] == {"text": "", "label": "", "p_positive": None}
     assert rows[0] == rows[3] and rows[0]["label"] in {"fresh", "rotten"}
+    assert "--keep-col id carries one" not in result.output  # the file has no other column
+    ids = tmp_path / "ids.csv"  # an id column carried into the output; Excel's byte-order mark on request
+    ids.write_text("id,review,shop\n#7,Très bon film,A\n#8,,B\n", encoding="utf-8")
+    out = tmp_path / "labelled.csv"
+    common = ["predict", bundle, "--input", ids, "--text-col", "review", "--output", out, "--cache-dir", cache]
+    result = invoke(*common)
+    assert "other columns (id, shop) are not in" in result.output and "--keep-col id carries one" in result.output
+    assert "add --excel" in result.output and not out.read_bytes().startswith(b"\xef\xbb\xbf")
+    result = invoke(*common, "--keep-col", "id", "--excel")
+    assert result.exit_code == 0 and "--excel" not in result.output, result.output
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
+    assert [(r["id"], r["text"], r["label"] != "") for r in rows] == [("#7", "Très bon film", True), ("#8", "", False)]
+    assert out.read_bytes().startswith(b"\xef\xbb\xbfid,text,label,p_positive")
+    result = invoke(*common, "--keep-col", "label")
+    assert result.exit_code == 1 and "--keep-col label: the output has a 'label' column of its own" in result.output
     empty = tmp_path / "empty.csv"
     empty.write_text("text\n\"\"\n", encoding="utf-8")
     result = invoke("predict", bundle, "--input", empty, "--cache-dir", cache)

@@ -209,5 +209,52 @@ def test_rt_written_as_csv_loads_whole_despite_its_line_breaks(rt, tmp_path):
 def test_a_nan_marker_is_no_label(tmp_path):
     path = tmp_path / "l.csv"
     path.write_text(HEADER + GOOD + "Fine.,NaN\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"l\.csv: line 4, column 'label' has no label \('NaN'\)\. Label or remove"):
-        load(str(path))
+    ds = load(str(path))
+    assert "Fine." not in ds.texts and ds.report.other_dropped == {"without a label": 1}
+
+
+def test_a_nested_json_text_is_named_by_its_dotted_path(tmp_path):
+    rows = [{"id": i, "review": {"title": "t", "body": f"review number {i}"}, "stars": 1 + 4 * (i % 2)} for i in range(4)]
+    path = tmp_path / "n.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(DataError, match=r"column 'review' is dict .* its longest text is 'body', so --text-col review\.body\."):
+        load(str(path), text_col="review", label_col="stars")
+    ds = load(str(path), text_col="review.body", label_col="stars", positive="5")
+    assert ds.texts == [f"review number {i}" for i in range(4)] and ds.labels.tolist() == [0, 1, 0, 1]
+    array = tmp_path / "n.json"
+    array.write_text(json.dumps(rows), encoding="utf-8")
+    assert read_texts(str(array), "review.body") == ds.texts
+    with pytest.raises(DataError, match=r"missing column 'review\.bdy'"):
+        read_texts(str(array), "review.bdy")
+
+
+def test_a_workbook_and_a_mistyped_name_say_what_to_give(tmp_path):
+    (tmp_path / "reviews.csv").write_text(HEADER + GOOD, encoding="utf-8")
+    (tmp_path / "reviews.xlsx").write_bytes(b"PK\x03\x04")
+    with pytest.raises(DataError, match=r"reviews\.xlsx: a spreadsheet workbook, .* 'CSV UTF-8 \(Comma delimited\)'"):
+        load(str(tmp_path / "reviews.xlsx"))
+    with pytest.raises(DataError, match=rf"revews\.csv: no such file \(did you mean {re.escape(str(tmp_path))}/reviews\.csv\?\)"):
+        load(str(tmp_path / "revews.csv"))
+
+
+def test_a_header_saved_decomposed_matches_the_name_typed_composed(tmp_path):
+    """macOS writes Korean and accented names decomposed (NFD); a user types them composed (NFC)."""
+    import unicodedata
+
+    nfd = lambda s: unicodedata.normalize("NFD", s)  # noqa: E731
+    path = tmp_path / "ko.csv"
+    path.write_text(nfd("리뷰,평가\n") + "좋아요 정말," + nfd("긍정") + "\n별로예요,부정\n", encoding="utf-8")
+    ds = load(str(path), text_col="리뷰", label_col="평가")
+    assert ds.texts == ["좋아요 정말", "별로예요"] and ds.labels.tolist() == [1, 0]  # a decomposed 긍정 is known too
+    table = pa.table({nfd("리뷰"): ["좋아요 정말", "별로예요"], nfd("évaluation"): ["positive", "negative"]})
+    pq.write_table(table, tmp_path / "ko.parquet")
+    assert load(str(tmp_path / "ko.parquet"), text_col="리뷰", label_col="évaluation").labels.tolist() == [1, 0]
+
+
+def test_data_show_refuses_a_label_column_asked_for_and_absent(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("review,stars\nGood.,5\nBad.,1\n", encoding="utf-8")
+    res = CliRunner().invoke(main, ["data", "show", str(path), "--text-col", "review", "--label-col", "star"])
+    assert res.exit_code == 1 and "missing column 'star'" in res.output and "Did you mean --label-col stars?" in res.output
+    res = CliRunner().invoke(main, ["data", "show", str(path), "--text-col", "review"])  # no label column asked: texts
+    assert res.exit_code == 0 and "unlabelled" in res.output

@@ -63,10 +63,10 @@ def test_english_flag_reads_script_and_function_words():
 def test_bundles_record_the_route_version_and_a_bad_one_is_refused():
     from pipeline.bundle.manifest import ManifestError, encoder_spec
 
-    assert get_encoder(ROUTED).route_version == ROUTE_VERSION == 3
+    assert get_encoder(ROUTED).route_version == ROUTE_VERSION == 4
     assert get_encoder(ROUTED, route_version=2).fingerprint != get_encoder(ROUTED).fingerprint  # it routes otherwise
     section = {"spec": ROUTED, "fingerprint": "0" * 16, "options": {"route_version": 9}}
-    with pytest.raises(ManifestError, match="route_version is 9, not one of 2, 3"):
+    with pytest.raises(ManifestError, match="route_version is 9, not one of 2, 3, 4"):
         encoder_spec(section, "manifest.json")
     with pytest.raises(ManifestError, match="not routed"):
         encoder_spec({**section, "spec": ENGLISH, "options": {"route_version": 3}}, "manifest.json")

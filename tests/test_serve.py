@@ -216,10 +216,27 @@ def test_oversize_body_is_refused_before_it_is_read(server):
     assert server.predict(TEXTS[:1])[0] == 200
 
 
-def test_token_is_required_when_set(bundle, tmp_path):
+def test_a_web_page_preflight_is_refused_with_the_option_that_allows_it(server):
+    ask = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
+    status, answer, _ = server.request("OPTIONS", "/v1/predict", headers=ask)
+    assert status == 405 and "restart it with --allow-origin http://localhost:3000" in answer["error"]
+    deadline = time.monotonic() + 10  # the terminal running serve is told how to let the page in
+    while not any("refused a web page at http://localhost:3000" in line for line in server.output):
+        assert time.monotonic() < deadline, server.output
+        time.sleep(0.05)
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    res = CliRunner().invoke(main, ["serve", str(ROOT / "tests"), "--allow-origin", "http://localhost:3000/"])
+    assert res.exit_code == 1 and "--allow-origin 'http://localhost:3000/': give the page's origin" in res.output
+
+
+def test_token_is_required_when_set_and_an_allowed_page_preflights_without_it(bundle, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("s3cret-token\n")
-    srv = Server(bundle[0], "--token-file", str(token_file), cache=bundle[1])
+    page = "http://localhost:3000"
+    srv = Server(bundle[0], "--token-file", str(token_file), "--allow-origin", page, cache=bundle[1])
     try:
         body = {"texts": TEXTS[:1]}
         status, answer, headers = srv.request("POST", "/v1/predict", body)
@@ -232,6 +249,13 @@ def test_token_is_required_when_set(bundle, tmp_path):
         status, answer, _ = srv.request("POST", "/v1/predict", body, good)
         assert status == 200 and answer["predictions"][0]["label"] == "fresh"
         assert srv.request("GET", "/healthz")[0] == 200  # probes need no token
+        ask = {"Origin": page, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers":
+               "content-type,authorization"}  # a browser's preflight carries no token
+        status, _, headers = srv.request("OPTIONS", "/v1/predict", headers=ask)
+        assert status == 200 and headers.get("access-control-allow-origin") == page
+        _, _, headers = srv.request("POST", "/v1/predict", body, {**good, "Origin": page})
+        assert headers.get("access-control-allow-origin") == page
+        assert srv.request("OPTIONS", "/v1/predict", headers={**ask, "Origin": "http://evil.test"})[0] == 400
     finally:
         assert srv.stop() == 0
 

@@ -273,3 +273,37 @@ def test_self_trained_student_keeps_the_teachers_prompt_prior():
     students = [self_train_head("logreg", X[:12], y[:12], X[12:], options=options)[0].estimator
                 for options in (FitOptions(prompt_direction=u), FitOptions())]
     assert cosine(students[0]) > cosine(students[1])
+
+
+def test_a_transfer_side_student_keeps_the_teachers_mean_on_the_new_language():
+    """English labels, unlabelled texts of another language (a column apart) and mostly negative: the other side's
+    student would learn that balance as a bias of the language; it keeps the teacher's mean probability instead,
+    and self-trains at the C that ``fit`` gives a transfer side."""
+    from types import SimpleNamespace
+
+    from pipeline.heads.routed import TRANSFER_C, other_head
+    from pipeline.unlabelled.routed import self_train_routed
+    from pipeline.unlabelled.self_train import self_train_head
+
+    rng = np.random.default_rng(0)
+    layout = SimpleNamespace(english=(0, 1), other=(2, 3, 4), flag=5)
+    y = np.tile([0, 1], 40)
+    X = np.zeros((80, 6))
+    X[:, :2] = rng.normal(size=(80, 2)) + 2.0 * np.c_[2 * y - 1, 1 - 2 * y]
+    X[:, 2:4] = rng.normal(size=(80, 2)) + 1.5 * np.c_[2 * y - 1, 1 - 2 * y]
+    X[:, 4], X[:, 5] = 1.0, 1.0  # the language column: 1 for English
+    y_new = (rng.random(120) < 0.25).astype(int)
+    X_new = np.zeros((120, 6))
+    X_new[:, 2:4] = rng.normal(size=(120, 2)) + 1.0 * np.c_[2 * y_new - 1, 1 - 2 * y_new]
+    X_new[:, 4] = -1.0
+    for rows in (X, X_new):
+        for side in (slice(0, 2), slice(2, 5)):
+            rows[:, side] /= np.linalg.norm(rows[:, side], axis=1, keepdims=True) + 1e-12
+    fitted, record = self_train_routed("logreg", X, y, X_new, layout)
+    other = record["other"]
+    assert other["teacher"]["params"]["C"] == TRANSFER_C and "teacher_mean" not in record
+    student = fitted.estimator.predict_proba(X_new)[:, 1].mean()
+    assert abs(student - other["teacher_mean"]) < 1e-3 and other["rounds_run"][0]["intercept_shift"] != 0
+    cols = list(layout.other)
+    drifted, _ = self_train_head(other_head("logreg", X, layout), X[:, cols], y, X_new[:, cols])  # the same teacher
+    assert drifted.estimator.predict_proba(X_new[:, cols])[:, 1].mean() < other["teacher_mean"] - 0.02

@@ -67,13 +67,17 @@ def workspace(source: Dataset, labelled: Dataset | None, encoder: Any, cache_dir
 def labelling_encoder(spec: str, texts: list[str], cache_dir: str | Path | None,
                       source_options: dict[str, Any]) -> tuple[Any, list[str]]:
     """(encoder, lines): the encoder of ``spec`` a labelling workspace reads, a transformer under backend auto
-    guarded on ``texts`` (``mpnet[backend=torch]`` for torch), and the lines saying how it runs."""
+    guarded on ``texts`` (``mpnet[backend=torch]`` for torch), and the lines saying how it runs; a routed spec on
+    texts none of which reads as English runs its other side alone, as in ``fit``."""
     from pipeline.encoders.auto import command_encoder
+    from pipeline.encoders.routed import other_side_alone
     from pipeline.encoders.spec import apply_flags
     from pipeline.paths import default_cache_dir
 
     options = {"work_dir": cache_dir or default_cache_dir(), "source_options": source_options}
-    return command_encoder(spec, apply_flags([spec])[0], texts, options, backend=None, quantize=None)
+    parsed, line = other_side_alone(apply_flags([spec])[0], texts)
+    encoder, lines = command_encoder(spec, parsed, texts, options, backend=None, quantize=None)
+    return encoder, [line] * bool(line) + lines
 
 
 @dataclass(frozen=True)

@@ -382,11 +382,16 @@ class Bundle:
         saved = self.manifest["encoder"]["fingerprint"]
         now = (self._build_encoder({}) if self.overrides else self.get_encoder()).fingerprint
         if now != saved:
+            from pipeline.encoders.multilingual_port import wrong_digests
+            from pipeline.paths import default_cache_dir
+
+            wrong = wrong_digests(Path(self.cache_dir or default_cache_dir()))
             raise BundleError(
                 f"{self._where}: encoder {self.manifest['encoder']['spec']!r} now resolves to "
-                f"fingerprint {now}, but the head was fitted on vectors of fingerprint {saved} (different "
-                "weights, pooling, max length or precision). Its predictions would be wrong: refit the "
-                "bundle with `review-transfer fit`, or restore the encoder it was fitted with."
+                f"fingerprint {now}, but the head was fitted on vectors of fingerprint {saved}" + (
+                    f"; the cause is not the bundle: {wrong[0]}." if wrong else
+                    " (different weights, pooling, max length or precision). Its predictions would be wrong: refit "
+                    "the bundle with `review-transfer fit`, or restore the encoder it was fitted with.")
             )
 
 
@@ -582,9 +587,11 @@ def verify_files(path: Path, manifest: dict[str, Any]) -> None:
             )
     extra = sorted(present - set(listed))
     if extra:
+        import shlex
+
         raise BundleError(
             f"{path}: holds files that were not saved with it: {extra[:5]}. Remove them (they would not "
-            "be checked) or refit the bundle."
+            f"be checked), e.g. `rm {shlex.quote(str(path / extra[0]))}`, or refit the bundle."
         )
 
 

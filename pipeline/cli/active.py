@@ -17,12 +17,15 @@ from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, labell
 @click.option("--k", type=click.IntRange(min=1), default=50, show_default=True, help="How many texts to suggest.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random and k-means++ draws.")
 @click.option("--out", default="to_label.csv", show_default=True, type=click.Path(dir_okay=False),
-              help="Where to write the suggestions (.csv or .jsonl).")
+              help="Where to write the suggestions (.csv, UTF-8 with the byte-order mark Excel needs; or .jsonl).")
 @_cache_dir_option
 @_handle_errors
 def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy: str, head: str, seed: int,
             out: str, cache_dir: str | None, **opts: Any) -> None:
     """Write the K texts of SOURCE most worth labelling next, for labelling in a spreadsheet.
+
+    A .csv is written as Excel reads UTF-8 (with a byte-order mark), so accented and non-Latin texts
+    survive a round trip through it; every command reads it back as it is.
 
     Each row has the text, an empty label column to fill in, the current model's guess and
     P(positive) (a head fitted on the labels so far) and the reason it was chosen. Texts already in
@@ -42,7 +45,7 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
                              echo=lambda line: click.echo(line, err=True))
     if not rows:
         raise click.ClickException(f"{source}: every text is already labelled; nothing to suggest.")
-    write_rows(rows, out)
+    write_rows(rows, out, bom=True)
     counts = ", ".join(f"{n} {name}" for name, n in ws.counts().items())
     click.echo(f"wrote {len(rows)} texts to label to {out} (strategy {strategy}; labels so far: {counts}; "
                f"{ws.n_source - len([r for r in ws.labels if r < ws.n_source]):,} of {ws.n_source:,} texts unlabelled)")

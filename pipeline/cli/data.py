@@ -39,7 +39,8 @@ def data_show(source: str, n_rows: int, encoders: tuple[str, ...], **opts: Any) 
     from pipeline.encoders.spec import EncoderOptions
 
     specs = EncoderOptions(encoders).singles()  # a typo fails before the data are read
-    ds = load_source(source, require_labels=False, **opts)
+    named = opts["label_col"] != "label" or opts["positive"] is not None  # a label column asked for must be there
+    ds = load_source(source, require_labels=named, **opts)
     pool, test = split(ds)
     click.echo(format_summary(ds, pool, test, n_rows))
     if specs:

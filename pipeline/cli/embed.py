@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -83,7 +84,7 @@ def cache_ls(cache_dir: str | None) -> None:
     """One line per cache file: fingerprint, encoder spec, dim, rows, size, last change."""
     import time
 
-    from pipeline.store.cache import CacheError, list_stores
+    from pipeline.store.cache import CacheError, derived_files, list_stores
 
     stores = list_stores(cache_dir)
     if not stores:
@@ -99,6 +100,12 @@ def cache_ls(cache_dir: str | None) -> None:
         shards = "".join(f" +{s[part]} {part}" for part in ("segments", "shards") if s[part])
         click.echo(f"{s['fingerprint']}  {s['spec']:<20} {settings:<16} {s['dim']:>4}-d {s['rows']:>9,} rows "
                    f"{s['bytes'] / 1e6:>8.1f} MB  {when}{shards}")
+    derived = derived_files(cache_dir)
+    if derived:
+        click.echo("made once and reused (exports, converted models; deleting one costs a re-export on next use):")
+    for name, size, changed, what in derived:
+        click.echo(f"  {name:<52} {size / 1e6:>8.1f} MB  {time.strftime('%Y-%m-%d %H:%M', time.localtime(changed))}"
+                   + (f"  {what}" if what else ""))
 
 
 @cache_group.command("info")
@@ -136,6 +143,18 @@ def cache_verify(fingerprints: tuple[str, ...], cache_dir: str | None) -> None:
                 click.echo(f"  {line}")
         else:
             click.echo(f"ok        {store.fingerprint}")
+    if not fingerprints:
+        from pipeline.encoders.multilingual_port import DIGESTS, wrong_digests
+        from pipeline.paths import default_cache_dir
+
+        work_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        wrong = wrong_digests(work_dir)
+        if (work_dir / "models" / DIGESTS).exists():
+            click.echo(f"{'WRONG' if wrong else 'ok':<9} models/{DIGESTS}")
+        for line in wrong:
+            click.echo(f"  {line}")
+        if wrong and not bad:
+            raise click.ClickException(f"models/{DIGESTS} records a wrong sha256; delete it as shown above.")
     if bad:
         raise click.ClickException(f"{bad} of {len(stores)} cache files are damaged; rebuild them as shown above.")
 

@@ -114,13 +114,18 @@ def skewed_test_line(manifest: dict[str, Any]) -> str | None:
 @click.option("--text-col", default="text", show_default=True, help="Column of --input holding the text.")
 @click.option("--output", default=None, type=click.Path(dir_okay=False), callback=_output,
               help="Write text, label, p_positive to a .csv or .jsonl file instead of printing.")
+@click.option("--keep-col", "keep_cols", multiple=True,
+              help="A column of --input (an id) to carry into each output row, before the text; repeat for more.")
+@click.option("--excel", is_flag=True, help="Write the --output .csv as Excel reads UTF-8 (with a byte-order mark), "
+              "so accented and non-Latin texts show right.")
 @_long_text_options
 @_prior_options
 @_trust_options
 @_cache_dir_option
 @_handle_errors
 def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_col: str, output: str | None,
-            long_text: str | None, max_length: int | None, prior: float | None, adapt_prior: bool,
+            keep_cols: tuple[str, ...], excel: bool, long_text: str | None, max_length: int | None,
+            prior: float | None, adapt_prior: bool,
             encoder_path: str | None, trust_encoder: bool, allow_legacy: bool,
             cache_dir: str | None) -> None:
     """Label TEXTS (or the texts of --input) with the model BUNDLE: label and probability of positive.
@@ -129,6 +134,7 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
     Examples:
       review-transfer predict models/rt-minilm-logreg-ball-s0 "A triumph." "Dull and overlong."
       review-transfer predict models/rt-minilm-logreg-ball-s0 --input new.csv --output labelled.jsonl
+      review-transfer predict models/rt-minilm-logreg-ball-s0 --input orders.csv --text-col comment --keep-col order_id --output labelled.csv --excel
       review-transfer predict models/rt-minilm-ft-b1000 --input full_reviews.csv --max-length 128
     """
     from pipeline.predict.predict import BundleLoad, Prediction, predict_texts
@@ -138,13 +144,15 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
     rows, notes = predict_texts(Prediction(
         BundleLoad(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length, encoder_path=encoder_path,
                    trust_encoder=trust_encoder, allow_legacy=allow_legacy),
-        texts=texts, input_file=input_file, text_col=text_col, output=output, prior=prior, adapt_prior=adapt_prior))
+        texts=texts, input_file=input_file, text_col=text_col, output=output, prior=prior, adapt_prior=adapt_prior,
+        keep_cols=keep_cols, excel=excel))
     for line in notes:
         click.echo(line, err=True)
     if not output:
         for r in rows:
             p = "" if r["p_positive"] is None else f"{r['p_positive']:.3f}"
-            click.echo(f"{r['label']}\t{p}\t{r['text']}")
+            kept = "".join(f"{'' if r[c] is None else r[c]}\t" for c in keep_cols if c != text_col)
+            click.echo(f"{kept}{r['label']}\t{p}\t{r['text']}")
 
 @click.command()
 @click.argument("bundle", type=click.Path(file_okay=False))  # a missing one may be a swap to recover
@@ -170,7 +178,7 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
     \b
     Examples:
       review-transfer evaluate models/rt-minilm-logreg-ball-s0 rt                   (RT's held-out test split)
-      review-transfer evaluate models/rt-minilm-logreg-ball-s0 shop.csv --text-col "Review Text" --label-col stars --positive 5
+      review-transfer evaluate models/rt-minilm-logreg-ball-s0 shop.csv --text-col "Review Text" --label-col stars --positive 4,5 --negative 1,2
       review-transfer evaluate models/rt-minilm-logreg-ball-s0 site.csv --prior 0.15 --json   (a known positive rate)
     """
     import json

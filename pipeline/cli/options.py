@@ -20,7 +20,10 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--text-col", default="text", show_default=True, help="Column holding the review text."),
         click.option("--label-col", default="label", show_default=True, help="Column holding the label."),
         click.option("--group-col", default=None, help="Column grouping rows (e.g. movie) for a leak-free split."),
-        click.option("--positive", default=None, help="Label value meaning positive, when labels are not a known pair."),
+        click.option("--positive", default=None, help="Label value(s) meaning positive, when labels are not a known pair "
+                     "(e.g. 5, or 4,5 for stars); every other value is negative unless --negative is given."),
+        click.option("--negative", default=None, help="Label value(s) meaning negative (e.g. 1,2); rows labelled neither "
+                     "--positive nor --negative (a 3, a 'neutral') are left out and counted."),
     ]
     for option in reversed(options):
         func = option(func)

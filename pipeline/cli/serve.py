@@ -18,6 +18,9 @@ from pipeline.cli.options import _cache_dir_option, _handle_errors, _long_text_o
 @click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Require 'Authorization: Bearer TOKEN' (TOKEN: the file's first line; or set "
                    "$REVIEW_TRANSFER_SERVE_TOKEN). /healthz and /docs stay open.")
+@click.option("--allow-origin", "origins", multiple=True,
+              help="Let web pages from this origin (e.g. http://localhost:3000) call the service from a browser "
+                   "(CORS); repeat for more. Without it a browser refuses them.")
 @click.option("--max-texts", type=click.IntRange(min=1), default=256, show_default=True, help="Most texts per request (more: 413).")
 @click.option("--max-body", type=click.IntRange(min=1), default=1 << 20, show_default=True, help="Most bytes per request body (more: 413).")
 @click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True,
@@ -30,7 +33,8 @@ from pipeline.cli.options import _cache_dir_option, _handle_errors, _long_text_o
 @_trust_options
 @_cache_dir_option
 @_handle_errors
-def serve(bundle: str, host: str, port: int, workers: int, token_file: str | None, max_texts: int, max_body: int,
+def serve(bundle: str, host: str, port: int, workers: int, token_file: str | None, origins: tuple[str, ...],
+          max_texts: int, max_body: int,
           max_batch: int, max_wait_ms: float, queue_texts: int, long_text: str | None, max_length: int | None,
           encoder_path: str | None, trust_encoder: bool, allow_legacy: bool, cache_dir: str | None) -> None:
     """Serve BUNDLE over HTTP: POST /v1/predict {"texts": [...]} -> a label and p_positive per text.
@@ -43,6 +47,7 @@ def serve(bundle: str, host: str, port: int, workers: int, token_file: str | Non
     Examples:
       review-transfer serve models/rt-minilm-logreg-ball-s0
       curl -s localhost:8000/v1/predict -H 'Content-Type: application/json' -d '{"texts": ["A triumph."]}'
+      review-transfer serve models/rt-minilm-logreg-ball-s0 --allow-origin http://localhost:3000   (a web page's calls)
     """
     try:
         from pipeline.serve.config import BundleOptions, Limits, ServeConfig, read_token
@@ -55,5 +60,5 @@ def serve(bundle: str, host: str, port: int, workers: int, token_file: str | Non
     config = ServeConfig(
         bundle=BundleOptions(bundle, cache_dir, long_text, max_length, encoder_path, trust_encoder, allow_legacy),
         limits=Limits(max_texts, max_body, max_batch, max_wait_ms, queue_texts),
-        token=read_token(token_file), host=host, port=port, workers=workers)
+        token=read_token(token_file), host=host, port=port, workers=workers, origins=origins)
     run_server(config, echo=lambda line: click.echo(line, err=True))

@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.readers import FORMATS, DataError, check_columns, file_path, is_missing, label_of, read_records, text_of
+from pipeline.data.readers import (FORMATS, DataError, check_columns, file_path, has_label, is_missing, label_of,
+                                   read_records, text_of)
 from pipeline.data.readers import read_texts as read_file_texts
 from pipeline.data.readers import unit as unit_of
 
-__all__ = ["FORMATS", "DataError", "Dataset", "LoadReport", "budget_indices", "load", "parse_budget",
+__all__ = ["FORMATS", "Columns", "DataError", "Dataset", "LoadReport", "budget_indices", "load", "parse_budget",
            "parse_budgets", "read_texts", "sample_budget", "split", "validation_split"]
 KNOWN_LABELS = {  # lower-cased value -> (class index)
     "fresh": 1, "rotten": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0,
@@ -48,6 +49,19 @@ MIN_BUDGET = 4  # label budgets: two labels per class, the fewest every head fit
 
 
 @dataclass(frozen=True)
+class Columns:
+    """How a SOURCE's rows are read: its text, label and group columns, and the label values meaning positive and
+    negative (one value, or several joined by commas: ``4,5``). With ``negative``, rows labelled neither are left
+    out and counted; without it, every value but the positive ones is negative."""
+
+    text_col: str = "text"
+    label_col: str = "label"
+    group_col: str | None = None
+    positive: str | None = None
+    negative: str | None = None
+
+
+@dataclass(frozen=True)
 class LoadReport:
     """What loading kept and dropped."""
 
@@ -58,15 +72,16 @@ class LoadReport:
     conflicting_duplicates: int = 0
     conflict_examples: tuple[str, ...] = ()
     other_dropped: dict[str, int] = field(default_factory=dict)
-    label_values: tuple[tuple[str, int, str], ...] = ()  # (raw value, kept rows, class name it became)
+    label_values: tuple[tuple[str, int, str], ...] = ()  # (raw value or "" for none, rows, class it became or "left out")
 
     def label_line(self) -> str:
-        """Each raw label value, its count among the kept rows and the class it became, e.g.
-        ``'5' 120 -> 5, '4' 80 -> not 5``; empty for unlabelled data, and where every value is a class
-        name of its own (``fresh``/``rotten``: nothing was merged or renamed)."""
+        """Each raw label value, its count and the class it became, e.g. ``'5' 120 -> 5, '4' 80 -> not 5,
+        no label 3 -> left out``; empty for unlabelled data, and where every value is a class name of its own
+        (``fresh``/``rotten``: nothing was merged, renamed or left out)."""
         if all(value == name for value, _, name in self.label_values):
             return ""
-        return ", ".join(f"{value!r} {count} -> {name}" for value, count, name in self.label_values)
+        return ", ".join(f"{value!r} {count} -> {name}" if value else f"no label {count} -> left out"
+                         for value, count, name in self.label_values)
 
 
 @dataclass(frozen=True)
@@ -110,13 +125,15 @@ def load(
     label_col: str = "label",
     group_col: str | None = None,
     positive: str | None = None,
+    negative: str | None = None,
     require_labels: bool = True,
 ) -> Dataset:
     """Load a source into a validated, de-duplicated :class:`Dataset`.
 
-    ``positive`` names the positive label value when the labels are not a known pair
-    (fresh/rotten, pos/neg, positive/negative, 1/0, true/false). With ``require_labels=False``
-    a source without the label column loads with ``labels=None``.
+    ``positive`` names the positive label value(s) when the labels are not a known pair
+    (fresh/rotten, pos/neg, positive/negative, 1/0, true/false), ``negative`` the negative ones (the rest left
+    out; see :class:`Columns`). Rows without a label are left out and counted. With ``require_labels=False``
+    a source without the label column, or with no label in it, loads with ``labels=None``.
     """
     if source == "rt":
         return _load_rt()
@@ -131,12 +148,13 @@ def load(
     else:
         records = read_records(source, required, (label_col,))
         where, unit = str(file_path(source)), unit_of(source)
-    return _build(records, where, unit, text_col, label_col, group_col, positive, name=source)
+    cols = Columns(text_col, label_col, group_col, positive, negative)
+    return _build(records, where, unit, cols, name=source, labels_required=require_labels)
 
 
 def read_labels(path: str | Path, text_col: str = "text", label_col: str = "label",
                 positive: str | None = None) -> Dataset | None:
-    """The labels so far in ``path`` (any SOURCE format, read once), or None when it does not exist yet.
+    """The labels so far in ``path`` (any SOURCE format, read once), or None when it does not exist or holds none yet.
 
     With both classes present this is what :func:`load` gives (``positive``: the value meaning positive, as
     ``--positive``). Early on a file may hold one class only, which ``load`` refuses (nothing to train): its
@@ -150,10 +168,13 @@ def read_labels(path: str | Path, text_col: str = "text", label_col: str = "labe
     pairs: dict[str, str] = {}
     for row, rec in records:
         text = text_of(rec.get(text_col), where, unit, row, text_col)
-        pairs.setdefault(text, label_of(rec.get(label_col), where, unit, row, label_col))
+        if has_label(rec.get(label_col)):  # a sheet's rows not labelled yet are left for later
+            pairs.setdefault(text, label_of(rec.get(label_col), where, unit, row, label_col))
     values = set(pairs.values())
+    if not values:  # a sheet with no label filled in yet
+        return None
     if len(values) != 1:
-        return _build(records, where, unit, text_col, label_col, None, positive, name=source)
+        return _build(records, where, unit, Columns(text_col, label_col, None, positive), name=source)
     value = values.pop()
     cls = KNOWN_LABELS.get(value.lower()) if positive is None else int(value == positive)
     if cls is None:
@@ -196,14 +217,15 @@ def _build(
     records: Iterable[tuple[int, dict[str, Any]]],
     where: str,
     unit: str,
-    text_col: str,
-    label_col: str,
-    group_col: str | None,
-    positive: str | None,
+    cols: Columns,
     name: str,
     skip: dict[str, int] | None = None,
+    labels_required: bool = True,
 ) -> Dataset:
-    """A de-duplicated :class:`Dataset` of checked ``records`` (their columns already checked)."""
+    """A de-duplicated :class:`Dataset` of checked ``records`` (their columns already checked); rows without a
+    label are left out and counted, or, where no row has one and ``labels_required`` is False, read unlabelled."""
+    text_col, label_col, group_col = cols.text_col, cols.label_col, cols.group_col
+    unlabelled: dict[str, str | None] = {}  # text -> group of the rows without a label
     texts: list[str] = []
     raw_labels: list[str] = []
     groups: list[str | None] = []
@@ -222,8 +244,11 @@ def _build(
             empty += 1
             missing += is_missing(rec.get(text_col))
             continue
-        label = label_of(rec.get(label_col), where, unit, row, label_col) if has_labels else ""
         group = _group_of(rec, group_col)
+        if has_labels and not has_label(rec.get(label_col)):
+            unlabelled.setdefault(text, group)
+            continue
+        label = label_of(rec.get(label_col), where, unit, row, label_col) if has_labels else ""
         if text in first_row:
             dups += 1
             if group_col is not None:
@@ -240,16 +265,29 @@ def _build(
         groups.append(group)
     if rows == 0:
         raise DataError(f"{where}: no rows found; the file is empty or has only a header.")
+    if has_labels and not texts and unlabelled:
+        if labels_required:
+            raise DataError(f"{where}: no row has a label in column {label_col!r} ({rows} rows); label some, or pass "
+                            "the label column with --label-col.")
+        texts, groups, raw_labels, has_labels = list(unlabelled), list(unlabelled.values()), [], False
+        unlabelled = {}
     if not texts:
         raise DataError(f"{where}: all {rows} texts in column {text_col!r} are empty or missing; pass the text "
                         "column with --text-col.")
     labels, label_names = (None, ("negative", "positive"))
     values: tuple[tuple[str, int, str], ...] = ()
+    dropped = dict(skip or {}) | ({"without a label": len(unlabelled)} if unlabelled else {})
     if has_labels:
-        labels, label_names = _normalise_labels(raw_labels, where, label_col, positive, first_label)
-        became = dict(zip(raw_labels, labels.tolist()))
-        values = tuple((v, n, label_names[became[v]]) for v, n in Counter(raw_labels).most_common())
-    report = LoadReport(rows, empty, missing, dups, conflicts, tuple(conflict_examples), dict(skip or {}), values)
+        counts = Counter(raw_labels)
+        keep = _named_rows(raw_labels, where, cols, first_label)
+        if not all(keep):
+            dropped["labelled neither --positive nor --negative"] = keep.count(False)
+            texts, raw_labels, groups = ([x for x, k in zip(xs, keep) if k] for xs in (texts, raw_labels, groups))
+        labels, label_names = _normalise_labels(raw_labels, where, label_col, cols, first_label)
+        became = {v: label_names[c] for v, c in zip(raw_labels, labels.tolist())}
+        values = tuple((v, n, became.get(v, "left out")) for v, n in counts.most_common())
+        values += (("", len(unlabelled), "left out"),) if unlabelled else ()
+    report = LoadReport(rows, empty, missing, dups, conflicts, tuple(conflict_examples), dropped, values)
     merged = [aliases.root(g) for g in groups] if group_col else None
     return Dataset(texts, labels, merged, label_names, name, report)
 
@@ -280,28 +318,80 @@ class _GroupAliases:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def _named(option: str, given: str, values: list[str], where: str, col: str) -> list[str]:
+    """The label values ``--positive`` or ``--negative`` (``option``) names: ``given`` itself when it is a value of
+    column ``col``, else its comma-separated parts, each of which must be one."""
+    if given in values:
+        return [given]
+    parts = [p.strip() for p in given.split(",") if p.strip()]
+    stray = next((p for p in parts if p not in values), None) if parts else given
+    if stray is not None:
+        raise DataError(f"{where}: {option} {given!r}" + (f": {stray!r}" if stray != given else "") + " is not a value "
+                        f"of column {col!r}; values: {values[:10]}.")
+    return parts
+
+
+def _named_rows(raw: list[str], where: str, cols: Columns, first_at: dict[str, str]) -> list[bool]:
+    """Which rows to keep: all of them, or with ``--negative`` those labelled a ``--positive`` or ``--negative``
+    value (DataError for a value named by both, or ``--negative`` alone)."""
+    if cols.negative is None:
+        return [True] * len(raw)
+    values = list(dict.fromkeys(raw))
+    if cols.positive is None:
+        raise DataError(f"{where}: --negative needs --positive too (the values of column {cols.label_col!r}: "
+                        f"{_values_seen(raw, values, first_at)}).")
+    named = set(_named("--positive", cols.positive, values, where, cols.label_col))
+    negative = _named("--negative", cols.negative, values, where, cols.label_col)
+    if named & set(negative):
+        raise DataError(f"{where}: {sorted(named & set(negative))[0]!r} is named by both --positive and --negative.")
+    named |= set(negative)
+    return [v in named for v in raw]
+
+
+def _scale_hint(values: list[str]) -> str:
+    """Options ready to paste for a rating scale (``1``-``5``: 4,5 positive, 1,2 negative, 3 left out) or a
+    neutral class beside two known names; ``""`` otherwise."""
+    try:
+        numbers = {v: float(v) for v in values}
+    except ValueError:
+        known = {KNOWN_LABELS.get(v.lower()): v for v in values}
+        if 0 in known and 1 in known:
+            return f" To leave the other values out: --positive {known[1]} --negative {known[0]}."
+        return ""
+    mid = (min(numbers.values()) + max(numbers.values())) / 2
+    pos, neg = (",".join(sorted((v for v in values if side * (numbers[v] - mid) > 0), key=numbers.get))
+                for side in (1, -1))
+    return f" For a rating scale: --positive {pos} --negative {neg} (the values between are left out)."
+
+
 def _normalise_labels(
-    raw: list[str], where: str, col: str, positive: str | None, first_at: dict[str, str] | None = None
+    raw: list[str], where: str, col: str, cols: Columns, first_at: dict[str, str] | None = None
 ) -> tuple[np.ndarray, tuple[str, str]]:
-    """0/1 labels and (negative, positive) names of the raw values; ``first_at`` (value -> ``line 11``) names where
-    each value first appears in the errors, so a stray value (a typo, a ``maybe``) can be found."""
+    """0/1 labels and (negative, positive) names of the raw values, after :func:`_named_rows`; ``first_at`` (value ->
+    ``line 11``) names where each value first appears in the errors, so a stray value (a typo, a ``maybe``) can be
+    found."""
     values = list(dict.fromkeys(raw))  # distinct, first-seen order
     if len(values) < 2:
         raise DataError(
             f"{where}: column {col!r} has only one class ({values[0]!r}); a classifier needs "
             "positive and negative examples."
         )
-    if positive is not None:
-        if positive not in values:
-            raise DataError(f"{where}: --positive {positive!r} is not a value of column {col!r}; values: {values[:10]}.")
-        others = [v for v in values if v != positive]
-        negative_name = others[0] if len(others) == 1 else f"not {positive}"
-        return np.array([int(v == positive) for v in raw], dtype=np.int64), (negative_name, positive)
+    if cols.positive is not None:
+        positive = _named("--positive", cols.positive, values, where, col)
+        others = [v for v in values if v not in positive]
+        if not others:
+            raise DataError(f"{where}: --positive {cols.positive!r} names every value of column {col!r}; a classifier "
+                            "needs negative examples too.")
+        name = "/".join(positive)
+        negative_name = ("/".join(_named("--negative", cols.negative, values, where, col)) if cols.negative else
+                         others[0] if len(others) == 1 else f"not {name}")
+        return np.array([int(v in positive) for v in raw], dtype=np.int64), (negative_name, name)
     if len(values) > 2:
         raise DataError(
             f"{where}: column {col!r} has {len(values)} classes ({_values_seen(raw, values, first_at)}); "
-            "name the positive one with --positive VALUE (all others become negative), or fix the rows of a "
-            "stray value."
+            "name the positive one(s) with --positive VALUE[,VALUE] (all others become negative), and the negative "
+            "ones with --negative VALUE[,VALUE] to leave the rest out, or fix the rows of a stray value."
+            + _scale_hint(values)
         )
     mapped = {v: KNOWN_LABELS.get(v.lower()) for v in values}
     if None in mapped.values() or len(set(mapped.values())) != 2:
@@ -389,7 +479,7 @@ def _load_rt() -> Dataset:
             yield reader.line_num, rec
 
     records = list(reviews())
-    return _build(records, str(path), "line", "text", "category", "movie_name", None, "rt", {"plot synopses": plots})
+    return _build(records, str(path), "line", Columns("text", "category", "movie_name"), "rt", {"plot synopses": plots})
 
 
 def _sha256(data: bytes) -> str:

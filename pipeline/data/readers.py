@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import shlex
+import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 from pipeline import ReviewTransferError
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")  # workbooks: saved as CSV, not renamed
 STREAM_FORMATS = (".parquet", ".csv", ".tsv", ".jsonl")  # read in bounded batches (not .json)
 LINE_FORMATS = (".csv", ".tsv", ".jsonl")  # positions are physical lines; others count rows
 BATCH_ROWS = 50_000
@@ -49,16 +51,34 @@ def file_path(source: str) -> Path:
     """``source`` as an existing file of a known format, or DataError saying what to give."""
     path = Path(source)
     if not path.exists():
-        raise DataError(f"{source}: no such file. Give a path to a {'/'.join(FORMATS)} file, 'rt' or 'hf:NAME'.")
+        raise DataError(f"{source}: no such file{_near_file(path)}. Give a path to a {'/'.join(FORMATS)} file, 'rt' "
+                        "or 'hf:NAME'.")
     if not path.is_file():
         what = "a directory" if path.is_dir() else "not a regular file"
         raise DataError(f"{source}: is {what}, not a data file. Give a path to a {'/'.join(FORMATS)} file inside it.")
+    if path.suffix.lower() in SPREADSHEETS:
+        raise DataError(f"{source}: a spreadsheet workbook, which is not read directly; save its sheet as CSV (Excel: "
+                        f"File > Save As > 'CSV UTF-8 (Comma delimited)'; LibreOffice: 'Text CSV', UTF-8) and give the "
+                        f"{path.stem}.csv it writes.")
     if path.suffix.lower() not in FORMATS:
         raise DataError(
             f"{source}: unknown format {path.suffix!r}; expected one of {', '.join(FORMATS)} "
             "(rename the file or convert it)."
         )
     return path
+
+
+def _near_file(path: Path) -> str:
+    """``" (did you mean NAME?)"`` for a data file beside ``path`` whose name is close to it, else ``""``."""
+    import difflib
+
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.suffix.lower() in FORMATS] if path.parent.is_dir() else []
+    except OSError:
+        return ""
+    near = (difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+            or [n for n in names if n.lower() == path.name.lower()])
+    return f" (did you mean {path.parent / near[0]}?)" if near else ""
 
 
 def check_source(source: str) -> None:
@@ -89,16 +109,21 @@ def read_batches(source: str | Path, required: Mapping[str, str], optional: Sequ
         return
     if suffix in (".csv", ".tsv"):
         records = _csv_records(path, "\t" if suffix == ".tsv" else _csv_delimiter(path), [*required, *optional])
-    elif suffix == ".jsonl":
-        records = _jsonl_records(path)
     else:
-        records = _json_records(path)
+        records = _jsonl_records(path) if suffix == ".jsonl" else _json_records(path)
+        dotted = [c for c in dict.fromkeys([*required, *optional]) if "." in c]
+        records = _with_dotted(records, dotted) if dotted else records
     batch: list[Record] = []
     checked = False
+    aliases: dict[str, str] = {}
     for pos, rec in records:
         if not checked:  # on the first record: CSV records hold every header name
-            check_columns(rec, str(path), required)
+            aliases = _unicode_aliases(rec, [*required, *optional])
+            check_columns({**rec, **dict.fromkeys(aliases)}, str(path), required)
             checked = True
+        for col, key in aliases.items():
+            if key in rec:
+                rec[col] = rec[key]
         batch.append((pos, rec))
         if len(batch) >= batch_rows:
             yield batch
@@ -111,6 +136,24 @@ def read_records(source: str | Path, required: Mapping[str, str], optional: Sequ
     """:func:`read_batches` one record at a time."""
     for batch in read_batches(source, required, optional):
         yield from batch
+
+
+def read_columns(source: str | Path, cols: Sequence[str], option: str) -> list[dict[str, Any]]:
+    """The values of columns ``cols`` of every row of ``source``, in order (a missing value as None); a missing
+    column is a DataError naming ``option``."""
+    return [{c: None if is_missing(rec.get(c)) else rec.get(c) for c in cols}
+            for _, rec in read_records(source, dict.fromkeys(cols, option))]
+
+
+def column_names(source: str | Path) -> list[str]:
+    """The column names of file ``source`` (a Parquet file's schema; else its first record's keys)."""
+    path = file_path(str(source))
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    first = next(read_batches(path, {}, (), batch_rows=1), [(0, {})])
+    return [str(k) for k in first[0][1]]
 
 
 def read_texts(source: str | Path, text_col: str, *, keep_empty: bool,
@@ -132,9 +175,13 @@ def check_columns(names: Iterable[str], where: str, required: Mapping[str, str])
     names = list(names)
     for col, flag in required.items():
         if col not in names:
+            import difflib
+
+            near = difflib.get_close_matches(col, [str(n) for n in names], n=1, cutoff=0.75)
             raise DataError(
                 f"{where}: missing column {col!r}; columns present: {sorted(names)}. Pass the right name with {flag}."
-                + (_likely_text(first) if flag == "--text-col" else "")
+                + (f" Did you mean {flag} {shlex.quote(near[0])}?" if near else
+                   _likely_text(first) if flag == "--text-col" else "")
             )
 
 
@@ -162,13 +209,22 @@ def text_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:
         return "" if value.strip() in MISSING_MARKERS else value.strip()
     if is_missing(value):
         return ""
+    nested = {k: v for k, v in value.items() if isinstance(v, str)} if isinstance(value, dict) else {}
+    longest = max(nested, key=lambda k: len(nested[k])) if nested else None
+    hint = (f" Name a field inside it: its longest text is {longest!r}, so --text-col "
+            f"{shlex.quote(f'{col}.{longest}')}." if longest else " Fill in the text or pass the text column with --text-col.")
     raise DataError(f"{where}: {unit} {pos}, column {col!r} is {type(value).__name__} ({value!r:.40}); expected a "
-                    "string. Fill in the text or pass the text column with --text-col.")
+                    f"string.{hint}")
+
+
+def has_label(value: Any) -> bool:
+    """Whether a label cell holds a label: not None, NaN, blank or a marker such as ``NULL``."""
+    return not (is_missing(value) or (isinstance(value, str) and not value.strip()))
 
 
 def label_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:
     """The label of one cell as a stripped string, or DataError when it is missing."""
-    if is_missing(value) or (isinstance(value, str) and not value.strip()):
+    if not has_label(value):
         shown = f" ({value.strip()!r})" if isinstance(value, str) and value.strip() else ""
         raise DataError(f"{where}: {unit} {pos}, column {col!r} has no label{shown}. Label or remove that row.")
     if not isinstance(value, (str, int, float)):  # bool is an int
@@ -176,7 +232,8 @@ def label_of(value: Any, where: str, unit: str, pos: int, col: str) -> str:
                         "one label per row (a string or a number). Pass the label column with --label-col.")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    label = str(value).strip()
+    return label if label.isascii() else unicodedata.normalize("NFC", label)  # 긍정 saved decomposed is still 긍정
 
 
 # ---------------------------------------------------------------------------------------------- formats
@@ -255,6 +312,14 @@ def _csv_records(path: Path, delimiter: str, wanted: Sequence[str]) -> Iterator[
         first = suspect or f"first at line {spanning[0]}; if a quote there is unbalanced, rows were merged: check that line"
         warnings.warn(f"{path}: {len(spanning)} row(s) hold line breaks inside quotes, each read as one row ({first}).",
                       DataWarning, stacklevel=2)
+
+
+def _unicode_aliases(names: Iterable[str], wanted: Iterable[str]) -> dict[str, str]:
+    """{wanted column: the file's name for it} for each wanted column the file spells with other Unicode code points
+    (a Korean or accented header saved decomposed (NFD), as macOS writes it, beside a name typed composed)."""
+    present = set(names)
+    forms = {unicodedata.normalize("NFC", n): n for n in present if not n.isascii()}
+    return {w: forms[f] for w in wanted if w not in present and (f := unicodedata.normalize("NFC", w)) in forms}
 
 
 def _check_header(path: Path, header: list[str], wanted: Sequence[str]) -> None:
@@ -339,6 +404,23 @@ def _jsonl_records(path: Path) -> Iterator[Record]:
         yield number, rec
 
 
+def _with_dotted(records: Iterable[Record], names: Sequence[str]) -> Iterator[Record]:
+    """JSON ``records`` with each dotted column of ``names`` (``review.body``) that is not a key of its own filled
+    from the nested objects it names, when they hold it."""
+    for pos, rec in records:
+        for name in names:
+            if name not in rec:
+                value: Any = rec
+                for key in name.split("."):
+                    value = value.get(key, _ABSENT) if isinstance(value, dict) else _ABSENT
+                if value is not _ABSENT:
+                    rec[name] = value
+        yield pos, rec
+
+
+_ABSENT = object()
+
+
 def _json_records(path: Path) -> Iterator[Record]:
     text = "".join(line for _, line in _lines(path))
     data = _parse_json(text, path, None)
@@ -357,14 +439,17 @@ def _parquet_batches(path: Path, required: Mapping[str, str], optional: Sequence
     try:
         pf = pq.ParquetFile(path)
         names = pf.schema_arrow.names
-        check_columns(names, str(path), required)
-        wanted = [c for c in dict.fromkeys([*required, *optional]) if c in names]
+        aliases = _unicode_aliases(names, [*required, *optional])
+        check_columns([*names, *aliases], str(path), required)
+        wanted = [aliases.get(c, c) for c in dict.fromkeys([*required, *optional]) if aliases.get(c, c) in names]
         for col in wanted:
             if names.count(col) > 1:
                 raise DataError(f"{path}: column {col!r} appears {names.count(col)} times; rename the extra ones.")
         row = 1
         for batch in pf.iter_batches(batch_size=batch_rows, columns=wanted):
             records = batch.to_pylist()
+            for rec in records if aliases else ():
+                rec.update({col: rec[key] for col, key in aliases.items()})
             yield list(enumerate(records, start=row))
             row += len(records)
     except (pa.ArrowException, OSError) as e:

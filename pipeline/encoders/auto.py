@@ -170,13 +170,25 @@ def auto_encoder(spec: str | EncoderSpec, texts: Sequence[str], options: dict[st
 def _per_part(spec: str | EncoderSpec, texts: Sequence[str], options: dict[str, Any], *, quantize: str | None,
               min_median: float) -> tuple[Any, list[str]]:
     """A combined spec (``A+B``, ``E|O``) whose every part runs what :func:`auto_encoder` gives it alone, so a
-    part's vectors, fingerprint and cache are those of the part alone (the default's, in ``mpnet[layers=9-12]+B``)."""
+    part's vectors, fingerprint and cache are those of the part alone (the default's, in ``mpnet[layers=9-12]+B``).
+    A routed part that none of ``texts`` reaches (:func:`~pipeline.encoders.routed.unread_parts`: mpnet, for a file
+    with no English text) takes its first candidate unprobed: it encodes none of them, and a probe on them would
+    say nothing about the texts it does read (a command whose texts reach it probes it)."""
     from pipeline.encoders import get_encoder
+    from pipeline.encoders.routed import unread_parts
 
     chosen: list[dict[str, str]] = []
     lines: list[str] = []
-    for part in parse_spec(spec).parts:
-        if part.has_exports:
+    parsed = parse_spec(spec)
+    unread = unread_parts(parsed, texts)
+    for i, part in enumerate(parsed.parts):
+        first = candidates(part, quantize)[:1] if i in unread and not on_gpu(options.get("device", "auto")) else []
+        if first:
+            backend, q = first[0]
+            chosen.append({"backend": backend, "quantize": q})
+            lines.append(f"{part}: backend auto takes {backend} {'fp32' if q == 'none' else q} unprobed: none of "
+                         "these texts reads as English, so it encodes none of them")
+        elif part.has_exports:
             encoder, said = auto_encoder(part, texts, options, quantize=quantize, min_median=min_median)
             chosen.append({"backend": getattr(encoder, "backend", "torch"), "quantize": getattr(encoder, "quantize", "none")})
             lines += said

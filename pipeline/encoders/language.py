@@ -7,8 +7,8 @@ at chance. :func:`check` says which share of the texts lie outside the encoder's
 - word vectors (GloVe, word2vec files, ``w2v-train``): texts whose word tokens are mostly out of
   the vocabulary (GloVe 6B knows most Spanish or French words, so it gets the next check too);
 - packaged English models (``minilm``, ``mpnet``, ``wordllama``, ``glove-6b-50d``): texts whose letters
-  are mostly not Latin (Hangul, Han, kana, Cyrillic, Arabic, ...), or Latin texts with more common
-  French, German, Spanish, Dutch, Italian or Portuguese function words than English ones;
+  are mostly not Latin (Hangul, Han, kana, Cyrillic, Arabic, ...), or Latin texts that a language
+  identifier reads as another language (:func:`english`, newest version);
 - multilingual encoders and models the user names (``st:``, ``hf:``): not checked (``None``).
 
 Texts with no letters (emoji, numbers) count for neither side. At most :data:`SAMPLE` texts, evenly
@@ -16,11 +16,14 @@ spaced, are looked at, so the check costs milliseconds at any size. :func:`warn`
 :class:`LanguageWarning` line when most texts are outside (share > :data:`THRESHOLD`), naming the
 multilingual encoder; :mod:`pipeline.store.cache` calls it for every command that embeds.
 
-:func:`english` is the same script and function-word test text by text: a routed encoder
-(:mod:`pipeline.encoders.routed`) sends each text to its English or its other-language side with it. The test
-is versioned (:data:`CHECKS`), since a routed bundle must route as it did when it was fitted: version 3 also
-takes a text with letters of another script and no English function word for non-English (a Chinese review
-written mostly in Latin brand names, ``VISTA Ultimate SP1``), which version 2 sent to the English side.
+:func:`english` is the same test text by text: a routed encoder (:mod:`pipeline.encoders.routed`) sends each
+text to its English or its other-language side with it. The test is versioned (:data:`CHECKS`), since a routed
+bundle must route as it did when it was fitted: version 3 also takes a text with letters of another script and no
+English function word for non-English (a Chinese review written mostly in Latin brand names, ``VISTA Ultimate
+SP1``), which version 2 sent to the English side. Version 4 keeps version 3's script tests and asks a language
+identifier (:mod:`pipeline.encoders.identify`, fastText's ``lid.176``) about every other text with letters in place
+of the function-word count, which missed short reviews with no counted word (``Horrible. À éviter.``).
+The language warning uses the newest version.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SAMPLE = 2000
-CHECKS = (2, 3)  # versions of the English test text by text (:func:`english`), oldest first; the last is the newest
+CHECKS = (2, 3, 4)  # versions of the English test text by text (:func:`english`), oldest first; the last is the newest
 THRESHOLD = 0.5  # warn when more than this share of texts is outside the encoder's language
 MULTILINGUAL = "multilingual"  # the spec to suggest (the default): English texts through mpnet, the rest through e5
 ENGLISH_KINDS = ("minilm", "mpnet", "wordllama", "glove-6b-50d")  # packaged models trained on English text
@@ -69,7 +72,7 @@ class LanguageCheck:
     spec: str
     checked: int
     outside: int
-    how: str  # "unknown words", "script/function words", or both joined by " or "
+    how: str  # "unknown words", "script/language ID", or both joined by " or "
 
     @property
     def share(self) -> float:
@@ -107,7 +110,7 @@ def check(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:
     verdicts = [_either(_unknown_words(t, index) if index is not None else None,
                         _not_english(t) if english else None) for t in some]
     decided = [v for v in verdicts if v is not None]
-    how = " or ".join(h for h, on in (("unknown words", index is not None), ("script/function words", english)) if on)
+    how = " or ".join(h for h, on in (("unknown words", index is not None), ("script/language ID", english)) if on)
     return LanguageCheck(encoder.spec, len(decided), sum(decided), how)
 
 
@@ -131,9 +134,11 @@ def warn(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:
 
 
 def english(texts: Sequence[str], version: int = CHECKS[-1]) -> list[bool]:
-    """Whether each text reads as English (texts with no letter count as English): mostly Latin letters, and no
-    more common French, German, Spanish, Dutch, Italian or Portuguese function words than English ones; from
-    ``version`` 3 on, also an English function word wherever a letter of another script appears."""
+    """Whether each text reads as English (texts with no letter count as English): mostly Latin letters; from
+    ``version`` 3 on, also an English function word wherever a letter of another script appears; then, up to
+    version 3, no more common French, German, Spanish, Dutch, Italian or Portuguese function words than English
+    ones, and from version 4, English at least :data:`~pipeline.encoders.identify.ENGLISH_FLOOR` likely to the
+    language identifier."""
     if version not in CHECKS:
         raise ValueError(f"English check version {version!r} is not one of {CHECKS}")
     return [not _not_english(t, version) for t in texts]
@@ -168,9 +173,9 @@ def _unknown_words(text: str, index: Any) -> bool | None:
 
 
 def _not_english(text: str, version: int = CHECKS[-1]) -> bool | None:
-    """Whether ``text`` is mostly in a non-Latin script, or has more non-English than English function
-    words, or (``version`` 3 on) has a letter of a non-Latin script and no English function word; None with
-    no letter."""
+    """Whether ``text`` is mostly in a non-Latin script, or (``version`` 3 on) has a letter of a non-Latin script
+    and no English function word, or has more non-English than English function words (up to version 3) or is
+    under the identifier's English floor (version 4); None with no letter."""
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return None
@@ -181,5 +186,9 @@ def _not_english(text: str, version: int = CHECKS[-1]) -> bool | None:
     english = sum(w in ENGLISH for w in words)
     if version >= 3 and latin < len(letters) and not english:
         return True
+    if version >= 4:
+        from pipeline.encoders.identify import ENGLISH_FLOOR, english_scores
+
+        return english_scores([text], ENGLISH_FLOOR)[0] < ENGLISH_FLOOR
     other = sum(w in OTHER for w in words)
     return other > english

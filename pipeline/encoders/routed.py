@@ -26,7 +26,7 @@ from pipeline.encoders.concat import ConcatEncoder
 # The English test (:data:`pipeline.encoders.language.CHECKS`, same numbers) and which parts a text gets; bump when
 # either changes. A bundle records the version it was fitted under (``route_version`` in its encoder options) and
 # routes by it; bundles from before that record were fitted under version 2 (:data:`UNRECORDED_VERSION`).
-ROUTE_VERSION = 3
+ROUTE_VERSION = 4
 UNRECORDED_VERSION = 2
 
 
@@ -64,14 +64,29 @@ def other_side_alone(spec: Any, texts: Sequence[str]) -> tuple[Any, str | None]:
     ``texts`` reads as English (an evenly spaced sample of at most :data:`~pipeline.encoders.language.SAMPLE`), its
     other side alone and one line saying so: an English side would go unread and its head fit on no English row,
     while the other side reads English texts too. ``fit`` and ``compare`` call it on the source's texts."""
-    from pipeline.encoders.language import english, sample
     from pipeline.encoders.spec import JOIN, parse_spec
 
-    if not getattr(spec, "route", None) or not texts or any(english(sample(texts))):
+    if not _no_english(spec, texts):
         return spec, None
     alone = parse_spec(JOIN.join(str(spec.parts[i]) for i in spec.route[1]))
     return alone, (f"{spec}: none of the texts reads as English, so its English side would go unused: every text "
                    f"goes through {alone}, which reads English too")
+
+
+def unread_parts(spec: Any, texts: Sequence[str]) -> set[int]:
+    """Indices of a routed spec's parts that none of ``texts`` reaches (an evenly spaced sample of at most
+    :data:`~pipeline.encoders.language.SAMPLE`): with no text that reads as English, the parts only its English side
+    reads; empty for any other spec. ``backend auto`` probes none of them on these texts."""
+    if not _no_english(spec, texts):
+        return set()
+    return set(spec.route[0]) - set(spec.route[1])
+
+
+def _no_english(spec: Any, texts: Sequence[str]) -> bool:
+    """Whether ``spec`` is routed and none of ``texts`` (a sample) reads as English under the newest check."""
+    from pipeline.encoders.language import english, sample
+
+    return bool(getattr(spec, "route", None)) and bool(texts) and not any(english(sample(texts)))
 
 
 def own_sides(X: np.ndarray, layout: Layout) -> np.ndarray:

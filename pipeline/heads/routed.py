@@ -70,10 +70,16 @@ def fit_routed(head: str, X: np.ndarray, y: np.ndarray, layout: Any, **options: 
     return joined(english, other, layout, X)
 
 
+def transfers(head: str | HeadSpec, X: np.ndarray, layout: Any) -> bool:
+    """Whether the other side's ``head`` reads other languages by transfer: a ``logreg`` fitted on training rows
+    ``X`` that are mostly English."""
+    return head == "logreg" and mostly_english(X, layout.flag)
+
+
 def other_head(head: str | HeadSpec, X: np.ndarray, layout: Any) -> str | HeadSpec:
-    """The head the other side fits: ``logreg`` at :data:`TRANSFER_C` when most training rows are English (the head
-    then reads other languages by transfer, which English folds cannot choose C for), else ``head`` as named."""
-    if head != "logreg" or not mostly_english(X, layout.flag):
+    """The head the other side fits: ``logreg`` at :data:`TRANSFER_C` when it reads other languages by transfer
+    (:func:`transfers`: English folds cannot choose C for that), else ``head`` as named."""
+    if not transfers(head, X, layout):
         return head
     return replace(get_head("logreg"), grid={"C": [TRANSFER_C]}, default={"C": TRANSFER_C})
 

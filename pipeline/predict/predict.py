@@ -123,6 +123,8 @@ class Prediction:
     output: str | Path | None = None
     prior: float | None = None
     adapt_prior: bool = False
+    keep_cols: tuple[str, ...] = ()  # columns of ``input_file`` carried into each row, before the text
+    excel: bool = False  # a .csv ``output`` with a byte-order mark, as Excel reads UTF-8
 
 
 def predict_texts(job: Prediction) -> tuple[list[dict[str, Any]], list[str]]:
@@ -132,6 +134,7 @@ def predict_texts(job: Prediction) -> tuple[list[dict[str, Any]], list[str]]:
     from pipeline.data.dataset import read_texts
 
     texts = read_texts(str(job.input_file), job.text_col) if job.input_file else list(job.texts)
+    kept = _kept_columns(job)
     model = job.bundle.load()
     model.use_cache = job.input_file is not None  # TEXT arguments are new: encoding them beats opening the cache
     rows, adapted, shift = label_texts(model, texts, prior=job.prior, adapt_prior=job.adapt_prior)
@@ -141,9 +144,43 @@ def predict_texts(job: Prediction) -> tuple[list[dict[str, Any]], list[str]]:
     empty = sum(r["p_positive"] is None for r in rows)
     if empty:
         notes.append(f"{empty} empty text(s) left unlabelled (empty label and probability)")
+    if kept:
+        rows = [{**k, **r} for k, r in zip(kept, rows)]
     if job.output:
-        notes.append(f"wrote {len(rows)} predictions to {write_rows(rows, job.output)}; " + called_positive(rows))
+        notes.append(f"wrote {len(rows)} predictions to {write_rows(rows, job.output, bom=job.excel)}; "
+                     + called_positive(rows))
+        notes += _output_hints(job, texts)
     return rows, notes
+
+
+def _kept_columns(job: Prediction) -> list[dict[str, Any]]:
+    """The ``keep_cols`` of each input row ([] without them); OptionError for one the output has already."""
+    if not job.keep_cols:
+        return []
+    if not job.input_file:
+        raise OptionError("--keep-col names columns of --input FILE; give --input.")
+    clash = next((c for c in job.keep_cols if c in ("label", "p_positive")), None)
+    if clash:
+        raise OptionError(f"--keep-col {clash}: the output has a {clash!r} column of its own; rename that column of "
+                          f"{job.input_file} to keep it.")
+    from pipeline.data.readers import read_columns
+
+    return read_columns(job.input_file, [c for c in job.keep_cols if c != job.text_col], "--keep-col")
+
+
+def _output_hints(job: Prediction, texts: Sequence[str]) -> list[str]:
+    """What a user writing ``job.output`` may want next: the input's other columns, a byte-order mark for Excel."""
+    from pipeline.data.readers import column_names
+
+    hints = []
+    others = [c for c in column_names(job.input_file) if c not in (job.text_col, *job.keep_cols)] if job.input_file else []
+    if others and not job.keep_cols:
+        hints.append(f"the input's other columns ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}) are not "
+                     f"in {job.output}: --keep-col {others[0]} carries one (repeat it for more)")
+    if Path(job.output).suffix.lower() == ".csv" and not job.excel and any(not t.isascii() for t in texts):
+        hints.append(f"opening {job.output} in Excel? add --excel so its accents read right (UTF-8 with a "
+                     "byte-order mark)")
+    return hints
 
 
 def called_positive(rows: list[dict[str, Any]]) -> str:
@@ -165,13 +202,15 @@ def check_output(path: str | Path) -> Path:
     return path
 
 
-def write_rows(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Write ``rows`` as CSV or JSONL (by extension), atomically (tmp file, then ``os.replace``)."""
+def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, *, bom: bool = False) -> Path:
+    """Write ``rows`` as CSV or JSONL (by extension), atomically (tmp file, then ``os.replace``); ``bom``: a CSV
+    starts with a UTF-8 byte-order mark, which Excel needs to read it as UTF-8."""
     path = check_output(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    encoding = "utf-8-sig" if bom and path.suffix.lower() == ".csv" else "utf-8"
     try:
         with explain_full_disk(path.parent, str(path.name), "free some space there, or write the file elsewhere"), \
-                open(tmp, "w", encoding="utf-8", newline="") as f:
+                open(tmp, "w", encoding=encoding, newline="") as f:
             if path.suffix.lower() == ".csv":
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["text", "label", "p_positive"])
                 writer.writeheader()

@@ -16,6 +16,7 @@ queue is full (with ``Retry-After``). Only a fault of the server itself gives 50
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pipeline import ReviewTransferError
 from pipeline.serve.batcher import BatchStats, MicroBatcher, Overloaded
 from pipeline.serve.config import ServeConfig
-from pipeline.guards import LOOPBACK_HOSTS, BearerToken, BodyLimit, HostCheck
+from pipeline.guards import LOOPBACK_HOSTS, BearerToken, BodyLimit, HostCheck, header, send_json
 from pipeline.serve.metrics import Metrics
 from pipeline.serve.model import ServedModel
 
@@ -92,6 +93,27 @@ class _Timing:
             self.metrics.observe(scope["path"], status, time.perf_counter() - start)
 
 
+class _RefusedPreflight:
+    """Without ``--allow-origin``: a browser's CORS preflight gets a 405 that says why, and the terminal running
+    ``serve`` is told once per origin how to let that page in (a browser shows the page only "CORS error")."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.told: set[str] = set()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        origin = header(scope, b"origin") if scope["type"] == "http" and scope["method"] == "OPTIONS" else None
+        if origin is None or header(scope, b"access-control-request-method") is None:
+            return await self.app(scope, receive, send)
+        if origin not in self.told:
+            self.told.add(origin)
+            print(f"refused a web page at {origin} (a browser's CORS preflight): restart with --allow-origin {origin} "
+                  "to let pages from there call the service", file=sys.stderr, flush=True)
+        await send_json(send, 405, {"error": f"this server answers web pages only from the origins named with "
+                                             f"--allow-origin, and {origin} is not one; restart it with "
+                                             f"--allow-origin {origin}."})
+
+
 def create_app(model: ServedModel, config: ServeConfig) -> FastAPI:
     """The service of ``model`` under ``config``'s limits and token."""
     limits = config.limits
@@ -120,6 +142,13 @@ def create_app(model: ServedModel, config: ServeConfig) -> FastAPI:
         app.add_middleware(BearerToken, token=config.token, open_paths=OPEN_PATHS)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body)
     app.add_middleware(HostCheck, hosts=LOOPBACK_HOSTS if config.host in LOOPBACK_HOSTS else None)
+    if config.origins:  # outside the token: a preflight carries none
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "Authorization"])
+    else:
+        app.add_middleware(_RefusedPreflight)
     app.add_middleware(_Timing, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)

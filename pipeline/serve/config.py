@@ -65,6 +65,17 @@ class ServeConfig:
     port: int = 8000
     workers: int = 1
     grace_s: float = 30.0  # how long a SIGTERM waits for in-flight requests
+    origins: tuple[str, ...] = ()  # web page origins allowed to call the service from a browser (CORS)
+
+    def check(self) -> ServeConfig:
+        """``self``, or OptionError for an ``--allow-origin`` that no browser sends (a path, ``*``, no scheme)."""
+        for origin in self.origins:
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest:
+                raise OptionError(f"--allow-origin {origin!r}: give the page's origin as a browser sends it, scheme "
+                                  "and host (and port) without a path, e.g. http://localhost:3000; repeat the option "
+                                  "for several (any origin, '*', is not offered).")
+        return self
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -72,7 +83,8 @@ class ServeConfig:
     @classmethod
     def from_json(cls, text: str) -> ServeConfig:
         raw: dict[str, Any] = json.loads(text)
-        return cls(**{**raw, "bundle": BundleOptions(**raw["bundle"]), "limits": Limits(**raw["limits"])})
+        return cls(**{**raw, "bundle": BundleOptions(**raw["bundle"]), "limits": Limits(**raw["limits"]),
+                      "origins": tuple(raw.get("origins", ()))})
 
     @classmethod
     def from_env(cls) -> ServeConfig:

@@ -56,6 +56,7 @@ def serve(config: ServeConfig, echo: Callable[[str], None] = print) -> None:
     import uvicorn
 
     config.limits.check()
+    config.check()
     if config.workers < 1:
         raise OptionError(f"--workers must be at least 1, got {config.workers}.")
     model = ServedModel.load(config.bundle)  # BundleError for a bundle that fails any check: nothing listens

