@@ -136,7 +136,8 @@ def test_out_dir_refuses_other_data(rt_csv, tmp_path, rt):
     plan = StudyPlan(encoders=["glove-6b-50d"], budgets=[16], seeds=1)
     execution = Execution(out=tmp_path / "r", cache_dir=tmp_path / "cache", progress=False)
     run_compare(ds, plan, execution)
-    with pytest.raises(DataError, match="holds results for other data"):
+    with pytest.raises(DataError, match=r"holds results for other data \(source .* read with other rows or labels: "
+                                        "a changed file, --positive/--negative"):
         run_compare(ds.subset(range(1000)), plan, execution)
 
 

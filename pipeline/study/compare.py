@@ -128,8 +128,11 @@ def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset]
     if path.exists():
         previous = json.loads(path.read_text(encoding="utf-8"))
         if previous != identity:
+            reread = previous["source"] == identity["source"] and previous["source_fingerprint"] != \
+                identity["source_fingerprint"]  # the same file read otherwise: say so, the name alone reads the same
+            how = " read with other rows or labels: a changed file, --positive/--negative or columns" if reread else ""
             raise DataError(
-                f"{out}: holds results for other data (source {previous['source']!r}, test sets "
+                f"{out}: holds results for other data (source {previous['source']!r}{how}, test sets "
                 f"{sorted(previous['test_sets'])}{', with --adapt-prior' if previous.get('adapt_prior') else ''}"
                 f"{', --unlabelled ' + ' '.join(previous['unlabelled']) if previous.get('unlabelled') else ''}, "
                 f"--prompts {previous['prompts']['source'] if previous.get('prompts') else 'none'}"
