@@ -341,6 +341,7 @@ def test_a_routed_bundle_is_retargeted_on_the_side_its_target_texts_go_to_and_ke
     side = new.manifest["retarget"]["routed_side"]
     assert side["adapted"] == "English" and side["left_out_labels"] + side["left_out_unlabelled"] >= len(FRENCH)  # labelled or not, the French texts were left out
     assert "routed bundle: its English side was retargeted" in describe(new.manifest["retarget"], summary)
+    assert side["second_view"] is None  # GloVe's heads L2-normalise their rows: no second view (the next test has one)
     saved = Bundle.load(new.save(tmp_path / "new"), cache_dir=cache).head  # as predict reads it: numpy arrays
     assert isinstance(saved, RoutedLinearHead)
     X_french, X_english = old.embed(french), old.embed(ds.texts[:50])
@@ -349,9 +350,42 @@ def test_a_routed_bundle_is_retargeted_on_the_side_its_target_texts_go_to_and_ke
     french_site = Dataset(french, target.labels[-4:])
     new, summary = retarget(old, TargetData.of(french_site, None, 0, {"site": ds.texts[:20]}), RetargetSettings(strength=0.3))
     assert new.manifest["retarget"]["routed_side"] == {"adapted": "other-language", "left_out_labels": 0,
-                                                       "left_out_unlabelled": 20}
+                                                       "left_out_unlabelled": 20, "second_view": None}
     assert "its other-language side was retargeted" in describe(new.manifest["retarget"], summary)
     np.testing.assert_allclose(new.head.predict_proba(X_english), old.head.predict_proba(X_english), atol=1e-6)
     assert np.abs(new.head.predict_proba(X_french)[:, 1] - old.head.predict_proba(X_french)[:, 1]).max() > 0.01
     with pytest.raises(RetargetError, match="its other-language side, but 1 of the 1 target labels"):
         retarget(old, TargetData.of(Dataset(french[:1], np.r_[1]), None, 0), RetargetSettings(strength=0.3))
+
+
+def test_with_labels_english_texts_of_a_routed_bundle_also_read_its_other_side(rt_split, low_rate, tmp_path):
+    """A routed MiniLM bundle (``minilm|minilm[layers=4-6]``: sentence vectors, whose heads take rows as they are)
+    retargeted on 16 labelled tweets: its English side reads both parts (``E+O|O``, a second view), the source score is
+    the sum of both heads', the saved bundle rebuilds that encoder, and other-language texts score as before."""
+    from pipeline.data.dataset import Dataset
+    from pipeline.fit.retarget_bundle import TargetData, retarget
+    from pipeline.fit.train import FitPlan, iter_fit
+
+    pool, _ = rt_split
+    idx = [i for c in (0, 1) for i in np.flatnonzero(pool.labels == c)[:8]]
+    train = Dataset([pool.texts[i] for i in idx], pool.labels[idx], [pool.groups[i] for i in idx], pool.label_names)
+    cache = tmp_path / "cache"
+    old = next(iter_fit(train, FitPlan(heads=["logreg"], seed=0, prompts=None), encoder="minilm|minilm[layers=4-6]",
+                        cache_dir=cache))
+    old.save(tmp_path / "routed")
+    _, ds = low_rate
+    some = [i for c in (0, 1) for i in np.flatnonzero(ds.labels == c)[:8]]
+    target = Dataset([ds.texts[i] for i in some] + [FRENCH[0][0]], np.r_[ds.labels[some], 1])
+    new, _ = retarget(old, TargetData.of(target, None, 0), RetargetSettings(strength=0.3))
+    english, other = (str(part.spec) for part in old.get_encoder().parts)
+    wide = f"{english}+{other}|{other}"
+    assert new.manifest["retarget"]["routed_side"]["second_view"] == wide and new.manifest["encoder"]["spec"] == wide
+    loaded = Bundle.load(new.save(tmp_path / "new"), cache_dir=cache)
+    loaded.verify_encoder()  # the recorded spec rebuilds the recorded fingerprint
+    X_old, X_new = old.embed(target.texts), loaded.embed(target.texts)
+    english = X_old[:, -1] == 1
+    np.testing.assert_array_equal(X_new[:, :384], X_old[:, :384])
+    assert not X_old[english, 384:768].any() and X_new[english, 384:768].any()  # English texts read the other part
+    np.testing.assert_allclose(loaded.head.predict_proba(X_new)[~english], old.head.predict_proba(X_old)[~english],
+                               atol=1e-6)  # the French text: the other side's head, as it was
+    assert len(loaded.head.english_cols) == 768

@@ -64,6 +64,7 @@ class RetargetSettings:
     prior: float | None = None  # the target's positive rate when known (--prior)
     self_train: Any = None  # SelfTrainSettings, or None
     seed: int = 0
+    second_view: bool = True  # a routed bundle with labels: English texts also read the other side (retarget_side)
 
     def __post_init__(self) -> None:
         if self.strength is not None and not self.strength > 0:
@@ -116,6 +117,14 @@ class SourceHead:
     def score(self, rows: np.ndarray) -> np.ndarray:
         """Log-odds of rows already passed through :meth:`rows`."""
         return rows @ self.coef + self.intercept
+
+    def beside(self, other: SourceHead, unit: bool = False) -> SourceHead | None:
+        """The sum of this head's and ``other``'s log-odds, on their columns side by side (this head's first);
+        None where either L2-normalises its rows (the sum is then not one linear head on the joined rows), unless
+        ``unit``: each head's rows are of unit length already (sentence vectors), so normalising leaves them be."""
+        if (self.normalizes or other.normalizes) and not unit:
+            return None
+        return SourceHead(np.r_[self.coef, other.coef], self.intercept + other.intercept, False)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from pipeline.bundle.bundle import BUNDLED_ENCODER_SPEC, ENCODER_DIR, Bundle
 from pipeline.data.dataset import Dataset
 from pipeline.predict.metrics import mcnemar_z
 from pipeline.predict.predict import BundleLoad
-from pipeline.fit.retarget_side import Side
+from pipeline.encoders.routed import layout_of, own_sides
+from pipeline.fit.retarget_side import Side, widened
 from pipeline.fit.retarget import (RetargetError, RetargetSettings, Retargeted, SourceHead, draw_labels,
                                    fit_recentred, fit_retargeted)
 
@@ -74,11 +75,16 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
         raise RetargetError("retarget takes a saved bundle (its manifest is the record of the source).")
     lab, held = data.labelled, data.held_out
     texts = lab.texts + data.unlabelled + (held.texts if held is not None else [])
-    X = bundle.embed(texts)
+    wide = widened(bundle.get_encoder()) if settings.second_view and len(lab) else None
+    X = _embed(bundle, wide, texts)
     X_lab, X_unl = X[: len(lab)], X[len(lab): len(lab) + len(data.unlabelled)]
     X_held = X[len(lab) + len(data.unlabelled):]
     side = Side.of(bundle, X_lab if len(lab) else X_unl)  # a routed bundle: the side most target texts go to
     source = SourceHead.of(side.head, bundle.manifest["head"]["name"])
+    viewed = side.second_view(source, bundle.manifest["head"]["name"], X[: len(lab) + len(data.unlabelled)]) \
+        if wide is not None else None
+    if viewed is not None:  # English texts read the other side's encoder too; the source score is both heads'
+        side, source = viewed
     y, S_lab, S_unl = lab.labels[side.rows(X_lab)], side.take(X_lab), side.take(X_unl)
     if len(lab):
         _check_side(side, len(y), len(lab))
@@ -91,9 +97,13 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
         fitted = fit_recentred(source, S_unl, settings, model)
     if side.routed:
         fitted.record["routed_side"] = {"adapted": side.name, "left_out_labels": len(lab) - len(y),
-                                        "left_out_unlabelled": len(X_unl) - len(S_unl)}
+                                        "left_out_unlabelled": len(X_unl) - len(S_unl),
+                                        "second_view": wide.spec if viewed is not None else None}
     estimator = side.estimator(fitted.estimator(), X.shape[1])
-    summary: dict[str, Any] = {"domain_shift": domain_shift(bundle, X[: len(lab) + len(data.unlabelled)])}
+    seen = X[: len(lab) + len(data.unlabelled)]
+    # the source's shift sample holds no other-side columns for English texts: compare the target's alike
+    summary: dict[str, Any] = {"domain_shift": domain_shift(bundle, seen if wide is None else
+                                                            own_sides(seen, layout_of(bundle.get_encoder())))}
     metrics = None
     if held is not None and len(held):
         p_new = estimator.predict_proba(X_held)[:, 1] if side.routed else fitted.proba(X_held)
@@ -103,8 +113,9 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
                                "rate": float(np.mean(held.labels)),
                                "versus_source": compare_held_out(held.labels, p_new, p_source[:, 1])}
     sample = keep_sample(np.vstack([X_lab, X_unl]), settings.seed)
+    encoder = wide if viewed is not None else bundle.get_encoder()
     manifest = build(
-        encoder=bundle.get_encoder(),
+        encoder=encoder,
         head={"name": "logreg", "params": {"strength": fitted.record["strength"]},
               "search": f"retargeted from {bundle.path.name} on {len(lab)} target labels and {len(X_unl)} unlabelled texts",
               "fit_seconds": fitted.record["seconds"]},
@@ -117,9 +128,23 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
                   **({"held_out": _held_out_record(summary["held_out"])} if "held_out" in summary else {})},
     )
     manifest["encoder"] = dict(bundle.manifest["encoder"])  # the source's, as recorded (its spec may be st:encoder)
-    new = Bundle(estimator, manifest, cache_dir=bundle.cache_dir, encoder=bundle.get_encoder(), shift_sample=sample,
+    if encoder is wide:  # the same parts and options, English texts reading both sides
+        manifest["encoder"].update(spec=wide.spec, fingerprint=wide.fingerprint)
+    new = Bundle(estimator, manifest, cache_dir=bundle.cache_dir, encoder=encoder, shift_sample=sample,
                  trust=bundle.trust)
     return new, summary
+
+
+def _embed(bundle: Bundle, encoder: Any, texts: list[str]) -> np.ndarray:
+    """``bundle.embed(texts)``, or with ``encoder`` (its widened encoder, :func:`~pipeline.fit.retarget_side.widened`)
+    the same through that encoder, the source bundle left as it is."""
+    if encoder is None:
+        return bundle.embed(texts)
+    from copy import copy
+
+    view = copy(bundle)
+    view.encoder = encoder
+    return view.embed(texts)
 
 
 def _check_side(side: Side, n_side: int, n: int) -> None:
