@@ -102,6 +102,7 @@ def read_batches(source: str | Path, required: Mapping[str, str], optional: Sequ
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}.")
+    optional = [c for c in optional if c]  # an unlabelled read names no label column (None)
     path = file_path(str(source))
     suffix = path.suffix.lower()
     if suffix == ".parquet":
