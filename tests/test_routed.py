@@ -226,3 +226,19 @@ def test_the_other_side_of_english_labels_takes_the_transfer_c():
     assert fitted.params["other"]["C"] == TRANSFER_C != fitted.params["C"]
     X[:, 4] = 0.0  # every row in another language
     assert fit_routed("logreg", X, y, layout, seed=0).params["other"]["C"] != TRANSFER_C
+
+
+def test_embed_of_a_file_with_no_english_runs_no_english_only_part(tmp_path):
+    """A routed encoder on Chinese and French reviews alone: its English side would encode none of them, so
+    ``embed`` neither probes nor fills it (mpnet read such files whole before); another spec that needs it still runs."""
+    path = tmp_path / "other.jsonl"
+    path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in
+                            ["这本书写得很好，推荐", "Horrible. À éviter.", "Quelle perte de temps, vraiment nul."]),
+                    encoding="utf-8")
+    cache = str(tmp_path / "cache")
+    result = CliRunner().invoke(main, ["embed", str(path), "--encoder", ROUTED, "--cache-dir", cache])
+    assert result.exit_code == 0, result.output
+    assert f"{ENGLISH} (a routed encoder's English side) would encode none of them" in result.output
+    assert f"{ENGLISH}  fingerprint" not in result.output and f"{OTHER}  fingerprint" in result.output
+    both = CliRunner().invoke(main, ["embed", str(path), "--encoder", ROUTED, "--encoder", ENGLISH, "--cache-dir", cache])
+    assert "is not run" not in both.output and f"{ENGLISH}  fingerprint" in both.output, both.output

@@ -66,11 +66,33 @@ def embed_source(job: EmbedJob) -> Iterator[tuple[str, bool]]:
     for path in (job.source, *job.unlabelled):  # a missing file fails before any model loads
         check_source(path)
     texts = _Texts(job, wants_probe=job.backend != "torch" and any(spec.has_exports for _, spec in specs))
+    unread = _unread_parts(job, texts)
+    if unread:
+        yield (f"none of the first texts reads as English: {', '.join(sorted(unread))} (a routed encoder's English "
+               "side) would encode none of them there, so it is not run"), True
+        specs = [(piece, spec) for piece, spec in specs if str(spec) not in unread]
     cache = EmbeddingCache(job.encoders.cache_dir, chunk_size=job.run.chunk_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ZeroVectorWarning)  # the summary counts texts with no known word
         for piece, spec in specs:
             yield from _embed_one(job, piece, spec, texts, cache)
+
+
+def _unread_parts(job: EmbedJob, texts: _Texts) -> set[str]:
+    """The parts that only a routed spec's English side reads, when none of the source's first texts reads as
+    English (:func:`pipeline.encoders.routed.unread_parts`) and no other spec of ``job`` needs them."""
+    from pipeline.encoders.language import SAMPLE
+    from pipeline.encoders.routed import unread_parts
+
+    parsed = [spec for raw in job.encoders.specs for piece in split_spec(raw)
+              for spec in replace(job.encoders, specs=(piece,)).parsed()]
+    if not any(spec.route for spec in parsed):
+        return set()
+    first = texts.first(SAMPLE)
+    skip = [unread_parts(spec, first) for spec in parsed]
+    needed = {str(part) for spec, unread in zip(parsed, skip) for i, part in enumerate(spec.parts or (spec,))
+              if i not in unread}
+    return {str(spec.parts[i]) for spec, unread in zip(parsed, skip) for i in unread} - needed
 
 
 def _embed_one(job: EmbedJob, piece: str, spec: Any, texts: _Texts, cache: Any) -> Iterator[tuple[str, bool]]:
