@@ -118,17 +118,17 @@ def test_equal_pseudo_labels_are_balanced_the_surest_and_never_none():
 
 def test_distillation_targets_are_the_labels_then_the_teachers_probabilities(reviews, tmp_path):
     from pipeline.finetune import finetune, make_recipe
-    from pipeline.unlabelled.self_train import _student_set
+    from pipeline.unlabelled.self_train import student_set
 
     _, ds = reviews
     train, _, unl = for_budget(ds, 20, 0)
     p_pos = np.linspace(0.01, 0.99, len(unl))
     idx, y = select_pseudo(p_pos, SelfTrainSettings(fraction=0.1))
-    student, targets = _student_set(train, unl.texts, idx, y, p_pos)
+    student, targets = student_set(train, unl.texts, idx, y, p_pos)
     assert student.texts == train.texts + [unl.texts[i] for i in idx]
     assert targets.tolist() == pytest.approx(list(train.labels) + list(p_pos[idx]))
     assert student.labels.tolist() == list(train.labels) + [int(p >= 0.5) for p in p_pos[idx]]
-    assert _student_set(train, unl.texts, idx, y, None)[1] is None  # --hard: the 0/1 labels only
+    assert student_set(train, unl.texts, idx, y, None)[1] is None  # --hard: the 0/1 labels only
     # soft targets are checked before any model loads
     with pytest.raises(ValueError, match="20 probabilities"):
         finetune(train, out=tmp_path / "x", targets=np.full(19, 0.5))

@@ -71,19 +71,19 @@ def noisy_student(train: Dataset, unlabelled: Unlabelled, *, teacher: FrozenTeac
     ``unlabelled`` where the texts came from."""
     from pipeline.bundle.bundle import ENCODER_DIR
     from pipeline.finetune import finetune
-    from pipeline.unlabelled.self_train import _round_record, _student_set, select_pseudo
+    from pipeline.unlabelled.self_train import round_record, student_set, select_pseudo
 
     settings = settings if settings.max_pseudo else replace(settings, max_pseudo=DEFAULT_PSEUDO)
     recipe = recipe if recipe.epochs else replace(recipe, epochs=1)
     p_pos, teacher_record = teacher_probabilities(train, unlabelled.texts, teacher, seed)
     idx, y_pseudo = select_pseudo(p_pos, settings, seed=seed)
-    student_train, targets = _student_set(train, unlabelled.texts, idx, y_pseudo, p_pos if settings.soft else None)
+    student_train, targets = student_set(train, unlabelled.texts, idx, y_pseudo, p_pos if settings.soft else None)
     student = finetune(student_train, test=test, out=out, recipe=recipe, encoder=teacher.spec, seed=seed,
                        runtime=runtime, targets=targets)
     student_seconds = student.manifest["finetune"]["fit_seconds"]
     student.manifest["self_train"] = {
         "teacher": teacher_record, "student": {"kind": "finetune", "method": "head", "epochs": recipe.epochs},
-        **asdict(settings), "rounds_run": [_round_record(p_pos, idx, y_pseudo)],
+        **asdict(settings), "rounds_run": [round_record(p_pos, idx, y_pseudo)],
         "seconds": round(teacher_record["seconds"] + student_seconds, 2),
         "cost_vs_teacher": round(student_seconds / max(teacher_record["seconds"], 1e-9), 2),
     }

@@ -109,7 +109,7 @@ def select_pseudo(p_pos: np.ndarray, settings: SelfTrainSettings, cap: int | Non
     return idx, np.concatenate([np.zeros(len(neg), np.int64), np.ones(len(pos), np.int64)])
 
 
-def _round_record(p_pos: np.ndarray, idx: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def round_record(p_pos: np.ndarray, idx: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """Pseudo-label counts of a round, and the teacher's least confidence among those kept."""
     sure = np.maximum(p_pos[idx], 1 - p_pos[idx])
     return {"pseudo_labels": int(len(idx)), "positive": int(y.sum()), "negative": int(len(y) - y.sum()),
@@ -154,7 +154,7 @@ def self_train_head(
     for _ in range(settings.rounds):
         p_pos = current.predict_proba(X_unlabelled)[:, 1] if len(X_unlabelled) else np.zeros(0)
         idx, y_pseudo = select_pseudo(p_pos, settings, seed=seed)
-        rounds.append(_round_record(p_pos, idx, y_pseudo))
+        rounds.append(round_record(p_pos, idx, y_pseudo))
         if not len(idx):
             break
         X_student, y_student = np.vstack([X, X_unlabelled[idx]]), np.concatenate([y, y_pseudo])
@@ -237,11 +237,11 @@ def distil(
         start = time.perf_counter()
         p_pos = _pool_probabilities(current, unlabelled)
         idx, y_pseudo = select_pseudo(p_pos, settings, cap, seed)
-        rounds.append({**_round_record(p_pos, idx, y_pseudo), "label_seconds": round(time.perf_counter() - start, 2)})
+        rounds.append({**round_record(p_pos, idx, y_pseudo), "label_seconds": round(time.perf_counter() - start, 2)})
         seconds += time.perf_counter() - start
         if not len(idx):
             break
-        student_train, targets = _student_set(train, unlabelled, idx, y_pseudo, p_pos if settings.soft else None)
+        student_train, targets = student_set(train, unlabelled, idx, y_pseudo, p_pos if settings.soft else None)
         last, name = r == settings.rounds - 1, f"student-{r}-{settings.key}-{corpus}"  # other settings, texts: files
         current = _student(student_train, targets, Path(out) if last else work_dir / name,
                            plan.encoder if plan.student_from == "base" else f"st:{current.path / ENCODER_DIR}",
@@ -316,7 +316,7 @@ def _pool_probabilities(bundle: Any, texts: list[str]) -> np.ndarray:
     return p_pos
 
 
-def _student_set(train: Dataset, unlabelled: list[str], idx: np.ndarray, y_pseudo: np.ndarray,
+def student_set(train: Dataset, unlabelled: list[str], idx: np.ndarray, y_pseudo: np.ndarray,
                  p_pos: np.ndarray | None) -> tuple[Dataset, np.ndarray | None]:
     """The student's training set (labels, then the pseudo-labelled texts) and, given the teacher's
     probabilities ``p_pos``, its soft targets (the labels as 0/1, the pseudo-labelled texts as ``p_pos``)."""
