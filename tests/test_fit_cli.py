@@ -121,6 +121,14 @@ def test_a_bundle_of_an_aliased_encoder_is_named_by_its_alias(spec, name):
     assert bundle_name(SimpleNamespace(manifest=manifest)) == name
 
 
+def test_predict_of_a_file_named_as_text_says_to_pass_it_with_input(reviews_csv, tmp_path):
+    result = invoke("predict", tmp_path / "any-bundle", reviews_csv)  # refused before any bundle is read
+    assert result.exit_code == 2
+    assert f"--input {reviews_csv}" in result.output
+    # a text that only looks like a file name is not refused as one (the missing bundle is what stops it)
+    assert "is a file" not in invoke("predict", tmp_path / "any-bundle", tmp_path / "no-such.csv").output
+
+
 def test_predict_texts_and_files(fitted_dir, reviews_csv, tmp_path):
     models, cache, _ = fitted_dir
     bundle = models / f"reviews-{ENCODER}-logreg-ball-s0"

@@ -106,6 +106,18 @@ def skewed_test_line(manifest: dict[str, Any]) -> str | None:
             f"{test['majority_rate']:.3f}; read accuracy against that, and macro-F1 (evaluate also gives balanced accuracy)")
 
 
+def _refuse_file_as_text(texts: tuple[str, ...]) -> None:
+    """A TEXT argument that names a data file (``predict BUNDLE reviews.csv``) was meant for --input: say so,
+    rather than label the file's name as a review."""
+    from pathlib import Path
+
+    from pipeline.data.readers import FORMATS
+
+    named = next((t for t in texts if Path(t).suffix.lower() in FORMATS and Path(t).is_file()), None)
+    if named is not None:
+        raise click.UsageError(f"{named!r} is a file, and TEXT arguments are labelled as written: label its texts "
+                               f"with --input {named} (and --text-col if they are not in 'text').")
+
 @click.command()
 @click.argument("bundle", type=click.Path(file_okay=False))  # a missing one may be a swap to recover
 @click.argument("texts", nargs=-1)
@@ -141,6 +153,7 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
 
     if bool(texts) == bool(input_file):
         raise click.UsageError("give either TEXT arguments or --input FILE (not both).")
+    _refuse_file_as_text(texts)
     rows, notes = predict_texts(Prediction(
         BundleLoad(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length, encoder_path=encoder_path,
                    trust_encoder=trust_encoder, allow_legacy=allow_legacy),
