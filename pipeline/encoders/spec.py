@@ -510,8 +510,13 @@ class EncoderOptions:
     def singles(self) -> list[EncoderSpec]:
         """:meth:`parsed` with each combination ``A+B`` replaced by its parts, repeats dropped (``A+B`` is
         cached as A and as B)."""
-        singles = [part for spec in self.parsed() for part in (spec.parts or (spec,))]
-        return list({str(s): s for s in singles}.values())
+        return single_parts(self.parsed())
+
+
+def single_parts(specs: Sequence[EncoderSpec]) -> list[EncoderSpec]:
+    """``specs`` with each combination ``A+B`` replaced by its parts, repeats dropped (``A+B`` is cached as A and
+    as B)."""
+    return list({str(part): part for spec in specs for part in (spec.parts or (spec,))}.values())
 
 
 # ---------------------------------------------------------------------------------------------- where

@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.data.readers import DataError, DataWarning, check_source
 from pipeline.encoders.probe import MIN_MEDIAN_COSINE
-from pipeline.encoders.spec import EncoderOptions, split_spec
+from pipeline.encoders.spec import EncoderOptions, single_parts, split_spec
 from pipeline.store.ray_fill import SHARD_SIZE
 
 PROBE_TEXTS = 20_000  # texts the accuracy guard of exported backends samples (and backend auto is chosen on)
@@ -60,13 +60,14 @@ def embed_source(job: EmbedJob) -> Iterator[tuple[str, bool]]:
     from pipeline.encoders.base import ZeroVectorWarning
     from pipeline.store.cache import EmbeddingCache
 
-    specs = [(piece, spec) for raw in job.encoders.specs for piece in split_spec(raw)
-             for spec in replace(job.encoders, specs=(piece,)).singles()]
+    parsed = [(piece, spec) for raw in job.encoders.specs for piece in split_spec(raw)
+              for spec in replace(job.encoders, specs=(piece,)).parsed()]
+    specs = [(piece, part) for piece, spec in parsed for part in single_parts([spec])]
     specs = list({str(spec): (piece, spec) for piece, spec in specs}.values())
     for path in (job.source, *job.unlabelled):  # a missing file fails before any model loads
         check_source(path)
     texts = _Texts(job, wants_probe=job.backend != "torch" and any(spec.has_exports for _, spec in specs))
-    unread = _unread_parts(job, texts)
+    unread = _unread_parts([spec for _, spec in parsed], texts)
     if unread:
         yield (f"none of the first texts reads as English: {', '.join(sorted(unread))} (a routed encoder's English "
                "side) would encode none of them there, so it is not run"), True
@@ -78,14 +79,12 @@ def embed_source(job: EmbedJob) -> Iterator[tuple[str, bool]]:
             yield from _embed_one(job, piece, spec, texts, cache)
 
 
-def _unread_parts(job: EmbedJob, texts: _Texts) -> set[str]:
+def _unread_parts(parsed: list[Any], texts: _Texts) -> set[str]:
     """The parts that only a routed spec's English side reads, when none of the source's first texts reads as
-    English (:func:`pipeline.encoders.routed.unread_parts`) and no other spec of ``job`` needs them."""
+    English (:func:`pipeline.encoders.routed.unread_parts`) and no other of the ``parsed`` specs needs them."""
     from pipeline.encoders.language import SAMPLE
     from pipeline.encoders.routed import unread_parts
 
-    parsed = [spec for raw in job.encoders.specs for piece in split_spec(raw)
-              for spec in replace(job.encoders, specs=(piece,)).parsed()]
     if not any(spec.route for spec in parsed):
         return set()
     first = texts.first(SAMPLE)
