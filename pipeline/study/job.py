@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import chain, count
 from pathlib import Path
 from typing import Any
 
 from pipeline.encoders.probe import MIN_MEDIAN_COSINE
 from pipeline.study.compare import SPLITS, Execution, StudyPlan, check_engine
-
-DEFAULT_READING = {"text_col": "text", "label_col": "label", "group_col": None, "positive": None, "negative": None}
-
 
 @dataclass(frozen=True)
 class CompareJob:
@@ -90,13 +87,13 @@ def load_test_set(path: str, source: str, opts: dict[str, Any], echo: Callable[[
     """``--test-set`` ``path`` read with SOURCE's column options, or, where those do not fit it, with the default
     ones (``text``, ``label`` of known names: a file from another site) and a line saying so; else a DataError
     saying what to do (not the SOURCE options its reader would suggest)."""
-    from pipeline.data.dataset import DataError, load
+    from pipeline.data.dataset import Columns, DataError, load
 
     try:
         return load(path, **opts)
     except DataError as e:
         with contextlib.suppress(DataError):
-            if source != "rt" and any(opts.get(k, v) != v for k, v in DEFAULT_READING.items()):
+            if source != "rt" and any(opts.get(k, v) != v for k, v in asdict(Columns()).items()):
                 own = load(path)
                 echo(f"--test-set {path}: read with its own columns 'text' and 'label' (SOURCE's options do not fit "
                      f"it: {str(e).split(': ', 1)[-1].split('. ')[0]})")
