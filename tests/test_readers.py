@@ -15,6 +15,7 @@ from helpers import write_reviews_csv
 
 from pipeline.cli import main
 from pipeline.data.dataset import load, read_texts
+from pipeline.data.encodings import legacy_encoding
 from pipeline.data.readers import DataError, DataWarning
 from pipeline.store.stream import iter_text_batches
 
@@ -47,6 +48,9 @@ BAD = [
     ("not-utf8", "u.csv", (HEADER + GOOD + "caf\xe9 bad,rotten\n").encode("latin-1"),
      r"u\.csv: line 4: byte 0xe9 is not valid UTF-8\. Re-save the file as UTF-8 \(Excel: 'CSV UTF-8'\), or convert "
      r"it: a file from Windows or Excel is most often cp1252 \(`iconv -f cp1252 -t utf-8 u\.csv > fixed\.csv`"),
+    ("not-utf8-korean", "k.csv", "주문번호,별점,리뷰내용\n1,5,배송 빨라요\n".encode("cp949"),
+     r"k\.csv: line 1: byte 0xc1 is not valid UTF-8\. .*reads as Korean in cp949, as Excel saves plain CSV on Korean "
+     r"Windows \(`iconv -f cp949 -t utf-8 k\.csv > fixed\.csv`\)"),
     ("utf-16", "w.tsv", "text\tlabel\nA fine film.\tfresh\n".encode("utf-16"),
      r"w\.tsv: the file is UTF-16 .*`iconv -f utf-16 -t utf-8 w\.tsv > fixed\.tsv`"),
     ("unquoted-comma", "c.csv", HEADER + GOOD + "Dull, lifeless,rotten\n",
@@ -106,6 +110,17 @@ def test_a_missing_text_is_an_empty_one_in_every_format(tmp_path, name, content,
     assert ds.report.missing_dropped == missing
     assert read_texts(path) == ["fine", "", "also fine", ""]
     assert [t for b in iter_text_batches(path, batch_rows=1) for t in b] == ["fine", "also fine"]
+
+
+@pytest.mark.parametrize("text,codec,language", [
+    ("배송 진짜 빨라요 똠방각하 최고 👍", "cp949", "Korean"),  # 똠 is outside EUC-KR: cp949's own extension
+    ("商品名,評価,レビュー", "cp932", "Japanese"),  # Shift-JIS trail bytes can be ASCII
+    ("质量太差了，用了两天就坏了。", "gb18030", "Chinese"),
+    ("Größe passt, übermäßig gut", "cp1252", "Western European"),  # "ößü" pairs read as stray Han in GBK
+    ("Ça coûte très cher, déçu", "cp1252", "Western European"),
+])
+def test_a_line_that_is_not_utf8_is_named_by_the_code_page_it_reads_in(text, codec, language):
+    assert legacy_encoding(text.encode(codec, errors="replace")) == (codec, language)
 
 
 def test_an_excel_file_of_a_comma_decimal_locale_is_read_by_its_semicolons(tmp_path):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import ReviewTransferError
+from pipeline.data.encodings import FALLBACK, legacy_encoding
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")  # workbooks: saved as CSV, not renamed
@@ -250,12 +251,19 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DataError(
-                    f"{path}: line {number}: byte 0x{raw[e.start]:02x} is not valid UTF-8. Re-save the file as "
-                    f"UTF-8 (Excel: 'CSV UTF-8'), or convert it: a file from Windows or Excel is most often "
-                    f"cp1252 (`iconv -f cp1252 -t utf-8 {path.name} > fixed{path.suffix}`; latin1 for ISO-8859-1)."
-                ) from None
+                raise DataError(f"{path}: line {number}: byte 0x{raw[e.start]:02x} is not valid UTF-8. Re-save the "
+                                f"file as UTF-8 (Excel: 'CSV UTF-8'), or convert it: {_conversion(raw, path)}.") from None
             yield number, line.removeprefix("\ufeff") if number == 1 else line
+
+
+def _conversion(raw: bytes, path: Path) -> str:
+    """The iconv command for a file whose line ``raw`` is not UTF-8, from the code page it most likely is in."""
+    codec, language = legacy_encoding(raw)
+    fix = f"`iconv -f {codec} -t utf-8 {path.name} > fixed{path.suffix}`"
+    if codec == FALLBACK[0]:
+        return f"a file from Windows or Excel is most often cp1252 ({fix}; latin1 for ISO-8859-1)"
+    big5 = "; big5 for Traditional Chinese" if language == "Chinese" else ""
+    return f"this line reads as {language} in {codec}, as Excel saves plain CSV on {language} Windows ({fix}{big5})"
 
 
 def _csv_delimiter(path: Path) -> str:
