@@ -65,6 +65,19 @@ def test_data_show_weighs_chinese_by_characters_not_spaces(tmp_path):
         in result.output, result.output
 
 
+def test_data_show_names_the_columns_a_label_may_be_in_when_it_reads_a_file_unlabelled(tmp_path):
+    path = tmp_path / "shop.csv"
+    path.write_text("주문번호,별점,리뷰내용\n1,5,배송 빨라요 👍\n2,1,환불했어요 😡\n", encoding="utf-8-sig")
+    result = CliRunner().invoke(main, ["data", "show", str(path), "--text-col", "리뷰내용"])
+    assert result.exit_code == 0, result.output
+    assert "labels        unlabelled" in result.output
+    assert ("note: no column 'label', so every row reads as unlabelled; if the labels are in another column, name it "
+            "with --label-col (columns: '주문번호', '별점').") in result.output
+    path.write_text("text,label\n배송 빨라요,\n환불했어요,\n", encoding="utf-8")  # a label column, not filled in yet
+    result = CliRunner().invoke(main, ["data", "show", str(path)])
+    assert result.exit_code == 0 and "labels        unlabelled" in result.output and "note:" not in result.output
+
+
 def test_data_show_bad_file_is_one_clean_line(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("review,stars\ngood,5\n", encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -43,6 +44,8 @@ def data_show(source: str, n_rows: int, encoders: tuple[str, ...], **opts: Any) 
     ds = load_source(source, require_labels=named, **opts)
     pool, test = split(ds)
     click.echo(format_summary(ds, pool, test, n_rows))
+    if ds.labels is None and not named and (note := _no_label_column(source, opts["label_col"], opts["text_col"])):
+        click.echo(note)
     if specs:
         from pipeline.encoders import get_encoder
 
@@ -50,3 +53,16 @@ def data_show(source: str, n_rows: int, encoders: tuple[str, ...], **opts: Any) 
             enc = get_encoder(spec)
             stats = enc.length_stats(ds.texts) if hasattr(enc, "length_stats") else None
             click.echo(f"{spec}: " + (stats.line() if stats else "a word-vector encoder: sees every text whole"))
+
+
+def _no_label_column(source: str, label_col: str, text_col: str) -> str:
+    """Why a file read as unlabelled, where it has no column ``label_col``: its other columns, to name with
+    --label-col (a star rating, say); empty where the column is there and simply holds no label yet, or where
+    SOURCE is not a file (``hf:``)."""
+    from pipeline.data.readers import column_names
+
+    if not Path(source).is_file() or label_col in (names := column_names(source)):
+        return ""
+    others = ", ".join(repr(n) for n in names if n != text_col)
+    return (f"note: no column {label_col!r}, so every row reads as unlabelled; if the labels are in another column, "
+            f"name it with --label-col (columns: {others}).")
