@@ -57,6 +57,10 @@ BAD = [
      r"c\.csv: line 4: 3 fields but the header has 2\. Quote texts"),
     ("missing-text-column", "r.csv", "review,label\ngood,fresh\n",
      r"r\.csv: missing column 'text'; columns present: \['label', 'review'\]\. Pass the right name with --text-col\.$"),
+    ("missing-text-column-nested", "n.jsonl",
+     '{"id": "r1", "review": {"title": "Solid", "body": "Warm and dry all night long.", "rating": 5}}\n',
+     r"n\.jsonl: missing column 'text'; columns present: \['id', 'review'\]\. Pass the right name with --text-col\. "
+     r"The first row's longest text is in 'review\.body': --text-col review\.body\.$"),
     ("missing-text-column-named", "r.csv", "Review Text,label,Product\nA fine film,fresh,Blue Pen 2\n",
      r"r\.csv: missing column 'text'; columns present: \['Product', 'Review Text', 'label'\]\. Pass the right name "
      r"with --text-col\. The first row's longest text is in 'Review Text': --text-col 'Review Text'\.$"),

@@ -188,12 +188,22 @@ def check_columns(names: Iterable[str], where: str, required: Mapping[str, str])
 
 
 def _likely_text(record: Mapping[str, Any]) -> str:
-    """A hint naming the column of ``record`` that holds its longest text of several words, or ``""``."""
-    texts = {str(k): v for k, v in record.items() if isinstance(v, str) and len(v.split()) > 1}
+    """A hint naming the column of ``record`` that holds its longest text of several words (inside a JSON object,
+    by its dotted path: ``review.body``), or ``""``."""
+    texts = {k: v for k, v in _strings(record) if len(v.split()) > 1}
     if not texts:
         return ""
     best = max(texts, key=lambda k: len(texts[k]))
     return f" The first row's longest text is in {best!r}: --text-col {shlex.quote(best)}."
+
+
+def _strings(record: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(column, value) of every string of ``record``, those inside nested objects named by their dotted path."""
+    for key, value in record.items():
+        if isinstance(value, str):
+            yield f"{prefix}{key}", value
+        elif isinstance(value, Mapping):
+            yield from _strings(value, f"{prefix}{key}.")
 
 
 def is_missing(value: Any) -> bool:
