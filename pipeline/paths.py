@@ -12,3 +12,8 @@ ENV_VAR = "REVIEW_TRANSFER_CACHE"
 def default_cache_dir() -> Path:
     """``$REVIEW_TRANSFER_CACHE`` if set, else ``./cache``."""
     return Path(os.environ.get(ENV_VAR) or "cache")
+
+
+def cache_dir_or_default(cache_dir: str | os.PathLike[str] | None) -> Path:
+    """``cache_dir`` as a Path, or :func:`default_cache_dir` when it is None (or empty)."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()

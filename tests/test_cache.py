@@ -228,3 +228,15 @@ def test_embedder_is_a_clonable_picklable_sklearn_transformer(filled, rt):
     np.testing.assert_array_equal(restored.predict(rt.texts[400:450]), pipe.predict(rt.texts[400:450]))
     with pytest.raises(ValueError, match="one column"):
         emb.transform(np.zeros((2, 2)))
+
+
+def test_no_cache_dir_means_the_environment_variable_then_the_default(glove, rt, tmp_path, monkeypatch):
+    from pipeline.paths import ENV_VAR, cache_dir_or_default
+
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "shared"))
+    EmbeddingCache(None, progress=False).vectors(glove, rt.texts[:5])
+    assert [s.fingerprint for s in list_stores(None)] == [glove.fingerprint]
+    assert (tmp_path / "shared" / f"{glove.fingerprint}.h5").is_file()
+    assert cache_dir_or_default(tmp_path / "mine") == tmp_path / "mine"
+    monkeypatch.delenv(ENV_VAR)
+    assert str(cache_dir_or_default(None)) == str(cache_dir_or_default("")) == "cache"

@@ -72,9 +72,9 @@ def labelling_encoder(spec: str, texts: list[str], cache_dir: str | Path | None,
     from pipeline.encoders.auto import command_encoder
     from pipeline.encoders.routed import other_side_alone
     from pipeline.encoders.spec import apply_flags
-    from pipeline.paths import default_cache_dir
+    from pipeline.paths import cache_dir_or_default
 
-    options = {"work_dir": cache_dir or default_cache_dir(), "source_options": source_options}
+    options = {"work_dir": cache_dir_or_default(cache_dir), "source_options": source_options}
     parsed, line = other_side_alone(apply_flags([spec])[0], texts)
     encoder, lines = command_encoder(spec, parsed, texts, options, backend=None, quantize=None)
     return encoder, [line] * bool(line) + lines

@@ -223,9 +223,10 @@ class Bundle:
 
             warn_language(encoder, list(texts))  # as the cache does: one line when the texts are not its language
             return encoder.encode(list(texts))
-        from pipeline.store.cache import EmbeddingCache, default_cache_dir
+        from pipeline.paths import cache_dir_or_default
+        from pipeline.store.cache import EmbeddingCache
 
-        return EmbeddingCache(self.cache_dir or default_cache_dir()).vectors(encoder, list(texts))
+        return EmbeddingCache(cache_dir_or_default(self.cache_dir)).vectors(encoder, list(texts))
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """``(n, 2)`` probabilities of class 0 and class 1 for raw ``texts``."""
@@ -383,9 +384,9 @@ class Bundle:
         now = (self._build_encoder({}) if self.overrides else self.get_encoder()).fingerprint
         if now != saved:
             from pipeline.encoders.multilingual_port import wrong_digests
-            from pipeline.paths import default_cache_dir
+            from pipeline.paths import cache_dir_or_default
 
-            wrong = wrong_digests(Path(self.cache_dir or default_cache_dir()))
+            wrong = wrong_digests(cache_dir_or_default(self.cache_dir))
             raise BundleError(
                 f"{self._where}: encoder {self.manifest['encoder']['spec']!r} now resolves to "
                 f"fingerprint {now}, but the head was fitted on vectors of fingerprint {saved}" + (

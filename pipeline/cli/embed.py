@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -145,9 +144,9 @@ def cache_verify(fingerprints: tuple[str, ...], cache_dir: str | None) -> None:
             click.echo(f"ok        {store.fingerprint}")
     if not fingerprints:
         from pipeline.encoders.multilingual_port import DIGESTS, wrong_digests
-        from pipeline.paths import default_cache_dir
+        from pipeline.paths import cache_dir_or_default
 
-        work_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        work_dir = cache_dir_or_default(cache_dir)
         wrong = wrong_digests(work_dir)
         if (work_dir / "models" / DIGESTS).exists():
             click.echo(f"{'WRONG' if wrong else 'ok':<9} models/{DIGESTS}")

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline import OptionError
 from pipeline.encoders.base import Encoder
-from pipeline.paths import default_cache_dir
+from pipeline.paths import cache_dir_or_default
 from pipeline.encoders.spec import SPECS, EncoderSpec, Resolution, model_files, parse_spec, word_vectors
 
 __all__ = ["SPECS", "get_encoder", "is_transformer", "resolve_encoder"]
@@ -46,7 +46,7 @@ def get_encoder(spec: str | EncoderSpec, *, device: str = "auto", batch_size: in
         parsed = parsed.with_part_options(parts)
     if trust is not None:
         trust.check(parsed)
-    work = Path(work_dir) if work_dir is not None else default_cache_dir()
+    work = cache_dir_or_default(work_dir)
     runtime = {"device": device, "batch_size": batch_size}
     if parsed.parts:
         from pipeline.encoders.concat import ConcatEncoder

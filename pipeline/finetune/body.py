@@ -39,7 +39,7 @@ def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir
     ValueError for specs without a network to train (static word vectors) and FileNotFoundError for a
     model that cannot be found.
     """
-    from pipeline.paths import default_cache_dir
+    from pipeline.paths import cache_dir_or_default
 
     parsed = parse_spec(spec)
     if not finetunable(parsed, layers=True):
@@ -47,7 +47,7 @@ def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir
             f"encoder {str(parsed)!r} cannot be fine-tuned: use {FINETUNABLE} (static word "
             "vectors have no network to back-propagate through)."
         )
-    model_dir, _ = model_files(parsed, Path(work_dir) if work_dir is not None else default_cache_dir())
+    model_dir, _ = model_files(parsed, cache_dir_or_default(work_dir))
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 

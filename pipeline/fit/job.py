@@ -53,7 +53,7 @@ def fit_source(job: FitJob, echo: Callable[[str], None] = print) -> Fitted:
     from pipeline.fit.out_of_core import choose, fit_out_of_core
     from pipeline.fit.train import bundle_name, iter_fit
     from pipeline.heads.registry import get_head
-    from pipeline.paths import default_cache_dir
+    from pipeline.paths import cache_dir_or_default
 
     raw, cache_dir, opts, plan = job.encoder.specs[0], job.encoder.cache_dir, job.source_options, job.plan
     spec = job.encoder.parsed()[0]  # backend and quantize: below, guarded on the source
@@ -70,7 +70,7 @@ def fit_source(job: FitJob, echo: Callable[[str], None] = print) -> Fitted:
         echo(f"fit: {line}")
     encoder: Any = spec
     if chooses_backend(raw, job.backend, job.quantize):  # recorded in bundles
-        options = {"work_dir": cache_dir or default_cache_dir(), "source_options": opts}
+        options = {"work_dir": cache_dir_or_default(cache_dir), "source_options": opts}
         encoder, lines = command_encoder(raw, spec, ds.texts, options, backend=job.backend, quantize=job.quantize,
                                          min_median=job.min_cosine)
         for line in lines:

@@ -42,12 +42,12 @@ def teacher_probabilities(train: Dataset, unlabelled: list[str], teacher: Frozen
     from pipeline.heads.prompts import DEFAULT as PROMPTS
     from pipeline.heads.prompts import encoded_direction
     from pipeline.heads.registry import DEFAULT_HEAD, FitOptions
-    from pipeline.paths import default_cache_dir
+    from pipeline.paths import cache_dir_or_default
     from pipeline.store.cache import EmbeddingCache
     from pipeline.unlabelled.self_train import self_train_head
 
     start = time.perf_counter()
-    cache_dir = teacher.cache_dir or default_cache_dir()
+    cache_dir = cache_dir_or_default(teacher.cache_dir)
     texts = list(train.texts) + list(unlabelled)
     options = {"work_dir": cache_dir, "source_options": teacher.source_options or {}}
     encoder, _ = command_encoder(teacher.spec, parse_spec(teacher.spec), texts, options, backend=None, quantize=None)

@@ -100,13 +100,13 @@ def choose(heads: list[str], ds: Any, encoder: Any, switch: Switch, *, budget: i
     ``fit``: :func:`plan` on the rows fit would hold (a ``budget`` of the pool, or all of ``ds``). The encoder
     is built here once (its width decides) and handed on, so the model loads once."""
     from pipeline.encoders.registry import resolve_encoder
-    from pipeline.store.cache import default_cache_dir
+    from pipeline.paths import cache_dir_or_default
 
     if switch.forced and budget is not None:
         raise OptionError("--out-of-core trains on the whole pool; drop --budget (a budget fits in memory).")
     if switch.forced and self_train:
         raise OptionError("--out-of-core does not self-train; drop --self-train.")
-    enc = resolve_encoder(encoder, cache_dir or default_cache_dir(), source_options)
+    enc = resolve_encoder(encoder, cache_dir_or_default(cache_dir), source_options)
     rows = len(ds) if budget is None else min(budget, len(ds))
     # only the whole pool streams: with a budget or self-training, plan can but warn
     whole_pool = switch.forced or (budget is None and not self_train)
@@ -131,11 +131,12 @@ def fit_out_of_core(data: Any, *, encoder: Any, seed: int = 0, cache_dir: str | 
     from pipeline.predict.metrics import evaluate
     from pipeline.predict.prior import PriorModel
     from pipeline.predict.shift import keep_sample
-    from pipeline.store.cache import EmbeddingCache, Store, default_cache_dir, text_keys
+    from pipeline.paths import cache_dir_or_default
+    from pipeline.store.cache import EmbeddingCache, Store, text_keys
 
     check_class_weight(class_weight)
     train, test = train_test(data, None, seed)
-    cache_dir = Path(cache_dir or default_cache_dir())
+    cache_dir = cache_dir_or_default(cache_dir)
     enc = resolve_encoder(encoder, cache_dir)
     if getattr(enc, "parts", None) is not None:
         raise OptionError(f"{enc.spec}: --out-of-core reads one cache store; use a single encoder, not a combination.")

@@ -78,12 +78,13 @@ def iter_fit(
     source); the manifest records it under ``self_train`` and ``unlabelled``. ``plan.prompts`` are encoded
     through the cache and give the linear heads their prompt prior; the manifest records them.
     """
-    from pipeline.store.cache import EmbeddingCache, default_cache_dir
+    from pipeline.paths import cache_dir_or_default
+    from pipeline.store.cache import EmbeddingCache
 
     heads, seed, class_weight, prompts = list(dict.fromkeys(plan.heads)), plan.seed, plan.class_weight, plan.prompts
     _check_fit_options(heads, class_weight, plan.self_train, unlabelled)
     train, test, unl = _fit_sets(data, plan.budget, seed, plan.self_train, unlabelled)
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = cache_dir_or_default(cache_dir)
     enc = resolve_encoder(encoder, cache_dir, source_options)
     cache = EmbeddingCache(cache_dir)
     vectors = cache.vectors(enc, train.texts + (unl.texts if unl else []))

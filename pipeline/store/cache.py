@@ -52,7 +52,7 @@ import numpy as np
 
 from pipeline import ReviewTransferError
 from pipeline.disk import DiskFullError, disk_full_error, explain_full_disk, free_space
-from pipeline.paths import ENV_VAR, default_cache_dir  # noqa: F401  (ENV_VAR: part of this module's API)
+from pipeline.paths import ENV_VAR, cache_dir_or_default, default_cache_dir  # noqa: F401  (ENV_VAR, default_cache_dir: part of this module's API)
 
 if TYPE_CHECKING:
     from pipeline.encoders.base import Encoder
@@ -697,7 +697,7 @@ class EmbeddingCache:
                  progress: bool | None = None) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {chunk_size}.")
-        self.dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.dir = cache_dir_or_default(cache_dir)
         self.chunk_size = chunk_size
         self.progress = progress
         self.last_report: EmbedReport | None = None
@@ -828,7 +828,7 @@ def is_fingerprint(name: str) -> bool:
 
 def list_stores(cache_dir: str | Path | None = None) -> list[Store]:
     """Every store in ``cache_dir`` (files named by a fingerprint), by fingerprint."""
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = cache_dir_or_default(cache_dir)
     if not root.is_dir():
         return []
     names = {p.name[: -len(".h5")] for p in root.glob("*.h5")}
@@ -843,7 +843,7 @@ DERIVED = ("exports", "models", "w2v-train")  # folders of files made from encod
 def derived_files(cache_dir: str | Path | None = None) -> list[tuple[str, int, float, str]]:
     """(``folder/name``, bytes, last change, what it is) of each export, converted model and trained Word2Vec in
     ``cache_dir``: made once and reused, not listed as stores, often most of the cache's size."""
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = cache_dir_or_default(cache_dir)
     found = []
     for folder in DERIVED:
         for item in sorted((root / folder).iterdir()) if (root / folder).is_dir() else ():
@@ -873,7 +873,7 @@ def find_store(cache_dir: str | Path | None, prefix: str) -> Store:
         path = Path(prefix)
         return Store(path.parent, path.name[: -len(".h5")])
     matches = [s for s in list_stores(cache_dir) if s.fingerprint.startswith(prefix)]
-    where = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    where = cache_dir_or_default(cache_dir)
     if not matches:
         raise CacheError(f"no cache file for fingerprint {prefix!r} in {where}; see review-transfer cache ls.")
     if len(matches) > 1:

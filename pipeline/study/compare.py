@@ -357,7 +357,7 @@ def run_compare(
     texts by source. ``source_options`` (text_col, ...) read the SOURCE of ``w2v-train:SOURCE`` encoders.
     Returns all rows of the results file (old and new).
     """
-    from pipeline.store.cache import default_cache_dir
+    from pipeline.paths import cache_dir_or_default
     from pipeline.study.engines import get_engine
     from pipeline.progress import progress_bar
 
@@ -368,7 +368,7 @@ def run_compare(
     encoders, methods = _methods(plan, execution.engine, unlabelled)
     check_budgets(source, budgets)  # a budget the pool can't supply fails now, not after hours
     pool, test = split(source)
-    cache_dir = Path(execution.cache_dir) if execution.cache_dir is not None else default_cache_dir()
+    cache_dir = cache_dir_or_default(execution.cache_dir)
     quiet = None if execution.progress else False  # None: a bar on a terminal, a line now and then elsewhere
     runner = get_engine(execution.engine, cache_dir, jobs=execution.jobs, address=execution.address, progress=quiet,
                         source_options=source_options)

@@ -145,13 +145,13 @@ def _frozen_backends(job: CompareJob, specs: list[Any], texts: list[str],
     """Spec -> ``{"backend", "quantize"}`` the frozen cells of ``compare`` run (backend auto or as given, guarded
     on ``texts``); fine-tuning cells train the torch model whatever this says."""
     from pipeline.encoders.auto import chooses_backend, command_encoder
-    from pipeline.paths import default_cache_dir
+    from pipeline.paths import cache_dir_or_default
 
     chosen = {}
     for raw, spec in zip(job.raw_encoders, specs):
         if not chooses_backend(raw, job.backend, job.quantize):
             continue
-        options = {"work_dir": job.execution.cache_dir or default_cache_dir(), "source_options": job.source_options}
+        options = {"work_dir": cache_dir_or_default(job.execution.cache_dir), "source_options": job.source_options}
         enc, lines = command_encoder(raw, spec, texts, options, backend=job.backend, quantize=job.quantize,
                                      min_median=job.min_cosine)
         for line in lines:

@@ -99,14 +99,14 @@ def adapt(
     checkpoint_seconds: float = 300.0,
 ) -> Adapted:
     """Adapt ``encoder`` to ``texts`` with ``recipe``, or return the cached result of the same run."""
-    from pipeline.store.cache import default_cache_dir
+    from pipeline.paths import cache_dir_or_default
     from pipeline.finetune.body import finetunable
 
     if not finetunable(encoder):
         raise OptionError(f"adapt needs a transformer encoder (minilm, mpnet, st:DIR, hf:DIR); got {encoder!r}.")
     if len(texts) < recipe.batch_size:
         raise OptionError(f"adapt needs at least {recipe.batch_size} unlabelled texts (one batch); got {len(texts)}.")
-    root = Path(cache_dir if cache_dir is not None else default_cache_dir()) / "adapted"
+    root = cache_dir_or_default(cache_dir) / "adapted"
     fp = fingerprint(_base_identity(encoder, root.parent), recipe, corpus_hash(texts))
     final = root / fp
     if (final / RECORD).is_file():
