@@ -202,10 +202,33 @@ def test_predict_keeps_one_row_per_input_row(fitted_dir, rt, tmp_path):
     assert out.read_bytes().startswith(b"\xef\xbb\xbfid,text,label,p_positive")
     result = invoke(*common, "--keep-col", "label")
     assert result.exit_code == 1 and "--keep-col label: the output has a 'label' column of its own" in result.output
+    result = invoke(*common, "--keep-col", "idd")
+    assert result.exit_code == 1 and "missing column 'idd'" in result.output and "--keep-col" in result.output
     empty = tmp_path / "empty.csv"
     empty.write_text("text\n\"\"\n", encoding="utf-8")
     result = invoke("predict", bundle, "--input", empty, "--cache-dir", cache)
     assert result.exit_code != 0 and "all 1 texts are empty" in result.output
+
+
+def test_predict_reads_its_input_file_once(fitted_dir, tmp_path, monkeypatch):
+    from pipeline.data import readers
+
+    models, cache, _ = fitted_dir
+    source = tmp_path / "orders.csv"
+    source.write_text("id,review,shop\n1,A moving film,A\n2,A dull mess,B\n", encoding="utf-8")
+    read_through, lines = [], readers._lines
+
+    def counted(path):  # a pass that reached the end (the delimiter check reads the header line alone)
+        yield from lines(path)
+        read_through.append(path)
+
+    monkeypatch.setattr(readers, "_lines", counted)
+    result = invoke("predict", models / f"reviews-{ENCODER}-logreg-ball-s0", "--input", source, "--text-col", "review",
+                    "--keep-col", "id", "--output", tmp_path / "out.csv", "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert read_through == [source]  # texts, kept columns and the hint on other columns: one pass
+    assert "other columns" not in result.output  # --keep-col given: no hint
+    assert [r["id"] for r in csv.DictReader((tmp_path / "out.csv").open(encoding="utf-8"))] == ["1", "2"]
 
 
 def test_evaluate_any_labelled_file_and_rt_test_split(fitted_dir, reviews_csv):

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import unicodedata
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.readers import (FORMATS, DataError, check_columns, file_path, has_label, is_missing, label_of,
-                                   read_records, text_of)
-from pipeline.data.readers import read_texts as read_file_texts
+from pipeline.data.readers import (FORMATS, DataError, check_columns, column_names, file_path, has_label, is_missing,
+                                   label_of, read_records, text_of)
 from pipeline.data.readers import unit as unit_of
 
-__all__ = ["FORMATS", "Columns", "DataError", "Dataset", "LoadReport", "budget_indices", "load", "parse_budget",
-           "parse_budgets", "read_texts", "sample_budget", "split", "validation_split"]
+__all__ = ["FORMATS", "Columns", "DataError", "Dataset", "InputRows", "LoadReport", "budget_indices", "load",
+           "parse_budget", "parse_budgets", "read_rows", "read_texts", "sample_budget", "split", "validation_split"]
 KNOWN_LABELS = {  # lower-cased value -> (class index)
     "fresh": 1, "rotten": 0, "pos": 1, "neg": 0, "positive": 1, "negative": 0,
     "1": 1, "0": 0, "true": 1, "false": 0, "good": 1, "bad": 0,
@@ -192,16 +192,49 @@ def read_texts(source: str, text_col: str = "text") -> list[str]:
     For labelling a file row by row (``predict --input``); :func:`load` drops empty and duplicate
     texts, which suits training but not output that must line up with the input rows.
     """
+    return read_rows(source, text_col).texts
+
+
+@dataclass(frozen=True)
+class InputRows:
+    """The rows of a source as ``predict --input`` reads them, in one pass (:func:`read_rows`)."""
+
+    texts: list[str]  # column text_col of every row, stripped; "" for an empty one
+    kept: list[dict[str, Any]]  # the keep_cols of each row (a missing value as None); [] without keep_cols
+    other_columns: list[str]  # the source's columns that are neither
+
+
+def read_rows(source: str, text_col: str = "text", keep_cols: Sequence[str] = ()) -> InputRows:
+    """Every row of ``source`` in order, read once: its text (as :func:`read_texts`), the values of ``keep_cols``
+    (a missing column is a DataError naming --keep-col) and the names of the other columns."""
+    keep = [c for c in dict.fromkeys(keep_cols) if c != text_col]
     if source == "rt":
-        return _load_rt().texts
+        if keep:
+            raise DataError(f"--keep-col {keep[0]}: rt is a named dataset with no columns to keep; --keep-col "
+                            "carries columns of an --input file.")
+        return InputRows(_load_rt().texts, [], [])
+    required = {text_col: "--text-col", **dict.fromkeys(keep, "--keep-col")}
     if source.startswith("hf:"):
-        records = _checked(_read_hf(source[3:]), source, {text_col: "--text-col"})
-        texts = [text_of(rec.get(text_col), source, "row", row, text_col) for row, rec in records]
+        records: Iterable[tuple[int, dict[str, Any]]] = _checked(_read_hf(source[3:]), source, required)
+        where, unit = source, "row"
     else:
-        texts = [t for batch in read_file_texts(source, text_col, keep_empty=True) for t in batch]
+        records = read_records(source, required)
+        where, unit = str(file_path(source)), unit_of(source)
+    texts: list[str] = []
+    kept: list[dict[str, Any]] = []
+    first: dict[str, Any] = {}
+    for row, rec in records:
+        first = first or rec
+        texts.append(text_of(rec.get(text_col), where, unit, row, text_col))
+        if keep:
+            kept.append({c: None if is_missing(rec.get(c)) else rec.get(c) for c in keep})
     if not texts:
         raise DataError(f"{source}: no rows found; the file is empty or has only a header.")
-    return texts
+    # a Parquet record holds the columns read; the others are in its schema. A name spelt in other Unicode code
+    # points (decomposed) is the column asked for
+    names = column_names(source) if Path(source).suffix.lower() == ".parquet" else list(first)
+    read = {unicodedata.normalize("NFC", c) for c in (text_col, *keep)}
+    return InputRows(texts, kept, [str(n) for n in names if unicodedata.normalize("NFC", str(n)) not in read])
 
 
 def _checked(records: Iterable[tuple[int, dict[str, Any]]], where: str,

@@ -140,13 +140,6 @@ def read_records(source: str | Path, required: Mapping[str, str], optional: Sequ
         yield from batch
 
 
-def read_columns(source: str | Path, cols: Sequence[str], option: str) -> list[dict[str, Any]]:
-    """The values of columns ``cols`` of every row of ``source``, in order (a missing value as None); a missing
-    column is a DataError naming ``option``."""
-    return [{c: None if is_missing(rec.get(c)) else rec.get(c) for c in cols}
-            for _, rec in read_records(source, dict.fromkeys(cols, option))]
-
-
 def column_names(source: str | Path) -> list[str]:
     """The column names of file ``source`` (a Parquet file's schema; else its first record's keys)."""
     path = file_path(str(source))

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from pipeline.predict.prior import Adapted, PriorModel
 from pipeline.data.readers import DataError
 from pipeline.predict.shift import MIN_TEXTS as MIN_SHIFT_TEXTS
 from pipeline.predict.shift import no_check, two_sample_auc
+
+if TYPE_CHECKING:
+    from pipeline.data.dataset import InputRows
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
@@ -131,10 +134,12 @@ def predict_texts(job: Prediction) -> tuple[list[dict[str, Any]], list[str]]:
     """(rows, notes): :func:`label_texts` of the texts of ``job`` (read before the model loads), written to
     ``job.output`` when given; ``notes`` are for people: the adaptation, the domain-shift check, empty texts
     left unlabelled, the file written."""
-    from pipeline.data.dataset import read_texts
+    from pipeline.data.dataset import InputRows, read_rows
 
-    texts = read_texts(str(job.input_file), job.text_col) if job.input_file else list(job.texts)
-    kept = _kept_columns(job)
+    _check_keep_cols(job)
+    rows_in = read_rows(str(job.input_file), job.text_col, job.keep_cols) if job.input_file else InputRows(
+        list(job.texts), [], [])
+    texts = rows_in.texts
     model = job.bundle.load()
     model.use_cache = job.input_file is not None  # TEXT arguments are new: encoding them beats opening the cache
     rows, adapted, shift = label_texts(model, texts, prior=job.prior, adapt_prior=job.adapt_prior)
@@ -144,40 +149,35 @@ def predict_texts(job: Prediction) -> tuple[list[dict[str, Any]], list[str]]:
     empty = sum(r["p_positive"] is None for r in rows)
     if empty:
         notes.append(f"{empty} empty text(s) left unlabelled (empty label and probability)")
-    if kept:
-        rows = [{**k, **r} for k, r in zip(kept, rows)]
+    if rows_in.kept:
+        rows = [{**k, **r} for k, r in zip(rows_in.kept, rows)]
     if job.output:
         notes.append(f"wrote {len(rows)} predictions to {write_rows(rows, job.output, bom=job.excel)}; "
                      + called_positive(rows))
-        notes += _output_hints(job, texts)
+        notes += _output_hints(job, rows_in)
     return rows, notes
 
 
-def _kept_columns(job: Prediction) -> list[dict[str, Any]]:
-    """The ``keep_cols`` of each input row ([] without them); OptionError for one the output has already."""
+def _check_keep_cols(job: Prediction) -> None:
+    """OptionError for ``keep_cols`` without an input file, or naming a column the output has already."""
     if not job.keep_cols:
-        return []
+        return
     if not job.input_file:
         raise OptionError("--keep-col names columns of --input FILE; give --input.")
     clash = next((c for c in job.keep_cols if c in ("label", "p_positive")), None)
     if clash:
         raise OptionError(f"--keep-col {clash}: the output has a {clash!r} column of its own; rename that column of "
                           f"{job.input_file} to keep it.")
-    from pipeline.data.readers import read_columns
-
-    return read_columns(job.input_file, [c for c in job.keep_cols if c != job.text_col], "--keep-col")
 
 
-def _output_hints(job: Prediction, texts: Sequence[str]) -> list[str]:
+def _output_hints(job: Prediction, rows_in: InputRows) -> list[str]:
     """What a user writing ``job.output`` may want next: the input's other columns, a byte-order mark for Excel."""
-    from pipeline.data.readers import column_names
-
     hints = []
-    others = [c for c in column_names(job.input_file) if c not in (job.text_col, *job.keep_cols)] if job.input_file else []
+    others = rows_in.other_columns
     if others and not job.keep_cols:
         hints.append(f"the input's other columns ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}) are not "
                      f"in {job.output}: --keep-col {others[0]} carries one (repeat it for more)")
-    if Path(job.output).suffix.lower() == ".csv" and not job.excel and any(not t.isascii() for t in texts):
+    if Path(job.output).suffix.lower() == ".csv" and not job.excel and any(not t.isascii() for t in rows_in.texts):
         hints.append(f"opening {job.output} in Excel? add --excel so its accents read right (UTF-8 with a "
                      "byte-order mark)")
     return hints
