@@ -277,3 +277,18 @@ def test_data_show_refuses_a_label_column_asked_for_and_absent(tmp_path):
     assert res.exit_code == 1 and "missing column 'star'" in res.output and "Did you mean --label-col stars?" in res.output
     res = CliRunner().invoke(main, ["data", "show", str(path), "--text-col", "review"])  # no label column asked: texts
     assert res.exit_code == 0 and "unlabelled" in res.output
+
+
+def test_a_struct_field_of_a_parquet_file_is_named_by_its_dotted_path(tmp_path):
+    rows = [{"id": i, "review": {"title": "t", "meta": {"lang": "en"}, "body": f"review number {i}"},
+             "stars": 1 + 4 * (i % 2)} for i in range(4)]
+    path = tmp_path / "n.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    ds = load(str(path), text_col="review.body", label_col="stars", positive="5")
+    assert ds.texts == [f"review number {i}" for i in range(4)] and ds.labels.tolist() == [0, 1, 0, 1]
+    assert read_texts(str(path), "review.meta.lang") == ["en"] * 4  # a struct inside a struct
+    assert read_texts(str(path), "review.body") == ds.texts
+    with pytest.raises(DataError, match=r"missing column 'review\.bdy'.*'review\.body'.*Did you mean --text-col review\.body"):
+        read_texts(str(path), "review.bdy")
+    with pytest.raises(DataError, match=r"column 'review' is dict .* so --text-col review\.body\."):
+        load(str(path), text_col="review", label_col="stars")

@@ -451,9 +451,14 @@ def _parquet_batches(path: Path, required: Mapping[str, str], optional: Sequence
     try:
         pf = pq.ParquetFile(path)
         names = pf.schema_arrow.names
-        aliases = _unicode_aliases(names, [*required, *optional])
-        check_columns([*names, *aliases], str(path), required)
-        wanted = [aliases.get(c, c) for c in dict.fromkeys([*required, *optional]) if aliases.get(c, c) in names]
+        asked = list(dict.fromkeys([*required, *optional]))
+        aliases = _unicode_aliases(names, asked)
+        # a field of a struct column named by its dotted path (review.body), as in JSON: its column is read
+        fields = _struct_paths(pf.schema_arrow)
+        nested = {c: c.split(".")[0] for c in asked if c not in names and c not in aliases and c in fields}
+        check_columns([*names, *aliases, *fields], str(path), required)
+        wanted = list(dict.fromkeys(aliases.get(c, nested.get(c, c)) for c in asked
+                                    if aliases.get(c, nested.get(c, c)) in names))
         for col in wanted:
             if names.count(col) > 1:
                 raise DataError(f"{path}: column {col!r} appears {names.count(col)} times; rename the extra ones.")
@@ -462,7 +467,26 @@ def _parquet_batches(path: Path, required: Mapping[str, str], optional: Sequence
             records = batch.to_pylist()
             for rec in records if aliases else ():
                 rec.update({col: rec[key] for col, key in aliases.items()})
-            yield list(enumerate(records, start=row))
+            numbered = list(enumerate(records, start=row))
+            yield list(_with_dotted(numbered, list(nested))) if nested else numbered
             row += len(records)
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"{path}: not a readable Parquet file ({e}).") from None
+
+
+def _struct_paths(schema: Any) -> list[str]:
+    """The dotted path (``review.body``) of every field inside the struct columns of a Parquet ``schema``."""
+    import pyarrow as pa
+
+    paths: list[str] = []
+
+    def walk(prefix: str, kind: Any) -> None:
+        if pa.types.is_struct(kind):
+            for i in range(kind.num_fields):
+                field = kind.field(i)
+                paths.append(f"{prefix}.{field.name}")
+                walk(f"{prefix}.{field.name}", field.type)
+
+    for field in schema:
+        walk(field.name, field.type)
+    return paths
