@@ -75,10 +75,11 @@ def retarget(bundle: str, target: str | None, out: str, n_labels: int | None, se
 
     \b
     Examples:
-      review-transfer retarget models/rt-mpnet_layers_9-12-logreg-b1000-s0 airline_labelled.csv --out models/airline
-      review-transfer retarget models/rt-mpnet_layers_9-12-logreg-b1000-s0 site.csv --labels 32 --out models/site
-      review-transfer retarget models/rt-mpnet_layers_9-12-logreg-b1000-s0 site.csv --labels 32 --unlabelled site.csv --out m
-      review-transfer retarget models/rt-mpnet_layers_9-12-logreg-b1000-s0 --unlabelled site_texts.csv --out models/site0
+      review-transfer fit rt --budget 1000   (the default bundle: 1,000 RT labels, the default encoder)
+      review-transfer retarget models/rt-multilingual-logreg-b1000-s0 airline_labelled.csv --out models/airline
+      review-transfer retarget models/rt-multilingual-logreg-b1000-s0 site.csv --labels 32 --out models/site
+      review-transfer retarget models/rt-multilingual-logreg-b1000-s0 site.csv --labels 32 --unlabelled site.csv --out m
+      review-transfer retarget models/rt-multilingual-logreg-b1000-s0 --unlabelled site_texts.csv --out models/site0
     """
     from pipeline.fit.retarget import RetargetSettings
     from pipeline.fit.retarget_bundle import RetargetJob, retarget_source
