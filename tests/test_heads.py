@@ -128,6 +128,16 @@ def test_plan_cv_prefers_groups_only_when_there_are_enough():
     assert isinstance(plan_cv(y, few, 0)[0], StratifiedKFold)
 
 
+def test_folds_of_too_few_groups_split_by_class_without_a_warning():
+    from pipeline.heads.registry import plan_folds
+
+    y = np.array([0, 1] * 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn: "The groups parameter is ignored by StratifiedKFold", once a fold
+        folds = plan_folds(y, [f"product{i % 3}" for i in range(80)], seed=0)
+    assert folds.how.startswith("StratifiedKFold(5)") and len(folds.splits) == 5 * folds.repeats
+
+
 def test_class_weight_balanced(glove_xy):
     train, X, _, _ = glove_xy
     idx = np.concatenate([np.flatnonzero(train.labels == 0)[:20], np.flatnonzero(train.labels == 1)])

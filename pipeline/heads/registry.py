@@ -458,6 +458,7 @@ def plan_folds(y: np.ndarray, groups: Sequence[Any] | None, seed: int, selection
         return Folds(None, how)
     repeats = selection.repeats(len(y))
     rows = np.zeros((len(y), 1))
+    groups = groups if isinstance(cv, StratifiedGroupKFold) else None  # too few: StratifiedKFold warns it ignores them
     splits = [s for r in range(repeats) for s in plan_cv(y, groups, seed + 1000 * r)[0].split(rows, y, groups)]
     return Folds(splits, f"{how} x {repeats}" if repeats > 1 else how, repeats)
 
