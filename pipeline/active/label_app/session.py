@@ -51,15 +51,17 @@ def open_session(job: LabelJob, echo: Callable[[str], None] = print) -> LabelSes
     from pipeline.data.dataset import load, read_labels
 
     ds = load(job.source, require_labels=False, **job.source_options)
+    store, skips = LabelFile(job.labels_file), LabelFile(job.labels_file + ".skipped")
+    # records() first cuts a line a kill left partial and refuses a bad line, before the encoder loads; the file
+    # may use the site's own names (oui/non)
+    so_far = read_labels(job.labels_file, positive=job.source_options.get("positive")) if store.records() else None
+    skipped_texts = {r["text"] for r in skips.records()}
     encoder, lines = labelling_encoder(job.encoder, ds.texts, job.cache_dir, job.source_options)
     for line in lines:
         echo(line)
-    store, skips = LabelFile(job.labels_file), LabelFile(job.labels_file + ".skipped")
-    # records() first cuts a line a kill left partial; the file may use the site's own names (oui/non)
-    so_far = read_labels(job.labels_file, positive=job.source_options.get("positive")) if store.records() else None
     ws = workspace(ds, so_far, encoder, job.cache_dir, source_options=job.source_options)
     row_of = {t: i for i, t in enumerate(ws.texts[: ws.n_source])}
-    skipped = {row_of[r["text"]] for r in skips.records() if r.get("text") in row_of}
+    skipped = {row_of[t] for t in skipped_texts if t in row_of}
     return LabelSession(ws, skipped, (store, skips), job.strategy, seed=job.seed, head=job.head)
 
 

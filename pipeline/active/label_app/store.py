@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.data.jsonlines import drop_partial_line
+from pipeline.data.readers import DataError
 
 
 class LabelFile:
@@ -28,11 +29,25 @@ class LabelFile:
         drop_partial_line(self.path)
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record, in order (after :meth:`repair`)."""
+        """Every record, in order (after :meth:`repair`); DataError naming the line of one that is not an object
+        with a ``text`` string (the file is left as it is)."""
         self.repair()
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        found = []
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{self.path}: line {number}: malformed JSON at column {e.colno} ({e.msg}). Fix or "
+                                "delete that line; the other lines are kept as they are.") from None
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise DataError(f"{self.path}: line {number}: expected an object with a \"text\" string, got "
+                                f"{line.strip()[:60]!r}. Fix or delete that line; the other lines are kept as they are.")
+            found.append(record)
+        return found
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record and fsync it before returning."""
