@@ -3,12 +3,13 @@
 Every writer of the package writes under a temporary name and renames it into place, and removes the
 temporary when the write fails, so a full disk leaves nothing half-written; :func:`explain_full_disk`
 turns the library's own error (an ``OSError`` with ``ENOSPC``, HDF5's "errno = 28", a C++ library's
-"No space left on device") into one :class:`DiskFullError` line.
+"No space left on device", numpy's short write) into one :class:`DiskFullError` line.
 """
 
 from __future__ import annotations
 
 import errno
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from pipeline.paths import ENV_VAR
 
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 FULL_MARKS = ("No space left on device", "errno = 28", "Disk quota exceeded")
+# numpy's ``tofile`` (``np.save`` of an array) reports a short write without an errno: "5000 requested and 4032 written"
+SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 CACHE_FIX = (f"free some space there, or put the cache on a disk with room ({ENV_VAR}=DIR or --cache-dir DIR), "
              "and rerun: what was stored before is intact")
 
@@ -34,7 +37,7 @@ def is_disk_full(exc: BaseException | None) -> bool:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS:
             return True
-        if any(mark in str(exc) for mark in FULL_MARKS):
+        if any(mark in str(exc) for mark in FULL_MARKS) or (isinstance(exc, OSError) and SHORT_WRITE.search(str(exc))):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

@@ -253,3 +253,30 @@ def test_fit_saves_and_loads_a_bundle_head_without_importing_torch(small_rt, glo
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False", out.stdout
     assert list((tmp_path / "models").glob("*/head.skops"))
+
+
+def test_a_full_disk_at_save_is_one_line_and_keeps_the_older_bundle(glove_bundle, tmp_path, monkeypatch):
+    """numpy reports a short write as "N requested and M written", with no errno (seen on a full tmpfs)."""
+    import shutil
+
+    from pipeline.disk import DiskFullError
+
+    path, cache = glove_bundle
+    target = shutil.copytree(path, tmp_path / "bundle")
+    before = {f.name: f.read_bytes() for f in target.iterdir()}
+    bundle = Bundle.load(target, cache_dir=cache)
+
+    save = np.save
+
+    def short_write(file, arr, **kwargs):  # the training sample's file meets the full disk
+        if not isinstance(file, Path) or file.name != SAMPLE_FILE:
+            return save(file, arr, **kwargs)
+        file.write_bytes(b"\x93NUMPY")  # the part a full disk took
+        raise OSError("5000 requested and 4032 written")
+
+    monkeypatch.setattr(np, "save", short_write)
+    with pytest.raises(DiskFullError, match=r"no room on the disk of .*: the bundle bundle could not be written; nothing "
+                                            r"half-written was kept.*an older bundle there is kept"):
+        bundle.save(target)
+    assert {f.name: f.read_bytes() for f in target.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]  # no temporary directory left
