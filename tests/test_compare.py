@@ -152,7 +152,7 @@ def test_out_dir_refuses_cells_fitted_at_another_prompt_strength(rt_csv, tmp_pat
         check_run_identity(tmp_path, ds, {}, prompts=DEFAULT_PROMPTS)
 
 
-def test_report_statistics_and_files(tmp_path):
+def test_report_statistics_and_files(tmp_path, monkeypatch):
     rows = []
     for seed, (a, b) in enumerate([(0.70, 0.60), (0.72, 0.61), (0.74, 0.65)]):
         for method, acc in (("x+logreg", a), ("y+logreg", b)):
@@ -169,6 +169,22 @@ def test_report_statistics_and_files(tmp_path):
     assert "**72.0 ± 2.0**" in text and "learning_curves.png" in text
     assert (tmp_path / "learning_curves.png").stat().st_size > 5000
     assert json.loads((tmp_path / "summary.json").read_text())["cells"] == 6
+    before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
+    write_text = Path.write_text
+
+    def full(path, text, **kwargs):  # a disk that fills while report.md is written: a write error has no file name
+        if path.name.startswith("report.md"):
+            write_text(path, text[:10], **kwargs)
+            raise OSError(28, "No space left on device")
+        return write_text(path, text, **kwargs)
+
+    from pipeline.disk import DiskFullError
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(DiskFullError, match=rf"no room on the disk of {tmp_path} .*the report could not be written.*"
+                                            "the cells done are kept in results.jsonl"):
+        write_report(rows, tmp_path)
+    assert (tmp_path / "report.md").read_bytes() == before["report.md"] and set(before) == {f.name for f in tmp_path.iterdir()}
 
 
 def test_a_routed_specs_pipe_does_not_split_the_reports_table_cells():

@@ -28,12 +28,14 @@ from pipeline.study.engines.cells import SCORES, budget_label, scores
 from pipeline.data.dataset import Dataset, DataError, budget_indices, check_budgets, split
 from pipeline.study.engines.base import Cell, CellOptions, Method
 from pipeline.data.jsonlines import drop_partial_line
+from pipeline.disk import explain_full_disk
 from pipeline.encoders.routed import for_prediction, layout_of
 from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS, prompt_strength
 
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
+CELLS_FIX = "free some space there and rerun: the cells done so far are kept, and a rerun computes only the others"
 SPLITS = ("test", "validation")  # the source's own held-out splits a study scores on
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -92,7 +94,8 @@ class ResultsLog:
         """Write one finished cell durably."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         drop_partial_line(self.path)
-        with open(self.path, "a", encoding="utf-8") as f:
+        with explain_full_disk(self.path.parent, "a finished cell", CELLS_FIX), \
+                open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -142,8 +145,12 @@ def check_run_identity(out: Path, source: Dataset, test_sets: dict[str, Dataset]
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(identity, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with explain_full_disk(path.parent, path.name, "free some space there, or write the report elsewhere (--out DIR)"):
+            tmp.write_text(json.dumps(identity, indent=2), encoding="utf-8")
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- cells

@@ -14,6 +14,8 @@ import numpy as np
 SUMMARY = "summary.json"
 REPORT = "report.md"
 PLOT = "learning_curves.png"
+# a full disk at the end of compare: the cells are saved, only the report is missing
+REPORT_FIX = "free some space there and rerun: the cells done are kept in results.jsonl, so a rerun only writes the report"
 
 
 def _budget_order(label: str) -> float:
@@ -263,25 +265,37 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
 
 
 def _write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename; the temporary goes when the write fails."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_report(rows: list[dict[str, Any]], out: Path, title: str = "compare", with_plot: bool = True) -> dict[str, Any]:
-    """Write ``summary.json``, ``report.md`` and (with matplotlib) ``learning_curves.png`` into ``out``."""
+    """Write ``summary.json``, ``report.md`` and (with matplotlib) ``learning_curves.png`` into ``out``; a full disk
+    is one :class:`~pipeline.disk.DiskFullError` naming ``out`` (each file is whole or as it was)."""
+    from pipeline.disk import explain_full_disk
+
     out = Path(out)
     summary = summarise(rows)
-    _write(out / SUMMARY, json.dumps(summary, indent=2))
-    text = markdown(summary, title)
-    if with_plot:
-        plot(summary, out / PLOT)
-        text += f"\n![learning curves]({PLOT})\n"
-    _write(out / REPORT, text)
+    with explain_full_disk(out, "the report", REPORT_FIX):
+        _write(out / SUMMARY, json.dumps(summary, indent=2))
+        text = markdown(summary, title)
+        if with_plot:
+            plot(summary, out / PLOT)
+            text += f"\n![learning curves]({PLOT})\n"
+        _write(out / REPORT, text)
     return summary
+
