@@ -220,11 +220,16 @@ def test_killed_command_resumes_from_its_checkpoint_and_matches_an_uninterrupted
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["finetune"]["resumed_from"] == "epoch 1"
     assert [row["epoch"] for row in manifest["finetune"]["history"]] == [1, 2]
-    # same data, seed and settings as the uninterrupted in-process run: the same model
+    # same data, seed and settings as the uninterrupted in-process run: the same model, within the rounding of the
+    # precision it trained at (a CPU with native bf16 trains under bf16 autocast, whose kernels may round a resumed
+    # run's sums otherwise: 2.5e-4 relative on a validation loss, seen on an AVX512-BF16 Xeon)
+    from pipeline.encoders.device import cpu_has_fast_bf16
+
+    rel, atol = (1e-3, 1e-3) if cpu_has_fast_bf16() else (1e-4, 1e-5)
     resumed = Bundle.load(out, cache_dir=cache_dir, verify_encoder=False)
     for row, ref in zip(manifest["finetune"]["history"], tuned.manifest["finetune"]["history"]):
-        assert {k: pytest.approx(v, rel=1e-4) for k, v in ref.items() if k != "seconds"} == {k: v for k, v in row.items() if k != "seconds"}
-    assert np.allclose(resumed.estimator[-1].coef_, tuned.head[-1].coef_, atol=1e-5)  # the scikit-learn head
+        assert {k: pytest.approx(v, rel=rel) for k, v in ref.items() if k != "seconds"} == {k: v for k, v in row.items() if k != "seconds"}
+    assert np.allclose(resumed.estimator[-1].coef_, tuned.head[-1].coef_, atol=atol)  # the scikit-learn head
 
 
 @pytest.mark.slow
@@ -269,7 +274,7 @@ def test_layers_body_pools_as_the_frozen_encoder_and_starts_from_the_prompted_de
     texts, y = [rt.texts[i] for i in rows], rt.labels[rows]
     body = load_body("minilm[layers=4-6]", max_length=128, device="cpu")
     X = embed(body, texts, device="cpu", precision="fp32")
-    frozen = get_encoder("minilm[layers=4-6]", device="cpu")
+    frozen = get_encoder("minilm[layers=4-6]", device="cpu", precision="fp32")  # auto is bf16 on a CPU with native bf16
     np.testing.assert_allclose(X, frozen.encode(texts), atol=1e-5)
     with torch.inference_mode():  # the model's own output pools the last layer only
         last = body(features(body, texts[:4], "cpu"))["sentence_embedding"].numpy()
