@@ -24,6 +24,7 @@ from pipeline.data.dataset import DataError, budget_indices, load, parse_budgets
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
 from pipeline.study.report import summarise, write_report
 
+KOREAN = str(Path(__file__).parent / "data" / "korean_reviews.jsonl")
 GRID = ["--encoder", "glove-6b-50d", "--head", "logreg", "--head", "knn", "--head", "rbf-svm",
         "--budgets", "16,32,64,128", "--seeds", "2", "--no-plot"]
 
@@ -211,14 +212,20 @@ def test_cli_compare_with_extra_test_sets(rt_csv, tmp_path, rt_split):
     env = {"REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
     result = CliRunner(env=env).invoke(main, [
         "compare", rt_csv, "--group-col", "movie", "--encoder", "glove-6b-50d", "--budgets", "16,64",
-        "--seeds", "2", "--test-set", other, "--test-set", named_test, "--out", str(out)])
+        "--seeds", "2", "--test-set", other, "--test-set", named_test, "--test-set", KOREAN, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Accuracy on `test`" in result.output and "Accuracy on `other_site`" in result.output
     assert f"--test-set {named_test}: reported as `b-test` (`test` names another set)" in result.output
     assert "runner-up" not in result.output  # one method: no pairing heading over nothing
     assert (out / "learning_curves.png").exists()
     metrics = ResultsLog(out).rows()[0]["metrics"]
-    assert set(metrics) == {"test", "other_site", "b-test"}
+    assert set(metrics) == {"test", "other_site", "b-test", "korean_reviews"}
+    # Korean reviews against an English pool: the shift check would only see the language, so it says so instead
+    assert metrics["other_site"]["domain_shift"]["auc"] is not None
+    assert metrics["korean_reviews"]["domain_shift"]["auc"] is None
+    assert metrics["korean_reviews"]["domain_shift"]["reason"].startswith("another language: 0% of its texts read as "
+                                                                         "English, 100% of the pool's")
+    assert "| `korean_reviews` | `glove-6b-50d` | - | another language: 0% of its texts" in result.output
     for name, labels in (("test", split(load(rt_csv, group_col="movie"))[1].labels), ("b-test", test.labels[300:400])):
         assert metrics[name]["majority_rate"] == pytest.approx(max(labels.mean(), 1 - labels.mean()))
 

@@ -158,6 +158,7 @@ def _domain_shift(encoder: Any, cache_dir: Path, pool: Dataset, tests: dict[str,
     """Per test set, the two-sample shift check (see :mod:`pipeline.predict.shift`) of a seeded sample of its
     vectors against one of the pool's, read from the filled cache (so both engines get the same figure)."""
     from pipeline.store.cache import EmbeddingCache
+    from pipeline.encoders.language import THRESHOLD as LANGUAGE_THRESHOLD
     from pipeline.encoders.language import check as language_check
     from pipeline.predict.shift import MIN_TEXTS, SAMPLE, no_check, two_sample_auc
 
@@ -167,14 +168,29 @@ def _domain_shift(encoder: Any, cache_dir: Path, pool: Dataset, tests: dict[str,
         idx = np.sort(np.random.default_rng(0).permutation(len(texts))[:SAMPLE])
         return cache.vectors(encoder, [texts[i] for i in idx])
 
-    X_pool = sample(pool.texts)
-    checks = {name: two_sample_auc(X_pool, sample(ds.texts)) for name, ds in tests.items()}
-    out = {name: c.to_dict() if c is not None else no_check(f"fewer than {MIN_TEXTS} texts")
-           for name, c in checks.items()}
+    X_pool, pool_english = sample(pool.texts), _english_share(pool.texts)
+    out = {}
+    for name, ds in tests.items():
+        # a test set mostly in another language than the pool is told from it by its language alone (AUC 1.00 under
+        # every encoder, multilingual ones included): there the check has nothing to say about the site
+        english = _english_share(ds.texts)
+        if abs(english - pool_english) > LANGUAGE_THRESHOLD:
+            out[name] = no_check(f"another language: {english:.0%} of its texts read as English, {pool_english:.0%} of "
+                                 "the pool's; the check would only tell the languages apart")
+            continue
+        check = two_sample_auc(X_pool, sample(ds.texts))
+        out[name] = check.to_dict() if check is not None else no_check(f"fewer than {MIN_TEXTS} texts")
     for name, ds in tests.items():  # and the share of its texts outside the encoder's language
         found = language_check(encoder, ds.texts)
         out[name]["outside_language"] = None if found is None else found.as_dict()
     return out
+
+
+def _english_share(texts: list[str]) -> float:
+    """The share of (a sample of) ``texts`` that reads as English (:func:`pipeline.encoders.language.english`)."""
+    from pipeline.encoders.language import english, sample
+
+    return float(np.mean(english(sample(texts)))) if texts else 1.0
 
 
 def _frozen_cells(
