@@ -410,7 +410,7 @@ def _jsonl_records(path: Path) -> Iterator[Record]:
     for number, line in _lines(path):
         if not line.strip():
             continue
-        rec = _parse_json(line, path, number)
+        rec = _parse_json(line.rstrip("\r\n"), path, number)  # an error at its end is on this line, not the next
         if not isinstance(rec, dict):
             raise DataError(f"{path}: line {number}: expected a JSON object per line, got {type(rec).__name__}.")
         yield number, rec
