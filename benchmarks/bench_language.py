@@ -8,14 +8,16 @@ the Korean test file, and the dialogue lines of the Debian package ``fillets-ng-
 Fillets NG, GPL-2+): about 1,500-1,800 short spoken lines each in Dutch, French, German, Italian, Spanish and
 Swedish, translated from the same lines, plus their 2,000 English originals (``fillets-en``, short English
 dialogue, another English set). Test rows (report, never choose on them): RT's test split, the ``-test``
-halves, and ``tests/data/short_reviews.jsonl`` (short French, Dutch, German, Italian and Portuguese reviews
-written for the tests).
+halves, and ``tests/data/short_reviews.jsonl`` (short French, Dutch, German, Italian, Portuguese and Spanish
+reviews, and one-word English ones, written for the tests).
 
-Prints, per set, the share routed to the right side under each version (English sets: share kept English),
-then the English texts each version sends to the other side, with ``--floors`` the sweep of version 4's English
-floor it was chosen on, and the check's cost per text.
+Prints, per set, the share routed to the right side under the last two versions (English sets: share kept
+English), then how many English dev texts each sends to the other side, with ``--floors`` the sweep of version 4's
+English floor and with ``--weights`` the sweep of version 5's word-list weight they were chosen on, and the check's
+cost per text.
 
-    PYTHONPATH=.:benchmarks python benchmarks/bench_language.py [--floors 0.02,0.05,0.1,0.15,0.2] [--max 3000]
+    PYTHONPATH=.:benchmarks python benchmarks/bench_language.py [--floors 0.05,0.1,0.15] [--weights 0.25,0.5,1]
+        [--max 3000]
 """
 
 from __future__ import annotations
@@ -122,41 +124,41 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--max", type=int, default=3000, help="texts per set at most")
     ap.add_argument("--floors", default="", help="also sweep version 4's English floor over these")
+    ap.add_argument("--weights", default="", help="also sweep version 5's word-list weight over these")
     args = ap.parse_args()
     sets, english = dev_sets(args.max)
-    floors = [float(f) for f in args.floors.split(",") if f]
     versions = language.CHECKS[-2:]
-    print(f"set | texts | median words | " + " | ".join(f"v{v}" for v in versions)
-          + "".join(f" | floor {f}" for f in floors))
-    sent = {v: 0 for v in [*versions, *floors]}
+    # (column name, version, setting of identify to route with)
+    columns = [(f"v{v}", v, {}) for v in versions]
+    columns += [(f"floor {f}", 4, {"ENGLISH_FLOOR": float(f)}) for f in args.floors.split(",") if f]
+    columns += [(f"weight {w}", 5, {"LEXICON_WEIGHT": float(w)}) for w in args.weights.split(",") if w]
+    print("set | texts | median words | " + " | ".join(c[0] for c in columns))
+    sent = {c[0]: 0 for c in columns}
     for group, rows in (("dev", sets), ("test", test_sets())):
         print(f"-- {group}")
         for name, texts in rows.items():
-            is_english = name in english or name.startswith("rt-")
+            is_english = name in english or name.startswith("rt-") or name == "short-en"
             cells = []
-            for v in versions:
-                share, kept = routed_right(texts, is_english, v)
-                sent[v] += (len(texts) - kept) if is_english and group == "dev" else 0
+            for column, version, setting in columns:
+                chosen = {k: getattr(identify, k) for k in setting}
+                for k, v in setting.items():
+                    setattr(identify, k, v)
+                share, kept = routed_right(texts, is_english, version)
+                for k, v in chosen.items():
+                    setattr(identify, k, v)
+                sent[column] += (len(texts) - kept) if is_english and group == "dev" else 0
                 cells.append(f"{100 * share:.1f}")
-            for floor in floors:
-                identify.ENGLISH_FLOOR = floor
-                share, kept = routed_right(texts, is_english, 4)
-                sent[floor] += (len(texts) - kept) if is_english and group == "dev" else 0
-                cells.append(f"{100 * share:.1f}")
-            identify.ENGLISH_FLOOR = FLOOR
             words = np.median([len(t.split()) for t in texts])
             print(f"{name}{' (en)' if is_english else ''} | {len(texts)} | {words:.0f} | " + " | ".join(cells))
     n_english = sum(len(sets[n]) for n in english)
     print(f"English dev texts sent to the other side, of {n_english}: "
-          + ", ".join(f"{'v' if isinstance(k, int) else 'floor '}{k}: {v}" for k, v in sent.items()))
+          + ", ".join(f"{k}: {v}" for k, v in sent.items()))
     texts = [t for v in sets.values() for t in v]
     for v in versions:
         start = time.perf_counter()
         language.english(texts, v)
         print(f"v{v}: {1e6 * (time.perf_counter() - start) / len(texts):.1f} us per text over {len(texts)} texts")
 
-
-FLOOR = identify.ENGLISH_FLOOR
 
 if __name__ == "__main__":
     main()

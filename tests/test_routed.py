@@ -63,13 +63,20 @@ def test_english_flag_reads_script_and_function_words():
 def test_bundles_record_the_route_version_and_a_bad_one_is_refused():
     from pipeline.bundle.manifest import ManifestError, encoder_spec
 
-    assert get_encoder(ROUTED).route_version == ROUTE_VERSION == 4
+    assert get_encoder(ROUTED).route_version == ROUTE_VERSION == 5
     assert get_encoder(ROUTED, route_version=2).fingerprint != get_encoder(ROUTED).fingerprint  # it routes otherwise
     section = {"spec": ROUTED, "fingerprint": "0" * 16, "options": {"route_version": 9}}
-    with pytest.raises(ManifestError, match="route_version is 9, not one of 2, 3, 4"):
+    with pytest.raises(ManifestError, match="route_version is 9, not one of 2, 3, 4, 5"):
         encoder_spec(section, "manifest.json")
     with pytest.raises(ManifestError, match="not routed"):
         encoder_spec({**section, "spec": ENGLISH, "options": {"route_version": 3}}, "manifest.json")
+
+
+def test_a_bundle_fitted_under_version_4_routes_as_it_was_fitted():
+    texts = ["Langweilig, leider.", "Spectacular."]  # version 5 moves both across
+    zeros = lambda part, some: np.zeros((len(some), part.dim), np.float32)  # noqa: E731 (no vectors needed)
+    flags = {v: get_encoder(ROUTED, route_version=v).assemble(texts, zeros)[:, -1].tolist() for v in (4, 5)}
+    assert flags == {4: [1.0, 0.0], 5: [0.0, 1.0]}
 
 
 def test_texts_with_no_english_fit_and_compare_the_other_side_alone(tmp_path):

@@ -22,8 +22,10 @@ bundle must route as it did when it was fitted: version 3 also takes a text with
 English function word for non-English (a Chinese review written mostly in Latin brand names, ``VISTA Ultimate
 SP1``), which version 2 sent to the English side. Version 4 keeps version 3's script tests and asks a language
 identifier (:mod:`pipeline.encoders.identify`, fastText's ``lid.176``) about every other text with letters in place
-of the function-word count, which missed short reviews with no counted word (``Horrible. À éviter.``).
-The language warning uses the newest version.
+of the function-word count, which missed short reviews with no counted word (``Horrible. À éviter.``). Version 5
+adds word lists of English and seven other languages where the identifier is unsure
+(:func:`pipeline.encoders.identify.reads_english`): it read ``Langweilig, leider.`` as English and ``Spectacular.``
+as not. The language warning uses the newest version.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SAMPLE = 2000
-CHECKS = (2, 3, 4)  # versions of the English test text by text (:func:`english`), oldest first; the last is the newest
+CHECKS = (2, 3, 4, 5)  # versions of the English test text by text (:func:`english`), oldest first; the last is the newest
 THRESHOLD = 0.5  # warn when more than this share of texts is outside the encoder's language
 MULTILINGUAL = "multilingual"  # the spec to suggest (the default): English texts through mpnet, the rest through e5
 ENGLISH_KINDS = ("minilm", "mpnet", "wordllama", "glove-6b-50d")  # packaged models trained on English text
@@ -137,8 +139,9 @@ def english(texts: Sequence[str], version: int = CHECKS[-1]) -> list[bool]:
     """Whether each text reads as English (texts with no letter count as English): mostly Latin letters; from
     ``version`` 3 on, also an English function word wherever a letter of another script appears; then, up to
     version 3, no more common French, German, Spanish, Dutch, Italian or Portuguese function words than English
-    ones, and from version 4, English at least :data:`~pipeline.encoders.identify.ENGLISH_FLOOR` likely to the
-    language identifier."""
+    ones; in version 4, English at least :data:`~pipeline.encoders.identify.ENGLISH_FLOOR` likely to the
+    language identifier; from version 5, that and word lists together
+    (:func:`~pipeline.encoders.identify.reads_english`)."""
     if version not in CHECKS:
         raise ValueError(f"English check version {version!r} is not one of {CHECKS}")
     return [not _not_english(t, version) for t in texts]
@@ -175,7 +178,8 @@ def _unknown_words(text: str, index: Any) -> bool | None:
 def _not_english(text: str, version: int = CHECKS[-1]) -> bool | None:
     """Whether ``text`` is mostly in a non-Latin script, or (``version`` 3 on) has a letter of a non-Latin script
     and no English function word, or has more non-English than English function words (up to version 3) or is
-    under the identifier's English floor (version 4); None with no letter."""
+    under the identifier's English floor (version 4) or is not English to the identifier and word lists together
+    (version 5); None with no letter."""
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return None
@@ -186,7 +190,11 @@ def _not_english(text: str, version: int = CHECKS[-1]) -> bool | None:
     english = sum(w in ENGLISH for w in words)
     if version >= 3 and latin < len(letters) and not english:
         return True
-    if version >= 4:
+    if version >= 5:
+        from pipeline.encoders.identify import reads_english
+
+        return not reads_english(text)
+    if version == 4:
         from pipeline.encoders.identify import ENGLISH_FLOOR, english_scores
 
         return english_scores([text], ENGLISH_FLOOR)[0] < ENGLISH_FLOOR

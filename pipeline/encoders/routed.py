@@ -26,7 +26,7 @@ from pipeline.encoders.concat import ConcatEncoder
 # The English test (:data:`pipeline.encoders.language.CHECKS`, same numbers) and which parts a text gets; bump when
 # either changes. A bundle records the version it was fitted under (``route_version`` in its encoder options) and
 # routes by it; bundles from before that record were fitted under version 2 (:data:`UNRECORDED_VERSION`).
-ROUTE_VERSION = 4
+ROUTE_VERSION = 5
 UNRECORDED_VERSION = 2
 
 
