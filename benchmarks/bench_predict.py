@@ -5,7 +5,8 @@ Fits logreg bundles on 300 RT texts (GloVe; MiniLM torch; MiniLM onnx; the defau
 ``multilingual``, routed: English texts through the default, others through e5, under backend auto) into a
 temporary directory, then runs ``python -m pipeline predict BUNDLE "<new text>"`` in fresh processes, ``--runs``
 rounds that take the bundles in turn (so a change in machine load falls on all of them alike), a new text every
-run (so the encoder really runs: an English review, and for the routed bundle a Chinese and a French one as well), after one untimed warm-up run each (the OS file cache, the GloVe word list
+run (so the encoder really runs: an English review, and for the routed bundle a Chinese, a French and a German
+one as well), after one untimed warm-up run each (the OS file cache, the GloVe word list
 copy, the package's byte-code: ``PYTHONDONTWRITEBYTECODE`` is dropped for the children). Prints the median wall and CPU seconds, which heavy libraries the process imported, and the load
 average. Targets: < 1.5 s with an ONNX encoder, < 1 s with GloVe, with mpnet alone under backend auto and with the
 default bundle (``multilingual``, routed, as `fit` makes it with no options; either language).
@@ -74,8 +75,10 @@ def fit_bundles(work: Path, cache: str, only: list[str]) -> dict[str, Path]:
 
 
 def new_text(language: str) -> str:
-    """A review no cache holds: English, Chinese (``zh``) or a short French one (``fr``, no function word the
-    older routing checks count)."""
+    """A review no cache holds: English, Chinese (``zh``), a short French one (``fr``, no function word the
+    older routing checks count) or a short German one (``de``, that the language identifier alone read as English)."""
+    if language == "de":
+        return f"Schade ums Geld. {time.time_ns()}"
     if language == "zh":
         return f"这部电影太无聊了，第{time.time_ns()}分钟我就睡着了。"
     if language == "fr":
@@ -86,7 +89,7 @@ def new_text(language: str) -> str:
 def rows_of(bundles: dict[str, Path]) -> dict[str, tuple[Path, str]]:
     """The table's rows: each bundle with an English review, and a routed one with a Chinese and a French review too."""
     rows = {name: (path, "en") for name, path in bundles.items()}
-    for language, said in (("zh", "Chinese"), ("fr", "French")):
+    for language, said in (("zh", "Chinese"), ("fr", "French"), ("de", "German")):
         rows.update({f"{name}, a {said} review": (path, language) for name, path in bundles.items() if "routed" in name})
     return rows
 
