@@ -226,8 +226,8 @@ def test_compare_query_on_validation_never_reads_the_test_split(tmp_path, rt):
     assert len(test) > 0 and len(validation_split(pool)[1]) > 0
     store = EmbeddingCache(tmp_path / "cache").store(get_encoder("glove-6b-50d").fingerprint)
     assert store.summary()["rows"] == len(pool)
-    bad = CliRunner().invoke(main, ["compare", "rt", "--encoder", "glove-6b-50d", "--split", "validation"])
-    assert bad.exit_code == 2 and "--split validation is for --query runs" in bad.output
+    bad = CliRunner().invoke(main, ["compare", "rt", "--encoder", "minilm", "--finetune", "head", "--split", "validation"])
+    assert bad.exit_code == 2 and "--split validation scores frozen heads" in bad.output
 
 
 def test_refit_default_fits_every_sample_with_the_head_defaults_random_included(tmp_path, rt):

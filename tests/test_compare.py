@@ -251,6 +251,27 @@ def test_a_test_set_with_other_column_names_says_it_is_read_with_the_sources(tmp
         load_test_set(str(other), "stars.csv", stars)
 
 
+def test_cli_compare_chooses_on_a_validation_split_without_reading_the_test_split(rt_csv, tmp_path):
+    from pipeline.data.dataset import validation_split
+
+    out, cache = tmp_path / "r", tmp_path / "cache"
+    result = CliRunner().invoke(main, [
+        "compare", rt_csv, "--group-col", "movie", "--encoder", "glove-6b-50d", "--budgets", "16", "--seeds", "1",
+        "--split", "validation", "--no-plot", "--out", str(out), "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert "Accuracy on `validation`" in result.output and "`test`" not in result.output
+    (row,) = ResultsLog(out).rows()
+    assert set(row["metrics"]) == {"validation"}
+    pool, test = split(load(rt_csv, group_col="movie"))
+    _, validation = validation_split(pool)
+    assert 0.3 < row["metrics"]["validation"]["accuracy"] <= 1.0 and row["n_train"] == 16
+    from pipeline.store.cache import Store, text_keys  # the test split's texts were never encoded
+
+    (store,) = [Store(cache, p.stem) for p in cache.glob("*.h5")]
+    assert store.missing(text_keys(test.texts), 50).all()
+    assert not store.missing(text_keys(validation.texts), 50).any()
+
+
 def test_cli_compare_trains_in_domain_word2vec_with_the_source_columns(rt_csv, tmp_path):
     renamed = tmp_path / "renamed.csv"  # the text under another column name: w2v-train must read it too
     renamed.write_text(Path(rt_csv).read_text(encoding="utf-8").replace("text,label,movie", "review,label,movie", 1),

@@ -75,6 +75,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
       review-transfer compare rt --encoder minilm --head logreg --finetune head --budgets 128,1000
       review-transfer compare rt --encoder minilm --test-set other_site.csv --adapt-prior
       review-transfer compare rt --encoder minilm --query margin --query hybrid --budgets 32,128,256 --seeds 10
+      review-transfer compare rt --encoder minilm --encoder glove-6b-50d --split validation   (choose; test unread)
       review-transfer compare rt --encoder minilm --query diverse --split validation --out reports/tune
       review-transfer compare rt --encoder minilm --finetune head --self-train --budgets 128,1000
       review-transfer compare rt --encoder "minilm[long=truncate]" --encoder minilm --budgets 128 --seeds 2
@@ -99,8 +100,9 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     # in-domain Word2Vec of the preset; no preset and no --encoder: the default encoder, as every command
     encoders = encoders or tuple(e.replace("{source}", source) for e in base["encoders"]) or (DEFAULT_ENCODER,)
     self_train, unlabelled = pop_unlabelled(opts)
-    if split_name != "test" and not queries:
-        raise click.UsageError("--split validation is for --query runs; plain compare scores the test split.")
+    if split_name != "test" and (finetune or base["finetune"]):
+        raise click.UsageError("--split validation scores frozen heads; fine-tuning cells score the test split: drop "
+                               "--finetune.")
     if self_train is None and base.get("self_train") and engine == "local" and not queries:
         from pipeline.unlabelled.self_train import SelfTrainSettings
 
@@ -122,7 +124,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     plan = StudyPlan(encoders=specs, heads=heads or base["heads"], finetune=finetune or base["finetune"],
                      budgets=parse_budgets(budgets or base["budgets"]), seeds=seeds or base["seeds"],
                      adapt_prior=adapt_prior, self_train=self_train, prompts=prompt_set,
-                     out_of_core=OutOfCore() if out_of_core else None)
+                     out_of_core=OutOfCore() if out_of_core else None, split=split_name)
     execution = Execution(out=Path(out or f"reports/{preset or 'compare'}"), cache_dir=cache_dir, jobs=jobs,
                           engine=engine, address=address)
     done = compare_source(CompareJob(source, tuple(encoders), plan, execution, query=query, test_sets=test_sets,

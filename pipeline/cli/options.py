@@ -240,9 +240,9 @@ def _query_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     func = click.option("--split", "split_name", type=click.Choice(["test", "validation"]), default="test",
                         show_default=True,
-                        help="--query: score on the test split, or on a validation split carved out of the pool "
-                             "(whole groups, about one in five; the strategies draw from the rest and the test split "
-                             "is never read), to choose settings.")(func)
+                        help="Score on the test split, or on a validation split carved out of the pool (whole "
+                             "groups, about one in five; labels and --query strategies draw from the rest, and the "
+                             "test split is never read), to choose encoders, heads and settings.")(func)
     func = click.option("--query-refit", type=click.Choice(list(REFITS)), default=DEFAULT_REFIT, show_default=True,
                         help="--query: how each sample's head is fitted, random's included: "
                              + "; ".join(f"{k}: {v}" for k, v in REFITS.items()) + ".")(func)

@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline import OptionError
 from pipeline.study.engines.cells import SCORES, budget_label, scores
-from pipeline.data.dataset import Dataset, DataError, budget_indices, check_budgets, split
+from pipeline.data.dataset import Dataset, DataError, budget_indices, check_budgets, split, validation_split
 from pipeline.study.engines.base import Cell, CellOptions, Method
 from pipeline.data.jsonlines import drop_partial_line
 from pipeline.disk import explain_full_disk
@@ -347,6 +347,7 @@ class StudyPlan:
     prompts: Any = DEFAULT_PROMPTS
     backends: dict[str, dict[str, Any]] = field(default_factory=dict)  # spec -> backend, quantize (or parts) of its frozen cells
     out_of_core: Any = None  # pipeline.fit.out_of_core.OutOfCore: sgd's whole-pool cells trained chunk by chunk
+    split: str = "test"  # scored: the test split, or "validation" carved out of the pool (the test split never read)
 
 
 @dataclass(frozen=True)
@@ -391,11 +392,13 @@ def run_compare(
     encoders, methods = _methods(plan, execution.engine, unlabelled)
     check_budgets(source, budgets)  # a budget the pool can't supply fails now, not after hours
     pool, test = split(source)
+    if plan.split == "validation":  # whole groups of the pool; the test split is never encoded or scored
+        pool, test = validation_split(pool)
     cache_dir = cache_dir_or_default(execution.cache_dir)
     quiet = None if execution.progress else False  # None: a bar on a terminal, a line now and then elsewhere
     runner = get_engine(execution.engine, cache_dir, jobs=execution.jobs, address=execution.address, progress=quiet,
                         source_options=source_options)
-    tests = {"test": test, **(test_sets or {})}
+    tests = {plan.split: test, **(test_sets or {})}
     out = Path(execution.out)
     check_run_identity(out, source, tests, adapt_prior, unlabelled, prompts)
     log = ResultsLog(out)
