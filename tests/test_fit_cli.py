@@ -94,6 +94,21 @@ def test_a_skewed_test_split_gets_a_line_with_what_always_answering_scores(fitte
     assert skewed_test_line(skewed).startswith("the test split is 85.0% 'no': always answering 'no' scores 0.850")
 
 
+def test_a_small_test_split_gets_a_line_with_its_accuracys_interval(fitted_dir):
+    from pipeline.cli.fit import small_test_line
+
+    models, _, _ = fitted_dir
+    manifest = json.loads((models / f"reviews-{ENCODER}-nb-ball-s0" / "manifest.json").read_text())
+    n = sum(map(sum, manifest["metrics"]["test"]["confusion_matrix"]))  # 83 RT texts
+    assert small_test_line(manifest).startswith(f"the test split holds only {n} texts: accuracy ")
+    large = {**manifest, "metrics": {"test": {"confusion_matrix": [[50, 10], [10, 30]]}}}
+    assert small_test_line(large) is None
+    small = {**manifest, "metrics": {"test": {"confusion_matrix": [[2, 0], [0, 19]]}}}  # a shop's one product group
+    assert small_test_line(small) == ("the test split holds only 21 texts: accuracy 1.000 has a 95% interval of "
+                                      "0.845-1.000; score on more labelled texts with evaluate, or compare heads "
+                                      "with compare --split validation")
+
+
 def test_more_heads_cost_zero_encodes(reviews_csv, tmp_path):
     ds = load(str(reviews_csv), group_col="movie")
     counter = CountingEncoder(get_encoder(ENCODER))

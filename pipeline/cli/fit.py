@@ -86,9 +86,9 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
         click.echo(describe(first["unlabelled"]) + "; pseudo-labels per round: "
                    + ", ".join(str(r["pseudo_labels"]) for r in first["self_train"]["rounds_run"]))
     click.echo(format_fit_table(fitted.bundles))
-    skew = skewed_test_line(first)
-    if skew:
-        click.echo(skew)
+    for line in (skewed_test_line(first), small_test_line(first)):
+        if line:
+            click.echo(line)
 
 
 SKEWED = 0.7  # a test split with this share of one class or more gets a line saying what always answering it scores
@@ -104,6 +104,26 @@ def skewed_test_line(manifest: dict[str, Any]) -> str | None:
     common = manifest["label_names"][int(fn + tp > tn + fp)]
     return (f"the test split is {test['majority_rate']:.1%} {common!r}: always answering {common!r} scores "
             f"{test['majority_rate']:.3f}; read accuracy against that, and macro-F1 (evaluate also gives balanced accuracy)")
+
+
+SMALL_TEST = 100  # a test split of fewer texts gets a line with its accuracy's 95% interval
+
+
+def small_test_line(manifest: dict[str, Any]) -> str | None:
+    """One line where the test split is small (a few groups, a small file): the 95% interval of its accuracy, so
+    1.000 on 21 texts is read as what it is; None from :data:`SMALL_TEST` texts up."""
+    from pipeline.intervals import wilson_interval
+
+    test = (manifest.get("metrics") or {}).get("test") or {}
+    if not test.get("confusion_matrix"):
+        return None
+    (tn, fp), (fn, tp) = test["confusion_matrix"]
+    n = tn + fp + fn + tp
+    if not n or n >= SMALL_TEST:
+        return None
+    low, high = wilson_interval(tn + tp, n)
+    return (f"the test split holds only {n} texts: accuracy {(tn + tp) / n:.3f} has a 95% interval of {low:.3f}-"
+            f"{high:.3f}; score on more labelled texts with evaluate, or compare heads with compare --split validation")
 
 
 def _refuse_file_as_text(texts: tuple[str, ...]) -> None:
