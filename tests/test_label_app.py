@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -112,6 +114,19 @@ def test_token_required_and_two_tabs_lose_and_duplicate_nothing(tmp_path, source
         state = server.call("/api/answer", {"client": "c", "row": shown["a"][0], "choice": "negative"})
         assert "not written again" in state["note"] and len(_records(labels)) == 24
         assert state["counts"] == {"negative": 12, "positive": 12} and state["history"][-1]["n"] == 24
+        # SIGTERM (a service manager stopping it) while a tab answers: the process ends at once, killed by that
+        # signal, each label it wrote whole (every line parses) and none twice
+        shown["d"], errors[:] = [], []
+        answering = threading.Thread(target=tab, args=("d", "positive"))
+        answering.start()
+        while len(_records(labels)) < 26 and answering.is_alive():
+            time.sleep(0.01)
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=30) == -signal.SIGTERM
+        answering.join()
+        records = _records(labels)
+        assert len(records) >= 26 and len({r["text"] for r in records}) == len(records)
+        assert errors and all(isinstance(e, (urllib.error.URLError, ConnectionError)) for e in errors)  # no answer
     finally:
         server.kill()
 
