@@ -249,3 +249,64 @@ def test_embed_of_a_file_with_no_english_runs_no_english_only_part(tmp_path):
     assert f"{ENGLISH}  fingerprint" not in result.output and f"{OTHER}  fingerprint" in result.output
     both = CliRunner().invoke(main, ["embed", str(path), "--encoder", ROUTED, "--encoder", ENGLISH, "--cache-dir", cache])
     assert "is not run" not in both.output and f"{ENGLISH}  fingerprint" in both.output, both.output
+
+
+def _unit_parts(rng: np.random.Generator, y: np.ndarray, english_rows: int) -> np.ndarray:
+    """Rows of an ``E+O|O`` routed encoder: E's 2 columns (zeros for rows in other languages), O's 2, the flag; each
+    part of unit length, as mpnet's and e5's vectors are, and each carrying the labels."""
+    X = np.zeros((len(y), 5))
+    X[:, :4] = rng.normal(size=(len(y), 4)) + 1.0 * np.c_[y, -y, y, -y]
+    for part in (slice(0, 2), slice(2, 4)):
+        X[:, part] /= np.linalg.norm(X[:, part], axis=1, keepdims=True)
+    X[english_rows:, :2], X[:english_rows, 4] = 0.0, 1.0
+    return X
+
+
+def test_an_english_side_that_also_reads_the_other_encoder_scores_both_heads_summed():
+    """``E+O|O`` with logreg on unit-length parts: the English head is fitted on E's columns alone, and an English row
+    scores its log-odds plus the other-language head's, folded into one logistic head over both parts (so head.npz
+    holds it as any logreg head); a refitted clone does the same. Another head, or parts not of unit length, fit one
+    English head over both parts, as before."""
+    from types import SimpleNamespace
+
+    from sklearn.base import clone
+
+    from pipeline.bundle.bundle import head_identity
+    from pipeline.heads.registry import fit_head
+    from pipeline.heads.routed import fit_routed
+    from pipeline.heads.routed_linear import from_routed
+
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], 40)
+    X = _unit_parts(rng, y, english_rows=70)
+    layout = SimpleNamespace(english=(0, 1, 2, 3), other=(2, 3), flag=4)
+    fitted = fit_routed("logreg", X, y, layout, seed=0)
+    routed = fitted.estimator
+    assert routed.english_own == (0, 1) and "log-odds summed" in fitted.search
+
+    def log_odds(head, Z):
+        p = head.predict_proba(Z)[:, 1]
+        return np.log(p / (1 - p))
+
+    english_alone = fit_head("logreg", X[:, :2], y, seed=0).estimator  # what the English head is fitted as
+    other = routed.other_
+    summed = 1 / (1 + np.exp(-(log_odds(english_alone, X[:70, :2]) + log_odds(other, X[:70, 2:4]))))
+    np.testing.assert_allclose(routed.predict_proba(X)[:70, 1], summed, atol=1e-9)
+    np.testing.assert_allclose(routed.predict_proba(X)[70:, 1], other.predict_proba(X[70:, 2:4])[:, 1], atol=1e-12)
+    light = from_routed(routed, "logreg", head_identity, X)  # head.npz: numpy alone, the same probabilities
+    assert light is not None and light.english_cols.tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(light.predict_proba(X), routed.predict_proba(X), atol=1e-12)
+    import skops.io as sio
+
+    from pipeline.bundle.trust import TRUSTED_TYPES
+
+    saved = sio.dumps(routed)  # head.skops: nothing beyond the types a bundle trusts
+    assert set(sio.get_untrusted_types(data=saved)) <= TRUSTED_TYPES
+    np.testing.assert_allclose(sio.loads(saved, trusted=TRUSTED_TYPES).predict_proba(X), routed.predict_proba(X))
+    refit = clone(routed).fit(X, y)  # out-of-fold probabilities (the prior model) refit the same recipe
+    np.testing.assert_allclose(refit.predict_proba(X), routed.predict_proba(X), atol=1e-6)
+    # not the sum: a head other than logreg, or an English part that is not of unit length
+    assert fit_routed("ridge", X, y, layout, seed=0).estimator.english_own == ()
+    X[:70, :2] *= 3.0
+    assert fit_routed("logreg", X, y, layout, seed=0).estimator.english_own == ()
+
