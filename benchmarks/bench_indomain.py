@@ -156,10 +156,15 @@ def report_budget(rows: dict[tuple[str, str], list[tuple[float, float]]], budget
         if (budget, m) not in rows:
             continue
         r = np.array(rows[(budget, m)])
-        d = r[:, 0] - base
-        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+        gain, se = paired_gain(r[:, 0], base)
         print(f"{budget:>5} {m:28s} val {r[:, 0].mean():5.1f} ± {r[:, 0].std():.1f}  vs {base_method} "
-              f"{d.mean():+5.1f} ± {se:.1f}  cpu s/cell {r[:, 1].mean():6.2f}", flush=True)
+              f"{gain:+5.1f} ± {se:.1f}  cpu s/cell {r[:, 1].mean():6.2f}", flush=True)
+
+
+def paired_gain(values: np.ndarray, base: np.ndarray) -> tuple[float, float]:
+    """The mean of ``values - base`` (paired over seeds) and its standard error (nan for one seed)."""
+    d = np.asarray(values) - np.asarray(base)
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from bench_indomain import samples
+from bench_indomain import paired_gain, samples
 from bench_retarget import ENGLISH, LOW_RATE, target
 from sklearn.metrics import roc_auc_score
 
@@ -129,11 +129,10 @@ def report(rows: dict, budget: str, methods: list[str], what: str) -> None:
     base = np.array([r[0] for r in rows[methods[0]]])
     for m in methods:
         r = np.array(rows[m])
-        d = r[:, 0] - base
-        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+        gain, se = paired_gain(r[:, 0], base)
         extra = f"cpu s/cell {r[:, 1].mean():5.2f}" if what == "RT val" else f"AUC {r[:, 1].mean():.3f}"
         print(f"{budget:>5} {what:16s} {m:10s} acc {r[:, 0].mean():5.1f} ± {r[:, 0].std():.1f}  vs {methods[0]} "
-              f"{d.mean():+5.1f} ± {se:.1f}  {extra}", flush=True)
+              f"{gain:+5.1f} ± {se:.1f}  {extra}", flush=True)
 
 
 def main() -> None:
