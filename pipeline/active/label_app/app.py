@@ -8,13 +8,8 @@ and keys), the counts per class and the cross-validated accuracy with its interv
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import signal
 import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from pipeline.guards import LOOPBACK_HOSTS, BodyLimit, HostCheck
+from pipeline.signal_stack import repair_signal_stack
 
 STATIC = Path(__file__).parent / "static"
 HEADERS = {
@@ -115,8 +111,7 @@ def allowed_hosts(host: str) -> tuple[str, ...] | None:
 
 
 def serve(session: Any, host: str = "127.0.0.1", port: int = 0, echo: Any = print) -> None:
-    """Serve ``session`` on ``host:port`` (0: a free port) until SIGTERM or Ctrl-C (:func:`stopped_by_signals`);
-    ``echo`` gets the URL with the token."""
+    """Serve ``session`` on ``host:port`` (0: a free port) until interrupted; ``echo`` gets the URL with the token."""
     import uvicorn
 
     token = secrets.token_urlsafe(24)
@@ -128,28 +123,6 @@ def serve(session: Any, host: str = "127.0.0.1", port: int = 0, echo: Any = prin
     shown = f"[{host}]" if ":" in host else host
     echo(f"labelling page: http://{shown}:{sock.getsockname()[1]}/?token={token}")
     server = uvicorn.Server(uvicorn.Config(create_app(session, token, allowed_hosts(host)), log_level="warning"))
-    # off the main thread uvicorn leaves the signals alone: they stop the process here
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="label-server", daemon=True)
-    with stopped_by_signals(session.lock):
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.5)
-
-
-@contextlib.contextmanager
-def stopped_by_signals(lock: threading.Lock) -> Iterator[None]:
-    """While the block runs, SIGTERM or Ctrl-C ends the process at once (killed by that signal) as soon as ``lock``
-    (the session's, held while a label is written) is free. Every label answered is already fsynced, so nothing is
-    lost, and the threads torch, OpenVINO and the page's requests started are never torn down: a graceful shutdown
-    after a probe had run torch and OpenVINO in the process segfaulted (4 of 4 tries; the labels were intact)."""
-    def stop(signum: int, frame: Any) -> None:
-        with lock:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    # the probe of backend auto may have left this thread's signal stack freed: SIGTERM would then segfault
+    repair_signal_stack()
+    server.run(sockets=[sock])
