@@ -2,7 +2,8 @@
 kind, and what it imported.
 
 Fits logreg bundles on 300 RT texts (GloVe; MiniLM torch; MiniLM onnx; the default; multilingual-e5 and
-``multilingual``, routed: English texts through the default, others through e5, under backend auto) into a
+``multilingual``, routed: English texts through the default, others through e5, and the same with English texts
+read by both encoders, under backend auto) into a
 temporary directory, then runs ``python -m pipeline predict BUNDLE "<new text>"`` in fresh processes, ``--runs``
 rounds that take the bundles in turn (so a change in machine load falls on all of them alike), a new text every
 run (so the encoder really runs: an English review, and for the routed bundle a Chinese, a French and a German
@@ -67,6 +68,9 @@ def fit_bundles(work: Path, cache: str, only: list[str]) -> dict[str, Path]:
              # the default's English side alone, under backend auto
              "mpnet alone (auto)": lambda: auto_encoder(ENGLISH_ENCODER, train.texts, {"work_dir": cache})[0],
              "multilingual-e5 (auto)": lambda: auto_encoder("multilingual-e5", train.texts, {"work_dir": cache})[0],
+             # routed, English texts read by both encoders (their heads' log-odds summed), each part under backend auto
+             "English texts read both (auto)": lambda: auto_encoder(f"{ENGLISH_ENCODER}+multilingual-e5|multilingual-e5",
+                                                                   train.texts, {"work_dir": cache})[0],
              # what `fit` makes with no --encoder and no --backend: routed, each side under backend auto
              "default (multilingual, routed, auto)": lambda: auto_encoder(DEFAULT_ENCODER, train.texts,
                                                                          {"work_dir": cache})[0]}

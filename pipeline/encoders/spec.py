@@ -72,7 +72,10 @@ ALIASES = {"multilingual-e5": "e5-small-multilingual[prefix=passage]", "multilin
 # shipped, and the default. Routing English texts to mpnet[layers=9-12] alone read RT's validation films as the default does
 # (85.1/86.2 at 128/1,000 labels against 85.2/86.2) and Chinese as e5 alone (80.2/79.9), and an English text never
 # pays e5; the stack ``mpnet[layers=9-12]+multilingual-e5`` on the English side read RT -0.2/+0.1 and Spanish tweets
-# +0.7/+0.5 for e5's cost on every English text (docs/benchmarks/multilingual.md). Options in brackets
+# +0.7/+0.5 for e5's cost on every English text (docs/benchmarks/multilingual.md). With its two heads' log-odds
+# summed (pipeline.heads.routed.sums) it reads English sites it has no label from 0.7-3.9 points better and RT alike,
+# but a cold `predict` of one English review took 1.21 s against 0.94 s (docs/benchmarks/indomain.md, "English
+# texts read by both encoders"): over the 1 s target, so it stays an option. Options in brackets
 # (``multilingual[backend=torch]``) go to every part that takes them.
 ROUTED_ALIASES = {"multilingual": f"{ENGLISH_ENCODER}|multilingual-e5"}
 # What an alias meant in a spec read from a bundle's manifest, newest first: bundles recorded resolved specs, but
