@@ -361,7 +361,8 @@ def test_a_routed_bundle_is_retargeted_on_the_side_its_target_texts_go_to_and_ke
 def test_with_labels_english_texts_of_a_routed_bundle_also_read_its_other_side(rt_split, low_rate, tmp_path):
     """A routed MiniLM bundle (``minilm|minilm[layers=4-6]``: sentence vectors, whose heads take rows as they are)
     retargeted on 16 labelled tweets: its English side reads both parts (``E+O|O``, a second view), the source score is
-    the sum of both heads', the saved bundle rebuilds that encoder, and other-language texts score as before."""
+    the sum of both heads', the saved bundle rebuilds that encoder, and other-language texts score as before; with no
+    labels the same two heads read the site's rate and their sum is the head whose threshold moves."""
     from pipeline.data.dataset import Dataset
     from pipeline.fit.retarget_bundle import TargetData, retarget
     from pipeline.fit.train import FitPlan, iter_fit
@@ -389,3 +390,50 @@ def test_with_labels_english_texts_of_a_routed_bundle_also_read_its_other_side(r
     np.testing.assert_allclose(loaded.head.predict_proba(X_new)[~english], old.head.predict_proba(X_old)[~english],
                                atol=1e-6)  # the French text: the other side's head, as it was
     assert len(loaded.head.english_cols) == 768
+    zero, _ = retarget(old, TargetData.of(None, 0, 0, {"site": ds.texts[:150]}), RetargetSettings())
+    record = zero.manifest["retarget"]  # no labels: the rate from both heads, the threshold on their sum
+    assert record["routed_side"]["second_view"] == wide and zero.manifest["encoder"]["spec"] == wide
+    assert record["prior"]["from"] in ("views", "readers", "ranking") and record["labels"] == 0
+    assert len(zero.head.english_cols) == 768
+
+
+def _two_views(rng: np.random.Generator, n: int, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, classes): two heads' log-odds of ``n`` texts of a site ``rate`` positive, shaped as the default
+    bundle's two heads score the mild Amazon sentences (class means +0.2 / -0.85 log-odds, spread 0.8, the two
+    heads' errors correlated at 0.3 within a class: each head alone ranks them at ROC-AUC about 0.83)."""
+    y = (rng.random(n) < rate).astype(np.int64)
+    noise = rng.multivariate_normal([0.0, 0.0], 0.64 * np.array([[1.0, 0.3], [0.3, 1.0]]), n)
+    return np.where(y[:, None] == 1, 0.2, -0.85) + noise, y
+
+
+def test_with_no_labels_two_heads_read_the_rate_of_a_mildly_skewed_site_that_one_head_reads_as_balanced():
+    """Two heads' scores of the same texts, read together (views_rate), give a 72%-positive site's rate and a
+    15%-positive one's; no_label_rate then reads the rate from both and the threshold moves on the heads' sum; where the two do
+    not split the texts into two classes, it falls back to the first head's readers."""
+    from pipeline.fit.retarget_rate import no_label_rate, views_rate
+
+    rng = np.random.default_rng(0)
+    for rate in (0.72, 0.15):
+        scores, y = _two_views(rng, 4000, rate)
+        joint = views_rate(scores)
+        assert joint.rate == pytest.approx(y.mean(), abs=0.04) and joint.separation > MIN_SEPARATION_UNLABELLED
+        found = no_label_rate(scores[:, 0], (0.5, 0.5), scores)
+        assert found.source == "views" and found.rate == joint.rate
+        assert found.share == pytest.approx(np.mean(scores.sum(axis=1) > 0)) and not found.kept
+    flat = rng.normal(0.0, 1.0, (400, 2))  # one lump: the two views do not split it into two classes
+    assert views_rate(flat).separation < MIN_SEPARATION_UNLABELLED
+    found = no_label_rate(flat[:, 0], (0.5, 0.5), flat)
+    assert found.source == "readers" and found.share == np.mean(flat[:, 0] > 0)
+
+
+def test_with_no_labels_the_threshold_moves_on_the_sum_of_two_heads():
+    """fit_recentred on a head that is the sum of two (SourceHead.beside), given the first, reads the rate from both
+    heads' scores and calls that share of the texts positive; the first head alone calls about half of them so."""
+    rng = np.random.default_rng(1)
+    X, y = _two_views(rng, 4000, 0.72)  # each head reads one column: its own log-odds
+    first, second = SourceHead(np.ones(1), 0.0, False), SourceHead(np.ones(1), 0.0, False)
+    moved = fit_recentred(first.beside(second), X, RetargetSettings(), None, first)
+    assert moved.record["prior"]["from"] == "views" and not moved.record["threshold_kept"]
+    assert moved.record["prior"]["value"] == pytest.approx(y.mean(), abs=0.04)
+    assert float(np.mean(moved.log_odds(X) > 0)) == pytest.approx(moved.record["prior"]["value"], abs=0.001)
+    assert float(np.mean(first.score(X[:, :1]) > 0)) < 0.6

@@ -48,10 +48,12 @@ def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float |
                    "on those texts (as --self-train does): on the development sites at 16-32 labels that was "
                    "ahead on average (docs/benchmarks/retarget.md).")
 @click.option("--one-view", is_flag=True,
-              help="A routed bundle (such as the default) with labels: adapt its English head on its own encoder's "
-                   "vectors alone. By default English texts also read the other side's encoder and the new head "
-                   "starts from both heads' scores: on the development sites at 16-32 labels that was about 2 "
-                   "points ahead, and it encodes each English text with both encoders (docs/benchmarks/retarget.md).")
+              help="A routed bundle (such as the default): adapt its English head on its own encoder's vectors "
+                   "alone. By default English texts also read the other side's encoder: with labels the new head "
+                   "starts from both heads' scores, with none the site's positive rate is read from both heads' "
+                   "scores together and the threshold moves on their sum. On the development sites that was about 2 "
+                   "points ahead at 16-32 labels and 3 at none, and it encodes each English text with both encoders "
+                   "(docs/benchmarks/retarget.md).")
 @click.option("--encoder-path", default=None, type=click.Path(exists=True),
               help="The model directory or vector file for a bundle whose encoder was a path outside it.")
 @click.option("--trust-encoder", is_flag=True, help="Resolve the bundle's encoder spec as if you typed it.")
@@ -113,19 +115,23 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
         where = {"--prior": "given (--prior)",
                  "ranking": f"read from the bundle's ranking of them (separation {ranking['separation']:.2f})"
                  if ranking else "",
+                 "views": f"read from both heads' scores of them together (separation {ranking['separation']:.2f})"
+                 if ranking else "",
                  "readers": f"the median of the bundle's ranking's {ranking['rate']:.1%} (separation "
                             f"{ranking['separation']:.2f}), EM's {(record.get('calibrated') or {}).get('em', 0):.1%} "
                             f"and BBSE's {(record.get('calibrated') or {}).get('bbse', 0):.1%}"
                  if ranking else ""}[prior["from"]]
         lines = [f"retarget: no target labels, {record['unlabelled']:,} unlabelled target texts"]
+        head = ("the sum of the bundle's two heads" if (record.get("routed_side") or {}).get("second_view")
+                else "the source's")
         if record["threshold_kept"]:
             lines.append(f"threshold: kept; the site's positive rate {where}, {prior['value']:.1%}, is within "
                          f"{100 * AGREEMENT:.0f} points of the {record['source_share']:.1%} the bundle calls positive; the head is "
-                         "the source's")
+                         f"{head}")
         else:
             lines.append(f"threshold: moved by {record['threshold_shift']:+.2f} log-odds so that the bundle calls "
                          f"{prior['value']:.1%} of them positive (not {record['source_share']:.1%}), the site's "
-                         f"positive rate {where}; the head is the source's")
+                         f"positive rate {where}; the head is {head}")
         if ranking and ranking["separation"] < MIN_SEPARATION:
             lines.append(f"WARNING the bundle ranks these texts weakly (its two bell curves separate at "
                          f"{ranking['separation']:.2f}, under {MIN_SEPARATION}): on such sites no rate read without "

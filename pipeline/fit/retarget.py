@@ -24,8 +24,9 @@ enough for it); the ranking, which needs no calibration, beat it. The result fol
 With no labels at all (:func:`fit_recentred`) only the threshold moves: to the quantile of the unlabelled
 target texts' source scores that matches their positive rate, ``--prior`` or the rate read from those texts
 (:func:`pipeline.fit.retarget_rate.no_label_rate`: the median of the ranking's and the source bundle's EM and
-BBSE readers, or with no readers recorded the ranking's where it splits into two classes); it stays where that
-rate confirms it, and with no rate at all it refuses and says to give ``--prior`` or a few labels.
+BBSE readers, or with no readers recorded the ranking's where it splits into two classes; where two heads score
+the texts, their joint mixture's); it stays where that rate confirms it, and with no rate at all it refuses and
+says to give ``--prior`` or a few labels.
 
 With ``self_train`` the retargeted head labels the unlabelled target texts, and a second fit learns from
 the labels and the surest pseudo-labels (:func:`pipeline.unlabelled.self_train.select_pseudo`).
@@ -323,27 +324,33 @@ def fit_retargeted(source: SourceHead, X: np.ndarray, y: np.ndarray, X_unlabelle
 
 
 def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: RetargetSettings,
-                  prior_model: Any = None) -> Retargeted:
+                  prior_model: Any = None, first: SourceHead | None = None) -> Retargeted:
     """With no target labels: ``source`` with its threshold moved to the quantile of the unlabelled target
     texts' scores that calls ``settings.prior`` of them positive, or else the rate read from them
     (:func:`~pipeline.fit.retarget_rate.no_label_rate`: the median of their ranking's and the readers of
     ``prior_model``, the source bundle's :class:`~pipeline.predict.prior.PriorModel`, or with none the ranking's
-    where it may be trusted), unless that rate confirms the source's threshold. A
-    RetargetError says what to do when there is no rate."""
+    where it may be trusted), unless that rate confirms the source's threshold. With ``first`` (``source`` is the
+    sum of two heads, ``first`` reading the leading columns: :meth:`SourceHead.beside`), the rate is read from both
+    heads' scores together, ``prior_model`` describing ``first``'s. A RetargetError says what to do when there is
+    no rate."""
     from pipeline.fit.retarget_rate import MIN_UNLABELLED, calibrated_rates, no_label_rate
 
     start = time.perf_counter()
-    s = source.score(source.rows(X_unlabelled)) if X_unlabelled is not None else np.zeros(0)
+    rows = source.rows(X_unlabelled) if X_unlabelled is not None else np.zeros((0, len(source.coef)))
+    s = source.score(rows)
     if len(s) < MIN_UNLABELLED:
         raise RetargetError(f"with no target labels, retarget reads the site's positive rate from the bundle's ranking "
                             f"of its texts: give at least {MIN_UNLABELLED} with --unlabelled (here {len(s)}), or "
                             "label 16-32 of them.")
     share, calibrated, kept = float(np.mean(s > 0)), None, False
     if settings.prior is None:
-        found = no_label_rate(s, calibrated_rates(s, prior_model))
+        own = s if first is None else first.score(first.rows(X_unlabelled[:, :len(first.coef)]))
+        views = None if first is None else np.c_[own, s - own]
+        found = no_label_rate(own, calibrated_rates(own, prior_model), views)
         if found.rate is None:
             raise RetargetError(_no_rate(found.mixture, len(s), found.calibrated))
         prior, calibrated, kept = TargetPrior(found.rate, found.source, None, found.mixture), found.calibrated, found.kept
+        share = found.share
     else:
         prior = TargetPrior(settings.prior, "--prior", None)
     shift = 0.0 if kept else -float(np.quantile(s, 1 - prior.value))

@@ -75,7 +75,7 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
         raise RetargetError("retarget takes a saved bundle (its manifest is the record of the source).")
     lab, held = data.labelled, data.held_out
     texts = lab.texts + data.unlabelled + (held.texts if held is not None else [])
-    wide = widened(bundle.get_encoder()) if settings.second_view and len(lab) else None
+    wide = widened(bundle.get_encoder()) if settings.second_view else None
     X = _embed(bundle, wide, texts)
     X_lab, X_unl = X[: len(lab)], X[len(lab): len(lab) + len(data.unlabelled)]
     X_held = X[len(lab) + len(data.unlabelled):]
@@ -83,6 +83,7 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
     source = SourceHead.of(side.head, bundle.manifest["head"]["name"])
     viewed = side.second_view(source, bundle.manifest["head"]["name"], X[: len(lab) + len(data.unlabelled)]) \
         if wide is not None else None
+    first = source  # the head the bundle's prior model describes
     if viewed is not None:  # English texts read the other side's encoder too; the source score is both heads'
         side, source = viewed
     y, S_lab, S_unl = lab.labels[side.rows(X_lab)], side.take(X_lab), side.take(X_unl)
@@ -94,7 +95,7 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
 
         # the recorded prior model describes the source's (English) head's scores, not the other side's
         model = PriorModel.from_manifest(bundle.manifest) if bundle.manifest.get("prior") and side.english else None
-        fitted = fit_recentred(source, S_unl, settings, model)
+        fitted = fit_recentred(source, S_unl, settings, model, first if viewed is not None else None)
     if side.routed:
         fitted.record["routed_side"] = {"adapted": side.name, "left_out_labels": len(lab) - len(y),
                                         "left_out_unlabelled": len(X_unl) - len(S_unl),

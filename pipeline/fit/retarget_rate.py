@@ -19,7 +19,10 @@ else the mixture's where it is trusted. Within :data:`AGREEMENT` of the share of
 calls positive, a rate between :data:`SKEWED` and ``1 - SKEWED`` confirms the source's threshold rather than
 moving it: there a move of a few points costs about as much as it gains. A skewed rate (a site of under 20% or
 over 80% positive) always moves it, since there a threshold a few points off the rate is what drops accuracy
-under the majority rate (docs/benchmarks/retarget.md).
+under the majority rate (docs/benchmarks/retarget.md). Where two heads score the same texts (a routed bundle's
+English texts read by both its encoders), the rate is read first from their joint shape (:func:`views_rate`): on
+sites each head ranks at ROC-AUC about 0.8 (a 72%-positive site that every one-head reader takes for balanced) the
+two together separate the classes well enough to read it, and the threshold moves on the heads' sum.
 """
 
 from __future__ import annotations
@@ -62,19 +65,44 @@ def mixture_rate(unlabelled: np.ndarray, labelled: np.ndarray, y: np.ndarray) ->
     """The positive weight of a two-Gaussian mixture (one shared variance) on source log-odds: ``unlabelled``
     scores with latent classes, ``labelled`` scores with 0/1 classes ``y`` fixed; EM started from the source
     threshold (0)."""
-    s_unl = np.asarray(unlabelled, dtype=np.float64)
-    s_all = np.r_[s_unl, np.asarray(labelled, dtype=np.float64)]
-    fixed = np.asarray(y, dtype=np.float64)
-    r = (s_unl > 0).astype(np.float64)
-    rate, m1, m0, var = 0.5, 0.0, 0.0, 1.0
+    labelled = np.asarray(labelled, dtype=np.float64)
+    rate, separation = _mixture(np.asarray(unlabelled, dtype=np.float64)[:, None], labelled[:, None],
+                                np.asarray(y, dtype=np.float64))
+    return RankingRate(rate, separation, _auc(labelled, np.asarray(y, dtype=np.float64)))
+
+
+def views_rate(scores: np.ndarray) -> RankingRate:
+    """The positive weight of a two-Gaussian mixture with one shared covariance on several views' log-odds of the same
+    unlabelled texts (``scores``: a row per text, a column per view; the two heads of a routed bundle on its English
+    texts), EM started from the views' summed threshold (0). Two views that rank a site each at ROC-AUC about 0.8
+    separate its classes further together than either alone, and the mixture reads the rate from that joint shape."""
+    scores = np.asarray(scores, dtype=np.float64)
+    rate, separation = _mixture(scores, np.zeros((0, scores.shape[1])), np.zeros(0))
+    return RankingRate(rate, separation)
+
+
+def _mixture(unlabelled: np.ndarray, labelled: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(positive weight, separation) of a two-Gaussian mixture with one shared covariance on rows of scores
+    (``unlabelled`` latent, ``labelled`` of 0/1 classes ``y``), EM started from the rows' summed threshold (0).
+    The separation is the ROC-AUC the components imply, ``Φ(Δ / √2)`` with ``Δ`` their Mahalanobis distance."""
+    s_all = np.vstack([unlabelled, labelled])
+    n, k = s_all.shape
+    r = (unlabelled.sum(axis=1) > 0).astype(np.float64)
+    rate, m1, m0, precision = 0.5, np.zeros(k), np.zeros(k), np.eye(k)
     for _ in range(ITERATIONS):
-        resp = np.r_[r, fixed]
-        w1, w0 = max(resp.sum(), 1e-3), max(len(resp) - resp.sum(), 1e-3)
+        resp = np.r_[r, y]
+        w1, w0 = max(resp.sum(), 1e-3), max(n - resp.sum(), 1e-3)
         m1, m0 = resp @ s_all / w1, (1 - resp) @ s_all / w0
-        var = max((resp @ (s_all - m1) ** 2 + (1 - resp) @ (s_all - m0) ** 2) / len(resp), MIN_VARIANCE)
+        d1, d0 = s_all - m1, s_all - m0
+        cov = ((d1.T * resp) @ d1 + (d0.T * (1 - resp)) @ d0) / n
+        cov += max(0.0, MIN_VARIANCE - float(np.linalg.eigvalsh(cov)[0])) * np.eye(k)
+        precision = np.linalg.inv(cov)
         rate = float(np.clip(resp.mean(), 1e-3, 1 - 1e-3))
-        r = _sigmoid(np.log(rate / (1 - rate)) + ((s_unl - m0) ** 2 - (s_unl - m1) ** 2) / (2 * var))
-    return RankingRate(rate, 0.5 * (1 + erf((m1 - m0) / (2 * sqrt(var)))), _auc(np.asarray(labelled), fixed))
+        u1, u0 = unlabelled - m1, unlabelled - m0
+        gap = np.einsum("ij,jk,ik->i", u0, precision, u0) - np.einsum("ij,jk,ik->i", u1, precision, u1)
+        r = _sigmoid(np.log(rate / (1 - rate)) + gap / 2)
+    distance = float(np.sqrt(max((m1 - m0) @ precision @ (m1 - m0), 0.0)))
+    return rate, 0.5 * (1 + erf(distance / 2)) if m1.sum() > m0.sum() else 0.5 * (1 - erf(distance / 2))
 
 
 def _auc(scores: np.ndarray, y: np.ndarray) -> float:
@@ -118,7 +146,8 @@ def unlabelled_rate(scores: np.ndarray) -> tuple[float | None, RankingRate]:
 @dataclass(frozen=True)
 class NoLabelRate:
     """What the threshold does with no labels: the site's rate (``None``: none could be read), where it came
-    from (``readers``: the median of the mixture, EM and BBSE; ``ranking``: the mixture alone), the share of the
+    from (``views``: the joint mixture of two heads' scores; ``readers``: the median of the mixture, EM and BBSE;
+    ``ranking``: the mixture alone), the share of the
     texts the source calls positive, EM's and BBSE's rates (``None`` without a recorded confusion), and whether
     the threshold stays (the rate agrees with the share and is not skewed)."""
 
@@ -144,15 +173,27 @@ def calibrated_rates(scores: np.ndarray, model: Any) -> tuple[float, float] | No
     return float(em), bbse
 
 
-def no_label_rate(scores: np.ndarray, calibrated: tuple[float, float] | None = None) -> NoLabelRate:
+def no_label_rate(scores: np.ndarray, calibrated: tuple[float, float] | None = None,
+                  views: np.ndarray | None = None) -> NoLabelRate:
     """The rate of unlabelled target texts with source log-odds ``scores`` and whether the threshold stays (see
-    the module docstring); ``calibrated``: :func:`calibrated_rates` of the same scores."""
+    the module docstring); ``calibrated``: :func:`calibrated_rates` of the same scores. With ``views`` (a row per
+    text, a column per head: ``scores`` first; the threshold then moves on their sum), the rate is the views'
+    joint mixture's (:func:`views_rate`) where it separates and is not a sliver, and the share is the sum's."""
     scores = np.asarray(scores, dtype=np.float64)
+    if views is not None:
+        joint, share = views_rate(views), float(np.mean(np.asarray(views).sum(axis=1) > 0))
+        if joint.separation >= MIN_SEPARATION_UNLABELLED and RATE_RANGE[0] <= joint.rate <= RATE_RANGE[1]:
+            return NoLabelRate(joint.rate, "views", joint, share, calibrated, _keeps(joint.rate, share))
     rate, mixture = unlabelled_rate(scores)
     share, source = float(np.mean(scores > 0)), "ranking"
     if calibrated is not None:
         rate, source = float(np.median([mixture.rate, *calibrated])), "readers"
         if not COLLAPSED < rate < 1 - COLLAPSED:  # two readers see (almost) one class only: no rate
             rate = None
-    kept = rate is not None and abs(rate - share) <= AGREEMENT and SKEWED <= rate <= 1 - SKEWED
-    return NoLabelRate(rate, source, mixture, share, calibrated, kept)
+    return NoLabelRate(rate, source, mixture, share, calibrated, rate is not None and _keeps(rate, share))
+
+
+def _keeps(rate: float, share: float) -> bool:
+    """Whether a rate read with no labels keeps the threshold that calls ``share`` of the texts positive: it agrees
+    with it (within :data:`AGREEMENT`) and is not skewed (between :data:`SKEWED` and ``1 - SKEWED``)."""
+    return abs(rate - share) <= AGREEMENT and SKEWED <= rate <= 1 - SKEWED
