@@ -127,7 +127,13 @@ def main() -> None:
         print(f"{name:20s}" + "".join(f"{row[c]:13.1f}" for c in cols))
     for label, keys in (("mean, the nine", names), ("mean, every set", list(table))):
         print(f"{label:20s}" + "".join(f"{np.mean([table[k][c] for k in keys]):13.2f}" for c in cols))
-    for rule in todo:
+    tally(table, list(todo), args, start)
+
+
+def tally(table: dict[str, dict[str, float]], rules: list[str], args: argparse.Namespace, start: float) -> None:
+    """Print, per rule, the sets under their majority rate and those more than a point under the bundle ``as is``;
+    then the run's size, wall time and load."""
+    for rule in rules:
         under = [k for k, row in table.items() if row[rule] < row["majority"] - 0.05]
         worse = [k for k, row in table.items() if row[rule] < row["as is"] - 1.0]
         print(f"{rule}: under the majority rate on {len(under)} {under}; over a point under the bundle as is on "

@@ -26,13 +26,12 @@ majority rate and those more than a point under the bundle as it is.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from copy import copy
 
 import numpy as np
 from bench_retarget import ENGLISH, LONG, LOW_RATE
-from bench_retarget_zero import arguments, sets
+from bench_retarget_zero import arguments, sets, tally
 
 from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.fit.retarget import RetargetSettings, SourceHead, fit_recentred
@@ -94,14 +93,7 @@ def main() -> None:
     for label, keys in (("mean, the nine", names), ("mean, every set", list(table))):
         print(f"{label:24s}{np.mean([table[k]['majority'] for k in keys]):9.2f}" + " " * 8 * len(READERS)
               + "".join(f"{np.mean([table[k][c] for k in keys]):11.2f}" for c in RULES))
-    for rule in RULES:
-        under = [k for k, r in table.items() if r[rule] < r["majority"] - 0.05]
-        worse = [k for k, r in table.items() if r[rule] < r["as is"] - 1.0]
-        print(f"{rule}: under the majority rate on {len(under)} {under}; over a point under the bundle as is on "
-              f"{len(worse)} {worse}")
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"\n{len(table)} sets, {args.seeds} seeds, {args.half} halves; wall time {time.perf_counter() - start:.0f} s; "
-          f"uptime: {load}")
+    tally(table, list(RULES), args, start)
 
 
 if __name__ == "__main__":
