@@ -52,7 +52,7 @@ def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float |
                    "alone. By default English texts also read the other side's encoder: with labels the new head "
                    "starts from both heads' scores, with none the site's positive rate is read from both heads' "
                    "scores together and the threshold moves on their sum. On the development sites that was about 2 "
-                   "points ahead at 16-32 labels and 3 at none, and it encodes each English text with both encoders "
+                   "points ahead at 16-32 labels and 2-3 at none, and it encodes each English text with both encoders "
                    "(docs/benchmarks/retarget.md).")
 @click.option("--encoder-path", default=None, type=click.Path(exists=True),
               help="The model directory or vector file for a bundle whose encoder was a path outside it.")
