@@ -8,6 +8,7 @@ and keys), the counts per class and the cross-validated accuracy with its interv
 
 from __future__ import annotations
 
+import gc
 import secrets
 import socket
 from pathlib import Path
@@ -123,6 +124,8 @@ def serve(session: Any, host: str = "127.0.0.1", port: int = 0, echo: Any = prin
     shown = f"[{host}]" if ":" in host else host
     echo(f"labelling page: http://{shown}:{sock.getsockname()[1]}/?token={token}")
     server = uvicorn.Server(uvicorn.Config(create_app(session, token, allowed_hosts(host)), log_level="warning"))
-    # the probe of backend auto may have left this thread's signal stack freed: SIGTERM would then segfault
+    # the probe of backend auto may have left this thread's signal stack freed: SIGTERM would then segfault. What it
+    # left in reference cycles is freed first, so no export freed later puts back a freed stack while serving
+    gc.collect()
     repair_signal_stack()
     server.run(sockets=[sock])
