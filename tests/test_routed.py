@@ -8,6 +8,7 @@ transformer: the routing, not the encoders, is under test here.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,8 @@ from pipeline.cli import main
 from pipeline.data.dataset import Dataset
 from pipeline.encoders import get_encoder
 from pipeline.encoders.language import english
-from pipeline.encoders.routed import ROUTE_VERSION, for_prediction, own_sides
+from pipeline.encoders.routed import (MIN_ENGLISH, ROUTE_VERSION, english_too_few, for_prediction, own_sides,
+                                     unread_parts)
 from pipeline.encoders.spec import SpecError, parse_spec
 from pipeline.fit.train import FitPlan, bundle_name, iter_fit
 from pipeline.heads.prompts import DEFAULT as DEFAULT_PROMPTS
@@ -97,6 +99,39 @@ def test_texts_with_no_english_fit_and_compare_the_other_side_alone(tmp_path):
                                        "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 0 and "compare: " in result.output, result.output
     assert json.loads((tmp_path / "cmp" / "results.jsonl").read_text().splitlines()[0])["encoder"] == OTHER
+
+
+KOREAN = [json.loads(line)["text"] for line in (Path(__file__).parent / "data" / "korean_reviews.jsonl").open()]
+MIXED = ["Not worth it. 환불함", "Great cream, will buy again.", "Arrived broken, refund please."]
+
+
+def test_a_handful_of_english_texts_drops_the_english_side_and_a_mostly_english_file_keeps_it():
+    """The English side goes when its texts are both fewer than MIN_ENGLISH and under MIN_ENGLISH_SHARE of all."""
+    spec = parse_spec(ROUTED)
+    assert english(MIXED) == [True] * 3 and not any(english(KOREAN))
+    assert english_too_few(spec, KOREAN + MIXED[:1]) == 1  # 1 of 25: 4%
+    assert unread_parts(spec, KOREAN + MIXED[:1]) == {0}  # embed and backend auto agree with fit
+    assert english_too_few(spec, KOREAN + MIXED[:2]) is None and unread_parts(spec, KOREAN + MIXED[:2]) == set()  # 8%
+    assert english_too_few(spec, MIXED[1:]) is None  # a tiny English file keeps mpnet
+    many = KOREAN * 21 + MIXED * 7  # 21 English texts of 525 (4%): enough for a head of their own
+    assert english_too_few(spec, many) is None and english_too_few(spec, KOREAN * 21 + MIXED * 6) == 18
+    assert english_too_few(parse_spec(ENGLISH), KOREAN + MIXED[:1]) is None  # not routed
+
+
+def test_fit_on_korean_reviews_with_one_english_text_reads_them_all_with_the_other_side(tmp_path):
+    """Korean reviews and one mixed 'Not worth it. 환불함': fit says so in one line and the bundle is the other side's."""
+    rows = [json.loads(line) for line in (Path(__file__).parent / "data" / "korean_reviews.jsonl").open()]
+    rows.append({"text": MIXED[0], "label": "negative"})
+    source = tmp_path / "shop.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    result = CliRunner().invoke(main, ["fit", str(source), "--cache-dir", str(tmp_path / "cache"), "--encoder", ROUTED,
+                                       "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert (f"fit: {ROUTED}: only 1 of the 25 texts read as English (under {MIN_ENGLISH} and under 5%), too few for "
+            f"an English side of their own: every text goes through {OTHER}, the English ones too"
+            in result.output), result.output
+    bundle = Bundle.load(next((tmp_path / "m").iterdir()), cache_dir=tmp_path / "cache")
+    assert bundle.manifest["encoder"]["spec"] == OTHER
 
 
 def test_each_side_predicts_its_texts_and_the_bundle_round_trips(train, tmp_path):
@@ -236,8 +271,8 @@ def test_the_other_side_of_english_labels_takes_the_transfer_c():
 
 
 def test_embed_of_a_file_with_no_english_runs_no_english_only_part(tmp_path):
-    """A routed encoder on Chinese and French reviews alone: its English side would encode none of them, so
-    ``embed`` neither probes nor fills it (mpnet read such files whole before); another spec that needs it still runs."""
+    """A routed encoder on Chinese and French reviews alone: its English side would encode none of them (as fit
+    reads them with its other side alone), so ``embed`` neither probes nor fills it (mpnet read such files whole before); another spec that needs it still runs."""
     path = tmp_path / "other.jsonl"
     path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in
                             ["这本书写得很好，推荐", "Horrible. À éviter.", "Quelle perte de temps, vraiment nul."]),
@@ -245,7 +280,8 @@ def test_embed_of_a_file_with_no_english_runs_no_english_only_part(tmp_path):
     cache = str(tmp_path / "cache")
     result = CliRunner().invoke(main, ["embed", str(path), "--encoder", ROUTED, "--cache-dir", cache])
     assert result.exit_code == 0, result.output
-    assert f"{ENGLISH} (a routed encoder's English side) would encode none of them" in result.output
+    assert f"too few of the first texts read as English (under {MIN_ENGLISH} and under 5%): {ENGLISH} (a routed encoder's " \
+           "English side) is not run" in result.output
     assert f"{ENGLISH}  fingerprint" not in result.output and f"{OTHER}  fingerprint" in result.output
     both = CliRunner().invoke(main, ["embed", str(path), "--encoder", ROUTED, "--encoder", ENGLISH, "--cache-dir", cache])
     assert "is not run" not in both.output and f"{ENGLISH}  fingerprint" in both.output, both.output

@@ -68,7 +68,7 @@ def labelling_encoder(spec: str, texts: list[str], cache_dir: str | Path | None,
                       source_options: dict[str, Any]) -> tuple[Any, list[str]]:
     """(encoder, lines): the encoder of ``spec`` a labelling workspace reads, a transformer under backend auto
     guarded on ``texts`` (``mpnet[backend=torch]`` for torch), and the lines saying how it runs; a routed spec on
-    texts none of which reads as English runs its other side alone, as in ``fit``."""
+    texts with too few English ones runs its other side alone, as in ``fit``."""
     from pipeline.encoders.auto import command_encoder
     from pipeline.encoders.routed import other_side_alone
     from pipeline.encoders.spec import apply_flags

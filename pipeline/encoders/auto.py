@@ -171,9 +171,10 @@ def _per_part(spec: str | EncoderSpec, texts: Sequence[str], options: dict[str, 
               min_median: float) -> tuple[Any, list[str]]:
     """A combined spec (``A+B``, ``E|O``) whose every part runs what :func:`auto_encoder` gives it alone, so a
     part's vectors, fingerprint and cache are those of the part alone (the default's, in ``mpnet[layers=9-12]+B``).
-    A routed part that none of ``texts`` reaches (:func:`~pipeline.encoders.routed.unread_parts`: mpnet, for a file
-    with no English text) takes its first candidate unprobed: it encodes none of them, and a probe on them would
-    say nothing about the texts it does read (a command whose texts reach it probes it)."""
+    A routed part that only the English side reads, on ``texts`` with too few English ones
+    (:func:`~pipeline.encoders.routed.unread_parts`: mpnet, for a Korean file) takes its first candidate unprobed:
+    it encodes few or none of them, and a probe on them would say nothing about the texts it does read (a command
+    whose texts reach it probes it)."""
     from pipeline.encoders import get_encoder
     from pipeline.encoders.routed import unread_parts
 
@@ -186,8 +187,8 @@ def _per_part(spec: str | EncoderSpec, texts: Sequence[str], options: dict[str, 
         if first:
             backend, q = first[0]
             chosen.append({"backend": backend, "quantize": q})
-            lines.append(f"{part}: backend auto takes {backend} {'fp32' if q == 'none' else q} unprobed: none of "
-                         "these texts reads as English, so it encodes none of them")
+            lines.append(f"{part}: backend auto takes {backend} {'fp32' if q == 'none' else q} unprobed: too few of "
+                         "these texts read as English to probe it on")
         elif part.has_exports:
             encoder, said = auto_encoder(part, texts, options, quantize=quantize, min_median=min_median)
             chosen.append({"backend": getattr(encoder, "backend", "torch"), "quantize": getattr(encoder, "quantize", "none")})

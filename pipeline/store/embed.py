@@ -58,6 +58,7 @@ def embed_source(job: EmbedJob) -> Iterator[tuple[str, bool]]:
     store's summary and, for transformers, how many texts exceed the window. ``A+B`` is cached as A and as B.
     Every spec and source is checked before any model loads."""
     from pipeline.encoders.base import ZeroVectorWarning
+    from pipeline.encoders.routed import MIN_ENGLISH, MIN_ENGLISH_SHARE
     from pipeline.store.cache import EmbeddingCache
 
     parsed = [(piece, spec) for raw in job.encoders.specs for piece in split_spec(raw)
@@ -69,8 +70,9 @@ def embed_source(job: EmbedJob) -> Iterator[tuple[str, bool]]:
     texts = _Texts(job, wants_probe=job.backend != "torch" and any(spec.has_exports for _, spec in specs))
     unread = _unread_parts([spec for _, spec in parsed], texts)
     if unread:
-        yield (f"none of the first texts reads as English: {', '.join(sorted(unread))} (a routed encoder's English "
-               "side) would encode none of them there, so it is not run"), True
+        yield (f"too few of the first texts read as English (under {MIN_ENGLISH} and under {MIN_ENGLISH_SHARE:.0%}): "
+               f"{', '.join(sorted(unread))} (a routed encoder's English side) is not run; fit reads them with its "
+               "other side alone"), True
         specs = [(piece, spec) for piece, spec in specs if str(spec) not in unread]
     cache = EmbeddingCache(job.encoders.cache_dir, chunk_size=job.run.chunk_size)
     with warnings.catch_warnings():
@@ -80,7 +82,7 @@ def embed_source(job: EmbedJob) -> Iterator[tuple[str, bool]]:
 
 
 def _unread_parts(parsed: list[Any], texts: _Texts) -> set[str]:
-    """The parts that only a routed spec's English side reads, when none of the source's first texts reads as
+    """The parts that only a routed spec's English side reads, when too few of the source's first texts read as
     English (:func:`pipeline.encoders.routed.unread_parts`) and no other of the ``parsed`` specs needs them."""
     from pipeline.encoders.language import SAMPLE
     from pipeline.encoders.routed import unread_parts

@@ -131,7 +131,7 @@ def _transductive_note(ds: Any, unlabelled: dict[str, list[str]], test_sets: dic
 
 
 def _one_sided(spec: Any, texts: list[str], echo: Callable[[str], None]) -> Any:
-    """``spec``, or a routed one's other side alone where no text reads as English (said in one line)."""
+    """``spec``, or a routed one's other side alone where too few texts read as English (said in one line)."""
     from pipeline.encoders.routed import other_side_alone
 
     spec, line = other_side_alone(spec, texts)
