@@ -13,6 +13,8 @@ the first half is the site's unlabelled texts and the second is scored. Rules, e
   of its ranking's, EM's and BBSE's rates, kept within ``AGREEMENT`` of its share unless skewed);
 - ``two views``: the same on the heads' sum, the rate read from both heads' scores together
   (:func:`pipeline.fit.retarget_rate.views_rate`; what ``retarget`` with no labels does by default);
+- ``unguarded``: ``two views`` without its guard, so the threshold also moves where the joint rate lies nearer to
+  one half than the sum's share (how this change first shipped);
 - ``true q`` / ``true q sum``: the quantile at the first half's true rate on the English head / on the sum.
 
 Prints per set the majority rate, the first half's true rate, the rates read (EM, BBSE, their median with the English
@@ -35,14 +37,23 @@ from bench_retarget_zero import arguments, sets, tally
 
 from pipeline.encoders.spec import DEFAULT_ENCODER
 from pipeline.fit.retarget import RetargetSettings, SourceHead, fit_recentred
+import pipeline.fit.retarget_rate as rr
 from pipeline.fit.retarget_rate import calibrated_rates, no_label_rate
 from pipeline.fit.retarget_side import Side, widened
 from pipeline.fit.train import fit
 from pipeline.predict.prior import PriorModel
 from pipeline.store.cache import default_cache_dir
 
-RULES = ("as is", "sum as is", "one view", "two views", "true q", "true q sum")
+RULES = ("as is", "sum as is", "one view", "unguarded", "two views", "true q", "true q sum")
 READERS = ("true", "EM", "BBSE", "median", "views", "sep")
+
+
+def unguarded(record: dict, s: np.ndarray) -> float:
+    """The threshold on the sum's scores ``s`` of the site's own texts that ``two views`` would set without its guard."""
+    rate, share = record["prior"]["value"], record["source_share"]
+    if record["prior"]["from"] != "views" or (record["threshold_kept"] and rr.keeps(rate, share)):
+        return -record["threshold_shift"]
+    return float(np.quantile(s, 1 - rate))
 
 
 def one_seed(first: SourceHead, joined: SourceHead, S: np.ndarray, y: np.ndarray, seed: int,
@@ -62,7 +73,8 @@ def one_seed(first: SourceHead, joined: SourceHead, S: np.ndarray, y: np.ndarray
     acc = lambda z, t: 100 * float(np.mean((z[scored] > t) == y[scored]))  # noqa: E731
     quantile = lambda z: float(np.quantile(z[own], 1 - np.clip(truth, 0.02, 0.98)))  # noqa: E731
     return [truth, em, bbse, np.nan if median is None else median, views["rate"], views["separation"],
-            acc(s1, 0.0), acc(s, 0.0), acc(s1, first.intercept - one.intercept), acc(s, joined.intercept - two.intercept),
+            acc(s1, 0.0), acc(s, 0.0), acc(s1, first.intercept - one.intercept), acc(s, unguarded(two.record, s[own])),
+            acc(s, joined.intercept - two.intercept),
             acc(s1, quantile(s1)), acc(s, quantile(s))]
 
 

@@ -420,6 +420,14 @@ def test_with_no_labels_two_heads_read_the_rate_of_a_mildly_skewed_site_that_one
         found = no_label_rate(scores[:, 0], (0.5, 0.5), scores)
         assert found.source == "views" and found.rate == joint.rate
         assert found.share == pytest.approx(np.mean(scores.sum(axis=1) > 0)) and not found.kept
+    toward = no_label_rate(scores[:, 0], (0.5, 0.5), scores - [1.5, 1.5])  # the sum calls ~5% positive: 15% is nearer 1/2
+    assert toward.source == "views" and abs(toward.rate - 0.5) < abs(toward.share - 0.5) and toward.kept
+    from pipeline.cli.retarget import describe
+
+    said = describe({"labels": 0, "unlabelled": 4000, "threshold_kept": True, "source_share": 0.03,
+                     "threshold_shift": 0.0, "calibrated": {"em": 0.5, "bbse": 0.5},
+                     "prior": {"from": "views", "value": 0.15, "ranking": {"rate": 0.15, "separation": 0.95}}}, {})
+    assert "both heads' scores of them together" in said and "nearer to one half than the 3.0%" in said
     flat = rng.normal(0.0, 1.0, (400, 2))  # one lump: the two views do not split it into two classes
     assert views_rate(flat).separation < MIN_SEPARATION_UNLABELLED
     found = no_label_rate(flat[:, 0], (0.5, 0.5), flat)

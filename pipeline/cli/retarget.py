@@ -124,7 +124,11 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
         lines = [f"retarget: no target labels, {record['unlabelled']:,} unlabelled target texts"]
         head = ("the sum of the bundle's two heads" if (record.get("routed_side") or {}).get("second_view")
                 else "the source's")
-        if record["threshold_kept"]:
+        if record["threshold_kept"] and abs(prior["value"] - record["source_share"]) > AGREEMENT + 1e-9:
+            lines.append(f"threshold: kept; the site's positive rate {where}, {prior['value']:.1%}, is nearer to one "
+                         f"half than the {record['source_share']:.1%} the bundle calls positive, and a rate read "
+                         f"without labels errs toward one half; the head is {head}")
+        elif record["threshold_kept"]:
             lines.append(f"threshold: kept; the site's positive rate {where}, {prior['value']:.1%}, is within "
                          f"{100 * AGREEMENT:.0f} points of the {record['source_share']:.1%} the bundle calls positive; the head is "
                          f"{head}")

@@ -178,22 +178,26 @@ def no_label_rate(scores: np.ndarray, calibrated: tuple[float, float] | None = N
     """The rate of unlabelled target texts with source log-odds ``scores`` and whether the threshold stays (see
     the module docstring); ``calibrated``: :func:`calibrated_rates` of the same scores. With ``views`` (a row per
     text, a column per head: ``scores`` first; the threshold then moves on their sum), the rate is the views'
-    joint mixture's (:func:`views_rate`) where it separates and is not a sliver, and the share is the sum's."""
+    joint mixture's (:func:`views_rate`) where it separates and is not a sliver, and the share is the sum's; the
+    threshold also stays where that rate lies nearer to one half than the share (a rate read without labels errs
+    toward balance: on the validation halves moving there cost up to 6 points, docs/benchmarks/retarget.md)."""
     scores = np.asarray(scores, dtype=np.float64)
     if views is not None:
         joint, share = views_rate(views), float(np.mean(np.asarray(views).sum(axis=1) > 0))
         if joint.separation >= MIN_SEPARATION_UNLABELLED and RATE_RANGE[0] <= joint.rate <= RATE_RANGE[1]:
-            return NoLabelRate(joint.rate, "views", joint, share, calibrated, _keeps(joint.rate, share))
+            toward_balance = abs(joint.rate - 0.5) < abs(share - 0.5)  # where a reading without labels errs
+            kept = keeps(joint.rate, share) or toward_balance
+            return NoLabelRate(joint.rate, "views", joint, share, calibrated, kept)
     rate, mixture = unlabelled_rate(scores)
     share, source = float(np.mean(scores > 0)), "ranking"
     if calibrated is not None:
         rate, source = float(np.median([mixture.rate, *calibrated])), "readers"
         if not COLLAPSED < rate < 1 - COLLAPSED:  # two readers see (almost) one class only: no rate
             rate = None
-    return NoLabelRate(rate, source, mixture, share, calibrated, rate is not None and _keeps(rate, share))
+    return NoLabelRate(rate, source, mixture, share, calibrated, rate is not None and keeps(rate, share))
 
 
-def _keeps(rate: float, share: float) -> bool:
+def keeps(rate: float, share: float) -> bool:
     """Whether a rate read with no labels keeps the threshold that calls ``share`` of the texts positive: it agrees
     with it (within :data:`AGREEMENT`) and is not skewed (between :data:`SKEWED` and ``1 - SKEWED``)."""
     return abs(rate - share) <= AGREEMENT and SKEWED <= rate <= 1 - SKEWED
