@@ -189,7 +189,9 @@ def target_path(name: str) -> Path:
     if half in HALVES and base in TARGETS:
         path = data_dir() / "targets" / f"{name}.jsonl"
         if not path.exists():
-            rows = [json.loads(line) for line in target_path(base).read_text(encoding="utf-8").splitlines()]
+            # split on "\n" alone: str.splitlines also breaks at U+0085 and U+2028, which review texts hold
+            lines = target_path(base).read_text(encoding="utf-8").split("\n")
+            rows = [json.loads(line) for line in lines if line]
             _write_rows(path, [r for r in rows if half_of(r["text"]) == half])
         return path
     if name not in TARGETS:
