@@ -19,8 +19,9 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 @click.argument("source")
 @source_options
 @click.option("--preset", type=click.Choice(["quick", "full"]), default=None,
-              help="quick: GloVe, MiniLM and mpnet + logreg at 32/128/1000 labels, 3 seeds (about 2.5 min on 2 "
-                   "cores the first time, most of it exporting the transformers and encoding with mpnet). "
+              help="quick: GloVe, MiniLM and the default (multilingual) + logreg at 32/128/1000 labels, 3 seeds "
+                   "(about 3 min on 2 cores the first time, most of it exporting the transformers and encoding "
+                   "with mpnet). "
                    "full: static vs transformer features vs fine-tuning, each also self-trained on the rest of the "
                    "pool (--self-train), over all budgets, 5 seeds (hours). "
                    "Options given explicitly override the preset.")
