@@ -235,15 +235,16 @@ def test_running_an_openvino_export_skips_the_converter_until_an_export_needs_it
 
 
 def test_cache_rm_removes_the_exports_no_store_left_runs(cache_dir, onnx_fp32, onnx_int8, texts, glove, tmp_path):
-    """A copy of the module's cache: stores of MiniLM onnx fp32, onnx int8 (quantized from the fp32 export) and
-    GloVe. Removing the int8 store removes its export and keeps the fp32 one the fp32 store runs; removing that
-    one too removes the fp32 export; GloVe (no export) stays."""
+    """A copy of the module's two ONNX exports: stores of MiniLM onnx fp32, onnx int8 (quantized from the fp32
+    export) and GloVe. Removing the int8 store removes its export and keeps the fp32 one the fp32 store runs;
+    removing that one too removes the fp32 export; GloVe (no export) stays."""
     import shutil
 
     from pipeline.store.cache import EmbeddingCache, list_stores
 
     work = tmp_path / "cache"
-    shutil.copytree(cache_dir / exported.EXPORTS_DIR, work / exported.EXPORTS_DIR)
+    for made in (onnx_fp32, onnx_int8):  # only these two: the module's other tests leave OpenVINO exports beside them
+        shutil.copytree(made.export_dir, work / exported.EXPORTS_DIR / made.export_dir.name)
     cache = EmbeddingCache(work, progress=False)
     fp32 = get_encoder("minilm", backend="onnx", work_dir=work)
     int8 = get_encoder("minilm", backend="onnx", quantize="int8", work_dir=work)
