@@ -6,8 +6,9 @@ labels reads other languages by transfer and takes a fixed, stronger regularisat
 :class:`RoutedClassifier` predicts each row with the head of its side, read from the row's English flag (the last
 column).
 
-A routed encoder whose English side also reads the other side's encoder (``E+O|O``) with the ``logreg`` head scores an English text by the sum of both heads' log-odds (:func:`sums`): the English head
-is fitted on ``E``'s columns alone and folded with the other side's head into one logistic head over both
+A routed encoder whose English side also reads the other side's encoder (``E+O|O``) with the ``logreg`` head
+scores an English text by the sum of both heads' log-odds (:func:`sums`): the English head is fitted on ``E``'s
+columns alone and folded with the other side's head into one logistic head over both
 (:mod:`pipeline.heads.routed_sum`). On RT's validation films and the development targets this read better than one
 head over both encoders side by side (docs/benchmarks/indomain.md, "English texts read by both encoders").
 """
@@ -93,10 +94,10 @@ def fit_routed(head: str, X: np.ndarray, y: np.ndarray, layout: Any, **options: 
     None or a pair, each side's (:func:`pipeline.heads.prompts.encoded_direction`); the record as :func:`joined`
     makes it."""
     directions = options.pop("prompt_direction", None) or (None, None)
-    cols, direction = english_reads(head, X, layout, directions[0])
+    cols, direction, summing = english_reads(head, X, layout, directions[0])
     english = fit_head(head, X[:, list(cols)], y, **options, prompt_direction=direction)
     other = fit_head(other_head(head, X, layout), X[:, list(layout.other)], y, **options, prompt_direction=directions[1])
-    return joined(english, other, layout, X, summing=sums(head, X, layout))
+    return joined(english, other, layout, X, summing=summing)
 
 
 def sums(head: str | HeadSpec, X: np.ndarray, layout: Any) -> bool:
@@ -119,17 +120,18 @@ def english_own(layout: Any) -> tuple[int, ...]:
 
 
 def english_reads(head: str | HeadSpec, X: np.ndarray, layout: Any,
-                  direction: np.ndarray | None) -> tuple[tuple[int, ...], np.ndarray | None]:
-    """(the columns the English head is fitted on, its prompt direction): the English side's, or where it
-    :func:`sums`, its own columns alone and the prompt direction (of the English side's columns) cut to them and
-    made unit again (the direction of the own part's prompt vectors, the parts being of unit length)."""
+                  direction: np.ndarray | None) -> tuple[tuple[int, ...], np.ndarray | None, bool]:
+    """(the columns the English head is fitted on, its prompt direction, whether English texts score the sum of
+    both heads, :func:`sums`): the English side's, or where it sums, its own columns alone and the prompt direction
+    (of the English side's columns) cut to them and made unit again (the direction of the own part's prompt
+    vectors, the parts being of unit length)."""
     if not sums(head, X, layout):
-        return tuple(layout.english), direction
+        return tuple(layout.english), direction, False
     own, english = english_own(layout), list(layout.english)
     if direction is None:
-        return own, None
+        return own, None, True
     cut = np.asarray(direction)[[english.index(c) for c in own]]
-    return own, cut / max(float(np.linalg.norm(cut)), 1e-12)
+    return own, cut / max(float(np.linalg.norm(cut)), 1e-12), True
 
 
 def transfers(head: str | HeadSpec, X: np.ndarray, layout: Any) -> bool:

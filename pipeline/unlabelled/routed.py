@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.heads.registry import FitOptions
-from pipeline.heads.routed import english_reads, joined, other_head, sums, transfers
+from pipeline.heads.routed import english_reads, joined, other_head, transfers
 from pipeline.unlabelled.self_train import SelfTrainSettings, self_train_head
 
 
@@ -30,13 +30,13 @@ def self_train_routed(head: str, X: np.ndarray, y: np.ndarray, X_unlabelled: np.
     english_rows = np.asarray(X_unlabelled)[:, layout.flag] >= 0.5
     directions = options.prompt_direction or (None, None)
     heads, keep = (head, other_head(head, X, layout)), (False, transfers(head, X, layout))
-    english_cols, english_direction = english_reads(head, X, layout, directions[0])
+    english_cols, english_direction, summing = english_reads(head, X, layout, directions[0])
     sides = [self_train_head(name, X[:, list(cols)], y, X_unlabelled[rows][:, list(cols)], settings=settings,
                              options=replace(options, prompt_direction=u), keep_mean=k)
              for name, cols, rows, u, k in zip(heads, (english_cols, layout.other), (english_rows, ~english_rows),
                                                (english_direction, directions[1]), keep)]
     (english, english_record), (other, other_record) = sides
-    return joined(english, other, layout, X, summing=sums(head, X, layout)), {**english_record, "other": other_record}
+    return joined(english, other, layout, X, summing=summing), {**english_record, "other": other_record}
 
 
 def self_train_any(head: str, X: np.ndarray, y: np.ndarray, X_unlabelled: np.ndarray, layout: Any = None, *,
