@@ -147,6 +147,13 @@ def english(texts: Sequence[str], version: int = CHECKS[-1]) -> list[bool]:
     return [not _not_english(t, version) for t in texts]
 
 
+def english_share(texts: Sequence[str]) -> float:
+    """The share of ``texts`` that reads as English (:func:`english`, newest version), counted on
+    :func:`sample`; 1.0 with no text."""
+    looked = sample(texts)
+    return sum(english(looked)) / len(looked) if looked else 1.0
+
+
 def sample(texts: Sequence[str]) -> list[str]:
     """At most :data:`SAMPLE` of ``texts``, evenly spaced (all of them when fewer)."""
     n = len(texts)

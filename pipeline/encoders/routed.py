@@ -106,12 +106,11 @@ def english_too_few(spec: Any, texts: Sequence[str]) -> int | None:
     data every English source keeps it (RT 99.3% English; the English targets 99.6-100%), while the Chinese and
     Spanish targets (0-1 and 5-9 English-looking texts, at most 2.1%) and a Korean shop file (4 of 278 reviews, 1.4%)
     go through the other side alone."""
-    from pipeline.encoders.language import english, sample
+    from pipeline.encoders.language import english_share
 
     if not getattr(spec, "route", None) or not texts:
         return None
-    looked = sample(texts)
-    share = sum(english(looked)) / len(looked)
+    share = english_share(texts)
     count = round(share * len(texts))
     return count if count < MIN_ENGLISH and share < MIN_ENGLISH_SHARE else None
 

@@ -160,6 +160,7 @@ def _domain_shift(encoder: Any, cache_dir: Path, pool: Dataset, tests: dict[str,
     from pipeline.store.cache import EmbeddingCache
     from pipeline.encoders.language import THRESHOLD as LANGUAGE_THRESHOLD
     from pipeline.encoders.language import check as language_check
+    from pipeline.encoders.language import english_share
     from pipeline.predict.shift import MIN_TEXTS, SAMPLE, no_check, two_sample_auc
 
     cache = EmbeddingCache(cache_dir)
@@ -168,12 +169,12 @@ def _domain_shift(encoder: Any, cache_dir: Path, pool: Dataset, tests: dict[str,
         idx = np.sort(np.random.default_rng(0).permutation(len(texts))[:SAMPLE])
         return cache.vectors(encoder, [texts[i] for i in idx])
 
-    X_pool, pool_english = sample(pool.texts), _english_share(pool.texts)
+    X_pool, pool_english = sample(pool.texts), english_share(pool.texts)
     out = {}
     for name, ds in tests.items():
         # a test set mostly in another language than the pool is told from it by its language alone (AUC 1.00 under
         # every encoder, multilingual ones included): there the check has nothing to say about the site
-        english = _english_share(ds.texts)
+        english = english_share(ds.texts)
         if abs(english - pool_english) > LANGUAGE_THRESHOLD:
             out[name] = no_check(f"another language: {english:.0%} of its texts read as English, {pool_english:.0%} of "
                                  "the pool's; the check would only tell the languages apart")
@@ -184,13 +185,6 @@ def _domain_shift(encoder: Any, cache_dir: Path, pool: Dataset, tests: dict[str,
         found = language_check(encoder, ds.texts)
         out[name]["outside_language"] = None if found is None else found.as_dict()
     return out
-
-
-def _english_share(texts: list[str]) -> float:
-    """The share of (a sample of) ``texts`` that reads as English (:func:`pipeline.encoders.language.english`)."""
-    from pipeline.encoders.language import english, sample
-
-    return float(np.mean(english(sample(texts)))) if texts else 1.0
 
 
 def _frozen_cells(
