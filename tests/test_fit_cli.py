@@ -199,8 +199,8 @@ def test_predict_keeps_one_row_per_input_row(fitted_dir, rt, tmp_path):
     assert result.exit_code == 0, result.output
     assert "1 empty text(s) left unlabelled" in result.output
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [r["text"] for r in rows] == texts
-    assert rows[1] == {"text": "", "label": "", "p_positive": None}
+    assert [r["review"] for r in rows] == texts  # the input's name for its text column, not "text"
+    assert rows[1] == {"review": "", "label": "", "p_positive": None}
     assert rows[0] == rows[3] and rows[0]["label"] in {"fresh", "rotten"}
     assert "--keep-col id carries one" not in result.output  # the file has no other column
     ids = tmp_path / "ids.csv"  # an id column carried into the output; Excel's byte-order mark on request
@@ -213,8 +213,8 @@ def test_predict_keeps_one_row_per_input_row(fitted_dir, rt, tmp_path):
     result = invoke(*common, "--keep-col", "id", "--excel")
     assert result.exit_code == 0 and "--excel" not in result.output, result.output
     rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
-    assert [(r["id"], r["text"], r["label"] != "") for r in rows] == [("#7", "Très bon film", True), ("#8", "", False)]
-    assert out.read_bytes().startswith(b"\xef\xbb\xbfid,text,label,p_positive")
+    assert [(r["id"], r["review"], r["label"] != "") for r in rows] == [("#7", "Très bon film", True), ("#8", "", False)]
+    assert out.read_bytes().startswith(b"\xef\xbb\xbfid,review,label,p_positive")
     result = invoke(*common, "--keep-col", "label")
     assert result.exit_code == 1 and "--keep-col label: the output has a 'label' column of its own" in result.output
     result = invoke(*common, "--keep-col", "idd")

@@ -145,7 +145,8 @@ def _refuse_file_as_text(texts: tuple[str, ...]) -> None:
               help="File of texts to label (.csv/.tsv/.jsonl/.json/.parquet): one output row per input row, in order.")
 @click.option("--text-col", default="text", show_default=True, help="Column of --input holding the text.")
 @click.option("--output", default=None, type=click.Path(dir_okay=False), callback=_output,
-              help="Write text, label, p_positive to a .csv or .jsonl file instead of printing.")
+              help="Write the text (under --text-col's name with --input), label and p_positive to a .csv or .jsonl "
+                   "file instead of printing.")
 @click.option("--keep-col", "keep_cols", multiple=True,
               help="A column of --input (an id) to carry into each output row, before the text; repeat for more.")
 @click.option("--excel", is_flag=True, help="Write the --output .csv as Excel reads UTF-8 (with a byte-order mark), "

@@ -152,10 +152,18 @@ def predict_texts(job: Prediction) -> tuple[list[dict[str, Any]], list[str]]:
     if rows_in.kept:
         rows = [{**k, **r} for k, r in zip(rows_in.kept, rows)]
     if job.output:
-        notes.append(f"wrote {len(rows)} predictions to {write_rows(rows, job.output, bom=job.excel)}; "
-                     + called_positive(rows))
+        written = write_rows(_text_col_named(rows, job.text_col) if job.input_file else rows, job.output, bom=job.excel)
+        notes.append(f"wrote {len(rows)} predictions to {written}; " + called_positive(rows))
         notes += _output_hints(job, rows_in)
     return rows, notes
+
+
+def _text_col_named(rows: list[dict[str, Any]], text_col: str) -> list[dict[str, Any]]:
+    """``rows`` with their ``text`` under the input file's own name for it (``review``), as written to --output,
+    unless that name is one the output uses already (``label``)."""
+    if text_col in ("text", "label", "p_positive"):
+        return rows
+    return [{(text_col if k == "text" else k): v for k, v in r.items()} for r in rows]
 
 
 def _check_keep_cols(job: Prediction) -> None:
