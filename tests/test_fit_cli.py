@@ -269,7 +269,8 @@ def test_evaluate_any_labelled_file_and_rt_test_split(fitted_dir, reviews_csv):
 
 
 def test_evaluate_names_the_true_classes_as_the_data_do(fitted_dir, reviews_csv, tmp_path):
-    """A site labelled in other words than the bundle's: the matrix's rows are its classes, the columns the bundle's."""
+    """A site labelled in other words than the bundle's: the matrix names the classes as the site does, on both
+    axes, and says once which of the bundle's names each stands for."""
     models, cache, _ = fitted_dir
     thumbs = tmp_path / "thumbs.csv"
     thumbs.write_text(reviews_csv.read_text(encoding="utf-8").replace(",fresh,", ",thumbs up,")
@@ -279,8 +280,10 @@ def test_evaluate_names_the_true_classes_as_the_data_do(fitted_dir, reviews_csv,
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     header = lines.index(next(line for line in lines if line.startswith("true \\ pred")))
-    assert lines[header].split()[-2:] == ["rotten", "fresh"]
+    assert lines[header].split()[-4:] == ["thumbs", "down", "thumbs", "up"]
     assert lines[header + 1].startswith("thumbs down ") and lines[header + 2].startswith("thumbs up ")
+    assert lines[header + 3] == "(the bundle's 'rotten' read as 'thumbs down', its 'fresh' as 'thumbs up')"
+    assert sum(line.count("fresh") for line in lines) == 1  # the bundle's names said once, not as a table axis
 
 
 def test_fit_errors_are_clear(reviews_csv, tmp_path):

@@ -95,11 +95,10 @@ def share_note(scores: dict[str, Any]) -> str | None:
 
 
 def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
-    """Human-readable scores with a labelled confusion matrix: its columns are the predicted classes, named
-    ``label_names``; its rows the true ones, named as the scored data name them (``scores["label_names"]["true"]``)
-    where that is recorded."""
-    neg, pos = label_names
-    true_neg, true_pos = (scores.get("label_names") or {}).get("true") or label_names
+    """Human-readable scores with a labelled confusion matrix, its rows the true classes and its columns the
+    predicted ones, both named as the scored data name them (``scores["label_names"]["true"]``, where that is
+    recorded), with one line under it naming the bundle's own names (``label_names``) where they differ."""
+    neg, pos = (scores.get("label_names") or {}).get("true") or label_names
     (tn, fp), (fn, tp) = scores["confusion_matrix"]
     lines = [f"{k:<9} {_fmt(scores[k])}" for k in ("accuracy", "macro_f1", "roc_auc", "log_loss", "ece")]
     if "balanced_accuracy" in scores:
@@ -107,15 +106,17 @@ def format_scores(scores: dict[str, Any], label_names: Sequence[str]) -> str:
                       f"majority  {_fmt(scores['majority_rate'])}  (always the commoner class)"
                       + (under_majority_note(scores) or "")]
     corner = "true \\ pred"
-    first = max(_cells(corner), _cells(true_neg), _cells(true_pos))
+    first = max(_cells(corner), _cells(neg), _cells(pos))
     width = max(_cells(neg), _cells(pos), 6)
     lines += [
         f"n         {scores['n']}",
         "",
         f"{_pad(corner, first)}  {_pad(neg, width, right=True)}  {_pad(pos, width, right=True)}",
-        f"{_pad(true_neg, first)}  {tn:>{width}}  {fp:>{width}}",
-        f"{_pad(true_pos, first)}  {fn:>{width}}  {tp:>{width}}",
+        f"{_pad(neg, first)}  {tn:>{width}}  {fp:>{width}}",
+        f"{_pad(pos, first)}  {fn:>{width}}  {tp:>{width}}",
     ]
+    if (neg, pos) != tuple(label_names):
+        lines.append(f"(the bundle's {label_names[0]!r} read as {neg!r}, its {label_names[1]!r} as {pos!r})")
     gap = share_note(scores)
     if gap:
         lines += ["", gap]
