@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +159,22 @@ def test_a_tampered_prompts_section_is_refused_by_name():
             check_prompts({**prompts.DEFAULT.record(), field: value}, "manifest.json")
     with pytest.raises(ManifestError, match="unknown field"):
         check_prompts({**prompts.DEFAULT.record(), "code": "import os"}, "manifest.json")
+
+
+def test_word_vectors_trained_on_korean_fit_without_the_default_english_prompts(tmp_path):
+    """Word2Vec trained on Korean reviews knows no word of the English prompts (only their '.' and ','), so
+    the default prompts give no direction: fit says so in one line and fits without the prior; a prompts file
+    of the user's that gives none is still refused."""
+    korean = str(Path(__file__).parent / "data" / "korean_reviews.jsonl")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(main, ["fit", korean, "--encoder", f"w2v-train:{korean}", "--head", "logreg",
+                                           "--cache-dir", tmp_path / "cache", "--out", tmp_path / "models"])
+    assert result.exit_code == 0, result.output
+    said = [str(w.message) for w in caught]
+    assert any("under the default English prompts" in m and "--prompts FILE" in m for m in said), said
+    assert not any("10 of 10 texts" in m for m in said)  # no language warning about the prompts themselves
+    [bundle] = (tmp_path / "models").iterdir()
+    assert "prompts" not in json.loads((bundle / "manifest.json").read_text())
+    with pytest.raises(prompts.PromptsUnreadable, match="same mean vector"):
+        prompts.direction(np.ones((2, 3), dtype=np.float32), 1)

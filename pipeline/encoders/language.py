@@ -86,10 +86,13 @@ class LanguageCheck:
 
     def message(self) -> str:
         """One line for people."""
-        what = "are mostly words it does not know" if self.how == "unknown words" else "do not look English"
-        return (f"{self.spec}: {self.outside} of {self.checked} texts ({self.share:.0%}) {what}; this encoder "
-                f"reads English. For other languages use --encoder {MULTILINGUAL}, the default (English texts through "
-                "mpnet, the rest through multilingual-e5-small, ~100 languages).")
+        if self.how == "unknown words":  # word vectors from a file or trained on a source: any language
+            what = "are mostly words it does not know; its vocabulary is not theirs"
+        else:
+            what = "do not look English; this encoder reads English"
+        return (f"{self.spec}: {self.outside} of {self.checked} texts ({self.share:.0%}) {what}. For other languages "
+                f"use --encoder {MULTILINGUAL}, the default (English texts through mpnet, the rest through "
+                "multilingual-e5-small, ~100 languages).")
 
 
 def check(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:

@@ -17,6 +17,7 @@ that are not RT (Amazon and Yelp review sentences), never on RT's test split; se
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,12 @@ class Prompts:
 
 
 DEFAULT = Prompts(POSITIVE, NEGATIVE)
+ZERO_PROMPT = "a prompt encodes to a zero vector (no word the encoder knows)"
+SAME_MEAN = "the positive and negative prompts encode to the same mean vector"
+
+
+class PromptsUnreadable(OptionError):
+    """The prompts give an encoder no direction: one encodes to zero, or both sides to one mean."""
 
 
 def resolve_prompts(value: str | None) -> Prompts | None:
@@ -92,24 +99,38 @@ def direction(vectors: np.ndarray, n_positive: int) -> np.ndarray:
     V = np.asarray(vectors, dtype=np.float64)
     norms = np.linalg.norm(V, axis=1, keepdims=True)
     if np.any(norms == 0):
-        raise OptionError("a prompt encodes to a zero vector (no word the encoder knows); reword it or use "
-                          "--prompts none.")
+        raise PromptsUnreadable(f"{ZERO_PROMPT}; reword it or use --prompts none.")
     V = V / norms
     u = V[:n_positive].mean(axis=0) - V[n_positive:].mean(axis=0)
     size = float(np.linalg.norm(u))
     if size < 1e-6:
-        raise OptionError("the positive and negative prompts encode to the same mean vector; make them differ.")
+        raise PromptsUnreadable(f"{SAME_MEAN}; make them differ.")
     return u / size
 
 
 def encoded_direction(prompts: Prompts, encoder: Any, cache_dir: str | Path) -> Any:
     """:func:`direction` of ``prompts`` under ``encoder``, their vectors read from (or added to) the cache;
-    for a routed encoder (``E|O``) a pair, the direction of each side in its own columns."""
+    for a routed encoder (``E|O``) a pair, the direction of each side in its own columns. ``None``, with one
+    warning, where the default English prompts give no direction (word vectors trained on reviews in another
+    language know none of their words): the heads then fit without the prior, as with ``--prompts none``."""
+    from pipeline.encoders.language import LanguageWarning
     from pipeline.encoders.routed import layout_of
     from pipeline.store.cache import EmbeddingCache
 
-    V = EmbeddingCache(cache_dir).vectors(encoder, prompts.texts)
-    return directions(V, len(prompts.positive), layout_of(encoder))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LanguageWarning)  # about the prompts, not the user's texts
+        V = EmbeddingCache(cache_dir).vectors(encoder, prompts.texts)
+    try:
+        return directions(V, len(prompts.positive), layout_of(encoder))
+    except PromptsUnreadable as error:
+        if prompts.source != DEFAULT.source:
+            raise
+        reason = ZERO_PROMPT if str(error).startswith(ZERO_PROMPT) else SAME_MEAN
+        warnings.warn(f"{encoder.spec}: under the default English prompts {reason}, so its heads fit without the "
+                      "prompt prior. Give prompts in your reviews' language with --prompts FILE ('+ text' and "
+                      "'- text' lines; benchmarks/prompts/ holds Korean, Chinese, Spanish and French ones), or "
+                      "--prompts none.", stacklevel=2)
+        return None
 
 
 def directions(vectors: np.ndarray, n_positive: int, layout: Any = None) -> Any:
