@@ -251,6 +251,8 @@ def test_command_refuses_a_static_encoder_and_a_foreign_out_dir(reviews_csv, tmp
     args = ["finetune", str(reviews_csv), "--budget", "32", "--out", str(tmp_path / "b")]
     result = CliRunner().invoke(main, [*args, "--encoder", "glove-6b-50d"])
     assert result.exit_code != 0 and "cannot be fine-tuned" in result.output
+    result = CliRunner().invoke(main, [*args, "--encoder", "multilingual"])  # routed: refused by name, no KeyError
+    assert result.exit_code != 0 and "cannot be fine-tuned (it joins several encoders" in result.output
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "notes.txt").write_text("mine")
     result = CliRunner().invoke(main, args)

@@ -110,6 +110,7 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
 
     from pipeline.encoders.spec import apply_flags
     from pipeline.finetune import Recipe, Runtime, recipe_for
+    from pipeline.finetune.body import check_finetunable
     from pipeline.fit.finetune_job import FinetuneJob, finetune_source
     from pipeline.study.tables import format_scores
 
@@ -127,7 +128,8 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
                                "--method setfit and --rounds.")
     if self_train is not None and max_pseudo is not None:
         self_train = dataclasses.replace(self_train, max_pseudo=max_pseudo)
-    (spec,) = apply_flags([encoder])  # a typo or a missing model fails before the data are read
+    (spec,) = apply_flags([encoder])  # a typo, a missing model or a frozen-only encoder fails before the data are read
+    check_finetunable(spec)
     if self_train is None and unlabelled:
         raise click.UsageError("--unlabelled is used by --self-train here; add --self-train.")
     if self_train is not None and export and teacher != "frozen":

