@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.encoders.spec import parse_spec
-from pipeline.encoders.auto import INT8_CLEARED, auto_encoder, candidates, chooses_backend, names_backend, wants_auto
+from pipeline.encoders.auto import (
+    INT8_CLEARED, auto_encoder, candidates, chooses_backend, faster, names_backend, wants_auto,
+)
 
 
 def test_only_an_unsaid_backend_on_a_transformer_is_auto():
@@ -23,6 +25,14 @@ def test_only_an_unsaid_backend_on_a_transformer_is_auto():
     assert not wants_auto("glove-6b-50d", None, None) and not wants_auto("glove-6b-50d[pooling=sif]", "auto", None)
     assert wants_auto("minilm+glove-6b-50d", None, None)
     assert names_backend("glove-6b-50d+minilm[backend=onnx]") and not names_backend("minilm+glove-6b-50d")
+
+
+def test_the_probe_line_says_which_runtime_ran_faster():
+    """The picked runtime's speed over torch's reads as which one was faster, never as '0.8x its speed'."""
+    assert faster("openvino int8", "torch fp32", 1.43) == "1.4x faster than torch fp32"
+    slower = faster("openvino int8", "torch fp32", 0.8)
+    assert slower.startswith("torch fp32 ran 1.2x faster than openvino int8") and "fixed order" in slower
+    assert faster("openvino int8", "torch fp32", 0.99) == "as fast as torch fp32"
 
 
 def test_a_command_chooses_the_backend_under_auto_or_an_asked_export():
@@ -61,7 +71,7 @@ def test_auto_runs_openvino_int8_minilm_and_reuses_its_probe(cache_dir, texts, m
     encoder, lines = auto_encoder("minilm", texts, {"work_dir": cache_dir})
     assert (encoder.backend, encoder.quantize) == ("openvino", "int8")
     assert lines[-1].startswith("minilm: backend auto runs openvino int8: median cosine 0.99")
-    assert f"to torch fp32 on {len(texts)} of your texts" in lines[-1]
+    assert f"to torch fp32 on {len(texts)} of your texts" in lines[-1] and "faster" in lines[-1]
 
     def no_probe(*args, **kwargs):
         raise AssertionError("probed again: the recorded probe of the same texts should be reused")
