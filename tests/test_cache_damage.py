@@ -99,3 +99,27 @@ def test_an_export_killed_midway_leaves_a_temporary_the_next_export_removes(tmp_
         (leftover / "model.onnx").write_bytes(b"half an export")
     remove_stale_exports(target)
     assert not killed.exists() and live.exists() and elsewhere.exists()
+
+
+@pytest.mark.parametrize("damage", ["empty", "another store"])
+def test_the_cache_rm_that_verify_names_removes_the_store_and_embed_rebuilds_it(embedded, damage):
+    """An empty store (a copy killed before its first byte) and another encoder's store copied over this one's name:
+    every command names `cache rm FP` (and no encoder spec of the other store), and that command works."""
+    data, cache, h5 = embedded
+    if damage == "empty":
+        h5.write_bytes(b"")
+    else:
+        other = "glove-6b-50d[pooling=mean]"
+        assert CliRunner().invoke(main, ["embed", data, "--encoder", other, "--cache-dir", cache]).exit_code == 0
+        (other_h5,) = set(cache.glob("*.h5")) - {h5}
+        h5.write_bytes(other_h5.read_bytes())
+    line = _error_line(["embed", data, "--encoder", GLOVE, "--cache-dir", cache])
+    assert line.startswith(f"Error: {h5}: ")
+    assert line.endswith(f"rebuild it: review-transfer cache rm {h5.stem}, then review-transfer embed SOURCE "
+                         "--encoder SPEC.")
+    verify = CliRunner().invoke(main, ["cache", "verify", h5.stem, "--cache-dir", str(cache)])
+    assert verify.exit_code == 1 and f"review-transfer cache rm {h5.stem}," in verify.output, verify.output
+    removed = CliRunner().invoke(main, ["cache", "rm", h5.stem, "--cache-dir", str(cache)])
+    assert removed.exit_code == 0 and f"removed {h5.stem}" in removed.output, removed.output
+    again = CliRunner().invoke(main, ["embed", data, "--encoder", GLOVE, "--cache-dir", str(cache)])
+    assert again.exit_code == 0 and "0 hits, 120 misses" in again.output, again.output

@@ -247,7 +247,8 @@ class Store:
         elif int(attrs.get("dim", -1)) != f["vectors"].shape[1]:
             problem = f"its vectors are {f['vectors'].shape[1]}-d but its dim attribute says {attrs.get('dim')}"
         if problem:
-            raise CacheError(f"{path}: {problem}; {rebuild_hint(self.fingerprint, attrs.get('spec'))}.")
+            spec = attrs.get("spec") if attrs.get("fingerprint") == self.fingerprint else None  # not another store's
+            raise CacheError(f"{path}: {problem}; {rebuild_hint(self.fingerprint, spec)}.")
 
     def read(self, keys: np.ndarray, dim: int) -> np.ndarray:
         """Vectors of ``keys`` (all present) in order; reads only the blocks holding them."""
@@ -489,12 +490,13 @@ class Store:
 
     def check_ours(self) -> None:
         """CacheError unless this is one of this package's stores: named by a fingerprint (16 hex digits),
-        its main file (if any) an HDF5 file whose fingerprint attribute is that name. A main file too
-        damaged to open passes: removing it is how a damaged store is rebuilt."""
+        its main file (if any) an HDF5 file whose fingerprint attribute is a fingerprint (that name, or another
+        store's copied over it). A main file that is empty or too damaged to open passes: removing it is how a
+        damaged store is rebuilt."""
         if not is_fingerprint(self.fingerprint):
             raise CacheError(f"{self.main}: not a review-transfer cache file (its name is not a 16-hex-digit "
                              "encoder fingerprint); leaving it alone.")
-        if not self.main.exists():
+        if not self.main.exists() or self.main.stat().st_size == 0:  # an empty file holds nothing to lose
             return
         with open(self.main, "rb") as f:
             if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
@@ -503,7 +505,7 @@ class Store:
             found = _attrs_of(self.main).get("fingerprint")
         except OSError:
             return
-        if found != self.fingerprint:
+        if not (isinstance(found, str) and is_fingerprint(found)):
             raise CacheError(f"{self.main}: its fingerprint attribute is {found!r}, not {self.fingerprint!r}, so it is "
                              "not a review-transfer cache file; leaving it alone.")
 
