@@ -79,3 +79,29 @@ def test_static_int8_is_calibrated_once_on_pool_texts_and_reused(cache_dir, text
     monkeypatch.setattr(exported, "make_export", no_export)
     again = get_encoder("minilm", backend="openvino", quantize="int8-static", work_dir=cache_dir)
     assert again.fingerprint == static.fingerprint and np.array_equal(again.encode(texts), got)
+
+
+def test_a_session_loaded_in_the_background_gives_the_same_vectors_bit_for_bit(cache_dir, monkeypatch):
+    """``predict`` of a few texts compiles the session in a thread while the tokenizer loads: the vectors are those
+    of a session loaded in the calling thread, as before, bit for bit, in every language."""
+    import threading
+
+    from pipeline.encoders.onnx import ExportedEncoder
+
+    texts = ["A warm, funny film with a great cast.", "Un film magnifique, je le recommande à tous.",
+             "Langweilig, leider.", "这部电影太无聊了，我就睡着了。", "Una película muy aburrida y sin gracia."]
+    loaded_in = []
+    real_load = exported.load_session
+
+    def load_session(*args, **kwargs):
+        loaded_in.append(threading.current_thread() is threading.main_thread())
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(exported, "load_session", load_session)
+    background = [get_encoder("minilm", backend="openvino", work_dir=cache_dir).encode([t]) for t in texts]
+    assert loaded_in == [False] * len(texts)  # each fresh encoder's session compiled in its own thread
+    monkeypatch.setattr(ExportedEncoder, "preload", lambda self, count=1: None)
+    here = [get_encoder("minilm", backend="openvino", work_dir=cache_dir).encode([t]) for t in texts]
+    assert loaded_in[len(texts):] == [True] * len(texts)
+    for a, b in zip(background, here):
+        assert np.array_equal(a, b)

@@ -346,3 +346,23 @@ def test_an_english_side_that_also_reads_the_other_encoder_scores_both_heads_sum
     X[:70, :2] *= 3.0
     assert fit_routed("logreg", X, y, layout, seed=0).estimator.english_own == ()
 
+
+
+def test_prediction_starts_loading_every_part_a_text_needs_and_no_other(monkeypatch):
+    """Before encoding, a routed encoder asks each part its texts need to start loading (an exported model's session
+    compiles in a thread, so ``E+O|O`` loads both at once); one English review under ``E|O`` never loads O. The
+    language warning asks nothing of the English part when another part reads every language."""
+    from pipeline.encoders import language
+    from pipeline.encoders.base import Encoder
+
+    asked: list[tuple[str, int]] = []
+    monkeypatch.setattr(Encoder, "preload", lambda self, count=1: asked.append((self.spec, count)))
+    for_prediction(get_encoder(ROUTED)).encode(TEXTS[:1])
+    assert asked == [(ENGLISH, 1)]
+    asked.clear()
+    both = for_prediction(get_encoder(f"{ENGLISH}+{OTHER}|{OTHER}"))
+    both.encode(TEXTS[:3])
+    assert asked == [(ENGLISH, 2), (OTHER, 3)]
+    e5 = get_encoder(f"{ENGLISH}|multilingual-e5")
+    monkeypatch.setattr(language, "_not_english", lambda *a: pytest.fail("the English part was checked"))
+    assert language.check(e5, TEXTS) is None

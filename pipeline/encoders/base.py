@@ -93,6 +93,10 @@ class Encoder(ABC):
             raise RuntimeError(f"{self.spec}: encoder returned shape {out.shape}, expected {(len(texts), self.dim)}.")
         return out
 
+    def preload(self, count: int = 1) -> None:
+        """Start loading, in the background, what an :meth:`encode` of ``count`` texts will need, where that
+        helps (an exported model's runtime session); nothing by default."""
+
     def describe(self) -> str:
         """One line for people: spec, dim and the settings that matter."""
         return f"{self.spec} ({self.dim}-d, fingerprint {self.fingerprint})"

@@ -32,6 +32,8 @@ class ConcatEncoder(Encoder):
         return " + ".join(p.describe() for p in self.parts) + f" ({self.dim}-d together)"
 
     def _encode(self, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
+        for part in self.parts:  # their sessions load side by side
+            part.preload(len(texts))
         out = []
         for i, part in enumerate(self.parts):
             out.append(part.encode(texts, progress=progress if i == len(self.parts) - 1 else None))

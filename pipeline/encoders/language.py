@@ -100,10 +100,13 @@ def check(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:
     of a kind this check knows nothing about (a model the user named)."""
     parts = getattr(encoder, "parts", None)
     if parts is not None:
-        found = [check(p, texts) for p in parts]
-        if any(f is None for f in found):
-            return None  # a multilingual or unknown part may read them
-        return max(found, key=lambda c: c.share)  # type: ignore[arg-type, return-value]
+        found = []
+        for part in sorted(parts, key=lambda p: not getattr(p, "multilingual", False)):  # the free answers first
+            one = check(part, texts)
+            if one is None:
+                return None  # a multilingual or unknown part may read them
+            found.append(one)
+        return max(found, key=lambda c: c.share)
     if getattr(encoder, "multilingual", False):
         return None
     some = sample(texts)

@@ -53,6 +53,7 @@ import numpy as np
 
 from pipeline import MissingExtraError, OptionError, ReviewTransferError
 from pipeline.disk import explain_full_disk
+from pipeline.encoders.background import Background
 from pipeline.encoders.base import Encoder, layer_span
 from pipeline.encoders.calibration import LEGACY_RECIPE, default_recipe
 from pipeline.encoders.calibration import recipe as calibration_recipe
@@ -151,6 +152,7 @@ class ExportedEncoder(Encoder):
         self.windowing = Windowing(resolve_strategy(long_text),
                                    self.max_length - len(self._specials[0]) - len(self._specials[1]))
         self._session: Any = None
+        self._loading: Background[Any] | None = None  # the one-request session, loading in a thread (preload)
         self._bulk_session: Any = None
         self._tokenizer: Any = None
 
@@ -188,10 +190,10 @@ class ExportedEncoder(Encoder):
 
     # ------------------------------------------------------------------------------------ encoding
     def _encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        self.preload(len(texts))  # the session compiles while the tokenizer loads and reads the texts
         ids = self._content_ids(texts)
         self.last_stats = {"truncated": sum(len(x) > self.windowing.window for x in ids)}
-        bulk = self.backend == "openvino" and len(ids) > BULK_BATCHES * self.batch_size
-        streams = self.bulk_streams if bulk else 1
+        streams = self._streams(len(ids))
         run = self._runner(streams)
 
         def forward(batch: list[list[int]]) -> np.ndarray:
@@ -231,21 +233,38 @@ class ExportedEncoder(Encoder):
             self._tokenizer = tok
         return self._tokenizer
 
+    def preload(self, count: int = 1) -> None:
+        """Start loading the session an encode of ``count`` texts runs on one request, in a background thread
+        (the runtime compiles without the GIL), so the tokenizer or another part's session loads meanwhile; the
+        encode waits for it. Nothing for an encode that runs on several streams, or once the session is loaded."""
+        if self._streams(count) == 1 and self._session is None and self._loading is None:
+            if self.backend == "openvino":
+                runtime_openvino()  # imported here: an import holds the GIL, and the thread would wait for it
+            self._loading = Background(lambda: self._open(1), name=f"load {self.spec}")
+
+    def _streams(self, count: int) -> int:
+        """Streams an encode of ``count`` texts runs on: :attr:`bulk_streams` for a large openvino call, else 1."""
+        return self.bulk_streams if self.backend == "openvino" and count > BULK_BATCHES * self.batch_size else 1
+
     def _runner(self, streams: int = 1) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """``run(input_ids, attention_mask) -> last hidden state`` on one request, or thread-safe over
-        ``streams`` streams, loading the session on first use."""
-        own = self.export_dir.parent == self.model_dir / EXPORTS_DIR  # a bundle's: never written to
+        ``streams`` streams, loading the session on first use (or taking the one :meth:`preload` loads)."""
         if streams > 1:
             if self._bulk_session is None:
-                self._bulk_session = load_session(self.export_dir, self.backend, compiled=not own, streams=streams)
+                self._bulk_session = self._open(streams)
             return self._bulk_session
         if self._session is None:
-            self._session = load_session(self.export_dir, self.backend, compiled=not own)
+            loading, self._loading = self._loading, None
+            self._session = loading.result() if loading is not None else self._open(1)
         return self._session
+
+    def _open(self, streams: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        own = self.export_dir.parent == self.model_dir / EXPORTS_DIR  # a bundle's: never written to
+        return load_session(self.export_dir, self.backend, compiled=not own, streams=streams)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_session"] = state["_bulk_session"] = state["_tokenizer"] = None
+        state["_session"] = state["_loading"] = state["_bulk_session"] = state["_tokenizer"] = None
         return state
 
 

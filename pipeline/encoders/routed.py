@@ -159,20 +159,26 @@ class RoutedEncoder(ConcatEncoder):
         cols = [tuple(c for i in side for c in range(int(starts[i]), int(starts[i + 1]))) for side in self.route]
         return Layout(cols[0], cols[1], int(starts[-1]))
 
-    def assemble(self, texts: list[str], vectors: Callable[[Encoder, list[str]], np.ndarray]) -> np.ndarray:
+    def assemble(self, texts: list[str], vectors: Callable[[Encoder, list[str]], np.ndarray], *,
+                 preload: bool = False) -> np.ndarray:
         """The rows of ``texts``, each part's columns from ``vectors(part, its texts)`` (the encoder, or the
         cache): every part for English texts (only the English side's with :attr:`every_part` off), the other
-        side's parts for the rest, then the English flag. A part no text needs is never called."""
+        side's parts for the rest, then the English flag. A part no text needs is never called; with ``preload``
+        (``vectors`` encodes every text it is given) the parts the texts need start loading side by side first."""
         from pipeline.encoders.language import english
 
         flags = np.asarray(english(texts, self.route_version), dtype=bool)
+        rows = [np.flatnonzero((flags & (self.every_part or i in self.route[0])) | (~flags & (i in self.route[1])))
+                for i in range(len(self.parts))]
+        if preload:
+            for part, some in zip(self.parts, rows):
+                if len(some):
+                    part.preload(len(some))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         start = 0
-        for i, part in enumerate(self.parts):
-            reads_english = self.every_part or i in self.route[0]
-            rows = np.flatnonzero((flags & reads_english) | (~flags & (i in self.route[1])))
-            if len(rows):
-                out[rows, start:start + part.dim] = vectors(part, [texts[r] for r in rows])
+        for part, some in zip(self.parts, rows):
+            if len(some):
+                out[some, start:start + part.dim] = vectors(part, [texts[r] for r in some])
             start += part.dim
         out[:, -1] = flags
         return out
@@ -184,4 +190,4 @@ class RoutedEncoder(ConcatEncoder):
                 self.last_stats[name] = self.last_stats.get(name, 0) + value
             return vectors
 
-        return self.assemble(texts, encode)
+        return self.assemble(texts, encode, preload=True)
