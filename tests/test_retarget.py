@@ -362,7 +362,8 @@ def test_with_labels_english_texts_of_a_routed_bundle_also_read_its_other_side(r
     """A routed MiniLM bundle (``minilm|minilm[layers=4-6]``: sentence vectors, whose heads take rows as they are)
     retargeted on 16 labelled tweets: its English side reads both parts (``E+O|O``, a second view), the source score is
     the sum of both heads', the saved bundle rebuilds that encoder, and other-language texts score as before; with no
-    labels the same two heads read the site's rate and their sum is the head whose threshold moves."""
+    labels the same two heads read the site's rate and their sum is the head whose threshold moves; a bundle fitted
+    with English texts read by both (``E+O|O``, its English head the two heads' sum) reads the rate as that one does."""
     from pipeline.data.dataset import Dataset
     from pipeline.fit.retarget_bundle import TargetData, retarget
     from pipeline.fit.train import FitPlan, iter_fit
@@ -395,6 +396,24 @@ def test_with_labels_english_texts_of_a_routed_bundle_also_read_its_other_side(r
     assert record["routed_side"]["second_view"] == wide and zero.manifest["encoder"]["spec"] == wide
     assert record["prior"]["from"] in ("views", "readers", "ranking") and record["labels"] == 0
     assert len(zero.head.english_cols) == 768
+    both = next(iter_fit(train, FitPlan(heads=["logreg"], seed=0, prompts=None), encoder=wide, cache_dir=cache))
+    both.save(tmp_path / "both")
+    assert both.estimator.english_own  # fitted summed: English texts score both heads
+    summed, _ = retarget(both, TargetData.of(None, 0, 0, {"site": ds.texts[:150]}), RetargetSettings())
+    read = summed.manifest["retarget"]
+    assert read["routed_side"]["second_view"] == wide and summed.manifest["encoder"]["spec"] == wide
+    assert read["prior"]["from"] in ("views", "readers", "ranking") and read["labels"] == 0
+    from pipeline.fit.retarget_side import Side
+
+    X_site = both.embed(ds.texts[:150])  # the two views: the sum's own first head, and the other side's head
+    side = Side.of(both, X_site)
+    source, first = SourceHead.of(side.head, "logreg"), side.first_view("logreg")
+    S = side.take(X_site)
+    p_other = both.estimator.other_.predict_proba(X_site[side.rows(X_site)][:, list(both.estimator.other_cols)])[:, 1]
+    np.testing.assert_allclose(source.score(source.rows(S)) - first.score(first.rows(S[:, :len(first.coef)])),
+                               np.log(p_other / (1 - p_other)), atol=1e-6)
+    one, _ = retarget(both, TargetData.of(None, 0, 0, {"site": ds.texts[:150]}), RetargetSettings(second_view=False))
+    assert one.manifest["retarget"]["routed_side"]["second_view"] is None  # --one-view: the sum as one head
 
 
 def _two_views(rng: np.random.Generator, n: int, rate: float) -> tuple[np.ndarray, np.ndarray]:

@@ -324,15 +324,16 @@ def fit_retargeted(source: SourceHead, X: np.ndarray, y: np.ndarray, X_unlabelle
 
 
 def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: RetargetSettings,
-                  prior_model: Any = None, first: SourceHead | None = None) -> Retargeted:
+                  prior_model: Any = None, first: SourceHead | None = None, *, sum_prior: bool = False) -> Retargeted:
     """With no target labels: ``source`` with its threshold moved to the quantile of the unlabelled target
     texts' scores that calls ``settings.prior`` of them positive, or else the rate read from them
     (:func:`~pipeline.fit.retarget_rate.no_label_rate`: the median of their ranking's and the readers of
     ``prior_model``, the source bundle's :class:`~pipeline.predict.prior.PriorModel`, or with none the ranking's
     where it may be trusted), unless that rate confirms the source's threshold. With ``first`` (``source`` is the
     sum of two heads, ``first`` reading the leading columns: :meth:`SourceHead.beside`), the rate is read from both
-    heads' scores together, ``prior_model`` describing ``first``'s. A RetargetError says what to do when there is
-    no rate."""
+    heads' scores together, ``prior_model`` describing ``first``'s, or with ``sum_prior`` the sum's (a bundle fitted
+    with the sum as its English head, ``E+O|O``: where the two heads' scores do not separate, the one-head rule then
+    reads the sum). A RetargetError says what to do when there is no rate."""
     from pipeline.fit.retarget_rate import MIN_UNLABELLED, calibrated_rates, no_label_rate
 
     start = time.perf_counter()
@@ -346,7 +347,8 @@ def fit_recentred(source: SourceHead, X_unlabelled: np.ndarray, settings: Retarg
     if settings.prior is None:
         own = s if first is None else first.score(first.rows(X_unlabelled[:, :len(first.coef)]))
         views = None if first is None else np.c_[own, s - own]
-        found = no_label_rate(own, calibrated_rates(own, prior_model), views)
+        read = s if sum_prior else own  # the scores prior_model describes
+        found = no_label_rate(read, calibrated_rates(read, prior_model), views)
         if found.rate is None:
             raise RetargetError(_no_rate(found.mixture, len(s), found.calibrated))
         prior, calibrated, kept = TargetPrior(found.rate, found.source, None, found.mixture), found.calibrated, found.kept

@@ -87,6 +87,7 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
     if viewed is not None:  # English texts read the other side's encoder too; the source score is both heads'
         side, source = viewed
     y, S_lab, S_unl = lab.labels[side.rows(X_lab)], side.take(X_lab), side.take(X_unl)
+    summed = None
     if len(lab):
         _check_side(side, len(y), len(lab))
         fitted = fit_retargeted(source, S_lab, y, S_unl, settings)
@@ -95,11 +96,15 @@ def retarget(bundle: Bundle, data: TargetData, settings: RetargetSettings) -> tu
 
         # the recorded prior model describes the source's (English) head's scores, not the other side's
         model = PriorModel.from_manifest(bundle.manifest) if bundle.manifest.get("prior") and side.english else None
-        fitted = fit_recentred(source, S_unl, settings, model, first if viewed is not None else None)
+        # a bundle fitted with English texts read by both encoders (E+O|O) has both views already: its sum's own
+        # first head reads the rate with the other, as a widened E|O's does (its prior model describes the sum)
+        summed = side.first_view(bundle.manifest["head"]["name"]) if viewed is None and settings.second_view else None
+        fitted = fit_recentred(source, S_unl, settings, model, first if viewed is not None else summed,
+                               sum_prior=summed is not None)
     if side.routed:
+        two_views = wide.spec if viewed is not None else bundle.encoder_spec if summed is not None else None
         fitted.record["routed_side"] = {"adapted": side.name, "left_out_labels": len(lab) - len(y),
-                                        "left_out_unlabelled": len(X_unl) - len(S_unl),
-                                        "second_view": wide.spec if viewed is not None else None}
+                                        "left_out_unlabelled": len(X_unl) - len(S_unl), "second_view": two_views}
     estimator = side.estimator(fitted.estimator(), X.shape[1])
     seen = X[: len(lab) + len(data.unlabelled)]
     # the source's shift sample holds no other-side columns for English texts: compare the target's alike

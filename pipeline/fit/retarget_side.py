@@ -37,6 +37,8 @@ class Side:
     kept_cols: tuple[int, ...] = ()
     english: bool = True
     kept_head: Any = None  # the kept side's light head (a LinearHead), for the second view
+    own_head: Any = None  # a summed English side's (E+O|O) head on its encoder's own columns, before the sum
+    own_cols: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, bundle: Any, X: np.ndarray | None = None) -> Side:
@@ -51,9 +53,11 @@ class Side:
         light = {side: getattr(head, f"{side}_") if hasattr(head, f"{side}_") else getattr(head, side)
                  for side in ("english", "other")}
         own, kept = ("english", "other") if english else ("other", "english")
+        summed = english and bool(getattr(routed, "english_own", ()))
         return cls(light[own], np.asarray(getattr(head, f"{own}_cols"), dtype=np.int64), flag,
                    getattr(routed, f"{kept}_"), tuple(int(c) for c in getattr(routed, f"{kept}_cols")), english,
-                   light[kept])
+                   light[kept], routed.english if summed else None,
+                   tuple(int(c) for c in routed.english_own) if summed else ())
 
     @property
     def routed(self) -> bool:
@@ -92,6 +96,17 @@ class Side:
         if joined is None:
             return None
         return replace(self, cols=np.r_[self.cols, np.asarray(self.kept_cols, dtype=np.int64)]), joined
+
+    def first_view(self, name: str) -> Any:
+        """For the English side of a bundle whose English head is the sum of its encoder's own head and the other
+        side's (``E+O|O``, :class:`~pipeline.heads.routed.RoutedClassifier`'s ``english_own``), that own head as a
+        :class:`~pipeline.fit.retarget.SourceHead` on this side's leading columns, as ``fit_recentred`` takes it
+        (``first``); None for any other side."""
+        from pipeline.fit.retarget import SourceHead
+
+        if self.own_head is None or tuple(int(c) for c in self.cols[:len(self.own_cols)]) != self.own_cols:
+            return None
+        return SourceHead.of(self.own_head, name)
 
     def estimator(self, adapted: Any, n_features: int) -> Any:
         """The new bundle's head: ``adapted`` (a scikit-learn head on this side's columns), joined for a routed
