@@ -15,10 +15,12 @@ default bundle (``multilingual``, routed, as `fit` makes it with no options; eit
 ``--command evaluate`` scores ``--texts`` RT test texts instead (their vectors cached by the warm-up run, so
 what is timed is everything but the encoder: imports, the bundle's checks, the domain-shift check, the scores).
 ``--tree DIR`` (repeatable) runs the children on another checkout's ``pipeline`` too, in the same rounds, for a
-before/after on one machine load (the bundles are fitted once, by this checkout).
+before/after on one machine load (the bundles are fitted once, by this checkout). ``--use DIR`` (repeatable) times
+bundles made beforehand instead of fitting any, e.g. the one of ``review-transfer fit rt --budget 1000 --seed 0``
+(a routed one gets the other languages' reviews too).
 
 Run:  .venv/bin/python benchmarks/bench_predict.py [--runs 5] [--bundle "mpnet alone (auto)"]
-      [--command evaluate --texts 500] [--tree /tmp/base --tree .]
+      [--command evaluate --texts 500] [--tree /tmp/base --tree .] [--use models/rt-multilingual-logreg-b1000-s0]
 """
 
 from __future__ import annotations
@@ -133,12 +135,15 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=500, help="--command evaluate: RT test texts scored.")
     parser.add_argument("--tree", action="append", type=Path, default=[],
                         help="A checkout whose pipeline the children run (repeatable).  [default: this one]")
+    parser.add_argument("--use", action="append", type=Path, default=[],
+                        help="A bundle made beforehand to time instead of fitting any (repeatable).")
     args = parser.parse_args()
     trees = [t.resolve() for t in args.tree] or [ROOT]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cache = str(Path(os.environ.get("REVIEW_TRANSFER_CACHE") or work / "cache").resolve())
-        rows = rows_of(fit_bundles(work, cache, args.only))
+        made = {_routed_name(p): p.resolve() for p in args.use} or fit_bundles(work, cache, args.only)
+        rows = rows_of(made)
         scored = labelled_file(work, args.texts) if args.command == "evaluate" else None
 
         def command(path: Path, language: str) -> list[str]:
@@ -160,6 +165,14 @@ def main() -> None:
             print(f"| {name} | {tree} | {statistics.median(t[0] for t in runs):.2f} | "
                   f"{statistics.median(t[1] for t in runs):.2f} | {runs[-1][2]} | {len(runs)} |")
         print(f"load average after: {_load()}")
+
+
+def _routed_name(bundle: Path) -> str:
+    """A bundle's row name: its folder's, marked routed when its encoder is (so it gets the other languages too)."""
+    import json
+
+    spec = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))["encoder"]["spec"]
+    return f"{bundle.name}" + (" (routed)" if "|" in spec else "")
 
 
 def _slug(name: str) -> str:
