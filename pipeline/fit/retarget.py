@@ -65,7 +65,9 @@ class RetargetSettings:
     prior: float | None = None  # the target's positive rate when known (--prior)
     self_train: Any = None  # SelfTrainSettings, or None
     seed: int = 0
-    second_view: bool = True  # a routed bundle with labels: English texts also read the other side (retarget_side)
+    # a routed bundle: English texts also read the other side (retarget_side), or with no labels an E+O|O bundle's
+    # rate is read from its two heads (False: --one-view)
+    second_view: bool = True
 
     def __post_init__(self) -> None:
         if self.strength is not None and not self.strength > 0:
