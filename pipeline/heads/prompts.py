@@ -104,7 +104,7 @@ def direction(vectors: np.ndarray, n_positive: int) -> np.ndarray:
     u = V[:n_positive].mean(axis=0) - V[n_positive:].mean(axis=0)
     size = float(np.linalg.norm(u))
     if size < 1e-6:
-        raise PromptsUnreadable(f"{SAME_MEAN}; make them differ.")
+        raise PromptsUnreadable(f"{SAME_MEAN}; make them differ, in words the encoder knows, or use --prompts none.")
     return u / size
 
 
