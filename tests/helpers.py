@@ -41,3 +41,14 @@ def write_small_glove(glove: Any, path: Path, n_words: int = 5000) -> tuple[list
         for w, v in zip(words, vecs):
             f.write(w + " " + " ".join(f"{x:.6f}" for x in v) + "\n")
     return words, vecs
+
+
+def write_star_sheet(path: Path, ds: Dataset, idx: Iterable[int], n_rated: int) -> str:
+    """Write rows ``idx`` of a labelled dataset as a shop's sheet (columns review, stars) whose first ``n_rated`` rows
+    are rated, 4 or 5 for a positive review and 1 or 2 for a negative one, the first of them 3, and the rest not yet."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "stars"])
+        for n, i in enumerate(idx):
+            w.writerow([ds.texts[i], "" if n >= n_rated else 3 if n == 0 else 3 * ds.labels[i] + 1 + n % 2])
+    return str(path)

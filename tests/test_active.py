@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import write_reviews_csv
+from helpers import write_reviews_csv, write_star_sheet
 
 from pipeline.active.choices import STRATEGIES
 from pipeline.active.strategies import Oracle, nearest_distance, propose, simulate, unit_rows
@@ -105,6 +105,34 @@ def test_suggest_writes_k_rows_with_reasons(tmp_path, rt, small_glove):
     assert all(r["guess"] in rt.label_names and 0 <= float(r["p_positive"]) <= 1 for r in rows)
     bad = subprocess.run(cmd[:-4] + ["--strategy", "smart"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "'smart' is not one of" in bad.stderr
+
+
+def test_suggest_reads_every_text_of_a_partly_rated_sheet_and_takes_its_ratings_when_asked(tmp_path, rt, small_glove):
+    """A sheet whose stars column is filled on 20 of 60 rows (one a 3): every text is a candidate, and with
+    --take-labels the 19 rated ones are labels so far, never suggested; the sheet itself is never written."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    sheet = write_star_sheet(tmp_path / "shop.csv", rt, range(60), n_rated=20)
+    before = Path(sheet).read_bytes()
+    rated, unrated = set(rt.texts[1:20]), set(rt.texts[20:60])
+    common = ["suggest", sheet, "--text-col", "review", "--label-col", "stars", "--positive", "4,5", "--negative",
+              "1,2", "--encoder", small_glove, "--k", "30", "--out", tmp_path / "to_label.csv", "--cache-dir",
+              tmp_path / "cache"]
+    result = CliRunner().invoke(main, common)
+    assert result.exit_code == 0, result.output
+    assert "its column 'stars' already holds 19 labels" in result.output and "--take-labels" in result.output
+    picked = {r["text"] for r in csv.DictReader(open(tmp_path / "to_label.csv", encoding="utf-8-sig"))}
+    assert picked & unrated  # the rows not rated yet are candidates (they were dropped with the column partly filled)
+    result = CliRunner().invoke(main, [*common, "--take-labels"])
+    assert result.exit_code == 0, result.output
+    positive = sum(rt.labels[1:20])
+    assert f"took 19 labels from its column 'stars' ({19 - positive} negative, {positive} positive)" in result.output
+    assert f"labels so far: {19 - positive} negative, {positive} positive" in result.output
+    picked = {r["text"] for r in csv.DictReader(open(tmp_path / "to_label.csv", encoding="utf-8-sig"))}
+    assert len(picked) == 30 and not picked & rated
+    assert Path(sheet).read_bytes() == before
 
 
 def test_compare_query_is_paired_resumable_and_reported(tmp_path, rt):

@@ -19,8 +19,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
-from helpers import write_reviews_csv
+from helpers import write_reviews_csv, write_star_sheet
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 try:
@@ -75,6 +76,34 @@ def _records(path: Path) -> list[dict]:
 def source(tmp_path_factory, rt) -> str:
     """300 real RT reviews."""
     return write_reviews_csv(tmp_path_factory.mktemp("label") / "reviews.csv", rt, range(300))
+
+
+def test_label_takes_a_sheets_ratings_into_its_file_once(tmp_path, rt, small_glove):
+    """--take-labels on a sheet rated on 12 of 40 rows (one a 3, left out): the 11 others go into the labels file
+    once (a restart, reading it beside --positive 4,5, adds none), are never proposed, and the sheet is untouched."""
+    from pipeline.active.label_app.session import LabelJob, open_session
+
+    idx = [int(i) for i in np.random.default_rng(0).permutation(len(rt))[:40]]  # both classes among the rated
+    sheet = write_star_sheet(tmp_path / "shop.csv", rt, idx, n_rated=12)
+    before = Path(sheet).read_bytes()
+    labels = tmp_path / "labels.jsonl"
+    options = {"text_col": "review", "label_col": "stars", "positive": "4,5", "negative": "1,2"}
+    job = LabelJob(sheet, str(labels), small_glove, "hybrid", cache_dir=tmp_path / "cache", source_options=options,
+                   take_labels=True)
+    lines: list[str] = []
+    session = open_session(job, echo=lines.append)
+    assert any("took 11 labels from its column 'stars'" in line and str(labels) in line for line in lines), lines
+    want = {rt.texts[i]: "positive" if rt.labels[i] else "negative" for i in idx[1:12]}
+    assert {r["text"]: r["label"] for r in _records(labels)} == want
+    assert session.n_source == 40 and sum(session.counts().values()) == 11
+    shown = {session.view(c)["item"]["text"] for c in "abcdefgh"}  # eight tabs: eight texts, none of them taken
+    assert len(shown) == 8 and not shown & set(want)
+    lines.clear()
+    again = open_session(job, echo=lines.append)
+    assert len(_records(labels)) == 11 and again.counts() == session.counts()
+    assert any("took 0 labels" in line and "11 of its labelled texts are labelled in --labels already" in line
+               for line in lines), lines
+    assert Path(sheet).read_bytes() == before
 
 
 def test_token_required_and_two_tabs_lose_and_duplicate_nothing(tmp_path, source, small_glove):

@@ -64,6 +64,45 @@ def workspace(source: Dataset, labelled: Dataset | None, encoder: Any, cache_dir
     return Workspace(texts, X, len(source), labels, names)
 
 
+def read_source(source: str, source_options: dict[str, Any]) -> tuple[Dataset, Dataset | None]:
+    """(texts, held): every distinct non-empty text of SOURCE, labelled or not, as the texts to label; and the
+    labels SOURCE's label column already holds (the rows that have one), or None where it holds none."""
+    from pipeline.data.dataset import load, read_texts
+
+    ds = load(source, require_labels=False, **source_options)
+    if ds.labels is None:
+        return ds, None
+    texts = read_texts(source, source_options.get("text_col", "text"))
+    return Dataset(list(dict.fromkeys(t for t in texts if t)), None, name=ds.name), ds
+
+
+def with_held(held: Dataset, so_far: Dataset | None) -> tuple[Dataset, list[tuple[str, int]], int]:
+    """(labels so far with the ``held`` ones added, the held (text, class) pairs added, how many held texts ``so_far``
+    labels otherwise): a text ``so_far`` labels keeps that label; the names are ``so_far``'s, or negative/positive."""
+    names = so_far.label_names if so_far is not None else ("negative", "positive")
+    known = {} if so_far is None else dict(zip(so_far.texts, so_far.labels.tolist()))
+    added = [(t, int(y)) for t, y in zip(held.texts, held.labels.tolist()) if t not in known]
+    differ = sum(known[t] != y for t, y in zip(held.texts, held.labels.tolist()) if t in known)
+    texts, labels = [*known, *(t for t, _ in added)], [*known.values(), *(y for _, y in added)]
+    return Dataset(texts, np.array(labels, dtype=np.int64), label_names=names, name=held.name), added, differ
+
+
+def held_line(source: str, label_col: str, held: Dataset, taken: tuple[list[tuple[str, int]], int, str] | None) -> str:
+    """What became of the labels SOURCE's column ``label_col`` holds (``held``): ``taken`` is None when they were not
+    taken, else (the pairs added, how many the labels file labels otherwise, where they went)."""
+    if taken is None:
+        counts = ", ".join(f"{int((held.labels == c).sum()):,} {name}" for c, name in enumerate(held.label_names))
+        return (f"{source}: its column {label_col!r} already holds {len(held):,} labels ({counts}); they are proposed "
+                "again like any text: --take-labels starts from them")
+    added, differ, into = taken
+    kept = len(held) - len(added)
+    positive = sum(y for _, y in added)
+    line = (f"{source}: took {len(added):,} labels from its column {label_col!r} ({len(added) - positive:,} negative, "
+            f"{positive:,} positive){into}")
+    return line + (f"; {kept:,} of its labelled texts are labelled in --labels already and keep that label"
+                   + (f" ({differ:,} of them otherwise than in {source})" if differ else "") if kept else "")
+
+
 def labelling_encoder(spec: str, texts: list[str], cache_dir: str | Path | None,
                       source_options: dict[str, Any]) -> tuple[Any, list[str]]:
     """(encoder, lines): the encoder of ``spec`` a labelling workspace reads, a transformer under backend auto
@@ -95,15 +134,22 @@ class Suggestion:
     seed: int = 0
     cache_dir: str | Path | None = None
     source_options: dict[str, Any] = field(default_factory=dict)
+    take_labels: bool = False  # start from the labels SOURCE's label column holds
 
 
 def suggest(job: Suggestion, echo: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], Workspace]:
     """(rows of ``to_label.csv``, the workspace they came from) for ``job``; ``echo`` says how the encoder runs."""
-    from pipeline.data.dataset import load, read_labels
+    from pipeline.data.dataset import read_labels
 
-    ds = load(job.source, require_labels=False, **job.source_options)
+    ds, held = read_source(job.source, job.source_options)
     positive = job.source_options.get("positive")  # the labels file may use the site's own names (oui/non)
     labelled = read_labels(job.labels_file, positive=positive) if job.labels_file else None
+    if held is not None:
+        taken = None
+        if job.take_labels:
+            labelled, added, differ = with_held(held, labelled)
+            taken = (added, differ, "")
+        echo(held_line(job.source, job.source_options.get("label_col", "label"), held, taken))
     encoder, lines = labelling_encoder(job.encoder, ds.texts, job.cache_dir, job.source_options)
     for line in lines:
         echo(line)

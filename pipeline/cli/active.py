@@ -20,8 +20,8 @@ from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, labell
               help="Where to write the suggestions (.csv, UTF-8 with the byte-order mark Excel needs; or .jsonl).")
 @_cache_dir_option
 @_handle_errors
-def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy: str, head: str, seed: int,
-            out: str, cache_dir: str | None, **opts: Any) -> None:
+def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy: str, head: str, take_labels: bool,
+            seed: int, out: str, cache_dir: str | None, **opts: Any) -> None:
     """Write the K texts of SOURCE most worth labelling next, for labelling in a spreadsheet.
 
     A .csv is written as Excel reads UTF-8 (with a byte-order mark), so accented and non-Latin texts
@@ -41,7 +41,7 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
     from pipeline.predict.predict import write_rows
 
     rows, ws = suggest_texts(Suggestion(source, encoder, strategy, k, labels_file=labels_file, head=head, seed=seed,
-                                        cache_dir=cache_dir, source_options=opts),
+                                        cache_dir=cache_dir, source_options=opts, take_labels=take_labels),
                              echo=lambda line: click.echo(line, err=True))
     if not rows:
         raise click.ClickException(f"{source}: every text is already labelled; nothing to suggest.")
@@ -61,8 +61,8 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random and k-means draws.")
 @_cache_dir_option
 @_handle_errors
-def label(source: str, labels_file: str, encoder: str, strategy: str, head: str, host: str, port: int, seed: int,
-          cache_dir: str | None, **opts: Any) -> None:
+def label(source: str, labels_file: str, encoder: str, strategy: str, head: str, take_labels: bool, host: str,
+          port: int, seed: int, cache_dir: str | None, **opts: Any) -> None:
     """Label the texts of SOURCE in a local web page, one at a time, the most useful first.
 
     Prints a URL with a random token (requests without it are refused). The page shows one review
@@ -75,6 +75,7 @@ def label(source: str, labels_file: str, encoder: str, strategy: str, head: str,
     \b
     Examples:
       review-transfer label reviews.csv --text-col review --labels labels.jsonl
+      review-transfer label shop.csv --text-col review --label-col stars --positive 4,5 --negative 1,2 --take-labels --labels labels.jsonl
       review-transfer fit labels.jsonl --encoder minilm          # then train on what you labelled
     """
     try:
@@ -86,7 +87,8 @@ def label(source: str, labels_file: str, encoder: str, strategy: str, head: str,
     if not labels_file.endswith(".jsonl"):
         raise click.BadParameter(f"{labels_file}: label writes JSON lines; name the file *.jsonl.", param_hint="--labels")
     session = open_session(LabelJob(source, labels_file, encoder, strategy, head=head, seed=seed, cache_dir=cache_dir,
-                                    source_options=opts), echo=lambda line: click.echo(line, err=True))
+                                    source_options=opts, take_labels=take_labels),
+                           echo=lambda line: click.echo(line, err=True))
     counts = ", ".join(f"{n} {name}" for name, n in session.counts().items())
     click.echo(f"{source}: {session.n_source:,} texts; labels so far in {labels_file}: {counts}; strategy {strategy}")
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -86,8 +86,8 @@ def prompts_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def labelling_options(labels_help: str, head_help: str, *, labels_required: bool) -> Callable[..., Any]:
-    """Add what ``suggest`` and ``label`` share: SOURCE and how to read it, --labels, --encoder, --strategy and
-    --head, with each command's own help for --labels and --head."""
+    """Add what ``suggest`` and ``label`` share: SOURCE and how to read it, --labels, --encoder, --strategy,
+    --head and --take-labels, with each command's own help for --labels and --head."""
     from pipeline.active.choices import DEFAULT_STRATEGY, STRATEGIES
     from pipeline.encoders.spec import DEFAULT_ENCODER
 
@@ -102,6 +102,11 @@ def labelling_options(labels_help: str, head_help: str, *, labels_required: bool
         click.option("--strategy", type=click.Choice(list(STRATEGIES)), default=DEFAULT_STRATEGY, show_default=True,
                      help="; ".join(f"{name}: {what}" for name, what in STRATEGIES.items())),
         click.option("--head", default="logreg", show_default=True, help=head_help),
+        click.option("--take-labels", is_flag=True,
+                     help="Start from the labels SOURCE's label column already holds (--label-col; a partly filled "
+                          "column is fine): they count as labels so far and are never proposed; `label` also writes "
+                          "them into --labels, so `fit FILE` trains on them. SOURCE is never written, and a text "
+                          "--labels labels already keeps its label there. Without it they are proposed again."),
     ]
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:

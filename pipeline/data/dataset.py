@@ -173,6 +173,9 @@ def read_labels(path: str | Path, text_col: str = "text", label_col: str = "labe
     values = set(pairs.values())
     if not values:  # a sheet with no label filled in yet
         return None
+    named = set() if positive is None else {positive, *(p.strip() for p in positive.split(","))}
+    if positive is not None and not named & values and all(v.lower() in KNOWN_LABELS for v in values):
+        positive = None  # the names `label` writes (negative/positive), beside a SOURCE read with --positive 4,5
     if len(values) != 1:
         return _build(records, where, unit, Columns(text_col, label_col, None, positive), name=source)
     value = values.pop()

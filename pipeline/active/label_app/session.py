@@ -42,19 +42,27 @@ class LabelJob:
     seed: int = 0
     cache_dir: str | Path | None = None
     source_options: dict[str, Any] = field(default_factory=dict)
+    take_labels: bool = False  # start from the labels SOURCE's label column holds, written into ``labels_file``
 
 
 def open_session(job: LabelJob, echo: Callable[[str], None] = print) -> LabelSession:
     """The :class:`LabelSession` of ``job``: the labels and skips so far (a restart resumes from them),
     every text's vector, the first model; ``echo`` says how the encoder runs."""
-    from pipeline.active.labelling import labelling_encoder, workspace
-    from pipeline.data.dataset import load, read_labels
+    from pipeline.active.labelling import held_line, labelling_encoder, read_source, with_held, workspace
+    from pipeline.data.dataset import read_labels
 
-    ds = load(job.source, require_labels=False, **job.source_options)
+    ds, held = read_source(job.source, job.source_options)
     store, skips = LabelFile(job.labels_file), LabelFile(job.labels_file + ".skipped")
     # records() first cuts a line a kill left partial and refuses a bad line, before the encoder loads; the file
     # may use the site's own names (oui/non)
     so_far = read_labels(job.labels_file, positive=job.source_options.get("positive")) if store.records() else None
+    if held is not None:
+        taken = None
+        if job.take_labels:  # into the labels file, so a restart and `fit FILE` have them; SOURCE is never written
+            so_far, added, differ = with_held(held, so_far)
+            store.extend([{"text": t, "label": so_far.label_names[y]} for t, y in added])
+            taken = (added, differ, f" into {job.labels_file}")
+        echo(held_line(job.source, job.source_options.get("label_col", "label"), held, taken))
     skipped_texts = {r["text"] for r in skips.records()}
     encoder, lines = labelling_encoder(job.encoder, ds.texts, job.cache_dir, job.source_options)
     for line in lines:

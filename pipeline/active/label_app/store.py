@@ -51,11 +51,19 @@ class LabelFile:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record and fsync it before returning."""
+        self.extend([record])
+
+    def extend(self, records: list[dict[str, Any]]) -> None:
+        """Write ``records`` in order and fsync once before returning (a kill mid-write leaves whole lines, and at
+        most one partial last line, which :meth:`repair` drops)."""
+        if not records:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
+            while data:
+                data = data[os.write(fd, data):]
             os.fsync(fd)
         finally:
             os.close(fd)
