@@ -35,12 +35,13 @@ def progress_bar(total: int | None, desc: str, unit: str = "it", progress: bool 
 
 
 class LineProgress:
-    """Counts like a tqdm bar, but writes a plain line ``desc: n/total unit (p%), s`` to stderr at most
+    """Counts like a tqdm bar, but writes a plain line ``desc: n/total unit (p%), s, rate, ETA`` to stderr at most
     every ``every`` seconds (never when ``every`` is None), and a last one on ``close`` if it wrote any."""
 
     def __init__(self, total: int | None, desc: str, unit: str = "it", *, initial: int = 0,
                  every: float | None = LINE_SECONDS, stream: TextIO | None = None) -> None:
         self.total, self.desc, self.unit, self.n, self.every = total, desc, unit, initial, every
+        self.initial = initial
         self.stream = stream
         self.lines = 0
         self.postfix = ""
@@ -63,11 +64,17 @@ class LineProgress:
         self.every = None
 
     def line(self) -> str:
-        """``desc: n/total units (p%), s elapsed[, postfix]``."""
+        """``desc: n/total units (p%), s elapsed[, rate units/s, ETA s][, postfix]``, the rate and ETA once some
+        work is done."""
         units = self.unit + ("es" if self.unit.endswith(("s", "x", "ch", "sh")) else "s")
         done = f"{self.n:,}/{self.total:,} {units} ({self.n / self.total:.0%})" if self.total else f"{self.n:,} {units}"
+        elapsed = time.monotonic() - self._start
+        rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0
+        pace = f", {rate:,.0f} {units}/s" if rate > 0 else ""
+        if rate > 0 and self.total and self.n < self.total:
+            pace += f", ETA {(self.total - self.n) / rate:.0f} s"
         tail = f", {self.postfix}" if self.postfix else ""
-        return f"{self.desc}: {done}, {time.monotonic() - self._start:.0f} s{tail}"
+        return f"{self.desc}: {done}, {elapsed:.0f} s{pace}{tail}"
 
     def _write(self) -> None:
         print(self.line(), file=self.stream or sys.stderr, flush=True)

@@ -32,6 +32,32 @@ def test_off_a_terminal_progress_is_lines_not_a_bar():
     assert lines[-1].endswith("loss=0.31")
 
 
+def test_a_line_says_the_rate_and_how_long_is_left():
+    out = io.StringIO()
+    bar = LineProgress(1000, "embed x", "text", every=None, stream=out)
+    bar._start -= 10.0  # ten seconds ago
+    bar.update(250)
+    assert bar.line() == "embed x: 250/1,000 texts (25%), 10 s, 25 texts/s, ETA 30 s"
+
+
+def test_a_combined_encoder_reports_one_overall_line(tmp_path, monkeypatch, capsys, rt, glove, small_glove):
+    """Two parts' stores filled under one count: every line is the combined spec's, over both parts' texts."""
+    from pipeline import progress
+    from pipeline.encoders import get_encoder
+    from pipeline.store.cache import EmbeddingCache
+
+    monkeypatch.setattr(progress, "LINE_SECONDS", 0.0)  # a line at every update
+    cache = EmbeddingCache(tmp_path / "cache", chunk_size=100)
+    texts = rt.texts[:300]
+    cache.vectors(glove, texts[:100])  # 100 of the first part's texts cached already
+    capsys.readouterr()
+    both = get_encoder(f"glove-6b-50d+{small_glove}")
+    cache.vectors(both, texts)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.startswith(f"embed {both.spec}: ") for line in lines), lines
+    assert lines[-1].startswith(f"embed {both.spec}: 500/500 texts (100%)")
+
+
 def test_silent_when_asked():
     out = io.StringIO()
     bar = progress_bar(10, "x", progress=False)

@@ -704,6 +704,7 @@ class EmbeddingCache:
         self.progress = progress
         self.last_report: EmbedReport | None = None
         self._stores: dict[str, Store] = {}
+        self._overall: Any = None  # the one bar of a combined encoder's vectors() call, while it runs
 
     def store(self, fingerprint: str) -> Store:
         """The :class:`Store` of one fingerprint (it may not exist on disk yet)."""
@@ -724,10 +725,41 @@ class EmbeddingCache:
         """
         from pipeline.encoders.base import check_texts
         from pipeline.encoders.language import warn as warn_language
+        from pipeline.progress import progress_bar
 
         texts = check_texts(texts)
         warn_language(encoder, texts)  # one line when most texts are not in the encoder's language
-        return self._vectors(encoder, texts)
+        if getattr(encoder, "parts", None) is None:
+            return self._vectors(encoder, texts)
+        todo = self._to_encode(encoder, texts)  # one bar over every part's texts, not one bar per part
+        with progress_bar(todo, f"embed {encoder.spec}", "text", self.progress if todo else False) as bar:
+            self._overall = bar
+            try:
+                return self._vectors(encoder, texts)
+            finally:
+                self._overall = None
+
+    def _to_encode(self, encoder: Encoder, texts: list[str]) -> int:
+        """How many texts :meth:`_vectors` of a combined ``encoder`` will encode, over all its parts' stores: each
+        part's texts found as :meth:`_vectors` finds them (a routed encoder assembles zeros to find them)."""
+        leaves: list[tuple[Encoder, list[str]]] = []
+
+        def plan(part: Encoder, some: list[str]) -> np.ndarray:
+            if hasattr(part, "assemble"):
+                return part.assemble(some, plan)
+            if getattr(part, "parts", None) is not None:
+                return np.hstack([plan(p, some) for p in part.parts])
+            leaves.append((part, some))
+            return np.zeros((len(some), part.dim), dtype=np.float32)
+
+        plan(encoder, texts)
+        total = 0
+        for part, some in leaves:
+            if some:
+                keys = text_keys(some)
+                _, first = np.unique(keys, return_index=True)
+                total += int(self.store(part.fingerprint).missing(keys[first], part.dim).sum())
+        return total
 
     def _vectors(self, encoder: Encoder, texts: list[str]) -> np.ndarray:
         parts = getattr(encoder, "parts", None)
@@ -776,7 +808,8 @@ class EmbeddingCache:
             meta = file_meta(encoder)
             # Longest texts first across chunks too: transformer batches then pad little.
             todo = todo[np.argsort([-len(texts[i]) for i in todo], kind="stable")]
-            with progress_bar(len(todo), f"embed {encoder.spec}", "text", self.progress) as bar:
+            with (contextlib.nullcontext(self._overall) if self._overall is not None else
+                  progress_bar(len(todo), f"embed {encoder.spec}", "text", self.progress)) as bar:
                 for lo in range(0, len(todo), self.chunk_size):
                     idx = todo[lo : lo + self.chunk_size]
                     with warnings.catch_warnings():  # counted here; vectors() warns in input order
