@@ -85,7 +85,7 @@ def test_positive_option_for_other_labels(tmp_path):
         load(path, label_col="stars")
     ds = load(path, label_col="stars", positive="5")
     assert ds.labels.tolist() == [1, 0, 0]
-    assert ds.label_names == ("not 5", "5")
+    assert ds.label_names == ("negative", "positive")  # a rating names no class: the classes are named
     with pytest.raises(DataError, match="--positive '9' is not a value"):
         load(path, label_col="stars", positive="9")
 
@@ -195,9 +195,14 @@ def test_a_rating_scale_and_a_neutral_class(tmp_path):
     with pytest.raises(DataError, match=r"For a rating scale: --positive 4,5 --negative 1,2 \(the values between"):
         load(path, label_col="stars")
     ds = load(path, label_col="stars", positive="4,5", negative="1,2")
-    assert len(ds) == 16 and ds.label_names == ("1/2", "4/5") and ds.labels.sum() == 8
+    # ratings are named negative/positive, not '1/2'/'4/5' (read as fractions); the report says which went where
+    assert len(ds) == 16 and ds.label_names == ("negative", "positive") and ds.labels.sum() == 8
+    assert ds.report.label_line().startswith("'1' 4 -> negative, '2' 4 -> negative, '3' 4 -> left out, '4' 4 -> positive")
     assert ds.report.other_dropped == {"labelled neither --positive nor --negative": 4}
-    assert load(path, label_col="stars", positive="4,5").label_names == ("not 4/5", "4/5")
+    assert load(path, label_col="stars", positive="4,5").label_names == ("negative", "positive")
+    words = write(tmp_path / "w.csv", "text,label\n" + "".join(f"review {i},{('great', 'good', 'bad')[i % 3]}\n"
+                                                               for i in range(9)))
+    assert load(words, positive="great,good").label_names == ("bad", "great/good")  # words keep their own names
     assert load(path, label_col="stars", positive="5").labels.sum() == 4  # 1-4 negative, as before
     with pytest.raises(DataError, match=r"--positive '4,6': '6' is not a value of column 'stars'"):
         load(path, label_col="stars", positive="4,6")

@@ -325,11 +325,11 @@ def test_data_show_and_fit_say_what_each_raw_label_became(rt_split, tmp_path):
     result = run("data", "show", str(stars), "--positive", "5")
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("label values"))
-    assert "'5' 40 -> 5" in line and "'4' 40 -> not 5" in line and "'1' 40 -> not 5" in line
+    assert "'5' 40 -> positive" in line and "'4' 40 -> negative" in line and "'1' 40 -> negative" in line
     result = run("fit", str(stars), "--positive", "5", "--encoder", "glove-6b-50d", "--out", str(tmp_path / "m"),
                  "--cache-dir", str(tmp_path / "cache"), "--class-weight", "balanced")
     assert result.exit_code == 0, result.output
-    assert "'4' 40 -> not 5" in result.output
+    assert "'4' 40 -> negative" in result.output
 
 
 # ---------------------------------------------------------------------------------------------- 1. encoder path

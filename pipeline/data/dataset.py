@@ -75,7 +75,7 @@ class LoadReport:
     label_values: tuple[tuple[str, int, str], ...] = ()  # (raw value or "" for none, rows, class it became or "left out")
 
     def label_line(self) -> str:
-        """Each raw label value, its count and the class it became, e.g. ``'5' 120 -> 5, '4' 80 -> not 5,
+        """Each raw label value, its count and the class it became, e.g. ``'5' 120 -> positive, '4' 80 -> negative,
         no label 3 -> left out``; empty for unlabelled data, and where every value is a class name of its own
         (``fresh``/``rotten``: nothing was merged, renamed or left out)."""
         if all(value == name for value, _, name in self.label_values):
@@ -418,9 +418,12 @@ def _normalise_labels(
         if not others:
             raise DataError(f"{where}: --positive {cols.positive!r} names every value of column {col!r}; a classifier "
                             "needs negative examples too.")
-        name = "/".join(positive)
-        negative_name = ("/".join(_named("--negative", cols.negative, values, where, col)) if cols.negative else
-                         others[0] if len(others) == 1 else f"not {name}")
+        negative = _named("--negative", cols.negative, values, where, col) if cols.negative else others
+        name, negative_name = "/".join(positive), negative[0] if len(negative) == 1 else "/".join(negative)
+        if not cols.negative and len(others) > 1:
+            negative_name = f"not {name}"
+        if all(_is_number(v) for v in [*positive, *negative]):  # ratings: '4/5' and '1/2' would read as fractions
+            name, negative_name = "positive", "negative"
         return np.array([int(v in positive) for v in raw], dtype=np.int64), (negative_name, name)
     if len(values) > 2:
         raise DataError(
@@ -437,6 +440,15 @@ def _normalise_labels(
         )
     names = tuple(sorted(values, key=lambda v: mapped[v]))
     return np.array([mapped[v] for v in raw], dtype=np.int64), (names[0], names[1])
+
+
+def _is_number(value: str) -> bool:
+    """Whether a label value is a number (a rating: ``4``, ``4.5``)."""
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _values_seen(raw: list[str], values: list[str], first_at: dict[str, str] | None) -> str:
