@@ -225,6 +225,22 @@ def test_predict_keeps_one_row_per_input_row(fitted_dir, rt, tmp_path):
     assert result.exit_code != 0 and "all 1 texts are empty" in result.output
 
 
+def test_predict_says_which_texts_have_no_letters(fitted_dir, tmp_path):
+    """Emoji- or number-only texts are labelled like any other, and predict says how many there are and how they
+    were read (no accuracy was measured on them)."""
+    from pipeline.encoders.language import letterless
+
+    models, cache, _ = fitted_dir
+    texts = ["A moving, beautiful film.", "👍👍👍", "", "10/10 !!"]
+    assert letterless(texts) == [1, 3]
+    source = tmp_path / "short.csv"
+    source.write_text("text\n" + "\n".join(f'"{t}"' for t in texts) + "\n", encoding="utf-8")
+    result = invoke("predict", models / f"reviews-{ENCODER}-logreg-ball-s0", "--input", source, "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert "2 text(s) have no letters, only emoji, numbers or signs (first at row 2: '👍👍👍'): its encoder reads " \
+           "them as any text, and no accuracy was measured on such texts" in result.output
+
+
 def test_predict_reads_its_input_file_once(fitted_dir, tmp_path, monkeypatch):
     from pipeline.data import readers
 

@@ -153,6 +153,12 @@ def english(texts: Sequence[str], version: int = CHECKS[-1]) -> list[bool]:
     return [not _not_english(t, version) for t in texts]
 
 
+def letterless(texts: Sequence[str]) -> list[int]:
+    """The indices of the non-empty ``texts`` with no letter (emoji, numbers, punctuation only: ``👍👍``, ``10/10``),
+    which :func:`english` counts as English and the language check counts for neither side."""
+    return [i for i, t in enumerate(texts) if t.strip() and not any(c.isalpha() for c in t)]
+
+
 def english_share(texts: Sequence[str]) -> float:
     """The share of ``texts`` that reads as English (:func:`english`, newest version), counted on
     :func:`sample`; 1.0 with no text."""

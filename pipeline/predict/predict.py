@@ -22,6 +22,7 @@ from pipeline import OptionError
 from pipeline.bundle.bundle import Bundle
 from pipeline.disk import explain_full_disk
 from pipeline.encoders.base import ZeroVectorWarning, zero_rows_message
+from pipeline.encoders.language import letterless
 from pipeline.encoders.routed import layout_of, own_sides
 from pipeline.predict.prior import Adapted, PriorModel
 from pipeline.data.readers import DataError
@@ -149,6 +150,9 @@ def predict_texts(job: Prediction) -> tuple[list[dict[str, Any]], list[str]]:
     empty = sum(r["p_positive"] is None for r in rows)
     if empty:
         notes.append(f"{empty} empty text(s) left unlabelled (empty label and probability)")
+    no_letters = letterless(texts)
+    if no_letters:
+        notes.append(letterless_note(model, texts, no_letters))
     if rows_in.kept:
         rows = [{**k, **r} for k, r in zip(rows_in.kept, rows)]
     if job.output:
@@ -156,6 +160,17 @@ def predict_texts(job: Prediction) -> tuple[list[dict[str, Any]], list[str]]:
         notes.append(f"wrote {len(rows)} predictions to {written}; " + called_positive(rows))
         notes += _output_hints(job, rows_in)
     return rows, notes
+
+
+def letterless_note(bundle: Bundle, texts: Sequence[str], rows: list[int]) -> str:
+    """What ``predict`` says of the ``texts`` at ``rows``, which have no letter (emoji or numbers only): which side
+    of a routed bundle reads them, and that no accuracy was measured on such texts."""
+    layout = layout_of(bundle.get_encoder())
+    side = ("its English side reads them (the routing counts a text with no letter as English)" if layout is not None
+            else "its encoder reads them as any text")
+    return (f"{len(rows):,} text(s) have no letters, only emoji, numbers or signs (first at row {rows[0] + 1}: "
+            f"{texts[rows[0]][:30]!r}): {side}, and no accuracy was measured on such texts; read their labels "
+            "with care")
 
 
 def _text_col_named(rows: list[dict[str, Any]], text_col: str) -> list[dict[str, Any]]:
