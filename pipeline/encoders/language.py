@@ -30,6 +30,7 @@ as not. The language warning uses the newest version.
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Sequence
@@ -194,6 +195,7 @@ def _unknown_words(text: str, index: Any) -> bool | None:
     return sum(w not in index for w in words) > len(words) / 2
 
 
+@functools.lru_cache(maxsize=1 << 17)  # a text routed twice in one command (its count, then its vectors) is read once
 def _not_english(text: str, version: int = CHECKS[-1]) -> bool | None:
     """Whether ``text`` is mostly in a non-Latin script, or (``version`` 3 on) has a letter of a non-Latin script
     and no English function word, or has more non-English than English function words (up to version 3) or is
