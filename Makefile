@@ -22,8 +22,9 @@ demo: $(BIN)/.installed
 	$(BIN)/review-transfer data show rt
 	$(BIN)/review-transfer compare rt --preset quick --jobs 2 --out reports/quick
 
+# two pytest-xdist workers, each running whole test files (tests/conftest.py: which files share one, one OpenMP thread each)
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    # `make test` runs two pytest-xdist workers on two cores: one OpenMP thread each (torch, BLAS, the e5 engine),
+    # set before numpy or torch load and inherited by the commands tests start, so workers do not oversubscribe
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
 from helpers import write_small_glove
@@ -9,6 +17,29 @@ from helpers import write_small_glove
 from pipeline.store.cache import EmbeddingCache
 from pipeline.data.dataset import Dataset, load, sample_budget, split
 from pipeline.encoders import get_encoder
+
+# Test files that share one xdist worker (one group): the Ray tests, since a Ray cluster started by one
+# records itself in /tmp/ray and a plain ray.init() in another worker would join it; and the files that read
+# RT in MiniLM vectors through `minilm_cached`, so those texts are encoded once per run, not once per worker.
+SHARED_WORKER = {"test_ray.py": "ray", "test_ray_cluster.py": "ray",
+                 "test_prior.py": "minilm-rt", "test_prompts.py": "minilm-rt", "test_selection.py": "minilm-rt"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``pytest -n 2 --dist loadfile`` (``make test``): each test file is one unit of work, so its module
+    fixtures are built once; the files of :data:`SHARED_WORKER` make one unit. (xdist's own ``xdist_group``
+    marks do not take under pytest 9, whose node ids xdist cannot rename.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedWorkerScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return SHARED_WORKER.get(file.rsplit("/", 1)[-1], file)
+
+    return SharedWorkerScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
