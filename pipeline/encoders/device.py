@@ -1,8 +1,8 @@
 """Device and precision choice for transformer encoders, in one place.
 
 ``auto`` device: CUDA, else Apple MPS, else CPU. ``auto`` precision: fp16 on CUDA; on CPU, bf16
-autocast when the CPU has fast bf16 kernels (oneDNN: AVX512-BF16/AMX) and a probe batch keeps cosine
->= :data:`PROBE_MIN_COSINE` to fp32, else fp32 (emulated bf16 is several times slower than fp32);
+autocast when the CPU has AMX (fast bf16 matrix units) and a probe batch keeps cosine
+>= :data:`PROBE_MIN_COSINE` to fp32, else fp32 (without AMX, bf16 autocast is slower than fp32);
 fp32 elsewhere. The rule depends only on the machine and the model, so the resolved precision, which
 enters the fingerprint, is the same on every run. torch is imported inside the functions.
 """
@@ -72,15 +72,16 @@ def resolve_precision(device: str, precision: str, probe: Callable[[str], np.nda
     return "bf16" if min_cosine(probe("fp32"), probe("bf16")) >= PROBE_MIN_COSINE else "fp32"
 
 
-NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+FAST_BF16_FLAGS = frozenset({"amx_bf16"})
 
 
 def cpu_has_fast_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX).
+    """Whether bf16 autocast runs faster than fp32 on this CPU: where it has AMX.
 
-    Where ``cpuinfo`` exists (Linux) its flags decide: oneDNN also reports bf16 "supported" on plain
-    AVX-512 CPUs, where it emulates bf16 several times slower than fp32 (mpnet: 2 vs 12 texts/s).
-    Elsewhere torch's own check is used.
+    Where ``cpuinfo`` exists (Linux) its flags decide. oneDNN also reports bf16 "supported" on plain
+    AVX-512 CPUs, where it emulates bf16 several times slower than fp32 (mpnet: 2 vs 12 texts/s), and
+    with AVX512-BF16 alone autocast still ran 1.3-1.9x slower than fp32 (MiniLM and mpnet, 1 and 2
+    threads; docs/benchmarks/backends.md). Elsewhere torch's own check is used.
     """
     try:
         text = cpuinfo.read_text(encoding="utf-8", errors="replace")
@@ -88,7 +89,7 @@ def cpu_has_fast_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
         text = None
     if text is not None:
         flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split()}
-        return bool(flags & NATIVE_BF16_FLAGS)
+        return bool(flags & FAST_BF16_FLAGS)
     import torch
 
     try:

@@ -139,9 +139,8 @@ def save_body(model: Any, path: Path) -> Path:
 def resolve_runtime(device: str, precision: str) -> tuple[str, str]:
     """Concrete ``(device, precision)`` for training.
 
-    ``auto`` precision: fp16 (autocast + gradient scaling) on CUDA; bf16 autocast on a CPU with native
-    bf16 (AVX512-BF16/AMX, where it is faster); fp32 otherwise — on CPUs without it bf16 is emulated
-    and many times slower.
+    ``auto`` precision: fp16 (autocast + gradient scaling) on CUDA; bf16 autocast on a CPU with AMX
+    (where it is faster); fp32 otherwise: without AMX, bf16 autocast runs slower than fp32.
     """
     from pipeline.encoders.device import PRECISIONS, cpu_has_fast_bf16, resolve_device
 
