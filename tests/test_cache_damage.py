@@ -123,3 +123,20 @@ def test_the_cache_rm_that_verify_names_removes_the_store_and_embed_rebuilds_it(
     assert removed.exit_code == 0 and f"removed {h5.stem}" in removed.output, removed.output
     again = CliRunner().invoke(main, ["embed", data, "--encoder", GLOVE, "--cache-dir", str(cache)])
     assert again.exit_code == 0 and "0 hits, 120 misses" in again.output, again.output
+
+
+def test_an_export_folder_without_its_meta_is_removed_so_the_next_export_can_take_its_place(tmp_path, caplog):
+    """A folder at an export's path holding files but no ``meta.json`` (a damaged copy, a hand's work) made every
+    later export fail its rename (OSError: Directory not empty) and backend auto fall back on each run."""
+    from pipeline.encoders.onnx import META, remove_unfinished_export
+
+    target = tmp_path / "exports" / "openvino-int8-0123456789abcdef"
+    target.mkdir(parents=True)
+    (target / "model.xml").write_bytes(b"<net/>")
+    remove_unfinished_export(target)
+    assert not target.exists() and not list(target.parent.iterdir())
+    assert "holds no meta.json, so it is no finished export: removed, exporting anew" in caplog.text
+    target.mkdir()
+    (target / META).write_text("{}", encoding="utf-8")
+    remove_unfinished_export(target)  # a finished export stays
+    assert (target / META).is_file()

@@ -372,6 +372,7 @@ def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, h
         meta.update(identity=identity, backend=backend, quantize=quantize, export_version=EXPORT_VERSION,
                     seconds=round(time.perf_counter() - start, 1), probes=[])
         write_json(tmp / META, meta)
+        remove_unfinished_export(target)
         try:
             os.replace(tmp, target)
         except OSError:
@@ -385,6 +386,18 @@ def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, h
 def _tmp_prefix(target: Path) -> str:
     """How the temporaries of ``target``'s export made on this host start: ``.KEY.tmp-HOST-`` (then PID-TOKEN)."""
     return f".{target.name}.tmp-{socket.gethostname()}-"
+
+
+def remove_unfinished_export(target: Path) -> None:
+    """Remove ``target`` when it is a folder without ``meta.json``: no export (each is renamed into place with its
+    ``meta.json``) but what a hand or a damaged copy left, which would block every later export's rename."""
+    if not target.is_dir() or (target / META).is_file():
+        return
+    log.warning("%s: holds no %s, so it is no finished export: removed, exporting anew", target, META)
+    aside = target.parent / f"{_tmp_prefix(target)}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    with contextlib.suppress(FileNotFoundError):  # another process removed it first
+        os.replace(target, aside)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def remove_stale_exports(target: Path) -> None:
