@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if XDIST_WORKER:
@@ -26,7 +27,7 @@ SHARED_WORKER = {"test_ray.py": "ray", "test_ray_cluster.py": "ray",
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``pytest -n 2 --dist loadfile`` (``make test``): each test file is one unit of work, so its module
     fixtures are built once; the files of :data:`SHARED_WORKER` make one unit. (xdist's own ``xdist_group``
     marks do not take under pytest 9, whose node ids xdist cannot rename.)"""
