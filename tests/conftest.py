@@ -64,9 +64,9 @@ def rt_split(rt: Dataset) -> tuple[Dataset, Dataset]:
 @pytest.fixture(scope="session")
 def minilm_cached(tmp_path_factory) -> tuple:
     """(MiniLM at fp32, one cache for the session): tests that read RT texts in MiniLM vectors (the test split,
-    nested budget samples of the pool) encode each text once per run. fp32 is what ``auto`` gives on a CPU without
-    native bf16; on the project's 2-core machine, which has it, fp32 encoded RT texts 1.4x faster than auto's bf16,
-    and these tests are about the heads, not the precision. The cache checks every row it returns; a test adds rows, never changes one."""
+    nested budget samples of the pool) encode each text once per run. fp32 on every machine (what ``auto`` gives
+    without AMX; bf16 without it ran 1.4x slower here): these tests are about the heads, not the precision. The
+    cache checks every row it returns; a test adds rows, never changes one."""
     cache = EmbeddingCache(tmp_path_factory.mktemp("minilm-cache"), progress=False)
     return get_encoder("minilm", precision="fp32"), cache
 
