@@ -64,13 +64,13 @@ class LineProgress:
         self.every = None
 
     def line(self) -> str:
-        """``desc: n/total units (p%), s elapsed[, rate units/s, ETA s][, postfix]``, the rate and ETA once some
-        work is done."""
+        """``desc: n/total units (p%), s elapsed[, rate units/s (s per unit under one a second), ETA s][, postfix]``,
+        the rate and ETA once some work is done."""
         units = self.unit + ("es" if self.unit.endswith(("s", "x", "ch", "sh")) else "s")
         done = f"{self.n:,}/{self.total:,} {units} ({self.n / self.total:.0%})" if self.total else f"{self.n:,} {units}"
         elapsed = time.monotonic() - self._start
         rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0
-        pace = f", {rate:,.0f} {units}/s" if rate > 0 else ""
+        pace = f", {rate:,.0f} {units}/s" if rate >= 1 else f", {1 / rate:,.0f} s per {self.unit}" if rate > 0 else ""
         if rate > 0 and self.total and self.n < self.total:
             pace += f", ETA {(self.total - self.n) / rate:.0f} s"
         tail = f", {self.postfix}" if self.postfix else ""

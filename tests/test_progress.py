@@ -38,6 +38,10 @@ def test_a_line_says_the_rate_and_how_long_is_left():
     bar._start -= 10.0  # ten seconds ago
     bar.update(250)
     assert bar.line() == "embed x: 250/1,000 texts (25%), 10 s, 25 texts/s, ETA 30 s"
+    slow = LineProgress(27, "compare", "cell", every=None, stream=out)
+    slow._start -= 76.0
+    slow.update(19)  # under one cell a second: seconds per cell, not '0 cells/s'
+    assert slow.line() == "compare: 19/27 cells (70%), 76 s, 4 s per cell, ETA 32 s"
 
 
 def test_a_combined_encoder_reports_one_overall_line(tmp_path, monkeypatch, capsys, rt, glove, small_glove):
