@@ -43,6 +43,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return SharedWorkerScheduling(config, log)
 
 
+@pytest.fixture(autouse=True)
+def _language_warning_afresh() -> None:
+    """The language warning is said once per encoder in a process (one command); each test starts as a new one."""
+    from pipeline.encoders import language
+
+    language._WARNED.clear()
+
+
 @pytest.fixture(scope="session")
 def glove():
     """The real GloVe 6B 50-d encoder, loaded once for every test that reads through it."""

@@ -122,6 +122,9 @@ def test_warning_fires_on_chinese_through_glove_and_english_transformers_not_rt(
     glove = get_encoder("glove-6b-50d")
     with pytest.warns(LanguageWarning, match="--encoder multilingual"):
         EmbeddingCache(tmp_path).vectors(glove, CHINESE)
+    with warnings.catch_warnings():  # said once per encoder in a process (a command), not once per set of texts
+        warnings.simplefilter("error", LanguageWarning)
+        EmbeddingCache(tmp_path).vectors(glove, CHINESE[:-2])
 
     class EnglishModel:  # what the check reads of mpnet and MiniLM: their spec (the check looks at text only)
         def __init__(self, spec):

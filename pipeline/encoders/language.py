@@ -127,18 +127,16 @@ def _either(a: bool | None, b: bool | None) -> bool | None:
     return None if a is None and b is None else bool(a) or bool(b)
 
 
-_WARNED: set[tuple[str, int, int]] = set()
+_WARNED: set[str] = set()  # the encoder specs warned of in this process
 
 
 def warn(encoder: Any, texts: Sequence[str]) -> LanguageCheck | None:
-    """:func:`check`, and one :class:`LanguageWarning` when most texts are outside (once per encoder and
-    result in a process, so a study that embeds the same texts in many cells says it once)."""
+    """:func:`check`, and one :class:`LanguageWarning` when most texts are outside (once per encoder in a process,
+    so a study that reads its pool, its samples and its test sets with one encoder says it once)."""
     found = check(encoder, texts)
-    if found is not None and found.share > THRESHOLD:
-        key = (found.spec, found.checked, found.outside)
-        if key not in _WARNED:
-            _WARNED.add(key)
-            warnings.warn(found.message(), LanguageWarning, stacklevel=3)
+    if found is not None and found.share > THRESHOLD and found.spec not in _WARNED:
+        _WARNED.add(found.spec)
+        warnings.warn(found.message(), LanguageWarning, stacklevel=3)
     return found
 
 
