@@ -113,13 +113,10 @@ def encoded_direction(prompts: Prompts, encoder: Any, cache_dir: str | Path) -> 
     for a routed encoder (``E|O``) a pair, the direction of each side in its own columns. ``None``, with one
     warning, where the default English prompts give no direction (word vectors trained on reviews in another
     language know none of their words): the heads then fit without the prior, as with ``--prompts none``."""
-    from pipeline.encoders.language import LanguageWarning
     from pipeline.encoders.routed import layout_of
     from pipeline.store.cache import EmbeddingCache
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LanguageWarning)  # about the prompts, not the user's texts
-        V = EmbeddingCache(cache_dir).vectors(encoder, prompts.texts)
+    V = EmbeddingCache(cache_dir).vectors(encoder, prompts.texts, check_language=False)  # not the user's texts
     try:
         return directions(V, len(prompts.positive), layout_of(encoder))
     except PromptsUnreadable as error:

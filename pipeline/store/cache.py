@@ -716,19 +716,21 @@ class EmbeddingCache:
         """The main HDF5 file of ``encoder``."""
         return self.store(encoder.fingerprint).main
 
-    def vectors(self, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
+    def vectors(self, encoder: Encoder, texts: Sequence[str], *, check_language: bool = True) -> np.ndarray:
         """float32 ``(n, dim)`` rows for ``texts`` in input order; encodes only texts not cached.
 
         A combined encoder (``A+B``) reads each part from its own store and concatenates them (a routed one,
         ``E|O``, reads a part only for the texts that get it, and adds its English flag column). Texts
         whose vector is all zero (no known word) raise one :class:`ZeroVectorWarning`, cached or not.
+        ``check_language=False``: texts that are not the user's (the prompts) skip the language warning.
         """
         from pipeline.encoders.base import check_texts
         from pipeline.encoders.language import warn as warn_language
         from pipeline.progress import progress_bar
 
         texts = check_texts(texts)
-        warn_language(encoder, texts)  # one line when most texts are not in the encoder's language
+        if check_language:
+            warn_language(encoder, texts)  # one line when most texts are not in the encoder's language
         if getattr(encoder, "parts", None) is None:
             return self._vectors(encoder, texts)
         todo = self._to_encode(encoder, texts)  # one bar over every part's texts, not one bar per part
