@@ -350,9 +350,11 @@ def test_an_english_side_that_also_reads_the_other_encoder_scores_both_heads_sum
 
 def test_prediction_starts_loading_every_part_a_text_needs_and_no_other(monkeypatch):
     """Before encoding, a routed encoder asks each part its texts need to start loading (an exported model's session
-    compiles in a thread, so ``E+O|O`` loads both at once); one English review under ``E|O`` never loads O. The
-    language warning asks nothing of the English part when another part reads every language."""
-    from pipeline.encoders import language
+    compiles in a thread, so ``E+O|O`` loads both at once); one English review under ``E|O`` never loads O. The parts
+    of the texts likely English start first, before the word lists decide, with the count they read if all those texts
+    are English (a French review the identifier alone calls English loads E's session too). The language warning
+    asks nothing of the English part when another part reads every language."""
+    from pipeline.encoders import language, lexicon
     from pipeline.encoders.base import Encoder
 
     asked: list[tuple[str, int]] = []
@@ -363,6 +365,14 @@ def test_prediction_starts_loading_every_part_a_text_needs_and_no_other(monkeypa
     both = for_prediction(get_encoder(f"{ENGLISH}+{OTHER}|{OTHER}"))
     both.encode(TEXTS[:3])
     assert asked == [(ENGLISH, 2), (OTHER, 3)]
+    asked.clear()
+    texts = ["Spectacular!", "Langweilig, leider.", "这部电影太无聊了。"]  # fastText unsure of the first two
+    assert language.likely_english(texts) == [True, True, False]  # fastText alone: the German review too
+    loaded = []  # what was asked when the word lists loaded
+    monkeypatch.setattr(lexicon, "frequencies", lambda real=lexicon.frequencies: loaded.append(list(asked)) or real())
+    for_prediction(get_encoder(ROUTED)).encode(texts)
+    assert language.english(texts) == [True, False, False]
+    assert loaded[0] == asked == [(ENGLISH, 2), (OTHER, 1)]
     e5 = get_encoder(f"{ENGLISH}|multilingual-e5")
     monkeypatch.setattr(language, "_not_english", lambda *a: pytest.fail("the English part was checked"))
     assert language.check(e5, TEXTS) is None

@@ -11,13 +11,15 @@ T = TypeVar("T")
 
 
 class Background(Generic[T]):
-    """``make()`` running in a daemon thread from construction; :meth:`result` waits for its value and raises
-    what it raised, in the caller's thread."""
+    """``make()`` running in a thread from construction; :meth:`result` waits for its value and raises what it
+    raised, in the caller's thread. The process waits for the thread before it exits, even when nobody asks for
+    the value (a session started for texts that turn out to need another part): a runtime torn down while it
+    compiles in a thread may crash the exit."""
 
     def __init__(self, make: Callable[[], T], name: str = "background load") -> None:
         self._value: T | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(make,), name=name, daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(make,), name=name)
         self._thread.start()
 
     def _run(self, make: Callable[[], T]) -> None:

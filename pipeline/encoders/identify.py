@@ -64,12 +64,18 @@ def english_scores(texts: Sequence[str], floor: float = 0.0) -> list[float]:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 17)  # a routed encoder's guess (language.likely_english), then its verdict
+def english_score(text: str) -> float:
+    """fastText's probability that ``text`` is English (:func:`english_scores` of one text), remembered."""
+    return english_scores([text])[0]
+
+
 def reads_english(text: str) -> bool:
     """Version 5's verdict on a Latin-script ``text``: English when fastText is sure (P(English) >= :data:`SURE`),
     else when ``log10(p / (1 - p)) + LEXICON_WEIGHT * english_margin(text)`` reaches the log-odds of
     :data:`ENGLISH_FLOOR` (:func:`pipeline.encoders.lexicon.english_margin`: how much likelier the words are in
     English than in the likeliest of seven other languages)."""
-    p = english_scores([text])[0]
+    p = english_score(text)
     if p >= SURE:
         return True
     from pipeline.encoders.lexicon import english_margin

@@ -199,15 +199,9 @@ def _not_english(text: str, version: int = CHECKS[-1]) -> bool | None:
     and no English function word, or has more non-English than English function words (up to version 3) or is
     under the identifier's English floor (version 4) or is not English to the identifier and word lists together
     (version 5); None with no letter."""
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
+    if not any(c.isalpha() for c in text):
         return None
-    latin = sum(ord(c) < LATIN_END for c in letters)
-    if latin < len(letters) / 2:
-        return True
-    words = WORD_RE.findall(text.lower())
-    english = sum(w in ENGLISH for w in words)
-    if version >= 3 and latin < len(letters) and not english:
+    if _other_script(text, version):
         return True
     if version >= 5:
         from pipeline.encoders.identify import reads_english
@@ -217,5 +211,29 @@ def _not_english(text: str, version: int = CHECKS[-1]) -> bool | None:
         from pipeline.encoders.identify import ENGLISH_FLOOR, english_scores
 
         return english_scores([text], ENGLISH_FLOOR)[0] < ENGLISH_FLOOR
-    other = sum(w in OTHER for w in words)
-    return other > english
+    words = WORD_RE.findall(text.lower())
+    return sum(w in OTHER for w in words) > sum(w in ENGLISH for w in words)
+
+
+def likely_english(texts: Sequence[str], version: int = CHECKS[-1]) -> list[bool]:
+    """A quick guess at :func:`english` for each text: its script may be English and, from ``version`` 4, the
+    language identifier alone reads it as English (version 4's test), without version 5's word lists. A routed
+    encoder starts loading its English side for these texts while the full test runs."""
+    if version not in CHECKS:
+        raise ValueError(f"English check version {version!r} is not one of {CHECKS}")
+    guess = [not _other_script(t, version) for t in texts]
+    if version < 4:
+        return guess
+    from pipeline.encoders.identify import ENGLISH_FLOOR, english_score
+
+    return [g and (not any(c.isalpha() for c in t) or english_score(t) >= ENGLISH_FLOOR) for g, t in zip(guess, texts)]
+
+
+def _other_script(text: str, version: int) -> bool:
+    """Whether ``text``'s letters alone make it not English under ``version``: mostly of a non-Latin script, or (from
+    version 3) with a letter of one and no English function word."""
+    letters = [c for c in text if c.isalpha()]
+    latin = sum(ord(c) < LATIN_END for c in letters)
+    if latin < len(letters) / 2:
+        return True
+    return version >= 3 and latin < len(letters) and not any(w in ENGLISH for w in WORD_RE.findall(text.lower()))

@@ -163,17 +163,20 @@ class RoutedEncoder(ConcatEncoder):
                  preload: bool = False) -> np.ndarray:
         """The rows of ``texts``, each part's columns from ``vectors(part, its texts)`` (the encoder, or the
         cache): every part for English texts (only the English side's with :attr:`every_part` off), the other
-        side's parts for the rest, then the English flag. A part no text needs is never called; with ``preload``
-        (``vectors`` encodes every text it is given) the parts the texts need start loading side by side first."""
-        from pipeline.encoders.language import english
+        side's parts for the rest, then the English flag. A part no text needs is never called. With ``preload``
+        (``vectors`` encodes every text it is given) the parts the texts need start loading side by side first:
+        those of the texts likely English (:func:`~pipeline.encoders.language.likely_english`) before the word lists
+        read them, so an English review's session compiles meanwhile."""
+        from pipeline.encoders.language import english, likely_english
 
-        flags = np.asarray(english(texts, self.route_version), dtype=bool)
-        rows = [np.flatnonzero((flags & (self.every_part or i in self.route[0])) | (~flags & (i in self.route[1])))
-                for i in range(len(self.parts))]
+        started: set[int] = set()
         if preload:
-            for part, some in zip(self.parts, rows):
-                if len(some):
-                    part.preload(len(some))
+            likely = np.asarray(likely_english(texts, self.route_version), dtype=bool)
+            started = self._preload(self._rows(likely), started)
+        flags = np.asarray(english(texts, self.route_version), dtype=bool)
+        rows = self._rows(flags)
+        if preload:
+            self._preload(rows, started)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         start = 0
         for part, some in zip(self.parts, rows):
@@ -182,6 +185,18 @@ class RoutedEncoder(ConcatEncoder):
             start += part.dim
         out[:, -1] = flags
         return out
+
+    def _rows(self, flags: np.ndarray) -> list[np.ndarray]:
+        """For each part, the indices of the texts it reads when ``flags`` say which texts are English."""
+        return [np.flatnonzero((flags & (self.every_part or i in self.route[0])) | (~flags & (i in self.route[1])))
+                for i in range(len(self.parts))]
+
+    def _preload(self, rows: list[np.ndarray], started: set[int]) -> set[int]:
+        """Start loading each part with texts in ``rows`` and not in ``started``; the parts started, ``started`` too."""
+        for i, (part, some) in enumerate(zip(self.parts, rows)):
+            if len(some) and i not in started:
+                part.preload(len(some))
+        return started | {i for i, some in enumerate(rows) if len(some)}
 
     def _encode(self, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
         def encode(part: Encoder, some: list[str]) -> np.ndarray:
