@@ -7,7 +7,7 @@ lists), the tokenizer, ``import openvino``, the session (``compile_model``, from
 encode; the rest of the encode is the first inference. Prints, per step, the median start and length in seconds
 from the process's start (steps in a background thread are marked so), the median wall time, and the load average.
 
-Run:  .venv/bin/python benchmarks/bench_predict_steps.py BUNDLE [--runs 5] [--language en|fr|zh] [--tree DIR]
+Run:  .venv/bin/python benchmarks/bench_predict_steps.py BUNDLE [--runs 5] [--language en|fr|zh] [--text TEXT] [--tree DIR]
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ def review(language: str) -> str:
             "zh": f"这部电影太无聊了，第{stamp}分钟我就睡着了。"}.get(language, f"A brand new review, number {stamp}.")
 
 
-def run_once(bundle: Path, language: str, tree: Path, cache: str | None) -> tuple[float, list[tuple[str, float, float]]]:
+def run_once(bundle: Path, text: str, tree: Path, cache: str | None) -> tuple[float, list[tuple[str, float, float]]]:
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PYTHONPATH": str(tree)}
     extra = ["--cache-dir", cache] if cache else []
     start = time.time()
-    out = subprocess.run([sys.executable, "-c", CHILD, repr(start), "predict", str(bundle), review(language), *extra],
+    out = subprocess.run([sys.executable, "-c", CHILD, repr(start), "predict", str(bundle), text, *extra],
                          check=True, capture_output=True, text=True, env=env, cwd=tree)
     wall = time.time() - start
     line = next(x for x in out.stderr.splitlines() if x.startswith("MARKS "))
@@ -82,14 +82,18 @@ def main() -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--language", choices=("en", "fr", "zh"), default="en")
+    parser.add_argument("--text", default=None, help="The review to predict.  [default: a new one in --language]")
     parser.add_argument("--tree", type=Path, default=ROOT, help="The checkout whose pipeline runs.  [default: this one]")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
-    run_once(args.bundle, args.language, args.tree, args.cache_dir)  # warm-up
+    def text() -> str:
+        return args.text or review(args.language)
+
+    run_once(args.bundle, text(), args.tree, args.cache_dir)  # warm-up
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     walls, steps = [], {}
     for _ in range(args.runs):
-        wall, marks = run_once(args.bundle, args.language, args.tree, args.cache_dir)
+        wall, marks = run_once(args.bundle, text(), args.tree, args.cache_dir)
         walls.append(wall)
         for name, start, length in marks:
             steps.setdefault(name, []).append((start, length))
