@@ -297,3 +297,11 @@ def test_fingerprint_tracks_texts_and_labels(rt):
     flipped = type(a)(a.texts, 1 - a.labels, a.groups, a.label_names, a.name)
     assert flipped.fingerprint() != a.fingerprint()
     assert np.array_equal(a.labels, b.labels)
+
+
+def test_duplicates_whose_ratings_land_in_one_class_do_not_conflict(tmp_path):
+    path = write(tmp_path / "d.csv", "text;stars\nGenial;5\nFatal;1\nGenial;4\nFatal;5\nMeh;3\nMeh;2\nBien;4\nMal;2\n")
+    ds = load(path, label_col="stars", positive="4,5", negative="1,2")
+    assert ds.report.conflicting_duplicates == 2  # 5 and 4 agree (both positive); 1 and 5 do not; 3 and 2 do not
+    assert ds.report.conflict_examples[0] == "line 5: 'Fatal' is '5' (positive), the copy kept at line 3 '1' (negative)"
+    assert ds.report.conflict_examples[1] == "line 7: 'Meh' is '2' (negative), the copy kept at line 6 '3' (left out)"

@@ -17,8 +17,8 @@ import sys
 import tempfile
 import unicodedata
 import zipfile
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -267,8 +267,10 @@ def _build(
     groups: list[str | None] = []
     first_row: dict[str, int] = {}
     first_label: dict[str, str] = {}  # label value -> where it first appears ("line 11")
-    empty = missing = dups = conflicts = rows = 0
-    conflict_examples: list[str] = []
+    rows_at: list[int] = []  # where each kept text was read
+    empty = missing = dups = rows = 0
+    disagreements: Counter[tuple[str, str]] = Counter()  # (first copy's value, a later copy's value) -> copies
+    disagreement_rows: dict[tuple[str, str], list[tuple[int, int, str]]] = defaultdict(list)
     has_labels: bool | None = None
     aliases = _GroupAliases()
     for row, rec in records:
@@ -289,12 +291,15 @@ def _build(
             dups += 1
             if group_col is not None:
                 aliases.link(groups[first_row[text]], group)
-            if has_labels and raw_labels[first_row[text]] != label:
-                conflicts += 1
-                if len(conflict_examples) < 3:
-                    conflict_examples.append(f"{unit} {row}: {text[:60]!r}")
+            first = first_row[text]
+            if has_labels and raw_labels[first] != label:
+                pair = (raw_labels[first], label)
+                disagreements[pair] += 1
+                if len(disagreement_rows[pair]) < 3:
+                    disagreement_rows[pair].append((row, rows_at[first], text))
             continue
         first_row[text] = len(texts)
+        rows_at.append(row)
         first_label.setdefault(label, f"{unit} {row}")
         texts.append(text)
         raw_labels.append(label)
@@ -312,6 +317,7 @@ def _build(
                         "column with --text-col.")
     labels, label_names = (None, ("negative", "positive"))
     values: tuple[tuple[str, int, str], ...] = ()
+    became: dict[str, str] = {}
     dropped = dict(skip or {}) | ({"without a label": len(unlabelled)} if unlabelled else {})
     if has_labels:
         counts = Counter(raw_labels)
@@ -323,9 +329,23 @@ def _build(
         became = {v: label_names[c] for v, c in zip(raw_labels, labels.tolist())}
         values = tuple((v, n, became.get(v, "left out")) for v, n in counts.most_common())
         values += (("", len(unlabelled), "left out"),) if unlabelled else ()
-    report = LoadReport(rows, empty, missing, dups, conflicts, tuple(conflict_examples), dropped, values)
+    unnamed = label_names[0] if cols.positive is not None and cols.negative is None else "left out"
+    conflicts, conflict_examples = _conflicts(disagreements, disagreement_rows, lambda v: became.get(v, unnamed), unit)
+    report = LoadReport(rows, empty, missing, dups, conflicts, conflict_examples, dropped, values)
     merged = [aliases.root(g) for g in groups] if group_col else None
     return Dataset(texts, labels, merged, label_names, name, report)
+
+
+def _conflicts(disagreements: Counter[tuple[str, str]], rows: Mapping[tuple[str, str], list[tuple[int, int, str]]],
+               cls: Callable[[str], str], unit: str) -> tuple[int, tuple[str, ...]]:
+    """How many duplicates carry a label value of another class (``cls``: value -> class name or "left out") than
+    their first copy's, and up to three of them in file order; copies whose values differ but land in one class (a
+    4 and a 5 read as positive) agree."""
+    clashing = [pair for pair in disagreements if cls(pair[0]) != cls(pair[1])]
+    first_three = sorted(r + (pair,) for pair in clashing for r in rows[pair])[:3]
+    examples = tuple(f"{unit} {row}: {text[:60]!r} is {b!r} ({cls(b)}), the copy kept at {unit} {first} {a!r} "
+                     f"({cls(a)})" for row, first, text, (a, b) in first_three)
+    return sum(disagreements[pair] for pair in clashing), examples
 
 
 def _group_of(rec: dict, group_col: str | None) -> str | None:
