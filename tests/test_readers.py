@@ -47,10 +47,14 @@ BAD = [
      r"m\.jsonl: line 2: malformed JSON"),
     ("not-utf8", "u.csv", (HEADER + GOOD + "caf\xe9 bad,rotten\n").encode("latin-1"),
      r"u\.csv: line 4: byte 0xe9 is not valid UTF-8\. Re-save the file as UTF-8 \(Excel: 'CSV UTF-8'\), or convert "
-     r"it: a file from Windows or Excel is most often cp1252 \(`iconv -f cp1252 -t utf-8 u\.csv > fixed\.csv`"),
+     r"it: a file from Windows or Excel is most often cp1252 \(`iconv -f cp1252 -t utf-8 u\.csv > fixed\.csv`, or "
+     r"where there is no iconv \(Windows\): `python -c \"open\('fixed\.csv', 'w', encoding='utf-8', newline=''\)"
+     r"\.write\(open\('u\.csv', encoding='cp1252', newline=''\)\.read\(\)\)\"`; latin1"),
     ("not-utf8-korean", "k.csv", "주문번호,별점,리뷰내용\n1,5,배송 빨라요\n".encode("cp949"),
      r"k\.csv: line 1: byte 0xc1 is not valid UTF-8\. .*reads as Korean in cp949, as Excel saves plain CSV on Korean "
-     r"Windows \(`iconv -f cp949 -t utf-8 k\.csv > fixed\.csv`\)"),
+     r"Windows \(`iconv -f cp949 -t utf-8 k\.csv > fixed\.csv`, or where there is no iconv \(Windows\): `python -c "
+     r"\"open\('fixed\.csv', 'w', encoding='utf-8', newline=''\)\.write\(open\('k\.csv', encoding='cp949', "
+     r"newline=''\)\.read\(\)\)\"`\)"),
     ("utf-16", "w.tsv", "text\tlabel\nA fine film.\tfresh\n".encode("utf-16"),
      r"w\.tsv: the file is UTF-16 .*`iconv -f utf-16 -t utf-8 w\.tsv > fixed\.tsv`"),
     ("unquoted-comma", "c.csv", HEADER + GOOD + "Dull, lifeless,rotten\n",

@@ -260,9 +260,13 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def _conversion(raw: bytes, path: Path) -> str:
-    """The iconv command for a file whose line ``raw`` is not UTF-8, from the code page it most likely is in."""
+    """The iconv command (and a Python one where iconv is missing) for a file whose line ``raw`` is not UTF-8, from
+    the code page it most likely is in."""
     codec, language = legacy_encoding(raw)
-    fix = f"`iconv -f {codec} -t utf-8 {path.name} > fixed{path.suffix}`"
+    fixed = f"fixed{path.suffix}"
+    fix = (f"`iconv -f {codec} -t utf-8 {path.name} > {fixed}`, or where there is no iconv (Windows): "
+           f"`python -c \"open({fixed!r}, 'w', encoding='utf-8', newline='').write(open({path.name!r}, "
+           f"encoding='{codec}', newline='').read())\"`")
     if codec == FALLBACK[0]:
         return f"a file from Windows or Excel is most often cp1252 ({fix}; latin1 for ISO-8859-1)"
     big5 = "; big5 for Traditional Chinese" if language == "Chinese" else ""
