@@ -307,3 +307,17 @@ def test_a_transfer_side_student_keeps_the_teachers_mean_on_the_new_language():
     cols = list(layout.other)
     drifted, _ = self_train_head(other_head("logreg", X, layout), X[:, cols], y, X_new[:, cols])  # the same teacher
     assert drifted.estimator.predict_proba(X_new[:, cols])[:, 1].mean() < other["teacher_mean"] - 0.02
+
+
+def test_unlabelled_texts_in_a_column_of_another_name(reviews, small_glove, tmp_path):
+    path, _ = reviews  # labelled texts under 'text'; the site's own export names its text column 'tweet'
+    unlabelled = tmp_path / "site.csv"
+    with open(unlabelled, "w", newline="") as f:
+        csv.writer(f).writerows([["tweet_id", "tweet"], *([f"t{i}", f"an extra review number {i}"] for i in range(20))])
+    env = {"REVIEW_TRANSFER_CACHE": str(tmp_path / "cache")}
+    args = ["fit", path, "--encoder", small_glove, "--budget", "60", "--self-train", "--unlabelled", str(unlabelled),
+            "--out", str(tmp_path / "m")]
+    r = CliRunner().invoke(main, args, env=env)
+    assert r.exit_code != 0 and "missing column 'text'" in r.output and "--unlabelled-text-col" in r.output, r.output
+    r = CliRunner().invoke(main, [*args, "--unlabelled-text-col", "tweet"], env=env)
+    assert r.exit_code == 0 and "20 from" in r.output, r.output

@@ -15,7 +15,7 @@ from pipeline.unlabelled.choices import BALANCES, DEFAULT_METHOD, METHODS
 
 
 def unlabelled_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --unlabelled, --self-train, --fraction, --balance, --threshold, --soft/--hard and --rounds (popped by
+    """Add --unlabelled, --unlabelled-text-col, --self-train, --fraction, --balance, --threshold, --soft/--hard and --rounds (popped by
     :func:`pop_unlabelled`)."""
     options = [
         click.option("--unlabelled", "unlabelled", multiple=True, metavar="SOURCE",
@@ -23,6 +23,10 @@ def unlabelled_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "labels in it are not read), e.g. reviews of the site the model is for. They replace "
                           "the default, the pool texts outside the label budget. Test-split texts are used only "
                           "if you pass them here (transductive; reported)."),
+        click.option("--unlabelled-text-col", "unlabelled_text_col", default=None, metavar="COL",
+                     help="Column of the --unlabelled sources holding the text, where it is not --text-col's (the "
+                          "labels file `label` writes has 'text', a site's export 'tweet', say).  [default: "
+                          "--text-col]"),
         click.option("--self-train", "self_train", is_flag=True,
                      help="Self-training: the model trained on the labels (teacher) labels the unlabelled texts; "
                           "a student learns from the labels plus its most confident pseudo-labels."),
@@ -52,12 +56,19 @@ def pop_unlabelled(opts: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
     """Remove the options of :func:`unlabelled_options` from ``opts``; return the self-training settings
     (``None`` without --self-train) and the texts of each --unlabelled source."""
     from pipeline.unlabelled.self_train import SelfTrainSettings
+    from pipeline.data.readers import DataError
     from pipeline.data.unlabelled import read_unlabelled
 
-    sources, on = opts.pop("unlabelled"), opts.pop("self_train")
+    sources, on, text_col = opts.pop("unlabelled"), opts.pop("self_train"), opts.pop("unlabelled_text_col")
     chosen = {k: opts.pop(k) for k in ("fraction", "balance", "threshold", "soft", "rounds")}
     settings = SelfTrainSettings(**chosen) if on else None
-    return settings, read_unlabelled(sources, text_col=opts.get("text_col", "text"))
+    try:
+        return settings, read_unlabelled(sources, text_col=text_col or opts.get("text_col", "text"))
+    except DataError as e:
+        if "missing column" not in str(e) or text_col:
+            raise
+        raise DataError(f"{e} Where the labelled texts and the --unlabelled ones are in columns of different names, "
+                        "name the --unlabelled one with --unlabelled-text-col.") from None
 
 
 @click.command("adapt")
