@@ -41,3 +41,12 @@ def test_help_imports_no_heavy_library(command):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert "Usage:" in res.stdout and res.stdout.strip().splitlines()[-1] == "[]", res.stdout[-500:]
+
+
+def test_the_head_help_names_every_registered_head():
+    """fit's and compare's --head help lists the heads without importing scikit-learn: it must follow the registry."""
+    from pipeline.cli.options import HEADS_HELP
+    from pipeline.heads.registry import HEADS
+
+    listed = HEADS_HELP.split(":", 1)[1].rstrip(".").replace(" ", "").split(",")
+    assert listed == list(HEADS)

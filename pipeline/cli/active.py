@@ -10,7 +10,7 @@ from pipeline import MissingExtraError
 from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, labelling_options
 
 
-@click.command()
+@click.command(short_help="Write the K texts most worth labelling next, as a CSV.")
 @labelling_options("Labels so far: any SOURCE with text and label columns (e.g. the FILE `label` writes, or a "
                    "filled-in to_label.csv). Missing or not given: no labels yet (a diverse cold start).",
                    "Model whose guesses and certainty the strategy uses (default parameters).", labels_required=False)
@@ -51,7 +51,7 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
                f"{ws.n_source - len([r for r in ws.labels if r < ws.n_source]):,} of {ws.n_source:,} texts unlabelled)")
 
 
-@click.command()
+@click.command(short_help="Label texts in a local web page, the most useful first.")
 @labelling_options("JSON-lines file each label is appended to at once (created if missing; a restart resumes "
                    "from it). A normal SOURCE for `fit` and `compare`. Skips go to FILE.skipped.",
                    "Model refitted after every label (default parameters).", labels_required=True)

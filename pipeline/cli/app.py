@@ -28,7 +28,9 @@ def main() -> None:
     """Classify reviews as positive or negative from a few hundred labels, by transfer learning.
 
     \b
-    Stage one   embed     encode texts once into an HDF5 cache (GloVe, Word2Vec, MiniLM, BERT...)
+    Data        data      show: what every command reads from SOURCE (rows, labels, the leak-free split)
+                cache     list, check or delete the embedding cache (ls, info, verify, rm)
+    Stage one   embed     encode texts once into an HDF5 cache (GloVe, Word2Vec, MiniLM, mpnet, e5...)
     Stage two   fit       train scikit-learn heads on cached vectors, save model bundles
                 predict   label new texts with a bundle;  evaluate: score a bundle on labelled data
                 retarget  carry a bundle to another site with 16-64 of its labels

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from pipeline.cli.options import (
-    ENCODER_HELP, _backend_options, _encoder_flags, _engine_options, _handle_errors, _query_options,
+    ENCODER_HELP, HEADS_HELP, _backend_options, _encoder_flags, _engine_options, _handle_errors, _query_options,
     prompts_option, source_options,
 )
 from pipeline.encoders.spec import DEFAULT_ENCODER
@@ -15,7 +15,7 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 
 
 # ---------------------------------------------------------------------------------------------- compare
-@click.command()
+@click.command(short_help="Learning curves: which encoder and head win at each budget.")
 @click.argument("source")
 @source_options
 @click.option("--preset", type=click.Choice(["quick", "full"]), default=None,
@@ -29,7 +29,7 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
               help=ENCODER_HELP + f" [default: the preset's, else {DEFAULT_ENCODER}] Repeatable: variants of one encoder (minilm[long=truncate] and minilm) are "
                                   "compared side by side, each with its own cache.")
 @_encoder_flags
-@click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable), e.g. logreg, rbf-svm.")
+@click.option("--head", "heads", multiple=True, help=HEADS_HELP + "  [default: the preset's, else logreg]")
 @click.option("--finetune", "finetune", multiple=True, type=click.Choice(["head", "setfit"]),
               help="Also fine-tune each encoder end to end with this method (repeatable).")
 @click.option("--budgets", default=None, help="Label budgets, comma-separated; 'all' = the whole pool.  [default: 32,128,1000]")

@@ -11,7 +11,7 @@ from pipeline.cli.options import _handle_errors, load_source, source_options
 
 
 # ---------------------------------------------------------------------------------------------- data
-@click.group()
+@click.group(short_help="Inspect a data source: data show SOURCE.")
 def data() -> None:
     """Inspect a data source (see `data show --help`)."""
 

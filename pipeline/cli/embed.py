@@ -12,7 +12,7 @@ from pipeline.cli.options import (
 )
 
 
-@click.command()
+@click.command(short_help="Encode the texts of SOURCE once into the embedding cache.")
 @click.argument("source")
 @source_options
 @click.option("--encoder", "encoders", multiple=True, default=(DEFAULT_ENCODER,), show_default=True,
@@ -21,7 +21,7 @@ from pipeline.cli.options import (
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="Where transformers run.")
 @_encoder_flags
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Texts per forward pass (default: 128 CPU, 256 GPU).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Texts per forward pass.  [default: torch 128 on CPU, 256 on GPU; onnx/openvino exports 64]")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Texts encoded and committed to the cache at a time (a crash loses at most one chunk).")
 @_backend_options
@@ -88,16 +88,21 @@ def cache_ls(cache_dir: str | None) -> None:
     stores = list_stores(cache_dir)
     if not stores:
         click.echo("no cache files")
+    summaries = []
     for store in stores:
         try:
-            s = store.summary()
+            summaries.append((store, store.summary()))
         except CacheError:
+            summaries.append((store, None))
+    width = max([20, *(len(s["spec"]) for _, s in summaries if s)])  # long specs keep the columns aligned
+    for store, s in summaries:
+        if s is None:
             click.echo(f"{store.fingerprint}  UNREADABLE  (run: review-transfer cache verify {store.fingerprint})")
             continue
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["modified"]))
         settings = ",".join(str(s["params"][k]) for k in ("pooling", "precision", "max_length") if k in s["params"])
         shards = "".join(f" +{s[part]} {part}" for part in ("segments", "shards") if s[part])
-        click.echo(f"{s['fingerprint']}  {s['spec']:<20} {settings:<16} {s['dim']:>4}-d {s['rows']:>9,} rows "
+        click.echo(f"{s['fingerprint']}  {s['spec']:<{width}} {settings:<16} {s['dim']:>4}-d {s['rows']:>9,} rows "
                    f"{s['bytes'] / 1e6:>8.1f} MB  {when}{shards}")
     derived = derived_files(cache_dir)
     if derived:

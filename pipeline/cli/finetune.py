@@ -11,7 +11,7 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 
 
 # ---------------------------------------------------------------------------------------------- finetune
-@click.command()
+@click.command(short_help="Fine-tune an encoder end to end on a budget; save a bundle.")
 @click.argument("source")
 @source_options
 @click.option("--encoder", default="minilm", show_default=True,

@@ -7,21 +7,20 @@ from typing import Any
 import click
 
 from pipeline.cli.options import (
-    ENCODER_HELP, SEED, _backend_options, _budget, _cache_dir_option, _encoder_flags, _handle_errors, _long_text_options, _output, _prior_options, _trust_options, prompts_option, source_options,
+    ENCODER_HELP, HEADS_HELP, SEED, _backend_options, _budget, _cache_dir_option, _encoder_flags, _handle_errors, _long_text_options, _output, _prior_options, _trust_options, prompts_option, source_options,
 )
 from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 from pipeline.encoders.spec import DEFAULT_ENCODER
 
 
-@click.command()
+@click.command(short_help="Train heads on cached vectors of SOURCE; save model bundles.")
 @click.argument("source")
 @source_options
 @click.option("--encoder", default=DEFAULT_ENCODER, show_default=True,
               help=ENCODER_HELP + " The default is the most accurate and reads ~100 languages from English "
               "labels; minilm is about 6x faster.")
 @_encoder_flags
-@click.option("--head", "heads", multiple=True, help="scikit-learn head (repeatable): logreg (default), linear-svm, "
-              "rbf-svm, knn, random-forest, hist-gb, mlp, ridge, nb, sgd.")
+@click.option("--head", "heads", multiple=True, help=HEADS_HELP + "  [default: logreg]")
 @click.option("--budget", default=None, callback=_budget, help="Train on a balanced sample of N labels of the pool.  [default: all]")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the budget sample, CV folds and heads.")
 @click.option("--class-weight", type=click.Choice(["balanced"]), default=None, help="Weight classes inversely to their frequency.")
@@ -138,7 +137,7 @@ def _refuse_file_as_text(texts: tuple[str, ...]) -> None:
         raise click.UsageError(f"{named!r} is a file, and TEXT arguments are labelled as written: label its texts "
                                f"with --input {named} (and --text-col if they are not in 'text').")
 
-@click.command()
+@click.command(short_help="Label texts (or the rows of a file) with a model bundle.")
 @click.argument("bundle", type=click.Path(file_okay=False))  # a missing one may be a swap to recover
 @click.argument("texts", nargs=-1)
 @click.option("--input", "input_file", default=None, type=click.Path(exists=True, dir_okay=False),
@@ -188,7 +187,7 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
             kept = "".join(f"{'' if r[c] is None else r[c]}\t" for c in keep_cols if c != text_col)
             click.echo(f"{kept}{r['label']}\t{p}\t{r['text']}")
 
-@click.command()
+@click.command(short_help="Score a bundle on labelled data: accuracy, F1, AUC, shift.")
 @click.argument("bundle", type=click.Path(file_okay=False))  # a missing one may be a swap to recover
 @click.argument("source")
 @source_options

@@ -168,6 +168,10 @@ ENCODER_HELP = ("Encoder spec, with options in brackets: glove-6b-50d, w2v:PATH,
 
 
 # ---------------------------------------------------------------------------------------------- stage two
+HEADS_HELP = ("scikit-learn head (repeatable): logreg, linear-svm, rbf-svm, knn, random-forest, hist-gb, mlp, ridge, "
+              "nb, sgd.")  # pipeline.heads.registry.HEADS, without importing scikit-learn
+
+
 def _budget(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     from pipeline.data.dataset import parse_budget
 
@@ -212,19 +216,21 @@ def _prior_options(func: Callable[..., Any]) -> Callable[..., Any]:
                              "probabilities from the training rate to it.")(func)
 
 
+TRUST_ENCODER_HELP = ("Resolve the bundle's encoder spec as if you typed it: its local paths, hub names, pickled .kv "
+                      "files, retraining w2v-train from SOURCE. Only for bundles you made.")
+ENCODER_PATH_HELP = ("The model directory or word2vec/GloVe text file to use for a bundle whose encoder was a path "
+                     "outside it (st:, hf:, w2v:, glove:); its sha256 must match the one the bundle records, checked "
+                     "before loading. Never a pickle (.kv).")
+
+
 def _trust_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add --encoder-path, --trust-encoder and --allow-legacy: what a bundle's encoder may resolve to beyond
     packaged models and the bundle's own encoder/ directory, and whether an unsealed format-1 bundle loads."""
-    func = click.option("--trust-encoder", is_flag=True,
-                        help="Resolve the bundle's encoder spec as if you typed it: its local paths, hub names, "
-                             "pickled .kv files, retraining w2v-train from SOURCE. Only for bundles you made.")(func)
+    func = click.option("--trust-encoder", is_flag=True, help=TRUST_ENCODER_HELP)(func)
     func = click.option("--allow-legacy", is_flag=True,
                         help="Load a format-1 bundle (review-transfer 0.3), whose manifest has no digest: edits to "
                              "it go unnoticed. Only for bundles that never left your hands.")(func)
-    return click.option("--encoder-path", default=None, type=click.Path(exists=True),
-                        help="The model directory or word2vec/GloVe text file to use for a bundle whose encoder "
-                             "was a path outside it (st:, hf:, w2v:, glove:); its sha256 must match the one the "
-                             "bundle records, checked before loading. Never a pickle (.kv).")(func)
+    return click.option("--encoder-path", default=None, type=click.Path(exists=True), help=ENCODER_PATH_HELP)(func)
 
 
 # ---------------------------------------------------------------------------------------------- stage one

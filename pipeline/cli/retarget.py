@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, source_options
+from pipeline.cli.options import (ENCODER_PATH_HELP, SEED, TRUST_ENCODER_HELP, _cache_dir_option, _handle_errors,
+                                  source_options)
 from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 
 
@@ -24,7 +25,7 @@ def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float |
     return strength
 
 
-@click.command()
+@click.command(short_help="Adapt a bundle to another site with a few of its labels.")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
 @click.argument("target", required=False)
 @source_options
@@ -54,9 +55,8 @@ def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float |
                    "scores together and the threshold moves on their sum. On the development sites that was about 2 "
                    "points ahead at 16-32 labels and 2-3 at none, and it encodes each English text with both encoders "
                    "(docs/benchmarks/retarget.md).")
-@click.option("--encoder-path", default=None, type=click.Path(exists=True),
-              help="The model directory or vector file for a bundle whose encoder was a path outside it.")
-@click.option("--trust-encoder", is_flag=True, help="Resolve the bundle's encoder spec as if you typed it.")
+@click.option("--encoder-path", default=None, type=click.Path(exists=True), help=ENCODER_PATH_HELP)
+@click.option("--trust-encoder", is_flag=True, help=TRUST_ENCODER_HELP)
 @_cache_dir_option
 @_handle_errors
 def retarget(bundle: str, target: str | None, out: str, n_labels: int | None, seed: int, prior: float | None,

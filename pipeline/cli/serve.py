@@ -7,7 +7,7 @@ import click
 from pipeline.cli.options import _cache_dir_option, _handle_errors, _long_text_options, _trust_options
 
 
-@click.command()
+@click.command(short_help="Serve a bundle over HTTP (POST /v1/predict, /metrics).")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Other than loopback, anyone who can reach it can use the model: "

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from pipeline.cli.options import SEED
 from pipeline.unlabelled.choices import BALANCES, DEFAULT_METHOD, METHODS
 
 
@@ -71,7 +72,7 @@ def pop_unlabelled(opts: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
                         "name the --unlabelled one with --unlabelled-text-col.") from None
 
 
-@click.command("adapt")
+@click.command("adapt", short_help="Continue pretraining an encoder on unlabelled texts.")
 @click.argument("source")
 @click.option("--encoder", default="minilm", show_default=True, help="Encoder to adapt: minilm, mpnet, st:DIR, hf:DIR.")
 @click.option("--method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True,
@@ -90,13 +91,16 @@ def pop_unlabelled(opts: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
 @click.option("--max-length", type=click.IntRange(min=8), default=64, show_default=True, help="Word pieces kept per text.")
 @click.option("--max-texts", type=click.IntRange(min=2), default=None,
               help="Train on a seeded sample of at most N texts, bounding the time.  [default: all]")
-@click.option("--seed", default=0, show_default=True, help="Seed of the sample, data order, noise and dropout.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the sample, data order, noise and dropout.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where to train.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto", show_default=True,
+              help="auto: fp16 AMP on CUDA; bf16 autocast on CPUs with native bf16; else fp32.")
 @click.option("--checkpoint-every", type=click.FloatRange(min=0), default=300, show_default=True,
               help="Seconds between checkpoints within an epoch (one is also written after every epoch).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
-              help="Cache (default: $REVIEW_TRANSFER_CACHE or ./cache); the model goes to CACHE/adapted/FINGERPRINT.")
+              help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache); the adapted model goes to "
+                   "CACHE/adapted/FINGERPRINT.")
 def adapt(source: str, encoder: str, method: str, unlabelled: tuple[str, ...], text_col: str, group_col: str | None,
           out: str | None, max_texts: int | None, seed: int, device: str, precision: str, checkpoint_every: float,
           cache_dir: str | None, **recipe: Any) -> None:
