@@ -118,6 +118,14 @@ def test_no_shift_a_weak_model_and_a_bundle_without_confusion_are_declined():
     assert old.confusion is None and "one estimate only" in old.adapt(p, shift=ALIKE).describe()
 
 
+def test_a_model_whose_tpr_equals_its_fpr_is_declined_not_a_crash():
+    # a head fitted on 16 labels can call every out-of-fold text one class: TPR = FPR, BBSE divides by zero
+    p = np.random.default_rng(4).uniform(0.3, 0.7, 500)
+    blind = PriorModel(0.5, Calibration(), Confusion(1.0, 1.0, 8, 8))
+    adapted = blind.adapt(p, shift=ALIKE)
+    assert not adapted.decision.adapt and "too weak to estimate a prior" in adapted.describe()
+
+
 def test_texts_unlike_the_training_texts_or_an_unchecked_shift_are_declined():
     # scores from the model's own world (TPR 0.8, FPR 0.2, exact posteriors), 30% positive: the estimates agree
     rng = np.random.default_rng(3)

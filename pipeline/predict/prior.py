@@ -129,8 +129,9 @@ class Confusion:
         return cls(float(hit[y == 1].mean()), float(hit[y == 0].mean()), int((y == 1).sum()), int((y == 0).sum()))
 
     def prior(self, predicted_positive: np.ndarray | float) -> np.ndarray | float:
-        """BBSE: the positive rate that explains this rate of positive predictions (not clipped to [0, 1])."""
-        return (predicted_positive - self.fpr) / (self.tpr - self.fpr)
+        """BBSE: the positive rate that explains this rate of positive predictions (not clipped to [0, 1]; inf or
+        nan, under numpy's error state, where TPR equals FPR)."""
+        return (predicted_positive - self.fpr) / np.float64(self.tpr - self.fpr)
 
     def to_dict(self) -> dict[str, float | int]:
         return {"tpr": round(self.tpr, 6), "fpr": round(self.fpr, 6), "n_pos": self.n_pos, "n_neg": self.n_neg}
