@@ -275,3 +275,21 @@ def test_docs_commands_name_real_options():
             wrong.append(f"{where} line {line}: {command}: {e}")
     assert docs_commands(), "no review-transfer commands found in the docs"
     assert not wrong, wrong
+
+
+def benchmark_scripts() -> list[Path]:
+    """The runnable scripts of ``benchmarks/`` (helpers without a ``__main__`` block are not scripts)."""
+    return [p for p in sorted((ROOT / "benchmarks").glob("*.py")) if "__main__" in p.read_text(encoding="utf-8")]
+
+
+def test_every_benchmark_script_is_indexed_and_its_command_shown():
+    """docs/benchmarks/README.md names every script, and some page of docs/benchmarks shows the command that runs it."""
+    index = (DOCS / "benchmarks" / "README.md").read_text(encoding="utf-8")
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in (DOCS / "benchmarks").glob("*.md"))
+    scripts = benchmark_scripts()
+    assert scripts, "no benchmark scripts found"
+    unindexed = [p.name for p in scripts if f"`{p.name}" not in index and f"benchmarks.{p.stem}`" not in index]
+    assert not unindexed, f"name these in docs/benchmarks/README.md's table, beside their page: {unindexed}"
+    no_command = [p.name for p in scripts
+                  if f"benchmarks.{p.stem}" not in pages and f"benchmarks/{p.name}" not in pages]
+    assert not no_command, f"show how to run these on their page (python -m benchmarks.NAME ...): {no_command}"

@@ -36,8 +36,9 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Seeds per budget (0..N-1).  [default: 3]")
 @click.option("--test-set", "test_sets", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Extra labelled file to score every cell on (out-of-domain transfer; repeatable), read with "
-                   "SOURCE's column options (--text-col, --label-col, --positive: name its columns alike); "
-                   "reported under its file name.")
+                   "SOURCE's column options (--text-col, --label-col, --positive), or, where they do not fit it, as "
+                   "text and label columns with known label names (said in one line); reported under its file "
+                   "name.")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Report directory; rerunning with the same --out resumes.  [default: reports/<preset or compare>]")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=-1), help="Cells fitted in parallel processes (joblib; -1 = all cores).")
