@@ -418,3 +418,19 @@ def test_a_routed_heads_params_read_as_words_not_a_dict():
     from pipeline.study.tables import _params
 
     assert _params({"C": 1.62, "other": {"C": 1.0}}) == "C=1.62, other: C=1"
+
+
+def test_predict_excel_output_of_a_semicolon_export_keeps_its_semicolons(fitted_dir, rt, tmp_path):
+    models, cache, _ = fitted_dir
+    bundle = models / f"reviews-{ENCODER}-logreg-ball-s0"
+    source = tmp_path / "pedidos.csv"  # Excel's CSV where the decimal mark is a comma: ';' between fields
+    source.write_text("pedido;comentario\n7;Muy buen producto, repetiré\n8;\n", encoding="utf-8")
+    out = tmp_path / "etiquetado.csv"
+    result = invoke("predict", bundle, "--input", source, "--text-col", "comentario", "--keep-col", "pedido",
+                    "--output", out, "--excel", "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    lines = out.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "pedido;comentario;label;p_positive" and lines[2] == "8;;;"
+    pedido, text, label, p = lines[1].split(";")
+    assert (pedido, text, label in {"fresh", "rotten"}) == ("7", "Muy buen producto, repetiré", True)
+    assert 0 <= float(p.replace(",", ".")) <= 1 and "." not in p  # a decimal comma, as that Excel reads numbers

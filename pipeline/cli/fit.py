@@ -149,7 +149,8 @@ def _refuse_file_as_text(texts: tuple[str, ...]) -> None:
 @click.option("--keep-col", "keep_cols", multiple=True,
               help="A column of --input (an id) to carry into each output row, before the text; repeat for more.")
 @click.option("--excel", is_flag=True, help="Write the --output .csv as Excel reads UTF-8 (with a byte-order mark), "
-              "so accented and non-Latin texts show right.")
+              "so accented and non-Latin texts show right; for an --input .csv separated by ';', with ';' and "
+              "decimal commas, as Excel writes and reads CSV where the decimal mark is a comma.")
 @_long_text_options
 @_prior_options
 @_trust_options

@@ -273,6 +273,12 @@ def _conversion(raw: bytes, path: Path) -> str:
     return f"this line reads as {language} in {codec}, as Excel saves plain CSV on {language} Windows ({fix}{big5})"
 
 
+def semicolon_csv(source: str | Path) -> bool:
+    """Whether SOURCE is a .csv read as separated by ``;`` (as Excel writes CSV where the decimal mark is a comma)."""
+    path = Path(source)
+    return path.suffix.lower() == ".csv" and path.is_file() and _csv_delimiter(path) == ";"
+
+
 def _csv_delimiter(path: Path) -> str:
     """``;`` for a .csv whose header line holds a ``;`` and no ``,`` (Excel writes so where the decimal mark is a
     comma: French, German, Spanish, ... locales), else ``,``."""

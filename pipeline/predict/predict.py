@@ -25,7 +25,7 @@ from pipeline.encoders.base import ZeroVectorWarning, zero_rows_message
 from pipeline.encoders.language import letterless
 from pipeline.encoders.routed import layout_of, own_sides
 from pipeline.predict.prior import Adapted, PriorModel
-from pipeline.data.readers import DataError
+from pipeline.data.readers import DataError, semicolon_csv
 from pipeline.predict.shift import MIN_TEXTS as MIN_SHIFT_TEXTS
 from pipeline.predict.shift import no_check, two_sample_auc
 
@@ -156,7 +156,9 @@ def predict_texts(job: Prediction) -> tuple[list[dict[str, Any]], list[str]]:
     if rows_in.kept:
         rows = [{**k, **r} for k, r in zip(rows_in.kept, rows)]
     if job.output:
-        written = write_rows(_text_col_named(rows, job.text_col) if job.input_file else rows, job.output, bom=job.excel)
+        semicolons = job.excel and job.input_file is not None and semicolon_csv(job.input_file)
+        written = write_rows(_text_col_named(rows, job.text_col) if job.input_file else rows, job.output, bom=job.excel,
+                             semicolons=semicolons)
         notes.append(f"wrote {len(rows)} predictions to {written}; " + called_positive(rows))
         notes += _output_hints(job, rows_in)
     return rows, notes
@@ -206,6 +208,11 @@ def _output_hints(job: Prediction, rows_in: InputRows) -> list[str]:
     return hints
 
 
+def _decimal_comma(value: Any) -> Any:
+    """A float written with a decimal comma (``0,93``); any other value as it is."""
+    return str(value).replace(".", ",") if isinstance(value, float) else value
+
+
 def called_positive(rows: list[dict[str, Any]]) -> str:
     """How many of the labelled ``rows`` are called positive, and what to do if a few labels say otherwise."""
     p = [r["p_positive"] for r in rows if r["p_positive"] is not None]
@@ -225,9 +232,10 @@ def check_output(path: str | Path) -> Path:
     return path
 
 
-def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, *, bom: bool = False) -> Path:
+def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, *, bom: bool = False, semicolons: bool = False) -> Path:
     """Write ``rows`` as CSV or JSONL (by extension), atomically (tmp file, then ``os.replace``); ``bom``: a CSV
-    starts with a UTF-8 byte-order mark, which Excel needs to read it as UTF-8."""
+    starts with a UTF-8 byte-order mark, which Excel needs to read it as UTF-8; ``semicolons``: a CSV is separated
+    by ``;`` with decimal commas in its numbers, as Excel reads CSV where the decimal mark is a comma."""
     path = check_output(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     encoding = "utf-8-sig" if bom and path.suffix.lower() == ".csv" else "utf-8"
@@ -235,9 +243,10 @@ def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, *, bom: bool = 
         with explain_full_disk(path.parent, str(path.name), "free some space there, or write the file elsewhere"), \
                 open(tmp, "w", encoding=encoding, newline="") as f:
             if path.suffix.lower() == ".csv":
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["text", "label", "p_positive"])
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["text", "label", "p_positive"],
+                                        delimiter=";" if semicolons else ",")
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows([{k: _decimal_comma(v) for k, v in r.items()} for r in rows] if semicolons else rows)
             else:
                 f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         os.replace(tmp, path)
