@@ -134,3 +134,20 @@ def test_cli_prints_warnings_as_one_line(monkeypatch, tmp_path):
     result = CliRunner().invoke(main, ["data", "show", str(source)])
     assert result.exit_code == 0, result.output
     assert warnings.formatwarning("no known word", UserWarning, "static.py", 1) == "warning: no known word\n"
+
+
+def test_only_the_command_line_process_itself_ends_without_teardown(monkeypatch):
+    """``predict`` ends its own process without the interpreter's teardown (after flushing), never a test runner's:
+    a fresh ``predict`` with a pipe as stdout is tests/test_linear_head.py's subprocess test."""
+    import atexit
+    import types
+
+    from pipeline.cli import options
+
+    registered = []
+    monkeypatch.setattr(atexit, "register", registered.append)
+    options.end_without_teardown(main)  # __main__ is pytest's
+    assert registered == []
+    monkeypatch.setitem(sys.modules, "__main__", types.SimpleNamespace(main=main))  # the script's `from ... import main`
+    options.end_without_teardown(main)
+    assert registered == [options._exit_now]

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from pipeline.cli.options import (
-    ENCODER_HELP, HEADS_HELP, SEED, _backend_options, _budget, _cache_dir_option, _encoder_flags, _handle_errors, _long_text_options, _output, _prior_options, _trust_options, prompts_option, source_options,
+    ENCODER_HELP, HEADS_HELP, SEED, _backend_options, _budget, _cache_dir_option, _encoder_flags, _handle_errors, end_without_teardown, _long_text_options, _output, _prior_options, _trust_options, prompts_option, source_options,
 )
 from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 from pipeline.encoders.spec import DEFAULT_ENCODER
@@ -187,6 +187,7 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
             p = "" if r["p_positive"] is None else f"{r['p_positive']:.3f}"
             kept = "".join(f"{'' if r[c] is None else r[c]}\t" for c in keep_cols if c != text_col)
             click.echo(f"{kept}{r['label']}\t{p}\t{r['text']}")
+    end_without_teardown(click.get_current_context().find_root().command)
 
 @click.command(short_help="Score a bundle on labelled data: accuracy, F1, AUC, shift.")
 @click.argument("bundle", type=click.Path(file_okay=False))  # a missing one may be a swap to recover
