@@ -140,7 +140,8 @@ def describe(record: dict[str, Any], summary: dict[str, Any]) -> str:
             lines.append(f"WARNING the bundle ranks these texts weakly (its two bell curves separate at "
                          f"{ranking['separation']:.2f}, under {MIN_SEPARATION}): on such sites no rate read without "
                          "labels was reliable and accuracy can fall under the majority rate; give --prior RATE if you "
-                         "know it, or label 16-32 of these texts (`review-transfer suggest`) and retarget with them.")
+                         "know it, or label 16-32 of these texts drawn at random (`review-transfer label FILE --strategy random`) and "
+                         "retarget with them.")
         return "\n".join(lines + _summary_lines(summary, prior, record))
     where = {"--prior": "given (--prior)", "labels": "the labels' own rate, smoothed",
              "ranking": f"read from the source's ranking of the unlabelled texts (separation "

@@ -65,7 +65,8 @@ class ShiftCheck:
         return (f"WARNING {head}, above {self.threshold:.2f}: these texts are unlike the training texts. On such "
                 "sets (docs/benchmarks/shift.md) accuracy moved up to 15 points from the training site's test split "
                 "and prior adaptation cost up to 21, so scores measured there do not carry over. Label 16-64 of these "
-                "texts (`review-transfer suggest` picks them) and `review-transfer retarget` the bundle to them.")
+                "texts drawn at random (`review-transfer label FILE --strategy random`) and `review-transfer "
+                "retarget` the bundle to them.")
 
     def to_dict(self) -> dict[str, Any]:
         """The figures without the timing, so identical runs give identical records."""
