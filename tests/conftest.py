@@ -107,3 +107,15 @@ def glove_bundle(rt, tmp_path_factory):
     root = tmp_path_factory.mktemp("glove-bundle")
     fit(rt, encoder="glove-6b-50d", budget=1000, cache_dir=root / "cache", out=root / "bundle")
     return root / "bundle", root / "cache"
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_left_as_found() -> Any:
+    """A test that leaves the root logger at another level silences the caplog tests after it in its worker."""
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    yield
+    changed, root.level = root.level, level
+    assert changed == level, f"the root logger was left at level {changed}, not {level} as found"

@@ -43,8 +43,7 @@ import socket
 import sys
 import time
 import uuid
-import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,7 @@ from pipeline.encoders.base import Encoder, layer_span
 from pipeline.encoders.calibration import LEGACY_RECIPE, default_recipe
 from pipeline.encoders.calibration import recipe as calibration_recipe
 from pipeline.encoders.inputs import model_inputs
+from pipeline.encoders.quiet import quiet_export
 from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, length_stats, resolve_strategy
 
 BACKENDS = ("torch", "onnx", "openvino")
@@ -356,7 +356,7 @@ def make_export(model_dir: Path, target: Path, *, backend: str, quantize: str, h
     tmp = target.parent / f"{_tmp_prefix(target)}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        with _quiet():
+        with quiet_export():
             if base is not None:
                 for name in ("model.onnx", TOKENIZER):
                     shutil.copyfile(base / name, tmp / name)
@@ -418,20 +418,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's live process
         return True
     return True
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence the tracer warnings and log lines of torch.onnx, the optimizer, the quantizer and NNCF."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        root.setLevel(level)
 
 
 def _export_onnx(model_dir: Path, out: Path, *, hf: bool, layers: tuple[int, int] | None = None) -> dict[str, Any]:
