@@ -84,6 +84,25 @@ def test_a_damaged_export_is_refused_in_one_line_that_says_what_to_do(onnx_fp32,
         exported.load_session(damaged, "onnx", compiled=False)  # a bundle's own export
 
 
+def test_a_damaged_cached_export_is_removed_and_exported_anew_once(cache_dir, onnx_fp32, texts, tmp_path, caplog):
+    """A cut-short model in the cache was reported on every run and never rebuilt (backend auto then fell back on
+    torch each time): it is removed and exported anew, said in one line, and the next encoder loads it quietly."""
+    import logging
+    import shutil
+
+    shutil.copytree(cache_dir / exported.EXPORTS_DIR, tmp_path / exported.EXPORTS_DIR)
+    model = tmp_path / exported.EXPORTS_DIR / onnx_fp32.export_dir.name / "model.onnx"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING, logger="pipeline.encoders.onnx"):
+        got = get_encoder("minilm", backend="onnx", work_dir=tmp_path).encode(texts)
+        again = get_encoder("minilm", backend="onnx", work_dir=tmp_path).encode(texts)
+    said = [r.getMessage() for r in caplog.records if "cannot load" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith("): removed, exporting anew")
+    assert cosines(got, onnx_fp32.encode(texts)).min() > 0.99999 and np.array_equal(got, again)
+    assert sorted(p.name for p in (tmp_path / exported.EXPORTS_DIR).iterdir()) == sorted(
+        p.name for p in (cache_dir / exported.EXPORTS_DIR).iterdir())  # no temporary left beside it
+
+
 def test_vectors_match_torch_fp32_and_the_torch_tokenizer(onnx_fp32, texts):
     torch_enc = get_encoder("minilm", device="cpu", precision="fp32")
     long_text = " ".join(texts)  # several windows: chunk-mean pooling as on the torch path

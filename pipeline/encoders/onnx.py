@@ -260,7 +260,21 @@ class ExportedEncoder(Encoder):
 
     def _open(self, streams: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         own = self.export_dir.parent == self.model_dir / EXPORTS_DIR  # a bundle's: never written to
-        return load_session(self.export_dir, self.backend, compiled=not own, streams=streams)
+        try:
+            return load_session(self.export_dir, self.backend, compiled=not own, streams=streams)
+        except DamagedExportError as e:
+            if own:
+                raise
+            self._export_anew(e)
+        return load_session(self.export_dir, self.backend, compiled=True, streams=streams)  # damaged again: raises
+
+    def _export_anew(self, damage: DamagedExportError) -> None:
+        """Replace the cached export the runtime could not load (cut short, emptied, a corrupt compiled blob) by a
+        new one, saying so in one line, as an export folder without ``meta.json`` is."""
+        log.warning("%s: %s: removed, exporting anew", self.spec, damage.what)
+        remove_export(self.export_dir)
+        self.export_dir = find_or_export(self, self.export_dir.parent.parent)
+        self.meta = read_meta(self.export_dir)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -394,6 +408,11 @@ def remove_unfinished_export(target: Path) -> None:
     if not target.is_dir() or (target / META).is_file():
         return
     log.warning("%s: holds no %s, so it is no finished export: removed, exporting anew", target, META)
+    remove_export(target)
+
+
+def remove_export(target: Path) -> None:
+    """Remove an export folder at once (renamed aside, then deleted), so no process sees it half-deleted."""
     aside = target.parent / f"{_tmp_prefix(target)}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     with contextlib.suppress(FileNotFoundError):  # another process removed it first
         os.replace(target, aside)
@@ -543,7 +562,12 @@ def _to_openvino(out: Path, quantize: str, meta: dict[str, Any], calibration: st
 
 
 class DamagedExportError(ReviewTransferError):
-    """An export on disk whose runtime cannot load it: its files were cut short or changed."""
+    """An export on disk whose runtime cannot load it: its files were cut short or changed. ``what``: the export
+    and the runtime's reason, without the advice."""
+
+    def __init__(self, message: str, what: str = "") -> None:
+        super().__init__(message)
+        self.what = what or message
 
 
 def load_session(export_dir: Path, backend: str, compiled: bool = False,
@@ -560,8 +584,8 @@ def load_session(export_dir: Path, backend: str, compiled: bool = False,
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         fix = ("delete that directory and run again: it is exported anew" if compiled else
                "restore the bundle's files or refit it")
-        raise DamagedExportError(f"{export_dir}: the {backend} runtime cannot load this export ({reason}); its "
-                                 f"files are damaged: {fix}.") from None
+        what = f"{export_dir}: the {backend} runtime cannot load this export ({reason})"
+        raise DamagedExportError(f"{what}; its files are damaged: {fix}.", what) from None
 
 
 def _load_errors(backend: str) -> tuple[type[Exception], ...]:
