@@ -517,11 +517,13 @@ def fit_head(
             if search or spec.calibrate else Folds(None, "")
     elif folds.splits is not None and max(max(t.max(), v.max()) for t, v in folds.splits) >= len(y):
         raise HeadError(f"folds index rows beyond the {len(y)} of X; make them with plan_folds on this sample.")
+    options = FitOptions(groups=groups, class_weight=class_weight, seed=seed, n_jobs=n_jobs, folds=folds,
+                         prompt_direction=prompt_direction)
     with _fit_context(spec):
-        fitted = _search_and_fit(spec, X, y, folds, class_weight, seed, search, n_jobs, selection, prompt_direction)
+        fitted = _search_and_fit(spec, X, y, options, search, selection)
         if prompt_direction is None or not spec.prompted or prompts.agrees(fitted.estimator[-1], prompt_direction):
             return fitted
-        plain = _search_and_fit(spec, X, y, folds, class_weight, seed, search, n_jobs, selection)
+        plain = _search_and_fit(spec, X, y, replace(options, prompt_direction=None), search, selection)
         return replace(plain, fit_seconds=plain.fit_seconds + fitted.fit_seconds,
                        search=f"{plain.search}; prompt prior dropped: these labels run against the prompts")
 
@@ -540,12 +542,13 @@ def _fit_context(spec: HeadSpec) -> Iterator[None]:
         yield
 
 
-def _search_and_fit(
-    spec: HeadSpec, X: np.ndarray, y: np.ndarray, folds: Folds,
-    class_weight: str | None, seed: int, search: bool, n_jobs: int | None, selection: Selection,
-    prompt_direction: np.ndarray | None = None,
-) -> FittedHead:
+def _search_and_fit(spec: HeadSpec, X: np.ndarray, y: np.ndarray, options: FitOptions, search: bool,
+                    selection: Selection) -> FittedHead:
+    """Search ``spec``'s grid on the planned ``options.folds`` as ``selection`` says; refit the chosen point on
+    all rows."""
     start = time.perf_counter()
+    folds, class_weight, seed = options.folds, options.class_weight, options.seed
+    prompt_direction = options.prompt_direction
     splits, how, repeats = folds.splits, folds.how if search else "defaults (search off)", folds.repeats
     if splits is not None and not search:  # calibrating the defaults needs one K-fold split
         splits, repeats = splits[: len(splits) // repeats], 1
@@ -572,7 +575,7 @@ def _search_and_fit(
         points = list(ParameterGrid(grid))
         default = {k: cap(k, v) for k, v in spec.default.items()}
         template = _classifier(spec, None, class_weight, seed, smallest_train)
-        accuracy, decisions = _cross_validate(fit_spec, template, points, X, y, splits, repeats, n_jobs)
+        accuracy, decisions = _cross_validate(fit_spec, template, points, X, y, splits, repeats, options.n_jobs)
         chosen = choose_point(accuracy, len(splits) // repeats, selection.one_se,
                               default=points.index(default) if default in points else None,
                               keep_default_se=selection.keep_default_se)
