@@ -64,7 +64,7 @@ def english_scores(texts: Sequence[str], floor: float = 0.0) -> list[float]:
     return out
 
 
-@functools.lru_cache(maxsize=1 << 17)  # a routed encoder's guess (language.likely_english), then its verdict
+@functools.lru_cache(maxsize=1 << 17)  # a routed encoder's guess (version 4's test), then its verdict
 def english_score(text: str) -> float:
     """fastText's probability that ``text`` is English (:func:`english_scores` of one text), remembered."""
     return english_scores([text])[0]

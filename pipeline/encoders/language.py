@@ -208,25 +208,18 @@ def _not_english(text: str, version: int = CHECKS[-1]) -> bool | None:
 
         return not reads_english(text)
     if version == 4:
-        from pipeline.encoders.identify import ENGLISH_FLOOR, english_scores
+        from pipeline.encoders.identify import ENGLISH_FLOOR, english_score
 
-        return english_scores([text], ENGLISH_FLOOR)[0] < ENGLISH_FLOOR
+        return english_score(text) < ENGLISH_FLOOR  # remembered: version 5's verdict reads the same score
     words = WORD_RE.findall(text.lower())
     return sum(w in OTHER for w in words) > sum(w in ENGLISH for w in words)
 
 
 def likely_english(texts: Sequence[str], version: int = CHECKS[-1]) -> list[bool]:
-    """A quick guess at :func:`english` for each text: its script may be English and, from ``version`` 4, the
-    language identifier alone reads it as English (version 4's test), without version 5's word lists. A routed
-    encoder starts loading its English side for these texts while the full test runs."""
-    if version not in CHECKS:
-        raise ValueError(f"English check version {version!r} is not one of {CHECKS}")
-    guess = [not _other_script(t, version) for t in texts]
-    if version < 4:
-        return guess
-    from pipeline.encoders.identify import ENGLISH_FLOOR, english_score
-
-    return [g and (not any(c.isalpha() for c in t) or english_score(t) >= ENGLISH_FLOOR) for g, t in zip(guess, texts)]
+    """A quick guess at :func:`english` for each text: version 4's test (the language identifier alone, without
+    version 5's word lists) for ``version`` 5, the test itself before. A routed encoder starts loading its English
+    side for these texts while the full test runs."""
+    return english(texts, min(version, 4) if version in CHECKS else version)
 
 
 def _other_script(text: str, version: int) -> bool:
