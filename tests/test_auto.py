@@ -71,7 +71,10 @@ def test_auto_runs_openvino_int8_minilm_and_reuses_its_probe(cache_dir, texts, m
     encoder, lines = auto_encoder("minilm", texts, {"work_dir": cache_dir})
     assert (encoder.backend, encoder.quantize) == ("openvino", "int8")
     assert lines[-1].startswith("minilm: backend auto runs openvino int8: median cosine 0.99")
-    assert f"to torch fp32 on {len(texts)} of your texts" in lines[-1] and "faster" in lines[-1]
+    assert f"to torch fp32 on {len(texts)} of your texts" in lines[-1]
+    # which runtime was faster is the machine's timing (faster() is tested on fixed ratios above): one of its forms
+    assert any(form in lines[-1] for form in ("x faster than torch fp32 there", "as fast as torch fp32 there",
+                                              "torch fp32 ran "))
 
     def no_probe(*args, **kwargs):
         raise AssertionError("probed again: the recorded probe of the same texts should be reused")
