@@ -3,14 +3,17 @@
 Every writer of the package writes under a temporary name and renames it into place, and removes the
 temporary when the write fails, so a full disk leaves nothing half-written; :func:`explain_full_disk`
 turns the library's own error (an ``OSError`` with ``ENOSPC``, HDF5's "errno = 28", a C++ library's
-"No space left on device", numpy's short write) into one :class:`DiskFullError` line.
+"No space left on device", numpy's short write) into one :class:`DiskFullError` line. A command's printed
+results that meet a full disk name standard output and where it goes (:func:`stdout_full_error`).
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +25,7 @@ FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 FULL_MARKS = ("No space left on device", "errno = 28", "Disk quota exceeded")
 # numpy's ``tofile`` (``np.save`` of an array) reports a short write without an errno: "5000 requested and 4032 written"
 SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+STDOUT_FIX = "free some space there, or send the output to a disk with room (another redirect, or --output FILE)"
 CACHE_FIX = (f"free some space there, or put the cache on a disk with room ({ENV_VAR}=DIR or --cache-dir DIR), "
              "and rerun: what was stored before is intact")
 
@@ -72,3 +76,37 @@ def explain_full_disk(directory: str | Path, what: str, fix: str = CACHE_FIX) ->
         if is_disk_full(e):
             raise disk_full_error(directory, what, fix) from e
         raise
+
+
+def stdout_full_error(exc: OSError) -> DiskFullError | None:
+    """The one-line error for a full disk met while writing standard output (``click.echo`` of a command's
+    results, redirected to a file or a device with no room), naming where it goes; ``None`` when the write that
+    failed was not to standard output."""
+    if exc.filename is not None or not is_disk_full(exc) or not _raised_writing_stdout(exc):
+        return None
+    target = _stdout_target()
+    if target is not None and Path(target).is_file():
+        return disk_full_error(Path(target).parent, f"the output (standard output, sent to {Path(target).name})",
+                               STDOUT_FIX, cleaned=False)
+    return DiskFullError(f"the output could not be written: standard output goes to {target or 'a file or device'}, "
+                         f"which has no room ({exc.strerror or exc}). {STDOUT_FIX[0].upper()}{STDOUT_FIX[1:]}.")
+
+
+def _raised_writing_stdout(exc: BaseException) -> bool:
+    """Whether the innermost Python frame ``exc`` passed through held standard output: the stream it wrote to."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    stdout = {id(stream) for stream in (sys.stdout, sys.__stdout__) if stream is not None}
+    stdout |= {id(getattr(stream, "buffer", None)) for stream in (sys.stdout, sys.__stdout__) if stream is not None}
+    return any(id(value) in stdout for value in tb.tb_frame.f_locals.values())
+
+
+def _stdout_target() -> str | None:
+    """Where standard output goes (a file's path, ``/dev/full``), on systems that show it under /proc; else None."""
+    try:
+        return os.readlink(f"/proc/self/fd/{sys.stdout.fileno()}")
+    except (OSError, ValueError, AttributeError):  # no /proc, or a stdout with no file descriptor (a test's runner)
+        return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
@@ -123,6 +124,43 @@ def test_a_full_disk_anywhere_is_one_line_naming_the_directory_and_the_fix(tmp_p
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.startswith(f"Error: no room on the disk of {tmp_path} (") and "free some space there" in \
         result.output.lower() and "REVIEW_TRANSFER_CACHE=DIR" in result.output and "report.md could not" in result.output
+
+
+def test_a_full_disk_under_redirected_stdout_names_the_output_and_its_disk(tmp_path, monkeypatch):
+    """Results echoed to a stdout redirected into a file on a full disk: the error names the output, its file and
+    disk, not the cache (the file is real; the ENOSPC its write would meet is raised where click.echo writes; a
+    real full device is tests/test_fit_cli.py's /dev/full test)."""
+    import errno
+
+    import click
+
+    from pipeline.cli.options import _handle_errors
+
+    class FullFile:
+        """Standard output redirected into ``out.txt``, on a disk whose writes all fail as full."""
+
+        encoding, errors = "utf-8", "strict"
+
+        def __init__(self, f):
+            self.fileno = f.fileno
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    @_handle_errors
+    def printing() -> None:
+        click.echo("fresh\t0.9\tA triumph.")
+
+    with open(tmp_path / "out.txt", "w") as f:
+        monkeypatch.setattr(sys, "stdout", FullFile(f))
+        with pytest.raises(click.ClickException) as raised:
+            printing()
+    assert raised.value.message.startswith(f"no room on the disk of {tmp_path} (") and \
+        "the output (standard output, sent to out.txt) could not be written" in raised.value.message
+    assert "REVIEW_TRANSFER_CACHE" not in raised.value.message
 
 
 def test_cli_prints_warnings_as_one_line(monkeypatch, tmp_path):

@@ -172,6 +172,41 @@ def test_predict_texts_and_files(fitted_dir, reviews_csv, tmp_path):
     assert result.exit_code != 0 and f"pass one of them, e.g. {bundle}" in result.output
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device every write to fails as full")
+def test_predict_to_a_full_stdout_says_the_output_could_not_be_written(fitted_dir):
+    """Printed results that meet a full disk name standard output and where it goes, not the cache."""
+    import os
+    import subprocess
+    import sys
+
+    models, cache, _ = fitted_dir
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with open("/dev/full", "w") as full:
+        out = subprocess.run([sys.executable, "-m", "pipeline", "predict", str(models / f"reviews-{ENCODER}-logreg-ball-s0"),
+                              "A triumph.", "--cache-dir", str(cache)], stdout=full, stderr=subprocess.PIPE, text=True,
+                             env=env, timeout=120)
+    assert out.returncode == 1 and out.stderr.startswith("Error: the output could not be written: standard output "
+                                                         "goes to /dev/full, which has no room"), out.stderr
+    assert "--output FILE" in out.stderr and str(cache) not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_predict_output_file_on_a_full_disk_names_the_output(fitted_dir, tmp_path, monkeypatch):
+    """A full disk (an ENOSPC raised where the CSV's rows are written) leaves no file and names --output's."""
+    import csv as csv_module
+    import errno
+
+    def full(self, rows):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    models, cache, _ = fitted_dir
+    monkeypatch.setattr(csv_module.DictWriter, "writerows", full)
+    result = invoke("predict", models / f"reviews-{ENCODER}-logreg-ball-s0", "A triumph.", "--output",
+                    tmp_path / "labelled.csv", "--cache-dir", cache)
+    assert result.exit_code == 1 and result.output.startswith(f"Error: no room on the disk of {tmp_path} (")
+    assert "the output labelled.csv could not be written; nothing half-written was kept" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_in_domain_word2vec_bundle_reads_its_source_as_fit_did(reviews_csv, tmp_path):
     renamed = tmp_path / "renamed.csv"  # the texts under another column name: Word2Vec must be trained on them
     renamed.write_text(reviews_csv.read_text(encoding="utf-8").replace("text,label,movie", "review,label,movie", 1),

@@ -54,11 +54,13 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except ReviewTransferError as e:
             raise click.ClickException(str(e)) from None
         except OSError as e:  # a write no writer of the package explains: where, how much is free, what to do
-            from pipeline.disk import disk_full_error, is_disk_full
+            from pipeline.disk import disk_full_error, is_disk_full, stdout_full_error
             from pipeline.paths import ENV_VAR, default_cache_dir
 
             if not is_disk_full(e):
                 raise
+            if (output_full := stdout_full_error(e)) is not None:
+                raise click.ClickException(str(output_full)) from None
             where = Path(e.filename).parent if e.filename else default_cache_dir()
             fix = f"free some space there, or write to a disk with room (the cache: {ENV_VAR}=DIR or --cache-dir DIR)"
             raise click.ClickException(str(disk_full_error(where, e.filename or "a file", fix, cleaned=False))) from None

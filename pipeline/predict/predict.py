@@ -240,7 +240,8 @@ def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, *, bom: bool = 
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     encoding = "utf-8-sig" if bom and path.suffix.lower() == ".csv" else "utf-8"
     try:
-        with explain_full_disk(path.parent, str(path.name), "free some space there, or write the file elsewhere"), \
+        with explain_full_disk(path.parent, f"the output {path.name}",
+                               "free some space there, or write the file elsewhere"), \
                 open(tmp, "w", encoding=encoding, newline="") as f:
             if path.suffix.lower() == ".csv":
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["text", "label", "p_positive"],
