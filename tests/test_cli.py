@@ -163,6 +163,34 @@ def test_a_full_disk_under_redirected_stdout_names_the_output_and_its_disk(tmp_p
     assert "REVIEW_TRANSFER_CACHE" not in raised.value.message
 
 
+def test_training_progress_lines_show_during_the_command_and_the_logger_is_left_as_found():
+    """finetune and adapt print pipeline.finetune's INFO lines on stderr while they run, and leave that logger with
+    the handlers and level it had: the Python API and later commands in the process keep their own logging."""
+    import logging
+
+    import click
+
+    from pipeline.cli.options import shows_training_log
+
+    log = logging.getLogger("pipeline.finetune")
+    before = (list(log.handlers), log.level)
+
+    @click.command()
+    @shows_training_log
+    def training() -> None:
+        log.info("epoch 1/3: loss 0.41")
+
+    result = CliRunner().invoke(training)
+    assert result.exit_code == 0 and "epoch 1/3: loss 0.41" in result.output
+    assert (list(log.handlers), log.level) == before
+    finetune = CliRunner().invoke(main, ["finetune", "rt", "--out", "unused", "--teacher", "frozen"])
+    assert finetune.exit_code == 2 and "add --self-train" in finetune.output  # refused once the command ran
+    assert (list(log.handlers), log.level) == before
+    adapt = CliRunner().invoke(main, ["adapt", "no-such-reviews.csv"])
+    assert adapt.exit_code == 1
+    assert (list(log.handlers), log.level) == before
+
+
 def test_cli_prints_warnings_as_one_line(monkeypatch, tmp_path):
     import warnings
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.options import SEED, _budget, _cache_dir_option, _handle_errors, source_options
+from pipeline.cli.options import SEED, _budget, _cache_dir_option, _handle_errors, shows_training_log, source_options
 from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
 
 
@@ -63,6 +63,7 @@ from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
                    "the default encoder's runtime).")
 @_cache_dir_option
 @_handle_errors
+@shows_training_log
 def finetune(source: str, encoder: str, method: str, budget: int | None, seed: int, out: str, device: str,
              precision: str, checkpoint_dir: str | None, export: str | None, cache_dir: str | None,
              **opts: Any) -> None:
@@ -106,7 +107,6 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     core (0.2 s per text), plus encoding the unlabelled texts once with the frozen encoder.
     """
     import dataclasses
-    import logging
 
     from pipeline.encoders.spec import apply_flags
     from pipeline.finetune import Recipe, Runtime, recipe_for
@@ -114,10 +114,6 @@ def finetune(source: str, encoder: str, method: str, budget: int | None, seed: i
     from pipeline.fit.finetune_job import FinetuneJob, finetune_source
     from pipeline.study.tables import format_scores
 
-    log = logging.getLogger("pipeline.finetune")
-    log.setLevel(logging.INFO)
-    if not log.handlers:  # progress lines (epochs, resuming) on stderr
-        log.addHandler(logging.StreamHandler())
     settings = {f.name: opts.pop(f.name) for f in dataclasses.fields(Recipe) if f.name in opts}
     teacher, max_pseudo = opts.pop("teacher"), opts.pop("max_pseudo")
     self_train, unlabelled = pop_unlabelled(opts)

@@ -68,6 +68,28 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def shows_training_log(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print the training's progress lines (``pipeline.finetune`` at INFO: epochs, checkpoints, resuming) on stderr
+    while the command runs, and leave that logger as it found it: the Python API and later commands in the same
+    process keep their own logging."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import logging
+
+        log = logging.getLogger("pipeline.finetune")
+        handler, level = logging.StreamHandler(), log.level
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            log.removeHandler(handler)
+            log.setLevel(level)
+
+    return wrapper
+
+
 SEED = click.IntRange(0, 2**32 - 1)  # what numpy's and torch's generators accept
 
 

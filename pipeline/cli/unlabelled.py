@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.options import SEED
+from pipeline.cli.options import SEED, shows_training_log
 from pipeline.unlabelled.choices import BALANCES, DEFAULT_METHOD, METHODS
 
 
@@ -101,6 +101,7 @@ def pop_unlabelled(opts: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
               help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache); the adapted model goes to "
                    "CACHE/adapted/FINGERPRINT.")
+@shows_training_log
 def adapt(source: str, encoder: str, method: str, unlabelled: tuple[str, ...], text_col: str, group_col: str | None,
           out: str | None, max_texts: int | None, seed: int, device: str, precision: str, checkpoint_every: float,
           cache_dir: str | None, **recipe: Any) -> None:
@@ -118,15 +119,9 @@ def adapt(source: str, encoder: str, method: str, unlabelled: tuple[str, ...], t
       review-transfer fit rt --encoder st:models/minilm-rt --budget 1000
       review-transfer finetune rt --encoder st:models/minilm-rt --budget 128 --out models/ft
     """
-    import logging
-
     from pipeline.unlabelled.adapt import AdaptRecipe
     from pipeline.unlabelled.adapt_job import AdaptJob, adapt_source
 
-    log = logging.getLogger("pipeline.finetune")
-    log.setLevel(logging.INFO)
-    if not log.handlers:
-        log.addHandler(logging.StreamHandler())
     job = AdaptJob(source, encoder, AdaptRecipe(method=method, seed=seed, **recipe), unlabelled=unlabelled,
                    text_col=text_col, group_col=group_col, out=out, max_texts=max_texts, device=device,
                    precision=precision, checkpoint_seconds=checkpoint_every, cache_dir=cache_dir)
