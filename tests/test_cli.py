@@ -187,7 +187,7 @@ def test_training_progress_lines_show_during_the_command_and_the_logger_is_left_
     assert finetune.exit_code == 2 and "add --self-train" in finetune.output  # refused once the command ran
     assert (list(log.handlers), log.level) == before
     adapt = CliRunner().invoke(main, ["adapt", "no-such-reviews.csv"])
-    assert adapt.exit_code == 1
+    assert adapt.exit_code == 1 and adapt.output.startswith("Error: no-such-reviews.csv: no such file")
     assert (list(log.handlers), log.level) == before
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli.options import SEED, shows_training_log
+from pipeline.cli.options import SEED, _handle_errors, shows_training_log
 from pipeline.unlabelled.choices import BALANCES, DEFAULT_METHOD, METHODS
 
 
@@ -101,6 +101,7 @@ def pop_unlabelled(opts: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
               help="Embedding cache (default: $REVIEW_TRANSFER_CACHE or ./cache); the adapted model goes to "
                    "CACHE/adapted/FINGERPRINT.")
+@_handle_errors
 @shows_training_log
 def adapt(source: str, encoder: str, method: str, unlabelled: tuple[str, ...], text_col: str, group_col: str | None,
           out: str | None, max_texts: int | None, seed: int, device: str, precision: str, checkpoint_every: float,
