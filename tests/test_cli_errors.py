@@ -84,8 +84,8 @@ def test_bad_options_and_sources_fail_before_the_model_loads(tmp_path):
     not_a_bundle.mkdir()
     texts = tmp_path / "t.csv"
     texts.write_text("text\nFine.\n", encoding="utf-8")
-    res = invoke("predict", not_a_bundle, "--input", texts, "--output", tmp_path / "out.txt")
-    assert res.exit_code == 2 and "Invalid value for '--output': unknown format '.txt'; use one of .csv, .jsonl" in res.output
+    res = invoke("predict", not_a_bundle, "--input", texts, "--out", tmp_path / "out.txt")  # --output: its older name
+    assert res.exit_code == 2 and "Invalid value for '--out' / '--output': unknown format '.txt'; use one of .csv, .jsonl" in res.output
     res = invoke("predict", not_a_bundle, "--input", texts, "--output", tmp_path / "no" / "out.csv")
     assert res.exit_code == 2 and f"folder {tmp_path / 'no'} does not exist" in res.output
     res = invoke("evaluate", not_a_bundle, tmp_path / "missing.csv")

@@ -158,7 +158,7 @@ def test_predict_texts_and_files(fitted_dir, reviews_csv, tmp_path):
     texts = load(str(reviews_csv)).texts
     for suffix in (".jsonl", ".csv"):
         out = tmp_path / f"pred{suffix}"
-        result = invoke("predict", bundle, "--input", reviews_csv, "--output", out, "--cache-dir", cache)
+        result = invoke("predict", bundle, "--input", reviews_csv, "--out", out, "--cache-dir", cache)
         assert result.exit_code == 0, result.output
         rows = load(str(out), label_col="label").texts
         assert rows == texts

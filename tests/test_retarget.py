@@ -187,7 +187,7 @@ def test_one_class_of_labels_and_nonlinear_heads_are_refused(glove_bundle, low_r
     from pipeline.fit.train import fit
 
     fit(rt, encoder="glove-6b-50d", head="knn", budget=64, cache_dir=cache, out=tmp_path / "knn")
-    result = invoke("retarget", tmp_path / "knn", path, "--labels", 16, "--out", tmp_path / "o", "--cache-dir", cache)
+    result = invoke("retarget", tmp_path / "knn", path, "--n-labels", 16, "--out", tmp_path / "o", "--cache-dir", cache)
     assert result.exit_code != 0 and "retarget adapts linear heads" in result.output and "knn" in result.output
 
 

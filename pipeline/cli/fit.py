@@ -143,12 +143,12 @@ def _refuse_file_as_text(texts: tuple[str, ...]) -> None:
 @click.option("--input", "input_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="File of texts to label (.csv/.tsv/.jsonl/.json/.parquet): one output row per input row, in order.")
 @click.option("--text-col", default="text", show_default=True, help="Column of --input holding the text.")
-@click.option("--output", default=None, type=click.Path(dir_okay=False), callback=_output,
+@click.option("--out", "--output", "output", default=None, type=click.Path(dir_okay=False), callback=_output,
               help="Write the text (under --text-col's name with --input), label and p_positive to a .csv or .jsonl "
-                   "file instead of printing.")
+                   "file instead of printing. --output is the same option under its older name.")
 @click.option("--keep-col", "keep_cols", multiple=True,
               help="A column of --input (an id) to carry into each output row, before the text; repeat for more.")
-@click.option("--excel", is_flag=True, help="Write the --output .csv as Excel reads UTF-8 (with a byte-order mark), "
+@click.option("--excel", is_flag=True, help="Write the --out .csv as Excel reads UTF-8 (with a byte-order mark), "
               "so accented and non-Latin texts show right; for an --input .csv separated by ';', with ';' and "
               "decimal commas, as Excel writes and reads CSV where the decimal mark is a comma.")
 @_long_text_options
@@ -166,8 +166,8 @@ def predict(bundle: str, texts: tuple[str, ...], input_file: str | None, text_co
     \b
     Examples:
       review-transfer predict models/rt-minilm-logreg-ball-s0 "A triumph." "Dull and overlong."
-      review-transfer predict models/rt-minilm-logreg-ball-s0 --input new.csv --output labelled.jsonl
-      review-transfer predict models/rt-minilm-logreg-ball-s0 --input orders.csv --text-col comment --keep-col order_id --output labelled.csv --excel
+      review-transfer predict models/rt-minilm-logreg-ball-s0 --input new.csv --out labelled.jsonl
+      review-transfer predict models/rt-minilm-logreg-ball-s0 --input orders.csv --text-col comment --keep-col order_id --out labelled.csv --excel
       review-transfer predict models/rt-minilm-ft-b1000 --input full_reviews.csv --max-length 128
     """
     from pipeline.predict.predict import BundleLoad, Prediction, predict_texts

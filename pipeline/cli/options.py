@@ -206,14 +206,14 @@ def _budget(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 
 
 def _output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Check --output before any work: a .csv or .jsonl file in an existing folder."""
+    """Check --out (--output) before any work: a .csv or .jsonl file in an existing folder."""
     if value is not None:
         from pipeline.predict.predict import check_output
 
         try:
             check_output(value)
         except ReviewTransferError as e:
-            raise click.BadParameter(str(e).removeprefix(f"--output {value}: "), ctx, param) from None
+            raise click.BadParameter(str(e).removeprefix(f"--out {value}: "), ctx, param) from None
     return value
 
 

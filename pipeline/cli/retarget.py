@@ -30,11 +30,11 @@ def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float |
 @click.argument("target", required=False)
 @source_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory of the new bundle.")
-@click.option("--labels", "n_labels", type=click.IntRange(min=0), default=None,
+@click.option("--n-labels", "--labels", "n_labels", type=click.IntRange(min=0), default=None,
               help="Use N labelled rows of TARGET drawn at random (seeded; redrawn until both classes are among "
                    "them); the rest are held back to score the new bundle. 0: none (only the threshold moves, "
-                   "see below).  [default: every row]")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the --labels sample and pseudo-labels.")
+                   "see below). --labels N is the same option under its older name.  [default: every row]")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the --n-labels sample and pseudo-labels.")
 @click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="The target's positive rate, when you know it. Needed when the labelled texts were not "
                    "drawn at random (chosen to be balanced, or by `suggest`).  [default: with --unlabelled texts that "
@@ -71,7 +71,7 @@ def retarget(bundle: str, target: str | None, out: str, n_labels: int | None, se
     surest guesses on them (--no-self-train: the labels alone). The new bundle's manifest records the
     source bundle, the target labels and what changed.
 
-    With no labels (no TARGET, or --labels 0) and the site's texts as --unlabelled, only the threshold
+    With no labels (no TARGET, or --n-labels 0) and the site's texts as --unlabelled, only the threshold
     moves: to where the bundle calls the site's positive rate of them positive (--prior, or the rate read
     from its ranking of them; where that ranking does not split into two classes it stops and says so).
 
@@ -79,8 +79,8 @@ def retarget(bundle: str, target: str | None, out: str, n_labels: int | None, se
     Examples:
       review-transfer fit rt --budget 1000   (the default bundle: 1,000 RT labels, the default encoder)
       review-transfer retarget models/rt-multilingual-logreg-b1000-s0 airline_labelled.csv --out models/airline
-      review-transfer retarget models/rt-multilingual-logreg-b1000-s0 site.csv --labels 32 --out models/site
-      review-transfer retarget models/rt-multilingual-logreg-b1000-s0 site.csv --labels 32 --unlabelled site.csv --out m
+      review-transfer retarget models/rt-multilingual-logreg-b1000-s0 site.csv --n-labels 32 --out models/site
+      review-transfer retarget models/rt-multilingual-logreg-b1000-s0 site.csv --n-labels 32 --unlabelled site.csv --out m
       review-transfer retarget models/rt-multilingual-logreg-b1000-s0 --unlabelled site_texts.csv --out models/site0
     """
     from pipeline.fit.retarget import RetargetSettings
@@ -95,7 +95,7 @@ def retarget(bundle: str, target: str | None, out: str, n_labels: int | None, se
     if self_train is not None and not unlabelled:
         raise click.UsageError("--self-train learns from target texts without labels: add --unlabelled SOURCE.")
     if target is None and n_labels:
-        raise click.UsageError(f"--labels {n_labels} draws labelled rows of TARGET: name the labelled TARGET file.")
+        raise click.UsageError(f"--n-labels {n_labels} draws labelled rows of TARGET: name the labelled TARGET file.")
     job = RetargetJob(BundleLoad(bundle, cache_dir=cache_dir, encoder_path=encoder_path, trust_encoder=trust_encoder),
                       target, out, RetargetSettings(strength=strength, prior=prior, self_train=self_train, seed=seed,
                                                         second_view=not one_view),

@@ -47,7 +47,7 @@ STRENGTH = 0.3  # λ when too few labels of a class to choose it by cross-valida
 STRENGTHS = (0.1, 0.3, 1.0, 3.0, float("inf"))  # the λ grid that cross-validation on the labels chooses from
 CV_FOLDS = 4  # folds of that cross-validation (fewer when a class has fewer labels)
 SLOPE_WEIGHT = 1.0  # the Gaussian pull SLOPE_WEIGHT * (α - 1)² / 2 of the slope toward the source's own scale
-DRAWS = 1000  # random draws of --labels N texts tried for one that holds both classes
+DRAWS = 1000  # random draws of --n-labels N texts tried for one that holds both classes
 PSEUDO_WEIGHT = 0.5  # weight of a pseudo-label relative to a label in the self-trained fit
 EPS = 1e-6
 
@@ -409,7 +409,7 @@ def draw_labels(ds: Dataset, n: int, seed: int) -> np.ndarray:
     if ds.labels is None:
         raise RetargetError(f"{ds.name or 'TARGET'}: has no labels; retarget needs labelled target texts.")
     if n > len(ds) or n < 2:
-        raise RetargetError(f"--labels {n}: {ds.name or 'TARGET'} has {len(ds)} labelled texts; ask for 2 to {len(ds)}.")
+        raise RetargetError(f"--n-labels {n}: {ds.name or 'TARGET'} has {len(ds)} labelled texts; ask for 2 to {len(ds)}.")
     if ds.labels.min() == ds.labels.max():
         raise RetargetError(f"{ds.name or 'TARGET'}: all its labels are one class; it needs texts of both.")
     rng = np.random.default_rng(seed)
@@ -417,5 +417,5 @@ def draw_labels(ds: Dataset, n: int, seed: int) -> np.ndarray:
         idx = np.sort(rng.permutation(len(ds))[:n])
         if 0 < ds.labels[idx].sum() < n:
             return idx
-    raise RetargetError(f"--labels {n}: {DRAWS} random draws of {n} texts of {ds.name or 'TARGET'} all held one "
+    raise RetargetError(f"--n-labels {n}: {DRAWS} random draws of {n} texts of {ds.name or 'TARGET'} all held one "
                         "class only; ask for more labels.")

@@ -40,7 +40,7 @@ class TargetData:
     labelled: Dataset
     held_out: Dataset | None = None
     unlabelled: list[str] = field(default_factory=list)
-    sample: str = "given"  # "given": every row of TARGET; "drawn": --labels N of them; "none": no labels
+    sample: str = "given"  # "given": every row of TARGET; "drawn": --n-labels N of them; "none": no labels
 
     @classmethod
     def of(cls, target: Dataset | None, labels: int | None, seed: int,

@@ -176,7 +176,7 @@ def letterless_note(bundle: Bundle, texts: Sequence[str], rows: list[int]) -> st
 
 
 def _text_col_named(rows: list[dict[str, Any]], text_col: str) -> list[dict[str, Any]]:
-    """``rows`` with their ``text`` under the input file's own name for it (``review``), as written to --output,
+    """``rows`` with their ``text`` under the input file's own name for it (``review``), as written to --out,
     unless that name is one the output uses already (``label``)."""
     if text_col in ("text", "label", "p_positive"):
         return rows
@@ -226,9 +226,9 @@ def check_output(path: str | Path) -> Path:
     """``path`` as a file :func:`write_rows` can write (.csv or .jsonl, in an existing folder), or OptionError."""
     path = Path(path)
     if path.suffix.lower() not in OUTPUT_FORMATS:
-        raise OptionError(f"--output {path}: unknown format {path.suffix!r}; use one of {', '.join(OUTPUT_FORMATS)}.")
+        raise OptionError(f"--out {path}: unknown format {path.suffix!r}; use one of {', '.join(OUTPUT_FORMATS)}.")
     if not path.parent.is_dir():
-        raise OptionError(f"--output {path}: folder {path.parent} does not exist; create it or choose another path.")
+        raise OptionError(f"--out {path}: folder {path.parent} does not exist; create it or choose another path.")
     return path
 
 
