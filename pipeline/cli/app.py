@@ -6,6 +6,7 @@ transformers and sentence-transformers are imported inside the commands that nee
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import click
@@ -46,6 +47,10 @@ def main() -> None:
     Start with:  review-transfer data show rt
     """
     warnings.formatwarning = _one_line_warning
+    if getattr(sys.modules.get("__main__"), "main", None) is main:  # the command line itself, not a test's runner
+        from pipeline.crash_report import report_crashes
+
+        report_crashes()  # a crash in a native library (OpenVINO, onnxruntime, h5py) says where it came from
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
