@@ -50,3 +50,20 @@ def test_the_head_help_names_every_registered_head():
 
     listed = HEADS_HELP.split(":", 1)[1].rstrip(".").replace(" ", "").split(",")
     assert listed == list(HEADS)
+
+
+def test_retarget_offers_the_self_training_options_it_runs_and_says_what_they_do_there():
+    """retarget's pseudo-labels are 0/1 (no --soft/--hard, which fit, finetune and compare keep), and its --rounds and
+    --unlabelled say what they do in retarget."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    retarget = CliRunner().invoke(main, ["retarget", "--help"], terminal_width=200).output
+    assert "--soft" not in retarget and "--hard" not in retarget
+    assert "the head fitted so far labels the unlabelled texts again" in retarget
+    assert "Unlabelled texts of the target site" in retarget and "pool texts outside the label budget" not in retarget
+    refused = CliRunner().invoke(main, ["retarget", str(ROOT), "--out", "unused", "--hard"])
+    assert refused.exit_code == 2 and "No such option '--hard'" in refused.output
+    for command in ("fit", "finetune", "compare"):
+        assert "--soft / --hard" in CliRunner().invoke(main, [command, "--help"], terminal_width=200).output

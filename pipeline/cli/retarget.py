@@ -9,7 +9,7 @@ import click
 
 from pipeline.cli.options import (ENCODER_PATH_HELP, SEED, TRUST_ENCODER_HELP, _cache_dir_option, _handle_errors,
                                   source_options)
-from pipeline.cli.unlabelled import pop_unlabelled, unlabelled_options
+from pipeline.cli.unlabelled import pop_unlabelled, retarget_unlabelled_options
 
 
 def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float | None:
@@ -43,7 +43,7 @@ def _strength(ctx: click.Context, param: click.Parameter, value: str) -> float |
 @click.option("--strength", default="auto", show_default=True, callback=_strength,
               help="Pull toward the source head's direction (λ): larger keeps it, 'inf' only re-scales and "
                    "re-centres it; 'auto' chooses it from 0.1, 0.3, 1, 3 and inf by cross-validation on the labels.")
-@unlabelled_options
+@retarget_unlabelled_options
 @click.option("--no-self-train", is_flag=True,
               help="Fit on the labels alone. By default, with labels and --unlabelled texts, retarget self-trains "
                    "on those texts (as --self-train does): on the development sites at 16-32 labels that was "

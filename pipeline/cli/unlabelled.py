@@ -16,11 +16,26 @@ from pipeline.unlabelled.choices import BALANCES, DEFAULT_METHOD, METHODS
 
 
 def unlabelled_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --unlabelled, --unlabelled-text-col, --self-train, --fraction, --balance, --threshold, --soft/--hard and --rounds (popped by
-    :func:`pop_unlabelled`)."""
+    """Add --unlabelled, --unlabelled-text-col, --self-train, --fraction, --balance, --threshold, --soft/--hard and
+    --rounds (popped by :func:`pop_unlabelled`)."""
+    return _add_options(func, retarget=False)
+
+
+def retarget_unlabelled_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`unlabelled_options` as ``retarget`` runs them: --unlabelled are the target site's texts, its
+    pseudo-labels are 0/1 (no --soft/--hard), and --rounds says what a round is there."""
+    return _add_options(func, retarget=True)
+
+
+def _add_options(func: Callable[..., Any], *, retarget: bool) -> Callable[..., Any]:
+    """The options of :func:`unlabelled_options`, or of :func:`retarget_unlabelled_options` (``retarget``)."""
     options = [
         click.option("--unlabelled", "unlabelled", multiple=True, metavar="SOURCE",
-                     help="Unlabelled texts to learn from (repeatable; any SOURCE format, read with --text-col; "
+                     help="Unlabelled texts of the target site (repeatable; any SOURCE format, read with --text-col; "
+                          "labels in it are not read): the site's positive rate is read from the bundle's ranking "
+                          "of them where it may be, and with labels the new head also learns from its surest "
+                          "guesses on them." if retarget else
+                          "Unlabelled texts to learn from (repeatable; any SOURCE format, read with --text-col; "
                           "labels in it are not read), e.g. reviews of the site the model is for. They replace "
                           "the default, the pool texts outside the label budget. Test-split texts are used only "
                           "if you pass them here (transductive; reported)."),
@@ -42,12 +57,16 @@ def unlabelled_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--threshold", type=click.FloatRange(0.5, 1, max_open=True), default=None,
                      help="--self-train: also keep only pseudo-labels whose class probability is at least this.  "
                           "[default: no floor]"),
-        click.option("--soft/--hard", "soft", default=True, show_default=True,
-                     help="--self-train on finetune: the student aims at the teacher's probabilities (soft) or at "
-                          "its 0/1 labels (hard); frozen heads always learn 0/1 labels."),
         click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="--self-train: teacher -> student passes (each student labels for the next)."),
+                     help="Self-training passes: in each, the head fitted so far labels the unlabelled texts again "
+                          "and the new head is refitted on the labels plus its surest guesses." if retarget else
+                          "--self-train: teacher -> student passes (each student labels for the next)."),
     ]
+    if not retarget:  # retarget's pseudo-labels are 0/1
+        options.insert(-1, click.option(
+            "--soft/--hard", "soft", default=True, show_default=True,
+            help="--self-train on finetune: the student aims at the teacher's probabilities (soft) or at its 0/1 "
+                 "labels (hard); frozen heads always learn 0/1 labels."))
     for option in reversed(options):
         func = option(func)
     return func
@@ -61,7 +80,7 @@ def pop_unlabelled(opts: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
     from pipeline.data.unlabelled import read_unlabelled
 
     sources, on, text_col = opts.pop("unlabelled"), opts.pop("self_train"), opts.pop("unlabelled_text_col")
-    chosen = {k: opts.pop(k) for k in ("fraction", "balance", "threshold", "soft", "rounds")}
+    chosen = {k: opts.pop(k) for k in ("fraction", "balance", "threshold", "soft", "rounds") if k in opts}
     settings = SelfTrainSettings(**chosen) if on else None
     try:
         return settings, read_unlabelled(sources, text_col=text_col or opts.get("text_col", "text"))
