@@ -25,7 +25,7 @@ FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 FULL_MARKS = ("No space left on device", "errno = 28", "Disk quota exceeded")
 # numpy's ``tofile`` (``np.save`` of an array) reports a short write without an errno: "5000 requested and 4032 written"
 SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
-STDOUT_FIX = "free some space there, or send the output to a disk with room (another redirect, or --output FILE)"
+STDOUT_FIX = "free some space there, or send the output to a disk with room (another redirect, or --out FILE where the command takes it)"
 CACHE_FIX = (f"free some space there, or put the cache on a disk with room ({ENV_VAR}=DIR or --cache-dir DIR), "
              "and rerun: what was stored before is intact")
 

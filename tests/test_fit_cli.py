@@ -187,11 +187,11 @@ def test_predict_to_a_full_stdout_says_the_output_could_not_be_written(fitted_di
                              env=env, timeout=120)
     assert out.returncode == 1 and out.stderr.startswith("Error: the output could not be written: standard output "
                                                          "goes to /dev/full, which has no room"), out.stderr
-    assert "--output FILE" in out.stderr and str(cache) not in out.stderr and "Traceback" not in out.stderr
+    assert "--out FILE" in out.stderr and str(cache) not in out.stderr and "Traceback" not in out.stderr
 
 
 def test_predict_output_file_on_a_full_disk_names_the_output(fitted_dir, tmp_path, monkeypatch):
-    """A full disk (an ENOSPC raised where the CSV's rows are written) leaves no file and names --output's."""
+    """A full disk (an ENOSPC raised where the CSV's rows are written) leaves no file and names --out's."""
     import csv as csv_module
     import errno
 
@@ -200,7 +200,7 @@ def test_predict_output_file_on_a_full_disk_names_the_output(fitted_dir, tmp_pat
 
     models, cache, _ = fitted_dir
     monkeypatch.setattr(csv_module.DictWriter, "writerows", full)
-    result = invoke("predict", models / f"reviews-{ENCODER}-logreg-ball-s0", "A triumph.", "--output",
+    result = invoke("predict", models / f"reviews-{ENCODER}-logreg-ball-s0", "A triumph.", "--out",
                     tmp_path / "labelled.csv", "--cache-dir", cache)
     assert result.exit_code == 1 and result.output.startswith(f"Error: no room on the disk of {tmp_path} (")
     assert "the output labelled.csv could not be written; nothing half-written was kept" in result.output
