@@ -215,6 +215,24 @@ def test_a_rating_scale_and_a_neutral_class(tmp_path):
     assert load(three, positive="positive", negative="negative").label_names == ("negative", "positive")
 
 
+def test_a_label_value_seen_only_on_duplicate_rows_can_be_named(tmp_path):
+    """Every '4' here is a repost of a text labelled before it (kept with its first label): --positive 4,5 names a
+    value of the column; naming only such values says so, and the copies' classes judge the conflicts."""
+    path = write(tmp_path / "shop.csv", "text,stars\nGreat phone.,5\nBroke in a week.,1\nGreat phone.,4\n"
+                                        "No signal.,2\nLove it.,5\nMeh.,3\nBroke in a week.,4\n")
+    ds = load(path, label_col="stars", positive="4,5", negative="1,2")
+    assert ds.texts == ["Great phone.", "Broke in a week.", "No signal.", "Love it."] and ds.labels.tolist() == [1, 0, 0, 1]
+    assert ds.report.conflicting_duplicates == 1  # the 1 reposted as a 4; the 5 reposted as a 4 agrees
+    assert load(path, label_col="stars", positive="4,5").report.conflicting_duplicates == 1
+    with pytest.raises(DataError, match=r"--positive '4' names only values that appear on duplicate rows alone "
+                                        r"\('4' \(line 4\)\).*Name a value of the kept rows too"):
+        load(path, label_col="stars", positive="4", negative="1,2")
+    with pytest.raises(DataError, match=r"--negative '4' names only values that appear on duplicate rows alone"):
+        load(path, label_col="stars", positive="5", negative="4")
+    with pytest.raises(DataError, match=r"--positive '4,6': '6' is not a value of column 'stars'"):
+        load(path, label_col="stars", positive="4,6")
+
+
 def test_unlabelled_source(tmp_path):
     path = write(tmp_path / "d.csv", "text\nan unlabelled review\nanother one\n")
     ds = load(path, require_labels=False)

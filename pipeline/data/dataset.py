@@ -267,6 +267,7 @@ def _build(
     groups: list[str | None] = []
     first_row: dict[str, int] = {}
     first_label: dict[str, str] = {}  # label value -> where it first appears ("line 11")
+    first_on_copy: dict[str, str] = {}  # label value -> where it first appears on a duplicate row
     rows_at: list[int] = []  # where each kept text was read
     empty = missing = dups = rows = 0
     disagreements: Counter[tuple[str, str]] = Counter()  # (first copy's value, a later copy's value) -> copies
@@ -292,6 +293,8 @@ def _build(
             if group_col is not None:
                 aliases.link(groups[first_row[text]], group)
             first = first_row[text]
+            if has_labels:
+                first_on_copy.setdefault(label, f"{unit} {row}")
             if has_labels and raw_labels[first] != label:
                 pair = (raw_labels[first], label)
                 disagreements[pair] += 1
@@ -321,16 +324,18 @@ def _build(
     dropped = dict(skip or {}) | ({"without a label": len(unlabelled)} if unlabelled else {})
     if has_labels:
         counts = Counter(raw_labels)
-        keep = _named_rows(raw_labels, where, cols, first_label)
+        copies_only = {v: at for v, at in first_on_copy.items() if v not in first_label}
+        keep = _named_rows(raw_labels, where, cols, first_label, copies_only)
         if not all(keep):
             dropped["labelled neither --positive nor --negative"] = keep.count(False)
             texts, raw_labels, groups = ([x for x, k in zip(xs, keep) if k] for xs in (texts, raw_labels, groups))
-        labels, label_names = _normalise_labels(raw_labels, where, label_col, cols, first_label)
+        labels, label_names = _normalise_labels(raw_labels, where, label_col, cols, first_label, copies_only)
         became = {v: label_names[c] for v, c in zip(raw_labels, labels.tolist())}
+        became |= {v: _class_of_copy(v, cols, label_names, [*counts, *copies_only]) for v in copies_only}
         values = tuple((v, n, became.get(v, "left out")) for v, n in counts.most_common())
         values += (("", len(unlabelled), "left out"),) if unlabelled else ()
-    unnamed = label_names[0] if cols.positive is not None and cols.negative is None else "left out"
-    conflicts, conflict_examples = _conflicts(disagreements, disagreement_rows, lambda v: became.get(v, unnamed), unit)
+    conflicts, conflict_examples = _conflicts(disagreements, disagreement_rows, lambda v: became.get(v, "left out"),
+                                              unit)
     report = LoadReport(rows, empty, missing, dups, conflicts, conflict_examples, dropped, values)
     merged = [aliases.root(g) for g in groups] if group_col else None
     return Dataset(texts, labels, merged, label_names, name, report)
@@ -374,30 +379,54 @@ class _GroupAliases:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _named(option: str, given: str, values: list[str], where: str, col: str) -> list[str]:
+def _named(option: str, given: str, values: list[str], where: str, col: str,
+           copies_only: Mapping[str, str]) -> list[str]:
     """The label values ``--positive`` or ``--negative`` (``option``) names: ``given`` itself when it is a value of
-    column ``col``, else its comma-separated parts, each of which must be one."""
-    if given in values:
-        return [given]
-    parts = [p.strip() for p in given.split(",") if p.strip()]
-    stray = next((p for p in parts if p not in values), None) if parts else given
+    column ``col``, else its comma-separated parts, each of which must be one. A value seen only on duplicate rows
+    (``copies_only``: value -> where it first appears) is one, but it cannot be the only one named."""
+    known = [*values, *copies_only]
+    parts = _parts(given, known)
+    stray = next((p for p in parts if p not in known), None) if parts else given
     if stray is not None:
         raise DataError(f"{where}: {option} {given!r}" + (f": {stray!r}" if stray != given else "") + " is not a value "
                         f"of column {col!r}; values: {values[:10]}.")
+    if not any(p in values for p in parts):
+        seen = ", ".join(f"{p!r} ({copies_only[p]})" for p in parts)
+        raise DataError(f"{where}: {option} {given!r} names only values that appear on duplicate rows alone ({seen}): "
+                        "each such row repeats the text of an earlier row, whose label is the one kept, so no kept "
+                        f"row has them. Name a value of the kept rows too (values: {values[:10]}), or fix the labels "
+                        "of the earlier copies.")
     return parts
 
 
-def _named_rows(raw: list[str], where: str, cols: Columns, first_at: dict[str, str]) -> list[bool]:
+def _parts(given: str, known: list[str]) -> list[str]:
+    """The label values ``given`` (an option's text) names: itself when it is one of ``known``, else its
+    comma-separated parts."""
+    return [given] if given in known else [p.strip() for p in given.split(",") if p.strip()]
+
+
+def _class_of_copy(value: str, cols: Columns, names: tuple[str, str], known: list[str]) -> str:
+    """The class name a label value seen only on duplicate rows would have had, or "left out", as the options read it
+    (``names``: negative, positive; ``known``: every value of the column)."""
+    if cols.positive is None:
+        return "left out"  # a third value beside a known pair
+    if value in _parts(cols.positive, known):
+        return names[1]
+    return names[0] if cols.negative is None or value in _parts(cols.negative, known) else "left out"
+
+
+def _named_rows(raw: list[str], where: str, cols: Columns, first_at: dict[str, str],
+                copies_only: Mapping[str, str]) -> list[bool]:
     """Which rows to keep: all of them, or with ``--negative`` those labelled a ``--positive`` or ``--negative``
-    value (DataError for a value named by both, or ``--negative`` alone)."""
+    value (DataError for a value named by both, or ``--negative`` alone); ``copies_only``: as :func:`_named`."""
     if cols.negative is None:
         return [True] * len(raw)
     values = list(dict.fromkeys(raw))
     if cols.positive is None:
         raise DataError(f"{where}: --negative needs --positive too (the values of column {cols.label_col!r}: "
                         f"{_values_seen(raw, values, first_at)}).")
-    named = set(_named("--positive", cols.positive, values, where, cols.label_col))
-    negative = _named("--negative", cols.negative, values, where, cols.label_col)
+    named = set(_named("--positive", cols.positive, values, where, cols.label_col, copies_only))
+    negative = _named("--negative", cols.negative, values, where, cols.label_col, copies_only)
     if named & set(negative):
         raise DataError(f"{where}: {sorted(named & set(negative))[0]!r} is named by both --positive and --negative.")
     named |= set(negative)
@@ -421,11 +450,12 @@ def _scale_hint(values: list[str]) -> str:
 
 
 def _normalise_labels(
-    raw: list[str], where: str, col: str, cols: Columns, first_at: dict[str, str] | None = None
+    raw: list[str], where: str, col: str, cols: Columns, first_at: dict[str, str] | None = None,
+    copies_only: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, tuple[str, str]]:
     """0/1 labels and (negative, positive) names of the raw values, after :func:`_named_rows`; ``first_at`` (value ->
     ``line 11``) names where each value first appears in the errors, so a stray value (a typo, a ``maybe``) can be
-    found."""
+    found; ``copies_only``: as :func:`_named`."""
     values = list(dict.fromkeys(raw))  # distinct, first-seen order
     if len(values) < 2:
         raise DataError(
@@ -433,12 +463,13 @@ def _normalise_labels(
             "positive and negative examples."
         )
     if cols.positive is not None:
-        positive = _named("--positive", cols.positive, values, where, col)
+        positive = _named("--positive", cols.positive, values, where, col, copies_only or {})
         others = [v for v in values if v not in positive]
         if not others:
             raise DataError(f"{where}: --positive {cols.positive!r} names every value of column {col!r}; a classifier "
                             "needs negative examples too.")
-        negative = _named("--negative", cols.negative, values, where, col) if cols.negative else others
+        negative = _named("--negative", cols.negative, values, where, col, copies_only or {}) if cols.negative \
+            else others
         name, negative_name = "/".join(positive), negative[0] if len(negative) == 1 else "/".join(negative)
         if not cols.negative and len(others) > 1:
             negative_name = f"not {name}"
