@@ -135,6 +135,35 @@ def test_suggest_reads_every_text_of_a_partly_rated_sheet_and_takes_its_ratings_
     assert Path(sheet).read_bytes() == before
 
 
+def test_suggest_carries_the_columns_named_by_keep_col_into_each_row(tmp_path, rt, small_glove):
+    """--keep-col tweet_id: every suggested row holds its tweet's id before the text (a text posted twice: its first
+    row's id); a column to_label.csv has of its own, or one SOURCE lacks, is refused before any work."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    sheet = tmp_path / "tweets.csv"
+    with open(sheet, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["tweet_id", "tweet", "posted"])
+        for i in range(40):
+            w.writerow([f"t{i}", rt.texts[i], f"2026-12-{i % 28 + 1:02d}"])
+        w.writerow(["t-repost", rt.texts[3], "2026-12-30"])
+    common = ["suggest", str(sheet), "--text-col", "tweet", "--encoder", small_glove, "--k", "40", "--out",
+              tmp_path / "to_label.csv", "--cache-dir", tmp_path / "cache"]
+    refused = CliRunner().invoke(main, [*common, "--keep-col", "reason"])
+    assert refused.exit_code == 1 and "--keep-col reason: to_label.csv has a 'reason' column of its own" in refused.output
+    missing = CliRunner().invoke(main, [*common, "--keep-col", "user"])
+    assert missing.exit_code == 1 and "--keep-col" in missing.output and "'user'" in missing.output
+    assert not (tmp_path / "cache").exists()  # both refused before anything was encoded
+    result = CliRunner().invoke(main, [*common, "--keep-col", "tweet_id", "--keep-col", "posted"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(tmp_path / "to_label.csv", encoding="utf-8-sig")))
+    assert list(rows[0]) == ["tweet_id", "posted", "text", "label", "guess", "p_positive", "reason"]
+    assert len(rows) == 40 and {r["tweet_id"] for r in rows} == {f"t{i}" for i in range(40)}
+    assert all(rt.texts[int(r["tweet_id"][1:])] == r["text"] for r in rows)
+
+
 def test_compare_query_is_paired_resumable_and_reported(tmp_path, rt):
     from click.testing import CliRunner
 

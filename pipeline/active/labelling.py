@@ -135,12 +135,17 @@ class Suggestion:
     cache_dir: str | Path | None = None
     source_options: dict[str, Any] = field(default_factory=dict)
     take_labels: bool = False  # start from the labels SOURCE's label column holds
+    keep_cols: tuple[str, ...] = ()  # columns of SOURCE carried into each row, before the text
+
+
+SUGGESTED_COLUMNS = ("text", "label", "guess", "p_positive", "reason")  # what each row of to_label.csv holds
 
 
 def suggest(job: Suggestion, echo: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], Workspace]:
     """(rows of ``to_label.csv``, the workspace they came from) for ``job``; ``echo`` says how the encoder runs."""
     from pipeline.data.dataset import read_labels
 
+    kept = kept_by_text(job.source, job.source_options.get("text_col", "text"), job.keep_cols)
     ds, held = read_source(job.source, job.source_options)
     positive = job.source_options.get("positive")  # the labels file may use the site's own names (oui/non)
     labelled = read_labels(job.labels_file, positive=positive) if job.labels_file else None
@@ -154,7 +159,27 @@ def suggest(job: Suggestion, echo: Callable[[str], None] = print) -> tuple[list[
     for line in lines:
         echo(line)
     ws = workspace(ds, labelled, encoder, job.cache_dir, source_options=job.source_options)
-    return suggest_rows(ws, job.strategy, job.k, seed=job.seed, head=job.head), ws
+    rows = suggest_rows(ws, job.strategy, job.k, seed=job.seed, head=job.head)
+    return [{**kept[r["text"]], **r} for r in rows] if job.keep_cols else rows, ws
+
+
+def kept_by_text(source: str, text_col: str, keep_cols: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Text -> the values of ``keep_cols`` on its first row of ``source`` (an id, a date), read before any work, or
+    ``{}`` without ``keep_cols``; OptionError for a column to_label.csv has of its own."""
+    from pipeline import OptionError
+    from pipeline.data.dataset import read_rows
+
+    if not keep_cols:
+        return {}
+    clash = next((c for c in keep_cols if c in SUGGESTED_COLUMNS and c != text_col), None)
+    if clash:
+        raise OptionError(f"--keep-col {clash}: to_label.csv has a {clash!r} column of its own; rename that column "
+                          f"of {source} to keep it.")
+    rows = read_rows(source, text_col, keep_cols)
+    kept: dict[str, dict[str, Any]] = {}
+    for text, values in zip(rows.texts, rows.kept):
+        kept.setdefault(text, values)
+    return kept
 
 
 def suggest_rows(ws: Workspace, strategy: str, k: int, *, seed: int = 0, head: str = "logreg") -> list[dict[str, Any]]:

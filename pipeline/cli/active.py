@@ -18,10 +18,13 @@ from pipeline.cli.options import SEED, _cache_dir_option, _handle_errors, labell
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the random and k-means++ draws.")
 @click.option("--out", default="to_label.csv", show_default=True, type=click.Path(dir_okay=False),
               help="Where to write the suggestions (.csv, UTF-8 with the byte-order mark Excel needs; or .jsonl).")
+@click.option("--keep-col", "keep_cols", multiple=True,
+              help="A column of SOURCE (an id) to carry into each suggested row, before the text (a text on several "
+                   "rows: its first row's); repeat for more.")
 @_cache_dir_option
 @_handle_errors
 def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy: str, head: str, take_labels: bool,
-            seed: int, out: str, cache_dir: str | None, **opts: Any) -> None:
+            seed: int, out: str, keep_cols: tuple[str, ...], cache_dir: str | None, **opts: Any) -> None:
     """Write the K texts of SOURCE most worth labelling next, for labelling in a spreadsheet.
 
     A .csv is written as Excel reads UTF-8 (with a byte-order mark), so accented and non-Latin texts
@@ -36,12 +39,14 @@ def suggest(source: str, labels_file: str | None, encoder: str, k: int, strategy
     Examples:
       review-transfer suggest reviews.csv --text-col review --k 50 --out to_label.csv
       review-transfer suggest reviews.csv --text-col review --labels labels.csv --strategy margin
+      review-transfer suggest tweets.csv --text-col tweet --keep-col tweet_id --out to_label.csv
     """
     from pipeline.active.labelling import Suggestion, suggest as suggest_texts
     from pipeline.predict.predict import write_rows
 
     rows, ws = suggest_texts(Suggestion(source, encoder, strategy, k, labels_file=labels_file, head=head, seed=seed,
-                                        cache_dir=cache_dir, source_options=opts, take_labels=take_labels),
+                                        cache_dir=cache_dir, source_options=opts, take_labels=take_labels,
+                                        keep_cols=keep_cols),
                              echo=lambda line: click.echo(line, err=True))
     if not rows:
         raise click.ClickException(f"{source}: every text is already labelled; nothing to suggest.")

@@ -214,7 +214,7 @@ def read_rows(source: str, text_col: str = "text", keep_cols: Sequence[str] = ()
     if source == "rt":
         if keep:
             raise DataError(f"--keep-col {keep[0]}: rt is a named dataset with no columns to keep; --keep-col "
-                            "carries columns of an --input file.")
+                            "carries columns of a file (predict --input, suggest SOURCE).")
         return InputRows(_load_rt().texts, [], [])
     required = {text_col: "--text-col", **dict.fromkeys(keep, "--keep-col")}
     if source.startswith("hf:"):
