@@ -59,6 +59,14 @@ BAD = [
      r"w\.tsv: the file is UTF-16 .*`iconv -f utf-16 -t utf-8 w\.tsv > fixed\.tsv`"),
     ("unquoted-comma", "c.csv", HEADER + GOOD + "Dull, lifeless,rotten\n",
      r"c\.csv: line 4: 3 fields but the header has 2\. Quote texts"),
+    ("title-line", "e.csv", "Reviews exported 2024-05\n" + HEADER + GOOD,
+     r"e\.csv: line 1 \('Reviews exported 2024-05'\) has 1 field\(s\) and line 2 has 2 \('text', 'label'\): line 1 is "
+     r"a title above the column names\. Delete it so that the column names are the first line \(a spreadsheet: delete "
+     r"row 1, then save as 'CSV UTF-8'\) and run again\.$"),
+    ("title-line-unnamed-columns", "k.csv", "카페 리뷰 내보내기 (2024년)\n작성일,리뷰내용,별점\n2024-05-01,맛있어요 👍,5\n",
+     r"k\.csv: line 1 \('카페 리뷰 내보내기 \(2024년\)'\) has 1 field\(s\) and line 2 has 3 \('작성일', '리뷰내용', '별점'\): "
+     r"line 1 looks like a title above the column names\. Delete it .* If line 1 is the header, line 2 is a text: Quote "
+     r"texts that contain a ','"),
     ("missing-text-column", "r.csv", "review,label\ngood,fresh\n",
      r"r\.csv: missing column 'text'; columns present: \['label', 'review'\]\. Pass the right name with --text-col\.$"),
     ("missing-text-column-nested", "n.jsonl",

@@ -305,6 +305,7 @@ def _csv_records(path: Path, delimiter: str, wanted: Sequence[str]) -> Iterator[
     header: list[str] | None = None
     spanning: list[int] = []
     suspect: str | None = None  # the first quoted text that looks like merged rows
+    yielded = False
     while True:
         pending.clear()
         try:
@@ -320,20 +321,38 @@ def _csv_records(path: Path, delimiter: str, wanted: Sequence[str]) -> Iterator[
             continue
         if not row:  # a blank line
             continue
-        if len(row) > len(header):  # an unquoted delimiter would cut the text short
+        if len(row) > len(header):  # an unquoted delimiter would cut the text short, or line 1 is a title
             shown = "tab" if delimiter == "\t" else repr(delimiter)
-            raise DataError(
-                f"{path}: line {start}: {len(row)} fields but the header has {len(header)}. Quote texts that "
-                f"contain a {shown} (\"like, this\"), as csv writers do."
-            )
+            quote = f"Quote texts that contain a {shown} (\"like, this\"), as csv writers do."
+            title = None if yielded else _title_line(header, row, wanted)
+            if title is not None:
+                raise DataError(
+                    f"{path}: line 1 ({delimiter.join(header)!r}) has {len(header)} field(s) and line {start} has "
+                    f"{len(row)} ({', '.join(map(repr, row[:8]))}): line 1 {title} a title above the column names. "
+                    "Delete it so that the column names are the first line (a spreadsheet: delete row 1, then save "
+                    "as 'CSV UTF-8') and run again."
+                    + ("" if title == "is" else f" If line 1 is the header, line {start} is a text: {quote}")
+                )
+            raise DataError(f"{path}: line {start}: {len(row)} fields but the header has {len(header)}. {quote}")
         if len(pending) > 1:
             suspect = suspect or _merged_rows(pending, delimiter, len(header))
             spanning.append(start)
+        yielded = True
         yield start, {**dict.fromkeys(header), **dict(zip(header, row))}
     if spanning:
         first = suspect or f"first at line {spanning[0]}; if a quote there is unbalanced, rows were merged: check that line"
         warnings.warn(f"{path}: {len(spanning)} row(s) hold line breaks inside quotes, each read as one row ({first}).",
                       DataWarning, stacklevel=2)
+
+
+def _title_line(header: list[str], row: list[str], wanted: Sequence[str]) -> str | None:
+    """Whether a header with fewer fields than the first row is a title line above the column names, as a shop's or
+    a survey's export writes one: ``"is"`` where the row names a column asked for that the header lacks, ``"looks
+    like"`` where the header is one field naming no column asked for (or a text with an unquoted comma under a
+    one-column header), else None."""
+    if any(col in row and col not in header for col in wanted):
+        return "is"
+    return "looks like" if len(header) == 1 and header[0] not in wanted else None
 
 
 def _unicode_aliases(names: Iterable[str], wanted: Iterable[str]) -> dict[str, str]:
