@@ -469,3 +469,27 @@ def test_predict_excel_output_of_a_semicolon_export_keeps_its_semicolons(fitted_
     pedido, text, label, p = lines[1].split(";")
     assert (pedido, text, label in {"fresh", "rotten"}) == ("7", "Muy buen producto, repetiré", True)
     assert 0 <= float(p.replace(",", ".")) <= 1 and "." not in p  # a decimal comma, as that Excel reads numbers
+
+
+def test_a_file_whose_few_groups_all_fall_in_the_pool_says_nothing_was_scored_and_what_to_do(rt, tmp_path):
+    # a shop's branches: none of these names hashes into the test split, and 판교점 shares a review with 성수점
+    branches = ["성수점", "강남점", "홍대점", "성수점", "판교점"]
+    path = tmp_path / "shop.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "stars", "branch"])
+        for i in range(40):
+            w.writerow([rt.texts[i], 5 if rt.labels[i] else 1, branches[i % 4]])
+        w.writerow([rt.texts[0], 5, "판교점"])
+    source = [str(path), "--text-col", "review", "--label-col", "stars", "--positive", "5", "--group-col", "branch"]
+    shown = invoke("data", "show", *source)
+    assert shown.exit_code == 0, shown.output
+    assert "groups        3; 1 other name(s) merged into these, as they share an identical review" in shown.output
+    assert "test 0 (no texts)" in shown.output
+    line = ("no group fell in the test split (whole groups go there, about one in five, by a hash of the name), so "
+            "nothing is scored on it: with few groups leave out --group-col to split the rows by text, or score a "
+            "labelled file of held-out texts with evaluate")
+    assert line in shown.output
+    fitted = invoke("fit", *source, "--encoder", ENCODER, "--cache-dir", tmp_path / "cache", "--out", tmp_path / "m")
+    assert fitted.exit_code == 0, fitted.output
+    assert "tested on 0 held-out texts" in fitted.output and line in fitted.output

@@ -59,6 +59,7 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
       review-transfer fit phones.csv --budget 64 --prompts phone_prompts.txt
       review-transfer fit million.parquet --encoder glove-6b-50d --head sgd --out-of-core
     """
+    from pipeline.data.summary import empty_test_line
     from pipeline.encoders.spec import EncoderOptions
     from pipeline.fit.job import FitJob, fit_source
     from pipeline.fit.out_of_core import Switch, parse_memory
@@ -85,7 +86,8 @@ def fit(source: str, encoder: str, heads: tuple[str, ...], budget: int | None, s
         click.echo(describe(first["unlabelled"]) + "; pseudo-labels per round: "
                    + ", ".join(str(r["pseudo_labels"]) for r in first["self_train"]["rounds_run"]))
     click.echo(format_fit_table(fitted.bundles))
-    for line in (skewed_test_line(first), small_test_line(first)):
+    empty = empty_test_line(first["metrics"]["test_size"], bool(opts.get("group_col")))
+    for line in (empty, skewed_test_line(first), small_test_line(first)):
         if line:
             click.echo(line)
 

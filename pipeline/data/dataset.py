@@ -73,6 +73,7 @@ class LoadReport:
     conflict_examples: tuple[str, ...] = ()
     other_dropped: dict[str, int] = field(default_factory=dict)
     label_values: tuple[tuple[str, int, str], ...] = ()  # (raw value or "" for none, rows, class it became or "left out")
+    groups_merged: int = 0  # group names merged into another because the two share an identical review
 
     def label_line(self) -> str:
         """Each raw label value, its count and the class it became, e.g. ``'5' 120 -> positive, '4' 80 -> negative,
@@ -336,7 +337,7 @@ def _build(
         values += (("", len(unlabelled), "left out"),) if unlabelled else ()
     conflicts, conflict_examples = _conflicts(disagreements, disagreement_rows, lambda v: became.get(v, "left out"),
                                               unit)
-    report = LoadReport(rows, empty, missing, dups, conflicts, conflict_examples, dropped, values)
+    report = LoadReport(rows, empty, missing, dups, conflicts, conflict_examples, dropped, values, len(aliases.parent))
     merged = [aliases.root(g) for g in groups] if group_col else None
     return Dataset(texts, labels, merged, label_names, name, report)
 

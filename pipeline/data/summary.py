@@ -29,7 +29,20 @@ def _groups(ds: Dataset) -> str:
         return "none (split by text hash)"
     named = {g for g in ds.groups if g is not None}
     missing = sum(g is None for g in ds.groups)
-    return f"{len(named)}" + (f" (+{missing} rows without a group)" if missing else "")
+    merged = ds.report.groups_merged
+    return (f"{len(named)}" + (f" (+{missing} rows without a group)" if missing else "")
+            + (f"; {merged} other name(s) merged into these, as they share an identical review" if merged else ""))
+
+
+def empty_test_line(n_test: int, grouped: bool) -> str | None:
+    """One line where no text fell in the test split, so nothing is scored: why, and what to do; None otherwise."""
+    if n_test:
+        return None
+    if grouped:
+        return ("no group fell in the test split (whole groups go there, about one in five, by a hash of the name), "
+                "so nothing is scored on it: with few groups leave out --group-col to split the rows by text, or "
+                "score a labelled file of held-out texts with evaluate")
+    return "no text fell in the test split (about one in five does), so nothing is scored on it: give more texts"
 
 
 def _count(x: float) -> str:
@@ -72,6 +85,9 @@ def format_summary(ds: Dataset, pool: Dataset, test: Dataset, n_rows: int = 5) -
             f"              groups: pool {len({g for g in pool.groups if g})}, test "
             f"{len({g for g in test.groups if g})}, shared {len(shared)}"
         )
+    empty = empty_test_line(len(test), ds.groups is not None)
+    if empty:
+        lines.append(f"              {empty}")
     for example in r.conflict_examples:
         lines.append(f"conflict      {example}")
     lines.append("examples")
