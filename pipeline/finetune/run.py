@@ -155,8 +155,7 @@ def _train(body: Any, train: Dataset, fit_set: Dataset, val: Dataset | None, run
     from pipeline.finetune.setfit import train_setfit
 
     head, result, n_pairs = train_setfit(
-        body, train.texts, train.labels, num_iterations=r.num_iterations, max_pairs=r.max_pairs,
-        lr=r.lr, batch_size=r.batch_size, seed=run.seed, settings=run.loop_settings(), store=store,
+        body, train.texts, train.labels, recipe=r, seed=run.seed, settings=run.loop_settings(), store=store,
     )
     return head, result, {"pairs": n_pairs}
 

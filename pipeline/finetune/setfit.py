@@ -21,6 +21,7 @@ from pipeline.finetune.batching import length_batches, token_lengths
 from pipeline.finetune.body import embed, features
 from pipeline.finetune.checkpoint import CheckpointStore
 from pipeline.finetune.loop import LoopResult, LoopSettings, run_loop
+from pipeline.finetune.recipe import Recipe
 
 
 def contrastive_pairs(labels: np.ndarray, num_iterations: int, max_pairs: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -44,15 +45,13 @@ def train_setfit(
     texts: Sequence[str],
     labels: np.ndarray,
     *,
-    num_iterations: int,
-    max_pairs: int | None,
-    lr: float,
-    batch_size: int,
+    recipe: Recipe,
     seed: int,
     settings: LoopSettings,
     store: CheckpointStore | None,
 ) -> tuple[Any, LoopResult, int]:
-    """Contrastively fine-tune ``body`` in place, then fit the logistic-regression head.
+    """Contrastively fine-tune ``body`` in place on ``recipe``'s pairs (``num_iterations``, ``max_pairs``) at its
+    ``lr`` and ``batch_size``, then fit the logistic-regression head.
 
     Returns the head as a fitted scikit-learn ``Pipeline`` over the tuned embeddings, the loop's
     result and the number of pairs trained on.
@@ -64,7 +63,7 @@ def train_setfit(
     torch.manual_seed(seed)
     device = settings.device
     texts = list(texts)
-    left, right, target = contrastive_pairs(labels, num_iterations, max_pairs)
+    left, right, target = contrastive_pairs(labels, recipe.num_iterations, recipe.max_pairs)
     lengths = token_lengths(body, texts)
     pair_lengths = np.maximum(lengths[left], lengths[right])
     loss = CosineSimilarityLoss(body)
@@ -75,8 +74,8 @@ def train_setfit(
         return loss(inputs, target_t[idx].to(device))
 
     result = run_loop(
-        body, [{"params": list(body.parameters()), "lr": lr}],
-        lambda epoch: length_batches(pair_lengths, batch_size, seed, epoch), loss_fn, settings, store,
+        body, [{"params": list(body.parameters()), "lr": recipe.lr}],
+        lambda epoch: length_batches(pair_lengths, recipe.batch_size, seed, epoch), loss_fn, settings, store,
     )
     X = embed(body, texts, device=device, precision=settings.precision)
     clf = LogisticRegression(max_iter=1000).fit(X, np.asarray(labels))
