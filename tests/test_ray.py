@@ -80,11 +80,11 @@ def _crashing_worker(marker: Path, always: bool):
 
 
 def test_a_worker_killed_mid_shard_is_retried_with_no_duplicate_or_lost_rows(local_ray, texts, glove, tmp_path):
-    from pipeline.store.ray_fill import ray_fill
+    from pipeline.store.ray_fill import Cluster, ray_fill
 
     marker = tmp_path / "crashed"
-    report = ray_fill(GLOVE, [texts], tmp_path / "c", workers=2, shard_size=100, progress=False,
-                      worker_cls=_crashing_worker(marker, always=False))
+    report = ray_fill(GLOVE, [texts], tmp_path / "c", progress=False,
+                      cluster=Cluster(workers=2, shard_size=100, worker_cls=_crashing_worker(marker, always=False)))
     assert marker.exists()  # a worker did die mid-shard
     assert report.misses == len(texts)
     store = Store(tmp_path / "c", glove.fingerprint)
@@ -95,11 +95,12 @@ def test_a_worker_killed_mid_shard_is_retried_with_no_duplicate_or_lost_rows(loc
 
 
 def test_a_shard_failing_every_retry_stops_with_a_clear_error_and_keeps_a_sound_cache(local_ray, texts, glove, tmp_path):
-    from pipeline.store.ray_fill import ray_fill
+    from pipeline.store.ray_fill import Cluster, ray_fill
 
     with pytest.raises(RuntimeError, match="no Ray worker left.*rerun to resume"):
-        ray_fill(GLOVE, [texts[:200]], tmp_path, workers=1, shard_size=100, max_retries=1, progress=False,
-                 worker_cls=_crashing_worker(tmp_path / "m", always=True))
+        ray_fill(GLOVE, [texts[:200]], tmp_path, progress=False,
+                 cluster=Cluster(workers=1, shard_size=100, max_retries=1,
+                                 worker_cls=_crashing_worker(tmp_path / "m", always=True)))
     store = Store(tmp_path, glove.fingerprint)
     assert store.verify() == []
     assert not store.main.exists() and not store.has_shards()  # the torn halves were never adopted

@@ -110,10 +110,10 @@ def _embed_one(job: EmbedJob, piece: str, spec: Any, texts: _Texts, cache: Any) 
         yield from ((line, True) for line in lines)
         chosen = {"backend": getattr(enc, "backend", "torch"), "quantize": getattr(enc, "quantize", "none")}
     if run.engine == "ray":
-        from pipeline.store.ray_fill import ray_fill
+        from pipeline.store.ray_fill import Cluster, ray_fill
 
-        report = ray_fill(str(spec), texts.batches(), cache.dir, options={**settings, **chosen}, address=run.address,
-                          workers=run.workers, shard_size=run.shard_size)
+        report = ray_fill(str(spec), texts.batches(), cache.dir, options={**settings, **chosen},
+                          cluster=Cluster(address=run.address, workers=run.workers, shard_size=run.shard_size))
     else:
         from pipeline.encoders.language import SAMPLE, warn as warn_language
 

@@ -23,6 +23,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,35 +85,44 @@ def _worker_count(ray: Any, workers: int | None, device: str) -> tuple[int, floa
     return workers or max(1, int(resources.get("CPU", 1))), 0.0
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """Where and how :func:`ray_fill` encodes: at ``address`` (e.g. ``auto`` or ``ray://head:10001``; None: a local
+    Ray), on ``workers`` actors (None: one per GPU when the cluster has GPUs, else one per CPU), ``shard_size``
+    texts per task, each shard retried up to ``max_retries`` times, with actor body ``worker_cls``
+    (:class:`EncodeWorker` or a subclass)."""
+
+    address: str | None = None
+    workers: int | None = None
+    shard_size: int = SHARD_SIZE
+    max_retries: int = MAX_RETRIES
+    worker_cls: type = EncodeWorker
+
+
 def ray_fill(
     spec: str,
     batches: Iterable[Sequence[str]],
     cache_dir: str | Path | None = None,
     *,
     options: dict[str, Any] | None = None,
-    address: str | None = None,
-    workers: int | None = None,
-    shard_size: int = SHARD_SIZE,
-    max_retries: int = MAX_RETRIES,
+    cluster: Cluster = Cluster(),
     progress: bool | None = None,
-    worker_cls: type = EncodeWorker,
 ) -> EmbedReport:
-    """Cache the vectors of every text in ``batches`` for encoder ``spec``, encoding misses on Ray.
+    """Cache the vectors of every text in ``batches`` for encoder ``spec``, encoding misses on Ray as ``cluster``
+    says.
 
-    ``options`` are :func:`get_encoder` keyword arguments (device, precision, ...); ``worker_cls`` is
-    the actor body (:class:`EncodeWorker` or a subclass). A shard whose worker dies is retried up to
-    ``max_retries`` times. Returns counts and timings like :meth:`EmbeddingCache.fill`.
+    ``options`` are :func:`get_encoder` keyword arguments (device, precision, ...). A shard whose worker dies is
+    retried up to ``cluster.max_retries`` times. Returns counts and timings like :meth:`EmbeddingCache.fill`.
     """
     from pipeline.progress import progress_bar
 
     start = time.perf_counter()
     options = dict(options or {})
     cache = EmbeddingCache(cache_dir)
-    encoder = _driver_encoder(spec, cache.dir, options, shard_size)
+    encoder = _driver_encoder(spec, cache.dir, options, cluster.shard_size)
     store = cache.store(encoder.fingerprint)
     report = EmbedReport(spec, encoder.fingerprint, store.main)
-    actors = _ShardPool(connect(address), worker_cls, spec, options, cache.dir, encoder.fingerprint, workers,
-                        max_retries)
+    actors = _ShardPool(connect(cluster.address), spec, options, cache.dir, encoder.fingerprint, cluster)
     run = uuid.uuid4().hex[:12]
     queued: set[bytes] = set()  # keys of shards sent but not adopted yet
     bar = progress_bar(None, f"embed {spec} on {len(actors.actors)} Ray workers", "text", progress)
@@ -127,7 +137,7 @@ def ray_fill(
             store.compact()
 
     try:
-        for n, texts in enumerate(_shards(batches, store, encoder.dim, queued, report, shard_size)):
+        for n, texts in enumerate(_shards(batches, store, encoder.dim, queued, report, cluster.shard_size)):
             actors.submit(f"{run}-{n:08d}", texts)
             while actors.full:
                 adopt(*actors.finished())
@@ -168,12 +178,12 @@ class _ShardPool:
     times. Ray's own actor restarts would wait for a free CPU when a node is lost, for ever on a full cluster.
     """
 
-    def __init__(self, ray: Any, worker_cls: type, spec: str, options: dict[str, Any], cache_dir: Path,
-                 fingerprint: str, workers: int | None, max_retries: int) -> None:
-        self.ray, self.spec, self.max_retries = ray, spec, max_retries
-        n_workers, gpus = _worker_count(ray, workers, options.get("device", "auto"))
+    def __init__(self, ray: Any, spec: str, options: dict[str, Any], cache_dir: Path, fingerprint: str,
+                 cluster: Cluster) -> None:
+        self.ray, self.spec, self.max_retries = ray, spec, cluster.max_retries
+        n_workers, gpus = _worker_count(ray, cluster.workers, options.get("device", "auto"))
         actor_cls = ray.remote(num_gpus=gpus, num_cpus=0 if gpus else 1, max_restarts=0,
-                               max_task_retries=0)(worker_cls)
+                               max_task_retries=0)(cluster.worker_cls)
         self.actors = [actor_cls.remote(spec, options, str(cache_dir), fingerprint) for _ in range(n_workers)]
         self.live = set(range(n_workers))
         self.lost: list[str] = []  # why each dropped actor was dropped, one line each

@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline import EngineError
 from pipeline.store.cache import Store, text_keys
-from pipeline.store.ray_fill import MAX_RETRIES, connect, ray_fill, require_ray
+from pipeline.store.ray_fill import MAX_RETRIES, Cluster, connect, ray_fill, require_ray
 from pipeline.study.engines.base import Cell
 
 
@@ -41,7 +41,7 @@ class RayEngine:
         """Fill the cache for ``texts`` on Ray; their cache keys (tasks read the vectors themselves)."""
         for part in getattr(encoder, "parts", [encoder]):  # a combined encoder is cached part by part
             ray_fill(part.spec, [texts], self.cache_dir, options={"source_options": self.source_options},
-                     address=self.address, progress=self.progress)
+                     cluster=Cluster(address=self.address), progress=self.progress)
         return text_keys(texts)
 
     def run(self, encoder: Any, cells: Iterable[Cell]) -> Iterator[dict[str, Any]]:
