@@ -71,21 +71,32 @@ class QueryPlan:
     refit: str = DEFAULT_REFIT
 
 
+@dataclass(frozen=True)
+class EncodedPool:
+    """One encoder's view of the study's data, computed once for all its trajectories: the ``pool`` and its
+    vectors ``X``, each test set's ``(vectors, labels)``, and ``typical``, the
+    :func:`~pipeline.active.strategies.typicality` of the pool (None: computed by each trajectory)."""
+
+    pool: Dataset
+    X: np.ndarray
+    tests: dict[str, tuple[np.ndarray, np.ndarray]]
+    typical: np.ndarray | None = None
+
+
 def trajectory_cells(
-    method: Method, query: str, seed: int, budgets: Sequence[int], pool: Dataset, X_pool: np.ndarray,
-    tests: dict[str, tuple[np.ndarray, np.ndarray]], skip: set[int], typical: np.ndarray | None = None,
+    method: Method, query: str, seed: int, budgets: Sequence[int], skip: set[int], data: EncodedPool,
     plan: QueryPlan = QueryPlan(()),
 ) -> list[dict[str, Any]]:
-    """The cells of one (method, strategy, seed) at every budget not in ``skip`` (runs in a joblib worker);
-    ``typical``: :func:`~pipeline.active.strategies.typicality` of the pool, computed once for all of them;
-    ``plan``: the batch size, strategy settings and refit."""
+    """The cells of one (method, strategy, seed) on ``data`` at every budget not in ``skip`` (runs in a joblib
+    worker); ``plan``: the batch size, strategy settings and refit."""
     k, settings, refit = plan.k, plan.settings, plan.refit
+    pool, X_pool, tests = data.pool, data.X, data.tests
     if query == "random":  # the balanced, seeded samples of plain compare cells
         samples = ((b, budget_indices(pool, b, seed)) for b in budgets)
         samples = ((b, idx, pool.labels[idx]) for b, idx in samples)
     else:
         samples = simulate(query, X_pool, Oracle(pool.labels), budgets, k=k, seed=seed, head=method.head,
-                           typical=typical, settings=settings)
+                           typical=data.typical, settings=settings)
     rows = []
     for budget, idx, y in samples:
         if budget in skip:
@@ -188,12 +199,11 @@ def run_active_compare(
         if not todo:
             continue
         X_pool, test_xy, encode_seconds = _vectors(encoder, pool, tests, cache_dir, source_options)
-        typical = typicality(unit_rows(X_pool), settings.typical_power)
+        data = EncodedPool(pool, X_pool, test_xy, typicality(unit_rows(X_pool), settings.typical_power))
         n_cells = sum(len(budgets) - len(skip) for *_, skip in todo)
         bar = tqdm(total=n_cells, desc=f"compare --query ({encoder})", unit="cell", disable=not progress)
         for rows in Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(trajectory_cells)(m, q, s, budgets, pool, X_pool, test_xy, skip, typical, query)
-                for m, q, s, skip in todo):
+                delayed(trajectory_cells)(m, q, s, budgets, skip, data, query) for m, q, s, skip in todo):
             for row in rows:
                 row["encode_seconds"] = round(encode_seconds / n_cells, 4)
                 log.append(row)
