@@ -26,13 +26,14 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline import OptionError
+from pipeline.finetune.loop import LoopSettings
 from pipeline.unlabelled.choices import DEFAULT_METHOD, METHODS
 
 RECORD = "adapt.json"
@@ -112,7 +113,9 @@ def adapt(
     if (final / RECORD).is_file():
         return Adapted(final, fp, True, json.loads((final / RECORD).read_text(encoding="utf-8")))
     start = time.perf_counter()
-    body, history, resumed = _train(texts, encoder, recipe, root, fp, device, precision, progress, checkpoint_seconds)
+    body, history, resumed = _train(texts, encoder, recipe, root, fp, LoopSettings(
+        epochs=recipe.epochs, device=device, precision=precision, progress=progress,
+        checkpoint_seconds=checkpoint_seconds))
     record = {"fingerprint": fp, "base_encoder": encoder, "recipe": asdict(recipe), "corpus_hash": corpus_hash(texts),
               "corpus_size": len(texts), "history": history, "resumed_from": resumed,
               "seconds": round(time.perf_counter() - start, 1)}
@@ -166,23 +169,23 @@ def _save(body: Any, record: dict[str, Any], final: Path) -> None:
     os.replace(tmp, final)
 
 
-def _train(texts: list[str], encoder: str, recipe: AdaptRecipe, root: Path, fp: str, device: str, precision: str,
-           progress: bool, checkpoint_seconds: float) -> tuple[Any, list[dict[str, Any]], str | None]:
-    """Run the recipe's objective over ``texts`` (resuming a checkpoint of the same fingerprint)."""
+def _train(texts: list[str], encoder: str, recipe: AdaptRecipe, root: Path, fp: str,
+           settings: LoopSettings) -> tuple[Any, list[dict[str, Any]], str | None]:
+    """Run the recipe's objective over ``texts`` as ``settings`` say, on their device and precision once resolved
+    (``auto``), resuming a checkpoint of the same fingerprint."""
     import torch
 
     from pipeline.finetune.batching import length_batches, token_lengths
     from pipeline.finetune.body import load_body, resolve_runtime
     from pipeline.finetune.checkpoint import CheckpointStore
-    from pipeline.finetune.loop import LoopSettings, run_loop
+    from pipeline.finetune.loop import run_loop
 
-    device, precision = resolve_runtime(device, precision)
+    device, precision = resolve_runtime(settings.device, settings.precision)
+    settings = replace(settings, device=device, precision=precision)
     torch.manual_seed(recipe.seed)
     body = load_body(encoder, max_length=recipe.max_length, device=device, work_dir=root.parent)
     model, loss_fn = OBJECTIVES[recipe.method](body, texts, recipe, device)
     lengths = token_lengths(body, texts)
-    settings = LoopSettings(epochs=recipe.epochs, device=device, precision=precision, progress=progress,
-                            checkpoint_seconds=checkpoint_seconds)
     logger.info("adapting %s by %s on %d unlabelled texts (%s %s)", encoder, recipe.method, len(texts), device, precision)
     result = run_loop(
         model, [{"params": [p for p in model.parameters() if p.requires_grad], "lr": recipe.lr}],
