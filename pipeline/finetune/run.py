@@ -102,8 +102,7 @@ def finetune(
         best_epoch=result.best_epoch, resumed_from=result.resumed_from,
         fit_seconds=round(time.perf_counter() - start, 2),
     )
-    bundle = _save_bundle(body, head, train, test, out, seed=seed, details=details, cache_dir=runtime.cache_dir,
-                          options=options, export=runtime.export)
+    bundle = _save_bundle(_Tuned(body, head, details), train, test, out, seed=seed, options=options, runtime=runtime)
     store.remove()
     return bundle
 
@@ -196,14 +195,21 @@ def _check_train(train: Dataset) -> None:
         )
 
 
-def _save_bundle(
-    body: Any, head: Any, train: Dataset, test: Dataset | None, out: Path, *, seed: int,
-    details: dict[str, Any], cache_dir: str | Path | None, options: dict[str, Any], export: str | None = None,
-) -> Bundle:
-    """Save the tuned body and head as a bundle at ``out`` (test metrics in the manifest; ``export``: see
-    :func:`finetune`). Of the encoder spec's ``options``: the tuned encoder treats texts over its max length by
-    ``long_text`` (default :data:`PREDICT_LONG_TEXT`) when predicting, and pools hidden ``layers`` (``A-B``) as
-    it was trained to, when given."""
+@dataclass(frozen=True)
+class _Tuned:
+    """What a fine-tuning run made: the tuned ``body``, its ``head``, and ``details`` for the manifest."""
+
+    body: Any
+    head: Any
+    details: dict[str, Any]
+
+
+def _save_bundle(tuned: _Tuned, train: Dataset, test: Dataset | None, out: Path, *, seed: int,
+                 options: dict[str, Any], runtime: Runtime) -> Bundle:
+    """Save the tuned body and head as a bundle at ``out`` (test metrics in the manifest; ``runtime.cache_dir``
+    is its embedding cache, ``runtime.export``: see :func:`finetune`). Of the encoder spec's ``options``: the
+    tuned encoder treats texts over its max length by ``long_text`` (default :data:`PREDICT_LONG_TEXT`) when
+    predicting, and pools hidden ``layers`` (``A-B``) as it was trained to, when given."""
     from pipeline.bundle.bundle import Bundle
     from pipeline.encoders import get_encoder
     from pipeline.bundle.manifest import build, encoder_options, metrics_section, train_section
@@ -213,6 +219,8 @@ def _save_bundle(
     from pipeline.bundle.bundle import SAMPLE_FILE
     from pipeline.predict.shift import keep_sample
 
+    body, head, details = tuned.body, tuned.head, tuned.details
+    cache_dir, export = runtime.cache_dir, runtime.export
     staging = out.parent / f".{out.name}.encoder-tmp"
     shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
     out.parent.mkdir(parents=True, exist_ok=True)
