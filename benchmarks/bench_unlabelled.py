@@ -93,12 +93,13 @@ def distil_cells(method: str, train, test, unlabelled: list[str], seed: int, cac
     scores of the test set it was trained beside)."""
     from pipeline.bundle.bundle import Bundle
     from pipeline.finetune import Runtime, recipe_for
+    from pipeline.data.unlabelled import Unlabelled
     from pipeline.unlabelled.self_train import Teacher, distil
 
     teacher_method, teacher_row = TEACHERS[method]
     with tempfile.TemporaryDirectory(prefix="bench-distil-") as out:
         start = time.perf_counter()
-        bundle = distil(train, unlabelled, out=Path(out) / "student", work_dir=work_dir,
+        bundle = distil(train, Unlabelled(unlabelled), out=Path(out) / "student", work_dir=work_dir,
                         teacher=Teacher(encoder, recipe_for(encoder, teacher_method)), settings=settings, seed=seed,
                         test=test, runtime=Runtime(cache_dir=cache_dir, progress=False))
         wall = time.perf_counter() - start

@@ -59,8 +59,7 @@ def finetune_source(job: FinetuneJob, echo: Callable[[str], None] = print) -> Bu
                              recipe=job.recipe, settings=job.self_train, out=job.out, seed=job.seed, test=test,
                              runtime=job.runtime)
     work = Path(f"{job.out}.self-train")
-    bundle = distil(train, unl.texts, out=job.out, work_dir=work, teacher=Teacher(job.encoder, job.recipe),
-                    settings=job.self_train, seed=job.seed, test=test, unlabelled_record=unl.record,
-                    runtime=job.runtime)
+    bundle = distil(train, unl, out=job.out, work_dir=work, teacher=Teacher(job.encoder, job.recipe),
+                    settings=job.self_train, seed=job.seed, test=test, runtime=job.runtime)
     shutil.rmtree(work, ignore_errors=True)
     return bundle

@@ -237,13 +237,13 @@ def _finetunable_encoders(encoders: Sequence[str], finetune: Sequence[str]) -> l
     return chosen
 
 
-def _finetune_cell(
-    method: Method, budget: int | None, seed: int, pool: Dataset, tests: dict[str, Dataset], work_dir: Path,
-    options: dict[str, Any], unlabelled: Any = None, self_train: Any = None,
-) -> dict[str, Any]:
-    """Fine-tune (or, for a self-training method, distil with the texts ``unlabelled(idx)``) and score."""
+def _finetune_cell(method: Method, budget: int | None, seed: int, run: _Run, work_dir: Path, options: dict[str, Any],
+                   self_train: Any = None) -> dict[str, Any]:
+    """Fine-tune on a ``budget`` sample of ``run``'s pool (or, for a self-training method, distil with the sample's
+    unlabelled texts) and score on its test sets."""
     from pipeline.finetune import Runtime, finetune_and_score, recipe_for
 
+    pool, tests = run.pool, run.tests
     idx = budget_indices(pool, budget, seed)
     train = pool.subset(idx)
     work = work_dir / re.sub(r"[^A-Za-z0-9_.+-]+", "_", f"{method.name}-b{budget_label(budget)}-s{seed}")
@@ -251,9 +251,10 @@ def _finetune_cell(
     extra: dict[str, Any] = {}
     recipe = recipe_for(method.encoder, method.head, **options)
     if method.self_train:
+        from pipeline.data.unlabelled import Unlabelled
         from pipeline.unlabelled.self_train import Teacher, distil
 
-        bundle = distil(train, unlabelled(idx), out=work / "bundle", work_dir=work / "work",
+        bundle = distil(train, Unlabelled(run.unlabelled(idx)[0]), out=work / "bundle", work_dir=work / "work",
                         teacher=Teacher(method.encoder, recipe), settings=self_train, seed=seed, test=tests["test"],
                         runtime=Runtime(progress=False))
         record = bundle.manifest["self_train"]
@@ -413,8 +414,7 @@ def run_compare(
                     "out_of_core": None if plan.out_of_core is None else plan.out_of_core.record()})
             for m in (m for m in methods if m.encoder == encoder_spec and m.finetune):
                 for b, s in todo[m]:
-                    run.record(_finetune_cell(m, b, s, pool, tests, out / "finetune", dict(plan.finetune_options),
-                                              lambda idx: run.unlabelled(idx)[0], self_train))
+                    run.record(_finetune_cell(m, b, s, run, out / "finetune", dict(plan.finetune_options), self_train))
     return log.rows()
 
 

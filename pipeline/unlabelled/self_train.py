@@ -35,6 +35,7 @@ from pipeline.finetune.recipe import Recipe, Runtime, make_recipe, recipe_for
 from pipeline.unlabelled.choices import BALANCES
 from pipeline.unlabelled.keep_mean import mean_positive, with_mean
 from pipeline.data.dataset import Dataset
+from pipeline.data.unlabelled import Unlabelled
 
 
 
@@ -201,7 +202,7 @@ class Teacher:
 
 def distil(
     train: Dataset,
-    unlabelled: list[str],
+    unlabelled: Unlabelled,
     *,
     out: str | Path,
     work_dir: str | Path,
@@ -209,16 +210,16 @@ def distil(
     settings: SelfTrainSettings = SelfTrainSettings(),
     seed: int = 0,
     test: Dataset | None = None,
-    unlabelled_record: dict[str, Any] | None = None,
     runtime: Runtime = Runtime(),
 ) -> Any:
-    """Fine-tuned teacher -> pseudo-labels of ``unlabelled`` -> fine-tuned ``head`` student, saved at ``out``.
+    """Fine-tuned teacher -> pseudo-labels of ``unlabelled.texts`` -> fine-tuned ``head`` student, saved at ``out``.
 
     The teacher (``teacher.recipe`` on ``train``, kept under ``work_dir`` so a killed run resumes) labels
     the texts (:func:`select_pseudo`, at most :func:`_pseudo_cap`); the student, a ``head`` fine-tuning of
     the teacher's tuned encoder (``teacher.student_from="teacher"``) or of ``teacher.encoder`` (``"base"``), trains one epoch on the labels plus those texts (soft targets if ``settings.soft``). With
     ``test``, both are scored on it. Returns the student bundle; its manifest's ``self_train`` records
-    the teacher, the rounds and the cost against the teacher (``unlabelled``: ``unlabelled_record``).
+    the teacher, the rounds and the cost against the teacher, its ``unlabelled`` where the texts came from
+    (``unlabelled.record``, when not empty).
     """
     from pipeline.bundle.bundle import ENCODER_DIR
     from pipeline.data.unlabelled import texts_hash
@@ -232,16 +233,16 @@ def distil(
     student_recipe = make_recipe("head", epochs=1, max_length=teacher.manifest["finetune"]["recipe"]["max_length"])
     teacher_seconds = seconds = teacher.manifest["finetune"]["fit_seconds"]
     cap, current, rounds = _pseudo_cap(teacher.manifest["finetune"], len(train)), teacher, []
-    corpus = texts_hash(unlabelled)[:10]
+    corpus = texts_hash(unlabelled.texts)[:10]
     for r in range(settings.rounds):
         start = time.perf_counter()
-        p_pos = _pool_probabilities(current, unlabelled)
+        p_pos = _pool_probabilities(current, unlabelled.texts)
         idx, y_pseudo = select_pseudo(p_pos, settings, cap, seed)
         rounds.append({**round_record(p_pos, idx, y_pseudo), "label_seconds": round(time.perf_counter() - start, 2)})
         seconds += time.perf_counter() - start
         if not len(idx):
             break
-        student_train, targets = student_set(train, unlabelled, idx, y_pseudo, p_pos if settings.soft else None)
+        student_train, targets = student_set(train, unlabelled.texts, idx, y_pseudo, p_pos if settings.soft else None)
         last, name = r == settings.rounds - 1, f"student-{r}-{settings.key}-{corpus}"  # other settings, texts: files
         current = _student(student_train, targets, Path(out) if last else work_dir / name,
                            plan.encoder if plan.student_from == "base" else f"st:{current.path / ENCODER_DIR}",
@@ -256,8 +257,8 @@ def distil(
         **asdict(settings), "pseudo_cap": cap, "rounds_run": rounds, "seconds": round(seconds, 2),
         "cost_vs_teacher": round(seconds / max(teacher_seconds, 1e-9), 2),
     }
-    if unlabelled_record is not None:
-        current.manifest["unlabelled"] = unlabelled_record
+    if unlabelled.record:
+        current.manifest["unlabelled"] = unlabelled.record
     current.save(current.path, encoder_dir=current.path / ENCODER_DIR)  # re-save with the record
     return current
 
