@@ -15,7 +15,7 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from pipeline.cli import main
 from pipeline.encoders import get_encoder
-from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, pool
+from pipeline.encoders.long_text import Batching, LengthStats, Windowing, encode_windows, pool
 from benchmarks.long_reviews import concatenate
 
 MAX_LENGTH = 24  # small, so six RT snippets overflow it many times over and encoding stays fast
@@ -68,8 +68,8 @@ def test_batches_on_threads_give_the_same_vectors_in_the_same_order():
         return np.array([[len(p), sum(p), p[0]] for p in batch], dtype=np.float32)
 
     done = []
-    one = encode_windows(ids, windowing, 8, 3, forward, False)
-    two = encode_windows(ids, windowing, 8, 3, forward, False, progress=done.append, parallel=2)
+    one = encode_windows(ids, windowing, 3, forward, False, Batching(8))
+    two = encode_windows(ids, windowing, 3, forward, False, Batching(8, parallel=2), progress=done.append)
     assert np.array_equal(one, two) and sum(done) == len(ids)
 
 

@@ -110,28 +110,40 @@ def pool(vectors: np.ndarray, owner: np.ndarray, weight: np.ndarray, n: int, nor
     return total.astype(np.float32)
 
 
-def encode_windows(ids: list[list[int]], windowing: Windowing, batch_size: int, dim: int,
-                   forward: Callable[[list[list[int]]], np.ndarray], normalize: bool,
-                   progress: Callable[[int], None] | None = None,
-                   width: Callable[[int], int] | None = None, max_tokens: int | None = None,
-                   parallel: int = 1) -> np.ndarray:
-    """Vectors of texts given as content ids: cut into model inputs, encoded longest first, pooled per text.
+@dataclass(frozen=True)
+class Batching:
+    """How :func:`encode_windows` cuts model inputs into batches (longest first) and runs them.
+
+    At most ``batch_size`` inputs a batch. With ``width`` (content length -> padded width), a batch holds only
+    inputs of one width, and ``forward`` pads it to that width: each input is then computed at a shape its own
+    length decides, not the texts encoded with it (see :data:`pipeline.encoders.transformer.WIDTH_STEP`). With
+    ``max_tokens``, a batch also stops before its padded size (inputs times the longest) would pass it: long
+    inputs go in smaller batches. With ``parallel`` above 1, that many batches run at once on threads
+    (``forward`` must then be thread-safe); the batches and so the vectors are the same.
+    """
+
+    batch_size: int
+    width: Callable[[int], int] | None = None
+    max_tokens: int | None = None
+    parallel: int = 1
+
+
+def encode_windows(ids: list[list[int]], windowing: Windowing, dim: int,
+                   forward: Callable[[list[list[int]]], np.ndarray], normalize: bool, batching: Batching,
+                   progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Vectors of texts given as content ids: cut into model inputs, encoded longest first in batches as
+    ``batching`` says, pooled per text.
 
     ``forward(batch)`` turns a list of model inputs (content ids, without special tokens) into float32
     ``(len(batch), dim)`` vectors; batches of similar length pad little. ``progress(k)`` is called as
-    each ``k`` more texts are done. With ``width`` (content length -> padded width), a batch holds only
-    inputs of one width, and ``forward`` pads it to that width: each input is then computed at a shape
-    its own length decides, not the texts encoded with it (see :data:`WIDTH_STEP`). With ``max_tokens``, a
-    batch also stops before its padded size (inputs times the longest) would pass it: long inputs go in
-    smaller batches. With ``parallel`` above 1, that many batches run at once on threads (``forward`` must
-    then be thread-safe); the batches and so the vectors are the same.
+    each ``k`` more texts are done.
     """
     pieces, owner, weight = windowing.split(ids)
     left = np.bincount(owner, minlength=len(ids))  # model inputs still to encode, per text
     order = np.argsort(-weight, kind="stable")
     out = np.empty((len(pieces), dim), dtype=np.float32)
-    batches = _batches(order, [len(p) for p in pieces], batch_size, width, max_tokens)
-    for idx, vectors in _run(batches, lambda idx: forward([pieces[i] for i in idx]), parallel):
+    batches = _batches(order, [len(p) for p in pieces], batching.batch_size, batching.width, batching.max_tokens)
+    for idx, vectors in _run(batches, lambda idx: forward([pieces[i] for i in idx]), batching.parallel):
         out[idx] = vectors
         if progress is not None:
             before = int((left == 0).sum())

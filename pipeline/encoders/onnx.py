@@ -58,7 +58,8 @@ from pipeline.encoders.calibration import LEGACY_RECIPE, default_recipe
 from pipeline.encoders.calibration import recipe as calibration_recipe
 from pipeline.encoders.inputs import model_inputs
 from pipeline.encoders.quiet import quiet_export
-from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, length_stats, resolve_strategy
+from pipeline.encoders.long_text import (Batching, LengthStats, Windowing, encode_windows, length_stats,
+                                         resolve_strategy)
 
 BACKENDS = ("torch", "onnx", "openvino")
 QUANTIZE = ("none", "int8", "int8-static")
@@ -200,8 +201,8 @@ class ExportedEncoder(Encoder):
             input_ids, mask = model_inputs(batch, self._specials, int(self.meta["pad_id"]))
             return self._pool_batch(run(input_ids, mask), mask)
 
-        return encode_windows(ids, self.windowing, self.batch_size, self.dim, forward, self.normalize, progress,
-                              max_tokens=self.max_batch_tokens, parallel=streams)
+        return encode_windows(ids, self.windowing, self.dim, forward, self.normalize,
+                              Batching(self.batch_size, max_tokens=self.max_batch_tokens, parallel=streams), progress)
 
     def length_stats(self, texts: Iterable[str]) -> LengthStats:
         """How many ``texts`` exceed the max length and what share of their word pieces is seen."""

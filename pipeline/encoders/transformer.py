@@ -22,7 +22,8 @@ import numpy as np
 from pipeline import OptionError
 from pipeline.encoders.base import Encoder, layer_span
 from pipeline.encoders.device import PROBE_TEXTS, autocast, default_batch_size, resolve_device, resolve_precision
-from pipeline.encoders.long_text import LengthStats, Windowing, encode_windows, length_stats, resolve_strategy
+from pipeline.encoders.long_text import (Batching, LengthStats, Windowing, encode_windows, length_stats,
+                                         resolve_strategy)
 
 HF_POOLINGS = ("mean", "cls")
 # Model inputs are padded to a multiple of this many tokens and batched by that width (see _width). Under
@@ -125,8 +126,8 @@ class TransformerEncoder(Encoder):
             return self._forward(self._features(batch)).float().cpu().numpy()
 
         with torch.inference_mode(), autocast(self.device, precision):
-            return encode_windows(ids, self.windowing, self.batch_size, self.dim, forward, self.normalize, progress,
-                                  width=self._width)
+            return encode_windows(ids, self.windowing, self.dim, forward, self.normalize,
+                                  Batching(self.batch_size, width=self._width), progress)
 
     def _width(self, content: int) -> int:
         """The padded width of a model input of ``content`` word pieces: its length with special tokens,
