@@ -10,7 +10,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.store.cache import CacheError, EmbeddingCache
 from pipeline.encoders import get_encoder
-from pipeline.heads.out_of_core import fit_sgd
+from pipeline.heads.out_of_core import OutOfCore, fit_sgd
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def cached(rt_split, tmp_path_factory):
 def test_sgd_over_chunks_matches_in_memory_logistic_regression(cached):
     cache_dir, enc, pool, test, X_pool, X_test = cached
     sizes: list[int] = []
-    model = fit_sgd(cache_dir, enc, pool.texts, pool.labels, chunk_rows=1000, epochs=3,
+    model = fit_sgd(cache_dir, enc, pool.texts, pool.labels, settings=OutOfCore(epochs=3, chunk_rows=1000),
                     on_chunk=sizes.append)
     assert max(sizes) <= 1000 and sum(sizes) == 3 * len(pool)  # never more than a chunk in memory
     accuracy = (model.predict(X_test) == test.labels).mean()
@@ -35,7 +35,7 @@ def test_sgd_over_chunks_matches_in_memory_logistic_regression(cached):
     proba = model.predict_proba(X_test)
     assert proba.shape == (len(test), 2) and np.allclose(proba.sum(axis=1), 1)
 
-    again = fit_sgd(cache_dir, enc, pool.texts, pool.labels, chunk_rows=1000, epochs=3)
+    again = fit_sgd(cache_dir, enc, pool.texts, pool.labels, settings=OutOfCore(epochs=3, chunk_rows=1000))
     np.testing.assert_array_equal(again[-1].coef_, model[-1].coef_)  # seeded: same chunks, same order
 
 

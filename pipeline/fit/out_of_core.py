@@ -23,23 +23,11 @@ from typing import Any
 import numpy as np
 
 from pipeline import OptionError
-from pipeline.heads.out_of_core import ALPHA, CHUNK_ROWS, EPOCHS
+from pipeline.heads.out_of_core import OutOfCore
 
 MEMORY_BUDGET = 2 << 30  # bytes of vectors an in-memory fit may hold before sgd goes out of core
 SAMPLE_ROWS = 20_000  # pool rows read whole: the prior model's out-of-fold refits and the shift sample
 HEAD = "sgd"
-
-
-@dataclass(frozen=True)
-class OutOfCore:
-    """How to train out of core: most passes over the pool, rows per chunk, L2 strength."""
-
-    epochs: int = EPOCHS
-    chunk_rows: int = CHUNK_ROWS
-    alpha: float = ALPHA
-
-    def record(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "chunk_rows": self.chunk_rows, "alpha": self.alpha}
 
 
 def parse_memory(text: str) -> int:
@@ -144,8 +132,7 @@ def fit_out_of_core(data: Any, *, encoder: Any, seed: int = 0, cache_dir: str | 
     for texts in (train.texts, test.texts):
         cache.fill(enc, texts, scan_hits=False)
     start = time.perf_counter()
-    model = fit_sgd(cache_dir, enc, train.texts, train.labels, epochs=settings.epochs,
-                    chunk_rows=settings.chunk_rows, alpha=settings.alpha, class_weight=class_weight, seed=seed,
+    model = fit_sgd(cache_dir, enc, train.texts, train.labels, settings=settings, class_weight=class_weight, seed=seed,
                     on_chunk=on_chunk)
     seconds = time.perf_counter() - start
     store = Store(cache_dir, enc.fingerprint)

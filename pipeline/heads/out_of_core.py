@@ -12,6 +12,7 @@ The result is an ordinary fitted :class:`~sklearn.pipeline.Pipeline` (``predict_
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,18 @@ CHUNK_ROWS = 65_536  # 96 MB of 384-d float32 vectors per chunk
 EPOCHS = 200  # most passes; training stops earlier when the loss stops falling (TOL, PATIENCE)
 TOL, PATIENCE = 1e-3, 5  # as SGDClassifier.fit: stop after PATIENCE passes without a TOL-per-row better loss
 ALPHA = 1e-4
+
+
+@dataclass(frozen=True)
+class OutOfCore:
+    """How to train out of core: most passes over the pool, rows per chunk, L2 strength."""
+
+    epochs: int = EPOCHS
+    chunk_rows: int = CHUNK_ROWS
+    alpha: float = ALPHA
+
+    def record(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "chunk_rows": self.chunk_rows, "alpha": self.alpha}
 
 
 def make_sgd(seed: int, alpha: float = ALPHA, class_weight: dict[int, float] | str | None = None):
@@ -39,10 +52,11 @@ def chunk_order(order: np.ndarray, chunk_rows: int, rng: np.random.Generator) ->
         yield rng.permutation(order[start : start + chunk_rows])
 
 
-def fit_sgd(cache_dir: str | Path, encoder: Any, texts: Sequence[str], labels: np.ndarray, **settings: Any):
+def fit_sgd(cache_dir: str | Path, encoder: Any, texts: Sequence[str], labels: np.ndarray, *,
+            settings: OutOfCore = OutOfCore(), class_weight: str | None = None, seed: int = 0,
+            on_chunk: Callable[[int], None] | None = None):
     """Fit the ``sgd`` head on the cached vectors of ``texts`` by ``encoder`` (its ``fingerprint`` and ``dim``)
-    (all cached already, e.g. by ``embed``); ``settings`` are :func:`fit_chunks`'s keywords (epochs, chunk_rows,
-    alpha, class_weight, seed, on_chunk).
+    (all cached already, e.g. by ``embed``) as :func:`fit_chunks` does.
 
     ``labels`` are 0/1. ``class_weight="balanced"`` weights classes by their counts over the whole
     pool (``partial_fit`` cannot compute that itself). ``on_chunk(n)`` is called after each chunk of
@@ -53,7 +67,8 @@ def fit_sgd(cache_dir: str | Path, encoder: Any, texts: Sequence[str], labels: n
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels.")
     _class_counts(labels)
     with Store(cache_dir, encoder.fingerprint).pinned(text_keys(texts), encoder.dim) as (rows, order):
-        return fit_chunks(rows, order, labels, **settings)
+        return fit_chunks(rows, order, labels, settings=settings, class_weight=class_weight, seed=seed,
+                          on_chunk=on_chunk)
 
 
 def _class_counts(labels: np.ndarray) -> np.ndarray:
@@ -69,19 +84,19 @@ def fit_chunks(
     order: np.ndarray,
     labels: np.ndarray,
     *,
-    epochs: int = EPOCHS,
-    chunk_rows: int = CHUNK_ROWS,
-    alpha: float = ALPHA,
+    settings: OutOfCore = OutOfCore(),
     class_weight: str | None = None,
     seed: int = 0,
     on_chunk: Callable[[int], None] | None = None,
 ):
     """The ``sgd`` head fitted on ``rows(positions)`` -> vectors, chunk by chunk over ``order`` (every
-    position once, in the order that reads fastest); ``labels`` by position. What :func:`fit_sgd` runs on the
-    cache, and compare's whole-pool cell on whatever holds its rows."""
+    position once, in the order that reads fastest; ``settings``: passes, rows per chunk, L2 strength);
+    ``labels`` by position. What :func:`fit_sgd` runs on the cache, and compare's whole-pool cell on whatever
+    holds its rows."""
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    epochs, chunk_rows, alpha = settings.epochs, settings.chunk_rows, settings.alpha
     labels = np.asarray(labels, dtype=np.int64)
     counts = _class_counts(labels)
     if epochs < 1 or chunk_rows < 1:

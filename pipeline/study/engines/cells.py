@@ -53,11 +53,11 @@ def _fit_streamed(X: Any, y: np.ndarray, seed: int, class_weight: str | None, se
     import time
     from types import SimpleNamespace
 
-    from pipeline.heads.out_of_core import fit_chunks
+    from pipeline.heads.out_of_core import OutOfCore, fit_chunks
 
     start = time.perf_counter()
     estimator = fit_chunks(lambda idx: np.asarray(X[idx], dtype=np.float32), np.arange(len(y)), y,
-                           class_weight=class_weight, seed=seed, **settings)
+                           settings=OutOfCore(**settings), class_weight=class_weight, seed=seed)
     return SimpleNamespace(estimator=estimator, params={**settings, "epochs_run": int(estimator[-1].n_iter_)},
                            fit_seconds=time.perf_counter() - start)
 
