@@ -15,7 +15,7 @@ import skops.io as sio
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from pipeline.bundle.bundle import HEAD_FILE, MANIFEST, Bundle, head_identity
+from pipeline.bundle.bundle import MANIFEST, Bundle, head_identity
 from pipeline.heads.registry import HEADS, build_head, fit_head
 from pipeline.heads.linear import (CLASSIFIERS, FORMAT, LINEAR_FILE, NORMALIZER, PLAIN_NODES, TOLERANCE, LinearHead,
                                   LinearHeadError, _known, _nodes, from_estimator, load, plain_skops)

@@ -225,8 +225,8 @@ SECTIONS: dict[str, Section] = {
     "finetune": Section(_dict),
     "self_train": Section(_dict),  # pipeline.unlabelled.self_train: teacher, settings, pseudo-label counts
     "unlabelled": Section(_dict),  # the unlabelled corpus a self-trained bundle used
-    "prompts": Section(check_prompts),
-    "retarget": Section(_dict),  # pipeline.retarget: the source bundle, target labels, what changed  # the prompts of the head's prompt prior; the head itself is plain
+    "prompts": Section(check_prompts),  # the prompts of the head's prompt prior; the head itself is plain
+    "retarget": Section(_dict),  # pipeline.fit.retarget_bundle: the source bundle, target labels, what changed
     "digest": Section(_hex(64)),
     "signature": Section(_hex(64)),
 }

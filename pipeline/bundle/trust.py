@@ -107,9 +107,6 @@ class Trust:
         return path if path.is_file() else None
 
 
-USER = Trust()
-
-
 PICKLE_SUFFIXES = (".kv", ".model", ".pkl", ".pickle")  # gensim's own format is a pickle: loading it can run code
 
 

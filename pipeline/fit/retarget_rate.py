@@ -28,7 +28,7 @@ two together separate the classes well enough to read it, and the threshold move
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import erf, sqrt
+from math import erf
 from typing import Any
 
 import numpy as np
