@@ -158,6 +158,9 @@ def test_model_summary_health_docs_and_metrics(server, bundle):
     assert summary["format_version"] == manifest["format_version"]
     assert summary["signature"]["state"].startswith("unsigned: digest verified")
     assert server.request("GET", "/healthz")[:2] == (200, {"status": "ok", "queued_texts": 0})
+    status, index, _ = server.request("GET", "/")  # where a browser lands: what is served, and where
+    assert status == 200 and index["model"] == bundle[0].name and index["token"] == "none needed"
+    assert {"POST /v1/predict", "GET /v1/model", "GET /healthz", "GET /metrics", "GET /docs"} == set(index["endpoints"])
     docs = server.request("GET", "/docs")
     assert docs[0] == 200 and "swagger" in docs[1]["text"].lower()
     schema = server.request("GET", "/openapi.json")[1]
@@ -249,6 +252,8 @@ def test_token_is_required_when_set_and_an_allowed_page_preflights_without_it(bu
         status, answer, _ = srv.request("POST", "/v1/predict", body, good)
         assert status == 200 and answer["predictions"][0]["label"] == "fresh"
         assert srv.request("GET", "/healthz")[0] == 200  # probes need no token
+        status, index, _ = srv.request("GET", "/")  # nor the page that says where to go, and that a token is needed
+        assert status == 200 and "Authorization: Bearer <token>" in index["token"]
         ask = {"Origin": page, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers":
                "content-type,authorization"}  # a browser's preflight carries no token
         status, _, headers = srv.request("OPTIONS", "/v1/predict", headers=ask)

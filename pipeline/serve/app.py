@@ -1,6 +1,7 @@
 """The HTTP API of ``serve`` (FastAPI): predict, model summary, health probe, metrics, OpenAPI docs.
 
 ======================  ===========================================================================
+``GET /``               what this server is: the bundle, the endpoints below, whether they need the token
 ``POST /v1/predict``    ``{"texts": [...], "prior": optional}`` -> ``{"predictions": [{"label", "p_positive"}...]}``
 ``GET /v1/model``       the bundle's manifest summary (encoder, head, labels, trained on, metrics, signature)
 ``GET /healthz``        ``{"status": "ok"}`` once the model is loaded (never asks for the token)
@@ -34,7 +35,14 @@ from pipeline.guards import LOOPBACK_HOSTS, BearerToken, BodyLimit, HostCheck, h
 from pipeline.serve.metrics import Metrics
 from pipeline.serve.model import ServedModel
 
-OPEN_PATHS = ("/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect")
+OPEN_PATHS = ("/", "/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect")
+ENDPOINTS = {  # what ``GET /`` lists
+    "POST /v1/predict": 'label texts: {"texts": ["..."], "prior": optional} -> a label and p_positive per text',
+    "GET /v1/model": "the bundle's manifest summary: encoder, head, labels, what it was trained on, test metrics",
+    "GET /healthz": "for probes: ok once the model is loaded",
+    "GET /metrics": "Prometheus text format",
+    "GET /docs": "OpenAPI docs (the schema at /openapi.json)",
+}
 
 
 class PredictRequest(BaseModel):
@@ -205,6 +213,13 @@ def create_app(model: ServedModel, config: ServeConfig) -> FastAPI:
         """The bundle's manifest summary: encoder, head, label names, what it was trained on, its test
         metrics, its format and how its seal was checked, and this server's limits."""
         return {**model.summary(), "limits": vars(limits), "workers": config.workers}
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> dict[str, Any]:
+        """Where a browser or a first ``curl`` lands: the bundle served and the endpoints, rather than a 404."""
+        token = ("every endpoint but /, /healthz and /docs needs the header 'Authorization: Bearer <token>'"
+                 if config.token else "none needed")
+        return {"service": "review-transfer serve", "model": model.name, "endpoints": ENDPOINTS, "token": token}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

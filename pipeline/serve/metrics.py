@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-ROUTES = ("/v1/predict", "/v1/model", "/healthz", "/metrics", "/docs", "/openapi.json")
+ROUTES = ("/", "/v1/predict", "/v1/model", "/healthz", "/metrics", "/docs", "/openapi.json")
 
 
 def multiprocess() -> bool:
