@@ -9,6 +9,7 @@ Layout of a store under the cache directory, for fingerprint ``FP``::
     FP.segments/A-B.h5  immutable files each holding the rows of the shards numbered A to B, merged
                      once the main file holds :data:`SEGMENT_ROWS` rows; never rewritten after
     FP.h5.lock       fcntl lock: writers hold it exclusively, readers shared
+    FP.h5.fill.lock  fcntl lock held by the run leading the encoding of rows for the store (:meth:`Store.filling`)
     FP.incoming/N.h5 shard files other processes (e.g. Ray workers) staged without the lock; never
                      read until :meth:`Store.adopt` gives them a sequence number (a rename)
 
@@ -20,6 +21,10 @@ main file is small (under :data:`SEGMENT_ROWS` rows) into a new main file (again
 shards it absorbed, so the main file is never rewritten again by a fill. Either way shards (and
 segments) a crash left behind are never read twice. ``kill -9`` at any moment therefore loses at most
 the chunk being encoded.
+
+Two runs encoding for one store at once share the work: the one that leads (the first) walks its chunks from the
+first, one that finds another leading walks its own from the last, and each drops from a chunk the rows the other
+stored meanwhile, so the two meet in the middle and encode at most about a chunk twice between them.
 
 What a text's row depends on besides the text, since the cache keeps the first vector written (so it
 would otherwise depend on earlier runs' chunk sizes): word-vector encoders see each text alone. Torch
@@ -97,6 +102,7 @@ class EmbedReport:
     misses: int = 0
     seconds: float = 0.0
     zero_rows: int = 0  # unique texts whose vector is all zero (no known word), cache hits included
+    reused: int = 0  # misses another run stored while this one ran, so this one did not encode them
     stats: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -112,6 +118,8 @@ class EmbedReport:
             f"{self.seconds:.2f} s, {self.texts_per_s:,.0f} texts/s"
             + (f", {self.misses / self.seconds:,.0f} encoded/s" if self.misses and self.seconds > 0 else ""),
         ]
+        if self.reused:
+            lines.append(f"  {self.reused:,} of the misses were stored meanwhile by another run, so not encoded here")
         if self.stats.get("tokens"):
             oov = self.stats.get("oov_tokens", 0) / self.stats["tokens"]
             lines.append(f"  OOV rate {oov:.1%} of the {self.stats['tokens']:,} tokens encoded")
@@ -143,6 +151,7 @@ class Store:
         self.main = self.dir / f"{fingerprint}.h5"
         self.shard_dir = self.dir / f"{fingerprint}.shards"
         self.lock_path = self.dir / f"{fingerprint}.h5.lock"
+        self.fill_lock_path = self.dir / f"{fingerprint}.h5.fill.lock"
         self.incoming = self.dir / f"{fingerprint}.incoming"
         self.segment_dir = self.dir / f"{fingerprint}.segments"
         self._memo: dict[_Ident, tuple[np.ndarray, dict[str, Any], tuple[np.ndarray, np.ndarray]]] = {}
@@ -163,6 +172,25 @@ class Store:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    @contextlib.contextmanager
+    def filling(self) -> Iterator[bool]:
+        """While a run encodes rows for this store: yields whether it leads, holding the fill lock because no other
+        run held it (True too where the lock file cannot be made: the commit then says why). Others hold nothing."""
+        try:
+            fd = os.open(self.fill_lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield True
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                leads = True
+            except BlockingIOError:
+                leads = False
+            yield leads
         finally:
             os.close(fd)  # closing releases the lock
 
@@ -511,10 +539,11 @@ class Store:
 
     def remove(self) -> None:
         """Delete every file of this store but the (empty) lock file, which a waiting writer may hold;
-        CacheError (nothing deleted) when the files are not this package's (see :meth:`check_ours`)."""
+        CacheError (nothing deleted) when the files are not this package's (see :meth:`check_ours`). The fill lock
+        goes too: a run still holding it only loses the hint that it fills alone."""
         self.check_ours()
         with self.locked(exclusive=True):
-            for path in [self.main, *self.dir.glob(f"{self.fingerprint}.h5.*.tmp")]:
+            for path in [self.main, self.fill_lock_path, *self.dir.glob(f"{self.fingerprint}.h5.*.tmp")]:
                 path.unlink(missing_ok=True)
             for folder in (self.shard_dir, self.segment_dir, self.incoming):
                 if folder.is_dir():
@@ -810,10 +839,18 @@ class EmbeddingCache:
             meta = file_meta(encoder)
             # Longest texts first across chunks too: transformer batches then pad little.
             todo = todo[np.argsort([-len(texts[i]) for i in todo], kind="stable")]
+            chunks = [todo[lo : lo + self.chunk_size] for lo in range(0, len(todo), self.chunk_size)]
             with (contextlib.nullcontext(self._overall) if self._overall is not None else
-                  progress_bar(len(todo), f"embed {encoder.spec}", "text", self.progress)) as bar:
-                for lo in range(0, len(todo), self.chunk_size):
-                    idx = todo[lo : lo + self.chunk_size]
+                  progress_bar(len(todo), f"embed {encoder.spec}", "text", self.progress)) as bar, \
+                    store.filling() as leads:
+                for n, idx in enumerate(chunks if leads else chunks[::-1]):
+                    if n:  # rows another run stored meanwhile are not encoded again
+                        stored = ~store.missing(keys[idx], encoder.dim)
+                        report.reused += int(stored.sum())
+                        bar.update(int(stored.sum()))
+                        idx = idx[~stored]
+                        if not len(idx):
+                            continue
                     with warnings.catch_warnings():  # counted here; vectors() warns in input order
                         warnings.simplefilter("ignore", ZeroVectorWarning)
                         vecs = encoder.encode([texts[i] for i in idx], progress=bar.update)

@@ -48,6 +48,7 @@ def fill_stream(cache: EmbeddingCache, encoder: Encoder, batches: Iterable[Seque
         total.unique += part.unique
         total.hits += part.hits
         total.misses += part.misses
+        total.reused += part.reused
         total.zero_rows += part.zero_rows
         for name, value in part.stats.items():
             total.stats[name] = total.stats.get(name, 0) + value
