@@ -4,6 +4,7 @@ Only click and the standard library at module level."""
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,10 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             from pipeline.disk import disk_full_error, is_disk_full, stdout_full_error
             from pipeline.paths import ENV_VAR, default_cache_dir
 
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and e.filename:  # a place it may not write
+                raise click.ClickException(f"{e.filename}: {e.strerror}: check its permissions, or give the command a "
+                                           f"place it can write (--out, --output, --cache-dir or {ENV_VAR}); what "
+                                           "was written before is intact.") from None
             if not is_disk_full(e):
                 raise
             if (output_full := stdout_full_error(e)) is not None:

@@ -41,6 +41,7 @@ record the batching, so rows an earlier version cached under bf16 are served.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -74,6 +75,24 @@ _Ident = tuple[str, int, int, int]  # (path, inode, mtime_ns, size): one version
 
 class CacheError(ReviewTransferError, ValueError):
     """A cache file is unreadable or does not match its encoder; the message says how to rebuild."""
+
+
+class ReadOnlyCacheError(CacheError):
+    """The cache directory cannot be written (a read-only mount, no permission): the vectors it holds are served,
+    new ones cannot be stored."""
+
+
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _unwritable(directory: Path, error: OSError) -> OSError:
+    """``error`` (met making or locking a file in the cache ``directory``) as the one line a user reads: a
+    :class:`ReadOnlyCacheError` naming the directory and the fix when the directory cannot be written; else as is."""
+    if error.errno not in UNWRITABLE:
+        return error
+    return ReadOnlyCacheError(f"{directory}: cannot write in this cache directory ({error.strerror}); point --cache-dir "
+                              f"or {ENV_VAR} at a directory you can write (copy this one there to keep its vectors): a "
+                              "read-only cache serves only the vectors it holds.")
 
 
 def text_keys(texts: Sequence[str]) -> np.ndarray:
@@ -159,14 +178,17 @@ class Store:
     # ------------------------------------------------------------------------------------ locking
     @contextlib.contextmanager
     def locked(self, exclusive: bool) -> Iterator[None]:
-        """Hold the store's lock; a read-only cache directory is read without one."""
+        """Hold the store's lock; a read-only cache directory is read without one, and writing there is a
+        :class:`ReadOnlyCacheError`."""
         try:
             if exclusive:
                 self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
+            fd: int | None = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
             if exclusive:
-                raise
+                raise _unwritable(self.dir, e) from e
+            fd = None
+        if fd is None:
             yield
             return
         try:
@@ -178,12 +200,13 @@ class Store:
     @contextlib.contextmanager
     def filling(self) -> Iterator[bool]:
         """While a run encodes rows for this store: yields whether it leads, holding the fill lock because no other
-        run held it (True too where the lock file cannot be made: the commit then says why). Others hold nothing."""
+        run held it (others hold nothing). Before any encoding, so a cache directory that cannot be written is a
+        :class:`ReadOnlyCacheError` before the work, not after."""
         try:
+            self.dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.fill_lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            yield True
-            return
+        except OSError as e:
+            raise _unwritable(self.dir, e) from e
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -863,6 +886,8 @@ class EmbeddingCache:
         if store.has_shards():
             try:
                 store.compact()
+            except ReadOnlyCacheError:  # every row is stored (as shards): a read-only cache serves them unmerged
+                pass
             except DiskFullError:  # every row is stored (as shards); merging them is for speed, and can wait
                 warnings.warn(f"every row is stored in {store.dir}, but merging its {store.shard_count()} files into "
                               f"one needs more room than its disk has ({free_space(store.dir)} free): they are "
