@@ -143,3 +143,21 @@ def test_an_export_folder_without_its_meta_is_removed_so_the_next_export_can_tak
     (target / META).write_text("{}", encoding="utf-8")
     remove_unfinished_export(target)  # a finished export stays
     assert (target / META).is_file()
+
+
+def test_a_damaged_shard_is_named_alone_and_deleting_it_keeps_the_other_rows(embedded, glove, rt, tmp_path):
+    from pipeline.store.cache import file_meta, text_keys
+
+    data, cache, h5 = embedded
+    more = list(rt.texts[120:180])
+    store = EmbeddingCache(cache).store(glove.fingerprint)
+    assert store.commit(text_keys(more), glove.encode(more), file_meta(glove)) == 60  # a live shard, as a kill leaves
+    (shard,) = store.shard_dir.glob("*.h5")
+    shard.write_bytes(shard.read_bytes()[:3000])
+    both = write_reviews_csv(tmp_path / "both.csv", rt, range(180))
+    line = _error_line(["embed", both, "--encoder", GLOVE, "--cache-dir", cache])
+    assert f"{shard}: cannot read the cache file" in line and f"delete that file (rm {shard})" in line, line
+    shard.unlink()
+    res = CliRunner().invoke(main, ["embed", both, "--encoder", GLOVE, "--cache-dir", str(cache)])
+    assert res.exit_code == 0 and "180 texts (180 unique): 120 hits, 60 misses" in res.output, res.output
+    assert CliRunner().invoke(main, ["cache", "verify", "--cache-dir", str(cache)]).exit_code == 0

@@ -217,6 +217,14 @@ class Store:
         finally:
             os.close(fd)  # closing releases the lock
 
+    def repair_hint(self, path: Path, spec: str | None = None) -> str:
+        """How to mend the store when its file ``path`` is damaged: a shard or segment is deleted alone (its rows
+        are encoded again, the others kept); the main file takes the store with it (:func:`rebuild_hint`)."""
+        if path.parent in (self.shard_dir, self.segment_dir):
+            return (f"delete that file (rm {path}) and run again: the store keeps its other rows and the texts of "
+                    "that file are encoded again")
+        return rebuild_hint(self.fingerprint, spec)
+
     # ------------------------------------------------------------------------------------ reading
     def parts(self, dim: int | None = None) -> list[_Part]:
         """Main file, live segments and live shards with their keys (call under the lock); CacheError when
@@ -280,11 +288,11 @@ class Store:
                 order = np.argsort(prefixes, kind="stable")
                 self._memo[ident] = (keys, attrs, (order, prefixes[order]))
         except OSError as e:
-            raise CacheError(f"{path}: cannot read the cache file ({e}); {rebuild_hint(self.fingerprint)}.") from None
+            raise CacheError(f"{path}: cannot read the cache file ({e}); {self.repair_hint(path)}.") from None
         keys, attrs, index = self._memo[ident]
         if dim is not None and int(attrs["dim"]) != dim:
             raise CacheError(f"{path}: holds {attrs['dim']}-d vectors, but the encoder gives {dim}-d; "
-                             f"{rebuild_hint(self.fingerprint, attrs.get('spec'))}.")
+                             f"{self.repair_hint(path, attrs.get('spec'))}.")
         return keys, attrs, index
 
     def _check_file(self, path: Path, f: Any, attrs: dict[str, Any]) -> None:
@@ -299,7 +307,7 @@ class Store:
             problem = f"its vectors are {f['vectors'].shape[1]}-d but its dim attribute says {attrs.get('dim')}"
         if problem:
             spec = attrs.get("spec") if attrs.get("fingerprint") == self.fingerprint else None  # not another store's
-            raise CacheError(f"{path}: {problem}; {rebuild_hint(self.fingerprint, spec)}.")
+            raise CacheError(f"{path}: {problem}; {self.repair_hint(path, spec)}.")
 
     def read(self, keys: np.ndarray, dim: int) -> np.ndarray:
         """Vectors of ``keys`` (all present) in order; reads only the blocks holding them."""
@@ -336,11 +344,11 @@ class Store:
                             _read_rows(f["vectors"], row_of[positions[sel]], out, sel)
                     except OSError as e:
                         raise CacheError(f"{part.path}: cannot read vectors ({e}); "
-                                         f"{rebuild_hint(self.fingerprint, _spec_of(part.path))}.") from None
+                                         f"{self.repair_hint(part.path, _spec_of(part.path))}.") from None
                     bad = int((~np.isfinite(out[sel]).all(axis=1)).sum())
                     if bad:
                         raise CacheError(f"{part.path}: {bad} cached vectors hold NaN or infinite values; "
-                                         f"{rebuild_hint(self.fingerprint, _spec_of(part.path))}.")
+                                         f"{self.repair_hint(part.path, _spec_of(part.path))}.")
                 return out
 
             yield rows, np.lexsort((row_of, part_of))
