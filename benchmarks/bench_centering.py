@@ -79,7 +79,7 @@ def main() -> None:
                 X, y = Xtr[idx], train.labels[idx]
                 mu = X.mean(axis=0)
                 groups = [train.groups[i] for i in idx]
-                teacher = fit_head("logreg", X, y, groups=groups, seed=seed, prompt_direction=direction)
+                teacher = fit_head("logreg", X, y, FitOptions(groups=groups, seed=seed, prompt_direction=direction))
                 for m in scores:
                     for n, d in sets.items():
                         T, U = Xs[n], Us[n]

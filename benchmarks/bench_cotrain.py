@@ -154,7 +154,8 @@ def rt_cell(budget: int, seed: int, data: dict[str, Any]) -> dict[str, float]:
     rest = np.sort(np.random.default_rng(seed).permutation(rest)[: data["max_unlabelled"]])
     groups = [pool.groups[i] for i in idx]
     t0 = time.process_time()
-    head = fit_head("logreg", P[idx], pool.labels[idx], groups=groups, seed=seed, prompt_direction=u).estimator
+    head = fit_head("logreg", P[idx], pool.labels[idx],
+                    FitOptions(groups=groups, seed=seed, prompt_direction=u)).estimator
     t1 = time.process_time()
     st, _ = self_train_head("logreg", P[idx], pool.labels[idx], P[rest],
                             options=FitOptions(groups=groups, seed=seed, prompt_direction=u))

@@ -282,6 +282,7 @@ def accuracy(names: list[str], seeds: int, budgets: list[int], docs: list[int], 
     from pipeline.data.dataset import budget_indices, load, split, validation_split
     from pipeline.heads import prompts
     from pipeline.heads.routed import fit_any
+    from pipeline.heads.registry import FitOptions
     from pipeline.store.cache import EmbeddingCache
 
     train, rt_val = validation_split(split(load("rt"))[0])
@@ -318,7 +319,8 @@ def accuracy(names: list[str], seeds: int, budgets: list[int], docs: list[int], 
             for seed in range(seeds):
                 idx = budget_indices(train, budget, seed)
                 fitted = fit_any("logreg", X[name]["train"][[where[int(i)] for i in idx]], train.labels[idx], None,
-                                 groups=[train.groups[i] for i in idx], seed=seed, prompt_direction=direction)
+                                 FitOptions(groups=[train.groups[i] for i in idx], seed=seed,
+                                            prompt_direction=direction))
                 for n, (_, y) in sets.items():
                     acc[n].append(100 * float((fitted.estimator.predict(X[name][n]) == y).mean()))
             got = {n: np.array(v) for n, v in acc.items()}

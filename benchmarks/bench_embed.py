@@ -75,7 +75,7 @@ def backend_table(names: list[str], seeds: int, budget: int, limit: int | None) 
     from pipeline.encoders import get_encoder
     from pipeline.encoders.models import minilm
     from pipeline.encoders.probe import cosines
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions, fit_head
 
     ds = load("rt")
     if limit:
@@ -108,7 +108,8 @@ def backend_table(names: list[str], seeds: int, budget: int, limit: int | None) 
 
     def accuracy(X: np.ndarray, seed: int) -> float:
         train = sample_budget(pool, budget, seed)
-        head = fit_head("logreg", X[[index[t] for t in train.texts]], train.labels, groups=train.groups, seed=seed)
+        head = fit_head("logreg", X[[index[t] for t in train.texts]], train.labels,
+                        FitOptions(groups=train.groups, seed=seed))
         return float((head.estimator.predict(X[test_rows]) == test.labels).mean())
 
     base = np.array([accuracy(plain, s) for s in range(seeds)])

@@ -29,11 +29,11 @@ TARGET_SECONDS = 600  # fine-tuning on 1,000 labels should finish within 10 minu
 def frozen_cell(train, test, seed: int, cache_dir: str) -> dict:
     """MiniLM vectors (cached) + stage two's logreg head with its CV grid: the baseline to beat."""
     from pipeline.store.cache import EmbeddingCache
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions, fit_head
 
     start = time.perf_counter()
     vectors = EmbeddingCache(cache_dir).vectors(_frozen_minilm(cache_dir), train.texts + test.texts)
-    fitted = fit_head("logreg", vectors[: len(train)], train.labels, groups=train.groups, seed=seed)
+    fitted = fit_head("logreg", vectors[: len(train)], train.labels, FitOptions(groups=train.groups, seed=seed))
     proba = fitted.estimator.predict_proba(vectors[len(train):])
     return {"accuracy": _accuracy(test.labels, proba), "fit_seconds": fitted.fit_seconds,
             "total_seconds": time.perf_counter() - start}

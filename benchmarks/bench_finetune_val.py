@@ -157,7 +157,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 def report(args: argparse.Namespace) -> None:
     """Print one block per finished cell: frozen, fine-tuned, refitted and distilled accuracies."""
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions, fit_head
 
     from benchmarks.bench_indomain import vectors
     from pipeline.store.cache import EmbeddingCache, default_cache_dir
@@ -174,7 +174,8 @@ def report(args: argparse.Namespace) -> None:
         y, groups = tr.labels[idx], [tr.groups[i] for i in idx]
         rows: dict[str, tuple[dict[str, float], float]] = {}
         c0 = time.process_time()
-        base = fit_head("logreg", frozen["train"][idx], y, groups=groups, seed=r["seed"], prompt_direction=u)
+        base = fit_head("logreg", frozen["train"][idx], y,
+                        FitOptions(groups=groups, seed=r["seed"], prompt_direction=u))
         rows["frozen default"] = (_scores(base.estimator, frozen, scored), time.process_time() - c0)
         tuned = {name: np.load(cell.parent / f"{name}.npy") for name in scored}
         z = {name: tuned[name] @ np.array(r["coef"]) + r["intercept"] for name in scored}
@@ -188,7 +189,7 @@ def report(args: argparse.Namespace) -> None:
         rows[name] = ({n: _pct(z[n] > 0, scored[n]) for n in scored}, r["train_cpu_s"])
         if (cell.parent / "train.npy").is_file():
             c0 = time.process_time()
-            refit = fit_head("logreg", np.load(cell.parent / "train.npy"), y, groups=groups, seed=r["seed"])
+            refit = fit_head("logreg", np.load(cell.parent / "train.npy"), y, FitOptions(groups=groups, seed=r["seed"]))
             rows["fine-tuned, default head refitted"] = (_scores(refit.estimator, tuned, scored),
                                                          time.process_time() - c0)
         if (cell.parent / "rest.npy").is_file():

@@ -25,7 +25,7 @@ def main() -> None:
     from pipeline.store.cache import EmbeddingCache, default_cache_dir
     from pipeline.data.dataset import load, split
     from pipeline.encoders import get_encoder
-    from pipeline.heads.registry import HEADS, fit_head
+    from pipeline.heads.registry import HEADS, FitOptions, fit_head
     from pipeline.study.tables import format_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,7 +46,7 @@ def main() -> None:
 
     rows, total_fit = [], 0.0
     for name in args.heads or list(HEADS):
-        fitted = fit_head(name, X, pool.labels, groups=pool.groups, seed=0, n_jobs=args.jobs)
+        fitted = fit_head(name, X, pool.labels, FitOptions(groups=pool.groups, seed=0, n_jobs=args.jobs))
         total_fit += fitted.fit_seconds
         params = ", ".join(f"{k}={v}" for k, v in fitted.params.items())
         cv = "-" if fitted.cv_accuracy is None else f"{fitted.cv_accuracy:.3f}"

@@ -124,8 +124,9 @@ def cell(m: str, c: Cell) -> np.ndarray:
         z = 0.0
         for name in m[4:].split(","):
             X, u = c.V[name]
-            z = z + log_odds(fit_head("logreg", X[c.idx], c.y, groups=c.groups, seed=c.seed,
-                                      prompt_direction=u).estimator, X[scored])
+            z = z + log_odds(fit_head("logreg", X[c.idx], c.y,
+                                      FitOptions(groups=c.groups, seed=c.seed,
+                                                 prompt_direction=u)).estimator, X[scored])
         return (z > 0).astype(int)
     if m == "nb":
         return (nb_log_odds(c.words, c.idx, c.y, scored) > 0).astype(int)
@@ -137,7 +138,7 @@ def cell(m: str, c: Cell) -> np.ndarray:
         st, _ = self_train_head("logreg", X[c.idx], c.y, X[c.rest], settings=settings,
                                 options=FitOptions(groups=c.groups, seed=c.seed, prompt_direction=u))
         return st.estimator.predict(X[scored])
-    head = fit_head("logreg", X[c.idx], c.y, groups=c.groups, seed=c.seed, prompt_direction=u)
+    head = fit_head("logreg", X[c.idx], c.y, FitOptions(groups=c.groups, seed=c.seed, prompt_direction=u))
     if m.startswith("ls:"):
         return spread_student(head, X[c.idx], c.y, X[c.rest], seed=c.seed).predict(X[scored])
     if m.startswith("nb-ens:"):

@@ -41,7 +41,7 @@ def main() -> None:
     from benchmarks.targets import load_target
     from pipeline.store.cache import EmbeddingCache
     from pipeline.data.dataset import load, sample_budget, split, validation_split
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions, fit_head
     from pipeline.paths import default_cache_dir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,7 +83,7 @@ def main() -> None:
             train = sample_budget(pool, budget, seed)
             for name, table in vectors.items():
                 X = np.stack([table[t] for t in train.texts])
-                head = fit_head("logreg", X, train.labels, groups=train.groups, seed=seed)
+                head = fit_head("logreg", X, train.labels, FitOptions(groups=train.groups, seed=seed))
                 for set_name, ds in sets.items():
                     pred = head.estimator.predict(np.stack([table[t] for t in ds.texts]))
                     acc[name][set_name].append(float((pred == ds.labels).mean()) * 100)

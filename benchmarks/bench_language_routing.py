@@ -33,6 +33,7 @@ from pipeline.encoders.language import english
 from pipeline.encoders.routed import for_prediction, layout_of
 from pipeline.heads import prompts
 from pipeline.heads.routed import fit_any
+from pipeline.heads.registry import FitOptions
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 
 SHORT = Path(__file__).resolve().parent.parent / "tests" / "data" / "short_reviews.jsonl"
@@ -82,7 +83,8 @@ def main() -> None:
             for seed in range(args.seeds):
                 idx = budget_indices(train, budget, seed)
                 fitted = fit_any("logreg", X["train"][idx], train.labels[idx], layout,
-                                 groups=[train.groups[i] for i in idx], seed=seed, prompt_direction=direction)
+                                 FitOptions(groups=[train.groups[i] for i in idx], seed=seed,
+                                            prompt_direction=direction))
                 for n, d in sets.items():
                     scores[n].append(100 * float((fitted.estimator.predict(X[n]) == d.labels).mean()))
             base = first.setdefault(budget, scores)

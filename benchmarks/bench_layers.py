@@ -250,7 +250,7 @@ def evaluate(args) -> None:
                     est = self_train_head("logreg", X[idx], y, X[rest], settings=SelfTrainSettings(), options=opts)[0].estimator
                 else:
                     chosen = Selection(one_se=0, keep_default_se=0) if "cv" in extra else SELECTION
-                    est = fit_head("logreg", X[idx], y, groups=groups, seed=seed, prompt_direction=u,
+                    est = fit_head("logreg", X[idx], y, FitOptions(groups=groups, seed=seed, prompt_direction=u),
                                    selection=chosen).estimator
                 z = est.decision_function(X[ntr:])
                 knn = [e for e in extra if e.startswith("knn")]

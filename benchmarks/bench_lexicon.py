@@ -53,7 +53,7 @@ from lexicons import lexicon, polarity
 from pipeline.data.dataset import budget_indices
 from pipeline.encoders.routed import for_prediction, layout_of
 from pipeline.heads import prompts
-from pipeline.heads.registry import fit_head
+from pipeline.heads.registry import FitOptions, fit_head
 from pipeline.heads.routed import fit_any, other_head
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 from pipeline.unlabelled.keep_mean import mean_positive, with_mean
@@ -189,8 +189,8 @@ def main() -> None:
             idx = budget_indices(train, budget, seed)
             X, y = X_train[idx], train.labels[idx]
             c0 = time.process_time()
-            fitted = fit_any("logreg", X, y, layout, groups=[train.groups[i] for i in idx], seed=seed,
-                             prompt_direction=direction)
+            fitted = fit_any("logreg", X, y, layout,
+                             FitOptions(groups=[train.groups[i] for i in idx], seed=seed, prompt_direction=direction))
             routed, other = fitted.estimator, fitted.estimator.other_
             fit_cpu = time.process_time() - c0
             for n, s in scored.items():
@@ -220,8 +220,8 @@ def main() -> None:
                 c0 = time.process_time()
                 P = np.column_stack([X_prompts[:, other_cols], c * z_prompts])
                 aug = fit_head(spec, np.column_stack([X[:, other_cols], c * z_train[idx]]), y,
-                               groups=[train.groups[i] for i in idx], seed=seed,
-                               prompt_direction=prompts.direction(P, len(english_prompts.positive))).estimator
+                               FitOptions(groups=[train.groups[i] for i in idx], seed=seed,
+                                          prompt_direction=prompts.direction(P, len(english_prompts.positive)))).estimator
                 for n, s in scored.items():
                     record(f"appended {c:g}", n, accuracy(routed, aug, s, np.arange(len(s.y)),
                                                           other_X=np.column_stack([s.X[:, other_cols], c * s.z])))

@@ -30,7 +30,7 @@ from pipeline import OptionError
 from pipeline.data.dataset import budget_indices
 from pipeline.encoders import get_encoder
 from pipeline.heads import prompts
-from pipeline.heads.registry import fit_head
+from pipeline.heads.registry import FitOptions, fit_head
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
@@ -80,8 +80,8 @@ def main() -> None:
                 runs = []
                 for seed in range(args.seeds):
                     idx = budget_indices(pool, b, seed)
-                    fitted = fit_head("logreg", X_pool[idx], pool.labels[idx], groups=[pool.groups[i] for i in idx],
-                                      seed=seed, prompt_direction=u)
+                    fitted = fit_head("logreg", X_pool[idx], pool.labels[idx],
+                                      FitOptions(groups=[pool.groups[i] for i in idx], seed=seed, prompt_direction=u))
                     runs.append([100 * float((fitted.estimator.predict(X) == y).mean()) for X, y in evals.values()])
                 r = np.array(runs)
                 print(f"{b:>6} {key:>7}  " + "  ".join(f"{m:8.1f} ± {s:4.1f}" for m, s in zip(r.mean(0), r.std(0))))

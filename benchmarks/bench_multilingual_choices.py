@@ -34,6 +34,7 @@ from pipeline.encoders import get_encoder
 from pipeline.heads import prompts
 from pipeline.encoders.routed import for_prediction, layout_of
 from pipeline.heads.routed import fit_any
+from pipeline.heads.registry import FitOptions
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 
 E5 = "multilingual-e5[backend=openvino]"
@@ -111,7 +112,8 @@ def main() -> None:
             for seed in range(args.seeds):
                 idx = budget_indices(train, budget, seed)
                 fitted = fit_any("logreg", X["train"][idx], train.labels[idx], layouts[spec],
-                                 groups=[train.groups[i] for i in idx], seed=seed, prompt_direction=direction)
+                                 FitOptions(groups=[train.groups[i] for i in idx], seed=seed,
+                                            prompt_direction=direction))
                 for n, d in sets.items():
                     scores[n].append(100 * float((fitted.estimator.predict(X[n]) == d.labels).mean()))
             base = first.setdefault(budget, scores)

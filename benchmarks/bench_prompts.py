@@ -26,14 +26,14 @@ from targets import TARGETS, load_target
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 from pipeline.data.dataset import budget_indices
 from pipeline.encoders import get_encoder
-from pipeline.heads.registry import fit_head
+from pipeline.heads.registry import FitOptions, fit_head
 
 
 def accuracies(head: str, budget: int, seed: int, pool, X_pool: np.ndarray, evals: dict, u: np.ndarray) -> np.ndarray:
     """Accuracy (points) on each evaluation set, shape (2, sets): without, then with the prompt prior."""
     idx = budget_indices(pool, budget, seed)
     groups = [pool.groups[i] for i in idx]
-    fits = [fit_head(head, X_pool[idx], pool.labels[idx], groups=groups, seed=seed, prompt_direction=d)
+    fits = [fit_head(head, X_pool[idx], pool.labels[idx], FitOptions(groups=groups, seed=seed, prompt_direction=d))
             for d in (None, u)]
     return np.array([[100 * float((f.estimator.predict(X) == y).mean()) for X, y in evals.values()] for f in fits])
 

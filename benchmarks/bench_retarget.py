@@ -51,7 +51,7 @@ from targets import TARGETS, half_of, load_target, resample
 from pipeline.store.cache import EmbeddingCache, default_cache_dir
 from pipeline.data.dataset import Dataset
 from pipeline.encoders.spec import DEFAULT_ENCODER, parse_spec
-from pipeline.heads.registry import fit_head
+from pipeline.heads.registry import FitOptions, fit_head
 from pipeline.heads.prompts import DEFAULT as PROMPTS
 from pipeline.heads.prompts import encoded_direction
 from pipeline.predict.prior import PriorModel, estimate_prior
@@ -107,7 +107,7 @@ def methods(source: SourceHead, u: np.ndarray, X_eval: np.ndarray, seed: int, gr
     def target_only(X: np.ndarray, y: np.ndarray, _: np.ndarray) -> np.ndarray:
         if np.bincount(y, minlength=2).min() < 2:  # fit refuses: the labels' commoner class for every text
             return np.full(len(X_eval), float(y.mean() > 0.5))
-        return fit_head("logreg", X, y, seed=seed, prompt_direction=u).estimator.predict_proba(X_eval)[:, 1]
+        return fit_head("logreg", X, y, FitOptions(seed=seed, prompt_direction=u)).estimator.predict_proba(X_eval)[:, 1]
 
     def retarget(strength: float | None = None, self_train: bool = False) -> Method:
         settings = RetargetSettings(strength=strength, seed=seed, self_train=SelfTrainSettings() if self_train else None)

@@ -198,7 +198,8 @@ def run_rt(budgets: list[int], seeds: int, max_unlabelled: int) -> dict[str, Acc
             rest = np.setdiff1d(np.arange(len(pool)), idx)
             rest = np.sort(np.random.default_rng(s).permutation(rest)[:max_unlabelled])
             groups = [pool.groups[i] for i in idx]
-            head = fit_head("logreg", P[idx], pool.labels[idx], groups=groups, seed=s, prompt_direction=u).estimator
+            head = fit_head("logreg", P[idx], pool.labels[idx],
+                            FitOptions(groups=groups, seed=s, prompt_direction=u)).estimator
             st, _ = self_train_head("logreg", P[idx], pool.labels[idx], P[rest],
                                     options=FitOptions(groups=groups, seed=s, prompt_direction=u))
             acc = lambda p: 100 * float(((p >= 0.5) == val.labels).mean())  # noqa: E731

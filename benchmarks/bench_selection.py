@@ -34,7 +34,7 @@ from dataclasses import replace
 import numpy as np
 
 from pipeline.heads import prompts
-from pipeline.heads.registry import HEADS, HeadSpec, Selection, build_head, fit_head, normalized_spread, plan_folds, unit_rows
+from pipeline.heads.registry import HEADS, FitOptions, HeadSpec, Selection, build_head, fit_head, normalized_spread, plan_folds, unit_rows
 
 # the rule before: one K-fold split, the best mean, these grids and defaults, always standardised
 BEFORE = Selection(max_repeats=1, one_se=0.0, keep_default_se=0.0)
@@ -93,9 +93,10 @@ def cell(budget: int, seed: int, pool, X_pool, y_eval, X_eval, u, heads: list[st
         out["oracle"] = max(acc(build_head("logreg", {"C": c}, unit=unit).fit(X, y)) for c in grid)
     before_folds, after_folds = plan_folds(y, groups, seed, BEFORE), plan_folds(y, groups, seed)
     for name in heads:
-        old = fit_head(before_spec(name), X, y, groups=groups, seed=seed, folds=before_folds, selection=BEFORE)
-        new = fit_head(name, X, y, groups=groups, seed=seed, folds=after_folds)
-        prompted = fit_head(name, X, y, groups=groups, seed=seed, folds=after_folds, prompt_direction=u)
+        old = fit_head(before_spec(name), X, y, FitOptions(groups=groups, seed=seed, folds=before_folds),
+                       selection=BEFORE)
+        new = fit_head(name, X, y, FitOptions(groups=groups, seed=seed, folds=after_folds))
+        prompted = fit_head(name, X, y, FitOptions(groups=groups, seed=seed, folds=after_folds, prompt_direction=u))
         out[name] = (acc(old.estimator), acc(new.estimator), acc(prompted.estimator),
                      new.fit_seconds / max(old.fit_seconds, 1e-9))
     return out

@@ -27,7 +27,7 @@ def main() -> None:
     from pipeline.data.dataset import budget_indices, load, split, validation_split
     from pipeline.encoders import get_encoder
     from pipeline.heads.prompts import DEFAULT, direction
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions, fit_head
     from pipeline.store.cache import EmbeddingCache, default_cache_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -47,7 +47,8 @@ def main() -> None:
     X, V = cache.vectors(enc, [tr.texts[i] for i in idx]), cache.vectors(enc, va.texts)
     u = direction(cache.vectors(enc, DEFAULT.texts), len(DEFAULT.positive))
     y = tr.labels[idx]
-    frozen = fit_head("logreg", X, y, groups=[tr.groups[i] for i in idx], seed=args.seed, prompt_direction=u)
+    frozen = fit_head("logreg", X, y,
+                      FitOptions(groups=[tr.groups[i] for i in idx], seed=args.seed, prompt_direction=u))
     print(f"frozen prompt-prior logreg: val {100 * (frozen.estimator.predict(V) == va.labels).mean():.1f}; "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
 

@@ -85,8 +85,8 @@ def fitted(view: str, self_train: bool, X: np.ndarray, y: np.ndarray, X_rest: np
         if self_train:
             return self_train_routed("logreg", X, y, X_rest, layout, options=FitOptions(
                 groups=options.groups, seed=options.seed, prompt_direction=u))[0].estimator
-        return fit_routed("logreg", X, y, layout, groups=options.groups, seed=options.seed,
-                          prompt_direction=u).estimator
+        return fit_routed("logreg", X, y, layout,
+                          FitOptions(groups=options.groups, seed=options.seed, prompt_direction=u)).estimator
 
 
 def long_texts(texts: list[str], n: int, words: int, seed: int = 0) -> list[str]:

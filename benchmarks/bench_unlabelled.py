@@ -72,7 +72,7 @@ def frozen_cells(encoder: str, train, test, unlabelled: list[str], seed: int, ca
     V = EmbeddingCache(cache_dir).vectors(enc, train.texts + test.texts + (unlabelled if self_train else []))
     X, Xt, Xu = V[: len(train)], V[len(train): len(train) + len(test)], V[len(train) + len(test):]
     embed_s = time.perf_counter() - start
-    fitted = fit_head("logreg", X, train.labels, groups=train.groups, seed=seed)
+    fitted = fit_head("logreg", X, train.labels, FitOptions(groups=train.groups, seed=seed))
     rows = {"": {"accuracy": _accuracy(test.labels, fitted.estimator.predict_proba(Xt)),
                  "seconds": embed_s + fitted.fit_seconds}}
     if self_train:

@@ -270,7 +270,7 @@ def test_layers_body_pools_as_the_frozen_encoder_and_starts_from_the_prompted_de
     from pipeline.finetune.body import _pooled_layers, embed, features, load_body
     from pipeline.finetune.head import prompted_probe
     from pipeline.heads.prompts import DEFAULT, direction
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions, fit_head
 
     rows = np.random.default_rng(3).choice(len(rt), 24, replace=False)
     texts, y = [rt.texts[i] for i in rows], rt.labels[rows]
@@ -283,7 +283,7 @@ def test_layers_body_pools_as_the_frozen_encoder_and_starts_from_the_prompted_de
     assert np.abs(X[:4] - last).max() > 0.05
     probe = prompted_probe(body, X, y, 0, LoopSettings(epochs=1))
     u = direction(frozen.encode(DEFAULT.texts), len(DEFAULT.positive))
-    expected = fit_head("logreg", X, y, seed=0, prompt_direction=u).estimator.predict_proba(X)
+    expected = fit_head("logreg", X, y, FitOptions(seed=0, prompt_direction=u)).estimator.predict_proba(X)
     assert isinstance(probe, LogisticRegression)
     np.testing.assert_allclose(probe.predict_proba(X), expected, atol=1e-4)
     with pytest.raises(ValueError, match="go past the model's 6 layers"):

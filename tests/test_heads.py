@@ -12,7 +12,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.preprocessing import Normalizer, StandardScaler
 
 from pipeline.heads.calibration import INTERCEPT_WEIGHT, PlattCalibrated
-from pipeline.heads.registry import HEADS, HeadError, Selection, build_head, fit_head, get_head, normalized_spread, plan_cv
+from pipeline.heads.registry import HEADS, FitOptions, HeadError, Selection, build_head, fit_head, get_head, normalized_spread, plan_cv
 from pipeline.predict.metrics import evaluate, expected_calibration_error
 
 
@@ -20,7 +20,8 @@ from pipeline.predict.metrics import evaluate, expected_calibration_error
 def test_each_head_fits_searches_and_beats_chance(name, glove_xy):
     train, X, test, X_test = glove_xy
     # one K-fold split keeps this quick for the slow heads; repeated splits are tested below
-    fitted = fit_head(name, X, train.labels, groups=train.groups, seed=0, selection=Selection(max_repeats=1))
+    fitted = fit_head(name, X, train.labels, FitOptions(groups=train.groups, seed=0),
+                      selection=Selection(max_repeats=1))
     proba = fitted.estimator.predict_proba(X_test)
     assert proba.shape == (len(test), 2) and np.allclose(proba.sum(1), 1)
     assert list(fitted.estimator.classes_) == [0, 1]
@@ -61,9 +62,9 @@ def test_rows_not_of_unit_length_are_normalised_and_the_grid_follows_their_sprea
     for name in ("logreg", "linear-svm", "ridge"):
         spec = HEADS[name]
         key, power = spec.spread_scaled
-        on_unit = fit_head(name, normalize(X), train.labels, groups=train.groups, seed=0)
+        on_unit = fit_head(name, normalize(X), train.labels, FitOptions(groups=train.groups, seed=0))
         assert list(dict(on_unit.estimator.steps)) == ["clf"] and on_unit.params[key] in spec.grid[key]
-        on_glove = fit_head(name, X, train.labels, groups=train.groups, seed=0)
+        on_glove = fit_head(name, X, train.labels, FitOptions(groups=train.groups, seed=0))
         assert list(dict(on_glove.estimator.steps)) == ["normalize", "clf"]
         assert f"spread {spread:.2f}" in on_glove.search
         scaled = [v * (REFERENCE_SPREAD / spread) ** power for v in spec.grid[key]]
@@ -99,7 +100,7 @@ def test_selection_repeats_small_samples_and_prefers_stronger_regularisation():
 def test_small_budget_uses_defaults_without_search(glove_xy):
     train, X, _, _ = glove_xy
     idx = np.concatenate([np.flatnonzero(train.labels == c)[:6] for c in (0, 1)])
-    fitted = fit_head("knn", X[idx], train.labels[idx], groups=[train.groups[i] for i in idx])
+    fitted = fit_head("knn", X[idx], train.labels[idx], FitOptions(groups=[train.groups[i] for i in idx]))
     assert fitted.cv_accuracy is None and fitted.search.startswith("defaults")
     assert fitted.params == dict(HEADS["knn"].default)
     assert fitted.estimator[-1].estimator_.n_neighbors == len(idx)  # capped at the training size
@@ -109,7 +110,7 @@ def test_small_budget_uses_defaults_without_search(glove_xy):
 def test_knn_larger_than_the_training_folds_means_every_neighbour(glove_xy):
     train, X, _, _ = glove_xy
     idx = np.concatenate([np.flatnonzero(train.labels == c)[:20] for c in (0, 1)])  # 2 folds of 20 training rows
-    fitted = fit_head("knn", X[idx], train.labels[idx], groups=[train.groups[i] for i in idx])
+    fitted = fit_head("knn", X[idx], train.labels[idx], FitOptions(groups=[train.groups[i] for i in idx]))
     # k 1,000, 95 and 45 all become "all 20 neighbours" in the folds (one point, not dropped), beside k 15
     assert " over 2 points" in fitted.search
     k = fitted.params["n_neighbors"]
@@ -141,7 +142,7 @@ def test_folds_of_too_few_groups_split_by_class_without_a_warning():
 def test_class_weight_balanced(glove_xy):
     train, X, _, _ = glove_xy
     idx = np.concatenate([np.flatnonzero(train.labels == 0)[:20], np.flatnonzero(train.labels == 1)])
-    fitted = fit_head("logreg", X[idx], train.labels[idx], class_weight="balanced", selection=None)
+    fitted = fit_head("logreg", X[idx], train.labels[idx], FitOptions(class_weight="balanced"), selection=None)
     assert fitted.estimator[-1].class_weight == "balanced"
     assert list(build_head("nb", class_weight="balanced")[-1].priors) == [0.5, 0.5]
     with pytest.warns(UserWarning, match="knn.*no class weights"):
@@ -287,12 +288,12 @@ def test_heads_on_one_sample_can_share_folds(glove_xy):
         rows = np.sort(np.concatenate([val for _, val in folds.splits[5 * r:5 * r + 5]]))
         np.testing.assert_array_equal(rows, np.arange(len(train.labels)))
     for name in ("logreg", "ridge"):
-        shared = fit_head(name, X, train.labels, groups=train.groups, seed=3, folds=folds)
-        own = fit_head(name, X, train.labels, groups=train.groups, seed=3)
+        shared = fit_head(name, X, train.labels, FitOptions(groups=train.groups, seed=3, folds=folds))
+        own = fit_head(name, X, train.labels, FitOptions(groups=train.groups, seed=3))
         assert (shared.params, shared.cv_accuracy, shared.cv_sd, shared.search) == (
             own.params, own.cv_accuracy, own.cv_sd, own.search)
     with pytest.raises(HeadError, match="plan_folds on this sample"):
-        fit_head("logreg", X[:100], train.labels[:100], folds=folds)
+        fit_head("logreg", X[:100], train.labels[:100], FitOptions(folds=folds))
 
 
 def test_ridge_default_is_the_grid_point_nearest_logreg_default(glove_xy):
@@ -323,7 +324,7 @@ def test_calibrated_heads_never_collapse_to_one_class(glove_xy, name):
         rng = np.random.default_rng(seed)
         idx = np.concatenate([rng.choice(np.flatnonzero(train.labels == c), 16, replace=False) for c in (0, 1)])
         y = rng.permutation(train.labels[idx])
-        fitted = fit_head(name, X[idx], y, seed=seed)
+        fitted = fit_head(name, X[idx], y, FitOptions(seed=seed))
         assert len(np.unique(fitted.estimator.predict(X[idx]))) == 2
 
 

@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from pipeline.bundle.bundle import MANIFEST, Bundle, head_identity
-from pipeline.heads.registry import HEADS, build_head, fit_head
+from pipeline.heads.registry import HEADS, FitOptions, build_head, fit_head
 from pipeline.heads.linear import (CLASSIFIERS, FORMAT, LINEAR_FILE, NORMALIZER, PLAIN_NODES, TOLERANCE, LinearHead,
                                   LinearHeadError, _known, _nodes, from_estimator, load, plain_skops)
 from pipeline.bundle.manifest import HEAD_NAMES, seal
@@ -53,7 +53,7 @@ def test_head_names_match_the_registry():
 @pytest.mark.parametrize("name", LINEAR)
 def test_linear_heads_predict_like_scikit_learn_and_round_trip(name, unit, tmp_path):
     X, y = _data(unit)
-    estimator = fit_head(name, X, y, selection=None, class_weight="balanced").estimator
+    estimator = fit_head(name, X, y, FitOptions(class_weight="balanced"), selection=None).estimator
     head = from_estimator(estimator, name, head_identity(estimator), X)
     assert head is not None
     X_new, _ = _data(unit, seed=1)

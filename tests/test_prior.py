@@ -23,7 +23,7 @@ def rt_probabilities(rt_split, minilm_cached):
     """MiniLM + logreg fitted on a balanced budget of the RT pool: its prior model (training prior,
     out-of-fold calibration and confusion) and probabilities of positive on the RT test split (one MiniLM
     encode of budget + test, in the session's MiniLM cache)."""
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions, fit_head
 
     pool, test = rt_split
     idx = budget_indices(pool, BUDGET, 0)
@@ -32,7 +32,7 @@ def rt_probabilities(rt_split, minilm_cached):
     encoder, cache = minilm_cached
     vectors = cache.vectors(encoder, train_texts + test.texts)
     X_train, X_test = vectors[:BUDGET], vectors[BUDGET:]
-    head = fit_head("logreg", X_train, y_train, groups=groups, seed=0).estimator
+    head = fit_head("logreg", X_train, y_train, FitOptions(groups=groups, seed=0)).estimator
     model = PriorModel.fit(head, X_train, y_train, groups=groups, seed=0)
     return model, head.predict_proba(X_test)[:, 1], test.labels, keep_sample(X_train), X_test
 

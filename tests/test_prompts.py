@@ -22,7 +22,7 @@ from pipeline.cli import main
 from pipeline.study.compare import Execution, StudyPlan, run_compare
 from pipeline.data.dataset import DataError, load, sample_budget
 from pipeline.encoders import get_encoder
-from pipeline.heads.registry import HEADS, fit_head
+from pipeline.heads.registry import HEADS, FitOptions, fit_head
 
 
 def test_prompt_files_are_read_and_bad_lines_named(tmp_path):
@@ -63,7 +63,7 @@ def test_the_folded_head_decides_as_the_head_fitted_on_stretched_rows(glove_xy, 
     if rows == "unit":
         X, X_test = normalize(X), normalize(X_test)
     u = prompts.direction(get_encoder("glove-6b-50d").encode(prompts.DEFAULT.texts), len(prompts.POSITIVE))
-    fitted = fit_head(head, X, train.labels, groups=train.groups, seed=0, prompt_direction=u)
+    fitted = fit_head(head, X, train.labels, FitOptions(groups=train.groups, seed=0, prompt_direction=u))
     assert "prompt prior" in fitted.search
     assert HEADS[head].prompted
 
@@ -80,17 +80,17 @@ def test_labels_that_run_against_the_prompts_get_the_plain_head(glove_xy):
     train, X, test, X_test = glove_xy
     u = prompts.direction(get_encoder("glove-6b-50d").encode(prompts.DEFAULT.texts), len(prompts.POSITIVE))
     flipped = 1 - train.labels
-    fitted = fit_head("logreg", X, flipped, groups=train.groups, seed=0, prompt_direction=u)
-    plain = fit_head("logreg", X, flipped, groups=train.groups, seed=0)
+    fitted = fit_head("logreg", X, flipped, FitOptions(groups=train.groups, seed=0, prompt_direction=u))
+    plain = fit_head("logreg", X, flipped, FitOptions(groups=train.groups, seed=0))
     assert "prompt prior dropped: these labels run against the prompts" in fitted.search
     np.testing.assert_allclose(fitted.estimator.decision_function(X_test), plain.estimator.decision_function(X_test))
-    assert prompts.agrees(fit_head("logreg", X, train.labels, seed=0, prompt_direction=u).estimator[-1], u)
+    assert prompts.agrees(fit_head("logreg", X, train.labels, FitOptions(seed=0, prompt_direction=u)).estimator[-1], u)
 
 
 def test_heads_without_a_linear_model_ignore_the_prompts(glove_xy):
     train, X, test, X_test = glove_xy
     u = prompts.direction(get_encoder("glove-6b-50d").encode(prompts.DEFAULT.texts), len(prompts.POSITIVE))
-    plain, prompted = (fit_head("nb", X, train.labels, seed=0, prompt_direction=d) for d in (None, u))
+    plain, prompted = (fit_head("nb", X, train.labels, FitOptions(seed=0, prompt_direction=d)) for d in (None, u))
     np.testing.assert_array_equal(plain.estimator.predict_proba(X_test), prompted.estimator.predict_proba(X_test))
 
 
@@ -106,12 +106,14 @@ def test_prompts_lift_logistic_regression_on_32_real_labels(rt_split, minilm_cac
     for seed in range(3):
         train = sample_budget(pool, 32, seed)
         X = cache.vectors(encoder, train.texts)
-        accuracy = [float((fit_head("logreg", X, train.labels, groups=train.groups, seed=seed, prompt_direction=d)
+        accuracy = [float((fit_head("logreg", X, train.labels,
+                                    FitOptions(groups=train.groups, seed=seed, prompt_direction=d))
                            .estimator.predict(X_test) == test.labels).mean()) for d in (None, u)]
         gains.append(accuracy[1] - accuracy[0])
     assert np.mean(gains) > 0.02, gains
     plain = LogisticRegression().fit(X, train.labels)  # the folded head is as plain as this one
-    assert set(vars(plain)) <= set(vars(fit_head("logreg", X, train.labels, prompt_direction=u).estimator[-1]))
+    assert set(vars(plain)) <= set(vars(fit_head("logreg", X, train.labels,
+                                                 FitOptions(prompt_direction=u)).estimator[-1]))
 
 
 def test_fit_records_the_prompts_and_saves_a_plain_head(rt, tmp_path):

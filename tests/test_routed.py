@@ -242,10 +242,11 @@ def test_the_cv_accuracy_shown_is_that_of_the_side_most_training_texts_go_to():
     X[:, 2:4] = rng.normal(size=(80, 2)) + 2.0 * np.c_[y, -y]  # the other side reads the labels
     X[:8, 0:2], X[:8, 4] = rng.normal(size=(8, 2)), 1.0  # 8 of 80 texts read as English
     layout = SimpleNamespace(english=(0, 1), other=(2, 3), flag=4)
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions, fit_head
 
-    shown = fit_routed("logreg", X, y, layout, seed=0).cv_accuracy
-    other, english_side = (fit_head("logreg", X[:, list(cols)], y, seed=0).cv_accuracy for cols in ((2, 3), (0, 1)))
+    shown = fit_routed("logreg", X, y, layout, FitOptions(seed=0)).cv_accuracy
+    other, english_side = (fit_head("logreg", X[:, list(cols)], y, FitOptions(seed=0)).cv_accuracy
+                           for cols in ((2, 3), (0, 1)))
     assert shown == other and other > english_side + 0.2
 
 
@@ -255,6 +256,7 @@ def test_the_other_side_of_english_labels_takes_the_transfer_c():
     from types import SimpleNamespace
 
     from pipeline.heads.routed import TRANSFER_C, fit_routed
+    from pipeline.heads.registry import FitOptions
 
     rng = np.random.default_rng(0)
     y = np.tile([0, 1], 40)
@@ -264,10 +266,10 @@ def test_the_other_side_of_english_labels_takes_the_transfer_c():
         X[:, side] /= np.linalg.norm(X[:, side], axis=1, keepdims=True)
     layout = SimpleNamespace(english=(0, 1), other=(2, 3), flag=4)
     X[:60, 4] = 1.0  # 60 of 80 rows English
-    fitted = fit_routed("logreg", X, y, layout, seed=0)
+    fitted = fit_routed("logreg", X, y, layout, FitOptions(seed=0))
     assert fitted.params["other"]["C"] == TRANSFER_C != fitted.params["C"]
     X[:, 4] = 0.0  # every row in another language
-    assert fit_routed("logreg", X, y, layout, seed=0).params["other"]["C"] != TRANSFER_C
+    assert fit_routed("logreg", X, y, layout, FitOptions(seed=0)).params["other"]["C"] != TRANSFER_C
 
 
 def test_embed_of_a_file_with_no_english_runs_no_english_only_part(tmp_path):
@@ -308,7 +310,7 @@ def test_an_english_side_that_also_reads_the_other_encoder_scores_both_heads_sum
     from sklearn.base import clone
 
     from pipeline.bundle.bundle import head_identity
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions, fit_head
     from pipeline.heads.routed import fit_routed
     from pipeline.heads.routed_linear import from_routed
 
@@ -316,7 +318,7 @@ def test_an_english_side_that_also_reads_the_other_encoder_scores_both_heads_sum
     y = np.tile([0, 1], 40)
     X = _unit_parts(rng, y, english_rows=70)
     layout = SimpleNamespace(english=(0, 1, 2, 3), other=(2, 3), flag=4)
-    fitted = fit_routed("logreg", X, y, layout, seed=0)
+    fitted = fit_routed("logreg", X, y, layout, FitOptions(seed=0))
     routed = fitted.estimator
     assert routed.english_own == (0, 1) and "log-odds summed" in fitted.search
 
@@ -324,7 +326,7 @@ def test_an_english_side_that_also_reads_the_other_encoder_scores_both_heads_sum
         p = head.predict_proba(Z)[:, 1]
         return np.log(p / (1 - p))
 
-    english_alone = fit_head("logreg", X[:, :2], y, seed=0).estimator  # what the English head is fitted as
+    english_alone = fit_head("logreg", X[:, :2], y, FitOptions(seed=0)).estimator  # what the English head is fitted as
     other = routed.other_
     summed = 1 / (1 + np.exp(-(log_odds(english_alone, X[:70, :2]) + log_odds(other, X[:70, 2:4]))))
     np.testing.assert_allclose(routed.predict_proba(X)[:70, 1], summed, atol=1e-9)
@@ -342,9 +344,9 @@ def test_an_english_side_that_also_reads_the_other_encoder_scores_both_heads_sum
     refit = clone(routed).fit(X, y)  # out-of-fold probabilities (the prior model) refit the same recipe
     np.testing.assert_allclose(refit.predict_proba(X), routed.predict_proba(X), atol=1e-6)
     # not the sum: a head other than logreg, or an English part that is not of unit length
-    assert fit_routed("ridge", X, y, layout, seed=0).estimator.english_own == ()
+    assert fit_routed("ridge", X, y, layout, FitOptions(seed=0)).estimator.english_own == ()
     X[:70, :2] *= 3.0
-    assert fit_routed("logreg", X, y, layout, seed=0).estimator.english_own == ()
+    assert fit_routed("logreg", X, y, layout, FitOptions(seed=0)).estimator.english_own == ()
 
 
 

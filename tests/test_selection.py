@@ -34,7 +34,7 @@ def test_old_rule_picks_by_the_fold_shuffle_and_the_new_one_does_not(minilm_256)
     train, X, test, X_test = minilm_256
 
     def pick(head, selection, fold_seed):
-        fitted = fit_head(head, X, train.labels, groups=train.groups, seed=fold_seed, selection=selection)
+        fitted = fit_head(head, X, train.labels, FitOptions(groups=train.groups, seed=fold_seed), selection=selection)
         return fitted.params["C"], float((fitted.estimator.predict(X_test) == test.labels).mean()), fitted
 
     old = [pick(OLD_LOGREG, OLD_RULE, s) for s in FOLD_SEEDS]
@@ -75,7 +75,7 @@ def test_knn_on_unit_length_rows_votes_with_every_training_row_up_to_a_cap(minil
 
     train, X, test, X_test = minilm_256
     previous = replace(HEADS["knn"], grid={"n_neighbors": [95, 45, 15]}, unit_default=None)  # default k=45
-    fitted, old = (fit_head(head, X, train.labels, groups=train.groups) for head in ("knn", previous))
+    fitted, old = (fit_head(head, X, train.labels, FitOptions(groups=train.groups)) for head in ("knn", previous))
     assert fitted.params == {"n_neighbors": KNN_MAX_K} and old.params == {"n_neighbors": 45}
     knn = fitted.estimator[-1].estimator_  # behind Platt's sigmoid
     assert type(knn) is KNeighborsClassifier and knn.n_neighbors == len(X) and knn.weights == "distance"
@@ -93,7 +93,7 @@ def test_knn_probabilities_are_calibrated(minilm_256):
     from pipeline.predict.metrics import evaluate
 
     train, X, test, X_test = minilm_256
-    fitted = fit_head("knn", X, train.labels, groups=train.groups)
+    fitted = fit_head("knn", X, train.labels, FitOptions(groups=train.groups))
     raw = fitted.estimator[:-1].transform(X_test)
     calibrated, crowded = (evaluate(test.labels, p) for p in (
         fitted.estimator.predict_proba(X_test), fitted.estimator[-1].estimator_.predict_proba(raw)))

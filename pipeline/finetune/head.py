@@ -119,13 +119,13 @@ def prompted_probe(body: Any, X: np.ndarray, y: np.ndarray, seed: int, settings:
     prior (:mod:`pipeline.heads.prompts`, the prompts embedded by ``body``), as a ``LogisticRegression`` on
     the rows as given (the body's rows are unit length, so a leading ``Normalizer`` changes nothing)."""
     from pipeline.heads.prompts import DEFAULT, direction
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions, fit_head
 
     if not np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-3):
         return fit_probe("linear", X, y, seed)  # the default head scales unnormalised rows: no linear copy
     u = direction(embed(body, DEFAULT.texts, device=settings.device, precision=settings.precision),
                   len(DEFAULT.positive))
-    clf = fit_head("logreg", X, y, seed=seed, prompt_direction=u).estimator[-1]
+    clf = fit_head("logreg", X, y, FitOptions(seed=seed, prompt_direction=u)).estimator[-1]
     return clf if type(clf).__name__ == "LogisticRegression" else fit_probe("linear", X, y, seed)
 
 

@@ -104,8 +104,9 @@ def iter_fit(
                                             settings=plan.self_train, options=options)
             extra.update({"self_train": record, "unlabelled": unl.record})
         else:
-            fitted = fit_any(name, X_train, train.labels, layout, groups=train.groups, class_weight=class_weight,
-                             seed=seed, n_jobs=plan.n_jobs, prompt_direction=u if prompted else None)
+            fitted = fit_any(name, X_train, train.labels, layout,
+                             FitOptions(groups=train.groups, class_weight=class_weight, seed=seed, n_jobs=plan.n_jobs,
+                                        prompt_direction=u if prompted else None))
         yield _bundle(name, fitted, enc, (train, test), (X_train, X_test), plan, cache_dir=cache_dir, extra=extra)
 
 

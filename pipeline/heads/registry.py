@@ -465,8 +465,10 @@ def plan_folds(y: np.ndarray, groups: Sequence[Any] | None, seed: int, selection
 
 @dataclass(frozen=True)
 class FitOptions:
-    """The options of :func:`fit_head` besides the head, the data and the selection rule, as one value
-    for the functions that fit a head on someone else's behalf (self-training's teacher)."""
+    """The options of :func:`fit_head` besides the head, the data and the selection rule: the rows' ``groups``
+    (for group-aware folds), ``class_weight``, ``seed``, ``n_jobs`` processes for the folds, ``folds`` planned
+    already (:func:`plan_folds`), and the prompt prior's ``prompt_direction``; one value that the functions
+    fitting a head on someone else's behalf (routed heads, self-training's teacher) pass on whole."""
 
     groups: Sequence[Any] | None = None
     class_weight: str | None = None
@@ -480,25 +482,23 @@ def fit_head(
     head: str | HeadSpec,
     X: np.ndarray,
     y: np.ndarray,
+    options: FitOptions = FitOptions(),
     *,
-    groups: Sequence[Any] | None = None,
-    class_weight: str | None = None,
-    seed: int = 0,
-    n_jobs: int | None = None,
-    folds: Folds | None = None,
     selection: Selection | None = SELECTION,
-    prompt_direction: np.ndarray | None = None,
 ) -> FittedHead:
     """Fit ``head`` (a registered name, or a :class:`HeadSpec`) on vectors ``X`` and 0/1 labels ``y``,
     choosing its grid point by cross-validated accuracy as ``selection`` says.
 
-    The folds are :func:`plan_folds` of ``y``, ``groups``, ``seed`` and ``selection`` (pass ``folds``
-    to reuse them across heads). Each fold fits its scaler once and every grid point on it; the
+    The folds are :func:`plan_folds` of ``y``, ``options.groups``, ``options.seed`` and ``selection`` (pass
+    ``options.folds`` to reuse them across heads). Each fold fits its scaler once and every grid point on it; the
     chosen point is then refitted on all the data. Margin heads are Platt-calibrated on the chosen
     point's out-of-fold decision values from the first repeat of those folds, so calibration costs
-    no extra fits. ``selection=None`` searches nothing: the fixed defaults. ``n_jobs`` runs the folds in parallel.
-    ``prompt_direction`` (:func:`pipeline.heads.prompts.direction`) fits the linear heads with the prompt prior.
+    no extra fits. ``selection=None`` searches nothing: the fixed defaults. ``options.n_jobs`` runs the folds in
+    parallel. ``options.prompt_direction`` (:func:`pipeline.heads.prompts.direction`) fits the linear heads with
+    the prompt prior; ``options.class_weight`` weights the classes.
     """
+    groups, class_weight, seed, folds = options.groups, options.class_weight, options.seed, options.folds
+    prompt_direction = options.prompt_direction
     spec = head if isinstance(head, HeadSpec) else get_head(head)
     search, selection = selection is not None, selection or SELECTION
     check_class_weight(class_weight)
@@ -517,8 +517,7 @@ def fit_head(
             if search or spec.calibrate else Folds(None, "")
     elif folds.splits is not None and max(max(t.max(), v.max()) for t, v in folds.splits) >= len(y):
         raise HeadError(f"folds index rows beyond the {len(y)} of X; make them with plan_folds on this sample.")
-    options = FitOptions(groups=groups, class_weight=class_weight, seed=seed, n_jobs=n_jobs, folds=folds,
-                         prompt_direction=prompt_direction)
+    options = replace(options, folds=folds)
     with _fit_context(spec):
         fitted = _search_and_fit(spec, X, y, options, search, selection)
         if prompt_direction is None or not spec.prompted or prompts.agrees(fitted.estimator[-1], prompt_direction):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-from pipeline.heads.registry import FittedHead, HeadSpec, fit_head, get_head
+from pipeline.heads.registry import SELECTION, FitOptions, FittedHead, HeadSpec, Selection, fit_head, get_head
 from pipeline.heads.routed_linear import mostly_english, routed_proba
 
 # logreg's C for the other side's head fitted on mostly English labels: chosen on the Chinese and Spanish validation
@@ -88,15 +88,17 @@ class RoutedClassifier(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
 
 
-def fit_routed(head: str, X: np.ndarray, y: np.ndarray, layout: Any, **options: Any) -> FittedHead:
+def fit_routed(head: str, X: np.ndarray, y: np.ndarray, layout: Any, options: FitOptions = FitOptions(), *,
+               selection: Selection | None = SELECTION) -> FittedHead:
     """:func:`~pipeline.heads.registry.fit_head` of ``head`` on each side's columns of ``X`` (``layout``: a
-    :class:`~pipeline.encoders.routed.Layout`), with the same labels and ``options``; ``prompt_direction`` is
-    None or a pair, each side's (:func:`pipeline.heads.prompts.encoded_direction`); the record as :func:`joined`
-    makes it."""
-    directions = options.pop("prompt_direction", None) or (None, None)
+    :class:`~pipeline.encoders.routed.Layout`), with the same labels, ``options`` and ``selection``;
+    ``options.prompt_direction`` is None or a pair, each side's (:func:`pipeline.heads.prompts.encoded_direction`);
+    the record as :func:`joined` makes it."""
+    directions = options.prompt_direction or (None, None)
     cols, direction, summing = english_reads(head, X, layout, directions[0])
-    english = fit_head(head, X[:, list(cols)], y, **options, prompt_direction=direction)
-    other = fit_head(other_head(head, X, layout), X[:, list(layout.other)], y, **options, prompt_direction=directions[1])
+    english = fit_head(head, X[:, list(cols)], y, replace(options, prompt_direction=direction), selection=selection)
+    other = fit_head(other_head(head, X, layout), X[:, list(layout.other)], y,
+                     replace(options, prompt_direction=directions[1]), selection=selection)
     return joined(english, other, layout, X, summing=summing)
 
 
@@ -165,8 +167,9 @@ def joined(english: FittedHead, other: FittedHead, layout: Any, X: np.ndarray, s
                    fit_seconds=english.fit_seconds + other.fit_seconds)
 
 
-def fit_any(head: str, X: np.ndarray, y: np.ndarray, layout: Any = None, **options: Any) -> FittedHead:
+def fit_any(head: str, X: np.ndarray, y: np.ndarray, layout: Any = None, options: FitOptions = FitOptions(), *,
+            selection: Selection | None = SELECTION) -> FittedHead:
     """:func:`fit_routed` with a ``layout`` (a routed encoder's vectors), else plain ``fit_head``."""
     if layout is None:
-        return fit_head(head, X, y, **options)
-    return fit_routed(head, X, y, layout, **options)
+        return fit_head(head, X, y, options, selection=selection)
+    return fit_routed(head, X, y, layout, options, selection=selection)

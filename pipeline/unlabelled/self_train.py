@@ -145,10 +145,9 @@ def self_train_head(
     from pipeline.heads.registry import FitOptions, fit_head
 
     o = options if options is not None else FitOptions()
-    class_weight, seed = o.class_weight, o.seed
+    seed = o.seed
     start = time.perf_counter()
-    teacher = fit_head(head, X, y, groups=o.groups, class_weight=class_weight, seed=seed, folds=o.folds, n_jobs=o.n_jobs,
-                       prompt_direction=o.prompt_direction)
+    teacher = fit_head(head, X, y, o)
     teacher_seconds = time.perf_counter() - start
     current, rounds = teacher.estimator, []
     teacher_mean = mean_positive(teacher.estimator, X_unlabelled) if keep_mean else None
@@ -179,7 +178,7 @@ def _refit_student(head: Any, params: dict[str, Any], X: np.ndarray, y: np.ndarr
     """A student: ``head`` at the teacher's grid point ``params``, refitted on ``X, y`` (labels + pseudo-labels)
     with no search, the teacher's preprocessing (unscaled on unit-length rows) and the teacher's prompt prior
     (``options.prompt_direction``, for prompted heads) at the strength of ``len(y)`` training rows."""
-    from pipeline.heads.registry import HeadSpec, build_head, fit_head, get_head, unit_rows
+    from pipeline.heads.registry import FitOptions, HeadSpec, build_head, fit_head, get_head, unit_rows
 
     unit, spec = unit_rows(X), head if isinstance(head, HeadSpec) else get_head(head)
     if options.prompt_direction is None or not spec.prompted:
@@ -187,8 +186,9 @@ def _refit_student(head: Any, params: dict[str, Any], X: np.ndarray, y: np.ndarr
                              unit=unit)
         return student.fit(X, y)
     spec = replace(spec.for_rows(unit), default=dict(params), unit_default=None, spread_scaled=None)
-    return fit_head(spec, X, y, class_weight=options.class_weight, seed=options.seed, selection=None,
-                    prompt_direction=options.prompt_direction).estimator
+    return fit_head(spec, X, y,
+                    FitOptions(class_weight=options.class_weight, seed=options.seed,
+                               prompt_direction=options.prompt_direction), selection=None).estimator
 
 
 @dataclass(frozen=True)

@@ -96,9 +96,9 @@ def fit_frozen_cell(cell: Cell) -> dict[str, Any]:
                                                            class_weight=class_weight, prompt_direction=prompt_direction))
         extra["self_train"] = {k: record[k] for k in ("fraction", "threshold", "rounds", "rounds_run", "cost_vs_teacher")}
     else:
-        fitted = fit_any(method.head, X_train, y_train, o.layout, groups=groups, seed=seed, folds=folds,
-                         class_weight=class_weight, selection=SELECTION if o.search else None,
-                         prompt_direction=prompt_direction)
+        fitted = fit_any(method.head, X_train, y_train, o.layout,
+                         FitOptions(groups=groups, seed=seed, folds=folds, class_weight=class_weight,
+                                    prompt_direction=prompt_direction), selection=SELECTION if o.search else None)
     probas = {name: fitted.estimator.predict_proba(X)[:, 1] for name, (X, _) in tests.items()}
     metrics = {name: scores(y, probas[name]) for name, (_, y) in tests.items()}
     if o.adapt_prior:
