@@ -332,7 +332,7 @@ def encoder_options(encoder: Any) -> dict[str, Any]:
 def encoder_sources(encoder: Any) -> list[str | None]:
     """What each part of ``encoder`` was read from, as its fingerprint names it: the sha256 of a word-vector
     file or of a model directory's files, or a package and version; None where there is no such thing.
-    ``--encoder-path`` must give the same before anything is loaded (:func:`pipeline.spec.check_trusted`)."""
+    ``--encoder-path`` must give the same before anything is loaded (:func:`pipeline.bundle.trust.check_trusted`)."""
     found = []
     for part in getattr(encoder, "parts", None) or [encoder]:
         identity = getattr(part, "identity", None) or getattr(getattr(part, "vectors", None), "digest", None)

@@ -55,7 +55,7 @@ def finetune(
 
     ``train`` is the label budget (e.g. :func:`pipeline.data.dataset.sample_budget` of the pool); ``recipe``
     (default: :func:`recipe_for` the encoder, method ``head``) holds the method and its settings
-    (:func:`make_recipe`; ``epochs=None`` is chosen by the data size). With ``test``, the manifest records
+    (:func:`~pipeline.finetune.recipe.make_recipe`; ``epochs=None`` is chosen by the data size). With ``test``, the manifest records
     test metrics. Rerunning the same call after a kill resumes from the checkpoint in
     ``runtime.checkpoint_dir`` (default :func:`default_checkpoint_dir`). Returns the saved
     :class:`~pipeline.bundle.bundle.Bundle` (``runtime.cache_dir`` is its embedding cache for ``predict``).

@@ -2,7 +2,7 @@
 
 A bundle fitted on one site often ranks another site's texts well and still sits its threshold in the
 wrong place (a site that is 14% positive, scored by a head that assumes the training site's 58%). With
-16-64 labelled target texts, :func:`retarget` re-fits the bundle's linear head *toward the source head*
+16-64 labelled target texts, :func:`~pipeline.fit.retarget_bundle.retarget` re-fits the bundle's linear head *toward the source head*
 instead of from scratch. On the rows ``x`` the head sees (L2-normalised where it normalises), with the
 source head's log-odds ``s(x) = w_s · x + b_s``, it fits
 

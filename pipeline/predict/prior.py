@@ -6,7 +6,7 @@ target set with another rate, Bayes' rule re-weights them exactly (:func:`adjust
 target rate is unknown it is estimated from the unlabelled target texts two ways:
 
 - EM (Saerens, Latinne & Decaestecker, 2002) on posteriors recalibrated by Platt scaling with a bias
-  term on out-of-fold training probabilities (:func:`fit_calibration`; the binary case of the
+  term on out-of-fold training probabilities (:class:`Calibration`, fitted by :meth:`PriorModel.fit`; the binary case of the
   bias-corrected calibration of Alexandari, Kundaje & Shrikumar, 2020). :func:`estimate_prior` finds
   EM's fixed point, the maximum-likelihood prior, by bisection.
 - BBSE (Lipton, Wang & Smola, 2018): the rate of positive predictions on the target, corrected by the

@@ -2,7 +2,7 @@
 ``workers`` processes sharing it).
 
 The bundle is loaded and verified before anything listens, so a bundle that fails a check (see
-:meth:`pipeline.bundle.Bundle.load`) stops ``serve`` with its one-line error and no port is ever
+:meth:`pipeline.bundle.bundle.Bundle.load`) stops ``serve`` with its one-line error and no port is ever
 opened. With several workers each process loads its own copy (checked again, under the same rules)
 from the config this process leaves in ``$REVIEW_TRANSFER_SERVE_CONFIG``. SIGTERM or Ctrl-C stops
 accepting connections, lets the requests in flight finish (up to ``grace_s`` seconds), then exits.
