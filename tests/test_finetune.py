@@ -247,6 +247,24 @@ def test_setfit_method_trains_pairs_then_a_logistic_regression(budget, cache_dir
     assert bundle.manifest["encoder"]["options"]["long_text"] == "auto"  # long texts read whole, as method head
 
 
+@pytest.mark.slow
+def test_frozen_word_embeddings_stay_as_they_were_while_the_layers_train(budget, cache_dir):
+    from pipeline.finetune.body import freeze_word_embeddings, load_body
+    from pipeline.finetune.head import train_head
+
+    train = budget[0]
+    y = train.labels
+    rows = np.r_[np.flatnonzero(y == 0)[:4], np.flatnonzero(y == 1)[:4]]
+    body = load_body("minilm", max_length=16, device="cpu", work_dir=cache_dir)
+    freeze_word_embeddings(body)
+    network = body.transformers_model
+    words, top = network.get_input_embeddings().weight.clone(), network.encoder.layer[-1].output.dense.weight.clone()
+    train_head(body, [train.texts[i] for i in rows], y[rows], None, recipe=make_recipe("head", epochs=1, batch_size=4),
+               seed=0, settings=LoopSettings(epochs=1, device="cpu", precision="fp32", progress=False), store=None)
+    assert torch.equal(network.get_input_embeddings().weight, words)
+    assert not torch.equal(network.encoder.layer[-1].output.dense.weight, top)
+
+
 def test_command_refuses_a_static_encoder_and_a_foreign_out_dir(reviews_csv, tmp_path):
     args = ["finetune", str(reviews_csv), "--budget", "32", "--out", str(tmp_path / "b")]
     result = CliRunner().invoke(main, [*args, "--encoder", "glove-6b-50d"])

@@ -75,6 +75,11 @@ def load_body(spec: str | EncoderSpec, *, max_length: int, device: str, work_dir
     return model
 
 
+def freeze_word_embeddings(model: Any) -> None:
+    """Keep ``model``'s word-embedding matrix out of training (no gradient, no optimiser update)."""
+    model.transformers_model.get_input_embeddings().weight.requires_grad_(False)
+
+
 def _pooled_layers(model: Any, spec: EncoderSpec) -> tuple[int, int]:
     """``(A, B)`` of the spec's ``layers=A-B``, checked against the model as the frozen encoder checks it."""
     first, _, last = str(spec.kwargs["layers"]).partition("-")

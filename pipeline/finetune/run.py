@@ -65,7 +65,7 @@ def finetune(
     (distillation's soft labels; the probe still fits the labels).
     """
     from pipeline.bundle.bundle import check_out_dir
-    from pipeline.finetune.body import check_finetunable, load_body, resolve_runtime
+    from pipeline.finetune.body import check_finetunable, freeze_word_embeddings, load_body, resolve_runtime
 
     spec = parse_spec(encoder)
     check_finetunable(spec)
@@ -96,6 +96,8 @@ def finetune(
     layers = {"layers": options["layers"]} if "layers" in options else {}  # the pooling trained through
     body = load_body(EncoderSpec(spec.name).with_options(layers), max_length=recipe.max_length, device=device,
                      work_dir=runtime.cache_dir)
+    if recipe.freeze_embeddings:
+        freeze_word_embeddings(body)
     head, result, details = _train(body, train, fit_set, val, run, store)
     details.update(
         base_encoder=run.encoder, recipe=asdict(recipe), device=device, precision=precision, history=result.history,
