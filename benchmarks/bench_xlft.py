@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_finetune_val import _save_npy  # written to a temporary file, then renamed
 
 MAX_LENGTH = 64  # training window
 SCORE_LENGTH = 512  # scoring: the whole text, as the frozen encoder reads it
@@ -216,12 +217,6 @@ def noisy_student_set(train: Any, idx: np.ndarray, lang: str, val: dict[str, Any
     return student, targets, noisy
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, array.astype(np.float32))
-    tmp.replace(path)
-
-
 def _pct(pred: np.ndarray, y: np.ndarray) -> float:
     return round(100 * float((np.asarray(pred).astype(int) == y).mean()), 2)
 
@@ -246,7 +241,7 @@ def report(args: argparse.Namespace) -> None:
     """Mean ± sd over seeds per budget and variant, and paired differences to the frozen port (see the docstring)."""
     from pipeline.data.dataset import budget_indices
     from pipeline.heads.prompts import DEFAULT, direction
-    from pipeline.heads.registry import fit_head
+    from pipeline.heads.registry import FitOptions, fit_head
 
     work = Path(args.work)
     train, val, tests = data()
@@ -265,10 +260,10 @@ def report(args: argparse.Namespace) -> None:
         y, groups = train.labels[idx], [train.groups[i] for i in idx]
         rows = table.setdefault((budget, "frozen port (fp32)"), {})
         if seed not in rows:
-            base = fit_head("logreg", F["train"][idx], y, groups=groups, seed=seed, prompt_direction=u_port).estimator
+            base = fit_head("logreg", F["train"][idx], y, FitOptions(groups=groups, seed=seed, prompt_direction=u_port)).estimator
             table[(budget, "frozen port (fp32)")][seed] = _scores(base, F, sets)
-            default = fit_head("logreg", D["train"][idx], y, groups=groups, seed=seed,
-                               prompt_direction=u_default).estimator
+            default = fit_head("logreg", D["train"][idx], y,
+                               FitOptions(groups=groups, seed=seed, prompt_direction=u_default)).estimator
             table.setdefault((budget, "frozen default e5 (cache)"), {})[seed] = _scores(default, D, sets)
             for lang, set_name in PSEUDO_SETS.items():
                 U = F["zh-unlabelled"] if lang == "zh" else F[set_name]
