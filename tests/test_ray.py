@@ -133,3 +133,22 @@ def _stored_keys(store) -> list[bytes]:
     """Every key a store holds, its main file and live shards together."""
     with store.locked(exclusive=False):
         return [bytes(k) for part in store.parts() for k in part.keys]
+
+
+def test_compare_on_ray_runs_the_exported_backend_that_embed_cached(local_ray, rt, tmp_path):
+    # vectors embed cached under an exported backend are what compare's Ray workers read: none is encoded again
+    # under torch (before, the Ray engine ran every transformer under torch, beside the export's vectors)
+    path = tmp_path / "reviews.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": rt.label_names[int(y)]}) + "\n"
+                            for t, y in zip(rt.texts[:160], rt.labels[:160])), encoding="utf-8")
+    cache = tmp_path / "cache"
+    options = ["--encoder", "minilm", "--backend", "onnx", "--quantize", "int8", "--cache-dir", str(cache)]
+    embedded = CliRunner().invoke(main, ["embed", str(path), *options])
+    assert embedded.exit_code == 0, embedded.output
+    stores = sorted(p.name for p in cache.glob("*.h5"))
+    assert len(stores) == 1
+    compared = CliRunner().invoke(main, ["compare", str(path), *options, "--head", "logreg", "--budgets", "32",
+                                         "--seeds", "1", "--engine", "ray", "--out", str(tmp_path / "report")])
+    assert compared.exit_code == 0, compared.output
+    assert sorted(p.name for p in cache.glob("*.h5")) == stores
+    assert not Store(cache, stores[0].removesuffix(".h5")).missing(text_keys(rt.texts[:160]), 384).any()

@@ -63,7 +63,7 @@ def compare_source(job: CompareJob, echo: Callable[[str], None] = print) -> Comp
             echo(f"--test-set {path}: reported as `{name}` (`{Path(path).stem}` names another set)")
     extra = {name: load_test_set(p, job.source, opts, echo) for p, name in zip(job.test_sets, names)}
     specs = [_one_sided(spec, ds.texts, echo) for spec in job.plan.encoders]
-    backends = _frozen_backends(job, specs, ds.texts, echo) if execution.engine == "local" else {}
+    backends = _frozen_backends(job, specs, ds.texts, echo)  # on Ray too: its workers then run what embed ran
     title = f"compare on {job.source}" + _transductive_note(ds, job.unlabelled, extra, echo)
     if job.query is not None:  # simulated active learning, always beside balanced random
         from pipeline.study.active_compare import run_active_compare

@@ -40,7 +40,8 @@ class RayEngine:
     def rows(self, encoder: Any, texts: list[str]) -> np.ndarray:
         """Fill the cache for ``texts`` on Ray; their cache keys (tasks read the vectors themselves)."""
         for part in getattr(encoder, "parts", [encoder]):  # a combined encoder is cached part by part
-            ray_fill(part.spec, [texts], self.cache_dir, options={"source_options": self.source_options},
+            exported = {"backend": part.backend, "quantize": part.quantize} if hasattr(part, "export_dir") else {}
+            ray_fill(part.spec, [texts], self.cache_dir, options={"source_options": self.source_options, **exported},
                      cluster=Cluster(address=self.address), progress=self.progress)
         return text_keys(texts)
 
