@@ -23,8 +23,9 @@ GLOVE = "glove-6b-50d"
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """One local Ray instance (2 CPUs) for the whole module: starting Ray costs seconds."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    """One local Ray instance (2 CPUs) for the whole module: starting Ray costs seconds. A new one
+    (``address="local"``), not whatever cluster /tmp/ray last recorded."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

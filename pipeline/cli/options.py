@@ -267,7 +267,7 @@ def _engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add --engine and --address (where the work runs)."""
     func = click.option("--address", default=None,
                         help="--engine ray: cluster to join, e.g. auto (a node of a running cluster) or "
-                             "ray://HEAD:10001.  [default: a local Ray instance]")(func)
+                             "ray://HEAD:10001.  [default: $RAY_ADDRESS, else a new local Ray instance]")(func)
     return click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
                         help="local: this process; ray: a Ray cluster (pip install 'review-transfer[ray]'; "
                              "--cache-dir must be on a filesystem every node shares).")(func)

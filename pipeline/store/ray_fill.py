@@ -17,6 +17,8 @@ inside functions.
 
 from __future__ import annotations
 
+import os
+
 import contextlib
 import re
 import sys
@@ -46,10 +48,12 @@ def require_ray() -> Any:
 
 
 def connect(address: str | None = None) -> Any:
-    """The ``ray`` module, connected: to ``address`` (e.g. ``auto`` or ``ray://head:10001``) or a
-    local instance when None; an already initialised Ray is reused."""
+    """The ``ray`` module, connected: to ``address`` (e.g. ``auto`` or ``ray://head:10001``), else to
+    ``$RAY_ADDRESS``, else to a new local instance; an already initialised Ray is reused. A plain
+    ``ray.init()`` would instead join whatever cluster /tmp/ray last recorded, even one long stopped."""
     ray = require_ray()
     if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or "local"
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     return ray
 
