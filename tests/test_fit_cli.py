@@ -493,3 +493,20 @@ def test_a_file_whose_few_groups_all_fall_in_the_pool_says_nothing_was_scored_an
     fitted = invoke("fit", *source, "--encoder", ENCODER, "--cache-dir", tmp_path / "cache", "--out", tmp_path / "m")
     assert fitted.exit_code == 0, fitted.output
     assert "tested on 0 held-out texts" in fitted.output and line in fitted.output
+
+
+def test_evaluate_says_what_each_rating_became_so_its_count_of_texts_reads_with_its_reason(fitted_dir, rt, tmp_path):
+    models, cache, _ = fitted_dir
+    ratings = tmp_path / "ratings.csv"
+    with open(ratings, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "stars"])
+        rows = [*np.flatnonzero(rt.labels == 1)[:6], *np.flatnonzero(rt.labels == 0)[:6]]
+        for n, i in enumerate(rows):
+            w.writerow([rt.texts[i], 3 if n % 4 == 0 else (5 if rt.labels[i] else 1)])
+    result = invoke("evaluate", models / f"reviews-{ENCODER}-logreg-ball-s0", ratings, "--text-col", "review",
+                    "--label-col", "stars", "--positive", "5", "--negative", "1", "--json", "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith(f"{ratings}: label values "))
+    assert "'3' 3 -> left out" in line
+    assert json.loads(result.output[result.output.index("{"):])["n"] == 9

@@ -227,5 +227,6 @@ def evaluate(bundle: str, source: str, which: str, as_json: bool, long_text: str
     scores, label_names = evaluate_bundle(Evaluation(
         BundleLoad(bundle, cache_dir=cache_dir, long_text=long_text, max_length=max_length, encoder_path=encoder_path,
                    trust_encoder=trust_encoder, allow_legacy=allow_legacy),
-        source, which, source_options=opts, prior=prior, adapt_prior=adapt_prior))
+        source, which, source_options=opts, prior=prior, adapt_prior=adapt_prior),
+        echo=lambda line: click.echo(line, err=True))
     click.echo(json.dumps(scores, indent=2) if as_json else format_scores(scores, label_names))

@@ -3,6 +3,7 @@ the scores after adapting to the target's prior. Predicting lives in :mod:`pipel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,12 +68,17 @@ class Evaluation:
     adapt_prior: bool = False
 
 
-def evaluate_bundle(job: Evaluation) -> tuple[dict[str, Any], tuple[str, str]]:
+def evaluate_bundle(job: Evaluation, echo: Callable[[str], None] = lambda line: None
+                    ) -> tuple[dict[str, Any], tuple[str, str]]:
     """(scores, label names): read the rows of ``job`` to score, load its bundle and :func:`score` it on them.
     The texts are validated once, by the reader, and go down once: bundle -> embedding store -> encoder; the
-    scores come back up."""
+    scores come back up. ``echo`` gets what each label value became where values were merged or left out (as
+    ``fit`` says it), so a count of scored texts below the file's rows is read with its reason."""
     from pipeline.data.dataset import load
 
-    data = evaluation_set(job.source, load(job.source, **job.source_options), job.which)
+    ds = load(job.source, **job.source_options)
+    if ds.report.label_line():
+        echo(f"{job.source}: label values {ds.report.label_line()}")
+    data = evaluation_set(job.source, ds, job.which)
     bundle = job.bundle.load()
     return score(bundle, data, prior=job.prior, adapt_prior=job.adapt_prior), bundle.label_names
