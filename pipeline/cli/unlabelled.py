@@ -87,8 +87,10 @@ def pop_unlabelled(opts: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
     except DataError as e:
         if "missing column" not in str(e) or text_col:
             raise
-        raise DataError(f"{e} Where the labelled texts and the --unlabelled ones are in columns of different names, "
-                        "name the --unlabelled one with --unlabelled-text-col.") from None
+        own = str(e).replace("Pass the right name with --text-col", "Pass the right name with --unlabelled-text-col")
+        own = own.replace("': --text-col ", "': --unlabelled-text-col ")
+        raise DataError(f"{own} (--text-col names the labelled texts' column, and the --unlabelled one's only where "
+                        "it has the same name.)") from None
 
 
 @click.command("adapt", short_help="Continue pretraining an encoder on unlabelled texts.")
