@@ -330,3 +330,15 @@ def test_cli_compare_warns_when_cells_score_under_a_test_sets_majority_rate(rt_c
     assert "Accuracy on `low_rate` (mean ± sd over seeds; majority rate 90.0)" in result.output
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["under_majority"]["low_rate"]) == len(under)
+
+
+def test_run_compare_refuses_fine_tuning_on_the_validation_split_before_any_work(tmp_path, rt):
+    """From Python as from the CLI: fine-tuning cells score the test split, so a validation run with them stops
+    with the one line the CLI gives, before a cache or results file is written."""
+    from pipeline import OptionError
+
+    plan = StudyPlan(encoders=["glove-6b-50d"], heads=["logreg"], finetune=["head"], budgets=[16], seeds=1,
+                     split="validation")
+    with pytest.raises(OptionError, match="--split validation scores frozen heads"):
+        run_compare(rt, plan, Execution(out=tmp_path / "out", cache_dir=tmp_path / "cache", progress=False))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()

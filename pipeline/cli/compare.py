@@ -93,7 +93,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     from pipeline.fit.out_of_core import OutOfCore
     from pipeline.heads.prompts import resolve_prompts
     from pipeline.heads.registry import get_head
-    from pipeline.study.compare import PRESETS, Execution, StudyPlan
+    from pipeline.study.compare import PRESETS, SPLIT_FINETUNE, Execution, StudyPlan
     from pipeline.study.job import CompareJob, compare_source
     from pipeline.study.report import markdown
 
@@ -103,8 +103,7 @@ def compare(source: str, preset: str | None, encoders: tuple[str, ...], heads: t
     encoders = encoders or tuple(e.replace("{source}", source) for e in base["encoders"]) or (DEFAULT_ENCODER,)
     self_train, unlabelled = pop_unlabelled(opts)
     if split_name != "test" and (finetune or base["finetune"]):
-        raise click.UsageError("--split validation scores frozen heads; fine-tuning cells score the test split: drop "
-                               "--finetune.")
+        raise click.UsageError(SPLIT_FINETUNE)
     if self_train is None and base.get("self_train") and engine == "local" and not queries:
         from pipeline.unlabelled.self_train import SelfTrainSettings
 

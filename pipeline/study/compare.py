@@ -37,6 +37,7 @@ RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
 CELLS_FIX = "free some space there and rerun: the cells done so far are kept, and a rerun computes only the others"
 SPLITS = ("test", "validation")  # the source's own held-out splits a study scores on
+SPLIT_FINETUNE = "--split validation scores frozen heads; fine-tuning cells score the test split: drop --finetune."
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -445,6 +446,8 @@ def _methods(plan: StudyPlan, engine: str, unlabelled: dict[str, list[str]] | No
         raise OptionError(f"{'--adapt-prior' if adapt_prior else 'self-training'} runs with --engine local only.")
     if self_train is None and unlabelled:
         raise OptionError("unlabelled texts are used by self-training: add --self-train.")
+    if plan.split != "test" and finetune:
+        raise OptionError(SPLIT_FINETUNE)
     methods = [Method(e, h) for e in encoders for h in heads] + [
         Method(e, f, True) for e in _finetunable_encoders(encoders, finetune) for f in finetune]
     if self_train is not None:
