@@ -340,7 +340,8 @@ def test_a_routed_bundle_is_retargeted_on_the_side_its_target_texts_go_to_and_ke
     new, summary = retarget(old, TargetData.of(target, 32, 0, {"site": target.texts}), RetargetSettings(strength=0.3))
     side = new.manifest["retarget"]["routed_side"]
     assert side["adapted"] == "English" and side["left_out_labels"] + side["left_out_unlabelled"] >= len(FRENCH)  # labelled or not, the French texts were left out
-    assert "routed bundle: its English side was retargeted" in describe(new.manifest["retarget"], summary)
+    assert "routed bundle: its English side was retargeted; the other-language target texts" in describe(
+        new.manifest["retarget"], summary)
     assert side["second_view"] is None  # GloVe's heads L2-normalise their rows: no second view (the next test has one)
     saved = Bundle.load(new.save(tmp_path / "new"), cache_dir=cache).head  # as predict reads it: numpy arrays
     assert isinstance(saved, RoutedLinearHead)
@@ -351,7 +352,9 @@ def test_a_routed_bundle_is_retargeted_on_the_side_its_target_texts_go_to_and_ke
     new, summary = retarget(old, TargetData.of(french_site, None, 0, {"site": ds.texts[:20]}), RetargetSettings(strength=0.3))
     assert new.manifest["retarget"]["routed_side"] == {"adapted": "other-language", "left_out_labels": 0,
                                                        "left_out_unlabelled": 20, "second_view": None}
-    assert "its other-language side was retargeted" in describe(new.manifest["retarget"], summary)
+    assert "its other-language side was retargeted; the English target texts (0 labelled, 20 unlabelled), which its " \
+        "English side reads, were left out, and the English side's head is kept" in describe(new.manifest["retarget"],
+                                                                                            summary)
     np.testing.assert_allclose(new.head.predict_proba(X_english), old.head.predict_proba(X_english), atol=1e-6)
     assert np.abs(new.head.predict_proba(X_french)[:, 1] - old.head.predict_proba(X_french)[:, 1]).max() > 0.01
     with pytest.raises(RetargetError, match="its other-language side, but 1 of the 1 target labels"):

@@ -169,10 +169,11 @@ def _summary_lines(summary: dict[str, Any], rate: dict[str, Any], record: dict[s
     with a WARNING where the new bundle (centred on the positive ``rate`` of its record) is worse there than the
     source beyond chance."""
     side = record.get("routed_side")
+    other = None if side is None else "other-language" if side["adapted"] == "English" else "English"
     lines = [] if side is None else [
-        f"routed bundle: its {side['adapted']} side was retargeted; the target texts routed to its other side "
-        f"({side['left_out_labels']} labelled, {side['left_out_unlabelled']:,} unlabelled) were left out, and that "
-        "side's head is kept as it was"]
+        f"routed bundle: its {side['adapted']} side was retargeted; the {other} target texts "
+        f"({side['left_out_labels']} labelled, {side['left_out_unlabelled']:,} unlabelled), which its {other} side "
+        f"reads, were left out, and the {other} side's head is kept as it was"]
     if side is not None and side.get("second_view"):
         lines.append(f"second view: English texts now also read the other side's encoder ({side['second_view']}); "
                      "the new English head started from both heads' scores (--one-view: its own encoder alone)")
