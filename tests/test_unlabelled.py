@@ -322,5 +322,7 @@ def test_unlabelled_texts_in_a_column_of_another_name(reviews, small_glove, tmp_
     # the fix named is the --unlabelled file's own option, not --text-col, which would break the labelled file
     assert "The first row's longest text is in 'tweet': --unlabelled-text-col tweet." in r.output, r.output
     assert "Pass the right name with --unlabelled-text-col." in r.output and "--text-col tweet" not in r.output
+    r = CliRunner().invoke(main, [*args, "--unlabelled-text-col", "twet"], env=env)  # a typo in the option itself
+    assert r.exit_code != 0 and "Did you mean --unlabelled-text-col tweet?" in r.output, r.output
     r = CliRunner().invoke(main, [*args, "--unlabelled-text-col", "tweet"], env=env)
     assert r.exit_code == 0 and "20 from" in r.output, r.output

@@ -76,20 +76,19 @@ def pop_unlabelled(opts: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
     """Remove the options of :func:`unlabelled_options` from ``opts``; return the self-training settings
     (``None`` without --self-train) and the texts of each --unlabelled source."""
     from pipeline.unlabelled.self_train import SelfTrainSettings
-    from pipeline.data.readers import DataError
+    from pipeline.data.readers import DataError, MissingColumnError
     from pipeline.data.unlabelled import read_unlabelled
 
     sources, on, text_col = opts.pop("unlabelled"), opts.pop("self_train"), opts.pop("unlabelled_text_col")
     chosen = {k: opts.pop(k) for k in ("fraction", "balance", "threshold", "soft", "rounds") if k in opts}
     settings = SelfTrainSettings(**chosen) if on else None
     try:
-        return settings, read_unlabelled(sources, text_col=text_col or opts.get("text_col", "text"))
-    except DataError as e:
-        if "missing column" not in str(e) or text_col:
+        return settings, read_unlabelled(sources, text_col=text_col or opts.get("text_col", "text"),
+                                         text_option="--unlabelled-text-col")
+    except MissingColumnError as e:
+        if text_col:
             raise
-        own = str(e).replace("Pass the right name with --text-col", "Pass the right name with --unlabelled-text-col")
-        own = own.replace("': --text-col ", "': --unlabelled-text-col ")
-        raise DataError(f"{own} (--text-col names the labelled texts' column, and the --unlabelled one's only where "
+        raise DataError(f"{e} (--text-col names the labelled texts' column, and the --unlabelled one's only where "
                         "it has the same name.)") from None
 
 

@@ -128,17 +128,19 @@ def load(
     positive: str | None = None,
     negative: str | None = None,
     require_labels: bool = True,
+    text_option: str = "--text-col",
 ) -> Dataset:
     """Load a source into a validated, de-duplicated :class:`Dataset`.
 
     ``positive`` names the positive label value(s) when the labels are not a known pair
     (fresh/rotten, pos/neg, positive/negative, 1/0, true/false), ``negative`` the negative ones (the rest left
     out; see :class:`Columns`). Rows without a label are left out and counted. With ``require_labels=False``
-    a source without the label column, or with no label in it, loads with ``labels=None``.
+    a source without the label column, or with no label in it, loads with ``labels=None``. ``text_option`` is the
+    option a missing text column's error tells the user to pass.
     """
     if source == "rt":
         return _load_rt()
-    required = {text_col: "--text-col"}
+    required = {text_col: text_option}
     if require_labels:
         required[label_col] = "--label-col"
     if group_col is not None:

@@ -44,6 +44,10 @@ class DataError(ReviewTransferError, ValueError):
     """Bad input data; the message names the file, row or column and what to do."""
 
 
+class MissingColumnError(DataError):
+    """A column the options name is not in the source; the message names the option that fixes it."""
+
+
 class DataWarning(UserWarning):
     """Input that loads, but maybe not as its author meant (e.g. texts with line breaks inside quotes)."""
 
@@ -164,8 +168,9 @@ def read_texts(source: str | Path, text_col: str, *, keep_empty: bool,
 
 # ---------------------------------------------------------------------------------------------- values
 def check_columns(names: Iterable[str], where: str, required: Mapping[str, str]) -> None:
-    """DataError naming the first missing ``required`` column, the columns present and the option to fix; given
-    the first record (a mapping), a missing text column also names the column of its longest text."""
+    """MissingColumnError naming the first missing ``required`` column (column -> the option that names it), the
+    columns present and the option to fix; given the first record (a mapping), a missing text column (its option
+    ``--text-col`` or ``--unlabelled-text-col``) also names the column of its longest text."""
     first = names if isinstance(names, Mapping) else {}
     names = list(names)
     for col, flag in required.items():
@@ -173,21 +178,21 @@ def check_columns(names: Iterable[str], where: str, required: Mapping[str, str])
             import difflib
 
             near = difflib.get_close_matches(col, [str(n) for n in names], n=1, cutoff=0.75)
-            raise DataError(
+            raise MissingColumnError(
                 f"{where}: missing column {col!r}; columns present: {sorted(names)}. Pass the right name with {flag}."
                 + (f" Did you mean {flag} {shlex.quote(near[0])}?" if near else
-                   _likely_text(first) if flag == "--text-col" else "")
+                   _likely_text(first, flag) if flag.endswith("text-col") else "")
             )
 
 
-def _likely_text(record: Mapping[str, Any]) -> str:
+def _likely_text(record: Mapping[str, Any], flag: str) -> str:
     """A hint naming the column of ``record`` that holds its longest text of several words (inside a JSON object,
-    by its dotted path: ``review.body``), or ``""``."""
+    by its dotted path: ``review.body``) as the value of ``flag``, or ``""``."""
     texts = {k: v for k, v in _strings(record) if len(v.split()) > 1}
     if not texts:
         return ""
     best = max(texts, key=lambda k: len(texts[k]))
-    return f" The first row's longest text is in {best!r}: --text-col {shlex.quote(best)}."
+    return f" The first row's longest text is in {best!r}: {flag} {shlex.quote(best)}."
 
 
 def _strings(record: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:

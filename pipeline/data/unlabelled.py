@@ -33,20 +33,22 @@ class Unlabelled:
         return len(self.texts)
 
 
-def read_unlabelled(sources: Sequence[str], *, text_col: str = "text", **_: Any) -> dict[str, list[str]]:
+def read_unlabelled(sources: Sequence[str], *, text_col: str = "text", text_option: str = "--text-col",
+                    **_: Any) -> dict[str, list[str]]:
     """The texts of each ``--unlabelled`` SOURCE (any format :func:`pipeline.data.dataset.load` reads), by source.
 
     Only the text column is read: a label column, if present, is not. For ``rt`` that is every text,
-    the test split's included (passing it is the transductive case).
+    the test split's included (passing it is the transductive case). ``text_option``: the option a missing text
+    column's error names.
     """
     from pipeline.data.dataset import DataError, load
 
     out = {}
     for source in sources:
         try:
-            ds = load(source, text_col=text_col, label_col=None, require_labels=False)
+            ds = load(source, text_col=text_col, label_col=None, require_labels=False, text_option=text_option)
         except DataError as e:
-            raise DataError(f"--unlabelled {e}") from None
+            raise type(e)(f"--unlabelled {e}") from None
         out[source] = list(ds.texts)
     return out
 
