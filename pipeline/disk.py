@@ -22,6 +22,7 @@ from pipeline import ReviewTransferError
 from pipeline.paths import ENV_VAR
 
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # a read-only mount, or no permission to write there
 FULL_MARKS = ("No space left on device", "errno = 28", "Disk quota exceeded")
 # numpy's ``tofile`` (``np.save`` of an array) reports a short write without an errno: "5000 requested and 4032 written"
 SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")

@@ -4,7 +4,6 @@ Only click and the standard library at module level."""
 
 from __future__ import annotations
 
-import errno
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -55,10 +54,10 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except ReviewTransferError as e:
             raise click.ClickException(str(e)) from None
         except OSError as e:  # a write no writer of the package explains: where, how much is free, what to do
-            from pipeline.disk import disk_full_error, is_disk_full, stdout_full_error
+            from pipeline.disk import UNWRITABLE, disk_full_error, is_disk_full, stdout_full_error
             from pipeline.paths import ENV_VAR, default_cache_dir
 
-            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and e.filename:  # a place it may not write
+            if e.errno in UNWRITABLE and e.filename:  # a place it may not write
                 raise click.ClickException(f"{e.filename}: {e.strerror}: check its permissions, or give the command a "
                                            f"place it can write (--out, --output, --cache-dir or {ENV_VAR}); what "
                                            "was written before is intact.") from None

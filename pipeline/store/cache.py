@@ -41,7 +41,6 @@ record the batching, so rows an earlier version cached under bf16 are served.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -57,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import ReviewTransferError
-from pipeline.disk import DiskFullError, disk_full_error, explain_full_disk, free_space
+from pipeline.disk import UNWRITABLE, DiskFullError, disk_full_error, explain_full_disk, free_space
 from pipeline.paths import ENV_VAR, cache_dir_or_default, default_cache_dir  # noqa: F401  (ENV_VAR, default_cache_dir: part of this module's API)
 
 if TYPE_CHECKING:
@@ -80,9 +79,6 @@ class CacheError(ReviewTransferError, ValueError):
 class ReadOnlyCacheError(CacheError):
     """The cache directory cannot be written (a read-only mount, no permission): the vectors it holds are served,
     new ones cannot be stored."""
-
-
-UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _unwritable(directory: Path, error: OSError) -> OSError:
