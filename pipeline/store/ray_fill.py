@@ -17,9 +17,8 @@ inside functions.
 
 from __future__ import annotations
 
-import os
-
 import contextlib
+import os
 import re
 import sys
 import time
@@ -91,10 +90,10 @@ def _worker_count(ray: Any, workers: int | None, device: str) -> tuple[int, floa
 
 @dataclass(frozen=True)
 class Cluster:
-    """Where and how :func:`ray_fill` encodes: at ``address`` (e.g. ``auto`` or ``ray://head:10001``; None: a local
-    Ray), on ``workers`` actors (None: one per GPU when the cluster has GPUs, else one per CPU), ``shard_size``
-    texts per task, each shard retried up to ``max_retries`` times, with actor body ``worker_cls``
-    (:class:`EncodeWorker` or a subclass)."""
+    """Where and how :func:`ray_fill` encodes: at ``address`` (e.g. ``auto`` or ``ray://head:10001``; None:
+    ``$RAY_ADDRESS``, else a new local Ray, as :func:`connect` reads it), on ``workers`` actors (None: one per GPU
+    when the cluster has GPUs, else one per CPU), ``shard_size`` texts per task, each shard retried up to
+    ``max_retries`` times, with actor body ``worker_cls`` (:class:`EncodeWorker` or a subclass)."""
 
     address: str | None = None
     workers: int | None = None
